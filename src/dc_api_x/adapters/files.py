@@ -1,0 +1,1 @@
+"""Built-in plugin: files adapters (placeholder)."""

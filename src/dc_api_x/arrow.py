@@ -1,0 +1,371 @@
+"""JSON Schema ⇄ Arrow conversions used by the batch type and by every columnar adapter.
+
+:mod:`pyarrow` is imported inside the functions, never at module import, so importing this module is
+cheap. The JSON Schema conventions (shared by every adapter) are:
+
+=====================================================  =============================================
+JSON Schema                                            Arrow
+=====================================================  =============================================
+``integer``                                            ``int64``
+``number``                                             ``float64``
+``string`` + ``format: decimal`` (+ ``x-precision``,   ``decimal128(p, s)`` (``string`` when the
+``x-scale``)                                           precision is unknown: never a float)
+``boolean``                                            ``bool``
+``string`` + ``format: date-time``                     ``timestamp[us, tz=UTC]``
+… + ``x-timezone: false``                              ``timestamp[us]`` (no zone)
+``string`` + ``format: date``                          ``date32``
+``string`` + ``format: time``                          ``time64[us]``
+``string`` + ``contentEncoding: base64``               ``binary``
+``object`` with ``properties``                         ``struct`` (recursively)
+``object`` without properties / ``x-json: true``       ``string`` holding JSON text (field metadata
+                                                       ``dcapix.json = true``)
+``array`` with ``items``                               ``list`` (recursively)
+``string``                                             ``string``
+=====================================================  =============================================
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = [
+    "arrow_to_jsonschema",
+    "arrow_to_records",
+    "cast_table",
+    "jsonschema_to_arrow",
+    "json_types",
+    "records_to_arrow",
+]
+
+JSON_META = b"dcapix.json"
+
+
+def json_types(prop: Mapping[str, Any]) -> tuple[set[str], bool]:
+    """The set of non-null JSON types of a property and whether it is nullable."""
+    t = prop.get("type")
+    if t is None:
+        for key in ("anyOf", "oneOf"):
+            if key in prop:
+                types: set[str] = set()
+                nullable = False
+                for sub in prop[key]:
+                    st, sn = json_types(sub)
+                    types |= st
+                    nullable |= sn
+                return types, nullable
+        return set(), True
+    if isinstance(t, str):
+        t = [t]
+    types = {x for x in t if x != "null"}
+    return types, "null" in t or not types
+
+
+def _first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    for key in ("anyOf", "oneOf"):
+        if key in prop:
+            for sub in prop[key]:
+                if json_types(sub)[0]:
+                    return sub
+    return prop
+
+
+def _is_json_blob(prop: Mapping[str, Any], types: set[str]) -> bool:
+    if prop.get("x-json"):
+        return True
+    if "object" in types and not prop.get("properties"):
+        return True
+    if "array" in types and not prop.get("items"):
+        return True
+    return len(types) > 1 and not types <= {"integer", "number"} and not types <= {"string"}
+
+
+def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes] | None]:
+    import pyarrow as pa
+
+    prop = _first_variant(prop)
+    types, _ = json_types(prop)
+    fmt = prop.get("format")
+    if _is_json_blob(prop, types):
+        return pa.string(), {JSON_META: b"true"}
+    if types == {"integer"}:
+        return pa.int64(), None
+    if types <= {"integer", "number"} and types:
+        return pa.float64(), None
+    if types == {"boolean"}:
+        return pa.bool_(), None
+    if types == {"object"}:
+        fields = [jsonschema_field(n, p) for n, p in prop["properties"].items()]
+        return pa.struct(fields), None
+    if types == {"array"}:
+        item_type, item_meta = _field_type(prop["items"])
+        return pa.list_(pa.field("item", item_type, metadata=item_meta)), None
+    if types == {"string"}:
+        if fmt == "decimal":
+            p, s = prop.get("x-precision"), prop.get("x-scale")
+            if p is not None and s is not None and 0 < int(p) <= 76:
+                return (pa.decimal128 if int(p) <= 38 else pa.decimal256)(int(p), int(s)), None
+            return pa.string(), {b"dcapix.decimal": b"true"}
+        if fmt == "date-time":
+            tz = None if prop.get("x-timezone") is False else "UTC"
+            return pa.timestamp("us", tz=tz), None
+        if fmt == "date":
+            return pa.date32(), None
+        if fmt == "time":
+            return pa.time64("us"), None
+        if prop.get("contentEncoding") == "base64":
+            return pa.binary(), None
+    return pa.string(), None
+
+
+def jsonschema_field(name: str, prop: Mapping[str, Any]) -> pa.Field:
+    import pyarrow as pa
+
+    typ, meta = _field_type(prop)
+    return pa.field(name, typ, nullable=True, metadata=meta)
+
+
+def jsonschema_to_arrow(schema: Mapping[str, Any]) -> pa.Schema:
+    """The Arrow schema for a stream's JSON Schema (every field nullable)."""
+    import pyarrow as pa
+
+    return pa.schema([jsonschema_field(n, p) for n, p in (schema.get("properties") or {}).items()])
+
+
+def _arrow_type_to_json(t: pa.DataType, meta: Mapping[bytes, bytes] | None) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    if meta and meta.get(JSON_META) == b"true":
+        return {"type": ["object", "array", "string", "number", "boolean", "null"], "x-json": True}
+    if meta and meta.get(b"dcapix.decimal") == b"true":
+        return {"type": ["string", "null"], "format": "decimal"}
+    if pt.is_boolean(t):
+        return {"type": ["boolean", "null"]}
+    if pt.is_integer(t):
+        return {"type": ["integer", "null"]}
+    if pt.is_floating(t):
+        return {"type": ["number", "null"]}
+    if pt.is_decimal(t):
+        return {"type": ["string", "null"], "format": "decimal", "x-precision": t.precision, "x-scale": t.scale}
+    if pt.is_timestamp(t):
+        out: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
+        if t.tz is None:
+            out["x-timezone"] = False
+        return out
+    if pt.is_date(t):
+        return {"type": ["string", "null"], "format": "date"}
+    if pt.is_time(t):
+        return {"type": ["string", "null"], "format": "time"}
+    if pt.is_binary(t) or pt.is_large_binary(t) or pt.is_fixed_size_binary(t):
+        return {"type": ["string", "null"], "contentEncoding": "base64"}
+    if pt.is_struct(t):
+        return {
+            "type": ["object", "null"],
+            "properties": {t.field(i).name: _arrow_type_to_json(t.field(i).type, t.field(i).metadata)
+                           for i in range(t.num_fields)},
+        }
+    if pt.is_list(t) or pt.is_large_list(t):
+        vf = t.value_field
+        return {"type": ["array", "null"], "items": _arrow_type_to_json(vf.type, vf.metadata)}
+    if pt.is_dictionary(t):
+        return _arrow_type_to_json(t.value_type, meta)
+    if t == pa.null():
+        return {"type": ["string", "null"]}
+    return {"type": ["string", "null"]}
+
+
+def arrow_to_jsonschema(schema: pa.Schema) -> dict[str, Any]:
+    """The JSON Schema of records with this Arrow schema (the inverse of :func:`jsonschema_to_arrow`)."""
+    return {
+        "type": "object",
+        "properties": {f.name: _arrow_type_to_json(f.type, f.metadata) for f in schema},
+    }
+
+
+# --------------------------------------------------------------------------------- values
+def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
+    import pyarrow.types as pt
+
+    if value is None:
+        return None
+    if meta and meta.get(JSON_META) == b"true":
+        if isinstance(value, str):
+            # a JSON column whose value is a string: keep it as a JSON string literal
+            return orjson.dumps(value).decode()
+        return orjson.dumps(value, default=_json_default).decode()
+    if pt.is_decimal(typ):
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    if pt.is_timestamp(typ):
+        if isinstance(value, str):
+            value = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if isinstance(value, _dt.datetime):
+            if typ.tz is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=_dt.timezone.utc)
+            elif typ.tz is None and value.tzinfo is not None:
+                value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value
+    if pt.is_date(typ):
+        if isinstance(value, str):
+            return _dt.date.fromisoformat(value[:10])
+        if isinstance(value, _dt.datetime):
+            return value.date()
+        return value
+    if pt.is_time(typ):
+        return _dt.time.fromisoformat(value) if isinstance(value, str) else value
+    if pt.is_binary(typ) or pt.is_large_binary(typ):
+        return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+    if pt.is_string(typ) or pt.is_large_string(typ):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, (dict, list)):
+            return orjson.dumps(value, default=_json_default).decode()
+        return str(value)
+    if pt.is_integer(typ):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not an integer")
+        return int(value)
+    if pt.is_floating(typ):
+        return float(value)
+    if pt.is_boolean(typ):
+        if isinstance(value, str):
+            low = value.lower()
+            if low in ("true", "t", "1", "yes"):
+                return True
+            if low in ("false", "f", "0", "no"):
+                return False
+            raise ValueError(f"{value!r} is not a boolean")
+        return bool(value)
+    if pt.is_struct(typ):
+        return {
+            typ.field(i).name: _to_arrow_value(value.get(typ.field(i).name), typ.field(i).type,
+                                               typ.field(i).metadata)
+            for i in range(typ.num_fields)
+        }
+    if pt.is_list(typ) or pt.is_large_list(typ):
+        vf = typ.value_field
+        return [_to_arrow_value(v, vf.type, vf.metadata) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def records_to_arrow(
+    records: Sequence[Mapping[str, Any]],
+    schema: Mapping[str, Any] | None = None,
+    *,
+    arrow_schema: pa.Schema | None = None,
+) -> pa.Table:
+    """Build an Arrow table from records, typed by ``arrow_schema`` or the JSON Schema.
+
+    Values may be native (``datetime``, ``Decimal``, ``bytes``) or their JSON forms (ISO strings,
+    decimal strings, base64). A value that does not fit its type raises :class:`ValueError` naming
+    the field; nothing is rounded or truncated silently.
+    """
+    import pyarrow as pa
+
+    if arrow_schema is None:
+        if schema and schema.get("properties"):
+            arrow_schema = jsonschema_to_arrow(schema)
+        else:
+            return pa.Table.from_pylist(list(records))
+    columns = []
+    for f in arrow_schema:
+        name = f.name
+        values = [r.get(name) for r in records]
+        try:
+            try:
+                arr = pa.array(values, type=f.type, from_pandas=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                arr = pa.array([_to_arrow_value(v, f.type, f.metadata) for v in values], type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"field {name!r}: {exc}") from exc
+        columns.append(arr)
+    return pa.Table.from_arrays(columns, schema=arrow_schema)
+
+
+def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
+    import pyarrow.types as pt
+
+    if value is None:
+        return None
+    if meta and meta.get(JSON_META) == b"true" and isinstance(value, str):
+        return orjson.loads(value)
+    if pt.is_struct(typ) and isinstance(value, dict):
+        return {
+            typ.field(i).name: _from_arrow_value(value.get(typ.field(i).name), typ.field(i).type,
+                                                 typ.field(i).metadata)
+            for i in range(typ.num_fields)
+        }
+    if (pt.is_list(typ) or pt.is_large_list(typ)) and isinstance(value, list):
+        vf = typ.value_field
+        return [_from_arrow_value(v, vf.type, vf.metadata) for v in value]
+    return value
+
+
+def _needs_fixup(typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> bool:
+    import pyarrow.types as pt
+
+    if meta and meta.get(JSON_META) == b"true":
+        return True
+    if pt.is_struct(typ):
+        return any(_needs_fixup(typ.field(i).type, typ.field(i).metadata) for i in range(typ.num_fields))
+    if pt.is_list(typ) or pt.is_large_list(typ):
+        return _needs_fixup(typ.value_field.type, typ.value_field.metadata)
+    return False
+
+
+def arrow_to_records(table: pa.Table, schema: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Records (dicts of Python values) from an Arrow table; JSON-text columns are decoded."""
+    records = table.to_pylist()
+    fix = [(f.name, f.type, f.metadata) for f in table.schema if _needs_fixup(f.type, f.metadata)]
+    if schema and schema.get("properties"):
+        props = schema["properties"]
+        for f in table.schema:
+            p = props.get(f.name)
+            if p is not None and (p.get("x-json") or _is_json_blob(p, json_types(p)[0])) and (
+                f.type == _pa_string()
+            ) and all(f.name != n for n, _, _ in fix):
+                fix.append((f.name, f.type, {JSON_META: b"true"}))
+    for name, typ, meta in fix:
+        for rec in records:
+            rec[name] = _from_arrow_value(rec.get(name), typ, meta)
+    return records
+
+
+def _pa_string() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.string()
+
+
+def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast ``table`` to ``schema`` by column name (missing columns become nulls); safe casts only."""
+    import pyarrow as pa
+
+    arrays = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            arrays.append(col if col.type == f.type else col.cast(f.type, safe=True))
+        else:
+            arrays.append(pa.nulls(table.num_rows, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,0 +1,1 @@
+"""Built-in plugin: auth (placeholder until implemented)."""

@@ -1,0 +1,97 @@
+"""The ``dcapix`` command line.
+
+Sub-commands live beside what they drive; each module listed in :data:`COMMAND_MODULES` exposes
+``add_commands(subparsers)`` which adds its parsers with ``set_defaults(func=handler)``; a handler
+takes the parsed namespace and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from .exceptions import DcApiXError
+
+__all__ = ["main"]
+
+#: Modules that contribute sub-commands (imported when the parser is built; they must import lightly).
+COMMAND_MODULES: tuple[str, ...] = (
+    "dc_api_x.runner.cli",
+    "dc_api_x.meltano",
+)
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import enable_plugins
+
+    ps = enable_plugins(entry_points=not args.no_entry_points)
+    rows = []
+    for info in ps.plugins.values():
+        rows.append({
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "status": info.status,
+            "reason": info.reason,
+            "builtin": info.builtin,
+            "registers": info.registers,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items()) or "-"
+        status = row["status"] + (f" ({row['reason']})" if row["reason"] else "")
+        print(f"{row['name']}  [{row['distribution'] or '-'} {row['version'] or ''}]  {status}")
+        print(f"    {regs}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .plugins import core_version
+
+    parser = argparse.ArgumentParser(prog="dcapix", description="dc-api-x: pluggable ETL toolkit")
+    parser.add_argument("--version", action="version", version=f"dc-api-x {core_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("plugins", help="list plugins: distribution, version, status, what each registers")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-entry-points", action="store_true", help="built-ins only")
+    p.set_defaults(func=_cmd_plugins)
+    for modname in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as exc:  # pragma: no cover - an optional part missing
+            print(f"dcapix: commands from {modname} unavailable: {exc}", file=sys.stderr)
+            continue
+        add = getattr(mod, "add_commands", None)
+        if add is not None:
+            add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .logs import setup_logging
+
+    setup_logging(args.verbose)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except DcApiXError as exc:
+        print(f"dcapix: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dcapix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Built-in plugin: config_providers (placeholder until implemented)."""

@@ -1,0 +1,263 @@
+"""The protocol-adapter contract every adapter implements (HTTP, SQL, files, LDAP, …).
+
+An adapter has two sides:
+
+* the **request side** (:meth:`ProtocolAdapter.request`), used by :class:`~dc_api_x.client.ApiClient`;
+* the **ETL side** used by the Singer tap/target and the runner:
+
+  - :meth:`~ProtocolAdapter.discover` → the streams it can read, with JSON Schema and keys;
+  - :meth:`~ProtocolAdapter.read` → an iterator of :class:`~dc_api_x.types.Batch` for one stream;
+  - :meth:`~ProtocolAdapter.start_write` / :meth:`~ProtocolAdapter.write` /
+    :meth:`~ProtocolAdapter.flush` / :meth:`~ProtocolAdapter.finish_write` → load batches.
+
+The write protocol, per stream::
+
+    adapter.start_write(stream, load_method="upsert")  # create/alter the table, open a file, …
+    for batch in batches:
+        adapter.write(stream, batch)                     # may buffer
+        ...
+        adapter.flush(stream)                            # everything written so far is now durable
+        # <- only now may a caller store the state that follows these batches
+    adapter.finish_write(stream)                         # flush + finalize (swap tables, close files)
+
+An adapter configures itself from its pydantic :attr:`~ProtocolAdapter.Options` model; a bad option
+raises :class:`~dc_api_x.exceptions.ConfigError` naming the adapter and the field. Adapters are
+context managers; :meth:`close` releases connections and is safe to call twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+
+from ..config import OptionsModel, validate_options
+from ..exceptions import AdapterError, NotSupportedError, ResponseDecodeError
+from ..types import Batch, StreamSpec, WriteResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Self
+
+__all__ = ["AdapterOptions", "LOAD_METHODS", "ProtocolAdapter", "Response"]
+
+#: Load methods a writing adapter may support.
+LOAD_METHODS = ("append", "upsert", "overwrite")
+
+
+class AdapterOptions(OptionsModel):
+    """Base options model of an adapter. Subclass it and set ``Options`` on the adapter class."""
+
+
+class Response:
+    """A protocol-neutral response: ``status_code``, ``headers``, ``content`` and decoded ``data``.
+
+    ``url`` is redacted (no credentials, no secret query values). ``data`` decodes JSON on first
+    access and raises :class:`ResponseDecodeError` naming the URL when the body is not JSON.
+    """
+
+    __slots__ = ("_data", "content", "elapsed", "headers", "method", "raw", "status_code", "url")
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+        content: bytes = b"",
+        url: str = "",
+        method: str = "GET",
+        data: Any = ...,
+        raw: Any = None,
+        elapsed: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.headers = _Headers(headers or {})
+        self.content = content
+        self.url = url
+        self.method = method
+        self._data = data
+        self.raw = raw
+        self.elapsed = elapsed
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(_charset(self.headers.get("content-type", "")), errors="replace")
+
+    @property
+    def data(self) -> Any:
+        """The decoded body (JSON); ``None`` for an empty body."""
+        if self._data is ...:
+            if not self.content.strip():
+                self._data = None
+            else:
+                import orjson
+
+                try:
+                    self._data = orjson.loads(self.content)
+                except orjson.JSONDecodeError as exc:
+                    ctype = self.headers.get("content-type", "?")
+                    raise ResponseDecodeError(
+                        f"{self.method} {self.url}: expected JSON, got {ctype!r} "
+                        f"({len(self.content)} bytes): {exc}",
+                        url=self.url,
+                    ) from None
+        return self._data
+
+    def json(self) -> Any:
+        return self.data
+
+    def raise_for_status(self) -> Response:
+        from ..exceptions import HTTPStatusError
+
+        if not self.ok:
+            raise HTTPStatusError(
+                f"{self.method} {self.url}: HTTP {self.status_code}", url=self.url, status_code=self.status_code
+            )
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status_code}] {self.method} {self.url}>"
+
+
+class _Headers(dict[str, str]):
+    """Case-insensitive read-only-ish header mapping."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__({k.lower(): v for k, v in headers.items()})
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+
+def _charset(content_type: str) -> str:
+    for part in content_type.split(";"):
+        k, _, v = part.strip().partition("=")
+        if k.lower() == "charset" and v:
+            return v.strip('"')
+    return "utf-8"
+
+
+class ProtocolAdapter:
+    """Base class of every adapter. Subclasses set :attr:`name`, :attr:`Options` and override what
+    they support; the rest raises :class:`NotSupportedError` naming the adapter.
+    """
+
+    #: The registry name users write as ``adapter: NAME``.
+    name: ClassVar[str] = ""
+    #: The pydantic model of this adapter's options.
+    Options: ClassVar[type[BaseModel]] = AdapterOptions
+    #: Load methods :meth:`start_write` accepts (empty for read-only adapters).
+    load_methods: ClassVar[Sequence[str]] = ()
+    #: Option names whose values are secrets (marked in generated settings, never logged).
+    secret_options: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
+        merged: Any = options
+        if kwargs:
+            merged = {**(dict(options) if isinstance(options, Mapping) else
+                         options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {}),
+                      **kwargs}
+        self.options: Any = self.configure(merged)
+        self._closed = False
+
+    @classmethod
+    def configure(cls, options: Mapping[str, Any] | BaseModel | None) -> Any:
+        """Validate options against :attr:`Options` (raises ``ConfigError`` naming the field)."""
+        return validate_options(cls.Options, options, plugin=f"adapter {cls.name!r}")
+
+    def error(self, message: str, *, stream: str | None = None, field: str | None = None) -> AdapterError:
+        """An :class:`AdapterError` whose message names this adapter (and stream / field)."""
+        where = f"adapter {self.name!r}"
+        if stream:
+            where += f", stream {stream!r}"
+        if field:
+            where += f", field {field!r}"
+        return AdapterError(f"{where}: {message}", adapter=self.name, stream=stream)
+
+    def _unsupported(self, what: str) -> NotSupportedError:
+        return NotSupportedError(f"adapter {self.name!r} does not support {what}", adapter=self.name)
+
+    # -- request side ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Response:
+        """Send one request (``params``, ``json``, ``data``, ``headers``, ``auth``, ``timeout``…)."""
+        raise self._unsupported("request()")
+
+    # -- ETL side: reading -----------------------------------------------------------------------
+    def discover(self) -> list[StreamSpec]:
+        """The streams this adapter can read, with JSON Schema, keys and replication keys."""
+        raise self._unsupported("discover()")
+
+    def get_stream(self, name: str) -> StreamSpec:
+        """The discovered stream called ``name``; unknown names list the known ones."""
+        streams = {s.name: s for s in self.discover()}
+        if name not in streams:
+            raise self.error(f"unknown stream {name!r}; known: {', '.join(sorted(streams)) or '(none)'}",
+                             stream=name)
+        return streams[name]
+
+    def read(
+        self,
+        stream: StreamSpec,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """Yield the stream's records in batches.
+
+        :param state: the stream's bookmark from a previous run (``Batch.bookmark`` of the last
+            committed batch); incremental streams resume after it with no gap and no duplicate.
+        :param columns: only these fields (``None``: all).
+        :param limit: stop after this many records.
+        """
+        raise self._unsupported("read()")
+
+    # -- ETL side: writing -----------------------------------------------------------------------
+    def start_write(self, stream: StreamSpec, *, load_method: str | None = None) -> None:
+        """Prepare to write ``stream`` (create or alter its table, open its file …)."""
+        if not self.load_methods:
+            raise self._unsupported("write()")
+        if load_method is not None and load_method not in self.load_methods:
+            raise self.error(
+                f"unknown load_method {load_method!r}; valid: {', '.join(self.load_methods)}",
+                stream=stream.name,
+            )
+
+    def write(self, stream: StreamSpec, batch: Batch) -> WriteResult:
+        """Write one batch. It may be buffered until :meth:`flush`."""
+        raise self._unsupported("write()")
+
+    def flush(self, stream: StreamSpec | None = None) -> None:
+        """Make everything written so far durable (all streams when ``stream`` is ``None``)."""
+
+    def finish_write(self, stream: StreamSpec) -> None:
+        """Flush and finalize ``stream`` (swap staged tables, close files)."""
+        self.flush(stream)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release connections and files. Safe to call twice."""
+        self._closed = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} adapter={self.name!r}>"
+
+
+# Re-exported for adapter authors
+__all__ += ["Batch", "StreamSpec", "WriteResult"]

@@ -1,0 +1,1 @@
+"""Base classes for hooks plugins (placeholder)."""

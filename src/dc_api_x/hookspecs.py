@@ -1,0 +1,125 @@
+"""Every hook a dc-api-x plugin can implement.
+
+A plugin is any module or object. It implements a hook by defining a function with the hook's name,
+marked with :data:`hookimpl` or left plain (both work)::
+
+    # my_plugin.py
+    def register_adapters(registry):
+        registry.register("ldap", "my_plugin.adapter:LdapAdapter")   # imported on first use
+
+Each hook receives one :class:`~dc_api_x.plugins.Registry` and fills it. Hooks are called once, when
+the plugin set is built by :func:`dc_api_x.enable_plugins`; results are not collected (the registry
+is the result). A plugin that raises in a hook is reported as failed and whatever it registered is
+rolled back; the other plugins still load.
+
+The seven registries and what their entries are:
+
+=============================  ===========================  ============================================
+hook                           registry kind                entries (class, ``"module:attr"`` or factory)
+=============================  ===========================  ============================================
+``register_adapters``          ``adapter``                  :class:`dc_api_x.ext.adapters.ProtocolAdapter`
+``register_auth_providers``    ``auth provider``            :class:`dc_api_x.ext.auth.AuthProvider`
+``register_hooks``             ``hook``                     :class:`dc_api_x.ext.hooks.RequestHook`
+``register_schema_providers``  ``schema provider``          :class:`dc_api_x.ext.schemas.SchemaProvider`
+``register_transform_providers`` ``transform``              :class:`dc_api_x.ext.transforms.Transform`
+``register_pagination_handlers`` ``paginator``              :class:`dc_api_x.ext.pagination.Paginator`
+``register_config_providers``  ``config provider``          :class:`dc_api_x.ext.config.ConfigProvider`
+=============================  ===========================  ============================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .plugins import Registry
+
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+
+#: The pluggy project name; also the prefix of marker attributes.
+PROJECT_NAME = "dc_api_x"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a function as a dc-api-x hook implementation (optional: plain functions work too).
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------------------- registration hooks
+@hookspec
+def register_adapters(registry: Registry) -> None:
+    """Register protocol adapters (HTTP, SQL, files, LDAP, …).
+
+    Called once per plugin set. Each entry is a :class:`~dc_api_x.ext.adapters.ProtocolAdapter`
+    subclass (or a lazy ``"module:Class"`` string) under the name users write as ``adapter:``.
+
+    :param registry: the adapter registry; call ``registry.register(name, entry)``.
+    """
+
+
+@hookspec
+def register_auth_providers(registry: Registry) -> None:
+    """Register authentication providers (``bearer``, ``api_key``, ``oauth2_client_credentials``, …).
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.auth.AuthProvider` subclasses,
+    selected by ``auth: {type: NAME}`` in config.
+
+    :param registry: the auth-provider registry.
+    """
+
+
+@hookspec
+def register_hooks(registry: Registry) -> None:
+    """Register request observers called around every request (``before_request``, ``after_response``,
+    ``on_error``).
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.hooks.RequestHook` subclasses;
+    :class:`~dc_api_x.client.ApiClient` instantiates the ones a client enables.
+
+    :param registry: the request-hook registry.
+    """
+
+
+@hookspec
+def register_schema_providers(registry: Registry) -> None:
+    """Register schema providers, which produce a stream's JSON Schema (from SQL reflection, Arrow
+    metadata, sample records, a JSON Schema file, …).
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.schemas.SchemaProvider` subclasses.
+
+    :param registry: the schema-provider registry.
+    """
+
+
+@hookspec
+def register_transform_providers(registry: Registry) -> None:
+    """Register transforms (``select``, ``rename``, ``cast``, ``flatten``, ``mask``, …) applied to
+    batches between read and write.
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.transforms.Transform` subclasses,
+    selected by ``transforms: [{type: NAME, …}]`` in config.
+
+    :param registry: the transform registry.
+    """
+
+
+@hookspec
+def register_pagination_handlers(registry: Registry) -> None:
+    """Register paginators (``single_page``, ``offset``, ``page_number``, ``cursor``, ``link_header``, …).
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.pagination.Paginator` subclasses,
+    selected by ``pagination: {type: NAME, …}`` in config.
+
+    :param registry: the paginator registry.
+    """
+
+
+@hookspec
+def register_config_providers(registry: Registry) -> None:
+    """Register configuration providers (sources of settings: defaults, files, environment, …).
+
+    Called once per plugin set. Entries are :class:`~dc_api_x.ext.config.ConfigProvider` subclasses;
+    :func:`dc_api_x.config.load_settings` merges them by their ``priority`` (higher wins).
+
+    :param registry: the config-provider registry.
+    """

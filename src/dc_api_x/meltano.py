@@ -1,0 +1,1 @@
+"""``dcapix meltano-snippet`` (placeholder until implemented)."""

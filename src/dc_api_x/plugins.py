@@ -1,0 +1,570 @@
+"""The plugin manager factory, the seven registries and the public lookup functions.
+
+Built-in plugins are ordinary plugins: :data:`DEFAULT_PLUGINS` lists them by dotted module name,
+and they are registered under that name through the same hooks a third-party plugin implements
+(datasette's pattern), so a third-party entry point can never be skipped by a name clash. Third-party
+plugins are found through the entry-point group :data:`ENTRY_POINT_GROUP`.
+
+Nothing happens at import time: a plugin set is built by :func:`enable_plugins` (or lazily, with
+defaults, by the first ``get_*``/``list_*`` call).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import inspect
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .exceptions import PluginError, UnknownPluginError
+
+__all__ = [
+    "BLOCKED_ENV",
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "INCOMPATIBLE_ENV",
+    "KINDS",
+    "PluginInfo",
+    "PluginSet",
+    "Registry",
+    "core_version",
+    "enable_plugins",
+    "get_adapter",
+    "get_auth_provider",
+    "get_config_provider",
+    "get_hook",
+    "get_paginator",
+    "get_plugin_manager",
+    "get_plugins",
+    "get_schema_provider",
+    "get_transform",
+    "list_adapters",
+    "list_auth_providers",
+    "list_config_providers",
+    "list_hooks",
+    "list_paginators",
+    "list_schema_providers",
+    "list_transforms",
+]
+
+log = logging.getLogger(__name__)
+
+#: Entry-point group third-party plugins declare (``[project.entry-points."dc_api_x.plugins"]``).
+ENTRY_POINT_GROUP = "dc_api_x.plugins"
+#: Comma-separated plugin names (entry-point, module or distribution names) to block.
+BLOCKED_ENV = "DC_API_X_BLOCKED_PLUGINS"
+#: Set to ``1`` to load plugins whose declared core-version range excludes this version.
+INCOMPATIBLE_ENV = "DC_API_X_ALLOW_INCOMPATIBLE"
+#: Module-level attribute a plugin may set to the core versions it supports (a PEP 440 specifier).
+REQUIRES_ATTR = "DC_API_X_REQUIRES"
+
+#: The built-in plugins, registered in this order before any entry point.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "dc_api_x.adapters.http",
+    "dc_api_x.adapters.sql",
+    "dc_api_x.adapters.files",
+    "dc_api_x.pagination",
+    "dc_api_x.auth",
+    "dc_api_x.request_hooks",
+    "dc_api_x.transforms",
+    "dc_api_x.schemas",
+    "dc_api_x.config_providers",
+)
+
+#: hook name → (registry attribute, human label).
+KINDS: dict[str, tuple[str, str]] = {
+    "register_adapters": ("adapters", "adapter"),
+    "register_auth_providers": ("auth_providers", "auth provider"),
+    "register_hooks": ("hooks", "hook"),
+    "register_schema_providers": ("schema_providers", "schema provider"),
+    "register_transform_providers": ("transforms", "transform"),
+    "register_pagination_handlers": ("paginators", "paginator"),
+    "register_config_providers": ("config_providers", "config provider"),
+}
+
+
+def core_version() -> str:
+    """The installed version of the ``dc-api-x`` distribution."""
+    try:
+        return metadata.version("dc-api-x")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+# ------------------------------------------------------------------------------------ registry
+@dataclass
+class _Entry:
+    target: Any
+    plugin: str
+    lazy: bool = False
+    factory: bool = False
+    resolved: Any = None
+    done: bool = False
+
+
+class Registry:
+    """A name → entry registry of one kind (adapters, paginators, …).
+
+    An entry is an object (usually a class), a ``"package.module:Attr"`` string imported on first
+    :meth:`get`, or a zero-argument factory (``register(name, factory=fn)``) called on first
+    :meth:`get`. Plugins receive a registry in their ``register_*`` hook and call :meth:`register`.
+    """
+
+    def __init__(self, kind: str, *, owner: PluginSet | None = None, plugin: str = "") -> None:
+        self.kind = kind
+        self._entries: dict[str, _Entry] = {}
+        self._owner = owner
+        self._plugin = plugin
+        self._lock = threading.Lock()
+
+    # -- filling -------------------------------------------------------------------------------
+    def register(
+        self,
+        name: str | Any,
+        entry: Any = None,
+        *,
+        factory: Callable[[], Any] | None = None,
+    ) -> None:
+        """Register ``entry`` under ``name``.
+
+        ``registry.register(MyAdapter)`` uses ``MyAdapter.name``. ``entry`` may be a class, an
+        object, or a ``"module:attr"`` string (lazy); ``factory=`` gives a callable that returns
+        the entry on first use (lazy too).
+        """
+        if entry is None and factory is None:
+            entry = name
+            name = getattr(entry, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"{self.kind} {entry!r} has no 'name'; call register(name, entry)")
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
+        if name in self._entries:
+            other = self._entries[name].plugin
+            raise PluginError(
+                f"{self.kind} {name!r} is provided by both {other!r} and {self._plugin!r}; "
+                f"block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
+            )
+        if factory is not None:
+            self._entries[name] = _Entry(factory, self._plugin, lazy=True, factory=True)
+        elif isinstance(entry, str):
+            self._entries[name] = _Entry(entry, self._plugin, lazy=True)
+        else:
+            self._entries[name] = _Entry(entry, self._plugin, resolved=entry, done=True)
+
+    def add_cleanup(self, func: Callable[[], Any]) -> None:
+        """Run ``func`` when the plugin set is closed (or at interpreter exit)."""
+        if self._owner is None:
+            raise PluginError("this registry is not attached to a plugin set")
+        self._owner.add_cleanup(func)
+
+    # -- lookup --------------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """The entry registered as ``name`` (imported on first use). Unknown names raise
+        :class:`UnknownPluginError` listing the known ones."""
+        try:
+            ent = self._entries[name]
+        except KeyError:
+            raise UnknownPluginError(self.kind, name, self._entries) from None
+        if not ent.done:
+            with self._lock:
+                if not ent.done:
+                    ent.resolved = _resolve(ent, self.kind, name)
+                    ent.done = True
+        return ent.resolved
+
+    def plugin_of(self, name: str) -> str:
+        """The name of the plugin that registered ``name``."""
+        try:
+            return self._entries[name].plugin
+        except KeyError:
+            raise UnknownPluginError(self.kind, name, self._entries) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.kind}: {', '.join(self.names())}>"
+
+    def _merge(self, other: Registry) -> None:
+        for name, ent in other._entries.items():
+            if name in self._entries:
+                raise PluginError(
+                    f"{self.kind} {name!r} is provided by both {self._entries[name].plugin!r} and "
+                    f"{ent.plugin!r}; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
+                )
+            self._entries[name] = ent
+
+
+def _resolve(ent: _Entry, kind: str, name: str) -> Any:
+    try:
+        if ent.factory:
+            return ent.target()
+        modname, _, attr = ent.target.partition(":")
+        if not attr:
+            modname, _, attr = ent.target.rpartition(".")
+        obj: Any = importlib.import_module(modname)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except Exception as exc:
+        raise PluginError(
+            f"{kind} {name!r} from plugin {ent.plugin!r} could not be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+# ------------------------------------------------------------------------------ plugin manager
+class _PluginManager(pluggy.PluginManager):
+    """Accepts plain functions named like a hook, besides ``@hookimpl``-marked ones."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name in KINDS:
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                opts = {
+                    "wrapper": False,
+                    "hookwrapper": False,
+                    "optionalhook": False,
+                    "tryfirst": False,
+                    "trylast": False,
+                    "specname": None,
+                }
+        return opts
+
+
+@dataclass
+class PluginInfo:
+    """What ``dcapix plugins`` shows for one plugin."""
+
+    name: str
+    module: str = ""
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "loaded"  # loaded | failed | blocked | incompatible
+    reason: str = ""
+    builtin: bool = False
+    registers: dict[str, list[str]] = field(default_factory=dict)
+
+
+class PluginSet:
+    """One loaded set of plugins: the pluggy manager, the seven registries and plugin statuses."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.plugins: dict[str, PluginInfo] = {}
+        self.registries: dict[str, Registry] = {
+            attr: Registry(label, owner=self) for attr, label in KINDS.values()
+        }
+        self._cleanups: list[Callable[[], Any]] = []
+        self._closed = False
+
+    # registries as attributes: ps.adapters, ps.paginators, …
+    def __getattr__(self, name: str) -> Registry:
+        regs = self.__dict__.get("registries", {})
+        if name in regs:
+            return regs[name]  # type: ignore[no-any-return]
+        raise AttributeError(name)
+
+    def add_cleanup(self, func: Callable[[], Any]) -> None:
+        self._cleanups.append(func)
+
+    def close(self) -> None:
+        """Run registered cleanups (last registered first). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._cleanups:
+            func = self._cleanups.pop()
+            try:
+                func()
+            except Exception as exc:  # a cleanup must not stop the others
+                log.warning("plugin cleanup %r failed: %s", func, exc)
+
+    def failed(self) -> list[PluginInfo]:
+        return [p for p in self.plugins.values() if p.status != "loaded"]
+
+
+def _env_list(var: str) -> set[str]:
+    return {x.strip() for x in os.environ.get(var, "").split(",") if x.strip()}
+
+
+def _dist_requirement(dist: metadata.Distribution | None) -> str | None:
+    if dist is None:
+        return None
+    from packaging.requirements import Requirement
+
+    for req in dist.requires or ():
+        try:
+            r = Requirement(req)
+        except Exception:
+            continue
+        if r.name.lower().replace("_", "-") == "dc-api-x" and (r.marker is None or r.marker.evaluate()):
+            return str(r.specifier) or None
+    return None
+
+
+def _compatible(spec: str | None) -> bool:
+    if not spec:
+        return True
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    return Version(core_version()) in SpecifierSet(spec, prereleases=True)
+
+
+def enable_plugins(
+    *,
+    entry_points: bool = True,
+    blocked: Iterable[str] = (),
+    plugins: Iterable[Any] = (),
+    allow_incompatible: bool | None = None,
+    builtins: bool = True,
+    make_current: bool = True,
+) -> PluginSet:
+    """Build a plugin set: built-ins, then entry points, then ``plugins``; fill the registries.
+
+    :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group.
+    :param blocked: plugin names (built-in module names, entry-point names or distribution names)
+        not to load. :data:`BLOCKED_ENV` adds more.
+    :param plugins: extra plugin objects (modules, classes, instances) to register.
+    :param allow_incompatible: load plugins whose declared core-version range excludes this core
+        (default: :data:`INCOMPATIBLE_ENV`).
+    :param builtins: register :data:`DEFAULT_PLUGINS`.
+    :param make_current: make this the set the module-level ``get_*``/``list_*`` functions use.
+    """
+    global _current
+    blocked_names = set(blocked) | _env_list(BLOCKED_ENV)
+    if allow_incompatible is None:
+        allow_incompatible = os.environ.get(INCOMPATIBLE_ENV, "") not in ("", "0", "false")
+    pm = _PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    ps = PluginSet(pm)
+    order: list[tuple[str, Any]] = []
+
+    def _mark(info: PluginInfo) -> None:
+        ps.plugins[info.name] = info
+
+    if builtins:
+        for modname in DEFAULT_PLUGINS:
+            info = PluginInfo(modname, module=modname, distribution="dc-api-x", version=core_version(),
+                              builtin=True)
+            if modname in blocked_names:
+                info.status, info.reason = "blocked", "blocked by name"
+                _mark(info)
+                continue
+            try:
+                mod = importlib.import_module(modname)
+            except Exception as exc:
+                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+                warnings.warn(f"dc-api-x plugin {modname!r} failed to import: {exc}", stacklevel=2)
+                _mark(info)
+                continue
+            order.append((modname, mod))
+            _mark(info)
+
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dname = dist.metadata["Name"] if dist is not None else None
+            info = PluginInfo(ep.name, module=ep.value, distribution=dname,
+                              version=dist.version if dist is not None else None)
+            if ep.name in blocked_names or (dname and dname in blocked_names) or ep.value in blocked_names:
+                info.status, info.reason = "blocked", "blocked by name"
+                _mark(info)
+                continue
+            if ep.name in ps.plugins and ps.plugins[ep.name].status == "loaded":
+                info.status = "failed"
+                info.reason = f"entry-point name clashes with plugin {ps.plugins[ep.name].module!r}"
+                warnings.warn(f"dc-api-x plugin {ep.name!r}: {info.reason}", stacklevel=2)
+                _mark(info)
+                continue
+            spec = _dist_requirement(dist)
+            if not _compatible(spec) and not allow_incompatible:
+                _incompatible(info, spec)
+                _mark(info)
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+                warnings.warn(f"dc-api-x plugin {ep.name!r} ({dname}) failed to import: {exc}", stacklevel=2)
+                _mark(info)
+                continue
+            mod_spec = getattr(obj, REQUIRES_ATTR, None)
+            if isinstance(mod_spec, str) and not _compatible(mod_spec) and not allow_incompatible:
+                _incompatible(info, mod_spec)
+                _mark(info)
+                continue
+            order.append((ep.name, obj))
+            _mark(info)
+
+    for obj in plugins:
+        pname = getattr(obj, "__name__", None) or type(obj).__name__
+        if pname in blocked_names:
+            _mark(PluginInfo(pname, module=pname, status="blocked", reason="blocked by name"))
+            continue
+        order.append((pname, obj))
+        _mark(PluginInfo(pname, module=getattr(obj, "__module__", pname) or pname))
+
+    for pname, obj in order:
+        try:
+            pm.register(obj, name=pname)
+        except Exception as exc:
+            info = ps.plugins[pname]
+            info.status, info.reason = "failed", f"invalid plugin: {exc}"
+            warnings.warn(f"dc-api-x plugin {pname!r} is invalid: {exc}", stacklevel=2)
+    pm.check_pending()
+
+    for pname, obj in order:
+        info = ps.plugins[pname]
+        if info.status != "loaded":
+            continue
+        staged = {attr: Registry(label, owner=ps, plugin=pname) for attr, label in KINDS.values()}
+        try:
+            for hook_name, (attr, _label) in KINDS.items():
+                for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is obj:
+                        kwargs = {"registry": staged[attr]} if "registry" in impl.argnames else {}
+                        impl.function(**kwargs)
+        except Exception as exc:
+            info.status, info.reason = "failed", f"{type(exc).__name__} in a register hook: {exc}"
+            warnings.warn(f"dc-api-x plugin {pname!r} failed while registering: {exc}", stacklevel=2)
+            pm.unregister(obj)
+            continue
+        for attr, reg in staged.items():
+            ps.registries[attr]._merge(reg)
+            if len(reg):
+                info.registers[attr] = reg.names()
+
+    if make_current:
+        with _lock:
+            old, _current = _current, ps
+        if old is not None and old is not ps:
+            old.close()
+        _ensure_atexit()
+    return ps
+
+
+def _incompatible(info: PluginInfo, spec: str | None) -> None:
+    info.status = "incompatible"
+    info.reason = f"requires dc-api-x {spec}, found {core_version()}"
+    warnings.warn(
+        f"dc-api-x plugin {info.name!r} ({info.distribution or info.module}) requires dc-api-x {spec}, "
+        f"found {core_version()}; skipped (set {INCOMPATIBLE_ENV}=1 to load it anyway)",
+        stacklevel=3,
+    )
+
+
+_current: PluginSet | None = None
+_lock = threading.RLock()
+_atexit_done = False
+
+
+def _ensure_atexit() -> None:
+    global _atexit_done
+    if not _atexit_done:
+        _atexit_done = True
+        atexit.register(_close_current)
+
+
+def _close_current() -> None:
+    if _current is not None:
+        _current.close()
+
+
+def get_plugins() -> PluginSet:
+    """The current plugin set, built with defaults on first use."""
+    with _lock:
+        if _current is None:
+            return enable_plugins()
+        return _current
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The pluggy manager of the current plugin set (advanced use)."""
+    return get_plugins().pm
+
+
+def _getter(attr: str) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    def get(name: str) -> Any:
+        return get_plugins().registries[attr].get(name)
+
+    def list_() -> list[str]:
+        return get_plugins().registries[attr].names()
+
+    return get, list_
+
+
+get_adapter, list_adapters = _getter("adapters")
+get_auth_provider, list_auth_providers = _getter("auth_providers")
+get_hook, list_hooks = _getter("hooks")
+get_schema_provider, list_schema_providers = _getter("schema_providers")
+get_transform, list_transforms = _getter("transforms")
+get_paginator, list_paginators = _getter("paginators")
+get_config_provider, list_config_providers = _getter("config_providers")
+for _f, _doc in (
+    (get_adapter, "The adapter class registered as ``name``."),
+    (get_auth_provider, "The auth provider class registered as ``name``."),
+    (get_hook, "The request-hook class registered as ``name``."),
+    (get_schema_provider, "The schema provider class registered as ``name``."),
+    (get_transform, "The transform class registered as ``name``."),
+    (get_paginator, "The paginator class registered as ``name``."),
+    (get_config_provider, "The config provider class registered as ``name``."),
+):
+    _f.__doc__ = _doc + " Unknown names raise :class:`UnknownPluginError` listing the known ones."
+
+
+# ------------------------------------------------------------------------------------ factories
+def create_adapter(config: Any, *, plugins: PluginSet | None = None, **overrides: Any) -> Any:
+    """Instantiate the adapter a config names: ``{"adapter": "sql", "url": …}``.
+
+    :raises ConfigError: when ``adapter`` is missing or an option is invalid.
+    :raises UnknownPluginError: when no plugin registers that adapter (lists the known ones).
+    """
+    from .config import EndpointConfig, validate_options
+
+    if hasattr(config, "model_dump"):
+        config = config.model_dump(exclude_none=True)
+    data = dict(config or {})
+    data.update(overrides)
+    ep = validate_options(EndpointConfig, data, plugin="endpoint")
+    cls = (plugins or get_plugins()).adapters.get(ep.adapter)
+    return cls(ep.options)
+
+
+def create_plugin(attr: str, config: Any, *, plugins: PluginSet | None = None, **kwargs: Any) -> Any:
+    """Instantiate a ``{"type": NAME, …options}`` plugin from the registry ``attr``
+    (``"paginators"``, ``"auth_providers"``, ``"transforms"``, ``"hooks"`` …). A bare string is a
+    type with no options."""
+    from .config import PluginConfig, validate_options
+
+    if isinstance(config, str):
+        config = {"type": config}
+    if hasattr(config, "model_dump"):
+        config = config.model_dump(exclude_none=True)
+    reg = (plugins or get_plugins()).registries[attr]
+    pc = validate_options(PluginConfig, dict(config or {}), plugin=reg.kind)
+    cls = reg.get(pc.type)
+    return cls(pc.options, **kwargs)
+
+
+__all__ += ["create_adapter", "create_plugin"]

@@ -1,0 +1,1 @@
+"""Built-in plugin: request_hooks (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""The runner: ``dcapix run`` pipelines (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""``dcapix run`` / ``state`` / ``bench`` (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: schemas (placeholder until implemented)."""

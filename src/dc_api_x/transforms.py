@@ -1,0 +1,1 @@
+"""Built-in plugin: transforms (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""target-dcapix: a Singer target whose sinks delegate to dc-api-x adapters (placeholder)."""

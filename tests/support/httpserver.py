@@ -1,0 +1,113 @@
+"""A real HTTP server on 127.0.0.1 in a thread (stdlib), routed to Python callables.
+
+    with LocalHTTPServer() as srv:
+        srv.route("GET", "/items", lambda req: (200, {"content-type": "application/json"}, b"[]"))
+        url = srv.url + "/items"
+
+A handler receives a :class:`Request` (method, path, query dict of lists, headers, body) and returns
+``(status, headers, body)``; ``body`` may be ``bytes``, ``str`` or any JSON-serialisable object.
+Every request is recorded in ``srv.requests``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes = b""
+    raw_path: str = ""
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        return self.query.get(name, [default])[0]
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+Handler = Callable[[Request], tuple[int, dict[str, str], Any]]
+
+
+@dataclass
+class LocalHTTPServer:
+    host: str = "127.0.0.1"
+    routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        outer = self
+
+        class _H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                req = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
+                              {k.lower(): v for k, v in self.headers.items()}, body, self.path)
+                outer.requests.append(req)
+                handler = outer.routes.get((self.command, parts.path)) or outer.routes.get(("*", parts.path))
+                if handler is None:
+                    status, headers, payload = 404, {"content-type": "application/json"}, {"error": "not found"}
+                else:
+                    status, headers, payload = handler(req)
+                if isinstance(payload, (bytes, bytearray)):
+                    data = bytes(payload)
+                elif isinstance(payload, str):
+                    data = payload.encode()
+                else:
+                    data = json.dumps(payload).encode()
+                    headers = {"content-type": "application/json", **headers}
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+        self._server = ThreadingHTTPServer((self.host, 0), _H)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        self.routes[(method.upper(), path)] = handler
+
+    def start(self) -> LocalHTTPServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> LocalHTTPServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
