@@ -12,16 +12,20 @@ defaults, by the first ``get_*``/``list_*`` call).
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import inspect
 import logging
 import os
+import re
+import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -32,10 +36,13 @@ __all__ = [
     "BLOCKED_ENV",
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "GROUPS_ENV",
     "INCOMPATIBLE_ENV",
     "KINDS",
     "PluginInfo",
     "PluginSet",
+    "PluginWarning",
+    "REQUIRES_ATTR",
     "Registry",
     "core_version",
     "enable_plugins",
@@ -65,6 +72,8 @@ ENTRY_POINT_GROUP = "dc_api_x.plugins"
 BLOCKED_ENV = "DC_API_X_BLOCKED_PLUGINS"
 #: Set to ``1`` to load plugins whose declared core-version range excludes this version.
 INCOMPATIBLE_ENV = "DC_API_X_ALLOW_INCOMPATIBLE"
+#: Comma-separated extra entry-point groups to scan (after ``dc_api_x.plugins``).
+GROUPS_ENV = "DC_API_X_ENTRY_POINT_GROUPS"
 #: Module-level attribute a plugin may set to the core versions it supports (a PEP 440 specifier).
 REQUIRES_ATTR = "DC_API_X_REQUIRES"
 
@@ -93,6 +102,7 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+@functools.cache
 def core_version() -> str:
     """The installed version of the ``dc-api-x`` distribution."""
     try:
@@ -232,22 +242,37 @@ def _resolve(ent: _Entry, kind: str, name: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ plugin manager
+class PluginWarning(UserWarning):
+    """Warned when a plugin is skipped or misbehaves (failed import, failed hook, incompatible core).
+
+    Filter it like any warning: ``warnings.simplefilter("ignore", dc_api_x.PluginWarning)``.
+    """
+
+
+_PLAIN_IMPL_OPTS: dict[str, Any] = {
+    "wrapper": False,
+    "hookwrapper": False,
+    "optionalhook": False,
+    "tryfirst": False,
+    "trylast": False,
+    "specname": None,
+}
+
+
 class _PluginManager(pluggy.PluginManager):
     """Accepts plain functions named like a hook, besides ``@hookimpl``-marked ones."""
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and name in KINDS:
-            method = getattr(plugin, name, None)
-            if inspect.isroutine(method):
-                opts = {
-                    "wrapper": False,
-                    "hookwrapper": False,
-                    "optionalhook": False,
-                    "tryfirst": False,
-                    "trylast": False,
-                    "specname": None,
-                }
+        if opts is None and not name.startswith("_"):
+            caller = getattr(self.hook, name, None)
+            if caller is not None and caller.has_spec():
+                try:
+                    method = getattr(plugin, name, None)
+                except Exception:  # a property that raises is not a hook
+                    return None
+                if inspect.isroutine(method):
+                    opts = cast("pluggy.HookimplOpts", dict(_PLAIN_IMPL_OPTS))
         return opts
 
 
@@ -263,10 +288,17 @@ class PluginInfo:
     reason: str = ""
     builtin: bool = False
     registers: dict[str, list[str]] = field(default_factory=dict)
+    #: the entry-point group it came from (``None`` for built-ins and objects passed in).
+    group: str | None = None
 
 
 class PluginSet:
-    """One loaded set of plugins: the pluggy manager, the seven registries and plugin statuses."""
+    """One loaded set of plugins: the pluggy manager, the seven registries and plugin statuses.
+
+    Registries are attributes (``ps.adapters``, ``ps.paginators``, …, see :data:`KINDS`). Cleanups
+    registered with :meth:`Registry.add_cleanup` run at :meth:`close` (or at interpreter exit); a
+    plugin set is also a context manager.
+    """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
@@ -276,6 +308,7 @@ class PluginSet:
         }
         self._cleanups: list[Callable[[], Any]] = []
         self._closed = False
+        _live_sets.add(self)
 
     # registries as attributes: ps.adapters, ps.paginators, …
     def __getattr__(self, name: str) -> Registry:
@@ -285,13 +318,22 @@ class PluginSet:
         raise AttributeError(name)
 
     def add_cleanup(self, func: Callable[[], Any]) -> None:
+        """Run ``func`` at :meth:`close`. Added after ``close()``: runs at once."""
+        if self._closed:
+            func()
+            return
         self._cleanups.append(func)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         """Run registered cleanups (last registered first). Safe to call twice."""
         if self._closed:
             return
         self._closed = True
+        _live_sets.discard(self)
         while self._cleanups:
             func = self._cleanups.pop()
             try:
@@ -299,15 +341,31 @@ class PluginSet:
             except Exception as exc:  # a cleanup must not stop the others
                 log.warning("plugin cleanup %r failed: %s", func, exc)
 
+    def __enter__(self) -> PluginSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def failed(self) -> list[PluginInfo]:
+        """Plugins that are not loaded (failed, blocked or incompatible)."""
         return [p for p in self.plugins.values() if p.status != "loaded"]
+
+    def __repr__(self) -> str:
+        loaded = sum(1 for p in self.plugins.values() if p.status == "loaded")
+        return f"<PluginSet {loaded}/{len(self.plugins)} plugins loaded>"
 
 
 def _env_list(var: str) -> set[str]:
     return {x.strip() for x in os.environ.get(var, "").split(",") if x.strip()}
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _dist_requirement(dist: metadata.Distribution | None) -> str | None:
+    """The specifier of ``dist``'s (unconditional) requirement on ``dc-api-x``, if any."""
     if dist is None:
         return None
     from packaging.requirements import Requirement
@@ -315,20 +373,120 @@ def _dist_requirement(dist: metadata.Distribution | None) -> str | None:
     for req in dist.requires or ():
         try:
             r = Requirement(req)
+            if _canonical(r.name) != "dc-api-x":
+                continue
+            if r.marker is not None and not r.marker.evaluate({"extra": ""}):
+                continue
         except Exception:
             continue
-        if r.name.lower().replace("_", "-") == "dc-api-x" and (r.marker is None or r.marker.evaluate()):
-            return str(r.specifier) or None
+        return str(r.specifier) or None
     return None
 
 
 def _compatible(spec: str | None) -> bool:
+    """Whether this core's version is in ``spec`` (raises ``InvalidSpecifier`` for a bad one)."""
     if not spec:
         return True
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
     return Version(core_version()) in SpecifierSet(spec, prereleases=True)
+
+
+def _module_requirement(obj: Any) -> Any:
+    """``DC_API_X_REQUIRES`` of a plugin object, or of the module that defines it."""
+    spec = getattr(obj, REQUIRES_ATTR, None)
+    if spec is None and not inspect.ismodule(obj):
+        mod = sys.modules.get(getattr(obj, "__module__", None) or "")
+        spec = getattr(mod, REQUIRES_ATTR, None) if mod is not None else None
+    return spec
+
+
+def _warn(message: str) -> None:
+    """Warn with :class:`PluginWarning`, attributed to the caller of :func:`enable_plugins`."""
+    frame = inspect.currentframe()
+    level = 1
+    # walk out of this module so the warning points at user code
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, PluginWarning, stacklevel=level)
+
+
+def _unique_name(ps: PluginSet, name: str, qualifier: str | None) -> str:
+    if name not in ps.plugins:
+        return name
+    base = f"{qualifier}:{name}" if qualifier else name
+    candidate, n = base, 2
+    while candidate in ps.plugins:
+        candidate, n = f"{base}#{n}", n + 1
+    return candidate
+
+
+def _check_version(info: PluginInfo, spec: Any, source: str, allow_incompatible: bool) -> bool:
+    """Apply a declared core-version range; return False when the plugin must be skipped."""
+    if spec is None or spec == "":
+        return True
+    try:
+        if not isinstance(spec, str):
+            raise TypeError(f"expected a version specifier string, got {type(spec).__name__}")
+        ok = _compatible(spec)
+    except Exception as exc:
+        info.status = "failed"
+        info.reason = f"invalid {source} {spec!r}: {exc}"
+        _warn(f"dc-api-x plugin {info.name!r} ({info.distribution or info.module}) has an {info.reason}")
+        return False
+    if ok:
+        return True
+    where = info.distribution or info.module
+    if allow_incompatible:
+        info.reason = f"requires dc-api-x {spec}, found {core_version()}; loaded anyway"
+        _warn(f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
+              f"loading it anyway ({INCOMPATIBLE_ENV} / allow_incompatible)")
+        return True
+    info.status = "incompatible"
+    info.reason = f"requires dc-api-x {spec}, found {core_version()}"
+    _warn(f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
+          f"skipped (set {INCOMPATIBLE_ENV}=1 or enable_plugins(allow_incompatible=True) to load it anyway)")
+    return False
+
+
+def _blocked(blocked: set[str], *names: str | None) -> bool:
+    if not blocked:
+        return False
+    canon = {_canonical(b) for b in blocked}
+    return any(n and (n in blocked or _canonical(n) in canon) for n in names)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, obj: Any) -> list[str]:
+    """Hook names ``obj`` implements with ``@hookimpl`` that no hookspec declares (typos)."""
+    bad = []
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.has_spec():
+            continue
+        if any(impl.plugin is obj and not impl.optionalhook for impl in caller.get_hookimpls()):
+            bad.append(name)
+    return sorted(bad)
+
+
+def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> bool:
+    pname = info.name
+    try:
+        pm.register(obj, name=pname)
+        bad = _unknown_hooks(pm, obj)
+        if bad:
+            known = sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
+            raise PluginError(f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(known)}")
+    except Exception as exc:
+        info.status, info.reason = "failed", f"invalid plugin: {type(exc).__name__}: {exc}"
+        _warn(f"dc-api-x plugin {pname!r} is invalid: {exc}")
+        try:
+            if pm.get_plugin(pname) is not None:
+                pm.unregister(name=pname)
+        except Exception:  # pragma: no cover - half-registered plugin
+            pass
+        return False
+    return True
 
 
 def enable_plugins(
@@ -339,156 +497,174 @@ def enable_plugins(
     allow_incompatible: bool | None = None,
     builtins: bool = True,
     make_current: bool = True,
+    entry_point_groups: Iterable[str] = (),
 ) -> PluginSet:
     """Build a plugin set: built-ins, then entry points, then ``plugins``; fill the registries.
 
-    :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group.
+    Each call builds a fresh pluggy manager and fresh registries (nothing is cached between calls).
+    A plugin that fails to import, declares an incompatible core version or raises in a
+    ``register_*`` hook is skipped with a :class:`PluginWarning` and listed in
+    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads.
+
+    :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group
+        (plus ``entry_point_groups`` and the groups in :data:`GROUPS_ENV`).
     :param blocked: plugin names (built-in module names, entry-point names or distribution names)
         not to load. :data:`BLOCKED_ENV` adds more.
     :param plugins: extra plugin objects (modules, classes, instances) to register.
     :param allow_incompatible: load plugins whose declared core-version range excludes this core
         (default: :data:`INCOMPATIBLE_ENV`).
     :param builtins: register :data:`DEFAULT_PLUGINS`.
-    :param make_current: make this the set the module-level ``get_*``/``list_*`` functions use.
+    :param make_current: make this the set the module-level ``get_*``/``list_*`` functions use
+        (the previous current set is closed).
+    :param entry_point_groups: more entry-point groups to scan after the default one.
+    :raises PluginError: when two loaded plugins register the same name in one registry (the message
+        names both; block one of them).
     """
     global _current
     blocked_names = set(blocked) | _env_list(BLOCKED_ENV)
     if allow_incompatible is None:
-        allow_incompatible = os.environ.get(INCOMPATIBLE_ENV, "") not in ("", "0", "false")
+        flag = os.environ.get(INCOMPATIBLE_ENV, "").strip().lower()
+        allow_incompatible = flag not in ("", "0", "false", "no")
     pm = _PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     ps = PluginSet(pm)
-    order: list[tuple[str, Any]] = []
-
-    def _mark(info: PluginInfo) -> None:
-        ps.plugins[info.name] = info
+    order: list[tuple[PluginInfo, Any]] = []
 
     if builtins:
         for modname in DEFAULT_PLUGINS:
             info = PluginInfo(modname, module=modname, distribution="dc-api-x", version=core_version(),
                               builtin=True)
-            if modname in blocked_names:
+            ps.plugins[modname] = info
+            if _blocked(blocked_names, modname):
                 info.status, info.reason = "blocked", "blocked by name"
-                _mark(info)
                 continue
             try:
                 mod = importlib.import_module(modname)
             except Exception as exc:
                 info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                warnings.warn(f"dc-api-x plugin {modname!r} failed to import: {exc}", stacklevel=2)
-                _mark(info)
+                _warn(f"dc-api-x plugin {modname!r} failed to import: {type(exc).__name__}: {exc}")
                 continue
-            order.append((modname, mod))
-            _mark(info)
+            order.append((info, mod))
 
     if entry_points:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dname = dist.metadata["Name"] if dist is not None else None
-            info = PluginInfo(ep.name, module=ep.value, distribution=dname,
-                              version=dist.version if dist is not None else None)
-            if ep.name in blocked_names or (dname and dname in blocked_names) or ep.value in blocked_names:
-                info.status, info.reason = "blocked", "blocked by name"
-                _mark(info)
-                continue
-            if ep.name in ps.plugins and ps.plugins[ep.name].status == "loaded":
-                info.status = "failed"
-                info.reason = f"entry-point name clashes with plugin {ps.plugins[ep.name].module!r}"
-                warnings.warn(f"dc-api-x plugin {ep.name!r}: {info.reason}", stacklevel=2)
-                _mark(info)
-                continue
-            spec = _dist_requirement(dist)
-            if not _compatible(spec) and not allow_incompatible:
-                _incompatible(info, spec)
-                _mark(info)
-                continue
-            try:
-                obj = ep.load()
-            except Exception as exc:
-                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                warnings.warn(f"dc-api-x plugin {ep.name!r} ({dname}) failed to import: {exc}", stacklevel=2)
-                _mark(info)
-                continue
-            mod_spec = getattr(obj, REQUIRES_ATTR, None)
-            if isinstance(mod_spec, str) and not _compatible(mod_spec) and not allow_incompatible:
-                _incompatible(info, mod_spec)
-                _mark(info)
-                continue
-            order.append((ep.name, obj))
-            _mark(info)
+        groups = [ENTRY_POINT_GROUP]
+        for g in [*entry_point_groups, *sorted(_env_list(GROUPS_ENV))]:
+            if g not in groups:
+                groups.append(g)
+        for group in groups:
+            for ep in metadata.entry_points(group=group):
+                dist = getattr(ep, "dist", None)
+                dname = dist.metadata["Name"] if dist is not None else None
+                name = _unique_name(ps, ep.name, dname)
+                info = PluginInfo(name, module=ep.value, distribution=dname,
+                                  version=dist.version if dist is not None else None, group=group)
+                ps.plugins[name] = info
+                if _blocked(blocked_names, ep.name, name, dname, ep.value):
+                    info.status, info.reason = "blocked", "blocked by name"
+                    continue
+                if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
+                    continue
+                try:
+                    obj = ep.load()
+                except Exception as exc:
+                    info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+                    _warn(f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
+                          f"{type(exc).__name__}: {exc}")
+                    continue
+                if info.reason == "" and not _check_version(
+                    info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible
+                ):
+                    continue
+                order.append((info, obj))
 
     for obj in plugins:
-        pname = getattr(obj, "__name__", None) or type(obj).__name__
-        if pname in blocked_names:
-            _mark(PluginInfo(pname, module=pname, status="blocked", reason="blocked by name"))
+        base = getattr(obj, "__name__", None) if inspect.ismodule(obj) or inspect.isclass(obj) else None
+        base = base or getattr(obj, "__name__", None) or type(obj).__name__
+        name = _unique_name(ps, base, None)
+        objmod: str = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or name
+        info = PluginInfo(name, module=objmod)
+        ps.plugins[name] = info
+        if _blocked(blocked_names, base, name):
+            info.status, info.reason = "blocked", "blocked by name"
             continue
-        order.append((pname, obj))
-        _mark(PluginInfo(pname, module=getattr(obj, "__module__", pname) or pname))
+        if not _check_version(info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible):
+            continue
+        order.append((info, obj))
 
-    for pname, obj in order:
-        try:
-            pm.register(obj, name=pname)
-        except Exception as exc:
-            info = ps.plugins[pname]
-            info.status, info.reason = "failed", f"invalid plugin: {exc}"
-            warnings.warn(f"dc-api-x plugin {pname!r} is invalid: {exc}", stacklevel=2)
-    pm.check_pending()
+    loaded: list[tuple[PluginInfo, Any]] = [
+        (info, obj) for info, obj in order if _register_with_pm(pm, info, obj)
+    ]
 
-    for pname, obj in order:
-        info = ps.plugins[pname]
-        if info.status != "loaded":
-            continue
-        staged = {attr: Registry(label, owner=ps, plugin=pname) for attr, label in KINDS.values()}
-        try:
-            for hook_name, (attr, _label) in KINDS.items():
-                for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                    if impl.plugin is obj:
-                        kwargs = {"registry": staged[attr]} if "registry" in impl.argnames else {}
-                        impl.function(**kwargs)
-        except Exception as exc:
-            info.status, info.reason = "failed", f"{type(exc).__name__} in a register hook: {exc}"
-            warnings.warn(f"dc-api-x plugin {pname!r} failed while registering: {exc}", stacklevel=2)
-            pm.unregister(obj)
-            continue
-        for attr, reg in staged.items():
-            ps.registries[attr]._merge(reg)
-            if len(reg):
-                info.registers[attr] = reg.names()
+    try:
+        for info, obj in loaded:
+            _run_register_hooks(ps, info, obj)
+    except BaseException:
+        ps.close()
+        raise
 
     if make_current:
         with _lock:
             old, _current = _current, ps
         if old is not None and old is not ps:
             old.close()
-        _ensure_atexit()
+    _ensure_atexit()
     return ps
 
 
-def _incompatible(info: PluginInfo, spec: str | None) -> None:
-    info.status = "incompatible"
-    info.reason = f"requires dc-api-x {spec}, found {core_version()}"
-    warnings.warn(
-        f"dc-api-x plugin {info.name!r} ({info.distribution or info.module}) requires dc-api-x {spec}, "
-        f"found {core_version()}; skipped (set {INCOMPATIBLE_ENV}=1 to load it anyway)",
-        stacklevel=3,
-    )
+def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
+    """Call ``obj``'s ``register_*`` hooks into staged registries, then merge them (all or nothing)."""
+    pm = ps.pm
+    staged = {attr: Registry(label, owner=ps, plugin=info.name) for attr, label in KINDS.values()}
+    try:
+        for hook_name, (attr, _label) in KINDS.items():
+            caller = getattr(pm.hook, hook_name, None)
+            if caller is None:  # pragma: no cover - hookspecs and KINDS disagree
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not obj or impl.hookwrapper or getattr(impl, "wrapper", False):
+                    continue
+                kwargs = {"registry": staged[attr]} if "registry" in impl.argnames else {}
+                impl.function(**kwargs)
+    except Exception as exc:
+        info.status, info.reason = "failed", f"{type(exc).__name__} in a register hook: {exc}"
+        _warn(f"dc-api-x plugin {info.name!r} failed while registering: {type(exc).__name__}: {exc}")
+        pm.unregister(obj)
+        return
+    clashes = []
+    for attr, reg in staged.items():
+        target = ps.registries[attr]
+        for name in reg.names():
+            if name in target:
+                clashes.append(
+                    f"{reg.kind} {name!r} is provided by both {target.plugin_of(name)!r} and {info.name!r}"
+                )
+    if clashes:
+        raise PluginError(
+            "; ".join(clashes) + f"; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
+        )
+    for attr, reg in staged.items():
+        ps.registries[attr]._merge(reg)
+        if len(reg):
+            info.registers[attr] = reg.names()
 
 
 _current: PluginSet | None = None
 _lock = threading.RLock()
 _atexit_done = False
+_live_sets: weakref.WeakSet[PluginSet] = weakref.WeakSet()
 
 
 def _ensure_atexit() -> None:
     global _atexit_done
     if not _atexit_done:
         _atexit_done = True
-        atexit.register(_close_current)
+        atexit.register(_close_all)
 
 
-def _close_current() -> None:
-    if _current is not None:
-        _current.close()
+def _close_all() -> None:
+    """At interpreter exit: close every plugin set still open (runs their cleanups)."""
+    for ps in list(_live_sets):
+        ps.close()
 
 
 def get_plugins() -> PluginSet:
