@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 __all__ = [
+    "ConversionError",
     "arrow_to_jsonschema",
     "arrow_to_records",
     "cast_table",
@@ -155,7 +156,8 @@ def _arrow_type_to_json(t: pa.DataType, meta: Mapping[bytes, bytes] | None) -> d
     if pt.is_floating(t):
         return {"type": ["number", "null"]}
     if pt.is_decimal(t):
-        return {"type": ["string", "null"], "format": "decimal", "x-precision": t.precision, "x-scale": t.scale}
+        return {"type": ["string", "null"], "format": "decimal",
+                "x-precision": t.precision, "x-scale": t.scale}
     if pt.is_timestamp(t):
         out: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
         if t.tz is None:
@@ -192,7 +194,38 @@ def arrow_to_jsonschema(schema: pa.Schema) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- values
+class ConversionError(ValueError):
+    """A value that does not fit its Arrow type. ``field`` names the column (dotted for nested)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"field {field!r}: {message}" if field else message)
+
+
+def _parse_datetime(value: str) -> _dt.datetime:
+    """``datetime.fromisoformat`` that refuses more than 6 significant fractional digits (it
+    would silently truncate nanoseconds)."""
+    text = value.strip()
+    dot = text.find(".", 10)
+    if dot != -1:
+        end = dot + 1
+        while end < len(text) and text[end].isdigit():
+            end += 1
+        digits = text[dot + 1:end]
+        if len(digits) > 6:
+            if digits[6:].strip("0"):
+                raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
+            text = text[:dot + 7] + text[end:]
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return _dt.datetime.fromisoformat(text)
+
+
 def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
+    """One Python value (native or its JSON form) converted for ``pa.array(..., type=typ)``.
+
+    Raises :class:`ValueError` / :class:`TypeError` when the value does not fit (never rounds).
+    """
     import pyarrow.types as pt
 
     if value is None:
@@ -203,56 +236,123 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
             return orjson.dumps(value).decode()
         return orjson.dumps(value, default=_json_default).decode()
     if pt.is_decimal(typ):
-        return value if isinstance(value, Decimal) else Decimal(str(value))
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a decimal")
+        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        if not dec.is_finite():
+            raise ValueError(f"{value!r} is not a finite decimal")
+        return dec
     if pt.is_timestamp(typ):
         if isinstance(value, str):
-            value = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if isinstance(value, _dt.datetime):
-            if typ.tz is not None and value.tzinfo is None:
-                value = value.replace(tzinfo=_dt.timezone.utc)
-            elif typ.tz is None and value.tzinfo is not None:
-                value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            value = _parse_datetime(value)
+        elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            value = _dt.datetime(value.year, value.month, value.day)
+        if not isinstance(value, _dt.datetime):
+            raise ValueError(f"{value!r} is not a date-time")
+        if typ.tz is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        elif typ.tz is None and value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
         return value
     if pt.is_date(typ):
         if isinstance(value, str):
-            return _dt.date.fromisoformat(value[:10])
+            if len(value.strip()) <= 10:
+                return _dt.date.fromisoformat(value.strip())
+            value = _parse_datetime(value)
         if isinstance(value, _dt.datetime):
+            if value.time() != _dt.time(0) and value.utcoffset() in (None, _dt.timedelta(0)):
+                raise ValueError(f"{value!r} is not a date (it has a time of day)")
             return value.date()
-        return value
+        if isinstance(value, _dt.date):
+            return value
+        raise ValueError(f"{value!r} is not a date")
     if pt.is_time(typ):
-        return _dt.time.fromisoformat(value) if isinstance(value, str) else value
-    if pt.is_binary(typ) or pt.is_large_binary(typ):
-        return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+        if isinstance(value, str):
+            text = value.strip()
+            dot = text.find(".")
+            if dot != -1 and len(text) - dot - 1 > 6 and text[dot + 7:].rstrip("0"):
+                raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
+            return _dt.time.fromisoformat(text[:dot + 7] if dot != -1 else text)
+        if isinstance(value, _dt.time):
+            return value
+        raise ValueError(f"{value!r} is not a time")
+    if pt.is_binary(typ) or pt.is_large_binary(typ) or pt.is_fixed_size_binary(typ):
+        if isinstance(value, str):
+            return base64.b64decode(value, validate=True)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        raise ValueError(f"{type(value).__name__} value is not bytes nor base64 text")
     if pt.is_string(typ) or pt.is_large_string(typ):
         if isinstance(value, str):
             return value
         if isinstance(value, Decimal):
             return format(value, "f")
+        if isinstance(value, bool):
+            return "true" if value else "false"
         if isinstance(value, (dict, list)):
             return orjson.dumps(value, default=_json_default).decode()
+        if isinstance(value, (_dt.date, _dt.time)):
+            return value.isoformat()
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return base64.b64encode(bytes(value)).decode()
         return str(value)
     if pt.is_integer(typ):
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, bool):
             raise ValueError(f"{value!r} is not an integer")
-        return int(value)
-    if pt.is_floating(typ):
-        return float(value)
-    if pt.is_boolean(typ):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{value!r} is not an integer")
+            return int(value)
+        if isinstance(value, Decimal):
+            if value != value.to_integral_value():
+                raise ValueError(f"{value!r} is not an integer")
+            return int(value)
         if isinstance(value, str):
-            low = value.lower()
-            if low in ("true", "t", "1", "yes"):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not an integer") from None
+        raise ValueError(f"{value!r} is not an integer")
+    if pt.is_floating(typ):
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        if isinstance(value, (int, float, Decimal)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a number") from None
+        raise ValueError(f"{value!r} is not a number")
+    if pt.is_boolean(typ):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("true", "t", "1", "yes", "y"):
                 return True
-            if low in ("false", "f", "0", "no"):
+            if low in ("false", "f", "0", "no", "n"):
                 return False
-            raise ValueError(f"{value!r} is not a boolean")
-        return bool(value)
+        elif isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{value!r} is not a boolean")
     if pt.is_struct(typ):
+        if isinstance(value, str):
+            value = orjson.loads(value)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{type(value).__name__} value is not an object")
         return {
             typ.field(i).name: _to_arrow_value(value.get(typ.field(i).name), typ.field(i).type,
                                                typ.field(i).metadata)
             for i in range(typ.num_fields)
         }
     if pt.is_list(typ) or pt.is_large_list(typ):
+        if isinstance(value, str):
+            value = orjson.loads(value)
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{type(value).__name__} value is not an array")
         vf = typ.value_field
         return [_to_arrow_value(v, vf.type, vf.metadata) for v in value]
     return value
@@ -268,6 +368,96 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+_ARROW_ERRORS: tuple[type[BaseException], ...] | None = None
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    global _ARROW_ERRORS
+    if _ARROW_ERRORS is None:
+        import pyarrow as pa
+
+        _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
+                         ValueError, OverflowError, orjson.JSONDecodeError)
+    return _ARROW_ERRORS
+
+
+def _first_value(values: Sequence[Any]) -> Any:
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def _string_column(values: Sequence[Any], typ: pa.DataType) -> pa.Array | None:
+    """Vectorised path for JSON-form strings (ISO timestamps, dates, decimal strings): build a string
+    array and let Arrow parse it. ``None`` when the values are not all strings or Arrow refuses them
+    (the per-value path then decides, and names the bad value)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    errors = _arrow_errors()
+    try:
+        strings = pa.array(values, type=pa.string())
+    except errors:
+        return None
+    try:
+        if pt.is_timestamp(typ):
+            if typ.tz is not None:
+                try:
+                    return strings.cast(typ)
+                except errors:  # no zone offset in the text: the convention reads naive as UTC
+                    return strings.cast(pa.timestamp(typ.unit)).cast(typ)
+            try:
+                return strings.cast(typ)
+            except errors:  # offsets in the text of a naive column: converted to UTC wall time
+                return strings.cast(pa.timestamp(typ.unit, tz="UTC")).cast(typ)
+        return strings.cast(typ)
+    except errors:
+        return None
+
+
+def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
+    """One column of Python values → an Arrow array of ``f.type``, column-wise when possible."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    typ, meta = f.type, f.metadata
+    errors = _arrow_errors()
+    is_json = bool(meta and meta.get(JSON_META) == b"true")
+    if not is_json:
+        if pt.is_integer(typ) or pt.is_floating(typ):
+            # infer first: pa.array(type=int64) would silently truncate 2.5 to 2
+            try:
+                arr = pa.array(values, from_pandas=False)
+            except errors:
+                arr = None
+            if arr is not None:
+                if arr.type == typ:
+                    return arr
+                if (pt.is_integer(arr.type) or pt.is_floating(arr.type) or pt.is_null(arr.type)
+                        or pt.is_decimal(arr.type)):
+                    try:
+                        return arr.cast(typ, safe=True)
+                    except errors:
+                        pass
+        elif pt.is_timestamp(typ) or pt.is_date(typ) or pt.is_decimal(typ):
+            if isinstance(_first_value(values), str):
+                arr = _string_column(values, typ)
+                if arr is not None:
+                    return arr
+            else:
+                try:
+                    return pa.array(values, type=typ, from_pandas=False)
+                except errors:
+                    pass
+        elif not (pt.is_binary(typ) or pt.is_large_binary(typ)) or not isinstance(_first_value(values), str):
+            try:
+                return pa.array(values, type=typ, from_pandas=False)
+            except errors:
+                pass
+    return pa.array([_to_arrow_value(v, typ, meta) for v in values], type=typ)
+
+
 def records_to_arrow(
     records: Sequence[Mapping[str, Any]],
     schema: Mapping[str, Any] | None = None,
@@ -277,8 +467,10 @@ def records_to_arrow(
     """Build an Arrow table from records, typed by ``arrow_schema`` or the JSON Schema.
 
     Values may be native (``datetime``, ``Decimal``, ``bytes``) or their JSON forms (ISO strings,
-    decimal strings, base64). A value that does not fit its type raises :class:`ValueError` naming
-    the field; nothing is rounded or truncated silently.
+    decimal strings, base64). Columns are converted whole (``pa.array`` then an Arrow cast / parse);
+    only columns Arrow cannot convert in one go fall back to per-value Python. A value that does not
+    fit its type raises :class:`ConversionError` (a :class:`ValueError`) naming the field; nothing is
+    rounded or truncated silently. Fields absent from the schema are ignored.
     """
     import pyarrow as pa
 
@@ -286,20 +478,27 @@ def records_to_arrow(
         if schema and schema.get("properties"):
             arrow_schema = jsonschema_to_arrow(schema)
         else:
-            return pa.Table.from_pylist(list(records))
+            try:
+                return pa.Table.from_pylist(list(records))
+            except _arrow_errors() as exc:
+                raise ConversionError(f"cannot infer Arrow types: {exc}") from exc
+    if not isinstance(records, Sequence):
+        records = list(records)
     columns = []
     for f in arrow_schema:
         name = f.name
         values = [r.get(name) for r in records]
         try:
-            try:
-                arr = pa.array(values, type=f.type, from_pandas=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-                arr = pa.array([_to_arrow_value(v, f.type, f.metadata) for v in values], type=f.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"field {name!r}: {exc}") from exc
+            arr = _column_to_arrow(values, f)
+        except _arrow_errors() as exc:
+            raise ConversionError(_short(exc), field=name) from exc
         columns.append(arr)
     return pa.Table.from_arrays(columns, schema=arrow_schema)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
@@ -358,14 +557,28 @@ def _pa_string() -> pa.DataType:
 
 
 def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast ``table`` to ``schema`` by column name (missing columns become nulls); safe casts only."""
+    """Cast ``table`` to ``schema`` by column name (missing columns become nulls); safe casts only.
+
+    JSON-text fields (metadata ``dcapix.json``) accept any source column (structs, lists, … are
+    serialised to JSON text). A column that cannot be cast raises :class:`ConversionError` naming it.
+    """
     import pyarrow as pa
 
     arrays = []
     for f in schema:
         if f.name in table.column_names:
             col = table.column(f.name)
-            arrays.append(col if col.type == f.type else col.cast(f.type, safe=True))
+            if col.type == f.type:
+                arrays.append(col)
+                continue
+            try:
+                try:
+                    arrays.append(col.cast(f.type, safe=True))
+                except _arrow_errors():
+                    # e.g. struct → JSON text, string → timestamp with a zone-less text, …
+                    arrays.append(_column_to_arrow(col.to_pylist(), f))
+            except _arrow_errors() as exc:
+                raise ConversionError(_short(exc), field=f.name) from exc
         else:
             arrays.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
