@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .exceptions import DcApiXError
 
@@ -25,28 +26,39 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+    """``dcapix plugins``: every plugin with its distribution, version, status and registrations."""
+    import warnings
+
     from .plugins import enable_plugins
 
-    ps = enable_plugins(entry_points=not args.no_entry_points)
-    rows = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ps = enable_plugins(entry_points=not args.no_entry_points, entry_point_groups=args.group or ())
+    for w in caught:  # the table shows each problem too; keep stderr to one line per warning
+        print(f"dcapix: warning: {w.message}", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
     for info in ps.plugins.values():
         rows.append({
             "name": info.name,
+            "module": info.module,
             "distribution": info.distribution,
             "version": info.version,
             "status": info.status,
             "reason": info.reason,
             "builtin": info.builtin,
+            "group": info.group,
             "registers": info.registers,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    width = max((len(r["name"]) for r in rows), default=0)
     for row in rows:
         regs = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items()) or "-"
         status = row["status"] + (f" ({row['reason']})" if row["reason"] else "")
-        print(f"{row['name']}  [{row['distribution'] or '-'} {row['version'] or ''}]  {status}")
-        print(f"    {regs}")
+        dist = f"{row['distribution'] or '-'} {row['version'] or ''}".strip()
+        print(f"{row['name']:<{width}}  [{dist}]  {status}")
+        print(f"{'':<{width}}    registers {regs}")
     return 0
 
 
@@ -60,16 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list plugins: distribution, version, status, what each registers")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-entry-points", action="store_true", help="built-ins only")
+    p.add_argument("--group", action="append", metavar="GROUP",
+                   help="also scan this entry-point group (repeatable; env DC_API_X_ENTRY_POINT_GROUPS)")
     p.set_defaults(func=_cmd_plugins)
     for modname in COMMAND_MODULES:
         try:
             mod = importlib.import_module(modname)
-        except ImportError as exc:  # pragma: no cover - an optional part missing
-            print(f"dcapix: commands from {modname} unavailable: {exc}", file=sys.stderr)
-            continue
-        add = getattr(mod, "add_commands", None)
-        if add is not None:
-            add(sub)
+            add = getattr(mod, "add_commands", None)
+            if add is not None:
+                add(sub)
+        except Exception as exc:  # one broken command module must not take the whole CLI down
+            print(f"dcapix: commands from {modname} unavailable: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
     return parser
 
 

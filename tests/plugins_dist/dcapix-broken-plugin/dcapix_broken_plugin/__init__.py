@@ -1,0 +1,1 @@
+"""Misbehaving dc-api-x test plugins (one module per failure mode)."""

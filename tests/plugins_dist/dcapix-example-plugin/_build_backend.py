@@ -1,0 +1,1 @@
+../_build_backend.py
