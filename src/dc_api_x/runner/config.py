@@ -1,0 +1,215 @@
+"""Pipeline configuration of ``dcapix run`` (YAML, TOML or JSON), validated by pydantic.
+
+A pipeline file (default ``dcapix.yml`` in the working directory)::
+
+    state_backend: sqlite                 # or a path to a .db file, or postgresql://…
+    pipelines:
+      orders:
+        source:
+          adapter: sql
+          url: sqlite:///shop.db
+          streams: [orders, customers]
+          transforms: [{type: rename, …}]  # runner-level: applied to batches between read and write
+        destination:
+          adapter: parquet
+          path: out/
+          load_method: append             # runner-level: passed to start_write()
+        select: [orders]                  # optional: a subset of the discovered streams
+        checkpoint_rows: 200000           # flush + save state at least this often (incremental streams)
+
+Everything in an endpoint other than the runner-level keys is handed to the adapter (its pydantic
+``Options`` validates it and names the wrong field). Errors are one line naming the pipeline, the
+endpoint and the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config import describe_validation_error
+from ..exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILES",
+    "Endpoint",
+    "PipelineConfig",
+    "ProjectConfig",
+    "SingerConfig",
+    "load_config",
+    "load_endpoint_file",
+    "read_config_file",
+]
+
+#: Files looked up in the working directory when ``-c`` is not given (first found wins).
+DEFAULT_CONFIG_FILES = ("dcapix.yml", "dcapix.yaml", "dcapix.toml", "dcapix.json")
+
+#: Endpoint keys the runner consumes itself (not passed to the adapter).
+SOURCE_RUNNER_KEYS = ("transforms", "select")
+DESTINATION_RUNNER_KEYS = ("load_method", "stream_map")
+
+
+class Endpoint(BaseModel):
+    """One source or destination: ``{adapter: NAME, …adapter options}`` plus runner-level keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str
+    transforms: list[Any] | dict[str, list[Any]] = Field(default_factory=list)
+    select: list[str] | None = None
+    load_method: str | None = None
+    stream_map: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The adapter's own options (everything but the runner-level keys)."""
+        return dict(self.model_extra or {})
+
+    def adapter_config(self) -> dict[str, Any]:
+        """``{"adapter": NAME, …options}`` for :func:`dc_api_x.plugins.create_adapter`."""
+        return {"adapter": self.adapter, **self.options}
+
+
+class SingerConfig(BaseModel):
+    """Process mode (``--via-singer``): the tap and target executables and their configs.
+
+    By default ``tap-dcapix`` gets the source endpoint as its config and ``target-dcapix`` the
+    destination endpoint. Any other Singer tap/target works by naming it and giving its config.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tap: str = "tap-dcapix"
+    target: str = "target-dcapix"
+    tap_config: dict[str, Any] | None = None
+    target_config: dict[str, Any] | None = None
+    tap_args: list[str] = Field(default_factory=list)
+    target_args: list[str] = Field(default_factory=list)
+
+
+class PipelineConfig(BaseModel):
+    """One named pipeline: a source, a destination and how to run them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Endpoint
+    destination: Endpoint
+    select: list[str] | None = None
+    #: flush the destination and save state after at least this many rows (incremental streams).
+    checkpoint_rows: int = Field(default=200_000, gt=0)
+    #: … or after this many seconds, whichever comes first.
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    #: batches read ahead by the reader thread (0: read and write in the same thread).
+    prefetch: int = Field(default=2, ge=0)
+    #: streams run at the same time (each with its own pair of adapters).
+    parallel: int = Field(default=1, ge=1)
+    singer: SingerConfig = Field(default_factory=SingerConfig)
+
+
+class ProjectConfig(BaseModel):
+    """The whole file: named pipelines and where state lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``sqlite`` (``.dcapix/state.db`` next to the config file), a path to an SQLite file, or a
+    #: ``postgresql://`` URL.
+    state_backend: str = "sqlite"
+    pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+    #: where the config was read from (set by :func:`load_config`).
+    path: str | None = None
+
+    def pipeline(self, name: str | None) -> tuple[str, PipelineConfig]:
+        """The pipeline called ``name`` (the only one when ``name`` is ``None``)."""
+        where = f" in {self.path}" if self.path else ""
+        valid = ", ".join(sorted(self.pipelines)) or "(none)"
+        if name is None:
+            if len(self.pipelines) == 1:
+                return next(iter(self.pipelines.items()))
+            raise ConfigError(f"name a pipeline to run{where}; valid: {valid}", plugin="runner",
+                              field="pipeline")
+        if name not in self.pipelines:
+            raise ConfigError(f"unknown pipeline {name!r}{where}; valid: {valid}", plugin="runner",
+                              field="pipeline")
+        return name, self.pipelines[name]
+
+    @property
+    def project_dir(self) -> Path:
+        """The directory holding the config file (the working directory without one)."""
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a YAML, TOML or JSON file into a dict (by extension; YAML otherwise)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}",
+                          plugin="runner") from None
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data: Any = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {str(p)!r} is not valid {suffix.lstrip('.') or 'yaml'}: {msg}",
+                          plugin="runner") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {str(p)!r}: expected a mapping at the top level", plugin="runner")
+    return dict(data)
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        field, msg = describe_validation_error(exc)
+        raise ConfigError(f"{where}: {field!r}: {msg}", plugin="runner", field=field) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, required: bool = True) -> ProjectConfig:
+    """Load a project config (``path`` or the first of :data:`DEFAULT_CONFIG_FILES` in the cwd).
+
+    :param required: raise when no file is found (otherwise return an empty config).
+    """
+    if path is None:
+        for name in DEFAULT_CONFIG_FILES:
+            if Path(name).is_file():
+                path = name
+                break
+        else:
+            if required:
+                raise ConfigError(
+                    f"no pipeline file: none of {', '.join(DEFAULT_CONFIG_FILES)} in {os.getcwd()}; "
+                    "pass -c FILE or --source/--destination", plugin="runner")
+            return ProjectConfig()
+    data = read_config_file(path)
+    cfg: ProjectConfig = _validate(ProjectConfig, data, f"config file {str(path)!r}")
+    cfg.path = str(path)
+    return cfg
+
+
+def load_endpoint_file(path: str | os.PathLike[str], role: str) -> Endpoint:
+    """Read one endpoint (``--source FILE`` / ``--destination FILE``): ``{"adapter": …, …}``."""
+    data = read_config_file(path)
+    return _validate(Endpoint, data, f"{role} {str(path)!r}")  # type: ignore[no-any-return]
+
+
+def parse_endpoint(data: Mapping[str, Any], role: str) -> Endpoint:
+    """Validate an endpoint given as a mapping."""
+    return _validate(Endpoint, dict(data), role)  # type: ignore[no-any-return]

@@ -1,0 +1,476 @@
+"""The in-process runner: batches move from a source adapter's ``read()`` to a destination
+adapter's ``write()`` as Arrow (or the adapters' native batches), with no JSON in between.
+
+Per stream::
+
+    state  = store.get(pipeline, stream)                 # None with --full-refresh
+    dest.start_write(stream, load_method=…)
+    for batch in source.read(stream, state=state):       # in a reader thread, bounded queue
+        batch = transforms(batch)
+        dest.write(stream, batch)
+        every checkpoint_rows / checkpoint_seconds (incremental, not overwrite):
+            dest.flush(stream); store.set(pipeline, stream, batch.bookmark)   # never ahead
+    dest.finish_write(stream); store.set(pipeline, stream, last bookmark)
+
+The reader thread overlaps reading with writing (pyarrow, psycopg and ADBC release the GIL); the
+queue holds at most ``prefetch`` batches, so peak memory stays bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..exceptions import ConfigError, DcApiXError, UnknownPluginError
+from ..logs import MASK, is_secret_key, redact, redact_mapping
+from ..types import StreamSpec
+from .config import Endpoint, PipelineConfig
+from .progress import Progress, RunMetrics, StreamMetrics
+from .state import StateStore
+
+__all__ = ["Prefetcher", "RunOptions", "Runner", "run_pipeline", "stream_transforms"]
+
+log = logging.getLogger("dc_api_x.runner")
+
+
+@dataclass
+class RunOptions:
+    """Per-invocation settings (the ``dcapix run`` flags)."""
+
+    full_refresh: bool = False
+    select: Sequence[str] | None = None
+    limit: int | None = None
+    prefetch: int | None = None
+    parallel: int | None = None
+    checkpoint_rows: int | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _adapter_class(adapter: str, role: str, pipeline: str, plugins: Any) -> Any:
+    from ..plugins import get_plugins
+
+    reg = (plugins or get_plugins()).adapters
+    try:
+        return reg.get(adapter)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"pipeline {pipeline!r}, {role}: unknown adapter {adapter!r}; "
+                          f"valid: {', '.join(exc.known) or '(none)'}", plugin="runner",
+                          field=f"{role}.adapter") from None
+
+
+def _split_streams(endpoint: Endpoint, cls: Any) -> tuple[dict[str, Any], list[str] | None]:
+    """The adapter config, and a stream selection taken from ``streams: [names]`` when the
+    adapter itself has no ``streams`` option."""
+    cfg = endpoint.adapter_config()
+    fields = getattr(getattr(cls, "Options", None), "model_fields", {}) or {}
+    streams = cfg.get("streams")
+    if "streams" not in fields and isinstance(streams, list) and all(isinstance(s, str) for s in streams):
+        cfg.pop("streams")
+        return cfg, list(streams)
+    if isinstance(streams, list) and all(isinstance(s, str) for s in streams):
+        return cfg, list(streams)
+    return cfg, None
+
+
+def _make_adapter(endpoint: Endpoint, role: str, pipeline: str, plugins: Any) -> Any:
+    cls = _adapter_class(endpoint.adapter, role, pipeline, plugins)
+    cfg, _ = _split_streams(endpoint, cls)
+    cfg.pop("adapter", None)
+    try:
+        return cls(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin,
+                          field=exc.field) from None
+
+
+def _redacted_options(endpoint: Endpoint, cls: Any) -> dict[str, Any]:
+    secret = set(getattr(cls, "secret_options", ()) or ())
+    out: dict[str, Any] = {"adapter": endpoint.adapter}
+    for k, v in endpoint.adapter_config().items():
+        if k == "adapter":
+            continue
+        out[k] = MASK if (k in secret or is_secret_key(k)) and v not in (None, "") else redact_mapping(v)
+    for k in ("transforms", "load_method", "stream_map"):
+        v = getattr(endpoint, k, None)
+        if v:
+            out[k] = redact_mapping(v)
+    return out
+
+
+def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tuple[Any, StreamSpec]:
+    """The transform chain of one stream and the stream description it produces.
+
+    ``configs`` is a list of ``{type: NAME, …}`` applied to every stream, or a mapping
+    ``{stream_name: [...], "*": [...]}``. Returns ``(None, spec)`` when no transform applies.
+    """
+    if isinstance(configs, Mapping):
+        configs = configs.get(spec.name, configs.get("*"))
+    if not configs:
+        return None, spec
+    from ..ext.transforms import build_transforms
+
+    chain = build_transforms(list(configs), spec.schema, stream=spec.name, plugins=plugins)
+    if not len(chain):
+        return None, spec
+    rk = chain.output_field(spec.replication_key) if spec.replication_key else None
+    out = spec.with_(schema=chain.schema, key_properties=chain.output_fields(spec.key_properties),
+                     replication_key=rk, replication_keys=chain.output_fields(spec.replication_keys))
+    return chain, out
+
+
+_END = object()
+
+
+class Prefetcher:
+    """Runs an iterator in a reader thread and hands its items over through a bounded queue.
+
+    ``depth`` 0 means no thread (items are produced on demand in the caller's thread). Errors of
+    the reader are re-raised in the consumer; :meth:`close` stops the reader and closes the iterator.
+    """
+
+    def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str = "dcapix-reader") -> None:
+        self._make = make
+        self.depth = depth
+        self.wait_seconds = 0.0
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._it: Iterator[Any] | None = None
+        self._name = name
+
+    def _run(self) -> None:
+        it = None
+        try:
+            it = self._make()
+            for item in it:
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+            self._put_final(_END)
+        except BaseException as exc:
+            self._put_final(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # pragma: no cover - best effort
+                    log.debug("closing the reader failed", exc_info=True)
+
+    def _put_final(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.depth <= 0:
+            self._it = self._make()
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(self._it)
+                except StopIteration:
+                    return
+                finally:
+                    self.wait_seconds += time.perf_counter() - t0
+                yield item
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        while True:
+            t0 = time.perf_counter()
+            item = self._q.get()
+            self.wait_seconds += time.perf_counter() - t0
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            while True:  # unblock a reader waiting on a full queue
+                try:
+                    self._q.get_nowait()
+                except queue.Empty:
+                    break
+            self._thread.join(timeout=30)
+        elif self._it is not None:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+
+
+# --------------------------------------------------------------------------------------- runner
+class Runner:
+    """Runs one pipeline in-process. ``run()`` returns :class:`RunMetrics`; ``plan()`` the dry-run plan.
+
+    :param name: the pipeline name (the state key).
+    :param config: the pipeline.
+    :param store: the state store (``None``: no state is read or written).
+    :param plugins: a plugin set (default: the current one).
+    """
+
+    def __init__(self, name: str, config: PipelineConfig, store: StateStore | None = None,
+                 options: RunOptions | None = None, *, plugins: Any = None,
+                 progress: Progress | None = None) -> None:
+        self.name = name
+        self.config = config
+        self.store = store
+        self.options = options or RunOptions()
+        self.plugins = plugins
+        self.progress = progress
+        self.metrics = RunMetrics(name)
+        self.source_cls = _adapter_class(config.source.adapter, "source", name, plugins)
+        self.dest_cls = _adapter_class(config.destination.adapter, "destination", name, plugins)
+        _, self._configured_streams = _split_streams(config.source, self.source_cls)
+        lm = config.destination.load_method
+        methods = tuple(getattr(self.dest_cls, "load_methods", ()) or ())
+        if lm is not None and methods and lm not in methods:
+            raise ConfigError(f"pipeline {name!r}, destination adapter {config.destination.adapter!r}: "
+                              f"unknown load_method {lm!r}; valid: {', '.join(methods)}",
+                              plugin="runner", field="destination.load_method")
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def make_source(self) -> Any:
+        return _make_adapter(self.config.source, "source", self.name, self.plugins)
+
+    def make_destination(self) -> Any:
+        return _make_adapter(self.config.destination, "destination", self.name, self.plugins)
+
+    def selection(self) -> list[str] | None:
+        sel = self.options.select or self.config.select or self.config.source.select
+        if sel:
+            return list(sel)
+        return self._configured_streams
+
+    def streams(self, source: Any) -> list[StreamSpec]:
+        """The streams to run: discovered, filtered by the selection (unknown names → one error)."""
+        found = list(source.discover())
+        by_name = {s.name: s for s in found}
+        sel = self.selection()
+        if not sel:
+            return found
+        unknown = [s for s in sel if s not in by_name]
+        if unknown:
+            raise ConfigError(
+                f"pipeline {self.name!r}: unknown stream {unknown[0]!r} in source adapter "
+                f"{self.config.source.adapter!r}; valid: {', '.join(sorted(by_name)) or '(none)'}",
+                plugin="runner", field="select")
+        return [by_name[s] for s in sel]
+
+    def destination_spec(self, spec: StreamSpec) -> tuple[Any, StreamSpec]:
+        """The stream's transform chain (or ``None``) and the stream the destination receives."""
+        chain, out = stream_transforms(self.config.source.transforms, spec, self.plugins)
+        mapped = self.config.destination.stream_map.get(spec.name)
+        return chain, (out.with_(name=mapped) if mapped else out)
+
+    # -- dry run ---------------------------------------------------------------------------------
+    def plan(self) -> dict[str, Any]:
+        """What a run would do, with secrets redacted (connects to discover streams)."""
+        plan: dict[str, Any] = {
+            "pipeline": self.name,
+            "source": _redacted_options(self.config.source, self.source_cls),
+            "destination": _redacted_options(self.config.destination, self.dest_cls),
+            "load_method": self.config.destination.load_method,
+            "full_refresh": self.options.full_refresh,
+            "limit": self.options.limit,
+            "state_store": getattr(self.store, "location", None),
+            "streams": [],
+        }
+        src = self.make_source()
+        try:
+            try:
+                specs = self.streams(src)
+            except ConfigError:
+                raise
+            except DcApiXError as exc:
+                plan["discover_error"] = redact(str(exc))
+                specs = [StreamSpec(n) for n in self.selection() or []]
+            for spec in specs:
+                entry: dict[str, Any] = {
+                    "name": spec.name,
+                    "destination": self.destination_spec(spec)[1].name,
+                    "replication": spec.replication_method,
+                    "replication_key": spec.replication_key,
+                    "key_properties": list(spec.key_properties),
+                    "columns": len(spec.properties),
+                }
+                if spec.options:
+                    entry["read"] = redact_mapping(dict(spec.options))
+                describe = getattr(src, "describe_read", None) or getattr(src, "explain", None)
+                if describe is not None:
+                    try:
+                        entry["read"] = redact_mapping(describe(spec))
+                    except Exception as exc:  # pragma: no cover - informative only
+                        entry["read_error"] = redact(str(exc))
+                if self.store is not None:
+                    entry["state"] = None if self.options.full_refresh else \
+                        self.store.get(self.name, spec.name)
+                plan["streams"].append(entry)
+        finally:
+            src.close()
+        return plan
+
+    # -- run -------------------------------------------------------------------------------------
+    def run(self) -> RunMetrics:
+        """Run every selected stream; raises the first stream's error after recording it."""
+        parallel = self.options.parallel or self.config.parallel
+        self.metrics.status = "running"
+        source = self.make_source()
+        try:
+            specs = self.streams(source)
+            for spec in specs:
+                self.metrics.stream(spec.name).status = "pending"
+            if parallel <= 1 or len(specs) <= 1:
+                dest = self.make_destination()
+                try:
+                    self._run_all(specs, source, dest)
+                finally:
+                    dest.close()
+            else:
+                source.close()
+                self._run_parallel(specs, parallel)
+        except BaseException:
+            self.metrics.status = "failed"
+            raise
+        finally:
+            source.close()
+            self.metrics.finished = time.monotonic()
+        self.metrics.status = "done"
+        return self.metrics
+
+    def _run_all(self, specs: list[StreamSpec], source: Any, dest: Any) -> None:
+        for i, spec in enumerate(specs):
+            try:
+                self.run_stream(spec, source, dest)
+            except BaseException:
+                for later in specs[i + 1:]:
+                    m = self.metrics.stream(later.name)
+                    m.status, m.finished = "skipped", time.monotonic()
+                raise
+
+    def _run_parallel(self, specs: list[StreamSpec], parallel: int) -> None:
+        stop = threading.Event()
+
+        def one(spec: StreamSpec) -> None:
+            if stop.is_set():
+                m = self.metrics.stream(spec.name)
+                m.status, m.finished = "skipped", time.monotonic()
+                return
+            src, dst = self.make_source(), None
+            try:
+                dst = self.make_destination()
+                self.run_stream(spec, src, dst)
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                src.close()
+                if dst is not None:
+                    dst.close()
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dcapix-stream") as ex:
+            futures = [ex.submit(one, s) for s in specs]
+            errors = [f.exception() for f in futures]
+        for err in errors:
+            if err is not None:
+                raise err
+
+    def run_stream(self, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics:
+        """Move one stream; state is stored only after ``dest.flush`` / ``finish_write`` returned."""
+        m = self.metrics.stream(spec.name)
+        m.status, m.started = "running", time.monotonic()
+        state = None
+        if self.store is not None and not self.options.full_refresh:
+            state = self.store.get(self.name, spec.name)
+        chain, dspec = self.destination_spec(spec)
+        load_method = self.config.destination.load_method
+        checkpoint_rows = self.options.checkpoint_rows or self.config.checkpoint_rows
+        checkpoint_secs = self.config.checkpoint_seconds
+        can_checkpoint = self.store is not None and load_method != "overwrite"
+        if self.progress is not None:
+            self.progress.stream_started(spec.name, f"(resuming from {state})" if state else "")
+        log.info("pipeline %s: stream %s -> %s (load_method=%s, state=%s)", self.name, spec.name,
+                 dspec.name, load_method, state)
+        depth = self.config.prefetch if self.options.prefetch is None else self.options.prefetch
+        reader = Prefetcher(lambda: iter(source.read(spec, state=state, limit=self.options.limit)), depth,
+                            name=f"dcapix-read-{spec.name}")
+        pending: dict[str, Any] | None = None  # bookmark of rows written but not yet flushed
+        since_rows, since_t = 0, time.monotonic()
+        try:
+            dest.start_write(dspec, load_method=load_method)
+            for batch in reader:
+                if chain is not None:
+                    batch = chain.apply(batch)
+                n = len(batch)
+                t0 = time.perf_counter()
+                if n:
+                    dest.write(dspec, batch)
+                m.write_seconds += time.perf_counter() - t0
+                m.rows += n
+                m.batches += 1
+                since_rows += n
+                if batch.bookmark is not None:
+                    pending = dict(batch.bookmark)
+                if can_checkpoint and pending is not None and (
+                        since_rows >= checkpoint_rows or time.monotonic() - since_t >= checkpoint_secs):
+                    dest.flush(dspec)
+                    self._save(spec.name, pending)
+                    m.bookmark, pending = pending, None
+                    m.checkpoints += 1
+                    since_rows, since_t = 0, time.monotonic()
+            t0 = time.perf_counter()
+            dest.finish_write(dspec)
+            m.write_seconds += time.perf_counter() - t0
+            if pending is not None:
+                self._save(spec.name, pending)
+                m.bookmark = pending
+            elif self.options.full_refresh and self.store is not None and m.bookmark is None:
+                # a reload from scratch that produced no bookmark: the old one no longer applies
+                self.store.delete(self.name, spec.name, partition="")
+            m.status = "done"
+        except BaseException as exc:
+            m.status = "failed"
+            m.error = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
+        finally:
+            reader.close()
+            m.read_seconds = reader.wait_seconds
+            m.finished = time.monotonic()
+            if self.progress is not None:
+                self.progress.stream_finished(m)
+        return m
+
+    def _save(self, stream: str, bookmark: Mapping[str, Any]) -> None:
+        if self.store is not None:
+            self.store.set(self.name, stream, bookmark, run_id=self.options.run_id)
+
+
+def run_pipeline(name: str, config: PipelineConfig, store: StateStore | None = None,
+                 options: RunOptions | None = None, *, plugins: Any = None,
+                 progress: Progress | None = None) -> RunMetrics:
+    """Run one pipeline in-process under its lock (see :class:`Runner`)."""
+    runner = Runner(name, config, store, options, plugins=plugins, progress=progress)
+    if progress is not None:
+        progress.metrics = runner.metrics
+    if store is None:
+        return runner.run()
+    with store.lock(name):
+        return runner.run()

@@ -1,0 +1,240 @@
+"""Process mode: ``dcapix run --via-singer`` runs ``TAP | TARGET`` as two processes joined by a pipe.
+
+* the tap and target configs are written to temp files (mode 0600, in a 0700 temp directory,
+  removed afterwards); by default ``tap-dcapix`` gets the source endpoint and ``target-dcapix`` the
+  destination endpoint, any other Singer executables can be named in the pipeline's ``singer:``;
+* the stored state (partition ``singer`` of each stream) is passed to the tap as ``--state``;
+* both stderr streams are forwarded line by line with a ``[tap]`` / ``[target]`` prefix; record
+  counts are taken from the tap's singer-sdk ``METRIC`` lines;
+* the last STATE the *target* emitted (a target emits it only after committing) is stored, also
+  when the tap failed; the run fails when either process exits non-zero;
+* the children die with the runner (``PR_SET_PDEATHSIG`` on Linux), so a killed runner leaves no
+  orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from ..exceptions import AdapterError, ConfigError
+from ..logs import redact
+from .config import PipelineConfig
+from .pipeline import RunOptions
+from .progress import Progress, RunMetrics
+from .state import StateStore
+
+__all__ = ["SINGER_PARTITION", "run_via_singer", "singer_state", "store_singer_state"]
+
+log = logging.getLogger("dc_api_x.runner")
+
+#: state-store partition of the Singer-format state (the in-process runner uses partition "").
+SINGER_PARTITION = "singer"
+_WHOLE = "__singer__"
+
+
+def _pdeathsig() -> None:  # pragma: no cover - runs in the child
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _which(exe: str) -> str:
+    if os.sep in exe:
+        return exe
+    local = Path(sys.executable).parent / exe
+    if local.exists():
+        return str(local)
+    found = shutil.which(exe)
+    if found is None:
+        raise ConfigError(f"singer executable {exe!r} not found (next to {sys.executable} or on PATH)",
+                          plugin="runner", field="singer")
+    return found
+
+
+def singer_state(store: StateStore, pipeline: str) -> dict[str, Any] | None:
+    """The Singer state (``{"bookmarks": {stream: …}}``) stored for ``pipeline``, or ``None``."""
+    entries = store.list(pipeline, partition=SINGER_PARTITION)
+    if not entries:
+        return None
+    state: dict[str, Any] = {}
+    for e in entries:
+        if e.stream == _WHOLE:
+            state = {**e.value, **state}
+    bookmarks = {e.stream: e.value for e in entries if e.stream != _WHOLE}
+    if bookmarks:
+        state["bookmarks"] = {**(state.get("bookmarks") or {}), **bookmarks}
+    return state
+
+
+def store_singer_state(store: StateStore, pipeline: str, state: dict[str, Any],
+                       run_id: str | None = None) -> None:
+    """Store a target-emitted Singer state: one entry per stream bookmark (plus the rest, if any)."""
+    bookmarks = state.get("bookmarks")
+    items: list[tuple[str, str, dict[str, Any]]] = []
+    if isinstance(bookmarks, dict):
+        for stream, value in bookmarks.items():
+            if isinstance(value, dict):
+                items.append((str(stream), SINGER_PARTITION, value))
+    rest = {k: v for k, v in state.items() if k != "bookmarks"}
+    if rest or not items:
+        items.append((_WHOLE, SINGER_PARTITION, rest if items else state))
+    store.set_many(pipeline, items, run_id=run_id)
+
+
+def _write_json(directory: str, name: str, data: Any) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, default=str)
+    return path
+
+
+def _forward(pipe: IO[bytes], prefix: str, out: IO[str],
+             on_line: Callable[[str], None] | None = None) -> None:
+    for raw in iter(pipe.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        if on_line is not None:
+            try:
+                on_line(line)
+            except Exception:  # pragma: no cover - never let metrics parsing kill forwarding
+                pass
+        try:
+            print(f"{prefix} {redact(line)}", file=out, flush=True)
+        except Exception:  # pragma: no cover
+            pass
+    pipe.close()
+
+
+def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
+                   options: RunOptions | None = None, *, progress: Progress | None = None,
+                   stderr: IO[str] | None = None) -> RunMetrics:
+    """Run ``tap | target`` for a pipeline and store the target's last state (see module doc)."""
+    options = options or RunOptions()
+    if options.select or options.limit:
+        raise ConfigError("--select and --limit are not supported with --via-singer; set the streams in "
+                          "the tap config", plugin="runner")
+    err_out = stderr or sys.stderr
+    metrics = progress.metrics if progress is not None else RunMetrics(name)
+    metrics.pipeline, metrics.mode = name, "via-singer"
+    sc = config.singer
+    tap_cfg = sc.tap_config if sc.tap_config is not None else {
+        **config.source.adapter_config(),
+        **({"transforms": config.source.transforms} if config.source.transforms else {}),
+        **({"select": config.source.select} if config.source.select else {}),
+    }
+    target_cfg = sc.target_config if sc.target_config is not None else {
+        **config.destination.adapter_config(),
+        **({"load_method": config.destination.load_method} if config.destination.load_method else {}),
+    }
+    tap_exe, target_exe = _which(sc.tap), _which(sc.target)
+    state = None
+    if store is not None and not options.full_refresh:
+        state = singer_state(store, name)
+    last_state: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+
+    def on_tap_line(line: str) -> None:
+        # singer-sdk: "METRIC: {"type": "counter", "metric": "record_count", "value": 5, "tags": {...}}"
+        idx = line.find("METRIC: ")
+        if idx < 0:
+            return
+        data = json.loads(line[idx + 8:])
+        if data.get("metric") == "record_count":
+            stream = str((data.get("tags") or {}).get("stream", "?"))
+            counts[stream] = counts.get(stream, 0) + int(data.get("value") or 0)
+            metrics.stream(stream).rows = counts[stream]
+
+    def on_target_stdout(line: str) -> None:
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            if data.get("type") == "STATE" and isinstance(data.get("value"), dict):
+                data = data["value"]
+            last_state.append(data)
+            del last_state[:-1]
+
+    procs: list[subprocess.Popen[bytes]] = []
+    threads: list[threading.Thread] = []
+    with tempfile.TemporaryDirectory(prefix="dcapix-singer-") as tmp:
+        os.chmod(tmp, 0o700)
+        tap_args = [tap_exe, "--config", _write_json(tmp, "tap.json", tap_cfg)]
+        if state:
+            tap_args += ["--state", _write_json(tmp, "state.json", state)]
+        tap_args += sc.tap_args
+        target_args = [target_exe, "--config", _write_json(tmp, "target.json", target_cfg), *sc.target_args]
+        log.info("pipeline %s: %s | %s", name, " ".join(tap_args), " ".join(target_args))
+        try:
+            tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   preexec_fn=_pdeathsig)
+            procs.append(tap)
+            target = subprocess.Popen(target_args, stdin=tap.stdout, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, preexec_fn=_pdeathsig)
+            procs.append(target)
+            assert tap.stdout is not None and tap.stderr is not None
+            assert target.stdout is not None and target.stderr is not None
+            tap.stdout.close()  # the target holds the read end now
+            for pipe, prefix, cb in ((tap.stderr, "[tap]", on_tap_line),
+                                     (target.stderr, "[target]", None)):
+                t = threading.Thread(target=_forward, args=(pipe, prefix, err_out, cb), daemon=True)
+                t.start()
+                threads.append(t)
+            t = threading.Thread(target=_forward_stdout, args=(target.stdout, on_target_stdout), daemon=True)
+            t.start()
+            threads.append(t)
+            tap_rc = tap.wait()
+            target_rc = target.wait()
+            for t in threads:
+                t.join(timeout=10)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+            metrics.finished = time.monotonic()
+            if last_state and store is not None:
+                store_singer_state(store, name, last_state[-1], run_id=options.run_id)
+            for s in metrics.streams.values():
+                s.finished = metrics.finished
+                if last_state:
+                    s.bookmark = ((last_state[-1].get("bookmarks") or {}).get(s.stream))
+    ok = tap_rc == 0 and target_rc == 0
+    for s in metrics.streams.values():
+        s.status = "done" if ok else "failed"
+    if not ok:
+        metrics.status = "failed"
+        who = f"tap {sc.tap!r} exited with code {tap_rc}" if tap_rc != 0 else \
+            f"target {sc.target!r} exited with code {target_rc}"
+        raise AdapterError(f"pipeline {name!r} (via singer): {who}; state stored: "
+                           f"{'the last one the target emitted' if last_state else 'none'}")
+    metrics.status = "done"
+    return metrics
+
+
+def _forward_stdout(pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
+    for raw in iter(pipe.readline, b""):
+        with contextlib.suppress(Exception):
+            on_line(raw.decode("utf-8", errors="replace").strip())
+    pipe.close()
