@@ -1,0 +1,243 @@
+"""The tap's stream: one singer-sdk ``Stream`` per stream an adapter discovers.
+
+Records come from ``adapter.read(spec, state=bookmark)`` in batches and are written batch-wise
+with orjson through :class:`~tap_dcapix.writer.FastSingerWriter`; the SDK's per-record path
+(conform, validation, one ``json.dumps`` and one flush per line) is bypassed while catalog
+selection, stream maps, flattening, the dry-run record limit and metrics keep working.
+
+State: the adapter's ``Batch.bookmark`` (``{"replication_key", "replication_key_value",
+"keys_at_value"}``) *is* the stream's Singer bookmark (``bookmarks[stream]``); it is stored only
+after all records of its batch have been written to the buffer, and emitted as STATE right behind
+them, so a STATE line never runs ahead of the RECORD lines it covers. On ``--state`` the stored
+bookmark goes back to ``read(state=…)``, which resumes with no gap and no duplicate. The SDK's own
+bookmark machinery (signposts, progress markers, ``>=`` replays) is not used.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import typing as t
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
+from singer_sdk.streams import Stream
+
+from dc_api_x.types import Batch, StreamSpec
+
+from .writer import FastSingerWriter, json_default, jsonable
+
+if t.TYPE_CHECKING:  # pragma: no cover
+    from singer_sdk.helpers import types
+
+    from .tap import TapDcApiX
+
+__all__ = ["AdapterStream", "SDK_STATE_KEYS"]
+
+#: Keys the SDK keeps in a stream's bookmark for its own machinery (never passed to adapters).
+SDK_STATE_KEYS = frozenset({
+    "progress_markers", "replication_key_signpost", "starting_replication_value", "partitions", "context",
+})
+
+
+class AdapterStream(Stream):
+    """A stream served by a dc-api-x adapter (see the module docstring)."""
+
+    #: Not used: a STATE follows every adapter batch (the bookmark is exact, not a running max).
+    STATE_MSG_FREQUENCY = 1 << 62
+
+    def __init__(self, tap: TapDcApiX, spec: StreamSpec) -> None:
+        self.spec = spec
+        super().__init__(tap, schema=dict(spec.schema), name=spec.name)
+        self.primary_keys = list(spec.key_properties)
+        self.replication_key = spec.replication_key
+        self._dcapix_tap = tap
+
+    # ---------------------------------------------------------------- SDK overrides
+    @property
+    def is_sorted(self) -> bool:
+        """Bookmarks are exact positions from the adapter, so an interrupted sync is resumable."""
+        return True
+
+    def get_replication_key_signpost(self, context: types.Context | None = None) -> Any:
+        """No signpost: the bookmark is whatever the adapter reports for committed batches."""
+        return None
+
+    def get_records(self, context: types.Context | None) -> t.Iterable[dict[str, Any]]:
+        """The stream's records (the SDK interface; the sync itself goes batch-wise)."""
+        for batch in self._batches():
+            yield from batch.records
+
+    # ---------------------------------------------------------------- helpers
+    @property
+    def _writer(self) -> FastSingerWriter | None:
+        w = self._tap.message_writer
+        return w if isinstance(w, FastSingerWriter) else None
+
+    def effective_spec(self) -> StreamSpec:
+        """The adapter's spec with the catalog's choices applied (keys, replication key)."""
+        rk = self.replication_key if self.replication_method == REPLICATION_INCREMENTAL else None
+        return self.spec.with_(replication_key=rk, key_properties=list(self.primary_keys or ()))
+
+    def selected_columns(self) -> list[str] | None:
+        """Top-level properties selected in the catalog, or ``None`` when all are."""
+        props = list(self.effective_schema.get("properties") or {})
+        mask = self.mask
+        chosen = [p for p in props if mask.get(("properties", p), True)]
+        if len(chosen) == len(props):
+            return None
+        for must in [*(self.primary_keys or ()), *([self.replication_key] if self.replication_key else [])]:
+            if must and must not in chosen:
+                chosen.append(must)
+        return chosen
+
+    def start_bookmark(self) -> dict[str, Any] | None:
+        """The adapter bookmark to resume from (``None``: read from the beginning)."""
+        if self.replication_method != REPLICATION_INCREMENTAL or not self.replication_key:
+            return None
+        state = self.stream_state
+        bm = {k: v for k, v in state.items() if k not in SDK_STATE_KEYS}
+        if not bm or bm.get("replication_key_value") is None:
+            return None
+        if bm.get("replication_key") not in (None, self.replication_key):
+            self.logger.warning(
+                "stream %r: the stored bookmark is for replication key %r, the stream now uses %r; "
+                "reading from the beginning", self.name, bm.get("replication_key"), self.replication_key,
+            )
+            return None
+        return bm
+
+    def _batches(self, limit: int | None = None) -> Iterator[Batch]:
+        adapter = self._dcapix_tap.adapter
+        spec = self.effective_spec()
+        kwargs: dict[str, Any] = {"state": self.start_bookmark()}
+        cols = self.selected_columns()
+        if cols is not None:
+            kwargs["columns"] = cols
+        if limit is not None:
+            kwargs["limit"] = limit
+        transform = self._dcapix_tap.transform
+        for batch in adapter.read(spec, **kwargs):
+            if transform is not None:
+                batch = transform(batch, spec)
+            yield batch
+
+    def _store_bookmark(self, bookmark: Mapping[str, Any] | None) -> bool:
+        """Make ``bookmark`` the stream's state; True when it changed."""
+        if bookmark is None or self.replication_method != REPLICATION_INCREMENTAL:
+            return False
+        new = jsonable(dict(bookmark))
+        state = self.stream_state
+        current = {k: v for k, v in state.items() if k not in SDK_STATE_KEYS}
+        if current == new:
+            return False
+        for k in list(current):
+            state.pop(k, None)
+        state.update(new)
+        self.state_manager.is_flushed = False
+        return True
+
+    # ---------------------------------------------------------------- the sync
+    def _sync_records(  # type: ignore[override]
+        self,
+        context: types.Context | None = None,
+        *,
+        write_messages: bool = True,
+    ) -> t.Generator[dict, t.Any, t.Any]:
+        """Read the adapter batch-wise, write RECORD lines in bulk, a STATE after each batch."""
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        limit = self.ABORT_AT_RECORD_COUNT
+        selected = self.selected
+        maps = self.stream_maps
+        fast = (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+        )
+        writer = self._writer
+        emitted = 0
+        hit_limit = False
+        with record_counter, timer:
+            if not selected:
+                return
+            batches = self._batches(limit=None if limit is None else limit + 1)
+            try:
+                for batch in batches:
+                    records = batch.records
+                    n = len(records)
+                    truncated = False
+                    if limit is not None and emitted + n > limit:
+                        records = records[: max(0, limit - emitted)]
+                        truncated = hit_limit = True
+                    records = self._project(records, batch)
+                    if write_messages:
+                        self._emit(records, maps, fast, writer)
+                    else:
+                        yield from records
+                    emitted += len(records)
+                    record_counter.increment(len(records))
+                    if truncated:
+                        break
+                    # every record of this batch is written: its bookmark may follow
+                    if self._store_bookmark(batch.bookmark) and write_messages:
+                        self._write_state_message()
+                    if writer is not None and write_messages:
+                        writer.flush()
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
+        self._finalize_state(self.stream_state)
+        if write_messages:
+            self._write_state_message()
+            if writer is not None:
+                writer.flush()
+        if hit_limit:
+            if writer is not None:
+                writer.flush()
+            self._check_max_record_limit(current_record_index=emitted)
+
+    def _project(self, records: list[dict[str, Any]], batch: Batch) -> list[dict[str, Any]]:
+        """Drop columns the catalog deselected (when the adapter returned them anyway)."""
+        props = self.effective_schema.get("properties") or {}
+        if not props or not records:
+            return records
+        mask = self.mask
+        names = batch.column_names
+        drop = [c for c in names if c in props and not mask.get(("properties", c), True)]
+        if not drop:
+            return records
+        dropset = set(drop)
+        return [{k: v for k, v in rec.items() if k not in dropset} for rec in records]
+
+    def _emit(
+        self,
+        records: list[dict[str, Any]],
+        maps: list[Any],
+        fast: bool,
+        writer: FastSingerWriter | None,
+    ) -> None:
+        if not records:
+            return
+        now = _dt.datetime.now(_dt.timezone.utc)
+        if fast and writer is not None:
+            writer.write_records(maps[0].stream_alias, records, time_extracted=now,
+                                 version=self._stream_version)
+        else:
+            # stream maps / flattening: the SDK's map objects, on JSON-typed values (as the SDK
+            # would see them after its conform step)
+            from singer_sdk.singerlib import RecordMessage
+
+            plain = orjson.loads(orjson.dumps(records, default=json_default))
+            for rec in plain:
+                for stream_map in maps:
+                    mapped = stream_map.transform(rec)
+                    if mapped is None:
+                        continue
+                    msg = RecordMessage(stream=stream_map.stream_alias, record=mapped,
+                                        version=self._stream_version, time_extracted=now)
+                    self._tap.write_message(msg)
+        self.state_manager.is_flushed = False
