@@ -15,7 +15,16 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["RedactingFilter", "redact", "redact_url", "register_secret", "setup_logging"]
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "is_secret_key",
+    "redact",
+    "redact_mapping",
+    "redact_url",
+    "register_secret",
+    "setup_logging",
+]
 
 MASK = "***"
 _secrets: set[str] = set()
@@ -29,7 +38,16 @@ _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>[?&;](?:[a-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
     r"signature|sig|auth)[a-z0-9_.-]*))=(?P<val>[^&#\s]*)"
 )
-_HEADER_SECRET = re.compile(r"(?i)\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]+")
+# "Bearer <token>" / "Basic <b64>" anywhere; "Token <value>" only when the value looks like a token
+# (8+ characters with a digit), so prose such as "token expired" stays readable.
+_HEADER_SECRET = re.compile(
+    r"(?i:\b(Bearer|Basic))\s+[A-Za-z0-9._~+/=-]+|\b(Token)\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}"
+)
+# key=value secrets outside URLs: libpq DSNs ("host=db password=s3cr3t"), env dumps, CLI args.
+_KV_SECRET = re.compile(
+    r"(?i)(?<![?&;\w-])(?P<key>[a-z0-9_-]*(?:password|passwd|pwd|api[_-]?key|apikey|client[_-]?secret|"
+    r"access[_-]?token|refresh[_-]?token|secret[_-]?key))=(?P<val>[^\s&'\",;]+)"
+)
 
 
 def register_secret(value: str | None) -> None:
@@ -54,7 +72,8 @@ def redact(text: Any) -> str:
     """``text`` with URL credentials, secret query values, auth headers and registered secrets masked."""
     s = str(text)
     s = redact_url(s)
-    s = _HEADER_SECRET.sub(lambda m: f"{m.group(1)} {MASK}", s)
+    s = _HEADER_SECRET.sub(lambda m: f"{m.group(1) or m.group(2)} {MASK}", s)
+    s = _KV_SECRET.sub(lambda m: f"{m['key']}={MASK}", s)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
@@ -79,14 +98,21 @@ class RedactingFilter(logging.Filter):
     """A logging filter that redacts the formatted message and the exception text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        red = redact(msg)
-        if red != msg:
-            record.msg, record.args = red, None
+        try:
+            msg = record.getMessage()
+        except Exception:  # bad %-args: redact the raw parts, let the handler report the rest
+            msg = f"{record.msg} {record.args!r}"
+            record.msg, record.args = redact(msg), None
+        else:
+            red = redact(msg)
+            if red != msg:
+                record.msg, record.args = red, None
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -101,7 +127,10 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
         logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
     logger = logging.getLogger("dc_api_x")
     logger.setLevel(level)
-    if not any(getattr(h, "_dcapix", False) for h in logger.handlers):
+    existing = [h for h in logger.handlers if getattr(h, "_dcapix", False)]
+    if existing and stream is not None and isinstance(existing[0], logging.StreamHandler):
+        existing[0].setStream(stream)
+    if not existing:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter())
@@ -113,7 +142,8 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
         try:
             import logfire as _logfire  # type: ignore[import-not-found]
         except ImportError:
-            logger.warning("DCAPIX_LOGFIRE is set but logfire is not installed (pip install 'dc-api-x[logfire]')")
+            logger.warning("DCAPIX_LOGFIRE is set but logfire is not installed "
+                           "(pip install 'dc-api-x[logfire]')")
         else:
             _logfire.configure(send_to_logfire="if-token-present")
             lf_handler = _logfire.LogfireLoggingHandler()
