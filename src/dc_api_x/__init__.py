@@ -6,7 +6,7 @@ singer-sdk): plugins load when :func:`enable_plugins` runs or on the first ``get
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .exceptions import (
     AdapterError,
@@ -27,6 +27,7 @@ from .hookspecs import hookimpl, hookspec
 from .plugins import (
     PluginInfo,
     PluginSet,
+    PluginWarning,
     Registry,
     create_adapter,
     create_plugin,
@@ -50,6 +51,11 @@ from .plugins import (
 )
 from .types import Batch, StreamSpec, WriteResult
 
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    from .client import ApiClient
+
 __version__: str
 
 __all__ = [
@@ -65,6 +71,7 @@ __all__ = [
     "PluginError",
     "PluginInfo",
     "PluginSet",
+    "PluginWarning",
     "Registry",
     "ResponseDecodeError",
     "SchemaError",
