@@ -1,0 +1,275 @@
+"""``dcapix run`` in-process with real SQLite endpoints: state ordering, incremental runs, full
+refresh, load methods, transforms, selection, limit, dry-run redaction and config errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dc_api_x.runner.pipeline import Prefetcher
+from dc_api_x.runner.state import open_state_store
+from tests.runner.conftest import dcapix, write_config
+from tests.runner.support import make_source_db, table_rows
+
+
+def _pipes(src: Path, dst: Path, **dest_extra):
+    return {"copy": {"source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50},
+                     "destination": {"adapter": "t_sqlite_dst", "path": str(dst), **dest_extra},
+                     "checkpoint_rows": 100}}
+
+
+def _state(project: Path, pipeline: str = "copy", stream: str = "items"):
+    with open_state_store(project_dir=project) as s:
+        return s.get(pipeline, stream)
+
+
+def test_incremental_runs_move_only_new_rows(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 1000)
+    write_config(project, _pipes(src, dst))
+    assert dcapix("run", "copy", "--json", "--no-progress") == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["status"] == "done" and metrics["rows"] == 1000
+    assert metrics["streams"][0]["checkpoints"] >= 9
+    assert table_rows(dst, "items") == [(i, f"n{i}", i * 1.5) for i in range(1, 1001)]
+    assert _state(project) == {"id": 1000}
+
+    make_source_db(src, 250, start=1001)
+    assert dcapix("run", "--json", "--no-progress") == 0  # the only pipeline: name optional
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["rows"] == 250
+    rows = table_rows(dst, "items")
+    assert [r[0] for r in rows] == list(range(1, 1251))  # append: nothing duplicated
+    assert _state(project) == {"id": 1250}
+
+    # nothing new: zero rows, state unchanged
+    assert dcapix("run", "copy", "--json", "--no-progress") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 0
+    assert _state(project) == {"id": 1250}
+
+
+def test_full_refresh_reloads(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 300)
+    write_config(project, _pipes(src, dst, load_method="overwrite"))
+    assert dcapix("run", "copy", "--no-progress") == 0
+    assert _state(project) == {"id": 300}
+    # a changed row is not re-read incrementally ...
+    conn = sqlite3.connect(src)
+    with conn:
+        conn.execute("UPDATE items SET name = 'changed' WHERE id = 3")
+    conn.close()
+    assert dcapix("run", "copy", "--no-progress") == 0
+    assert len(table_rows(dst, "items")) == 0  # overwrite with an empty incremental read: empty
+    # ... but --full-refresh reloads everything
+    assert dcapix("run", "copy", "--full-refresh", "--no-progress") == 0
+    rows = table_rows(dst, "items")
+    assert len(rows) == 300 and rows[2] == (3, "changed", 4.5)
+    assert _state(project) == {"id": 300}
+    out = capsys.readouterr().out
+    assert "items" in out and "300" in out
+
+
+def test_upsert_and_overwrite_do_not_duplicate(rplugins, project) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 200)
+    write_config(project, _pipes(src, dst, load_method="upsert"))
+    for _ in range(2):
+        assert dcapix("run", "copy", "--full-refresh", "--no-progress") == 0
+    assert [r[0] for r in table_rows(dst, "items")] == list(range(1, 201))
+
+
+def test_failure_keeps_state_at_last_commit(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 1000)
+    pipes = _pipes(src, dst)
+    pipes["copy"]["source"]["fail_at_row"] = 480
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--no-progress") == 1
+    err = capsys.readouterr().err
+    assert "injected failure" in err and "t_sqlite_src" in err
+    # checkpoints every 100 rows (batches of 50): the state is the last flushed bookmark,
+    # and everything up to it is in the destination
+    state = _state(project)
+    assert state == {"id": 400}
+    committed = [r[0] for r in table_rows(dst, "items")]
+    assert committed == list(range(1, 401))
+    pipes["copy"]["source"].pop("fail_at_row")
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--no-progress") == 0
+    assert [r[0] for r in table_rows(dst, "items")] == list(range(1, 1001))
+
+
+def test_select_limit_and_multiple_streams(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 120, table="a")
+    make_source_db(src, 80, table="b")
+    write_config(project, _pipes(src, dst))
+    assert dcapix("run", "copy", "--select", "b", "--json", "--no-progress") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert [s["stream"] for s in m["streams"]] == ["b"] and m["rows"] == 80
+    assert dcapix("run", "copy", "--select", "a", "--limit", "70", "--json", "--no-progress") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 70
+    assert _state(project, stream="a") == {"id": 70}
+    assert _state(project, stream="b") == {"id": 80}  # subset runs keep the other streams' state
+    assert dcapix("run", "copy", "--parallel", "2", "--json", "--no-progress") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert {s["stream"]: s["rows"] for s in m["streams"]} == {"a": 50, "b": 0}
+    assert len(table_rows(dst, "a")) == 120 and len(table_rows(dst, "b")) == 80
+
+
+@pytest.mark.parametrize("prefetch", ["0", "3"])
+def test_prefetch_modes_equal(rplugins, project, prefetch) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 333)
+    write_config(project, _pipes(src, dst))
+    assert dcapix("run", "copy", "--prefetch", prefetch, "--no-progress") == 0
+    assert [r[0] for r in table_rows(dst, "items")] == list(range(1, 334))
+
+
+def test_transforms_between_read_and_write(rplugins, project) -> None:
+    from dc_api_x.plugins import get_plugins
+
+    names = get_plugins().transforms.names()
+    if "rename" not in names:
+        pytest.skip(f"no 'rename' transform registered yet ({names})")
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 10)
+    pipes = _pipes(src, dst)
+    pipes["copy"]["source"]["transforms"] = [{"type": "rename", "fields": {"name": "label"}}]
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--no-progress") == 0
+    conn = sqlite3.connect(dst)
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(items)")]
+    conn.close()
+    assert "label" in cols and "name" not in cols
+    assert table_rows(dst, "items")[0][:2] == (1, "n1")
+
+
+def test_dry_run_redacts_secrets(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 5)
+    pipes = _pipes(src, dst)
+    pipes["copy"]["source"]["password"] = "hunter2-very-secret"
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "hunter2-very-secret" not in out
+    plan = json.loads(out)
+    assert plan["source"]["password"] == "***"
+    assert plan["streams"][0]["name"] == "items"
+    assert plan["streams"][0]["read"]["query"] == "SELECT * FROM items"
+    assert not dst.exists()  # nothing written
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"source": {"adapter": "nope", "path": "x"}},
+     "pipeline 'copy', source: unknown adapter 'nope'; valid: "),
+    ({"source": {"adapter": "t_sqlite_src"}}, "option 'path': required option is missing"),
+    ({"destination": {"adapter": "t_sqlite_dst", "path": "x", "load_method": "merge"}},
+     "unknown load_method 'merge'; valid: append, upsert, overwrite"),
+    ({"source": {"adapter": "t_sqlite_src", "path": "x", "bogus": 1}}, "option 'bogus': unknown option"),
+])
+def test_bad_config_one_line(rplugins, project, capsys, change, expected) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 5)
+    pipes = _pipes(src, dst)
+    pipes["copy"].update(change)
+    write_config(project, pipes)
+    assert dcapix("run", "copy") == 1
+    err = capsys.readouterr().err.strip()
+    assert expected in err and err.count("\n") == 0, err
+    if "unknown adapter" in expected:
+        assert "t_sqlite_src" in err
+
+
+def test_unknown_pipeline_and_stream(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 5)
+    write_config(project, {**_pipes(src, dst), "other": _pipes(src, dst)["copy"]})
+    assert dcapix("run", "nosuch") == 1
+    err = capsys.readouterr().err.strip()
+    assert "unknown pipeline 'nosuch'" in err and "valid: copy, other" in err and "\n" not in err
+    assert dcapix("run") == 1
+    assert "name a pipeline" in capsys.readouterr().err
+    assert dcapix("run", "copy", "--select", "zzz") == 1
+    err = capsys.readouterr().err.strip()
+    assert "unknown stream 'zzz'" in err and "valid: items" in err
+
+
+def test_no_config_file(project, capsys) -> None:
+    assert dcapix("run") == 1
+    assert "no pipeline file" in capsys.readouterr().err
+
+
+def test_adhoc_source_destination(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 42)
+    (project / "s.json").write_text(json.dumps({"adapter": "t_sqlite_src", "path": str(src)}))
+    (project / "d.json").write_text(json.dumps({"adapter": "t_sqlite_dst", "path": str(dst)}))
+    assert dcapix("run", "--source", "s.json", "--destination", "d.json", "--json", "--no-progress") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["rows"] == 42 and m["pipeline"].startswith("adhoc-")
+    assert dcapix("run", "--source", "s.json", "--destination", "d.json", "--json", "--no-progress") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 0  # incremental ad-hoc too
+    assert len(table_rows(dst, "items")) == 42
+
+
+def test_state_commands(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 60)
+    write_config(project, _pipes(src, dst))
+    assert dcapix("run", "copy", "--no-progress") == 0
+    capsys.readouterr()
+    assert dcapix("state", "list") == 0
+    assert '\titems\t' in capsys.readouterr().out
+    assert dcapix("state", "show", "--pipeline", "copy", "--stream", "items") == 0
+    assert json.loads(capsys.readouterr().out)[0]["value"] == {"id": 60}
+    assert dcapix("state", "set", '{"id": 10}', "--pipeline", "copy", "--stream", "items") == 0
+    assert dcapix("run", "copy", "--json", "--no-progress") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 50  # resumed after id 10
+    assert dcapix("state", "export", "--pipeline", "copy") == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert [(e["stream"], e["value"]) for e in exported] == [("items", {"id": 60})]
+    assert dcapix("state", "reset") == 1
+    assert "needs --pipeline" in capsys.readouterr().err
+    assert dcapix("state", "reset", "--pipeline", "copy", "--stream", "items") == 0
+    assert dcapix("state", "show", "--pipeline", "copy", "--stream", "items") == 1
+    assert dcapix("state", "set", "not json", "--pipeline", "copy", "--stream", "items") == 1
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_prefetcher_propagates_errors_and_closes() -> None:
+    def gen():
+        yield 1
+        yield 2
+        raise ValueError("boom")
+
+    items = []
+    p = Prefetcher(gen, 1)
+    with pytest.raises(ValueError, match="boom"):
+        for x in p:
+            items.append(x)
+    p.close()
+    assert items == [1, 2]
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                i += 1
+                yield i
+        finally:
+            closed.append(True)
+
+    p = Prefetcher(endless, 2)
+    for x in p:
+        if x == 5:
+            break
+    p.close()
+    assert closed == [True]
