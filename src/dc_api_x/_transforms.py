@@ -1,0 +1,1682 @@
+"""The built-in transforms (registered by :mod:`dc_api_x.transforms`) and their safe expression language.
+
+Every transform works on dict batches and, columnar, on Arrow batches (:mod:`pyarrow.compute`), with
+the same result. :mod:`pyarrow` is imported inside the functions that need it.
+
+Expressions (``filter``, ``add_field``) are parsed with :mod:`ast` and checked against a small
+grammar: field names, constants (numbers, strings, ``True``/``False``/``None``), comparisons
+(``== != < <= > >=``, ``in``/``not in`` a list of constants, ``is None``/``is not None``), ``and``,
+``or``, ``not`` and — for ``add_field`` — ``+ - * /`` and unary minus (``+`` concatenates strings).
+Nothing is ever passed to :func:`eval`. Nulls follow SQL/Kleene logic: a comparison with a null is
+unknown, ``filter`` keeps only the rows whose condition is true.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import datetime as _dt
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import Field, field_validator, model_validator
+
+from .arrow import JSON_META, json_types, jsonschema_field
+from .exceptions import ConfigError, SchemaError
+from .ext.transforms import Transform, TransformOptions, schema_properties, with_properties
+from .types import JSONSchema, Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = [
+    "AddFieldTransform",
+    "CastTransform",
+    "Expression",
+    "FilterTransform",
+    "FlattenTransform",
+    "HashTransform",
+    "MaskTransform",
+    "RenameTransform",
+    "SelectTransform",
+    "parse_expression",
+    "stream_map_to_transforms",
+]
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_EXACT = 2**53
+
+
+# ==================================================================================== helpers
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError,
+            OverflowError)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _set_column(table: pa.Table, name: str, values: Any, prop: Mapping[str, Any],
+                at: int | None = None) -> pa.Table:
+    """Put ``values`` in column ``name`` (replacing it, or inserting it at ``at`` / the end), typed
+    as the JSON Schema ``prop`` says."""
+    import pyarrow as pa
+
+    field = jsonschema_field(name, prop)
+    if isinstance(values, pa.Scalar):
+        n = table.num_rows
+        values = pa.repeat(values, n) if values.is_valid else pa.nulls(n, field.type)
+    if values.type != field.type:
+        values = values.cast(field.type, safe=True)
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), field, values)
+    if at is None:
+        return table.append_column(field, values)
+    return table.add_column(at, field, values)
+
+
+def _is_null_type(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(t == pa.null())
+
+
+def _plain(col: Any) -> Any:
+    """Dictionary-encoded arrays decoded to their value type."""
+    import pyarrow.types as pt
+
+    if pt.is_dictionary(col.type):
+        return col.cast(col.type.value_type)
+    return col
+
+
+def _text(value: Any) -> str | bytes:
+    """The canonical text of a value (used by ``hash`` and ``mask``); bytes stay bytes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _is_json_column(field: pa.Field) -> bool:
+    return bool(field.metadata and field.metadata.get(JSON_META) == b"true")
+
+
+def _text_column(table: pa.Table, name: str) -> list[str | bytes | None]:
+    """The canonical text (:func:`_text`) of every value of a column. Strings, integers and
+    booleans are converted by Arrow kernels; other types go through their Python values."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    col = _plain(table.column(name))
+    field = table.schema.field(name)
+    t = col.type
+    if _is_json_column(field):
+        return [None if v is None else _text(orjson.loads(v)) for v in col.to_pylist()]
+    if pt.is_string(t) or pt.is_large_string(t):
+        return col.to_pylist()  # type: ignore[no-any-return]
+    if pt.is_integer(t) or pt.is_boolean(t):
+        return col.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+    return [None if v is None else _text(v) for v in col.to_pylist()]
+
+
+# ================================================================================= expressions
+_CMP_OPS: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
+}
+_BIN_OPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+# compiled nodes: ("field", name) ("const", value) ("cmp", op, left, right) ("in", negate, left, values)
+# ("isnull", negate, operand) ("and", [..]) ("or", [..]) ("not", x) ("neg", x) ("bin", op, left, right)
+Node = tuple[Any, ...]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain_constant(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _is_number_node(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and _is_number(node.value)
+
+
+class Expression:
+    """A parsed, validated expression. Use :func:`parse_expression` to build one."""
+
+    def __init__(self, source: str, node: Node, fields: list[str]) -> None:
+        self.source = source
+        self.node = node
+        #: The field names the expression reads, in order of appearance.
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"<Expression {self.source!r}>"
+
+
+def parse_expression(source: str, *, arithmetic: bool = False, where: str = "expression") -> Expression:
+    """Parse ``source`` with :mod:`ast` and check it against the safe grammar.
+
+    :param arithmetic: allow ``+ - * /`` and unary minus (``add_field``).
+    :param where: how to name the owner in errors (``"transform 'filter'"``).
+    :raises ConfigError: a syntax error or anything outside the grammar (calls, attributes,
+        subscripts, lambdas, dunder names …), naming the offending piece.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise ConfigError(f"{where}: the expression must be a non-empty string", plugin=where,
+                          field="expression")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ConfigError(f"{where}: invalid expression {source!r}: {exc.msg}", plugin=where,
+                          field="expression") from None
+    fields: list[str] = []
+
+    def bad(node: ast.AST, what: str | None = None) -> ConfigError:
+        piece = ast.get_source_segment(source.strip(), node) or type(node).__name__
+        return ConfigError(
+            f"{where}: {what or type(node).__name__ + ' is not allowed'} in expression {source!r} "
+            f"(at {piece!r}); allowed: field names, constants, comparisons, in, is None, and/or/not"
+            + (", + - * /" if arithmetic else ""),
+            plugin=where, field="expression")
+
+    def const_of(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and _plain_constant(node.value):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_number_node(node.operand):
+            return -node.operand.value  # type: ignore[attr-defined]
+        raise bad(node, "only constants are allowed in a list")
+
+    def conv(node: ast.AST) -> Node:
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                raise bad(node, f"name {node.id!r} is not allowed")
+            if node.id not in fields:
+                fields.append(node.id)
+            return ("field", node.id)
+        if isinstance(node, ast.Constant):
+            if node.value is None or isinstance(node.value, (bool, int, float, str)):
+                return ("const", node.value)
+            raise bad(node, f"constant {node.value!r} is not allowed")
+        if isinstance(node, ast.BoolOp):
+            kind = "and" if isinstance(node.op, ast.And) else "or"
+            return (kind, [conv(v) for v in node.values])
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                return ("not", conv(node.operand))
+            if arithmetic and isinstance(node.op, ast.USub):
+                inner = conv(node.operand)
+                if inner[0] == "const" and _is_number(inner[1]):
+                    return ("const", -inner[1])
+                return ("neg", inner)
+            if arithmetic and isinstance(node.op, ast.UAdd):
+                return conv(node.operand)
+            if isinstance(node.op, ast.USub) and _is_number_node(node.operand):
+                return ("const", -node.operand.value)  # type: ignore[attr-defined]
+            raise bad(node)
+        if isinstance(node, ast.BinOp):
+            op = _BIN_OPS.get(type(node.op))
+            if not arithmetic or op is None:
+                raise bad(node, f"operator {type(node.op).__name__} is not allowed")
+            return ("bin", op, conv(node.left), conv(node.right))
+        if isinstance(node, ast.Compare):
+            parts: list[Node] = []
+            left = node.left
+            for op_node, right in zip(node.ops, node.comparators, strict=True):
+                op = _CMP_OPS[type(op_node)]
+                if op in ("is", "is not"):
+                    if not (isinstance(right, ast.Constant) and right.value is None):
+                        raise bad(right, "'is' / 'is not' only compare with None")
+                    parts.append(("isnull", op == "is not", conv(left)))
+                elif op in ("in", "not in"):
+                    if not isinstance(right, (ast.List, ast.Tuple, ast.Set)):
+                        raise bad(right, "'in' needs a list of constants")
+                    values = [const_of(e) for e in right.elts]
+                    parts.append(("in", op == "not in", conv(left), values))
+                else:
+                    parts.append(("cmp", op, conv(left), conv(right)))
+                left = right
+            return parts[0] if len(parts) == 1 else ("and", parts)
+        raise bad(node)
+
+    node = conv(tree.body)
+    return Expression(source, node, fields)
+
+
+# ------------------------------------------------------------------------- expression typing
+def _kind_of_prop(prop: Mapping[str, Any] | None) -> str | None:
+    """A coarse type of a JSON Schema property: integer, number, decimal, string, boolean,
+    date-time, date, or None (unknown / other)."""
+    if prop is None:
+        return None
+    types, _ = json_types(prop)
+    fmt = prop.get("format")
+    if types == {"integer"}:
+        return "integer"
+    if types and types <= {"integer", "number"}:
+        return "number"
+    if types == {"boolean"}:
+        return "boolean"
+    if types == {"string"}:
+        if fmt in ("decimal", "date-time", "date"):
+            return str(fmt)
+        return "string"
+    return None
+
+
+def _kind_of_const(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+_NUMERIC = {"integer", "number", "decimal"}
+
+
+def _infer_kind(node: Node, props: Mapping[str, Any] | None) -> str | None:
+    tag = node[0]
+    if tag == "field":
+        return _kind_of_prop(props.get(node[1])) if props is not None else None
+    if tag == "const":
+        return _kind_of_const(node[1])
+    if tag in ("cmp", "in", "isnull", "and", "or", "not"):
+        return "boolean"
+    if tag == "neg":
+        return _infer_kind(node[1], props)
+    if tag == "bin":
+        a, b = _infer_kind(node[2], props), _infer_kind(node[3], props)
+        if node[1] == "+" and "string" in (a, b):
+            return "string"
+        if node[1] == "/":
+            return "decimal" if "decimal" in (a, b) else "number"
+        if a == b == "integer":
+            return "integer"
+        if "decimal" in (a, b):
+            return "decimal"
+        if a in _NUMERIC and b in _NUMERIC:
+            return "number"
+        return None
+    return None
+
+
+def _check_types(node: Node, props: Mapping[str, Any] | None, fail: Callable[[str], Exception]) -> None:
+    """Reject type mismatches that are certain from the schema (string vs number, …)."""
+    tag = node[0]
+    if tag in ("and", "or"):
+        for sub in node[1]:
+            _check_types(sub, props, fail)
+            k = _infer_kind(sub, props)
+            if k is not None and k != "boolean":
+                raise fail(f"'{tag}' needs boolean operands, got a {k} value")
+    elif tag == "not":
+        _check_types(node[1], props, fail)
+        k = _infer_kind(node[1], props)
+        if k is not None and k != "boolean":
+            raise fail(f"'not' needs a boolean operand, got a {k} value")
+    elif tag == "cmp":
+        _check_types(node[2], props, fail)
+        _check_types(node[3], props, fail)
+        a, b = _infer_kind(node[2], props), _infer_kind(node[3], props)
+        if a is not None and b is not None and not _comparable(a, b, node[3]):
+            raise fail(f"cannot compare a {a} value with a {b} value")
+    elif tag == "in":
+        _check_types(node[2], props, fail)
+        a = _infer_kind(node[2], props)
+        for v in node[3]:
+            b = _kind_of_const(v)
+            if a is not None and b is not None and not _comparable(a, b, ("const", v)):
+                raise fail(f"cannot compare a {a} value with {v!r}")
+    elif tag in ("isnull", "neg"):
+        _check_types(node[-1], props, fail)
+    elif tag == "bin":
+        _check_types(node[2], props, fail)
+        _check_types(node[3], props, fail)
+        a, b = _infer_kind(node[2], props), _infer_kind(node[3], props)
+        if a is None or b is None:
+            return
+        if node[1] == "+" and "string" in (a, b):
+            if a != b:
+                raise fail(f"cannot add a {a} value and a {b} value (use cast first)")
+        elif a not in _NUMERIC or b not in _NUMERIC:
+            raise fail(f"operator {node[1]!r} needs numbers, got {a} and {b}")
+
+
+def _comparable(a: str, b: str, right: Node) -> bool:
+    if a == b:
+        return True
+    if a in _NUMERIC and b in _NUMERIC:
+        return True
+    # date-time / date fields compare with ISO string constants
+    return {a, b} <= {"date-time", "string"} or {a, b} <= {"date", "string"}
+
+
+def _temporal_constants(node: Node, props: Mapping[str, Any] | None,
+                        fail: Callable[[str], Exception]) -> Node:
+    """Turn ISO string constants compared with date-time / date fields into datetime / date."""
+    tag = node[0]
+    if tag in ("and", "or"):
+        return (tag, [_temporal_constants(n, props, fail) for n in node[1]])
+    if tag == "not":
+        return ("not", _temporal_constants(node[1], props, fail))
+    if tag == "cmp":
+        left, right = node[2], node[3]
+        lk, rk = _infer_kind(left, props), _infer_kind(right, props)
+        if lk in ("date-time", "date") and right[0] == "const" and isinstance(right[1], str):
+            right = ("const", _parse_temporal(right[1], lk, fail))
+        if rk in ("date-time", "date") and left[0] == "const" and isinstance(left[1], str):
+            left = ("const", _parse_temporal(left[1], rk, fail))
+        return ("cmp", node[1], left, right)
+    if tag == "in":
+        lk = _infer_kind(node[2], props)
+        if lk in ("date-time", "date"):
+            return ("in", node[1], node[2],
+                    [_parse_temporal(v, lk, fail) if isinstance(v, str) else v for v in node[3]])
+    return node
+
+
+def _parse_temporal(text: str, kind: str, fail: Callable[[str], Exception]) -> Any:
+    try:
+        if kind == "date":
+            return _dt.date.fromisoformat(text)
+        value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"{text!r} is not an ISO {kind}") from None
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+# ----------------------------------------------------------------- expression evaluation: dicts
+def _coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
+    """Make a value comparable with a temporal constant (ISO strings → datetime / date, naive → UTC)."""
+    for x, y, swap in ((a, b, False), (b, a, True)):
+        if isinstance(y, _dt.datetime):
+            if isinstance(x, str):
+                x = _dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
+            if isinstance(x, _dt.datetime) and x.tzinfo is None and y.tzinfo is not None:
+                x = x.replace(tzinfo=_dt.timezone.utc)
+            return (y, x) if swap else (x, y)
+        if isinstance(y, _dt.date) and isinstance(x, str):
+            x = _dt.date.fromisoformat(x[:10]) if len(x) == 10 else _dt.datetime.fromisoformat(x).date()
+            return (y, x) if swap else (x, y)
+    return a, b
+
+
+_PY_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: bool(a == b), "!=": lambda a, b: bool(a != b), "<": lambda a, b: bool(a < b),
+    "<=": lambda a, b: bool(a <= b), ">": lambda a, b: bool(a > b), ">=": lambda a, b: bool(a >= b),
+}
+
+
+class _PyEvaluator:
+    def __init__(self, fail: Callable[[str, str | None], Exception]) -> None:
+        self.fail = fail
+
+    def __call__(self, node: Node, rec: Mapping[str, Any]) -> Any:
+        tag = node[0]
+        if tag == "field":
+            return rec.get(node[1])
+        if tag == "const":
+            return node[1]
+        if tag == "and":
+            result: bool | None = True
+            for sub in node[1]:
+                v = self._bool(self(sub, rec), sub)
+                if v is False:
+                    return False
+                if v is None:
+                    result = None
+            return result
+        if tag == "or":
+            result = False
+            for sub in node[1]:
+                v = self._bool(self(sub, rec), sub)
+                if v is True:
+                    return True
+                if v is None:
+                    result = None
+            return result
+        if tag == "not":
+            v = self._bool(self(node[1], rec), node[1])
+            return None if v is None else not v
+        if tag == "isnull":
+            v = self(node[2], rec)
+            return (v is not None) if node[1] else (v is None)
+        if tag == "in":
+            v = self(node[2], rec)
+            if v is None:
+                return None
+            hit = False
+            for c in node[3]:
+                if c is None:
+                    continue
+                x, y = self._pair(v, c, node[2])
+                if x == y and isinstance(x, str) == isinstance(y, str):
+                    hit = True
+                    break
+            return (not hit) if node[1] else hit
+        if tag == "cmp":
+            a, b = self(node[2], rec), self(node[3], rec)
+            if a is None or b is None:
+                return None
+            a, b = self._pair(a, b, node[2])
+            try:
+                return _PY_CMP[node[1]](a, b)
+            except TypeError:
+                raise self.fail(f"cannot compare {_show(a)} with {_show(b)}", _field_name(node)) from None
+        if tag == "neg":
+            v = self(node[1], rec)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+                raise self.fail(f"cannot negate {_show(v)}", _field_name(node))
+            return self._int_range(-v, node)
+        if tag == "bin":
+            a, b = self(node[2], rec), self(node[3], rec)
+            if a is None or b is None:
+                return None
+            return self._arith(node, a, b)
+        raise AssertionError(tag)  # pragma: no cover
+
+    def _pair(self, a: Any, b: Any, where: Node) -> tuple[Any, Any]:
+        try:
+            return _coerce_pair(a, b)
+        except ValueError:
+            raise self.fail(f"cannot compare {_show(a)} with {_show(b)}", _field_name(where)) from None
+
+    def _bool(self, v: Any, node: Node) -> bool | None:
+        if v is None or isinstance(v, bool):
+            return v
+        raise self.fail(f"expected a boolean, got {_show(v)}", _field_name(node))
+
+    def _int_range(self, v: Any, node: Node) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and not _INT64_MIN <= v <= _INT64_MAX:
+            raise self.fail(f"integer overflow: {v}", _field_name(node))
+        return v
+
+    def _arith(self, node: Node, a: Any, b: Any) -> Any:
+        op = node[1]
+        if isinstance(a, str) or isinstance(b, str):
+            if op == "+" and isinstance(a, str) and isinstance(b, str):
+                return a + b
+            raise self.fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", _field_name(node))
+        for v in (a, b):
+            if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+                raise self.fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", _field_name(node))
+        if isinstance(a, Decimal) != isinstance(b, Decimal):
+            # Decimal with float: Python refuses, do it in floats like Arrow does
+            if isinstance(a, float) or isinstance(b, float):
+                a, b = float(a), float(b)
+            else:
+                a, b = Decimal(a), Decimal(b)
+        try:
+            if op == "+":
+                return self._int_range(a + b, node)
+            if op == "-":
+                return self._int_range(a - b, node)
+            if op == "*":
+                return self._int_range(a * b, node)
+            if isinstance(a, Decimal):
+                return a / b
+            return float(a) / float(b)
+        except (ZeroDivisionError, InvalidOperation):
+            raise self.fail(f"division by zero ({_show(a)} / {_show(b)})", _field_name(node)) from None
+
+
+def _field_name(node: Node) -> str | None:
+    """The first field an expression node reads (for error messages)."""
+    if node[0] == "field":
+        return str(node[1])
+    for part in node[1:]:
+        if isinstance(part, tuple) and part and isinstance(part[0], str):
+            name = _field_name(part)
+            if name:
+                return name
+        if isinstance(part, list):
+            for sub in part:
+                if isinstance(sub, tuple):
+                    name = _field_name(sub)
+                    if name:
+                        return name
+    return None
+
+
+# ----------------------------------------------------------------- expression evaluation: Arrow
+class _ArrowEvaluator:
+    def __init__(self, table: pa.Table, fail: Callable[[str, str | None], Exception]) -> None:
+        self.table = table
+        self.fail = fail
+
+    def __call__(self, node: Node) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        tag = node[0]
+        if tag == "field":
+            name = node[1]
+            if name not in self.table.column_names:
+                return pa.nulls(self.table.num_rows)
+            col = _plain(self.table.column(name))
+            if _is_null_type(col.type):
+                return col
+            return col
+        if tag == "const":
+            return pa.scalar(node[1])
+        try:
+            if tag == "and":
+                out = self._bool(self(node[1][0]), node[1][0])
+                for sub in node[1][1:]:
+                    out = pc.and_kleene(out, self._bool(self(sub), sub))
+                return out
+            if tag == "or":
+                out = self._bool(self(node[1][0]), node[1][0])
+                for sub in node[1][1:]:
+                    out = pc.or_kleene(out, self._bool(self(sub), sub))
+                return out
+            if tag == "not":
+                return pc.invert(self._bool(self(node[1]), node[1]))
+            if tag == "isnull":
+                v = self(node[2])
+                return pc.is_valid(v) if node[1] else pc.is_null(v)
+            if tag == "in":
+                v = self(node[2])
+                values = [c for c in node[3] if c is not None]
+                if isinstance(v, pa.Scalar):
+                    v = pa.repeat(v, self.table.num_rows) if v.is_valid else pa.nulls(self.table.num_rows)
+                if _is_null_type(v.type):
+                    return pa.nulls(self.table.num_rows, pa.bool_())
+                vs = pa.array(values, type=v.type) if values else pa.array([], type=v.type)
+                hit = pc.is_in(v, value_set=vs)
+                if node[1]:
+                    hit = pc.invert(hit)
+                return pc.if_else(pc.is_null(v), pa.scalar(None, pa.bool_()), hit)
+            if tag == "cmp":
+                a, b = self(node[2]), self(node[3])
+                if _is_null_type(a.type) or _is_null_type(b.type):
+                    return pa.nulls(self.table.num_rows, pa.bool_())
+                fn = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
+                      ">": pc.greater, ">=": pc.greater_equal}[node[1]]
+                a, b = _align_temporal(a, b)
+                return fn(a, b)
+            if tag == "neg":
+                v = self(node[1])
+                return v if _is_null_type(v.type) else pc.negate_checked(v)
+            if tag == "bin":
+                return self._arith(node)
+        except _arrow_errors() as exc:
+            raise self.fail(f"cannot evaluate {tag} ({exc})", _field_name(node)) from None
+        raise AssertionError(tag)  # pragma: no cover
+
+    def _bool(self, v: Any, node: Node) -> Any:
+        import pyarrow as pa
+        import pyarrow.types as pt
+
+        if _is_null_type(v.type):
+            return v.cast(pa.bool_())
+        if not pt.is_boolean(v.type):
+            raise self.fail(f"expected a boolean, got {v.type}", _field_name(node))
+        return v
+
+    def _arith(self, node: Node) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.types as pt
+
+        op = node[1]
+        a, b = self(node[2]), self(node[3])
+        if _is_null_type(a.type) or _is_null_type(b.type):
+            return pa.nulls(self.table.num_rows)
+        sa = pt.is_string(a.type) or pt.is_large_string(a.type)
+        sb = pt.is_string(b.type) or pt.is_large_string(b.type)
+        if sa or sb:
+            if op == "+" and sa and sb:
+                return pc.binary_join_element_wise(a, b, "")
+            raise self.fail(f"cannot apply {op!r} to {a.type} and {b.type}", _field_name(node))
+        for v in (a, b):
+            if not (pt.is_integer(v.type) or pt.is_floating(v.type) or pt.is_decimal(v.type)):
+                raise self.fail(f"cannot apply {op!r} to {a.type} and {b.type}", _field_name(node))
+        if op == "/" and not (pt.is_decimal(a.type) or pt.is_decimal(b.type)):
+            a, b = a.cast(pa.float64()), b.cast(pa.float64())
+        if pt.is_decimal(a.type) != pt.is_decimal(b.type):
+            other = b if pt.is_decimal(a.type) else a
+            if pt.is_floating(other.type):
+                a, b = a.cast(pa.float64()), b.cast(pa.float64())
+        fn = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked,
+              "/": pc.divide_checked}[op]
+        return fn(a, b)
+
+
+def _align_temporal(a: Any, b: Any) -> tuple[Any, Any]:
+    """Compare naive timestamps with aware constants (and vice versa) as UTC."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    if pt.is_timestamp(a.type) and pt.is_timestamp(b.type) and (a.type.tz is None) != (b.type.tz is None):
+        target = pa.timestamp("us", tz="UTC")
+        return a.cast(target), b.cast(target)
+    return a, b
+
+
+# ===================================================================================== select
+class SelectOptions(TransformOptions):
+    #: The fields to keep, in output order.
+    fields: list[str] | None = None
+    #: The fields to drop (instead of ``fields``).
+    exclude: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SelectOptions:
+        if (self.fields is None) == (self.exclude is None):
+            raise ValueError("give exactly one of 'fields' (to keep) or 'exclude' (to drop)")
+        names = self.fields if self.fields is not None else self.exclude
+        if names is not None and len(set(names)) != len(names):
+            raise ValueError("a field is listed twice")
+        return self
+
+
+class SelectTransform(Transform):
+    """Keep ``fields`` (in that order) or drop ``exclude``."""
+
+    name = "select"
+    Options = SelectOptions
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        o: SelectOptions = self.options
+        props = schema_properties(schema)
+        names = o.fields if o.fields is not None else o.exclude or []
+        self.require_fields(schema, names)
+        if props is None:
+            return dict(schema)
+        if o.fields is not None:
+            return with_properties(schema, {f: props[f] for f in o.fields})
+        drop = set(names)
+        return with_properties(schema, {k: v for k, v in props.items() if k not in drop})
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        o: SelectOptions = self.options
+        if o.fields is not None:
+            fields = o.fields
+            return [{f: r.get(f) for f in fields} for r in records]
+        drop = set(o.exclude or ())
+        return [{k: v for k, v in r.items() if k not in drop} for r in records]
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        o: SelectOptions = self.options
+        if o.exclude is not None:
+            return table.drop_columns([c for c in o.exclude if c in table.column_names])
+        props = schema_properties(self.output_schema) or {}
+        arrays, fields = [], []
+        for f in o.fields or ():
+            if f in table.column_names:
+                arrays.append(table.column(f))
+                fields.append(table.schema.field(f))
+            else:
+                field = jsonschema_field(f, props.get(f, {}))
+                arrays.append(pa.chunked_array([pa.nulls(table.num_rows, field.type)]))
+                fields.append(field)
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+# ===================================================================================== rename
+class RenameOptions(TransformOptions):
+    #: ``{old_name: new_name}``.
+    fields: dict[str, str] = Field(min_length=1)
+
+
+class RenameTransform(Transform):
+    """Rename fields: ``fields: {old: new}``. Order and values are kept."""
+
+    name = "rename"
+    Options = RenameOptions
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        mapping: dict[str, str] = self.options.fields
+        self.require_fields(schema, mapping)
+        props = schema_properties(schema)
+        targets = list(mapping.values())
+        for new in targets:
+            if not new:
+                raise self.config_error("the new name is empty", field=new)
+            if targets.count(new) > 1:
+                raise self.config_error(f"two fields are renamed to {new!r}", field=new)
+            if props is not None and new in props and new not in mapping:
+                raise self.config_error(f"cannot rename to {new!r}: a field with that name exists", field=new)
+        if props is None:
+            return dict(schema)
+        return with_properties(schema, {mapping.get(k, k): v for k, v in props.items()}, renames=mapping)
+
+    def output_field(self, name: str) -> str | None:
+        return self.options.fields.get(name, name)  # type: ignore[no-any-return]
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        m: dict[str, str] = self.options.fields
+        return [{m.get(k, k): v for k, v in r.items()} for r in records]
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        m: dict[str, str] = self.options.fields
+        return table.rename_columns([m.get(n, n) for n in table.column_names])
+
+
+# ======================================================================================= cast
+_CAST_KINDS = ("integer", "number", "string", "boolean", "date-time", "date", "decimal")
+_DECIMAL_RE = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_INT_TEXT = re.compile(r"^\s*[+-]?\d+\s*$")
+_TRUE = frozenset({"true", "t", "1", "yes", "y"})
+_FALSE = frozenset({"false", "f", "0", "no", "n"})
+
+
+class CastTarget:
+    """A parsed cast target: ``kind`` plus ``precision``/``scale`` for ``decimal(p,s)``."""
+
+    __slots__ = ("kind", "precision", "scale")
+
+    def __init__(self, spec: str) -> None:
+        spec = spec.strip()
+        m = _DECIMAL_RE.match(spec)
+        if m:
+            self.kind = "decimal"
+            self.precision: int | None = int(m.group(1))
+            self.scale: int | None = int(m.group(2))
+            if not 0 < self.precision <= 76 or self.scale > self.precision:
+                raise ValueError(f"invalid decimal precision/scale in {spec!r} (1 <= p <= 76, s <= p)")
+        elif spec in _CAST_KINDS:
+            self.kind, self.precision, self.scale = spec, None, None
+        else:
+            raise ValueError(f"unknown cast type {spec!r}; known: {', '.join(_CAST_KINDS)}, decimal(p,s)")
+
+    def prop(self) -> dict[str, Any]:
+        if self.kind in ("integer", "number", "boolean", "string"):
+            return {"type": [self.kind, "null"]}
+        if self.kind in ("date-time", "date"):
+            return {"type": ["string", "null"], "format": self.kind}
+        out: dict[str, Any] = {"type": ["string", "null"], "format": "decimal"}
+        if self.precision is not None:
+            out["x-precision"], out["x-scale"] = self.precision, self.scale
+        return out
+
+    def __str__(self) -> str:
+        if self.kind == "decimal" and self.precision is not None:
+            return f"decimal({self.precision},{self.scale})"
+        return self.kind
+
+
+def cast_value(value: Any, target: CastTarget) -> Any:
+    """Cast one Python value; raise :class:`ValueError` when it cannot be cast exactly."""
+    if value is None:
+        return None
+    kind = target.kind
+    if kind == "integer":
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            out = value
+        elif isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("not an integer")
+            out = int(value)
+        elif isinstance(value, Decimal):
+            if not value.is_finite() or value != value.to_integral_value():
+                raise ValueError("not an integer")
+            out = int(value)
+        elif isinstance(value, str) and _INT_TEXT.match(value):
+            out = int(value)
+        else:
+            raise ValueError("not an integer")
+        if not _INT64_MIN <= out <= _INT64_MAX:
+            raise ValueError("out of the 64-bit integer range")
+        return out
+    if kind == "number":
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, int):
+            if abs(value) > _FLOAT_EXACT:
+                raise ValueError("integer too large to be exact as a number")
+            return float(value)
+        if isinstance(value, (float, Decimal)):
+            return float(value)
+        if isinstance(value, str):
+            return float(value.strip())
+        raise ValueError("not a number")
+    if kind == "string":
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return base64.b64encode(bytes(value)).decode()
+        text = _text(value)
+        return text if isinstance(text, str) else text.decode()
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return value != 0
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+        raise ValueError("not a boolean")
+    if kind == "date-time":
+        if isinstance(value, str):
+            value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            value = _dt.datetime(value.year, value.month, value.day)
+        if not isinstance(value, _dt.datetime):
+            raise ValueError("not a date-time")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_dt.timezone.utc)
+        return value.astimezone(_dt.timezone.utc)
+    if kind == "date":
+        if isinstance(value, str):
+            text = value.strip()
+            value = (_dt.date.fromisoformat(text) if len(text) <= 10
+                     else _dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        if isinstance(value, _dt.datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(_dt.timezone.utc)
+            if value.time() != _dt.time(0):
+                raise ValueError("has a time of day (casting to date would drop it)")
+            return value.date()
+        if isinstance(value, _dt.date):
+            return value
+        raise ValueError("not a date")
+    # decimal
+    if isinstance(value, bool):
+        raise ValueError("not a decimal")
+    if isinstance(value, Decimal):
+        dec = value
+    elif isinstance(value, int):
+        dec = Decimal(value)
+    elif isinstance(value, float):
+        dec = Decimal(repr(value))
+    elif isinstance(value, str) and _DECIMAL_TEXT.match(value):
+        dec = Decimal(value)
+    else:
+        raise ValueError("not a decimal")
+    if not dec.is_finite():
+        raise ValueError("not a finite decimal")
+    if target.precision is None:
+        return value if isinstance(value, str) else format(dec, "f")
+    assert target.scale is not None
+    q = dec.quantize(Decimal(1).scaleb(-target.scale))
+    if q != dec:
+        raise ValueError(f"has more than {target.scale} decimal places (no rounding)")
+    if len(q.as_tuple().digits) > target.precision and q != 0:
+        raise ValueError(f"does not fit decimal({target.precision},{target.scale})")
+    return q
+
+
+def _fast_cast(col: Any, target: CastTarget, arrow_type: pa.DataType) -> Any | None:
+    """A columnar cast with Arrow kernels for the (source, target) pairs whose kernel result is the
+    same as :func:`cast_value`; ``None`` when the column must go through Python values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    t = col.type
+    is_str = pt.is_string(t) or pt.is_large_string(t)
+    kind = target.kind
+    if kind == "integer" and (pt.is_integer(t) or pt.is_boolean(t) or pt.is_floating(t) or is_str):
+        return pc.cast(col, arrow_type, safe=True)
+    if kind == "number" and (pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t) or is_str
+                             or pt.is_decimal(t)):
+        return pc.cast(col, arrow_type, safe=True)
+    if kind == "string" and (is_str or pt.is_integer(t) or pt.is_boolean(t) or pt.is_decimal(t)
+                             or pt.is_date(t)):
+        return pc.cast(col, arrow_type, safe=True)
+    if kind == "boolean" and (pt.is_boolean(t) or pt.is_integer(t) or pt.is_floating(t) or is_str):
+        return pc.cast(col, arrow_type, safe=True)
+    if kind == "date-time" and (is_str or pt.is_timestamp(t) or pt.is_date(t)):
+        return pc.cast(col, arrow_type, safe=True)
+    if kind == "date":
+        if is_str or pt.is_date(t):
+            return pc.cast(col, arrow_type, safe=True)
+        if pt.is_timestamp(t):
+            utc = col.cast(pa.timestamp(t.unit, tz="UTC")) if t.tz is not None else col
+            days = pc.cast(utc, pa.date32())
+            back = pc.cast(days, utc.type)
+            exact = pc.all(pc.equal(back, utc))
+            if exact.is_valid and not exact.as_py():
+                return None
+            return days
+    if kind == "decimal":
+        if target.precision is not None and (is_str or pt.is_integer(t) or pt.is_decimal(t)):
+            return pc.cast(col, arrow_type, safe=True)
+        if target.precision is None:
+            if is_str:
+                ok = pc.all(pc.match_substring_regex(col, _DECIMAL_TEXT.pattern))
+                return col if not ok.is_valid or ok.as_py() else None
+            if pt.is_integer(t) or pt.is_decimal(t):
+                return pc.cast(col, pa.string())
+    return None
+
+
+class CastOptions(TransformOptions):
+    #: ``{field: type}``: integer, number, string, boolean, date-time, date, decimal or decimal(p,s).
+    fields: dict[str, str] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _targets(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, spec in v.items():
+            try:
+                CastTarget(spec)
+            except ValueError as exc:
+                raise ValueError(f"field {name!r}: {exc}") from None
+        return v
+
+
+class CastTransform(Transform):
+    """Cast fields to another type. A value that cannot be cast exactly raises
+    :class:`SchemaError` naming the stream, the field and the value (never a silent null)."""
+
+    name = "cast"
+    Options = CastOptions
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self.targets = {k: CastTarget(v) for k, v in self.options.fields.items()}
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        self.require_fields(schema, self.targets)
+        props = schema_properties(schema)
+        if props is None:
+            return dict(schema)
+        out = dict(props)
+        for name, target in self.targets.items():
+            prop = target.prop()
+            if "description" in props[name]:
+                prop["description"] = props[name]["description"]
+            out[name] = prop
+        return with_properties(schema, out)
+
+    def _error(self, name: str, value: Any, target: CastTarget, why: str) -> SchemaError:
+        return self.schema_error(f"cannot cast {_show(value)} to {target}: {why}", field=name)
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        out = [dict(r) for r in records]
+        for name, target in self.targets.items():
+            for rec in out:
+                if name in rec:
+                    value = rec[name]
+                    try:
+                        rec[name] = cast_value(value, target)
+                    except (ValueError, TypeError, ArithmeticError) as exc:
+                        raise self._error(name, value, target, str(exc) or type(exc).__name__) from None
+        return out
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        props = schema_properties(self.output_schema) or {}
+        for name, target in self.targets.items():
+            if name not in table.column_names:
+                continue
+            prop = props.get(name) or target.prop()
+            arrow_type = jsonschema_field(name, prop).type
+            col = _plain(table.column(name))
+            result = None
+            if _is_null_type(col.type):
+                result = pa.nulls(table.num_rows, arrow_type)
+            else:
+                try:
+                    result = _fast_cast(col, target, arrow_type)
+                except _arrow_errors():
+                    result = None
+            if result is None:
+                # the column goes through Python values: exotic pairs, or a value the kernel
+                # refused (cast_value then accepts it or names it)
+                values = []
+                for v in col.to_pylist():
+                    try:
+                        values.append(cast_value(v, target))
+                    except (ValueError, TypeError, ArithmeticError) as exc:
+                        raise self._error(name, v, target, str(exc) or type(exc).__name__) from None
+                try:
+                    result = pa.array(values, type=arrow_type)
+                except _arrow_errors() as exc:
+                    raise self.schema_error(f"cannot cast to {target}: {exc}", field=name) from None
+            table = _set_column(table, name, result, prop)
+        return table
+
+
+# ==================================================================================== flatten
+class FlattenOptions(TransformOptions):
+    #: Joins parent and child names: ``a`` + ``b`` → ``a__b``.
+    separator: str = Field(default="__", min_length=1)
+    #: How many levels of nesting to flatten (``None``: all). Deeper objects are kept as objects.
+    max_depth: int | None = Field(default=None, ge=1)
+
+
+class FlattenTransform(Transform):
+    """Flatten nested objects into ``parent__child`` columns. Arrays, objects without declared
+    properties (JSON values) and objects below ``max_depth`` are kept as they are."""
+
+    name = "flatten"
+    Options = FlattenOptions
+    #: (output name, path, output property, flattened?) per output column; ``None`` when the
+    #: input schema is unknown (records are then flattened as they come).
+    plan: list[tuple[str, tuple[str, ...], Mapping[str, Any], bool]] | None = None
+
+    def _expandable(self, prop: Mapping[str, Any]) -> bool:
+        types, _ = json_types(prop)
+        return (types == {"object"} and not prop.get("x-json")
+                and isinstance(prop.get("properties"), Mapping) and bool(prop["properties"]))
+
+    def _plan(self, name: str, prop: Mapping[str, Any], depth: int, path: tuple[str, ...],
+              out: list[tuple[str, tuple[str, ...], Mapping[str, Any], bool]]) -> None:
+        o: FlattenOptions = self.options
+        if self._expandable(prop) and (o.max_depth is None or depth < o.max_depth):
+            for child, cprop in prop["properties"].items():
+                self._plan(f"{name}{o.separator}{child}", cprop, depth + 1, (*path, child), out)
+        else:
+            out.append((name, path, _nullable(prop) if depth else prop, depth > 0))
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        props = schema_properties(schema)
+        if props is None:
+            self.plan = None
+            return dict(schema)
+        plan: list[tuple[str, tuple[str, ...], Mapping[str, Any], bool]] = []
+        for name, prop in props.items():
+            self._plan(name, prop, 0, (name,), plan)
+        seen: dict[str, tuple[str, ...]] = {}
+        for out_name, path, _, _ in plan:
+            if out_name in seen:
+                raise self.config_error(
+                    f"flattening {'.'.join(path)!r} gives {out_name!r}, which already exists "
+                    f"(from {'.'.join(seen[out_name])!r}); choose another separator", field=out_name)
+            seen[out_name] = path
+        self.plan = plan
+        return with_properties(schema, {n: p for n, _, p, _ in plan})
+
+    def output_field(self, name: str) -> str | None:
+        props = schema_properties(self.output_schema)
+        return name if props is None or name in props else None
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        plan = self.plan
+        if plan is None:
+            return [self._flatten_dynamic(r) for r in records]
+        nested = {path[0] for _, path, _, flat in plan if flat}
+        declared = self._declared()
+        out = []
+        for r in records:
+            new: Record = {}
+            for out_name, path, _, flat in plan:
+                if not flat:
+                    if path[0] in r:
+                        new[out_name] = r[path[0]]
+                    continue
+                v: Any = r
+                for i, key in enumerate(path):
+                    if v is None:
+                        break
+                    if not isinstance(v, Mapping):
+                        where = ".".join(path[:i])
+                        raise self.schema_error(f"expected an object, got {_show(v)}", field=where)
+                    if i > 0:
+                        extra = v.keys() - declared[path[:i]]
+                        if extra:
+                            raise self.schema_error(
+                                f"undeclared key(s) {sorted(extra)} (declare them in the schema so "
+                                "they are not lost)", field=".".join(path[:i]))
+                    v = v.get(key)
+                new[out_name] = v
+            extra_top = r.keys() - nested - new.keys()
+            for k in extra_top:
+                new[k] = r[k]
+            out.append(new)
+        return out
+
+    def _declared(self) -> dict[tuple[str, ...], set[str]]:
+        """Declared child names of every flattened object, by path."""
+        declared: dict[tuple[str, ...], set[str]] = {}
+
+        def walk(path: tuple[str, ...], prop: Mapping[str, Any]) -> None:
+            if self._expandable(prop):
+                declared[path] = set(prop["properties"])
+                for child, cprop in prop["properties"].items():
+                    walk((*path, child), cprop)
+
+        for name, prop in (schema_properties(self.input_schema) or {}).items():
+            walk((name,), prop)
+        return declared
+
+    def _flatten_dynamic(self, rec: Mapping[str, Any], prefix: str = "", depth: int = 0) -> Record:
+        o: FlattenOptions = self.options
+        out: Record = {}
+        for k, v in rec.items():
+            name = f"{prefix}{o.separator}{k}" if prefix else k
+            if isinstance(v, Mapping) and v and (o.max_depth is None or depth < o.max_depth):
+                out.update(self._flatten_dynamic(v, name, depth + 1))
+            else:
+                out[name] = v
+        return out
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.types as pt
+
+        o: FlattenOptions = self.options
+        arrays: list[Any] = []
+        fields: list[pa.Field] = []
+
+        def walk(name: str, col: Any, field: pa.Field, depth: int) -> None:
+            if pt.is_struct(col.type) and col.type.num_fields and not _is_json_column(field) and (
+                    o.max_depth is None or depth < o.max_depth):
+                for i in range(col.type.num_fields):
+                    child = col.type.field(i)
+                    walk(f"{name}{o.separator}{child.name}", pc.struct_field(col, [i]), child, depth + 1)
+            else:
+                arrays.append(col)
+                fields.append(pa.field(name, col.type, nullable=True, metadata=field.metadata))
+
+        for f in table.schema:
+            walk(f.name, table.column(f.name), f, 0)
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise self.config_error(f"flattening gives {dup!r} twice; choose another separator", field=dup)
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _nullable(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """``prop`` allowing null (a child of a null parent is null)."""
+    out = dict(prop)
+    t = out.get("type")
+    if isinstance(t, str) and t != "null":
+        out["type"] = [t, "null"]
+    elif isinstance(t, list) and "null" not in t:
+        out["type"] = [*t, "null"]
+    return out
+
+
+# ======================================================================================= hash
+class HashOptions(TransformOptions):
+    #: The fields to replace by the hex SHA-256 of their text.
+    fields: list[str] = Field(min_length=1)
+    #: Prepended to the text before hashing (keep it secret; it is never logged).
+    salt: str = ""
+
+
+class HashTransform(Transform):
+    """Replace values by ``sha256(salt + text)`` as 64 hex digits (nulls stay null). The text of a
+    value is its canonical form: strings as they are, ``true``/``false``, integers in decimal,
+    ISO dates, decimals without exponent, objects as sorted-key JSON."""
+
+    name = "hash"
+    Options = HashOptions
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        if self.options.salt:
+            from .logs import register_secret
+
+            register_secret(self.options.salt)
+        self._salt = self.options.salt.encode()
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        self.require_fields(schema, self.options.fields)
+        props = schema_properties(schema)
+        if props is None:
+            return dict(schema)
+        out = dict(props)
+        for f in self.options.fields:
+            out[f] = {"type": ["string", "null"]}
+        return with_properties(schema, out)
+
+    def digest(self, value: Any) -> str | None:
+        """The hex digest of one value (``None`` for ``None``)."""
+        if value is None:
+            return None
+        text = _text(value)
+        data = text if isinstance(text, bytes) else text.encode()
+        return hashlib.sha256(self._salt + data).hexdigest()
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        out = [dict(r) for r in records]
+        for f in self.options.fields:
+            for rec in out:
+                if f in rec:
+                    rec[f] = self.digest(rec[f])
+        return out
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        salt = self._salt
+        sha = hashlib.sha256
+        for f in self.options.fields:
+            if f not in table.column_names:
+                continue
+            texts = _text_column(table, f)
+            digests = [None if t is None else
+                       sha(salt + (t if isinstance(t, bytes) else t.encode())).hexdigest() for t in texts]
+            table = _set_column(table, f, pa.array(digests, type=pa.string()), {"type": ["string", "null"]})
+        return table
+
+
+# ======================================================================================= mask
+class MaskOptions(TransformOptions):
+    #: The fields to mask.
+    fields: list[str] = Field(min_length=1)
+    #: The constant that replaces each non-null value (when ``keep_last`` is not set).
+    value: str = "****"
+    #: Keep the last N characters and replace the others by ``mask_char`` (values of N characters
+    #: or fewer are masked entirely).
+    keep_last: int | None = Field(default=None, ge=1)
+    #: The character used with ``keep_last``.
+    mask_char: str = Field(default="*", min_length=1, max_length=1)
+
+
+class MaskTransform(Transform):
+    """Mask values: a constant, or all but the last ``keep_last`` characters. Nulls stay null."""
+
+    name = "mask"
+    Options = MaskOptions
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        self.require_fields(schema, self.options.fields)
+        props = schema_properties(schema)
+        if props is None:
+            return dict(schema)
+        out = dict(props)
+        for f in self.options.fields:
+            out[f] = {"type": ["string", "null"]}
+        return with_properties(schema, out)
+
+    def mask(self, value: Any) -> str | None:
+        o: MaskOptions = self.options
+        if value is None:
+            return None
+        if o.keep_last is None:
+            return o.value
+        text = _text(value)
+        if isinstance(text, bytes):
+            text = base64.b64encode(text).decode()
+        n = o.keep_last
+        if len(text) <= n:
+            return o.mask_char * len(text)
+        return o.mask_char * (len(text) - n) + text[-n:]
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        out = [dict(r) for r in records]
+        for f in self.options.fields:
+            for rec in out:
+                if f in rec:
+                    rec[f] = self.mask(rec[f])
+        return out
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.types as pt
+
+        o: MaskOptions = self.options
+        prop = {"type": ["string", "null"]}
+        for f in self.options.fields:
+            if f not in table.column_names:
+                continue
+            col = _plain(table.column(f))
+            if o.keep_last is None:
+                result = pc.if_else(pc.is_valid(col), pa.scalar(o.value), pa.scalar(None, pa.string()))
+            else:
+                if pt.is_string(col.type) or pt.is_large_string(col.type):
+                    text = col
+                elif pt.is_integer(col.type) or pt.is_boolean(col.type):
+                    text = pc.cast(col, pa.string())
+                else:
+                    text = pa.array([self._text_for_mask(v) for v in col.to_pylist()], type=pa.string())
+                n = o.keep_last
+                length = pc.utf8_length(text)
+                reveal = pc.greater(length, n)
+                stars = pc.binary_repeat(pa.scalar(o.mask_char),
+                                         pc.fill_null(pc.if_else(reveal, pc.subtract(length, n), length), 0))
+                tail = pc.if_else(reveal, pc.utf8_slice_codeunits(text, start=-n), pa.scalar(""))
+                result = pc.if_else(pc.is_valid(text), pc.binary_join_element_wise(stars, tail, ""),
+                                    pa.scalar(None, pa.string()))
+            table = _set_column(table, f, result, prop)
+        return table
+
+    @staticmethod
+    def _text_for_mask(value: Any) -> str | None:
+        if value is None:
+            return None
+        text = _text(value)
+        return base64.b64encode(text).decode() if isinstance(text, bytes) else text
+
+
+# ===================================================================================== filter
+class FilterOptions(TransformOptions):
+    #: A condition such as ``"amount > 10 and category == 'a'"``; rows where it is true are kept.
+    expression: str
+
+
+class FilterTransform(Transform):
+    """Keep the rows for which ``expression`` is true (false and unknown/null rows are dropped)."""
+
+    name = "filter"
+    Options = FilterOptions
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self.expr = parse_expression(self.options.expression, where=self.label)
+        self._node: Node = self.expr.node
+
+    def _fail_cfg(self, message: str) -> ConfigError:
+        return self.config_error(f"{message} in {self.expr.source!r}", field="expression")
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        self.require_fields(schema, self.expr.fields)
+        props = schema_properties(schema)
+        if self.expr.node[0] in ("field", "const", "bin", "neg"):
+            kind = _infer_kind(self.expr.node, props)
+            if kind is not None and kind != "boolean":
+                raise self._fail_cfg(f"the condition must be boolean, got a {kind} value")
+        _check_types(self.expr.node, props, self._fail_cfg)
+        self._node = _temporal_constants(self.expr.node, props, self._fail_cfg)
+        return dict(schema)
+
+    def _fail_data(self, message: str, field: str | None) -> SchemaError:
+        return self.schema_error(f"{message} in {self.expr.source!r}", field=field)
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        ev = _PyEvaluator(self._fail_data)
+        node = self._node
+        out = []
+        for r in records:
+            v = ev(node, r)
+            if v is True:
+                out.append(r)
+            elif v is not None and v is not False:
+                raise self._fail_data(f"the condition gave {_show(v)}, not a boolean", _field_name(node))
+        return out
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.types as pt
+
+        mask = _ArrowEvaluator(table, self._fail_data)(self._node)
+        if isinstance(mask, pa.Scalar):
+            if not pt.is_boolean(mask.type) and mask.is_valid:
+                raise self._fail_data(f"the condition gave {mask!r}, not a boolean", None)
+            return table if mask.is_valid and mask.as_py() else table.slice(0, 0)
+        if _is_null_type(mask.type):
+            return table.slice(0, 0)
+        if not pt.is_boolean(mask.type):
+            raise self._fail_data(f"the condition gives {mask.type}, not a boolean", _field_name(self._node))
+        return table.filter(mask, null_selection_behavior="drop")
+
+
+# ================================================================================== add_field
+class AddFieldOptions(TransformOptions):
+    #: The name of the new field.
+    name: str = Field(min_length=1)
+    #: A constant value (give ``value`` or ``expression``).
+    value: Any = None
+    #: An expression over the record's fields (the filter grammar plus ``+ - * /``).
+    expression: str | None = None
+    #: The output type (a ``cast`` type); by default it is inferred.
+    type: str | None = None
+    #: Replace a field of the same name instead of failing.
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> AddFieldOptions:
+        if self.expression is not None and "value" in self.model_fields_set:
+            raise ValueError("give either 'value' or 'expression', not both")
+        if self.expression is None and "value" not in self.model_fields_set:
+            raise ValueError("give 'value' (a constant) or 'expression'")
+        if self.type is not None:
+            CastTarget(self.type)
+        return self
+
+
+_KIND_PROPS: dict[str, dict[str, Any]] = {
+    "integer": {"type": ["integer", "null"]},
+    "number": {"type": ["number", "null"]},
+    "string": {"type": ["string", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "date-time": {"type": ["string", "null"], "format": "date-time"},
+    "date": {"type": ["string", "null"], "format": "date"},
+    "decimal": {"type": ["string", "null"], "format": "decimal"},
+}
+
+
+class AddFieldTransform(Transform):
+    """Add a field holding a constant ``value`` or the result of ``expression``."""
+
+    name = "add_field"
+    Options = AddFieldOptions
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        o: AddFieldOptions = self.options
+        self.expr = (parse_expression(o.expression, arithmetic=True, where=self.label)
+                     if o.expression is not None else None)
+        self.target = CastTarget(o.type) if o.type else None
+        untyped = o.value is not None and _kind_of_const(o.value) is None
+        if self.expr is None and self.target is None and untyped:
+            raise self.config_error(f"value {_show(o.value)} needs an explicit 'type'", field="value")
+        if self.expr is None and self.target is not None:
+            try:
+                self._const = cast_value(o.value, self.target)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise self.config_error(f"value {_show(o.value)} is not a {self.target}: {exc}",
+                                        field="value") from None
+        else:
+            self._const = o.value
+        self._node: Node | None = self.expr.node if self.expr else None
+        self._inferred = "string"
+
+    def _fail_cfg(self, message: str) -> ConfigError:
+        src = self.expr.source if self.expr else ""
+        return self.config_error(f"{message} in {src!r}", field="expression")
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        o: AddFieldOptions = self.options
+        props = schema_properties(schema)
+        if props is not None and o.name in props and not o.overwrite:
+            raise self.config_error(f"field {o.name!r} exists already (set overwrite: true to replace it)",
+                                    field=o.name)
+        if self.expr is not None:
+            self.require_fields(schema, self.expr.fields)
+            _check_types(self.expr.node, props, self._fail_cfg)
+            self._node = _temporal_constants(self.expr.node, props, self._fail_cfg)
+            kind = _infer_kind(self.expr.node, props)
+        else:
+            kind = _kind_of_const(self._const)
+        if self.target is not None:
+            prop = self.target.prop()
+        elif kind is not None:
+            self._inferred = kind
+            prop = dict(_KIND_PROPS[kind])
+        elif self.expr is not None and self.expr.node[0] == "field" and props is not None:
+            prop = dict(props[self.expr.node[1]])
+        else:
+            prop = {"type": ["string", "null"]}
+        if props is None:
+            return dict(schema)
+        out = dict(props)
+        out[o.name] = prop
+        return with_properties(schema, out)
+
+    def _fail_data(self, message: str, field: str | None) -> SchemaError:
+        src = self.expr.source if self.expr else ""
+        return self.schema_error(f"{message} in {src!r}", field=field or self.options.name)
+
+    def _finish(self, value: Any) -> Any:
+        if self.target is not None:
+            try:
+                return cast_value(value, self.target)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise self.schema_error(f"cannot cast {_show(value)} to {self.target}: {exc}",
+                                        field=self.options.name) from None
+        if self._inferred == "decimal" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        return value
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        name = self.options.name
+        if self._node is None:
+            const = self._const
+            return [{**r, name: const} for r in records]
+        ev = _PyEvaluator(self._fail_data)
+        node = self._node
+        return [{**r, name: self._finish(ev(node, r))} for r in records]
+
+    def apply_arrow(self, table: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        o: AddFieldOptions = self.options
+        props = schema_properties(self.output_schema) or {}
+        prop = props.get(o.name) or {"type": ["string", "null"]}
+        ftype = jsonschema_field(o.name, prop).type
+        if self._node is None:
+            values: Any = pa.scalar(self._const, type=ftype) if self._const is not None else pa.nulls(
+                table.num_rows, ftype)
+        else:
+            values = _ArrowEvaluator(table, self._fail_data)(self._node)
+            if isinstance(values, pa.Scalar):
+                n = table.num_rows
+                values = pa.repeat(values, n) if values.is_valid else pa.nulls(n, ftype)
+            if self.target is not None:
+                values = _CastColumn(self, o.name, self.target, ftype)(values)
+            elif values.type != ftype:
+                try:
+                    values = values.cast(ftype, safe=True)
+                except _arrow_errors() as exc:
+                    raise self.schema_error(f"result of {o.expression!r} does not fit {ftype}: {exc}",
+                                            field=o.name) from None
+        return _set_column(table, o.name, values, prop)
+
+
+class _CastColumn:
+    """Cast an Arrow column like the ``cast`` transform does (kernels, then Python values)."""
+
+    def __init__(self, owner: Transform, name: str, target: CastTarget, arrow_type: pa.DataType) -> None:
+        self.owner, self.name, self.target, self.arrow_type = owner, name, target, arrow_type
+
+    def __call__(self, col: Any) -> Any:
+        import pyarrow as pa
+
+        col = _plain(col)
+        if _is_null_type(col.type):
+            return pa.nulls(len(col), self.arrow_type)
+        try:
+            result = _fast_cast(col, self.target, self.arrow_type)
+        except _arrow_errors():
+            result = None
+        if result is not None:
+            return result
+        out = []
+        for v in col.to_pylist():
+            try:
+                out.append(cast_value(v, self.target))
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise self.owner.schema_error(f"cannot cast {_show(v)} to {self.target}: {exc}",
+                                              field=self.name) from None
+        return pa.array(out, type=self.arrow_type)
+
+
+# ============================================================================= Singer stream maps
+_SM_UNSUPPORTED = ("__alias__", "__key_properties__", "__source__")
+
+
+def stream_map_to_transforms(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Convert one stream's Singer stream map (``{"new": "expr", "old": None, "__else__": None,
+    "__filter__": "expr"}``) to transform configs.
+
+    What converts: ``"prop": None`` (drop), ``"__else__": None`` (keep only the mapped properties),
+    ``"__filter__": expr`` (``filter``), ``"prop": "other"`` and ``"prop": "expr"`` (``add_field``,
+    overwriting when ``prop`` exists) for expressions inside our safe grammar.
+
+    Limits: Singer evaluates every expression against the *input* record, we apply them in order
+    (an expression that reads a property mapped earlier in the same map sees the new value);
+    functions (``md5()``, ``datetime``, ``int()`` …), ``record[...]``, ``config``, ``__alias__``,
+    ``__key_properties__`` and ``__source__`` are not supported and raise :class:`ConfigError`
+    naming the property; a stream map of ``None`` (drop the stream) is a selection matter, not a
+    transform.
+    """
+    if mapping is None or not isinstance(mapping, Mapping):
+        raise ConfigError(f"stream map: expected a mapping of property -> expression, got {mapping!r} "
+                          "(dropping a whole stream is done by stream selection)",
+                          plugin="stream map", field="(root)")
+    out: list[dict[str, Any]] = []
+    drops: list[str] = []
+    kept: list[str] = []
+    adds: list[dict[str, Any]] = []
+    else_drop = False
+    for key, value in mapping.items():
+        if key in _SM_UNSUPPORTED:
+            raise ConfigError(f"stream map: {key!r} is not supported by transforms", plugin="stream map",
+                              field=key)
+        if key == "__else__":
+            if value is not None:
+                raise ConfigError("stream map: only '__else__: null' is supported", plugin="stream map",
+                                  field=key)
+            else_drop = True
+            continue
+        if key == "__filter__":
+            if not isinstance(value, str):
+                raise ConfigError("stream map: '__filter__' must be an expression string",
+                                  plugin="stream map", field=key)
+            parse_expression(value, where="stream map '__filter__'")
+            out.append({"type": "filter", "expression": value})
+            continue
+        if value is None:
+            drops.append(key)
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"stream map: property {key!r}: expected an expression string or null, "
+                              f"got {value!r}", plugin="stream map", field=key)
+        expr = parse_expression(value, arithmetic=True, where=f"stream map property {key!r}")
+        kept.append(key)
+        if expr.node == ("field", key):
+            continue  # "id": "id" keeps the property as it is
+        adds.append({"type": "add_field", "name": key, "expression": value, "overwrite": True})
+    out.extend(adds)
+    if else_drop:
+        out.append({"type": "select", "fields": kept})
+    elif drops:
+        out.append({"type": "select", "exclude": drops})
+    return out
