@@ -84,6 +84,8 @@ class SingerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    #: the tap command (split like a shell would; the executable is looked up next to the running
+    #: Python first, then on PATH).
     tap: str = "tap-dcapix"
     target: str = "target-dcapix"
     tap_config: dict[str, Any] | None = None

@@ -35,7 +35,7 @@ from .config import Endpoint, PipelineConfig
 from .progress import Progress, RunMetrics, StreamMetrics
 from .state import StateStore
 
-__all__ = ["Prefetcher", "RunOptions", "Runner", "run_pipeline", "stream_transforms"]
+__all__ = ["Prefetcher", "RunOptions", "Runner", "register_secrets", "run_pipeline", "stream_transforms"]
 
 log = logging.getLogger("dc_api_x.runner")
 
@@ -89,6 +89,22 @@ def _make_adapter(endpoint: Endpoint, role: str, pipeline: str, plugins: Any) ->
     except ConfigError as exc:
         raise ConfigError(f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin,
                           field=exc.field) from None
+
+
+def register_secrets(data: Any, secret_keys: Sequence[str] = ()) -> None:
+    """Mask every value under a secret-looking key (or one of ``secret_keys``) in logs from now on,
+    including the stderr of child processes forwarded by process mode."""
+    from ..logs import register_secret
+
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            if isinstance(v, str) and isinstance(k, str) and (k in secret_keys or is_secret_key(k)):
+                register_secret(v)
+            else:
+                register_secrets(v, secret_keys)
+    elif isinstance(data, list):
+        for v in data:
+            register_secrets(v, secret_keys)
 
 
 def _redacted_options(endpoint: Endpoint, cls: Any) -> dict[str, Any]:
@@ -240,6 +256,8 @@ class Runner:
         self.source_cls = _adapter_class(config.source.adapter, "source", name, plugins)
         self.dest_cls = _adapter_class(config.destination.adapter, "destination", name, plugins)
         _, self._configured_streams = _split_streams(config.source, self.source_cls)
+        for ep, cls in ((config.source, self.source_cls), (config.destination, self.dest_cls)):
+            register_secrets(ep.adapter_config(), tuple(getattr(cls, "secret_options", ()) or ()))
         lm = config.destination.load_method
         methods = tuple(getattr(self.dest_cls, "load_methods", ()) or ())
         if lm is not None and methods and lm not in methods:

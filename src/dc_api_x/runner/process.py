@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from typing import IO, Any
 from ..exceptions import AdapterError, ConfigError
 from ..logs import redact
 from .config import PipelineConfig
-from .pipeline import RunOptions
+from .pipeline import RunOptions, register_secrets
 from .progress import Progress, RunMetrics
 from .state import StateStore
 
@@ -143,7 +144,13 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
         **config.destination.adapter_config(),
         **({"load_method": config.destination.load_method} if config.destination.load_method else {}),
     }
-    tap_exe, target_exe = _which(sc.tap), _which(sc.target)
+    register_secrets(tap_cfg)
+    register_secrets(target_cfg)
+    tap_cmd, target_cmd = shlex.split(sc.tap), shlex.split(sc.target)
+    if not tap_cmd or not target_cmd:
+        raise ConfigError(f"pipeline {name!r}: singer.tap and singer.target must name executables",
+                          plugin="runner", field="singer")
+    tap_cmd[0], target_cmd[0] = _which(tap_cmd[0]), _which(target_cmd[0])
     state = None
     if store is not None and not options.full_refresh:
         state = singer_state(store, name)
@@ -176,11 +183,11 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
     threads: list[threading.Thread] = []
     with tempfile.TemporaryDirectory(prefix="dcapix-singer-") as tmp:
         os.chmod(tmp, 0o700)
-        tap_args = [tap_exe, "--config", _write_json(tmp, "tap.json", tap_cfg)]
+        tap_args = [*tap_cmd, "--config", _write_json(tmp, "tap.json", tap_cfg)]
         if state:
             tap_args += ["--state", _write_json(tmp, "state.json", state)]
         tap_args += sc.tap_args
-        target_args = [target_exe, "--config", _write_json(tmp, "target.json", target_cfg), *sc.target_args]
+        target_args = [*target_cmd, "--config", _write_json(tmp, "target.json", target_cfg), *sc.target_args]
         log.info("pipeline %s: %s | %s", name, " ".join(tap_args), " ".join(target_args))
         try:
             tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
