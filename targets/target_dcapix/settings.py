@@ -1,0 +1,200 @@
+"""The settings (config JSON Schema) of target-dcapix.
+
+The target's own settings (``adapter``, ``load_method``, ``batch_size_rows``, ``validate_records`` …)
+plus every option of every registered adapter that can write (``ProtocolAdapter.load_methods``),
+generated from the adapters' pydantic ``Options`` models, secrets marked ``"secret": true,
+"writeOnly": true``. The shared generator :mod:`dc_api_x.singer_settings` is used when it is
+available; otherwise a local equivalent builds the union here.
+
+The schema only documents the adapter options and never rejects a valid config: the chosen adapter
+validates its own options (pydantic, ``extra=forbid``) and names a bad field in one line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE_ROWS",
+    "TARGET_KEYS",
+    "target_settings_jsonschema",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default number of records buffered per stream before a write + flush (``batch_size_rows``).
+DEFAULT_BATCH_SIZE_ROWS = 100_000
+
+#: The target's own settings (everything else in the config goes to the adapter).
+TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
+    "adapter": {
+        "type": "string",
+        "description": "Name of the destination adapter (a dc-api-x adapter that can write: "
+                       "sql, parquet, csv, jsonl, or one registered by a plugin).",
+    },
+    "load_method": {
+        "type": "string",
+        "enum": ["append", "append-only", "upsert", "overwrite"],
+        "default": "append",
+        "description": "append: add rows; upsert: merge on the stream's key properties; overwrite: "
+                       "replace the stream's table/files when the run finishes (atomically). "
+                       "'append-only' is the singer-sdk spelling of append.",
+    },
+    "batch_size_rows": {
+        "type": "integer",
+        "minimum": 1,
+        "default": DEFAULT_BATCH_SIZE_ROWS,
+        "description": "Records buffered per stream before they are written and flushed.",
+    },
+    "validate_records": {
+        "type": ["boolean", "string"],
+        "enum": [True, False, "sample"],
+        "default": True,
+        "description": "true: check every record against its stream's JSON Schema (compiled once per "
+                       "schema); 'sample': check the first 1000 records of each stream, then every "
+                       "100th; false: no check (types are still enforced when a batch is converted).",
+    },
+    "hard_delete": {
+        "type": "boolean",
+        "default": False,
+        "description": "With ACTIVATE_VERSION messages: an ACTIVATE_VERSION that arrives before a "
+                       "stream's records makes that stream an overwrite (rows of older versions are "
+                       "gone when the run finishes). Without it ACTIVATE_VERSION is logged and ignored.",
+    },
+    "max_parallelism": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": "Streams drained in parallel (threads) when several sinks are full at once.",
+    },
+}
+
+#: Keys of the config that belong to the target / singer-sdk, not to the adapter.
+TARGET_KEYS = frozenset(TARGET_PROPERTIES) | frozenset({
+    "add_record_metadata", "process_activate_version_messages", "stream_maps", "stream_map_config",
+    "faker_config", "flattening_enabled", "flattening_max_depth", "flattening_max_key_length",
+    "flattening_separator", "batch_config", "default_target_schema",
+})
+
+
+def _inline_refs(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
+    """Replace ``$ref`` to ``#/$defs/X`` by the definition (flat schemas for --about)."""
+    if depth > 20:
+        return {}
+    if isinstance(schema, Mapping):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = defs.get(ref.split("/")[-1], {})
+            merged = {**_inline_refs(target, defs, depth + 1),
+                      **{k: v for k, v in schema.items() if k != "$ref"}}
+            return merged
+        return {k: _inline_refs(v, defs, depth + 1) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs, depth + 1) for v in schema]
+    return schema
+
+
+def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property schema that documents but never rejects (pydantic does the real validation)."""
+    doc = {k: v for k, v in prop.items() if k in ("title", "description", "examples", "secret",
+                                                  "writeOnly", "enum", "type", "anyOf", "items",
+                                                  "properties")}
+    if "default" in prop and prop["default"] is not None:
+        # not as "default": singer-sdk would copy it into the config and hand it to every adapter
+        doc["description"] = (str(doc.get("description") or doc.get("title") or "").rstrip(". ")
+                              + f" (default: {json.dumps(prop['default'], default=str)})").lstrip()
+    return doc
+
+
+def _adapter_option_schemas() -> dict[str, dict[str, Any]]:
+    """``{adapter_name: options JSON Schema}`` of every registered adapter that can write."""
+    from dc_api_x.plugins import get_plugins
+
+    ps = get_plugins()
+    out: dict[str, dict[str, Any]] = {}
+    for name in ps.adapters.names():
+        try:
+            cls = ps.adapters.get(name)
+        except Exception as exc:  # a broken plugin must not break --about
+            log.debug("adapter %r could not be loaded for the settings schema: %s", name, exc)
+            continue
+        if not getattr(cls, "load_methods", ()):
+            continue
+        model = getattr(cls, "Options", None)
+        if model is None or not hasattr(model, "model_json_schema"):
+            continue
+        try:
+            raw = model.model_json_schema()
+        except Exception as exc:
+            log.debug("adapter %r options have no JSON Schema: %s", name, exc)
+            continue
+        schema = _inline_refs(raw, raw.get("$defs") or {})
+        secrets = set(getattr(cls, "secret_options", ()) or ())
+        props = schema.get("properties") or {}
+        for key, prop in props.items():
+            if key in secrets or prop.get("format") == "password" or prop.get("writeOnly"):
+                prop["secret"] = True
+                prop["writeOnly"] = True
+        out[name] = schema
+    return out
+
+
+def _shared_schema() -> dict[str, Any] | None:
+    """The shared generator's schema (``dc_api_x.singer_settings``), when it exists."""
+    try:
+        from dc_api_x import singer_settings as shared  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    for fname in ("target_settings_jsonschema", "settings_jsonschema", "build_settings_jsonschema",
+                  "settings_schema"):
+        func = getattr(shared, fname, None)
+        if not callable(func):
+            continue
+        for kwargs in ({"kind": "target"}, {"writable": True}, {}):
+            try:
+                result = func(**kwargs)
+            except TypeError:
+                continue
+            except Exception as exc:
+                log.debug("dc_api_x.singer_settings.%s failed: %s", fname, exc)
+                return None
+            if isinstance(result, Mapping) and isinstance(result.get("properties"), Mapping):
+                return dict(copy.deepcopy(result))
+    return None
+
+
+def target_settings_jsonschema() -> dict[str, Any]:
+    """The config JSON Schema of target-dcapix (target settings + the writing adapters' options)."""
+    properties: dict[str, Any] = {}
+    shared = _shared_schema()
+    if shared is not None:
+        for key, prop in (shared.get("properties") or {}).items():
+            properties[key] = _loosen(dict(prop)) if isinstance(prop, Mapping) else {}
+    else:
+        per_adapter = _adapter_option_schemas()
+        seen: dict[str, list[str]] = {}
+        for adapter, schema in sorted(per_adapter.items()):
+            for key, prop in (schema.get("properties") or {}).items():
+                if key in TARGET_PROPERTIES:
+                    continue
+                seen.setdefault(key, []).append(adapter)
+                doc = _loosen(dict(prop))
+                if key in properties:
+                    if properties[key].get("type") != doc.get("type"):
+                        properties[key].pop("type", None)
+                    if doc.get("secret"):
+                        properties[key]["secret"] = properties[key]["writeOnly"] = True
+                else:
+                    properties[key] = doc
+        for key, adapters in seen.items():
+            desc = properties[key].get("description") or properties[key].get("title") or ""
+            used_by = f"(adapter: {', '.join(adapters)})"
+            properties[key]["description"] = f"{desc} {used_by}" if desc else used_by
+            properties[key].pop("title", None)
+    for key, prop in TARGET_PROPERTIES.items():
+        properties[key] = copy.deepcopy(prop)
+    return {"type": "object", "properties": properties, "required": ["adapter"]}

@@ -1,0 +1,315 @@
+"""The sink of target-dcapix: one per stream (and per schema version), writing through an adapter.
+
+A :class:`DcApiXSink` buffers the stream's records (plain dicts, exactly as decoded from the input:
+no per-record type conformance) and, when it drains, hands them to the stream's
+:class:`StreamWriter` as one :class:`~dc_api_x.types.Batch`; the adapter converts the batch
+column-wise (Arrow) and :meth:`~dc_api_x.ext.adapters.ProtocolAdapter.flush` makes it durable before
+the target may emit the STATE that follows those records.
+
+The adapter write session (``start_write`` … ``finish_write``) belongs to the stream, not to the
+sink: when the schema changes mid-stream the old sink is drained first, the new sink reuses the
+writer, and the writer calls ``start_write`` again with the new :class:`~dc_api_x.types.StreamSpec`
+so the adapter can add the new columns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from singer_sdk.sinks import BatchSink
+
+from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
+from dc_api_x.types import Batch, StreamSpec
+
+from .settings import DEFAULT_BATCH_SIZE_ROWS
+from .validation import RecordValidator, compile_record_validator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding
+
+    from .target import TargetDcApiX
+
+__all__ = ["DcApiXSink", "StreamWriter"]
+
+log = logging.getLogger(__name__)
+
+#: ``validate_records: "sample"`` checks the first SAMPLE_HEAD records of a stream, then 1 in SAMPLE_EVERY.
+SAMPLE_HEAD = 1000
+SAMPLE_EVERY = 100
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class StreamWriter:
+    """The adapter write session of one stream: ``start_write`` once (again on a schema change),
+    ``write`` + ``flush`` per drained batch, ``finish_write`` at the end of the input.
+
+    ``start_write`` is deferred to the first write (or the end of the input for an empty stream), so
+    an ``ACTIVATE_VERSION`` that arrives before the stream's records can still choose overwrite.
+    """
+
+    def __init__(self, adapter: Any, spec: StreamSpec, load_method: str) -> None:
+        self.adapter = adapter
+        self.spec = spec
+        self.load_method = load_method
+        self.started = False
+        self.finished = False
+        self.rows_written = 0
+        self.batches_written = 0
+
+    @property
+    def adapter_name(self) -> str:
+        return str(getattr(self.adapter, "name", "") or type(self.adapter).__name__)
+
+    def _wrap(self, exc: Exception, what: str) -> DcApiXError:
+        if isinstance(exc, DcApiXError):
+            return exc
+        where = f"adapter {self.adapter_name!r}, stream {self.spec.name!r}"
+        msg = _one_line(str(exc)) or type(exc).__name__
+        if isinstance(exc, (ValueError, TypeError)):
+            return SchemaError(f"{where}: {msg}", adapter=self.adapter_name, stream=self.spec.name)
+        return AdapterError(f"{where}: {what} failed: {type(exc).__name__}: {msg}",
+                            adapter=self.adapter_name, stream=self.spec.name)
+
+    def ensure_started(self) -> None:
+        if not self.started:
+            try:
+                self.adapter.start_write(self.spec, load_method=self.load_method)
+            except Exception as exc:
+                raise self._wrap(exc, "start_write") from exc
+            self.started = True
+
+    def update_spec(self, spec: StreamSpec) -> None:
+        """A new SCHEMA for the stream: later batches use ``spec`` (the adapter adds new columns)."""
+        if spec == self.spec:
+            return
+        self.spec = spec
+        if self.started:
+            try:
+                self.adapter.start_write(spec, load_method=self.load_method)
+            except Exception as exc:
+                raise self._wrap(exc, "start_write (schema change)") from exc
+
+    def write(self, batch: Batch) -> None:
+        """Write one batch and flush it: when this returns, the rows are durable."""
+        if not len(batch):
+            return
+        self.ensure_started()
+        try:
+            self.adapter.write(self.spec, batch)
+            self.adapter.flush(self.spec)
+        except Exception as exc:
+            raise self._wrap(exc, "write") from exc
+        self.rows_written += len(batch)
+        self.batches_written += 1
+
+    def finish(self) -> None:
+        """Finalize the stream (``finish_write``: swap an overwrite, close files)."""
+        if self.finished:
+            return
+        self.ensure_started()
+        try:
+            self.adapter.finish_write(self.spec)
+        except Exception as exc:
+            raise self._wrap(exc, "finish_write") from exc
+        self.finished = True
+
+
+class DcApiXSink(BatchSink):
+    """Buffers a stream's records and writes them through the stream's :class:`StreamWriter`."""
+
+    MAX_SIZE_DEFAULT = DEFAULT_BATCH_SIZE_ROWS
+
+    def __init__(
+        self,
+        target: TargetDcApiX,
+        stream_name: str,
+        schema: dict[str, Any],
+        key_properties: Sequence[str] | None,
+    ) -> None:
+        #: Records waiting for the next drain (dicts as decoded, no conversion).
+        self.buffer: list[dict[str, Any]] = []
+        #: True when the target feeds this sink directly (no stream map / metadata in the way).
+        self.fast = False
+        self._n_validated = 0
+        super().__init__(target, stream_name, schema, key_properties)
+        self._target: TargetDcApiX = target
+        self.keys: tuple[str, ...] = tuple(self.key_properties or ())
+        mode = target.validate_mode
+        self.validate_mode: str = mode
+        self.validator: RecordValidator | None = (
+            compile_record_validator(self.schema) if mode != "off" else None
+        )
+        self.writer: StreamWriter = target.writer_for(self)
+
+    # -- singer-sdk hooks --------------------------------------------------------------------
+    def get_validator(self) -> None:  # type: ignore[override]
+        """No jsonschema validator per record: :mod:`target_dcapix.validation` compiles one."""
+        return None
+
+    @property
+    def current_size(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def spec(self) -> StreamSpec:
+        """The stream description the adapter gets (from the SCHEMA message)."""
+        bookmark = self._target.bookmark_properties.get(self.stream_name) or ()
+        return StreamSpec(
+            name=self.stream_name,
+            schema=self.schema,
+            key_properties=tuple(self.key_properties or ()),
+            replication_key=bookmark[0] if bookmark else None,
+            replication_keys=tuple(bookmark),
+        )
+
+    def check(self, record: Any) -> None:
+        """Validate one record (as configured); raises :class:`SchemaError` naming stream and field."""
+        if type(record) is not dict:
+            raise SchemaError(
+                f"stream {self.stream_name!r}, {self._target.where()}: 'record' must be a JSON object, "
+                f"got {type(record).__name__}", stream=self.stream_name,
+            )
+        for key in self.keys:
+            if key not in record:
+                raise SchemaError(
+                    f"stream {self.stream_name!r}, {self._target.where()}, field {key!r}: "
+                    f"key property is missing from the record", stream=self.stream_name,
+                )
+        validator = self.validator
+        if validator is None:
+            return
+        n = self._n_validated
+        self._n_validated = n + 1
+        if self.validate_mode == "sample" and n >= SAMPLE_HEAD and n % SAMPLE_EVERY:
+            return
+        err = validator(record)
+        if err is not None:
+            field, message = err
+            raise SchemaError(
+                f"stream {self.stream_name!r}, {self._target.where()}, field {field or '(record)'!r}: "
+                f"{_one_line(message)}", stream=self.stream_name,
+            )
+
+    def _validate_and_parse(self, record: dict[Any, Any]) -> dict[Any, Any]:
+        """The SDK's record path (stream maps / metadata): validate, no per-record type conformance."""
+        self.check(record)
+        return record
+
+    def _singer_validate_message(self, record: dict[Any, Any]) -> None:
+        """Key properties are checked in :meth:`check` already."""
+
+    def process_record(self, record: dict[Any, Any], context: dict[Any, Any]) -> None:
+        self.buffer.append(record)
+
+    def start_drain(self) -> dict[Any, Any]:
+        records, self.buffer = self.buffer, []
+        self._pending_batch = None
+        if self.fast:
+            self._total_records_read += len(records)
+            self.record_counter_metric.increment(len(records))
+        self._batch_records_read = len(records)
+        self._context_draining = {"records": records}
+        return self._context_draining
+
+    def process_batch(self, context: dict[Any, Any]) -> None:
+        records = context.get("records") or []
+        if records:
+            self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
+            self._target.note_drained()
+
+    def activate_version(self, new_version: int) -> None:
+        self._target.activate_version(self, new_version)
+
+    # -- BATCH messages ------------------------------------------------------------------------
+    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
+        """Load the files of a BATCH message (jsonl or parquet, gzip or not), in order.
+
+        Records buffered before the BATCH message are written first, so the order is kept.
+        """
+        self._target.drain_one(self)
+        fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
+        compression = str(encoding.compression or "none").lower()
+        for url in files:
+            if fmt == "jsonl":
+                batch = self._read_jsonl(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
+            elif fmt == "parquet":
+                batch = self._read_parquet(url)
+            else:
+                raise SchemaError(
+                    f"stream {self.stream_name!r}, {self._target.where()}: unsupported BATCH encoding "
+                    f"{fmt!r} (supported: jsonl, parquet)", stream=self.stream_name,
+                )
+            self.writer.write(batch)
+            self.record_counter_metric.increment(len(batch))
+            self._total_records_read += len(batch)
+            self.tally_record_written(len(batch))
+        self._target.note_drained()
+
+    def _open(self, url: str) -> Any:
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(url)
+        try:
+            if parsed.scheme in ("", "file"):
+                path = unquote(parsed.path) if parsed.scheme == "file" else url
+                return open(path, "rb")
+            import fsspec
+
+            return fsspec.open(url, "rb").open()
+        except (OSError, ImportError, ValueError) as exc:
+            raise SchemaError(
+                f"stream {self.stream_name!r}, {self._target.where()}: cannot open BATCH file {url!r}: "
+                f"{_one_line(str(exc))}", stream=self.stream_name,
+            ) from None
+
+    def _read_jsonl(self, url: str, *, gzipped: bool) -> Batch:
+        with self._open(url) as raw:
+            data = raw.read()
+        if gzipped or data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        records: list[dict[str, Any]] = []
+        loads = orjson.loads
+        for i, line in enumerate(io.BytesIO(data), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise SchemaError(
+                    f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON ({exc})",
+                    stream=self.stream_name,
+                ) from None
+            try:
+                self.check(rec)
+            except SchemaError as exc:
+                raise SchemaError(f"{exc} (BATCH file {url!r} line {i})", stream=self.stream_name) from None
+            records.append(rec)
+        return Batch.from_records(records, schema=self.writer.spec.schema)
+
+    def _read_parquet(self, url: str) -> Batch:
+        import pyarrow.parquet as pq
+
+        with self._open(url) as raw:
+            try:
+                table = pq.read_table(raw)
+            except Exception as exc:
+                raise SchemaError(
+                    f"stream {self.stream_name!r}, {self._target.where()}: BATCH file {url!r} is not "
+                    f"readable Parquet: {_one_line(str(exc))}", stream=self.stream_name,
+                ) from None
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        unknown = [c for c in table.column_names if c not in props]
+        if unknown and self.schema.get("additionalProperties") is False:
+            raise SchemaError(
+                f"stream {self.stream_name!r}, BATCH file {url!r}, field {unknown[0]!r}: column not in "
+                f"the stream's schema", stream=self.stream_name,
+            )
+        return Batch.from_arrow(table, schema=self.writer.spec.schema)

@@ -1,0 +1,410 @@
+"""``target-dcapix``: a singer-sdk Target whose sinks write through a dc-api-x adapter.
+
+Config: ``{"adapter": NAME, …that adapter's options…, "load_method": …, "batch_size_rows": …}``, e.g.
+``{"adapter": "sql", "url": "postgresql://…", "schema": "raw", "load_method": "upsert"}`` or
+``{"adapter": "parquet", "path": "/out/dir"}``. The adapter is created with
+:func:`dc_api_x.create_adapter` (any adapter a plugin registers works).
+
+What it guarantees:
+
+* stdout carries only STATE values (one JSON object per line), each printed only after every record
+  received before it has been written *and flushed* by the adapter (with ``load_method: overwrite``
+  only after ``finish_write`` swapped the data in); logs go to stderr;
+* bad input (malformed line, RECORD before SCHEMA, a record violating its schema, unknown message type)
+  stops the run with one line on stderr naming the line, stream and field, exit code 1, and no STATE
+  for uncommitted records;
+* speed: stdin read in bulk and decoded with orjson, no per-record type conformance (the adapter
+  converts whole batches to Arrow), validation compiled once per schema (``validate_records``), big
+  batches (``batch_size_rows``, default 100,000).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any, ClassVar
+
+import orjson
+from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.target_base import Target
+
+from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
+
+from .reader import FastSingerReader, SingerInputError
+from .settings import TARGET_KEYS, target_settings_jsonschema
+from .sinks import DcApiXSink, StreamWriter
+
+__all__ = ["TargetDcApiX"]
+
+#: How often (records) the fast path checks the 5-minute max record age.
+_AGE_CHECK_EVERY = 4096
+_LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
+_settings_cache: dict[str, Any] = {}
+
+
+def _settings() -> dict[str, Any]:
+    if "schema" not in _settings_cache:
+        _settings_cache["schema"] = target_settings_jsonschema()
+    return _settings_cache["schema"]  # type: ignore[no-any-return]
+
+
+class TargetDcApiX(Target):
+    """Singer target that loads streams through a dc-api-x adapter (SQL, Parquet, CSV, JSONL, plugins)."""
+
+    name = "target-dcapix"
+    package_name = "dc-api-x"
+    default_sink_class = DcApiXSink
+    message_reader_class = FastSingerReader  # type: ignore[assignment]
+    capabilities: ClassVar[list[Any]] = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.BATCH,
+        TargetCapabilities.VALIDATE_RECORDS,
+        TargetCapabilities.HARD_DELETE,
+    ]
+
+    @classproperty
+    def config_jsonschema(cls) -> dict[str, Any]:  # type: ignore[override]
+        """Target settings + every writing adapter's options (generated from their pydantic models)."""
+        return _settings()
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any] | Any = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        setup_mapper: bool = True,
+        message_reader: Any = None,
+    ) -> None:
+        self._writers: dict[str, StreamWriter] = {}
+        self.bookmark_properties: dict[str, list[str]] = {}
+        self._fast_sinks: dict[str, DcApiXSink] = {}
+        self._last_emitted: bytes | None = None
+        self._pending_state = False
+        self._finishing = False
+        self._records_seen = 0
+        self._adapter: Any = None
+        super().__init__(
+            config=config,
+            parse_env_config=parse_env_config,
+            validate_config=validate_config,
+            setup_mapper=setup_mapper,
+            message_reader=message_reader,
+        )
+        cfg = dict(self.config)
+        self.max_parallelism = max(1, int(cfg.get("max_parallelism") or 1))
+        raw_mode = cfg.get("validate_records", True)
+        if raw_mode is True or raw_mode in ("true", "True", "on"):
+            self.validate_mode = "on"
+        elif raw_mode is False or raw_mode in ("false", "False", "off"):
+            self.validate_mode = "off"
+        elif raw_mode == "sample":
+            self.validate_mode = "sample"
+        else:
+            raise ConfigError(f"target {self.name!r}: option 'validate_records': expected true, false or "
+                              f"'sample', got {raw_mode!r}", plugin=self.name, field="validate_records")
+        lm = str(cfg.get("load_method") or "append")
+        if lm not in _LOAD_METHODS:
+            raise ConfigError(f"target {self.name!r}: option 'load_method': expected one of "
+                              f"{', '.join(_LOAD_METHODS)}, got {lm!r}",
+                              plugin=self.name, field="load_method")
+        self.load_method = _LOAD_METHODS[lm]
+        self.hard_delete = bool(cfg.get("hard_delete", False))
+        self._adapter = self._create_adapter(cfg)
+
+    # -- adapter -------------------------------------------------------------------------------
+    def _create_adapter(self, cfg: Mapping[str, Any]) -> Any:
+        from dc_api_x.plugins import create_adapter
+
+        adapter_cfg = {k: v for k, v in cfg.items() if k not in TARGET_KEYS or k == "adapter"}
+        if "adapter" not in adapter_cfg:
+            raise ConfigError(f"target {self.name!r}: option 'adapter': required option is missing",
+                              plugin=self.name, field="adapter")
+        if "default_target_schema" in cfg and "schema" not in adapter_cfg:
+            adapter_cfg["schema"] = cfg["default_target_schema"]
+        adapter = create_adapter(adapter_cfg)
+        methods = tuple(getattr(adapter, "load_methods", ()) or ())
+        if not methods:
+            adapter.close()
+            raise ConfigError(f"target {self.name!r}: adapter {adapter_cfg['adapter']!r} cannot write "
+                              f"(it supports no load method)", plugin=self.name, field="adapter")
+        if self.load_method not in methods:
+            adapter.close()
+            raise ConfigError(f"target {self.name!r}: option 'load_method': adapter "
+                              f"{adapter_cfg['adapter']!r} supports {', '.join(methods)}, not "
+                              f"{self.load_method!r}", plugin=self.name, field="load_method")
+        return adapter
+
+    @property
+    def adapter(self) -> Any:
+        """The destination adapter."""
+        return self._adapter
+
+    def close(self) -> None:
+        """Release the adapter (connections, temp files). Safe to call twice."""
+        if self._adapter is not None:
+            adapter, self._adapter = self._adapter, None
+            adapter.close()
+
+    def writer_for(self, sink: DcApiXSink) -> StreamWriter:
+        """The write session of ``sink``'s stream (created on first use, kept across schema changes)."""
+        spec = sink.spec
+        writer = self._writers.get(sink.stream_name)
+        if writer is None:
+            writer = StreamWriter(self._adapter, spec, self.load_method)
+            self._writers[sink.stream_name] = writer
+        else:
+            writer.update_spec(spec)
+        return writer
+
+    def where(self) -> str:
+        """``line N`` of the input being processed (for error messages)."""
+        return f"line {getattr(self.message_reader, 'line_number', 0)}"
+
+    # -- messages --------------------------------------------------------------------------------
+    def _require(self, msg: Mapping[str, Any], *keys: str) -> None:
+        missing = [k for k in keys if k not in msg]
+        if missing:
+            stream = msg.get("stream")
+            where = self.where() + (f", stream {stream!r}" if isinstance(stream, str) else "")
+            raise SingerInputError(
+                f"{where}: {msg.get('type')} message is missing {', '.join(map(repr, missing))}",
+                stream=stream if isinstance(stream, str) else None,
+            )
+
+    def _unknown_stream(self, stream: Any, what: str) -> SingerInputError:
+        return SingerInputError(
+            f"{self.where()}, stream {stream!r}: {what} before the stream's SCHEMA message",
+            stream=stream if isinstance(stream, str) else None,
+        )
+
+    def _process_schema_message(self, message_dict: dict[Any, Any]) -> None:
+        self._require(message_dict, "stream", "schema")
+        stream = message_dict["stream"]
+        schema = message_dict["schema"]
+        if not isinstance(stream, str) or not stream:
+            raise SingerInputError(
+                f"{self.where()}: SCHEMA 'stream' must be a non-empty string, got {stream!r}")
+        if not isinstance(schema, dict):
+            raise SingerInputError(f"{self.where()}, stream {stream!r}: SCHEMA 'schema' must be an object")
+        schema.setdefault("properties", {})
+        keys = message_dict.get("key_properties")
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise SingerInputError(
+                f"{self.where()}, stream {stream!r}: 'key_properties' must be a list of names", stream=stream)
+        bookmarks = message_dict.get("bookmark_properties") or []
+        if isinstance(bookmarks, str):
+            bookmarks = [bookmarks]
+        maps = self.mapper.stream_maps.get(stream)
+        if maps and (maps[0].raw_schema != schema or maps[0].raw_key_properties != keys):
+            # the schema changed: write what the old sinks hold before anything of the new version
+            for stream_map in maps:
+                old = self._sinks_active.get(stream_map.stream_alias)
+                if old is not None:
+                    self.drain_one(old)
+        self.bookmark_properties[stream] = list(bookmarks)
+        super()._process_schema_message(message_dict)
+        self._fast_sinks.pop(stream, None)
+        maps = self.mapper.stream_maps.get(stream) or []
+        if (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and maps[0].stream_alias == stream
+        ):
+            sink = self._sinks_active.get(stream)
+            if isinstance(sink, DcApiXSink) and not sink.include_sdc_metadata_properties:
+                sink.fast = True
+                self._fast_sinks[stream] = sink
+
+    def _process_record_message(self, message_dict: dict[Any, Any]) -> None:
+        try:
+            sink = self._fast_sinks[message_dict["stream"]]
+            record = message_dict["record"]
+        except KeyError:
+            self._slow_record(message_dict)
+            return
+        sink.check(record)
+        buf = sink.buffer
+        buf.append(record)
+        if len(buf) >= sink.max_size:
+            self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, len(buf))
+            self.drain_one(sink)
+            self._maybe_emit_state()
+        self._records_seen += 1
+        if not self._records_seen % _AGE_CHECK_EVERY:
+            self._handle_max_record_age()
+
+    def _slow_record(self, message_dict: dict[Any, Any]) -> None:
+        """RECORD messages of streams with stream maps, flattening or record metadata (SDK path)."""
+        self._require(message_dict, "stream", "record")
+        stream = message_dict["stream"]
+        if stream not in self.mapper.stream_maps:
+            raise self._unknown_stream(stream, "RECORD")
+        if not isinstance(message_dict["record"], dict):
+            raise SchemaError(f"stream {stream!r}, {self.where()}: 'record' must be a JSON object",
+                              stream=str(stream))
+        super()._process_record_message(message_dict)
+        self._maybe_emit_state()
+
+    def _process_state_message(self, message_dict: dict[Any, Any]) -> None:
+        self._require(message_dict, "value")
+        if not isinstance(message_dict["value"], dict):
+            raise SingerInputError(f"{self.where()}: STATE 'value' must be a JSON object")
+        super()._process_state_message(message_dict)
+        self._pending_state = True
+        self._maybe_emit_state()
+
+    def _process_activate_version_message(self, message_dict: dict[Any, Any]) -> None:
+        self._require(message_dict, "stream", "version")
+        stream = message_dict["stream"]
+        if stream not in self.mapper.stream_maps:
+            raise self._unknown_stream(stream, "ACTIVATE_VERSION")
+        version = message_dict["version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise SingerInputError(f"{self.where()}, stream {stream!r}: ACTIVATE_VERSION 'version' must "
+                                   f"be an integer, got {version!r}", stream=stream)
+        super()._process_activate_version_message(message_dict)
+
+    def activate_version(self, sink: DcApiXSink, version: int) -> None:
+        """ACTIVATE_VERSION for ``sink``'s stream (see the ``hard_delete`` setting)."""
+        writer = sink.writer
+        if not self.hard_delete:
+            self.logger.info("ACTIVATE_VERSION %s for %r: hard_delete is off, older rows are kept",
+                             version, sink.stream_name)
+            return
+        if not writer.started and not sink.buffer and writer.rows_written == 0:
+            if writer.load_method != "overwrite":
+                if "overwrite" not in tuple(getattr(self._adapter, "load_methods", ()) or ()):
+                    self.logger.warning("ACTIVATE_VERSION %s for %r: adapter cannot overwrite; older "
+                                        "rows are kept", version, sink.stream_name)
+                    return
+                self.logger.info("ACTIVATE_VERSION %s for %r before its records: the stream is loaded with "
+                                 "overwrite (older rows are replaced when the run finishes)",
+                                 version, sink.stream_name)
+                writer.load_method = "overwrite"
+            return
+        if writer.load_method == "overwrite":
+            self.logger.info("ACTIVATE_VERSION %s for %r: the stream is being overwritten", version,
+                             sink.stream_name)
+        else:
+            self.logger.warning("ACTIVATE_VERSION %s for %r arrived after records were written with %r; "
+                                "older rows are kept", version, sink.stream_name, writer.load_method)
+
+    def _process_batch_message(self, message_dict: dict[Any, Any]) -> None:
+        self._require(message_dict, "stream", "encoding", "manifest")
+        stream = message_dict["stream"]
+        if stream not in self.mapper.stream_maps:
+            raise self._unknown_stream(stream, "BATCH")
+        enc = message_dict["encoding"]
+        if not isinstance(enc, dict) or "format" not in enc:
+            raise SingerInputError(f"{self.where()}, stream {stream!r}: BATCH 'encoding' must be an object "
+                                   f"with 'format'", stream=stream)
+        manifest = message_dict["manifest"]
+        if not isinstance(manifest, list) or not all(isinstance(x, str) for x in manifest):
+            raise SingerInputError(f"{self.where()}, stream {stream!r}: BATCH 'manifest' must be a list of "
+                                   f"file URLs", stream=stream)
+        super()._process_batch_message(message_dict)
+        self._maybe_emit_state()
+
+    # -- draining and state ------------------------------------------------------------------------
+    def note_drained(self) -> None:
+        """A sink wrote and flushed a batch (called by the sinks)."""
+
+    def _holding_state(self) -> bool:
+        """True while a STATE may not be emitted (the end of input before finish, or an overwrite)."""
+        if self._finishing:
+            return True
+        return any(w.load_method == "overwrite" and not w.finished for w in self._writers.values())
+
+    def _maybe_emit_state(self) -> None:
+        """Emit the latest STATE when no sink holds unwritten records."""
+        if not self._pending_state or self._latest_state is None:
+            return
+        if any(s.current_size for s in self._sinks_active.values()) or any(
+            s.current_size for s in self._sinks_to_clear
+        ):
+            return
+        self._write_state_message(self._latest_state)
+
+    def _write_state_message(self, state: dict[Any, Any]) -> None:
+        """Print the state value on stdout (deduplicated; held back while the data is not final)."""
+        if self._holding_state():
+            return
+        line = orjson.dumps(state)
+        self._pending_state = False
+        if line == self._last_emitted:
+            return
+        self._last_emitted = line
+        self.logger.debug("Emitting completed target state %s", line.decode())
+        out = sys.stdout
+        out.write(line.decode() + "\n")
+        out.flush()
+
+    def process_endofpipe(self) -> None:
+        """Drain every sink, finish every stream's write (``finish_write``), then emit the last STATE."""
+        self._finishing = True
+        try:
+            self.drain_all(is_endofpipe=True)
+            for writer in self._writers.values():
+                writer.finish()
+        finally:
+            self._finishing = False
+        if self._latest_state is not None:
+            self._write_state_message(self._latest_state)
+        total = sum(w.rows_written for w in self._writers.values())
+        self.logger.info("target-dcapix wrote %d rows in %d streams", total, len(self._writers))
+
+    # -- CLI ----------------------------------------------------------------------------------------
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        file_input: IO[str] | None = None,
+    ) -> None:
+        """Run the target; any failure is one line on stderr and exit code 1."""
+        from singer_sdk.exceptions import ConfigValidationError
+        from singer_sdk.plugin_base import _ConfigInput
+
+        if about:
+            cls.print_about(about_format)
+            sys.exit(0)
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or _ConfigInput()
+        started = time.perf_counter()
+        target = None
+        try:
+            target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+            target.listen(file_input)
+        except ConfigValidationError as exc:
+            _fail(f"config: {'; '.join(exc.errors) or exc}")
+        except DcApiXError as exc:
+            _fail(str(exc))
+        except Exception as exc:
+            cls.logger.debug("unexpected error", exc_info=True)
+            _fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            if target is not None:
+                try:
+                    target.close()
+                except Exception as exc:  # closing must not hide the real error
+                    cls.logger.warning("closing the adapter failed: %s", exc)
+        cls.logger.info("target-dcapix finished in %.2fs", time.perf_counter() - started)
+
+
+def _fail(message: str) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(f"target-dcapix: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
