@@ -99,6 +99,7 @@ def load_settings(
     config file (``file``: YAML, TOML or JSON) < environment variables (``{env_prefix}FIELD``,
     nested fields with ``__``). Providers registered by plugins join by their ``priority``.
     """
+    from .exceptions import DcApiXError
     from .plugins import get_plugins
 
     ps = get_plugins()
@@ -107,10 +108,21 @@ def load_settings(
     for name in names:
         cls = ps.config_providers.get(name)
         layers.append(cls(file=file, env_prefix=env_prefix, defaults=defaults or {}, model=model))
-    layers.sort(key=lambda p: p.priority)
+    layers.sort(key=lambda p: p.priority)  # stable: equal priorities keep registry (name) order
     merged: dict[str, Any] = {}
     for provider in layers:
-        _deep_merge(merged, provider.load())
+        who = f"config provider {getattr(provider, 'name', '') or type(provider).__name__!r}"
+        try:
+            data = provider.load()
+        except DcApiXError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{who} failed: {type(exc).__name__}: {exc}", plugin=who) from exc
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{who}: load() returned {type(data).__name__}, expected a mapping", plugin=who)
+        _deep_merge(merged, data)
     return validate_options(model, merged, plugin=f"settings {model.__name__}")
 
 
