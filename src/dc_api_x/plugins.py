@@ -21,7 +21,6 @@ import re
 import sys
 import threading
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -308,7 +307,6 @@ class PluginSet:
         }
         self._cleanups: list[Callable[[], Any]] = []
         self._closed = False
-        _live_sets.add(self)
 
     # registries as attributes: ps.adapters, ps.paginators, …
     def __getattr__(self, name: str) -> Registry:
@@ -323,6 +321,8 @@ class PluginSet:
             func()
             return
         self._cleanups.append(func)
+        _ensure_atexit()
+        _with_cleanups.add(self)  # kept alive until closed, so its cleanups run at exit at the latest
 
     @property
     def closed(self) -> bool:
@@ -333,7 +333,7 @@ class PluginSet:
         if self._closed:
             return
         self._closed = True
-        _live_sets.discard(self)
+        _with_cleanups.discard(self)
         while self._cleanups:
             func = self._cleanups.pop()
             try:
@@ -651,7 +651,8 @@ def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
 _current: PluginSet | None = None
 _lock = threading.RLock()
 _atexit_done = False
-_live_sets: weakref.WeakSet[PluginSet] = weakref.WeakSet()
+#: Open plugin sets that hold cleanups (strong references: their cleanups must run).
+_with_cleanups: set[PluginSet] = set()
 
 
 def _ensure_atexit() -> None:
@@ -663,7 +664,7 @@ def _ensure_atexit() -> None:
 
 def _close_all() -> None:
     """At interpreter exit: close every plugin set still open (runs their cleanups)."""
-    for ps in list(_live_sets):
+    for ps in list(_with_cleanups):
         ps.close()
 
 

@@ -17,12 +17,19 @@ import base64
 import hashlib
 import os
 import re
-import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_editable", "build_wheel", "get_requires_for_build_editable", "get_requires_for_build_wheel"]
+import tomllib
+
+__all__ = [
+    "build_editable",
+    "build_wheel",
+    "get_requires_for_build_editable",
+    "get_requires_for_build_wheel",
+    "source_hash",
+]
 
 _TAG = "py3-none-any"
 
@@ -55,8 +62,19 @@ def _entry_points(project: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _packages() -> list[Path]:
-    return sorted(p.parent for p in Path(".").glob("*/__init__.py"))
+def _packages(root: Path = Path(".")) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/__init__.py"))
+
+
+def source_hash(root: str | os.PathLike[str] = ".") -> str:
+    """SHA-256 of ``pyproject.toml`` and every package ``.py`` file: written into the wheel's
+    ``.dist-info/SOURCE_HASH`` so the test fixture can tell a stale install from a current one."""
+    base = Path(root)
+    h = hashlib.sha256((base / "pyproject.toml").read_bytes())
+    for pkg in _packages(base):
+        for path in sorted(pkg.rglob("*.py")):
+            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def _write_wheel(wheel_directory: str, files: dict[str, bytes]) -> str:
@@ -69,6 +87,7 @@ def _write_wheel(wheel_directory: str, files: dict[str, bytes]) -> str:
         f"Wheel-Version: 1.0\nGenerator: dcapix-test-backend\nRoot-Is-Purelib: true\nTag: {_TAG}\n"
     ).encode()
     files[f"{info}/entry_points.txt"] = _entry_points(project).encode()
+    files[f"{info}/SOURCE_HASH"] = (source_hash() + "\n").encode()
     record = []
     for arcname, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
