@@ -1,0 +1,13 @@
+# Sourced by benchmarks/w*.sh: finds the shared harness and this checkout's dcapix executables.
+#   SHARED_BENCH  the shared bench dir (default: <checkout>/../shared/bench)
+#   DCAPIX_BIN    dir holding dcapix, tap-dcapix, target-dcapix (default: <checkout>/.venv/bin)
+_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DCAPIX_ROOT=$(git -C "$_here" rev-parse --show-toplevel 2>/dev/null || (cd "$_here/.." && pwd))
+SHARED_BENCH=${SHARED_BENCH:-$DCAPIX_ROOT/../shared/bench}
+[ -f "$SHARED_BENCH/common.sh" ] || { echo "shared bench not found at $SHARED_BENCH (set SHARED_BENCH)" >&2; exit 1; }
+export DCAPIX_BIN=${DCAPIX_BIN:-$DCAPIX_ROOT/.venv/bin}
+# shellcheck source=/dev/null
+source "$SHARED_BENCH/common.sh"
+# dcapix run keeps its state out of the working directory; --full-refresh makes every timed run
+# move the whole table (a second run of an incremental stream would otherwise move 0 rows)
+DCAPIX_RUN="$DCAPIX_BIN/dcapix run --no-progress --full-refresh --state-db $BENCH_WORK/dcapix-state.db"
