@@ -1,1 +1,103 @@
-"""Built-in plugin: request_hooks (placeholder until implemented)."""
+"""Built-in plugin: the request hooks ``logging`` and ``metrics`` (both enabled by default).
+
+* ``logging`` logs ``METHOD redacted-URL -> status (elapsed)`` at DEBUG on the ``dc_api_x.http``
+  logger (``level`` option), and failures at WARNING.
+* ``metrics`` counts requests, responses by status class, bytes received and errors, and sums the
+  elapsed time; read them with ``hook.snapshot()`` (or ``client.metrics()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Literal
+
+from .ext.hooks import HookOptions, RequestHook, RequestInfo
+from .logs import redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .ext.adapters import Response
+    from .plugins import Registry
+
+__all__ = ["LoggingHook", "MetricsHook", "register_hooks"]
+
+
+class LoggingOptions(HookOptions):
+    logger: str = "dc_api_x.http"
+    level: Literal["DEBUG", "INFO", "WARNING"] = "DEBUG"
+
+
+class LoggingHook(RequestHook):
+    """Logs each request: method, redacted URL, status and elapsed time."""
+
+    name = "logging"
+    Options = LoggingOptions
+    enabled_by_default = True
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self.log = logging.getLogger(self.options.logger)
+        self.level = getattr(logging, self.options.level)
+
+    def after_response(self, request: RequestInfo, response: Response) -> None:
+        if self.log.isEnabledFor(self.level):
+            self.log.log(self.level, "%s %s -> %s (%.1f ms, %d bytes)", request.method,
+                         response.url or request.display_url, response.status_code,
+                         request.elapsed * 1000, len(response.content))
+
+    def on_error(self, request: RequestInfo, error: BaseException) -> None:
+        self.log.warning("%s %s failed after %.1f ms: %s", request.method, request.display_url,
+                         request.elapsed * 1000, redact(error))
+
+
+class MetricsHook(RequestHook):
+    """Counts requests, responses (by status class), bytes received and errors (thread-safe)."""
+
+    name = "metrics"
+    enabled_by_default = True
+
+    def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Set every counter back to zero."""
+        self.requests = 0
+        self.responses = 0
+        self.errors = 0
+        self.bytes_received = 0
+        self.elapsed = 0.0
+        self.status: dict[str, int] = {}
+
+    def before_request(self, request: RequestInfo) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def after_response(self, request: RequestInfo, response: Response) -> None:
+        klass = f"{response.status_code // 100}xx"
+        with self._lock:
+            self.responses += 1
+            self.bytes_received += len(response.content)
+            self.elapsed += request.elapsed
+            self.status[klass] = self.status.get(klass, 0) + 1
+            if response.status_code >= 400:
+                self.errors += 1
+
+    def on_error(self, request: RequestInfo, error: BaseException) -> None:
+        with self._lock:
+            self.errors += 1
+            self.elapsed += request.elapsed
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as a dict."""
+        with self._lock:
+            return {"requests": self.requests, "responses": self.responses, "errors": self.errors,
+                    "bytes_received": self.bytes_received, "elapsed": self.elapsed,
+                    "status": dict(self.status)}
+
+
+def register_hooks(registry: Registry) -> None:
+    """Register the built-in request hooks."""
+    registry.register(LoggingHook.name, LoggingHook)
+    registry.register(MetricsHook.name, MetricsHook)

@@ -1,1 +1,280 @@
-"""Base classes for pagination plugins (placeholder)."""
+"""The base class of paginators (plugins registered by ``register_pagination_handlers``).
+
+A paginator follows the singer-sdk *token* model: it holds the token of the next page
+(:attr:`Paginator.current_value`), edits the next request for that token (:meth:`Paginator.prepare`)
+and, once the page has been received, computes the following token (:meth:`Paginator.advance`).
+When there is nothing more to read :attr:`Paginator.finished` becomes true. Every token the
+paginator has used is remembered: a token seen twice raises :class:`PaginationError` naming the
+URL and the token (an API that answers the same cursor forever would loop otherwise).
+
+The driving loop (used by the HTTP adapter and :meth:`dc_api_x.client.ApiClient.paginate`)::
+
+    paginator.reset()
+    while not paginator.finished:
+        request = PageRequest(method="GET", url="/items", params=dict(base_params))
+        paginator.prepare(request)                 # sets offset/page/cursor/next URL
+        response = send(request)                   # a dc_api_x.ext.adapters.Response
+        records = paginator.clip(extract(response.data))
+        ...                                        # use the records
+        paginator.advance(response, records)
+
+Stop conditions are options shared by every paginator: an empty page (``stop_on_empty``), a
+``has_more_path`` in the body that is false, ``max_pages`` and ``max_items``; the built-ins add
+their own (a total from the first page, a short page, no next cursor/link).
+
+This module imports no HTTP library: the requests it edits are :class:`PageRequest` values and
+the responses it reads are :class:`dc_api_x.ext.adapters.Response` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, Field
+
+from ..config import OptionsModel, validate_options
+from ..exceptions import PaginationError, ResponseDecodeError
+from ..logs import redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .adapters import Response
+
+__all__ = [
+    "MISSING",
+    "PageRequest",
+    "Paginator",
+    "PaginatorOptions",
+    "extract_records",
+    "get_path",
+    "split_path",
+]
+
+T = TypeVar("T")
+
+
+class _Missing:
+    """Sentinel for "no value at this path" (distinct from a JSON ``null``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Returned by :func:`get_path` when the path does not exist.
+MISSING: Any = _Missing()
+
+
+def split_path(path: str | None) -> tuple[str, ...]:
+    """``"meta.next_cursor"`` → ``("meta", "next_cursor")``. A leading ``$`` / ``$.`` (JSONPath
+    style) is ignored; an empty path (or ``"$"``) means the document itself."""
+    if not path:
+        return ()
+    p = path.strip()
+    if p.startswith("$"):
+        p = p[1:]
+    p = p.lstrip(".")
+    return tuple(part for part in p.replace("[", ".").replace("]", "").split(".") if part)
+
+
+def get_path(data: Any, path: str | Sequence[str] | None, default: Any = MISSING) -> Any:
+    """The value at a dotted path (``"meta.next_cursor"``, ``"data.items"``, ``"items.0.id"``).
+
+    Integer parts index lists. Returns ``default`` (:data:`MISSING` unless given) when a part is
+    absent.
+    """
+    parts = split_path(path) if isinstance(path, str) or path is None else tuple(path)
+    cur = data
+    for part in parts:
+        if isinstance(cur, Mapping):
+            if part not in cur:
+                return default
+            cur = cur[part]
+        elif isinstance(cur, list) and (part.isdigit() or (part.startswith("-") and part[1:].isdigit())):
+            idx = int(part)
+            if not -len(cur) <= idx < len(cur):
+                return default
+            cur = cur[idx]
+        else:
+            return default
+    return cur
+
+
+def extract_records(
+    body: Any, records_path: str | Sequence[str] | None, *, where: str = ""
+) -> list[dict[str, Any]]:
+    """The list of records at ``records_path`` in a decoded body ('' = the body itself).
+
+    A single object is one record; ``null`` is no record. A missing path or anything else raises
+    :class:`ResponseDecodeError` naming ``where`` and the path.
+    """
+    data = get_path(body, records_path) if records_path else body
+    if type(data) is list:
+        records = data
+    elif data is MISSING:
+        keys = ", ".join(list(body)[:10]) if isinstance(body, dict) else type(body).__name__
+        raise ResponseDecodeError(
+            f"{where}: records_path {records_path!r} not found in the answer (keys: {keys})")
+    elif data is None:
+        return []
+    elif isinstance(data, dict):
+        return [data]
+    else:
+        raise ResponseDecodeError(f"{where}: records_path {records_path or '(body)'!r} holds a "
+                                  f"{type(data).__name__}, not a list of objects")
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            raise ResponseDecodeError(f"{where}: record #{i} at {records_path or '(body)'!r} is a "
+                                      f"{type(rec).__name__}, not an object")
+    return records
+
+
+@dataclass
+class PageRequest:
+    """The next request of a paginated read; a paginator edits it in :meth:`Paginator.prepare`.
+
+    ``url`` is a path relative to the adapter's ``base_url`` or an absolute URL (a *next* link).
+    """
+
+    method: str = "GET"
+    url: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+
+
+class PaginatorOptions(OptionsModel):
+    """Options every paginator accepts (the ``type`` key is consumed by the registry)."""
+
+    max_pages: int | None = Field(default=None, ge=1, description="stop after this many pages")
+    max_items: int | None = Field(default=None, ge=1, description="stop after this many records")
+    has_more_path: str | None = Field(
+        default=None, description="dotted path of a boolean in the body; false means last page"
+    )
+    stop_on_empty: bool = Field(default=True, description="an empty page is the last page")
+
+
+class Paginator(Generic[T]):
+    """Base class of paginators. Subclasses set :attr:`name` and :attr:`Options` and override
+    :meth:`start_value`, :meth:`prepare` and :meth:`get_next` (and :meth:`has_more` for extra
+    stop conditions).
+
+    Instances are built from options like every plugin: ``OffsetPaginator({"limit": 50})`` or
+    ``create_plugin("paginators", {"type": "offset", "limit": 50})``; a bad option raises
+    :class:`~dc_api_x.exceptions.ConfigError` naming the paginator and the field.
+    """
+
+    #: The registry name (``pagination: {type: NAME}``).
+    name: ClassVar[str] = ""
+    #: The pydantic model of this paginator's options.
+    Options: ClassVar[type[BaseModel]] = PaginatorOptions
+
+    options: Any
+    #: The token of the next page (``None`` for "the first page, as configured").
+    current_value: T | None
+    #: True when there is no further page.
+    finished: bool
+    #: Pages and records seen so far.
+    pages: int
+    items: int
+
+    def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
+        merged: Any = options
+        if kwargs:
+            base = (dict(options) if isinstance(options, Mapping) else
+                    options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
+            merged = {**base, **kwargs}
+        self.options = validate_options(self.Options, merged, plugin=f"paginator {self.name!r}")
+        self.reset()
+
+    # -- state -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start again from the first page (forget every token seen)."""
+        self.current_value = self.start_value()
+        self.finished = False
+        self.pages = 0
+        self.items = 0
+        self._seen: set[Any] = set()
+        if self.current_value is not None:
+            self._seen.add(self._token_key(self.current_value))
+
+    def start_value(self) -> T | None:
+        """The token of the first page (``None``: the request as configured)."""
+        return None
+
+    # -- request side ----------------------------------------------------------------------------
+    def prepare(self, request: PageRequest) -> None:
+        """Edit ``request`` (params, headers, url) so that it asks for the page of
+        :attr:`current_value`. The default leaves it unchanged."""
+
+    # -- response side ---------------------------------------------------------------------------
+    def get_next(self, response: Response, records: Sequence[Any]) -> T | None:
+        """The token of the page after ``response``, or ``None`` when it was the last one."""
+        return None
+
+    def has_more(self, response: Response, records: Sequence[Any]) -> bool:
+        """Whether another page may follow, from the shared stop conditions. Subclasses extend it
+        (``return super().has_more(response, records) and …``)."""
+        opts = self.options
+        if opts.max_pages is not None and self.pages >= opts.max_pages:
+            return False
+        if opts.max_items is not None and self.items >= opts.max_items:
+            return False
+        if opts.stop_on_empty and not records:
+            return False
+        if opts.has_more_path:
+            flag = get_path(response.data, opts.has_more_path)
+            if flag is not MISSING and not flag:
+                return False
+        return True
+
+    def clip(self, records: list[Any]) -> list[Any]:
+        """``records`` cut to what ``max_items`` still allows (call before :meth:`advance`)."""
+        cap = self.options.max_items
+        if cap is not None and self.items + len(records) > cap:
+            return records[: max(0, cap - self.items)]
+        return records
+
+    def advance(self, response: Response, records: Sequence[Any]) -> None:
+        """Record that the page of :attr:`current_value` was received as ``response`` holding
+        ``records``, and move to the next token (or set :attr:`finished`).
+
+        :raises PaginationError: when the next token was used before (a loop), naming the URL and
+            the token, or when called after the last page.
+        """
+        if self.finished:
+            raise PaginationError(f"paginator {self.name!r}: advance() called after the last page "
+                                  f"({response.url})")
+        self.pages += 1
+        self.items += len(records)
+        if not self.has_more(response, records):
+            self.finished = True
+            return
+        nxt = self.get_next(response, records)
+        if nxt is None:
+            self.finished = True
+            return
+        key = self._token_key(nxt)
+        if key in self._seen:
+            raise PaginationError(
+                f"paginator {self.name!r}: the server returned token {redact(repr(nxt))} again after "
+                f"{self.pages} page(s) at {response.url}: pagination loop"
+            )
+        self._seen.add(key)
+        self.current_value = nxt
+
+    @staticmethod
+    def _token_key(token: Any) -> Any:
+        try:
+            hash(token)
+        except TypeError:
+            return repr(token)
+        return token
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} token={self.current_value!r} finished={self.finished}>"
