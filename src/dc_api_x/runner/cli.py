@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 out["error"] = redact(str(failed))
             print(json.dumps(out, default=str))
             print(summary, file=sys.stderr)
-        else:
+        elif metrics.streams or failed is None:
             print(summary)
         if failed is not None:
             raise failed

@@ -75,8 +75,7 @@ def _split_streams(endpoint: Endpoint, cls: Any) -> tuple[dict[str, Any], list[s
     if "streams" not in fields and isinstance(streams, list) and all(isinstance(s, str) for s in streams):
         cfg.pop("streams")
         return cfg, list(streams)
-    if isinstance(streams, list) and all(isinstance(s, str) for s in streams):
-        return cfg, list(streams)
+    # an adapter with its own ``streams`` option limits discovery itself (and names the streams)
     return cfg, None
 
 
@@ -125,10 +124,15 @@ def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tu
     """The transform chain of one stream and the stream description it produces.
 
     ``configs`` is a list of ``{type: NAME, …}`` applied to every stream, or a mapping
-    ``{stream_name: [...], "*": [...]}``. Returns ``(None, spec)`` when no transform applies.
+    ``{stream_name: [...], "*": [...]}``; a stream's own ``transforms`` (an adapter stream option,
+    e.g. the HTTP adapter's ``streams[].transforms``) run after them. Returns ``(None, spec)`` when
+    no transform applies.
     """
     if isinstance(configs, Mapping):
         configs = configs.get(spec.name, configs.get("*"))
+    own = spec.options.get("transforms") if isinstance(spec.options, Mapping) else None
+    if own and isinstance(own, (list, tuple)):
+        configs = [*(configs or []), *own]
     if not configs:
         return None, spec
     from ..ext.transforms import build_transforms
