@@ -1,0 +1,72 @@
+"""Secrets never reach a log handler's output."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from dc_api_x import logs
+
+SECRET = "s3cr3t-Pa55word"
+API_KEY = "AK-9f8e7d6c5b4a"
+TOKEN = "eyJhbGciOi.eyJzdWIiOi.SflKxwRJSM"
+REGISTERED = "registered-secret-value-42"
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """The dc_api_x logger set up by ``setup_logging`` writing to a buffer."""
+    buf = io.StringIO()
+    logs.setup_logging(2, stream=buf)
+    logs.register_secret(REGISTERED)
+    yield buf
+    logger = logging.getLogger("dc_api_x")
+    for h in [h for h in logger.handlers if getattr(h, "_dcapix", False)]:
+        logger.removeHandler(h)
+    logger.setLevel(logging.NOTSET)
+
+
+def test_no_secret_reaches_the_handler(captured: io.StringIO) -> None:
+    log = logging.getLogger("dc_api_x.some.module")  # a child logger: the handler's filter applies
+    log.info("connecting to postgresql+psycopg://loader:%s@db.example:5432/warehouse", SECRET)
+    log.warning("GET https://api.example/v1/items?page=2&api_key=%s&limit=10 failed", API_KEY)
+    log.error("sent headers {'Authorization': 'Bearer %s'}", TOKEN)
+    log.debug("token from the vault: %s", REGISTERED)
+    log.info("libpq dsn host=db user=loader password=%s dbname=w", SECRET)
+    try:
+        raise RuntimeError(f"refused https://u:{SECRET}@host/x with {REGISTERED}")
+    except RuntimeError:
+        log.exception("request failed")
+    log.info("stack with secret %s", "x", stack_info=True, extra={"ignored": REGISTERED})
+    out = captured.getvalue()
+    for secret in (SECRET, API_KEY, TOKEN, REGISTERED):
+        assert secret not in out, secret
+    # ... while what is not secret stays readable
+    assert "postgresql+psycopg://loader:***@db.example:5432/warehouse" in out
+    assert "items?page=2&api_key=***&limit=10" in out
+    assert "Bearer ***" in out and "token from the vault: ***" in out
+    assert "password=*** dbname=w" in out
+    assert "RuntimeError: refused https://u:***@host/x with ***" in out
+
+
+def test_redact_functions() -> None:
+    logs.register_secret(REGISTERED)
+    logs.register_secret("abc")  # too short to mask safely: ignored
+    assert logs.redact_url("https://user:pw@h/p?token=t1&x=1") == "https://user:***@h/p?token=***&x=1"
+    assert logs.redact(f"Basic dXNlcjpwYXNz and {REGISTERED}") == "Basic *** and ***"
+    assert logs.redact("abc token expired") == "abc token expired"
+    assert logs.redact("option 'token': required option is missing") == (
+        "option 'token': required option is missing")
+    assert logs.redact_mapping({"password": "x", "nested": {"api_key": "y", "url": f"s://a:{SECRET}@h"},
+                                "items": [REGISTERED], "empty_token": ""}) == {
+        "password": "***", "nested": {"api_key": "***", "url": "s://a:***@h"}, "items": ["***"],
+        "empty_token": ""}
+    assert logs.is_secret_key("Client_Secret") and not logs.is_secret_key("page_size")
+
+
+def test_bad_format_arguments_are_redacted_too(captured: io.StringIO) -> None:
+    logging.getLogger("dc_api_x.x").info("only one %s", REGISTERED, "extra-arg")
+    assert REGISTERED not in captured.getvalue()
