@@ -273,3 +273,17 @@ def test_prefetcher_propagates_errors_and_closes() -> None:
             break
     p.close()
     assert closed == [True]
+
+
+def test_env_references_in_config(rplugins, project, capsys, monkeypatch) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 7)
+    pipes = _pipes(src, dst)
+    pipes["copy"]["source"]["path"] = "${DCAPIX_T_SRC}"
+    pipes["copy"]["destination"]["path"] = "${DCAPIX_T_DST:-" + str(dst) + "}"
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--no-progress") == 1
+    assert "environment variable 'DCAPIX_T_SRC' is not set" in capsys.readouterr().err
+    monkeypatch.setenv("DCAPIX_T_SRC", str(src))
+    assert dcapix("run", "copy", "--no-progress") == 0
+    assert len(table_rows(dst, "items")) == 7

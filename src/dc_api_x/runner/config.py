@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "ProjectConfig",
     "SingerConfig",
     "load_config",
+    "expand_env",
     "load_endpoint_file",
     "read_config_file",
 ]
@@ -176,6 +178,30 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(data)
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(data: Any, *, where: str = "config") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of ``data`` from the environment
+    (so secrets stay out of pipeline files). An unset variable without default is an error."""
+    if isinstance(data, str):
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name!r} is not set (referenced as "
+                              f"${{{name}}})", plugin="runner", field=name)
+
+        return _ENV_REF.sub(repl, data)
+    if isinstance(data, Mapping):
+        return {k: expand_env(v, where=where) for k, v in data.items()}
+    if isinstance(data, list):
+        return [expand_env(v, where=where) for v in data]
+    return data
+
+
 def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
     try:
         return model.model_validate(data)
@@ -200,7 +226,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, required: bool = 
                     f"no pipeline file: none of {', '.join(DEFAULT_CONFIG_FILES)} in {os.getcwd()}; "
                     "pass -c FILE or --source/--destination", plugin="runner")
             return ProjectConfig()
-    data = read_config_file(path)
+    data = expand_env(read_config_file(path), where=f"config file {str(path)!r}")
     cfg: ProjectConfig = _validate(ProjectConfig, data, f"config file {str(path)!r}")
     cfg.path = str(path)
     return cfg
@@ -208,7 +234,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, required: bool = 
 
 def load_endpoint_file(path: str | os.PathLike[str], role: str) -> Endpoint:
     """Read one endpoint (``--source FILE`` / ``--destination FILE``): ``{"adapter": …, …}``."""
-    data = read_config_file(path)
+    data = expand_env(read_config_file(path), where=f"{role} {str(path)!r}")
     return _validate(Endpoint, data, f"{role} {str(path)!r}")  # type: ignore[no-any-return]
 
 
