@@ -1455,8 +1455,8 @@ class AddFieldOptions(TransformOptions):
     value: Any = None
     #: An expression over the record's fields (the filter grammar plus ``+ - * /``).
     expression: str | None = None
-    #: The output type (a ``cast`` type); by default it is inferred.
-    type: str | None = None
+    #: Cast the result to this type (a ``cast`` type name); by default the type is inferred.
+    cast: str | None = None
     #: Replace a field of the same name instead of failing.
     overwrite: bool = False
 
@@ -1466,8 +1466,8 @@ class AddFieldOptions(TransformOptions):
             raise ValueError("give either 'value' or 'expression', not both")
         if self.expression is None and "value" not in self.model_fields_set:
             raise ValueError("give 'value' (a constant) or 'expression'")
-        if self.type is not None:
-            CastTarget(self.type)
+        if self.cast is not None:
+            CastTarget(self.cast)
         return self
 
 
@@ -1493,10 +1493,10 @@ class AddFieldTransform(Transform):
         o: AddFieldOptions = self.options
         self.expr = (parse_expression(o.expression, arithmetic=True, where=self.label)
                      if o.expression is not None else None)
-        self.target = CastTarget(o.type) if o.type else None
+        self.target = CastTarget(o.cast) if o.cast else None
         untyped = o.value is not None and _kind_of_const(o.value) is None
         if self.expr is None and self.target is None and untyped:
-            raise self.config_error(f"value {_show(o.value)} needs an explicit 'type'", field="value")
+            raise self.config_error(f"value {_show(o.value)} needs an explicit 'cast' type", field="value")
         if self.expr is None and self.target is not None:
             try:
                 self._const = cast_value(o.value, self.target)

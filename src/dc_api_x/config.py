@@ -128,7 +128,9 @@ def load_settings(
 
 def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
     for key, value in new.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+        if isinstance(value, Mapping):
+            if not isinstance(into.get(key), dict):
+                into[key] = {}  # a copy: later layers must not modify a provider's own dicts
             _deep_merge(into[key], value)
         else:
             into[key] = value
