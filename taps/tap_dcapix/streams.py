@@ -27,6 +27,7 @@ from singer_sdk.streams import Stream
 
 from dc_api_x.types import Batch, StreamSpec
 
+from .fastjson import arrow_json_records
 from .writer import FastSingerWriter, json_default, jsonable
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -48,12 +49,29 @@ class AdapterStream(Stream):
     #: Not used: a STATE follows every adapter batch (the bookmark is exact, not a running max).
     STATE_MSG_FREQUENCY = 1 << 62
 
-    def __init__(self, tap: TapDcApiX, spec: StreamSpec) -> None:
+    def __init__(self, tap: TapDcApiX, spec: StreamSpec, chain: Any = None) -> None:
+        """:param chain: the stream's transform chain (``build_transforms``), or ``None``."""
         self.spec = spec
-        super().__init__(tap, schema=dict(spec.schema), name=spec.name)
-        self.primary_keys = list(spec.key_properties)
-        self.replication_key = spec.replication_key
+        self._chain = chain
+        schema = dict(chain.schema) if chain is not None else dict(spec.schema)
+        super().__init__(tap, schema=schema, name=spec.name)
+        if chain is not None:
+            self.primary_keys = list(chain.output_fields(spec.key_properties))
+            self.replication_key = (chain.output_field(spec.replication_key)
+                                    if spec.replication_key else None)
+        else:
+            self.primary_keys = list(spec.key_properties)
+            self.replication_key = spec.replication_key
         self._dcapix_tap = tap
+
+    def _input_field(self, name: str | None) -> str | None:
+        """The adapter-side field behind output field ``name`` (transforms may rename)."""
+        if name is None or self._chain is None:
+            return name
+        for field in self.spec.properties:
+            if self._chain.output_field(field) == name:
+                return field
+        return name
 
     # ---------------------------------------------------------------- SDK overrides
     @property
@@ -79,7 +97,8 @@ class AdapterStream(Stream):
     def effective_spec(self) -> StreamSpec:
         """The adapter's spec with the catalog's choices applied (keys, replication key)."""
         rk = self.replication_key if self.replication_method == REPLICATION_INCREMENTAL else None
-        return self.spec.with_(replication_key=rk, key_properties=list(self.primary_keys or ()))
+        keys = [self._input_field(k) or k for k in self.primary_keys or ()]
+        return self.spec.with_(replication_key=self._input_field(rk), key_properties=keys)
 
     def selected_columns(self) -> list[str] | None:
         """Top-level properties selected in the catalog, or ``None`` when all are."""
@@ -101,7 +120,8 @@ class AdapterStream(Stream):
         bm = {k: v for k, v in state.items() if k not in SDK_STATE_KEYS}
         if not bm or bm.get("replication_key_value") is None:
             return None
-        if bm.get("replication_key") not in (None, self.replication_key):
+        accepted = (None, self.replication_key, self._input_field(self.replication_key))
+        if bm.get("replication_key") not in accepted:
             self.logger.warning(
                 "stream %r: the stored bookmark is for replication key %r, the stream now uses %r; "
                 "reading from the beginning", self.name, bm.get("replication_key"), self.replication_key,
@@ -114,14 +134,16 @@ class AdapterStream(Stream):
         spec = self.effective_spec()
         kwargs: dict[str, Any] = {"state": self.start_bookmark()}
         cols = self.selected_columns()
-        if cols is not None:
+        if cols is not None and self._chain is None:  # with transforms: project after them
             kwargs["columns"] = cols
         if limit is not None:
             kwargs["limit"] = limit
-        transform = self._dcapix_tap.transform
+        chain = self._chain
         for batch in adapter.read(spec, **kwargs):
-            if transform is not None:
-                batch = transform(batch, spec)
+            if chain is not None and len(chain):
+                out = chain.apply(batch)
+                batch = out if out.bookmark is not None or batch.bookmark is None else \
+                    Batch(records=out.records, schema=out.schema, bookmark=batch.bookmark)
             yield batch
 
     def _store_bookmark(self, bookmark: Mapping[str, Any] | None) -> bool:
@@ -166,13 +188,13 @@ class AdapterStream(Stream):
             batches = self._batches(limit=None if limit is None else limit + 1)
             try:
                 for batch in batches:
-                    records = batch.records
-                    n = len(records)
+                    n = len(batch)
+                    keep = n
                     truncated = False
                     if limit is not None and emitted + n > limit:
-                        records = records[: max(0, limit - emitted)]
+                        keep = max(0, limit - emitted)
                         truncated = hit_limit = True
-                    records = self._project(records, batch)
+                    records = self._rows(batch, keep, fast and write_messages and writer is not None)
                     if write_messages:
                         self._emit(records, maps, fast, writer)
                     else:
@@ -200,14 +222,28 @@ class AdapterStream(Stream):
                 writer.flush()
             self._check_max_record_limit(current_record_index=emitted)
 
-    def _project(self, records: list[dict[str, Any]], batch: Batch) -> list[dict[str, Any]]:
-        """Drop columns the catalog deselected (when the adapter returned them anyway)."""
+    def _deselected(self, names: list[str]) -> list[str]:
         props = self.effective_schema.get("properties") or {}
-        if not props or not records:
-            return records
         mask = self.mask
-        names = batch.column_names
-        drop = [c for c in names if c in props and not mask.get(("properties", c), True)]
+        return [c for c in names if c in props and not mask.get(("properties", c), True)]
+
+    def _rows(self, batch: Batch, keep: int, fast: bool) -> list[dict[str, Any]]:
+        """The first ``keep`` rows of ``batch`` without deselected columns. On the fast path an
+        Arrow batch is converted column-wise straight to JSON-ready rows."""
+        if fast and batch.has_arrow and not batch.has_records:
+            table = batch.to_arrow()
+            if keep < table.num_rows:
+                table = table.slice(0, keep)
+            drop = self._deselected(list(table.column_names))
+            if drop:
+                table = table.drop_columns(drop)
+            return arrow_json_records(table, self.effective_schema)
+        records = batch.records
+        if keep < len(records):
+            records = records[:keep]
+        if not records:
+            return records
+        drop = self._deselected(batch.column_names)
         if not drop:
             return records
         dropset = set(drop)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import typing as t
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -29,7 +29,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.plugin_base import SingerCommand
 
 from dc_api_x.exceptions import ConfigError, DcApiXError
-from dc_api_x.types import Batch, StreamSpec
+from dc_api_x.types import StreamSpec
 
 from .streams import AdapterStream
 from .writer import FastSingerWriter
@@ -100,8 +100,6 @@ class TapDcApiX(Tap):
     ]
 
     _adapter: Any = None
-    _transform: Callable[[Batch, StreamSpec], Batch] | None = None
-    _transform_built = False
 
     # ------------------------------------------------------------------ settings
     @classproperty
@@ -125,7 +123,7 @@ class TapDcApiX(Tap):
         errors: list[str] = []
         try:
             self._adapter_options()
-            self._build_transform()
+            self._check_transforms()
         except DcApiXError as exc:
             if raise_errors:
                 raise
@@ -162,38 +160,35 @@ class TapDcApiX(Tap):
             self._adapter.close()
             self._adapter = None
 
-    def _build_transform(self) -> Callable[[Batch, StreamSpec], Batch] | None:
-        if self._transform_built:
-            return self._transform
+    def _check_transforms(self) -> list[Any]:
         specs = self.config.get("transforms")
-        fn: Callable[[Batch, StreamSpec], Batch] | None = None
-        if specs:
-            if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
-                raise ConfigError(f"{self.name}: setting 'transforms' must be a list",
-                                  plugin=self.name, field="transforms")
-            try:
-                from dc_api_x.ext.transforms import build_transforms  # type: ignore[attr-defined]
-            except ImportError:
-                raise ConfigError(
-                    f"{self.name}: setting 'transforms': transforms are not available in this "
-                    "dc-api-x installation", plugin=self.name, field="transforms",
-                ) from None
-            fn = _batch_transform(build_transforms(list(specs)))
-        self._transform = fn
-        self._transform_built = True
-        return fn
+        if not specs:
+            return []
+        if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
+            raise ConfigError(f"{self.name}: setting 'transforms' must be a list of "
+                              "{type: NAME, ...options}", plugin=self.name, field="transforms")
+        return list(specs)
 
-    @property
-    def transform(self) -> Callable[[Batch, StreamSpec], Batch] | None:
-        """The configured transforms as one ``(batch, spec) -> batch`` function, or ``None``."""
-        return self._build_transform()
+    def transform_chain(self, spec: StreamSpec) -> Any:
+        """The stream's transform chain from the ``transforms`` setting, or ``None``."""
+        specs = self._check_transforms()
+        if not specs:
+            return None
+        try:
+            from dc_api_x.ext.transforms import build_transforms  # type: ignore[attr-defined]
+        except ImportError:
+            raise ConfigError(
+                f"{self.name}: setting 'transforms': transforms are not available in this "
+                "dc-api-x installation", plugin=self.name, field="transforms",
+            ) from None
+        return build_transforms(specs, dict(spec.schema), stream=spec.name)
 
     # ------------------------------------------------------------------ streams
     def discover_streams(self) -> list[AdapterStream]:  # type: ignore[override]
         """One stream per stream the adapter discovers. A catalog that selects a stream the
         adapter does not have is an error naming that stream."""
         specs = self.adapter.discover()
-        streams = [AdapterStream(self, spec) for spec in specs]
+        streams = [AdapterStream(self, spec, self.transform_chain(spec)) for spec in specs]
         catalog = self.input_catalog
         if catalog is not None:
             known = {s.name for s in streams}
@@ -253,28 +248,6 @@ class TapDcApiX(Tap):
                 writer.flush()
         finally:
             tap.close()
-
-
-def _batch_transform(built: Any) -> Callable[[Batch, StreamSpec], Batch]:
-    """Adapt what ``build_transforms`` returns to ``(batch, spec) -> batch``."""
-    if callable(built) and not hasattr(built, "apply"):
-        fn = built
-
-        def call(batch: Batch, spec: StreamSpec) -> Batch:
-            try:
-                out = fn(batch, spec)
-            except TypeError:
-                out = fn(batch)
-            return out if isinstance(out, Batch) else batch.with_records(list(out))
-
-        return call
-    apply = built.apply
-
-    def call_apply(batch: Batch, spec: StreamSpec) -> Batch:
-        out = apply(batch, spec)
-        return out if isinstance(out, Batch) else batch.with_records(list(out))
-
-    return call_apply
 
 
 if __name__ == "__main__":  # pragma: no cover

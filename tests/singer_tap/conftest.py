@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TAP_BIN = Path(sys.executable).parent / "tap-dcapix"
 
 
-def make_items(path: Path, ids: range, *, table: str = "items", ts: Callable[[int], str] | None = None) -> None:
+def make_items(path: Path, ids: range, *, table: str = "items",
+               ts: Callable[[int], str] | None = None) -> None:
     """Create/extend a table of ``id``, ``name``, ``amount``, ``updated_at`` rows."""
     ts = ts or (lambda i: f"2024-01-01T00:00:{i // 4:02d}+00:00")
     con = sqlite3.connect(path)

@@ -58,7 +58,8 @@ class LiteAdapter(ProtocolAdapter):
                 last_val = state["replication_key_value"]
                 keys = [list(k) for k in state.get("keys_at_value") or []]
                 done = [k[0] for k in keys]
-                sql += f' WHERE ("{rk}" > ? OR ("{rk}" = ? AND "{pk}" NOT IN ({",".join("?" * len(done)) or "NULL"})))'
+                marks = ",".join("?" * len(done)) or "NULL"
+                sql += f' WHERE ("{rk}" > ? OR ("{rk}" = ? AND "{pk}" NOT IN ({marks})))'
                 args += [last_val, last_val, *done]
             sql += f' ORDER BY "{rk}", "{pk}"'
         else:
@@ -72,7 +73,7 @@ class LiteAdapter(ProtocolAdapter):
                 rows = cur.fetchmany(o.batch_size)
                 if not rows:
                     break
-                recs = [dict(zip(cols, r)) for r in rows]
+                recs = [dict(zip(cols, r, strict=True)) for r in rows]
                 bookmark = None
                 if rk:
                     for rec in recs:

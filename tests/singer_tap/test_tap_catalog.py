@@ -129,8 +129,9 @@ def test_bad_config_names_the_field(lite_plugins, config: dict, field: str) -> N
 
 
 def test_unknown_adapter_lists_known(lite_plugins) -> None:
-    from dc_api_x.exceptions import UnknownPluginError
     from tap_dcapix.tap import TapDcApiX
+
+    from dc_api_x.exceptions import UnknownPluginError
 
     with pytest.raises(UnknownPluginError, match="lite"):
         TapDcApiX(config={"adapter": "nope"})

@@ -79,6 +79,7 @@ def test_dry_run_limit(tmp_path: Path, lite_plugins) -> None:
     from contextlib import redirect_stdout
 
     from tap_dcapix.tap import TapDcApiX
+
     from tests.singer_tap.conftest import parse_messages
 
     db = tmp_path / "src.sqlite"
