@@ -86,7 +86,8 @@ class LocalHTTPServer:
 
         self._server = ThreadingHTTPServer((self.host, 0), _H)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)  # a short poll: stop() returns fast
 
     @property
     def port(self) -> int:

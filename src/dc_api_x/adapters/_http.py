@@ -25,7 +25,7 @@ from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDec
 from ..ext.adapters import AdapterOptions, ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
-from ..logs import is_secret_key, redact, redact_url, register_secret
+from ..logs import is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
 
 __all__ = [
@@ -442,10 +442,10 @@ class HttpAdapter(ProtocolAdapter):
         while True:
             attempt += 1
             request = client.build_request(method, url, **kwargs)
-            shown = redact_url(str(request.url))
             try:
                 resp = client.send(request, auth=auth, stream=stream)
             except httpx.TransportError as exc:
+                shown = redact(str(request.url))
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
                 if (connect or idempotent) and attempt < r.max_attempts:
                     delay = self._backoff(attempt)
@@ -458,6 +458,7 @@ class HttpAdapter(ProtocolAdapter):
                     f"(attempt {attempt} of {r.max_attempts})", url=shown) from None
             status = resp.status_code
             if status in r.statuses and (status == 429 or idempotent):
+                shown = redact(str(request.url))
                 if attempt >= r.max_attempts:
                     if stream:
                         resp.close()
@@ -479,7 +480,7 @@ class HttpAdapter(ProtocolAdapter):
             status_code=resp.status_code,
             headers=resp.headers,
             content=resp.content,
-            url=redact_url(str(resp.request.url)),
+            url=redact(str(resp.request.url)),
             method=method,
             data=data,
             raw=resp,
@@ -552,7 +553,7 @@ class HttpAdapter(ProtocolAdapter):
         resolved = self._default_auth() if auth is _NO_AUTH else self._auth_for(auth)
         resp = self._send(method, path, auth=resolved, stream=True, **kwargs)
         try:
-            shown = redact_url(str(resp.request.url))
+            shown = redact(str(resp.request.url))
             if raise_for_status and resp.status_code >= 400:
                 raise HTTPStatusError(
                     f"adapter {self.name!r}: {method.upper()} {shown}: HTTP {resp.status_code}",
@@ -621,7 +622,7 @@ class HttpAdapter(ProtocolAdapter):
         if pr.json is not None:
             kwargs["json"] = pr.json
         resp = self._send(pr.method, pr.url, auth=auth, where=where, **kwargs)
-        shown = redact_url(str(resp.request.url))
+        shown = redact(str(resp.request.url))
         if resp.status_code >= 400:
             snippet = redact(resp.text[:200].replace("\n", " ")) if resp.content else ""
             raise HTTPStatusError(f"{where}: {pr.method} {shown}: HTTP {resp.status_code} {snippet}".rstrip(),

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel
 
 from ..config import OptionsModel, validate_options
-from ..logs import redact_url
+from ..logs import redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .adapters import Response
@@ -49,7 +49,7 @@ class RequestInfo:
 
     @property
     def display_url(self) -> str:
-        return redact_url(self.url)
+        return redact(self.url)
 
     @property
     def elapsed(self) -> float:

@@ -1,0 +1,203 @@
+"""Auth providers against the real local HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from dc_api_x import ApiClient, AuthError, ConfigError, UnknownPluginError, create_adapter, create_plugin
+from dc_api_x.logs import redact
+
+SECRET = "s3cr3t-Value-9f8e7d"
+
+
+def echo(req) -> tuple[int, dict[str, str], Any]:
+    return 200, {}, {"authorization": req.headers.get("authorization"), "x-api-key": req.headers.get("x-api-key"),
+                     "query": req.query}
+
+
+def test_bearer(server):
+    server.route("GET", "/me", echo)
+    with ApiClient(server.url, auth={"type": "bearer", "token": SECRET}, hooks=[]) as api:
+        assert api.get("/me").data["authorization"] == f"Bearer {SECRET}"
+
+
+def test_api_key_header_and_query(server):
+    server.route("GET", "/me", echo)
+    with ApiClient(server.url, hooks=[], auth={"type": "api_key", "key": SECRET, "name": "X-API-Key",
+                                               "location": "header"}) as api:
+        data = api.get("/me").data
+        assert data["x-api-key"] == SECRET and "api_key" not in data["query"]
+    with ApiClient(server.url, hooks=[], auth={"type": "api_key", "key": SECRET, "name": "api_key",
+                                               "location": "query"}) as api:
+        resp = api.get("/me", params={"q": "1"})
+        assert resp.data["query"] == {"api_key": [SECRET], "q": ["1"]}
+        assert resp.data["x-api-key"] is None
+        assert SECRET not in resp.url and "api_key=***" in resp.url  # the Response URL is redacted
+
+
+def test_basic(server):
+    server.route("GET", "/me", echo)
+    with ApiClient(server.url, hooks=[], auth={"type": "basic", "username": "ann", "password": SECRET}) as api:
+        header = api.get("/me").data["authorization"]
+    assert header == "Basic " + base64.b64encode(f"ann:{SECRET}".encode()).decode()
+
+
+def test_adapter_level_auth_option(server):
+    server.route("GET", "/me", echo)
+    with create_adapter({"adapter": "http", "base_url": server.url,
+                         "auth": {"type": "bearer", "token": SECRET}}) as api:
+        assert api.request("GET", "/me").data["authorization"] == f"Bearer {SECRET}"
+        # per-request override and opt-out
+        assert api.request("GET", "/me", auth=None).data["authorization"] is None
+        other = api.request("GET", "/me", auth={"type": "basic", "username": "u", "password": "pw12"})
+        assert other.data["authorization"].startswith("Basic ")
+
+
+class TokenServer:
+    """An OAuth2 token endpoint plus an API that accepts only the latest token."""
+
+    def __init__(self, server, *, expires_in: float | None = 3600) -> None:
+        self.server = server
+        self.expires_in = expires_in
+        self.issued: list[str] = []
+        self.forms: list[dict[str, list[str]]] = []
+        self.lock = threading.Lock()
+        server.route("POST", "/oauth/token", self.token)
+        server.route("GET", "/api", self.api)
+
+    def token(self, req):
+        form = parse_qs(req.body.decode())
+        with self.lock:
+            self.forms.append(form)
+            if form.get("client_secret") != [SECRET] or form.get("grant_type") != ["client_credentials"]:
+                return 401, {}, {"error": "invalid_client", "error_description": "bad credentials"}
+            tok = f"tok-{len(self.issued) + 1}-abcdef"
+            self.issued.append(tok)
+        body: dict[str, Any] = {"access_token": tok, "token_type": "Bearer"}
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        return 200, {}, body
+
+    def api(self, req):
+        with self.lock:
+            current = self.issued[-1] if self.issued else None
+        if current is None or req.headers.get("authorization") != f"Bearer {current}":
+            return 401, {}, {"error": "unauthorized"}
+        return 200, {}, {"ok": True, "token": current}
+
+
+def oauth_cfg(server, **kw: Any) -> dict[str, Any]:
+    return {"type": "oauth2_client_credentials", "token_url": f"{server.url}/oauth/token",
+            "client_id": "my-client", "client_secret": SECRET, "scopes": ["read", "write"], **kw}
+
+
+def test_oauth2_client_credentials_fetches_once_and_reuses(server):
+    ts = TokenServer(server)
+    with ApiClient(server.url, hooks=[], auth=oauth_cfg(server)) as api:
+        for _ in range(3):
+            assert api.get("/api").data == {"ok": True, "token": "tok-1-abcdef"}
+        assert api.auth.fetch_count == 1
+    assert ts.forms[0]["scope"] == ["read write"] and ts.forms[0]["client_id"] == ["my-client"]
+
+
+def test_oauth2_refreshes_before_expiry(server):
+    ts = TokenServer(server, expires_in=1.0)
+    with ApiClient(server.url, hooks=[], auth=oauth_cfg(server, refresh_margin=0.7)) as api:
+        assert api.get("/api").data["token"] == "tok-1-abcdef"
+        assert api.get("/api").data["token"] == "tok-1-abcdef"  # still 1 s - 0.7 s margin left
+        time.sleep(0.4)
+        # now inside the margin: a new token is fetched BEFORE the request (no 401 round-trip)
+        assert api.get("/api").data["token"] == "tok-2-abcdef"
+    api_statuses = [r for r in server.requests if r.path == "/api"]
+    assert len(api_statuses) == 3 and len(ts.issued) == 2
+
+
+def test_oauth2_refreshes_after_401(server):
+    ts = TokenServer(server, expires_in=None)
+    with ApiClient(server.url, hooks=[], auth=oauth_cfg(server)) as api:
+        assert api.get("/api").data["token"] == "tok-1-abcdef"
+        with ts.lock:
+            ts.issued.append("rotated-elsewhere")  # the server revoked our token
+        resp = api.get("/api")
+        assert resp.status_code == 200 and resp.data["token"] == "tok-3-abcdef"
+    assert api.auth.fetch_count == 2
+
+
+def test_oauth2_thread_safe_single_fetch(server):
+    TokenServer(server)
+    provider = create_plugin("auth_providers", oauth_cfg(server))
+    with ApiClient(server.url, hooks=[], auth=provider) as api:
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(5):
+                    assert api.get("/api").status_code == 200
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    assert provider.fetch_count == 1
+    provider.close()
+
+
+def test_oauth2_refused_error_names_url_not_secret(server, caplog):
+    TokenServer(server)
+    caplog.set_level(logging.DEBUG, logger="dc_api_x")
+    with ApiClient(server.url, auth=oauth_cfg(server, client_secret="wrong-" + SECRET)) as api:
+        with pytest.raises(AuthError) as ei:
+            api.get("/api")
+    msg = str(ei.value)
+    assert "/oauth/token" in msg and "401" in msg and "invalid_client" in msg
+    assert SECRET not in msg and "wrong-" not in msg
+    assert SECRET not in caplog.text
+
+
+def test_secrets_not_in_repr_logs_or_errors(server, caplog):
+    caplog.set_level(logging.DEBUG, logger="dc_api_x")
+    server.route("GET", "/fail", lambda req: (500, {}, {"error": "boom"}))
+    for cfg in ({"type": "bearer", "token": SECRET},
+                {"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
+                {"type": "basic", "username": "ann", "password": SECRET},
+                oauth_cfg(server)):
+        provider = create_plugin("auth_providers", cfg)
+        assert SECRET not in repr(provider) and SECRET not in str(provider.options)
+        assert SECRET not in repr(provider.options.model_dump())
+        assert redact(f"x {SECRET} y") == "x *** y"  # registered with the redaction filter
+    # a query key under a name that does not look secret is still masked in URLs and errors
+    with ApiClient(server.url, auth={"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
+                   adapter_options={"retries": {"max_attempts": 2, "backoff_factor": 0.01}}) as api:
+        with pytest.raises(Exception) as ei:
+            api.get("/fail")
+        assert SECRET not in str(ei.value) and "/fail" in str(ei.value)
+    assert SECRET not in caplog.text
+    assert "/fail" in caplog.text  # the logging hook and retry warnings did log the request
+
+
+def test_unknown_auth_name_lists_known(plugins):
+    with pytest.raises(UnknownPluginError) as ei:
+        ApiClient("http://127.0.0.1:9", auth={"type": "bearerr", "token": "x"})
+    for name in ("api_key", "basic", "bearer", "oauth2_client_credentials"):
+        assert name in str(ei.value)
+
+
+def test_invalid_auth_option_names_field(plugins):
+    with pytest.raises(ConfigError, match="location"):
+        create_plugin("auth_providers", {"type": "api_key", "key": "abcd", "location": "cookie"})
+    with pytest.raises(ConfigError, match="token"):
+        create_plugin("auth_providers", {"type": "bearer"})
+    with pytest.raises(ConfigError, match="token_url"):
+        create_plugin("auth_providers", {"type": "oauth2_client_credentials", "client_id": "a",
+                                         "client_secret": "b"})
