@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from dc_api_x import Batch, StreamSpec, create_adapter
 
@@ -35,7 +35,8 @@ def _rows(engine: sa.Engine, table: str, schema: str | None) -> list[dict]:
     return rows
 
 
-def _move(src: dict, dst: dict, stream: str, *, rename: str | None = None, load_method: str = "append") -> int:
+def _move(src: dict, dst: dict, stream: str, *, rename: str | None = None,
+          load_method: str = "append") -> int:
     """Read every batch of ``stream`` from ``src`` and write it to ``dst`` (the runner's loop)."""
     n = 0
     with create_adapter(src) as a, create_adapter(dst) as b:

@@ -103,6 +103,9 @@ class FilesOptions(AdapterOptions):
     rows_per_file: int | None = Field(default=None, ge=1)
     #: write every batch to its own part file (committed at once).
     file_per_batch: bool = False
+    #: the files are sorted by the replication key (in file-name order): incremental bookmarks then
+    #: advance with every batch instead of only at the end of the stream.
+    ordered: bool = False
     #: rows sampled to discover a CSV/JSONL schema (when no ``_schema.json`` nor ``schema`` is given).
     sample_size: int = Field(default=1000, ge=1)
     #: CSV field delimiter.
@@ -279,11 +282,16 @@ class _Incremental:
     Bookmark: ``{"replication_key", "replication_key_value", "keys_at_value"}``; rows with a larger
     value are new, rows *at* the value are new unless their primary key is in ``keys_at_value``
     (without primary keys every row at the value is read again: at-least-once, never a gap).
-    While the values come in non-decreasing order the bookmark advances per batch; once they do
-    not, it stays at the last safe point until the stream has been read completely.
+
+    Files are not sorted in general, so by default every batch but the last carries the bookmark the
+    read started from (a resumed read repeats rows, never skips one) and the last batch carries the
+    new bookmark (the largest value read). With ``ordered`` (the files are sorted by the replication
+    key) the bookmark advances with every batch; a row out of order is then an error.
     """
 
-    def __init__(self, stream: StreamSpec, state: Mapping[str, Any] | None, field: pa.Field) -> None:
+    def __init__(self, stream: StreamSpec, state: Mapping[str, Any] | None, field: pa.Field,
+                 *, ordered: bool = False) -> None:
+        self.ordered = ordered
         self.rk = stream.replication_key or ""
         self.pks = list(stream.key_properties)
         self.field = field
@@ -332,16 +340,18 @@ class _Incremental:
         lo, hi = mm["min"].as_py(), mm["max"].as_py()
         if hi is None:
             return
-        if self.monotonic and ((self.max is not None and lo is not None and lo < self.max)
-                               or not _non_decreasing(col)):
+        if self.ordered and ((self.max is not None and lo is not None and lo < self.max)
+                             or not _non_decreasing(col)):
             self.monotonic = False
+            raise ValueError(f"rows are not in {self.rk!r} order although option 'ordered' is set "
+                             f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})")
         if self.max is None or hi > self.max:
             self.max, self.max_keys = hi, set()
         if hi == self.max and self.pks:
             at = pc.fill_null(pc.equal(col, pa.scalar(hi, type=col.type)), False)
             for k in table.filter(at).select(self.pks).to_pylist():
                 self.max_keys.add(tuple(_json_form(k[p]) for p in self.pks))
-        if self.monotonic:
+        if self.ordered:
             self.safe = self.current()
 
     def current(self) -> dict[str, Any] | None:
@@ -722,7 +732,8 @@ class FileAdapter(ProtocolAdapter):
             out_schema = {**stream.schema, "properties": {c: stream.properties[c] for c in columns}}
         inc = None
         if stream.replication_key:
-            inc = _Incremental(stream, state, arrow_schema.field(stream.replication_key))
+            inc = _Incremental(stream, state, arrow_schema.field(stream.replication_key),
+                               ordered=self.options.ordered)
         return self._read(stream, files, arrow_schema, out_schema, columns, limit, inc)
 
     def _read(self, stream: StreamSpec, files: list[str], arrow_schema: pa.Schema, out_schema: JSONSchema,
@@ -740,7 +751,10 @@ class FileAdapter(ProtocolAdapter):
                 if table.num_rows == 0:
                     continue
                 if inc is not None:
-                    inc.observe(table)
+                    try:
+                        inc.observe(table)
+                    except ValueError as exc:
+                        raise self.error(f"{self._fs.display(path)!r}: {exc}", stream=stream.name) from None
                 out = table.select(list(columns)) if columns is not None else table
                 if pending is not None:
                     yield Batch.from_arrow(pending, schema=out_schema, bookmark=pending_bm)
@@ -755,7 +769,7 @@ class FileAdapter(ProtocolAdapter):
         if pending is not None:
             bm = None
             if inc is not None:
-                bm = inc.current() if (not stopped or inc.monotonic) else inc.safe
+                bm = inc.current() if (not stopped or inc.ordered) else inc.safe
             yield Batch.from_arrow(pending, schema=out_schema, bookmark=bm)
 
     def _conform(self, stream: StreamSpec, path: str, table: pa.Table, arrow_schema: pa.Schema) -> pa.Table:
