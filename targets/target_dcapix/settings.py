@@ -100,9 +100,7 @@ def _inline_refs(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
 
 def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
     """A property schema that documents but never rejects (pydantic does the real validation)."""
-    doc = {k: v for k, v in prop.items() if k in ("title", "description", "examples", "secret",
-                                                  "writeOnly", "enum", "type", "anyOf", "items",
-                                                  "properties")}
+    doc = {k: v for k, v in prop.items() if k != "default"}
     if "default" in prop and prop["default"] is not None:
         # not as "default": singer-sdk would copy it into the config and hand it to every adapter
         doc["description"] = (str(doc.get("description") or doc.get("title") or "").rstrip(". ")
@@ -143,28 +141,34 @@ def _adapter_option_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _shared_schema() -> dict[str, Any] | None:
-    """The shared generator's schema (``dc_api_x.singer_settings``), when it exists."""
-    try:
-        from dc_api_x import singer_settings as shared  # type: ignore[attr-defined]
-    except Exception:
-        return None
-    for fname in ("target_settings_jsonschema", "settings_jsonschema", "build_settings_jsonschema",
-                  "settings_schema"):
-        func = getattr(shared, fname, None)
-        if not callable(func):
+def _writing_adapters() -> list[str]:
+    """Names of the registered adapters that can write (``load_methods`` not empty)."""
+    from dc_api_x.plugins import get_plugins
+
+    ps = get_plugins()
+    names = []
+    for name in ps.adapters.names():
+        try:
+            cls = ps.adapters.get(name)
+        except Exception as exc:  # an adapter whose extra is missing is left out of --about
+            log.debug("adapter %r left out of the settings schema: %s", name, exc)
             continue
-        for kwargs in ({"kind": "target"}, {"writable": True}, {}):
-            try:
-                result = func(**kwargs)
-            except TypeError:
-                continue
-            except Exception as exc:
-                log.debug("dc_api_x.singer_settings.%s failed: %s", fname, exc)
-                return None
-            if isinstance(result, Mapping) and isinstance(result.get("properties"), Mapping):
-                return dict(copy.deepcopy(result))
-    return None
+        if getattr(cls, "load_methods", ()):
+            names.append(name)
+    return names
+
+
+def _shared_schema() -> dict[str, Any] | None:
+    """The shared generator's schema (:func:`dc_api_x.singer_settings.adapter_settings_schema`)."""
+    try:
+        from dc_api_x.singer_settings import adapter_settings_schema
+    except ImportError:
+        return None
+    try:
+        return dict(adapter_settings_schema(_writing_adapters()))
+    except Exception as exc:
+        log.debug("dc_api_x.singer_settings failed, using the local generator: %s", exc)
+        return None
 
 
 def target_settings_jsonschema() -> dict[str, Any]:
@@ -173,6 +177,8 @@ def target_settings_jsonschema() -> dict[str, Any]:
     shared = _shared_schema()
     if shared is not None:
         for key, prop in (shared.get("properties") or {}).items():
+            if key == "adapter":
+                continue
             properties[key] = _loosen(dict(prop)) if isinstance(prop, Mapping) else {}
     else:
         per_adapter = _adapter_option_schemas()

@@ -87,15 +87,38 @@ class StreamWriter:
             self.started = True
 
     def update_spec(self, spec: StreamSpec) -> None:
-        """A new SCHEMA for the stream: later batches use ``spec`` (the adapter adds new columns)."""
+        """A new SCHEMA for the stream: later batches use ``spec``.
+
+        Before the first write the spec is simply replaced. After it, a schema that only drops
+        columns or changes annotations keeps the current (wider) spec; new or retyped columns call
+        ``start_write`` again so the adapter adds them. An ``overwrite`` in progress cannot be
+        widened that way (the adapters restart their staging area), so that case stops with an
+        error instead of losing the rows already staged.
+        """
         if spec == self.spec:
             return
-        self.spec = spec
-        if self.started:
-            try:
-                self.adapter.start_write(spec, load_method=self.load_method)
-            except Exception as exc:
-                raise self._wrap(exc, "start_write (schema change)") from exc
+        if not self.started:
+            self.spec = spec
+            return
+        old_props, new_props = self.spec.properties, spec.properties
+        changed = [n for n, p in new_props.items() if n not in old_props or old_props[n] != p]
+        if not changed and tuple(spec.key_properties) == tuple(self.spec.key_properties):
+            return  # the current spec still describes every record of the new version
+        if self.load_method == "overwrite":
+            raise SchemaError(
+                f"adapter {self.adapter_name!r}, stream {spec.name!r}: the schema changed "
+                f"(columns {', '.join(map(repr, changed)) or '(keys)'}) after rows were staged with "
+                f"load_method 'overwrite'; the staged rows cannot be widened (re-run with append/upsert, "
+                f"or send the final schema first)", adapter=self.adapter_name, stream=spec.name,
+            )
+        merged = dict(old_props)
+        merged.update(new_props)
+        schema = {**spec.schema, "properties": merged}
+        self.spec = spec.with_(schema=schema)
+        try:
+            self.adapter.start_write(self.spec, load_method=self.load_method)
+        except Exception as exc:
+            raise self._wrap(exc, "start_write (schema change)") from exc
 
     def write(self, batch: Batch) -> None:
         """Write one batch and flush it: when this returns, the rows are durable."""

@@ -20,6 +20,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Mapping
@@ -34,7 +35,7 @@ from singer_sdk.target_base import Target
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
 
 from .reader import FastSingerReader, SingerInputError
-from .settings import TARGET_KEYS, target_settings_jsonschema
+from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
 from .sinks import DcApiXSink, StreamWriter
 
 __all__ = ["TargetDcApiX"]
@@ -42,13 +43,27 @@ __all__ = ["TargetDcApiX"]
 #: How often (records) the fast path checks the 5-minute max record age.
 _AGE_CHECK_EVERY = 4096
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
-_settings_cache: dict[str, Any] = {}
+_settings_cache: dict[str, Any] = {"full": False}
 
 
 def _settings() -> dict[str, Any]:
-    if "schema" not in _settings_cache:
-        _settings_cache["schema"] = target_settings_jsonschema()
-    return _settings_cache["schema"]  # type: ignore[no-any-return]
+    """The settings schema: complete (every writing adapter's options) for ``--about`` and for
+    ``--config ENV`` (the SDK reads only env vars of documented settings); otherwise only the
+    target's own settings, so a run does not import every adapter just to validate its config
+    (the chosen adapter validates its own options)."""
+    key = "schema" if _settings_cache["full"] else "light"
+    if key not in _settings_cache:
+        if key == "schema":
+            _settings_cache[key] = target_settings_jsonschema()
+        else:
+            _settings_cache[key] = {"type": "object", "properties": copy.deepcopy(TARGET_PROPERTIES),
+                                    "required": ["adapter"]}
+    return _settings_cache[key]  # type: ignore[no-any-return]
+
+
+def full_settings(enabled: bool = True) -> None:
+    """Make ``TargetDcApiX.config_jsonschema`` the complete schema (``--about``, ``--config ENV``)."""
+    _settings_cache["full"] = enabled
 
 
 class TargetDcApiX(Target):
@@ -376,11 +391,13 @@ class TargetDcApiX(Target):
         from singer_sdk.exceptions import ConfigValidationError
         from singer_sdk.plugin_base import _ConfigInput
 
+        config = config or _ConfigInput()
+        if about or config.parse_env:
+            full_settings()
         if about:
             cls.print_about(about_format)
             sys.exit(0)
         cls.print_version(print_fn=cls.logger.info)
-        config = config or _ConfigInput()
         started = time.perf_counter()
         target = None
         try:
