@@ -1,0 +1,120 @@
+"""Bad input and bad config: one line naming line / stream / field, exit 1, no STATE for uncommitted rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.singer_target.support import SCHEMA, rec, schema_msg, state
+
+
+def _one_error(run) -> str:
+    assert run.rc == 1, run.stderr
+    assert len(run.error_lines) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    return run.error_lines[0]
+
+
+def test_malformed_line_names_the_line_and_emits_no_state(run_target):
+    msgs = [schema_msg(), rec(1), state(1), '{"type": "RECORD", "stream": "users", "record": {"id": 2']
+    run = run_target(msgs)
+    err = _one_error(run)
+    assert "line 4" in err and "not valid JSON" in err
+    assert run.states == []  # record 1 was never written: its STATE must not appear
+    assert run.rows("users") == []
+
+
+def test_state_of_committed_records_survives_a_later_error(run_target):
+    msgs = [schema_msg(), rec(1), state(1), rec(2), "garbage"]
+    run = run_target(msgs, batch_size_rows=1)
+    err = _one_error(run)
+    assert "line 5" in err
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 1}}}]
+    assert [r["id"] for r in run.rows("users")] == [1, 2]
+
+
+def test_record_before_schema_names_the_stream(run_target):
+    run = run_target([rec(1, stream="ghost"), schema_msg(), rec(1)])
+    err = _one_error(run)
+    assert "stream 'ghost'" in err and "line 1" in err and "before the stream's SCHEMA" in err
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "text"),
+    [
+        ({"id": "seven"}, "id", "is not of type integer"),
+        ({"id": 3, "name": "x" * 11}, "name", "maxLength"),
+        ({"id": 3, "amount": True}, "amount", "is not of type number"),
+        ({"name": "no id"}, "id", "missing"),
+    ],
+)
+def test_record_violating_its_schema_names_stream_line_and_field(run_target, bad, field, text):
+    msgs = [schema_msg(), rec(1), state(1), {"type": "RECORD", "stream": "users", "record": bad}, state(2)]
+    run = run_target(msgs)
+    err = _one_error(run)
+    assert "stream 'users'" in err and "line 4" in err and f"field {field!r}" in err and text in err
+    assert run.states == []
+
+
+def test_validation_off_still_rejects_a_value_its_column_cannot_hold(run_target):
+    msgs = [schema_msg(), rec(1), {"type": "RECORD", "stream": "users", "record": {"id": "seven"}}, state(2)]
+    ok = run_target([*msgs[:2], rec(2), state(2)], validate_records=False)
+    assert ok.rc == 0, ok.stderr
+    run = run_target(msgs, validate_records=False)
+    err = _one_error(run)  # the batch-wise Arrow conversion names the field
+    assert "stream 'users'" in err and "'id'" in err
+    assert run.states == [] and run.rows("users") == []
+
+
+def test_sample_validation_checks_the_first_records(run_target):
+    bad = {"type": "RECORD", "stream": "users", "record": {"id": 1, "name": 5}}
+    run = run_target([schema_msg(), bad], validate_records="sample")
+    assert "field 'name'" in _one_error(run)
+
+
+def test_unknown_message_type_names_it(run_target):
+    run = run_target([schema_msg(), rec(1), {"type": "RECORDZ", "stream": "users"}, state(1)])
+    err = _one_error(run)
+    assert "'RECORDZ'" in err and "line 3" in err and "stream 'users'" in err
+    assert run.states == []
+
+
+def test_message_without_type_or_required_key(run_target):
+    err = _one_error(run_target([{"stream": "users"}]))
+    assert "line 1" in err and "no 'type'" in err
+    err = _one_error(run_target([{"type": "SCHEMA", "stream": "users"}]))
+    assert "line 1" in err and "'schema'" in err and "stream 'users'" in err
+    err = _one_error(run_target([schema_msg(), {"type": "STATE"}]))
+    assert "line 2" in err and "'value'" in err
+
+
+def test_lowercase_message_types_are_accepted(run_target):
+    msgs = [{**schema_msg(), "type": "schema"}, {**rec(1), "type": "record"}, {**state(1), "type": "state"}]
+    run = run_target(msgs)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1] and len(run.states) == 1
+
+
+def test_key_property_missing_from_a_record(run_target):
+    schema = json.loads(json.dumps(SCHEMA))
+    schema.pop("required")
+    bad = {"type": "RECORD", "stream": "users", "record": {"name": "a"}}
+    run = run_target([schema_msg(schema=schema), bad], validate_records=False)
+    err = _one_error(run)
+    assert "field 'id'" in err and "key property" in err
+
+
+def test_unknown_adapter_option_is_one_line_naming_the_field(run_target):
+    err = _one_error(run_target([schema_msg()], colour="red"))
+    assert "adapter 'probe'" in err and "'colour'" in err
+
+
+def test_unknown_adapter_lists_the_known_ones(run_target):
+    err = _one_error(run_target([schema_msg()], adapter="nope"))
+    assert "'nope'" in err and "probe" in err
+
+
+def test_bad_target_settings(run_target):
+    assert "load_method" in _one_error(run_target([schema_msg()], load_method="merge"))
+    assert "validate_records" in _one_error(run_target([schema_msg()], validate_records="sometimes"))

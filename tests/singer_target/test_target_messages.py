@@ -1,0 +1,177 @@
+"""target-dcapix as a real process: records, STATE after flush, schema changes, ACTIVATE_VERSION, BATCH."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests.singer_target.support import SCHEMA, rec, schema_msg, state
+
+
+def test_records_land_and_state_follows_the_flush(run_target):
+    msgs = [state(0), schema_msg(bookmarks=["updated_at"]), rec(1), rec(2), state(2), rec(3), state(3)]
+    run = run_target(msgs, batch_size_rows=2)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3]
+    assert run.rows("users")[0] == {"id": 1, "name": "n1", "amount": 1.5,
+                                    "updated_at": "2024-01-02T00:00:00Z"}
+    # stdout holds only state values, each once, in order
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": v}}} for v in (0, 2, 3)]
+    calls = run.calls()
+    assert calls[0] == {"call": "start_write", "stream": "users", "load_method": "append",
+                        "columns": ["id", "name", "amount", "updated_at"], "keys": ["id"],
+                        "replication_key": "updated_at"}
+    assert [c["call"] for c in calls] == ["start_write", "write", "flush", "write", "flush",
+                                          "finish_write", "close"]
+
+
+def test_no_state_for_records_the_adapter_did_not_commit(run_target):
+    msgs = [schema_msg(), rec(1), rec(2), state("A"), rec(3), rec(4), state("B"), rec(5), state("C")]
+    run = run_target(msgs, batch_size_rows=2, fail_on_write=2)
+    assert run.rc == 1
+    assert [s["bookmarks"]["users"]["replication_key_value"] for s in run.states] == ["A"]
+    assert len(run.error_lines) == 1 and "injected failure on write 2" in run.error_lines[0]
+    assert "stream 'users'" in run.error_lines[0]
+    assert "Traceback" not in run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2]
+
+
+def test_state_waits_for_buffered_records_until_the_end(run_target):
+    msgs = [schema_msg(), rec(1), state(1), rec(2), state(2)]
+    run = run_target(msgs)  # batch_size_rows default (100k): one write at the end
+    assert run.rc == 0, run.stderr
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 2}}}]
+    assert [c["call"] for c in run.calls()] == ["start_write", "write", "flush", "finish_write", "close"]
+
+
+def test_overwrite_emits_state_only_after_finish_write(run_target, tmp_path: Path):
+    msgs = [schema_msg(), rec(1), rec(2), state(2), rec(3), state(3)]
+    run = run_target(msgs, batch_size_rows=1, load_method="overwrite")
+    assert run.rc == 0, run.stderr
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 3}}}]
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3]
+    assert run.calls()[0]["load_method"] == "overwrite"
+
+
+def test_append_only_is_accepted_as_append(run_target):
+    run = run_target([schema_msg(), rec(1)], load_method="append-only")
+    assert run.rc == 0, run.stderr
+    assert run.calls()[0]["load_method"] == "append"
+
+
+def test_schema_change_mid_stream_flushes_the_old_batch_first(run_target):
+    wider = json.loads(json.dumps(SCHEMA))
+    wider["properties"]["email"] = {"type": ["string", "null"]}
+    msgs = [schema_msg(), rec(1), rec(2), state(2), schema_msg(schema=wider),
+            rec(3, email="a@x"), state(3)]
+    run = run_target(msgs)
+    assert run.rc == 0, run.stderr
+    rows = run.rows("users")
+    assert [r["id"] for r in rows] == [1, 2, 3]
+    assert rows[2]["email"] == "a@x" and "email" not in rows[0]
+    calls = [(c["call"], c.get("rows"), tuple(c.get("columns") or ())) for c in run.calls()]
+    assert calls[:5] == [
+        ("start_write", None, ("id", "name", "amount", "updated_at")),
+        ("write", 2, ()), ("flush", 2, ()),
+        ("start_write", None, ("id", "name", "amount", "updated_at", "email")),
+        ("write", 1, ()),
+    ]
+    assert run.states[-1] == {"bookmarks": {"users": {"replication_key_value": 3}}}
+
+
+def test_several_streams_and_keys(run_target):
+    other = {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": "integer"}}}
+    msgs = [schema_msg(), schema_msg("kv", other, keys=["k"]),
+            rec(1), {"type": "RECORD", "stream": "kv", "record": {"k": "a", "v": 1}}, rec(2), state(9)]
+    run = run_target(msgs, load_method="upsert")
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2]
+    assert run.rows("kv") == [{"k": "a", "v": 1}]
+    starts = {c["stream"]: c for c in run.calls() if c["call"] == "start_write"}
+    assert starts["kv"]["keys"] == ["k"] and starts["kv"]["load_method"] == "upsert"
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 9}}}]
+
+
+def test_empty_stream_is_still_created(run_target):
+    run = run_target([schema_msg(), state(0)])
+    assert run.rc == 0, run.stderr
+    assert [c["call"] for c in run.calls()] == ["start_write", "finish_write", "close"]
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 0}}}]
+
+
+def test_activate_version_without_hard_delete_keeps_rows(run_target):
+    msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1},
+            {**rec(1), "version": 1}, {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1}]
+    run = run_target(msgs)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1]
+    assert run.calls()[0]["load_method"] == "append"
+
+
+def test_activate_version_with_hard_delete_replaces_the_stream(run_target, tmp_path: Path):
+    msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7},
+            {**rec(5), "version": 7}, {**rec(6), "version": 7},
+            {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7}]
+    first = run_target([schema_msg(), rec(1), rec(2)])
+    assert first.rc == 0
+    # second run into the same directory: the old rows of earlier versions must be gone
+    run = run_target(msgs, hard_delete=True, path=str(first.out))
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in first.rows("users")] == [5, 6]  # same directory as the first run
+    assert [c["load_method"] for c in first.calls() if c["call"] == "start_write"][-1] == "overwrite"
+
+
+def test_batch_messages_jsonl_gzip_and_parquet(run_target, tmp_path: Path):
+    jl = tmp_path / "b1.jsonl.gz"
+    with gzip.open(jl, "wt") as f:
+        for i in (2, 3):
+            f.write(json.dumps(rec(i)["record"]) + "\n")
+    pqf = tmp_path / "b2.parquet"
+    pq.write_table(pa.Table.from_pylist([rec(4)["record"], rec(5)["record"]]), pqf)
+    msgs = [schema_msg(), rec(1),
+            {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"},
+             "manifest": [jl.as_uri()]},
+            {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet", "compression": "none"},
+             "manifest": [str(pqf)]},
+            rec(6), state(6)]
+    run = run_target(msgs)
+    assert run.rc == 0, run.stderr
+    rows = run.rows("users")
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[1]["name"] == "n2" and rows[3]["amount"] == 6.0
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 6}}}]
+
+
+def test_batch_file_with_a_bad_record_names_the_file_and_field(run_target, tmp_path: Path):
+    jl = tmp_path / "bad.jsonl"
+    jl.write_text(json.dumps(rec(1)["record"]) + "\n" + json.dumps({"id": "x"}) + "\n")
+    msgs = [schema_msg(), {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"},
+                           "manifest": [str(jl)]}, state(1)]
+    run = run_target(msgs)
+    assert run.rc == 1
+    assert len(run.error_lines) == 1
+    assert "field 'id'" in run.error_lines[0] and "line 2" in run.error_lines[0]
+    assert run.states == []
+
+
+def test_stream_maps_take_the_sdk_record_path(run_target):
+    msgs = [schema_msg(), rec(1), rec(2), state(2)]
+    run = run_target(msgs, stream_maps={"users": {"__alias__": "people", "name": "__NULL__",
+                                                  "__filter__": "record['id'] != 2"}})
+    assert run.rc == 0, run.stderr
+    assert run.rows("people") == [{"id": 1, "amount": 1.5, "updated_at": "2024-01-02T00:00:00Z"}]
+    assert run.states == [{"bookmarks": {"users": {"replication_key_value": 2}}}]
+
+
+def test_input_file_option(run_target, tmp_path: Path):
+    from tests.singer_target.support import messages_text
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(messages_text([schema_msg(), rec(1), state(1)]))
+    run = run_target([], args=("--input", str(src)))
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1]
