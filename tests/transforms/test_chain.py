@@ -281,3 +281,20 @@ def test_transform_modules_import_nothing_heavy() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "", f"heavy modules imported: {res.stdout}"
+
+
+def test_the_example_in_docs_transforms_md_runs() -> None:
+    """The third-party transform of docs/transforms.md is real code: run it (it asserts its results)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "transforms.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1, "transforms.md should have exactly one runnable python block"
+    mod = types.ModuleType("dcapix_docs_transform_example")
+    sys.modules[mod.__name__] = mod
+    try:
+        exec(compile(blocks[0], "docs/transforms.md", "exec"), mod.__dict__)
+    finally:
+        del sys.modules[mod.__name__]
+    assert mod.chain.schema["properties"] == {"name": {"type": ["string", "null"]}}
