@@ -219,3 +219,27 @@ def test_parquet_to_postgres(plugins, project, capsys, pg_url, pg_schema) -> Non
         assert conn.execute(f"SELECT count(*), min(id), max(id), sum(value) FROM {table}").fetchone() == \
             (3000, 1, 3000, sum(i / 8 for i in range(1, 3001)))
         assert conn.execute(f"SELECT kind FROM {table} WHERE id = 12").fetchone()[0] == "k2"
+
+
+# --------------------------------------------------------------------------------- demo and bench
+def test_demo_sqlite_to_parquet(plugins, project, capsys) -> None:
+    _need(plugins, "sql", "parquet")
+    assert dcapix("demo", "--dir", str(project / "d"), "--rows", "500") == 0
+    out = capsys.readouterr().out
+    assert "customers" in out and "orders" in out and "Parquet files in" in out
+    lake = project / "d" / "out"
+    import pyarrow.parquet as pq
+
+    counts = {p.name: sum(pq.ParquetFile(f).metadata.num_rows for f in p.rglob("*.parquet"))
+              for p in lake.iterdir() if p.is_dir()}
+    assert sorted(counts.values()) == [50, 500], counts
+    # the written pipeline file runs again (full refresh is what the demo does)
+    cfg = str(project / "d" / "dcapix.yml")
+    assert dcapix("run", "-c", cfg, "demo", "--no-progress", "--full-refresh") == 0
+
+
+def test_bench_command(plugins, project, capsys) -> None:
+    _need(plugins, "sql", "parquet")
+    assert dcapix("bench", "--rows", "3000", "--json", "--dir", str(project / "b")) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rows"] == res["rows_written"] == 3000 and res["rows_per_second"] > 0
