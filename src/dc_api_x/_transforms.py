@@ -419,7 +419,7 @@ def _parse_temporal(text: str, kind: str, fail: Callable[[str], Exception]) -> A
         value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise fail(f"{text!r} is not an ISO {kind}") from None
-    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    return value.astimezone(_dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
 
 
 # ----------------------------------------------------------------- expression evaluation: dicts
@@ -621,7 +621,13 @@ class _ArrowEvaluator:
                     v = pa.repeat(v, self.table.num_rows) if v.is_valid else pa.nulls(self.table.num_rows)
                 if _is_null_type(v.type):
                     return pa.nulls(self.table.num_rows, pa.bool_())
-                vs = pa.array(values, type=v.type) if values else pa.array([], type=v.type)
+                # pa.array(values, type=int64) would truncate 2.5 to 2: infer, then cast safely
+                vs = pa.array(values) if values else pa.array([], type=v.type)
+                if vs.type != v.type:
+                    try:
+                        vs = vs.cast(v.type, safe=True)
+                    except _arrow_errors():
+                        v = v.cast(vs.type)  # e.g. [1, 2.5] for an integer column: compare as floats
                 hit = pc.is_in(v, value_set=vs)
                 if node[1]:
                     hit = pc.invert(hit)
@@ -1360,7 +1366,10 @@ class MaskTransform(Transform):
             if o.keep_last is None:
                 result = pc.if_else(pc.is_valid(col), pa.scalar(o.value), pa.scalar(None, pa.string()))
             else:
-                if pt.is_string(col.type) or pt.is_large_string(col.type):
+                if _is_json_column(table.schema.field(f)):
+                    text = pa.array([None if v is None else self._text_for_mask(orjson.loads(v))
+                                     for v in col.to_pylist()], type=pa.string())
+                elif pt.is_string(col.type) or pt.is_large_string(col.type):
                     text = col
                 elif pt.is_integer(col.type) or pt.is_boolean(col.type):
                     text = pc.cast(col, pa.string())

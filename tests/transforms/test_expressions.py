@@ -109,3 +109,26 @@ def test_bad_data_type_in_filter_is_schema_error() -> None:
         chain(dict_batch([{"b": "yes"}], schema))
     with pytest.raises(SchemaError, match="expected a boolean"):
         chain(arrow_batch([{"b": "yes"}], schema))
+
+
+def test_in_with_mixed_numbers_and_offset_constants() -> None:
+    import datetime as dt
+
+    schema = {"type": "object", "properties": {
+        "a": {"type": ["integer", "null"]},
+        "t": {"type": ["string", "null"], "format": "date-time"},
+        "n": {"type": ["string", "null"], "format": "date-time", "x-timezone": False}}}
+    utc = dt.timezone.utc
+    rows = [{"a": 1, "t": dt.datetime(2024, 1, 1, 10, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 10)},
+            {"a": 2, "t": dt.datetime(2024, 1, 1, 12, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 12)},
+            {"a": 3, "t": None, "n": None}]
+    for expr, want in {
+        "a in [1, 2.5, 3]": [1, 3],
+        "t > '2024-01-01T12:30:00+02:00'": [2],  # 10:30 UTC
+        "t < '2024-01-01T12:30:00+02:00'": [1],
+        "n >= '2024-01-01T11:00:00Z'": [2],
+        "t == '2024-01-01T10:00:00Z' or n == '2024-01-01T12:00:00'": [1, 2],
+    }.items():
+        _, out_d, out_a = run_both([{"type": "filter", "expression": expr}], rows, schema)
+        assert [r["a"] for r in out_d.records] == want, expr
+        assert out_a.to_arrow().column("a").to_pylist() == want, expr
