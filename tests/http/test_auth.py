@@ -18,8 +18,8 @@ SECRET = "s3cr3t-Value-9f8e7d"
 
 
 def echo(req) -> tuple[int, dict[str, str], Any]:
-    return 200, {}, {"authorization": req.headers.get("authorization"), "x-api-key": req.headers.get("x-api-key"),
-                     "query": req.query}
+    return 200, {}, {"authorization": req.headers.get("authorization"),
+                     "x-api-key": req.headers.get("x-api-key"), "query": req.query}
 
 
 def test_bearer(server):
@@ -44,7 +44,8 @@ def test_api_key_header_and_query(server):
 
 def test_basic(server):
     server.route("GET", "/me", echo)
-    with ApiClient(server.url, hooks=[], auth={"type": "basic", "username": "ann", "password": SECRET}) as api:
+    auth = {"type": "basic", "username": "ann", "password": SECRET}
+    with ApiClient(server.url, hooks=[], auth=auth) as api:
         header = api.get("/me").data["authorization"]
     assert header == "Basic " + base64.b64encode(f"ann:{SECRET}".encode()).decode()
 
@@ -156,9 +157,9 @@ def test_oauth2_thread_safe_single_fetch(server):
 def test_oauth2_refused_error_names_url_not_secret(server, caplog):
     TokenServer(server)
     caplog.set_level(logging.DEBUG, logger="dc_api_x")
-    with ApiClient(server.url, auth=oauth_cfg(server, client_secret="wrong-" + SECRET)) as api:
-        with pytest.raises(AuthError) as ei:
-            api.get("/api")
+    auth = oauth_cfg(server, client_secret="wrong-" + SECRET)
+    with ApiClient(server.url, auth=auth) as api, pytest.raises(AuthError) as ei:
+        api.get("/api")
     msg = str(ei.value)
     assert "/oauth/token" in msg and "401" in msg and "invalid_client" in msg
     assert SECRET not in msg and "wrong-" not in msg

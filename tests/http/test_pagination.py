@@ -128,8 +128,8 @@ def test_cursor_from_body_as_written_in_the_benchmark(server):
     rows = make_rows(33)
     server.route("GET", "/c", cursor_route(rows, size=10))
     with client(server) as api:
-        got = list(api.paginate("/c", records_path="records", params={"limit": 10},
-                                paginator={"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}))
+        pag = {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}
+        got = list(api.paginate("/c", records_path="records", params={"limit": 10}, paginator=pag))
     assert ids(got) == list(range(33))
     assert [r.arg("cursor") for r in server.requests] == [None, token(10), token(20), token(30)]
     assert all(r.arg("limit") == "10" for r in server.requests)

@@ -78,9 +78,9 @@ def test_gives_up_after_max_attempts_naming_redacted_url(server):
 
 def test_retries_as_an_int_is_max_attempts(server):
     server.route("GET", "/down", flaky([500] * 10))
-    with create_adapter({"adapter": "http", "base_url": server.url, "retries": 1}) as api:
-        with pytest.raises(HTTPStatusError):
-            api.request("GET", "/down")
+    cfg = {"adapter": "http", "base_url": server.url, "retries": 1}
+    with create_adapter(cfg) as api, pytest.raises(HTTPStatusError):
+        api.request("GET", "/down")
     assert len(server.requests) == 1
 
 
@@ -106,10 +106,9 @@ def _closed_port() -> int:
 
 def test_transport_error_after_retries_names_url_without_secret(plugins):
     url = f"http://user:pa55word-x@127.0.0.1:{_closed_port()}"
-    with create_adapter({"adapter": "http", "base_url": url,
-                         "retries": {"max_attempts": 2, "backoff_factor": 0.01}}) as api:
-        with pytest.raises(TransportError) as ei:
-            api.request("GET", "/x", params={"api_key": "k3y-value"})
+    cfg = {"adapter": "http", "base_url": url, "retries": {"max_attempts": 2, "backoff_factor": 0.01}}
+    with create_adapter(cfg) as api, pytest.raises(TransportError) as ei:
+        api.request("GET", "/x", params={"api_key": "k3y-value"})
     msg = str(ei.value)
     assert "127.0.0.1" in msg and "/x" in msg and "ConnectError" in msg and "attempt 2 of 2" in msg
     assert "pa55word-x" not in msg and "k3y-value" not in msg
@@ -132,8 +131,8 @@ def test_read_timeout_is_a_transport_error(server):
         return 200, {}, {}
 
     server.route("GET", "/slow", slow)
-    with create_adapter({"adapter": "http", "base_url": server.url, "timeout": {"read": 0.1},
-                         "retries": {"max_attempts": 1}}) as api, pytest.raises(TransportError, match="Timeout"):
+    cfg = {"adapter": "http", "base_url": server.url, "timeout": {"read": 0.1}, "retries": 1}
+    with create_adapter(cfg) as api, pytest.raises(TransportError, match="Timeout"):
         api.request("GET", "/slow")
 
 
@@ -170,8 +169,8 @@ def test_backoff_grows_and_is_capped_unit():
         calls.append(1)
         return httpx.Response(502)
 
-    api = create_adapter({"adapter": "http", "base_url": "http://api.test",
-                          "retries": {"max_attempts": 5, "backoff_factor": 1, "max_backoff": 3, "jitter": False}})
+    retries = {"max_attempts": 5, "backoff_factor": 1, "max_backoff": 3, "jitter": False}
+    api = create_adapter({"adapter": "http", "base_url": "http://api.test", "retries": retries})
     api._client = httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(handle))
     slept: list[float] = []
     api.sleep = slept.append

@@ -121,8 +121,8 @@ class HttpOptions(AdapterOptions):
     base_url: str = Field(default="", description="prefix of relative paths (http:// or https://)")
     headers: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict, description="query params sent with every request")
-    timeout: float | TimeoutOptions = Field(default_factory=TimeoutOptions)
-    retries: int | RetryOptions = Field(default_factory=RetryOptions, description="max attempts or options")
+    timeout: TimeoutOptions = Field(default_factory=TimeoutOptions, description="seconds, or per phase")
+    retries: RetryOptions = Field(default_factory=RetryOptions, description="max attempts, or options")
     http2: bool = False
     verify: bool | str = Field(default=True, description="verify TLS (or a CA bundle path)")
     follow_redirects: bool = True
@@ -134,6 +134,20 @@ class HttpOptions(AdapterOptions):
     prefetch: bool = Field(default=True, description="fetch the next page while the current one is consumed "
                                                      "when its request does not depend on the body")
     user_agent: str | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"connect": v, "read": v, "write": v, "pool": v}
+        return v
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _retries(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"max_attempts": v}
+        return v
 
     @field_validator("base_url")
     @classmethod
@@ -277,6 +291,32 @@ class StreamedResponse:
 
 
 _NO_AUTH: Any = object()
+_ssl_contexts: dict[Any, Any] = {}
+_ssl_lock = threading.Lock()
+
+
+def _ssl_context(verify: bool | str) -> Any:
+    """One shared SSL context per ``verify`` value (building one costs ~25-250 ms)."""
+    if verify is False:
+        return False
+    with _ssl_lock:
+        ctx = _ssl_contexts.get(verify)
+        if ctx is None:
+            if verify is True:
+                ctx = httpx.create_ssl_context()
+            else:
+                import ssl
+
+                ctx = ssl.create_default_context(cafile=verify) if not _is_dir(verify) else \
+                    ssl.create_default_context(capath=verify)
+            _ssl_contexts[verify] = ctx
+        return ctx
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
 
 
 # ------------------------------------------------------------------------------------ adapter
@@ -296,11 +336,7 @@ class HttpAdapter(ProtocolAdapter):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         opts: HttpOptions = self.options
-        self._retry = opts.retries if isinstance(opts.retries, RetryOptions) else RetryOptions(
-            max_attempts=opts.retries)
-        if self._retry.max_attempts < 1:
-            raise ConfigError("adapter 'http': option 'retries': must be >= 1", plugin="adapter 'http'",
-                              field="retries")
+        self._retry: RetryOptions = opts.retries
         for key, value in opts.headers.items():
             if is_secret_key(key):
                 register_secret(value.split(" ", 1)[-1])
@@ -343,8 +379,7 @@ class HttpAdapter(ProtocolAdapter):
                                   "(pip install 'dc-api-x[http2]')", plugin="adapter 'http'",
                                   field="http2") from None
         t = opts.timeout
-        timeout = (httpx.Timeout(t) if not isinstance(t, TimeoutOptions) else
-                   httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool))
+        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         lim = opts.limits
         headers = dict(opts.headers)
         if opts.user_agent:
@@ -358,7 +393,7 @@ class HttpAdapter(ProtocolAdapter):
             headers=headers,
             params=opts.params or None,
             timeout=timeout,
-            verify=opts.verify,
+            verify=_ssl_context(opts.verify),
             http2=opts.http2,
             follow_redirects=opts.follow_redirects,
             limits=httpx.Limits(max_connections=lim.max_connections,
@@ -704,7 +739,8 @@ class HttpAdapter(ProtocolAdapter):
         if remaining is not None and remaining <= 0:
             return
         for _response, page in self._pages(paginator, base, auth, s, where):
-            records = tracker.filter(page) if tracker is not None else page
+            # the limit is applied inside filter(): the bookmark must not count undelivered records
+            records = tracker.filter(page, remaining) if tracker is not None else page
             if remaining is not None:
                 if len(records) > remaining:
                     records = records[:remaining]
@@ -782,7 +818,8 @@ class _Bookmark:
     def _key(self, rec: Record) -> list[Any]:
         return [rec.get(k) for k in self.pks]
 
-    def filter(self, records: list[Record]) -> list[Record]:
+    def filter(self, records: list[Record], limit: int | None = None) -> list[Record]:
+        """The records not delivered before (at most ``limit``), tracking the max value."""
         rk = self.rk
         lower = self.lower
         has_lower = lower is not MISSING
@@ -790,6 +827,8 @@ class _Bookmark:
         append = out.append
         try:
             for rec in records:
+                if limit is not None and len(out) >= limit:
+                    break
                 v = rec.get(rk)
                 if v is None:
                     append(rec)

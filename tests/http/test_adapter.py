@@ -1,0 +1,285 @@
+"""The ``http`` adapter's ETL side (discover / read / incremental) and request side, on the real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from dc_api_x import (
+    AdapterError,
+    ConfigError,
+    HTTPStatusError,
+    ResponseDecodeError,
+    StreamSpec,
+    UnknownPluginError,
+    create_adapter,
+)
+from dc_api_x.adapters._http import infer_schema
+from tests.http.conftest import cursor_route, make_rows, offset_route
+
+OFFSET = {"type": "offset", "offset_param": "offset", "limit_param": "limit", "limit": 10,
+          "total_path": "total"}
+
+
+def http(server, streams: list[dict[str, Any]], **kw: Any):
+    return create_adapter({"adapter": "http", "base_url": server.url, "streams": streams,
+                           "retries": {"backoff_factor": 0.01}, **kw})
+
+
+def all_records(batches) -> list[dict[str, Any]]:
+    return [r for b in batches for r in b.records]
+
+
+# ---------------------------------------------------------------------------------- discover
+def test_discover_infers_schema_from_first_page(server):
+    rows = [{"id": 1, "name": "a", "at": "2024-01-01T00:00:00Z", "local": "2024-01-01T10:00:00",
+             "day": "2024-02-03", "price": 1.5, "n": None, "ok": True, "tags": ["x"], "meta": {"k": 1},
+             "mixed": 1},
+            {"id": 2, "name": None, "at": "2024-01-02T00:00:00.123+02:00", "local": "2024-01-01T11:00:00",
+             "day": "2024-02-04", "price": 2, "n": None, "ok": False, "tags": [], "meta": None, "mixed": "x"}]
+    server.route("GET", "/items", lambda req: (200, {}, {"data": rows}))
+    with http(server, [{"name": "items", "path": "/items", "records_path": "data", "primary_key": "id",
+                        "replication_key": "at"},
+                       {"name": "fixed", "path": "/items", "records_path": "data",
+                        "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}]) as api:
+        specs = {s.name: s for s in api.discover()}
+    items = specs["items"]
+    assert items.key_properties == ("id",) and items.replication_key == "at"
+    assert items.replication_method == "INCREMENTAL"
+    props = items.schema["properties"]
+    assert props["id"] == {"type": ["integer", "null"]}
+    assert props["name"] == {"type": ["string", "null"]}
+    assert props["at"] == {"type": ["string", "null"], "format": "date-time"}
+    assert props["local"] == {"type": ["string", "null"], "format": "date-time", "x-timezone": False}
+    assert props["day"] == {"type": ["string", "null"], "format": "date"}
+    assert props["price"] == {"type": ["number", "null"]}
+    assert props["ok"] == {"type": ["boolean", "null"]}
+    assert props["tags"]["x-json"] and props["meta"]["x-json"] and props["mixed"]["x-json"]
+    assert props["n"] == {"type": ["string", "null"]}
+    assert specs["fixed"].schema == {"type": "object", "properties": {"id": {"type": "integer"}}}
+    assert len(server.requests) == 1  # only the stream without a schema was sampled
+
+
+def test_inferred_schema_converts_to_arrow():
+    schema = infer_schema(make_rows(3))
+    from dc_api_x import Batch
+
+    table = Batch.from_records(make_rows(3), schema=schema).to_arrow()
+    assert table.num_rows == 3 and str(table.schema.field("updated_at").type).startswith("timestamp")
+
+
+# ---------------------------------------------------------------------------------- full table
+def test_read_offset_one_batch_per_page(server):
+    server.route("GET", "/items", offset_route(make_rows(35)))
+    stream = {"name": "items", "path": "/items", "records_path": "records", "primary_keys": ["id"]}
+    with http(server, [stream], pagination=OFFSET) as api:
+        batches = list(api.read(api.get_stream("items")))
+    assert [len(b) for b in batches] == [10, 10, 10, 5]
+    assert [r["id"] for r in all_records(batches)] == list(range(35))
+    assert all(b.bookmark is None for b in batches)
+    assert batches[0].schema["properties"]["id"] == {"type": ["integer", "null"]}
+
+
+def test_read_pages_per_batch_limit_and_columns(server):
+    server.route("GET", "/c", cursor_route(make_rows(47), size=10))
+    cursor = {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}
+    with http(server, [{"name": "c", "path": "/c", "records_path": "records", "pages_per_batch": 2,
+                        "pagination": cursor}]) as api:
+        spec = StreamSpec(name="c")
+        assert [len(b) for b in api.read(spec)] == [20, 20, 7]
+        server.requests.clear()
+        batches = list(api.read(spec, limit=15, columns=["id", "name"]))
+    assert [r["id"] for r in all_records(batches)] == list(range(15))
+    assert set(all_records(batches)[0]) == {"id", "name"}
+    assert len(server.requests) == 2  # stopped as soon as the limit was reached
+
+
+def test_read_errors_name_stream_and_url(server):
+    server.route("GET", "/html", lambda req: (200, {"content-type": "text/html"}, "<p>maintenance</p>"))
+    server.route("GET", "/gone", lambda req: (410, {}, {"error": "gone"}))
+    server.route("GET", "/bad", lambda req: (200, {}, {"records": [1, 2]}))
+    with http(server, [{"name": "h", "path": "/html", "params": {"api_key": "sekr1t-k"}},
+                       {"name": "g", "path": "/gone"},
+                       {"name": "b", "path": "/bad", "records_path": "records"}]) as api:
+        with pytest.raises(ResponseDecodeError) as ei:
+            list(api.read(StreamSpec("h")))
+        assert "'h'" in str(ei.value) and "/html" in str(ei.value) and "sekr1t-k" not in str(ei.value)
+        with pytest.raises(HTTPStatusError) as ei2:
+            list(api.read(StreamSpec("g")))
+        assert "'g'" in str(ei2.value) and "410" in str(ei2.value) and "/gone" in str(ei2.value)
+        with pytest.raises(ResponseDecodeError, match="record #0"):
+            list(api.read(StreamSpec("b")))
+        with pytest.raises(AdapterError, match="unknown stream 'zzz'; known: h, g, b"):
+            list(api.read(StreamSpec("zzz")))
+
+
+# ---------------------------------------------------------------------------------- incremental
+class IncrementalAPI:
+    """Records sorted by (updated_at, id); ``?since=V`` returns records with updated_at >= V."""
+
+    def __init__(self, server, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        server.route("GET", "/events", self.handle)
+
+    def handle(self, req):
+        since = req.arg("since")
+        rows = sorted(self.rows, key=lambda r: (r["updated_at"], r["id"]))
+        if since is not None:
+            rows = [r for r in rows if r["updated_at"] >= since]
+        off, lim = int(req.arg("offset", "0")), int(req.arg("limit", "10"))
+        return 200, {}, {"records": rows[off:off + lim], "total": len(rows)}
+
+
+def ts(minute: int) -> str:
+    return f"2024-05-01T10:{minute:02d}:00Z"
+
+
+INCR = {"name": "events", "path": "/events", "records_path": "records", "primary_keys": ["id"],
+        "replication_key": "updated_at", "replication_param": "since", "pagination": OFFSET}
+
+
+def test_incremental_bookmark_and_boundary_keys(server):
+    rows = [{"id": i, "updated_at": ts(i // 3)} for i in range(25)]  # 3 records per minute
+    api_data = IncrementalAPI(server, rows)
+    with http(server, [INCR]) as api:
+        spec = api.get_stream("events")
+        first = list(api.read(spec))
+        assert [r["id"] for r in all_records(first)] == list(range(25))
+        # not declared is_sorted: only the last batch carries the bookmark
+        assert [b.bookmark is not None for b in first] == [False, False, True]
+        state = first[-1].bookmark
+        assert state == {"replication_key": "updated_at", "replication_key_value": ts(8),
+                         "keys_at_value": [[24]]}
+        assert server.requests[1].arg("since") is None
+
+        # new data: one more record at the bookmark value (id 25), a later one, and a late
+        # arrival that is older than the bookmark (not re-read: the server filters by since)
+        api_data.rows += [{"id": 25, "updated_at": ts(8)}, {"id": 26, "updated_at": ts(9)},
+                          {"id": 27, "updated_at": ts(1)}]
+        server.requests.clear()
+        second = list(api.read(spec, state=state))
+        assert [r["id"] for r in all_records(second)] == [25, 26]  # 24 dropped: delivered at that value
+        assert all(r.arg("since") == ts(8) for r in server.requests)
+        assert second[-1].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(9),
+                                       "keys_at_value": [[26]]}
+
+        # nothing new: no batch, the state stays as it is
+        assert list(api.read(spec, state=second[-1].bookmark)) == []
+
+
+def test_incremental_keys_at_value_accumulate_across_batches(server):
+    rows = [{"id": i, "updated_at": ts(0)} for i in range(12)] + [{"id": 12, "updated_at": ts(1)}]
+    IncrementalAPI(server, rows)
+    with http(server, [{**INCR, "is_sorted": True}]) as api:
+        spec = api.get_stream("events")
+        batches = list(api.read(spec, limit=11))
+        # sorted stream: every batch carries the state after it
+        assert batches[0].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(0),
+                                       "keys_at_value": [[i] for i in range(10)]}
+        state = batches[-1].bookmark
+        assert state["keys_at_value"] == [[i] for i in range(11)]
+        # resuming after an interruption at the middle of a run of equal values: no loss, no dup
+        rest = list(api.read(spec, state=state))
+        assert [r["id"] for r in all_records(rest)] == [11, 12]
+        assert rest[-1].bookmark["replication_key_value"] == ts(1)
+
+
+def test_state_without_keys_drops_records_at_the_bookmark(server):
+    IncrementalAPI(server, [{"id": i, "updated_at": ts(i)} for i in range(5)])
+    with http(server, [INCR]) as api:
+        got = all_records(api.read(api.get_stream("events"),
+                                   state={"replication_key": "updated_at", "replication_key_value": ts(2)}))
+    assert [r["id"] for r in got] == [3, 4]
+
+
+def test_replication_start_is_inclusive(server):
+    IncrementalAPI(server, [{"id": i, "updated_at": ts(i)} for i in range(5)])
+    with http(server, [{**INCR, "replication_start": ts(3)}]) as api:
+        spec = api.get_stream("events")  # samples the first page for the schema
+        server.requests.clear()
+        got = all_records(api.read(spec))
+    assert [r["id"] for r in got] == [3, 4]
+    assert [r.arg("since") for r in server.requests] == [ts(3)]
+
+
+def test_is_sorted_violation_is_an_error(server):
+    rows = [{"id": 1, "updated_at": ts(5)}, {"id": 2, "updated_at": ts(3)}]
+    server.route("GET", "/u", lambda req: (200, {}, rows))
+    stream = {"name": "u", "path": "/u", "replication_key": "updated_at", "is_sorted": True}
+    with http(server, [stream]) as api, pytest.raises(AdapterError, match=r"updated_at.*not sorted"):
+        list(api.read(api.get_stream("u")))
+
+
+def test_unsorted_records_bookmark_is_the_max(server):
+    rows = [{"id": 1, "updated_at": ts(5)}, {"id": 2, "updated_at": ts(3)}, {"id": 3, "updated_at": None}]
+    server.route("GET", "/u", lambda req: (200, {}, rows))
+    stream = {"name": "u", "path": "/u", "replication_key": "updated_at", "primary_key": "id"}
+    with http(server, [stream]) as api:
+        batches = list(api.read(api.get_stream("u")))
+    assert len(all_records(batches)) == 3  # a null replication value is kept, never dropped
+    assert batches[-1].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(5),
+                                    "keys_at_value": [[1]]}
+
+
+# ---------------------------------------------------------------------------------- request side
+def test_stream_yields_chunks(server):
+    payload = bytes(range(256)) * 1000
+    server.route("GET", "/blob", lambda req: (200, {"content-type": "application/octet-stream"}, payload))
+    server.route("GET", "/missing", lambda req: (404, {}, {"error": "no"}))
+    with http(server, []) as api:
+        with api.stream("GET", "/blob", chunk_size=4096) as resp:
+            assert resp.status_code == 200
+            chunks = list(resp)
+        assert b"".join(chunks) == payload and len(chunks) > 1
+        with pytest.raises(HTTPStatusError, match="404"), api.stream("GET", "/missing"):
+            pass
+
+
+def test_request_verbs_headers_params_and_json(server):
+    server.route("*", "/echo", lambda req: (201 if req.method == "POST" else 200, {"x-m": req.method}, {
+        "method": req.method, "query": req.query, "json": req.json() if req.body else None,
+        "h": req.headers.get("x-h"), "ua": req.headers.get("user-agent")}))
+    with http(server, [], headers={"X-H": "base"}, params={"v": "2"}) as api:
+        resp = api.request("post", "/echo", json={"a": 1}, params={"q": "z"})
+        assert resp.status_code == 201 and resp.headers["X-M"] == "POST"
+        assert resp.data == {"method": "POST", "query": {"v": ["2"], "q": ["z"]}, "json": {"a": 1},
+                             "h": "base", "ua": resp.data["ua"]}
+        assert resp.data["ua"].startswith("dc-api-x/")
+        assert resp.url.startswith(server.url + "/echo?")
+        assert api.request("DELETE", "/echo", headers={"X-H": "override"}).data["h"] == "override"
+
+
+def test_http2_option_builds_a_client(server):
+    server.route("GET", "/x", lambda req: (200, {}, {"ok": 1}))
+    with http(server, [], http2=True, verify=False, limits={"max_connections": 2}) as api:
+        assert api.request("GET", "/x").data == {"ok": 1}
+
+
+def test_invalid_options_raise_config_error_naming_the_field(plugins):
+    with pytest.raises(ConfigError, match="base_url"):
+        create_adapter({"adapter": "http", "base_url": "ftp://x"})
+    with pytest.raises(ConfigError, match=r"streams.0.records_pth"):
+        create_adapter({"adapter": "http", "streams": [{"name": "a", "records_pth": "x"}]})
+    with pytest.raises(ConfigError, match=r"retries.max_attempts"):
+        create_adapter({"adapter": "http", "retries": {"max_attempts": 0}})
+    with pytest.raises(ConfigError, match=r"streams.*duplicate stream name 'a'"):
+        create_adapter({"adapter": "http", "streams": [{"name": "a"}, {"name": "a"}]})
+    with pytest.raises(ConfigError, match=r"timeout.read"):
+        create_adapter({"adapter": "http", "timeout": {"read": -1}})
+    with pytest.raises(UnknownPluginError, match=r"known: .*cursor"):
+        create_adapter({"adapter": "http", "pagination": {"type": "nope"}})
+    with pytest.raises(UnknownPluginError, match=r"known: .*bearer"):
+        create_adapter({"adapter": "http", "streams": [{"name": "a", "auth": {"type": "nope"}}]})
+
+
+def test_plugins_do_not_import_httpx():
+    code = ("import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.list_adapters(); "
+            "dc_api_x.list_paginators(); dc_api_x.get_paginator('cursor'); "
+            "dc_api_x.get_auth_provider('bearer'); "
+            "dc_api_x.get_hook('logging'); import dc_api_x.client; "
+            "print(sorted(m for m in ('httpx', 'h2', 'sqlalchemy', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
