@@ -11,8 +11,9 @@ The definition is *custom* (it has ``namespace``), so Meltano never asks Meltano
 the capabilities the plugin really has (``state`` among them, without which Meltano would never
 pass ``--state``) and a ``settings:`` list generated from the adapter's pydantic options (kinds,
 descriptions, ``sensitive: true`` for secrets). The options given are validated by the adapter
-(one error line naming the field); secret values are never printed: they are left to the
-``TAP_DCAPIX_<SETTING>`` / ``TARGET_DCAPIX_<SETTING>`` environment variables.
+(one error line naming the field); secret values are never printed (a URL without credentials
+excepted): they are left to the ``TAP_DCAPIX_<SETTING>`` / ``TARGET_DCAPIX_<SETTING>`` environment
+variables.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def plugin_definition(
         {"name": "flattening_max_depth", "kind": "integer", "label": "Flattening Max Depth"},
     ]
     cfg = {"adapter": adapter}
-    cfg.update({k: v for k, v in options.items() if k not in secrets})
+    cfg.update({k: v for k, v in options.items() if k not in secrets or _credential_free(v)})
     definition: dict[str, Any] = {
         "name": name or executable,
         "namespace": executable.replace("-", "_"),
@@ -111,6 +112,16 @@ def plugin_definition(
         "config": cfg,
     }
     return definition
+
+
+def _credential_free(value: Any) -> bool:
+    """True for a "secret" option value that holds no credential (a URL without a password, such
+    as ``sqlite:///shop.db``): it may be printed; anything else is left to environment variables."""
+    from .logs import redact, redact_url
+
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    return redact_url(value) == value and redact(value) == value and "@" not in value.split("://", 1)[1]
 
 
 def render_snippet(definition: Mapping[str, Any], *, fmt: str = "project") -> str:
