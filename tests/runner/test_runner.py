@@ -287,3 +287,56 @@ def test_env_references_in_config(rplugins, project, capsys, monkeypatch) -> Non
     monkeypatch.setenv("DCAPIX_T_SRC", str(src))
     assert dcapix("run", "copy", "--no-progress") == 0
     assert len(table_rows(dst, "items")) == 7
+
+
+def test_postgres_state_backend(rplugins, project, capsys, pg_url) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 150)
+    write_config(project, _pipes(src, dst), state_backend=pg_url)
+    assert dcapix("run", "copy", "--no-progress") == 0
+    capsys.readouterr()
+    with open_state_store(pg_url) as s:
+        assert s.get("copy", "items") == {"id": 150}
+    assert not (project / ".dcapix").exists()
+    make_source_db(src, 10, start=151)
+    assert dcapix("run", "copy", "--json", "--no-progress") == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 10
+    assert dcapix("state", "reset", "--pipeline", "copy") == 0
+    with open_state_store(pg_url) as s:
+        assert s.get("copy", "items") is None
+
+
+def test_plain_progress_lines() -> None:
+    import io
+    import time as _time
+
+    from dc_api_x.runner.progress import Progress, RunMetrics, format_summary
+
+    m = RunMetrics("p")
+    buf = io.StringIO()
+    with Progress(m, stream=buf, interval=0.05) as prog:
+        s = m.stream("orders")
+        prog.stream_started("orders")
+        s.rows = 1234
+        _time.sleep(0.2)
+        s.status, s.finished = "done", _time.monotonic()
+        prog.stream_finished(s)
+    m.finished, m.status = _time.monotonic(), "done"
+    text = buf.getvalue()
+    assert "[dcapix] orders: started" in text
+    assert "[dcapix] orders: 1,234 rows" in text  # a periodic line while running
+    assert "[dcapix] orders: done, 1,234 rows" in text
+    summary = format_summary(m)
+    assert "orders" in summary and "1,234" in summary and "total" in summary
+
+
+def test_live_progress_renders() -> None:
+    import io
+
+    from dc_api_x.runner.progress import Progress, RunMetrics
+
+    m = RunMetrics("p")
+    buf = io.StringIO()
+    with Progress(m, stream=buf, live=True):
+        m.stream("orders").rows = 42
+    assert "orders" in buf.getvalue() and "42" in buf.getvalue()

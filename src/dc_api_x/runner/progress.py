@@ -142,7 +142,8 @@ class Progress:
                 from rich.console import Console
                 from rich.live import Live
 
-                self._live = Live(self._table(), console=Console(file=self.out), refresh_per_second=4,
+                self._live = Live(self._table(), console=Console(file=self.out, force_terminal=True),
+                                  refresh_per_second=4,
                                   transient=True)
                 self._live.start()
             except Exception:
