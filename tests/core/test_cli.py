@@ -80,3 +80,25 @@ def test_plugins_honours_blocked_env() -> None:
     rows = {r["name"]: r for r in json.loads(res.stdout)}
     assert rows["example"]["status"] == rows["http"]["status"] == "blocked"
     assert rows["example"]["registers"] == {}
+
+
+def test_plugins_clash_is_one_error_line_and_exit_1(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import types
+
+    from dc_api_x import cli
+
+    clash = types.ModuleType("dcapix_test_clash")
+    clash.register_adapters = lambda registry: registry.register("example", object)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dcapix_test_clash", clash)
+    monkeypatch.setattr(plugins_mod, "DEFAULT_PLUGINS", (*plugins_mod.DEFAULT_PLUGINS, "dcapix_test_clash"))
+    for var in ("DC_API_X_BLOCKED_PLUGINS", "DC_API_X_ENTRY_POINT_GROUPS"):
+        monkeypatch.delenv(var, raising=False)
+    assert cli.main(["plugins"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dcapix: error: adapter 'example' is provided by both 'dcapix_test_clash' and 'example'; "
+                   "block one of them (DC_API_X_BLOCKED_PLUGINS=NAME or enable_plugins(blocked=[...]))"]
+    monkeypatch.setenv("DC_API_X_BLOCKED_PLUGINS", "dcapix_test_clash")
+    assert cli.main(["plugins", "--json"]) == 0
+    rows = {r["name"]: r["status"] for r in json.loads(capsys.readouterr().out)}
+    assert rows["dcapix_test_clash"] == "blocked" and rows["example"] == "loaded"

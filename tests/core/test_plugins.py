@@ -485,3 +485,15 @@ def test_import_has_no_side_effects() -> None:
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_a_builtin_that_fails_to_import_is_isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plugins_mod, "DEFAULT_PLUGINS",
+                        (*plugins_mod.DEFAULT_PLUGINS, "dc_api_x.no_such_builtin_plugin"))
+    with pytest.warns(PluginWarning, match=r"'dc_api_x.no_such_builtin_plugin' failed to import: "
+                                           r"ModuleNotFoundError"):
+        ps = build(_plain_module())
+    info = ps.plugins["dc_api_x.no_such_builtin_plugin"]
+    assert info.status == "failed" and info.reason.startswith("import failed: ModuleNotFoundError")
+    assert "plain_adapter" in ps.adapters
+    assert all(ps.plugins[m].status == "loaded" for m in plugins_mod.DEFAULT_PLUGINS[:-1])
