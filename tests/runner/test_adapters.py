@@ -243,3 +243,21 @@ def test_bench_command(plugins, project, capsys) -> None:
     assert dcapix("bench", "--rows", "3000", "--json", "--dir", str(project / "b")) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["rows"] == res["rows_written"] == 3000 and res["rows_per_second"] > 0
+
+
+def test_demo_via_singer_real_tap_and_target(plugins, project, capsys) -> None:
+    _need(plugins, "sql", "parquet")
+    assert dcapix("demo", "--dir", str(project / "d"), "--rows", "200", "--via-singer", "--json") == 0
+    cap = capsys.readouterr()
+    m = json.loads(cap.out)
+    assert m["mode"] == "via-singer" and m["status"] == "done"
+    assert {s["stream"]: s["rows"] for s in m["streams"]} == {"customers": 20, "orders": 200}
+    assert "[tap]" in cap.err and "[target]" in cap.err
+    import pyarrow.parquet as pq
+
+    lake = project / "d" / "out"
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in (lake / "orders").rglob("*.parquet")) == 200
+    # dry run of process mode: the plan names the executables, secrets stay out
+    assert dcapix("run", "-c", str(project / "d" / "dcapix.yml"), "demo", "--via-singer", "--dry-run") == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["mode"] == "via-singer" and plan["tap"] == "tap-dcapix" and plan["target"] == "target-dcapix"

@@ -166,7 +166,9 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
         if data.get("metric") == "record_count":
             stream = str((data.get("tags") or {}).get("stream", "?"))
             counts[stream] = counts.get(stream, 0) + int(data.get("value") or 0)
-            metrics.stream(stream).rows = counts[stream]
+            sm = metrics.stream(stream)
+            sm.started = metrics.started
+            sm.rows = counts[stream]
 
     def on_target_stdout(line: str) -> None:
         try:
