@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "MASK",
     "RedactingFilter",
+    "install_redaction",
     "is_secret_key",
     "redact",
     "redact_mapping",
@@ -116,6 +117,46 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _RedactingNullHandler(logging.NullHandler):
+    """Emits nothing; redacts every record passing through the ``dc_api_x`` logger *in place*, so the
+    handlers it propagates to afterwards (the root logger's, singer-sdk's, the application's) only
+    ever see the redacted message, traceback and stack."""
+
+    _dcapix_redactor = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(RedactingFilter())
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        return bool(self.filter(record))
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (it may be replaced after setup)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+
+def install_redaction() -> None:
+    """Redact every record of the ``dc_api_x`` loggers before any handler above them sees it.
+
+    Idempotent. Called by :func:`setup_logging` and by :func:`dc_api_x.enable_plugins`, so an
+    application that configures logging its own way (``logging.basicConfig``, singer-sdk …) gets
+    redacted ``dc_api_x`` records too. Handlers attached directly to a ``dc_api_x.*`` child logger
+    run before it: give those a :class:`RedactingFilter` of their own.
+    """
+    logger = logging.getLogger("dc_api_x")
+    with _secrets_lock:
+        if not any(getattr(h, "_dcapix_redactor", False) for h in logger.handlers):
+            logger.addHandler(_RedactingNullHandler())
+
+
 def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | None = None) -> None:
     """Configure the ``dc_api_x`` logger: a stderr handler with the redaction filter.
 
@@ -125,17 +166,16 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
     level_name = os.environ.get("DCAPIX_LOG_LEVEL")
     level = getattr(logging, level_name.upper(), logging.INFO) if level_name else (
         logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+    install_redaction()
     logger = logging.getLogger("dc_api_x")
     logger.setLevel(level)
-    existing = [h for h in logger.handlers if getattr(h, "_dcapix", False)]
-    if existing and stream is not None and isinstance(existing[0], logging.StreamHandler):
-        existing[0].setStream(stream)
-    if not existing:
-        handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(RedactingFilter())
-        handler._dcapix = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    for old in [h for h in logger.handlers if getattr(h, "_dcapix", False)]:
+        logger.removeHandler(old)  # called again (another CLI run, a test): replace, never stack
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    handler._dcapix = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
     if logfire is None:
         logfire = os.environ.get("DCAPIX_LOGFIRE", "") not in ("", "0", "false")
     if logfire:

@@ -521,6 +521,9 @@ def enable_plugins(
         names both; block one of them).
     """
     global _current
+    from .logs import install_redaction
+
+    install_redaction()
     blocked_names = set(blocked) | _env_list(BLOCKED_ENV)
     if allow_incompatible is None:
         flag = os.environ.get(INCOMPATIBLE_ENV, "").strip().lower()

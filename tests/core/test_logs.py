@@ -70,3 +70,36 @@ def test_redact_functions() -> None:
 def test_bad_format_arguments_are_redacted_too(captured: io.StringIO) -> None:
     logging.getLogger("dc_api_x.x").info("only one %s", REGISTERED, "extra-arg")
     assert REGISTERED not in captured.getvalue()
+
+
+def test_records_propagating_to_the_applications_handlers_are_redacted() -> None:
+    """An application that configures logging itself (root handler) never sees a dc_api_x secret."""
+    from dc_api_x import enable_plugins
+
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        enable_plugins(entry_points=False, make_current=False)  # installs the redactor
+        logs.install_redaction()  # idempotent
+        dcapix_logger = logging.getLogger("dc_api_x")
+        assert sum(1 for h in dcapix_logger.handlers if getattr(h, "_dcapix_redactor", False)) == 1
+        logs.register_secret(REGISTERED)
+        log = logging.getLogger("dc_api_x.runner.pipeline")
+        log.info("loading with %s into postgresql://u:%s@h/db", REGISTERED, SECRET)
+        try:
+            raise ValueError(f"Bearer {TOKEN}")
+        except ValueError:
+            log.exception("auth failed")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    out = buf.getvalue()
+    assert "INFO dc_api_x.runner.pipeline loading with *** into postgresql://u:***@h/db" in out
+    assert "ValueError: Bearer ***" in out
+    for secret in (REGISTERED, SECRET, TOKEN):
+        assert secret not in out
