@@ -154,3 +154,14 @@ def test_client_with_provider_instance_and_lazy_export(server):
     assert "abc-123-token" not in repr(api)
     with pytest.raises(dc_api_x.AdapterError, match="closed"):
         api.get("/me")
+
+
+def test_example_demo_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "api_client_demo.py"
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "cursor pagination: 250 records" in res.stdout and "offset pagination: 250 records" in res.stdout
