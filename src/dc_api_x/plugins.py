@@ -166,6 +166,12 @@ class Registry:
         if factory is not None:
             self._entries[name] = _Entry(factory, self._plugin, lazy=True, factory=True)
         elif isinstance(entry, str):
+            mod, sep, attr = entry.partition(":")
+            if not (sep and mod and attr) and "." not in entry.strip("."):
+                raise PluginError(
+                    f"{self.kind} {name!r}: lazy entry {entry!r} must be 'package.module:Attr' "
+                    f"or 'package.module.Attr'"
+                )
             self._entries[name] = _Entry(entry, self._plugin, lazy=True)
         else:
             self._entries[name] = _Entry(entry, self._plugin, resolved=entry, done=True)
@@ -741,7 +747,10 @@ def create_plugin(attr: str, config: Any, *, plugins: PluginSet | None = None, *
         config = {"type": config}
     if hasattr(config, "model_dump"):
         config = config.model_dump(exclude_none=True)
-    reg = (plugins or get_plugins()).registries[attr]
+    registries = (plugins or get_plugins()).registries
+    if attr not in registries:
+        raise PluginError(f"no plugin registry {attr!r}; registries: {', '.join(sorted(registries))}")
+    reg = registries[attr]
     pc = validate_options(PluginConfig, dict(config or {}), plugin=reg.kind)
     cls = reg.get(pc.type)
     return cls(pc.options, **kwargs)

@@ -126,6 +126,13 @@ class TestRegistry:
         with pytest.raises(PluginError, match=r"'typo' .* AttributeError"):
             reg.get("typo")
 
+    def test_malformed_lazy_strings_are_refused_at_registration(self) -> None:
+        reg = Registry("adapter")
+        for bad in ("json", "mod:", ":Attr", ""):
+            with pytest.raises(PluginError, match=r"must be 'package\.module:Attr'"):
+                reg.register("x", bad)
+        assert len(reg) == 0
+
     def test_add_cleanup_needs_a_plugin_set(self) -> None:
         with pytest.raises(PluginError, match="not attached"):
             Registry("adapter").add_cleanup(lambda: None)
@@ -449,6 +456,12 @@ def test_unknown_adapter_paginator_and_auth_names_list_the_known_ones(plugins: d
         dc_api_x.create_plugin("auth_providers", "no_such_auth")
     assert str(ei.value).startswith("unknown auth provider 'no_such_auth'; known: ")
     assert ei.value.known == plugins.auth_providers.names()
+
+
+def test_create_plugin_with_an_unknown_registry_lists_the_registries(plugins: dc_api_x.PluginSet) -> None:
+    with pytest.raises(PluginError, match=r"no plugin registry 'paginator'; registries: adapters, "
+                                          r"auth_providers, config_providers, hooks, paginators"):
+        dc_api_x.create_plugin("paginator", {"type": "offset"})
 
 
 def test_create_adapter_and_adapters_are_context_managers() -> None:
