@@ -25,6 +25,7 @@ import datetime as _dt
 import fnmatch
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
 from ..ext.schemas import SchemaProvider
-from ..logs import redact, redact_url, register_secret
+from ..logs import redact, redact_url
 from ..types import Batch, JSONSchema, StreamSpec, WriteResult
 from ._sql_types import column_property, jsonschema_to_sqltype, sqlite_declared_property
 
@@ -262,8 +263,10 @@ class SQLAdapter(ProtocolAdapter):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         self.url = normalize_url(self.options.url)
-        if self.url.password:
-            register_secret(str(self.url.password))
+        # the password is masked in this adapter's messages (as a whole token: a password such as
+        # "postgres" must not garble "postgresql"); URLs are rendered without it anyway.
+        pw = str(self.url.password or "")
+        self._pw_re = re.compile(r"(?<![A-Za-z0-9])" + re.escape(pw) + r"(?![A-Za-z0-9])") if pw else None
         self._engine: Engine | None = None
         self._writes: dict[str, _WriteState] = {}
         self._adbc_write: Any = None
@@ -296,12 +299,16 @@ class SQLAdapter(ProtocolAdapter):
     def _is_sqlite(self) -> bool:
         return self.url.get_backend_name() == "sqlite"
 
+    def _redact(self, message: str) -> str:
+        message = redact(message)
+        return self._pw_re.sub("***", message) if self._pw_re is not None else message
+
     def error(self, message: str, *, stream: str | None = None, field: str | None = None) -> AdapterError:
-        return super().error(redact(message), stream=stream, field=field)
+        return super().error(self._redact(message), stream=stream, field=field)
 
     def _schema_error(self, message: str, *, stream: str, field: str | None) -> SchemaError:
         where = f"adapter {self.name!r}, stream {stream!r}" + (f", field {field!r}" if field else "")
-        return SchemaError(f"{where}: {redact(message)}", adapter=self.name, stream=stream)
+        return SchemaError(f"{where}: {self._redact(message)}", adapter=self.name, stream=stream)
 
     def _field_error(self, stream: str, field: str) -> Callable[[str], Exception]:
         def make(message: str) -> Exception:
