@@ -9,6 +9,7 @@ line numbers (for error messages) and turns every malformed line into one
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -95,6 +96,22 @@ class FastSingerReader(GenericSingerReader[bytes]):
 
         RECORD messages go straight to ``callbacks["RECORD"]`` with no other work per line.
         """
+        gc_enabled = gc.isenabled()
+        # Records are plain acyclic dicts: the cyclic GC only burns CPU re-scanning the buffered
+        # batch (it halves the throughput). It is off while reading; the target collects the young
+        # generations after each drain, and the previous setting is restored at the end.
+        gc.disable()
+        try:
+            return self._process_lines(file_input, callbacks)
+        finally:
+            if gc_enabled:
+                gc.enable()
+
+    def _process_lines(
+        self,
+        file_input: IO[Any] | None,
+        callbacks: dict[str, Callable[[dict[Any, Any]], None]],
+    ) -> Counter[str]:
         cbs = {str(getattr(k, "value", k)): v for k, v in callbacks.items()}
         record_cb = cbs["RECORD"]
         loads = orjson.loads

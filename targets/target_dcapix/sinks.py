@@ -150,6 +150,11 @@ class DcApiXSink(BatchSink):
 
     MAX_SIZE_DEFAULT = DEFAULT_BATCH_SIZE_ROWS
 
+    @property
+    def batch_size_rows(self) -> int | None:
+        value = self._batch_size_rows
+        return int(value) if value else None
+
     def __init__(
         self,
         target: TargetDcApiX,
@@ -171,6 +176,8 @@ class DcApiXSink(BatchSink):
             compile_record_validator(self.schema) if mode != "off" else None
         )
         self.writer: StreamWriter = target.writer_for(self)
+        #: ``max_size`` (``batch_size_rows``) as a plain attribute for the per-record path.
+        self.limit: int = int(self.max_size)
 
     # -- singer-sdk hooks --------------------------------------------------------------------
     def get_validator(self) -> None:  # type: ignore[override]

@@ -21,6 +21,7 @@ What it guarantees:
 from __future__ import annotations
 
 import copy
+import gc
 import sys
 import time
 from collections.abc import Mapping
@@ -249,7 +250,7 @@ class TargetDcApiX(Target):
         sink.check(record)
         buf = sink.buffer
         buf.append(record)
-        if len(buf) >= sink.max_size:
+        if len(buf) >= sink.limit:
             self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, len(buf))
             self.drain_one(sink)
             self._maybe_emit_state()
@@ -331,7 +332,9 @@ class TargetDcApiX(Target):
 
     # -- draining and state ------------------------------------------------------------------------
     def note_drained(self) -> None:
-        """A sink wrote and flushed a batch (called by the sinks)."""
+        """A sink wrote and flushed a batch (called by the sinks): collect young garbage (the reader
+        runs with the cyclic GC off)."""
+        gc.collect(1)
 
     def _holding_state(self) -> bool:
         """True while a STATE may not be emitted (the end of input before finish, or an overwrite)."""

@@ -237,6 +237,8 @@ def _compile_object(schema: Mapping[str, Any]) -> RecordValidator | None:
 
     if not compiled and not required and not forbid_extra and addl_check is None:
         return None
+    if addl_check is None:
+        return _generate_object_check(compiled, required, forbid_extra)
 
     def check(rec: Mapping[str, Any]) -> tuple[str, str] | None:
         for name, value in rec.items():
@@ -264,6 +266,56 @@ def _compile_object(schema: Mapping[str, Any]) -> RecordValidator | None:
         return None
 
     return check
+
+
+_MISSING = object()
+
+
+def _bad_type(value: Any, int_ok: bool) -> bool:
+    """True unless ``value`` is a float holding an integer where integers are allowed."""
+    return not (int_ok and type(value) is float and value.is_integer())
+
+
+def _generate_object_check(
+    compiled: Mapping[str, tuple[frozenset[type] | None, bool, str, _Check | None]],
+    required: tuple[str, ...],
+    forbid_extra: bool,
+) -> RecordValidator:
+    """Generate straight-line Python for one object schema (no per-field loop, no tuple unpacking):
+    this is the per-record hot path of the target."""
+    env: dict[str, Any] = {"_M": _MISSING, "_bad_type": _bad_type, "_short": _short, "_join": _join,
+                           "_NAMES": frozenset(compiled)}
+    lines = ["def check(rec):", "    get = rec.get"]
+    for i, (name, (allowed, int_ok, tdesc, extra)) in enumerate(compiled.items()):
+        env[f"N{i}"] = name
+        if allowed is None and extra is None:
+            continue
+        lines.append(f"    v = get(N{i}, _M)")
+        lines.append("    if v is not _M:")
+        if allowed is not None:
+            env[f"T{i}"] = allowed
+            env[f"D{i}"] = tdesc
+            lines.append(f"        if type(v) not in T{i} and _bad_type(v, {int_ok!r}):")
+            lines.append(f"            return N{i}, _short(v) + ' is not of type ' + D{i}")
+        if extra is not None:
+            env[f"E{i}"] = extra
+            lines.append(f"        err = E{i}(v)")
+            lines.append("        if err is not None:")
+            lines.append(f"            return _join(N{i}, err[0]), err[1]")
+    for j, name in enumerate(required):
+        env[f"R{j}"] = name
+        lines.append(f"    if R{j} not in rec:")
+        lines.append(f"        return R{j}, 'required property is missing'")
+    if forbid_extra:
+        lines.append("    if len(rec) > len(_NAMES) or not _NAMES.issuperset(rec):")
+        lines.append("        for k in rec:")
+        lines.append("            if k not in _NAMES:")
+        env["_EXTRA"] = "additional property is not allowed (additionalProperties: false)"
+        lines.append("                return k, _EXTRA")
+    lines.append("    return None")
+    # only the structure comes from the schema; every name and value is passed in ``env``
+    exec("\n".join(lines), env)
+    return env["check"]  # type: ignore[no-any-return]
 
 
 def compile_record_validator(schema: Mapping[str, Any]) -> RecordValidator:
