@@ -261,3 +261,27 @@ def test_demo_via_singer_real_tap_and_target(plugins, project, capsys) -> None:
     assert dcapix("run", "-c", str(project / "d" / "dcapix.yml"), "demo", "--via-singer", "--dry-run") == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["mode"] == "via-singer" and plan["tap"] == "tap-dcapix" and plan["target"] == "target-dcapix"
+
+
+def test_http_dry_run_redacts_secrets(plugins, project, capsys, http_server) -> None:
+    _need(plugins, "http", "jsonl")
+    _serve(http_server, 30)
+    write_config(project, {"api": {
+        "source": {"adapter": "http", "base_url": http_server.url,
+                   "headers": {"Authorization": "Bearer tok-SECRET-123456"},
+                   "params": {"api_key": "key-SECRET-987654"},
+                   "streams": [{"name": "items", "path": "/items", "records_path": "records"}],
+                   "pagination": {"type": "offset", "offset_param": "offset", "limit_param": "limit",
+                                  "limit": 10, "total_path": "total"}},
+        "destination": {"adapter": "jsonl", "path": str(project / "out"),
+                        "storage_options": {"password": "pw-SECRET-555555"}},
+    }})
+    assert dcapix("run", "api", "--dry-run") == 0
+    cap = capsys.readouterr()
+    for secret in ("tok-SECRET-123456", "key-SECRET-987654", "pw-SECRET-555555"):
+        assert secret not in cap.out and secret not in cap.err
+    plan = json.loads(cap.out)
+    assert plan["streams"][0]["name"] == "items"
+    assert plan["source"]["pagination"]["type"] == "offset"
+    assert plan["source"]["base_url"] == http_server.url
+    assert not (project / "out").exists()

@@ -112,7 +112,12 @@ def _redacted_options(endpoint: Endpoint, cls: Any) -> dict[str, Any]:
     for k, v in endpoint.adapter_config().items():
         if k == "adapter":
             continue
-        out[k] = MASK if (k in secret or is_secret_key(k)) and v not in (None, "") else redact_mapping(v)
+        if isinstance(v, str) and "://" in v:
+            out[k] = redact(v)  # a URL: credentials and secret query values masked, the rest shown
+        elif (k in secret or is_secret_key(k)) and v not in (None, ""):
+            out[k] = MASK
+        else:
+            out[k] = redact_mapping(v)
     for k in ("transforms", "load_method", "stream_map"):
         v = getattr(endpoint, k, None)
         if v:
@@ -323,8 +328,16 @@ class Runner:
             except ConfigError:
                 raise
             except DcApiXError as exc:
+                # show what the configuration says instead (names, paths, queries, pagination)
                 plan["discover_error"] = redact(str(exc))
                 specs = [StreamSpec(n) for n in self.selection() or []]
+                if not specs:
+                    for item in self.config.source.options.get("streams") or []:
+                        if isinstance(item, str):
+                            specs.append(StreamSpec(item))
+                        elif isinstance(item, Mapping):
+                            nm = item.get("name") or item.get("table") or item.get("path") or "?"
+                            specs.append(StreamSpec(str(nm), options=dict(item)))
             for spec in specs:
                 entry: dict[str, Any] = {
                     "name": spec.name,
