@@ -439,7 +439,9 @@ class Runner:
         load_method = self.config.destination.load_method
         checkpoint_rows = self.options.checkpoint_rows or self.config.checkpoint_rows
         checkpoint_secs = self.config.checkpoint_seconds
-        can_checkpoint = self.store is not None and load_method != "overwrite"
+        # overwrite is committed only by finish_write (staging), so no state before it
+        effective = load_method or getattr(getattr(dest, "options", None), "load_method", None) or "append"
+        can_checkpoint = self.store is not None and effective != "overwrite"
         if self.progress is not None:
             self.progress.stream_started(spec.name, f"(resuming from {state})" if state else "")
         log.info("pipeline %s: stream %s -> %s (load_method=%s, state=%s)", self.name, spec.name,
