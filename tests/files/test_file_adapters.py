@@ -373,3 +373,23 @@ def test_incremental_unordered_rows_hold_the_bookmark(tmp_path, plugins):
     with create_adapter({"adapter": "jsonl", "path": str(tmp_path), "batch_size": 2, "ordered": True}) as a, \
             pytest.raises(AdapterError, match="not in 'updated_at' order"):
         list(a.read(a.get_stream("ev")))
+
+
+def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins):
+    """start_write again with a wider schema (what the Singer target does): rows written before stay,
+    and the stream read back has the new column."""
+    cfg = {"adapter": "parquet", "path": str(tmp_path)}
+    wide = SMALL.with_(schema={"type": "object", "properties": {**SMALL.properties,
+                                                                 "extra": {"type": ["number", "null"]}}})
+    with create_adapter(cfg) as a:
+        a.start_write(SMALL)
+        a.write(SMALL, Batch.from_records(_rows(2), schema=SMALL.schema))
+        a.start_write(wide)
+        a.write(wide, Batch.from_records([{"id": 9, "txt": "w", "extra": 1.5}], schema=wide.schema))
+        a.finish_write(wide)
+    with create_adapter(cfg) as a:
+        spec = a.get_stream("s")
+        assert list(spec.properties) == ["id", "txt", "extra"]
+        got = sorted((r for b in a.read(spec) for r in b.records), key=lambda r: r["id"])
+    assert got == [{"id": 0, "txt": "r0", "extra": None}, {"id": 1, "txt": "r1", "extra": None},
+                   {"id": 9, "txt": "w", "extra": 1.5}]

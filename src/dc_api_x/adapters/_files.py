@@ -572,6 +572,10 @@ class FileAdapter(ProtocolAdapter):
     def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
         raise NotImplementedError
 
+    def _discover_schema(self, stream: str, files: list[str]) -> tuple[JSONSchema, dict[str, Any]]:
+        """The stream's schema from its files (by default: the first file)."""
+        return self._file_schema(stream, files[0])
+
     def _open_writer(self, sw: _StreamWriter, part: _Part) -> None:
         raise NotImplementedError
 
@@ -670,7 +674,7 @@ class FileAdapter(ProtocolAdapter):
                                          f"{self._fs.display(path)!r}", stream=name)
                     schema = {"type": "object", "properties": {}}
                 else:
-                    schema, stored = self._file_schema(name, files[0])
+                    schema, stored = self._discover_schema(name, files)
             spec = StreamSpec(
                 name=name,
                 schema=schema,
@@ -806,7 +810,16 @@ class FileAdapter(ProtocolAdapter):
         self._require_root(stream)
         old = self._writers.pop(stream.name, None)
         if old is not None:
-            old.abort()
+            # start_write again (a schema change): what was written stays; an overwrite in progress
+            # keeps its staging directory (same run id) unless the new session is not an overwrite
+            if old.load_method == "overwrite" and (load_method or "append") != "overwrite":
+                old.abort()
+            else:
+                try:
+                    old.flush()
+                except Exception:
+                    old.abort_part()
+                    raise
         self._fs.makedirs(self._root)
         self._writers[stream.name] = _StreamWriter(self, stream, load_method or "append")
 
@@ -940,6 +953,25 @@ class ParquetAdapter(FileAdapter):
         if not (isinstance(schema, dict) and _same_types(jsonschema_to_arrow(schema), arrow_schema)):
             schema = arrow_to_jsonschema(arrow_schema)
         return schema, stored
+
+    def _discover_schema(self, stream: str, files: list[str]) -> tuple[JSONSchema, dict[str, Any]]:
+        """The union of the schemas of every file (footers only), oldest first: a column added by a
+        later run (schema evolution) is part of the stream, and a later file's type of a column wins."""
+        if len(files) == 1:
+            return self._file_schema(stream, files[0])
+        ordered = files
+        if self._fs.local:
+            ordered = sorted(files, key=lambda f: (os.path.getmtime(f), f))
+        props: dict[str, Any] = {}
+        stored: dict[str, Any] = {}
+        base: JSONSchema = {}
+        for f in ordered:
+            schema, meta = self._file_schema(stream, f)
+            base = schema
+            props.update(schema.get("properties") or {})
+            if meta:
+                stored = meta
+        return {**base, "properties": props}, stored
 
     def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
         pf = self._open_parquet(stream.name, path)
