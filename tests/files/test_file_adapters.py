@@ -393,3 +393,14 @@ def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins):
         got = sorted((r for b in a.read(spec) for r in b.records), key=lambda r: r["id"])
     assert got == [{"id": 0, "txt": "r0", "extra": None}, {"id": 1, "txt": "r1", "extra": None},
                    {"id": 9, "txt": "w", "extra": 1.5}]
+
+
+def test_jsonl_refuses_nan(tmp_path, plugins):
+    spec = StreamSpec("f", schema={"type": "object", "properties": {"x": {"type": ["number", "null"]}}})
+    with create_adapter({"adapter": "jsonl", "path": str(tmp_path)}) as a:
+        a.start_write(spec)
+        a.write(spec, Batch.from_records([{"x": 1.5}, {"x": None}], schema=spec.schema))
+        a.write(spec, Batch.from_records([{"x": float("nan")}], schema=spec.schema))
+        with pytest.raises(SchemaError, match=r"stream 'f', field 'x': NaN/Infinity"):
+            a.flush(spec)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -1110,6 +1110,13 @@ class JSONLAdapter(FileAdapter):
             part.handle = part.raw
 
     def _write_chunk(self, sw: _StreamWriter, part: _Part, table: pa.Table) -> None:
+        for f, col in zip(table.schema, table.columns, strict=True):
+            # JSON has no NaN/Infinity: orjson would write null, silently changing the value
+            if pt.is_floating(f.type) and col.null_count < len(col) and (
+                    pc.any(pc.invert(pc.is_finite(col))).as_py()):
+                raise SchemaError(f"adapter {self.name!r}, stream {sw.stream.name!r}, field {f.name!r}: "
+                                  "NaN/Infinity cannot be written as JSON", adapter=self.name,
+                                  stream=sw.stream.name)
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         records = arrow_to_records(table, sw.json_schema)
