@@ -20,7 +20,7 @@ import orjson
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["arrow_json_records"]
+__all__ = ["arrow_json_lines", "arrow_json_records"]
 
 _JSON_META = b"dcapix.json"
 
@@ -40,15 +40,14 @@ def _is_json_prop(prop: Mapping[str, Any] | None) -> bool:
     return len(types) > 1 and not types <= {"integer", "number"} and not types <= {"string"}
 
 
-def _column_values(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> list[Any]:
+def _temporal_text(col: Any) -> Any:
+    """RFC 3339 / exact text (an Arrow string array) of a timestamp, date, time or decimal column;
+    ``None`` for other types."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as pt
 
     t = col.type
-    if pt.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = col.type
     if pt.is_timestamp(t):
         if t.unit == "ns":
             try:
@@ -61,9 +60,22 @@ def _column_values(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) ->
         text = pc.utf8_replace_slice(text, 10, 11, "T")
         if t.tz is not None:
             text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
-        return text.to_pylist()  # type: ignore[no-any-return]
+        return text
     if pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
-        return col.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+        return col.cast(pa.string())
+    return None
+
+
+def _column_values(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> list[Any]:
+    import pyarrow.types as pt
+
+    t = col.type
+    if pt.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    text = _temporal_text(col)
+    if text is not None:
+        return text.to_pylist()  # type: ignore[no-any-return]
     if pt.is_binary(t) or pt.is_large_binary(t) or pt.is_fixed_size_binary(t):
         b64 = base64.b64encode
         return [None if v is None else b64(v).decode("ascii") for v in col.to_pylist()]
@@ -84,3 +96,115 @@ def arrow_json_records(table: pa.Table, schema: Mapping[str, Any] | None = None)
     cols = [_column_values(table.column(i), table.schema.field(i), props.get(name))
             for i, name in enumerate(names)]
     return [dict(zip(names, row, strict=False)) for row in zip(*cols, strict=True)]
+
+
+# ------------------------------------------------------------------------------ whole lines in Arrow
+_CTRL = r"[\x00-\x1f]"
+
+
+def _quoted(text: Any) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(pa.scalar('"'), text, pa.scalar('"'), pa.scalar(""))
+
+
+def _escape_strings(col: Any) -> Any:
+    """JSON string literals (quoted, escaped) for a string column; ``None`` if a control character
+    other than \\n, \\r, \\t needs ``\\u`` escaping (the caller falls back to orjson)."""
+    import pyarrow.compute as pc
+
+    s = pc.replace_substring(col, "\\", "\\\\")
+    s = pc.replace_substring(s, '"', '\\"')
+    if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
+        s = pc.replace_substring(s, "\n", "\\n")
+        s = pc.replace_substring(s, "\r", "\\r")
+        s = pc.replace_substring(s, "\t", "\\t")
+        if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
+            return None
+    return _quoted(s)
+
+
+def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> Any:
+    """The column as JSON text, one value per row, ``null`` for nulls (an Arrow string array)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    t = col.type
+    if pt.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    out: Any
+    if pt.is_null(t):
+        out = pa.array(["null"] * len(col), pa.string())
+    elif pt.is_boolean(t):
+        out = pc.if_else(col, pa.scalar("true"), pa.scalar("false"))
+    elif pt.is_integer(t):
+        out = col.cast(pa.string())
+    elif pt.is_floating(t):
+        if not pt.is_float64(t):  # the values Python (and the records path) would see
+            col = col.cast(pa.float64())
+        finite = pc.is_finite(col)
+        col = pc.if_else(finite, col, pa.scalar(None, col.type))  # NaN/inf -> null, as orjson does
+        text = col.cast(pa.string())
+        integral = pc.match_substring_regex(text, r"^-?[0-9]+$")
+        out = pc.if_else(integral, pc.binary_join_element_wise(text, pa.scalar(".0"), pa.scalar("")), text)
+    elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
+        out = _quoted(_temporal_text(col))
+    elif (field.metadata or {}).get(_JSON_META) == b"true" or _is_json_prop(prop):
+        if not (pt.is_string(t) or pt.is_large_string(t)):
+            raise TypeError("JSON column not stored as text")
+        out = col
+    elif pt.is_string(t) or pt.is_large_string(t):
+        out = _escape_strings(col)
+        if out is None:
+            dumps = orjson.dumps
+            out = pa.array([None if v is None else dumps(v).decode() for v in col.to_pylist()], pa.string())
+    else:  # binary, struct, list, map, …: per value
+        from .writer import json_default
+
+        vals = _column_values(col, field, prop)
+        dumps = orjson.dumps
+        out = pa.array([None if v is None else dumps(v, default=json_default).decode() for v in vals],
+                       pa.string())
+    if out.type != pa.string():
+        out = out.cast(pa.string())
+    return out.fill_null("null") if out.null_count else out
+
+
+def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: bytes, tail: bytes) -> bytes:
+    """Whole Singer lines for ``table``: ``head + {"col": value, …} + tail`` per row, built with
+    Arrow string kernels (no Python object per row). ``tail`` must end with a newline.
+
+    The values are the same as :func:`arrow_json_records` + ``orjson.dumps`` would give.
+    :raises TypeError / pyarrow.ArrowException: a column type this path does not handle (the caller
+        falls back to :func:`arrow_json_records`).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return b""
+    props = (schema or {}).get("properties") or {}
+    table = table.combine_chunks()
+    parts: list[Any] = []
+    prefix = head.decode("utf-8") + "{"
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        arr = col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
+        parts.append(pa.scalar(prefix + orjson.dumps(name).decode("utf-8") + ":"))
+        parts.append(_json_text_column(arr, table.schema.field(i), props.get(name)))
+        prefix = ","
+    if not parts:
+        return (head + b"{}" + tail) * table.num_rows
+    parts.append(pa.scalar("}" + tail.decode("utf-8")))
+    lines = pc.binary_join_element_wise(*parts, pa.scalar(""))
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if lines.null_count:
+        raise TypeError("a line came out null")
+    offsets = memoryview(lines.buffers()[1]).cast("i" if lines.type == pa.string() else "q")
+    start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
+    return bytes(memoryview(lines.buffers()[2])[start:end])
+

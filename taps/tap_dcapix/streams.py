@@ -27,7 +27,7 @@ from singer_sdk.streams import Stream
 
 from dc_api_x.types import Batch, StreamSpec
 
-from .fastjson import arrow_json_records
+from .fastjson import arrow_json_lines, arrow_json_records
 from .writer import FastSingerWriter, json_default, jsonable
 
 if t.TYPE_CHECKING:  # pragma: no cover
@@ -194,13 +194,18 @@ class AdapterStream(Stream):
                     if limit is not None and emitted + n > limit:
                         keep = max(0, limit - emitted)
                         truncated = hit_limit = True
-                    records = self._rows(batch, keep, fast and write_messages and writer is not None)
-                    if write_messages:
-                        self._emit(records, maps, fast, writer)
-                    else:
-                        yield from records
-                    emitted += len(records)
-                    record_counter.increment(len(records))
+                    lines_fast = fast and write_messages and writer is not None
+                    done = self._emit_arrow_lines(batch, keep, maps[0].stream_alias, writer) \
+                        if lines_fast and batch.has_arrow and not batch.has_records else None
+                    if done is None:
+                        records = self._rows(batch, keep, lines_fast)
+                        if write_messages:
+                            self._emit(records, maps, fast, writer)
+                        else:
+                            yield from records
+                        done = len(records)
+                    emitted += done
+                    record_counter.increment(done)
                     if truncated:
                         break
                     # every record of this batch is written: its bookmark may follow
@@ -248,6 +253,29 @@ class AdapterStream(Stream):
             return records
         dropset = set(drop)
         return [{k: v for k, v in rec.items() if k not in dropset} for rec in records]
+
+    def _emit_arrow_lines(self, batch: Batch, keep: int, stream: str, writer: Any) -> int | None:
+        """Write the batch's RECORD lines built entirely by Arrow kernels; ``None`` when a column
+        type needs the per-record path."""
+        import pyarrow as pa
+
+        table = batch.to_arrow()
+        if keep < table.num_rows:
+            table = table.slice(0, keep)
+        drop = self._deselected(list(table.column_names))
+        if drop:
+            table = table.drop_columns(drop)
+        head, tail = writer.record_affixes(stream, time_extracted=_dt.datetime.now(_dt.timezone.utc),
+                                           version=self._stream_version)
+        try:
+            data = arrow_json_lines(table, self.effective_schema, head, tail)
+        except (TypeError, ValueError, pa.ArrowException) as exc:
+            self.logger.debug("stream %r: Arrow line path not usable (%s); per-record path", self.name, exc)
+            return None
+        writer.write_raw(data)
+        if table.num_rows:
+            self.state_manager.is_flushed = False
+        return int(table.num_rows)
 
     def _emit(
         self,

@@ -79,14 +79,7 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
     ) -> int:
         """Append one RECORD line per record (``stream``, ``record``, optional ``version`` and
         ``time_extracted``), serialised with orjson; returns the number of lines."""
-        head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
-        tail = b""
-        if version is not None:
-            tail += b',"version":' + orjson.dumps(version)
-        if time_extracted is not None:
-            te = time_extracted.astimezone(_dt.timezone.utc) if time_extracted.tzinfo else time_extracted
-            tail += b',"time_extracted":' + orjson.dumps(te)
-        tail += b"}\n"
+        head, tail = self.record_affixes(stream, time_extracted=time_extracted, version=version)
         dumps = orjson.dumps
         buf = self._buf
         n = 0
@@ -98,6 +91,21 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
             if len(buf) >= self.flush_bytes:
                 self.flush()
         return n
+
+    @staticmethod
+    def record_affixes(
+        stream: str, *, time_extracted: _dt.datetime | None = None, version: int | None = None,
+    ) -> tuple[bytes, bytes]:
+        """The bytes before and after the record object of a RECORD line (``tail`` ends with a
+        newline)."""
+        head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
+        tail = b""
+        if version is not None:
+            tail += b',"version":' + orjson.dumps(version)
+        if time_extracted is not None:
+            te = time_extracted.astimezone(_dt.timezone.utc) if time_extracted.tzinfo else time_extracted
+            tail += b',"time_extracted":' + orjson.dumps(te)
+        return head, tail + b"}\n"
 
     def write_raw(self, data: bytes) -> None:
         """Append pre-serialised lines (must end with a newline)."""

@@ -54,3 +54,41 @@ def test_arrow_path_equals_dict_path() -> None:
     assert fast[0]["amount"] == "12345678901234567890.123456789"
     assert fast[1]["ts"].endswith("+00:00") and fast[1]["ts"].startswith("2024-03-01T12:00:00")
     assert fast[1]["doc"] == "just a string"
+
+
+def test_arrow_lines_equal_orjson_lines() -> None:
+    """The Arrow-kernel line builder gives the same JSON documents as orjson on the records path,
+    including strings that need escaping, control characters, floats and nulls."""
+    import pyarrow as pa
+    from tap_dcapix.fastjson import arrow_json_lines
+
+    tricky = ['plain', 'quote " and \\ backslash', "new\nline\ttab\rcr", "bell\x07 and \x00 nul",
+              "ünïcode ☃ \u2028", "", None, '{"not": "json"}', "},{\"id\":1"]
+    n = len(tricky)
+    table = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "s": pa.array(tricky, pa.string()),
+        "f": pa.array([5.0, 0.1, 1e16, -0.0, float("nan"), float("inf"), None, 2.5e-320, 123.125],
+                      pa.float64()),
+        "f32": pa.array([0.1] * n, pa.float32()),
+        "b": pa.array([True, False, None] * 3),
+        "ts": pa.array([dt.datetime(2024, 1, 1, 0, 0, i, tzinfo=dt.timezone.utc) for i in range(n - 1)]
+                       + [None], pa.timestamp("us", tz="UTC")),
+        "d": pa.array([Decimal("1.10")] * (n - 1) + [None], pa.decimal128(10, 2)),
+        "j": pa.array(['{"a": [1, 2]}', "null", '"x"'] * 3, pa.string()),
+        "lst": pa.array([[1, 2]] * n, pa.list_(pa.int64())),
+        "raw": pa.array([b"\x00\x01"] * n, pa.binary()),
+    })
+    schema = {"type": "object", "properties": {"j": {"type": ["object", "null"], "x-json": True}}}
+    head = b'{"type":"RECORD","stream":"s","record":'
+    tail = b',"time_extracted":"2024-01-01T00:00:00+00:00"}\n'
+    fast = arrow_json_lines(table, schema, head, tail)
+    lines = fast.split(b"\n")
+    assert lines[-1] == b"" and len(lines) == n + 1
+    got = [orjson.loads(x) for x in lines[:-1]]
+    want = [orjson.loads(head + orjson.dumps(r) + tail.rstrip(b"\n"))
+            for r in arrow_json_records(table, schema)]
+    assert got == want
+    assert got[3]["record"]["s"] == "bell\x07 and \x00 nul"
+    assert got[0]["record"]["f"] == 5.0 and isinstance(got[0]["record"]["f"], float)
+    assert got[4]["record"]["f"] is None and got[5]["record"]["f"] is None
