@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import ast
 import base64
+import copy
 import datetime as _dt
+import decimal
 import hashlib
+import operator
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -38,6 +41,9 @@ __all__ = [
     "CastTransform",
     "Expression",
     "FilterTransform",
+    "cast_value",
+    "compile_py",
+    "py_caster",
     "FlattenTransform",
     "HashTransform",
     "MaskTransform",
@@ -48,6 +54,10 @@ __all__ = [
 ]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Decimal context for exact arithmetic and rescaling (decimal256 holds 76 digits; Python's default 28
+#: would round silently).
+_DEC_CTX = decimal.Context(prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero,
+                                             decimal.Overflow])
 _FLOAT_EXACT = 2**53
 
 
@@ -290,9 +300,36 @@ def _kind_of_prop(prop: Mapping[str, Any] | None) -> str | None:
     if types == {"boolean"}:
         return "boolean"
     if types == {"string"}:
-        if fmt in ("decimal", "date-time", "date"):
+        if fmt == "decimal":
+            # unbounded decimals are text columns: no arithmetic or numeric comparison on them
+            return "decimal" if prop.get("x-precision") is not None else "decimal text"
+        if fmt in ("date-time", "date"):
             return str(fmt)
         return "string"
+    return None
+
+
+def _decimal_ps(node: Node, props: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """Precision and scale of a decimal expression (Arrow's rules), ``None`` when not a decimal."""
+    tag = node[0]
+    if tag == "field":
+        prop = (props or {}).get(node[1]) or {}
+        kind = _kind_of_prop(prop)
+        if kind == "decimal":
+            return int(prop["x-precision"]), int(prop.get("x-scale") or 0)
+        return (19, 0) if kind == "integer" else None
+    if tag == "const":
+        return (19, 0) if _kind_of_const(node[1]) == "integer" else None
+    if tag == "neg":
+        return _decimal_ps(node[1], props)
+    if tag == "bin" and node[1] != "/":
+        a, b = _decimal_ps(node[2], props), _decimal_ps(node[3], props)
+        if a is None or b is None:
+            return None
+        (p1, s1), (p2, s2) = a, b
+        if node[1] == "*":
+            return p1 + p2 + 1, s1 + s2
+        return max(p1 - s1, p2 - s2) + max(s1, s2) + 1, max(s1, s2)
     return None
 
 
@@ -326,13 +363,11 @@ def _infer_kind(node: Node, props: Mapping[str, Any] | None) -> str | None:
         if node[1] == "+" and "string" in (a, b):
             return "string"
         if node[1] == "/":
-            return "decimal" if "decimal" in (a, b) else "number"
+            return "number"
         if a == b == "integer":
             return "integer"
-        if "decimal" in (a, b):
-            return "decimal"
         if a in _NUMERIC and b in _NUMERIC:
-            return "number"
+            return "number" if "number" in (a, b) else "decimal"
         return None
     return None
 
@@ -356,7 +391,8 @@ def _check_types(node: Node, props: Mapping[str, Any] | None, fail: Callable[[st
         _check_types(node[3], props, fail)
         a, b = _infer_kind(node[2], props), _infer_kind(node[3], props)
         if a is not None and b is not None and not _comparable(a, b, node[3]):
-            raise fail(f"cannot compare a {a} value with a {b} value")
+            hint = " (cast it to decimal(p,s) first)" if "decimal text" in (a, b) else ""
+            raise fail(f"cannot compare a {a} value with a {b} value{hint}")
     elif tag == "in":
         _check_types(node[2], props, fail)
         a = _infer_kind(node[2], props)
@@ -364,14 +400,22 @@ def _check_types(node: Node, props: Mapping[str, Any] | None, fail: Callable[[st
             b = _kind_of_const(v)
             if a is not None and b is not None and not _comparable(a, b, ("const", v)):
                 raise fail(f"cannot compare a {a} value with {v!r}")
-    elif tag in ("isnull", "neg"):
+    elif tag == "isnull":
         _check_types(node[-1], props, fail)
+    elif tag == "neg":
+        _check_types(node[1], props, fail)
+        k = _infer_kind(node[1], props)
+        if k is not None and k not in _NUMERIC:
+            raise fail(f"unary '-' needs a number, got a {k} value")
     elif tag == "bin":
         _check_types(node[2], props, fail)
         _check_types(node[3], props, fail)
         a, b = _infer_kind(node[2], props), _infer_kind(node[3], props)
         if a is None or b is None:
             return
+        if "decimal text" in (a, b):
+            raise fail(f"operator {node[1]!r} on a decimal without precision (a text column): "
+                       "cast it to decimal(p,s) first")
         if node[1] == "+" and "string" in (a, b):
             if a != b:
                 raise fail(f"cannot add a {a} value and a {b} value (use cast first)")
@@ -438,125 +482,179 @@ def _coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
     return a, b
 
 
-_PY_CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: bool(a == b), "!=": lambda a, b: bool(a != b), "<": lambda a, b: bool(a < b),
-    "<=": lambda a, b: bool(a <= b), ">": lambda a, b: bool(a > b), ">=": lambda a, b: bool(a >= b),
+_PY_CMP: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    ">=": operator.ge,
 }
 
+PyFn = Callable[[Mapping[str, Any]], Any]
+Fail = Callable[[str, "str | None"], Exception]
 
-class _PyEvaluator:
-    def __init__(self, fail: Callable[[str, str | None], Exception]) -> None:
-        self.fail = fail
 
-    def __call__(self, node: Node, rec: Mapping[str, Any]) -> Any:
-        tag = node[0]
-        if tag == "field":
-            return rec.get(node[1])
-        if tag == "const":
-            return node[1]
-        if tag == "and":
-            result: bool | None = True
-            for sub in node[1]:
-                v = self._bool(self(sub, rec), sub)
-                if v is False:
-                    return False
+def _is_temporal_const(node: Node) -> bool:
+    return node[0] == "const" and isinstance(node[1], _dt.date)
+
+
+def compile_py(node: Node, fail: Fail) -> PyFn:
+    """Compile an expression node to a function of one record (Kleene logic: ``None`` is unknown)."""
+    tag = node[0]
+    if tag == "field":
+        name = node[1]
+        return lambda r: r.get(name)
+    if tag == "const":
+        const = node[1]
+        return lambda r: const
+    if tag in ("and", "or"):
+        subs = [(compile_py(sub, fail), _field_name(sub)) for sub in node[1]]
+        stop = tag == "or"  # the value that decides: True for or, False for and
+
+        def boolop(r: Mapping[str, Any]) -> Any:
+            result: bool | None = not stop
+            for fn, where in subs:
+                v = fn(r)
+                if v is stop:
+                    return stop
                 if v is None:
                     result = None
+                elif v is not (not stop):
+                    raise fail(f"expected a boolean, got {_show(v)}", where)
             return result
-        if tag == "or":
-            result = False
-            for sub in node[1]:
-                v = self._bool(self(sub, rec), sub)
-                if v is True:
-                    return True
-                if v is None:
-                    result = None
-            return result
-        if tag == "not":
-            v = self._bool(self(node[1], rec), node[1])
-            return None if v is None else not v
-        if tag == "isnull":
-            v = self(node[2], rec)
-            return (v is not None) if node[1] else (v is None)
-        if tag == "in":
-            v = self(node[2], rec)
+
+        return boolop
+    if tag == "not":
+        inner, where = compile_py(node[1], fail), _field_name(node[1])
+
+        def not_(r: Mapping[str, Any]) -> Any:
+            v = inner(r)
             if v is None:
                 return None
-            hit = False
-            for c in node[3]:
-                if c is None:
-                    continue
-                x, y = self._pair(v, c, node[2])
-                if x == y and isinstance(x, str) == isinstance(y, str):
-                    hit = True
-                    break
-            return (not hit) if node[1] else hit
-        if tag == "cmp":
-            a, b = self(node[2], rec), self(node[3], rec)
-            if a is None or b is None:
+            if v is True or v is False:
+                return not v
+            raise fail(f"expected a boolean, got {_show(v)}", where)
+
+        return not_
+    if tag == "isnull":
+        inner = compile_py(node[2], fail)
+        if node[1]:
+            return lambda r: inner(r) is not None
+        return lambda r: inner(r) is None
+    if tag == "in":
+        inner, where = compile_py(node[2], fail), _field_name(node[2])
+        consts = [c for c in node[3] if c is not None]
+        negate = bool(node[1])
+        temporal = any(isinstance(c, _dt.date) for c in consts)
+        try:
+            values: Any = frozenset(consts)
+        except TypeError:  # pragma: no cover - constants are always hashable
+            values = consts
+
+        def in_(r: Mapping[str, Any]) -> Any:
+            v = inner(r)
+            if v is None:
                 return None
-            a, b = self._pair(a, b, node[2])
             try:
-                return _PY_CMP[node[1]](a, b)
-            except TypeError:
-                raise self.fail(f"cannot compare {_show(a)} with {_show(b)}", _field_name(node)) from None
-        if tag == "neg":
-            v = self(node[1], rec)
+                if temporal:
+                    hit = any(x == y for x, y in (_coerce_pair(v, c) for c in consts))
+                else:
+                    hit = v in values
+            except (TypeError, ValueError):
+                raise fail(f"cannot compare {_show(v)} with {consts!r}", where) from None
+            return hit != negate
+
+        return in_
+    if tag == "cmp":
+        op = _PY_CMP[node[1]]
+        left, right = compile_py(node[2], fail), compile_py(node[3], fail)
+        where = _field_name(node)
+        temporal = _is_temporal_const(node[2]) or _is_temporal_const(node[3])
+
+        def cmp(r: Mapping[str, Any]) -> Any:
+            a = left(r)
+            if a is None:
+                return None
+            b = right(r)
+            if b is None:
+                return None
+            try:
+                if temporal:
+                    a, b = _coerce_pair(a, b)
+                return op(a, b)
+            except (TypeError, ValueError):
+                raise fail(f"cannot compare {_show(a)} with {_show(b)}", where) from None
+
+        return cmp
+    if tag == "neg":
+        inner, where = compile_py(node[1], fail), _field_name(node)
+
+        def neg(r: Mapping[str, Any]) -> Any:
+            v = inner(r)
             if v is None:
                 return None
             if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
-                raise self.fail(f"cannot negate {_show(v)}", _field_name(node))
-            return self._int_range(-v, node)
-        if tag == "bin":
-            a, b = self(node[2], rec), self(node[3], rec)
-            if a is None or b is None:
+                raise fail(f"cannot negate {_show(v)}", where)
+            return _int_range(-v, fail, where)
+
+        return neg
+    if tag == "bin":
+        opname = node[1]
+        left, right = compile_py(node[2], fail), compile_py(node[3], fail)
+        where = _field_name(node)
+
+        def arith(r: Mapping[str, Any]) -> Any:
+            a = left(r)
+            if a is None:
                 return None
-            return self._arith(node, a, b)
-        raise AssertionError(tag)  # pragma: no cover
+            b = right(r)
+            if b is None:
+                return None
+            return _py_arith(opname, a, b, fail, where)
 
-    def _pair(self, a: Any, b: Any, where: Node) -> tuple[Any, Any]:
-        try:
-            return _coerce_pair(a, b)
-        except ValueError:
-            raise self.fail(f"cannot compare {_show(a)} with {_show(b)}", _field_name(where)) from None
+        return arith
+    raise AssertionError(tag)  # pragma: no cover
 
-    def _bool(self, v: Any, node: Node) -> bool | None:
-        if v is None or isinstance(v, bool):
-            return v
-        raise self.fail(f"expected a boolean, got {_show(v)}", _field_name(node))
 
-    def _int_range(self, v: Any, node: Node) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and not _INT64_MIN <= v <= _INT64_MAX:
-            raise self.fail(f"integer overflow: {v}", _field_name(node))
-        return v
+def _int_range(v: Any, fail: Fail, where: str | None) -> Any:
+    if type(v) is int and not _INT64_MIN <= v <= _INT64_MAX:
+        raise fail(f"integer overflow: {v}", where)
+    return v
 
-    def _arith(self, node: Node, a: Any, b: Any) -> Any:
-        op = node[1]
-        if isinstance(a, str) or isinstance(b, str):
-            if op == "+" and isinstance(a, str) and isinstance(b, str):
-                return a + b
-            raise self.fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", _field_name(node))
-        for v in (a, b):
-            if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
-                raise self.fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", _field_name(node))
-        if isinstance(a, Decimal) != isinstance(b, Decimal):
-            # Decimal with float: Python refuses, do it in floats like Arrow does
-            if isinstance(a, float) or isinstance(b, float):
-                a, b = float(a), float(b)
-            else:
-                a, b = Decimal(a), Decimal(b)
-        try:
-            if op == "+":
-                return self._int_range(a + b, node)
-            if op == "-":
-                return self._int_range(a - b, node)
-            if op == "*":
-                return self._int_range(a * b, node)
-            if isinstance(a, Decimal):
-                return a / b
+
+def _py_arith(op: str, a: Any, b: Any, fail: Fail, where: str | None) -> Any:
+    ta, tb = type(a), type(b)
+    if ta is int and tb is int:
+        if op == "+":
+            return _int_range(a + b, fail, where)
+        if op == "-":
+            return _int_range(a - b, fail, where)
+        if op == "*":
+            return _int_range(a * b, fail, where)
+    if ta is str or tb is str:
+        if op == "+" and ta is str and tb is str:
+            return a + b
+        raise fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", where)
+    for v in (a, b):
+        if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
+            raise fail(f"cannot apply {op!r} to {_show(a)} and {_show(b)}", where)
+    if isinstance(a, Decimal) != isinstance(b, Decimal):
+        # Decimal with float: Python refuses, compute in floats like Arrow does
+        if isinstance(a, float) or isinstance(b, float):
+            a, b = float(a), float(b)
+        else:
+            a, b = Decimal(a), Decimal(b)
+    try:
+        if op == "/":
             return float(a) / float(b)
-        except (ZeroDivisionError, InvalidOperation):
-            raise self.fail(f"division by zero ({_show(a)} / {_show(b)})", _field_name(node)) from None
+        if isinstance(a, Decimal):
+            # exact: Decimal's default 28-digit context would round silently
+            fn = {"+": _DEC_CTX.add, "-": _DEC_CTX.subtract, "*": _DEC_CTX.multiply}[op]
+            return fn(a, b)
+        if op == "+":
+            return _int_range(a + b, fail, where)
+        if op == "-":
+            return _int_range(a - b, fail, where)
+        return _int_range(a * b, fail, where)
+    except (ZeroDivisionError, InvalidOperation):
+        raise fail(f"division by zero ({_show(a)} / {_show(b)})", where) from None
 
 
 def _field_name(node: Node) -> str | None:
@@ -677,15 +775,34 @@ class _ArrowEvaluator:
         for v in (a, b):
             if not (pt.is_integer(v.type) or pt.is_floating(v.type) or pt.is_decimal(v.type)):
                 raise self.fail(f"cannot apply {op!r} to {a.type} and {b.type}", _field_name(node))
-        if op == "/" and not (pt.is_decimal(a.type) or pt.is_decimal(b.type)):
+        if op == "/":  # always a number (float64), like the dict path
             a, b = a.cast(pa.float64()), b.cast(pa.float64())
         if pt.is_decimal(a.type) != pt.is_decimal(b.type):
             other = b if pt.is_decimal(a.type) else a
             if pt.is_floating(other.type):
                 a, b = a.cast(pa.float64()), b.cast(pa.float64())
+        if pt.is_decimal(a.type) or pt.is_decimal(b.type):
+            a, b = _wide_decimals(op, a, b)
         fn = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked,
               "/": pc.divide_checked}[op]
         return fn(a, b)
+
+
+def _wide_decimals(op: str, a: Any, b: Any) -> tuple[Any, Any]:
+    """Promote decimal operands to decimal256 when the exact result needs more than 38 digits."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    def ps(t: pa.DataType) -> tuple[int, int]:
+        if pt.is_decimal(t):
+            return t.precision, t.scale
+        return 19, 0  # int64
+
+    (p1, s1), (p2, s2) = ps(a.type), ps(b.type)
+    need = p1 + p2 + 1 if op == "*" else max(p1 - s1, p2 - s2) + max(s1, s2) + 1
+    if need <= 38 or need > 76:
+        return a, b  # fits decimal128, or Arrow reports the overflow
+    return (a.cast(pa.decimal256(max(p1, 1), s1)), b.cast(pa.decimal256(max(p2, 1), s2)))
 
 
 def _align_temporal(a: Any, b: Any) -> tuple[Any, Any]:
@@ -941,12 +1058,76 @@ def cast_value(value: Any, target: CastTarget) -> Any:
     if target.precision is None:
         return value if isinstance(value, str) else format(dec, "f")
     assert target.scale is not None
-    q = dec.quantize(Decimal(1).scaleb(-target.scale))
+    try:
+        q = dec.quantize(Decimal(1).scaleb(-target.scale), context=_DEC_CTX)
+    except InvalidOperation:
+        raise ValueError(f"does not fit decimal({target.precision},{target.scale})") from None
     if q != dec:
         raise ValueError(f"has more than {target.scale} decimal places (no rounding)")
     if len(q.as_tuple().digits) > target.precision and q != 0:
         raise ValueError(f"does not fit decimal({target.precision},{target.scale})")
     return q
+
+
+_UTC = _dt.timezone.utc
+
+
+def py_caster(target: CastTarget) -> Callable[[Any], Any]:
+    """:func:`cast_value` for one target, with fast paths for values that are already right."""
+    kind = target.kind
+
+    def slow(v: Any) -> Any:
+        return cast_value(v, target)
+
+    if kind == "integer":
+        def to_int(v: Any) -> Any:
+            if v is None or (type(v) is int and _INT64_MIN <= v <= _INT64_MAX):
+                return v
+            return cast_value(v, target)
+        return to_int
+    if kind in ("number", "boolean", "string"):
+        same = {"number": float, "boolean": bool, "string": str}[kind]
+
+        def keep(v: Any) -> Any:
+            if v is None or type(v) is same:
+                return v
+            return cast_value(v, target)
+        return keep
+    if kind == "date-time":
+        def to_dt(v: Any) -> Any:
+            if v is None:
+                return None
+            t = type(v)
+            if t is str:
+                try:
+                    d = _dt.datetime.fromisoformat(v)
+                except ValueError:
+                    return cast_value(v, target)
+                tz = d.tzinfo
+                return d.replace(tzinfo=_UTC) if tz is None else d if tz is _UTC else d.astimezone(_UTC)
+            if t is _dt.datetime and v.tzinfo is _UTC:
+                return v
+            return cast_value(v, target)
+        return to_dt
+    if kind == "decimal" and target.precision is not None:
+        assert target.scale is not None
+        quant = Decimal(1).scaleb(-target.scale)
+        limit = Decimal(10) ** (target.precision - target.scale)
+        match = _DECIMAL_TEXT.match
+        ctx = _DEC_CTX
+
+        def to_dec(v: Any) -> Any:
+            if v is None:
+                return None
+            if type(v) is str and match(v):
+                d = Decimal(v)
+                if d.is_finite() and abs(d) < limit:
+                    q = d.quantize(quant, context=ctx)
+                    if q == d:
+                        return q
+            return cast_value(v, target)
+        return to_dec
+    return slow
 
 
 def _fast_cast(col: Any, target: CastTarget, arrow_type: pa.DataType) -> Any | None:
@@ -1039,13 +1220,14 @@ class CastTransform(Transform):
     def apply_records(self, records: list[Record]) -> list[Record]:
         out = [dict(r) for r in records]
         for name, target in self.targets.items():
-            for rec in out:
-                if name in rec:
-                    value = rec[name]
-                    try:
-                        rec[name] = cast_value(value, target)
-                    except (ValueError, TypeError, ArithmeticError) as exc:
-                        raise self._error(name, value, target, str(exc) or type(exc).__name__) from None
+            cast = py_caster(target)
+            rec: Record = {}
+            try:
+                for rec in out:
+                    if name in rec:
+                        rec[name] = cast(rec[name])
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                raise self._error(name, rec.get(name), target, str(exc) or type(exc).__name__) from None
         return out
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
@@ -1138,53 +1320,66 @@ class FlattenTransform(Transform):
         return name if props is None or name in props else None
 
     def apply_records(self, records: list[Record]) -> list[Record]:
-        plan = self.plan
-        if plan is None:
+        if self.plan is None:
             return [self._flatten_dynamic(r) for r in records]
-        nested = {path[0] for _, path, _, flat in plan if flat}
-        declared = self._declared()
+        top: list[tuple[str, Callable[[Any, Record], None] | None]] = []
+        for name, prop in (schema_properties(self.input_schema) or {}).items():
+            if self._expandable(prop) and (self.options.max_depth is None or self.options.max_depth > 0):
+                top.append((name, self._emitter(name, prop, 1, name)))
+            else:
+                top.append((name, None))
+        known = frozenset(name for name, _ in top)
         out = []
         for r in records:
             new: Record = {}
-            for out_name, path, _, flat in plan:
-                if not flat:
-                    if path[0] in r:
-                        new[out_name] = r[path[0]]
-                    continue
-                v: Any = r
-                for i, key in enumerate(path):
-                    if v is None:
-                        break
-                    if not isinstance(v, Mapping):
-                        where = ".".join(path[:i])
-                        raise self.schema_error(f"expected an object, got {_show(v)}", field=where)
-                    if i > 0:
-                        extra = v.keys() - declared[path[:i]]
-                        if extra:
-                            raise self.schema_error(
-                                f"undeclared key(s) {sorted(extra)} (declare them in the schema so "
-                                "they are not lost)", field=".".join(path[:i]))
-                    v = v.get(key)
-                new[out_name] = v
-            extra_top = r.keys() - nested - new.keys()
-            for k in extra_top:
-                new[k] = r[k]
+            for name, emit in top:
+                if emit is None:
+                    if name in r:
+                        new[name] = r[name]
+                else:
+                    emit(r.get(name), new)
+            if not known.issuperset(r):
+                for k in r.keys() - known:  # undeclared top-level fields pass through unchanged
+                    new[k] = r[k]
             out.append(new)
         return out
 
-    def _declared(self) -> dict[tuple[str, ...], set[str]]:
-        """Declared child names of every flattened object, by path."""
-        declared: dict[tuple[str, ...], set[str]] = {}
+    def _emitter(self, out_name: str, prop: Mapping[str, Any], depth: int, where: str
+                 ) -> Callable[[Any, Record], None]:
+        """A function writing the flattened leaves of one object value into the output record."""
+        o: FlattenOptions = self.options
+        children: list[tuple[str, str, Callable[[Any, Record], None] | None]] = []
+        for child, cprop in prop["properties"].items():
+            name = f"{out_name}{o.separator}{child}"
+            if self._expandable(cprop) and (o.max_depth is None or depth < o.max_depth):
+                children.append((child, name, self._emitter(name, cprop, depth + 1, f"{where}.{child}")))
+            else:
+                children.append((child, name, None))
+        declared = frozenset(prop["properties"])
+        error = self.schema_error
 
-        def walk(path: tuple[str, ...], prop: Mapping[str, Any]) -> None:
-            if self._expandable(prop):
-                declared[path] = set(prop["properties"])
-                for child, cprop in prop["properties"].items():
-                    walk((*path, child), cprop)
+        def emit(value: Any, out: Record) -> None:
+            if value is None:
+                for _, name, sub in children:
+                    if sub is None:
+                        out[name] = None
+                    else:
+                        sub(None, out)
+                return
+            if type(value) is not dict and not isinstance(value, Mapping):
+                raise error(f"expected an object, got {_show(value)}", field=where)
+            if not declared.issuperset(value):
+                extra = sorted(set(value) - declared)
+                raise error(f"undeclared key(s) {extra} (declare them in the schema so they are not lost)",
+                            field=where)
+            get = value.get
+            for child, name, sub in children:
+                if sub is None:
+                    out[name] = get(child)
+                else:
+                    sub(get(child), out)
 
-        for name, prop in (schema_properties(self.input_schema) or {}).items():
-            walk((name,), prop)
-        return declared
+        return emit
 
     def _flatten_dynamic(self, rec: Mapping[str, Any], prefix: str = "", depth: int = 0) -> Record:
         o: FlattenOptions = self.options
@@ -1429,15 +1624,15 @@ class FilterTransform(Transform):
         return self.schema_error(f"{message} in {self.expr.source!r}", field=field)
 
     def apply_records(self, records: list[Record]) -> list[Record]:
-        ev = _PyEvaluator(self._fail_data)
-        node = self._node
+        fn = compile_py(self._node, self._fail_data)
         out = []
         for r in records:
-            v = ev(node, r)
+            v = fn(r)
             if v is True:
                 out.append(r)
             elif v is not None and v is not False:
-                raise self._fail_data(f"the condition gave {_show(v)}, not a boolean", _field_name(node))
+                where = _field_name(self._node)
+                raise self._fail_data(f"the condition gave {_show(v)}, not a boolean", where)
         return out
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
@@ -1536,11 +1731,17 @@ class AddFieldTransform(Transform):
             kind = _kind_of_const(self._const)
         if self.target is not None:
             prop = self.target.prop()
-        elif kind is not None:
+        elif self.expr is not None and self.expr.node[0] == "field" and props is not None:
+            prop = copy.deepcopy(props[self.expr.node[1]])  # a copy of a field keeps its exact type
+        elif kind == "decimal" and self.expr is not None:
             self._inferred = kind
             prop = dict(_KIND_PROPS[kind])
-        elif self.expr is not None and self.expr.node[0] == "field" and props is not None:
-            prop = dict(props[self.expr.node[1]])
+            ps = _decimal_ps(self.expr.node, props)
+            if ps is not None and ps[0] <= 76:
+                prop["x-precision"], prop["x-scale"] = ps
+        elif kind in _KIND_PROPS:
+            self._inferred = str(kind)
+            prop = dict(_KIND_PROPS[str(kind)])
         else:
             prop = {"type": ["string", "null"]}
         if props is None:
@@ -1569,9 +1770,11 @@ class AddFieldTransform(Transform):
         if self._node is None:
             const = self._const
             return [{**r, name: const} for r in records]
-        ev = _PyEvaluator(self._fail_data)
-        node = self._node
-        return [{**r, name: self._finish(ev(node, r))} for r in records]
+        fn = compile_py(self._node, self._fail_data)
+        if self.target is None and self._inferred != "decimal":
+            return [{**r, name: fn(r)} for r in records]
+        finish = self._finish
+        return [{**r, name: finish(fn(r))} for r in records]
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa

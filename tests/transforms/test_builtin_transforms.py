@@ -578,3 +578,56 @@ def test_arrow_input_with_other_integer_width_is_kept() -> None:
     assert out.to_arrow().column("w").to_pylist() == [2, 4]
     assert out.to_arrow().schema.field("w").type == pa.int64()
     assert records_to_arrow(out.records, out.schema).num_rows == 2
+
+
+def test_wide_decimals_are_exact() -> None:
+    """38-digit decimals: no rounding to Python's default 28-digit context, on both paths."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "s": {"type": ["string", "null"]},
+            "d": {"type": ["string", "null"], "format": "decimal", "x-precision": 38, "x-scale": 10},
+        },
+    }
+    big = "1234567890123456789012345678.0123456789"  # 38 digits
+    rows = [{"s": big, "d": Decimal(big)}]
+    chain, out_d, out_a = run_both(
+        [
+            {"type": "cast", "fields": {"s": "decimal(38,10)"}},
+            {"type": "add_field", "name": "twice", "expression": "d + d"},
+            {"type": "add_field", "name": "diff", "expression": "d - s"},
+        ],
+        rows,
+        schema,
+    )
+    r = out_d.records[0]
+    assert r["s"] == Decimal(big)
+    assert str(Decimal(r["twice"])) == "2469135780246913578024691356.0246913578"
+    assert Decimal(r["diff"]) == 0
+    assert out_a.records[0]["twice"] == Decimal("2469135780246913578024691356.0246913578")
+    twice = chain.schema["properties"]["twice"]
+    assert (twice["format"], twice["x-precision"], twice["x-scale"]) == ("decimal", 39, 10)
+    assert out_a.to_arrow().schema.field("twice").type == pa.decimal256(39, 10)
+    with pytest.raises(SchemaError, match="does not fit decimal"):
+        build_transforms([{"type": "cast", "fields": {"s": "decimal(20,10)"}}], schema)(
+            dict_batch(rows, schema)
+        )
+
+
+def test_arithmetic_on_decimal_text_needs_a_cast() -> None:
+    schema = {"type": "object", "properties": {"d": {"type": ["string", "null"], "format": "decimal"}}}
+    with pytest.raises(ConfigError, match=r"decimal without precision.*cast it to decimal\(p,s\)"):
+        build_transforms([{"type": "add_field", "name": "x", "expression": "d + d"}], schema)
+    with pytest.raises(ConfigError, match=r"cast it to decimal\(p,s\) first"):
+        build_transforms([{"type": "filter", "expression": "d > 1"}], schema)
+    rows = [{"d": "1.50"}, {"d": "-2"}]
+    _, out_d, _ = run_both(
+        [
+            {"type": "cast", "fields": {"d": "decimal(10,2)"}},
+            {"type": "add_field", "name": "x", "expression": "d * 3"},
+            {"type": "add_field", "name": "copy", "expression": "d"},
+        ],
+        rows,
+        schema,
+    )
+    assert [r["x"] for r in out_d.records] == [Decimal("4.50"), Decimal("-6.00")]

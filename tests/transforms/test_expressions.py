@@ -114,14 +114,20 @@ def test_bad_data_type_in_filter_is_schema_error() -> None:
 def test_in_with_mixed_numbers_and_offset_constants() -> None:
     import datetime as dt
 
-    schema = {"type": "object", "properties": {
-        "a": {"type": ["integer", "null"]},
-        "t": {"type": ["string", "null"], "format": "date-time"},
-        "n": {"type": ["string", "null"], "format": "date-time", "x-timezone": False}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": ["integer", "null"]},
+            "t": {"type": ["string", "null"], "format": "date-time"},
+            "n": {"type": ["string", "null"], "format": "date-time", "x-timezone": False},
+        },
+    }
     utc = dt.timezone.utc
-    rows = [{"a": 1, "t": dt.datetime(2024, 1, 1, 10, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 10)},
-            {"a": 2, "t": dt.datetime(2024, 1, 1, 12, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 12)},
-            {"a": 3, "t": None, "n": None}]
+    rows = [
+        {"a": 1, "t": dt.datetime(2024, 1, 1, 10, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 10)},
+        {"a": 2, "t": dt.datetime(2024, 1, 1, 12, tzinfo=utc), "n": dt.datetime(2024, 1, 1, 12)},
+        {"a": 3, "t": None, "n": None},
+    ]
     for expr, want in {
         "a in [1, 2.5, 3]": [1, 3],
         "t > '2024-01-01T12:30:00+02:00'": [2],  # 10:30 UTC
