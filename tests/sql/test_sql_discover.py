@@ -29,9 +29,9 @@ def test_pg_discover_types(pg_url, pg_schema, pg_exec):
     pg_exec(PG_TYPES.format(s=pg_schema))
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
         specs = {s.name: s for s in ad.discover()}
-    # not the default schema: stream names are "schema-table"
-    assert set(specs) == {f"{pg_schema}-alltypes", f"{pg_schema}-v_alltypes", f"{pg_schema}-other"}
-    spec = specs[f"{pg_schema}-alltypes"]
+    # tables of the adapter's schema are streams named like the table
+    assert set(specs) == {"alltypes", "v_alltypes", "other"}
+    spec = specs["alltypes"]
     p = spec.properties
     assert spec.key_properties == ("id",)
     assert p["id"] == {"type": "integer"}
@@ -54,8 +54,8 @@ def test_pg_discover_types(pg_url, pg_schema, pg_exec):
     assert p["arr_t"] == {"type": ["array", "null"], "items": {"type": ["string", "null"]}}
     assert set(spec.replication_keys) == {"id", "i2", "i4", "dec", "dec_free", "d", "ts", "tstz"}
     assert spec.replication_key is None
-    assert specs[f"{pg_schema}-other"].key_properties == ("k1", "k2")
-    view = specs[f"{pg_schema}-v_alltypes"]
+    assert specs["other"].key_properties == ("k1", "k2")
+    view = specs["v_alltypes"]
     assert list(view.properties) == ["id", "dec", "tstz"] and view.key_properties == ()
 
 
@@ -63,7 +63,7 @@ def test_pg_streams_config_and_include_exclude(pg_url, pg_schema, pg_exec):
     pg_exec(PG_TYPES.format(s=pg_schema))
     cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema, "include": ["*types"], "exclude": ["v_*"]}
     with create_adapter(cfg) as ad:
-        assert [s.name for s in ad.discover()] == [f"{pg_schema}-alltypes"]
+        assert [s.name for s in ad.discover()] == ["alltypes"]
     cfg = {"adapter": "sql", "url": pg_url, "stream_name_separator": ".", "streams": [
         f"{pg_schema}.other",
         {"name": "picked", "table": "alltypes", "schema": pg_schema, "columns": ["id", "tstz"],
@@ -179,7 +179,8 @@ def test_options_are_validated():
 
 def test_plugin_module_stays_light():
     code = ("import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.get_plugins().adapters.names(); "
-            "bad = [m for m in ('sqlalchemy', 'pyarrow', 'psycopg', 'adbc_driver_manager') if m in sys.modules]; "
+            "bad = [m for m in ('sqlalchemy', 'pyarrow', 'psycopg', 'adbc_driver_manager') "
+            "if m in sys.modules]; "
             "print(bad); assert not bad")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr

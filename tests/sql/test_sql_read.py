@@ -58,7 +58,8 @@ def events(request, monkeypatch):
 
         def insert(rows):
             run("INSERT INTO events VALUES (?, ?, ?, ?)",
-                [(i, ts.isoformat(timespec="microseconds"), v, str((Decimal(i) / 4).quantize(Decimal("0.01"))))
+                [(i, ts.isoformat(timespec="microseconds"), v,
+                  str((Decimal(i) / 4).quantize(Decimal("0.01"))))
                  for i, ts, v in rows])
 
         if kind == "sqlite-sqlite3":
@@ -162,7 +163,7 @@ def test_custom_query_stream_incremental(pg_url, pg_schema, pg_exec):
             {"name": "q", "query": query, "primary_keys": ["id"], "replication_key": "updated_at"}]}
         with create_adapter(cfg) as ad:
             (spec,) = ad.discover()
-            recs, batches = read_all(ad, spec)
+            recs, _batches = read_all(ad, spec)
             assert [r["big"] for r in recs] == [f"V{i}" for i in range(1, 11)]
             state = {"replication_key": "updated_at", "replication_key_value": "2024-01-01T02:00:00Z",
                      "keys_at_value": [[7]]}

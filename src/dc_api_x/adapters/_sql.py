@@ -368,7 +368,9 @@ class SQLAdapter(ProtocolAdapter):
 
     # -- configuration of streams ------------------------------------------------------------------
     def _stream_name(self, table: str, schema: str | None, default: str) -> str:
-        if schema is None or schema == default:
+        """The table name for tables of the adapter's ``schema`` (or of the database's default schema
+        when none is set); ``schema-table`` for the others."""
+        if schema is None or schema == (self.options.schema_ or default):
             return table
         return f"{schema}{self.options.stream_name_separator}{table}"
 
@@ -425,7 +427,7 @@ class SQLAdapter(ProtocolAdapter):
                 if exc and any(fnmatch.fnmatchcase(tname, p) for p in exc):
                     continue
                 sources.append(_Source(self._stream_name(tname, schema, default), table=tname,
-                                       schema=schema if schema and schema != default else None))
+                                       schema=schema))
             return [self._spec(s, tables[s.table or ""]) for s in sources]
         by_schema: dict[str | None, list[str]] = {}
         for s in sources:
@@ -672,7 +674,12 @@ class SQLAdapter(ProtocolAdapter):
 
         def col_expr(c: Any, name: str) -> Any:
             p = props[name]
-            return sa.cast(c, sa.Text).label(name) if _needs_text(p) else c
+            if _needs_text(p) and not p.get("x-json"):  # JSON arrives as text already
+                return sa.cast(c, sa.Text).label(name)
+            if json_types(p)[0] == {"array"} and _needs_text(p.get("items") or {}) | (
+                    (p.get("items") or {}).get("format") == "decimal"):
+                return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
+            return c
 
         stmt = self._select(src, props, boundary, limit, param, col_expr)
         sql = self._pg_compile(stmt)
@@ -1076,7 +1083,9 @@ class SQLAdapter(ProtocolAdapter):
         target = st.table
         sel = sa.select(*[_pg_cast(sc[n], target.c[n].type) for n in names])
         if upsert:
-            sel = sel.distinct(*[sc[k] for k in st.keys]).order_by(
+            from sqlalchemy.dialects.postgresql import distinct_on
+
+            sel = sel.ext(distinct_on(*[sc[k] for k in st.keys])).order_by(
                 *[sc[k] for k in st.keys], src.c["c_ord"].desc())
         stmt = pg_insert(target).from_select(names, sel)
         if upsert:
@@ -1193,8 +1202,9 @@ class SQLAdapter(ProtocolAdapter):
 
                         ins = pg_insert(st.table)
                         others = [n for n in table.column_names if n not in st.keys]
-                        stmt = (ins.on_conflict_do_update(index_elements=st.keys,
-                                                          set_={n: ins.excluded[n] for n in others})
+                        stmt = (ins.on_conflict_do_update(
+                            index_elements=st.keys, set_={n: ins.excluded[n] for n in others},
+                            where=sa.or_(*[st.table.c[n].is_distinct_from(ins.excluded[n]) for n in others]))
                                 if others else ins.on_conflict_do_nothing(index_elements=st.keys))
                         conn.execute(stmt, _dedupe(records, st.keys))
                         return len(records)
@@ -1282,14 +1292,9 @@ def _needs_text(prop: Mapping[str, Any]) -> bool:
     """Columns the ADBC path reads as text: plain strings of non-text types (uuid, interval …)."""
     types, _ = json_types(prop)
     if prop.get("x-json"):
-        return False
-    if types == {"string"} and prop.get("format") not in ("decimal", "date-time", "date", "time") and (
-            not prop.get("contentEncoding")):
         return True
-    if types == {"array"}:
-        items = prop.get("items") or {}
-        return bool(items.get("x-json")) or _needs_text(items) or items.get("format") == "decimal"
-    return False
+    native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
+    return types == {"string"} and not native
 
 
 def _short(name: str, suffix: str, limit: int = 63) -> str:
@@ -1641,7 +1646,9 @@ def _sqlite_values(col: pa.ChunkedArray) -> list[Any]:
             col = col.cast(pa.timestamp("us", "UTC"))
             return pc.strftime(col, format="%Y-%m-%dT%H:%M:%S+00:00").to_pylist()
         return pc.strftime(col.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S").to_pylist()
-    if pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
+    if pt.is_decimal(t):  # plain notation (Arrow's cast may give "1E-10")
+        return [None if v is None else format(v, "f") for v in col.to_pylist()]
+    if pt.is_date(t) or pt.is_time(t):
         return col.cast(pa.string()).to_pylist()
     if pt.is_boolean(t):
         return col.cast(pa.int64()).to_pylist()
