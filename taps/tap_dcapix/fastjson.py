@@ -110,10 +110,12 @@ def _quoted(text: Any) -> Any:
 
 
 def _escape_strings(col: Any) -> Any:
-    """JSON string literals (quoted, escaped) for a string column; ``None`` if a control character
-    other than \\n, \\r, \\t needs ``\\u`` escaping (the caller falls back to orjson)."""
+    """The JSON-escaped content (without the quotes) of a string column; ``None`` if a control
+    character other than \\n, \\r, \\t needs ``\\u`` escaping (the caller falls back to orjson)."""
     import pyarrow.compute as pc
 
+    if not pc.any(pc.match_substring_regex(col, r'["\\\x00-\x1f]')).as_py():
+        return col  # nothing to escape (the usual case): no copy at all
     s = pc.replace_substring(col, "\\", "\\\\")
     s = pc.replace_substring(s, '"', '\\"')
     if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
@@ -122,11 +124,13 @@ def _escape_strings(col: Any) -> Any:
         s = pc.replace_substring(s, "\t", "\\t")
         if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
             return None
-    return _quoted(s)
+    return s
 
 
-def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> Any:
-    """The column as JSON text, one value per row, ``null`` for nulls (an Arrow string array)."""
+def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> tuple[Any, bool]:
+    """The column as JSON text, one value per row, ``null`` for nulls (an Arrow string array), and
+    whether the caller must put quotes around every value (string content without nulls: the
+    quotes then go into the constant parts of the line, which saves a pass)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as pt
@@ -151,16 +155,23 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
         integral = pc.match_substring_regex(text, r"^-?[0-9]+$")
         out = pc.if_else(integral, pc.binary_join_element_wise(text, pa.scalar(".0"), pa.scalar("")), text)
     elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
-        out = _quoted(_temporal_text(col))
+        text = _temporal_text(col)
+        if not text.null_count:
+            return text, True
+        out = _quoted(text)
     elif (field.metadata or {}).get(_JSON_META) == b"true" or _is_json_prop(prop):
         if not (pt.is_string(t) or pt.is_large_string(t)):
             raise TypeError("JSON column not stored as text")
         out = col
     elif pt.is_string(t) or pt.is_large_string(t):
-        out = _escape_strings(col)
-        if out is None:
+        esc = _escape_strings(col)
+        if esc is None:
             dumps = orjson.dumps
             out = pa.array([None if v is None else dumps(v).decode() for v in col.to_pylist()], pa.string())
+        elif not esc.null_count:
+            return (esc if esc.type == pa.string() else esc.cast(pa.string())), True
+        else:
+            out = _quoted(esc)
     else:  # binary, struct, list, map, …: per value
         from .writer import json_default
 
@@ -170,7 +181,7 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
                        pa.string())
     if out.type != pa.string():
         out = out.cast(pa.string())
-    return out.fill_null("null") if out.null_count else out
+    return (out.fill_null("null") if out.null_count else out), False
 
 
 def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: bytes, tail: bytes) -> bytes:
@@ -193,12 +204,14 @@ def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: by
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         arr = col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
-        parts.append(pa.scalar(prefix + orjson.dumps(name).decode("utf-8") + ":"))
-        parts.append(_json_text_column(arr, table.schema.field(i), props.get(name)))
-        prefix = ","
+        text, quote = _json_text_column(arr, table.schema.field(i), props.get(name))
+        q = '"' if quote else ""
+        parts.append(pa.scalar(prefix + orjson.dumps(name).decode("utf-8") + ":" + q))
+        parts.append(text)
+        prefix = q + ","
     if not parts:
         return (head + b"{}" + tail) * table.num_rows
-    parts.append(pa.scalar("}" + tail.decode("utf-8")))
+    parts.append(pa.scalar(prefix[:-1] + "}" + tail.decode("utf-8")))
     lines = pc.binary_join_element_wise(*parts, pa.scalar(""))
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()

@@ -92,3 +92,23 @@ def test_arrow_lines_equal_orjson_lines() -> None:
     assert got[3]["record"]["s"] == "bell\x07 and \x00 nul"
     assert got[0]["record"]["f"] == 5.0 and isinstance(got[0]["record"]["f"], float)
     assert got[4]["record"]["f"] is None and got[5]["record"]["f"] is None
+
+
+def test_arrow_lines_without_nulls() -> None:
+    """Columns without nulls take the quotes-in-the-constant-parts path; same JSON either way."""
+    import pyarrow as pa
+    from tap_dcapix.fastjson import arrow_json_lines
+
+    table = pa.table({
+        "plain": pa.array(["a", "b c", ""]),
+        "esc": pa.array(['x"y', "back\\slash", "line\nbreak"]),
+        "ts": pa.array([dt.datetime(2024, 5, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc)] * 3,
+                       pa.timestamp("us", tz="UTC")),
+        "day": pa.array([dt.date(2024, 1, 2)] * 3),
+        "n": pa.array([1, 2, 3], pa.int32()),
+    })
+    out = arrow_json_lines(table, None, b"", b"\n")
+    got = [orjson.loads(x) for x in out.splitlines()]
+    want = orjson.loads(orjson.dumps(arrow_json_records(table, None)))
+    assert got == want
+    assert got[1]["esc"] == "back\\slash" and got[2]["esc"] == "line\nbreak"
