@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import logging
+import queue
 import random
 import re
 import threading
@@ -738,7 +739,8 @@ class HttpAdapter(ProtocolAdapter):
 
         if remaining is not None and remaining <= 0:
             return
-        for _response, page in self._pages(paginator, base, auth, s, where):
+        for _response, page in self._pages(paginator, base, auth, s, where,
+                                           max_records=limit if tracker is None else None):
             # the limit is applied inside filter(): the bookmark must not count undelivered records
             records = tracker.filter(page, remaining) if tracker is not None else page
             if remaining is not None:
@@ -769,8 +771,22 @@ class HttpAdapter(ProtocolAdapter):
             yield last
 
     def _pages(self, paginator: Paginator[Any], base: PageRequest, auth: Any, s: StreamOptions,
-               where: str) -> Iterator[tuple[Response, list[Record]]]:
-        """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items)."""
+               where: str, max_records: int | None = None) -> Iterator[tuple[Response, list[Record]]]:
+        """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items).
+
+        With the ``prefetch`` option the pages are fetched by a producer thread, one or two pages
+        ahead of the consumer (in order; errors re-raised here). ``max_records``: stop fetching
+        once that many records were produced (a ``limit`` with no filtering).
+        """
+        if not self.options.prefetch:
+            yield from self._page_loop(paginator, base, auth, s, where, max_records)
+            return
+        yield from _prefetched(self._page_loop(paginator, base, auth, s, where, max_records),
+                               name=f"dcapix-http-{s.name}")
+
+    def _page_loop(self, paginator: Paginator[Any], base: PageRequest, auth: Any, s: StreamOptions,
+                   where: str, max_records: int | None) -> Iterator[tuple[Response, list[Record]]]:
+        produced = 0
         while not paginator.finished:
             pr = PageRequest(base.method, base.url, dict(base.params), dict(base.headers), base.json)
             paginator.prepare(pr)
@@ -778,6 +794,65 @@ class HttpAdapter(ProtocolAdapter):
             records = paginator.clip(records)
             paginator.advance(response, records)
             yield response, records
+            produced += len(records)
+            if max_records is not None and produced >= max_records:
+                return
+
+
+class _Failure:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END: Any = object()
+
+
+def _prefetched(source: Iterator[Any], *, name: str, depth: int = 2) -> Iterator[Any]:
+    """Run ``source`` in a producer thread, ``depth`` items ahead; same items, same order.
+
+    The producer stops when the consumer stops (generator closed) and its errors are raised in the
+    consumer. While the consumer works on page N (building Arrow, writing), page N+1 is on the way.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:
+            put(_Failure(exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            if type(item) is _Failure:
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=2.0)
 
 
 class _Bookmark:
