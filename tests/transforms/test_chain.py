@@ -298,3 +298,29 @@ def test_the_example_in_docs_transforms_md_runs() -> None:
     finally:
         del sys.modules[mod.__name__]
     assert mod.chain.schema["properties"] == {"name": {"type": ["string", "null"]}}
+
+
+def test_streamspec_default_schema_is_an_unknown_shape(plugins: Any) -> None:
+    """A stream without declared properties (StreamSpec's default schema) is transformed by the columns
+    of each batch instead of failing with 'unknown field'."""
+    from dc_api_x import StreamSpec
+
+    spec = StreamSpec("events")
+    chain = build_transforms(
+        [{"type": "rename", "fields": {"a": "b"}}, {"type": "filter", "expression": "b > 1"}],
+        spec.schema,
+        stream=spec.name,
+    )
+    out = chain(Batch.from_records([{"a": 1, "c": "x"}, {"a": 2, "c": "y"}], schema=spec.schema))
+    assert out.records == [{"b": 2, "c": "y"}]
+    out = chain(Batch.from_arrow(pa.table({"a": [5, 0]}), schema=spec.schema))
+    assert out.to_arrow().to_pylist() == [{"b": 5}]
+
+
+def test_unknown_shape_rebinds_every_batch(plugins: Any) -> None:
+    chain = build_transforms([{"type": "flatten"}], None)
+    first = chain(Batch.from_arrow(pa.table({"a": [{"x": 1}]})))
+    second = chain(Batch.from_arrow(pa.table({"b": [{"y": "z"}], "c": [1]})))
+    assert first.to_arrow().column_names == ["a__x"]
+    assert second.to_arrow().column_names == ["b__y", "c"]
+    assert second.schema is not None and list(second.schema["properties"]) == ["b__y", "c"]

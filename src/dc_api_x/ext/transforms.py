@@ -53,12 +53,13 @@ class TransformOptions(OptionsModel):
 
 
 def schema_properties(schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The ``properties`` of a JSON Schema, or ``None`` when the schema does not declare them
-    (an unknown shape: transforms then skip field validation)."""
+    """The ``properties`` of a JSON Schema, or ``None`` when the schema does not declare any (an
+    unknown shape, like :class:`~dc_api_x.types.StreamSpec`'s default ``{"properties": {}}``):
+    transforms then skip field validation and bind to each batch's own columns."""
     if not schema:
         return None
     props = schema.get("properties")
-    if not isinstance(props, Mapping):
+    if not isinstance(props, Mapping) or not props:
         return None
     return dict(props)
 
@@ -107,6 +108,7 @@ class Transform:
         self.input_schema: JSONSchema | None = None
         #: ``transform_schema(input_schema)``, set by :meth:`bind`.
         self.output_schema: JSONSchema | None = None
+        self._static = False  # bound to a schema with declared properties
 
     # -- naming and errors --------------------------------------------------------------------
     @property
@@ -152,6 +154,7 @@ class Transform:
         schema = dict(schema) if schema is not None else {"type": "object"}
         self.input_schema = schema
         self.output_schema = self.transform_schema(schema)
+        self._static = schema_properties(schema) is not None
         return self.output_schema
 
     def output_field(self, name: str) -> str | None:
@@ -164,7 +167,9 @@ class Transform:
 
     # -- applying -------------------------------------------------------------------------------
     def _ensure_bound(self, batch: Batch) -> None:
-        if self.output_schema is not None and schema_properties(self.input_schema) is not None:
+        """Bind to the batch's own columns when the schema given at build time was unknown (then
+        every batch is bound anew: batches of an unknown shape may differ)."""
+        if self._static:
             return
         if batch.schema is not None and schema_properties(batch.schema) is not None:
             schema: JSONSchema = batch.schema
@@ -172,11 +177,10 @@ class Transform:
             from ..arrow import arrow_to_jsonschema
 
             schema = arrow_to_jsonschema(batch.to_arrow().schema)
-        elif self.output_schema is not None:
-            return
-        else:
-            schema = {"type": "object", "properties": {n: {} for n in batch.column_names}}
+        else:  # dicts of an unknown shape: transforms work on the keys each record has
+            schema = dict(batch.schema or self.input_schema or {"type": "object"})
         self.bind(schema)
+        self._static = False
 
     def apply(self, batch: Batch) -> Batch:
         """Transform one batch: columnar when ``batch.has_arrow``, on dicts otherwise. The result
