@@ -593,7 +593,7 @@ class SQLAdapter(ProtocolAdapter):
         if rk:
             value, keys = self._start_bookmark(spec, rk, state)
             boundary = _Boundary(rk, pks, value, keys)
-        if self._is_sqlite and self.options.arrow:
+        if self._is_sqlite:  # SQLite has no server-side types: always the sqlite path (ADBC or sqlite3)
             yield from self._read_sqlite(spec, src, sub_props, boundary, limit)
         elif self._adbc_available():
             yield from self._read_adbc(spec, src, sub_props, boundary, limit)
@@ -615,7 +615,7 @@ class SQLAdapter(ProtocolAdapter):
         if value is None:
             return None, []
         keys = [list(k) for k in st.get("keys_at_value") or []]
-        if not self._is_sqlite or not self.options.arrow:
+        if not self._is_sqlite:  # SQLite compares the stored text: its bookmark keeps that text
             # normalise to the form this adapter produces (UTC ISO strings, decimal scale)
             try:
                 value = _jf(_typed_value(value, spec.properties[rk]))
@@ -1020,8 +1020,7 @@ class SQLAdapter(ProtocolAdapter):
         add = {n: props.get(n) or {"type": ["string", "null"]} for n in new}
         try:
             with self.engine.begin() as conn:
-                tables = [st.table] + ([st.target] if st.target is not st.table else [])
-                for t in tables:
+                for t in [st.table]:  # (for overwrite: the stage table; the old one is replaced)
                     cols = {c["name"] for c in sa.inspect(conn).get_columns(t.name, schema=t.schema)}
                     self._add_columns(conn, t, {n: p for n, p in add.items() if n not in cols})
         except sa.exc.SQLAlchemyError as exc:
