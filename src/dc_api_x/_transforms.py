@@ -1241,9 +1241,10 @@ class CastTransform(Transform):
             arrow_type = jsonschema_field(name, prop).type
             col = _plain(table.column(name))
             result = None
+            is_json = _is_json_column(table.schema.field(name))
             if _is_null_type(col.type):
                 result = pa.nulls(table.num_rows, arrow_type)
-            else:
+            elif not is_json:  # JSON text columns are cast from their decoded values, like dicts
                 try:
                     result = _fast_cast(col, target, arrow_type)
                 except _arrow_errors():
@@ -1252,7 +1253,10 @@ class CastTransform(Transform):
                 # the column goes through Python values: exotic pairs, or a value the kernel
                 # refused (cast_value then accepts it or names it)
                 values = []
-                for v in col.to_pylist():
+                raw = col.to_pylist()
+                if is_json:
+                    raw = [None if v is None else orjson.loads(v) for v in raw]
+                for v in raw:
                     try:
                         values.append(cast_value(v, target))
                     except (ValueError, TypeError, ArithmeticError) as exc:

@@ -631,3 +631,31 @@ def test_arithmetic_on_decimal_text_needs_a_cast() -> None:
         schema,
     )
     assert [r["x"] for r in out_d.records] == [Decimal("4.50"), Decimal("-6.00")]
+
+
+def test_json_columns_cast_hash_and_mask_like_dicts() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "j": {"type": ["object", "null"]},
+            "k": {"type": ["object", "null"]},
+            "m": {"type": ["object", "null"]},
+        },
+    }
+    rows = [
+        {"j": {"b": 1, "a": [1, 2]}, "k": {"z": 1, "y": 2}, "m": {"q": "w"}},
+        {"j": None, "k": None, "m": None},
+    ]
+    _, out_d, out_a = run_both(
+        [
+            {"type": "cast", "fields": {"j": "string"}},
+            {"type": "hash", "fields": ["k"]},
+            {"type": "mask", "fields": ["m"], "keep_last": 3},
+        ],
+        rows,
+        schema,
+    )
+    assert out_d.records[0]["j"] == '{"a":[1,2],"b":1}'  # canonical: sorted keys
+    assert out_d.records[0]["k"] == hashlib.sha256(b'{"y":2,"z":1}').hexdigest()
+    assert out_d.records[0]["m"] == '******w"}'
+    assert out_a.records[0] == out_d.records[0]
