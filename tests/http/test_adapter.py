@@ -283,3 +283,50 @@ def test_plugins_do_not_import_httpx():
             "print(sorted(m for m in ('httpx', 'h2', 'sqlalchemy', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------- prefetch
+def test_prefetch_keeps_order_and_raises_errors_in_place(server):
+    rows = make_rows(60)
+
+    def handler(req):
+        off = int(req.arg("offset", "0"))
+        if off >= 40:
+            return 404, {}, {"error": "gone"}
+        return 200, {}, {"records": rows[off:off + 10], "total": 60}
+
+    server.route("GET", "/items", handler)
+    stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
+    with http(server, [stream]) as api:
+        got: list[int] = []
+        with pytest.raises(HTTPStatusError, match="404"):
+            for batch in api.read(StreamSpec("items")):
+                got += [r["id"] for r in batch.records]
+        assert got == list(range(40))  # every page before the failing one, in order
+        with http(server, [stream], prefetch=False) as sync:
+            got2: list[int] = []
+            with pytest.raises(HTTPStatusError):
+                for batch in sync.read(StreamSpec("items")):
+                    got2 += [r["id"] for r in batch.records]
+        assert got2 == got
+
+
+def test_prefetch_producer_stops_with_the_consumer(server):
+    import threading
+    import time
+
+    server.route("GET", "/items", offset_route(make_rows(500)))
+    stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
+    with http(server, [stream]) as api:
+        reader = api.read(StreamSpec("items"))
+        first = next(reader)
+        assert [r["id"] for r in first.records] == list(range(10))
+        reader.close()
+        def producers() -> list[str]:
+            return [t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-")]
+
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and producers():
+            time.sleep(0.02)
+        assert producers() == []
+    assert len(server.requests) <= 5  # at most a couple of pages ahead, not the whole stream
