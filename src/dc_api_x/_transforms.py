@@ -1072,6 +1072,26 @@ def cast_value(value: Any, target: CastTarget) -> Any:
 _UTC = _dt.timezone.utc
 
 
+def _declared_scale(prop: Mapping[str, Any] | None) -> int | None:
+    if prop and _kind_of_prop(prop) == "decimal" and prop.get("x-scale") is not None:
+        return int(prop["x-scale"])
+    return None
+
+
+def _with_scale(cast: Callable[[Any], Any], scale: int) -> Callable[[Any], Any]:
+    """``cast`` applied to Decimal values first padded to the field's declared scale (never rounded)."""
+    quant = Decimal(1).scaleb(-scale)
+
+    def padded(v: Any) -> Any:
+        if type(v) is Decimal and v.is_finite():
+            exp = v.as_tuple().exponent
+            if isinstance(exp, int) and exp > -scale:
+                v = v.quantize(quant, context=_DEC_CTX)
+        return cast(v)
+
+    return padded
+
+
 def py_caster(target: CastTarget) -> Callable[[Any], Any]:
     """:func:`cast_value` for one target, with fast paths for values that are already right."""
     kind = target.kind
@@ -1141,6 +1161,10 @@ def _fast_cast(col: Any, target: CastTarget, arrow_type: pa.DataType) -> Any | N
     is_str = pt.is_string(t) or pt.is_large_string(t)
     kind = target.kind
     if kind == "integer" and (pt.is_integer(t) or pt.is_boolean(t) or pt.is_floating(t) or is_str):
+        if is_str:  # Arrow also parses hex ("0x10"): only plain digits go to the kernel
+            ok = pc.all(pc.match_substring_regex(col, r"^[+-]?\d+$"))
+            if ok.is_valid and not ok.as_py():
+                return None
         return pc.cast(col, arrow_type, safe=True)
     if kind == "number" and (pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t) or is_str
                              or pt.is_decimal(t)):
@@ -1219,8 +1243,12 @@ class CastTransform(Transform):
 
     def apply_records(self, records: list[Record]) -> list[Record]:
         out = [dict(r) for r in records]
+        in_props = schema_properties(self.input_schema) or {}
         for name, target in self.targets.items():
             cast = py_caster(target)
+            scale = _declared_scale(in_props.get(name))
+            if scale is not None and target.kind in ("string", "decimal"):
+                cast = _with_scale(cast, scale)  # Decimal('3') of a decimal(p,4) field is 3.0000
             rec: Record = {}
             try:
                 for rec in out:
