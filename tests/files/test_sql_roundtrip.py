@@ -50,9 +50,16 @@ def _move(src: dict, dst: dict, stream: str, *, rename: str | None = None,
     return n
 
 
+def _stream_name(sql: dict, table: str) -> str:
+    """The SQL adapter's stream name of ``table`` (possibly prefixed by its schema)."""
+    with create_adapter(sql) as a:
+        names = [s.name for s in a.discover()]
+    (name,) = [n for n in names if n == table or n.endswith(f"-{table}")]
+    return name
+
+
 def _round_trip(tmp_path, sql: dict, schema: str | None, fmt: str, engine: sa.Engine) -> None:
-    # the SQL adapter names streams of a non-default schema "<schema>-<table>"
-    stream = f"{schema}-items" if schema else "items"
+    stream = _stream_name(sql, "items")
     files = {"adapter": fmt, "path": str(tmp_path / fmt)}
     assert _move(sql, files, stream) == 3
     produced = sorted(p.relative_to(tmp_path / fmt).as_posix() for p in (tmp_path / fmt).rglob(f"*.{fmt}"))
@@ -64,7 +71,7 @@ def _round_trip(tmp_path, sql: dict, schema: str | None, fmt: str, engine: sa.En
     # and, read back through the SQL adapter, the values are the ones inserted (nothing shifted,
     # rounded or truncated on the way)
     with create_adapter(sql) as a:
-        copy = a.get_stream(f"{schema}-items_copy" if schema else "items_copy")
+        copy = a.get_stream(_stream_name(sql, "items_copy"))
         got_records = [r for b in a.read(copy) for r in b.records]
     got_records.sort(key=lambda r: r["id"])
     for got, want in zip(got_records, _sql_records(), strict=True):
@@ -129,8 +136,9 @@ def test_postgres_parquet_keeps_real_types(tmp_path, plugins, pg_items):
     import pyarrow.parquet as pq
 
     sql, _engine, _schema = pg_items
-    _move(sql, {"adapter": "parquet", "path": str(tmp_path)}, f"{_schema}-items")
-    (part,) = (tmp_path / f"{_schema}-items").glob("*.parquet")
+    stream = _stream_name(sql, "items")
+    _move(sql, {"adapter": "parquet", "path": str(tmp_path)}, stream)
+    (part,) = (tmp_path / stream).glob("*.parquet")
     schema = pq.read_schema(part)
     assert schema.field("ts").type == pa.timestamp("us", tz="UTC")
     assert schema.field("naive").type == pa.timestamp("us")

@@ -1119,7 +1119,7 @@ class JSONLAdapter(FileAdapter):
                                   stream=sw.stream.name)
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
-        records = arrow_to_records(table, sw.json_schema)
+        records = arrow_to_records(_json_form_table(table), sw.json_schema)
         part.handle.write(b"".join([dumps(r, default=_json_default, option=opt) for r in records]))
 
     def _close_writer(self, part: _Part) -> None:
@@ -1136,6 +1136,29 @@ class JSONLAdapter(FileAdapter):
                         os.fsync(raw.fileno())
                 finally:
                     raw.close()
+
+
+def _json_form_table(table: pa.Table) -> pa.Table:
+    """Top-level timestamps, dates, times and decimals turned into their JSON text forms by Arrow
+    (column-wise), so that writing JSON does not build a Python object per value."""
+    cols = []
+    fields = []
+    changed = False
+    for f, col in zip(table.schema, table.columns, strict=True):
+        t = f.type
+        if pt.is_timestamp(t) and t.unit in ("s", "ms", "us") and (t.tz is None or t.tz in _UTC):
+            text = pc.strftime(col.cast(pa.timestamp(t.unit)), format="%Y-%m-%dT%H:%M:%S")
+            if t.tz is not None:
+                text = pc.binary_join_element_wise(text, "+00:00", "")
+            col, f, changed = text, pa.field(f.name, pa.string()), True
+        elif pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
+            col, f, changed = col.cast(pa.string()), pa.field(f.name, pa.string()), True
+        cols.append(col)
+        fields.append(f)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if changed else table
+
+
+_UTC = ("UTC", "utc", "+00:00", "Z", "Etc/UTC", "GMT")
 
 
 # -------------------------------------------------------------------------------------- CSV
