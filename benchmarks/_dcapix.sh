@@ -6,6 +6,9 @@ DCAPIX_ROOT=$(git -C "$_here" rev-parse --show-toplevel 2>/dev/null || (cd "$_he
 SHARED_BENCH=${SHARED_BENCH:-$DCAPIX_ROOT/../shared/bench}
 [ -f "$SHARED_BENCH/common.sh" ] || { echo "shared bench not found at $SHARED_BENCH (set SHARED_BENCH)" >&2; exit 1; }
 export DCAPIX_BIN=${DCAPIX_BIN:-$DCAPIX_ROOT/.venv/bin}
+# our own work dir (configs, outputs, logs, results): /tmp/bench-work is shared with other runs,
+# whose configs (e.g. tap-postgres.json for another row count) would be mixed with ours
+export BENCH_WORK=${BENCH_WORK:-/tmp/bench-work-dcapix}
 # shellcheck source=/dev/null
 source "$SHARED_BENCH/common.sh"
 # dcapix run keeps its state out of the working directory; --full-refresh makes every timed run

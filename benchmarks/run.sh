@@ -8,7 +8,7 @@
 #   BENCH_ONLY='dcapix|ingestr' bash benchmarks/run.sh w1   # paired ratio against one peer
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-work=${BENCH_WORK:-/tmp/bench-work}
+work=${BENCH_WORK:-/tmp/bench-work-dcapix}
 mkdir -p "$work/results"
 out=$work/results/all.md
 : >"$out"
