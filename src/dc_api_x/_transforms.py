@@ -1507,10 +1507,15 @@ class HashTransform(Transform):
 
     def apply_records(self, records: list[Record]) -> list[Record]:
         out = [dict(r) for r in records]
+        in_props = schema_properties(self.input_schema) or {}
         for f in self.options.fields:
+            fn: Callable[[Any], Any] = self.digest
+            scale = _declared_scale(in_props.get(f))
+            if scale is not None:
+                fn = _with_scale(fn, scale)
             for rec in out:
                 if f in rec:
-                    rec[f] = self.digest(rec[f])
+                    rec[f] = fn(rec[f])
         return out
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
@@ -1573,10 +1578,15 @@ class MaskTransform(Transform):
 
     def apply_records(self, records: list[Record]) -> list[Record]:
         out = [dict(r) for r in records]
+        in_props = schema_properties(self.input_schema) or {}
         for f in self.options.fields:
+            fn: Callable[[Any], Any] = self.mask
+            scale = _declared_scale(in_props.get(f))
+            if scale is not None:
+                fn = _with_scale(fn, scale)
             for rec in out:
                 if f in rec:
-                    rec[f] = self.mask(rec[f])
+                    rec[f] = fn(rec[f])
         return out
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:

@@ -118,3 +118,37 @@ def test_random_decimal_text_round_trips() -> None:
     a = chain(arrow_batch([{"v": v} for v in values], schema)).to_arrow().column("v").to_pylist()
     d = [r["v"] for r in chain(dict_batch([{"v": v} for v in values], schema)).records]
     assert a == d == [Decimal(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"type": "hash", "fields": ["v"], "salt": "x"},
+        {"type": "mask", "fields": ["v"], "keep_last": 2},
+        {"type": "mask", "fields": ["v"]},
+    ],
+)
+def test_hash_and_mask_agree_on_every_type(config: dict[str, Any]) -> None:
+    pools = [
+        ({"type": ["string", "null"]}, ["", "a", "héllo", None]),
+        ({"type": ["number", "null"]}, FLOATS[:-3]),
+        ({"type": ["integer", "null"]}, INTS),
+        ({"type": ["boolean", "null"]}, [True, False]),
+        (
+            {"type": ["string", "null"], "format": "decimal", "x-precision": 20, "x-scale": 4},
+            [Decimal("1.5"), Decimal("-0.0001"), Decimal("3")],
+        ),
+        (
+            {"type": ["string", "null"], "format": "date-time"},
+            [dt.datetime(2024, 1, 2, 5, tzinfo=dt.timezone.utc)],
+        ),
+        ({"type": ["string", "null"], "format": "date"}, [dt.date(2024, 1, 2)]),
+        ({"type": ["string", "null"], "contentEncoding": "base64"}, [b"\x00\x01abc"]),
+    ]
+    for prop, pool in pools:
+        schema = {"type": "object", "properties": {"v": prop}}
+        chain = build_transforms([config], schema)
+        rows = [{"v": v} for v in pool]
+        d = [r["v"] for r in chain(dict_batch(rows, schema)).records]
+        a = chain(arrow_batch(rows, schema)).to_arrow().column("v").to_pylist()
+        assert d == a, (prop, config)
