@@ -344,6 +344,8 @@ def test_incremental_resume_with_boundary_keys(tmp_path, plugins):
         assert final["replication_key_value"] == "2024-01-01T03:00:00+00:00"
         assert final["keys_at_value"] == [[6]]
         assert list(a.read(spec, state=final)) == []
+        with pytest.raises(AdapterError, match=r"stream 'ev', field 'updated_at': state: .*'soon'"):
+            a.read(spec, state={"replication_key": "updated_at", "replication_key_value": "soon"})
     # new rows appended later are picked up after the final bookmark
     write_stream({"adapter": "parquet", "path": str(tmp_path)}, [_ev([(7, 3), (8, 4)])], spec=INC)
     with create_adapter(cfg) as a:

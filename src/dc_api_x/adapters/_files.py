@@ -736,8 +736,17 @@ class FileAdapter(ProtocolAdapter):
             out_schema = {**stream.schema, "properties": {c: stream.properties[c] for c in columns}}
         inc = None
         if stream.replication_key:
-            inc = _Incremental(stream, state, arrow_schema.field(stream.replication_key),
-                               ordered=self.options.ordered)
+            if stream.replication_key not in arrow_schema.names:
+                raise self.error(f"replication key {stream.replication_key!r} is not in the schema",
+                                 stream=stream.name, field=stream.replication_key)
+            try:
+                inc = _Incremental(stream, state, arrow_schema.field(stream.replication_key),
+                                   ordered=self.options.ordered)
+            except (ValueError, TypeError) as exc:
+                value = (state or {}).get("replication_key_value")
+                raise self.error(f"state: replication_key_value {value!r} does not fit the replication "
+                                 f"key: {exc}", stream=stream.name,
+                                 field=stream.replication_key) from None
         return self._read(stream, files, arrow_schema, out_schema, columns, limit, inc)
 
     def _read(self, stream: StreamSpec, files: list[str], arrow_schema: pa.Schema, out_schema: JSONSchema,
