@@ -202,3 +202,14 @@ def test_invalid_auth_option_names_field(plugins):
     with pytest.raises(ConfigError, match="token_url"):
         create_plugin("auth_providers", {"type": "oauth2_client_credentials", "client_id": "a",
                                          "client_secret": "b"})
+
+
+def test_httpx_own_request_log_is_redacted(server, caplog):
+    server.route("GET", "/me", echo)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the application turned httpx's log on
+    auth = {"type": "api_key", "key": SECRET, "name": "code", "location": "query"}
+    with ApiClient(server.url, auth=auth, hooks=[]) as api:
+        assert api.get("/me").data["query"] == {"code": [SECRET]}
+    httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("HTTP Request: GET" in line for line in httpx_lines)
+    assert SECRET not in caplog.text

@@ -26,7 +26,7 @@ from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDec
 from ..ext.adapters import AdapterOptions, ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
-from ..logs import is_secret_key, redact, register_secret
+from ..logs import RedactingFilter, is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
 
 __all__ = [
@@ -42,6 +42,21 @@ __all__ = [
 ]
 
 log = logging.getLogger("dc_api_x.http")
+
+
+def _quiet_httpx_loggers() -> None:
+    """httpx logs every request at INFO with its full URL (API keys in query strings included):
+    redact its records and, unless the application set a level, keep it at WARNING (our
+    ``logging`` request hook logs requests, redacted, at DEBUG)."""
+    for name in ("httpx", "httpcore"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
+            lg.addFilter(RedactingFilter())
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+
+
+_quiet_httpx_loggers()
 
 
 # ------------------------------------------------------------------------------------ options
