@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import orjson
+from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from dc_api_x.exceptions import DcApiXError
 
-__all__ = ["FastSingerReader", "SingerInputError"]
+__all__ = ["FastSingerReader", "RecordBeforeSchemaError", "SingerInputError"]
 
 #: Bytes read per chunk (a chunk holds many lines; readlines(hint) never splits a line).
 READ_CHUNK = 1 << 22
@@ -34,6 +35,10 @@ class SingerInputError(DcApiXError):
         self.line = line
         self.stream = stream
         super().__init__(message)
+
+
+class RecordBeforeSchemaError(SingerInputError, RecordsWithoutSchemaException):
+    """A RECORD (or BATCH, ACTIVATE_VERSION) for a stream whose SCHEMA has not been received."""
 
 
 def _where(line: int, stream: Any = None) -> str:

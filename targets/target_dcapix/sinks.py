@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
@@ -34,13 +35,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .target import TargetDcApiX
 
-__all__ = ["DcApiXSink", "StreamWriter"]
+__all__ = ["DcApiXSink", "MissingKeyPropertyError", "StreamWriter"]
 
 log = logging.getLogger(__name__)
 
 #: ``validate_records: "sample"`` checks the first SAMPLE_HEAD records of a stream, then 1 in SAMPLE_EVERY.
 SAMPLE_HEAD = 1000
 SAMPLE_EVERY = 100
+
+
+class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
+    """A record lacks one of its stream's key properties."""
+
+    def __init__(self, message: str, *, stream: str | None = None) -> None:
+        SchemaError.__init__(self, message, stream=stream)
 
 
 def _one_line(text: str) -> str:
@@ -209,7 +217,7 @@ class DcApiXSink(BatchSink):
             )
         for key in self.keys:
             if key not in record:
-                raise SchemaError(
+                raise MissingKeyPropertyError(
                     f"stream {self.stream_name!r}, {self._target.where()}, field {key!r}: "
                     f"key property is missing from the record", stream=self.stream_name,
                 )
@@ -251,9 +259,29 @@ class DcApiXSink(BatchSink):
 
     def process_batch(self, context: dict[Any, Any]) -> None:
         records = context.get("records") or []
+        if records and self.writer.load_method == "upsert" and self.keys:
+            records = self._last_per_key(records)
         if records:
             self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
             self._target.note_drained()
+
+    def _last_per_key(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upsert: a key seen twice in one batch keeps its last record (a merge statement may not touch
+        the same row twice); the order of the kept records follows their last occurrence."""
+        keys = self.keys
+        if len(keys) == 1:
+            k = keys[0]
+            latest = {r[k]: r for r in records}
+        else:
+            latest = {tuple(r[k] for k in keys): r for r in records}
+        if len(latest) == len(records):
+            return records
+        dupes = len(records) - len(latest)
+        self.tally_duplicate_merged(dupes)
+        self.logger.info("%d records of %r repeat a key within the batch: the last one of each is kept",
+                         dupes, self.stream_name)
+        wanted = {id(r) for r in latest.values()}
+        return [r for r in records if id(r) in wanted]
 
     def activate_version(self, new_version: int) -> None:
         self._target.activate_version(self, new_version)

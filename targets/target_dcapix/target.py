@@ -35,7 +35,7 @@ from singer_sdk.target_base import Target
 
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
 
-from .reader import FastSingerReader, SingerInputError
+from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
 from .sinks import DcApiXSink, StreamWriter
 
@@ -174,7 +174,13 @@ class TargetDcApiX(Target):
         spec = sink.spec
         writer = self._writers.get(sink.stream_name)
         if writer is None:
-            writer = StreamWriter(self._adapter, spec, self.load_method)
+            method = self.load_method
+            if method == "upsert" and not spec.key_properties:
+                # nothing to merge on: rows of a stream without key properties are appended
+                self.logger.info("Stream %r has no key properties: loaded with append instead of upsert",
+                                 sink.stream_name)
+                method = "append"
+            writer = StreamWriter(self._adapter, spec, method)
             self._writers[sink.stream_name] = writer
         else:
             writer.update_spec(spec)
@@ -196,7 +202,7 @@ class TargetDcApiX(Target):
             )
 
     def _unknown_stream(self, stream: Any, what: str) -> SingerInputError:
-        return SingerInputError(
+        return RecordBeforeSchemaError(
             f"{self.where()}, stream {stream!r}: {what} before the stream's SCHEMA message",
             stream=stream if isinstance(stream, str) else None,
         )
@@ -210,7 +216,9 @@ class TargetDcApiX(Target):
                 f"{self.where()}: SCHEMA 'stream' must be a non-empty string, got {stream!r}")
         if not isinstance(schema, dict):
             raise SingerInputError(f"{self.where()}, stream {stream!r}: SCHEMA 'schema' must be an object")
-        schema.setdefault("properties", {})
+        if not isinstance(schema.get("properties"), dict):
+            raise SingerInputError(f"{self.where()}, stream {stream!r}: SCHEMA 'schema' has no 'properties' "
+                                   f"object (a stream's schema must describe its fields)", stream=stream)
         keys = message_dict.get("key_properties")
         if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
             raise SingerInputError(

@@ -42,7 +42,7 @@ def test_no_state_for_records_the_adapter_did_not_commit(run_target):
 
 def test_state_waits_for_buffered_records_until_the_end(run_target):
     msgs = [schema_msg(), rec(1), state(1), rec(2), state(2)]
-    run = run_target(msgs)  # batch_size_rows default (100k): one write at the end
+    run = run_target(msgs, inprocess=True)  # batch_size_rows default (100k): one write at the end
     assert run.rc == 0, run.stderr
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": 2}}}]
     assert [c["call"] for c in run.calls()] == ["start_write", "write", "flush", "finish_write", "close"]
@@ -50,7 +50,7 @@ def test_state_waits_for_buffered_records_until_the_end(run_target):
 
 def test_overwrite_emits_state_only_after_finish_write(run_target, tmp_path: Path):
     msgs = [schema_msg(), rec(1), rec(2), state(2), rec(3), state(3)]
-    run = run_target(msgs, batch_size_rows=1, load_method="overwrite")
+    run = run_target(msgs, batch_size_rows=1, load_method="overwrite", inprocess=True)
     assert run.rc == 0, run.stderr
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": 3}}}]
     assert [r["id"] for r in run.rows("users")] == [1, 2, 3]
@@ -58,7 +58,7 @@ def test_overwrite_emits_state_only_after_finish_write(run_target, tmp_path: Pat
 
 
 def test_append_only_is_accepted_as_append(run_target):
-    run = run_target([schema_msg(), rec(1)], load_method="append-only")
+    run = run_target([schema_msg(), rec(1)], load_method="append-only", inprocess=True)
     assert run.rc == 0, run.stderr
     assert run.calls()[0]["load_method"] == "append"
 
@@ -68,7 +68,7 @@ def test_schema_change_mid_stream_flushes_the_old_batch_first(run_target):
     wider["properties"]["email"] = {"type": ["string", "null"]}
     msgs = [schema_msg(), rec(1), rec(2), state(2), schema_msg(schema=wider),
             rec(3, email="a@x"), state(3)]
-    run = run_target(msgs)
+    run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     rows = run.rows("users")
     assert [r["id"] for r in rows] == [1, 2, 3]
@@ -87,7 +87,7 @@ def test_several_streams_and_keys(run_target):
     other = {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": "integer"}}}
     msgs = [schema_msg(), schema_msg("kv", other, keys=["k"]),
             rec(1), {"type": "RECORD", "stream": "kv", "record": {"k": "a", "v": 1}}, rec(2), state(9)]
-    run = run_target(msgs, load_method="upsert")
+    run = run_target(msgs, load_method="upsert", inprocess=True)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1, 2]
     assert run.rows("kv") == [{"k": "a", "v": 1}]
@@ -97,7 +97,7 @@ def test_several_streams_and_keys(run_target):
 
 
 def test_empty_stream_is_still_created(run_target):
-    run = run_target([schema_msg(), state(0)])
+    run = run_target([schema_msg(), state(0)], inprocess=True)
     assert run.rc == 0, run.stderr
     assert [c["call"] for c in run.calls()] == ["start_write", "finish_write", "close"]
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": 0}}}]
@@ -106,7 +106,7 @@ def test_empty_stream_is_still_created(run_target):
 def test_activate_version_without_hard_delete_keeps_rows(run_target):
     msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1},
             {**rec(1), "version": 1}, {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1}]
-    run = run_target(msgs)
+    run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1]
     assert run.calls()[0]["load_method"] == "append"
@@ -116,10 +116,10 @@ def test_activate_version_with_hard_delete_replaces_the_stream(run_target, tmp_p
     msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7},
             {**rec(5), "version": 7}, {**rec(6), "version": 7},
             {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7}]
-    first = run_target([schema_msg(), rec(1), rec(2)])
+    first = run_target([schema_msg(), rec(1), rec(2)], inprocess=True)
     assert first.rc == 0
     # second run into the same directory: the old rows of earlier versions must be gone
-    run = run_target(msgs, hard_delete=True, path=str(first.out))
+    run = run_target(msgs, hard_delete=True, path=str(first.out), inprocess=True)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in first.rows("users")] == [5, 6]  # same directory as the first run
     assert [c["load_method"] for c in first.calls() if c["call"] == "start_write"][-1] == "overwrite"
@@ -138,7 +138,7 @@ def test_batch_messages_jsonl_gzip_and_parquet(run_target, tmp_path: Path):
             {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet", "compression": "none"},
              "manifest": [str(pqf)]},
             rec(6), state(6)]
-    run = run_target(msgs)
+    run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     rows = run.rows("users")
     assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -151,7 +151,7 @@ def test_batch_file_with_a_bad_record_names_the_file_and_field(run_target, tmp_p
     jl.write_text(json.dumps(rec(1)["record"]) + "\n" + json.dumps({"id": "x"}) + "\n")
     msgs = [schema_msg(), {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"},
                            "manifest": [str(jl)]}, state(1)]
-    run = run_target(msgs)
+    run = run_target(msgs, inprocess=True)
     assert run.rc == 1
     assert len(run.error_lines) == 1
     assert "field 'id'" in run.error_lines[0] and "line 2" in run.error_lines[0]
@@ -161,7 +161,7 @@ def test_batch_file_with_a_bad_record_names_the_file_and_field(run_target, tmp_p
 def test_stream_maps_take_the_sdk_record_path(run_target):
     msgs = [schema_msg(), rec(1), rec(2), state(2)]
     run = run_target(msgs, stream_maps={"users": {"__alias__": "people", "name": "__NULL__",
-                                                  "__filter__": "record['id'] != 2"}})
+                                                  "__filter__": "record['id'] != 2"}}, inprocess=True)
     assert run.rc == 0, run.stderr
     assert run.rows("people") == [{"id": 1, "amount": 1.5, "updated_at": "2024-01-02T00:00:00Z"}]
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": 2}}}]
