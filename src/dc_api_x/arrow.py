@@ -445,6 +445,8 @@ def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
                 arr = _string_column(values, typ)
                 if arr is not None:
                     return arr
+            elif pt.is_date(typ) and any(isinstance(v, _dt.datetime) for v in values):
+                pass  # pa.array would drop a time of day silently: the per-value path checks it
             else:
                 try:
                     return pa.array(values, type=typ, from_pandas=False)

@@ -90,6 +90,9 @@ def test_dates_times_binary_json():
         dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
     with pytest.raises(ConversionError):
         one({"type": "string", "format": "date"}, ["2024-03-01T10:00:00"])  # would drop the time
+    with pytest.raises(ConversionError):
+        one({"type": "string", "format": "date"}, [dt.date(2024, 1, 1), dt.datetime(2024, 3, 1, 10)])
+    assert one({"type": "string", "format": "date"}, [dt.datetime(2024, 3, 1)]) == [dt.date(2024, 3, 1)]
     assert one({"type": "string", "format": "time"}, ["12:34:56.5"]) == [dt.time(12, 34, 56, 500000)]
     assert one({"type": "string", "contentEncoding": "base64"}, ["AP8=", b"\x01"]) == [b"\x00\xff", b"\x01"]
     with pytest.raises(ConversionError):
