@@ -108,24 +108,33 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
         return head, tail + b"}\n"
 
     def write_raw(self, data: bytes) -> None:
-        """Append pre-serialised lines (must end with a newline)."""
+        """Append pre-serialised lines (must end with a newline). A large block goes straight to
+        stdout (after what is buffered), without a copy into the buffer."""
+        if len(data) >= self.flush_bytes:
+            self.flush()
+            self._write_out(data)
+            return
         self._buf += data
         if len(self._buf) >= self.flush_bytes:
             self.flush()
+
+    @staticmethod
+    def _write_out(data: bytes | bytearray) -> None:
+        out = sys.stdout
+        out.flush()
+        raw = getattr(out, "buffer", None)
+        if raw is not None:
+            raw.write(data)
+            raw.flush()
+        else:
+            out.write(bytes(data).decode("utf-8"))
+            out.flush()
 
     def flush(self) -> None:
         """Write the buffer to stdout and flush it."""
         if not self._buf:
             return
-        out = sys.stdout
-        out.flush()
-        raw = getattr(out, "buffer", None)
-        if raw is not None:
-            raw.write(self._buf)
-            raw.flush()
-        else:
-            out.write(self._buf.decode("utf-8"))
-            out.flush()
+        self._write_out(self._buf)
         self._buf.clear()
 
     def discard(self) -> None:
