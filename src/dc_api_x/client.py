@@ -160,6 +160,20 @@ class ApiClient:
     def head(self, path: str = "", **kwargs: Any) -> Response:
         return self.request("HEAD", path, **kwargs)
 
+    def stream(self, method: str, path: str = "", **kwargs: Any) -> Any:
+        """The adapter's streamed request (a context manager yielding an iterable of byte
+        chunks), for bodies too large for memory: ``with api.stream("GET", "/export") as r: …``.
+        The client's ``auth`` is used unless ``auth=`` is given; hooks are not called."""
+        stream = getattr(self.adapter, "stream", None)
+        if stream is None:
+            from .exceptions import NotSupportedError
+
+            name = getattr(self.adapter, "name", "?")
+            raise NotSupportedError(f"adapter {name!r} does not support stream()", adapter=name)
+        if self.auth is not None:
+            kwargs.setdefault("auth", self.auth)
+        return stream(method, path, **kwargs)
+
     # -- pagination ------------------------------------------------------------------------------
     def paginate(
         self,

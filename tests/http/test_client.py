@@ -165,3 +165,14 @@ def test_example_demo_runs():
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "cursor pagination: 250 records" in res.stdout and "offset pagination: 250 records" in res.stdout
+
+
+def test_client_stream_uses_client_auth(server):
+    def blob(req):
+        return 200, {}, (req.headers.get("authorization") or "-").encode() * 1000
+
+    server.route("GET", "/blob", blob)
+    api = ApiClient(server.url, hooks=[], auth={"type": "bearer", "token": "tk-0001"})
+    with api, api.stream("GET", "/blob", chunk_size=1000) as resp:
+        body = b"".join(resp)
+    assert body == b"Bearer tk-0001" * 1000
