@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import time
 import uuid
 from decimal import Decimal
 
@@ -377,10 +378,11 @@ def test_incremental_unordered_rows_hold_the_bookmark(tmp_path, plugins):
         list(a.read(a.get_stream("ev")))
 
 
-def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins):
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins, fmt):
     """start_write again with a wider schema (what the Singer target does): rows written before stay,
-    and the stream read back has the new column."""
-    cfg = {"adapter": "parquet", "path": str(tmp_path)}
+    and the stream read back has the new column; a later run with the narrower schema keeps it."""
+    cfg = {"adapter": fmt, "path": str(tmp_path)}
     wide = SMALL.with_(schema={"type": "object", "properties": {**SMALL.properties,
                                                                  "extra": {"type": ["number", "null"]}}})
     with create_adapter(cfg) as a:
@@ -395,6 +397,12 @@ def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins):
         got = sorted((r for b in a.read(spec) for r in b.records), key=lambda r: r["id"])
     assert got == [{"id": 0, "txt": "r0", "extra": None}, {"id": 1, "txt": "r1", "extra": None},
                    {"id": 9, "txt": "w", "extra": 1.5}]
+    time.sleep(0.01)
+    write_stream(cfg, [_rows(1, 20)], spec=SMALL)
+    with create_adapter(cfg) as a:
+        spec = a.get_stream("s")
+        assert list(spec.properties) == ["id", "txt", "extra"]
+        assert len([r for b in a.read(spec) for r in b.records]) == 4
 
 
 def test_jsonl_refuses_nan(tmp_path, plugins):

@@ -432,15 +432,28 @@ class _StreamWriter:
         try:
             self.adapter._close_writer(part)
             self.fs.sync_file(part.tmp)
+            self._write_sidecar()  # before the first part becomes visible
             self.fs.rename(part.tmp, part.final)
             self.fs.sync_dir(self.work_dir)
         except BaseException:
             self.fs.remove(part.tmp)
             raise
         self.parts.append(part.final)
-        if self.adapter.needs_sidecar and not self.sidecar_written:
-            self.fs.write_atomic(self.fs.join(self.work_dir, SIDECAR), self.sidecar)
-            self.sidecar_written = True
+
+    def _write_sidecar(self) -> None:
+        """``_schema.json`` (csv/jsonl): the stream's schema; appending keeps the properties of the
+        schema already there (columns of earlier runs stay readable)."""
+        if not self.adapter.needs_sidecar or self.sidecar_written:
+            return
+        path = self.fs.join(self.work_dir, SIDECAR)
+        doc = orjson.loads(self.sidecar)
+        if self.load_method != "overwrite" and self.fs.exists(path):
+            with contextlib.suppress(Exception), self.fs.open_read(path) as fh:
+                old = orjson.loads(fh.read())
+                props = {**(old.get("schema") or {}).get("properties", {}), **doc["schema"]["properties"]}
+                doc["schema"] = {**doc["schema"], "properties": props}
+        self.fs.write_atomic(path, orjson.dumps(doc))
+        self.sidecar_written = True
 
     def abort_part(self) -> None:
         self.buffer, self.buffered = [], 0
@@ -492,9 +505,7 @@ class _StreamWriter:
             # no rows: still leave one (empty) part so the stream and its schema exist
             self._open_part()
             self._close_part()
-        if self.adapter.needs_sidecar and not self.sidecar_written:
-            self.fs.write_atomic(self.fs.join(self.work_dir, SIDECAR), self.sidecar)
-            self.sidecar_written = True
+        self._write_sidecar()
         if self.load_method == "overwrite":
             fs = self.fs
             old = None
@@ -849,6 +860,8 @@ class FileAdapter(ProtocolAdapter):
             table = batch.to_arrow(sw.arrow_schema)
             if not table.schema.equals(sw.arrow_schema):
                 table = cast_table(table, sw.arrow_schema)
+            # same types; carry the stream's field metadata (JSON columns) on every buffered table
+            table = pa.Table.from_arrays(table.columns, schema=sw.arrow_schema)
         except ConversionError as exc:
             sw.abort_part()
             raise SchemaError(f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
