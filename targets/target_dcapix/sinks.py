@@ -178,6 +178,7 @@ class DcApiXSink(BatchSink):
         super().__init__(target, stream_name, schema, key_properties)
         self._target: TargetDcApiX = target
         self.keys: tuple[str, ...] = tuple(self.key_properties or ())
+        self._prop_names: frozenset[str] = frozenset(self.schema.get("properties") or {})
         mode = target.validate_mode
         self.validate_mode: str = mode
         self.validator: RecordValidator | None = (
@@ -228,6 +229,8 @@ class DcApiXSink(BatchSink):
         self._n_validated = n + 1
         if self.validate_mode == "sample" and n >= SAMPLE_HEAD and n % SAMPLE_EVERY:
             return
+        if not self._prop_names.issuperset(record):
+            self._warn_extra(record)
         err = validator(record)
         if err is not None:
             field, message = err
@@ -235,6 +238,15 @@ class DcApiXSink(BatchSink):
                 f"stream {self.stream_name!r}, {self._target.where()}, field {field or '(record)'!r}: "
                 f"{_one_line(message)}", stream=self.stream_name,
             )
+
+    def _warn_extra(self, record: dict[str, Any]) -> None:
+        """Fields the schema does not declare are not loaded (the destination has no column for
+        them): say so once per field rather than drop them silently."""
+        for name in record:
+            if name not in self._prop_names and name not in self._warned_missing_fields:
+                self._warned_missing_fields.add(name)
+                self.logger.warning("stream %r: field %r is not in the stream's schema; it is not loaded "
+                                    "(first seen at %s)", self.stream_name, name, self._target.where())
 
     def _validate_and_parse(self, record: dict[Any, Any]) -> dict[Any, Any]:
         """The SDK's record path (stream maps / metadata): validate, no per-record type conformance."""

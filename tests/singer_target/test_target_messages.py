@@ -175,3 +175,10 @@ def test_input_file_option(run_target, tmp_path: Path):
     run = run_target([], args=("--input", str(src)))
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1]
+
+
+def test_fields_missing_from_the_schema_are_reported_not_silently_dropped(run_target, caplog):
+    run = run_target([schema_msg(), rec(1, surprise="x"), rec(2, surprise="y")], inprocess=True)
+    assert run.rc == 0, run.stderr
+    warnings = [r.getMessage() for r in caplog.records if "surprise" in r.getMessage()]
+    assert len(warnings) == 1 and "not in the stream's schema" in warnings[0] and "line 2" in warnings[0]
