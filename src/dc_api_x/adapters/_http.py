@@ -951,7 +951,8 @@ class _Bookmark:
             return None
         bm: dict[str, Any] = {"replication_key": self.rk, "replication_key_value": self.max}
         if self.pks:
-            bm["keys_at_value"] = [list(k) for k in self.keys_at_max]
+            # a shallow copy is a snapshot: the key lists themselves are never changed
+            bm["keys_at_value"] = list(self.keys_at_max)
         return bm
 
 
