@@ -560,10 +560,14 @@ def enable_plugins(
         for g in [*entry_point_groups, *sorted(_env_list(GROUPS_ENV))]:
             if g not in groups:
                 groups.append(g)
+        seen: set[tuple[str | None, str]] = set()
         for group in groups:
             for ep in metadata.entry_points(group=group):
                 dist = getattr(ep, "dist", None)
                 dname = dist.metadata["Name"] if dist is not None else None
+                if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
+                    continue
+                seen.add((dname, ep.value))
                 name = _unique_name(ps, ep.name, dname)
                 info = PluginInfo(name, module=ep.value, distribution=dname,
                                   version=dist.version if dist is not None else None, group=group)

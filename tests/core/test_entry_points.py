@@ -210,3 +210,17 @@ def test_two_real_plugins_registering_one_name_is_an_error() -> None:
         build(plugins=[twin])
     ps = build(plugins=[twin], blocked=["example"])
     assert ps.adapters.get("example") is ProtocolAdapter
+
+
+def test_a_plugin_declared_in_two_groups_loads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    (example,) = [ep for ep in metadata.entry_points(group="dc_api_x.plugins") if ep.name == "example"]
+
+    def fake_entry_points(*, group: str) -> list[Any]:
+        return [example] if group in ("dc_api_x.plugins", "extra.group") else []
+
+    monkeypatch.setattr(plugins_mod.metadata, "entry_points", fake_entry_points)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        ps = build(entry_point_groups=["extra.group"])
+    assert [n for n in ps.plugins if not ps.plugins[n].builtin] == ["example"]
+    assert ps.plugins["example"].status == "loaded"
