@@ -204,3 +204,28 @@ def test_read_of_a_dropped_table_names_it(pg_url, pg_schema, pg_exec):
         with pytest.raises(AdapterError) as ei:
             read_all(ad, spec)
     assert f"table '{pg_schema}.gone' not found" in str(ei.value) and "adapter 'sql'" in str(ei.value)
+
+
+@pytest.mark.parametrize("adbc", [True, False], ids=["sqlite-adbc", "sqlite-sqlite3"])
+def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adbc):
+    """adbc-driver-sqlite infers types from a batch's values: NULL-only first batches and numbers in
+    text columns must not break (or change) a read."""
+    if not adbc:
+        from dc_api_x.adapters._sql import SQLAdapter
+
+        monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+    url, run = sqlite_db
+    run("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "
+        "ts TIMESTAMPTZ, bin BLOB)")
+    run("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(i, None, None, None, None, None, None) for i in range(1, 6)]
+        + [(6, "x", 7, 0.1, "1.25", "2020-01-01T00:00:00+00:00", b"\x01"),
+           (7, 12, 8, 2.5, 3, "2020-01-02", None)])
+    with create_adapter({"adapter": "sql", "url": url, "batch_size": 2}) as ad:
+        (spec,) = ad.discover()
+        recs, batches = read_all(ad, spec)
+    assert [len(b) for b in batches] == [2, 2, 2, 1]
+    assert recs[5] == {"id": 6, "a": "x", "b": 7, "f": 0.1, "d": Decimal("1.25"),
+                       "ts": dt.datetime(2020, 1, 1, tzinfo=UTC), "bin": b"\x01"}
+    assert recs[6] == {"id": 7, "a": "12", "b": 8, "f": 2.5, "d": Decimal("3.00"),
+                       "ts": dt.datetime(2020, 1, 2, tzinfo=UTC), "bin": None}

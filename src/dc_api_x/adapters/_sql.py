@@ -644,6 +644,48 @@ class SQLAdapter(ProtocolAdapter):
             stmt = stmt.limit(limit + extra)
         return stmt
 
+    def _select_sentinel(self, src: _Source, props: Mapping[str, JSONSchema], boundary: _Boundary | None,
+                         limit: int | None, rk_param: Any, target: pa.Schema) -> Any:
+        """The SQLite query for adbc-driver-sqlite, which infers each column's type from the values of
+        its first batch (all-NULL → int64, then fails on a string): a first row of typed sentinel
+        values (marked ``_o = 0``, dropped on reading) fixes every type. Text-like columns are read
+        ``CAST(… AS TEXT)`` so a number stored in them cannot break the inferred type either."""
+        import pyarrow.types as pt
+
+        names = list(props)
+        frm = self._from_clause(src, names)
+        sentinels, cols = [], []
+        for f in target:
+            c = frm.c[f.name]
+            if pt.is_integer(f.type) or pt.is_boolean(f.type):
+                sentinels.append(sa.literal(0, sa.Integer))
+                cols.append(c)
+            elif pt.is_floating(f.type):
+                sentinels.append(sa.literal(0.5, sa.Float))
+                cols.append(c)
+            elif pt.is_binary(f.type):
+                sentinels.append(sa.literal(b"\x00", sa.LargeBinary))
+                cols.append(sa.cast(c, sa.LargeBinary))
+            else:
+                sentinels.append(sa.literal("", sa.Text))
+                cols.append(sa.cast(c, sa.Text))
+        head = sa.select(sa.literal(0, sa.Integer).label("_o"),
+                         *[v.label(f"s{i}") for i, v in enumerate(sentinels)])
+        body = sa.select(sa.literal(1, sa.Integer).label("_o"),
+                         *[c.label(f"s{i}") for i, c in enumerate(cols)]).select_from(frm)
+        order: list[Any] = []
+        if boundary is not None:
+            if boundary.value is not None:
+                body = body.where(frm.c[boundary.rk] >= rk_param)
+            order = [f"s{names.index(boundary.rk)}", *[f"s{names.index(k)}" for k in boundary.pks]]
+        stmt = sa.union_all(head, body)
+        if order:
+            stmt = stmt.order_by(stmt.selected_columns["_o"], *[stmt.selected_columns[o] for o in order])
+        if limit is not None:
+            extra = len(boundary.keys) if boundary is not None else 0
+            stmt = stmt.limit(limit + extra + 1)
+        return stmt
+
     def _emit(self, spec: StreamSpec, boundary: _Boundary | None, table: pa.Table, limit: int | None,
               rk: Callable[[int], Any] | None, pk: Callable[[int], tuple[Any, ...]] | None,
               schema: JSONSchema) -> tuple[Batch | None, int]:
@@ -747,8 +789,12 @@ class SQLAdapter(ProtocolAdapter):
     def _read_sqlite(self, spec: StreamSpec, src: _Source, props: dict[str, JSONSchema],
                      boundary: _Boundary | None, limit: int | None) -> Iterator[Batch]:
         target = jsonschema_to_arrow({"properties": props})
-        stmt = self._select(src, props, boundary, limit,
-                            sa.bindparam("rk_value", boundary.value if boundary else None))
+        rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
+        use_adbc = self._sqlite_adbc_path()
+        if use_adbc:
+            stmt = self._select_sentinel(src, props, boundary, limit, rk_param, target)
+        else:
+            stmt = self._select(src, props, boundary, limit, rk_param)
         compiled = stmt.compile(dialect=self.dialect)
         params = [compiled.params[name] for name in (compiled.positiontup or [])]
         size = self.options.batch_size or ARROW_BATCH_SIZE
@@ -757,7 +803,7 @@ class SQLAdapter(ProtocolAdapter):
         rk_i = names.index(boundary.rk) if boundary else -1
         pk_i = [names.index(k) for k in boundary.pks] if boundary else []
         remaining = limit
-        chunks: Any = (self._sqlite_chunks_adbc if self._sqlite_adbc_path() else self._sqlite_chunks)(
+        chunks: Any = (self._sqlite_chunks_adbc if use_adbc else self._sqlite_chunks)(
             str(compiled), params, target, size, spec, src)
         try:
             for table, raw in chunks:
@@ -812,6 +858,23 @@ class SQLAdapter(ProtocolAdapter):
         finally:
             raw.close()
 
+    def _adbc_batches(self, reader: Any, spec: StreamSpec, src: _Source) -> Iterator[pa.RecordBatch]:
+        """The driver's batches without the sentinel row and the marker column."""
+        import pyarrow as pa
+
+        first = True
+        while True:
+            try:
+                rb = reader.read_next_batch()
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise self._db_error(exc, f"reading {src.label}", stream=spec.name) from None
+            if first:
+                rb, first = rb.slice(1), False
+            if rb.num_rows:
+                yield pa.RecordBatch.from_arrays(rb.columns[1:], names=rb.schema.names[1:])
+
     def _sqlite_chunks_adbc(self, sql: str, params: list[Any], target: pa.Schema, size: int,
                             spec: StreamSpec, src: _Source) -> Iterator[tuple[pa.Table, _Getter]]:
         """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts."""
@@ -833,13 +896,7 @@ class SQLAdapter(ProtocolAdapter):
                 reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise self._read_error(exc, spec, src) from None
-            while True:
-                try:
-                    rb = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise self._db_error(exc, f"reading {src.label}", stream=spec.name) from None
+            for rb in _rebatch(self._adbc_batches(reader, spec, src), size):
                 arrays = [_sqlite_coerce(rb.column(i), f, self._field_error(spec.name, f.name))
                           for i, f in enumerate(target)]
                 yield pa.Table.from_arrays(arrays, schema=target), _arrow_getter(rb)
@@ -1259,6 +1316,25 @@ class SQLAdapter(ProtocolAdapter):
 _Getter = Callable[[int, int], Any]
 
 
+def _rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of exactly ``size`` rows (the last one shorter)."""
+    import pyarrow as pa
+
+    carry: pa.RecordBatch | None = None
+    for rb in batches:
+        if carry is not None:
+            rb = pa.Table.from_batches([carry, rb]).combine_chunks().to_batches()[0]
+            carry = None
+        off = 0
+        while rb.num_rows - off >= size:
+            yield rb.slice(off, size)
+            off += size
+        if off < rb.num_rows:
+            carry = rb.slice(off)
+    if carry is not None:
+        yield carry
+
+
 def _tuple_getter(cols: list[tuple[Any, ...]]) -> Callable[[int, int], Any]:
     def get(c: int, i: int) -> Any:
         return cols[c][i]
@@ -1569,10 +1645,24 @@ def _sqlite_coerce(arr: pa.Array, f: pa.Field, err: Callable[[str], Exception]) 
         return _sqlite_array(arr.to_pylist(), f, err)
 
 
+_OFFSET = re.compile(r"(?:[+-]\d\d:?\d\d|[Zz])$")
+
+
+def _has_offset(arr: pa.Array) -> bool:
+    """Whether the first non-null text of ``arr`` ends with a zone offset."""
+    valid = arr.drop_null()
+    return len(valid) > 0 and bool(_OFFSET.search(str(valid[0].as_py())))
+
+
 def _string_cast(arr: pa.Array, t: pa.DataType, err: Callable[[str], Exception]) -> pa.Array:
     import pyarrow as pa
     import pyarrow.types as pt
 
+    if pt.is_timestamp(t) and t.tz is None and _has_offset(arr):
+        try:  # offsets in a naive column: normalised to UTC
+            return arr.cast(pa.timestamp(t.unit, "UTC")).cast(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     try:
         return arr.cast(t)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
