@@ -678,7 +678,7 @@ class SQLAdapter(ProtocolAdapter):
             if boundary.value is not None:
                 body = body.where(frm.c[boundary.rk] >= rk_param)
             order = [f"s{names.index(boundary.rk)}", *[f"s{names.index(k)}" for k in boundary.pks]]
-        stmt = sa.union_all(head, body)
+        stmt: Any = sa.union_all(head, body)
         if order:
             stmt = stmt.order_by(stmt.selected_columns["_o"], *[stmt.selected_columns[o] for o in order])
         if limit is not None:
