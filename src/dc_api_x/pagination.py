@@ -79,8 +79,9 @@ class OffsetOptions(PaginatorOptions):
 
 class OffsetPaginator(Paginator[int]):
     """``?offset=N&limit=L``; the next offset is the current one plus the records received (so a
-    server that caps the page size loses nothing). Stops on an empty or short page, at the
-    ``total_path`` total, or when ``has_more_path`` is false."""
+    server that caps the page size loses nothing). Stops on an empty page, at the ``total_path``
+    total when there is one (else on a page shorter than ``limit``), or when ``has_more_path`` is
+    false."""
 
     name = "offset"
     Options = OffsetOptions
@@ -103,9 +104,12 @@ class OffsetPaginator(Paginator[int]):
         total = _int_at(response, self.options.total_path)
         if total is not None:
             self.total = total
-        if self.options.stop_on_short_page and len(records) < self.options.limit:
-            return False
-        return not (self.total is not None and int(self.current_value or 0) + len(records) >= self.total)
+        if self.total is not None:
+            # a known total decides (a server that caps the page size below `limit` loses nothing)
+            return int(self.current_value or 0) + len(records) < self.total
+        opts = self.options
+        # without a limit param the server picks the page size: a "short" page means nothing
+        return not (opts.stop_on_short_page and opts.limit_param and len(records) < opts.limit)
 
     def get_next(self, response: Response, records: Sequence[Any]) -> int:
         return int(self.current_value or 0) + len(records)
@@ -152,8 +156,10 @@ class PageNumberPaginator(Paginator[int]):
             if int(self.current_value or 0) >= last:
                 return False
         total = _int_at(response, opts.total_path)
-        if total is not None and self.items >= total:
-            return False
+        if total is not None:
+            return self.items < total
+        if self.total_pages is not None:
+            return True
         return not (opts.page_size and len(records) < opts.page_size)
 
     def get_next(self, response: Response, records: Sequence[Any]) -> int:

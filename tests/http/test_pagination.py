@@ -60,6 +60,26 @@ def test_offset_short_page_stops_and_server_cap_loses_nothing(server):
         assert len(server.requests) == 1
 
 
+def test_offset_known_total_beats_a_server_page_cap(server):
+    # limit 10 asked, the server answers 4 per page; the total says there is more: keep going
+    server.route("GET", "/items", offset_route(make_rows(18), max_limit=4))
+    with client(server) as api:
+        got = list(api.paginate("/items", records_path="records",
+                                paginator={"type": "offset", "limit": 10, "total_path": "total"}))
+    assert ids(got) == list(range(18))
+    assert [int(r.arg("offset")) for r in server.requests] == [0, 4, 8, 12, 16]
+
+
+def test_offset_without_limit_param_ignores_page_size(server):
+    rows = make_rows(23)
+    server.route("GET", "/items", lambda req: (200, {}, rows[int(req.arg("offset", "0")):][:7]))
+    with client(server) as api:
+        got = list(api.paginate("/items", paginator={"type": "offset", "limit_param": None}))
+    assert ids(got) == list(range(23))
+    assert all(r.arg("limit") is None for r in server.requests)
+    assert [int(r.arg("offset")) for r in server.requests] == [0, 7, 14, 21, 23]
+
+
 def test_offset_stops_on_empty_page_without_total(server):
     server.route("GET", "/items", offset_route(make_rows(30), total=False))
     with client(server) as api:
