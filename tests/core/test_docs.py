@@ -69,3 +69,22 @@ def test_the_adapter_example_in_adapters_md_runs() -> None:
         del sys.modules[mod.__name__]
     assert mod.dst.tables["numbers"][-1] == {"n": 5, "label": "row 5"}
     assert mod.src._closed and mod.dst._closed
+
+
+def test_every_hook_example_in_hooks_md_is_a_working_plugin() -> None:
+    import types
+
+    from dc_api_x import plugins as plugins_mod
+
+    text = (DOCS / "hooks.md").read_text()
+    for sec in re.split(r"^## ", text, flags=re.M)[1:]:
+        hook = sec.split("(")[0]
+        (code,) = re.findall(r"```python\n(.*?)```", sec, flags=re.S)
+        mod = types.ModuleType(f"docs_example_{hook}")
+        exec(compile(code, f"docs/hooks.md ({hook})", "exec"), mod.__dict__)
+        ps = enable_plugins(entry_points=False, builtins=False, plugins=[mod], make_current=False)
+        info = ps.plugins[mod.__name__]
+        attr = plugins_mod.KINDS[hook][0]
+        assert info.status == "loaded", (hook, info.reason)
+        assert list(info.registers) == [attr] and info.registers[attr], hook
+        ps.close()  # cleanups of the examples must be safe to run
