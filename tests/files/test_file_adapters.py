@@ -88,9 +88,12 @@ def test_json_forms_from_singer_records(tmp_path, plugins):
 
 
 def test_jsonl_json_forms_on_disk(tmp_path, plugins):
-    write_stream({"adapter": "jsonl", "path": str(tmp_path)}, [sample_records()[:1]])
+    write_stream({"adapter": "jsonl", "path": str(tmp_path)}, [sample_records()[:2]])
     (part,) = (tmp_path / "orders").glob("*.jsonl")
-    line = orjson.loads(part.read_bytes().splitlines()[0])
+    line, second = (orjson.loads(x) for x in part.read_bytes().splitlines())
+    # exactly datetime.isoformat(): no fraction when the microseconds are zero
+    assert second["ts"] == "1970-01-01T00:00:00+00:00" and second["naive"] == "2038-01-19T03:14:08"
+    assert second["day"] == "0001-01-01" and second["amount"] == "-0.0000000001"
     assert line["amount"] == "1234567890123456789012345678.0123456789"
     assert line["ts"] == "2024-02-29T23:59:59.999999+00:00"
     assert line["naive"] == "1999-12-31T23:59:59.123456"

@@ -1169,7 +1169,9 @@ def _json_form_table(table: pa.Table) -> pa.Table:
     for f, col in zip(table.schema, table.columns, strict=True):
         t = f.type
         if pt.is_timestamp(t) and t.unit in ("s", "ms", "us") and (t.tz is None or t.tz in _UTC):
-            text = pc.strftime(col.cast(pa.timestamp(t.unit)), format="%Y-%m-%dT%H:%M:%S")
+            # datetime.isoformat(): 6 fractional digits, none when the microseconds are 0
+            text = pc.strftime(col.cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
+            text = pc.replace_substring_regex(text, pattern=r"\.000000$", replacement="")
             if t.tz is not None:
                 text = pc.binary_join_element_wise(text, "+00:00", "")
             col, f, changed = text, pa.field(f.name, pa.string()), True
