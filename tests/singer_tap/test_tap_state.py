@@ -95,3 +95,37 @@ def test_dry_run_limit(tmp_path: Path, lite_plugins) -> None:
     # the state never covers a record that was not emitted
     bm = last_state(msgs)["bookmarks"]["items"]
     assert all(k[0] <= 7 for k in bm.get("keys_at_value", []))
+
+
+def test_transforms_rename_mask_filter_keep_state(tmp_path: Path, run_tap) -> None:
+    """dc-api-x transforms run on every batch: the SCHEMA, keys and replication key follow the
+    renamed fields, and the state is still the adapter's bookmark (resume works)."""
+    db = tmp_path / "src.sqlite"
+    make_items(db, range(1, 11))
+    cfg = _cfg(db, transforms=[{"type": "rename", "fields": {"updated_at": "changed_at", "id": "item_id"}},
+                               {"type": "mask", "fields": ["name"]},
+                               {"type": "filter", "expression": "item_id != 3"}])
+    msgs = run_tap(cfg)
+    schema = next(m for m in msgs if m["type"] == "SCHEMA")
+    assert set(schema["schema"]["properties"]) == {"item_id", "name", "amount", "changed_at"}
+    assert schema["key_properties"] == ["item_id"]
+    assert schema["bookmark_properties"] == ["changed_at"]
+    recs = records_of(msgs)
+    assert [r["item_id"] for r in recs] == [1, 2, 4, 5, 6, 7, 8, 9, 10]
+    assert all(r["name"] != f"name-{r['item_id']}" for r in recs)
+    bm = last_state(msgs)["bookmarks"]["items"]
+    assert bm["replication_key_value"] == "2024-01-01T00:00:02+00:00"
+    make_items(db, range(11, 13))
+    again = records_of(run_tap(cfg, state=last_state(msgs)))
+    assert [r["item_id"] for r in again] == [11, 12]
+
+
+def test_transforms_unknown_field_is_config_error(tmp_path: Path, run_tap) -> None:
+    import pytest
+
+    from dc_api_x.exceptions import ConfigError
+
+    db = tmp_path / "src.sqlite"
+    make_items(db, range(1, 3))
+    with pytest.raises(ConfigError, match="nope"):
+        run_tap(_cfg(db, transforms=[{"type": "rename", "fields": {"nope": "x"}}]))
