@@ -1161,7 +1161,7 @@ class JSONLAdapter(FileAdapter):
 
 
 def _json_form_table(table: pa.Table) -> pa.Table:
-    """Top-level timestamps, dates, times and decimals turned into their JSON text forms by Arrow
+    """Top-level timestamps, dates and times turned into their JSON text forms by Arrow
     (column-wise), so that writing JSON does not build a Python object per value."""
     cols = []
     fields = []
@@ -1175,7 +1175,7 @@ def _json_form_table(table: pa.Table) -> pa.Table:
             if t.tz is not None:
                 text = pc.binary_join_element_wise(text, "+00:00", "")
             col, f, changed = text, pa.field(f.name, pa.string()), True
-        elif pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
+        elif pt.is_date(t) or pt.is_time(t):  # not decimals: Arrow writes 1E-10 where JSON wants 0.0000000001
             col, f, changed = col.cast(pa.string()), pa.field(f.name, pa.string()), True
         cols.append(col)
         fields.append(f)
