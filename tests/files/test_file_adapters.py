@@ -241,6 +241,13 @@ def test_flush_makes_rows_durable_and_opens_a_new_part(tmp_path, plugins):
     assert not [p for p in tmp_path.rglob(".*")]
 
 
+def test_csv_text_forms(tmp_path, plugins):
+    write_stream({"adapter": "csv", "path": str(tmp_path)}, [sample_records()])
+    (part,) = (tmp_path / "orders").glob("*.csv")
+    text = part.read_text()
+    assert "-0.0000000001" in text and "AP8QYmluYXJ5" in text and '""' in text
+
+
 def test_append_adds_parts_across_runs(tmp_path, plugins):
     cfg = {"adapter": "csv", "path": str(tmp_path)}
     write_stream(cfg, [_rows(2)], spec=SMALL)

@@ -1305,6 +1305,10 @@ class CSVAdapter(FileAdapter):
                 col = pa.array([None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
                                type=pa.string())
                 f = pa.field(f.name, pa.string())
+            elif pt.is_decimal(f.type):  # plain notation (Arrow's cast would write 1E-10)
+                col = pa.array([None if v is None else format(v, "f") for v in col.to_pylist()],
+                               type=pa.string())
+                f = pa.field(f.name, pa.string())
             elif pt.is_time(f.type):
                 col = pa.array([None if v is None else v.isoformat() for v in col.to_pylist()],
                                type=pa.string())
