@@ -330,3 +330,22 @@ def test_prefetch_producer_stops_with_the_consumer(server):
             time.sleep(0.02)
         assert producers() == []
     assert len(server.requests) <= 5  # at most a couple of pages ahead, not the whole stream
+
+
+def test_inferred_schema_grows_with_fields_seen_later(server):
+    rows = [{"id": i} for i in range(10)] + [{"id": i, "extra": f"x{i}", "n": 1.5} for i in range(10, 20)]
+    server.route("GET", "/items", offset_route(rows))
+    stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
+    with http(server, [stream]) as api:
+        spec = api.get_stream("items")
+        assert list(spec.schema["properties"]) == ["id"]  # inferred from the first page only
+        batches = list(api.read(spec))
+    assert list(batches[0].schema["properties"]) == ["id"]
+    assert batches[1].schema["properties"]["extra"] == {"type": ["string", "null"]}
+    table = batches[1].to_arrow()
+    assert table.column("extra").to_pylist() == [f"x{i}" for i in range(10, 20)]
+    assert table.column("n").to_pylist() == [1.5] * 10
+    # an explicit schema is the user's choice: it is not widened
+    fixed = {**stream, "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}
+    with http(server, [fixed]) as api:
+        assert all(list(b.schema["properties"]) == ["id"] for b in api.read(api.get_stream("items")))

@@ -717,6 +717,9 @@ class HttpAdapter(ProtocolAdapter):
             schema = stream.schema
         else:
             schema = s.json_schema or self._schemas.get(name)
+        # an inferred schema (no explicit `schema` option) grows with fields first seen later:
+        # a field missing from the batch schema would be dropped by the Arrow view
+        widen = s.json_schema is None
         cols = list(columns) if columns is not None else None
         if cols is not None and schema is not None:
             props = schema.get("properties") or {}
@@ -766,7 +769,10 @@ class HttpAdapter(ProtocolAdapter):
                 records = [{c: r[c] for c in cols if c in r} for r in records]
             if schema is None and records:
                 schema = infer_schema(records)
-                self._schemas[name] = schema
+                if cols is None:  # a projection is not the stream's schema
+                    self._schemas[name] = schema
+            elif widen and records and cols is None:
+                schema = _widen(schema, records, where)
             if pending:
                 pending.extend(records)
             else:
@@ -868,6 +874,19 @@ def _prefetched(source: Iterator[Any], *, name: str, depth: int = 2) -> Iterator
     finally:
         stop.set()
         worker.join(timeout=2.0)
+
+
+def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSONSchema | None:
+    """``schema`` plus the fields of ``records`` it does not have (types inferred from them)."""
+    if schema is None:
+        return None
+    props = schema.get("properties") or {}
+    known = props.keys()
+    if all(r.keys() <= known for r in records):
+        return schema
+    new = infer_schema([{k: v for k, v in r.items() if k not in props} for r in records])["properties"]
+    log.info("%s: new field(s) %s added to the inferred schema", where, ", ".join(sorted(new)))
+    return {**schema, "properties": {**props, **new}}
 
 
 class _Bookmark:
