@@ -1054,13 +1054,16 @@ class SQLAdapter(ProtocolAdapter):
             raise self._schema_error("key property missing from the batch", stream=stream.name,
                                      field=missing[0])
         if self._is_pg and self._adbc_available():
-            n = self._write_pg(stream, st, table)
+            affected = self._write_pg(stream, st, table)
         elif self._is_sqlite:
-            n = self._write_sqlite(stream, st, table)
+            affected = self._write_sqlite(stream, st, table)
         else:
-            n = self._write_generic(stream, st, table)
-        st.rows += n
-        return WriteResult(rows=n, committed=True)
+            affected = self._write_generic(stream, st, table)
+        st.rows += table.num_rows
+        # rows = the batch's rows, all committed; "affected" = what the database reported changing
+        # (an upsert of unchanged rows affects none)
+        return WriteResult(rows=table.num_rows, committed=True,
+                           details={"load_method": st.load_method, "affected": affected})
 
     def _evolve(self, stream: StreamSpec, batch: Batch, st: _WriteState) -> None:
         new = [n for n in batch.column_names if n not in st.table.c]
@@ -1129,7 +1132,9 @@ class SQLAdapter(ProtocolAdapter):
                                      field=fld) from None
         finally:
             cur.close()
-        return int(rows) if rows is not None and rows >= 0 else table.num_rows
+        if rows is not None and rows >= 0:
+            return int(rows)
+        return table.num_rows if direct is not None else -1
 
     def _pg_insert_sql(self, st: _WriteState, stage: str, names: list[str], upsert: bool) -> str:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -1214,7 +1219,7 @@ class SQLAdapter(ProtocolAdapter):
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany(sql, rows)
+                affected = con.executemany(sql, rows).rowcount
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -1223,7 +1228,7 @@ class SQLAdapter(ProtocolAdapter):
             fld = _sqlite_field(str(exc), names)
             raise self._schema_error(f"batch not written (rolled back): {exc}", stream=stream.name,
                                      field=fld) from None
-        return len(rows)
+        return int(affected)
 
     def _sqlite_insert_sql(self, st: _WriteState, names: list[str]) -> str:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -1262,19 +1267,20 @@ class SQLAdapter(ProtocolAdapter):
                             index_elements=st.keys, set_={n: ins.excluded[n] for n in others},
                             where=sa.or_(*[st.table.c[n].is_distinct_from(ins.excluded[n]) for n in others]))
                                 if others else ins.on_conflict_do_nothing(index_elements=st.keys))
-                        conn.execute(stmt, _dedupe(records, st.keys))
-                        return len(records)
+                        res = conn.execute(stmt, _dedupe(records, st.keys))
+                        return int(res.rowcount if res.rowcount is not None else -1)
                     # staged merge: delete the keys, then insert (same transaction)
                     cond = sa.and_(*[st.table.c[k] == sa.bindparam(f"k_{i}") for i, k in enumerate(st.keys)])
                     conn.execute(st.table.delete().where(cond),
                                  [{f"k_{i}": r[k] for i, k in enumerate(st.keys)} for r in records])
                     records = _dedupe(records, st.keys)
-                conn.execute(st.table.insert(), records)
+                res = conn.execute(st.table.insert(), records)
+                affected = res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(records)
         except sa.exc.SQLAlchemyError as exc:
             raise self._schema_error(f"batch not written (rolled back): {_short_msg(exc)}",
                                      stream=stream.name,
                                      field=_sqlite_field(str(exc), table.column_names)) from None
-        return len(records)
+        return int(affected)
 
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Nothing to do: every :meth:`write` commits its batch."""
