@@ -72,16 +72,36 @@ def main() -> None:
         wall, cpu = _best(lambda fmt=fmt, batch=batch: write_files(fmt, table, records, batch), args.repeat)
         print(f"{fmt} adapter write ({batch} batches of 50k): {args.rows / wall:,.0f} rows/s wall, "
               f"{args.rows / cpu:,.0f} rows/s CPU")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("parquet", "jsonl", "csv"):
+            write_files(fmt, table, records, "arrow", out=f"{tmp}/{fmt}")
+            wall, cpu = _best(lambda fmt=fmt: read_files(fmt, f"{tmp}/{fmt}"), args.repeat)
+            print(f"{fmt} adapter read: {args.rows / wall:,.0f} rows/s wall, "
+                  f"{args.rows / cpu:,.0f} rows/s CPU")
 
 
-def write_files(fmt: str, table: Any, records: list[dict[str, Any]], kind: str) -> None:
+def read_files(fmt: str, path: str) -> int:
+    from dc_api_x import create_adapter
+
+    with create_adapter({"adapter": fmt, "path": path}) as a:
+        return sum(len(b) for b in a.read(a.get_stream("bench")))
+
+
+def write_files(fmt: str, table: Any, records: list[dict[str, Any]], kind: str,
+                out: str | None = None) -> None:
     """The file adapter's write path: start_write, write 50k-row batches, finish_write (fsync, rename)."""
+    import contextlib
     import tempfile
 
     from dc_api_x import Batch, StreamSpec, create_adapter
 
     spec = StreamSpec("bench", schema=SCHEMA)
-    with tempfile.TemporaryDirectory() as out, create_adapter({"adapter": fmt, "path": out}) as a:
+    with contextlib.ExitStack() as stack:
+        if out is None:
+            out = stack.enter_context(tempfile.TemporaryDirectory())
+        a = stack.enter_context(create_adapter({"adapter": fmt, "path": out}))
         a.start_write(spec)
         for i in range(0, table.num_rows, 50_000):
             if kind == "arrow":
