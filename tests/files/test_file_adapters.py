@@ -277,6 +277,16 @@ def test_overwrite_is_atomic(tmp_path, plugins, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
 
 
+def test_crash_inside_the_overwrite_swap_is_recovered(tmp_path, plugins):
+    cfg = {"adapter": "parquet", "path": str(tmp_path)}
+    write_stream(cfg, [_rows(3)], spec=SMALL)
+    # a crash after "s" was renamed aside and before the new directory was renamed in
+    (tmp_path / "s").rename(tmp_path / ".s.old-20240101T000000-deadbeef")
+    (tmp_path / ".s.tmp-20240101T000000-deadbeef").mkdir()
+    write_stream(cfg, [_rows(1, 3)], spec=SMALL)
+    assert sorted(r["id"] for r in read_all(cfg)) == [0, 1, 2, 3]
+
+
 def test_upsert_is_refused(tmp_path, plugins):
     with create_adapter({"adapter": "parquet", "path": str(tmp_path)}) as a, \
             pytest.raises(AdapterError, match=r"load_method 'upsert'.*append, overwrite"):

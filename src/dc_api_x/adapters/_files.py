@@ -841,7 +841,21 @@ class FileAdapter(ProtocolAdapter):
                     old.abort_part()
                     raise
         self._fs.makedirs(self._root)
+        self._recover(stream)
         self._writers[stream.name] = _StreamWriter(self, stream, load_method or "append")
+
+    def _recover(self, stream: StreamSpec) -> None:
+        """Undo a crash between the two renames of an overwrite swap: the stream directory is missing
+        and the previous one waits as ``.<stream>.old-<runid>``: put it back."""
+        fs, safe = self._fs, _safe_name(stream.name)
+        final = fs.join(self._root, safe)
+        if fs.exists(final):
+            return
+        olds = sorted(p for p, is_dir in fs.listdir(self._root)
+                      if is_dir and fs.basename(p).startswith(f".{safe}.old-"))
+        if olds:
+            fs.rename(olds[-1], final)
+            fs.sync_dir(self._root)
 
     def _writer(self, stream: StreamSpec) -> _StreamWriter:
         sw = self._writers.get(stream.name)
