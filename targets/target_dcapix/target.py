@@ -106,6 +106,7 @@ class TargetDcApiX(Target):
         self._pending_state = False
         self._finishing = False
         self._records_seen = 0
+        self._collect_due = False
         self._adapter: Any = None
         super().__init__(
             config=config,
@@ -261,6 +262,7 @@ class TargetDcApiX(Target):
         if len(buf) >= sink.limit:
             self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, len(buf))
             self.drain_one(sink)
+            self._collect()
             self._maybe_emit_state()
         self._records_seen += 1
         if not self._records_seen % _AGE_CHECK_EVERY:
@@ -276,6 +278,7 @@ class TargetDcApiX(Target):
             raise SchemaError(f"stream {stream!r}, {self.where()}: 'record' must be a JSON object",
                               stream=str(stream))
         super()._process_record_message(message_dict)
+        self._collect()
         self._maybe_emit_state()
 
     def _process_state_message(self, message_dict: dict[Any, Any]) -> None:
@@ -336,13 +339,20 @@ class TargetDcApiX(Target):
             raise SingerInputError(f"{self.where()}, stream {stream!r}: BATCH 'manifest' must be a list of "
                                    f"file URLs", stream=stream)
         super()._process_batch_message(message_dict)
+        self._collect()
         self._maybe_emit_state()
 
     # -- draining and state ------------------------------------------------------------------------
     def note_drained(self) -> None:
-        """A sink wrote and flushed a batch (called by the sinks): collect young garbage (the reader
-        runs with the cyclic GC off)."""
-        gc.collect(1)
+        """A sink wrote and flushed a batch (called by the sinks)."""
+        self._collect_due = True
+
+    def _collect(self) -> None:
+        """Collect young garbage after a drain, once the drained records are freed (the reader runs
+        with the cyclic GC off; records are acyclic, but adapters may leave cycles behind)."""
+        if self._collect_due:
+            self._collect_due = False
+            gc.collect(1)
 
     def _holding_state(self) -> bool:
         """True while a STATE may not be emitted (the end of input before finish, or an overwrite)."""
