@@ -23,7 +23,6 @@ __all__ = [
     "SQLITE_TIMESTAMPTZ",
     "column_property",
     "jsonschema_to_sqltype",
-    "needs_text_cast",
     "sqlite_declared_property",
 ]
 
@@ -87,21 +86,6 @@ def column_property(typ: TypeEngine[Any], nullable: bool = True) -> dict[str, An
             prop["maxLength"] = int(typ.length)
         return _nullable(prop, "string", nullable)
     return _nullable({}, "string", nullable)
-
-
-def needs_text_cast(typ: TypeEngine[Any]) -> bool:
-    """Whether a PostgreSQL column must be read as text for the Arrow path (uuid, interval, enums, …)."""
-    if isinstance(typ, (sa.Boolean, sa.Integer, sa.Float, sa.Numeric, sa.DateTime, sa.Date,
-                        sa.JSON, sa.LargeBinary, sa.types._Binary)):
-        return False
-    if isinstance(typ, sa.Time):
-        return bool(getattr(typ, "timezone", False))
-    if isinstance(typ, sa.ARRAY):
-        return needs_text_cast(typ.item_type) or isinstance(typ.item_type, (sa.Numeric, sa.JSON))
-    if isinstance(typ, sa.Enum):
-        return True
-    return not (isinstance(typ, sa.String) and type(typ).__name__.upper() in (
-        "STRING", "TEXT", "VARCHAR", "CHAR", "NVARCHAR", "NCHAR", "UNICODE", "UNICODETEXT", "CITEXT"))
 
 
 # ------------------------------------------------------------------------------ SQLite declared types
