@@ -317,6 +317,9 @@ def test_bad_value_names_stream_and_field_and_leaves_no_file(tmp_path, plugins, 
 
 
 def test_bad_value_in_source_file(tmp_path, plugins):
+    (tmp_path / "c.csv").write_text("id,at\n1,2024-01-01\nx,2024-01-02\n")
+    with pytest.raises(SchemaError, match=r"stream 'c', field 'id': .*c\.csv.*'x' is not an integer"):
+        read_all({"adapter": "csv", "path": str(tmp_path / "c.csv"), "schema": {"id": {"type": "integer"}}})
     (tmp_path / "t.jsonl").write_text('{"id": 1}\n{"id": 2.5}\n')
     cfg = {"adapter": "jsonl", "path": str(tmp_path / "t.jsonl"),
            "schema": {"id": {"type": "integer"}}}

@@ -1256,14 +1256,9 @@ class CSVAdapter(FileAdapter):
         return arrow_to_jsonschema(pa.schema(fields)), {}
 
     def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
-        types = {}
-        for f in arrow_schema:
-            if _csv_text_type(f.type) or f.metadata:
-                types[f.name] = pa.string()
-            elif pt.is_timestamp(f.type):
-                types[f.name] = pa.string()  # parsed by the JSON-form rules (zone-less text = UTC)
-            else:
-                types[f.name] = f.type
+        # every column is read as text and converted by cast_table: the JSON-form rules apply
+        # (zone-less date-times are UTC, base64, JSON text) and a bad value names its field
+        types = {f.name: pa.string() for f in arrow_schema}
         fh, reader = self._reader(stream.name, path, types)
         size = self.options.batch_size
         try:
