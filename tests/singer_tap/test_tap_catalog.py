@@ -150,3 +150,29 @@ def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
     assert not props["path"].get("secret")
     assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch",
             "test"} <= {str(c) for c in info.capabilities}
+
+
+def test_batch_messages_carry_all_rows_and_state(tmp_path: Path, run_tap) -> None:
+    """With ``batch_config`` the SDK writes BATCH files from the tap's records; the bookmark
+    after them is the adapter's."""
+    import gzip
+    import json
+    from urllib.parse import urlparse
+
+    db = tmp_path / "src.sqlite"
+    make_items(db, range(1, 12))
+    out = tmp_path / "batches"
+    out.mkdir()
+    cfg = _cfg(db, batch_config={"encoding": {"format": "jsonl", "compression": "gzip"},
+                                 "storage": {"root": f"file://{out}", "prefix": "b-"}})
+    msgs = run_tap(cfg)
+    batches = [m for m in msgs if m["type"] == "BATCH"]
+    assert batches and not records_of(msgs)
+    rows = []
+    for m in batches:
+        for uri in m["manifest"]:
+            with gzip.open(urlparse(uri).path, "rt", encoding="utf-8") as fh:
+                rows += [json.loads(line) for line in fh]
+    assert sorted(r["id"] for r in rows) == list(range(1, 12))
+    state = [m for m in msgs if m["type"] == "STATE"][-1]["value"]
+    assert sorted(k[0] for k in state["bookmarks"]["items"]["keys_at_value"]) == [8, 9, 10, 11]
