@@ -238,9 +238,22 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
     if pt.is_decimal(typ):
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a decimal")
-        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        try:
+            dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        except ArithmeticError:
+            raise ValueError(f"{value!r} is not a decimal") from None
         if not dec.is_finite():
             raise ValueError(f"{value!r} is not a finite decimal")
+        # checked without decimal-context arithmetic (its 28-digit precision would round)
+        _sign, digits, exp = dec.as_tuple()
+        assert isinstance(exp, int)
+        zeros = 0
+        while zeros < len(digits) - 1 and digits[len(digits) - 1 - zeros] == 0:
+            zeros += 1
+        if any(digits) and exp + zeros < -typ.scale:
+            raise ValueError(f"{value!r} has more than {typ.scale} decimal places (would be rounded)")
+        if any(digits) and dec.adjusted() + 1 > typ.precision - typ.scale:
+            raise ValueError(f"{value!r} does not fit decimal({typ.precision}, {typ.scale})")
         return dec
     if pt.is_timestamp(typ):
         if isinstance(value, str):
