@@ -260,13 +260,17 @@ class TargetDcApiX(Target):
         buf = sink.buffer
         buf.append(record)
         if len(buf) >= sink.limit:
-            self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, len(buf))
-            self.drain_one(sink)
-            self._collect()
-            self._maybe_emit_state()
+            del buf  # no local reference may keep the drained records alive during the collection
+            self._drain_full(sink)
         self._records_seen += 1
         if not self._records_seen % _AGE_CHECK_EVERY:
             self._handle_max_record_age()
+
+    def _drain_full(self, sink: DcApiXSink) -> None:
+        self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, sink.current_size)
+        self.drain_one(sink)
+        self._collect()
+        self._maybe_emit_state()
 
     def _slow_record(self, message_dict: dict[Any, Any]) -> None:
         """RECORD messages of streams with stream maps, flattening or record metadata (SDK path)."""
