@@ -900,7 +900,9 @@ class FileAdapter(ProtocolAdapter):
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Close the current part of ``stream`` (or of every stream): fsync, rename to its final name.
         Everything written so far is then durable; the next write opens a new part."""
-        writers = [self._writer(stream)] if stream is not None else list(self._writers.values())
+        # a stream with no write session has nothing to flush
+        writers = ([w for w in (self._writers.get(stream.name),) if w is not None] if stream is not None
+                   else list(self._writers.values()))
         for sw in writers:
             try:
                 sw.flush()
