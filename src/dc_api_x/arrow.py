@@ -38,15 +38,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 __all__ = [
+    "JSON_META",
     "ConversionError",
     "arrow_to_jsonschema",
     "arrow_to_records",
     "cast_table",
+    "jsonschema_field",
     "jsonschema_to_arrow",
     "json_types",
     "records_to_arrow",
 ]
 
+#: Arrow field metadata key marking a string column that holds JSON text.
 JSON_META = b"dcapix.json"
 
 
@@ -128,6 +131,7 @@ def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes
 
 
 def jsonschema_field(name: str, prop: Mapping[str, Any]) -> pa.Field:
+    """The (nullable) Arrow field of one JSON Schema property."""
     import pyarrow as pa
 
     typ, meta = _field_type(prop)
