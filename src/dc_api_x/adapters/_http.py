@@ -526,12 +526,12 @@ class HttpAdapter(ProtocolAdapter):
             return resp
 
     @staticmethod
-    def _response(resp: httpx.Response, method: str, data: Any = ...) -> Response:
+    def _response(resp: httpx.Response, method: str, data: Any = ..., url: str | None = None) -> Response:
         return Response(
             status_code=resp.status_code,
             headers=resp.headers,
             content=resp.content,
-            url=redact(str(resp.request.url)),
+            url=url if url is not None else redact(str(resp.request.url)),
             method=method,
             data=data,
             raw=resp,
@@ -686,7 +686,7 @@ class HttpAdapter(ProtocolAdapter):
             raise ResponseDecodeError(f"{where}: {pr.method} {shown}: expected JSON, got {ctype!r} "
                                       f"({len(content)} bytes): {exc}", url=shown) from None
         records = extract_records(body, s.records_path, where=f"{where}: {pr.method} {shown}")
-        return self._response(resp, pr.method, body), records
+        return self._response(resp, pr.method, body, shown), records
 
     def read(
         self,
@@ -881,8 +881,7 @@ def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSON
     if schema is None:
         return None
     props = schema.get("properties") or {}
-    known = props.keys()
-    if all(r.keys() <= known for r in records):
+    if set().union(*records) <= props.keys():  # C-level: ~0.1 us per record
         return schema
     new = infer_schema([{k: v for k, v in r.items() if k not in props} for r in records])["properties"]
     log.info("%s: new field(s) %s added to the inferred schema", where, ", ".join(sorted(new)))

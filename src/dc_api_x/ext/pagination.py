@@ -28,6 +28,7 @@ the responses it reads are :class:`dc_api_x.ext.adapters.Response` objects.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -70,6 +71,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+@functools.lru_cache(maxsize=1024)
 def split_path(path: str | None) -> tuple[str, ...]:
     """``"meta.next_cursor"`` → ``("meta", "next_cursor")``. A leading ``$`` / ``$.`` (JSONPath
     style) is ignored; an empty path (or ``"$"``) means the document itself."""
@@ -127,11 +129,15 @@ def extract_records(
     else:
         raise ResponseDecodeError(f"{where}: records_path {records_path or '(body)'!r} holds a "
                                   f"{type(data).__name__}, not a list of objects")
-    for i, rec in enumerate(records):
-        if type(rec) is not dict:
-            raise ResponseDecodeError(f"{where}: record #{i} at {records_path or '(body)'!r} is a "
-                                      f"{type(rec).__name__}, not an object")
+    if records and set(map(type, records)) != _DICT_ONLY:  # one C-level pass in the normal case
+        for i, rec in enumerate(records):
+            if type(rec) is not dict:
+                raise ResponseDecodeError(f"{where}: record #{i} at {records_path or '(body)'!r} is a "
+                                          f"{type(rec).__name__}, not an object")
     return records
+
+
+_DICT_ONLY = {dict}
 
 
 @dataclass
