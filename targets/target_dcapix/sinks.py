@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: ``validate_records: "sample"`` checks the first SAMPLE_HEAD records of a stream, then 1 in SAMPLE_EVERY.
 SAMPLE_HEAD = 1000
 SAMPLE_EVERY = 100
+#: At most this many record shapes are remembered per sink.
+MAX_SHAPES = 4096
 
 
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
@@ -184,6 +186,11 @@ class DcApiXSink(BatchSink):
         self.validator: RecordValidator | None = (
             compile_record_validator(self.schema) if mode != "off" else None
         )
+        #: Shapes (field names, value types) of records found valid, when types are all the schema checks.
+        self._shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] | None = (
+            set() if self.validator is not None and getattr(self.validator, "type_only", False) else None
+        )
+        self._int_only: tuple[str, ...] = tuple(getattr(self.validator, "int_only", ()))
         self.writer: StreamWriter = target.writer_for(self)
         #: ``max_size`` (``batch_size_rows``) as a plain attribute for the per-record path.
         self.limit: int = int(self.max_size)
@@ -210,7 +217,19 @@ class DcApiXSink(BatchSink):
         )
 
     def check(self, record: Any) -> None:
-        """Validate one record (as configured); raises :class:`SchemaError` naming stream and field."""
+        """Validate one record (as configured); raises :class:`SchemaError` naming stream and field.
+
+        When the schema constrains nothing but types, a record whose field names and value types are
+        those of a record already found valid is valid too: that "shape" is looked up in a small
+        set before anything else is done (a few hundred nanoseconds for an 11-field record).
+        """
+        shapes = self._shapes
+        if shapes is not None and type(record) is dict:
+            shape = (tuple(record), tuple(map(type, record.values())))
+            if shape in shapes:
+                return
+        else:
+            shape = None
         if type(record) is not dict:
             raise SchemaError(
                 f"stream {self.stream_name!r}, {self._target.where()}: 'record' must be a JSON object, "
@@ -238,6 +257,10 @@ class DcApiXSink(BatchSink):
                 f"stream {self.stream_name!r}, {self._target.where()}, field {field or '(record)'!r}: "
                 f"{_one_line(message)}", stream=self.stream_name,
             )
+        if shape is not None and shapes is not None and len(shapes) < MAX_SHAPES and not any(
+            type(record.get(name)) is float for name in self._int_only
+        ):  # a float passes an integer field only by its value (2.0): never cache that shape
+            shapes.add(shape)
 
     def _warn_extra(self, record: dict[str, Any]) -> None:
         """Fields the schema does not declare are not loaded (the destination has no column for

@@ -238,7 +238,14 @@ def _compile_object(schema: Mapping[str, Any]) -> RecordValidator | None:
     if not compiled and not required and not forbid_extra and addl_check is None:
         return None
     if addl_check is None:
-        return _generate_object_check(compiled, required, forbid_extra)
+        check_fn = _generate_object_check(compiled, required, forbid_extra)
+        # type_only: validity depends on the field names and value types alone (callers may cache)
+        check_fn.type_only = all(extra is None for _, _, _, extra in compiled.values())  # type: ignore[attr-defined]
+        check_fn.int_only = tuple(  # type: ignore[attr-defined]
+            name for name, (allowed, int_ok, _, _) in compiled.items()
+            if int_ok and allowed is not None and float not in allowed
+        )
+        return check_fn
 
     def check(rec: Mapping[str, Any]) -> tuple[str, str] | None:
         for name, value in rec.items():
