@@ -65,18 +65,42 @@ def adapter_config(cls: type[Tap], config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in skip}
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Errors reading the --config/--state/--catalog files: reported in one line too."""
+    import json
+
+    import orjson
+
+    errs: list[type[BaseException]] = [FileNotFoundError, IsADirectoryError, PermissionError,
+                                       json.JSONDecodeError, orjson.JSONDecodeError]
+    try:
+        import simplejson
+
+        errs.append(simplejson.JSONDecodeError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
 class _Command(SingerCommand):
-    """The SDK command, ending with one line on stderr for dc-api-x errors."""
+    """The SDK command, ending with one line on stderr for dc-api-x errors and unreadable
+    input files (no traceback)."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().main(*args, **kwargs)
         except DcApiXError as exc:
-            from dc_api_x.logs import redact
+            self._fail(str(exc))
+        except _input_errors() as exc:
+            what = "cannot read an input file" if isinstance(exc, OSError) else "input is not valid JSON"
+            self._fail(f"{what}: {type(exc).__name__}: {exc}")
 
-            sys.stdout.flush()
-            print(f"{self.name}: error: {redact(str(exc))}", file=sys.stderr)
-            sys.exit(1)
+    def _fail(self, message: str) -> t.NoReturn:
+        from dc_api_x.logs import redact
+
+        sys.stdout.flush()
+        print(f"{self.name}: error: {redact(message)}", file=sys.stderr)
+        sys.exit(1)
 
 
 class TapDcApiX(Tap):

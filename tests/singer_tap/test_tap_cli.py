@@ -202,3 +202,10 @@ def test_python_m_entry(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "tap-dcapix" in proc.stdout
 
 
+
+
+def test_unreadable_inputs_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    _one_error_line(run_cli("--config", str(tmp_path / "missing.json")), "missing.json")
+    _one_error_line(run_cli("--config", str(bad)), "not valid JSON")
