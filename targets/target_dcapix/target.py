@@ -256,7 +256,11 @@ class TargetDcApiX(Target):
         except KeyError:
             self._slow_record(message_dict)
             return
-        sink.check(record)
+        shapes = sink._shapes
+        if shapes is None or type(record) is not dict or (
+            (tuple(record), tuple(map(type, record.values()))) not in shapes
+        ):
+            sink.check(record)  # the shape of an already valid record skips this call (hot path)
         buf = sink.buffer
         buf.append(record)
         if len(buf) >= sink.limit:
