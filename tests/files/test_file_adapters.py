@@ -437,3 +437,33 @@ def test_jsonl_refuses_nan(tmp_path, plugins):
         with pytest.raises(SchemaError, match=r"stream 'f', field 'x': NaN/Infinity"):
             a.flush(spec)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_jsonl_arrow_reader_falls_back_mid_file_without_loss(tmp_path, plugins, monkeypatch):
+    """Flat streams are parsed by Arrow's JSON reader; a value it refuses ("9" for an integer, which
+    the JSON-form rules accept) hands the rest of the file to the orjson path: no row lost or doubled."""
+    from dc_api_x.adapters._files import JSONLAdapter
+
+    lines = [{"id": i, "at": f"2024-01-0{1 + i % 9}T00:00:00Z", "amount": f"{i}.5"} for i in range(1, 41)]
+    lines[33]["id"] = "34"
+    (tmp_path / "t.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
+    schema = {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+              "amount": {"type": "string", "format": "decimal", "x-precision": 6, "x-scale": 1}}
+    skips = []
+    orig = JSONLAdapter._orjson_tables
+
+    def spy(self, stream, path, arrow_schema, skip=0):
+        skips.append(skip)
+        return orig(self, stream, path, arrow_schema, skip=skip)
+
+    monkeypatch.setattr(JSONLAdapter, "_json_block_size", 256)
+    monkeypatch.setattr(JSONLAdapter, "_orjson_tables", spy)
+    cfg = {"adapter": "jsonl", "path": str(tmp_path / "t.jsonl"), "batch_size": 4, "schema": schema}
+    got = read_all(cfg)
+    assert [r["id"] for r in got] == list(range(1, 41))
+    assert got[0] == {"id": 1, "at": dt.datetime(2024, 1, 2, tzinfo=UTC), "amount": Decimal("1.5")}
+    assert len(skips) == 1 and 0 < skips[0] < 34  # Arrow read the first blocks, orjson the rest
+    (tmp_path / "t.jsonl").write_bytes(b"".join(orjson.dumps({**r, "id": i + 1}) + b"\n"
+                                                for i, r in enumerate(lines)))
+    skips.clear()
+    assert [r["id"] for r in read_all(cfg)] == list(range(1, 41)) and skips == []

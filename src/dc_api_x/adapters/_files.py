@@ -1064,6 +1064,8 @@ class JSONLAdapter(FileAdapter):
     name = "jsonl"
     suffixes = (".jsonl", ".ndjson", ".json")
     needs_sidecar = True
+    #: bytes per block of Arrow's JSON reader
+    _json_block_size: ClassVar[int] = 1 << 22
 
     def extension(self, compression: str | None) -> str:
         return "jsonl.gz" if compression == "gzip" else "jsonl"
@@ -1114,10 +1116,71 @@ class JSONLAdapter(FileAdapter):
         return infer_schema(sample), {}
 
     def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
+        """Arrow's JSON reader (block-wise, no per-value Python) for flat schemas; on anything it does
+        not parse the way the JSON-form rules do, the file continues through orjson per line."""
+        done = 0
+        if _arrow_json_schema(arrow_schema) is not None:
+            try:
+                for table in self._arrow_tables(stream, path, arrow_schema):
+                    done += table.num_rows
+                    yield table
+                return
+            except _FallBack:
+                pass
+        yield from self._orjson_tables(stream, path, arrow_schema, skip=done)
+
+    def _arrow_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
+        import pyarrow.json as pajson
+
+        read_schema = _arrow_json_schema(arrow_schema)
+        fh = self._open_text(stream.name, path)
+        try:
+            try:
+                reader = pajson.open_json(
+                    fh, read_options=pajson.ReadOptions(block_size=self._json_block_size),
+                    parse_options=pajson.ParseOptions(explicit_schema=read_schema,
+                                                      unexpected_field_behavior="ignore"))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise _FallBack() from None
+            size = self.options.batch_size
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            while True:
+                try:
+                    rb = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    raise _FallBack() from None
+                pending.append(rb)
+                rows += rb.num_rows
+                while rows >= size:
+                    table = pa.Table.from_batches(pending)
+                    yield self._json_conform(stream, path, table.slice(0, size), arrow_schema)
+                    rest = table.slice(size)
+                    pending, rows = rest.to_batches(), rest.num_rows
+            if rows:
+                yield self._json_conform(stream, path, pa.Table.from_batches(pending, schema=read_schema),
+                                         arrow_schema)
+        finally:
+            fh.close()
+
+    def _json_conform(self, stream: StreamSpec, path: str, table: pa.Table,
+                      arrow_schema: pa.Schema) -> pa.Table:
+        try:
+            return cast_table(table, arrow_schema)
+        except ConversionError:
+            raise _FallBack() from None  # the per-line path decides (and names the line)
+
+    def _orjson_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema,
+                       skip: int = 0) -> Iterator[pa.Table]:
         size = self.options.batch_size
         records: list[dict[str, Any]] = []
         first = 0
         for lineno, line in self._lines(stream.name, path):
+            if skip:
+                skip -= 1
+                continue
             if not records:
                 first = lineno
             records.append(self._parse(stream.name, path, lineno, line))
@@ -1174,6 +1237,29 @@ class JSONLAdapter(FileAdapter):
                         os.fsync(raw.fileno())
                 finally:
                     raw.close()
+
+
+class _FallBack(Exception):
+    """Arrow's JSON reader met something the orjson path must handle."""
+
+
+def _arrow_json_schema(arrow_schema: pa.Schema) -> pa.Schema | None:
+    """The schema Arrow's JSON reader should parse with (JSON-form text for date-times, dates and
+    decimals), or ``None`` when the stream has types only the orjson path handles."""
+    fields = []
+    for f in arrow_schema:
+        t = f.type
+        if f.metadata:
+            return None  # JSON blobs, unsized decimals
+        if pt.is_boolean(t) or pt.is_string(t) or t == pa.int64():
+            fields.append(pa.field(f.name, t))  # Arrow refuses 2.0, "3", true … → orjson path decides
+        elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_decimal(t):
+            fields.append(pa.field(f.name, pa.string()))
+        else:
+            # floats: Arrow rounds 2**53 + 1 silently where the orjson path refuses; nested/binary/
+            # time: per value
+            return None
+    return pa.schema(fields)
 
 
 def _json_form_table(table: pa.Table) -> pa.Table:
