@@ -40,9 +40,10 @@ def _is_json_prop(prop: Mapping[str, Any] | None) -> bool:
     return len(types) > 1 and not types <= {"integer", "number"} and not types <= {"string"}
 
 
-def _temporal_text(col: Any) -> Any:
+def _temporal_text(col: Any, *, zone_suffix: bool = True) -> Any:
     """RFC 3339 / exact text (an Arrow string array) of a timestamp, date, time or decimal column;
-    ``None`` for other types."""
+    ``None`` for other types. ``zone_suffix=False`` leaves the ``+00:00`` of zoned timestamps out
+    (the caller appends it)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as pt
@@ -58,7 +59,7 @@ def _temporal_text(col: Any) -> Any:
         # kernel ("YYYY-MM-DD HH:MM:SS[.ffffff]"), unlike strftime or a zoned cast
         text = col.cast(pa.timestamp(col.type.unit)).cast(pa.string())
         text = pc.utf8_replace_slice(text, 10, 11, "T")
-        if t.tz is not None:
+        if t.tz is not None and zone_suffix:
             text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
         return text
     if pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
@@ -127,10 +128,11 @@ def _escape_strings(col: Any) -> Any:
     return s
 
 
-def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> tuple[Any, bool]:
+def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> tuple[Any, str]:
     """The column as JSON text, one value per row, ``null`` for nulls (an Arrow string array), and
-    whether the caller must put quotes around every value (string content without nulls: the
-    quotes then go into the constant parts of the line, which saves a pass)."""
+    the closing text the caller must add after every value: ``""``, or for string content without
+    nulls ``'"'`` (an opening quote is then due too) or ``'+00:00"'`` (zoned timestamps). Those
+    go into the constant parts of the line, which saves a pass per column."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as pt
@@ -155,10 +157,10 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
         integral = pc.match_substring_regex(text, r"^-?[0-9]+$")
         out = pc.if_else(integral, pc.binary_join_element_wise(text, pa.scalar(".0"), pa.scalar("")), text)
     elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
-        text = _temporal_text(col)
-        if not text.null_count:
-            return text, True
-        out = _quoted(text)
+        if not col.null_count:
+            zoned = pt.is_timestamp(t) and t.tz is not None
+            return _temporal_text(col, zone_suffix=False), ('+00:00"' if zoned else '"')
+        out = _quoted(_temporal_text(col))
     elif (field.metadata or {}).get(_JSON_META) == b"true" or _is_json_prop(prop):
         if not (pt.is_string(t) or pt.is_large_string(t)):
             raise TypeError("JSON column not stored as text")
@@ -169,7 +171,7 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
             dumps = orjson.dumps
             out = pa.array([None if v is None else dumps(v).decode() for v in col.to_pylist()], pa.string())
         elif not esc.null_count:
-            return (esc if esc.type == pa.string() else esc.cast(pa.string())), True
+            return (esc if esc.type == pa.string() else esc.cast(pa.string())), '"'
         else:
             out = _quoted(esc)
     else:  # binary, struct, list, map, …: per value
@@ -181,7 +183,7 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
                        pa.string())
     if out.type != pa.string():
         out = out.cast(pa.string())
-    return (out.fill_null("null") if out.null_count else out), False
+    return (out.fill_null("null") if out.null_count else out), ""
 
 
 def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: bytes, tail: bytes) -> bytes:
@@ -204,11 +206,10 @@ def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: by
     for i, name in enumerate(table.column_names):
         col = table.column(i)
         arr = col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
-        text, quote = _json_text_column(arr, table.schema.field(i), props.get(name))
-        q = '"' if quote else ""
-        parts.append(pa.scalar(prefix + orjson.dumps(name).decode("utf-8") + ":" + q))
+        text, close = _json_text_column(arr, table.schema.field(i), props.get(name))
+        parts.append(pa.scalar(prefix + orjson.dumps(name).decode("utf-8") + ":" + ('"' if close else "")))
         parts.append(text)
-        prefix = q + ","
+        prefix = close + ","
     if not parts:
         return (head + b"{}" + tail) * table.num_rows
     parts.append(pa.scalar(prefix[:-1] + "}" + tail.decode("utf-8")))
