@@ -270,6 +270,7 @@ class SQLAdapter(ProtocolAdapter):
         self._engine: Engine | None = None
         self._writes: dict[str, _WriteState] = {}
         self._adbc_write: Any = None
+        self._sqlite_adbc_write: Any = None
         self._sqlite_write: Any = None
         self._discovered: list[StreamSpec] | None = None
 
@@ -354,13 +355,13 @@ class SQLAdapter(ProtocolAdapter):
         return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     def close(self) -> None:
-        for conn in (self._adbc_write, self._sqlite_write):
+        for conn in (self._adbc_write, self._sqlite_write, self._sqlite_adbc_write):
             if conn is not None:
                 try:
                     conn.close()
                 except Exception:  # pragma: no cover - closing a broken connection
                     pass
-        self._adbc_write = self._sqlite_write = None
+        self._adbc_write = self._sqlite_write = self._sqlite_adbc_write = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -862,18 +863,26 @@ class SQLAdapter(ProtocolAdapter):
         """The driver's batches without the sentinel row and the marker column."""
         import pyarrow as pa
 
-        first = True
-        while True:
+        def next_batch() -> pa.RecordBatch | None:
             try:
-                rb = reader.read_next_batch()
+                return reader.read_next_batch()
             except StopIteration:
-                return
+                return None
             except Exception as exc:
                 raise self._db_error(exc, f"reading {src.label}", stream=spec.name) from None
+
+        # one batch of read-ahead: the last batch is handed out only after the driver has reached the
+        # end of the result, so the statement (and SQLite's read lock) is released before a consumer
+        # writes to the same database
+        rb = next_batch()
+        first = True
+        while rb is not None:
+            nxt = next_batch()
             if first:
                 rb, first = rb.slice(1), False
             if rb.num_rows:
                 yield pa.RecordBatch.from_arrays(rb.columns[1:], names=rb.schema.names[1:])
+            rb = nxt
 
     def _sqlite_chunks_adbc(self, sql: str, params: list[Any], target: pa.Schema, size: int,
                             spec: StreamSpec, src: _Source) -> Iterator[tuple[pa.Table, _Getter]]:
@@ -882,7 +891,7 @@ class SQLAdapter(ProtocolAdapter):
         import pyarrow as pa
 
         try:
-            conn = adbc.connect(str(self.url.database))
+            conn = adbc.connect(str(self.url.database), autocommit=True)  # no read transaction held
         except Exception as exc:
             raise self._db_error(exc, "connect (ADBC SQLite)", stream=spec.name) from None
         try:
@@ -1202,6 +1211,8 @@ class SQLAdapter(ProtocolAdapter):
 
     # SQLite (executemany in one transaction) -----------------------------------------------------------
     def _write_sqlite(self, stream: StreamSpec, st: _WriteState, table: pa.Table) -> int:
+        if st.load_method != "upsert" and self._sqlite_adbc_path():
+            return self._write_sqlite_adbc(stream, st, table)
         if self._sqlite_write is None:
             raw = self.engine.raw_connection()
             raw.driver_connection.isolation_level = None  # type: ignore[union-attr]  # explicit BEGIN
@@ -1229,6 +1240,40 @@ class SQLAdapter(ProtocolAdapter):
             raise self._schema_error(f"batch not written (rolled back): {exc}", stream=stream.name,
                                      field=fld) from None
         return int(affected)
+
+    def _write_sqlite_adbc(self, stream: StreamSpec, st: _WriteState, table: pa.Table) -> int:
+        """Append through adbc-driver-sqlite's bulk ingest (the values in this adapter's storage forms)."""
+        import adbc_driver_sqlite.dbapi as adbc
+        import pyarrow as pa
+
+        if self._sqlite_adbc_write is None:
+            try:
+                self._sqlite_adbc_write = adbc.connect(str(self.url.database))
+                cur = self._sqlite_adbc_write.cursor()
+                cur.execute("PRAGMA busy_timeout = 60000")  # wait for readers rather than fail
+                cur.fetchall()
+                cur.close()
+            except Exception as exc:
+                raise self._db_error(exc, "connect (ADBC SQLite)", stream=stream.name) from None
+        conn = self._sqlite_adbc_write
+        names = table.column_names
+        data = pa.Table.from_arrays([_sqlite_storage(table.column(n)) for n in names], names=names)
+        schema = st.table.schema if st.table.schema not in (None, "main") else None
+        cur = conn.cursor()
+        try:
+            cur.adbc_ingest(st.table.name, data, mode="append", db_schema_name=schema)
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                self._sqlite_adbc_write = None
+            msg = " ".join(str(exc).split()).split(" query was:")[0].replace("INTERNAL: ", "")[:400]
+            raise self._schema_error(f"batch not written (rolled back): {msg}", stream=stream.name,
+                                     field=_sqlite_field(msg, names)) from None
+        finally:
+            cur.close()
+        return table.num_rows
 
     def _sqlite_insert_sql(self, st: _WriteState, names: list[str]) -> str:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -1417,9 +1462,15 @@ def _short_msg(exc: BaseException) -> str:
 
 
 def _sqlite_field(msg: str, names: Sequence[str]) -> str | None:
-    # e.g. "NOT NULL constraint failed: t.col"
+    """The column a SQLite error names (``NOT NULL constraint failed: t.col`` …), if any."""
+    m = re.search(r"constraint failed: ([^,]+?)(?:,| query was:|$)", msg)
+    if m:
+        col = m.group(1).strip()
+        for n in sorted(names, key=len, reverse=True):
+            if col == n or col.endswith(f".{n}"):
+                return n
     for n in names:
-        if msg.endswith(f".{n}") or f"column {n!r}" in msg or f'"{n}"' in msg:
+        if f"column {n!r}" in msg or f"column {n}" in msg:
             return n
     return None
 
@@ -1727,6 +1778,28 @@ def _sqlite_value(v: Any, t: pa.DataType) -> Any:
             raise ValueError(f"{v!r} is not a boolean")
         return bool(v)
     return v
+
+
+def _sqlite_storage(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An Arrow column in this adapter's SQLite storage forms (text timestamps, plain decimals, 0/1 …)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    t = col.type
+    if pt.is_timestamp(t):
+        if t.tz is not None:
+            return pc.strftime(col.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%S+00:00")
+        return pc.strftime(col.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
+    if pt.is_date(t) or pt.is_time(t):
+        return col.cast(pa.string())
+    if pt.is_boolean(t):
+        return col.cast(pa.int64())
+    if pt.is_decimal(t) or pt.is_struct(t) or pt.is_list(t) or pt.is_large_list(t):
+        return pa.chunked_array([pa.array(_sqlite_values(col), pa.string())])
+    if pt.is_large_string(t):
+        return col.cast(pa.string())
+    return col
 
 
 def _sqlite_values(col: pa.ChunkedArray) -> list[Any]:
