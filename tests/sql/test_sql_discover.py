@@ -195,3 +195,16 @@ def test_sql_reflection_schema_provider(sqlite_db):
                                               "x-precision": 9, "x-scale": 2}
     assert schema["properties"]["at"]["format"] == "date-time"
     assert schema["properties"]["id"] == {"type": "integer"}
+
+
+def test_sql_reflection_with_an_engine_in_the_context(pg_url, pg_schema, pg_exec):
+    pg_exec(f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, at timestamp)")
+    provider = create_plugin("schema_providers", {"type": "sql_reflection"})
+    engine = sa.create_engine(pg_url)
+    try:
+        schema = provider.schema(engine=engine, table="items", schema=pg_schema)
+    finally:
+        engine.dispose()
+    assert schema["properties"] == {"id": {"type": "integer"},
+                                    "at": {"type": ["string", "null"], "format": "date-time",
+                                           "x-timezone": False}}

@@ -229,3 +229,38 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
                        "ts": dt.datetime(2020, 1, 1, tzinfo=UTC), "bin": b"\x01"}
     assert recs[6] == {"id": 7, "a": "12", "b": 8, "f": 2.5, "d": Decimal("3.00"),
                        "ts": dt.datetime(2020, 1, 2, tzinfo=UTC), "bin": None}
+
+
+def test_catalog_spec_without_options_and_plain_singer_state(events):
+    """A spec rebuilt from a Singer catalog (no adapter options) and a bookmark without keys_at_value."""
+    from dc_api_x.types import StreamSpec
+
+    cfg, _ = events
+    with create_adapter(cfg) as ad:
+        bare = StreamSpec(name="events", replication_key="updated_at", key_properties=("id",))
+        state = {"bookmarks": {"events": {"replication_key": "updated_at",
+                                          "replication_key_value": _t(2).isoformat()}}}
+        recs, batches = read_all(ad, bare, state=state)
+    # inclusive: the rows at the bookmark value come again (never lost), then the newer ones
+    assert [r["id"] for r in recs] == [7, 8, 9, 10]
+    assert batches[-1].bookmark["keys_at_value"] == [[10]]
+
+
+def test_sqlite_query_stream(sqlite_db):
+    url, run = sqlite_db
+    run("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
+    run("INSERT INTO t VALUES (?, ?, ?)", [(i, f"v{i}", i / 2) for i in range(1, 6)])
+    cfg = {"adapter": "sql", "url": url, "streams": [
+        {"name": "q", "query": "SELECT id, v || '!' AS w, n FROM t WHERE id > 1", "primary_key": "id",
+         "replication_key": "id"}]}
+    with create_adapter(cfg) as ad:
+        (spec,) = ad.discover()
+        assert spec.properties["id"] == {"type": "integer"}  # a key: never null
+        assert spec.properties["n"] == {"type": ["number", "null"]}
+        recs, batches = read_all(ad, spec)
+        assert [(r["id"], r["w"], r["n"]) for r in recs] == [(i, f"v{i}!", i / 2) for i in range(2, 6)]
+        assert batches[-1].bookmark == {"replication_key": "id", "replication_key_value": 5,
+                                        "keys_at_value": [[5]]}
+        again, _ = read_all(ad, spec, state={"replication_key": "id", "replication_key_value": 3,
+                                             "keys_at_value": [[3]]})
+        assert [r["id"] for r in again] == [4, 5]
