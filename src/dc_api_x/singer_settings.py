@@ -9,8 +9,9 @@ Conventions of the generated JSON Schema:
 
 * ``$defs`` / ``$ref`` are inlined (Meltano and the SDK's markdown renderer do not follow refs);
   pydantic's ``title`` noise is dropped, descriptions are kept;
-* a secret option (listed in the adapter's ``secret_options``, a ``SecretStr`` field, or a field
-  with ``json_schema_extra={"secret": True}``) carries ``"secret": true, "writeOnly": true`` and
+* a secret option (listed in the adapter's ``secret_options``, a ``SecretStr`` field, a field
+  with ``json_schema_extra={"secret": True}``, or named like one: ``password``, ``auth``,
+  ``client_secret``, ``*_token`` …) carries ``"secret": true, "writeOnly": true`` and
   ``"sensitive": true`` in its Meltano definition;
 * the config of a tap/target names the adapter at run time, so the plugin-level schema is
   ``adapter`` (an enum of the registered adapters) plus the union of every adapter's options;
@@ -30,9 +31,11 @@ from pydantic import BaseModel
 
 __all__ = [
     "SECRET_MARKERS",
+    "SECRET_NAMES",
     "adapter_options_schema",
     "adapter_settings_schema",
     "inline_refs",
+    "is_secret_name",
     "jsonschema_kind",
     "meltano_settings",
     "model_settings_schema",
@@ -95,6 +98,19 @@ def _drop_titles(node: Any) -> Any:
     return out
 
 
+#: Option names that hold a secret whatever the adapter declares (exact names or these suffixes).
+SECRET_NAMES = frozenset({"password", "passwd", "secret", "token", "api_key", "apikey", "access_token",
+                          "refresh_token", "client_secret", "private_key", "auth", "credentials"})
+_SECRET_SUFFIXES = ("_password", "_secret", "_token", "_api_key", "_private_key", "_credentials")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an option called ``name`` holds a secret by its name alone (``password``,
+    ``client_secret``, ``auth``, ``*_token`` …; not ``primary_key`` or ``replication_key``)."""
+    low = name.lower()
+    return low in SECRET_NAMES or low.endswith(_SECRET_SUFFIXES)
+
+
 def _is_secret_schema(prop: Mapping[str, Any]) -> bool:
     if prop.get("secret") is True or prop.get("writeOnly") is True or prop.get("format") == "password":
         return True
@@ -123,8 +139,8 @@ def _mark_secrets(node: Any) -> None:
         return
     if not isinstance(node, dict):
         return
-    for sub in (node.get("properties") or {}).values():
-        if isinstance(sub, dict) and _is_secret_schema(sub):
+    for name, sub in (node.get("properties") or {}).items():
+        if isinstance(sub, dict) and (_is_secret_schema(sub) or is_secret_name(str(name))):
             sub.update(SECRET_MARKERS)
     for v in node.values():
         if isinstance(v, (dict, list)):
