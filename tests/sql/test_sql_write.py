@@ -361,3 +361,19 @@ def test_upsert_needs_keys(sqlite_db):
     with create_adapter({"adapter": "sql", "url": sqlite_db[0]}) as ad, \
             pytest.raises(AdapterError, match=r"stream 'items'.*key_properties"):
         ad.start_write(SPEC.with_(key_properties=()), load_method="upsert")
+
+
+@pytest.mark.parametrize("method", ["overwrite", "append", "upsert"])
+def test_start_write_again_keeps_what_was_written(dest, method):
+    """A Singer target starts a stream again on every SCHEMA message: nothing written may be lost."""
+    cfg, run, q = dest
+    grown = SPEC.with_(schema={"type": "object", "properties": {
+        **SPEC.properties, "extra": {"type": ["string", "null"]}}})
+    with create_adapter(cfg) as ad:
+        ad.start_write(SPEC, load_method=method)
+        ad.write(SPEC, Batch.from_records(_singer_records(2), schema=SPEC.schema))
+        ad.start_write(grown, load_method=method)
+        ad.write(grown, Batch.from_records([{**_singer_records(1, start=3)[0], "extra": "x"}],
+                                           schema=grown.schema))
+        ad.finish_write(grown)
+    assert run(f"SELECT id, extra FROM {q}items ORDER BY id") == [(1, None), (2, None), (3, "x")]

@@ -969,6 +969,11 @@ class SQLAdapter(ProtocolAdapter):
             raise self.error("load_method 'upsert' needs key_properties (primary keys)", stream=stream.name)
         if not props:
             raise self.error("the stream has no schema properties to create a table from", stream=stream.name)
+        current = self._writes.get(stream.name)
+        if current is not None and current.load_method == method:
+            # started again (a new SCHEMA message): keep what was written, widen the table
+            self._widen(stream, current, {n: p for n, p in props.items() if n not in current.table.c})
+            return
         schema, name = self._target_of(stream)
         try:
             with self.engine.begin() as conn:
@@ -1086,7 +1091,13 @@ class SQLAdapter(ProtocolAdapter):
             aprops = arrow_to_jsonschema(batch.to_arrow().schema)["properties"]
             for n in new:
                 props.setdefault(n, aprops[n])
-        add = {n: props.get(n) or {"type": ["string", "null"]} for n in new}
+        self._widen(stream, st, {n: props.get(n) or {"type": ["string", "null"]} for n in new})
+
+    def _widen(self, stream: StreamSpec, st: _WriteState, add: dict[str, JSONSchema]) -> None:
+        """Add the columns ``add`` to the table being written (for overwrite: the stage table)."""
+        if not add:
+            return
+        new = list(add)
         try:
             with self.engine.begin() as conn:
                 for t in [st.table]:  # (for overwrite: the stage table; the old one is replaced)
