@@ -23,8 +23,8 @@ from dc_api_x.exceptions import DcApiXError
 
 __all__ = ["FastSingerReader", "RecordBeforeSchemaError", "SingerInputError"]
 
-#: Bytes read per chunk (a chunk holds many lines; readlines(hint) never splits a line).
-READ_CHUNK = 1 << 22
+#: Most bytes read at once (``read1``: fewer when less is available, e.g. from a slow tap).
+READ_CHUNK = 1 << 20
 _MESSAGE_TYPES = ("RECORD", "SCHEMA", "STATE", "ACTIVATE_VERSION", "BATCH")
 
 
@@ -75,22 +75,35 @@ class FastSingerReader(GenericSingerReader[bytes]):
         return msg
 
     def _lines(self, file_input: IO[Any] | None) -> Iterator[bytes]:
+        """Lines of the input as bytes (without the newline).
+
+        Binary input is read with ``read1``: it returns what is available (up to ``READ_CHUNK``
+        bytes) without waiting for a full chunk, so a slow tap's messages (and the STATEs that
+        follow them) are handled as they arrive, while a fast one is read in large blocks.
+        """
         src: Any = file_input if file_input is not None else self.default_input
         binary = getattr(src, "buffer", None)
         if binary is not None:
             src = binary
-        readlines = getattr(src, "readlines", None)
-        if readlines is None:
+        read1 = getattr(src, "read1", None)
+        if read1 is None:  # a text stream without a binary buffer (e.g. io.StringIO in tests)
             for line in src:
                 yield line.encode() if isinstance(line, str) else line
             return
+        rest = b""
         while True:
-            chunk = readlines(READ_CHUNK)
-            if not chunk:
+            data = read1(READ_CHUNK)
+            if not data:
+                if rest:
+                    yield rest
                 return
-            if chunk and isinstance(chunk[0], str):
-                chunk = [x.encode() for x in chunk]
-            yield from chunk
+            if isinstance(data, str):
+                data = data.encode()
+            if rest:
+                data = rest + data
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            yield from lines
 
     def process_lines(  # type: ignore[override]
         self,

@@ -39,7 +39,7 @@ from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
 from .sinks import DcApiXSink, StreamWriter
 
-__all__ = ["TargetDcApiX"]
+__all__ = ["TargetDcApiX", "TerminatedError"]
 
 #: How often (records) the fast path checks the 5-minute max record age.
 _AGE_CHECK_EVERY = 4096
@@ -406,6 +406,14 @@ class TargetDcApiX(Target):
         total = sum(w.rows_written for w in self._writers.values())
         self.logger.info("target-dcapix wrote %d rows in %d streams", total, len(self._writers))
 
+    def _handle_termination(self, signum: int, frame: Any) -> None:
+        """SIGTERM / SIGINT: stop where we are. singer-sdk would drain every sink from inside the signal
+        handler, possibly re-entering an adapter call in progress; instead the run is aborted like any
+        other error: the adapter discards what it has not committed and no further STATE is printed
+        (every STATE already printed covers committed rows only, so a re-run resumes correctly)."""
+        raise TerminatedError(f"stopped by signal {signum}; records after the last STATE printed were "
+                              f"not committed")
+
     # -- CLI ----------------------------------------------------------------------------------------
     @classmethod
     def invoke(  # type: ignore[override]
@@ -446,6 +454,10 @@ class TargetDcApiX(Target):
                 except Exception as exc:  # closing must not hide the real error
                     cls.logger.warning("closing the adapter failed: %s", exc)
         cls.logger.info("target-dcapix finished in %.2fs", time.perf_counter() - started)
+
+
+class TerminatedError(DcApiXError):
+    """The target received SIGTERM or SIGINT."""
 
 
 def _fail(message: str) -> None:

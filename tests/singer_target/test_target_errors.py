@@ -119,3 +119,33 @@ def test_bad_target_settings(run_target):
     assert "load_method" in _one_error(run_target([schema_msg()], load_method="merge", inprocess=True))
     run = run_target([schema_msg()], validate_records="sometimes", inprocess=True)
     assert "validate_records" in _one_error(run)
+
+
+def test_sigterm_aborts_without_state_for_uncommitted_rows(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.singer_target.support import ROOT, messages_text
+
+    out = tmp_path / "out"
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"adapter": "probe", "path": str(out), "batch_size_rows": 2}))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.singer_target.run_target", "--config", str(cfg)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(messages_text([schema_msg(), rec(1), rec(2), state(2), rec(3)]))
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline()) == {"bookmarks": {"users": {"replication_key_value": 2}}}
+    time.sleep(0.2)  # record 3 is buffered, not written
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert stdout == ""
+    errors = [line for line in stderr.splitlines() if line.startswith("target-dcapix: error:")]
+    assert len(errors) == 1 and "signal 15" in errors[0]
+    rows = [json.loads(line) for line in (out / "users.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2]
