@@ -11,6 +11,9 @@ export DCAPIX_BIN=${DCAPIX_BIN:-$DCAPIX_ROOT/.venv/bin}
 export BENCH_WORK=${BENCH_WORK:-/tmp/bench-work-dcapix}
 # shellcheck source=/dev/null
 source "$SHARED_BENCH/common.sh"
+# DCAPIX_TAG: suffix of the dcapix destination schemas (dcapix${DCAPIX_TAG}_w1), so runs of several
+# people against the same bench_dst do not drop each other's tables mid-run
+export DCAPIX_TAG=${DCAPIX_TAG:-}
 # dcapix run keeps its state out of the working directory; --full-refresh makes every timed run
 # move the whole table (a second run of an incremental stream would otherwise move 0 rows)
 DCAPIX_RUN="$DCAPIX_BIN/dcapix run --no-progress --full-refresh --state-db $BENCH_WORK/dcapix-state.db"

@@ -26,7 +26,7 @@ cat >"$CFG/dcapix-sql-src.json" <<EOF
 {"adapter": "sql", "url": "$PG_SRC_URL", "streams": ["public.bench_rows"]}
 EOF
 cat >"$CFG/dcapix-sql-dst.json" <<EOF
-{"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix_w1"}
+{"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix${DCAPIX_TAG}_w1"}
 EOF
 
 run_systems W1 <<EOF
@@ -75,15 +75,15 @@ note: Go binary; defaults: replace via a staging table in _bruin_staging; PK kep
 
 # ---- dcapix (configs written above) ------------------------------------------------------
 # tap config  $CFG/dcapix-sql-src.json : {"adapter": "sql", "url": "$PG_SRC_URL", "streams": ["public.bench_rows"]}
-# target cfg  $CFG/dcapix-sql-dst.json : {"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix_w1"}
+# target cfg  $CFG/dcapix-sql-dst.json : {"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix${DCAPIX_TAG}_w1"}
 
 name: dcapix tap-dcapix | target-dcapix
-prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix_w1 CASCADE'
+prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix${DCAPIX_TAG}_w1 CASCADE'
 cmd: $DCAPIX_BIN/tap-dcapix --config $CFG/dcapix-sql-src.json | $DCAPIX_BIN/target-dcapix --config $CFG/dcapix-sql-dst.json >/dev/null
-check: $(pg_count_cmd dcapix_w1.bench_rows)
+check: $(pg_count_cmd dcapix${DCAPIX_TAG}_w1.bench_rows)
 
 name: dcapix run (in-process)
-prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix_w1 CASCADE'
+prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix${DCAPIX_TAG}_w1 CASCADE'
 cmd: $DCAPIX_RUN --source $CFG/dcapix-sql-src.json --destination $CFG/dcapix-sql-dst.json
-check: $(pg_count_cmd dcapix_w1.bench_rows)
+check: $(pg_count_cmd dcapix${DCAPIX_TAG}_w1.bench_rows)
 EOF

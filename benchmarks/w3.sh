@@ -32,7 +32,7 @@ cat >"$CFG/dcapix-w3-parquet.json" <<EOF
 {"adapter": "parquet", "path": "$O/dcapix"}
 EOF
 cat >"$CFG/dcapix-w3-sql-dst.json" <<EOF
-{"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix_w3"}
+{"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix${DCAPIX_TAG}_w3"}
 EOF
 
 run_systems W3 <<EOF
@@ -69,7 +69,7 @@ note: compare with W2 'LIMIT orjson: psycopg -> Singer RECORD lines'
 
 # ---- dcapix (configs written above) ------------------------------------------------------
 # target cfg $CFG/dcapix-w3-parquet.json : {"adapter": "parquet", "path": "$O/dcapix"}
-# target cfg $CFG/dcapix-w3-sql-dst.json : {"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix_w3"}
+# target cfg $CFG/dcapix-w3-sql-dst.json : {"adapter": "sql", "url": "$PG_DST_URL", "schema": "dcapix${DCAPIX_TAG}_w3"}
 # tap cfg    $CFG/dcapix-sql-src.json : {"adapter": "sql", "url": "$PG_SRC_URL", "streams": ["public.bench_rows"]}
 
 name: dcapix target-dcapix (parquet) < file
@@ -78,9 +78,9 @@ cmd: $DCAPIX_BIN/target-dcapix --config $CFG/dcapix-w3-parquet.json <$F >/dev/nu
 check: $COUNT $O/dcapix
 
 name: dcapix target-dcapix (postgres) < file
-prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix_w3 CASCADE'
+prep: $PSQL_DST -c 'DROP SCHEMA IF EXISTS dcapix${DCAPIX_TAG}_w3 CASCADE'
 cmd: $DCAPIX_BIN/target-dcapix --config $CFG/dcapix-w3-sql-dst.json <$F >/dev/null
-check: $(pg_count_cmd dcapix_w3.bench_rows)
+check: $(pg_count_cmd dcapix${DCAPIX_TAG}_w3.bench_rows)
 
 name: dcapix tap-dcapix >/dev/null (emission only)
 cmd: $DCAPIX_BIN/tap-dcapix --config $CFG/dcapix-sql-src.json >/dev/null
