@@ -264,3 +264,14 @@ def test_sqlite_query_stream(sqlite_db):
         again, _ = read_all(ad, spec, state={"replication_key": "id", "replication_key_value": 3,
                                              "keys_at_value": [[3]]})
         assert [r["id"] for r in again] == [4, 5]
+
+
+def test_query_with_colons_runs_as_written(pg_url, sqlite_db):
+    pg_q = """SELECT 1::bigint AS id, '{"a":1}'::jsonb AS j, '10:30'::time AS t, ':x' AS s"""
+    sq_q = """SELECT 1 AS id, '{"a":1}' AS j, '10:30' AS t, ':x' AS s"""
+    for url, q, j in ((pg_url, pg_q, {"a": 1}), (sqlite_db[0], sq_q, '{"a":1}')):
+        cfg = {"adapter": "sql", "url": url, "streams": [{"name": "q", "query": q, "primary_key": "id"}]}
+        with create_adapter(cfg) as ad:
+            recs, _ = read_all(ad, ad.get_stream("q"))
+        assert recs[0]["s"] == ":x" and recs[0]["id"] == 1
+        assert recs[0]["j"] == j  # a JSON value on PostgreSQL, text on SQLite
