@@ -155,17 +155,21 @@ _END = object()
 
 
 class Prefetcher:
-    """Runs an iterator in a reader thread and hands its items over through a bounded queue.
+    """Runs an iterator in a reader thread, at most ``depth`` items ahead of the consumer.
 
-    ``depth`` 0 means no thread (items are produced on demand in the caller's thread). Errors of
-    the reader are re-raised in the consumer; :meth:`close` stops the reader and closes the iterator.
+    The reader takes a permit *before* producing an item and the consumer gives it back when it
+    takes the item, so with ``depth=1`` the reader produces batch N+1 while batch N is written and
+    no more than two batches are alive at once (a bounded queue would hold a third). ``depth`` 0
+    means no thread (items are produced on demand in the caller's thread). Errors of the reader
+    are re-raised in the consumer; :meth:`close` stops the reader and closes the iterator.
     """
 
     def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str = "dcapix-reader") -> None:
         self._make = make
         self.depth = depth
         self.wait_seconds = 0.0
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._q: queue.Queue[Any] = queue.Queue()
+        self._permits = threading.Semaphore(max(depth, 1))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._it: Iterator[Any] | None = None
@@ -175,18 +179,20 @@ class Prefetcher:
         it = None
         try:
             it = self._make()
-            for item in it:
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+            while True:
+                while not self._permits.acquire(timeout=0.2):
+                    if self._stop.is_set():
+                        return
                 if self._stop.is_set():
+                    return
+                try:
+                    item = next(it)
+                except StopIteration:
                     break
-            self._put_final(_END)
+                self._q.put(item)
+            self._q.put(_END)
         except BaseException as exc:
-            self._put_final(exc)
+            self._q.put(exc)
         finally:
             close = getattr(it, "close", None)
             if close is not None:
@@ -194,14 +200,6 @@ class Prefetcher:
                     close()
                 except Exception:  # pragma: no cover - best effort
                     log.debug("closing the reader failed", exc_info=True)
-
-    def _put_final(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
 
     def __iter__(self) -> Iterator[Any]:
         if self.depth <= 0:
@@ -221,6 +219,7 @@ class Prefetcher:
             t0 = time.perf_counter()
             item = self._q.get()
             self.wait_seconds += time.perf_counter() - t0
+            self._permits.release()
             if item is _END:
                 return
             if isinstance(item, BaseException):
@@ -230,12 +229,12 @@ class Prefetcher:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            while True:  # unblock a reader waiting on a full queue
+            self._thread.join(timeout=30)
+            while True:  # drop what the reader produced and nobody will write
                 try:
                     self._q.get_nowait()
                 except queue.Empty:
                     break
-            self._thread.join(timeout=30)
         elif self._it is not None:
             close = getattr(self._it, "close", None)
             if close is not None:
