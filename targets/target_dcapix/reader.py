@@ -62,15 +62,23 @@ def _read_ahead(read1: Callable[[int], bytes]) -> Iterator[bytes]:
     chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
     stop = threading.Event()
 
+    def put(item: bytes | BaseException) -> bool:
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer is gone (an error stopped the run)
+
     def pump() -> None:
         try:
             while not stop.is_set():
                 data = read1(READ_CHUNK)
-                chunks.put(data)
-                if not data:
+                if not put(data) or not data:
                     return
         except BaseException as exc:  # handed to the consumer
-            chunks.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=pump, name="target-dcapix-stdin", daemon=True)
     thread.start()
