@@ -64,7 +64,8 @@ class LocalHTTPServer:
                 outer.requests.append(req)
                 handler = outer.routes.get((self.command, parts.path)) or outer.routes.get(("*", parts.path))
                 if handler is None:
-                    status, headers, payload = 404, {"content-type": "application/json"}, {"error": "not found"}
+                    status, headers = 404, {"content-type": "application/json"}
+                    payload = {"error": "not found"}
                 else:
                     status, headers, payload = handler(req)
                 if isinstance(payload, (bytes, bytearray)):

@@ -115,7 +115,9 @@ class Response:
 
         if not self.ok:
             raise HTTPStatusError(
-                f"{self.method} {self.url}: HTTP {self.status_code}", url=self.url, status_code=self.status_code
+                f"{self.method} {self.url}: HTTP {self.status_code}",
+                url=self.url,
+                status_code=self.status_code,
             )
         return self
 
