@@ -48,7 +48,7 @@ def test_round_trip_every_type(tmp_path, plugins, fmt, compression):
     records = sample_records()
     write_stream(cfg, [records[:2], records[2:]])
     files = visible(tmp_path)
-    data = [f for f in files if not f.endswith("_schema.json")]
+    data = [f for f in files if not f.endswith("_schema.jsonschema")]
     assert len(data) == 1 and data[0].startswith("orders/part-00000-")
     suffix = {"parquet": ".parquet", "jsonl": ".jsonl", "csv": ".csv"}[fmt]
     assert data[0].endswith(suffix + (".gz" if compression == "gzip" else ""))
@@ -99,7 +99,7 @@ def test_jsonl_json_forms_on_disk(tmp_path, plugins):
     assert line["naive"] == "1999-12-31T23:59:59.123456"
     assert line["raw"] == "AP8QYmluYXJ5"
     assert line["doc"] == {"a": [1, 2, {"b": None}], "s": "ü"}
-    side = orjson.loads((tmp_path / "orders" / "_schema.json").read_bytes())
+    side = orjson.loads((tmp_path / "orders" / "_schema.jsonschema").read_bytes())
     assert side["schema"] == SCHEMA and side["key_properties"] == ["id"]
 
 

@@ -6,7 +6,7 @@ plugin module :mod:`dc_api_x.adapters.files` registers these classes by lazy str
 Layout written by a destination (``path`` is a directory)::
 
     <path>/<stream>/part-00000-<runid>.parquet      # one file per flushed part
-    <path>/<stream>/_schema.json                    # csv/jsonl only: the stream's JSON Schema
+    <path>/<stream>/_schema.jsonschema                    # csv/jsonl only: the stream's JSON Schema
     <path>/.<stream>.tmp-<runid>/                   # overwrite: the new files, swapped in at finish
 
 A part is written under a temporary dot-name and renamed to its final name only when it is
@@ -56,7 +56,7 @@ from ..types import Batch, JSONSchema, StreamSpec, WriteResult
 __all__ = ["CSVAdapter", "FileAdapter", "FileStreamOptions", "FilesOptions", "JSONLAdapter", "ParquetAdapter"]
 
 STREAM_META = b"dcapix.stream"
-SIDECAR = "_schema.json"
+SIDECAR = "_schema.jsonschema"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -106,7 +106,7 @@ class FilesOptions(AdapterOptions):
     #: the files are sorted by the replication key (in file-name order): incremental bookmarks then
     #: advance with every batch instead of only at the end of the stream.
     ordered: bool = False
-    #: rows sampled to discover a CSV/JSONL schema (when no ``_schema.json`` nor ``schema`` is given).
+    #: rows sampled to discover a CSV/JSONL schema (when no ``_schema.jsonschema`` nor ``schema`` is given).
     sample_size: int = Field(default=1000, ge=1)
     #: CSV field delimiter.
     delimiter: str = ","
@@ -441,7 +441,7 @@ class _StreamWriter:
         self.parts.append(part.final)
 
     def _write_sidecar(self) -> None:
-        """``_schema.json`` (csv/jsonl): the stream's schema; appending keeps the properties of the
+        """``_schema.jsonschema`` (csv/jsonl): the stream's schema; appending keeps the properties of the
         schema already there (columns of earlier runs stay readable)."""
         if not self.adapter.needs_sidecar or self.sidecar_written:
             return
@@ -541,7 +541,7 @@ class FileAdapter(ProtocolAdapter):
     load_methods: ClassVar[Sequence[str]] = ("append", "overwrite")
     #: file-name suffixes this format reads.
     suffixes: ClassVar[tuple[str, ...]] = ()
-    #: whether the destination writes ``_schema.json`` next to the parts (formats without types).
+    #: whether the destination writes ``_schema.jsonschema`` next to the parts (formats without types).
     needs_sidecar: ClassVar[bool] = False
 
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
