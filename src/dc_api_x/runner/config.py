@@ -110,8 +110,8 @@ class PipelineConfig(BaseModel):
     checkpoint_seconds: float = Field(default=60.0, gt=0)
     #: batches a reader thread may produce ahead of the writer (0: read and write in one thread;
     #: 1: the next batch is read while the current one is written, two batches alive at most).
-    #: Off by default: on 2 cores the source database, the decoder and the writer already keep
-    #: both cores busy, so the overlap bought no wall time and cost ~30 MiB (docs/runner.md).
+    #: Off by default: on the 2-core benchmark machine it saves ~10 % of wall time but adds 5-30
+    #: MiB of peak RSS (allocator arenas of the second thread); see docs/runner.md.
     prefetch: int = Field(default=0, ge=0)
     #: streams run at the same time (each with its own pair of adapters).
     parallel: int = Field(default=1, ge=1)
