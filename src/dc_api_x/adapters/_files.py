@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as _dt
 import gzip
 import os
 import re
@@ -26,7 +25,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -47,10 +45,12 @@ from ..arrow import (
     cast_table,
     jsonschema_to_arrow,
 )
+from ..bookmarks import BoundaryBookmark, json_value
 from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
-from ..schemas import apply_schema_override, infer_schema
+from ..inference import infer_schema
+from ..schemas import apply_schema_override
 from ..types import Batch, JSONSchema, StreamSpec, WriteResult
 
 __all__ = ["CSVAdapter", "FileAdapter", "FileStreamOptions", "FilesOptions", "JSONLAdapter", "ParquetAdapter"]
@@ -257,14 +257,8 @@ class _FS:
 
 # ---------------------------------------------------------------------------------- helpers
 def _json_form(value: Any) -> Any:
-    """A bookmark/key value in its JSON form."""
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    return value
+    """A bookmark/key value in its JSON form (:func:`dc_api_x.bookmarks.json_value`)."""
+    return json_value(value)
 
 
 def _safe_name(stream: str) -> str:
@@ -296,72 +290,50 @@ class _Incremental:
         self.pks = list(stream.key_properties)
         self.field = field
         self.start: pa.Scalar | None = None
-        self.start_keys: set[tuple[Any, ...]] = set()
         self.safe: dict[str, Any] | None = None
-        if state and state.get("replication_key_value") is not None and (
-            state.get("replication_key") in (None, self.rk)
-        ):
-            arr = _column_to_arrow([state["replication_key_value"]], field)
-            self.start = arr[0]
-            self.start_keys = {tuple(k) if isinstance(k, list) else (k,)
-                               for k in (state.get("keys_at_value") or [])}
-            self.safe = dict(state)
-        self.max: Any = None
-        self.max_keys: set[tuple[Any, ...]] = set()
+        st = dict(state or {})
+        if not self.pks:
+            st.pop("keys_at_value", None)  # without primary keys every row at the value is read again
+
+        def to_scalar(value: Any) -> Any:
+            self.start = _column_to_arrow([value], field)[0]
+            return self.start.as_py()
+
+        self.core = BoundaryBookmark.from_state(st, self.rk, self.pks, ties="keep", convert=to_scalar)
+        if self.core.has_start:
+            self.safe = dict(state or {})
+        else:
+            self.start = None
         self.monotonic = True
-        if self.start is not None:
-            self.max = self.start.as_py()
-            self.max_keys = set(self.start_keys)
+
+    @property
+    def max(self) -> Any:
+        """The largest replication value read (or the start value)."""
+        return self.core.value
 
     def filter(self, table: pa.Table) -> pa.Table:
         if self.start is None or table.num_rows == 0:
             return table
-        col = table.column(self.rk)
-        keep = pc.fill_null(pc.greater(col, self.start), False)
-        at = pc.fill_null(pc.equal(col, self.start), False)
-        if pc.any(at).as_py():
-            if not self.pks or not self.start_keys:
-                keep = pc.or_(keep, at)
-            else:
-                idx = pc.indices_nonzero(at).to_pylist()
-                keys = table.select(self.pks).take(pa.array(idx)).to_pylist()
-                mask = keep.to_pylist()
-                for i, k in zip(idx, keys, strict=True):
-                    if tuple(_json_form(k[p]) for p in self.pks) not in self.start_keys:
-                        mask[i] = True
-                keep = pa.array(mask, type=pa.bool_())
-        return table.filter(keep)
+        return self.core.filter_arrow(table, self.start)
 
     def observe(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         col = table.column(self.rk)
-        mm = pc.min_max(col)
-        lo, hi = mm["min"].as_py(), mm["max"].as_py()
-        if hi is None:
-            return
-        if self.ordered and ((self.max is not None and lo is not None and lo < self.max)
-                             or not _non_decreasing(col)):
-            self.monotonic = False
-            raise ValueError(f"rows are not in {self.rk!r} order although option 'ordered' is set "
-                             f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})")
-        if self.max is None or hi > self.max:
-            self.max, self.max_keys = hi, set()
-        if hi == self.max and self.pks:
-            at = pc.fill_null(pc.equal(col, pa.scalar(hi, type=col.type)), False)
-            for k in table.filter(at).select(self.pks).to_pylist():
-                self.max_keys.add(tuple(_json_form(k[p]) for p in self.pks))
         if self.ordered:
+            lo = pc.min_max(col)["min"].as_py()
+            if (self.max is not None and lo is not None and lo < self.max) or not _non_decreasing(col):
+                self.monotonic = False
+                raise ValueError(f"rows are not in {self.rk!r} order although option 'ordered' is set "
+                                 f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})")
+        _lo, hi = self.core.advance_arrow(table)
+        if hi is not None and self.ordered:
             self.safe = self.current()
 
     def current(self) -> dict[str, Any] | None:
         if self.max is None:
             return self.safe
-        return {
-            "replication_key": self.rk,
-            "replication_key_value": _json_form(self.max),
-            "keys_at_value": sorted((list(k) for k in self.max_keys), key=repr) if self.pks else [],
-        }
+        return self.core.to_state(sort_keys=True)
 
 
 def _non_decreasing(col: pa.ChunkedArray) -> bool:

@@ -22,10 +22,12 @@ import httpx
 import orjson
 from pydantic import AliasChoices, Field, field_validator
 
+from ..bookmarks import BoundaryBookmark, OrderError
 from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
+from ..inference import infer_schema as _infer
 from ..logs import RedactingFilter, is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
 
@@ -206,69 +208,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<tz>Z|[+-]\d{2}:?\d{2})?$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _type_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "string"
-
-
 def infer_schema(records: Sequence[Mapping[str, Any]]) -> JSONSchema:
-    """A JSON Schema inferred from sample records: integers, numbers, booleans, strings (with
-    ``date-time`` / ``date`` detection; naive date-times get ``x-timezone: false``), nested
-    objects and arrays as ``x-json`` blobs. Every field is nullable; conflicting types become an
+    """A JSON Schema inferred from sample records (:func:`dc_api_x.inference.infer_schema`, the
+    HTTP flavour): every field is nullable (fields come and go between pages) and nested objects
+    and arrays are ``x-json`` blobs; integers, numbers, booleans, strings with ``date-time`` /
+    ``date`` detection (naive date-times get ``x-timezone: false``); conflicting types become an
     ``x-json`` blob (nothing is coerced)."""
-    types: dict[str, set[str]] = {}
-    strings: dict[str, list[str]] = {}
-    for rec in records:
-        for key, value in rec.items():
-            seen = types.setdefault(key, set())
-            if value is None:
-                continue
-            t = _type_of(value)
-            seen.add(t)
-            if t == "string":
-                lst = strings.setdefault(key, [])
-                if len(lst) < 200:
-                    lst.append(value)
-    props: dict[str, Any] = {}
-    for key, seen in types.items():
-        if not seen:
-            props[key] = {"type": ["string", "null"]}
-        elif seen <= {"integer", "number"}:
-            props[key] = {"type": ["integer" if seen == {"integer"} else "number", "null"]}
-        elif seen == {"boolean"}:
-            props[key] = {"type": ["boolean", "null"]}
-        elif seen == {"string"}:
-            prop: dict[str, Any] = {"type": ["string", "null"]}
-            values = strings.get(key) or []
-            if values and all(_DATETIME.match(v) for v in values):
-                prop["format"] = "date-time"
-                if not any(_DATETIME.match(v)["tz"] for v in values):  # type: ignore[index]
-                    prop["x-timezone"] = False
-            elif values and all(_DATE.match(v) for v in values):
-                prop["format"] = "date"
-            props[key] = prop
-        elif seen == {"object"}:
-            props[key] = {"type": ["object", "null"], "x-json": True}
-        elif seen == {"array"}:
-            props[key] = {"type": ["array", "null"], "x-json": True}
-        else:
-            props[key] = {"type": [*sorted(seen), "null"], "x-json": True}
-    return {"type": "object", "properties": props}
+    return _infer(records, nested=False, all_nullable=True)
 
 
 class _AuthBridge(httpx.Auth):
@@ -889,7 +835,10 @@ def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSON
 
 
 class _Bookmark:
-    """Incremental-read bookkeeping: filter delivered records, track max value and keys at max."""
+    """Incremental-read bookkeeping of the HTTP adapter on the shared
+    :class:`~dc_api_x.bookmarks.BoundaryBookmark`: records with a null replication value are kept,
+    a state without ``keys_at_value`` drops every record at its value, ``replication_start`` is
+    an inclusive lower bound, ``is_sorted`` streams must not go backwards."""
 
     def __init__(self, rk: str, pks: tuple[str, ...], where: str, is_sorted: bool) -> None:
         self.rk = rk
@@ -897,81 +846,33 @@ class _Bookmark:
         self.where = where
         self.sorted = is_sorted
         self.lower: Any = MISSING          # value sent to the server / lower bound
-        self.drop_equal_all = False        # state without keys_at_value: drop == bookmark
-        self.drop_keys: set[tuple[Any, ...]] = set()
-        self.inclusive_start = False       # replication_start: keep == start
-        self.max: Any = MISSING
-        self.keys_at_max: list[list[Any]] = []
-        self.initial: dict[str, Any] | None = None
+        self.core = BoundaryBookmark(rk, pks, ties="drop")
 
     def start(self, state: Mapping[str, Any] | None, replication_start: Any) -> None:
         st = dict(state or {})
-        if st.get("replication_key") not in (None, self.rk):
-            st = {}  # a bookmark of another key does not apply
-        value = st.get("replication_key_value", MISSING)
-        if value is not MISSING and value is not None:
-            self.lower = value
-            self.max = value
-            if "keys_at_value" in st and self.pks:
-                keys = st.get("keys_at_value") or []
-                self.drop_keys = {tuple(k) for k in keys}
-                self.keys_at_max = [list(k) for k in keys]
-            else:
-                self.drop_equal_all = True
-            self.initial = self.bookmark()
+        if not self.pks:
+            st.pop("keys_at_value", None)  # without primary keys: every record at the value was delivered
+        self.core = BoundaryBookmark.from_state(st, self.rk, self.pks, ties="drop")
+        if self.core.has_start:
+            self.lower = self.core.start_value
         elif replication_start is not None:
             self.lower = replication_start
-            self.inclusive_start = True
-
-    def _key(self, rec: Record) -> list[Any]:
-        return [rec.get(k) for k in self.pks]
+            self.core.set_lower_bound(replication_start)
 
     def filter(self, records: list[Record], limit: int | None = None) -> list[Record]:
         """The records not delivered before (at most ``limit``), tracking the max value."""
-        rk = self.rk
-        lower = self.lower
-        has_lower = lower is not MISSING
-        out: list[Record] = []
-        append = out.append
         try:
-            for rec in records:
-                if limit is not None and len(out) >= limit:
-                    break
-                v = rec.get(rk)
-                if v is None:
-                    append(rec)
-                    continue
-                if has_lower:
-                    if v < lower:
-                        continue
-                    if v == lower and not self.inclusive_start and (
-                            self.drop_equal_all or tuple(self._key(rec)) in self.drop_keys):
-                        continue
-                m = self.max
-                if m is MISSING or v > m:
-                    self.max = v
-                    self.keys_at_max = [self._key(rec)] if self.pks else []
-                elif v == m:
-                    if self.pks:
-                        self.keys_at_max.append(self._key(rec))
-                elif self.sorted:
-                    raise AdapterError(
-                        f"{self.where}, field {self.rk!r}: records are not sorted (value {v!r} after "
-                        f"{m!r}) but the stream is declared is_sorted; set is_sorted: false")
-                append(rec)
+            return self.core.filter_records(records, limit, keep_nulls=True, strict_order=self.sorted)
+        except OrderError as exc:
+            raise AdapterError(
+                f"{self.where}, field {self.rk!r}: records are not sorted (value {exc.value!r} after "
+                f"{exc.previous!r}) but the stream is declared is_sorted; set is_sorted: false") from None
         except TypeError as exc:
             raise AdapterError(f"{self.where}, field {self.rk!r}: replication values cannot be compared: "
                                f"{exc}") from None
-        return out
 
     def bookmark(self) -> dict[str, Any] | None:
-        if self.max is MISSING:
-            return None
-        bm: dict[str, Any] = {"replication_key": self.rk, "replication_key_value": self.max}
-        if self.pks:
-            # a shallow copy is a snapshot: the key lists themselves are never changed
-            bm["keys_at_value"] = list(self.keys_at_max)
-        return bm
+        return self.core.to_state(with_keys=bool(self.pks))
 
 
 __all__ += ["extract_records", "split_path"]

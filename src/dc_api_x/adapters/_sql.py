@@ -20,7 +20,6 @@ objects, the dialect's identifier preparer), never formatted into SQL by hand.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import fnmatch
 import hashlib
@@ -38,6 +37,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from ..arrow import json_types, jsonschema_to_arrow
+from ..bookmarks import BoundaryBookmark, json_value
 from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
@@ -114,16 +114,9 @@ def normalize_url(url: str) -> sa.URL:
 
 # ------------------------------------------------------------------------------------------ values
 def _jf(value: Any) -> Any:
-    """The JSON form of a key value (bookmarks store these): ISO strings, decimal strings, base64."""
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
+    """The JSON form of a key value (bookmarks store these): ISO strings, decimal strings, base64
+    (:func:`dc_api_x.bookmarks.json_value`)."""
+    return json_value(value)
 
 
 def _parse_dt(text: str) -> _dt.datetime:
@@ -192,31 +185,40 @@ class _WriteState:
 
 
 class _Boundary:
-    """Incremental-read bookkeeping: drops rows already delivered at the bookmark value and computes
-    the bookmark after each batch (``replication_key_value`` + ``keys_at_value``)."""
+    """Incremental-read bookkeeping of a read sorted by ``(replication key, primary key)`` on the
+    shared :class:`~dc_api_x.bookmarks.BoundaryBookmark`: the query already applies ``>=`` the
+    bookmark value, so only the leading rows *at* that value are checked against
+    ``keys_at_value``; after each batch the bookmark is the last delivered value and the keys
+    delivered at it (``replication_key_value`` + ``keys_at_value``)."""
 
     def __init__(self, rk: str, pks: Sequence[str], value: Any, keys: Sequence[Sequence[Any]]) -> None:
         self.rk = rk
         self.pks = list(pks)
-        self.value = value
-        self.keys: list[list[Any]] = [list(k) for k in keys]
-        self._key_set = {tuple(k) for k in self.keys}
+        self.core = BoundaryBookmark(rk, pks, value, [list(k) for k in keys], ties="keep")
         self.at_start = value is not None
 
+    @property
+    def value(self) -> Any:
+        """The bookmark value (before the first batch: the value the read resumes from)."""
+        return self.core.value
+
+    @property
+    def keys(self) -> list[tuple[Any, ...]]:
+        """The primary keys delivered at :attr:`value`."""
+        return self.core.keys
+
     def state(self) -> dict[str, Any] | None:
-        if self.value is None:
-            return None
-        return {"replication_key": self.rk, "replication_key_value": self.value,
-                "keys_at_value": [list(k) for k in self.keys]}
+        return self.core.to_state()
 
     def process(self, n: int, rk: Callable[[int], Any], pk: Callable[[int], tuple[Any, ...]],
                 limit: int | None) -> list[int] | None:
         """Indices of the rows to deliver (``None``: all ``n``); updates the bookmark."""
         drop: set[int] = set()
         if self.at_start:
+            start, is_new = self.core.start_value, self.core.is_new
             i = 0
-            while i < n and rk(i) == self.value:
-                if pk(i) in self._key_set:
+            while i < n and rk(i) == start:
+                if not is_new(start, pk(i)):
                     drop.add(i)
                 i += 1
             if i < n:
@@ -242,12 +244,7 @@ class _Boundary:
                 fresh.append(pk(j))
             j -= 1
         fresh.reverse()
-        if last != self.value:
-            self.value, self.keys, self._key_set = last, [], set()
-        for k in fresh:
-            if k not in self._key_set:
-                self._key_set.add(k)
-                self.keys.append(list(k))
+        self.core.advance_to(last, fresh)
         return keep
 
 
