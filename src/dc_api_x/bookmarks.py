@@ -172,7 +172,9 @@ class BoundaryBookmark:
         start = self.start_value
         keep_ties, drop_ties = self.keeps_ties(), self.drops_ties()
         start_keys = self.start_keys or frozenset()
-        with_keys = bool(self.key_properties)
+        pks = self.key_properties
+        with_keys = bool(pks)
+        single = pks[0] if len(pks) == 1 else None
         key_of = self.key_of
         for rec in records:
             if limit is not None and len(out) >= limit:
@@ -190,13 +192,16 @@ class BoundaryBookmark:
             m = self.value
             if m is None or v > m:
                 self.value, self.keys, self._key_set = v, [], set()
-                if with_keys:
-                    self._add_key(key_of(rec))
-            elif v == m:
-                if with_keys:
-                    self._add_key(key_of(rec))
-            elif strict_order:
-                raise OrderError(v, m)
+            elif v != m:
+                if strict_order:
+                    raise OrderError(v, m)
+                append(rec)
+                continue
+            if with_keys:
+                key = (json_value(rec.get(single)),) if single is not None else key_of(rec)
+                if key not in self._key_set:
+                    self._key_set.add(key)
+                    self.keys.append(key)
             append(rec)
         return out
 
