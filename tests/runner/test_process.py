@@ -68,3 +68,41 @@ def test_via_singer_dry_run_and_missing_executable(rplugins, project, capsys) ->
     write_config(project, pipes)
     assert dcapix("run", "p", "--via-singer", "--no-progress") == 1
     assert "singer executable 'no-such-tap-dcapix-exe' not found" in capsys.readouterr().err
+
+
+def test_killed_runner_leaves_no_orphans(rplugins, project) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = project / "ids.txt"
+    # no STATE until the end: the children have nothing to write to the dead runner, so only
+    # PR_SET_PDEATHSIG can end them
+    write_config(project, _pipe(out, 10_000, sleep=0.01, state_every=1_000_000))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = ("import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
+             "enable_plugins(entry_points=False, plugins=[support])\n"
+             "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, "run", "p", "--via-singer", "--no-progress"],
+                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(kids) < 2:
+        try:
+            kids = [int(p) for t in os.listdir(f"/proc/{proc.pid}/task")
+                    for p in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()]
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    assert len(kids) == 2, kids
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}") and
+                 Path(f"/proc/{k}/stat").read_text().split()[2] != "Z"]
+        time.sleep(0.05)
+    assert not alive, f"tap/target survived the runner: {alive}"

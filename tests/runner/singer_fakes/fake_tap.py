@@ -4,6 +4,7 @@ after ``state.bookmarks.items.id``; a STATE every ``state_every`` records; optio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -18,6 +19,9 @@ def main() -> int:
     n = 0
     for i in range(start + 1, int(config["rows"]) + 1):
         out.write(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}) + "\n")
+        if config.get("sleep"):
+            out.flush()
+            time.sleep(float(config["sleep"]))
         n += 1
         if config.get("crash_at") == i:
             out.flush()
