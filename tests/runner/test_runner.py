@@ -340,3 +340,43 @@ def test_live_progress_renders() -> None:
     with Progress(m, stream=buf, live=True):
         m.stream("orders").rows = 42
     assert "orders" in buf.getvalue() and "42" in buf.getvalue()
+
+
+def test_failing_middle_stream(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 80, table="a")
+    make_source_db(src, 120, table="b")
+    make_source_db(src, 50, table="c")
+    pipes = _pipes(src, dst)
+    pipes["copy"]["source"]["fail_at_row"] = 100  # only b reaches it
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--json", "--no-progress") == 1
+    m = json.loads(capsys.readouterr().out)
+    assert {s["stream"]: s["status"] for s in m["streams"]} == {"a": "done", "b": "failed", "c": "skipped"}
+    assert m["status"] == "failed" and "injected failure" in m["error"]
+    assert _state(project, stream="a") == {"id": 80}
+    assert _state(project, stream="b") is None  # nothing of b was committed
+    assert _state(project, stream="c") is None
+    assert len(table_rows(dst, "a")) == 80
+
+
+def test_second_run_of_a_running_pipeline_is_refused(rplugins, project, capsys) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 5)
+    write_config(project, _pipes(src, dst))
+    import subprocess
+    import sys
+
+    code = ("import time; from dc_api_x.runner.state import open_state_store\n"
+            "s = open_state_store(project_dir='.')\n"
+            "with s.lock('copy'):\n    print('LOCKED', flush=True); time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=project, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "LOCKED"
+        assert dcapix("run", "copy", "--no-progress") == 1
+        err = capsys.readouterr().err
+        assert "pipeline 'copy' is already running" in err and f"pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert dcapix("run", "copy", "--no-progress") == 0  # the lock died with its holder
