@@ -128,9 +128,9 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
                    stderr: IO[str] | None = None) -> RunMetrics:
     """Run ``tap | target`` for a pipeline and store the target's last state (see module doc)."""
     options = options or RunOptions()
-    if options.select or options.limit:
-        raise ConfigError("--select and --limit are not supported with --via-singer; set the streams in "
-                          "the tap config", plugin="runner")
+    if options.select or options.limit or config.select or config.source.select:
+        raise ConfigError(f"pipeline {name!r}: select/--select and --limit are not supported with "
+                          "--via-singer; set the streams in the tap config", plugin="runner")
     err_out = stderr or sys.stderr
     metrics = progress.metrics if progress is not None else RunMetrics(name)
     metrics.pipeline, metrics.mode = name, "via-singer"
@@ -138,7 +138,6 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
     tap_cfg = sc.tap_config if sc.tap_config is not None else {
         **config.source.adapter_config(),
         **({"transforms": config.source.transforms} if config.source.transforms else {}),
-        **({"select": config.source.select} if config.source.select else {}),
     }
     target_cfg = sc.target_config if sc.target_config is not None else {
         **config.destination.adapter_config(),
