@@ -380,3 +380,14 @@ def test_second_run_of_a_running_pipeline_is_refused(rplugins, project, capsys) 
         holder.kill()
         holder.wait()
     assert dcapix("run", "copy", "--no-progress") == 0  # the lock died with its holder
+
+
+def test_example_pipeline_file_validates() -> None:
+    from dc_api_x.runner.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "dcapix.example.yml")
+    assert set(cfg.pipelines) == {"shop_to_lake", "pg_copy", "api_to_jsonl"}
+    _name, pipe = cfg.pipeline("pg_copy")
+    assert pipe.destination.load_method == "upsert" and pipe.destination.options["schema"] == "copy"
+    assert "${" not in pipe.source.options["url"]
