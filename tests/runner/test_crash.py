@@ -141,3 +141,36 @@ def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{dst_schema}" CASCADE')
+
+
+def test_sigterm_stops_cleanly(rplugins, project) -> None:
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, ROWS)
+    write_config(project, {"copy": {
+        "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 200, "delay": 0.004},
+        "destination": {"adapter": "t_sqlite_dst", "path": str(dst), "load_method": "append"},
+        "checkpoint_rows": 1000,
+    }})
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, "run", "copy", "--no-progress"], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        db = project / ".dcapix" / "state.db"
+        if db.exists():
+            with open_state_store(path=str(db)) as s:
+                if s.get("copy", "items"):
+                    break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # a second one must not re-enter the cleanup
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "items" in out  # the summary of what was done
+    with open_state_store(project_dir=project) as s:
+        saved = s.get("copy", "items")["id"]
+    ids = [r[0] for r in table_rows(dst, "items")]
+    assert saved < ROWS and ids == list(range(1, saved + 1))  # exactly the committed rows
+    assert dcapix("run", "copy", "--no-progress") == 0
+    assert [r[0] for r in table_rows(dst, "items")] == list(range(1, ROWS + 1))

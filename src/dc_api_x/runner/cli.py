@@ -101,6 +101,24 @@ def _open_store(args: argparse.Namespace, project: Any) -> Any:
     return open_state_store(backend, project_dir=pdir, path=args.state_db)
 
 
+def _sigterm_as_interrupt() -> None:
+    """Turn the first SIGTERM into ``KeyboardInterrupt`` in the main thread, so the run stops the
+    way Ctrl-C stops it: uncommitted batches are rolled back / temp files removed by the adapters'
+    ``close()``, no state is stored for them, exit code 130. Later SIGTERMs are ignored (no
+    re-entrant cleanup); SIGKILL still ends everything at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``dcapix run``."""
     from ..plugins import get_plugins
@@ -108,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .progress import Progress, RunMetrics, format_summary
 
     get_plugins()
+    _sigterm_as_interrupt()
     name, pipe, project = _load_pipeline(args)
     opts = RunOptions(full_refresh=args.full_refresh, select=args.select, limit=args.limit,
                       prefetch=args.prefetch, parallel=args.parallel, checkpoint_rows=args.checkpoint_rows)
