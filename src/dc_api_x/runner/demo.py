@@ -60,7 +60,7 @@ def make_demo_project(directory: str | Path, rows: int = 10_000) -> Path:
         "pipelines": {
             "demo": {
                 "source": {"adapter": "sql", "url": f"sqlite:///{db}", "streams": ["customers", "orders"]},
-                "destination": {"adapter": "parquet", "path": str(out)},
+                "destination": {"adapter": "parquet", "path": str(out), "load_method": "overwrite"},
             }
         },
     }
