@@ -236,6 +236,11 @@ def test_demo_sqlite_to_parquet(plugins, project, capsys) -> None:
     # the written pipeline file runs again (full refresh is what the demo does)
     cfg = str(project / "d" / "dcapix.yml")
     assert dcapix("run", "-c", cfg, "demo", "--no-progress", "--full-refresh") == 0
+    # the demo overwrites its output: a rerun (in-process or via Singer) leaves exactly one copy
+    assert dcapix("demo", "--dir", str(project / "d"), "--rows", "500", "--via-singer") == 0
+    counts = {p.name: sum(pq.ParquetFile(f).metadata.num_rows for f in p.rglob("*.parquet"))
+              for p in lake.iterdir() if p.is_dir()}
+    assert counts == {"customers": 50, "orders": 500}, counts
 
 
 def test_bench_command(plugins, project, capsys) -> None:
