@@ -173,7 +173,7 @@ def test_resume_after_any_batch_loses_and_repeats_nothing(seed):
     rows = sorted(({"id": i, "u": rnd.randint(0, 8)} for i in range(60)), key=lambda r: (r["u"], r["id"]))
     delivered: list[int] = []
     state = None
-    while True:
+    for _ in range(200):  # bounded: a resume that repeats rows must fail, not spin
         bm = BoundaryBookmark.from_state(state, "u", ["id"])
         size = rnd.randint(1, 7)
         batch = bm.filter_records(rows, limit=size, strict_order=True)
@@ -181,4 +181,6 @@ def test_resume_after_any_batch_loses_and_repeats_nothing(seed):
             break
         delivered += [r["id"] for r in batch]
         state = json.loads(json.dumps(bm.to_state()))
+    else:
+        pytest.fail("the resumed reads never ended (rows delivered again)")
     assert sorted(delivered) == list(range(60)) and len(delivered) == 60
