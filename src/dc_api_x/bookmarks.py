@@ -13,6 +13,15 @@ state lists no ``keys_at_value`` the adapter chooses what happens to rows at the
 ``"keep"`` re-reads them, at-least-once; ``"drop"`` treats the value as exclusive). After each
 delivered batch the tracker advances: the new value and the primary keys delivered at it.
 
+Streams **without** primary key list *row hashes* instead (as dlt does): the boundary key of a row
+is ``[row_hash(row)]``, a one-element key holding the hex digest of the row's content (all its
+fields, canonical JSON: sorted names, UTC ISO date-times, decimal strings, base64 bytes; see
+:func:`row_hash`). Hashes are computed only for the rows at the boundary value. A hash is listed
+once per delivered row, so identical rows at the same value count as a multiset: on resume as many
+of them are dropped as were delivered, the others are delivered (identical rows cannot be told
+apart, so *which* copy is re-delivered does not matter). A keyless state written before row hashes
+(``keys_at_value: [[]]`` or none) re-delivers every row at its value: at-least-once, never a loss.
+
 :class:`BoundaryBookmark` holds that logic once; each adapter keeps its own specifics (SQL pushes
 ``>=`` into the query and tracks the last row of its sorted output with :meth:`advance_to`, HTTP
 sends the bound as a request parameter, the files adapter holds the bookmark back unless its
@@ -25,7 +34,10 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import hashlib
+import json
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["BoundaryBookmark", "OrderError", "json_value"]
+__all__ = ["BoundaryBookmark", "OrderError", "json_value", "row_hash"]
 
 Ties = Literal["keep", "drop"]
 
@@ -52,9 +64,47 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def _hash_default(value: Any) -> Any:
+    """The canonical JSON form of a non-JSON value in a row hash (aware date-times in UTC)."""
+    if isinstance(value, _dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(_dt.timezone.utc).isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(map(repr, value))
+    out = json_value(value)
+    return str(out) if out is value else out
+
+
+def _canonical_json(record: Mapping[str, Any]) -> bytes:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a core dependency
+        orjson = None  # type: ignore[assignment]
+    if orjson is not None:
+        try:
+            return orjson.dumps(record, default=_hash_default, option=orjson.OPT_SORT_KEYS
+                                | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
+            pass
+    return json.dumps(record, default=_hash_default, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def row_hash(record: Mapping[str, Any]) -> str:
+    """A stable hash of a row's content: the hex BLAKE2b-128 digest of its canonical JSON (field
+    names sorted, aware date-times as UTC ISO strings, other date/times ISO, decimals as
+    ``format(d, "f")``, bytes base64, UUIDs as strings). The boundary key of a row of a stream
+    without primary key. Rows with equal content have equal hashes."""
+    return hashlib.blake2b(_canonical_json(record), digest_size=16).hexdigest()
+
+
 def _key_tuple(key: Any) -> tuple[Any, ...]:
     """A ``keys_at_value`` entry as a hashable tuple (a bare scalar is a one-column key)."""
     return tuple(key) if isinstance(key, list | tuple) else (key,)
+
+
+def _is_hash_key(key: tuple[Any, ...]) -> bool:
+    """Whether a ``keys_at_value`` entry of a keyless stream is a row hash (``[hex]``)."""
+    return len(key) == 1 and isinstance(key[0], str)
 
 
 class OrderError(ValueError):
@@ -72,27 +122,38 @@ class BoundaryBookmark:
     * ``start_value`` / ``start_keys`` — the bookmark the read resumes from (filtering);
     * ``value`` / ``keys`` — the bookmark after the rows delivered so far (:meth:`to_state`).
 
-    Keys are tuples of the primary-key values in JSON form (``()`` for a stream without primary
-    key). ``ties``: what to do with rows at ``start_value`` when the state listed no
-    ``keys_at_value`` (``"keep"``: deliver them again; ``"drop"``: skip them).
+    Keys are tuples of the primary-key values in JSON form. A stream without primary key
+    (``hashed``) uses ``(row_hash(row),)`` instead, listed once per delivered row (a multiset:
+    identical rows at the value are dropped on resume as often as they were delivered). ``ties``:
+    what to do with rows at ``start_value`` when the state listed no ``keys_at_value``
+    (``"keep"``: deliver them again; ``"drop"``: skip them); a keyless stream always keeps them
+    then, as it does for a state listing no row hash (a state written before row hashes).
     """
 
     def __init__(self, replication_key: str, key_properties: Sequence[str] = (), value: Any = None,
                  keys: Iterable[Any] | None = None, *, ties: Ties = "keep") -> None:
         self.replication_key = replication_key
         self.key_properties = tuple(key_properties)
+        #: no primary key: boundary keys are row hashes
+        self.hashed = not self.key_properties
         self.ties: Ties = ties
         #: the resume point; ``None``: read everything
         self.start_value: Any = value
+        start = None if keys is None else [_key_tuple(k) for k in keys]
+        if start is not None and self.hashed:
+            # only row hashes identify keyless rows: a legacy ``[[]]`` lists nothing (re-deliver)
+            start = [k for k in start if _is_hash_key(k)]
         #: ``None`` when the state listed no ``keys_at_value``
-        self.start_keys: frozenset[tuple[Any, ...]] | None = (
-            None if keys is None else frozenset(_key_tuple(k) for k in keys))
+        self.start_keys: frozenset[tuple[Any, ...]] | None = None if start is None else frozenset(start)
+        # keyless: how many rows of each hash are still to be dropped at the start value
+        self._start_counts: Counter[tuple[Any, ...]] | None = (
+            Counter(start) if start is not None and self.hashed else None)
         self.inclusive = False
         self.value: Any = value
         self.keys: list[tuple[Any, ...]] = []
         self._key_set: set[tuple[Any, ...]] = set()
-        for k in keys or ():
-            self._add_key(_key_tuple(k))
+        for k in start or ():
+            self._add_key(k)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -121,6 +182,7 @@ class BoundaryBookmark:
         """An inclusive lower bound (e.g. a configured start value) for a read without a bookmark:
         rows below it are skipped, rows at it kept; the running bookmark is not changed."""
         self.start_value, self.start_keys, self.inclusive = value, None, True
+        self._start_counts = None
 
     # -- filtering ------------------------------------------------------------------------------
     @property
@@ -130,17 +192,34 @@ class BoundaryBookmark:
 
     def drops_ties(self) -> bool:
         """Whether rows at ``start_value`` are all dropped regardless of their key."""
-        return not self.inclusive and self.start_keys is None and self.ties == "drop"
+        return (not self.inclusive and self.start_keys is None and self.ties == "drop"
+                and not self.hashed)
 
     def keeps_ties(self) -> bool:
         """Whether rows at ``start_value`` are all kept regardless of their key."""
         if self.inclusive:
             return True
-        return self.ties == "keep" if self.start_keys is None else not self.start_keys
+        if self.start_keys is None:
+            return self.hashed or self.ties == "keep"
+        return not self.start_keys
+
+    def _listed(self, key: tuple[Any, ...]) -> bool:
+        """Whether a row at ``start_value`` with ``key`` was delivered before (a keyless row
+        consumes one listed occurrence of its hash)."""
+        counts = self._start_counts
+        if counts is not None:
+            n = counts.get(key, 0)
+            if n:
+                counts[key] = n - 1
+                return True
+            return False
+        return self.start_keys is not None and key in self.start_keys
 
     def is_new(self, value: Any, key: tuple[Any, ...] = (), *, keep_nulls: bool = True) -> bool:
-        """Whether a row with replication ``value`` and primary ``key`` (JSON form) is to be
-        delivered. A null value cannot be placed: kept with ``keep_nulls``, else dropped."""
+        """Whether a row with replication ``value`` and primary ``key`` (JSON form; for a keyless
+        stream ``(row_hash(row),)``) is to be delivered. A null value cannot be placed: kept with
+        ``keep_nulls``, else dropped. For a keyless stream a row at the start value whose hash is
+        listed consumes that listing (call it once per row)."""
         if value is None:
             return keep_nulls
         start = self.start_value
@@ -153,29 +232,32 @@ class BoundaryBookmark:
                 return True
             if self.drops_ties():
                 return False
-            assert self.start_keys is not None
-            return key not in self.start_keys
+            return not self._listed(key)
         return True
 
     def key_of(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The primary key of a dict record in JSON form."""
+        """The boundary key of a dict record: its primary key in JSON form, or
+        ``(row_hash(record),)`` for a stream without primary key."""
+        if self.hashed:
+            return (row_hash(record),)
         return tuple(json_value(record.get(k)) for k in self.key_properties)
 
     def filter_records(self, records: Iterable[Mapping[str, Any]], limit: int | None = None, *,
                        keep_nulls: bool = True, strict_order: bool = False) -> list[Any]:
         """The dict records not delivered before (at most ``limit``), advancing the running
         bookmark (max value, keys at it) with each one kept. ``strict_order``: a value below the
-        running one raises :class:`OrderError`. Values that cannot be compared raise ``TypeError``."""
+        running one raises :class:`OrderError`. Values that cannot be compared raise ``TypeError``.
+        Keyless streams hash only the rows at the start value and at the final running value."""
         out: list[Any] = []
         append = out.append
         rk = self.replication_key
         start = self.start_value
         keep_ties, drop_ties = self.keeps_ties(), self.drops_ties()
-        start_keys = self.start_keys or frozenset()
         pks = self.key_properties
         with_keys = bool(pks)
         single = pks[0] if len(pks) == 1 else None
-        key_of = self.key_of
+        key_of, listed = self.key_of, self._listed
+        pending: list[Mapping[str, Any]] = []  # keyless: the rows delivered at the running value
         for rec in records:
             if limit is not None and len(out) >= limit:
                 break
@@ -187,11 +269,12 @@ class BoundaryBookmark:
             if start is not None:
                 if v < start:
                     continue
-                if v == start and not keep_ties and (drop_ties or key_of(rec) in start_keys):
+                if v == start and not keep_ties and (drop_ties or listed(key_of(rec))):
                     continue
             m = self.value
             if m is None or v > m:
                 self.value, self.keys, self._key_set = v, [], set()
+                pending = []
             elif v != m:
                 if strict_order:
                     raise OrderError(v, m)
@@ -202,13 +285,18 @@ class BoundaryBookmark:
                 if key not in self._key_set:
                     self._key_set.add(key)
                     self.keys.append(key)
+            else:
+                pending.append(rec)
             append(rec)
+        for rec in pending:  # hashed once per call: only the rows at the running value
+            self.keys.append((row_hash(rec),))
         return out
 
     def filter_arrow(self, table: pa.Table, start: Any = None) -> pa.Table:
         """The rows of an Arrow ``table`` not delivered before. ``start``: the start value as an
         Arrow scalar of the column's type (default: built from ``start_value``). Rows with a null
-        replication value are dropped when there is a start value."""
+        replication value are dropped when there is a start value. Keyless streams hash only the
+        rows at the start value."""
         if self.start_value is None or table.num_rows == 0:
             return table
         import pyarrow as pa
@@ -224,7 +312,8 @@ class BoundaryBookmark:
                 keep = pc.or_(keep, at)
             else:
                 idx = pc.indices_nonzero(at).to_pylist()
-                rows = table.select(list(self.key_properties)).take(pa.array(idx)).to_pylist()
+                at_rows = table if self.hashed else table.select(list(self.key_properties))
+                rows = at_rows.take(pa.array(idx, pa.int64())).to_pylist()
                 mask = keep.to_pylist()
                 for i, row in zip(idx, rows, strict=True):
                     if self.is_new(self.start_value, self.key_of(row)):
@@ -234,13 +323,16 @@ class BoundaryBookmark:
 
     # -- advancing ------------------------------------------------------------------------------
     def _add_key(self, key: tuple[Any, ...]) -> None:
-        if key not in self._key_set:
+        if self.hashed:  # a multiset: one entry per delivered row
+            self.keys.append(key)
+        elif key not in self._key_set:
             self._key_set.add(key)
             self.keys.append(key)
 
     def advance(self, value: Any, key: tuple[Any, ...] = ()) -> bool:
         """Record one delivered row (max semantics): a larger value starts a new key list, an
-        equal one adds ``key``. ``False`` if ``value`` is below the running value (unchanged)."""
+        equal one adds ``key`` (for a keyless stream: its ``(row_hash(row),)``, if given).
+        ``False`` if ``value`` is below the running value (unchanged)."""
         if value is None:
             return True
         current = self.value
@@ -248,7 +340,7 @@ class BoundaryBookmark:
             self.value, self.keys, self._key_set = value, [], set()
         elif value != current:
             return False
-        if self.key_properties:
+        if self.key_properties or key:
             self._add_key(key)
         return True
 
@@ -261,16 +353,33 @@ class BoundaryBookmark:
             self._add_key(tuple(k))
 
     def advance_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """:meth:`advance` with each delivered dict record (null values are skipped)."""
+        """:meth:`advance` with each delivered dict record (null values are skipped); keyless
+        streams hash only the records at the final running value."""
         rk = self.replication_key
+        if not self.hashed:
+            for rec in records:
+                v = rec.get(rk)
+                if v is not None:
+                    self.advance(v, self.key_of(rec))
+            return
+        pending: list[Mapping[str, Any]] = []
         for rec in records:
             v = rec.get(rk)
-            if v is not None:
-                self.advance(v, self.key_of(rec))
+            if v is None:
+                continue
+            current = self.value
+            if current is None or v > current:
+                self.value, self.keys, self._key_set = v, [], set()
+                pending = [rec]
+            elif v == current:
+                pending.append(rec)
+        for rec in pending:
+            self.keys.append((row_hash(rec),))
 
     def advance_arrow(self, table: pa.Table) -> tuple[Any, Any]:
         """:meth:`advance` with the delivered rows of an Arrow ``table``: the max value and the keys
-        at it. Returns the ``(min, max)`` replication values of the table (Python objects)."""
+        at it (keyless streams: the hashes of the rows at it only). Returns the ``(min, max)``
+        replication values of the table (Python objects)."""
         if table.num_rows == 0:
             return None, None
         import pyarrow as pa
@@ -283,10 +392,15 @@ class BoundaryBookmark:
             return lo, hi
         if self.value is None or hi > self.value:
             self.value, self.keys, self._key_set = hi, [], set()
-        if hi == self.value and self.key_properties:
+        if hi == self.value:
             at = pc.fill_null(pc.equal(col, pa.scalar(hi, type=col.type)), False)
-            for row in table.filter(at).select(list(self.key_properties)).to_pylist():
-                self._add_key(self.key_of(row))
+            at_rows = table.filter(at)
+            if self.hashed:
+                for row in at_rows.to_pylist():
+                    self.keys.append((row_hash(row),))
+            else:
+                for row in at_rows.select(list(self.key_properties)).to_pylist():
+                    self._add_key(self.key_of(row))
         return lo, hi
 
     # -- output ---------------------------------------------------------------------------------

@@ -275,7 +275,9 @@ class _Incremental:
 
     Bookmark: ``{"replication_key", "replication_key_value", "keys_at_value"}``; rows with a larger
     value are new, rows *at* the value are new unless their primary key is in ``keys_at_value``
-    (without primary keys every row at the value is read again: at-least-once, never a gap).
+    (without primary keys: unless their row hash is listed, see
+    :func:`dc_api_x.bookmarks.row_hash`; a keyless state without row hashes reads every row at the
+    value again: at-least-once, never a gap).
 
     Files are not sorted in general, so by default every batch but the last carries the bookmark the
     read started from (a resumed read repeats rows, never skips one) and the last batch carries the
@@ -292,8 +294,6 @@ class _Incremental:
         self.start: pa.Scalar | None = None
         self.safe: dict[str, Any] | None = None
         st = dict(state or {})
-        if not self.pks:
-            st.pop("keys_at_value", None)  # without primary keys every row at the value is read again
 
         def to_scalar(value: Any) -> Any:
             self.start = _column_to_arrow([value], field)[0]

@@ -647,7 +647,9 @@ class HttpAdapter(ProtocolAdapter):
         Incremental streams (``replication_key``): the bookmark of ``state`` (or
         ``replication_start``) is sent as ``replication_param`` and records at or before it that
         were already delivered are dropped (``keys_at_value`` lists the primary keys delivered at
-        exactly the bookmark value; without it every record ``<=`` the bookmark is dropped).
+        exactly the bookmark value, or for a stream without primary keys the row hashes; without it
+        every record ``<=`` the bookmark is dropped, except for keyless streams, which re-read
+        the records at the value).
         ``Batch.bookmark`` is ``{"replication_key", "replication_key_value", "keys_at_value"}``;
         for streams not declared ``is_sorted`` only the last batch carries it.
         """
@@ -837,8 +839,9 @@ def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSON
 class _Bookmark:
     """Incremental-read bookkeeping of the HTTP adapter on the shared
     :class:`~dc_api_x.bookmarks.BoundaryBookmark`: records with a null replication value are kept,
-    a state without ``keys_at_value`` drops every record at its value, ``replication_start`` is
-    an inclusive lower bound, ``is_sorted`` streams must not go backwards."""
+    a state without ``keys_at_value`` drops every record at its value (keyless streams: keeps
+    them; their ``keys_at_value`` are row hashes), ``replication_start`` is an inclusive lower
+    bound, ``is_sorted`` streams must not go backwards."""
 
     def __init__(self, rk: str, pks: tuple[str, ...], where: str, is_sorted: bool) -> None:
         self.rk = rk
@@ -849,10 +852,9 @@ class _Bookmark:
         self.core = BoundaryBookmark(rk, pks, ties="drop")
 
     def start(self, state: Mapping[str, Any] | None, replication_start: Any) -> None:
-        st = dict(state or {})
-        if not self.pks:
-            st.pop("keys_at_value", None)  # without primary keys: every record at the value was delivered
-        self.core = BoundaryBookmark.from_state(st, self.rk, self.pks, ties="drop")
+        # without primary keys the keys are row hashes; a keyless state without them (written
+        # before row hashes) re-delivers the records at its value (at-least-once, never a loss)
+        self.core = BoundaryBookmark.from_state(state, self.rk, self.pks, ties="drop")
         if self.core.has_start:
             self.lower = self.core.start_value
         elif replication_start is not None:
@@ -872,7 +874,7 @@ class _Bookmark:
                                f"{exc}") from None
 
     def bookmark(self) -> dict[str, Any] | None:
-        return self.core.to_state(with_keys=bool(self.pks))
+        return self.core.to_state()
 
 
 __all__ += ["extract_records", "split_path"]

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from ..arrow import json_types, jsonschema_to_arrow
-from ..bookmarks import BoundaryBookmark, json_value
+from ..bookmarks import BoundaryBookmark, json_value, row_hash
 from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
@@ -189,7 +189,9 @@ class _Boundary:
     shared :class:`~dc_api_x.bookmarks.BoundaryBookmark`: the query already applies ``>=`` the
     bookmark value, so only the leading rows *at* that value are checked against
     ``keys_at_value``; after each batch the bookmark is the last delivered value and the keys
-    delivered at it (``replication_key_value`` + ``keys_at_value``)."""
+    delivered at it (``replication_key_value`` + ``keys_at_value``). Without primary key the key
+    of a row is ``(row_hash(row),)``, computed only for the rows at the start value and at the
+    last delivered value (the order among rows of equal value does not matter then)."""
 
     def __init__(self, rk: str, pks: Sequence[str], value: Any, keys: Sequence[Sequence[Any]]) -> None:
         self.rk = rk
@@ -691,6 +693,18 @@ class SQLAdapter(ProtocolAdapter):
         keep: list[int] | None = None
         if boundary is not None:
             assert rk is not None and pk is not None
+            if not boundary.pks:  # keyless: the boundary key is the hash of the whole row
+                blocks: dict[int, list[dict[str, Any]]] = {}
+
+                def row_key(i: int, _t: pa.Table = table) -> tuple[Any, ...]:
+                    # rows are materialised in blocks: a long run of equal values stays cheap
+                    b = i >> 10
+                    rows = blocks.get(b)
+                    if rows is None:
+                        rows = blocks[b] = _t.slice(b << 10, 1 << 10).to_pylist()
+                    return (row_hash(rows[i & 1023]),)
+
+                pk = row_key
             keep = boundary.process(n, rk, pk, limit)
         elif limit is not None and n > limit:
             keep = list(range(limit))
@@ -934,6 +948,11 @@ class SQLAdapter(ProtocolAdapter):
                     def pkf(i: int, _r: list[dict[str, Any]] = records,
                             _ks: Sequence[str] = boundary.pks) -> tuple[Any, ...]:
                         return tuple(_jf(_r[i][k]) for k in _ks)
+
+                    if not boundary.pks:  # keyless: the boundary key is the hash of the whole row
+                        def pkf(i: int, _r: list[dict[str, Any]] = records,
+                                _ks: Sequence[str] = ()) -> tuple[Any, ...]:
+                            return (row_hash(_r[i]),)
 
                     keep = boundary.process(len(records), rkf, pkf, remaining)
                 elif remaining is not None and len(records) > remaining:
