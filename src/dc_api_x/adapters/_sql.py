@@ -8,7 +8,10 @@ Fast paths (chosen automatically, ``arrow: false`` turns them off):
   (``set_config('dcapix.rk_value', $1)``) so the query itself stays a parameter-free ``COPY``.
 * **SQLite read** — the stdlib ``sqlite3`` cursor, ``fetchmany`` and column-wise ``pyarrow`` arrays.
 * **PostgreSQL write** — ADBC bulk ingest (binary ``COPY``) into a temporary stage table, then
-  ``INSERT … SELECT`` (``ON CONFLICT … DO UPDATE`` for upserts) in the same transaction.
+  ``INSERT … SELECT`` (``ON CONFLICT … DO UPDATE`` for upserts) in the same transaction. Large
+  append/overwrite batches whose columns need no server-side cast are COPYed straight into the
+  table over several connections in parallel (one transaction each, committed strictly in batch
+  order, see :meth:`SQLAdapter.flush`).
 * **SQLite write** — ``executemany`` of pre-converted values in one explicit transaction.
 
 Every other dialect (and PostgreSQL without ADBC) uses plain SQLAlchemy: server-side cursors
@@ -24,7 +27,9 @@ import datetime as _dt
 import fnmatch
 import hashlib
 import logging
+import queue
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +66,13 @@ log = logging.getLogger(__name__)
 
 ARROW_BATCH_SIZE = 50_000
 DICT_BATCH_SIZE = 10_000
+# PostgreSQL appends: batches of at least this many rows that COPY straight into the table are written
+# by _PG_PARALLEL connections at once (the server runs one backend per connection)
+_PG_PARALLEL = 2
+_PG_PARALLEL_MIN_ROWS = 10_000
+# a parallel COPY waiting this long for a row lock (e.g. a duplicate key of a batch still in flight on
+# another connection) gives up; the batch is then replayed sequentially (see SQLAdapter._pg_drain)
+_PG_LOCK_TIMEOUT_MS = 2000
 _GUC = "dcapix.rk_value"
 
 
@@ -182,6 +194,21 @@ class _WriteState:
     rows: int = 0
     stage_name: str = ""
     insert_cache: dict[tuple[str, ...], str] = field(default_factory=dict)
+    jobs: list[_PgJob] = field(default_factory=list)  # parallel COPYs not yet known to be committed
+
+
+@dataclass
+class _PgJob:
+    """One batch COPYed by a worker connection in its own transaction; it commits only after the
+    previous batch of the same stream committed (so the committed batches are always a prefix)."""
+
+    stream: StreamSpec
+    table: pa.Table | None          # the converted batch (replayed sequentially if not committed)
+    direct: pa.Table | None         # the COPY input (released when done)
+    prev: _PgJob | None
+    done: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+    error: BaseException | None = None
 
 
 class _Boundary:
@@ -271,6 +298,10 @@ class SQLAdapter(ProtocolAdapter):
         self._adbc_write: Any = None
         self._sqlite_adbc_write: Any = None
         self._sqlite_write: Any = None
+        self._pg_pool: Any = None        # ThreadPoolExecutor of the parallel COPYs
+        self._pg_conns: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle worker connections
+        self._pg_all: list[Any] = []     # every worker connection (closed by close())
+        self._pg_abort = False           # close(): roll back whatever is still in flight
         self._discovered: list[StreamSpec] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -354,6 +385,21 @@ class SQLAdapter(ProtocolAdapter):
         return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
     def close(self) -> None:
+        """Roll back batches still in flight (not flushed), then close every connection."""
+        if self._pg_pool is not None:
+            self._pg_abort = True
+            self._pg_pool.shutdown(wait=True)
+            self._pg_pool = None
+            self._pg_abort = False
+        for st in self._writes.values():
+            st.jobs.clear()
+        for conn in self._pg_all:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                pass
+        self._pg_all.clear()
+        self._pg_conns = queue.SimpleQueue()
         for conn in (self._adbc_write, self._sqlite_write, self._sqlite_adbc_write):
             if conn is not None:
                 try:
@@ -986,6 +1032,8 @@ class SQLAdapter(ProtocolAdapter):
         if not props:
             raise self.error("the stream has no schema properties to create a table from", stream=stream.name)
         current = self._writes.get(stream.name)
+        if current is not None:
+            self._pg_drain(stream.name)
         if current is not None and current.load_method == method:
             # started again (a new SCHEMA message): keep what was written, widen the table
             self._widen(stream, current, {n: p for n, p in props.items() if n not in current.table.c})
@@ -1084,6 +1132,12 @@ class SQLAdapter(ProtocolAdapter):
             raise self._schema_error("key property missing from the batch", stream=stream.name,
                                      field=missing[0])
         if self._is_pg and self._adbc_available():
+            if self._pg_submit(stream, st, table):
+                st.rows += table.num_rows
+                # in flight: committed (in batch order) by a worker; flush() waits for it
+                return WriteResult(rows=table.num_rows, committed=False,
+                                   details={"load_method": st.load_method, "affected": table.num_rows})
+            self._pg_drain(stream.name)  # the batches before this one commit first
             affected = self._write_pg(stream, st, table)
         elif self._is_sqlite:
             affected = self._write_sqlite(stream, st, table)
@@ -1113,6 +1167,7 @@ class SQLAdapter(ProtocolAdapter):
         """Add the columns ``add`` to the table being written (for overwrite: the stage table)."""
         if not add:
             return
+        self._pg_drain(stream.name)
         new = list(add)
         try:
             with self.engine.begin() as conn:
@@ -1171,6 +1226,98 @@ class SQLAdapter(ProtocolAdapter):
         if rows is not None and rows >= 0:
             return int(rows)
         return table.num_rows if direct is not None else -1
+
+    # parallel COPY (append / overwrite) ----------------------------------------------------------------
+    def _pg_submit(self, stream: StreamSpec, st: _WriteState, table: pa.Table) -> bool:
+        """Hand a large append batch that COPYs straight into the table to a worker connection;
+        ``False``: write it sequentially (upserts, small batches, columns cast by the server)."""
+        if st.load_method == "upsert" or table.num_rows < _PG_PARALLEL_MIN_ROWS:
+            return False
+        direct = _pg_direct(table, st.table)
+        if direct is None:
+            return False
+        if any(j.done.is_set() and not j.committed for j in st.jobs):
+            self._pg_drain(stream.name)  # a batch failed: replay (raises the batch's error)
+        # at most _PG_PARALLEL batches in flight per stream (bounded memory, no queue behind the workers)
+        while sum(not j.done.is_set() for j in st.jobs) >= _PG_PARALLEL:
+            next(j for j in st.jobs if not j.done.is_set()).done.wait()
+        while st.jobs and st.jobs[0].committed and len(st.jobs) > 1:
+            st.jobs.pop(0)  # keep the newest job as the predecessor of the next one
+        if self._pg_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pg_pool = ThreadPoolExecutor(max_workers=_PG_PARALLEL, thread_name_prefix="dcapix-pg-copy")
+        job = _PgJob(stream=stream, table=table, direct=direct, prev=st.jobs[-1] if st.jobs else None)
+        st.jobs.append(job)
+        self._pg_pool.submit(self._pg_copy, job, st.table.name, st.table.schema)
+        return True
+
+    def _pg_worker_conn(self) -> Any:
+        try:
+            return self._pg_conns.get_nowait()
+        except queue.Empty:
+            pass
+        conn = self._adbc_connect(autocommit=False)
+        self._pg_all.append(conn)
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SET lock_timeout = {int(_PG_LOCK_TIMEOUT_MS)}")
+        finally:
+            cur.close()
+        conn.commit()
+        return conn
+
+    def _pg_copy(self, job: _PgJob, name: str, schema: str | None) -> None:
+        """Worker: COPY the batch, then commit once the previous batch committed (else roll back)."""
+        conn = None
+        try:
+            conn = self._pg_worker_conn()
+            cur = conn.cursor()
+            try:
+                cur.adbc_ingest(name, job.direct, mode="append", db_schema_name=schema)
+            finally:
+                cur.close()
+            prev, job.prev = job.prev, None  # (no chain of finished jobs kept alive)
+            if prev is not None:
+                prev.done.wait()
+            if (prev is None or prev.committed) and not self._pg_abort:
+                conn.commit()
+                job.committed = True
+                job.table = None  # never replayed
+            else:
+                conn.rollback()
+        except BaseException as exc:
+            job.error = exc
+            if conn is not None:
+                try:
+                    conn.rollback()
+                except Exception:  # pragma: no cover - a broken connection is dropped
+                    conn = None
+        finally:
+            if conn is not None:
+                self._pg_conns.put(conn)
+            job.direct = None
+            job.done.set()
+
+    def _pg_drain(self, stream: str | None = None) -> None:
+        """Wait for the parallel COPYs of ``stream`` (all streams: ``None``). The committed ones are
+        a prefix of the batches; the others (a failed one and every later one, all rolled back) are
+        written again sequentially, so the first bad batch raises exactly the error a sequential
+        write raises and nothing after it is committed."""
+        names = list(self._writes) if stream is None else [stream]
+        for name in names:
+            st = self._writes.get(name)
+            if st is None or not st.jobs:
+                continue
+            jobs, st.jobs = st.jobs, []
+            for j in jobs:
+                j.done.wait()
+            for j in jobs:
+                if not j.committed and j.table is not None:
+                    if j.error is not None:
+                        log.info("sql: stream %s: a parallel COPY failed (%s); writing the batch again "
+                                 "sequentially", name, _pg_msg(j.error))
+                    self._write_pg(j.stream, st, j.table)
 
     def _pg_insert_sql(self, st: _WriteState, stage: str, names: list[str], upsert: bool) -> str:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -1355,10 +1502,18 @@ class SQLAdapter(ProtocolAdapter):
         return int(affected)
 
     def flush(self, stream: StreamSpec | None = None) -> None:
-        """Nothing to do: every :meth:`write` commits its batch."""
+        """Wait for the batches still being COPYed in parallel (every other :meth:`write` commits its
+        batch before it returns); raises the error of the first batch that could not be written, and
+        then none of the batches after it is committed."""
+        self._pg_drain(stream.name if stream is not None else None)
 
     def finish_write(self, stream: StreamSpec) -> None:
-        """For ``overwrite``: replace the table by the stage table in one transaction."""
+        """Flush; for ``overwrite``: replace the table by the stage table in one transaction."""
+        try:
+            self._pg_drain(stream.name)
+        except BaseException:
+            self._writes.pop(stream.name, None)
+            raise
         st = self._writes.pop(stream.name, None)
         if st is None or st.load_method != "overwrite":
             return
