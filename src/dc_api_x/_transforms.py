@@ -1471,7 +1471,38 @@ class HashOptions(TransformOptions):
     salt: str = ""
 
 
-class HashTransform(Transform):
+class _TextFieldsTransform(Transform):
+    """Base of ``hash`` and ``mask``: each listed field becomes a nullable string made from its value
+    by :meth:`text_of` (nulls stay null)."""
+
+    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
+        self.require_fields(schema, self.options.fields)
+        props = schema_properties(schema)
+        if props is None:
+            return dict(schema)
+        out = dict(props)
+        for f in self.options.fields:
+            out[f] = {"type": ["string", "null"]}
+        return with_properties(schema, out)
+
+    def text_of(self, value: Any) -> str | None:
+        raise NotImplementedError
+
+    def apply_records(self, records: list[Record]) -> list[Record]:
+        out = [dict(r) for r in records]
+        in_props = schema_properties(self.input_schema) or {}
+        for f in self.options.fields:
+            fn: Callable[[Any], Any] = self.text_of
+            scale = _declared_scale(in_props.get(f))
+            if scale is not None:
+                fn = _with_scale(fn, scale)
+            for rec in out:
+                if f in rec:
+                    rec[f] = fn(rec[f])
+        return out
+
+
+class HashTransform(_TextFieldsTransform):
     """Replace values by ``sha256(salt + text)`` as 64 hex digits (nulls stay null). The text of a
     value is its canonical form: strings as they are, ``true``/``false``, integers in decimal,
     ISO dates, decimals without exponent, objects as sorted-key JSON."""
@@ -1487,15 +1518,6 @@ class HashTransform(Transform):
             register_secret(self.options.salt)
         self._salt = self.options.salt.encode()
 
-    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
-        self.require_fields(schema, self.options.fields)
-        props = schema_properties(schema)
-        if props is None:
-            return dict(schema)
-        out = dict(props)
-        for f in self.options.fields:
-            out[f] = {"type": ["string", "null"]}
-        return with_properties(schema, out)
 
     def digest(self, value: Any) -> str | None:
         """The hex digest of one value (``None`` for ``None``)."""
@@ -1505,18 +1527,8 @@ class HashTransform(Transform):
         data = text if isinstance(text, bytes) else text.encode()
         return hashlib.sha256(self._salt + data).hexdigest()
 
-    def apply_records(self, records: list[Record]) -> list[Record]:
-        out = [dict(r) for r in records]
-        in_props = schema_properties(self.input_schema) or {}
-        for f in self.options.fields:
-            fn: Callable[[Any], Any] = self.digest
-            scale = _declared_scale(in_props.get(f))
-            if scale is not None:
-                fn = _with_scale(fn, scale)
-            for rec in out:
-                if f in rec:
-                    rec[f] = fn(rec[f])
-        return out
+    text_of = digest
+
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa
@@ -1546,21 +1558,12 @@ class MaskOptions(TransformOptions):
     mask_char: str = Field(default="*", min_length=1, max_length=1)
 
 
-class MaskTransform(Transform):
+class MaskTransform(_TextFieldsTransform):
     """Mask values: a constant, or all but the last ``keep_last`` characters. Nulls stay null."""
 
     name = "mask"
     Options = MaskOptions
 
-    def transform_schema(self, schema: JSONSchema) -> JSONSchema:
-        self.require_fields(schema, self.options.fields)
-        props = schema_properties(schema)
-        if props is None:
-            return dict(schema)
-        out = dict(props)
-        for f in self.options.fields:
-            out[f] = {"type": ["string", "null"]}
-        return with_properties(schema, out)
 
     def mask(self, value: Any) -> str | None:
         o: MaskOptions = self.options
@@ -1576,18 +1579,8 @@ class MaskTransform(Transform):
             return o.mask_char * len(text)
         return o.mask_char * (len(text) - n) + text[-n:]
 
-    def apply_records(self, records: list[Record]) -> list[Record]:
-        out = [dict(r) for r in records]
-        in_props = schema_properties(self.input_schema) or {}
-        for f in self.options.fields:
-            fn: Callable[[Any], Any] = self.mask
-            scale = _declared_scale(in_props.get(f))
-            if scale is not None:
-                fn = _with_scale(fn, scale)
-            for rec in out:
-                if f in rec:
-                    rec[f] = fn(rec[f])
-        return out
+    text_of = mask
+
 
     def apply_arrow(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa
