@@ -568,6 +568,14 @@ class FileAdapter(ProtocolAdapter):
     def _close_writer(self, part: _Part) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _release(part: _Part) -> None:
+        """Drop the part's writer and close its raw file (``_StreamWriter._close_part`` fsyncs it)."""
+        part.handle = None
+        if part.raw is not None:
+            raw, part.raw = part.raw, None
+            raw.close()
+
     def _next_seq(self) -> int:
         seq = self._seq
         self._seq += 1
@@ -1016,10 +1024,7 @@ class ParquetAdapter(FileAdapter):
             if part.handle is not None:
                 part.handle.close()
         finally:
-            part.handle = None
-            if part.raw is not None:
-                raw, part.raw = part.raw, None
-                raw.close()
+            self._release(part)
 
 
 #: rows of a part's first chunk looked at to choose the dictionary-encoded columns; a column is
@@ -1251,15 +1256,7 @@ class JSONLAdapter(FileAdapter):
             if part.handle is not None and part.handle is not part.raw:
                 part.handle.close()
         finally:
-            part.handle = None
-            if part.raw is not None:
-                raw, part.raw = part.raw, None
-                try:
-                    raw.flush()
-                    if self._fs.local:
-                        os.fsync(raw.fileno())
-                finally:
-                    raw.close()
+            self._release(part)
 
 
 class _FallBack(Exception):
@@ -1460,12 +1457,4 @@ class CSVAdapter(FileAdapter):
                 if out is not part.raw:
                     out.close()
         finally:
-            part.handle = None
-            if part.raw is not None:
-                raw, part.raw = part.raw, None
-                try:
-                    raw.flush()
-                    if self._fs.local:
-                        os.fsync(raw.fileno())
-                finally:
-                    raw.close()
+            self._release(part)
