@@ -22,6 +22,7 @@ __all__ = [
     "PluginConfig",
     "describe_validation_error",
     "load_settings",
+    "merge_options",
     "validate_options",
 ]
 
@@ -44,6 +45,17 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
     elif err.get("type") == "missing":
         msg = "required option is missing"
     return loc, msg
+
+
+def merge_options(options: Mapping[str, Any] | BaseModel | None, overrides: Mapping[str, Any]) -> Any:
+    """``options`` (a mapping, a model or ``None``) with ``overrides`` (keyword options) on top.
+
+    Without overrides ``options`` is returned unchanged, so :func:`validate_options` can still take a
+    ready model as it is."""
+    if not overrides:
+        return options
+    base = options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else dict(options or {})
+    return {**base, **overrides}
 
 
 def validate_options(model: type[M], options: Mapping[str, Any] | BaseModel | None, *, plugin: str) -> M:

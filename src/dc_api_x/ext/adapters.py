@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..exceptions import AdapterError, NotSupportedError, ResponseDecodeError
 from ..types import Batch, StreamSpec, WriteResult
 
@@ -164,12 +164,7 @@ class ProtocolAdapter:
     secret_options: ClassVar[Sequence[str]] = ()
 
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
-        merged: Any = options
-        if kwargs:
-            merged = {**(dict(options) if isinstance(options, Mapping) else
-                         options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {}),
-                      **kwargs}
-        self.options: Any = self.configure(merged)
+        self.options: Any = self.configure(merge_options(options, kwargs))
         self._closed = False
 
     @classmethod

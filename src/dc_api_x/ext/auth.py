@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, SecretStr
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..logs import register_secret
 
 __all__ = ["AuthOptions", "AuthProvider"]
@@ -44,11 +44,7 @@ class AuthProvider:
     options: Any
 
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
-        merged: Any = options
-        if kwargs:
-            base = (dict(options) if isinstance(options, Mapping) else
-                    options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
-            merged = {**base, **kwargs}
+        merged = merge_options(options, kwargs)
         self.options = validate_options(self.Options, merged, plugin=f"auth provider {self.name!r}")
         for value in self.secrets():
             register_secret(value)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..logs import redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,11 +74,7 @@ class RequestHook:
     options: Any
 
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
-        merged: Any = options
-        if kwargs:
-            base = (dict(options) if isinstance(options, Mapping) else
-                    options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
-            merged = {**base, **kwargs}
+        merged = merge_options(options, kwargs)
         self.options = validate_options(self.Options, merged, plugin=f"hook {self.name!r}")
 
     def before_request(self, request: RequestInfo) -> None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..exceptions import PaginationError, ResponseDecodeError
 from ..logs import redact
 
@@ -190,11 +190,7 @@ class Paginator(Generic[T]):
     items: int
 
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
-        merged: Any = options
-        if kwargs:
-            base = (dict(options) if isinstance(options, Mapping) else
-                    options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
-            merged = {**base, **kwargs}
+        merged = merge_options(options, kwargs)
         self.options = validate_options(self.Options, merged, plugin=f"paginator {self.name!r}")
         self.reset()
 

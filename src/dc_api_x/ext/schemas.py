@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..exceptions import ConfigError
 from ..types import JSONSchema
 
@@ -67,11 +67,7 @@ class SchemaProvider:
     Options: ClassVar[type[BaseModel]] = SchemaProviderOptions
 
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
-        merged: Any = options
-        if kwargs:
-            base = (dict(options) if isinstance(options, Mapping)
-                    else options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
-            merged = {**base, **kwargs}
+        merged = merge_options(options, kwargs)
         self.options: Any = validate_options(self.Options, merged, plugin=f"schema provider {self.name!r}")
 
     def schema(self, **context: Any) -> JSONSchema:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from ..config import OptionsModel, validate_options
+from ..config import OptionsModel, merge_options, validate_options
 from ..exceptions import ConfigError, SchemaError
 from ..types import Batch, JSONSchema, Record
 
@@ -98,11 +98,7 @@ class Transform:
         **kwargs: Any,
     ) -> None:
         self.stream = stream
-        merged: Any = options
-        if kwargs:
-            base = (dict(options) if isinstance(options, Mapping) else
-                    options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else {})
-            merged = {**base, **kwargs}
+        merged = merge_options(options, kwargs)
         self.options: Any = validate_options(self.Options, merged, plugin=self.label)
         #: The schema this transform was bound to (see :meth:`bind`), or ``None``.
         self.input_schema: JSONSchema | None = None
