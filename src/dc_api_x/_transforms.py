@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from .arrow import JSON_META, json_types, jsonschema_field
+from .arrow import JSON_META, _json_default, json_types, jsonschema_field
 from .exceptions import ConfigError, SchemaError
 from .ext.transforms import Transform, TransformOptions, schema_properties, with_properties
 from .types import JSONSchema, Record
@@ -125,16 +125,6 @@ def _text(value: Any) -> str | bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default).decode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, (_dt.date, _dt.time)):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def _is_json_column(field: pa.Field) -> bool:
