@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -1170,26 +1170,14 @@ class JSONLAdapter(FileAdapter):
                                                       unexpected_field_behavior="ignore"))
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 raise _FallBack() from None
-            size = self.options.batch_size
-            pending: list[pa.RecordBatch] = []
-            rows = 0
-            while True:
+            def next_batch() -> pa.RecordBatch:
                 try:
-                    rb = reader.read_next_batch()
-                except StopIteration:
-                    break
+                    return reader.read_next_batch()
                 except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                     raise _FallBack() from None
-                pending.append(rb)
-                rows += rb.num_rows
-                while rows >= size:
-                    table = pa.Table.from_batches(pending)
-                    yield self._json_conform(stream, path, table.slice(0, size), arrow_schema)
-                    rest = table.slice(size)
-                    pending, rows = rest.to_batches(), rest.num_rows
-            if rows:
-                yield self._json_conform(stream, path, pa.Table.from_batches(pending, schema=read_schema),
-                                         arrow_schema)
+
+            for table in _rebatch(next_batch, self.options.batch_size, read_schema):
+                yield self._json_conform(stream, path, table, arrow_schema)
         finally:
             fh.close()
 
@@ -1258,6 +1246,29 @@ class JSONLAdapter(FileAdapter):
         finally:
             self._release(part)
 
+
+
+def _rebatch(next_batch: Callable[[], pa.RecordBatch], size: int, schema: pa.Schema) -> Iterator[pa.Table]:
+    """Tables of exactly ``size`` rows (the last one shorter) from a reader's record batches;
+    ``next_batch`` raises ``StopIteration`` at the end."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    while True:
+        try:
+            rb = next_batch()
+        except StopIteration:
+            break
+        pending.append(rb)
+        rows += rb.num_rows
+        while rows >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending, schema=schema)
 
 class _FallBack(Exception):
     """Arrow's JSON reader met something the orjson path must handle."""
@@ -1368,27 +1379,17 @@ class CSVAdapter(FileAdapter):
         # (zone-less date-times are UTC, base64, JSON text) and a bad value names its field
         types = {f.name: pa.string() for f in arrow_schema}
         fh, reader = self._reader(stream.name, path, types)
-        size = self.options.batch_size
         try:
-            pending: list[pa.RecordBatch] = []
-            rows = 0
-            while True:
+            def next_batch() -> pa.RecordBatch:
                 try:
-                    rb = reader.read_next_batch()
+                    return reader.read_next_batch()
                 except StopIteration:
-                    break
+                    raise
                 except Exception as exc:
                     raise self._file_error(stream.name, path, "could not be read", exc) from None
-                pending.append(rb)
-                rows += rb.num_rows
-                while rows >= size:
-                    table = pa.Table.from_batches(pending)
-                    yield self._conform(stream, path, table.slice(0, size), arrow_schema)
-                    rest = table.slice(size)
-                    pending, rows = rest.to_batches(), rest.num_rows
-            if rows:
-                yield self._conform(stream, path, pa.Table.from_batches(pending, schema=reader.schema),
-                                    arrow_schema)
+
+            for table in _rebatch(next_batch, self.options.batch_size, reader.schema):
+                yield self._conform(stream, path, table, arrow_schema)
         finally:
             fh.close()
 
