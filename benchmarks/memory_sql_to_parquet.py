@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("id, account_id, name, email, amount, score, active, created_at, updated_at, birthday, payload")
+COLUMNS = "id, account_id, name, email, amount, score, active, created_at, updated_at, birthday, payload"
 
 SQLITE_DDL = """CREATE TABLE events (
     id INTEGER PRIMARY KEY, account_id BIGINT, name TEXT, email TEXT, amount DECIMAL_TEXT(18,2),
@@ -93,8 +93,11 @@ def run_child(url: str, schema: str | None, out: str) -> tuple[dict[str, Any], f
 def parquet_rows(out: str) -> int:
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in Path(out).rglob("*.parquet")
-               if "events" in p.relative_to(out).as_posix())
+    return sum(
+        pq.ParquetFile(p).metadata.num_rows
+        for p in Path(out).rglob("*.parquet")
+        if "events" in p.relative_to(out).as_posix()
+    )
 
 
 # ----------------------------------------------------------------------------------------- setup
@@ -168,8 +171,11 @@ def main() -> None:
                 assert res["rows"] == n == counted, (res, n, counted)
                 rate = n / res["seconds"] if n else 0.0
                 results.append((backend, n, res["seconds"], rate, rss))
-                print(f"{backend:10s} {n:>9,d} rows  {res['seconds']:7.2f} s  {rate:>9,.0f} rows/s  "
-                      f"peak RSS {rss:7.1f} MiB", flush=True)
+                print(
+                    f"{backend:10s} {n:>9,d} rows  {res['seconds']:7.2f} s  {rate:>9,.0f} rows/s  "
+                    f"peak RSS {rss:7.1f} MiB",
+                    flush=True,
+                )
                 if backend == "sqlite":
                     (work / f"src-{n}.db").unlink(missing_ok=True)
                 shutil.rmtree(out, ignore_errors=True)

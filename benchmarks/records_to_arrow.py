@@ -44,8 +44,10 @@ def make_records(n: int) -> list[dict[str, Any]]:
             "amount": f"{i % 100000}.{i % 100:02d}",
             "score": i * 0.5,
             "active": bool(i % 2),
-            "created_at": (f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:"
-                           f"{i % 60:02d}.{i % 1000000:06d}+00:00"),
+            "created_at": (
+                f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:"
+                f"{i % 60:02d}.{i % 1000000:06d}+00:00"
+            ),
             "updated_at": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
             "birthday": f"19{50 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
             "tags": {"k": i % 7, "v": ["a", "b"]} if i % 3 else None,
@@ -64,22 +66,27 @@ def main() -> None:
     table = records_to_arrow(records, SCHEMA)
     assert table.num_rows == args.rows
     wall, cpu = _best(lambda: records_to_arrow(records, SCHEMA), args.repeat)
-    print(f"records_to_arrow: {args.rows} rows x {table.num_columns} columns: {args.rows / wall:,.0f} rows/s "
-          f"wall, {args.rows / cpu:,.0f} rows/s CPU (best of {args.repeat})")
+    print(
+        f"records_to_arrow: {args.rows} rows x {table.num_columns} columns: {args.rows / wall:,.0f} rows/s "
+        f"wall, {args.rows / cpu:,.0f} rows/s CPU (best of {args.repeat})"
+    )
     wall, cpu = _best(lambda: arrow_to_records(table, SCHEMA), args.repeat)
     print(f"arrow_to_records: {args.rows / wall:,.0f} rows/s wall, {args.rows / cpu:,.0f} rows/s CPU")
     for fmt, batch in (("parquet", "arrow"), ("parquet", "records"), ("jsonl", "arrow")):
         wall, cpu = _best(lambda fmt=fmt, batch=batch: write_files(fmt, table, records, batch), args.repeat)
-        print(f"{fmt} adapter write ({batch} batches of 50k): {args.rows / wall:,.0f} rows/s wall, "
-              f"{args.rows / cpu:,.0f} rows/s CPU")
+        print(
+            f"{fmt} adapter write ({batch} batches of 50k): {args.rows / wall:,.0f} rows/s wall, "
+            f"{args.rows / cpu:,.0f} rows/s CPU"
+        )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("parquet", "jsonl", "csv"):
             write_files(fmt, table, records, "arrow", out=f"{tmp}/{fmt}")
             wall, cpu = _best(lambda fmt=fmt: read_files(fmt, f"{tmp}/{fmt}"), args.repeat)
-            print(f"{fmt} adapter read: {args.rows / wall:,.0f} rows/s wall, "
-                  f"{args.rows / cpu:,.0f} rows/s CPU")
+            print(
+                f"{fmt} adapter read: {args.rows / wall:,.0f} rows/s wall, {args.rows / cpu:,.0f} rows/s CPU"
+            )
 
 
 def read_files(fmt: str, path: str) -> int:
@@ -89,8 +96,9 @@ def read_files(fmt: str, path: str) -> int:
         return sum(len(b) for b in a.read(a.get_stream("bench")))
 
 
-def write_files(fmt: str, table: Any, records: list[dict[str, Any]], kind: str,
-                out: str | None = None) -> None:
+def write_files(
+    fmt: str, table: Any, records: list[dict[str, Any]], kind: str, out: str | None = None
+) -> None:
     """The file adapter's write path: start_write, write 50k-row batches, finish_write (fsync, rename)."""
     import contextlib
     import tempfile
@@ -107,7 +115,7 @@ def write_files(fmt: str, table: Any, records: list[dict[str, Any]], kind: str,
             if kind == "arrow":
                 a.write(spec, Batch.from_arrow(table.slice(i, 50_000), schema=SCHEMA))
             else:
-                a.write(spec, Batch.from_records(records[i:i + 50_000], schema=SCHEMA))
+                a.write(spec, Batch.from_records(records[i : i + 50_000], schema=SCHEMA))
         a.finish_write(spec)
 
 

@@ -45,10 +45,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/items":  # cursor pagination
             start = int(q.get("cursor", 0))
             nxt = start + limit if start + limit < len(RECORDS) else None
-            return self._send(200, {"data": RECORDS[start:start + limit], "next": nxt and str(nxt)})
+            return self._send(200, {"data": RECORDS[start : start + limit], "next": nxt and str(nxt)})
         if url.path == "/offset-items":  # offset pagination with a total
             off = int(q.get("offset", 0))
-            return self._send(200, {"items": RECORDS[off:off + limit], "total": len(RECORDS)})
+            return self._send(200, {"items": RECORDS[off : off + limit], "total": len(RECORDS)})
         return self._send(404, {"error": "not found"})
 
 
@@ -59,22 +59,31 @@ def main() -> int:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with ApiClient(base, auth={"type": "bearer", "token": TOKEN}) as api:
-            records = list(api.paginate(
-                "/items",
-                paginator={"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
-                records_path="data",
-                params={"limit": 20},
-            ))
+            records = list(
+                api.paginate(
+                    "/items",
+                    paginator={"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
+                    records_path="data",
+                    params={"limit": 20},
+                )
+            )
             print(f"cursor pagination: {len(records)} records")
             for rec in records[:3]:
                 print("  ", rec)
 
-            offset = list(api.paginate(
-                "/offset-items",
-                paginator={"type": "offset", "offset_param": "offset", "limit_param": "limit", "limit": 50,
-                           "total_path": "total"},
-                records_path="items",
-            ))
+            offset = list(
+                api.paginate(
+                    "/offset-items",
+                    paginator={
+                        "type": "offset",
+                        "offset_param": "offset",
+                        "limit_param": "limit",
+                        "limit": 50,
+                        "total_path": "total",
+                    },
+                    records_path="items",
+                )
+            )
             print(f"offset pagination: {len(offset)} records, last: {offset[-1]}")
             print("metrics:", api.hook("metrics").snapshot())  # type: ignore[attr-defined]
             assert records == offset == RECORDS

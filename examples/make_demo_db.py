@@ -30,36 +30,60 @@ def _ts(seconds: int) -> str:
     return (T0 + dt.timedelta(seconds=seconds)).isoformat()
 
 
-def make_demo_db(path: str | Path = DEFAULT_PATH, *, customers: int = 100, orders: int = 1000,
-                 append: bool = False) -> tuple[int, int]:
+def make_demo_db(
+    path: str | Path = DEFAULT_PATH, *, customers: int = 100, orders: int = 1000, append: bool = False
+) -> tuple[int, int]:
     """Create (or with ``append`` extend) the demo database; returns the row counts."""
     path = Path(path)
     if path.exists() and not append:
         path.unlink()
     con = sqlite3.connect(path)
     try:
-        con.execute("CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                    "email TEXT, country TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)")
-        con.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL "
-                    "REFERENCES customers(id), amount NUMERIC(12, 2) NOT NULL, status TEXT NOT NULL, "
-                    "ordered_at TEXT NOT NULL, updated_at TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "email TEXT, country TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL "
+            "REFERENCES customers(id), amount NUMERIC(12, 2) NOT NULL, status TEXT NOT NULL, "
+            "ordered_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
         c0 = con.execute("SELECT COALESCE(MAX(id), 0) FROM customers").fetchone()[0]
         o0 = con.execute("SELECT COALESCE(MAX(id), 0) FROM orders").fetchone()[0]
         con.executemany(
             "INSERT INTO customers VALUES (?,?,?,?,?,?)",
-            [(i, f"Customer {i}", None if i % 10 == 0 else f"customer{i}@example.com",
-              COUNTRIES[i % len(COUNTRIES)], _ts(i * 60), _ts(i * 60))
-             for i in range(c0 + 1, c0 + customers + 1)],
+            [
+                (
+                    i,
+                    f"Customer {i}",
+                    None if i % 10 == 0 else f"customer{i}@example.com",
+                    COUNTRIES[i % len(COUNTRIES)],
+                    _ts(i * 60),
+                    _ts(i * 60),
+                )
+                for i in range(c0 + 1, c0 + customers + 1)
+            ],
         )
         ncust = c0 + customers
         con.executemany(
             "INSERT INTO orders VALUES (?,?,?,?,?,?)",
-            [(i, 1 + (i * 7) % ncust, f"{(i * 37) % 10000 / 100:.2f}", STATUSES[i % len(STATUSES)],
-              _ts(i * 30), _ts(i * 30)) for i in range(o0 + 1, o0 + orders + 1)],
+            [
+                (
+                    i,
+                    1 + (i * 7) % ncust,
+                    f"{(i * 37) % 10000 / 100:.2f}",
+                    STATUSES[i % len(STATUSES)],
+                    _ts(i * 30),
+                    _ts(i * 30),
+                )
+                for i in range(o0 + 1, o0 + orders + 1)
+            ],
         )
         con.commit()
-        return (con.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
-                con.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
+        return (
+            con.execute("SELECT COUNT(*) FROM customers").fetchone()[0],
+            con.execute("SELECT COUNT(*) FROM orders").fetchone()[0],
+        )
     finally:
         con.close()
 

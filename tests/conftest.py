@@ -55,9 +55,11 @@ def pg_admin_url() -> str:
         try:
             _pg_connect(PG_ADMIN_URL).close()
         except Exception as exc:
-            msg = (f"!!! PostgreSQL at {PG_ADMIN_URL.split('@')[-1]} is not reachable and could not be "
-                   f"started ({exc}); start-postgres said: {res.stderr.strip()[-300:]} "
-                   "-- PostgreSQL tests SKIPPED")
+            msg = (
+                f"!!! PostgreSQL at {PG_ADMIN_URL.split('@')[-1]} is not reachable and could not be "
+                f"started ({exc}); start-postgres said: {res.stderr.strip()[-300:]} "
+                "-- PostgreSQL tests SKIPPED"
+            )
             warnings.warn(msg, stacklevel=1)
             pytest.skip(msg)
     return PG_ADMIN_URL

@@ -56,8 +56,9 @@ __all__ = [
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 #: Decimal context for exact arithmetic and rescaling (decimal256 holds 76 digits; Python's default 28
 #: would round silently).
-_DEC_CTX = decimal.Context(prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero,
-                                             decimal.Overflow])
+_DEC_CTX = decimal.Context(
+    prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
+)
 _FLOAT_EXACT = 2**53
 
 
@@ -65,8 +66,14 @@ _FLOAT_EXACT = 2**53
 def _arrow_errors() -> tuple[type[BaseException], ...]:
     import pyarrow as pa
 
-    return (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError,
-            OverflowError)
+    return (
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        pa.ArrowTypeError,
+        TypeError,
+        ValueError,
+        OverflowError,
+    )
 
 
 def _show(value: Any) -> str:
@@ -74,8 +81,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _set_column(table: pa.Table, name: str, values: Any, prop: Mapping[str, Any],
-                at: int | None = None) -> pa.Table:
+def _set_column(
+    table: pa.Table, name: str, values: Any, prop: Mapping[str, Any], at: int | None = None
+) -> pa.Table:
     """Put ``values`` in column ``name`` (replacing it, or inserting it at ``at`` / the end), typed
     as the JSON Schema ``prop`` says."""
     import pyarrow as pa
@@ -151,8 +159,16 @@ def _text_column(table: pa.Table, name: str) -> list[str | bytes | None]:
 
 # ================================================================================= expressions
 _CMP_OPS: dict[type[ast.cmpop], str] = {
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
 }
 _BIN_OPS: dict[type[ast.operator], str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
@@ -195,13 +211,15 @@ def parse_expression(source: str, *, arithmetic: bool = False, where: str = "exp
         subscripts, lambdas, dunder names …), naming the offending piece.
     """
     if not isinstance(source, str) or not source.strip():
-        raise ConfigError(f"{where}: the expression must be a non-empty string", plugin=where,
-                          field="expression")
+        raise ConfigError(
+            f"{where}: the expression must be a non-empty string", plugin=where, field="expression"
+        )
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ConfigError(f"{where}: invalid expression {source!r}: {exc.msg}", plugin=where,
-                          field="expression") from None
+        raise ConfigError(
+            f"{where}: invalid expression {source!r}: {exc.msg}", plugin=where, field="expression"
+        ) from None
     fields: list[str] = []
 
     def bad(node: ast.AST, what: str | None = None) -> ConfigError:
@@ -210,7 +228,9 @@ def parse_expression(source: str, *, arithmetic: bool = False, where: str = "exp
             f"{where}: {what or type(node).__name__ + ' is not allowed'} in expression {source!r} "
             f"(at {piece!r}); allowed: field names, constants, comparisons, in, is None, and/or/not"
             + (", + - * /" if arithmetic else ""),
-            plugin=where, field="expression")
+            plugin=where,
+            field="expression",
+        )
 
     def const_of(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant) and _plain_constant(node.value):
@@ -404,8 +424,10 @@ def _check_types(node: Node, props: Mapping[str, Any] | None, fail: Callable[[st
         if a is None or b is None:
             return
         if "decimal text" in (a, b):
-            raise fail(f"operator {node[1]!r} on a decimal without precision (a text column): "
-                       "cast it to decimal(p,s) first")
+            raise fail(
+                f"operator {node[1]!r} on a decimal without precision (a text column): "
+                "cast it to decimal(p,s) first"
+            )
         if node[1] == "+" and "string" in (a, b):
             if a != b:
                 raise fail(f"cannot add a {a} value and a {b} value (use cast first)")
@@ -422,8 +444,9 @@ def _comparable(a: str, b: str, right: Node) -> bool:
     return {a, b} <= {"date-time", "string"} or {a, b} <= {"date", "string"}
 
 
-def _temporal_constants(node: Node, props: Mapping[str, Any] | None,
-                        fail: Callable[[str], Exception]) -> Node:
+def _temporal_constants(
+    node: Node, props: Mapping[str, Any] | None, fail: Callable[[str], Exception]
+) -> Node:
     """Turn ISO string constants compared with date-time / date fields into datetime / date."""
     tag = node[0]
     if tag in ("and", "or"):
@@ -441,8 +464,12 @@ def _temporal_constants(node: Node, props: Mapping[str, Any] | None,
     if tag == "in":
         lk = _infer_kind(node[2], props)
         if lk in ("date-time", "date"):
-            return ("in", node[1], node[2],
-                    [_parse_temporal(v, lk, fail) if isinstance(v, str) else v for v in node[3]])
+            return (
+                "in",
+                node[1],
+                node[2],
+                [_parse_temporal(v, lk, fail) if isinstance(v, str) else v for v in node[3]],
+            )
     return node
 
 
@@ -473,7 +500,11 @@ def _coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 _PY_CMP: dict[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
     ">=": operator.ge,
 }
 
@@ -724,8 +755,14 @@ class _ArrowEvaluator:
                 a, b = self(node[2]), self(node[3])
                 if _is_null_type(a.type) or _is_null_type(b.type):
                     return pa.nulls(self.table.num_rows, pa.bool_())
-                fn = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
-                      ">": pc.greater, ">=": pc.greater_equal}[node[1]]
+                fn = {
+                    "==": pc.equal,
+                    "!=": pc.not_equal,
+                    "<": pc.less,
+                    "<=": pc.less_equal,
+                    ">": pc.greater,
+                    ">=": pc.greater_equal,
+                }[node[1]]
                 a, b = _align_temporal(a, b)
                 return fn(a, b)
             if tag == "neg":
@@ -773,8 +810,12 @@ class _ArrowEvaluator:
                 a, b = a.cast(pa.float64()), b.cast(pa.float64())
         if pt.is_decimal(a.type) or pt.is_decimal(b.type):
             a, b = _wide_decimals(op, a, b)
-        fn = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked,
-              "/": pc.divide_checked}[op]
+        fn = {
+            "+": pc.add_checked,
+            "-": pc.subtract_checked,
+            "*": pc.multiply_checked,
+            "/": pc.divide_checked,
+        }[op]
         return fn(a, b)
 
 
@@ -1019,8 +1060,11 @@ def cast_value(value: Any, target: CastTarget) -> Any:
     if kind == "date":
         if isinstance(value, str):
             text = value.strip()
-            value = (_dt.date.fromisoformat(text) if len(text) <= 10
-                     else _dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+            value = (
+                _dt.date.fromisoformat(text)
+                if len(text) <= 10
+                else _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            )
         if isinstance(value, _dt.datetime):
             if value.tzinfo is not None:
                 value = value.astimezone(_dt.timezone.utc)
@@ -1090,10 +1134,12 @@ def py_caster(target: CastTarget) -> Callable[[Any], Any]:
         return cast_value(v, target)
 
     if kind == "integer":
+
         def to_int(v: Any) -> Any:
             if v is None or (type(v) is int and _INT64_MIN <= v <= _INT64_MAX):
                 return v
             return cast_value(v, target)
+
         return to_int
     if kind in ("number", "boolean", "string"):
         same = {"number": float, "boolean": bool, "string": str}[kind]
@@ -1102,8 +1148,10 @@ def py_caster(target: CastTarget) -> Callable[[Any], Any]:
             if v is None or type(v) is same:
                 return v
             return cast_value(v, target)
+
         return keep
     if kind == "date-time":
+
         def to_dt(v: Any) -> Any:
             if v is None:
                 return None
@@ -1118,6 +1166,7 @@ def py_caster(target: CastTarget) -> Callable[[Any], Any]:
             if t is _dt.datetime and v.tzinfo is _UTC:
                 return v
             return cast_value(v, target)
+
         return to_dt
     if kind == "decimal" and target.precision is not None:
         assert target.scale is not None
@@ -1136,6 +1185,7 @@ def py_caster(target: CastTarget) -> Callable[[Any], Any]:
                     if q == d:
                         return q
             return cast_value(v, target)
+
         return to_dec
     return slow
 
@@ -1156,11 +1206,13 @@ def _fast_cast(col: Any, target: CastTarget, arrow_type: pa.DataType) -> Any | N
             if ok.is_valid and not ok.as_py():
                 return None
         return pc.cast(col, arrow_type, safe=True)
-    if kind == "number" and (pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t) or is_str
-                             or pt.is_decimal(t)):
+    if kind == "number" and (
+        pt.is_integer(t) or pt.is_floating(t) or pt.is_boolean(t) or is_str or pt.is_decimal(t)
+    ):
         return pc.cast(col, arrow_type, safe=True)
-    if kind == "string" and (is_str or pt.is_integer(t) or pt.is_boolean(t) or pt.is_decimal(t)
-                             or pt.is_date(t)):
+    if kind == "string" and (
+        is_str or pt.is_integer(t) or pt.is_boolean(t) or pt.is_decimal(t) or pt.is_date(t)
+    ):
         return pc.cast(col, arrow_type, safe=True)
     if kind == "boolean" and (pt.is_boolean(t) or pt.is_integer(t) or pt.is_floating(t) or is_str):
         return pc.cast(col, arrow_type, safe=True)
@@ -1307,11 +1359,21 @@ class FlattenTransform(Transform):
 
     def _expandable(self, prop: Mapping[str, Any]) -> bool:
         types, _ = json_types(prop)
-        return (types == {"object"} and not prop.get("x-json")
-                and isinstance(prop.get("properties"), Mapping) and bool(prop["properties"]))
+        return (
+            types == {"object"}
+            and not prop.get("x-json")
+            and isinstance(prop.get("properties"), Mapping)
+            and bool(prop["properties"])
+        )
 
-    def _plan(self, name: str, prop: Mapping[str, Any], depth: int, path: tuple[str, ...],
-              out: list[tuple[str, tuple[str, ...], Mapping[str, Any], bool]]) -> None:
+    def _plan(
+        self,
+        name: str,
+        prop: Mapping[str, Any],
+        depth: int,
+        path: tuple[str, ...],
+        out: list[tuple[str, tuple[str, ...], Mapping[str, Any], bool]],
+    ) -> None:
         o: FlattenOptions = self.options
         if self._expandable(prop) and (o.max_depth is None or depth < o.max_depth):
             for child, cprop in prop["properties"].items():
@@ -1332,7 +1394,9 @@ class FlattenTransform(Transform):
             if out_name in seen:
                 raise self.config_error(
                     f"flattening {'.'.join(path)!r} gives {out_name!r}, which already exists "
-                    f"(from {'.'.join(seen[out_name])!r}); choose another separator", field=out_name)
+                    f"(from {'.'.join(seen[out_name])!r}); choose another separator",
+                    field=out_name,
+                )
             seen[out_name] = path
         self.plan = plan
         return with_properties(schema, {n: p for n, _, p, _ in plan})
@@ -1366,8 +1430,9 @@ class FlattenTransform(Transform):
             out.append(new)
         return out
 
-    def _emitter(self, out_name: str, prop: Mapping[str, Any], depth: int, where: str
-                 ) -> Callable[[Any, Record], None]:
+    def _emitter(
+        self, out_name: str, prop: Mapping[str, Any], depth: int, where: str
+    ) -> Callable[[Any, Record], None]:
         """A function writing the flattened leaves of one object value into the output record."""
         o: FlattenOptions = self.options
         children: list[tuple[str, str, Callable[[Any, Record], None] | None]] = []
@@ -1392,8 +1457,10 @@ class FlattenTransform(Transform):
                 raise error(f"expected an object, got {_show(value)}", field=where)
             if not declared.issuperset(value):
                 extra = sorted(set(value) - declared)
-                raise error(f"undeclared key(s) {extra} (declare them in the schema so they are not lost)",
-                            field=where)
+                raise error(
+                    f"undeclared key(s) {extra} (declare them in the schema so they are not lost)",
+                    field=where,
+                )
             get = value.get
             for child, name, sub in children:
                 if sub is None:
@@ -1424,8 +1491,12 @@ class FlattenTransform(Transform):
         fields: list[pa.Field] = []
 
         def walk(name: str, col: Any, field: pa.Field, depth: int) -> None:
-            if pt.is_struct(col.type) and col.type.num_fields and not _is_json_column(field) and (
-                    o.max_depth is None or depth < o.max_depth):
+            if (
+                pt.is_struct(col.type)
+                and col.type.num_fields
+                and not _is_json_column(field)
+                and (o.max_depth is None or depth < o.max_depth)
+            ):
                 for i in range(col.type.num_fields):
                     child = col.type.field(i)
                     walk(f"{name}{o.separator}{child.name}", pc.struct_field(col, [i]), child, depth + 1)
@@ -1508,7 +1579,6 @@ class HashTransform(_TextFieldsTransform):
             register_secret(self.options.salt)
         self._salt = self.options.salt.encode()
 
-
     def digest(self, value: Any) -> str | None:
         """The hex digest of one value (``None`` for ``None``)."""
         if value is None:
@@ -1519,7 +1589,6 @@ class HashTransform(_TextFieldsTransform):
 
     text_of = digest
 
-
     def apply_arrow(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa
 
@@ -1529,8 +1598,10 @@ class HashTransform(_TextFieldsTransform):
             if f not in table.column_names:
                 continue
             texts = _text_column(table, f)
-            digests = [None if t is None else
-                       sha(salt + (t if isinstance(t, bytes) else t.encode())).hexdigest() for t in texts]
+            digests = [
+                None if t is None else sha(salt + (t if isinstance(t, bytes) else t.encode())).hexdigest()
+                for t in texts
+            ]
             table = _set_column(table, f, pa.array(digests, type=pa.string()), {"type": ["string", "null"]})
         return table
 
@@ -1554,7 +1625,6 @@ class MaskTransform(_TextFieldsTransform):
     name = "mask"
     Options = MaskOptions
 
-
     def mask(self, value: Any) -> str | None:
         o: MaskOptions = self.options
         if value is None:
@@ -1571,7 +1641,6 @@ class MaskTransform(_TextFieldsTransform):
 
     text_of = mask
 
-
     def apply_arrow(self, table: pa.Table) -> pa.Table:
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -1587,8 +1656,13 @@ class MaskTransform(_TextFieldsTransform):
                 result = pc.if_else(pc.is_valid(col), pa.scalar(o.value), pa.scalar(None, pa.string()))
             else:
                 if _is_json_column(table.schema.field(f)):
-                    text = pa.array([None if v is None else self._text_for_mask(orjson.loads(v))
-                                     for v in col.to_pylist()], type=pa.string())
+                    text = pa.array(
+                        [
+                            None if v is None else self._text_for_mask(orjson.loads(v))
+                            for v in col.to_pylist()
+                        ],
+                        type=pa.string(),
+                    )
                 elif pt.is_string(col.type) or pt.is_large_string(col.type):
                     text = col
                 elif pt.is_integer(col.type) or pt.is_boolean(col.type):
@@ -1598,11 +1672,16 @@ class MaskTransform(_TextFieldsTransform):
                 n = o.keep_last
                 length = pc.utf8_length(text)
                 reveal = pc.greater(length, n)
-                stars = pc.binary_repeat(pa.scalar(o.mask_char),
-                                         pc.fill_null(pc.if_else(reveal, pc.subtract(length, n), length), 0))
+                stars = pc.binary_repeat(
+                    pa.scalar(o.mask_char),
+                    pc.fill_null(pc.if_else(reveal, pc.subtract(length, n), length), 0),
+                )
                 tail = pc.if_else(reveal, pc.utf8_slice_codeunits(text, start=-n), pa.scalar(""))
-                result = pc.if_else(pc.is_valid(text), pc.binary_join_element_wise(stars, tail, ""),
-                                    pa.scalar(None, pa.string()))
+                result = pc.if_else(
+                    pc.is_valid(text),
+                    pc.binary_join_element_wise(stars, tail, ""),
+                    pa.scalar(None, pa.string()),
+                )
             table = _set_column(table, f, result, prop)
         return table
 
@@ -1720,8 +1799,11 @@ class AddFieldTransform(Transform):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         o: AddFieldOptions = self.options
-        self.expr = (parse_expression(o.expression, arithmetic=True, where=self.label)
-                     if o.expression is not None else None)
+        self.expr = (
+            parse_expression(o.expression, arithmetic=True, where=self.label)
+            if o.expression is not None
+            else None
+        )
         self.target = CastTarget(o.cast) if o.cast else None
         untyped = o.value is not None and _kind_of_const(o.value) is None
         if self.expr is None and self.target is None and untyped:
@@ -1730,8 +1812,9 @@ class AddFieldTransform(Transform):
             try:
                 self._const = cast_value(o.value, self.target)
             except (ValueError, TypeError, ArithmeticError) as exc:
-                raise self.config_error(f"value {_show(o.value)} is not a {self.target}: {exc}",
-                                        field="value") from None
+                raise self.config_error(
+                    f"value {_show(o.value)} is not a {self.target}: {exc}", field="value"
+                ) from None
         else:
             self._const = o.value
         self._node: Node | None = self.expr.node if self.expr else None
@@ -1745,8 +1828,9 @@ class AddFieldTransform(Transform):
         o: AddFieldOptions = self.options
         props = schema_properties(schema)
         if props is not None and o.name in props and not o.overwrite:
-            raise self.config_error(f"field {o.name!r} exists already (set overwrite: true to replace it)",
-                                    field=o.name)
+            raise self.config_error(
+                f"field {o.name!r} exists already (set overwrite: true to replace it)", field=o.name
+            )
         if self.expr is not None:
             self.require_fields(schema, self.expr.fields)
             _check_types(self.expr.node, props, self._fail_cfg)
@@ -1784,8 +1868,9 @@ class AddFieldTransform(Transform):
             try:
                 return cast_value(value, self.target)
             except (ValueError, TypeError, ArithmeticError) as exc:
-                raise self.schema_error(f"cannot cast {_show(value)} to {self.target}: {exc}",
-                                        field=self.options.name) from None
+                raise self.schema_error(
+                    f"cannot cast {_show(value)} to {self.target}: {exc}", field=self.options.name
+                ) from None
         if self._inferred == "decimal" and isinstance(value, (int, float)) and not isinstance(value, bool):
             return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         return value
@@ -1809,8 +1894,11 @@ class AddFieldTransform(Transform):
         prop = props.get(o.name) or {"type": ["string", "null"]}
         ftype = jsonschema_field(o.name, prop).type
         if self._node is None:
-            values: Any = pa.scalar(self._const, type=ftype) if self._const is not None else pa.nulls(
-                table.num_rows, ftype)
+            values: Any = (
+                pa.scalar(self._const, type=ftype)
+                if self._const is not None
+                else pa.nulls(table.num_rows, ftype)
+            )
         else:
             values = _ArrowEvaluator(table, self._fail_data)(self._node)
             if isinstance(values, pa.Scalar):
@@ -1822,8 +1910,9 @@ class AddFieldTransform(Transform):
                 try:
                     values = values.cast(ftype, safe=True)
                 except _arrow_errors() as exc:
-                    raise self.schema_error(f"result of {o.expression!r} does not fit {ftype}: {exc}",
-                                            field=o.name) from None
+                    raise self.schema_error(
+                        f"result of {o.expression!r} does not fit {ftype}: {exc}", field=o.name
+                    ) from None
         return _set_column(table, o.name, values, prop)
 
 
@@ -1850,8 +1939,9 @@ class _CastColumn:
             try:
                 out.append(cast_value(v, self.target))
             except (ValueError, TypeError, ArithmeticError) as exc:
-                raise self.owner.schema_error(f"cannot cast {_show(v)} to {self.target}: {exc}",
-                                              field=self.name) from None
+                raise self.owner.schema_error(
+                    f"cannot cast {_show(v)} to {self.target}: {exc}", field=self.name
+                ) from None
         return pa.array(out, type=self.arrow_type)
 
 
@@ -1875,9 +1965,12 @@ def stream_map_to_transforms(mapping: Mapping[str, Any]) -> list[dict[str, Any]]
     transform.
     """
     if mapping is None or not isinstance(mapping, Mapping):
-        raise ConfigError(f"stream map: expected a mapping of property -> expression, got {mapping!r} "
-                          "(dropping a whole stream is done by stream selection)",
-                          plugin="stream map", field="(root)")
+        raise ConfigError(
+            f"stream map: expected a mapping of property -> expression, got {mapping!r} "
+            "(dropping a whole stream is done by stream selection)",
+            plugin="stream map",
+            field="(root)",
+        )
     out: list[dict[str, Any]] = []
     drops: list[str] = []
     kept: list[str] = []
@@ -1885,18 +1978,21 @@ def stream_map_to_transforms(mapping: Mapping[str, Any]) -> list[dict[str, Any]]
     else_drop = False
     for key, value in mapping.items():
         if key in _SM_UNSUPPORTED:
-            raise ConfigError(f"stream map: {key!r} is not supported by transforms", plugin="stream map",
-                              field=key)
+            raise ConfigError(
+                f"stream map: {key!r} is not supported by transforms", plugin="stream map", field=key
+            )
         if key == "__else__":
             if value is not None:
-                raise ConfigError("stream map: only '__else__: null' is supported", plugin="stream map",
-                                  field=key)
+                raise ConfigError(
+                    "stream map: only '__else__: null' is supported", plugin="stream map", field=key
+                )
             else_drop = True
             continue
         if key == "__filter__":
             if not isinstance(value, str):
-                raise ConfigError("stream map: '__filter__' must be an expression string",
-                                  plugin="stream map", field=key)
+                raise ConfigError(
+                    "stream map: '__filter__' must be an expression string", plugin="stream map", field=key
+                )
             parse_expression(value, where="stream map '__filter__'")
             out.append({"type": "filter", "expression": value})
             continue
@@ -1904,8 +2000,11 @@ def stream_map_to_transforms(mapping: Mapping[str, Any]) -> list[dict[str, Any]]
             drops.append(key)
             continue
         if not isinstance(value, str):
-            raise ConfigError(f"stream map: property {key!r}: expected an expression string or null, "
-                              f"got {value!r}", plugin="stream map", field=key)
+            raise ConfigError(
+                f"stream map: property {key!r}: expected an expression string or null, got {value!r}",
+                plugin="stream map",
+                field=key,
+            )
         expr = parse_expression(value, arithmetic=True, where=f"stream map property {key!r}")
         kept.append(key)
         if expr.node == ("field", key):

@@ -160,8 +160,12 @@ def _arrow_type_to_json(t: pa.DataType, meta: Mapping[bytes, bytes] | None) -> d
     if pt.is_floating(t):
         return {"type": ["number", "null"]}
     if pt.is_decimal(t):
-        return {"type": ["string", "null"], "format": "decimal",
-                "x-precision": t.precision, "x-scale": t.scale}
+        return {
+            "type": ["string", "null"],
+            "format": "decimal",
+            "x-precision": t.precision,
+            "x-scale": t.scale,
+        }
     if pt.is_timestamp(t):
         out: dict[str, Any] = {"type": ["string", "null"], "format": "date-time"}
         if t.tz is None:
@@ -176,8 +180,10 @@ def _arrow_type_to_json(t: pa.DataType, meta: Mapping[bytes, bytes] | None) -> d
     if pt.is_struct(t):
         return {
             "type": ["object", "null"],
-            "properties": {t.field(i).name: _arrow_type_to_json(t.field(i).type, t.field(i).metadata)
-                           for i in range(t.num_fields)},
+            "properties": {
+                t.field(i).name: _arrow_type_to_json(t.field(i).type, t.field(i).metadata)
+                for i in range(t.num_fields)
+            },
         }
     if pt.is_list(t) or pt.is_large_list(t):
         vf = t.value_field
@@ -215,11 +221,11 @@ def _parse_datetime(value: str) -> _dt.datetime:
         end = dot + 1
         while end < len(text) and text[end].isdigit():
             end += 1
-        digits = text[dot + 1:end]
+        digits = text[dot + 1 : end]
         if len(digits) > 6:
             if digits[6:].strip("0"):
                 raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
-            text = text[:dot + 7] + text[end:]
+            text = text[: dot + 7] + text[end:]
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     return _dt.datetime.fromisoformat(text)
@@ -287,9 +293,9 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, str):
             text = value.strip()
             dot = text.find(".")
-            if dot != -1 and len(text) - dot - 1 > 6 and text[dot + 7:].rstrip("0"):
+            if dot != -1 and len(text) - dot - 1 > 6 and text[dot + 7 :].rstrip("0"):
                 raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
-            return _dt.time.fromisoformat(text[:dot + 7] if dot != -1 else text)
+            return _dt.time.fromisoformat(text[: dot + 7] if dot != -1 else text)
         if isinstance(value, _dt.time):
             return value
         raise ValueError(f"{value!r} is not a time")
@@ -361,8 +367,9 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if not isinstance(value, Mapping):
             raise ValueError(f"{type(value).__name__} value is not an object")
         return {
-            typ.field(i).name: _to_arrow_value(value.get(typ.field(i).name), typ.field(i).type,
-                                               typ.field(i).metadata)
+            typ.field(i).name: _to_arrow_value(
+                value.get(typ.field(i).name), typ.field(i).type, typ.field(i).metadata
+            )
             for i in range(typ.num_fields)
         }
     if pt.is_list(typ) or pt.is_large_list(typ):
@@ -393,8 +400,15 @@ def _arrow_errors() -> tuple[type[BaseException], ...]:
     if _ARROW_ERRORS is None:
         import pyarrow as pa
 
-        _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
-                         ValueError, OverflowError, orjson.JSONDecodeError)
+        _ARROW_ERRORS = (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            orjson.JSONDecodeError,
+        )
     return _ARROW_ERRORS
 
 
@@ -451,8 +465,12 @@ def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
             if arr is not None:
                 if arr.type == typ:
                     return arr
-                if (pt.is_integer(arr.type) or pt.is_floating(arr.type) or pt.is_null(arr.type)
-                        or pt.is_decimal(arr.type)):
+                if (
+                    pt.is_integer(arr.type)
+                    or pt.is_floating(arr.type)
+                    or pt.is_null(arr.type)
+                    or pt.is_decimal(arr.type)
+                ):
                     try:
                         return arr.cast(typ, safe=True)
                     except errors:
@@ -529,8 +547,9 @@ def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] 
         return orjson.loads(value)
     if pt.is_struct(typ) and isinstance(value, dict):
         return {
-            typ.field(i).name: _from_arrow_value(value.get(typ.field(i).name), typ.field(i).type,
-                                                 typ.field(i).metadata)
+            typ.field(i).name: _from_arrow_value(
+                value.get(typ.field(i).name), typ.field(i).type, typ.field(i).metadata
+            )
             for i in range(typ.num_fields)
         }
     if (pt.is_list(typ) or pt.is_large_list(typ)) and isinstance(value, list):
@@ -561,8 +580,9 @@ def _column_values(col: Any, typ: pa.DataType) -> list[Any]:
 
     if pt.is_timestamp(typ) and typ.tz in _UTC_NAMES and typ.unit in ("s", "ms", "us"):
         utc = _dt.timezone.utc
-        return [None if v is None else v.replace(tzinfo=utc)
-                for v in col.cast(pa.timestamp(typ.unit)).to_pylist()]
+        return [
+            None if v is None else v.replace(tzinfo=utc) for v in col.cast(pa.timestamp(typ.unit)).to_pylist()
+        ]
     return list(col.to_pylist())
 
 
@@ -581,8 +601,11 @@ def arrow_to_records(table: pa.Table, schema: Mapping[str, Any] | None = None) -
         meta = f.metadata
         if not _needs_fixup(f.type, meta):
             p = props.get(f.name)
-            if p is not None and f.type == _pa_string() and (
-                    p.get("x-json") or _is_json_blob(p, json_types(p)[0])):
+            if (
+                p is not None
+                and f.type == _pa_string()
+                and (p.get("x-json") or _is_json_blob(p, json_types(p)[0]))
+            ):
                 meta = {JSON_META: b"true"}
             else:
                 columns.append(values)

@@ -184,8 +184,9 @@ class OAuth2ClientCredentials(AuthProvider):
             form["client_secret"] = opts.client_secret.get_secret_value()
         started = time.monotonic()
         try:
-            resp = self._client.post(opts.token_url, data=form, auth=auth,
-                                     headers={"accept": "application/json"})
+            resp = self._client.post(
+                opts.token_url, data=form, auth=auth, headers={"accept": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise AuthError(f"{self._where()} failed: {type(exc).__name__}: {redact(exc)}") from None
         try:

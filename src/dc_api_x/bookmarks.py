@@ -81,12 +81,16 @@ def _canonical_json(record: Mapping[str, Any]) -> bytes:
         orjson = None  # type: ignore[assignment]
     if orjson is not None:
         try:
-            return orjson.dumps(record, default=_hash_default, option=orjson.OPT_SORT_KEYS
-                                | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
+            return orjson.dumps(
+                record,
+                default=_hash_default,
+                option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
+            )
         except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
             pass
-    return json.dumps(record, default=_hash_default, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        record, default=_hash_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
 
 
 def row_hash(record: Mapping[str, Any]) -> str:
@@ -130,8 +134,15 @@ class BoundaryBookmark:
     then, as it does for a state listing no row hash (a state written before row hashes).
     """
 
-    def __init__(self, replication_key: str, key_properties: Sequence[str] = (), value: Any = None,
-                 keys: Iterable[Any] | None = None, *, ties: Ties = "keep") -> None:
+    def __init__(
+        self,
+        replication_key: str,
+        key_properties: Sequence[str] = (),
+        value: Any = None,
+        keys: Iterable[Any] | None = None,
+        *,
+        ties: Ties = "keep",
+    ) -> None:
         self.replication_key = replication_key
         self.key_properties = tuple(key_properties)
         #: no primary key: boundary keys are row hashes
@@ -147,7 +158,8 @@ class BoundaryBookmark:
         self.start_keys: frozenset[tuple[Any, ...]] | None = None if start is None else frozenset(start)
         # keyless: how many rows of each hash are still to be dropped at the start value
         self._start_counts: Counter[tuple[Any, ...]] | None = (
-            Counter(start) if start is not None and self.hashed else None)
+            Counter(start) if start is not None and self.hashed else None
+        )
         self.inclusive = False
         self.value: Any = value
         self.keys: list[tuple[Any, ...]] = []
@@ -157,9 +169,16 @@ class BoundaryBookmark:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None, replication_key: str,
-                   key_properties: Sequence[str] = (), *, stream: str | None = None, ties: Ties = "keep",
-                   convert: Callable[[Any], Any] | None = None) -> BoundaryBookmark:
+    def from_state(
+        cls,
+        state: Mapping[str, Any] | None,
+        replication_key: str,
+        key_properties: Sequence[str] = (),
+        *,
+        stream: str | None = None,
+        ties: Ties = "keep",
+        convert: Callable[[Any], Any] | None = None,
+    ) -> BoundaryBookmark:
         """The bookmark of ``state`` (a stream bookmark, or a whole Singer state with
         ``bookmarks[stream]`` when ``stream`` is given). A bookmark of another replication key or
         without a value means "read everything". ``convert`` maps the stored value to the form
@@ -175,8 +194,9 @@ class BoundaryBookmark:
         if convert is not None:
             value = convert(value)
         keys = st.get("keys_at_value") if "keys_at_value" in st else None
-        return cls(replication_key, key_properties, value,
-                   None if keys is None else list(keys or ()), ties=ties)
+        return cls(
+            replication_key, key_properties, value, None if keys is None else list(keys or ()), ties=ties
+        )
 
     def set_lower_bound(self, value: Any) -> None:
         """An inclusive lower bound (e.g. a configured start value) for a read without a bookmark:
@@ -192,8 +212,7 @@ class BoundaryBookmark:
 
     def drops_ties(self) -> bool:
         """Whether rows at ``start_value`` are all dropped regardless of their key."""
-        return (not self.inclusive and self.start_keys is None and self.ties == "drop"
-                and not self.hashed)
+        return not self.inclusive and self.start_keys is None and self.ties == "drop" and not self.hashed
 
     def keeps_ties(self) -> bool:
         """Whether rows at ``start_value`` are all kept regardless of their key."""
@@ -242,8 +261,14 @@ class BoundaryBookmark:
             return (row_hash(record),)
         return tuple(json_value(record.get(k)) for k in self.key_properties)
 
-    def filter_records(self, records: Iterable[Mapping[str, Any]], limit: int | None = None, *,
-                       keep_nulls: bool = True, strict_order: bool = False) -> list[Any]:
+    def filter_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        limit: int | None = None,
+        *,
+        keep_nulls: bool = True,
+        strict_order: bool = False,
+    ) -> list[Any]:
         """The dict records not delivered before (at most ``limit``), advancing the running
         bookmark (max value, keys at it) with each one kept. ``strict_order``: a value below the
         running one raises :class:`OrderError`. Values that cannot be compared raise ``TypeError``.
@@ -410,8 +435,10 @@ class BoundaryBookmark:
         ``with_keys=False`` leaves ``keys_at_value`` out."""
         if self.value is None:
             return None
-        state: dict[str, Any] = {"replication_key": self.replication_key,
-                                 "replication_key_value": json_value(self.value)}
+        state: dict[str, Any] = {
+            "replication_key": self.replication_key,
+            "replication_key_value": json_value(self.value),
+        }
         if with_keys:
             keys = [[json_value(v) for v in k] for k in self.keys]
             state["keys_at_value"] = sorted(keys, key=repr) if sort_keys else keys

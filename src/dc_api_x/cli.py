@@ -38,17 +38,19 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print(f"dcapix: warning: {w.message}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
     for info in ps.plugins.values():
-        rows.append({
-            "name": info.name,
-            "module": info.module,
-            "distribution": info.distribution,
-            "version": info.version,
-            "status": info.status,
-            "reason": info.reason,
-            "builtin": info.builtin,
-            "group": info.group,
-            "registers": info.registers,
-        })
+        rows.append(
+            {
+                "name": info.name,
+                "module": info.module,
+                "distribution": info.distribution,
+                "version": info.version,
+                "status": info.status,
+                "reason": info.reason,
+                "builtin": info.builtin,
+                "group": info.group,
+                "registers": info.registers,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -72,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list plugins: distribution, version, status, what each registers")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-entry-points", action="store_true", help="built-ins only")
-    p.add_argument("--group", action="append", metavar="GROUP",
-                   help="also scan this entry-point group (repeatable; env DC_API_X_ENTRY_POINT_GROUPS)")
+    p.add_argument(
+        "--group",
+        action="append",
+        metavar="GROUP",
+        help="also scan this entry-point group (repeatable; env DC_API_X_ENTRY_POINT_GROUPS)",
+    )
     p.set_defaults(func=_cmd_plugins)
     for modname in COMMAND_MODULES:
         try:
@@ -82,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
             if add is not None:
                 add(sub)
         except Exception as exc:  # one broken command module must not take the whole CLI down
-            print(f"dcapix: commands from {modname} unavailable: {type(exc).__name__}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"dcapix: commands from {modname} unavailable: {type(exc).__name__}: {exc}", file=sys.stderr
+            )
     return parser
 
 

@@ -100,8 +100,12 @@ class ApiClient:
             elif isinstance(h, (str, Mapping)):
                 made.append(create_plugin("hooks", h, plugins=self._plugins))
             else:
-                raise ConfigError(f"ApiClient: option 'hooks': {h!r} is not a hook name, a {{type: NAME}} "
-                                  f"dict or a RequestHook", plugin="ApiClient", field="hooks")
+                raise ConfigError(
+                    f"ApiClient: option 'hooks': {h!r} is not a hook name, a {{type: NAME}} "
+                    f"dict or a RequestHook",
+                    plugin="ApiClient",
+                    field="hooks",
+                )
         return made
 
     def hook(self, name: str) -> RequestHook:
@@ -118,15 +122,21 @@ class ApiClient:
         ``kwargs`` are the adapter's (``params``, ``headers``, ``json``, ``data``, ``timeout``,
         ``raise_for_status`` …). The client's ``auth`` is used unless ``auth=`` is given.
         """
-        info = RequestInfo(method=method.upper(), url=path, params=dict(kwargs.pop("params", None) or {}),
-                           headers=dict(kwargs.pop("headers", None) or {}), kwargs=kwargs)
+        info = RequestInfo(
+            method=method.upper(),
+            url=path,
+            params=dict(kwargs.pop("params", None) or {}),
+            headers=dict(kwargs.pop("headers", None) or {}),
+            kwargs=kwargs,
+        )
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
         for h in self.hooks:
             self._call(h, "before_request", info)
         try:
-            response = self.adapter.request(info.method, info.url, params=info.params or None,
-                                            headers=info.headers or None, **kwargs)
+            response = self.adapter.request(
+                info.method, info.url, params=info.params or None, headers=info.headers or None, **kwargs
+            )
         except Exception as exc:
             for h in reversed(self.hooks):
                 self._call(h, "on_error", info, exc)
@@ -198,8 +208,11 @@ class ApiClient:
 
         if paginator is None:
             paginator = getattr(getattr(self.adapter, "options", None), "pagination", None) or "single_page"
-        pag: Paginator[Any] = paginator if isinstance(paginator, Paginator) else \
-            create_plugin("paginators", paginator, plugins=self._plugins)
+        pag: Paginator[Any] = (
+            paginator
+            if isinstance(paginator, Paginator)
+            else create_plugin("paginators", paginator, plugins=self._plugins)
+        )
         pag.reset()
         base_params = dict(params or {})
         base_headers = dict(headers or {})

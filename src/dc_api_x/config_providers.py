@@ -51,8 +51,11 @@ class FileProvider(ConfigProvider):
         path = Path(self.file).expanduser()
         fmt = self.suffixes.get(path.suffix.lower())
         if fmt is None:
-            raise self.error(f"{str(path)!r}: unknown config file type {path.suffix or '(no suffix)'!r}; "
-                             "use .yaml, .yml, .toml or .json", field="file")
+            raise self.error(
+                f"{str(path)!r}: unknown config file type {path.suffix or '(no suffix)'!r}; "
+                "use .yaml, .yml, .toml or .json",
+                field="file",
+            )
         if not path.is_file():
             raise self.error(f"config file {str(path)!r} does not exist", field="file")
         try:
@@ -63,13 +66,16 @@ class FileProvider(ConfigProvider):
             data = _parse(text, fmt)
         except Exception as exc:
             msg = " ".join(str(exc).split())
-            raise self.error(f"config file {str(path)!r} is not valid {fmt.upper()}: {msg}",
-                             field="file") from None
+            raise self.error(
+                f"config file {str(path)!r} is not valid {fmt.upper()}: {msg}", field="file"
+            ) from None
         if data is None:
             return {}
         if not isinstance(data, Mapping):
-            raise self.error(f"config file {str(path)!r}: the top level must be a mapping, got "
-                             f"{type(data).__name__}", field="file")
+            raise self.error(
+                f"config file {str(path)!r}: the top level must be a mapping, got {type(data).__name__}",
+                field="file",
+            )
         return _plain_dict(data)
 
 
@@ -126,7 +132,7 @@ class EnvProvider(ConfigProvider):
             low = var.lower()
             if not low.startswith(prefix) or len(low) == len(prefix):
                 continue
-            parts = [p for p in low[len(prefix):].split(self.nested_delimiter)]
+            parts = [p for p in low[len(prefix) :].split(self.nested_delimiter)]
             if not all(parts):
                 continue
             node = out

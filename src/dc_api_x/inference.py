@@ -135,8 +135,14 @@ class _Node:
         return out
 
 
-_JSON_KIND = {"integer": "integer", "number": "number", "boolean": "boolean", "object": "object",
-              "array": "array", "decimal": "string"}
+_JSON_KIND = {
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "object": "object",
+    "array": "array",
+    "decimal": "string",
+}
 
 
 def _string_kind(value: str) -> str:
@@ -158,8 +164,14 @@ def _string_kind(value: str) -> str:
     return "string"
 
 
-def infer_schema(records: Iterable[Mapping[str, Any]], *, sample_size: int | None = None,
-                 detect_formats: bool = True, nested: bool = True, all_nullable: bool = False) -> JSONSchema:
+def infer_schema(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sample_size: int | None = None,
+    detect_formats: bool = True,
+    nested: bool = True,
+    all_nullable: bool = False,
+) -> JSONSchema:
     """Infer a JSON Schema from sample records.
 
     Integers widen to ``number`` when floats are seen; ``Decimal`` values give ``format: decimal``

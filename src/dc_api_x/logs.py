@@ -86,8 +86,12 @@ def redact(text: Any) -> str:
 def redact_mapping(data: Any) -> Any:
     """A copy of ``data`` (nested dicts/lists) with secret-looking keys masked and strings redacted."""
     if isinstance(data, dict):
-        return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
-                    else redact_mapping(v)) for k, v in data.items()}
+        return {
+            k: (
+                MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact_mapping(v)
+            )
+            for k, v in data.items()
+        }
     if isinstance(data, list):
         return [redact_mapping(v) for v in data]
     if isinstance(data, str):
@@ -164,8 +168,11 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
     also send records to logfire (``DCAPIX_LOGFIRE=1``); needs the ``logfire`` extra.
     """
     level_name = os.environ.get("DCAPIX_LOG_LEVEL")
-    level = getattr(logging, level_name.upper(), logging.INFO) if level_name else (
-        logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+    level = (
+        getattr(logging, level_name.upper(), logging.INFO)
+        if level_name
+        else (logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG)
+    )
     install_redaction()
     logger = logging.getLogger("dc_api_x")
     logger.setLevel(level)
@@ -182,8 +189,9 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
         try:
             import logfire as _logfire  # type: ignore[import-not-found]
         except ImportError:
-            logger.warning("DCAPIX_LOGFIRE is set but logfire is not installed "
-                           "(pip install 'dc-api-x[logfire]')")
+            logger.warning(
+                "DCAPIX_LOGFIRE is set but logfire is not installed (pip install 'dc-api-x[logfire]')"
+            )
         else:
             _logfire.configure(send_to_logfire="if-token-present")
             lf_handler = _logfire.LogfireLoggingHandler()

@@ -36,8 +36,17 @@ __all__ = [
 ]
 
 #: Capabilities of tap-dcapix as Meltano must know them (``state``: Meltano passes ``--state``).
-TAP_CAPABILITIES = ("catalog", "discover", "state", "about", "stream-maps", "schema-flattening",
-                    "batch", "test", "structured-logging")
+TAP_CAPABILITIES = (
+    "catalog",
+    "discover",
+    "state",
+    "about",
+    "stream-maps",
+    "schema-flattening",
+    "batch",
+    "test",
+    "structured-logging",
+)
 #: Capabilities of target-dcapix declared when its class cannot be imported.
 TARGET_CAPABILITIES = ("about", "stream-maps", "schema-flattening", "structured-logging")
 
@@ -71,12 +80,18 @@ def plugin_definition(
     from .singer_settings import adapter_settings_schema, meltano_settings, secret_settings
 
     if kind not in ("extractor", "loader"):
-        raise ConfigError(f"meltano-snippet: kind must be extractor or loader, not {kind!r}",
-                          plugin="meltano-snippet", field="kind")
+        raise ConfigError(
+            f"meltano-snippet: kind must be extractor or loader, not {kind!r}",
+            plugin="meltano-snippet",
+            field="kind",
+        )
     adapter = config.get("adapter")
     if not adapter or not isinstance(adapter, str):
-        raise ConfigError("meltano-snippet: the config needs 'adapter' (e.g. --adapter sql)",
-                          plugin="meltano-snippet", field="adapter")
+        raise ConfigError(
+            "meltano-snippet: the config needs 'adapter' (e.g. --adapter sql)",
+            plugin="meltano-snippet",
+            field="adapter",
+        )
     ps = plugins or get_plugins()
     cls = ps.adapters.get(adapter)
     options = {k: v for k, v in config.items() if k != "adapter"}
@@ -91,12 +106,20 @@ def plugin_definition(
             item["sensitive"] = True
     if kind == "extractor":
         settings += [
-            {"name": "transforms", "kind": "array", "label": "Transforms",
-             "description": "dc-api-x transforms applied to every batch: [{type: NAME, ...options}]"},
+            {
+                "name": "transforms",
+                "kind": "array",
+                "label": "Transforms",
+                "description": "dc-api-x transforms applied to every batch: [{type: NAME, ...options}]",
+            },
         ]
     settings += [
-        {"name": "stream_maps", "kind": "object", "label": "Stream Maps",
-         "description": "Singer SDK inline stream maps"},
+        {
+            "name": "stream_maps",
+            "kind": "object",
+            "label": "Stream Maps",
+            "description": "Singer SDK inline stream maps",
+        },
         {"name": "flattening_enabled", "kind": "boolean", "label": "Flattening Enabled"},
         {"name": "flattening_max_depth", "kind": "integer", "label": "Flattening Max Depth"},
     ]
@@ -134,8 +157,11 @@ def render_snippet(definition: Mapping[str, Any], *, fmt: str = "project") -> st
         kind = "extractors" if definition["executable"] == "tap-dcapix" else "loaders"
         data = {"plugins": {kind: [dict(definition)]}}
     elif fmt != "ref":
-        raise ConfigError(f"meltano-snippet: unknown format {fmt!r} (project or ref)",
-                          plugin="meltano-snippet", field="format")
+        raise ConfigError(
+            f"meltano-snippet: unknown format {fmt!r} (project or ref)",
+            plugin="meltano-snippet",
+            field="format",
+        )
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False))
 
 
@@ -151,18 +177,21 @@ def _load_config_file(path: str) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"meltano-snippet: cannot read {path}: {exc.strerror}",
-                          plugin="meltano-snippet", field="config") from None
+        raise ConfigError(
+            f"meltano-snippet: cannot read {path}: {exc.strerror}", plugin="meltano-snippet", field="config"
+        ) from None
     import yaml
 
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"meltano-snippet: {path} is not valid JSON/YAML: {exc}",
-                          plugin="meltano-snippet", field="config") from None
+        raise ConfigError(
+            f"meltano-snippet: {path} is not valid JSON/YAML: {exc}", plugin="meltano-snippet", field="config"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"meltano-snippet: {path} must hold a mapping", plugin="meltano-snippet",
-                          field="config")
+        raise ConfigError(
+            f"meltano-snippet: {path} must hold a mapping", plugin="meltano-snippet", field="config"
+        )
     return data
 
 
@@ -177,8 +206,11 @@ def _cmd_snippet(args: argparse.Namespace) -> int:
     for item in args.set or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"meltano-snippet: --set expects KEY=VALUE, got {item!r}",
-                              plugin="meltano-snippet", field="set")
+            raise ConfigError(
+                f"meltano-snippet: --set expects KEY=VALUE, got {item!r}",
+                plugin="meltano-snippet",
+                field="set",
+            )
         config[key.strip()] = _parse_value(value)
     definition = plugin_definition(
         config,
@@ -203,13 +235,25 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--url", help="the adapter's url option (e.g. a SQLAlchemy URL)")
     p.add_argument("--path", help="the adapter's path option")
     p.add_argument("--base-url", dest="base_url", help="the adapter's base_url option (http)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any other option (VALUE parsed as JSON when it is JSON); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other option (VALUE parsed as JSON when it is JSON); repeatable",
+    )
     p.add_argument("--config", help="a JSON/YAML file with the endpoint config {adapter: NAME, ...}")
     p.add_argument("--loader", action="store_true", help="a target-dcapix (loader) definition")
     p.add_argument("--name", help="plugin name in meltano.yml (default: the executable name)")
-    p.add_argument("--pip-url", dest="pip_url", default=DEFAULT_PIP_URL,
-                   help=f"pip_url of the plugin (default: {DEFAULT_PIP_URL}; '-e .' in a checkout)")
-    p.add_argument("--format", choices=("project", "ref"), default="project",
-                   help="project: a plugins: block for meltano.yml; ref: for meltano add --from-ref")
+    p.add_argument(
+        "--pip-url",
+        dest="pip_url",
+        default=DEFAULT_PIP_URL,
+        help=f"pip_url of the plugin (default: {DEFAULT_PIP_URL}; '-e .' in a checkout)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("project", "ref"),
+        default="project",
+        help="project: a plugins: block for meltano.yml; ref: for meltano add --from-ref",
+    )
     p.set_defaults(func=_cmd_snippet)

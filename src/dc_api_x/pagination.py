@@ -172,7 +172,8 @@ class CursorOptions(PaginatorOptions):
     cursor_param: str | None = Field(default="cursor", description="query param receiving the token")
     cursor_request_header: str | None = Field(default=None, description="request header receiving the token")
     cursor_is_url: bool | None = Field(
-        default=None, description="the token is the next URL (default: when it starts with http:// or https://)"
+        default=None,
+        description="the token is the next URL (default: when it starts with http:// or https://)",
     )
 
     @model_validator(mode="after")
@@ -223,7 +224,7 @@ class CursorPaginator(Paginator[Any]):
         return token
 
 
-_LINK = re.compile(r'<(?P<url>[^>]*)>\s*(?P<params>(?:;\s*[^;,<]+)*)')
+_LINK = re.compile(r"<(?P<url>[^>]*)>\s*(?P<params>(?:;\s*[^;,<]+)*)")
 
 
 def parse_link_header(value: str) -> dict[str, str]:
@@ -267,6 +268,11 @@ class LinkHeaderPaginator(Paginator[str]):
 
 def register_pagination_handlers(registry: Registry) -> None:
     """Register the built-in paginators."""
-    for cls in (SinglePagePaginator, OffsetPaginator, PageNumberPaginator, CursorPaginator,
-                LinkHeaderPaginator):
+    for cls in (
+        SinglePagePaginator,
+        OffsetPaginator,
+        PageNumberPaginator,
+        CursorPaginator,
+        LinkHeaderPaginator,
+    ):
         registry.register(cls.name, cls)

@@ -447,13 +447,17 @@ def _check_version(info: PluginInfo, spec: Any, source: str, allow_incompatible:
     where = info.distribution or info.module
     if allow_incompatible:
         info.reason = f"requires dc-api-x {spec}, found {core_version()}; loaded anyway"
-        _warn(f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
-              f"loading it anyway ({INCOMPATIBLE_ENV} / allow_incompatible)")
+        _warn(
+            f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
+            f"loading it anyway ({INCOMPATIBLE_ENV} / allow_incompatible)"
+        )
         return True
     info.status = "incompatible"
     info.reason = f"requires dc-api-x {spec}, found {core_version()}"
-    _warn(f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
-          f"skipped (set {INCOMPATIBLE_ENV}=1 or enable_plugins(allow_incompatible=True) to load it anyway)")
+    _warn(
+        f"dc-api-x plugin {info.name!r} ({where}) requires dc-api-x {spec}, found {core_version()}; "
+        f"skipped (set {INCOMPATIBLE_ENV}=1 or enable_plugins(allow_incompatible=True) to load it anyway)"
+    )
     return False
 
 
@@ -541,8 +545,9 @@ def enable_plugins(
 
     if builtins:
         for modname in DEFAULT_PLUGINS:
-            info = PluginInfo(modname, module=modname, distribution="dc-api-x", version=core_version(),
-                              builtin=True)
+            info = PluginInfo(
+                modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
+            )
             ps.plugins[modname] = info
             if _blocked(blocked_names, modname):
                 info.status, info.reason = "blocked", "blocked by name"
@@ -569,8 +574,13 @@ def enable_plugins(
                     continue
                 seen.add((dname, ep.value))
                 name = _unique_name(ps, ep.name, dname)
-                info = PluginInfo(name, module=ep.value, distribution=dname,
-                                  version=dist.version if dist is not None else None, group=group)
+                info = PluginInfo(
+                    name,
+                    module=ep.value,
+                    distribution=dname,
+                    version=dist.version if dist is not None else None,
+                    group=group,
+                )
                 ps.plugins[name] = info
                 if _blocked(blocked_names, ep.name, name, dname, ep.value):
                     info.status, info.reason = "blocked", "blocked by name"
@@ -581,8 +591,10 @@ def enable_plugins(
                     obj = ep.load()
                 except Exception as exc:
                     info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                    _warn(f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
-                          f"{type(exc).__name__}: {exc}")
+                    _warn(
+                        f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
                     continue
                 if info.reason == "" and not _check_version(
                     info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible

@@ -41,13 +41,24 @@ class LoggingHook(RequestHook):
 
     def after_response(self, request: RequestInfo, response: Response) -> None:
         if self.log.isEnabledFor(self.level):
-            self.log.log(self.level, "%s %s -> %s (%.1f ms, %d bytes)", request.method,
-                         response.url or request.display_url, response.status_code,
-                         request.elapsed * 1000, len(response.content))
+            self.log.log(
+                self.level,
+                "%s %s -> %s (%.1f ms, %d bytes)",
+                request.method,
+                response.url or request.display_url,
+                response.status_code,
+                request.elapsed * 1000,
+                len(response.content),
+            )
 
     def on_error(self, request: RequestInfo, error: BaseException) -> None:
-        self.log.warning("%s %s failed after %.1f ms: %s", request.method, request.display_url,
-                         request.elapsed * 1000, redact(error))
+        self.log.warning(
+            "%s %s failed after %.1f ms: %s",
+            request.method,
+            request.display_url,
+            request.elapsed * 1000,
+            redact(error),
+        )
 
 
 class MetricsHook(RequestHook):
@@ -92,9 +103,14 @@ class MetricsHook(RequestHook):
     def snapshot(self) -> dict[str, Any]:
         """The counters as a dict."""
         with self._lock:
-            return {"requests": self.requests, "responses": self.responses, "errors": self.errors,
-                    "bytes_received": self.bytes_received, "elapsed": self.elapsed,
-                    "status": dict(self.status)}
+            return {
+                "requests": self.requests,
+                "responses": self.responses,
+                "errors": self.errors,
+                "bytes_received": self.bytes_received,
+                "elapsed": self.elapsed,
+                "status": dict(self.status),
+            }
 
 
 def register_hooks(registry: Registry) -> None:

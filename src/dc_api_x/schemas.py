@@ -79,8 +79,9 @@ def _pick_schema(doc: Any, stream: str | None, *, where: str) -> JSONSchema:
         raise ConfigError(f"{where}: no stream {stream!r} in the catalog", field="schema")
     if stream is not None and isinstance(doc.get(stream), Mapping):
         return dict(doc[stream])
-    raise ConfigError(f"{where}: no JSON Schema found" + (f" for stream {stream!r}" if stream else ""),
-                      field="schema")
+    raise ConfigError(
+        f"{where}: no JSON Schema found" + (f" for stream {stream!r}" if stream else ""), field="schema"
+    )
 
 
 def apply_schema_override(
@@ -105,12 +106,17 @@ def apply_schema_override(
         if "properties" not in doc and "type" not in doc and "x-replace" not in doc:
             doc = {"properties": doc}
     else:
-        raise ConfigError(f"stream {spec.name!r}: option 'schema' must be a dict or a file path, "
-                          f"got {type(override).__name__}", field="schema")
+        raise ConfigError(
+            f"stream {spec.name!r}: option 'schema' must be a dict or a file path, "
+            f"got {type(override).__name__}",
+            field="schema",
+        )
     props = doc.get("properties") or {}
     if not isinstance(props, Mapping) or not all(isinstance(v, Mapping) for v in props.values()):
-        raise ConfigError(f"stream {spec.name!r}: option 'schema': 'properties' must map field names to "
-                          "JSON Schemas", field="schema")
+        raise ConfigError(
+            f"stream {spec.name!r}: option 'schema': 'properties' must map field names to JSON Schemas",
+            field="schema",
+        )
     if doc.get("x-replace"):
         new = {k: copy.deepcopy(v) for k, v in doc.items() if k != "x-replace"}
         new.setdefault("type", "object")
@@ -142,8 +148,9 @@ class InferSchemaProvider(SchemaProvider):
 
     def schema(self, **context: Any) -> JSONSchema:
         records = self.require(context, "records")
-        return infer_schema(records, sample_size=self.options.sample_size,
-                            detect_formats=self.options.detect_formats)
+        return infer_schema(
+            records, sample_size=self.options.sample_size, detect_formats=self.options.detect_formats
+        )
 
 
 class ArrowOptions(SchemaProviderOptions):
@@ -165,8 +172,11 @@ class ArrowSchemaProvider(SchemaProvider):
         if arrow_schema is None:
             path = context.get("path") or self.options.path
             if not path:
-                raise ConfigError("schema provider 'arrow': give 'arrow_schema' or 'path'",
-                                  plugin="schema provider 'arrow'", field="path")
+                raise ConfigError(
+                    "schema provider 'arrow': give 'arrow_schema' or 'path'",
+                    plugin="schema provider 'arrow'",
+                    field="path",
+                )
             arrow_schema = _parquet_schema(str(path))
         stored = _stored_schema(arrow_schema)
         return stored if stored is not None else arrow_to_jsonschema(arrow_schema)
@@ -184,8 +194,9 @@ def _parquet_schema(path: str) -> Any:
     try:
         return pq.read_schema(str(p))
     except Exception as exc:
-        raise ConfigError(f"schema provider 'arrow': {str(p)!r} is not a readable Parquet file: {exc}",
-                          field="path") from None
+        raise ConfigError(
+            f"schema provider 'arrow': {str(p)!r} is not a readable Parquet file: {exc}", field="path"
+        ) from None
 
 
 def _stored_schema(arrow_schema: Any) -> JSONSchema | None:

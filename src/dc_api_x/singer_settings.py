@@ -99,8 +99,22 @@ def _drop_titles(node: Any) -> Any:
 
 
 #: Option names that hold a secret whatever the adapter declares (exact names or these suffixes).
-SECRET_NAMES = frozenset({"password", "passwd", "secret", "token", "api_key", "apikey", "access_token",
-                          "refresh_token", "client_secret", "private_key", "auth", "credentials"})
+SECRET_NAMES = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "private_key",
+        "auth",
+        "credentials",
+    }
+)
 _SECRET_SUFFIXES = ("_password", "_secret", "_token", "_api_key", "_private_key", "_credentials")
 
 
@@ -265,8 +279,11 @@ def adapter_settings_schema(
 
 def secret_settings(schema: Mapping[str, Any]) -> list[str]:
     """Names of the top-level settings of ``schema`` marked secret."""
-    return [name for name, prop in (schema.get("properties") or {}).items()
-            if isinstance(prop, Mapping) and _is_secret_schema(prop)]
+    return [
+        name
+        for name, prop in (schema.get("properties") or {}).items()
+        if isinstance(prop, Mapping) and _is_secret_schema(prop)
+    ]
 
 
 def jsonschema_kind(prop: Mapping[str, Any]) -> str:
@@ -291,8 +308,13 @@ def jsonschema_kind(prop: Mapping[str, Any]) -> str:
         if fmt == "date-time":
             return "date_iso8601"
         return "string"
-    return {"integer": "integer", "number": "decimal", "boolean": "boolean",
-            "object": "object", "array": "array"}.get(only, "string")
+    return {
+        "integer": "integer",
+        "number": "decimal",
+        "boolean": "boolean",
+        "object": "object",
+        "array": "array",
+    }.get(only, "string")
 
 
 def meltano_settings(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -302,8 +324,11 @@ def meltano_settings(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     for name, prop in (schema.get("properties") or {}).items():
         if not isinstance(prop, Mapping):
             continue
-        item: dict[str, Any] = {"name": name, "kind": jsonschema_kind(prop),
-                                "label": name.replace("_", " ").title()}
+        item: dict[str, Any] = {
+            "name": name,
+            "kind": jsonschema_kind(prop),
+            "label": name.replace("_", " ").title(),
+        }
         if prop.get("description"):
             item["description"] = str(prop["description"])
         if _contains_secret(prop):  # a secret, or an object holding one (``auth``)

@@ -94,8 +94,10 @@ def arrow_json_records(table: pa.Table, schema: Mapping[str, Any] | None = None)
     """
     props = (schema or {}).get("properties") or {}
     names = table.column_names
-    cols = [_column_values(table.column(i), table.schema.field(i), props.get(name))
-            for i, name in enumerate(names)]
+    cols = [
+        _column_values(table.column(i), table.schema.field(i), props.get(name))
+        for i, name in enumerate(names)
+    ]
     return [dict(zip(names, row, strict=False)) for row in zip(*cols, strict=True)]
 
 
@@ -179,8 +181,9 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
 
         vals = _column_values(col, field, prop)
         dumps = orjson.dumps
-        out = pa.array([None if v is None else dumps(v, default=json_default).decode() for v in vals],
-                       pa.string())
+        out = pa.array(
+            [None if v is None else dumps(v, default=json_default).decode() for v in vals], pa.string()
+        )
     if out.type != pa.string():
         out = out.cast(pa.string())
     return (out.fill_null("null") if out.null_count else out), ""
@@ -221,4 +224,3 @@ def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: by
     offsets = memoryview(lines.buffers()[1]).cast("i" if lines.type == pa.string() else "q")
     start, end = offsets[lines.offset], offsets[lines.offset + len(lines)]
     return bytes(memoryview(lines.buffers()[2])[start:end])
-

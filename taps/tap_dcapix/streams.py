@@ -38,9 +38,15 @@ if t.TYPE_CHECKING:  # pragma: no cover
 __all__ = ["AdapterStream", "SDK_STATE_KEYS"]
 
 #: Keys the SDK keeps in a stream's bookmark for its own machinery (never passed to adapters).
-SDK_STATE_KEYS = frozenset({
-    "progress_markers", "replication_key_signpost", "starting_replication_value", "partitions", "context",
-})
+SDK_STATE_KEYS = frozenset(
+    {
+        "progress_markers",
+        "replication_key_signpost",
+        "starting_replication_value",
+        "partitions",
+        "context",
+    }
+)
 
 
 class AdapterStream(Stream):
@@ -57,8 +63,7 @@ class AdapterStream(Stream):
         super().__init__(tap, schema=schema, name=spec.name)
         if chain is not None:
             self.primary_keys = list(chain.output_fields(spec.key_properties))
-            self.replication_key = (chain.output_field(spec.replication_key)
-                                    if spec.replication_key else None)
+            self.replication_key = chain.output_field(spec.replication_key) if spec.replication_key else None
         else:
             self.primary_keys = list(spec.key_properties)
             self.replication_key = spec.replication_key
@@ -124,7 +129,10 @@ class AdapterStream(Stream):
         if bm.get("replication_key") not in accepted:
             self.logger.warning(
                 "stream %r: the stored bookmark is for replication key %r, the stream now uses %r; "
-                "reading from the beginning", self.name, bm.get("replication_key"), self.replication_key,
+                "reading from the beginning",
+                self.name,
+                bm.get("replication_key"),
+                self.replication_key,
             )
             return None
         return bm
@@ -142,8 +150,11 @@ class AdapterStream(Stream):
         for batch in adapter.read(spec, **kwargs):
             if chain is not None and len(chain):
                 out = chain.apply(batch)
-                batch = out if out.bookmark is not None or batch.bookmark is None else \
-                    Batch(records=out.records, schema=out.schema, bookmark=batch.bookmark)
+                batch = (
+                    out
+                    if out.bookmark is not None or batch.bookmark is None
+                    else Batch(records=out.records, schema=out.schema, bookmark=batch.bookmark)
+                )
             yield batch
 
     def _store_bookmark(self, bookmark: Mapping[str, Any] | None) -> bool:
@@ -174,11 +185,7 @@ class AdapterStream(Stream):
         limit = self.ABORT_AT_RECORD_COUNT
         selected = self.selected
         maps = self.stream_maps
-        fast = (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-        )
+        fast = len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
         writer = self._writer
         emitted = 0
         hit_limit = False
@@ -195,8 +202,11 @@ class AdapterStream(Stream):
                         keep = max(0, limit - emitted)
                         truncated = hit_limit = True
                     lines_fast = fast and write_messages and writer is not None
-                    done = self._emit_arrow_lines(batch, keep, maps[0].stream_alias, writer) \
-                        if lines_fast and batch.has_arrow and not batch.has_records else None
+                    done = (
+                        self._emit_arrow_lines(batch, keep, maps[0].stream_alias, writer)
+                        if lines_fast and batch.has_arrow and not batch.has_records
+                        else None
+                    )
                     if done is None:
                         records = self._rows(batch, keep, lines_fast)
                         if write_messages:
@@ -265,8 +275,9 @@ class AdapterStream(Stream):
         drop = self._deselected(list(table.column_names))
         if drop:
             table = table.drop_columns(drop)
-        head, tail = writer.record_affixes(stream, time_extracted=_dt.datetime.now(_dt.timezone.utc),
-                                           version=self._stream_version)
+        head, tail = writer.record_affixes(
+            stream, time_extracted=_dt.datetime.now(_dt.timezone.utc), version=self._stream_version
+        )
         try:
             data = arrow_json_lines(table, self.effective_schema, head, tail)
         except (TypeError, ValueError, pa.ArrowException) as exc:
@@ -288,8 +299,9 @@ class AdapterStream(Stream):
             return
         now = _dt.datetime.now(_dt.timezone.utc)
         if fast and writer is not None:
-            writer.write_records(maps[0].stream_alias, records, time_extracted=now,
-                                 version=self._stream_version)
+            writer.write_records(
+                maps[0].stream_alias, records, time_extracted=now, version=self._stream_version
+            )
         else:
             # stream maps / flattening: the SDK's map objects, on JSON-typed values (as the SDK
             # would see them after its conform step)
@@ -301,7 +313,11 @@ class AdapterStream(Stream):
                     mapped = stream_map.transform(rec)
                     if mapped is None:
                         continue
-                    msg = RecordMessage(stream=stream_map.stream_alias, record=mapped,
-                                        version=self._stream_version, time_extracted=now)
+                    msg = RecordMessage(
+                        stream=stream_map.stream_alias,
+                        record=mapped,
+                        version=self._stream_version,
+                        time_extracted=now,
+                    )
                     self._tap.write_message(msg)
         self.state_manager.is_flushed = False

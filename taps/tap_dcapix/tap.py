@@ -71,8 +71,13 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
     import orjson
 
-    errs: list[type[BaseException]] = [FileNotFoundError, IsADirectoryError, PermissionError,
-                                       json.JSONDecodeError, orjson.JSONDecodeError]
+    errs: list[type[BaseException]] = [
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        json.JSONDecodeError,
+        orjson.JSONDecodeError,
+    ]
     try:
         import simplejson
 
@@ -161,8 +166,12 @@ class TapDcApiX(Tap):
         cfg = adapter_config(type(self), self.config)
         name = cfg.get("adapter")
         if not name or not isinstance(name, str):
-            raise ConfigError(f"{self.name}: setting 'adapter' is required (the dc-api-x adapter to "
-                              f"read from, e.g. sql, http, parquet)", plugin=self.name, field="adapter")
+            raise ConfigError(
+                f"{self.name}: setting 'adapter' is required (the dc-api-x adapter to "
+                f"read from, e.g. sql, http, parquet)",
+                plugin=self.name,
+                field="adapter",
+            )
         cls = get_plugins().adapters.get(name)
         options = {k: v for k, v in cfg.items() if k != "adapter"}
         cls.configure(options)
@@ -189,8 +198,11 @@ class TapDcApiX(Tap):
         if not specs:
             return []
         if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
-            raise ConfigError(f"{self.name}: setting 'transforms' must be a list of "
-                              "{type: NAME, ...options}", plugin=self.name, field="transforms")
+            raise ConfigError(
+                f"{self.name}: setting 'transforms' must be a list of {{type: NAME, ...options}}",
+                plugin=self.name,
+                field="transforms",
+            )
         return list(specs)
 
     def transform_chain(self, spec: StreamSpec) -> Any:
@@ -203,7 +215,9 @@ class TapDcApiX(Tap):
         except ImportError:
             raise ConfigError(
                 f"{self.name}: setting 'transforms': transforms are not available in this "
-                "dc-api-x installation", plugin=self.name, field="transforms",
+                "dc-api-x installation",
+                plugin=self.name,
+                field="transforms",
             ) from None
         return build_transforms(specs, dict(spec.schema), stream=spec.name)
 
@@ -222,13 +236,17 @@ class TapDcApiX(Tap):
                     continue
                 root = entry.metadata.root
                 if root.selected is False:
-                    self.logger.warning("catalog stream %r is not provided by adapter %r (not selected)",
-                                        sid, self.adapter.name)
+                    self.logger.warning(
+                        "catalog stream %r is not provided by adapter %r (not selected)",
+                        sid,
+                        self.adapter.name,
+                    )
                     continue
                 raise ConfigError(
                     f"{self.name}: catalog stream {sid!r} is not provided by adapter "
                     f"{self.adapter.name!r}; its streams: {', '.join(sorted(known)) or '(none)'}",
-                    plugin=self.name, field="catalog",
+                    plugin=self.name,
+                    field="catalog",
                 )
         return streams
 

@@ -94,7 +94,10 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
 
     @staticmethod
     def record_affixes(
-        stream: str, *, time_extracted: _dt.datetime | None = None, version: int | None = None,
+        stream: str,
+        *,
+        time_extracted: _dt.datetime | None = None,
+        version: int | None = None,
     ) -> tuple[bytes, bytes]:
         """The bytes before and after the record object of a RECORD line (``tail`` ends with a
         newline)."""

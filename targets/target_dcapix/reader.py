@@ -125,15 +125,19 @@ class FastSingerReader(GenericSingerReader[bytes]):
         try:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            text = line[:80].decode("utf-8", "replace").rstrip() if isinstance(line, (bytes, bytearray)) \
+            text = (
+                line[:80].decode("utf-8", "replace").rstrip()
+                if isinstance(line, (bytes, bytearray))
                 else str(line)[:80].rstrip()
+            )
             raise SingerInputError(
                 f"{_where(self.line_number)}: not valid JSON ({exc}): {text!r}", line=self.line_number
             ) from None
         if not isinstance(msg, dict):
             raise SingerInputError(
                 f"{_where(self.line_number)}: a Singer message must be a JSON object, got "
-                f"{type(msg).__name__}", line=self.line_number,
+                f"{type(msg).__name__}",
+                line=self.line_number,
             )
         return msg
 
@@ -213,7 +217,8 @@ class FastSingerReader(GenericSingerReader[bytes]):
                 if mtype is None:
                     raise SingerInputError(
                         f"{_where(lineno, msg.get('stream'))}: message has no 'type'",
-                        line=lineno, stream=msg.get("stream"),
+                        line=lineno,
+                        stream=msg.get("stream"),
                     ) from None
             if mtype == "RECORD":
                 self.line_number = lineno
@@ -225,7 +230,8 @@ class FastSingerReader(GenericSingerReader[bytes]):
                 raise SingerInputError(
                     f"{_where(lineno, msg.get('stream'))}: unknown message type {mtype!r} "
                     f"(expected one of {', '.join(_MESSAGE_TYPES)})",
-                    line=lineno, stream=msg.get("stream"),
+                    line=lineno,
+                    stream=msg.get("stream"),
                 )
             mtype = mtype.upper()
             cbs[mtype](msg)

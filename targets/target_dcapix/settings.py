@@ -34,15 +34,15 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
     "adapter": {
         "type": "string",
         "description": "Name of the destination adapter (a dc-api-x adapter that can write: "
-                       "sql, parquet, csv, jsonl, or one registered by a plugin).",
+        "sql, parquet, csv, jsonl, or one registered by a plugin).",
     },
     "load_method": {
         "type": "string",
         "enum": ["append", "append-only", "upsert", "overwrite"],
         "default": "append",
         "description": "append: add rows; upsert: merge on the stream's key properties; overwrite: "
-                       "replace the stream's table/files when the run finishes (atomically). "
-                       "'append-only' is the singer-sdk spelling of append.",
+        "replace the stream's table/files when the run finishes (atomically). "
+        "'append-only' is the singer-sdk spelling of append.",
     },
     "batch_size_rows": {
         "type": "integer",
@@ -55,15 +55,15 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
         "enum": [True, False, "sample"],
         "default": True,
         "description": "true: check every record against its stream's JSON Schema (compiled once per "
-                       "schema); 'sample': check the first 1000 records of each stream, then every "
-                       "100th; false: no check (types are still enforced when a batch is converted).",
+        "schema); 'sample': check the first 1000 records of each stream, then every "
+        "100th; false: no check (types are still enforced when a batch is converted).",
     },
     "hard_delete": {
         "type": "boolean",
         "default": False,
         "description": "With ACTIVATE_VERSION messages: an ACTIVATE_VERSION that arrives before a "
-                       "stream's records makes that stream an overwrite (rows of older versions are "
-                       "gone when the run finishes). Without it ACTIVATE_VERSION is logged and ignored.",
+        "stream's records makes that stream an overwrite (rows of older versions are "
+        "gone when the run finishes). Without it ACTIVATE_VERSION is logged and ignored.",
     },
     "max_parallelism": {
         "type": "integer",
@@ -74,11 +74,21 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
 }
 
 #: Keys of the config that belong to the target / singer-sdk, not to the adapter.
-TARGET_KEYS = frozenset(TARGET_PROPERTIES) | frozenset({
-    "add_record_metadata", "process_activate_version_messages", "stream_maps", "stream_map_config",
-    "faker_config", "flattening_enabled", "flattening_max_depth", "flattening_max_key_length",
-    "flattening_separator", "batch_config", "default_target_schema",
-})
+TARGET_KEYS = frozenset(TARGET_PROPERTIES) | frozenset(
+    {
+        "add_record_metadata",
+        "process_activate_version_messages",
+        "stream_maps",
+        "stream_map_config",
+        "faker_config",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "flattening_max_key_length",
+        "flattening_separator",
+        "batch_config",
+        "default_target_schema",
+    }
+)
 
 
 def _inline_refs(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
@@ -89,8 +99,10 @@ def _inline_refs(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
         ref = schema.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             target = defs.get(ref.split("/")[-1], {})
-            merged = {**_inline_refs(target, defs, depth + 1),
-                      **{k: v for k, v in schema.items() if k != "$ref"}}
+            merged = {
+                **_inline_refs(target, defs, depth + 1),
+                **{k: v for k, v in schema.items() if k != "$ref"},
+            }
             return merged
         return {k: _inline_refs(v, defs, depth + 1) for k, v in schema.items() if k != "$defs"}
     if isinstance(schema, list):
@@ -103,8 +115,10 @@ def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
     doc = {k: v for k, v in prop.items() if k != "default"}
     if "default" in prop and prop["default"] is not None:
         # not as "default": singer-sdk would copy it into the config and hand it to every adapter
-        doc["description"] = (str(doc.get("description") or doc.get("title") or "").rstrip(". ")
-                              + f" (default: {json.dumps(prop['default'], default=str)})").lstrip()
+        doc["description"] = (
+            str(doc.get("description") or doc.get("title") or "").rstrip(". ")
+            + f" (default: {json.dumps(prop['default'], default=str)})"
+        ).lstrip()
     return doc
 
 

@@ -85,8 +85,11 @@ class StreamWriter:
         msg = _one_line(str(exc)) or type(exc).__name__
         if isinstance(exc, (ValueError, TypeError)):
             return SchemaError(f"{where}: {msg}", adapter=self.adapter_name, stream=self.spec.name)
-        return AdapterError(f"{where}: {what} failed: {type(exc).__name__}: {msg}",
-                            adapter=self.adapter_name, stream=self.spec.name)
+        return AdapterError(
+            f"{where}: {what} failed: {type(exc).__name__}: {msg}",
+            adapter=self.adapter_name,
+            stream=self.spec.name,
+        )
 
     def ensure_started(self) -> None:
         if not self.started:
@@ -119,7 +122,9 @@ class StreamWriter:
                 f"adapter {self.adapter_name!r}, stream {spec.name!r}: the schema changed "
                 f"(columns {', '.join(map(repr, changed)) or '(keys)'}) after rows were staged with "
                 f"load_method 'overwrite'; the staged rows cannot be widened (re-run with append/upsert, "
-                f"or send the final schema first)", adapter=self.adapter_name, stream=spec.name,
+                f"or send the final schema first)",
+                adapter=self.adapter_name,
+                stream=spec.name,
             )
         merged = dict(old_props)
         merged.update(new_props)
@@ -233,13 +238,15 @@ class DcApiXSink(BatchSink):
         if type(record) is not dict:
             raise SchemaError(
                 f"stream {self.stream_name!r}, {self._target.where()}: 'record' must be a JSON object, "
-                f"got {type(record).__name__}", stream=self.stream_name,
+                f"got {type(record).__name__}",
+                stream=self.stream_name,
             )
         for key in self.keys:
             if key not in record:
                 raise MissingKeyPropertyError(
                     f"stream {self.stream_name!r}, {self._target.where()}, field {key!r}: "
-                    f"key property is missing from the record", stream=self.stream_name,
+                    f"key property is missing from the record",
+                    stream=self.stream_name,
                 )
         validator = self.validator
         if validator is None:
@@ -255,10 +262,14 @@ class DcApiXSink(BatchSink):
             field, message = err
             raise SchemaError(
                 f"stream {self.stream_name!r}, {self._target.where()}, field {field or '(record)'!r}: "
-                f"{_one_line(message)}", stream=self.stream_name,
+                f"{_one_line(message)}",
+                stream=self.stream_name,
             )
-        if shape is not None and shapes is not None and len(shapes) < MAX_SHAPES and not any(
-            type(record.get(name)) is float for name in self._int_only
+        if (
+            shape is not None
+            and shapes is not None
+            and len(shapes) < MAX_SHAPES
+            and not any(type(record.get(name)) is float for name in self._int_only)
         ):  # a float passes an integer field only by its value (2.0): never cache that shape
             shapes.add(shape)
 
@@ -268,8 +279,12 @@ class DcApiXSink(BatchSink):
         for name in record:
             if name not in self._prop_names and name not in self._warned_missing_fields:
                 self._warned_missing_fields.add(name)
-                self.logger.warning("stream %r: field %r is not in the stream's schema; it is not loaded "
-                                    "(first seen at %s)", self.stream_name, name, self._target.where())
+                self.logger.warning(
+                    "stream %r: field %r is not in the stream's schema; it is not loaded (first seen at %s)",
+                    self.stream_name,
+                    name,
+                    self._target.where(),
+                )
 
     def _validate_and_parse(self, record: dict[Any, Any]) -> dict[Any, Any]:
         """The SDK's record path (stream maps / metadata): validate, no per-record type conformance."""
@@ -313,8 +328,11 @@ class DcApiXSink(BatchSink):
             return records
         dupes = len(records) - len(latest)
         self.tally_duplicate_merged(dupes)
-        self.logger.info("%d records of %r repeat a key within the batch: the last one of each is kept",
-                         dupes, self.stream_name)
+        self.logger.info(
+            "%d records of %r repeat a key within the batch: the last one of each is kept",
+            dupes,
+            self.stream_name,
+        )
         wanted = {id(r) for r in latest.values()}
         return [r for r in records if id(r) in wanted]
 
@@ -338,7 +356,8 @@ class DcApiXSink(BatchSink):
             else:
                 raise SchemaError(
                     f"stream {self.stream_name!r}, {self._target.where()}: unsupported BATCH encoding "
-                    f"{fmt!r} (supported: jsonl, parquet)", stream=self.stream_name,
+                    f"{fmt!r} (supported: jsonl, parquet)",
+                    stream=self.stream_name,
                 )
             self.writer.write(batch)
             self.record_counter_metric.increment(len(batch))
@@ -360,7 +379,8 @@ class DcApiXSink(BatchSink):
         except (OSError, ImportError, ValueError) as exc:
             raise SchemaError(
                 f"stream {self.stream_name!r}, {self._target.where()}: cannot open BATCH file {url!r}: "
-                f"{_one_line(str(exc))}", stream=self.stream_name,
+                f"{_one_line(str(exc))}",
+                stream=self.stream_name,
             ) from None
 
     def _read_jsonl(self, url: str, *, gzipped: bool) -> Batch:
@@ -396,13 +416,15 @@ class DcApiXSink(BatchSink):
             except Exception as exc:
                 raise SchemaError(
                     f"stream {self.stream_name!r}, {self._target.where()}: BATCH file {url!r} is not "
-                    f"readable Parquet: {_one_line(str(exc))}", stream=self.stream_name,
+                    f"readable Parquet: {_one_line(str(exc))}",
+                    stream=self.stream_name,
                 ) from None
         props: Mapping[str, Any] = self.schema.get("properties") or {}
         unknown = [c for c in table.column_names if c not in props]
         if unknown and self.schema.get("additionalProperties") is False:
             raise SchemaError(
                 f"stream {self.stream_name!r}, BATCH file {url!r}, field {unknown[0]!r}: column not in "
-                f"the stream's schema", stream=self.stream_name,
+                f"the stream's schema",
+                stream=self.stream_name,
             )
         return Batch.from_arrow(table, schema=self.writer.spec.schema)

@@ -57,8 +57,11 @@ def _settings() -> dict[str, Any]:
         if key == "schema":
             _settings_cache[key] = target_settings_jsonschema()
         else:
-            _settings_cache[key] = {"type": "object", "properties": copy.deepcopy(TARGET_PROPERTIES),
-                                    "required": ["adapter"]}
+            _settings_cache[key] = {
+                "type": "object",
+                "properties": copy.deepcopy(TARGET_PROPERTIES),
+                "required": ["adapter"],
+            }
     return _settings_cache[key]  # type: ignore[no-any-return]
 
 
@@ -125,13 +128,20 @@ class TargetDcApiX(Target):
         elif raw_mode == "sample":
             self.validate_mode = "sample"
         else:
-            raise ConfigError(f"target {self.name!r}: option 'validate_records': expected true, false or "
-                              f"'sample', got {raw_mode!r}", plugin=self.name, field="validate_records")
+            raise ConfigError(
+                f"target {self.name!r}: option 'validate_records': expected true, false or "
+                f"'sample', got {raw_mode!r}",
+                plugin=self.name,
+                field="validate_records",
+            )
         lm = str(cfg.get("load_method") or "append")
         if lm not in _LOAD_METHODS:
-            raise ConfigError(f"target {self.name!r}: option 'load_method': expected one of "
-                              f"{', '.join(_LOAD_METHODS)}, got {lm!r}",
-                              plugin=self.name, field="load_method")
+            raise ConfigError(
+                f"target {self.name!r}: option 'load_method': expected one of "
+                f"{', '.join(_LOAD_METHODS)}, got {lm!r}",
+                plugin=self.name,
+                field="load_method",
+            )
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
         self._adapter = self._create_adapter(cfg)
@@ -142,21 +152,32 @@ class TargetDcApiX(Target):
 
         adapter_cfg = {k: v for k, v in cfg.items() if k not in TARGET_KEYS or k == "adapter"}
         if "adapter" not in adapter_cfg:
-            raise ConfigError(f"target {self.name!r}: option 'adapter': required option is missing",
-                              plugin=self.name, field="adapter")
+            raise ConfigError(
+                f"target {self.name!r}: option 'adapter': required option is missing",
+                plugin=self.name,
+                field="adapter",
+            )
         if "default_target_schema" in cfg and "schema" not in adapter_cfg:
             adapter_cfg["schema"] = cfg["default_target_schema"]
         adapter = create_adapter(adapter_cfg)
         methods = tuple(getattr(adapter, "load_methods", ()) or ())
         if not methods:
             adapter.close()
-            raise ConfigError(f"target {self.name!r}: adapter {adapter_cfg['adapter']!r} cannot write "
-                              f"(it supports no load method)", plugin=self.name, field="adapter")
+            raise ConfigError(
+                f"target {self.name!r}: adapter {adapter_cfg['adapter']!r} cannot write "
+                f"(it supports no load method)",
+                plugin=self.name,
+                field="adapter",
+            )
         if self.load_method not in methods:
             adapter.close()
-            raise ConfigError(f"target {self.name!r}: option 'load_method': adapter "
-                              f"{adapter_cfg['adapter']!r} supports {', '.join(methods)}, not "
-                              f"{self.load_method!r}", plugin=self.name, field="load_method")
+            raise ConfigError(
+                f"target {self.name!r}: option 'load_method': adapter "
+                f"{adapter_cfg['adapter']!r} supports {', '.join(methods)}, not "
+                f"{self.load_method!r}",
+                plugin=self.name,
+                field="load_method",
+            )
         return adapter
 
     @property
@@ -178,8 +199,9 @@ class TargetDcApiX(Target):
             method = self.load_method
             if method == "upsert" and not spec.key_properties:
                 # nothing to merge on: rows of a stream without key properties are appended
-                self.logger.info("Stream %r has no key properties: loaded with append instead of upsert",
-                                 sink.stream_name)
+                self.logger.info(
+                    "Stream %r has no key properties: loaded with append instead of upsert", sink.stream_name
+                )
                 method = "append"
             writer = StreamWriter(self._adapter, spec, method)
             self._writers[sink.stream_name] = writer
@@ -214,16 +236,21 @@ class TargetDcApiX(Target):
         schema = message_dict["schema"]
         if not isinstance(stream, str) or not stream:
             raise SingerInputError(
-                f"{self.where()}: SCHEMA 'stream' must be a non-empty string, got {stream!r}")
+                f"{self.where()}: SCHEMA 'stream' must be a non-empty string, got {stream!r}"
+            )
         if not isinstance(schema, dict):
             raise SingerInputError(f"{self.where()}, stream {stream!r}: SCHEMA 'schema' must be an object")
         if not isinstance(schema.get("properties"), dict):
-            raise SingerInputError(f"{self.where()}, stream {stream!r}: SCHEMA 'schema' has no 'properties' "
-                                   f"object (a stream's schema must describe its fields)", stream=stream)
+            raise SingerInputError(
+                f"{self.where()}, stream {stream!r}: SCHEMA 'schema' has no 'properties' "
+                f"object (a stream's schema must describe its fields)",
+                stream=stream,
+            )
         keys = message_dict.get("key_properties")
         if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
             raise SingerInputError(
-                f"{self.where()}, stream {stream!r}: 'key_properties' must be a list of names", stream=stream)
+                f"{self.where()}, stream {stream!r}: 'key_properties' must be a list of names", stream=stream
+            )
         bookmarks = message_dict.get("bookmark_properties") or []
         if isinstance(bookmarks, str):
             bookmarks = [bookmarks]
@@ -257,8 +284,10 @@ class TargetDcApiX(Target):
             self._slow_record(message_dict)
             return
         shapes = sink._shapes
-        if shapes is None or type(record) is not dict or (
-            (tuple(record), tuple(map(type, record.values()))) not in shapes
+        if (
+            shapes is None
+            or type(record) is not dict
+            or ((tuple(record), tuple(map(type, record.values()))) not in shapes)
         ):
             sink.check(record)  # the shape of an already valid record skips this call (hot path)
         buf = sink.buffer
@@ -283,8 +312,9 @@ class TargetDcApiX(Target):
         if stream not in self.mapper.stream_maps:
             raise self._unknown_stream(stream, "RECORD")
         if not isinstance(message_dict["record"], dict):
-            raise SchemaError(f"stream {stream!r}, {self.where()}: 'record' must be a JSON object",
-                              stream=str(stream))
+            raise SchemaError(
+                f"stream {stream!r}, {self.where()}: 'record' must be a JSON object", stream=str(stream)
+            )
         super()._process_record_message(message_dict)
         self._collect()
         self._maybe_emit_state()
@@ -304,34 +334,51 @@ class TargetDcApiX(Target):
             raise self._unknown_stream(stream, "ACTIVATE_VERSION")
         version = message_dict["version"]
         if not isinstance(version, int) or isinstance(version, bool):
-            raise SingerInputError(f"{self.where()}, stream {stream!r}: ACTIVATE_VERSION 'version' must "
-                                   f"be an integer, got {version!r}", stream=stream)
+            raise SingerInputError(
+                f"{self.where()}, stream {stream!r}: ACTIVATE_VERSION 'version' must "
+                f"be an integer, got {version!r}",
+                stream=stream,
+            )
         super()._process_activate_version_message(message_dict)
 
     def activate_version(self, sink: DcApiXSink, version: int) -> None:
         """ACTIVATE_VERSION for ``sink``'s stream (see the ``hard_delete`` setting)."""
         writer = sink.writer
         if not self.hard_delete:
-            self.logger.info("ACTIVATE_VERSION %s for %r: hard_delete is off, older rows are kept",
-                             version, sink.stream_name)
+            self.logger.info(
+                "ACTIVATE_VERSION %s for %r: hard_delete is off, older rows are kept",
+                version,
+                sink.stream_name,
+            )
             return
         if not writer.started and not sink.buffer and writer.rows_written == 0:
             if writer.load_method != "overwrite":
                 if "overwrite" not in tuple(getattr(self._adapter, "load_methods", ()) or ()):
-                    self.logger.warning("ACTIVATE_VERSION %s for %r: adapter cannot overwrite; older "
-                                        "rows are kept", version, sink.stream_name)
+                    self.logger.warning(
+                        "ACTIVATE_VERSION %s for %r: adapter cannot overwrite; older rows are kept",
+                        version,
+                        sink.stream_name,
+                    )
                     return
-                self.logger.info("ACTIVATE_VERSION %s for %r before its records: the stream is loaded with "
-                                 "overwrite (older rows are replaced when the run finishes)",
-                                 version, sink.stream_name)
+                self.logger.info(
+                    "ACTIVATE_VERSION %s for %r before its records: the stream is loaded with "
+                    "overwrite (older rows are replaced when the run finishes)",
+                    version,
+                    sink.stream_name,
+                )
                 writer.load_method = "overwrite"
             return
         if writer.load_method == "overwrite":
-            self.logger.info("ACTIVATE_VERSION %s for %r: the stream is being overwritten", version,
-                             sink.stream_name)
+            self.logger.info(
+                "ACTIVATE_VERSION %s for %r: the stream is being overwritten", version, sink.stream_name
+            )
         else:
-            self.logger.warning("ACTIVATE_VERSION %s for %r arrived after records were written with %r; "
-                                "older rows are kept", version, sink.stream_name, writer.load_method)
+            self.logger.warning(
+                "ACTIVATE_VERSION %s for %r arrived after records were written with %r; older rows are kept",
+                version,
+                sink.stream_name,
+                writer.load_method,
+            )
 
     def _process_batch_message(self, message_dict: dict[Any, Any]) -> None:
         self._require(message_dict, "stream", "encoding", "manifest")
@@ -340,12 +387,16 @@ class TargetDcApiX(Target):
             raise self._unknown_stream(stream, "BATCH")
         enc = message_dict["encoding"]
         if not isinstance(enc, dict) or "format" not in enc:
-            raise SingerInputError(f"{self.where()}, stream {stream!r}: BATCH 'encoding' must be an object "
-                                   f"with 'format'", stream=stream)
+            raise SingerInputError(
+                f"{self.where()}, stream {stream!r}: BATCH 'encoding' must be an object with 'format'",
+                stream=stream,
+            )
         manifest = message_dict["manifest"]
         if not isinstance(manifest, list) or not all(isinstance(x, str) for x in manifest):
-            raise SingerInputError(f"{self.where()}, stream {stream!r}: BATCH 'manifest' must be a list of "
-                                   f"file URLs", stream=stream)
+            raise SingerInputError(
+                f"{self.where()}, stream {stream!r}: BATCH 'manifest' must be a list of file URLs",
+                stream=stream,
+            )
         super()._process_batch_message(message_dict)
         self._collect()
         self._maybe_emit_state()
@@ -411,8 +462,9 @@ class TargetDcApiX(Target):
         handler, possibly re-entering an adapter call in progress; instead the run is aborted like any
         other error: the adapter discards what it has not committed and no further STATE is printed
         (every STATE already printed covers committed rows only, so a re-run resumes correctly)."""
-        raise TerminatedError(f"stopped by signal {signum}; records after the last STATE printed were "
-                              f"not committed")
+        raise TerminatedError(
+            f"stopped by signal {signum}; records after the last STATE printed were not committed"
+        )
 
     # -- CLI ----------------------------------------------------------------------------------------
     @classmethod
@@ -465,4 +517,3 @@ def _fail(message: str) -> None:
     sys.stderr.write(f"target-dcapix: error: {' '.join(message.split())}\n")
     sys.stderr.flush()
     sys.exit(1)
-

@@ -34,16 +34,47 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
 }
 #: Keywords that never constrain a value.
-_ANNOTATIONS = frozenset({
-    "title", "description", "default", "examples", "format", "contentEncoding", "contentMediaType",
-    "$comment", "readOnly", "writeOnly", "deprecated", "$schema", "$id", "inclusion", "selected",
-})
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "default",
+        "examples",
+        "format",
+        "contentEncoding",
+        "contentMediaType",
+        "$comment",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+        "$schema",
+        "$id",
+        "inclusion",
+        "selected",
+    }
+)
 #: Keywords compiled here (anything else → jsonschema for that sub-schema).
-_HANDLED = frozenset({
-    "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-    "maxLength", "minLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "multipleOf", "minItems", "maxItems",
-})
+_HANDLED = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "maxLength",
+        "minLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+    }
+)
 
 
 def _short(value: Any) -> str:
@@ -131,7 +162,8 @@ def _compile(schema: Mapping[str, Any]) -> _Check | None:
     if "const" in schema:
         const = schema["const"]
         checks.append(
-            lambda v: None if _json_equal(v, const) else ("", f"{_short(v)} is not {_short(const)}"))
+            lambda v: None if _json_equal(v, const) else ("", f"{_short(v)} is not {_short(const)}")
+        )
 
     max_len, min_len, pattern = schema.get("maxLength"), schema.get("minLength"), schema.get("pattern")
     if max_len is not None or min_len is not None or pattern is not None:
@@ -150,8 +182,11 @@ def _compile(schema: Mapping[str, Any]) -> _Check | None:
 
         checks.append(c_str)
 
-    bounds = {k: schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                      "multipleOf") if k in schema}
+    bounds = {
+        k: schema[k]
+        for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+        if k in schema
+    }
     if bounds:
         lo, hi = bounds.get("minimum"), bounds.get("maximum")
         xlo, xhi = bounds.get("exclusiveMinimum"), bounds.get("exclusiveMaximum")
@@ -174,8 +209,11 @@ def _compile(schema: Mapping[str, Any]) -> _Check | None:
 
         checks.append(c_num)
 
-    if "properties" in schema or "required" in schema or isinstance(schema.get("additionalProperties"),
-                                                                    (bool, Mapping)):
+    if (
+        "properties" in schema
+        or "required" in schema
+        or isinstance(schema.get("additionalProperties"), (bool, Mapping))
+    ):
         obj_check = _compile_object(schema)
         if obj_check is not None:
             checks.append(lambda v: obj_check(v) if type(v) is dict else None)
@@ -204,8 +242,10 @@ def _compile(schema: Mapping[str, Any]) -> _Check | None:
         return None
 
     def check(v: Any) -> tuple[str, str] | None:
-        if allowed is not None and type(v) not in allowed and not (
-            int_ok and type(v) is float and v.is_integer()
+        if (
+            allowed is not None
+            and type(v) not in allowed
+            and not (int_ok and type(v) is float and v.is_integer())
         ):
             return "", f"{_short(v)} is not of type {tdesc}"
         for c in checks:
@@ -242,7 +282,8 @@ def _compile_object(schema: Mapping[str, Any]) -> RecordValidator | None:
         # type_only: validity depends on the field names and value types alone (callers may cache)
         check_fn.type_only = all(extra is None for _, _, _, extra in compiled.values())  # type: ignore[attr-defined]
         check_fn.int_only = tuple(  # type: ignore[attr-defined]
-            name for name, (allowed, int_ok, _, _) in compiled.items()
+            name
+            for name, (allowed, int_ok, _, _) in compiled.items()
             if int_ok and allowed is not None and float not in allowed
         )
         return check_fn
@@ -259,8 +300,10 @@ def _compile_object(schema: Mapping[str, Any]) -> RecordValidator | None:
                         return _join(name, err[0]), err[1]
                 continue
             allowed, int_ok, tdesc, extra = entry
-            if allowed is not None and type(value) not in allowed and not (
-                int_ok and type(value) is float and value.is_integer()
+            if (
+                allowed is not None
+                and type(value) not in allowed
+                and not (int_ok and type(value) is float and value.is_integer())
             ):
                 return name, f"{_short(value)} is not of type {tdesc}"
             if extra is not None:
@@ -290,8 +333,13 @@ def _generate_object_check(
 ) -> RecordValidator:
     """Generate straight-line Python for one object schema (no per-field loop, no tuple unpacking):
     this is the per-record hot path of the target."""
-    env: dict[str, Any] = {"_M": _MISSING, "_bad_type": _bad_type, "_short": _short, "_join": _join,
-                           "_NAMES": frozenset(compiled)}
+    env: dict[str, Any] = {
+        "_M": _MISSING,
+        "_bad_type": _bad_type,
+        "_short": _short,
+        "_join": _join,
+        "_NAMES": frozenset(compiled),
+    }
     lines = ["def check(rec):", "    get = rec.get"]
     for i, (name, (allowed, int_ok, tdesc, extra)) in enumerate(compiled.items()):
         env[f"N{i}"] = name

@@ -79,14 +79,27 @@ def plugin_dists() -> dict[str, Path]:
             importlib.invalidate_caches()
             stale = _stale(backend)
             if stale:
-                cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                       "--no-index", "--force-reinstall", "--disable-pip-version-check", "-q",
-                       *(str(DISTS[n]) for n in stale)]
-                res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                                     env={**os.environ, "PIP_NO_INPUT": "1"})
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--no-index",
+                    "--force-reinstall",
+                    "--disable-pip-version-check",
+                    "-q",
+                    *(str(DISTS[n]) for n in stale),
+                ]
+                res = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "PIP_NO_INPUT": "1"}
+                )
                 if res.returncode != 0:
-                    pytest.fail(f"could not install the test plugin distributions {stale}: "
-                                f"{(res.stderr or res.stdout).strip()[-2000:]}")
+                    pytest.fail(
+                        f"could not install the test plugin distributions {stale}: "
+                        f"{(res.stderr or res.stdout).strip()[-2000:]}"
+                    )
         importlib.invalidate_caches()
         still = _stale(backend)
         assert not still, f"installed but not visible to importlib.metadata: {still}"

@@ -32,8 +32,10 @@ def test_json_value_forms():
 
 
 def test_module_imports_nothing_heavy():
-    code = ("import sys, dc_api_x.bookmarks, dc_api_x.inference; "
-            "print(sorted(m for m in ('pyarrow', 'sqlalchemy', 'httpx') if m in sys.modules))")
+    code = (
+        "import sys, dc_api_x.bookmarks, dc_api_x.inference; "
+        "print(sorted(m for m in ('pyarrow', 'sqlalchemy', 'httpx') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -55,29 +57,42 @@ def test_from_state_forms():
     # without keys_at_value: start_keys is None (the ties policy decides)
     assert BoundaryBookmark.from_state({"replication_key_value": 5}, "u", ["id"]).start_keys is None
     # convert: the value in the adapter's form; its errors reach the caller
-    conv = BoundaryBookmark.from_state({"replication_key_value": "2024-01-01"}, "u",
-                                       convert=_dt.date.fromisoformat)
+    conv = BoundaryBookmark.from_state(
+        {"replication_key_value": "2024-01-01"}, "u", convert=_dt.date.fromisoformat
+    )
     assert conv.start_value == _dt.date(2024, 1, 1)
-    assert conv.to_state() == {"replication_key": "u", "replication_key_value": "2024-01-01",
-                               "keys_at_value": []}
+    assert conv.to_state() == {
+        "replication_key": "u",
+        "replication_key_value": "2024-01-01",
+        "keys_at_value": [],
+    }
     with pytest.raises(ValueError):
         BoundaryBookmark.from_state({"replication_key_value": "nope"}, "u", convert=_dt.date.fromisoformat)
 
 
-@pytest.mark.parametrize(("keys", "ties", "expected"), [
-    ([[1]], "keep", [2, 3, 4, 5]),      # listed keys: only those dropped at the value
-    ([[1]], "drop", [2, 3, 4, 5]),      # the ties policy only applies without keys
-    ([], "drop", [1, 2, 3, 4, 5]),      # an empty list: nothing was delivered at the value
-    (None, "keep", [1, 2, 3, 4, 5]),    # no keys_at_value: at-least-once
-    (None, "drop", [2, 4, 5]),          # no keys_at_value: the value is exclusive
-])
+@pytest.mark.parametrize(
+    ("keys", "ties", "expected"),
+    [
+        ([[1]], "keep", [2, 3, 4, 5]),  # listed keys: only those dropped at the value
+        ([[1]], "drop", [2, 3, 4, 5]),  # the ties policy only applies without keys
+        ([], "drop", [1, 2, 3, 4, 5]),  # an empty list: nothing was delivered at the value
+        (None, "keep", [1, 2, 3, 4, 5]),  # no keys_at_value: at-least-once
+        (None, "drop", [2, 4, 5]),  # no keys_at_value: the value is exclusive
+    ],
+)
 def test_is_new_at_the_value(keys, ties, expected):
     state = {"replication_key": "u", "replication_key_value": 10}
     if keys is not None:
         state["keys_at_value"] = keys
     bm = BoundaryBookmark.from_state(state, "u", ["id"], ties=ties)
-    rows = [{"id": 0, "u": 9}, {"id": 1, "u": 10}, {"id": 2, "u": 11}, {"id": 3, "u": 10},
-            {"id": 4, "u": 12}, {"id": 5, "u": None}]
+    rows = [
+        {"id": 0, "u": 9},
+        {"id": 1, "u": 10},
+        {"id": 2, "u": 11},
+        {"id": 3, "u": 10},
+        {"id": 4, "u": 12},
+        {"id": 5, "u": None},
+    ]
     assert [r["id"] for r in bm.filter_records(rows)] == expected
 
 
@@ -113,9 +128,13 @@ def test_filter_records_limit_max_keys_and_order():
 def test_state_is_json_safe_and_sortable():
     bm = BoundaryBookmark("t", ["k", "d"])
     t = _dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    bm.advance_records([{"t": t, "k": b"\x01", "d": Decimal("2.50")},
-                        {"t": t, "k": b"\x00", "d": Decimal("1.0")},
-                        {"t": None, "k": b"\x02", "d": Decimal(0)}])
+    bm.advance_records(
+        [
+            {"t": t, "k": b"\x01", "d": Decimal("2.50")},
+            {"t": t, "k": b"\x00", "d": Decimal("1.0")},
+            {"t": None, "k": b"\x02", "d": Decimal(0)},
+        ]
+    )
     state = bm.to_state()
     assert json.loads(json.dumps(state)) == state
     assert state["replication_key_value"] == "2024-05-01T12:00:00+00:00"
@@ -141,16 +160,18 @@ def test_advance_to_sorted_reads():
 def test_arrow_filter_and_advance():
     t0 = _dt.datetime(2024, 1, 1, tzinfo=UTC)
     ts = [t0 + _dt.timedelta(hours=h) for h in (1, 2, 2, 3)] + [None]
-    table = pa.table({"id": pa.array([1, 2, 3, 4, 5], pa.int64()),
-                      "t": pa.array(ts, pa.timestamp("us", "UTC"))})
+    table = pa.table(
+        {"id": pa.array([1, 2, 3, 4, 5], pa.int64()), "t": pa.array(ts, pa.timestamp("us", "UTC"))}
+    )
     state = {"replication_key": "t", "replication_key_value": ts[1].isoformat(), "keys_at_value": [[2]]}
     bm = BoundaryBookmark.from_state(state, "t", ["id"], convert=_dt.datetime.fromisoformat)
     out = bm.filter_arrow(table)
-    assert out.column("id").to_pylist() == [3, 4]   # < value dropped, key 2 dropped, null dropped
+    assert out.column("id").to_pylist() == [3, 4]  # < value dropped, key 2 dropped, null dropped
     # an explicit start scalar gives the same answer
     assert bm.filter_arrow(table, pa.scalar(ts[1], pa.timestamp("us", "UTC"))).equals(out)
-    no_keys = BoundaryBookmark.from_state({**state, "keys_at_value": []}, "t", ["id"],
-                                          convert=_dt.datetime.fromisoformat)
+    no_keys = BoundaryBookmark.from_state(
+        {**state, "keys_at_value": []}, "t", ["id"], convert=_dt.datetime.fromisoformat
+    )
     assert no_keys.filter_arrow(table).column("id").to_pylist() == [2, 3, 4]
     dropping = BoundaryBookmark.from_state({"replication_key_value": ts[1]}, "t", ["id"], ties="drop")
     assert dropping.filter_arrow(table).column("id").to_pylist() == [4]
@@ -158,8 +179,11 @@ def test_arrow_filter_and_advance():
 
     lo, hi = bm.advance_arrow(out.slice(0, 1))
     assert (lo, hi) == (ts[2], ts[2])
-    assert bm.to_state() == {"replication_key": "t", "replication_key_value": ts[2].isoformat(),
-                             "keys_at_value": [[2], [3]]}  # same value: the keys accumulate
+    assert bm.to_state() == {
+        "replication_key": "t",
+        "replication_key_value": ts[2].isoformat(),
+        "keys_at_value": [[2], [3]],
+    }  # same value: the keys accumulate
     bm.advance_arrow(out)
     assert bm.to_state()["keys_at_value"] == [[4]]
     assert bm.advance_arrow(table.slice(4)) == (None, None)  # only nulls: unchanged
@@ -190,8 +214,17 @@ def test_resume_after_any_batch_loses_and_repeats_nothing(seed):
 # ------------------------------------------------------------------ streams without primary key
 def test_row_hash_is_canonical_and_content_based():
     t = _dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    row = {"t": t, "d": Decimal("2.50"), "b": b"\x00\xff", "day": _dt.date(2024, 5, 1),
-           "u": uuid.UUID(int=7), "j": {"z": 1, "a": [1, None]}, "s": "x", "f": 0.1, "n": None}
+    row = {
+        "t": t,
+        "d": Decimal("2.50"),
+        "b": b"\x00\xff",
+        "day": _dt.date(2024, 5, 1),
+        "u": uuid.UUID(int=7),
+        "j": {"z": 1, "a": [1, None]},
+        "s": "x",
+        "f": 0.1,
+        "n": None,
+    }
     h = row_hash(row)
     assert len(h) == 32 and int(h, 16) >= 0
     # field order and the offset of an aware date-time (same instant) do not matter
@@ -200,8 +233,15 @@ def test_row_hash_is_canonical_and_content_based():
     shuffled["j"] = {"a": [1, None], "z": 1}
     assert row_hash(shuffled) == h
     # any other content does
-    for field, other in [("t", t + _dt.timedelta(microseconds=1)), ("d", Decimal("2.5")), ("b", b"\x00"),
-                         ("s", "y"), ("n", 0), ("j", {"z": 2, "a": [1, None]}), ("f", 0.2)]:
+    for field, other in [
+        ("t", t + _dt.timedelta(microseconds=1)),
+        ("d", Decimal("2.5")),
+        ("b", b"\x00"),
+        ("s", "y"),
+        ("n", 0),
+        ("j", {"z": 2, "a": [1, None]}),
+        ("f", 0.2),
+    ]:
         assert row_hash({**row, field: other}) != h, field
     assert row_hash({k: v for k, v in row.items() if k != "n"}) != h  # a missing field differs from null
     # a value orjson cannot encode (beyond 64 bits) still hashes, stably
@@ -215,13 +255,17 @@ def test_keyless_state_lists_row_hashes_as_a_multiset():
     assert bm.filter_records(rows, limit=3) == rows[:3]
     state = bm.to_state()
     # one-element keys holding the hashes of the rows delivered at the max value (row 0 not hashed)
-    assert state == {"replication_key": "u", "replication_key_value": 2,
-                     "keys_at_value": [[row_hash(rows[1])], [row_hash(rows[2])]]}
+    assert state == {
+        "replication_key": "u",
+        "replication_key_value": 2,
+        "keys_at_value": [[row_hash(rows[1])], [row_hash(rows[2])]],
+    }
     # resume: the identical duplicate of a delivered row is delivered once more, the others not
     again = BoundaryBookmark.from_state(json.loads(json.dumps(state)), "u")
     assert again.filter_records(rows) == [rows[3]]
     assert sorted(again.to_state()["keys_at_value"]) == sorted(
-        [[row_hash(rows[1])], [row_hash(rows[2])], [row_hash(rows[3])]])
+        [[row_hash(rows[1])], [row_hash(rows[2])], [row_hash(rows[3])]]
+    )
     # a resume from the state after all four drops every row
     final = BoundaryBookmark.from_state(again.to_state(), "u")
     assert final.filter_records(rows) == []
@@ -231,11 +275,14 @@ def test_keyless_state_lists_row_hashes_as_a_multiset():
     assert keyed.to_state()["keys_at_value"] == [["b"], ["c"]]
 
 
-@pytest.mark.parametrize("state", [
-    {"replication_key": "u", "replication_key_value": 2, "keys_at_value": [[]]},   # old SQL state
-    {"replication_key": "u", "replication_key_value": 2},                          # old HTTP/files state
-    {"replication_key": "u", "replication_key_value": 2, "keys_at_value": []},
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"replication_key": "u", "replication_key_value": 2, "keys_at_value": [[]]},  # old SQL state
+        {"replication_key": "u", "replication_key_value": 2},  # old HTTP/files state
+        {"replication_key": "u", "replication_key_value": 2, "keys_at_value": []},
+    ],
+)
 @pytest.mark.parametrize("ties", ["keep", "drop"])
 def test_legacy_keyless_state_redelivers_rows_at_the_value(state, ties):
     rows = [{"u": 1, "v": "a"}, {"u": 2, "v": "b"}, {"u": 2, "v": "c"}, {"u": 3, "v": "d"}]
@@ -243,8 +290,11 @@ def test_legacy_keyless_state_redelivers_rows_at_the_value(state, ties):
     assert bm.keeps_ties() and not bm.drops_ties()
     assert bm.filter_records(rows) == rows[1:]  # at-least-once, never a loss
     table = pa.table({"u": [1, 2, 2, 3], "v": ["a", "b", "c", "d"]})
-    assert BoundaryBookmark.from_state(state, "u", ties=ties).filter_arrow(table).column("v").to_pylist() \
-        == ["b", "c", "d"]
+    assert BoundaryBookmark.from_state(state, "u", ties=ties).filter_arrow(table).column("v").to_pylist() == [
+        "b",
+        "c",
+        "d",
+    ]
     # the legacy empty key is not carried into the new state
     assert bm.to_state()["keys_at_value"] == [[row_hash(rows[3])]]
 
@@ -280,8 +330,9 @@ def test_keyless_resume_after_any_batch_loses_and_repeats_nothing(seed):
 def test_keyless_arrow_resume_after_any_batch(seed):
     rnd = random.Random(seed)
     rows = sorted(_runs(rnd, 50), key=lambda r: r["u"])
-    table = pa.table({"u": pa.array([r["u"] for r in rows], pa.int64()),
-                      "v": pa.array([r["v"] for r in rows], pa.int64())})
+    table = pa.table(
+        {"u": pa.array([r["u"] for r in rows], pa.int64()), "v": pa.array([r["v"] for r in rows], pa.int64())}
+    )
     delivered: list[tuple[int, int]] = []
     state = None
     for _ in range(300):

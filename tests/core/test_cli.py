@@ -24,8 +24,9 @@ def dcapix(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     exe = str(script) if script.exists() else shutil.which("dcapix")
     assert exe, "the dcapix console script is not installed (pip install -e .)"
     base = {k: v for k, v in os.environ.items() if not k.startswith("DC_API_X_")}
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120,
-                          env={**base, **(env or {})})
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=120, env={**base, **(env or {})}
+    )
 
 
 def test_plugins_json_lists_distribution_version_status_and_registrations() -> None:
@@ -41,10 +42,19 @@ def test_plugins_json_lists_distribution_version_status_and_registrations() -> N
         assert r["version"] == plugins_mod.core_version()
     ex = by_name["example"]
     assert ex == {
-        "name": "example", "module": "dcapix_example_plugin", "distribution": "dcapix-example-plugin",
-        "version": "1.0.0", "status": "loaded", "reason": "", "builtin": False, "group": "dc_api_x.plugins",
-        "registers": {"adapters": ["example"], "transforms": ["example_upper"],
-                      "paginators": ["example_pages"]},
+        "name": "example",
+        "module": "dcapix_example_plugin",
+        "distribution": "dcapix-example-plugin",
+        "version": "1.0.0",
+        "status": "loaded",
+        "reason": "",
+        "builtin": False,
+        "group": "dc_api_x.plugins",
+        "registers": {
+            "adapters": ["example"],
+            "transforms": ["example_upper"],
+            "paginators": ["example_pages"],
+        },
     }
     assert by_name["http"]["registers"] == {"hooks": ["example_trace"]}
 
@@ -56,7 +66,14 @@ def test_plugins_text_output_and_broken_plugins() -> None:
     (ex_line,) = [ln for ln in lines if ln.startswith("example ")]
     assert "[dcapix-example-plugin 1.0.0]  loaded" in ex_line
     assert lines[lines.index(ex_line) + 1].split() == [
-        "registers", "adapters:", "example;", "transforms:", "example_upper;", "paginators:", "example_pages"]
+        "registers",
+        "adapters:",
+        "example;",
+        "transforms:",
+        "example_upper;",
+        "paginators:",
+        "example_pages",
+    ]
     (bad,) = [ln for ln in lines if ln.startswith("broken_import ")]
     assert "[dcapix-broken-plugin 0.2.0]  failed (import failed: RuntimeError:" in bad
     (inc,) = [ln for ln in lines if ln.startswith("incompatible ")]
@@ -82,8 +99,9 @@ def test_plugins_honours_blocked_env() -> None:
     assert rows["example"]["registers"] == {}
 
 
-def test_plugins_clash_is_one_error_line_and_exit_1(monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugins_clash_is_one_error_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import types
 
     from dc_api_x import cli
@@ -96,8 +114,10 @@ def test_plugins_clash_is_one_error_line_and_exit_1(monkeypatch: pytest.MonkeyPa
         monkeypatch.delenv(var, raising=False)
     assert cli.main(["plugins"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["dcapix: error: adapter 'example' is provided by both 'dcapix_test_clash' and 'example'; "
-                   "block one of them (DC_API_X_BLOCKED_PLUGINS=NAME or enable_plugins(blocked=[...]))"]
+    assert err == [
+        "dcapix: error: adapter 'example' is provided by both 'dcapix_test_clash' and 'example'; "
+        "block one of them (DC_API_X_BLOCKED_PLUGINS=NAME or enable_plugins(blocked=[...]))"
+    ]
     monkeypatch.setenv("DC_API_X_BLOCKED_PLUGINS", "dcapix_test_clash")
     assert cli.main(["plugins", "--json"]) == 0
     rows = {r["name"]: r["status"] for r in json.loads(capsys.readouterr().out)}

@@ -28,7 +28,8 @@ def test_hooks_md_has_one_heading_per_hookspec_and_vice_versa() -> None:
     specs = hookspecs()
     assert specs, "no hookspecs found"
     assert sorted(documented) == sorted(specs), (
-        f"missing: {sorted(set(specs) - set(documented))}, stale: {sorted(set(documented) - set(specs))}")
+        f"missing: {sorted(set(specs) - set(documented))}, stale: {sorted(set(documented) - set(specs))}"
+    )
     for name, args in specs.items():
         assert documented[name] == args, f"## {name}({', '.join(args)}) is the signature"
 

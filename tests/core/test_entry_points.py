@@ -33,10 +33,18 @@ def test_example_distribution_is_discovered_with_distribution_and_version() -> N
         ps = build()
     info = ps.plugins["example"]
     assert (info.status, info.distribution, info.version, info.group, info.builtin) == (
-        "loaded", EXAMPLE, metadata.version(EXAMPLE), "dc_api_x.plugins", False)
+        "loaded",
+        EXAMPLE,
+        metadata.version(EXAMPLE),
+        "dc_api_x.plugins",
+        False,
+    )
     assert info.module == "dcapix_example_plugin"
-    assert info.registers == {"adapters": ["example"], "transforms": ["example_upper"],
-                              "paginators": ["example_pages"]}
+    assert info.registers == {
+        "adapters": ["example"],
+        "transforms": ["example_upper"],
+        "paginators": ["example_pages"],
+    }
     assert ps.adapters.plugin_of("example") == "example"
 
 
@@ -107,8 +115,9 @@ def test_example_paginator_and_transform() -> None:
     assert out.records == [{"n": 1, "label": "ABC"}] and out.bookmark == {"n": 1}
 
 
-@pytest.mark.parametrize("name", ["example", "dcapix-example-plugin", "dcapix_example_plugin",
-                                  "DCAPIX-Example-Plugin"])
+@pytest.mark.parametrize(
+    "name", ["example", "dcapix-example-plugin", "dcapix_example_plugin", "DCAPIX-Example-Plugin"]
+)
 def test_blocking_by_entry_point_module_or_distribution_name(name: str) -> None:
     ps = build(blocked=[name])
     assert ps.plugins["example"].status == "blocked" and "example" not in ps.adapters
@@ -134,8 +143,13 @@ def test_failed_incompatible_and_broken_plugins_are_isolated() -> None:
         assert issubclass(w.category, PluginWarning) and w.filename == __file__
         name = str(w.message).split("'")[1]
         by_plugin.setdefault(name, []).append(str(w.message))
-    assert sorted(by_plugin) == ["broken_hook", "broken_import", "future_core", "incompatible",
-                                 "missing_attr"]
+    assert sorted(by_plugin) == [
+        "broken_hook",
+        "broken_import",
+        "future_core",
+        "incompatible",
+        "missing_attr",
+    ]
     assert all(len(v) == 1 for v in by_plugin.values()), by_plugin  # ONE warning per plugin
     inc = by_plugin["incompatible"][0]
     assert "dcapix-incompatible-plugin" in inc and "requires dc-api-x <0.0.1" in inc
@@ -144,11 +158,16 @@ def test_failed_incompatible_and_broken_plugins_are_isolated() -> None:
     status = {n: (i.status, i.reason) for n, i in ps.plugins.items() if i.group == TEST_GROUP}
     assert status == {
         "incompatible": ("incompatible", f"requires dc-api-x <0.0.1, found {found}"),
-        "broken_import": ("failed", "import failed: RuntimeError: dcapix_broken_plugin.bad_import exploded "
-                                    "at import"),
+        "broken_import": (
+            "failed",
+            "import failed: RuntimeError: dcapix_broken_plugin.bad_import exploded at import",
+        ),
         "broken_hook": ("failed", "ValueError in a register hook: broken_hook refuses to register adapters"),
-        "missing_attr": ("failed", "import failed: AttributeError: module 'dcapix_broken_plugin.bad_hook' "
-                                   "has no attribute 'does_not_exist'"),
+        "missing_attr": (
+            "failed",
+            "import failed: AttributeError: module 'dcapix_broken_plugin.bad_hook' "
+            "has no attribute 'does_not_exist'",
+        ),
         "future_core": ("incompatible", f"requires dc-api-x >=99, found {found}"),
     }
     # the incompatible distribution was skipped before import; nothing of the broken ones survived
@@ -188,8 +207,9 @@ def test_incompatible_plugins_load_when_allowed(clean_env: pytest.MonkeyPatch) -
 def test_same_entry_point_name_from_two_distributions_loads_both(monkeypatch: pytest.MonkeyPatch) -> None:
     real = metadata.entry_points(group="dc_api_x.plugins")
     (example,) = [ep for ep in real if ep.name == "example"]
-    clash = metadata.EntryPoint(name="example", value="dcapix_example_plugin.http_extras:plugin",
-                                group="dc_api_x.plugins")
+    clash = metadata.EntryPoint(
+        name="example", value="dcapix_example_plugin.http_extras:plugin", group="dc_api_x.plugins"
+    )
 
     def fake_entry_points(*, group: str) -> list[Any]:
         return [example, clash] if group == "dc_api_x.plugins" else []

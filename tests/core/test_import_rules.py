@@ -18,8 +18,20 @@ from dc_api_x import plugins as plugins_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
-HEAVY = ("httpx", "httpcore", "h2", "sqlalchemy", "pyarrow", "singer_sdk", "psycopg", "psycopg2",
-         "adbc_driver_manager", "adbc_driver_postgresql", "pandas", "fsspec")
+HEAVY = (
+    "httpx",
+    "httpcore",
+    "h2",
+    "sqlalchemy",
+    "pyarrow",
+    "singer_sdk",
+    "psycopg",
+    "psycopg2",
+    "adbc_driver_manager",
+    "adbc_driver_postgresql",
+    "pandas",
+    "fsspec",
+)
 
 
 def module_name(path: Path) -> str:
@@ -80,8 +92,11 @@ def py_files(*dirs: Path) -> list[Path]:
 def test_builtin_plugins_do_not_import_each_other(plugin: str) -> None:
     path = module_path(plugin)
     others = [p for p in plugins_mod.DEFAULT_PLUGINS if p != plugin]
-    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}" for line, name in imports(path)
-           if any(_within(name, o) for o in others)]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for line, name in imports(path)
+        if any(_within(name, o) for o in others)
+    ]
     assert not bad, "built-in plugins are reached through the registry only:\n" + "\n".join(bad)
 
 
@@ -89,29 +104,43 @@ def test_builtin_plugins_do_not_import_each_other(plugin: str) -> None:
 def test_builtin_plugins_import_no_heavy_library_at_module_level(plugin: str) -> None:
     path = module_path(plugin)
     found = imports(path, top_level_only=True)
-    bad = [f"{path.relative_to(ROOT)}:{line} imports {name}" for line, name in found
-           if name.split(".")[0] in HEAVY]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for line, name in found
+        if name.split(".")[0] in HEAVY
+    ]
     assert not bad, "enable_plugins() imports this module; import lazily instead:\n" + "\n".join(bad)
 
 
 def test_taps_targets_and_runner_never_import_adapters_directly() -> None:
     files = py_files(ROOT / "taps", ROOT / "targets", SRC / "dc_api_x" / "runner")
     assert files, "nothing to check"
-    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in files for line, name in imports(p)
-           if _within(name, "dc_api_x.adapters")]
+    bad = [
+        f"{p.relative_to(ROOT)}:{line} imports {name}"
+        for p in files
+        for line, name in imports(p)
+        if _within(name, "dc_api_x.adapters")
+    ]
     assert not bad, "use the registry (get_adapter / create_adapter), not adapter modules:\n" + "\n".join(bad)
 
 
 def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
     """The rules above would pass vacuously if the AST scan missed an import form."""
     probe = tmp_path / "probe.py"
-    probe.write_text("from ..adapters import sql\nfrom ..adapters._sql import X\n"
-                     "import dc_api_x.adapters.http\nimport importlib\n"
-                     "importlib.import_module('dc_api_x.adapters.files')\n"
-                     "def f():\n    from .. import pagination\n")
+    probe.write_text(
+        "from ..adapters import sql\nfrom ..adapters._sql import X\n"
+        "import dc_api_x.adapters.http\nimport importlib\n"
+        "importlib.import_module('dc_api_x.adapters.files')\n"
+        "def f():\n    from .. import pagination\n"
+    )
     names = [n for _line, n in imports(probe, name="dc_api_x.runner.probe")]
-    for expected in ("dc_api_x.adapters.sql", "dc_api_x.adapters._sql", "dc_api_x.adapters.http",
-                     "dc_api_x.adapters.files", "dc_api_x.pagination"):
+    for expected in (
+        "dc_api_x.adapters.sql",
+        "dc_api_x.adapters._sql",
+        "dc_api_x.adapters.http",
+        "dc_api_x.adapters.files",
+        "dc_api_x.pagination",
+    ):
         assert expected in names
     top = [n for _line, n in imports(probe, name="dc_api_x.runner.probe", top_level_only=True)]
     assert "dc_api_x.pagination" not in top  # a function-level import is lazy

@@ -9,10 +9,22 @@ from dc_api_x import schemas
 from dc_api_x.inference import infer_schema
 
 ROWS = [
-    {"id": 1, "at": "2024-01-01T00:00:00Z", "meta": {"a": 1}, "tags": ["x"], "opt": None,
-     "d": Decimal("1.25")},
-    {"id": 2, "at": "2024-01-02T00:00:00+02:00", "meta": {"a": 2}, "tags": [], "opt": "y",
-     "d": Decimal("10.5")},
+    {
+        "id": 1,
+        "at": "2024-01-01T00:00:00Z",
+        "meta": {"a": 1},
+        "tags": ["x"],
+        "opt": None,
+        "d": Decimal("1.25"),
+    },
+    {
+        "id": 2,
+        "at": "2024-01-02T00:00:00+02:00",
+        "meta": {"a": 2},
+        "tags": [],
+        "opt": "y",
+        "d": Decimal("10.5"),
+    },
 ]
 
 
@@ -36,8 +48,9 @@ def test_flat_all_nullable_flavour():
     mixed = infer_schema([{"v": 1}, {"v": "a"}], nested=False, all_nullable=True)["properties"]["v"]
     assert mixed == {"type": ["integer", "string", "null"], "x-json": True}
     # zone and no zone in one column: a plain string (nothing shifted)
-    tz = infer_schema([{"t": "2024-01-01T00:00:00Z"}, {"t": "2024-01-01T00:00:00"}], nested=False,
-                      all_nullable=True)["properties"]["t"]
+    tz = infer_schema(
+        [{"t": "2024-01-01T00:00:00Z"}, {"t": "2024-01-01T00:00:00"}], nested=False, all_nullable=True
+    )["properties"]["t"]
     assert tz == {"type": ["string", "null"]}
 
 

@@ -33,9 +33,19 @@ def _t(h: int) -> dt.datetime:
 
 # (hour, v, n): runs of 2, 7, 4 and 1 rows at equal values; two identical pairs
 ROWS: list[tuple[int, str, int]] = [
-    (0, "a", 1), (0, "b", 2),
-    (1, "c", 3), (1, "dup", 4), (1, "d", 5), (1, "dup", 4), (1, "e", 6), (1, "f", 7), (1, "g", 8),
-    (2, "h", 9), (2, "same", 0), (2, "same", 0), (2, "i", 10),
+    (0, "a", 1),
+    (0, "b", 2),
+    (1, "c", 3),
+    (1, "dup", 4),
+    (1, "d", 5),
+    (1, "dup", 4),
+    (1, "e", 6),
+    (1, "f", 7),
+    (1, "g", 8),
+    (2, "h", 9),
+    (2, "same", 0),
+    (2, "same", 0),
+    (2, "i", 10),
     (3, "j", 11),
 ]
 
@@ -60,8 +70,9 @@ def _assert_hash_keys(bookmark: dict[str, Any]) -> None:
     assert keys and all(len(k) == 1 and HASH.match(k[0]) for k in keys), keys
 
 
-def _check_every_resume(read: Callable[..., list[Batch]], expected: Counter[Any], *,
-                        min_batches: int = 3) -> list[Batch]:
+def _check_every_resume(
+    read: Callable[..., list[Batch]], expected: Counter[Any], *, min_batches: int = 3
+) -> list[Batch]:
     """Read everything; then for the state after each batch: rows up to it + a read resumed from
     it == every row exactly once. A chained resume (one batch per run) delivers it too."""
     batches = read()
@@ -70,7 +81,7 @@ def _check_every_resume(read: Callable[..., list[Batch]], expected: Counter[Any]
     for k, batch in enumerate(batches):
         state = json.loads(json.dumps(batch.bookmark))
         _assert_hash_keys(state)
-        got = Counter(_records(batches[:k + 1])) + Counter(_records(read(state=state)))
+        got = Counter(_records(batches[: k + 1])) + Counter(_records(read(state=state)))
         assert got == expected, f"resume after batch {k} ({state})"
     # a chain of runs, each killed after its first batch
     delivered: list[Any] = []
@@ -89,8 +100,9 @@ def _check_every_resume(read: Callable[..., list[Batch]], expected: Counter[Any]
 
 # ----------------------------------------------------------------------------------------- SQL
 @pytest.fixture(params=["sqlite-adbc", "sqlite-sqlite3", "pg-adbc", "pg-generic"])
-def keyless_sql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-                ) -> tuple[dict[str, Any], Callable[[list[tuple[int, str, int]]], None]]:
+def keyless_sql(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> tuple[dict[str, Any], Callable[[list[tuple[int, str, int]]], None]]:
     """``(config, insert(rows))`` of a table ``ev(updated_at, v, n)`` WITHOUT primary key."""
     kind = request.param
     if kind.startswith("pg"):
@@ -104,11 +116,17 @@ def keyless_sql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
 
         def insert(rows: list[tuple[int, str, int]]) -> None:
             with psycopg.connect(plain, autocommit=True) as conn, conn.cursor() as cur:
-                cur.executemany(f"INSERT INTO {schema}.ev VALUES (%s, %s, %s)",
-                                [(_t(h), v, n) for h, v, n in rows])
+                cur.executemany(
+                    f"INSERT INTO {schema}.ev VALUES (%s, %s, %s)", [(_t(h), v, n) for h, v, n in rows]
+                )
 
-        cfg = {"adapter": "sql", "url": url, "arrow": kind == "pg-adbc", "batch_size": 3,
-               "streams": [{"table": "ev", "schema": schema, "replication_key": "updated_at"}]}
+        cfg = {
+            "adapter": "sql",
+            "url": url,
+            "arrow": kind == "pg-adbc",
+            "batch_size": 3,
+            "streams": [{"table": "ev", "schema": schema, "replication_key": "updated_at"}],
+        }
     else:
         path = tmp_path / "ev.sqlite"
         with sqlite3.connect(path) as con:
@@ -117,8 +135,10 @@ def keyless_sql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
         def insert(rows: list[tuple[int, str, int]]) -> None:
             con = sqlite3.connect(path)
             try:
-                con.executemany("INSERT INTO ev VALUES (?, ?, ?)",
-                                [(_t(h).isoformat(timespec="microseconds"), v, n) for h, v, n in rows])
+                con.executemany(
+                    "INSERT INTO ev VALUES (?, ?, ?)",
+                    [(_t(h).isoformat(timespec="microseconds"), v, n) for h, v, n in rows],
+                )
                 con.commit()
             finally:
                 con.close()
@@ -127,8 +147,12 @@ def keyless_sql(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
             from dc_api_x.adapters._sql import SQLAdapter
 
             monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
-        cfg = {"adapter": "sql", "url": f"sqlite:///{path}", "batch_size": 3,
-               "streams": [{"table": "ev", "replication_key": "updated_at"}]}
+        cfg = {
+            "adapter": "sql",
+            "url": f"sqlite:///{path}",
+            "batch_size": 3,
+            "streams": [{"table": "ev", "replication_key": "updated_at"}],
+        }
     insert(ROWS)
     return cfg, insert
 
@@ -162,27 +186,42 @@ def test_sql_keyless_resume_after_every_batch(keyless_sql, plugins):
         # a state written before row hashes (keys_at_value [[]]): the rows at the value come again
         legacy = {**final, "keys_at_value": [[]]}
         assert Counter(_records(list(ad.read(spec, state=legacy)))) == _expected(
-            [(3, "j", 11), (3, "j", 11), (3, "k", 12), (4, "l", 13)])
+            [(3, "j", 11), (3, "j", 11), (3, "k", 12), (4, "l", 13)]
+        )
 
 
 # --------------------------------------------------------------------------------------- files
-FILE_SPEC = StreamSpec("ev", schema={"type": "object", "properties": {
-    "updated_at": {"type": "string", "format": "date-time"}, "v": {"type": "string"},
-    "n": {"type": "integer"}}}, replication_key="updated_at")
+FILE_SPEC = StreamSpec(
+    "ev",
+    schema={
+        "type": "object",
+        "properties": {
+            "updated_at": {"type": "string", "format": "date-time"},
+            "v": {"type": "string"},
+            "n": {"type": "integer"},
+        },
+    },
+    replication_key="updated_at",
+)
 
 
 def _write_parquet(root: Any, rows: list[tuple[int, str, int]]) -> None:
     with create_adapter({"adapter": "parquet", "path": str(root)}) as ad:
         ad.start_write(FILE_SPEC, load_method="append")
-        ad.write(FILE_SPEC, Batch.from_records([{"updated_at": _t(h), "v": v, "n": n} for h, v, n in rows],
-                                               schema=FILE_SPEC.schema))
+        ad.write(
+            FILE_SPEC,
+            Batch.from_records(
+                [{"updated_at": _t(h), "v": v, "n": n} for h, v, n in rows], schema=FILE_SPEC.schema
+            ),
+        )
         ad.finish_write(FILE_SPEC)
 
 
 def test_parquet_keyless_resume_after_every_batch(tmp_path, plugins):
     _write_parquet(tmp_path, ROWS)  # batch_size 3 cuts the run of 7 rows at hour 1 (and the others)
-    with create_adapter({"adapter": "parquet", "path": str(tmp_path), "batch_size": 3,
-                         "ordered": True}) as ad:
+    with create_adapter(
+        {"adapter": "parquet", "path": str(tmp_path), "batch_size": 3, "ordered": True}
+    ) as ad:
         spec = ad.get_stream("ev")
         assert spec.key_properties == () and spec.replication_key == "updated_at"
         batches = _check_every_resume(_reader(ad, spec), _expected(), min_batches=4)
@@ -197,7 +236,8 @@ def test_parquet_keyless_resume_after_every_batch(tmp_path, plugins):
         assert len(again[-1].bookmark["keys_at_value"]) == 3
         legacy = {k: v for k, v in final.items() if k != "keys_at_value"}
         assert Counter(_records(list(ad.read(spec, state=legacy)))) == _expected(
-            [(3, "j", 11), (3, "j", 11), (3, "k", 12)])
+            [(3, "j", 11), (3, "j", 11), (3, "k", 12)]
+        )
 
 
 # ---------------------------------------------------------------------------------------- HTTP
@@ -219,16 +259,34 @@ class _KeylessAPI:
         if since is not None:
             rows = [r for r in rows if r["updated_at"] >= since]
         off, lim = int(req.arg("offset", "0")), int(req.arg("limit", "10"))
-        return 200, {}, {"records": rows[off:off + lim], "total": len(rows)}
+        return 200, {}, {"records": rows[off : off + lim], "total": len(rows)}
 
 
 def _http(server: Any, **stream: Any) -> Any:
-    return create_adapter({"adapter": "http", "base_url": server.url, "retries": {"backoff_factor": 0.01},
-                           "streams": [{"name": "events", "path": "/events", "records_path": "records",
-                                        "replication_key": "updated_at", "replication_param": "since",
-                                        "pagination": {"type": "offset", "offset_param": "offset",
-                                                       "limit_param": "limit", "limit": 3,
-                                                       "total_path": "total"}, **stream}]})
+    return create_adapter(
+        {
+            "adapter": "http",
+            "base_url": server.url,
+            "retries": {"backoff_factor": 0.01},
+            "streams": [
+                {
+                    "name": "events",
+                    "path": "/events",
+                    "records_path": "records",
+                    "replication_key": "updated_at",
+                    "replication_param": "since",
+                    "pagination": {
+                        "type": "offset",
+                        "offset_param": "offset",
+                        "limit_param": "limit",
+                        "limit": 3,
+                        "total_path": "total",
+                    },
+                    **stream,
+                }
+            ],
+        }
+    )
 
 
 def test_http_sorted_keyless_resume_after_every_batch(http_server, plugins):
@@ -255,8 +313,9 @@ def test_http_unsorted_keyless_final_bookmark(http_server, plugins):
         assert [b.bookmark is None for b in batches] == [True] * (len(batches) - 1) + [False]
         final = json.loads(json.dumps(batches[-1].bookmark))
         _assert_hash_keys(final)
-        api.rows += [{"updated_at": _t(3).isoformat(), "v": "j", "n": 11},   # identical to a delivered row
-                     {"updated_at": _t(4).isoformat(), "v": "m", "n": 14}]
+        api.rows += [
+            {"updated_at": _t(3).isoformat(), "v": "j", "n": 11},  # identical to a delivered row
+            {"updated_at": _t(4).isoformat(), "v": "m", "n": 14},
+        ]
         again = list(ad.read(spec, state=final))
         assert Counter(_records(again)) == _expected([(3, "j", 11), (4, "m", 14)])
-

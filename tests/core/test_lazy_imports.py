@@ -13,8 +13,20 @@ import pytest
 from .conftest import TEST_GROUP
 
 #: Libraries that only the code that needs them may import.
-HEAVY = ("httpx", "httpcore", "h2", "sqlalchemy", "pyarrow", "singer_sdk", "psycopg", "psycopg2",
-         "adbc_driver_manager", "adbc_driver_postgresql", "pandas", "fsspec")
+HEAVY = (
+    "httpx",
+    "httpcore",
+    "h2",
+    "sqlalchemy",
+    "pyarrow",
+    "singer_sdk",
+    "psycopg",
+    "psycopg2",
+    "adbc_driver_manager",
+    "adbc_driver_postgresql",
+    "pandas",
+    "fsspec",
+)
 
 PROBE = textwrap.dedent("""
     import json, sys
@@ -47,8 +59,9 @@ PROBE = textwrap.dedent("""
 def test_import_and_enable_plugins_import_no_heavy_library() -> None:
     code = PROBE.format(heavy=HEAVY, group=TEST_GROUP)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DC_API_X_")}
-    res = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
-                         timeout=120, env=env)
+    res = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["import"] == [], "import dc_api_x imported " + ", ".join(out["import"])

@@ -59,11 +59,21 @@ def test_redact_functions() -> None:
     assert logs.redact(f"Basic dXNlcjpwYXNz and {REGISTERED}") == "Basic *** and ***"
     assert logs.redact("abc token expired") == "abc token expired"
     assert logs.redact("option 'token': required option is missing") == (
-        "option 'token': required option is missing")
-    assert logs.redact_mapping({"password": "x", "nested": {"api_key": "y", "url": f"s://a:{SECRET}@h"},
-                                "items": [REGISTERED], "empty_token": ""}) == {
-        "password": "***", "nested": {"api_key": "***", "url": "s://a:***@h"}, "items": ["***"],
-        "empty_token": ""}
+        "option 'token': required option is missing"
+    )
+    assert logs.redact_mapping(
+        {
+            "password": "x",
+            "nested": {"api_key": "y", "url": f"s://a:{SECRET}@h"},
+            "items": [REGISTERED],
+            "empty_token": "",
+        }
+    ) == {
+        "password": "***",
+        "nested": {"api_key": "***", "url": "s://a:***@h"},
+        "items": ["***"],
+        "empty_token": "",
+    }
     assert logs.is_secret_key("Client_Secret") and not logs.is_secret_key("page_size")
 
 

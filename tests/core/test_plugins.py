@@ -120,8 +120,11 @@ class TestRegistry:
         reg = Registry("adapter", plugin="acme")
         reg.register("ghost", "no_such_module_dcapix:Thing")
         reg.register("typo", "dc_api_x.ext.adapters:ProtocolAdaptr")
-        with pytest.raises(PluginError, match=r"adapter 'ghost' from plugin 'acme' could not be loaded: "
-                                              r"ModuleNotFoundError"):
+        with pytest.raises(
+            PluginError,
+            match=r"adapter 'ghost' from plugin 'acme' could not be loaded: "
+            r"ModuleNotFoundError",
+        ):
             reg.get("ghost")
         with pytest.raises(PluginError, match=r"'typo' .* AttributeError"):
             reg.get("typo")
@@ -146,8 +149,11 @@ def _plain_module() -> types.ModuleType:
     def register_pagination_handlers(registry: Registry) -> None:
         registry.register("plain_pages", "dc_api_x.ext.pagination:Paginator")
 
-    return make_module("plain_plugin", register_adapters=register_adapters,
-                       register_pagination_handlers=register_pagination_handlers)
+    return make_module(
+        "plain_plugin",
+        register_adapters=register_adapters,
+        register_pagination_handlers=register_pagination_handlers,
+    )
 
 
 def _marked_module() -> types.ModuleType:
@@ -179,8 +185,11 @@ class MarkedMethods:
         (_plain_module(), "plain_plugin", {"adapters": ["plain_adapter"], "paginators": ["plain_pages"]}),
         (_marked_module(), "marked_plugin", {"adapters": ["marked_adapter"]}),
         (PlainMethods(), "PlainMethods", {"transforms": ["instance_plain"]}),
-        (MarkedMethods(), "MarkedMethods",
-         {"auth_providers": ["instance_marked"], "hooks": ["instance_hook"]}),
+        (
+            MarkedMethods(),
+            "MarkedMethods",
+            {"auth_providers": ["instance_marked"], "hooks": ["instance_hook"]},
+        ),
     ],
     ids=["module-plain-functions", "module-hookimpl", "instance-plain-methods", "instance-hookimpl"],
 )
@@ -248,8 +257,11 @@ def test_raising_hook_is_isolated_and_rolled_back() -> None:
     def register_pagination_handlers(registry: Registry) -> None:
         registry.register("half_pages", object)
 
-    bad = make_module("bad_plugin", register_adapters=register_adapters,
-                      register_pagination_handlers=register_pagination_handlers)
+    bad = make_module(
+        "bad_plugin",
+        register_adapters=register_adapters,
+        register_pagination_handlers=register_pagination_handlers,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ps = build(_plain_module(), bad, _marked_module())
@@ -264,11 +276,15 @@ def test_raising_hook_is_isolated_and_rolled_back() -> None:
 
 
 def test_duplicate_name_is_an_error_naming_both_unless_one_is_blocked(clean_env: pytest.MonkeyPatch) -> None:
-    one = make_module("vendor_one",
-                      register_adapters=lambda registry: registry.register("ldap", DummyAdapter))
+    one = make_module(
+        "vendor_one", register_adapters=lambda registry: registry.register("ldap", DummyAdapter)
+    )
     two = make_module("vendor_two", register_adapters=lambda registry: registry.register("ldap", object))
-    with pytest.raises(PluginError, match=r"adapter 'ldap' is provided by both 'vendor_one' and "
-                                          r"'vendor_two'; block one of them"):
+    with pytest.raises(
+        PluginError,
+        match=r"adapter 'ldap' is provided by both 'vendor_one' and "
+        r"'vendor_two'; block one of them",
+    ):
         build(one, two)
     ps = build(one, two, blocked=["vendor_one"])
     assert ps.adapters.get("ldap") is object and ps.plugins["vendor_one"].status == "blocked"
@@ -413,16 +429,32 @@ def test_cleanup_runs_at_interpreter_exit(tmp_path: Any) -> None:
 
 
 def test_module_level_getters_use_the_current_set_and_fresh_managers() -> None:
-    mod = make_module("getters", **{
-        hook: (lambda label: lambda registry: registry.register(f"my_{label}", object))(attr)
-        for hook, (attr, _l) in plugins_mod.KINDS.items()
-    })
+    mod = make_module(
+        "getters",
+        **{
+            hook: (lambda label: lambda registry: registry.register(f"my_{label}", object))(attr)
+            for hook, (attr, _l) in plugins_mod.KINDS.items()
+        },
+    )
     ps = enable_plugins(entry_points=False, plugins=[mod])
-    for attr in ("adapters", "auth_providers", "hooks", "schema_providers", "transforms", "paginators",
-                 "config_providers"):
-        singular = {"adapters": "adapter", "auth_providers": "auth_provider", "hooks": "hook",
-                    "schema_providers": "schema_provider", "transforms": "transform",
-                    "paginators": "paginator", "config_providers": "config_provider"}[attr]
+    for attr in (
+        "adapters",
+        "auth_providers",
+        "hooks",
+        "schema_providers",
+        "transforms",
+        "paginators",
+        "config_providers",
+    ):
+        singular = {
+            "adapters": "adapter",
+            "auth_providers": "auth_provider",
+            "hooks": "hook",
+            "schema_providers": "schema_provider",
+            "transforms": "transform",
+            "paginators": "paginator",
+            "config_providers": "config_provider",
+        }[attr]
         getter = getattr(dc_api_x, f"get_{singular}")
         lister = getattr(dc_api_x, f"list_{attr}")
         assert getter(f"my_{attr}") is object
@@ -459,8 +491,11 @@ def test_unknown_adapter_paginator_and_auth_names_list_the_known_ones(plugins: d
 
 
 def test_create_plugin_with_an_unknown_registry_lists_the_registries(plugins: dc_api_x.PluginSet) -> None:
-    with pytest.raises(PluginError, match=r"no plugin registry 'paginator'; registries: adapters, "
-                                          r"auth_providers, config_providers, hooks, paginators"):
+    with pytest.raises(
+        PluginError,
+        match=r"no plugin registry 'paginator'; registries: adapters, "
+        r"auth_providers, config_providers, hooks, paginators",
+    ):
         dc_api_x.create_plugin("paginator", {"type": "offset"})
 
 
@@ -501,10 +536,14 @@ def test_import_has_no_side_effects() -> None:
 
 
 def test_a_builtin_that_fails_to_import_is_isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(plugins_mod, "DEFAULT_PLUGINS",
-                        (*plugins_mod.DEFAULT_PLUGINS, "dc_api_x.no_such_builtin_plugin"))
-    with pytest.warns(PluginWarning, match=r"'dc_api_x.no_such_builtin_plugin' failed to import: "
-                                           r"ModuleNotFoundError"):
+    monkeypatch.setattr(
+        plugins_mod, "DEFAULT_PLUGINS", (*plugins_mod.DEFAULT_PLUGINS, "dc_api_x.no_such_builtin_plugin")
+    )
+    with pytest.warns(
+        PluginWarning,
+        match=r"'dc_api_x.no_such_builtin_plugin' failed to import: "
+        r"ModuleNotFoundError",
+    ):
         ps = build(_plain_module())
     info = ps.plugins["dc_api_x.no_such_builtin_plugin"]
     assert info.status == "failed" and info.reason.startswith("import failed: ModuleNotFoundError")

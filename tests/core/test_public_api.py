@@ -11,15 +11,38 @@ from dc_api_x import plugins as plugins_mod
 
 #: What the plugin-system issue promises at the package level.
 REQUIRED = {
-    "enable_plugins", "get_plugin_manager", "get_plugins", "hookimpl", "hookspec", "create_adapter",
-    "create_plugin", "PluginError", "UnknownPluginError", "PluginWarning", "PluginInfo", "PluginSet",
+    "enable_plugins",
+    "get_plugin_manager",
+    "get_plugins",
+    "hookimpl",
+    "hookspec",
+    "create_adapter",
+    "create_plugin",
+    "PluginError",
+    "UnknownPluginError",
+    "PluginWarning",
+    "PluginInfo",
+    "PluginSet",
     "Registry",
-    *(f"{verb}_{kind}" for verb, kind in [
-        ("get", "adapter"), ("list", "adapters"), ("get", "auth_provider"), ("list", "auth_providers"),
-        ("get", "hook"), ("list", "hooks"), ("get", "schema_provider"), ("list", "schema_providers"),
-        ("get", "transform"), ("list", "transforms"), ("get", "paginator"), ("list", "paginators"),
-        ("get", "config_provider"), ("list", "config_providers"),
-    ]),
+    *(
+        f"{verb}_{kind}"
+        for verb, kind in [
+            ("get", "adapter"),
+            ("list", "adapters"),
+            ("get", "auth_provider"),
+            ("list", "auth_providers"),
+            ("get", "hook"),
+            ("list", "hooks"),
+            ("get", "schema_provider"),
+            ("list", "schema_providers"),
+            ("get", "transform"),
+            ("list", "transforms"),
+            ("get", "paginator"),
+            ("list", "paginators"),
+            ("get", "config_provider"),
+            ("list", "config_providers"),
+        ]
+    ),
 }
 
 
@@ -38,9 +61,12 @@ def test_every_name_is_importable() -> None:
 def test_all_is_complete() -> None:
     assert set(dc_api_x.__all__) >= REQUIRED, REQUIRED - set(dc_api_x.__all__)
     public = {
-        name for name, obj in vars(dc_api_x).items()
-        if not name.startswith("_") and not isinstance(obj, types.ModuleType)
-        and not isinstance(obj, __future__._Feature) and name != "TYPE_CHECKING"
+        name
+        for name, obj in vars(dc_api_x).items()
+        if not name.startswith("_")
+        and not isinstance(obj, types.ModuleType)
+        and not isinstance(obj, __future__._Feature)
+        and name != "TYPE_CHECKING"
     }
     assert public <= set(dc_api_x.__all__), public - set(dc_api_x.__all__)
     # the registry getters are the plugin module's own

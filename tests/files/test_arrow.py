@@ -56,7 +56,9 @@ def test_timestamp_conventions():
     tz = {"type": "string", "format": "date-time"}
     naive = {"type": "string", "format": "date-time", "x-timezone": False}
     assert one(tz, ["2024-01-01T02:00:00+02:00", "2024-01-01T00:00:00"]) == [
-        dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 1, tzinfo=UTC)]  # zone-less = UTC
+        dt.datetime(2024, 1, 1, tzinfo=UTC),
+        dt.datetime(2024, 1, 1, tzinfo=UTC),
+    ]  # zone-less = UTC
     assert one(naive, ["2024-01-01T02:00:00+02:00"]) == [dt.datetime(2024, 1, 1)]  # UTC wall time
     exact = dt.datetime(2024, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
     assert one(tz, ["2024-01-01T00:00:00.123456000Z"]) == [exact]
@@ -74,7 +76,11 @@ def test_strict_numbers_and_decimals():
         assert ei.value.field == "v"
     dec = {"type": "string", "format": "decimal", "x-precision": 10, "x-scale": 2}
     assert one(dec, ["1.5", Decimal("2.25"), 3, None]) == [
-        Decimal("1.50"), Decimal("2.25"), Decimal("3.00"), None]
+        Decimal("1.50"),
+        Decimal("2.25"),
+        Decimal("3.00"),
+        None,
+    ]
     with pytest.raises(ConversionError, match="field 'v'"):
         one(dec, ["1.234"])  # would be rounded
     with pytest.raises(ConversionError, match="field 'v'"):
@@ -87,7 +93,9 @@ def test_strict_numbers_and_decimals():
 
 def test_dates_times_binary_json():
     assert one({"type": "string", "format": "date"}, ["2024-02-29", "2024-03-01T00:00:00Z"]) == [
-        dt.date(2024, 2, 29), dt.date(2024, 3, 1)]
+        dt.date(2024, 2, 29),
+        dt.date(2024, 3, 1),
+    ]
     with pytest.raises(ConversionError):
         one({"type": "string", "format": "date"}, ["2024-03-01T10:00:00"])  # would drop the time
     with pytest.raises(ConversionError):
@@ -98,16 +106,23 @@ def test_dates_times_binary_json():
     with pytest.raises(ConversionError):
         one({"type": "string", "contentEncoding": "base64"}, ["not base64!"])
     blob = {"type": ["object", "null"], "x-json": True}
-    table = records_to_arrow([{"v": {"a": Decimal("1.5")}}, {"v": "text"}, {"v": None}],
-                             {"type": "object", "properties": {"v": blob}})
+    table = records_to_arrow(
+        [{"v": {"a": Decimal("1.5")}}, {"v": "text"}, {"v": None}],
+        {"type": "object", "properties": {"v": blob}},
+    )
     assert table.column("v").to_pylist() == ['{"a":"1.5"}', '"text"', None]
     assert [r["v"] for r in arrow_to_records(table)] == [{"a": "1.5"}, "text", None]
 
 
 def test_cast_table():
     target = jsonschema_to_arrow(SCHEMA)
-    src = pa.table({"id": pa.array([1, 2], pa.int32()), "doc": pa.array([{"a": 1}, None]),
-                    "ts": pa.array(["2024-01-01T00:00:00Z", None])})
+    src = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int32()),
+            "doc": pa.array([{"a": 1}, None]),
+            "ts": pa.array(["2024-01-01T00:00:00Z", None]),
+        }
+    )
     out = cast_table(src, target)
     assert out.schema.equals(target)
     assert out.column("doc").to_pylist() == ['{"a":1}', None]

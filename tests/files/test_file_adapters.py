@@ -19,8 +19,15 @@ from dc_api_x import AdapterError, Batch, ConfigError, SchemaError, StreamSpec, 
 from .conftest import SCHEMA, UTC, sample_records
 
 SPEC = StreamSpec("orders", schema=SCHEMA, key_properties=("id",))
-FORMATS = [("parquet", None), ("parquet", "zstd"), ("parquet", "none"), ("jsonl", None), ("jsonl", "gzip"),
-           ("csv", None), ("csv", "gzip")]
+FORMATS = [
+    ("parquet", None),
+    ("parquet", "zstd"),
+    ("parquet", "none"),
+    ("jsonl", None),
+    ("jsonl", "gzip"),
+    ("csv", None),
+    ("csv", "gzip"),
+]
 
 
 def write_stream(cfg: dict, batches: list, spec: StreamSpec = SPEC, load_method: str = "append") -> None:
@@ -67,7 +74,8 @@ def test_parquet_keeps_real_types(tmp_path, plugins):
     assert schema.field("naive").type == pa.timestamp("us")
     assert schema.field("amount").type == pa.decimal128(38, 10)
     assert schema.field("nested").type == pa.struct(
-        [("x", pa.int64()), ("tags", pa.list_(pa.field("item", pa.string())))])
+        [("x", pa.int64()), ("tags", pa.list_(pa.field("item", pa.string())))]
+    )
     assert schema.field("doc").type == pa.string()
     assert schema.field("doc").metadata == {b"dcapix.json": b"true"}
     assert pq.read_table(part).column("doc")[0].as_py() == '{"a":[1,2,{"b":null}],"s":"ü"}'
@@ -75,8 +83,16 @@ def test_parquet_keeps_real_types(tmp_path, plugins):
 
 def test_json_forms_from_singer_records(tmp_path, plugins):
     """Dict batches in their JSON forms (ISO strings, decimal strings, base64) are typed on write."""
-    rec = {"id": 7, "amount": "12.5", "ts": "2024-05-06T07:08:09.5+02:00", "naive": "2024-05-06T07:08:09",
-           "day": "2024-05-06", "raw": "AP8=", "doc": {"k": 1}, "nested": {"x": 1, "tags": ["t"]}}
+    rec = {
+        "id": 7,
+        "amount": "12.5",
+        "ts": "2024-05-06T07:08:09.5+02:00",
+        "naive": "2024-05-06T07:08:09",
+        "day": "2024-05-06",
+        "raw": "AP8=",
+        "doc": {"k": 1},
+        "nested": {"x": 1, "tags": ["t"]},
+    }
     write_stream({"adapter": "parquet", "path": str(tmp_path)}, [[rec]])
     (got,) = read_all({"adapter": "parquet", "path": str(tmp_path)})
     assert got["amount"] == Decimal("12.5")
@@ -137,19 +153,34 @@ def test_destination_directory_is_a_source_of_its_streams(tmp_path, plugins):
 
 def test_explicit_streams_with_keys_and_schema_override(tmp_path, plugins):
     (tmp_path / "in.csv").write_text("id,amount,seen\n1,10.10,2024-01-01T00:00:00Z\n2,0.05,\n")
-    cfg = {"adapter": "csv", "streams": [{
-        "name": "payments", "path": str(tmp_path / "in.csv"), "primary_keys": ["id"],
-        "schema": {"amount": {"type": ["string", "null"], "format": "decimal",
-                              "x-precision": 12, "x-scale": 2}},
-    }]}
+    cfg = {
+        "adapter": "csv",
+        "streams": [
+            {
+                "name": "payments",
+                "path": str(tmp_path / "in.csv"),
+                "primary_keys": ["id"],
+                "schema": {
+                    "amount": {
+                        "type": ["string", "null"],
+                        "format": "decimal",
+                        "x-precision": 12,
+                        "x-scale": 2,
+                    }
+                },
+            }
+        ],
+    }
     with create_adapter(cfg) as a:
         (spec,) = a.discover()
         assert spec.name == "payments" and spec.key_properties == ("id",)
         assert spec.properties["amount"]["format"] == "decimal"
         assert spec.properties["seen"]["format"] == "date-time"
         rows = [r for b in a.read(spec) for r in b.records]
-    assert rows == [{"id": 1, "amount": Decimal("10.10"), "seen": dt.datetime(2024, 1, 1, tzinfo=UTC)},
-                    {"id": 2, "amount": Decimal("0.05"), "seen": None}]
+    assert rows == [
+        {"id": 1, "amount": Decimal("10.10"), "seen": dt.datetime(2024, 1, 1, tzinfo=UTC)},
+        {"id": 2, "amount": Decimal("0.05"), "seen": None},
+    ]
 
 
 def test_gzip_by_suffix(tmp_path, plugins):
@@ -163,7 +194,9 @@ def test_gzip_by_suffix(tmp_path, plugins):
         got = [r for b in a.read(spec) for r in b.records]
     assert [r["at"] for r in got] == [dt.datetime(2024, 1, i, tzinfo=UTC) for i in range(1, 4)]
     assert read_all({"adapter": "csv", "path": str(tmp_path / "rows.csv.gz")}) == [
-        {"id": 1, "name": "x"}, {"id": 2, "name": "y"}]
+        {"id": 1, "name": "x"},
+        {"id": 2, "name": "y"},
+    ]
 
 
 def test_memory_url(plugins):
@@ -175,8 +208,11 @@ def test_memory_url(plugins):
 
 
 def test_read_batches_are_bounded_and_limit_columns(tmp_path, plugins):
-    pq.write_table(pa.table({"id": list(range(1000)), "v": [str(i) for i in range(1000)]}),
-                   tmp_path / "big.parquet", row_group_size=1000)
+    pq.write_table(
+        pa.table({"id": list(range(1000)), "v": [str(i) for i in range(1000)]}),
+        tmp_path / "big.parquet",
+        row_group_size=1000,
+    )
     cfg = {"adapter": "parquet", "path": str(tmp_path / "big.parquet"), "batch_size": 128}
     with create_adapter(cfg) as a:
         spec = a.discover()[0]
@@ -192,8 +228,10 @@ def _rows(n: int, start: int = 0) -> list[dict]:
     return [{"id": i, "txt": f"r{i}"} for i in range(start, start + n)]
 
 
-SMALL = StreamSpec("s", schema={"type": "object", "properties": {"id": {"type": "integer"},
-                                                                  "txt": {"type": ["string", "null"]}}})
+SMALL = StreamSpec(
+    "s",
+    schema={"type": "object", "properties": {"id": {"type": "integer"}, "txt": {"type": ["string", "null"]}}},
+)
 
 
 def test_row_groups_and_rows_per_file(tmp_path, plugins):
@@ -288,8 +326,10 @@ def test_crash_inside_the_overwrite_swap_is_recovered(tmp_path, plugins):
 
 
 def test_upsert_is_refused(tmp_path, plugins):
-    with create_adapter({"adapter": "parquet", "path": str(tmp_path)}) as a, \
-            pytest.raises(AdapterError, match=r"load_method 'upsert'.*append, overwrite"):
+    with (
+        create_adapter({"adapter": "parquet", "path": str(tmp_path)}) as a,
+        pytest.raises(AdapterError, match=r"load_method 'upsert'.*append, overwrite"),
+    ):
         a.start_write(SMALL, load_method="upsert")
 
 
@@ -321,8 +361,7 @@ def test_bad_value_in_source_file(tmp_path, plugins):
     with pytest.raises(SchemaError, match=r"stream 'c', field 'id': .*c\.csv.*'x' is not an integer"):
         read_all({"adapter": "csv", "path": str(tmp_path / "c.csv"), "schema": {"id": {"type": "integer"}}})
     (tmp_path / "t.jsonl").write_text('{"id": 1}\n{"id": 2.5}\n')
-    cfg = {"adapter": "jsonl", "path": str(tmp_path / "t.jsonl"),
-           "schema": {"id": {"type": "integer"}}}
+    cfg = {"adapter": "jsonl", "path": str(tmp_path / "t.jsonl"), "schema": {"id": {"type": "integer"}}}
     with pytest.raises(SchemaError, match=r"stream 't'.*field 'id'.*2\.5 is not an integer"):
         read_all(cfg)
     (tmp_path / "u.jsonl").write_text('{"id": 1}\nnot json\n')
@@ -340,9 +379,15 @@ def test_config_errors(tmp_path, plugins):
 
 
 # -------------------------------------------------------------------------------- incremental
-INC = StreamSpec("ev", schema={"type": "object", "properties": {
-    "id": {"type": "integer"}, "updated_at": {"type": "string", "format": "date-time"}}},
-    key_properties=("id",), replication_key="updated_at")
+INC = StreamSpec(
+    "ev",
+    schema={
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "updated_at": {"type": "string", "format": "date-time"}},
+    },
+    key_properties=("id",),
+    replication_key="updated_at",
+)
 
 
 def _ev(ids_and_hours):
@@ -351,8 +396,11 @@ def _ev(ids_and_hours):
 
 def test_incremental_resume_with_boundary_keys(tmp_path, plugins):
     # hours 0,1,1,1,2,3 ; batch_size 2 splits the three rows at hour 1 across batches
-    write_stream({"adapter": "parquet", "path": str(tmp_path)},
-                 [_ev([(1, 0), (2, 1), (3, 1), (4, 1), (5, 2), (6, 3)])], spec=INC)
+    write_stream(
+        {"adapter": "parquet", "path": str(tmp_path)},
+        [_ev([(1, 0), (2, 1), (3, 1), (4, 1), (5, 2), (6, 3)])],
+        spec=INC,
+    )
     cfg = {"adapter": "parquet", "path": str(tmp_path), "batch_size": 2, "ordered": True}
     with create_adapter(cfg) as a:
         spec = a.get_stream("ev")
@@ -360,8 +408,11 @@ def test_incremental_resume_with_boundary_keys(tmp_path, plugins):
         batches = list(a.read(spec))
         assert [[r["id"] for r in b.records] for b in batches] == [[1, 2], [3, 4], [5, 6]]
         bm = batches[0].bookmark
-        assert bm == {"replication_key": "updated_at", "replication_key_value": "2024-01-01T01:00:00+00:00",
-                      "keys_at_value": [[2]]}
+        assert bm == {
+            "replication_key": "updated_at",
+            "replication_key_value": "2024-01-01T01:00:00+00:00",
+            "keys_at_value": [[2]],
+        }
         # resume after the first batch: rows 3 and 4 (same value, other keys) are not lost
         assert [r["id"] for b in a.read(spec, state=bm) for r in b.records] == [3, 4, 5, 6]
         final = batches[-1].bookmark
@@ -377,8 +428,9 @@ def test_incremental_resume_with_boundary_keys(tmp_path, plugins):
 
 
 def test_incremental_unordered_rows_hold_the_bookmark(tmp_path, plugins):
-    write_stream({"adapter": "jsonl", "path": str(tmp_path)},
-                 [_ev([(1, 1), (2, 5), (3, 2), (4, 7), (5, 3)])], spec=INC)
+    write_stream(
+        {"adapter": "jsonl", "path": str(tmp_path)}, [_ev([(1, 1), (2, 5), (3, 2), (4, 7), (5, 3)])], spec=INC
+    )
     with create_adapter({"adapter": "jsonl", "path": str(tmp_path), "batch_size": 2}) as a:
         spec = a.get_stream("ev")
         batches = list(a.read(spec))
@@ -387,17 +439,25 @@ def test_incremental_unordered_rows_hold_the_bookmark(tmp_path, plugins):
         # comes after row 2 at 05:00)
         assert [b.bookmark for b in batches[:-1]] == [None, None]
         final = batches[-1].bookmark
-        assert final == {"replication_key": "updated_at",
-                         "replication_key_value": "2024-01-01T07:00:00+00:00", "keys_at_value": [[4]]}
-        start = {"replication_key": "updated_at", "replication_key_value": "2024-01-01T02:00:00+00:00",
-                 "keys_at_value": [[3]]}
+        assert final == {
+            "replication_key": "updated_at",
+            "replication_key_value": "2024-01-01T07:00:00+00:00",
+            "keys_at_value": [[4]],
+        }
+        start = {
+            "replication_key": "updated_at",
+            "replication_key_value": "2024-01-01T02:00:00+00:00",
+            "keys_at_value": [[3]],
+        }
         resumed = list(a.read(spec, state=start))
         assert sorted(r["id"] for b in resumed for r in b.records) == [2, 4, 5]
         assert resumed[0].bookmark == start and resumed[-1].bookmark == final
         # with a limit the read is incomplete: the bookmark stays where it was
         assert list(a.read(spec, state=start, limit=1))[-1].bookmark == start
-    with create_adapter({"adapter": "jsonl", "path": str(tmp_path), "batch_size": 2, "ordered": True}) as a, \
-            pytest.raises(AdapterError, match="not in 'updated_at' order"):
+    with (
+        create_adapter({"adapter": "jsonl", "path": str(tmp_path), "batch_size": 2, "ordered": True}) as a,
+        pytest.raises(AdapterError, match="not in 'updated_at' order"),
+    ):
         list(a.read(a.get_stream("ev")))
 
 
@@ -406,8 +466,9 @@ def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins, fmt)
     """start_write again with a wider schema (what the Singer target does): rows written before stay,
     and the stream read back has the new column; a later run with the narrower schema keeps it."""
     cfg = {"adapter": fmt, "path": str(tmp_path)}
-    wide = SMALL.with_(schema={"type": "object", "properties": {**SMALL.properties,
-                                                                 "extra": {"type": ["number", "null"]}}})
+    wide = SMALL.with_(
+        schema={"type": "object", "properties": {**SMALL.properties, "extra": {"type": ["number", "null"]}}}
+    )
     with create_adapter(cfg) as a:
         a.start_write(SMALL)
         a.write(SMALL, Batch.from_records(_rows(2), schema=SMALL.schema))
@@ -418,8 +479,11 @@ def test_schema_change_mid_stream_keeps_rows_and_evolves(tmp_path, plugins, fmt)
         spec = a.get_stream("s")
         assert list(spec.properties) == ["id", "txt", "extra"]
         got = sorted((r for b in a.read(spec) for r in b.records), key=lambda r: r["id"])
-    assert got == [{"id": 0, "txt": "r0", "extra": None}, {"id": 1, "txt": "r1", "extra": None},
-                   {"id": 9, "txt": "w", "extra": 1.5}]
+    assert got == [
+        {"id": 0, "txt": "r0", "extra": None},
+        {"id": 1, "txt": "r1", "extra": None},
+        {"id": 9, "txt": "w", "extra": 1.5},
+    ]
     time.sleep(0.01)
     write_stream(cfg, [_rows(1, 20)], spec=SMALL)
     with create_adapter(cfg) as a:
@@ -447,8 +511,11 @@ def test_jsonl_arrow_reader_falls_back_mid_file_without_loss(tmp_path, plugins, 
     lines = [{"id": i, "at": f"2024-01-0{1 + i % 9}T00:00:00Z", "amount": f"{i}.5"} for i in range(1, 41)]
     lines[33]["id"] = "34"
     (tmp_path / "t.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in lines))
-    schema = {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-              "amount": {"type": "string", "format": "decimal", "x-precision": 6, "x-scale": 1}}
+    schema = {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time"},
+        "amount": {"type": "string", "format": "decimal", "x-precision": 6, "x-scale": 1},
+    }
     skips = []
     orig = JSONLAdapter._orjson_tables
 
@@ -463,7 +530,8 @@ def test_jsonl_arrow_reader_falls_back_mid_file_without_loss(tmp_path, plugins, 
     assert [r["id"] for r in got] == list(range(1, 41))
     assert got[0] == {"id": 1, "at": dt.datetime(2024, 1, 2, tzinfo=UTC), "amount": Decimal("1.5")}
     assert len(skips) == 1 and 0 < skips[0] < 34  # Arrow read the first blocks, orjson the rest
-    (tmp_path / "t.jsonl").write_bytes(b"".join(orjson.dumps({**r, "id": i + 1}) + b"\n"
-                                                for i, r in enumerate(lines)))
+    (tmp_path / "t.jsonl").write_bytes(
+        b"".join(orjson.dumps({**r, "id": i + 1}) + b"\n" for i, r in enumerate(lines))
+    )
     skips.clear()
     assert [r["id"] for r in read_all(cfg)] == list(range(1, 41)) and skips == []

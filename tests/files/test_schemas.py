@@ -26,12 +26,36 @@ def test_builtin_providers_are_registered(plugins):
 
 def test_infer_types_formats_nesting_and_nullability():
     records = [
-        {"i": 1, "n": 1, "b": True, "ts": "2024-01-01T00:00:00Z", "naive": "2024-01-01 10:00:00",
-         "d": "2024-01-01", "s": "x", "o": {"a": 1, "b": "2024-01-01"}, "l": [1, 2], "mixed": 1,
-         "dec": Decimal("12.345"), "nat": dt.datetime(2024, 1, 1, tzinfo=UTC), "raw": b"\x00"},
-        {"i": 2, "n": 2.5, "b": None, "ts": "2024-01-02T00:00:00+02:00", "naive": "2024-01-02T10:00:00",
-         "d": "2024-01-02", "s": "2024-01-01", "o": {"a": 2, "c": None}, "l": [], "mixed": "one",
-         "dec": Decimal("-1.5"), "nat": None, "raw": None},
+        {
+            "i": 1,
+            "n": 1,
+            "b": True,
+            "ts": "2024-01-01T00:00:00Z",
+            "naive": "2024-01-01 10:00:00",
+            "d": "2024-01-01",
+            "s": "x",
+            "o": {"a": 1, "b": "2024-01-01"},
+            "l": [1, 2],
+            "mixed": 1,
+            "dec": Decimal("12.345"),
+            "nat": dt.datetime(2024, 1, 1, tzinfo=UTC),
+            "raw": b"\x00",
+        },
+        {
+            "i": 2,
+            "n": 2.5,
+            "b": None,
+            "ts": "2024-01-02T00:00:00+02:00",
+            "naive": "2024-01-02T10:00:00",
+            "d": "2024-01-02",
+            "s": "2024-01-01",
+            "o": {"a": 2, "c": None},
+            "l": [],
+            "mixed": "one",
+            "dec": Decimal("-1.5"),
+            "nat": None,
+            "raw": None,
+        },
     ]
     p = infer_schema(records)["properties"]
     assert p["i"] == {"type": ["integer"]}
@@ -62,9 +86,13 @@ def test_infer_provider_options(plugins):
 
 
 def test_arrow_provider(tmp_path, plugins):
-    table = pa.table({"id": pa.array([1], pa.int64()),
-                      "at": pa.array([dt.datetime(2024, 1, 1)], pa.timestamp("ms", tz="Europe/Paris")),
-                      "amount": pa.array([Decimal("1.10")], pa.decimal128(9, 2))})
+    table = pa.table(
+        {
+            "id": pa.array([1], pa.int64()),
+            "at": pa.array([dt.datetime(2024, 1, 1)], pa.timestamp("ms", tz="Europe/Paris")),
+            "amount": pa.array([Decimal("1.10")], pa.decimal128(9, 2)),
+        }
+    )
     pq.write_table(table, tmp_path / "t.parquet")
     prov = create_plugin("schema_providers", {"type": "arrow", "path": str(tmp_path / "t.parquet")})
     p = prov.schema()["properties"]
@@ -79,21 +107,37 @@ def test_arrow_provider(tmp_path, plugins):
 def test_jsonschema_file_provider(tmp_path, plugins):
     schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
     (tmp_path / "s.json").write_text(json.dumps(schema))
-    (tmp_path / "catalog.json").write_text(json.dumps({"streams": [
-        {"tap_stream_id": "a", "schema": {"type": "object", "properties": {"x": {"type": "string"}}}},
-        {"tap_stream_id": "b", "schema": schema}]}))
+    (tmp_path / "catalog.json").write_text(
+        json.dumps(
+            {
+                "streams": [
+                    {
+                        "tap_stream_id": "a",
+                        "schema": {"type": "object", "properties": {"x": {"type": "string"}}},
+                    },
+                    {"tap_stream_id": "b", "schema": schema},
+                ]
+            }
+        )
+    )
     (tmp_path / "map.yaml").write_text("b:\n  type: object\n  properties:\n    id: {type: integer}\n")
-    assert create_plugin("schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "s.json")}
-                         ).schema() == schema
+    assert (
+        create_plugin(
+            "schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "s.json")}
+        ).schema()
+        == schema
+    )
     for f in ("catalog.json", "map.yaml"):
         prov = create_plugin("schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / f)})
         assert prov.schema(stream="b") == schema
     with pytest.raises(ConfigError, match="no stream 'zz'"):
-        create_plugin("schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "catalog.json")}
-                      ).schema(stream="zz")
+        create_plugin(
+            "schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "catalog.json")}
+        ).schema(stream="zz")
     with pytest.raises(ConfigError, match=r"missing\.json"):
-        create_plugin("schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "missing.json")}
-                      ).schema()
+        create_plugin(
+            "schema_providers", {"type": "jsonschema_file", "path": str(tmp_path / "missing.json")}
+        ).schema()
 
 
 def test_sql_reflection_provider(tmp_path, plugins):
@@ -101,7 +145,8 @@ def test_sql_reflection_provider(tmp_path, plugins):
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, amount DECIMAL_TEXT(10,2), at TIMESTAMPTZ)")
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, amount DECIMAL_TEXT(10,2), at TIMESTAMPTZ)"
+        )
     engine.dispose()
     prov = create_plugin("schema_providers", {"type": "sql_reflection", "url": url})
     p = prov.schema(table="t")["properties"]
@@ -110,12 +155,17 @@ def test_sql_reflection_provider(tmp_path, plugins):
 
 
 def test_apply_schema_override(tmp_path):
-    spec = StreamSpec("s", schema={"type": "object", "properties": {"a": {"type": "string"},
-                                                                     "b": {"type": "integer"}}})
-    merged = apply_schema_override(spec, {"a": {"type": "string", "format": "date"},
-                                          "c": {"type": "boolean"}})
-    assert merged.properties == {"a": {"type": "string", "format": "date"}, "b": {"type": "integer"},
-                                 "c": {"type": "boolean"}}
+    spec = StreamSpec(
+        "s", schema={"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}
+    )
+    merged = apply_schema_override(
+        spec, {"a": {"type": "string", "format": "date"}, "c": {"type": "boolean"}}
+    )
+    assert merged.properties == {
+        "a": {"type": "string", "format": "date"},
+        "b": {"type": "integer"},
+        "c": {"type": "boolean"},
+    }
     assert spec.properties["a"] == {"type": "string"}  # the original is untouched
     replaced = apply_schema_override(spec, {"x-replace": True, "properties": {"z": {"type": "number"}}})
     assert replaced.properties == {"z": {"type": "number"}}
@@ -128,10 +178,20 @@ def test_apply_schema_override(tmp_path):
 
 def test_schema_override_in_adapter_config(tmp_path, plugins):
     (tmp_path / "people.jsonl").write_text('{"id": 1, "amount": "10.50", "born": "1980-05-06"}\n')
-    (tmp_path / "override.json").write_text(json.dumps(
-        {"properties": {"amount": {"type": "string", "format": "decimal", "x-precision": 8, "x-scale": 2}}}))
-    cfg = {"adapter": "jsonl", "path": str(tmp_path / "people.jsonl"),
-           "schema": str(tmp_path / "override.json")}
+    (tmp_path / "override.json").write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "amount": {"type": "string", "format": "decimal", "x-precision": 8, "x-scale": 2}
+                }
+            }
+        )
+    )
+    cfg = {
+        "adapter": "jsonl",
+        "path": str(tmp_path / "people.jsonl"),
+        "schema": str(tmp_path / "override.json"),
+    }
     with create_adapter(cfg) as a:
         (spec,) = a.discover()
         rows = [r for b in a.read(spec) for r in b.records]

@@ -35,8 +35,9 @@ def _rows(engine: sa.Engine, table: str, schema: str | None) -> list[dict]:
     return rows
 
 
-def _move(src: dict, dst: dict, stream: str, *, rename: str | None = None,
-          load_method: str = "append") -> int:
+def _move(
+    src: dict, dst: dict, stream: str, *, rename: str | None = None, load_method: str = "append"
+) -> int:
     """Read every batch of ``stream`` from ``src`` and write it to ``dst`` (the runner's loop)."""
     n = 0
     with create_adapter(src) as a, create_adapter(dst) as b:

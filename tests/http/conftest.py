@@ -15,8 +15,15 @@ Route = Callable[[Request], tuple[int, dict[str, str], Any]]
 
 def make_rows(n: int, *, start: int = 0) -> list[dict[str, Any]]:
     """``n`` records with an id, a name, a minute-resolution ``updated_at`` and a float."""
-    return [{"id": i, "name": f"row-{i}", "updated_at": f"2024-01-01T{(i // 60) % 24:02d}:{i % 60:02d}:00Z",
-             "score": i * 0.5} for i in range(start, start + n)]
+    return [
+        {
+            "id": i,
+            "name": f"row-{i}",
+            "updated_at": f"2024-01-01T{(i // 60) % 24:02d}:{i % 60:02d}:00Z",
+            "score": i * 0.5,
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def offset_route(rows: list[dict[str, Any]], *, total: bool = True, max_limit: int | None = None) -> Route:
@@ -25,10 +32,11 @@ def offset_route(rows: list[dict[str, Any]], *, total: bool = True, max_limit: i
         lim = int(req.arg("limit", "10") or 10)
         if max_limit:
             lim = min(lim, max_limit)
-        body: dict[str, Any] = {"records": rows[off:off + lim]}
+        body: dict[str, Any] = {"records": rows[off : off + lim]}
         if total:
             body["total"] = len(rows)
         return 200, {}, body
+
     return handler
 
 
@@ -42,13 +50,15 @@ def untoken(tok: str) -> int:
 
 def cursor_route(rows: list[dict[str, Any]], *, size: int = 10, nested: bool = False) -> Route:
     """``{"records": [...], "next": TOKEN|null}`` (or ``{"data": ..., "meta": {"next_cursor": ...}}``)."""
+
     def handler(req: Request) -> tuple[int, dict[str, str], Any]:
         tok = req.arg("cursor")
         off = untoken(tok) if tok else 0
         nxt = token(off + size) if off + size < len(rows) else None
         if nested:
-            return 200, {}, {"data": rows[off:off + size], "meta": {"next_cursor": nxt}}
-        return 200, {}, {"records": rows[off:off + size], "next": nxt}
+            return 200, {}, {"data": rows[off : off + size], "meta": {"next_cursor": nxt}}
+        return 200, {}, {"records": rows[off : off + size], "next": nxt}
+
     return handler
 
 

@@ -20,13 +20,25 @@ from dc_api_x import (
 from dc_api_x.adapters._http import infer_schema
 from tests.http.conftest import cursor_route, make_rows, offset_route
 
-OFFSET = {"type": "offset", "offset_param": "offset", "limit_param": "limit", "limit": 10,
-          "total_path": "total"}
+OFFSET = {
+    "type": "offset",
+    "offset_param": "offset",
+    "limit_param": "limit",
+    "limit": 10,
+    "total_path": "total",
+}
 
 
 def http(server, streams: list[dict[str, Any]], **kw: Any):
-    return create_adapter({"adapter": "http", "base_url": server.url, "streams": streams,
-                           "retries": {"backoff_factor": 0.01}, **kw})
+    return create_adapter(
+        {
+            "adapter": "http",
+            "base_url": server.url,
+            "streams": streams,
+            "retries": {"backoff_factor": 0.01},
+            **kw,
+        }
+    )
 
 
 def all_records(batches) -> list[dict[str, Any]]:
@@ -35,16 +47,53 @@ def all_records(batches) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------- discover
 def test_discover_infers_schema_from_first_page(server):
-    rows = [{"id": 1, "name": "a", "at": "2024-01-01T00:00:00Z", "local": "2024-01-01T10:00:00",
-             "day": "2024-02-03", "price": 1.5, "n": None, "ok": True, "tags": ["x"], "meta": {"k": 1},
-             "mixed": 1},
-            {"id": 2, "name": None, "at": "2024-01-02T00:00:00.123+02:00", "local": "2024-01-01T11:00:00",
-             "day": "2024-02-04", "price": 2, "n": None, "ok": False, "tags": [], "meta": None, "mixed": "x"}]
+    rows = [
+        {
+            "id": 1,
+            "name": "a",
+            "at": "2024-01-01T00:00:00Z",
+            "local": "2024-01-01T10:00:00",
+            "day": "2024-02-03",
+            "price": 1.5,
+            "n": None,
+            "ok": True,
+            "tags": ["x"],
+            "meta": {"k": 1},
+            "mixed": 1,
+        },
+        {
+            "id": 2,
+            "name": None,
+            "at": "2024-01-02T00:00:00.123+02:00",
+            "local": "2024-01-01T11:00:00",
+            "day": "2024-02-04",
+            "price": 2,
+            "n": None,
+            "ok": False,
+            "tags": [],
+            "meta": None,
+            "mixed": "x",
+        },
+    ]
     server.route("GET", "/items", lambda req: (200, {}, {"data": rows}))
-    with http(server, [{"name": "items", "path": "/items", "records_path": "data", "primary_key": "id",
-                        "replication_key": "at"},
-                       {"name": "fixed", "path": "/items", "records_path": "data",
-                        "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}]) as api:
+    with http(
+        server,
+        [
+            {
+                "name": "items",
+                "path": "/items",
+                "records_path": "data",
+                "primary_key": "id",
+                "replication_key": "at",
+            },
+            {
+                "name": "fixed",
+                "path": "/items",
+                "records_path": "data",
+                "schema": {"type": "object", "properties": {"id": {"type": "integer"}}},
+            },
+        ],
+    ) as api:
         specs = {s.name: s for s in api.discover()}
     items = specs["items"]
     assert items.key_properties == ("id",) and items.replication_key == "at"
@@ -86,8 +135,10 @@ def test_read_offset_one_batch_per_page(server):
 def test_read_pages_per_batch_limit_and_columns(server):
     server.route("GET", "/c", cursor_route(make_rows(47), size=10))
     cursor = {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}
-    with http(server, [{"name": "c", "path": "/c", "records_path": "records", "pages_per_batch": 2,
-                        "pagination": cursor}]) as api:
+    with http(
+        server,
+        [{"name": "c", "path": "/c", "records_path": "records", "pages_per_batch": 2, "pagination": cursor}],
+    ) as api:
         spec = StreamSpec(name="c")
         assert [len(b) for b in api.read(spec)] == [20, 20, 7]
         server.requests.clear()
@@ -101,9 +152,14 @@ def test_read_errors_name_stream_and_url(server):
     server.route("GET", "/html", lambda req: (200, {"content-type": "text/html"}, "<p>maintenance</p>"))
     server.route("GET", "/gone", lambda req: (410, {}, {"error": "gone"}))
     server.route("GET", "/bad", lambda req: (200, {}, {"records": [1, 2]}))
-    with http(server, [{"name": "h", "path": "/html", "params": {"api_key": "sekr1t-k"}},
-                       {"name": "g", "path": "/gone"},
-                       {"name": "b", "path": "/bad", "records_path": "records"}]) as api:
+    with http(
+        server,
+        [
+            {"name": "h", "path": "/html", "params": {"api_key": "sekr1t-k"}},
+            {"name": "g", "path": "/gone"},
+            {"name": "b", "path": "/bad", "records_path": "records"},
+        ],
+    ) as api:
         with pytest.raises(ResponseDecodeError) as ei:
             list(api.read(StreamSpec("h")))
         assert "'h'" in str(ei.value) and "/html" in str(ei.value) and "sekr1t-k" not in str(ei.value)
@@ -130,15 +186,22 @@ class IncrementalAPI:
         if since is not None:
             rows = [r for r in rows if r["updated_at"] >= since]
         off, lim = int(req.arg("offset", "0")), int(req.arg("limit", "10"))
-        return 200, {}, {"records": rows[off:off + lim], "total": len(rows)}
+        return 200, {}, {"records": rows[off : off + lim], "total": len(rows)}
 
 
 def ts(minute: int) -> str:
     return f"2024-05-01T10:{minute:02d}:00Z"
 
 
-INCR = {"name": "events", "path": "/events", "records_path": "records", "primary_keys": ["id"],
-        "replication_key": "updated_at", "replication_param": "since", "pagination": OFFSET}
+INCR = {
+    "name": "events",
+    "path": "/events",
+    "records_path": "records",
+    "primary_keys": ["id"],
+    "replication_key": "updated_at",
+    "replication_param": "since",
+    "pagination": OFFSET,
+}
 
 
 def test_incremental_bookmark_and_boundary_keys(server):
@@ -151,20 +214,29 @@ def test_incremental_bookmark_and_boundary_keys(server):
         # not declared is_sorted: only the last batch carries the bookmark
         assert [b.bookmark is not None for b in first] == [False, False, True]
         state = first[-1].bookmark
-        assert state == {"replication_key": "updated_at", "replication_key_value": ts(8),
-                         "keys_at_value": [[24]]}
+        assert state == {
+            "replication_key": "updated_at",
+            "replication_key_value": ts(8),
+            "keys_at_value": [[24]],
+        }
         assert server.requests[1].arg("since") is None
 
         # new data: one more record at the bookmark value (id 25), a later one, and a late
         # arrival that is older than the bookmark (not re-read: the server filters by since)
-        api_data.rows += [{"id": 25, "updated_at": ts(8)}, {"id": 26, "updated_at": ts(9)},
-                          {"id": 27, "updated_at": ts(1)}]
+        api_data.rows += [
+            {"id": 25, "updated_at": ts(8)},
+            {"id": 26, "updated_at": ts(9)},
+            {"id": 27, "updated_at": ts(1)},
+        ]
         server.requests.clear()
         second = list(api.read(spec, state=state))
         assert [r["id"] for r in all_records(second)] == [25, 26]  # 24 dropped: delivered at that value
         assert all(r.arg("since") == ts(8) for r in server.requests)
-        assert second[-1].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(9),
-                                       "keys_at_value": [[26]]}
+        assert second[-1].bookmark == {
+            "replication_key": "updated_at",
+            "replication_key_value": ts(9),
+            "keys_at_value": [[26]],
+        }
 
         # nothing new: no batch, the state stays as it is
         assert list(api.read(spec, state=second[-1].bookmark)) == []
@@ -177,8 +249,11 @@ def test_incremental_keys_at_value_accumulate_across_batches(server):
         spec = api.get_stream("events")
         batches = list(api.read(spec, limit=11))
         # sorted stream: every batch carries the state after it
-        assert batches[0].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(0),
-                                       "keys_at_value": [[i] for i in range(10)]}
+        assert batches[0].bookmark == {
+            "replication_key": "updated_at",
+            "replication_key_value": ts(0),
+            "keys_at_value": [[i] for i in range(10)],
+        }
         state = batches[-1].bookmark
         assert state["keys_at_value"] == [[i] for i in range(11)]
         # resuming after an interruption at the middle of a run of equal values: no loss, no dup
@@ -190,8 +265,12 @@ def test_incremental_keys_at_value_accumulate_across_batches(server):
 def test_state_without_keys_drops_records_at_the_bookmark(server):
     IncrementalAPI(server, [{"id": i, "updated_at": ts(i)} for i in range(5)])
     with http(server, [INCR]) as api:
-        got = all_records(api.read(api.get_stream("events"),
-                                   state={"replication_key": "updated_at", "replication_key_value": ts(2)}))
+        got = all_records(
+            api.read(
+                api.get_stream("events"),
+                state={"replication_key": "updated_at", "replication_key_value": ts(2)},
+            )
+        )
     assert [r["id"] for r in got] == [3, 4]
 
 
@@ -220,8 +299,11 @@ def test_unsorted_records_bookmark_is_the_max(server):
     with http(server, [stream]) as api:
         batches = list(api.read(api.get_stream("u")))
     assert len(all_records(batches)) == 3  # a null replication value is kept, never dropped
-    assert batches[-1].bookmark == {"replication_key": "updated_at", "replication_key_value": ts(5),
-                                    "keys_at_value": [[1]]}
+    assert batches[-1].bookmark == {
+        "replication_key": "updated_at",
+        "replication_key_value": ts(5),
+        "keys_at_value": [[1]],
+    }
 
 
 # ---------------------------------------------------------------------------------- request side
@@ -239,14 +321,31 @@ def test_stream_yields_chunks(server):
 
 
 def test_request_verbs_headers_params_and_json(server):
-    server.route("*", "/echo", lambda req: (201 if req.method == "POST" else 200, {"x-m": req.method}, {
-        "method": req.method, "query": req.query, "json": req.json() if req.body else None,
-        "h": req.headers.get("x-h"), "ua": req.headers.get("user-agent")}))
+    server.route(
+        "*",
+        "/echo",
+        lambda req: (
+            201 if req.method == "POST" else 200,
+            {"x-m": req.method},
+            {
+                "method": req.method,
+                "query": req.query,
+                "json": req.json() if req.body else None,
+                "h": req.headers.get("x-h"),
+                "ua": req.headers.get("user-agent"),
+            },
+        ),
+    )
     with http(server, [], headers={"X-H": "base"}, params={"v": "2"}) as api:
         resp = api.request("post", "/echo", json={"a": 1}, params={"q": "z"})
         assert resp.status_code == 201 and resp.headers["X-M"] == "POST"
-        assert resp.data == {"method": "POST", "query": {"v": ["2"], "q": ["z"]}, "json": {"a": 1},
-                             "h": "base", "ua": resp.data["ua"]}
+        assert resp.data == {
+            "method": "POST",
+            "query": {"v": ["2"], "q": ["z"]},
+            "json": {"a": 1},
+            "h": "base",
+            "ua": resp.data["ua"],
+        }
         assert resp.data["ua"].startswith("dc-api-x/")
         assert resp.url.startswith(server.url + "/echo?")
         assert api.request("DELETE", "/echo", headers={"X-H": "override"}).data["h"] == "override"
@@ -276,11 +375,13 @@ def test_invalid_options_raise_config_error_naming_the_field(plugins):
 
 
 def test_plugins_do_not_import_httpx():
-    code = ("import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.list_adapters(); "
-            "dc_api_x.list_paginators(); dc_api_x.get_paginator('cursor'); "
-            "dc_api_x.get_auth_provider('bearer'); "
-            "dc_api_x.get_hook('logging'); import dc_api_x.client; "
-            "print(sorted(m for m in ('httpx', 'h2', 'sqlalchemy', 'pyarrow') if m in sys.modules))")
+    code = (
+        "import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.list_adapters(); "
+        "dc_api_x.list_paginators(); dc_api_x.get_paginator('cursor'); "
+        "dc_api_x.get_auth_provider('bearer'); "
+        "dc_api_x.get_hook('logging'); import dc_api_x.client; "
+        "print(sorted(m for m in ('httpx', 'h2', 'sqlalchemy', 'pyarrow') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -293,7 +394,7 @@ def test_prefetch_keeps_order_and_raises_errors_in_place(server):
         off = int(req.arg("offset", "0"))
         if off >= 40:
             return 404, {}, {"error": "gone"}
-        return 200, {}, {"records": rows[off:off + 10], "total": 60}
+        return 200, {}, {"records": rows[off : off + 10], "total": 60}
 
     server.route("GET", "/items", handler)
     stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
@@ -322,6 +423,7 @@ def test_prefetch_producer_stops_with_the_consumer(server):
         first = next(reader)
         assert [r["id"] for r in first.records] == list(range(10))
         reader.close()
+
         def producers() -> list[str]:
             return [t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-")]
 

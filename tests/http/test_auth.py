@@ -18,8 +18,15 @@ SECRET = "s3cr3t-Value-9f8e7d"
 
 
 def echo(req) -> tuple[int, dict[str, str], Any]:
-    return 200, {}, {"authorization": req.headers.get("authorization"),
-                     "x-api-key": req.headers.get("x-api-key"), "query": req.query}
+    return (
+        200,
+        {},
+        {
+            "authorization": req.headers.get("authorization"),
+            "x-api-key": req.headers.get("x-api-key"),
+            "query": req.query,
+        },
+    )
 
 
 def test_bearer(server):
@@ -30,12 +37,16 @@ def test_bearer(server):
 
 def test_api_key_header_and_query(server):
     server.route("GET", "/me", echo)
-    with ApiClient(server.url, hooks=[], auth={"type": "api_key", "key": SECRET, "name": "X-API-Key",
-                                               "location": "header"}) as api:
+    with ApiClient(
+        server.url,
+        hooks=[],
+        auth={"type": "api_key", "key": SECRET, "name": "X-API-Key", "location": "header"},
+    ) as api:
         data = api.get("/me").data
         assert data["x-api-key"] == SECRET and "api_key" not in data["query"]
-    with ApiClient(server.url, hooks=[], auth={"type": "api_key", "key": SECRET, "name": "api_key",
-                                               "location": "query"}) as api:
+    with ApiClient(
+        server.url, hooks=[], auth={"type": "api_key", "key": SECRET, "name": "api_key", "location": "query"}
+    ) as api:
         resp = api.get("/me", params={"q": "1"})
         assert resp.data["query"] == {"api_key": [SECRET], "q": ["1"]}
         assert resp.data["x-api-key"] is None
@@ -52,8 +63,9 @@ def test_basic(server):
 
 def test_adapter_level_auth_option(server):
     server.route("GET", "/me", echo)
-    with create_adapter({"adapter": "http", "base_url": server.url,
-                         "auth": {"type": "bearer", "token": SECRET}}) as api:
+    with create_adapter(
+        {"adapter": "http", "base_url": server.url, "auth": {"type": "bearer", "token": SECRET}}
+    ) as api:
         assert api.request("GET", "/me").data["authorization"] == f"Bearer {SECRET}"
         # per-request override and opt-out
         assert api.request("GET", "/me", auth=None).data["authorization"] is None
@@ -95,8 +107,14 @@ class TokenServer:
 
 
 def oauth_cfg(server, **kw: Any) -> dict[str, Any]:
-    return {"type": "oauth2_client_credentials", "token_url": f"{server.url}/oauth/token",
-            "client_id": "my-client", "client_secret": SECRET, "scopes": ["read", "write"], **kw}
+    return {
+        "type": "oauth2_client_credentials",
+        "token_url": f"{server.url}/oauth/token",
+        "client_id": "my-client",
+        "client_secret": SECRET,
+        "scopes": ["read", "write"],
+        **kw,
+    }
 
 
 def test_oauth2_client_credentials_fetches_once_and_reuses(server):
@@ -169,17 +187,22 @@ def test_oauth2_refused_error_names_url_not_secret(server, caplog):
 def test_secrets_not_in_repr_logs_or_errors(server, caplog):
     caplog.set_level(logging.DEBUG, logger="dc_api_x")
     server.route("GET", "/fail", lambda req: (500, {}, {"error": "boom"}))
-    for cfg in ({"type": "bearer", "token": SECRET},
-                {"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
-                {"type": "basic", "username": "ann", "password": SECRET},
-                oauth_cfg(server)):
+    for cfg in (
+        {"type": "bearer", "token": SECRET},
+        {"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
+        {"type": "basic", "username": "ann", "password": SECRET},
+        oauth_cfg(server),
+    ):
         provider = create_plugin("auth_providers", cfg)
         assert SECRET not in repr(provider) and SECRET not in str(provider.options)
         assert SECRET not in repr(provider.options.model_dump())
         assert redact(f"x {SECRET} y") == "x *** y"  # registered with the redaction filter
     # a query key under a name that does not look secret is still masked in URLs and errors
-    with ApiClient(server.url, auth={"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
-                   adapter_options={"retries": {"max_attempts": 2, "backoff_factor": 0.01}}) as api:
+    with ApiClient(
+        server.url,
+        auth={"type": "api_key", "key": SECRET, "name": "k", "location": "query"},
+        adapter_options={"retries": {"max_attempts": 2, "backoff_factor": 0.01}},
+    ) as api:
         with pytest.raises(Exception) as ei:
             api.get("/fail")
         assert SECRET not in str(ei.value) and "/fail" in str(ei.value)
@@ -200,8 +223,9 @@ def test_invalid_auth_option_names_field(plugins):
     with pytest.raises(ConfigError, match="token"):
         create_plugin("auth_providers", {"type": "bearer"})
     with pytest.raises(ConfigError, match="token_url"):
-        create_plugin("auth_providers", {"type": "oauth2_client_credentials", "client_id": "a",
-                                         "client_secret": "b"})
+        create_plugin(
+            "auth_providers", {"type": "oauth2_client_credentials", "client_id": "a", "client_secret": "b"}
+        )
 
 
 def test_httpx_own_request_log_is_redacted(server, caplog):

@@ -15,9 +15,16 @@ from tests.http.conftest import cursor_route, make_rows
 
 
 def echo(req) -> tuple[int, dict[str, str], Any]:
-    return 200, {"x-method": req.method}, {"method": req.method, "query": req.query,
-                                           "json": req.json() if req.body else None,
-                                           "trace": req.headers.get("x-trace")}
+    return (
+        200,
+        {"x-method": req.method},
+        {
+            "method": req.method,
+            "query": req.query,
+            "json": req.json() if req.body else None,
+            "trace": req.headers.get("x-trace"),
+        },
+    )
 
 
 @pytest.mark.parametrize("verb", ["get", "post", "put", "patch", "delete"])
@@ -36,8 +43,12 @@ def test_verbs(server, verb):
 def test_request_and_head(server):
     server.route("*", "/thing", echo)
     with ApiClient(server.url, hooks=[]) as api:
-        assert api.request("patch", "/thing", json=[1]).data == {"method": "PATCH", "query": {}, "json": [1],
-                                                                 "trace": None}
+        assert api.request("patch", "/thing", json=[1]).data == {
+            "method": "PATCH",
+            "query": {},
+            "json": [1],
+            "trace": None,
+        }
         head = api.head("/thing")
         assert head.status_code == 200 and head.content == b""
 
@@ -52,7 +63,7 @@ class Recorder(RequestHook):
 
     def before_request(self, request: RequestInfo) -> None:
         self.events.append(f"before:{self.label}")
-        request.headers["X-Trace"] = (request.headers.get("X-Trace", "") + self.label)
+        request.headers["X-Trace"] = request.headers.get("X-Trace", "") + self.label
 
     def after_response(self, request: RequestInfo, response) -> None:
         self.events.append(f"after:{self.label}:{response.status_code}")
@@ -79,8 +90,14 @@ def test_hooks_order_and_edits(server):
 
 def test_on_error_hooks_then_reraise(plugins):
     events: list[str] = []
-    with ApiClient("http://127.0.0.1:9", hooks=[Recorder("a", events), Recorder("b", events)],
-                   adapter_options={"retries": 1, "timeout": 2}) as api, pytest.raises(TransportError):
+    with (
+        ApiClient(
+            "http://127.0.0.1:9",
+            hooks=[Recorder("a", events), Recorder("b", events)],
+            adapter_options={"retries": 1, "timeout": 2},
+        ) as api,
+        pytest.raises(TransportError),
+    ):
         api.get("/x")
     assert events == ["before:a", "before:b", "error:b:TransportError", "error:a:TransportError"]
 
@@ -115,8 +132,11 @@ def test_hooks_by_name_and_unknown_name(server):
 
 def test_paginate_uses_adapter_default_pagination(server):
     server.route("GET", "/c", cursor_route(make_rows(21), size=5))
-    with ApiClient(server.url, hooks=[], adapter_options={
-            "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}}) as api:
+    with ApiClient(
+        server.url,
+        hooks=[],
+        adapter_options={"pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}},
+    ) as api:
         got = list(api.paginate("/c", records_path="records"))
     assert [r["id"] for r in got] == list(range(21))
     assert len(server.requests) == 5

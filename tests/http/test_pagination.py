@@ -26,9 +26,19 @@ def test_offset_with_total_reads_every_row_once(server):
     rows = make_rows(95)
     server.route("GET", "/items", offset_route(rows))
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="records", paginator={
-            "type": "offset", "offset_param": "offset", "limit_param": "limit", "limit": 10,
-            "total_path": "total"}))
+        got = list(
+            api.paginate(
+                "/items",
+                records_path="records",
+                paginator={
+                    "type": "offset",
+                    "offset_param": "offset",
+                    "limit_param": "limit",
+                    "limit": 10,
+                    "total_path": "total",
+                },
+            )
+        )
     assert ids(got) == list(range(95))
     offsets = [int(r.arg("offset")) for r in server.requests]
     assert offsets == list(range(0, 95, 10))  # stopped by total: no extra empty request
@@ -38,8 +48,13 @@ def test_offset_with_total_reads_every_row_once(server):
 def test_offset_total_stops_exactly_at_a_page_boundary(server):
     server.route("GET", "/items", offset_route(make_rows(40)))
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="records",
-                                paginator={"type": "offset", "limit": 10, "total_path": "total"}))
+        got = list(
+            api.paginate(
+                "/items",
+                records_path="records",
+                paginator={"type": "offset", "limit": 10, "total_path": "total"},
+            )
+        )
     assert ids(got) == list(range(40))
     assert len(server.requests) == 4
 
@@ -50,8 +65,13 @@ def test_offset_short_page_stops_and_server_cap_loses_nothing(server):
     # the records received, every row still arrives once
     server.route("GET", "/items", offset_route(rows, total=False, max_limit=5))
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="records",
-                                paginator={"type": "offset", "limit": 10, "stop_on_short_page": False}))
+        got = list(
+            api.paginate(
+                "/items",
+                records_path="records",
+                paginator={"type": "offset", "limit": 10, "stop_on_short_page": False},
+            )
+        )
         assert ids(got) == list(range(57))
         server.requests.clear()
         # default: a short page (fewer than limit) is the last one
@@ -64,15 +84,20 @@ def test_offset_known_total_beats_a_server_page_cap(server):
     # limit 10 asked, the server answers 4 per page; the total says there is more: keep going
     server.route("GET", "/items", offset_route(make_rows(18), max_limit=4))
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="records",
-                                paginator={"type": "offset", "limit": 10, "total_path": "total"}))
+        got = list(
+            api.paginate(
+                "/items",
+                records_path="records",
+                paginator={"type": "offset", "limit": 10, "total_path": "total"},
+            )
+        )
     assert ids(got) == list(range(18))
     assert [int(r.arg("offset")) for r in server.requests] == [0, 4, 8, 12, 16]
 
 
 def test_offset_without_limit_param_ignores_page_size(server):
     rows = make_rows(23)
-    server.route("GET", "/items", lambda req: (200, {}, rows[int(req.arg("offset", "0")):][:7]))
+    server.route("GET", "/items", lambda req: (200, {}, rows[int(req.arg("offset", "0")) :][:7]))
     with client(server) as api:
         got = list(api.paginate("/items", paginator={"type": "offset", "limit_param": None}))
     assert ids(got) == list(range(23))
@@ -91,13 +116,19 @@ def test_offset_stops_on_empty_page_without_total(server):
 def test_max_pages_and_max_items(server):
     server.route("GET", "/items", offset_route(make_rows(100)))
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="records",
-                                paginator={"type": "offset", "limit": 10, "max_pages": 3}))
+        got = list(
+            api.paginate(
+                "/items", records_path="records", paginator={"type": "offset", "limit": 10, "max_pages": 3}
+            )
+        )
         assert ids(got) == list(range(30))
         assert len(server.requests) == 3
         server.requests.clear()
-        got = list(api.paginate("/items", records_path="records",
-                                paginator={"type": "offset", "limit": 10, "max_items": 25}))
+        got = list(
+            api.paginate(
+                "/items", records_path="records", paginator={"type": "offset", "limit": 10, "max_items": 25}
+            )
+        )
         assert ids(got) == list(range(25))
         assert len(server.requests) == 3
 
@@ -107,12 +138,17 @@ def test_has_more_path_stops(server):
 
     def handler(req):
         off = int(req.arg("offset", "0"))
-        return 200, {}, {"items": rows[off:off + 10], "meta": {"has_more": off + 10 < 23}}
+        return 200, {}, {"items": rows[off : off + 10], "meta": {"has_more": off + 10 < 23}}
 
     server.route("GET", "/items", handler)
     with client(server) as api:
-        got = list(api.paginate("/items", records_path="items", paginator={
-            "type": "offset", "limit": 10, "has_more_path": "meta.has_more"}))
+        got = list(
+            api.paginate(
+                "/items",
+                records_path="items",
+                paginator={"type": "offset", "limit": 10, "has_more_path": "meta.has_more"},
+            )
+        )
     assert ids(got) == list(range(30))  # pages at 0, 10, 20; the third says has_more=false
 
 
@@ -123,20 +159,33 @@ def test_page_number_with_total_pages(server):
     def handler(req):
         page = int(req.arg("page", "1"))
         size = int(req.arg("per_page", "10"))
-        return 200, {}, {"data": rows[(page - 1) * size: page * size], "meta": {"pages": 5}}
+        return 200, {}, {"data": rows[(page - 1) * size : page * size], "meta": {"pages": 5}}
 
     server.route("GET", "/p", handler)
     with client(server) as api:
-        got = list(api.paginate("/p", records_path="data", paginator={
-            "type": "page_number", "page_param": "page", "start_page": 1, "page_size_param": "per_page",
-            "page_size": 10, "total_pages_path": "meta.pages"}))
+        got = list(
+            api.paginate(
+                "/p",
+                records_path="data",
+                paginator={
+                    "type": "page_number",
+                    "page_param": "page",
+                    "start_page": 1,
+                    "page_size_param": "per_page",
+                    "page_size": 10,
+                    "total_pages_path": "meta.pages",
+                },
+            )
+        )
     assert ids(got) == list(range(45))
     assert [r.arg("page") for r in server.requests] == ["1", "2", "3", "4", "5"]
 
 
 def test_page_number_zero_based_stops_on_empty(server):
     rows = make_rows(20)
-    server.route("GET", "/p", lambda req: (200, {}, rows[int(req.arg("pg")) * 8: int(req.arg("pg")) * 8 + 8]))
+    server.route(
+        "GET", "/p", lambda req: (200, {}, rows[int(req.arg("pg")) * 8 : int(req.arg("pg")) * 8 + 8])
+    )
     with client(server) as api:
         got = list(api.paginate("/p", paginator={"type": "page_number", "page_param": "pg", "start_page": 0}))
     assert ids(got) == list(range(20))
@@ -158,8 +207,11 @@ def test_cursor_from_body_as_written_in_the_benchmark(server):
 def test_cursor_nested_path(server):
     server.route("GET", "/c", cursor_route(make_rows(25), size=10, nested=True))
     with client(server) as api:
-        got = list(api.paginate("/c", records_path="data",
-                                paginator={"type": "cursor", "cursor_path": "meta.next_cursor"}))
+        got = list(
+            api.paginate(
+                "/c", records_path="data", paginator={"type": "cursor", "cursor_path": "meta.next_cursor"}
+            )
+        )
     assert ids(got) == list(range(25))
 
 
@@ -169,12 +221,20 @@ def test_cursor_from_header_sent_as_header(server):
     def handler(req):
         off = int(req.headers.get("x-cursor", "0"))
         headers = {"x-next-cursor": str(off + 5)} if off + 5 < len(rows) else {}
-        return 200, headers, rows[off:off + 5]
+        return 200, headers, rows[off : off + 5]
 
     server.route("GET", "/h", handler)
     with client(server) as api:
-        got = list(api.paginate("/h", paginator={"type": "cursor", "cursor_header": "X-Next-Cursor",
-                                                 "cursor_request_header": "X-Cursor"}))
+        got = list(
+            api.paginate(
+                "/h",
+                paginator={
+                    "type": "cursor",
+                    "cursor_header": "X-Next-Cursor",
+                    "cursor_request_header": "X-Cursor",
+                },
+            )
+        )
     assert ids(got) == list(range(12))
     assert [r.headers.get("x-cursor") for r in server.requests] == [None, "5", "10"]
 
@@ -185,7 +245,7 @@ def test_cursor_next_url_is_followed(server):
     def handler(req):
         off = int(req.arg("start", "0"))
         nxt = f"{server.url}/u?start={off + 4}" if off + 4 < len(rows) else None
-        return 200, {}, {"results": rows[off:off + 4], "next": nxt}
+        return 200, {}, {"results": rows[off : off + 4], "next": nxt}
 
     server.route("GET", "/u", handler)
     with client(server) as api:
@@ -226,7 +286,7 @@ def test_link_header_follows_rel_next(server):
         links = [f'<{server.url}/l?page=1>; rel="first"']
         if page * 10 < len(rows):
             links.append(f'</l?page={page + 1}&per_page=10>; rel="next"')  # relative link
-        return 200, {"Link": ", ".join(links)}, rows[(page - 1) * 10: page * 10]
+        return 200, {"Link": ", ".join(links)}, rows[(page - 1) * 10 : page * 10]
 
     server.route("GET", "/l", handler)
     with client(server) as api:
@@ -236,8 +296,10 @@ def test_link_header_follows_rel_next(server):
 
 
 def test_parse_link_header():
-    value = ('<https://api.example.com/x?page=2>; rel="next", <https://api.example.com/x?page=9>; '
-             'rel="last", <https://api.example.com/x?page=1>; rel="first prev"')
+    value = (
+        '<https://api.example.com/x?page=2>; rel="next", <https://api.example.com/x?page=9>; '
+        'rel="last", <https://api.example.com/x?page=1>; rel="first prev"'
+    )
     links = parse_link_header(value)
     assert links["next"] == "https://api.example.com/x?page=2"
     assert links["last"] == "https://api.example.com/x?page=9"

@@ -15,8 +15,9 @@ from dc_api_x.adapters._http import parse_retry_after
 
 
 def adapter(server, **retries: Any):
-    return create_adapter({"adapter": "http", "base_url": server.url,
-                           "retries": {"backoff_factor": 0.01, **retries}})
+    return create_adapter(
+        {"adapter": "http", "base_url": server.url, "retries": {"backoff_factor": 0.01, **retries}}
+    )
 
 
 def flaky(statuses: list[int], headers: dict[str, str] | None = None):
@@ -27,6 +28,7 @@ def flaky(statuses: list[int], headers: dict[str, str] | None = None):
         if status == 200:
             return 200, {}, {"ok": True}
         return status, headers or {}, {"error": status}
+
     return handler
 
 

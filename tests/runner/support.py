@@ -40,23 +40,39 @@ class SQLiteSource(ProtocolAdapter):
     def discover(self) -> list[StreamSpec]:
         conn = self._conn()
         try:
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                "ORDER BY name")]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                    "ORDER BY name"
+                )
+            ]
             specs = []
             for t in tables:
                 cols = conn.execute(f'PRAGMA table_info("{t}")').fetchall()
                 props = {c[1]: {"type": [_TYPES.get(c[2].upper(), "string"), "null"]} for c in cols}
                 pk = tuple(c[1] for c in cols if c[5])
-                specs.append(StreamSpec(t, {"type": "object", "properties": props}, key_properties=pk,
-                                        replication_key="id" if self.options.incremental else None,
-                                        options={"table": t, "query": f"SELECT * FROM {t}"}))
+                specs.append(
+                    StreamSpec(
+                        t,
+                        {"type": "object", "properties": props},
+                        key_properties=pk,
+                        replication_key="id" if self.options.incremental else None,
+                        options={"table": t, "query": f"SELECT * FROM {t}"},
+                    )
+                )
             return specs
         finally:
             conn.close()
 
-    def read(self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None,
-             columns: Sequence[str] | None = None, limit: int | None = None) -> Iterator[Batch]:
+    def read(
+        self,
+        stream: StreamSpec,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
         conn = self._conn()
         try:
             last = int(state["id"]) if state and "id" in state else None
@@ -68,8 +84,9 @@ class SQLiteSource(ProtocolAdapter):
                 if last is None:
                     cur = conn.execute(f'SELECT * FROM "{stream.name}" ORDER BY id LIMIT ?', (n,))
                 else:
-                    cur = conn.execute(f'SELECT * FROM "{stream.name}" WHERE id > ? ORDER BY id LIMIT ?',
-                                       (last, n))
+                    cur = conn.execute(
+                        f'SELECT * FROM "{stream.name}" WHERE id > ? ORDER BY id LIMIT ?', (last, n)
+                    )
                 names = [d[0] for d in cur.description]
                 rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
                 if not rows:
@@ -80,8 +97,9 @@ class SQLiteSource(ProtocolAdapter):
                 last = rows[-1]["id"]
                 if self.options.delay:
                     time.sleep(self.options.delay)
-                yield Batch.from_records(rows, schema=stream.schema,
-                                         bookmark={"id": last} if self.options.incremental else None)
+                yield Batch.from_records(
+                    rows, schema=stream.schema, bookmark={"id": last} if self.options.incremental else None
+                )
         finally:
             conn.close()
 
@@ -113,8 +131,11 @@ class SQLiteDestination(ProtocolAdapter):
         method = load_method or "append"
         self._method[stream.name] = method
         cols = ", ".join(f'"{k}"' for k in stream.properties)
-        pk = f", PRIMARY KEY ({', '.join(stream.key_properties)})" if stream.key_properties and \
-            method == "upsert" else ""
+        pk = (
+            f", PRIMARY KEY ({', '.join(stream.key_properties)})"
+            if stream.key_properties and method == "upsert"
+            else ""
+        )
         if method == "overwrite":
             self.conn.execute(f'DROP TABLE IF EXISTS "{stream.name}__stage"')
         self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{self._table(stream)}" ({cols}{pk})')
@@ -125,8 +146,10 @@ class SQLiteDestination(ProtocolAdapter):
             self._in_tx = True
         names = batch.column_names
         verb = "INSERT OR REPLACE" if self._method.get(stream.name) == "upsert" else "INSERT"
-        sql = (f'{verb} INTO "{self._table(stream)}" ({", ".join(chr(34) + n + chr(34) for n in names)}) '
-               f'VALUES ({", ".join("?" for _ in names)})')
+        sql = (
+            f'{verb} INTO "{self._table(stream)}" ({", ".join(chr(34) + n + chr(34) for n in names)}) '
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
         self.conn.executemany(sql, [tuple(r.get(n) for n in names) for r in batch.records])
         return WriteResult(rows=len(batch), committed=False)
 
@@ -162,8 +185,10 @@ def make_source_db(path: Any, rows: int, *, start: int = 1, table: str = "items"
     conn = sqlite3.connect(path)
     with conn:
         conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (id INTEGER PRIMARY KEY, name TEXT, amount REAL)')
-        conn.executemany(f'INSERT INTO "{table}" VALUES (?, ?, ?)',
-                         [(i, f"n{i}", i * 1.5) for i in range(start, start + rows)])
+        conn.executemany(
+            f'INSERT INTO "{table}" VALUES (?, ?, ?)',
+            [(i, f"n{i}", i * 1.5) for i in range(start, start + rows)],
+        )
     conn.close()
 
 

@@ -30,8 +30,13 @@ ROWS = 20_000
 
 def _kill_mid_run(project: Path, min_state: int) -> int:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, "run", "copy", "--no-progress"], cwd=project,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "run", "copy", "--no-progress"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     state = None
     try:
@@ -62,11 +67,16 @@ def _kill_mid_run(project: Path, min_state: int) -> int:
 def test_sigkill_mid_run_then_rerun(rplugins, project, load_method) -> None:
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, ROWS)
-    write_config(project, {"copy": {
-        "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 200, "delay": 0.004},
-        "destination": {"adapter": "t_sqlite_dst", "path": str(dst), "load_method": load_method},
-        "checkpoint_rows": 1000,
-    }})
+    write_config(
+        project,
+        {
+            "copy": {
+                "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 200, "delay": 0.004},
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst), "load_method": load_method},
+                "checkpoint_rows": 1000,
+            }
+        },
+    )
     saved = _kill_mid_run(project, 3000)
     # the state never runs ahead of what the destination committed
     committed = [r[0] for r in table_rows(dst, "items")]
@@ -90,21 +100,44 @@ def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema
     n = 300_000
     dst_schema = f"{pg_schema}_d"
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE TABLE "{pg_schema}".big (id bigint PRIMARY KEY, seq bigint NOT NULL, '
-                     "payload text NOT NULL)")
-        conn.execute(f'INSERT INTO "{pg_schema}".big SELECT g, g, repeat(md5(g::text), 4) '
-                     f"FROM generate_series(1, {n}) g")
+        conn.execute(
+            f'CREATE TABLE "{pg_schema}".big (id bigint PRIMARY KEY, seq bigint NOT NULL, '
+            "payload text NOT NULL)"
+        )
+        conn.execute(
+            f'INSERT INTO "{pg_schema}".big SELECT g, g, repeat(md5(g::text), 4) '
+            f"FROM generate_series(1, {n}) g"
+        )
         conn.execute(f'CREATE SCHEMA "{dst_schema}"')
     try:
-        write_config(project, {"copy": {
-            "source": {"adapter": "sql", "url": pg_url, "batch_size": 2000,
-                       "streams": [{"table": "big", "schema": pg_schema, "replication_key": "seq"}]},
-            "destination": {"adapter": "sql", "url": pg_url, "schema": dst_schema, "load_method": "upsert"},
-            "checkpoint_rows": 10_000,
-        }})
+        write_config(
+            project,
+            {
+                "copy": {
+                    "source": {
+                        "adapter": "sql",
+                        "url": pg_url,
+                        "batch_size": 2000,
+                        "streams": [{"table": "big", "schema": pg_schema, "replication_key": "seq"}],
+                    },
+                    "destination": {
+                        "adapter": "sql",
+                        "url": pg_url,
+                        "schema": dst_schema,
+                        "load_method": "upsert",
+                    },
+                    "checkpoint_rows": 10_000,
+                }
+            },
+        )
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-        proc = subprocess.Popen([sys.executable, "-m", "dc_api_x.cli", "run", "copy", "--no-progress"],
-                                cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dc_api_x.cli", "run", "copy", "--no-progress"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         saved = None
         deadline = time.monotonic() + 120
         try:
@@ -118,8 +151,10 @@ def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema
                         break
                 time.sleep(0.01)
             if proc.poll() is not None:
-                pytest.fail(f"run ended (rc {proc.returncode}) before a checkpoint could be seen: "
-                            f"{proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+                pytest.fail(
+                    f"run ended (rc {proc.returncode}) before a checkpoint could be seen: "
+                    f"{proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+                )
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait(timeout=30)
@@ -128,15 +163,20 @@ def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema
             state = s.get("copy", saved.stream)
         assert state is not None
         with psycopg.connect(plain, autocommit=True) as conn:
-            tables = [r[0] for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (dst_schema,))]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (dst_schema,)
+                )
+            ]
             table = f'"{dst_schema}"."{tables[0]}"'
             mid = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         assert 0 < mid < n  # killed mid-way, with committed rows
         assert dcapix("run", "copy", "--no-progress") == 0
         with psycopg.connect(plain, autocommit=True) as conn:
             count, distinct, lo, hi = conn.execute(
-                f"SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {table}").fetchone()
+                f"SELECT count(*), count(DISTINCT id), min(id), max(id) FROM {table}"
+            ).fetchone()
         assert (count, distinct, lo, hi) == (n, n, 1, n)  # nothing lost, nothing duplicated
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
@@ -146,14 +186,25 @@ def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema
 def test_sigterm_stops_cleanly(rplugins, project) -> None:
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, ROWS)
-    write_config(project, {"copy": {
-        "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 200, "delay": 0.004},
-        "destination": {"adapter": "t_sqlite_dst", "path": str(dst), "load_method": "append"},
-        "checkpoint_rows": 1000,
-    }})
+    write_config(
+        project,
+        {
+            "copy": {
+                "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 200, "delay": 0.004},
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst), "load_method": "append"},
+                "checkpoint_rows": 1000,
+            }
+        },
+    )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, "run", "copy", "--no-progress"], cwd=project,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "run", "copy", "--no-progress"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         db = project / ".dcapix" / "state.db"

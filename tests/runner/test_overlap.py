@@ -34,10 +34,16 @@ def test_default_overlap_keeps_order_and_state_behind_commits(rplugins, project,
     assert PipelineConfig.model_fields["prefetch"].default == 1
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, 1000)
-    write_config(project, {"copy": {
-        "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50},
-        "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
-        "checkpoint_rows": 100}})  # no prefetch key: the default
+    write_config(
+        project,
+        {
+            "copy": {
+                "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50},
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
+                "checkpoint_rows": 100,
+            }
+        },
+    )  # no prefetch key: the default
 
     events: list[tuple[str, int, str]] = []
     lock = threading.Lock()
@@ -89,10 +95,16 @@ def test_default_overlap_keeps_order_and_state_behind_commits(rplugins, project,
 def test_reader_error_surfaces_in_one_line_with_overlap(rplugins, project, capsys) -> None:
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, 500)
-    write_config(project, {"copy": {
-        "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50, "fail_at_row": 230},
-        "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
-        "checkpoint_rows": 100}})
+    write_config(
+        project,
+        {
+            "copy": {
+                "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50, "fail_at_row": 230},
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
+                "checkpoint_rows": 100,
+            }
+        },
+    )
     assert dcapix("run", "copy", "--no-progress") == 1
     err = capsys.readouterr().err
     assert "injected failure" in err and "t_sqlite_src" in err
@@ -115,8 +127,15 @@ def test_run_picks_the_system_allocator_unless_told(rplugins, project, monkeypat
         monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", preset)
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, 10)
-    write_config(project, {"copy": {"source": {"adapter": "t_sqlite_src", "path": str(src)},
-                                    "destination": {"adapter": "t_sqlite_dst", "path": str(dst)}}})
+    write_config(
+        project,
+        {
+            "copy": {
+                "source": {"adapter": "t_sqlite_src", "path": str(src)},
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
+            }
+        },
+    )
     try:
         assert dcapix("run", "copy", "--no-progress") == 0
         backend = pa.default_memory_pool().backend_name
@@ -137,13 +156,15 @@ def test_parquet_dictionary_only_for_repeated_values(tmp_path) -> None:
 
     n = 5000
     base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    table = pa.table({
-        "id": pa.array(range(n), pa.int64()),
-        "category": pa.array([f"c{i % 7}" for i in range(n)]),
-        "flag": pa.array([i % 3 == 0 for i in range(n)]),
-        "note": pa.array([None if i % 10 == 0 else f"note {i}" for i in range(n)]),
-        "at": pa.array([base + dt.timedelta(seconds=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "category": pa.array([f"c{i % 7}" for i in range(n)]),
+            "flag": pa.array([i % 3 == 0 for i in range(n)]),
+            "note": pa.array([None if i % 10 == 0 else f"note {i}" for i in range(n)]),
+            "at": pa.array([base + dt.timedelta(seconds=i) for i in range(n)], pa.timestamp("us", tz="UTC")),
+        }
+    )
     assert _dictionary_columns(table) == ["category", "flag"]
     assert _dictionary_columns(table.slice(0, 10)) is True  # too few rows to judge: the default
     path = tmp_path / "x.parquet"
@@ -153,8 +174,11 @@ def test_parquet_dictionary_only_for_repeated_values(tmp_path) -> None:
     part.close()
     assert pq.read_table(path).equals(table)
     rg = pq.ParquetFile(path).metadata.row_group(0)
-    dict_cols = {rg.column(i).path_in_schema for i in range(rg.num_columns)
-                 if any("DICTIONARY" in e for e in rg.column(i).encodings)}
+    dict_cols = {
+        rg.column(i).path_in_schema
+        for i in range(rg.num_columns)
+        if any("DICTIONARY" in e for e in rg.column(i).encodings)
+    }
     assert dict_cols == {"category"}  # (Parquet stores booleans bit-packed, never as a dictionary)
     empty = tmp_path / "empty.parquet"
     _ParquetPart(str(empty), table.schema, "snappy").close()  # a part without rows is a valid file

@@ -15,14 +15,18 @@ FAKES = Path(__file__).parent / "singer_fakes"
 
 
 def _pipe(out: Path, rows: int, **tap_extra) -> dict:
-    return {"p": {
-        "source": {"adapter": "t_sqlite_src", "path": "unused"},
-        "destination": {"adapter": "t_sqlite_dst", "path": "unused"},
-        "singer": {"tap": f"{sys.executable} {FAKES / 'fake_tap.py'}",
-                   "target": f"{sys.executable} {FAKES / 'fake_target.py'}",
-                   "tap_config": {"rows": rows, "password": "s3cr3t-pass", **tap_extra},
-                   "target_config": {"path": str(out)}},
-    }}
+    return {
+        "p": {
+            "source": {"adapter": "t_sqlite_src", "path": "unused"},
+            "destination": {"adapter": "t_sqlite_dst", "path": "unused"},
+            "singer": {
+                "tap": f"{sys.executable} {FAKES / 'fake_tap.py'}",
+                "target": f"{sys.executable} {FAKES / 'fake_target.py'}",
+                "tap_config": {"rows": rows, "password": "s3cr3t-pass", **tap_extra},
+                "target_config": {"path": str(out)},
+            },
+        }
+    }
 
 
 def _ids(path: Path) -> list[int]:
@@ -82,17 +86,27 @@ def test_killed_runner_leaves_no_orphans(rplugins, project) -> None:
     write_config(project, _pipe(out, 10_000, sleep=0.01, state_every=1_000_000))
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = ("import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
-             "enable_plugins(entry_points=False, plugins=[support])\n"
-             "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    proc = subprocess.Popen([sys.executable, "-c", child, "run", "p", "--via-singer", "--no-progress"],
-                            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = (
+        "import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
+        "enable_plugins(entry_points=False, plugins=[support])\n"
+        "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child, "run", "p", "--via-singer", "--no-progress"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     kids: list[int] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(kids) < 2:
         try:
-            kids = [int(p) for t in os.listdir(f"/proc/{proc.pid}/task")
-                    for p in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()]
+            kids = [
+                int(p)
+                for t in os.listdir(f"/proc/{proc.pid}/task")
+                for p in Path(f"/proc/{proc.pid}/task/{t}/children").read_text().split()
+            ]
         except FileNotFoundError:
             break
         time.sleep(0.05)
@@ -102,7 +116,10 @@ def test_killed_runner_leaves_no_orphans(rplugins, project) -> None:
     deadline = time.monotonic() + 5
     alive = kids
     while alive and time.monotonic() < deadline:
-        alive = [k for k in kids if os.path.exists(f"/proc/{k}") and
-                 Path(f"/proc/{k}/stat").read_text().split()[2] != "Z"]
+        alive = [
+            k
+            for k in kids
+            if os.path.exists(f"/proc/{k}") and Path(f"/proc/{k}/stat").read_text().split()[2] != "Z"
+        ]
         time.sleep(0.05)
     assert not alive, f"tap/target survived the runner: {alive}"

@@ -16,9 +16,13 @@ from tests.runner.support import make_source_db, table_rows
 
 
 def _pipes(src: Path, dst: Path, **dest_extra):
-    return {"copy": {"source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50},
-                     "destination": {"adapter": "t_sqlite_dst", "path": str(dst), **dest_extra},
-                     "checkpoint_rows": 100}}
+    return {
+        "copy": {
+            "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50},
+            "destination": {"adapter": "t_sqlite_dst", "path": str(dst), **dest_extra},
+            "checkpoint_rows": 100,
+        }
+    }
 
 
 def _state(project: Path, pipeline: str = "copy", stream: str = "items"):
@@ -165,14 +169,21 @@ def test_dry_run_redacts_secrets(rplugins, project, capsys) -> None:
     assert not dst.exists()  # nothing written
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"source": {"adapter": "nope", "path": "x"}},
-     "pipeline 'copy', source: unknown adapter 'nope'; valid: "),
-    ({"source": {"adapter": "t_sqlite_src"}}, "option 'path': required option is missing"),
-    ({"destination": {"adapter": "t_sqlite_dst", "path": "x", "load_method": "merge"}},
-     "unknown load_method 'merge'; valid: append, upsert, overwrite"),
-    ({"source": {"adapter": "t_sqlite_src", "path": "x", "bogus": 1}}, "option 'bogus': unknown option"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"source": {"adapter": "nope", "path": "x"}},
+            "pipeline 'copy', source: unknown adapter 'nope'; valid: ",
+        ),
+        ({"source": {"adapter": "t_sqlite_src"}}, "option 'path': required option is missing"),
+        (
+            {"destination": {"adapter": "t_sqlite_dst", "path": "x", "load_method": "merge"}},
+            "unknown load_method 'merge'; valid: append, upsert, overwrite",
+        ),
+        ({"source": {"adapter": "t_sqlite_src", "path": "x", "bogus": 1}}, "option 'bogus': unknown option"),
+    ],
+)
 def test_bad_config_one_line(rplugins, project, capsys, change, expected) -> None:
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, 5)
@@ -225,7 +236,7 @@ def test_state_commands(rplugins, project, capsys) -> None:
     assert dcapix("run", "copy", "--no-progress") == 0
     capsys.readouterr()
     assert dcapix("state", "list") == 0
-    assert '\titems\t' in capsys.readouterr().out
+    assert "\titems\t" in capsys.readouterr().out
     assert dcapix("state", "show", "--pipeline", "copy", "--stream", "items") == 0
     assert json.loads(capsys.readouterr().out)[0]["value"] == {"id": 60}
     assert dcapix("state", "set", '{"id": 10}', "--pipeline", "copy", "--stream", "items") == 0
@@ -367,9 +378,11 @@ def test_second_run_of_a_running_pipeline_is_refused(rplugins, project, capsys) 
     import subprocess
     import sys
 
-    code = ("import time; from dc_api_x.runner.state import open_state_store\n"
-            "s = open_state_store(project_dir='.')\n"
-            "with s.lock('copy'):\n    print('LOCKED', flush=True); time.sleep(30)\n")
+    code = (
+        "import time; from dc_api_x.runner.state import open_state_store\n"
+        "s = open_state_store(project_dir='.')\n"
+        "with s.lock('copy'):\n    print('LOCKED', flush=True); time.sleep(30)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=project, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "LOCKED"

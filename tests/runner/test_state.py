@@ -24,7 +24,10 @@ def _roundtrip(store) -> None:
     assert store.get("p", "s") == {"id": 9}
     assert store.get("p", "s", partition="singer") == {"id": 7}
     assert [(e.pipeline, e.stream, e.partition) for e in store.list("p")] == [
-        ("p", "s", ""), ("p", "s", "singer"), ("p", "s2", "")]
+        ("p", "s", ""),
+        ("p", "s", "singer"),
+        ("p", "s2", ""),
+    ]
     assert len(store.list()) == 4
     assert store.delete("p", "s2") == 1
     assert store.get("p", "s2") is None
@@ -93,6 +96,11 @@ def test_sqlite_lock_excludes_second_process(tmp_path: Path) -> None:
 
 
 def test_postgres_lock(pg_url: str) -> None:
-    with (open_state_store(pg_url) as a, open_state_store(pg_url) as b, a.lock("pipe"),
-          pytest.raises(StateError, match="already running"), b.lock("pipe")):
+    with (
+        open_state_store(pg_url) as a,
+        open_state_store(pg_url) as b,
+        a.lock("pipe"),
+        pytest.raises(StateError, match="already running"),
+        b.lock("pipe"),
+    ):
         pass

@@ -33,8 +33,14 @@ class PipeRun:
         return self.states[-1]
 
 
-def run_pipe(tmp: Path, tap_config: dict[str, Any], target_config: dict[str, Any], *,
-             state: dict[str, Any] | None = None, timeout: int = 180) -> PipeRun:
+def run_pipe(
+    tmp: Path,
+    tap_config: dict[str, Any],
+    target_config: dict[str, Any],
+    *,
+    state: dict[str, Any] | None = None,
+    timeout: int = 180,
+) -> PipeRun:
     """Run ``tap-dcapix --config T [--state S] | target-dcapix --config G``; STATE lines of the target."""
     tmp.mkdir(parents=True, exist_ok=True)
     n = len(list(tmp.glob("tap-*.json")))
@@ -49,8 +55,13 @@ def run_pipe(tmp: Path, tap_config: dict[str, Any], target_config: dict[str, Any
     tap_err, tgt_err = tmp / f"tap-{n}.err", tmp / f"target-{n}.err"
     with tap_err.open("wb") as te, tgt_err.open("wb") as ge:
         tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=te, cwd=tmp)
-        target = subprocess.Popen([str(BIN / "target-dcapix"), "--config", str(tgt_cfg)], stdin=tap.stdout,
-                                  stdout=subprocess.PIPE, stderr=ge, cwd=tmp)
+        target = subprocess.Popen(
+            [str(BIN / "target-dcapix"), "--config", str(tgt_cfg)],
+            stdin=tap.stdout,
+            stdout=subprocess.PIPE,
+            stderr=ge,
+            cwd=tmp,
+        )
         assert tap.stdout is not None
         tap.stdout.close()  # the target owns the read end now
         out, _ = target.communicate(timeout=timeout)
@@ -63,8 +74,9 @@ def run_pipe(tmp: Path, tap_config: dict[str, Any], target_config: dict[str, Any
 def pipe(tmp_path: Path):
     """``pipe(tap_config, target_config, state=None)`` → :class:`PipeRun`."""
 
-    def run(tap_config: dict[str, Any], target_config: dict[str, Any], *,
-            state: dict[str, Any] | None = None) -> PipeRun:
+    def run(
+        tap_config: dict[str, Any], target_config: dict[str, Any], *, state: dict[str, Any] | None = None
+    ) -> PipeRun:
         result = run_pipe(tmp_path / "pipe", tap_config, target_config, state=state)
         return result
 

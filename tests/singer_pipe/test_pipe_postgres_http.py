@@ -38,8 +38,16 @@ def _fill(conn: Any, schema: str, ids: range, *, suffix: str = "", minutes: int 
             f'INSERT INTO "{schema}".items (id, name, amount, note, updated_at) VALUES (%s, %s, %s, %s, %s) '
             "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, amount = EXCLUDED.amount, "
             "note = EXCLUDED.note, updated_at = EXCLUDED.updated_at",
-            [(i, f"name-{i}{suffix}", Decimal(f"{i}.{i % 100:02d}"), None if i % 7 == 0 else f"note {i}",
-              T0 + dt.timedelta(seconds=i, minutes=minutes)) for i in ids],
+            [
+                (
+                    i,
+                    f"name-{i}{suffix}",
+                    Decimal(f"{i}.{i % 100:02d}"),
+                    None if i % 7 == 0 else f"note {i}",
+                    T0 + dt.timedelta(seconds=i, minutes=minutes),
+                )
+                for i in ids
+            ],
         )
 
 
@@ -48,15 +56,28 @@ def _dst_rows(conn: Any, schema: str) -> list[tuple[Any, ...]]:
     return conn.execute(sql).fetchall()  # type: ignore[no-any-return]
 
 
-def test_postgres_to_postgres_upsert_and_rerun_changes_nothing(pipe, pg_url: str, pg_schema: str,
-                                                                dst_schema: str):
+def test_postgres_to_postgres_upsert_and_rerun_changes_nothing(
+    pipe, pg_url: str, pg_schema: str, dst_schema: str
+):
     with _pg(pg_url) as conn:
-        conn.execute(f'CREATE TABLE "{pg_schema}".items (id integer PRIMARY KEY, name text NOT NULL, '
-                     "amount numeric(12,2), note text, updated_at timestamptz NOT NULL)")
+        conn.execute(
+            f'CREATE TABLE "{pg_schema}".items (id integer PRIMARY KEY, name text NOT NULL, '
+            "amount numeric(12,2), note text, updated_at timestamptz NOT NULL)"
+        )
         _fill(conn, pg_schema, range(1, 301))
-    tap = {"adapter": "sql", "url": pg_url,
-           "streams": [{"name": "items", "table": "items", "schema": pg_schema, "primary_keys": ["id"],
-                        "replication_key": "updated_at"}]}
+    tap = {
+        "adapter": "sql",
+        "url": pg_url,
+        "streams": [
+            {
+                "name": "items",
+                "table": "items",
+                "schema": pg_schema,
+                "primary_keys": ["id"],
+                "replication_key": "updated_at",
+            }
+        ],
+    }
     target = {"adapter": "sql", "url": pg_url, "schema": dst_schema, "load_method": "upsert"}
 
     first = pipe(tap, target)
@@ -88,18 +109,41 @@ def test_postgres_to_postgres_upsert_and_rerun_changes_nothing(pipe, pg_url: str
 
 
 def test_http_api_to_jsonl_exact_rows(pipe, http_server, tmp_path: Path):
-    data = [{"id": i, "name": f"name-{i}", "price": i * 1.25, "tags": [f"t{i % 3}"],
-             "updated_at": f"2024-05-01T00:00:{i % 60:02d}Z"} for i in range(1, 48)]
+    data = [
+        {
+            "id": i,
+            "name": f"name-{i}",
+            "price": i * 1.25,
+            "tags": [f"t{i % 3}"],
+            "updated_at": f"2024-05-01T00:00:{i % 60:02d}Z",
+        }
+        for i in range(1, 48)
+    ]
 
     def items(req: Any) -> tuple[int, dict[str, str], Any]:
         offset, limit = int(req.arg("offset", "0") or 0), int(req.arg("limit", "10") or 10)
-        return 200, {}, {"items": data[offset:offset + limit], "total": len(data)}
+        return 200, {}, {"items": data[offset : offset + limit], "total": len(data)}
 
     http_server.route("GET", "/items", items)
-    tap = {"adapter": "http", "base_url": http_server.url,
-           "streams": [{"name": "items", "path": "/items", "records_path": "items", "primary_keys": ["id"],
-                        "pagination": {"type": "offset", "offset_param": "offset", "limit_param": "limit",
-                                       "limit": 10, "total_path": "total"}}]}
+    tap = {
+        "adapter": "http",
+        "base_url": http_server.url,
+        "streams": [
+            {
+                "name": "items",
+                "path": "/items",
+                "records_path": "items",
+                "primary_keys": ["id"],
+                "pagination": {
+                    "type": "offset",
+                    "offset_param": "offset",
+                    "limit_param": "limit",
+                    "limit": 10,
+                    "total_path": "total",
+                },
+            }
+        ],
+    }
     out = tmp_path / "jsonl-out"
     first = pipe(tap, {"adapter": "jsonl", "path": str(out)})
     assert first.ok, first.target_stderr[-3000:] + first.tap_stderr[-3000:]

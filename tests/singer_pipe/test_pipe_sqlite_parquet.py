@@ -15,11 +15,14 @@ def _ts(i: int) -> str:
 
 def _make_items(db: Path, ids: range, ts: Any = _ts) -> None:
     con = sqlite3.connect(db)
-    con.execute("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "category TEXT, amount REAL, note TEXT, updated_at TEXT NOT NULL)")
-    con.executemany("INSERT INTO items VALUES (?,?,?,?,?,?)",
-                    [(i, f"name-{i}", f"cat-{i % 3}", i * 0.25, None if i % 7 == 0 else f"note {i}", ts(i))
-                     for i in ids])
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "category TEXT, amount REAL, note TEXT, updated_at TEXT NOT NULL)"
+    )
+    con.executemany(
+        "INSERT INTO items VALUES (?,?,?,?,?,?)",
+        [(i, f"name-{i}", f"cat-{i % 3}", i * 0.25, None if i % 7 == 0 else f"note {i}", ts(i)) for i in ids],
+    )
     con.commit()
     con.close()
 
@@ -32,9 +35,13 @@ def _rows(out: Path) -> list[dict[str, Any]]:
 
 def _configs(tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     db = tmp_path / "src.sqlite"
-    tap = {"adapter": "sql", "url": f"sqlite:///{db}",
-           "streams": [{"name": "items", "table": "items", "primary_keys": ["id"],
-                        "replication_key": "updated_at"}]}
+    tap = {
+        "adapter": "sql",
+        "url": f"sqlite:///{db}",
+        "streams": [
+            {"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}
+        ],
+    }
     return tap, {"adapter": "parquet", "path": str(tmp_path / "out")}
 
 

@@ -20,15 +20,19 @@ ROOT = Path(__file__).resolve().parents[2]
 TAP_BIN = Path(sys.executable).parent / "tap-dcapix"
 
 
-def make_items(path: Path, ids: range, *, table: str = "items",
-               ts: Callable[[int], str] | None = None) -> None:
+def make_items(
+    path: Path, ids: range, *, table: str = "items", ts: Callable[[int], str] | None = None
+) -> None:
     """Create/extend a table of ``id``, ``name``, ``amount``, ``updated_at`` rows."""
     ts = ts or (lambda i: f"2024-01-01T00:00:{i // 4:02d}+00:00")
     con = sqlite3.connect(path)
-    con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" (id INTEGER PRIMARY KEY, name TEXT NOT NULL, '
-                "amount REAL, updated_at TEXT NOT NULL)")
-    con.executemany(f'INSERT INTO "{table}" VALUES (?,?,?,?)',
-                    [(i, f"name-{i}", i * 0.5, ts(i)) for i in ids])
+    con.execute(
+        f'CREATE TABLE IF NOT EXISTS "{table}" (id INTEGER PRIMARY KEY, name TEXT NOT NULL, '
+        "amount REAL, updated_at TEXT NOT NULL)"
+    )
+    con.executemany(
+        f'INSERT INTO "{table}" VALUES (?,?,?,?)', [(i, f"name-{i}", i * 0.5, ts(i)) for i in ids]
+    )
     con.commit()
     con.close()
 
@@ -61,8 +65,12 @@ def lite_plugins() -> Iterator[Any]:
 def run_tap(lite_plugins: Any) -> Callable[..., list[dict[str, Any]]]:
     """Run ``TapDcApiX.sync_all`` in-process; returns the Singer messages it wrote."""
 
-    def run(config: dict[str, Any], *, catalog: dict | None = None, state: dict | None = None,
-            ) -> list[dict[str, Any]]:
+    def run(
+        config: dict[str, Any],
+        *,
+        catalog: dict | None = None,
+        state: dict | None = None,
+    ) -> list[dict[str, Any]]:
         from tap_dcapix.tap import TapDcApiX
 
         buf = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
@@ -82,5 +90,6 @@ def run_tap(lite_plugins: Any) -> Callable[..., list[dict[str, Any]]]:
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
     """Run the ``tap-dcapix`` console script of this venv."""
-    return subprocess.run([str(TAP_BIN), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [str(TAP_BIN), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )

@@ -15,8 +15,11 @@ from dc_api_x.config import OptionsModel
 from dc_api_x.ext.adapters import ProtocolAdapter
 from dc_api_x.types import Batch, StreamSpec
 
-_TYPES = {"INTEGER": {"type": ["integer", "null"]}, "REAL": {"type": ["number", "null"]},
-          "TEXT": {"type": ["string", "null"]}}
+_TYPES = {
+    "INTEGER": {"type": ["integer", "null"]},
+    "REAL": {"type": ["number", "null"]},
+    "TEXT": {"type": ["string", "null"]},
+}
 
 
 class LiteOptions(OptionsModel):
@@ -40,12 +43,24 @@ class LiteAdapter(ProtocolAdapter):
         if not cols:
             raise self.error(f"no table {o.table!r} in {o.path}", stream=o.table)
         props = {c[1]: dict(_TYPES.get(c[2].upper(), {"type": ["string", "null"]})) for c in cols}
-        return [StreamSpec(name=o.table, schema={"type": "object", "properties": props},
-                           key_properties=(o.primary_key,), replication_key=o.replication_key,
-                           replication_keys=tuple(props))]
+        return [
+            StreamSpec(
+                name=o.table,
+                schema={"type": "object", "properties": props},
+                key_properties=(o.primary_key,),
+                replication_key=o.replication_key,
+                replication_keys=tuple(props),
+            )
+        ]
 
-    def read(self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None,
-             columns: Sequence[str] | None = None, limit: int | None = None) -> Iterator[Batch]:
+    def read(
+        self,
+        stream: StreamSpec,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
         o = self.options
         rk, pk = stream.replication_key, o.primary_key
         cols = list(columns) if columns else list(stream.properties)
@@ -80,8 +95,11 @@ class LiteAdapter(ProtocolAdapter):
                         if rec[rk] != last_val:
                             last_val, keys = rec[rk], []
                         keys.append([rec[pk]])
-                    bookmark = {"replication_key": rk, "replication_key_value": last_val,
-                                "keys_at_value": [list(k) for k in keys]}
+                    bookmark = {
+                        "replication_key": rk,
+                        "replication_key_value": last_val,
+                        "keys_at_value": [list(k) for k in keys],
+                    }
                 yield Batch.from_records(recs, schema=stream.schema, bookmark=bookmark)
         finally:
             con.close()

@@ -11,18 +11,21 @@ from tap_dcapix.writer import json_default
 
 from dc_api_x.arrow import arrow_to_records, records_to_arrow
 
-SCHEMA = {"type": "object", "properties": {
-    "id": {"type": ["integer"]},
-    "ts": {"type": ["string", "null"], "format": "date-time"},
-    "naive": {"type": ["string", "null"], "format": "date-time", "x-timezone": False},
-    "day": {"type": ["string", "null"], "format": "date"},
-    "amount": {"type": ["string", "null"], "format": "decimal", "x-precision": 38, "x-scale": 9},
-    "doc": {"type": ["object", "null"], "x-json": True},
-    "raw": {"type": ["string", "null"], "contentEncoding": "base64"},
-    "ratio": {"type": ["number", "null"]},
-    "flag": {"type": ["boolean", "null"]},
-    "name": {"type": ["string", "null"]},
-}}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer"]},
+        "ts": {"type": ["string", "null"], "format": "date-time"},
+        "naive": {"type": ["string", "null"], "format": "date-time", "x-timezone": False},
+        "day": {"type": ["string", "null"], "format": "date"},
+        "amount": {"type": ["string", "null"], "format": "decimal", "x-precision": 38, "x-scale": 9},
+        "doc": {"type": ["object", "null"], "x-json": True},
+        "raw": {"type": ["string", "null"], "contentEncoding": "base64"},
+        "ratio": {"type": ["number", "null"]},
+        "flag": {"type": ["boolean", "null"]},
+        "name": {"type": ["string", "null"]},
+    },
+}
 
 
 def _norm(rec: dict) -> dict:
@@ -38,13 +41,30 @@ def _norm(rec: dict) -> dict:
 def test_arrow_path_equals_dict_path() -> None:
     berlin = dt.timezone(dt.timedelta(hours=1))
     recs = [
-        {"id": 1, "ts": dt.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc),
-         "naive": dt.datetime(1999, 12, 31, 23, 59, 59), "day": dt.date(2024, 2, 29),
-         "amount": Decimal("12345678901234567890.123456789"), "doc": {"a": [1, "x", None], "b": {"c": 1.5}},
-         "raw": b"\x00\xffbin", "ratio": 0.1, "flag": True, "name": "ünïcode \"q\""},
-        {"id": 2, "ts": dt.datetime(2024, 3, 1, 13, 0, tzinfo=berlin), "naive": None, "day": None,
-         "amount": Decimal("-0.000000001"), "doc": "just a string", "raw": None, "ratio": None,
-         "flag": False, "name": None},
+        {
+            "id": 1,
+            "ts": dt.datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc),
+            "naive": dt.datetime(1999, 12, 31, 23, 59, 59),
+            "day": dt.date(2024, 2, 29),
+            "amount": Decimal("12345678901234567890.123456789"),
+            "doc": {"a": [1, "x", None], "b": {"c": 1.5}},
+            "raw": b"\x00\xffbin",
+            "ratio": 0.1,
+            "flag": True,
+            "name": 'ünïcode "q"',
+        },
+        {
+            "id": 2,
+            "ts": dt.datetime(2024, 3, 1, 13, 0, tzinfo=berlin),
+            "naive": None,
+            "day": None,
+            "amount": Decimal("-0.000000001"),
+            "doc": "just a string",
+            "raw": None,
+            "ratio": None,
+            "flag": False,
+            "name": None,
+        },
         {k: None for k in SCHEMA["properties"]} | {"id": 3},
     ]
     table = records_to_arrow(recs, SCHEMA)
@@ -62,23 +82,37 @@ def test_arrow_lines_equal_orjson_lines() -> None:
     import pyarrow as pa
     from tap_dcapix.fastjson import arrow_json_lines
 
-    tricky = ['plain', 'quote " and \\ backslash', "new\nline\ttab\rcr", "bell\x07 and \x00 nul",
-              "ünïcode ☃ \u2028", "", None, '{"not": "json"}', "},{\"id\":1"]
+    tricky = [
+        "plain",
+        'quote " and \\ backslash',
+        "new\nline\ttab\rcr",
+        "bell\x07 and \x00 nul",
+        "ünïcode ☃ \u2028",
+        "",
+        None,
+        '{"not": "json"}',
+        '},{"id":1',
+    ]
     n = len(tricky)
-    table = pa.table({
-        "id": pa.array(range(n), pa.int64()),
-        "s": pa.array(tricky, pa.string()),
-        "f": pa.array([5.0, 0.1, 1e16, -0.0, float("nan"), float("inf"), None, 2.5e-320, 123.125],
-                      pa.float64()),
-        "f32": pa.array([0.1] * n, pa.float32()),
-        "b": pa.array([True, False, None] * 3),
-        "ts": pa.array([dt.datetime(2024, 1, 1, 0, 0, i, tzinfo=dt.timezone.utc) for i in range(n - 1)]
-                       + [None], pa.timestamp("us", tz="UTC")),
-        "d": pa.array([Decimal("1.10")] * (n - 1) + [None], pa.decimal128(10, 2)),
-        "j": pa.array(['{"a": [1, 2]}', "null", '"x"'] * 3, pa.string()),
-        "lst": pa.array([[1, 2]] * n, pa.list_(pa.int64())),
-        "raw": pa.array([b"\x00\x01"] * n, pa.binary()),
-    })
+    table = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "s": pa.array(tricky, pa.string()),
+            "f": pa.array(
+                [5.0, 0.1, 1e16, -0.0, float("nan"), float("inf"), None, 2.5e-320, 123.125], pa.float64()
+            ),
+            "f32": pa.array([0.1] * n, pa.float32()),
+            "b": pa.array([True, False, None] * 3),
+            "ts": pa.array(
+                [dt.datetime(2024, 1, 1, 0, 0, i, tzinfo=dt.timezone.utc) for i in range(n - 1)] + [None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "d": pa.array([Decimal("1.10")] * (n - 1) + [None], pa.decimal128(10, 2)),
+            "j": pa.array(['{"a": [1, 2]}', "null", '"x"'] * 3, pa.string()),
+            "lst": pa.array([[1, 2]] * n, pa.list_(pa.int64())),
+            "raw": pa.array([b"\x00\x01"] * n, pa.binary()),
+        }
+    )
     schema = {"type": "object", "properties": {"j": {"type": ["object", "null"], "x-json": True}}}
     head = b'{"type":"RECORD","stream":"s","record":'
     tail = b',"time_extracted":"2024-01-01T00:00:00+00:00"}\n'
@@ -86,8 +120,9 @@ def test_arrow_lines_equal_orjson_lines() -> None:
     lines = fast.split(b"\n")
     assert lines[-1] == b"" and len(lines) == n + 1
     got = [orjson.loads(x) for x in lines[:-1]]
-    want = [orjson.loads(head + orjson.dumps(r) + tail.rstrip(b"\n"))
-            for r in arrow_json_records(table, schema)]
+    want = [
+        orjson.loads(head + orjson.dumps(r) + tail.rstrip(b"\n")) for r in arrow_json_records(table, schema)
+    ]
     assert got == want
     assert got[3]["record"]["s"] == "bell\x07 and \x00 nul"
     assert got[0]["record"]["f"] == 5.0 and isinstance(got[0]["record"]["f"], float)
@@ -99,14 +134,18 @@ def test_arrow_lines_without_nulls() -> None:
     import pyarrow as pa
     from tap_dcapix.fastjson import arrow_json_lines
 
-    table = pa.table({
-        "plain": pa.array(["a", "b c", ""]),
-        "esc": pa.array(['x"y', "back\\slash", "line\nbreak"]),
-        "ts": pa.array([dt.datetime(2024, 5, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc)] * 3,
-                       pa.timestamp("us", tz="UTC")),
-        "day": pa.array([dt.date(2024, 1, 2)] * 3),
-        "n": pa.array([1, 2, 3], pa.int32()),
-    })
+    table = pa.table(
+        {
+            "plain": pa.array(["a", "b c", ""]),
+            "esc": pa.array(['x"y', "back\\slash", "line\nbreak"]),
+            "ts": pa.array(
+                [dt.datetime(2024, 5, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc)] * 3,
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "day": pa.array([dt.date(2024, 1, 2)] * 3),
+            "n": pa.array([1, 2, 3], pa.int32()),
+        }
+    )
     out = arrow_json_lines(table, None, b"", b"\n")
     got = [orjson.loads(x) for x in out.splitlines()]
     want = orjson.loads(orjson.dumps(arrow_json_records(table, None)))

@@ -21,9 +21,19 @@ def _snippet(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
 
 
 def test_extractor_snippet_parses_and_matches(capsys: pytest.CaptureFixture[str], plugins) -> None:
-    doc = _snippet(capsys, "--adapter", "sql", "--url", "sqlite:////data/shop.sqlite",
-                   "--set", 'streams=["customers", "orders"]', "--set", "batch_size=5000",
-                   "--pip-url", "-e .")
+    doc = _snippet(
+        capsys,
+        "--adapter",
+        "sql",
+        "--url",
+        "sqlite:////data/shop.sqlite",
+        "--set",
+        'streams=["customers", "orders"]',
+        "--set",
+        "batch_size=5000",
+        "--pip-url",
+        "-e .",
+    )
     (plugin,) = doc["plugins"]["extractors"]
     assert plugin["name"] == "tap-dcapix"
     assert plugin["namespace"] == "tap_dcapix"
@@ -31,8 +41,12 @@ def test_extractor_snippet_parses_and_matches(capsys: pytest.CaptureFixture[str]
     assert plugin["pip_url"] == "-e ."
     assert set(plugin["capabilities"]) == set(TAP_CAPABILITIES)
     assert {"catalog", "discover", "state"} <= set(plugin["capabilities"])
-    assert plugin["config"] == {"adapter": "sql", "url": "sqlite:////data/shop.sqlite",
-                                "streams": ["customers", "orders"], "batch_size": 5000}
+    assert plugin["config"] == {
+        "adapter": "sql",
+        "url": "sqlite:////data/shop.sqlite",
+        "streams": ["customers", "orders"],
+        "batch_size": 5000,
+    }
     settings = {s["name"]: s for s in plugin["settings"]}
     cls = plugins.adapters.get("sql")
     for fname, finfo in cls.Options.model_fields.items():
@@ -45,16 +59,18 @@ def test_extractor_snippet_parses_and_matches(capsys: pytest.CaptureFixture[str]
 
 
 def test_secret_values_stay_out(capsys: pytest.CaptureFixture[str], plugins) -> None:
-    doc = _snippet(capsys, "--adapter", "sql", "--url", "postgresql://app:s3cr3t-pw@db.internal/shop",
-                   "--format", "ref")
+    doc = _snippet(
+        capsys, "--adapter", "sql", "--url", "postgresql://app:s3cr3t-pw@db.internal/shop", "--format", "ref"
+    )
     assert doc["namespace"] == "tap_dcapix"
     assert "url" not in doc["config"]
     assert "s3cr3t-pw" not in yaml.safe_dump(doc)
 
 
 def test_loader_snippet(capsys: pytest.CaptureFixture[str], plugins, tmp_path: Path) -> None:
-    doc = _snippet(capsys, "--loader", "--adapter", "parquet", "--path", str(tmp_path),
-                   "--name", "parquet-out")
+    doc = _snippet(
+        capsys, "--loader", "--adapter", "parquet", "--path", str(tmp_path), "--name", "parquet-out"
+    )
     (plugin,) = doc["plugins"]["loaders"]
     assert plugin["name"] == "parquet-out"
     assert plugin["namespace"] == "target_dcapix" and plugin["executable"] == "target-dcapix"

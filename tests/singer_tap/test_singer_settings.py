@@ -72,8 +72,9 @@ def test_inline_refs_recursive_and_nested() -> None:
     creds = next(v for v in schema["properties"]["creds"]["anyOf"] if v.get("type") == "object")
     assert creds["properties"]["password"]["secret"] is True
     assert creds["properties"]["password"]["writeOnly"] is True
-    assert inline_refs({"$defs": {"X": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/X"}}}) == \
-        {"properties": {"a": {"type": "string"}}}
+    assert inline_refs({"$defs": {"X": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/X"}}}) == {
+        "properties": {"a": {"type": "string"}}
+    }
 
 
 def test_secret_marking_by_declaration_type_and_name() -> None:

@@ -85,8 +85,10 @@ def test_catalog_unknown_stream_is_an_error(tmp_path: Path, run_tap) -> None:
 def test_stream_maps_transform_and_alias(tmp_path: Path, run_tap) -> None:
     db = tmp_path / "src.sqlite"
     make_items(db, range(1, 5))
-    maps = {"items": {"name_upper": "name.upper()", "amount": None},
-            "items_copy": {"__source__": "items", "id": "id", "__else__": None}}
+    maps = {
+        "items": {"name_upper": "name.upper()", "amount": None},
+        "items_copy": {"__source__": "items", "id": "id", "__else__": None},
+    }
     msgs = run_tap(_cfg(db, stream_maps=maps))
     main = records_of(msgs, "items")
     assert [r["name_upper"] for r in main] == [f"NAME-{i}" for i in range(1, 5)]
@@ -112,13 +114,16 @@ def test_flattening(tmp_path: Path, run_tap) -> None:
     assert [r["id"] for r in records_of(msgs)] == [1, 2]
 
 
-@pytest.mark.parametrize(("config", "field"), [
-    ({"adapter": "lite", "table": "items"}, "path"),
-    ({"adapter": "lite", "path": "x", "table": "items", "batch_size": "many"}, "batch_size"),
-    ({"adapter": "lite", "path": "x", "table": "items", "tabel": "typo"}, "tabel"),
-    ({"path": "x"}, "adapter"),
-    ({"adapter": "lite", "path": "x", "table": "items", "transforms": "rename"}, "transforms"),
-])
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"adapter": "lite", "table": "items"}, "path"),
+        ({"adapter": "lite", "path": "x", "table": "items", "batch_size": "many"}, "batch_size"),
+        ({"adapter": "lite", "path": "x", "table": "items", "tabel": "typo"}, "tabel"),
+        ({"path": "x"}, "adapter"),
+        ({"adapter": "lite", "path": "x", "table": "items", "transforms": "rename"}, "transforms"),
+    ],
+)
 def test_bad_config_names_the_field(lite_plugins, config: dict, field: str) -> None:
     from tap_dcapix.tap import TapDcApiX
 
@@ -142,14 +147,26 @@ def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
 
     info = TapDcApiX._get_about_info()
     props = info.settings["properties"]
-    for name in ("adapter", "path", "table", "primary_key", "replication_key", "batch_size", "password",
-                 "transforms", "stream_maps", "flattening_enabled", "batch_config"):
+    for name in (
+        "adapter",
+        "path",
+        "table",
+        "primary_key",
+        "replication_key",
+        "batch_size",
+        "password",
+        "transforms",
+        "stream_maps",
+        "flattening_enabled",
+        "batch_config",
+    ):
         assert name in props, name
     assert "lite" in props["adapter"]["enum"]
     assert props["password"]["secret"] is True and props["password"]["writeOnly"] is True
     assert not props["path"].get("secret")
-    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch",
-            "test"} <= {str(c) for c in info.capabilities}
+    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch", "test"} <= {
+        str(c) for c in info.capabilities
+    }
 
 
 def test_batch_messages_carry_all_rows_and_state(tmp_path: Path, run_tap) -> None:
@@ -163,8 +180,13 @@ def test_batch_messages_carry_all_rows_and_state(tmp_path: Path, run_tap) -> Non
     make_items(db, range(1, 12))
     out = tmp_path / "batches"
     out.mkdir()
-    cfg = _cfg(db, batch_config={"encoding": {"format": "jsonl", "compression": "gzip"},
-                                 "storage": {"root": f"file://{out}", "prefix": "b-"}})
+    cfg = _cfg(
+        db,
+        batch_config={
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "storage": {"root": f"file://{out}", "prefix": "b-"},
+        },
+    )
     msgs = run_tap(cfg)
     batches = [m for m in msgs if m["type"] == "BATCH"]
     assert batches and not records_of(msgs)

@@ -14,9 +14,14 @@ from tests.singer_tap.conftest import last_state, make_items, parse_messages, re
 
 
 def _sqlite_cfg(db: Path, tmp: Path, **extra: Any) -> Path:
-    cfg = {"adapter": "sql", "url": f"sqlite:///{db}",
-           "streams": [{"name": "items", "table": "items", "primary_keys": ["id"],
-                        "replication_key": "updated_at"}], **extra}
+    cfg = {
+        "adapter": "sql",
+        "url": f"sqlite:///{db}",
+        "streams": [
+            {"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}
+        ],
+        **extra,
+    }
     p = tmp / f"tap-{uuid.uuid4().hex[:6]}.json"
     p.write_text(json.dumps(cfg), encoding="utf-8")
     return p
@@ -106,12 +111,15 @@ def test_unknown_catalog_stream_one_line(tmp_path: Path) -> None:
     assert '"type":"RECORD"' not in proc.stdout
 
 
-@pytest.mark.parametrize(("cfg", "field", "mode"), [
-    ({"adapter": "sql"}, "url", []),
-    ({"adapter": "sql", "url": "sqlite:///x.db", "batch_size": -5}, "batch_size", ["--discover"]),
-    ({"adapter": "sql", "url": "sqlite:///x.db", "stremas": []}, "stremas", []),
-    ({"url": "sqlite:///x.db"}, "adapter", ["--discover"]),
-])
+@pytest.mark.parametrize(
+    ("cfg", "field", "mode"),
+    [
+        ({"adapter": "sql"}, "url", []),
+        ({"adapter": "sql", "url": "sqlite:///x.db", "batch_size": -5}, "batch_size", ["--discover"]),
+        ({"adapter": "sql", "url": "sqlite:///x.db", "stremas": []}, "stremas", []),
+        ({"url": "sqlite:///x.db"}, "adapter", ["--discover"]),
+    ],
+)
 def test_bad_config_one_line(tmp_path: Path, cfg: dict, field: str, mode: list[str]) -> None:
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(cfg), encoding="utf-8")
@@ -120,8 +128,12 @@ def test_bad_config_one_line(tmp_path: Path, cfg: dict, field: str, mode: list[s
 
 def test_secret_not_in_error(tmp_path: Path) -> None:
     p = tmp_path / "bad.json"
-    p.write_text(json.dumps({"adapter": "sql", "url": "postgresql://u:hunter2secret@127.0.0.1:1/db",
-                             "streams": ["public.t"]}), encoding="utf-8")
+    p.write_text(
+        json.dumps(
+            {"adapter": "sql", "url": "postgresql://u:hunter2secret@127.0.0.1:1/db", "streams": ["public.t"]}
+        ),
+        encoding="utf-8",
+    )
     proc = run_cli("--config", str(p), "--discover")
     assert proc.returncode != 0
     assert "hunter2secret" not in proc.stderr
@@ -131,8 +143,16 @@ def test_about_json_lists_every_setting_with_secrets() -> None:
     from dc_api_x import enable_plugins
 
     about = json.loads(_ok(run_cli("--about", "--format", "json")).stdout)
-    assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch",
-            "test"} <= set(about["capabilities"])
+    assert {
+        "catalog",
+        "discover",
+        "state",
+        "about",
+        "stream-maps",
+        "schema-flattening",
+        "batch",
+        "test",
+    } <= set(about["capabilities"])
     assert about["version"] != "[could not be detected]"
     props = about["settings"]["properties"]
     ps = enable_plugins(entry_points=True)
@@ -161,16 +181,25 @@ def test_discover_and_sync_postgres(tmp_path: Path, pg_url: str, pg_schema: str)
 
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE TABLE "{pg_schema}".orders (id bigint PRIMARY KEY, '
-                     "amount numeric(12,2) NOT NULL, note text, paid boolean, doc jsonb, "
-                     "updated_at timestamptz NOT NULL)")
-        conn.execute(f'INSERT INTO "{pg_schema}".orders SELECT g, g * 1.25, CASE WHEN g % 3 = 0 THEN NULL '
-                     "ELSE 'n' || g END, g % 2 = 0, jsonb_build_object('g', g), "
-                     "timestamptz '2024-01-01 00:00:00+00' + (g / 3) * interval '1 second' "
-                     "FROM generate_series(1, 30) g")
-    cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema,
-           "streams": [{"name": "orders", "table": "orders", "schema": pg_schema,
-                        "replication_key": "updated_at"}]}
+        conn.execute(
+            f'CREATE TABLE "{pg_schema}".orders (id bigint PRIMARY KEY, '
+            "amount numeric(12,2) NOT NULL, note text, paid boolean, doc jsonb, "
+            "updated_at timestamptz NOT NULL)"
+        )
+        conn.execute(
+            f'INSERT INTO "{pg_schema}".orders SELECT g, g * 1.25, CASE WHEN g % 3 = 0 THEN NULL '
+            "ELSE 'n' || g END, g % 2 = 0, jsonb_build_object('g', g), "
+            "timestamptz '2024-01-01 00:00:00+00' + (g / 3) * interval '1 second' "
+            "FROM generate_series(1, 30) g"
+        )
+    cfg = {
+        "adapter": "sql",
+        "url": pg_url,
+        "schema": pg_schema,
+        "streams": [
+            {"name": "orders", "table": "orders", "schema": pg_schema, "replication_key": "updated_at"}
+        ],
+    }
     p = tmp_path / "pg.json"
     p.write_text(json.dumps(cfg), encoding="utf-8")
     cat = json.loads(_ok(run_cli("--config", str(p), "--discover")).stdout)
@@ -186,9 +215,11 @@ def test_discover_and_sync_postgres(tmp_path: Path, pg_url: str, pg_schema: str)
     assert r5["amount"] == "6.25" and r5["doc"] == {"g": 5} and r5["paid"] is False
     (tmp_path / "state.json").write_text(json.dumps(last_state(first)), encoding="utf-8")
     with psycopg.connect(plain, autocommit=True) as conn:  # 31 shares the last value (id 30: +10 s)
-        conn.execute(f'INSERT INTO "{pg_schema}".orders SELECT g, g, NULL, NULL, NULL, '
-                     "timestamptz '2024-01-01 00:00:00+00' + (g / 3) * interval '1 second' "
-                     "FROM generate_series(31, 35) g")
+        conn.execute(
+            f'INSERT INTO "{pg_schema}".orders SELECT g, g, NULL, NULL, NULL, '
+            "timestamptz '2024-01-01 00:00:00+00' + (g / 3) * interval '1 second' "
+            "FROM generate_series(31, 35) g"
+        )
     second = parse_messages(_ok(run_cli("--config", str(p), "--state", str(tmp_path / "state.json"))).stdout)
     assert sorted(r["id"] for r in records_of(second)) == [31, 32, 33, 34, 35]
 
@@ -197,11 +228,14 @@ def test_python_m_entry(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "tap_dcapix", "--version"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tap_dcapix", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and "tap-dcapix" in proc.stdout
-
-
 
 
 def test_unreadable_inputs_one_line(tmp_path: Path) -> None:

@@ -12,26 +12,46 @@ USERS: list[dict[str, Any]] = []
 
 def _users(req: Any) -> tuple[int, dict[str, str], Any]:
     since = req.arg("since")
-    rows = sorted((u for u in USERS if since is None or u["updated_at"] >= since),
-                  key=lambda u: (u["updated_at"], u["id"]))  # inclusive ">=" like many APIs
+    rows = sorted(
+        (u for u in USERS if since is None or u["updated_at"] >= since),
+        key=lambda u: (u["updated_at"], u["id"]),
+    )  # inclusive ">=" like many APIs
     start = int(req.arg("cursor") or 0)
-    page = rows[start:start + 2]
+    page = rows[start : start + 2]
     nxt = str(start + 2) if start + 2 < len(rows) else None
     return 200, {"content-type": "application/json"}, {"data": page, "next": nxt}
 
 
 def test_http_incremental_exactly_once(http_server, run_tap) -> None:
-    USERS[:] = [{"id": i, "name": f"u{i}", "updated_at": f"2024-01-0{1 + i // 2}T00:00:00Z"}
-                for i in range(1, 6)]
+    USERS[:] = [
+        {"id": i, "name": f"u{i}", "updated_at": f"2024-01-0{1 + i // 2}T00:00:00Z"} for i in range(1, 6)
+    ]
     http_server.route("GET", "/users", _users)
-    schema = {"type": "object", "properties": {
-        "id": {"type": "integer"}, "name": {"type": ["string", "null"]},
-        "updated_at": {"type": "string", "format": "date-time"}}}
-    cfg = {"adapter": "http", "base_url": http_server.url,
-           "streams": [{"name": "users", "path": "/users", "records_path": "data", "primary_keys": ["id"],
-                        "replication_key": "updated_at", "replication_param": "since", "is_sorted": True,
-                        "json_schema": schema,
-                        "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"}}]}
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["string", "null"]},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    cfg = {
+        "adapter": "http",
+        "base_url": http_server.url,
+        "streams": [
+            {
+                "name": "users",
+                "path": "/users",
+                "records_path": "data",
+                "primary_keys": ["id"],
+                "replication_key": "updated_at",
+                "replication_param": "since",
+                "is_sorted": True,
+                "json_schema": schema,
+                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
+            }
+        ],
+    }
     first = run_tap(cfg)
     assert sorted(r["id"] for r in records_of(first)) == [1, 2, 3, 4, 5]
     state = last_state(first)

@@ -41,18 +41,26 @@ def test_state_round_trip_boundary_exactly_once(tmp_path: Path, run_tap) -> None
     # nothing new: nothing emitted, the bookmark stays
     third = run_tap(_cfg(db), state=last_state(second))
     assert records_of(third) == []
-    assert last_state(third)["bookmarks"]["items"]["replication_key_value"] == \
-        last_state(second)["bookmarks"]["items"]["replication_key_value"]
+    assert (
+        last_state(third)["bookmarks"]["items"]["replication_key_value"]
+        == last_state(second)["bookmarks"]["items"]["replication_key_value"]
+    )
 
 
 def test_state_with_sdk_markers_is_ignored_by_adapter(tmp_path: Path, run_tap) -> None:
     db = tmp_path / "src.sqlite"
     make_items(db, range(1, 6))
-    state = {"bookmarks": {"items": {"replication_key": "updated_at",
-                                     "replication_key_value": "2024-01-01T00:00:00+00:00",
-                                     "keys_at_value": [[1], [2], [3]],
-                                     "starting_replication_value": "x",
-                                     "progress_markers": {"Note": "x"}}}}
+    state = {
+        "bookmarks": {
+            "items": {
+                "replication_key": "updated_at",
+                "replication_key_value": "2024-01-01T00:00:00+00:00",
+                "keys_at_value": [[1], [2], [3]],
+                "starting_replication_value": "x",
+                "progress_markers": {"Note": "x"},
+            }
+        }
+    }
     ids = [r["id"] for r in records_of(run_tap(_cfg(db), state=state))]
     assert ids == [4, 5]
 
@@ -102,9 +110,14 @@ def test_transforms_rename_mask_filter_keep_state(tmp_path: Path, run_tap) -> No
     renamed fields, and the state is still the adapter's bookmark (resume works)."""
     db = tmp_path / "src.sqlite"
     make_items(db, range(1, 11))
-    cfg = _cfg(db, transforms=[{"type": "rename", "fields": {"updated_at": "changed_at", "id": "item_id"}},
-                               {"type": "mask", "fields": ["name"]},
-                               {"type": "filter", "expression": "item_id != 3"}])
+    cfg = _cfg(
+        db,
+        transforms=[
+            {"type": "rename", "fields": {"updated_at": "changed_at", "id": "item_id"}},
+            {"type": "mask", "fields": ["name"]},
+            {"type": "filter", "expression": "item_id != 3"},
+        ],
+    )
     msgs = run_tap(cfg)
     schema = next(m for m in msgs if m["type"] == "SCHEMA")
     assert set(schema["schema"]["properties"]) == {"item_id", "name", "amount", "changed_at"}

@@ -19,8 +19,9 @@ def run_target(tmp_path: Path):
     """``run_target(messages, **config)`` runs target-dcapix (probe adapter) on the messages."""
     counter = {"n": 0}
 
-    def run(messages: list[Any], *, args: tuple[str, ...] = (), inprocess: bool = False,
-            **config: Any) -> Run:
+    def run(
+        messages: list[Any], *, args: tuple[str, ...] = (), inprocess: bool = False, **config: Any
+    ) -> Run:
         counter["n"] += 1
         out = tmp_path / f"out{counter['n']}"
         cfg = {"adapter": "probe", "path": str(out), **config}
@@ -31,7 +32,12 @@ def run_target(tmp_path: Path):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run(
             [sys.executable, "-m", "tests.singer_target.run_target", "--config", str(cfg_path), *args],
-            input=messages_text(messages), capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+            input=messages_text(messages),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr, out)
 
@@ -55,8 +61,9 @@ def _run_inprocess(cfg_path: Path, text: str, out: Path) -> Run:
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                TargetDcApiX.invoke(config=_ConfigInput.from_cli_args(str(cfg_path)),
-                                    file_input=io.BytesIO(text.encode()))  # type: ignore[arg-type]
+                TargetDcApiX.invoke(
+                    config=_ConfigInput.from_cli_args(str(cfg_path)), file_input=io.BytesIO(text.encode())
+                )  # type: ignore[arg-type]
             except SystemExit as exc:
                 rc = int(exc.code or 0)
     finally:

@@ -50,9 +50,14 @@ class ProbeAdapter(ProtocolAdapter):
         super().start_write(stream, load_method=load_method)
         self._methods[stream.name] = load_method or "append"
         self._pending.setdefault(stream.name, [])
-        self._log(call="start_write", stream=stream.name, load_method=load_method,
-                  columns=list(stream.properties), keys=list(stream.key_properties),
-                  replication_key=stream.replication_key)
+        self._log(
+            call="start_write",
+            stream=stream.name,
+            load_method=load_method,
+            columns=list(stream.properties),
+            keys=list(stream.key_properties),
+            replication_key=stream.replication_key,
+        )
 
     def write(self, stream: StreamSpec, batch: Batch) -> WriteResult:
         self._writes += 1

@@ -53,18 +53,30 @@ SCHEMA = {
 }
 
 
-def schema_msg(stream: str = "users", schema: dict[str, Any] | None = None, keys: list[str] | None = None,
-               bookmarks: list[str] | None = None) -> dict[str, Any]:
-    msg: dict[str, Any] = {"type": "SCHEMA", "stream": stream, "schema": schema or SCHEMA,
-                           "key_properties": ["id"] if keys is None else keys}
+def schema_msg(
+    stream: str = "users",
+    schema: dict[str, Any] | None = None,
+    keys: list[str] | None = None,
+    bookmarks: list[str] | None = None,
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": schema or SCHEMA,
+        "key_properties": ["id"] if keys is None else keys,
+    }
     if bookmarks is not None:
         msg["bookmark_properties"] = bookmarks
     return msg
 
 
 def rec(i: int, stream: str = "users", **extra: Any) -> dict[str, Any]:
-    record = {"id": i, "name": f"n{i}", "amount": i * 1.5,
-              "updated_at": f"2024-01-{i % 28 + 1:02d}T00:00:00Z"}
+    record = {
+        "id": i,
+        "name": f"n{i}",
+        "amount": i * 1.5,
+        "updated_at": f"2024-01-{i % 28 + 1:02d}T00:00:00Z",
+    }
     record.update(extra)
     return {"type": "RECORD", "stream": stream, "record": record}
 

@@ -13,7 +13,11 @@ from tests.singer_target.support import ROOT
 def _about(fmt: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "tests.singer_target.run_target", "--about", "--format", fmt],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -27,8 +31,17 @@ def test_about_json_lists_target_settings_and_adapter_options_with_secrets():
     settings = about["settings"]
     props = settings["properties"]
     assert settings["required"] == ["adapter"]
-    for name in ("adapter", "load_method", "batch_size_rows", "validate_records", "hard_delete",
-                 "max_parallelism", "stream_maps", "flattening_enabled", "add_record_metadata"):
+    for name in (
+        "adapter",
+        "load_method",
+        "batch_size_rows",
+        "validate_records",
+        "hard_delete",
+        "max_parallelism",
+        "stream_maps",
+        "flattening_enabled",
+        "add_record_metadata",
+    ):
         assert name in props, name
     assert props["validate_records"]["default"] is True
     assert props["batch_size_rows"]["default"] == 100_000

@@ -133,9 +133,15 @@ def test_sigterm_aborts_without_state_for_uncommitted_rows(tmp_path):
     out = tmp_path / "out"
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"adapter": "probe", "path": str(out), "batch_size_rows": 2}))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.singer_target.run_target", "--config", str(cfg)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.singer_target.run_target", "--config", str(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(messages_text([schema_msg(), rec(1), rec(2), state(2), rec(3)]))
     proc.stdin.flush()

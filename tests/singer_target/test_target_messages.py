@@ -17,16 +17,32 @@ def test_records_land_and_state_follows_the_flush(run_target):
     run = run_target(msgs, batch_size_rows=2)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1, 2, 3]
-    assert run.rows("users")[0] == {"id": 1, "name": "n1", "amount": 1.5,
-                                    "updated_at": "2024-01-02T00:00:00Z"}
+    assert run.rows("users")[0] == {
+        "id": 1,
+        "name": "n1",
+        "amount": 1.5,
+        "updated_at": "2024-01-02T00:00:00Z",
+    }
     # stdout holds only state values, each once, in order
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": v}}} for v in (0, 2, 3)]
     calls = run.calls()
-    assert calls[0] == {"call": "start_write", "stream": "users", "load_method": "append",
-                        "columns": ["id", "name", "amount", "updated_at"], "keys": ["id"],
-                        "replication_key": "updated_at"}
-    assert [c["call"] for c in calls] == ["start_write", "write", "flush", "write", "flush",
-                                          "finish_write", "close"]
+    assert calls[0] == {
+        "call": "start_write",
+        "stream": "users",
+        "load_method": "append",
+        "columns": ["id", "name", "amount", "updated_at"],
+        "keys": ["id"],
+        "replication_key": "updated_at",
+    }
+    assert [c["call"] for c in calls] == [
+        "start_write",
+        "write",
+        "flush",
+        "write",
+        "flush",
+        "finish_write",
+        "close",
+    ]
 
 
 def test_no_state_for_records_the_adapter_did_not_commit(run_target):
@@ -66,8 +82,7 @@ def test_append_only_is_accepted_as_append(run_target):
 def test_schema_change_mid_stream_flushes_the_old_batch_first(run_target):
     wider = json.loads(json.dumps(SCHEMA))
     wider["properties"]["email"] = {"type": ["string", "null"]}
-    msgs = [schema_msg(), rec(1), rec(2), state(2), schema_msg(schema=wider),
-            rec(3, email="a@x"), state(3)]
+    msgs = [schema_msg(), rec(1), rec(2), state(2), schema_msg(schema=wider), rec(3, email="a@x"), state(3)]
     run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     rows = run.rows("users")
@@ -76,7 +91,8 @@ def test_schema_change_mid_stream_flushes_the_old_batch_first(run_target):
     calls = [(c["call"], c.get("rows"), tuple(c.get("columns") or ())) for c in run.calls()]
     assert calls[:5] == [
         ("start_write", None, ("id", "name", "amount", "updated_at")),
-        ("write", 2, ()), ("flush", 2, ()),
+        ("write", 2, ()),
+        ("flush", 2, ()),
         ("start_write", None, ("id", "name", "amount", "updated_at", "email")),
         ("write", 1, ()),
     ]
@@ -85,8 +101,14 @@ def test_schema_change_mid_stream_flushes_the_old_batch_first(run_target):
 
 def test_several_streams_and_keys(run_target):
     other = {"type": "object", "properties": {"k": {"type": "string"}, "v": {"type": "integer"}}}
-    msgs = [schema_msg(), schema_msg("kv", other, keys=["k"]),
-            rec(1), {"type": "RECORD", "stream": "kv", "record": {"k": "a", "v": 1}}, rec(2), state(9)]
+    msgs = [
+        schema_msg(),
+        schema_msg("kv", other, keys=["k"]),
+        rec(1),
+        {"type": "RECORD", "stream": "kv", "record": {"k": "a", "v": 1}},
+        rec(2),
+        state(9),
+    ]
     run = run_target(msgs, load_method="upsert", inprocess=True)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1, 2]
@@ -104,8 +126,12 @@ def test_empty_stream_is_still_created(run_target):
 
 
 def test_activate_version_without_hard_delete_keeps_rows(run_target):
-    msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1},
-            {**rec(1), "version": 1}, {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1}]
+    msgs = [
+        schema_msg(),
+        {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1},
+        {**rec(1), "version": 1},
+        {"type": "ACTIVATE_VERSION", "stream": "users", "version": 1},
+    ]
     run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     assert [r["id"] for r in run.rows("users")] == [1]
@@ -113,9 +139,13 @@ def test_activate_version_without_hard_delete_keeps_rows(run_target):
 
 
 def test_activate_version_with_hard_delete_replaces_the_stream(run_target, tmp_path: Path):
-    msgs = [schema_msg(), {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7},
-            {**rec(5), "version": 7}, {**rec(6), "version": 7},
-            {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7}]
+    msgs = [
+        schema_msg(),
+        {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7},
+        {**rec(5), "version": 7},
+        {**rec(6), "version": 7},
+        {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7},
+    ]
     first = run_target([schema_msg(), rec(1), rec(2)], inprocess=True)
     assert first.rc == 0
     # second run into the same directory: the old rows of earlier versions must be gone
@@ -132,12 +162,24 @@ def test_batch_messages_jsonl_gzip_and_parquet(run_target, tmp_path: Path):
             f.write(json.dumps(rec(i)["record"]) + "\n")
     pqf = tmp_path / "b2.parquet"
     pq.write_table(pa.Table.from_pylist([rec(4)["record"], rec(5)["record"]]), pqf)
-    msgs = [schema_msg(), rec(1),
-            {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"},
-             "manifest": [jl.as_uri()]},
-            {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet", "compression": "none"},
-             "manifest": [str(pqf)]},
-            rec(6), state(6)]
+    msgs = [
+        schema_msg(),
+        rec(1),
+        {
+            "type": "BATCH",
+            "stream": "users",
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "manifest": [jl.as_uri()],
+        },
+        {
+            "type": "BATCH",
+            "stream": "users",
+            "encoding": {"format": "parquet", "compression": "none"},
+            "manifest": [str(pqf)],
+        },
+        rec(6),
+        state(6),
+    ]
     run = run_target(msgs, inprocess=True)
     assert run.rc == 0, run.stderr
     rows = run.rows("users")
@@ -149,8 +191,11 @@ def test_batch_messages_jsonl_gzip_and_parquet(run_target, tmp_path: Path):
 def test_batch_file_with_a_bad_record_names_the_file_and_field(run_target, tmp_path: Path):
     jl = tmp_path / "bad.jsonl"
     jl.write_text(json.dumps(rec(1)["record"]) + "\n" + json.dumps({"id": "x"}) + "\n")
-    msgs = [schema_msg(), {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"},
-                           "manifest": [str(jl)]}, state(1)]
+    msgs = [
+        schema_msg(),
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl"}, "manifest": [str(jl)]},
+        state(1),
+    ]
     run = run_target(msgs, inprocess=True)
     assert run.rc == 1
     assert len(run.error_lines) == 1
@@ -160,8 +205,11 @@ def test_batch_file_with_a_bad_record_names_the_file_and_field(run_target, tmp_p
 
 def test_stream_maps_take_the_sdk_record_path(run_target):
     msgs = [schema_msg(), rec(1), rec(2), state(2)]
-    run = run_target(msgs, stream_maps={"users": {"__alias__": "people", "name": "__NULL__",
-                                                  "__filter__": "record['id'] != 2"}}, inprocess=True)
+    run = run_target(
+        msgs,
+        stream_maps={"users": {"__alias__": "people", "name": "__NULL__", "__filter__": "record['id'] != 2"}},
+        inprocess=True,
+    )
     assert run.rc == 0, run.stderr
     assert run.rows("people") == [{"id": 1, "amount": 1.5, "updated_at": "2024-01-02T00:00:00Z"}]
     assert run.states == [{"bookmarks": {"users": {"replication_key_value": 2}}}]

@@ -30,8 +30,10 @@ def run(plugins: Any, tmp_path: Path):
         rc = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                TargetDcApiX.invoke(config=_ConfigInput.from_cli_args(str(cfg)),
-                                    file_input=io.BytesIO(messages_text(messages).encode()))  # type: ignore[arg-type]
+                TargetDcApiX.invoke(
+                    config=_ConfigInput.from_cli_args(str(cfg)),
+                    file_input=io.BytesIO(messages_text(messages).encode()),
+                )  # type: ignore[arg-type]
             except SystemExit as exc:
                 rc = int(exc.code or 0)
         return rc, [json.loads(x) for x in out.getvalue().splitlines() if x.strip()], err.getvalue()
@@ -51,8 +53,17 @@ def test_sqlite_upsert_last_record_wins_and_schema_change_adds_a_column(run, tmp
     db = tmp_path / "dst.sqlite"
     wider = json.loads(json.dumps(SCHEMA))
     wider["properties"]["email"] = {"type": ["string", "null"]}
-    msgs = [schema_msg(), rec(1), rec(2), rec(1, name="again"), state(1),
-            schema_msg(schema=wider), rec(3, email="c@x"), rec(2, name="upd", email="b@x"), state(2)]
+    msgs = [
+        schema_msg(),
+        rec(1),
+        rec(2),
+        rec(1, name="again"),
+        state(1),
+        schema_msg(schema=wider),
+        rec(3, email="c@x"),
+        rec(2, name="upd", email="b@x"),
+        state(2),
+    ]
     rc, states, err = run(msgs, adapter="sql", url=f"sqlite:///{db}", load_method="upsert")
     assert rc == 0, err
     assert states[-1] == {"bookmarks": {"users": {"replication_key_value": 2}}}
@@ -66,8 +77,9 @@ def test_sqlite_activate_version_with_hard_delete_replaces_old_rows(run, tmp_pat
     rc, _, err = run([schema_msg(), rec(1), rec(2), rec(3)], adapter="sql", url=url)
     assert rc == 0, err
     av = {"type": "ACTIVATE_VERSION", "stream": "users", "version": 5}
-    rc, states, err = run([schema_msg(), av, {**rec(7), "version": 5}, av, state(7)],
-                          adapter="sql", url=url, hard_delete=True)
+    rc, states, err = run(
+        [schema_msg(), av, {**rec(7), "version": 5}, av, state(7)], adapter="sql", url=url, hard_delete=True
+    )
     assert rc == 0, err
     assert _sqlite_rows(db, "SELECT id FROM users ORDER BY id") == [(7,)]
     assert states == [{"bookmarks": {"users": {"replication_key_value": 7}}}]
@@ -108,8 +120,12 @@ def test_parquet_schema_change_and_typed_columns(run, tmp_path: Path):
 
 def test_parquet_bad_value_with_validation_off_names_the_field_and_leaves_no_file(run, tmp_path: Path):
     out = tmp_path / "pq"
-    msgs = [schema_msg(), rec(1), {"type": "RECORD", "stream": "users",
-                                   "record": {"id": 2, "updated_at": "yesterday"}}, state(2)]
+    msgs = [
+        schema_msg(),
+        rec(1),
+        {"type": "RECORD", "stream": "users", "record": {"id": 2, "updated_at": "yesterday"}},
+        state(2),
+    ]
     rc, states, err = run(msgs, adapter="parquet", path=str(out), validate_records=False)
     assert rc == 1 and states == []
     line = next(x for x in err.splitlines() if x.startswith("target-dcapix: error:"))

@@ -64,12 +64,22 @@ def test_pg_streams_config_and_include_exclude(pg_url, pg_schema, pg_exec):
     cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema, "include": ["*types"], "exclude": ["v_*"]}
     with create_adapter(cfg) as ad:
         assert [s.name for s in ad.discover()] == ["alltypes"]
-    cfg = {"adapter": "sql", "url": pg_url, "stream_name_separator": ".", "streams": [
-        f"{pg_schema}.other",
-        {"name": "picked", "table": "alltypes", "schema": pg_schema, "columns": ["id", "tstz"],
-         "replication_key": "tstz"},
-        {"name": "q", "query": f"SELECT id, dec, tstz, u FROM {pg_schema}.alltypes", "primary_key": "id"},
-    ]}
+    cfg = {
+        "adapter": "sql",
+        "url": pg_url,
+        "stream_name_separator": ".",
+        "streams": [
+            f"{pg_schema}.other",
+            {
+                "name": "picked",
+                "table": "alltypes",
+                "schema": pg_schema,
+                "columns": ["id", "tstz"],
+                "replication_key": "tstz",
+            },
+            {"name": "q", "query": f"SELECT id, dec, tstz, u FROM {pg_schema}.alltypes", "primary_key": "id"},
+        ],
+    }
     with create_adapter(cfg) as ad:
         specs = {s.name: s for s in ad.discover()}
     assert set(specs) == {f"{pg_schema}.other", "picked", "q"}
@@ -77,8 +87,12 @@ def test_pg_streams_config_and_include_exclude(pg_url, pg_schema, pg_exec):
     assert specs["picked"].replication_key == "tstz"
     q = specs["q"]
     assert q.key_properties == ("id",)
-    assert q.properties["dec"] == {"type": ["string", "null"], "format": "decimal",
-                                   "x-precision": 38, "x-scale": 10}
+    assert q.properties["dec"] == {
+        "type": ["string", "null"],
+        "format": "decimal",
+        "x-precision": 38,
+        "x-scale": 10,
+    }
     assert q.properties["tstz"] == {"type": ["string", "null"], "format": "date-time"}
     assert q.properties["u"]["format"] == "uuid"
 
@@ -117,8 +131,11 @@ def _count_queries(ad):
 
 
 def test_pg_discovery_is_bulk_200_tables(pg_url, pg_schema, pg_exec):
-    ddl = ";".join(f"CREATE TABLE {pg_schema}.t{i:03d} (id bigint PRIMARY KEY, a text, b numeric(10,2), "
-                   f"c timestamptz, d jsonb)" for i in range(200))
+    ddl = ";".join(
+        f"CREATE TABLE {pg_schema}.t{i:03d} (id bigint PRIMARY KEY, a text, b numeric(10,2), "
+        f"c timestamptz, d jsonb)"
+        for i in range(200)
+    )
     pg_exec(ddl)
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
         seen = _count_queries(ad)
@@ -141,10 +158,14 @@ def test_sqlite_discovery_is_bulk_200_tables(sqlite_db):
 
 
 def test_missing_table_one_line_error(pg_url, pg_schema, sqlite_db):
-    for url, name, stream in ((pg_url, f"{pg_schema}.nope", f"{pg_schema}-nope"),
-                              (sqlite_db[0], "nope", "nope")):
-        with create_adapter({"adapter": "sql", "url": url, "streams": [name]}) as ad, \
-                pytest.raises(AdapterError) as ei:
+    for url, name, stream in (
+        (pg_url, f"{pg_schema}.nope", f"{pg_schema}-nope"),
+        (sqlite_db[0], "nope", "nope"),
+    ):
+        with (
+            create_adapter({"adapter": "sql", "url": url, "streams": [name]}) as ad,
+            pytest.raises(AdapterError) as ei,
+        ):
             ad.discover()
         msg = str(ei.value)
         assert "\n" not in msg
@@ -161,8 +182,10 @@ def test_unknown_configured_column_names_field(sqlite_db):
 
 def test_password_redacted_in_errors():
     url = "postgresql://postgres:S3cretPassw0rd@127.0.0.1:5432/dcapix_no_such_database_here"
-    with create_adapter({"adapter": "sql", "url": url, "streams": ["t"]}) as ad, \
-            pytest.raises(AdapterError) as ei:
+    with (
+        create_adapter({"adapter": "sql", "url": url, "streams": ["t"]}) as ad,
+        pytest.raises(AdapterError) as ei,
+    ):
         ad.discover()
     assert "S3cretPassw0rd" not in str(ei.value)
     assert "adapter 'sql'" in str(ei.value) and "127.0.0.1" in str(ei.value)
@@ -178,10 +201,12 @@ def test_options_are_validated():
 
 
 def test_plugin_module_stays_light():
-    code = ("import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.get_plugins().adapters.names(); "
-            "bad = [m for m in ('sqlalchemy', 'pyarrow', 'psycopg', 'adbc_driver_manager') "
-            "if m in sys.modules]; "
-            "print(bad); assert not bad")
+    code = (
+        "import sys, dc_api_x; dc_api_x.enable_plugins(); dc_api_x.get_plugins().adapters.names(); "
+        "bad = [m for m in ('sqlalchemy', 'pyarrow', 'psycopg', 'adbc_driver_manager') "
+        "if m in sys.modules]; "
+        "print(bad); assert not bad"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -191,8 +216,12 @@ def test_sql_reflection_schema_provider(sqlite_db):
     run("CREATE TABLE items (id INTEGER PRIMARY KEY, amount DECIMAL_TEXT(9,2), at TIMESTAMPTZ)")
     provider = create_plugin("schema_providers", {"type": "sql_reflection", "url": url})
     schema = provider.schema(table="items")
-    assert schema["properties"]["amount"] == {"type": ["string", "null"], "format": "decimal",
-                                              "x-precision": 9, "x-scale": 2}
+    assert schema["properties"]["amount"] == {
+        "type": ["string", "null"],
+        "format": "decimal",
+        "x-precision": 9,
+        "x-scale": 2,
+    }
     assert schema["properties"]["at"]["format"] == "date-time"
     assert schema["properties"]["id"] == {"type": "integer"}
 
@@ -205,6 +234,7 @@ def test_sql_reflection_with_an_engine_in_the_context(pg_url, pg_schema, pg_exec
         schema = provider.schema(engine=engine, table="items", schema=pg_schema)
     finally:
         engine.dispose()
-    assert schema["properties"] == {"id": {"type": "integer"},
-                                    "at": {"type": ["string", "null"], "format": "date-time",
-                                           "x-timezone": False}}
+    assert schema["properties"] == {
+        "id": {"type": "integer"},
+        "at": {"type": ["string", "null"], "format": "date-time", "x-timezone": False},
+    }

@@ -16,23 +16,31 @@ N = _sql._PG_PARALLEL_MIN_ROWS  # rows per batch: just large enough to take the 
 
 SPEC = StreamSpec(
     name="items",
-    schema={"type": "object", "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": ["string", "null"]},
-        "amount": {"type": ["number", "null"]},
-    }},
+    schema={
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["string", "null"]},
+            "amount": {"type": ["number", "null"]},
+        },
+    },
     key_properties=("id",),
 )
 
 
-def _batch(start: int, n: int = N, *, name: str = "n", bad_row: int | None = None,
-           bookmark: dict | None = None) -> Batch:
+def _batch(
+    start: int, n: int = N, *, name: str = "n", bad_row: int | None = None, bookmark: dict | None = None
+) -> Batch:
     names = [name] * n
     if bad_row is not None:
         names[bad_row] = "much too long"
-    table = pa.table({"id": pa.array(range(start, start + n), pa.int64()),
-                      "name": pa.array(names, pa.string()),
-                      "amount": pa.array([i * 0.5 for i in range(n)], pa.float64())})
+    table = pa.table(
+        {
+            "id": pa.array(range(start, start + n), pa.int64()),
+            "name": pa.array(names, pa.string()),
+            "amount": pa.array([i * 0.5 for i in range(n)], pa.float64()),
+        }
+    )
     return Batch.from_arrow(table, schema=SPEC.schema, bookmark=bookmark)
 
 
@@ -64,8 +72,9 @@ def test_finish_write_waits_for_batches_in_flight(pg_url, pg_schema, pg_exec):
 
 
 def test_failed_batch_among_parallel_ones_commits_only_the_batches_before_it(pg_url, pg_schema, pg_exec):
-    pg_exec(f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), "
-            f"amount double precision)")
+    pg_exec(
+        f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), amount double precision)"
+    )
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
         ad.start_write(SPEC)
         batches = [_batch(1), _batch(1 + N, bad_row=N - 1), _batch(1 + 2 * N), _batch(1 + 3 * N)]
@@ -100,13 +109,15 @@ def test_duplicate_key_across_concurrent_batches_is_the_sequential_error(pg_url,
 def test_flush_decides_what_state_may_cover(pg_url, pg_schema, pg_exec):
     """A runner stores the bookmark of the last batch only after flush() returned: the batches
     committed then are exactly the ones written before the flush."""
-    pg_exec(f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), "
-            f"amount double precision)")
+    pg_exec(
+        f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), amount double precision)"
+    )
     saved: list[dict] = []
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
         ad.start_write(SPEC)
-        batches = [_batch(1 + i * N, bad_row=(5 if i == 3 else None), bookmark={"id": (i + 1) * N})
-                   for i in range(5)]
+        batches = [
+            _batch(1 + i * N, bad_row=(5 if i == 3 else None), bookmark={"id": (i + 1) * N}) for i in range(5)
+        ]
         pending = None
         with pytest.raises(SchemaError, match=r"stream 'items', field 'name'"):
             for i, b in enumerate(batches):
@@ -133,8 +144,10 @@ def test_close_without_flush_leaves_a_prefix_of_batches(pg_url, pg_schema, pg_ex
         ad.close()  # (e.g. after an error elsewhere): what was in flight is committed or rolled back
     ids = _ids(pg_exec, pg_schema)
     assert len(ids) % N == 0 and ids == list(range(1, len(ids) + 1))
-    assert pg_exec("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' "
-                   "AND datname = current_database()") == [(0,)]
+    assert pg_exec(
+        "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' "
+        "AND datname = current_database()"
+    ) == [(0,)]
 
 
 def test_upsert_and_overwrite_keep_their_semantics(pg_url, pg_schema, pg_exec):
@@ -182,8 +195,9 @@ def test_sigkill_with_batches_in_flight_leaves_a_prefix(pg_url, pg_schema, pg_ex
 
     script = tmp_path / "kill.py"
     script.write_text(_KILL_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), pg_url, pg_schema, str(N)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), pg_url, pg_schema, str(N)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == -9, proc.stderr
     ids = _ids(pg_exec, pg_schema)
     # whole batches only, and only a prefix of them (the server aborted the open transactions)

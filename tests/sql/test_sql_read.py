@@ -42,32 +42,53 @@ def events(request, monkeypatch):
         pg_url = request.getfixturevalue("pg_url")
         schema = request.getfixturevalue("pg_schema")
         run = request.getfixturevalue("pg_exec")
-        run(f"CREATE TABLE {schema}.events (id bigint PRIMARY KEY, updated_at timestamptz, v text, "
-            f"amount numeric(12,2))")
+        run(
+            f"CREATE TABLE {schema}.events (id bigint PRIMARY KEY, updated_at timestamptz, v text, "
+            f"amount numeric(12,2))"
+        )
 
         def insert(rows):
             for i, ts, v in rows:
                 run(f"INSERT INTO {schema}.events VALUES (%s, %s, %s, %s)", (i, ts, v, Decimal(i) / 4))
 
-        cfg = {"adapter": "sql", "url": pg_url, "arrow": kind == "pg-adbc", "streams": [
-            {"name": "events", "table": "events", "schema": schema, "replication_key": "updated_at"}]}
+        cfg = {
+            "adapter": "sql",
+            "url": pg_url,
+            "arrow": kind == "pg-adbc",
+            "streams": [
+                {"name": "events", "table": "events", "schema": schema, "replication_key": "updated_at"}
+            ],
+        }
     else:
         url, run = request.getfixturevalue("sqlite_db")
-        run("CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at TIMESTAMPTZ, v TEXT, "
-            "amount DECIMAL_TEXT(12,2))")
+        run(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at TIMESTAMPTZ, v TEXT, "
+            "amount DECIMAL_TEXT(12,2))"
+        )
 
         def insert(rows):
-            run("INSERT INTO events VALUES (?, ?, ?, ?)",
-                [(i, ts.isoformat(timespec="microseconds"), v,
-                  str((Decimal(i) / 4).quantize(Decimal("0.01"))))
-                 for i, ts, v in rows])
+            run(
+                "INSERT INTO events VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        i,
+                        ts.isoformat(timespec="microseconds"),
+                        v,
+                        str((Decimal(i) / 4).quantize(Decimal("0.01"))),
+                    )
+                    for i, ts, v in rows
+                ],
+            )
 
         if kind == "sqlite-sqlite3":
             from dc_api_x.adapters._sql import SQLAdapter
 
             monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
-        cfg = {"adapter": "sql", "url": url, "streams": [
-            {"table": "events", "replication_key": "updated_at"}]}
+        cfg = {
+            "adapter": "sql",
+            "url": url,
+            "streams": [{"table": "events", "replication_key": "updated_at"}],
+        }
     insert(ROWS)
     return cfg, insert
 
@@ -87,8 +108,11 @@ def test_full_and_incremental_reads_with_boundary_dedup(events):
         # every batch carries the state after it; the rows already delivered at the value are listed
         # (SQLite keeps the stored text of the value, PostgreSQL an ISO string: both parse back)
         first = batches[0].bookmark
-        assert _norm(first) == {"replication_key": "updated_at", "replication_key_value": _t(1),
-                                "keys_at_value": [[4]]}
+        assert _norm(first) == {
+            "replication_key": "updated_at",
+            "replication_key_value": _t(1),
+            "keys_at_value": [[4]],
+        }
         last = batches[-1].bookmark
         assert _norm(last)["replication_key_value"] == _t(3) and last["keys_at_value"] == [[10]]
         assert batches[1].bookmark["keys_at_value"] == [[7], [8]]
@@ -105,8 +129,11 @@ def test_full_and_incremental_reads_with_boundary_dedup(events):
         insert([(11, _t(3), "late"), (12, _t(4), "new")])
         new, nb = read_all(ad, spec, state=last)
         assert [r["id"] for r in new] == [11, 12]
-        assert _norm(nb[-1].bookmark) == {"replication_key": "updated_at",
-                                          "replication_key_value": _t(4), "keys_at_value": [[12]]}
+        assert _norm(nb[-1].bookmark) == {
+            "replication_key": "updated_at",
+            "replication_key_value": _t(4),
+            "keys_at_value": [[12]],
+        }
         # and the bookmark after row 11 alone remembers both rows at that value
         part, pb = read_all(ad, spec, state=last, limit=1)
         assert [r["id"] for r in part] == [11]
@@ -159,14 +186,23 @@ def test_custom_query_stream_incremental(pg_url, pg_schema, pg_exec):
         pg_exec(f"INSERT INTO {pg_schema}.events VALUES (%s, %s, %s)", (i, ts, v))
     query = f"SELECT id, updated_at, upper(v) AS big FROM {pg_schema}.events WHERE v LIKE 'v%'"
     for arrow in (True, False):
-        cfg = {"adapter": "sql", "url": pg_url, "arrow": arrow, "streams": [
-            {"name": "q", "query": query, "primary_keys": ["id"], "replication_key": "updated_at"}]}
+        cfg = {
+            "adapter": "sql",
+            "url": pg_url,
+            "arrow": arrow,
+            "streams": [
+                {"name": "q", "query": query, "primary_keys": ["id"], "replication_key": "updated_at"}
+            ],
+        }
         with create_adapter(cfg) as ad:
             (spec,) = ad.discover()
             recs, _batches = read_all(ad, spec)
             assert [r["big"] for r in recs] == [f"V{i}" for i in range(1, 11)]
-            state = {"replication_key": "updated_at", "replication_key_value": "2024-01-01T02:00:00Z",
-                     "keys_at_value": [[7]]}
+            state = {
+                "replication_key": "updated_at",
+                "replication_key_value": "2024-01-01T02:00:00Z",
+                "keys_at_value": [[7]],
+            }
             recs, _ = read_all(ad, spec, state=state)
             assert [r["id"] for r in recs] == [8, 9, 10]
 
@@ -175,9 +211,14 @@ def test_sqlite_offset_timestamps_in_naive_column(sqlite_db):
     """The benchmark's SQLite file stores ISO strings with offsets in TIMESTAMP columns."""
     url, run = sqlite_db
     run("CREATE TABLE r (id INTEGER PRIMARY KEY, at TIMESTAMP, flag BOOLEAN, j JSON)")
-    run("INSERT INTO r VALUES (?, ?, ?, ?)", [(1, "2021-03-04T05:06:07+00:00", 1, '{"a": 1}'),
-                                              (2, "2021-03-04T07:06:07+02:00", 0, "[1, 2]"),
-                                              (3, None, None, None)])
+    run(
+        "INSERT INTO r VALUES (?, ?, ?, ?)",
+        [
+            (1, "2021-03-04T05:06:07+00:00", 1, '{"a": 1}'),
+            (2, "2021-03-04T07:06:07+02:00", 0, "[1, 2]"),
+            (3, None, None, None),
+        ],
+    )
     with create_adapter({"adapter": "sql", "url": url}) as ad:
         (spec,) = ad.discover()
         recs, _ = read_all(ad, spec)
@@ -215,20 +256,40 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
 
         monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
     url, run = sqlite_db
-    run("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "
-        "ts TIMESTAMPTZ, bin BLOB)")
-    run("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+    run(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "
+        "ts TIMESTAMPTZ, bin BLOB)"
+    )
+    run(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(i, None, None, None, None, None, None) for i in range(1, 6)]
-        + [(6, "x", 7, 0.1, "1.25", "2020-01-01T00:00:00+00:00", b"\x01"),
-           (7, 12, 8, 2.5, 3, "2020-01-02", None)])
+        + [
+            (6, "x", 7, 0.1, "1.25", "2020-01-01T00:00:00+00:00", b"\x01"),
+            (7, 12, 8, 2.5, 3, "2020-01-02", None),
+        ],
+    )
     with create_adapter({"adapter": "sql", "url": url, "batch_size": 2}) as ad:
         (spec,) = ad.discover()
         recs, batches = read_all(ad, spec)
     assert [len(b) for b in batches] == [2, 2, 2, 1]
-    assert recs[5] == {"id": 6, "a": "x", "b": 7, "f": 0.1, "d": Decimal("1.25"),
-                       "ts": dt.datetime(2020, 1, 1, tzinfo=UTC), "bin": b"\x01"}
-    assert recs[6] == {"id": 7, "a": "12", "b": 8, "f": 2.5, "d": Decimal("3.00"),
-                       "ts": dt.datetime(2020, 1, 2, tzinfo=UTC), "bin": None}
+    assert recs[5] == {
+        "id": 6,
+        "a": "x",
+        "b": 7,
+        "f": 0.1,
+        "d": Decimal("1.25"),
+        "ts": dt.datetime(2020, 1, 1, tzinfo=UTC),
+        "bin": b"\x01",
+    }
+    assert recs[6] == {
+        "id": 7,
+        "a": "12",
+        "b": 8,
+        "f": 2.5,
+        "d": Decimal("3.00"),
+        "ts": dt.datetime(2020, 1, 2, tzinfo=UTC),
+        "bin": None,
+    }
 
 
 def test_catalog_spec_without_options_and_plain_singer_state(events):
@@ -238,8 +299,11 @@ def test_catalog_spec_without_options_and_plain_singer_state(events):
     cfg, _ = events
     with create_adapter(cfg) as ad:
         bare = StreamSpec(name="events", replication_key="updated_at", key_properties=("id",))
-        state = {"bookmarks": {"events": {"replication_key": "updated_at",
-                                          "replication_key_value": _t(2).isoformat()}}}
+        state = {
+            "bookmarks": {
+                "events": {"replication_key": "updated_at", "replication_key_value": _t(2).isoformat()}
+            }
+        }
         recs, batches = read_all(ad, bare, state=state)
     # inclusive: the rows at the bookmark value come again (never lost), then the newer ones
     assert [r["id"] for r in recs] == [7, 8, 9, 10]
@@ -250,19 +314,32 @@ def test_sqlite_query_stream(sqlite_db):
     url, run = sqlite_db
     run("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
     run("INSERT INTO t VALUES (?, ?, ?)", [(i, f"v{i}", i / 2) for i in range(1, 6)])
-    cfg = {"adapter": "sql", "url": url, "streams": [
-        {"name": "q", "query": "SELECT id, v || '!' AS w, n FROM t WHERE id > 1", "primary_key": "id",
-         "replication_key": "id"}]}
+    cfg = {
+        "adapter": "sql",
+        "url": url,
+        "streams": [
+            {
+                "name": "q",
+                "query": "SELECT id, v || '!' AS w, n FROM t WHERE id > 1",
+                "primary_key": "id",
+                "replication_key": "id",
+            }
+        ],
+    }
     with create_adapter(cfg) as ad:
         (spec,) = ad.discover()
         assert spec.properties["id"] == {"type": "integer"}  # a key: never null
         assert spec.properties["n"] == {"type": ["number", "null"]}
         recs, batches = read_all(ad, spec)
         assert [(r["id"], r["w"], r["n"]) for r in recs] == [(i, f"v{i}!", i / 2) for i in range(2, 6)]
-        assert batches[-1].bookmark == {"replication_key": "id", "replication_key_value": 5,
-                                        "keys_at_value": [[5]]}
-        again, _ = read_all(ad, spec, state={"replication_key": "id", "replication_key_value": 3,
-                                             "keys_at_value": [[3]]})
+        assert batches[-1].bookmark == {
+            "replication_key": "id",
+            "replication_key_value": 5,
+            "keys_at_value": [[5]],
+        }
+        again, _ = read_all(
+            ad, spec, state={"replication_key": "id", "replication_key_value": 3, "keys_at_value": [[3]]}
+        )
         assert [r["id"] for r in again] == [4, 5]
 
 

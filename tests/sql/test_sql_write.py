@@ -26,30 +26,88 @@ CREATE TABLE {s}.alltypes (
     j json, jb jsonb, txt text, vc varchar(20), bin bytea, u uuid, arr_i integer[], arr_t text[]
 )"""
 PG_ROWS = [
-    (1, -32768, 2147483647, 0.5, Decimal("1234567890123456789012345678.0123456789"),
-     Decimal("3.14159265358979323846264338327950288419716939937510"), True, dt.date(1900, 1, 1),
-     dt.time(23, 59, 59, 999999), dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
-     dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
-     '{"a": [1, 2, {"b": null}], "u": "\u00e9"}', '{"k": 1.50, "z": "\u65e5\u672c"}',
-     "h\u00e9llo \u2713 \u65e5\u672c \U0001f600", "short", b"\x00\xff\x10", U1, [1, None, 3],
-     ["a", "b,c", '"q"', "\\"]),
+    (
+        1,
+        -32768,
+        2147483647,
+        0.5,
+        Decimal("1234567890123456789012345678.0123456789"),
+        Decimal("3.14159265358979323846264338327950288419716939937510"),
+        True,
+        dt.date(1900, 1, 1),
+        dt.time(23, 59, 59, 999999),
+        dt.datetime(1999, 12, 31, 23, 59, 59, 999999),
+        dt.datetime(2024, 2, 29, 23, 59, 59, 123456, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        '{"a": [1, 2, {"b": null}], "u": "\u00e9"}',
+        '{"k": 1.50, "z": "\u65e5\u672c"}',
+        "h\u00e9llo \u2713 \u65e5\u672c \U0001f600",
+        "short",
+        b"\x00\xff\x10",
+        U1,
+        [1, None, 3],
+        ["a", "b,c", '"q"', "\\"],
+    ),
     (2,) + (None,) * 18,
-    (3, 0, -1, -1e300, Decimal("-0.0000000001"), Decimal("0"), False, dt.date(2262, 4, 11),
-     dt.time(0, 0), dt.datetime(1970, 1, 1), dt.datetime(1900, 1, 1, tzinfo=UTC), '"just a string"', "[]",
-     "", "", b"", uuid.UUID(int=0), [], []),
+    (
+        3,
+        0,
+        -1,
+        -1e300,
+        Decimal("-0.0000000001"),
+        Decimal("0"),
+        False,
+        dt.date(2262, 4, 11),
+        dt.time(0, 0),
+        dt.datetime(1970, 1, 1),
+        dt.datetime(1900, 1, 1, tzinfo=UTC),
+        '"just a string"',
+        "[]",
+        "",
+        "",
+        b"",
+        uuid.UUID(int=0),
+        [],
+        [],
+    ),
 ]
 
 SQLITE_DDL = """CREATE TABLE alltypes (id INTEGER PRIMARY KEY, i INTEGER, f REAL, dec DECIMAL_TEXT(38,10),
     b BOOLEAN, d DATE, t TIME, ts TIMESTAMP, tstz TIMESTAMPTZ, j JSON, txt TEXT, vc VARCHAR(20), bin BLOB,
     u UUID)"""
 SQLITE_ROWS = [
-    (1, 9223372036854775807, 0.5, "1234567890123456789012345678.0123456789", 1, "1900-01-01",
-     "23:59:59.999999", "1999-12-31 23:59:59.999999", "2024-02-29T18:29:59.123456+00:00",
-     '{"a": [1, 2, {"b": null}], "u": "\u00e9"}', "h\u00e9llo \u2713 \U0001f600", "short", b"\x00\xff\x10",
-     str(U1)),
+    (
+        1,
+        9223372036854775807,
+        0.5,
+        "1234567890123456789012345678.0123456789",
+        1,
+        "1900-01-01",
+        "23:59:59.999999",
+        "1999-12-31 23:59:59.999999",
+        "2024-02-29T18:29:59.123456+00:00",
+        '{"a": [1, 2, {"b": null}], "u": "\u00e9"}',
+        "h\u00e9llo \u2713 \U0001f600",
+        "short",
+        b"\x00\xff\x10",
+        str(U1),
+    ),
     (2,) + (None,) * 13,
-    (3, -1, -1e300, "-0.0000000001", 0, "2262-04-11", "00:00:00", "1970-01-01 00:00:00.000000",
-     "1900-01-01T00:00:00.000000+00:00", '"just a string"', "", "", b"", str(uuid.UUID(int=0))),
+    (
+        3,
+        -1,
+        -1e300,
+        "-0.0000000001",
+        0,
+        "2262-04-11",
+        "00:00:00",
+        "1970-01-01 00:00:00.000000",
+        "1900-01-01T00:00:00.000000+00:00",
+        '"just a string"',
+        "",
+        "",
+        b"",
+        str(uuid.UUID(int=0)),
+    ),
 ]
 
 
@@ -99,14 +157,20 @@ def test_pg_round_trip_every_type(pg_url, pg_schema, pg_exec, arrow):
     assert after[1] == {k: (2 if k == "id" else None) for k in after[1]}
     assert after[2]["j"] == "just a string" and after[2]["jb"] == [] and after[2]["arr_i"] == []
     # the destination table has the types of the conventions
-    types = dict(pg_exec("SELECT column_name, data_type FROM information_schema.columns "
-                         "WHERE table_schema = %s AND table_name = 'copy'", (pg_schema,)))
+    types = dict(
+        pg_exec(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'copy'",
+            (pg_schema,),
+        )
+    )
     assert types["dec"] == "numeric" and types["tstz"] == "timestamp with time zone"
     assert types["ts"] == "timestamp without time zone" and types["jb"] == "jsonb"
     assert types["u"] == "uuid" and types["arr_i"] == "ARRAY" and types["bin"] == "bytea"
-    assert pg_exec(f"SELECT numeric_precision, numeric_scale FROM information_schema.columns "
-                   f"WHERE table_schema = '{pg_schema}' AND table_name = 'copy' AND column_name = 'dec'") == [
-        (38, 10)]
+    assert pg_exec(
+        f"SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+        f"WHERE table_schema = '{pg_schema}' AND table_name = 'copy' AND column_name = 'dec'"
+    ) == [(38, 10)]
 
 
 def test_sqlite_round_trip_every_type(sqlite_db, tmp_path):
@@ -151,24 +215,34 @@ def test_cross_engine_round_trip(pg_url, pg_schema, pg_exec, sqlite_db):
 
 SPEC = StreamSpec(
     name="items",
-    schema={"type": "object", "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": ["string", "null"]},
-        "price": {"type": ["string", "null"], "format": "decimal", "x-precision": 10, "x-scale": 2},
-        "at": {"type": ["string", "null"], "format": "date-time"},
-        "blob": {"type": ["string", "null"], "contentEncoding": "base64"},
-        "meta": {"type": ["object", "null"]},
-    }},
+    schema={
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["string", "null"]},
+            "price": {"type": ["string", "null"], "format": "decimal", "x-precision": 10, "x-scale": 2},
+            "at": {"type": ["string", "null"], "format": "date-time"},
+            "blob": {"type": ["string", "null"], "contentEncoding": "base64"},
+            "meta": {"type": ["object", "null"]},
+        },
+    },
     key_properties=("id",),
 )
 
 
 def _singer_records(n, start=1, suffix=""):
     """Records as the Singer target hands them over: JSON forms (ISO, decimal strings, base64)."""
-    return [{"id": i, "name": f"n{i}{suffix}", "price": f"{i}.50",
-             "at": f"2024-03-0{1 + i % 5}T10:00:00+02:00",
-             "blob": base64.b64encode(bytes([i % 256, 0])).decode(), "meta": {"i": i}}
-            for i in range(start, start + n)]
+    return [
+        {
+            "id": i,
+            "name": f"n{i}{suffix}",
+            "price": f"{i}.50",
+            "at": f"2024-03-0{1 + i % 5}T10:00:00+02:00",
+            "blob": base64.b64encode(bytes([i % 256, 0])).decode(),
+            "meta": {"i": i},
+        }
+        for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture(params=["pg", "pg-generic", "sqlite"])
@@ -176,8 +250,12 @@ def dest(request):
     """``(config, run_sql, qualified_table_name)`` of an empty destination."""
     if request.param.startswith("pg"):
         schema = request.getfixturevalue("pg_schema")
-        cfg = {"adapter": "sql", "url": request.getfixturevalue("pg_url"), "schema": schema,
-               "arrow": request.param == "pg"}
+        cfg = {
+            "adapter": "sql",
+            "url": request.getfixturevalue("pg_url"),
+            "schema": schema,
+            "arrow": request.param == "pg",
+        }
         return cfg, request.getfixturevalue("pg_exec"), f'"{schema}".'
     url, run = request.getfixturevalue("sqlite_db")
     return {"adapter": "sql", "url": url}, run, ""
@@ -253,15 +331,18 @@ def test_schema_evolution_adds_columns(dest):
         ad.start_write(SPEC)
         ad.write(SPEC, Batch.from_records(_singer_records(2), schema=SPEC.schema))
         ad.finish_write(SPEC)
-        grown = SPEC.with_(schema={"type": "object", "properties": {
-            **SPEC.properties, "qty": {"type": ["integer", "null"]}}})
+        grown = SPEC.with_(
+            schema={"type": "object", "properties": {**SPEC.properties, "qty": {"type": ["integer", "null"]}}}
+        )
         ad.start_write(grown)
-        ad.write(grown, Batch.from_records([{**_singer_records(1, start=3)[0], "qty": 7}],
-                                           schema=grown.schema))
+        ad.write(
+            grown, Batch.from_records([{**_singer_records(1, start=3)[0], "qty": 7}], schema=grown.schema)
+        )
         # a batch bringing a column its stream schema did not announce (Arrow view)
-        more = Batch.from_records([{"id": 4, "flag": True}],
-                                  schema={"properties": {"id": {"type": "integer"},
-                                                         "flag": {"type": ["boolean", "null"]}}})
+        more = Batch.from_records(
+            [{"id": 4, "flag": True}],
+            schema={"properties": {"id": {"type": "integer"}, "flag": {"type": ["boolean", "null"]}}},
+        )
         more.to_arrow()
         ad.write(grown, more)
         ad.finish_write(grown)
@@ -287,14 +368,27 @@ def test_hostile_identifiers(engine, request):
         cfg, canary = {"adapter": "sql", "url": url}, "t"
         run("CREATE TABLE t (id int)")
     col = 'c"; DROP TABLE t; --'
-    spec = StreamSpec(name=HOSTILE, key_properties=(col,), schema={"type": "object", "properties": {
-        col: {"type": "integer"}, "\u00dcn\u00ef C\u00f4d\u00e9 'q'": {"type": ["string", "null"]}}})
+    spec = StreamSpec(
+        name=HOSTILE,
+        key_properties=(col,),
+        schema={
+            "type": "object",
+            "properties": {
+                col: {"type": "integer"},
+                "\u00dcn\u00ef C\u00f4d\u00e9 'q'": {"type": ["string", "null"]},
+            },
+        },
+    )
     try:
         for method in ("append", "upsert", "overwrite"):
             with create_adapter(cfg) as ad:
                 ad.start_write(spec, load_method=method)
-                ad.write(spec, Batch.from_records([{col: 1, "\u00dcn\u00ef C\u00f4d\u00e9 'q'": method}],
-                                                  schema=spec.schema))
+                ad.write(
+                    spec,
+                    Batch.from_records(
+                        [{col: 1, "\u00dcn\u00ef C\u00f4d\u00e9 'q'": method}], schema=spec.schema
+                    ),
+                )
                 ad.finish_write(spec)
         with create_adapter(cfg) as ad:
             streams = {s.name: s for s in ad.discover()}
@@ -328,8 +422,10 @@ def test_uncastable_value_rolls_the_batch_back(dest):
 
 
 def test_database_rejection_names_field_and_writes_nothing(pg_url, pg_schema, pg_exec):
-    pg_exec(f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), price numeric(10,2), "
-            f"at timestamptz, blob bytea, meta jsonb)")
+    pg_exec(
+        f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), price numeric(10,2), "
+        f"at timestamptz, blob bytea, meta jsonb)"
+    )
     for arrow in (True, False):
         with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema, "arrow": arrow}) as ad:
             ad.start_write(SPEC)
@@ -346,8 +442,10 @@ def test_database_rejection_names_field_and_writes_nothing(pg_url, pg_schema, pg
 
 def test_sqlite_not_null_violation_names_field(sqlite_db):
     url, run = sqlite_db
-    run("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price DECIMAL_TEXT(10,2), "
-        "at TIMESTAMPTZ, blob BLOB, meta JSON)")
+    run(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price DECIMAL_TEXT(10,2), "
+        "at TIMESTAMPTZ, blob BLOB, meta JSON)"
+    )
     with create_adapter({"adapter": "sql", "url": url}) as ad:
         ad.start_write(SPEC)
         recs = _singer_records(3)
@@ -358,8 +456,10 @@ def test_sqlite_not_null_violation_names_field(sqlite_db):
 
 
 def test_upsert_needs_keys(sqlite_db):
-    with create_adapter({"adapter": "sql", "url": sqlite_db[0]}) as ad, \
-            pytest.raises(AdapterError, match=r"stream 'items'.*key_properties"):
+    with (
+        create_adapter({"adapter": "sql", "url": sqlite_db[0]}) as ad,
+        pytest.raises(AdapterError, match=r"stream 'items'.*key_properties"),
+    ):
         ad.start_write(SPEC.with_(key_properties=()), load_method="upsert")
 
 
@@ -367,13 +467,15 @@ def test_upsert_needs_keys(sqlite_db):
 def test_start_write_again_keeps_what_was_written(dest, method):
     """A Singer target starts a stream again on every SCHEMA message: nothing written may be lost."""
     cfg, run, q = dest
-    grown = SPEC.with_(schema={"type": "object", "properties": {
-        **SPEC.properties, "extra": {"type": ["string", "null"]}}})
+    grown = SPEC.with_(
+        schema={"type": "object", "properties": {**SPEC.properties, "extra": {"type": ["string", "null"]}}}
+    )
     with create_adapter(cfg) as ad:
         ad.start_write(SPEC, load_method=method)
         ad.write(SPEC, Batch.from_records(_singer_records(2), schema=SPEC.schema))
         ad.start_write(grown, load_method=method)
-        ad.write(grown, Batch.from_records([{**_singer_records(1, start=3)[0], "extra": "x"}],
-                                           schema=grown.schema))
+        ad.write(
+            grown, Batch.from_records([{**_singer_records(1, start=3)[0], "extra": "x"}], schema=grown.schema)
+        )
         ad.finish_write(grown)
     assert run(f"SELECT id, extra FROM {q}items ORDER BY id") == [(1, None), (2, None), (3, "x")]

@@ -59,8 +59,14 @@ class LocalHTTPServer:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
-                req = Request(self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                              {k.lower(): v for k, v in self.headers.items()}, body, self.path)
+                req = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    self.path,
+                )
                 outer.requests.append(req)
                 handler = outer.routes.get((self.command, parts.path)) or outer.routes.get(("*", parts.path))
                 if handler is None:
@@ -87,8 +93,9 @@ class LocalHTTPServer:
 
         self._server = ThreadingHTTPServer((self.host, 0), _H)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)  # a short poll: stop() returns fast
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )  # a short poll: stop() returns fast
 
     @property
     def port(self) -> int:

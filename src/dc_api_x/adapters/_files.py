@@ -130,7 +130,7 @@ class _FS:
     def norm(self, path: str) -> str:
         if self.local:
             if path.startswith("file://"):
-                path = path[len("file://"):]
+                path = path[len("file://") :]
             return str(Path(path).expanduser())
         return path.rstrip("/")
 
@@ -285,8 +285,9 @@ class _Incremental:
     key) the bookmark advances with every batch; a row out of order is then an error.
     """
 
-    def __init__(self, stream: StreamSpec, state: Mapping[str, Any] | None, field: pa.Field,
-                 *, ordered: bool = False) -> None:
+    def __init__(
+        self, stream: StreamSpec, state: Mapping[str, Any] | None, field: pa.Field, *, ordered: bool = False
+    ) -> None:
         self.ordered = ordered
         self.rk = stream.replication_key or ""
         self.pks = list(stream.key_properties)
@@ -324,8 +325,10 @@ class _Incremental:
             lo = pc.min_max(col)["min"].as_py()
             if (self.max is not None and lo is not None and lo < self.max) or not _non_decreasing(col):
                 self.monotonic = False
-                raise ValueError(f"rows are not in {self.rk!r} order although option 'ordered' is set "
-                                 f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})")
+                raise ValueError(
+                    f"rows are not in {self.rk!r} order although option 'ordered' is set "
+                    f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})"
+                )
         _lo, hi = self.core.advance_arrow(table)
         if hi is not None and self.ordered:
             self.safe = self.current()
@@ -373,9 +376,14 @@ class _StreamWriter:
         fs.makedirs(self.work_dir)
         self.json_schema = dict(stream.schema)
         self.arrow_schema = jsonschema_to_arrow(self.json_schema)
-        meta = orjson.dumps({"stream": stream.name, "schema": self.json_schema,
-                             "key_properties": list(stream.key_properties),
-                             "replication_key": stream.replication_key})
+        meta = orjson.dumps(
+            {
+                "stream": stream.name,
+                "schema": self.json_schema,
+                "key_properties": list(stream.key_properties),
+                "replication_key": stream.replication_key,
+            }
+        )
         self.file_schema = self.arrow_schema.with_metadata({STREAM_META: meta})
         self.sidecar = meta
         self.sidecar_written = False
@@ -482,8 +490,9 @@ class _StreamWriter:
             fs = self.fs
             old = None
             if fs.exists(self.final_dir):
-                old = fs.join(self.adapter._root,
-                              f".{_safe_name(self.stream.name)}.old-{self.adapter.run_id}")
+                old = fs.join(
+                    self.adapter._root, f".{_safe_name(self.stream.name)}.old-{self.adapter.run_id}"
+                )
                 fs.rename(self.final_dir, old)
             try:
                 fs.rename(self.work_dir, self.final_dir)
@@ -496,8 +505,11 @@ class _StreamWriter:
                 fs.rmtree(old)
 
     def _has_data(self) -> bool:
-        return any(self.adapter._data_file(f) for f in self.fs.walk_files(self.final_dir)) \
-            if self.fs.isdir(self.final_dir) else False
+        return (
+            any(self.adapter._data_file(f) for f in self.fs.walk_files(self.final_dir))
+            if self.fs.isdir(self.final_dir)
+            else False
+        )
 
     def abort(self) -> None:
         self.abort_part()
@@ -520,8 +532,11 @@ class FileAdapter(ProtocolAdapter):
         super().__init__(options, **kwargs)
         opts = self.options
         if not opts.path and not opts.streams:
-            raise ConfigError(f"adapter {self.name!r}: option 'path' is required",
-                              plugin=f"adapter {self.name!r}", field="path")
+            raise ConfigError(
+                f"adapter {self.name!r}: option 'path' is required",
+                plugin=f"adapter {self.name!r}",
+                field="path",
+            )
         self._check_compression()
         root = opts.path or (opts.streams[0].path if opts.streams else "")
         self._fs = _FS(root, opts.storage_options)
@@ -535,8 +550,11 @@ class FileAdapter(ProtocolAdapter):
     def _check_compression(self) -> None:
         c = self.options.compression
         if c is not None and c.lower() not in ("gzip", "none"):
-            raise ConfigError(f"adapter {self.name!r}: option 'compression': {c!r} is not supported "
-                              "(valid: gzip, none)", plugin=f"adapter {self.name!r}", field="compression")
+            raise ConfigError(
+                f"adapter {self.name!r}: option 'compression': {c!r} is not supported (valid: gzip, none)",
+                plugin=f"adapter {self.name!r}",
+                field="compression",
+            )
 
     def _compression(self) -> str | None:
         c = (self.options.compression or "").lower()
@@ -631,8 +649,9 @@ class FileAdapter(ProtocolAdapter):
             direct = [p for p, d in entries if not d and self._data_file(p)]
             subdirs = [p for p, d in entries if d]
             if not direct and subdirs:
-                return [(fs.basename(p), p) for p in subdirs
-                        if any(self._data_file(f) for f in fs.walk_files(p))]
+                return [
+                    (fs.basename(p), p) for p in subdirs if any(self._data_file(f) for f in fs.walk_files(p))
+                ]
             return [(fs.basename(root), root)]
         return [(self._stem(root), root)]
 
@@ -644,8 +663,9 @@ class FileAdapter(ProtocolAdapter):
         entries: list[tuple[str, str, Any, list[str], str | None]] = []
         if opts.streams:
             for s in opts.streams:
-                entries.append((s.name, self._resolve(s.path), s.schema_, list(s.primary_keys),
-                                s.replication_key))
+                entries.append(
+                    (s.name, self._resolve(s.path), s.schema_, list(s.primary_keys), s.replication_key)
+                )
         else:
             for name, path in self._default_streams():
                 entries.append((name, path, opts.schema_, list(opts.primary_keys), opts.replication_key))
@@ -661,8 +681,9 @@ class FileAdapter(ProtocolAdapter):
             if schema is None:
                 if not files:
                     if override is None:
-                        raise self.error(f"no {'/'.join(self.suffixes)} file under "
-                                         f"{self._fs.display(path)!r}", stream=name)
+                        raise self.error(
+                            f"no {'/'.join(self.suffixes)} file under {self._fs.display(path)!r}", stream=name
+                        )
                     schema = {"type": "object", "properties": {}}
                 else:
                     schema, stored = self._discover_schema(name, files)
@@ -728,20 +749,34 @@ class FileAdapter(ProtocolAdapter):
         inc = None
         if stream.replication_key:
             if stream.replication_key not in arrow_schema.names:
-                raise self.error(f"replication key {stream.replication_key!r} is not in the schema",
-                                 stream=stream.name, field=stream.replication_key)
+                raise self.error(
+                    f"replication key {stream.replication_key!r} is not in the schema",
+                    stream=stream.name,
+                    field=stream.replication_key,
+                )
             try:
-                inc = _Incremental(stream, state, arrow_schema.field(stream.replication_key),
-                                   ordered=self.options.ordered)
+                inc = _Incremental(
+                    stream, state, arrow_schema.field(stream.replication_key), ordered=self.options.ordered
+                )
             except (ValueError, TypeError) as exc:
                 value = (state or {}).get("replication_key_value")
-                raise self.error(f"state: replication_key_value {value!r} does not fit the replication "
-                                 f"key: {exc}", stream=stream.name,
-                                 field=stream.replication_key) from None
+                raise self.error(
+                    f"state: replication_key_value {value!r} does not fit the replication key: {exc}",
+                    stream=stream.name,
+                    field=stream.replication_key,
+                ) from None
         return self._read(stream, files, arrow_schema, out_schema, columns, limit, inc)
 
-    def _read(self, stream: StreamSpec, files: list[str], arrow_schema: pa.Schema, out_schema: JSONSchema,
-              columns: Sequence[str] | None, limit: int | None, inc: _Incremental | None) -> Iterator[Batch]:
+    def _read(
+        self,
+        stream: StreamSpec,
+        files: list[str],
+        arrow_schema: pa.Schema,
+        out_schema: JSONSchema,
+        columns: Sequence[str] | None,
+        limit: int | None,
+        inc: _Incremental | None,
+    ) -> Iterator[Batch]:
         remaining = limit
         pending: pa.Table | None = None
         pending_bm: dict[str, Any] | None = None
@@ -783,7 +818,8 @@ class FileAdapter(ProtocolAdapter):
             raise SchemaError(
                 f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
                 f"{self._fs.display(path)!r}: {str(exc).split(': ', 1)[-1]}",
-                adapter=self.name, stream=stream.name,
+                adapter=self.name,
+                stream=stream.name,
             ) from None
 
     def _file_error(self, stream: str, path: str, what: str, exc: BaseException) -> AdapterError:
@@ -793,15 +829,19 @@ class FileAdapter(ProtocolAdapter):
     # -- writing ---------------------------------------------------------------------------------
     def _require_root(self, stream: StreamSpec) -> None:
         if not self._root:
-            raise self.error("option 'path' (the destination directory) is required to write",
-                             stream=stream.name)
+            raise self.error(
+                "option 'path' (the destination directory) is required to write", stream=stream.name
+            )
         if _GLOB_CHARS.search(self._root):
-            raise self.error(f"destination path {self._root!r} must be a directory, not a glob",
-                             stream=stream.name)
+            raise self.error(
+                f"destination path {self._root!r} must be a directory, not a glob", stream=stream.name
+            )
         if self._fs.exists(self._root) and not self._fs.isdir(self._root):
-            raise self.error(f"destination path {self._fs.display(self._root)!r} is a file; "
-                             "it must be a directory (streams are written to <path>/<stream>/)",
-                             stream=stream.name)
+            raise self.error(
+                f"destination path {self._fs.display(self._root)!r} is a file; "
+                "it must be a directory (streams are written to <path>/<stream>/)",
+                stream=stream.name,
+            )
 
     def start_write(self, stream: StreamSpec, *, load_method: str | None = None) -> None:
         """Prepare ``stream``: ``append`` (default) adds part files; ``overwrite`` writes a new
@@ -831,8 +871,9 @@ class FileAdapter(ProtocolAdapter):
         final = fs.join(self._root, safe)
         if fs.exists(final):
             return
-        olds = sorted(p for p, is_dir in fs.listdir(self._root)
-                      if is_dir and fs.basename(p).startswith(f".{safe}.old-"))
+        olds = sorted(
+            p for p, is_dir in fs.listdir(self._root) if is_dir and fs.basename(p).startswith(f".{safe}.old-")
+        )
         if olds:
             fs.rename(olds[-1], final)
             fs.sync_dir(self._root)
@@ -858,9 +899,12 @@ class FileAdapter(ProtocolAdapter):
             table = pa.Table.from_arrays(table.columns, schema=sw.arrow_schema)
         except ConversionError as exc:
             sw.abort_part()
-            raise SchemaError(f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
-                              f"{str(exc).split(': ', 1)[-1]}",
-                              adapter=self.name, stream=stream.name) from None
+            raise SchemaError(
+                f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
+                f"{str(exc).split(': ', 1)[-1]}",
+                adapter=self.name,
+                stream=stream.name,
+            ) from None
         except Exception:
             sw.abort_part()
             raise
@@ -870,19 +914,22 @@ class FileAdapter(ProtocolAdapter):
             sw.abort_part()
             if isinstance(exc, AdapterError):
                 raise
-            raise self.error(f"writing to {self._fs.display(sw.work_dir)!r} failed: {exc}",
-                             stream=stream.name) from exc
+            raise self.error(
+                f"writing to {self._fs.display(sw.work_dir)!r} failed: {exc}", stream=stream.name
+            ) from exc
         sw.rows += table.num_rows
         committed = self.options.file_per_batch
-        return WriteResult(rows=table.num_rows, committed=committed,
-                           details={"parts": len(sw.parts)})
+        return WriteResult(rows=table.num_rows, committed=committed, details={"parts": len(sw.parts)})
 
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Close the current part of ``stream`` (or of every stream): fsync, rename to its final name.
         Everything written so far is then durable; the next write opens a new part."""
         # a stream with no write session has nothing to flush
-        writers = ([w for w in (self._writers.get(stream.name),) if w is not None] if stream is not None
-                   else list(self._writers.values()))
+        writers = (
+            [w for w in (self._writers.get(stream.name),) if w is not None]
+            if stream is not None
+            else list(self._writers.values())
+        )
         for sw in writers:
             try:
                 sw.flush()
@@ -890,8 +937,9 @@ class FileAdapter(ProtocolAdapter):
                 sw.abort_part()
                 if isinstance(exc, AdapterError):
                     raise
-                raise self.error(f"flushing to {self._fs.display(sw.work_dir)!r} failed: {exc}",
-                                 stream=sw.stream.name) from exc
+                raise self.error(
+                    f"flushing to {self._fs.display(sw.work_dir)!r} failed: {exc}", stream=sw.stream.name
+                ) from exc
 
     def finish_write(self, stream: StreamSpec) -> None:
         """Flush, write the schema side file (csv/jsonl) and, for ``overwrite``, swap the new
@@ -904,8 +952,9 @@ class FileAdapter(ProtocolAdapter):
             self._writers.pop(stream.name, None)
             if isinstance(exc, AdapterError):
                 raise
-            raise self.error(f"finishing {self._fs.display(sw.final_dir)!r} failed: {exc}",
-                             stream=stream.name) from exc
+            raise self.error(
+                f"finishing {self._fs.display(sw.final_dir)!r} failed: {exc}", stream=stream.name
+            ) from exc
         self._writers.pop(stream.name, None)
 
     def written_files(self, stream: StreamSpec) -> list[str]:
@@ -935,9 +984,12 @@ class ParquetAdapter(FileAdapter):
     def _check_compression(self) -> None:
         c = self.options.compression
         if c is not None and c.lower() not in _PARQUET_CODECS:
-            raise ConfigError(f"adapter 'parquet': option 'compression': {c!r} is not supported "
-                              f"(valid: {', '.join(_PARQUET_CODECS)})", plugin="adapter 'parquet'",
-                              field="compression")
+            raise ConfigError(
+                f"adapter 'parquet': option 'compression': {c!r} is not supported "
+                f"(valid: {', '.join(_PARQUET_CODECS)})",
+                plugin="adapter 'parquet'",
+                field="compression",
+            )
 
     def _compression(self) -> str | None:
         c = (self.options.compression or "snappy").lower()
@@ -1066,8 +1118,9 @@ class _ParquetPart:
         self.writer: pq.ParquetWriter | None = None
 
     def _open(self, use_dictionary: bool | list[str]) -> pq.ParquetWriter:
-        self.writer = pq.ParquetWriter(self.sink, self.schema, compression=self.compression,
-                                       use_dictionary=use_dictionary)
+        self.writer = pq.ParquetWriter(
+            self.sink, self.schema, compression=self.compression, use_dictionary=use_dictionary
+        )
         return self.writer
 
     def write_table(self, table: pa.Table, row_group_size: int) -> None:
@@ -1128,11 +1181,14 @@ class JSONLAdapter(FileAdapter):
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise self.error(f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {exc}",
-                             stream=stream) from None
+            raise self.error(
+                f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {exc}", stream=stream
+            ) from None
         if not isinstance(rec, dict):
-            raise self.error(f"{self._fs.display(path)!r} line {lineno}: expected a JSON object, "
-                             f"got {type(rec).__name__}", stream=stream)
+            raise self.error(
+                f"{self._fs.display(path)!r} line {lineno}: expected a JSON object, got {type(rec).__name__}",
+                stream=stream,
+            )
         return rec
 
     def _file_schema(self, stream: str, path: str) -> tuple[JSONSchema, dict[str, Any]]:
@@ -1165,11 +1221,15 @@ class JSONLAdapter(FileAdapter):
         try:
             try:
                 reader = pajson.open_json(
-                    fh, read_options=pajson.ReadOptions(block_size=self._json_block_size),
-                    parse_options=pajson.ParseOptions(explicit_schema=read_schema,
-                                                      unexpected_field_behavior="ignore"))
+                    fh,
+                    read_options=pajson.ReadOptions(block_size=self._json_block_size),
+                    parse_options=pajson.ParseOptions(
+                        explicit_schema=read_schema, unexpected_field_behavior="ignore"
+                    ),
+                )
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 raise _FallBack() from None
+
             def next_batch() -> pa.RecordBatch:
                 try:
                     return reader.read_next_batch()
@@ -1181,15 +1241,17 @@ class JSONLAdapter(FileAdapter):
         finally:
             fh.close()
 
-    def _json_conform(self, stream: StreamSpec, path: str, table: pa.Table,
-                      arrow_schema: pa.Schema) -> pa.Table:
+    def _json_conform(
+        self, stream: StreamSpec, path: str, table: pa.Table, arrow_schema: pa.Schema
+    ) -> pa.Table:
         try:
             return cast_table(table, arrow_schema)
         except ConversionError:
             raise _FallBack() from None  # the per-line path decides (and names the line)
 
-    def _orjson_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema,
-                       skip: int = 0) -> Iterator[pa.Table]:
+    def _orjson_tables(
+        self, stream: StreamSpec, path: str, arrow_schema: pa.Schema, skip: int = 0
+    ) -> Iterator[pa.Table]:
         size = self.options.batch_size
         records: list[dict[str, Any]] = []
         first = 0
@@ -1206,8 +1268,14 @@ class JSONLAdapter(FileAdapter):
         if records:
             yield self._to_table(stream, path, records, arrow_schema, first)
 
-    def _to_table(self, stream: StreamSpec, path: str, records: list[dict[str, Any]],
-                  arrow_schema: pa.Schema, first: int) -> pa.Table:
+    def _to_table(
+        self,
+        stream: StreamSpec,
+        path: str,
+        records: list[dict[str, Any]],
+        arrow_schema: pa.Schema,
+        first: int,
+    ) -> pa.Table:
         from ..arrow import records_to_arrow
 
         try:
@@ -1216,7 +1284,9 @@ class JSONLAdapter(FileAdapter):
             raise SchemaError(
                 f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
                 f"{self._fs.display(path)!r} (lines {first}-{first + len(records) - 1}): "
-                f"{str(exc).split(': ', 1)[-1]}", adapter=self.name, stream=stream.name,
+                f"{str(exc).split(': ', 1)[-1]}",
+                adapter=self.name,
+                stream=stream.name,
             ) from None
 
     def _open_writer(self, sw: _StreamWriter, part: _Part) -> None:
@@ -1229,11 +1299,17 @@ class JSONLAdapter(FileAdapter):
     def _write_chunk(self, sw: _StreamWriter, part: _Part, table: pa.Table) -> None:
         for f, col in zip(table.schema, table.columns, strict=True):
             # JSON has no NaN/Infinity: orjson would write null, silently changing the value
-            if pt.is_floating(f.type) and col.null_count < len(col) and (
-                    pc.any(pc.invert(pc.is_finite(col))).as_py()):
-                raise SchemaError(f"adapter {self.name!r}, stream {sw.stream.name!r}, field {f.name!r}: "
-                                  "NaN/Infinity cannot be written as JSON", adapter=self.name,
-                                  stream=sw.stream.name)
+            if (
+                pt.is_floating(f.type)
+                and col.null_count < len(col)
+                and (pc.any(pc.invert(pc.is_finite(col))).as_py())
+            ):
+                raise SchemaError(
+                    f"adapter {self.name!r}, stream {sw.stream.name!r}, field {f.name!r}: "
+                    "NaN/Infinity cannot be written as JSON",
+                    adapter=self.name,
+                    stream=sw.stream.name,
+                )
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         records = arrow_to_records(_json_form_table(table), sw.json_schema)
@@ -1245,7 +1321,6 @@ class JSONLAdapter(FileAdapter):
                 part.handle.close()
         finally:
             self._release(part)
-
 
 
 def _rebatch(next_batch: Callable[[], pa.RecordBatch], size: int, schema: pa.Schema) -> Iterator[pa.Table]:
@@ -1269,6 +1344,7 @@ def _rebatch(next_batch: Callable[[], pa.RecordBatch], size: int, schema: pa.Sch
             pending, rows = rest.to_batches(), rest.num_rows
     if rows:
         yield pa.Table.from_batches(pending, schema=schema)
+
 
 class _FallBack(Exception):
     """Arrow's JSON reader met something the orjson path must handle."""
@@ -1321,8 +1397,14 @@ _UTC = ("UTC", "utc", "+00:00", "Z", "Etc/UTC", "GMT")
 # -------------------------------------------------------------------------------------- CSV
 def _csv_text_type(t: pa.DataType) -> bool:
     """Types stored as text in CSV and converted by dc-api-x (not by the CSV parser)."""
-    return (pt.is_binary(t) or pt.is_large_binary(t) or pt.is_struct(t) or pt.is_list(t)
-            or pt.is_large_list(t) or pt.is_time(t))
+    return (
+        pt.is_binary(t)
+        or pt.is_large_binary(t)
+        or pt.is_struct(t)
+        or pt.is_list(t)
+        or pt.is_large_list(t)
+        or pt.is_time(t)
+    )
 
 
 class CSVAdapter(FileAdapter):
@@ -1345,13 +1427,19 @@ class CSVAdapter(FileAdapter):
             return gzip.GzipFile(fileobj=raw, mode="rb")
         return raw
 
-    def _reader(self, stream: str, path: str, column_types: Mapping[str, pa.DataType] | None,
-                block_size: int | None = None) -> Any:
+    def _reader(
+        self,
+        stream: str,
+        path: str,
+        column_types: Mapping[str, pa.DataType] | None,
+        block_size: int | None = None,
+    ) -> Any:
         fh = self._open_stream(stream, path)
         read_opts = pacsv.ReadOptions(block_size=block_size or (1 << 22))
         parse = pacsv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=True)
-        conv = pacsv.ConvertOptions(column_types=dict(column_types or {}), strings_can_be_null=True,
-                                    quoted_strings_can_be_null=False)
+        conv = pacsv.ConvertOptions(
+            column_types=dict(column_types or {}), strings_can_be_null=True, quoted_strings_can_be_null=False
+        )
         try:
             return fh, pacsv.open_csv(fh, read_options=read_opts, parse_options=parse, convert_options=conv)
         except Exception as exc:
@@ -1380,6 +1468,7 @@ class CSVAdapter(FileAdapter):
         types = {f.name: pa.string() for f in arrow_schema}
         fh, reader = self._reader(stream.name, path, types)
         try:
+
             def next_batch() -> pa.RecordBatch:
                 try:
                     return reader.read_next_batch()
@@ -1404,7 +1493,9 @@ class CSVAdapter(FileAdapter):
                     raise SchemaError(
                         f"adapter {self.name!r}, stream {stream.name!r}, field {f.name!r}: "
                         f"{self._fs.display(path)!r}: not base64 text: {exc}",
-                        adapter=self.name, stream=stream.name) from None
+                        adapter=self.name,
+                        stream=stream.name,
+                    ) from None
                 table = table.set_column(i, pa.field(f.name, f.type), arr)
         return super()._conform(stream, path, table, arrow_schema)
 
@@ -1420,21 +1511,30 @@ class CSVAdapter(FileAdapter):
         fields = []
         for f, col in zip(table.schema, table.columns, strict=True):
             if pt.is_binary(f.type) or pt.is_large_binary(f.type):
-                col = pa.array([None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
-                               type=pa.string())
+                col = pa.array(
+                    [None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
+                    type=pa.string(),
+                )
                 f = pa.field(f.name, pa.string())
             elif pt.is_decimal(f.type):  # plain notation (Arrow's cast would write 1E-10)
-                col = pa.array([None if v is None else format(v, "f") for v in col.to_pylist()],
-                               type=pa.string())
+                col = pa.array(
+                    [None if v is None else format(v, "f") for v in col.to_pylist()], type=pa.string()
+                )
                 f = pa.field(f.name, pa.string())
             elif pt.is_time(f.type):
-                col = pa.array([None if v is None else v.isoformat() for v in col.to_pylist()],
-                               type=pa.string())
+                col = pa.array(
+                    [None if v is None else v.isoformat() for v in col.to_pylist()], type=pa.string()
+                )
                 f = pa.field(f.name, pa.string())
             elif _csv_text_type(f.type):
-                col = pa.array([None if v is None else orjson.dumps(v, default=_json_default).decode()
-                                for v in arrow_to_records(pa.table([col], schema=pa.schema([f])))
-                                for v in [v[f.name]]], type=pa.string())
+                col = pa.array(
+                    [
+                        None if v is None else orjson.dumps(v, default=_json_default).decode()
+                        for v in arrow_to_records(pa.table([col], schema=pa.schema([f])))
+                        for v in [v[f.name]]
+                    ],
+                    type=pa.string(),
+                )
                 f = pa.field(f.name, pa.string())
             cols.append(col)
             fields.append(pa.field(f.name, f.type))
@@ -1444,8 +1544,9 @@ class CSVAdapter(FileAdapter):
         out, writer = part.handle
         table = self._csv_table(table)
         if writer is None:
-            writer = pacsv.CSVWriter(out, table.schema,
-                                     write_options=pacsv.WriteOptions(delimiter=self.options.delimiter))
+            writer = pacsv.CSVWriter(
+                out, table.schema, write_options=pacsv.WriteOptions(delimiter=self.options.delimiter)
+            )
             part.handle = (out, writer)
         writer.write_table(table)
 

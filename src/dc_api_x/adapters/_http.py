@@ -110,7 +110,8 @@ class StreamOptions(AdapterOptions):
     body: Any = Field(default=None, description="JSON body (for POST searches)")
     records_path: str = Field(default="", description="dotted path of the record list ('' = the body)")
     primary_keys: list[str] = Field(
-        default_factory=list, validation_alias=AliasChoices("primary_keys", "primary_key", "key_properties"))
+        default_factory=list, validation_alias=AliasChoices("primary_keys", "primary_key", "key_properties")
+    )
     replication_key: str | None = None
     replication_param: str | None = Field(default=None, description="query param receiving the bookmark")
     replication_start: Any = Field(default=None, description="lower bound when there is no state yet")
@@ -118,7 +119,8 @@ class StreamOptions(AdapterOptions):
     pagination: dict[str, Any] | str | None = None
     auth: dict[str, Any] | str | None = None
     json_schema: dict[str, Any] | None = Field(
-        default=None, validation_alias=AliasChoices("schema", "json_schema"))
+        default=None, validation_alias=AliasChoices("schema", "json_schema")
+    )
     pages_per_batch: int | None = Field(default=None, ge=1)
     transforms: list[Any] = Field(default_factory=list, description="applied by callers (runner, tap)")
 
@@ -149,8 +151,11 @@ class HttpOptions(AdapterOptions):
     pagination: dict[str, Any] | str | None = Field(default=None, description="default paginator of streams")
     streams: list[StreamOptions] = Field(default_factory=list)
     pages_per_batch: int = Field(default=1, ge=1, description="pages per yielded Batch")
-    prefetch: bool = Field(default=True, description="fetch the next page while the current one is consumed "
-                                                     "when its request does not depend on the body")
+    prefetch: bool = Field(
+        default=True,
+        description="fetch the next page while the current one is consumed "
+        "when its request does not depend on the body",
+    )
     user_agent: str | None = None
 
     @field_validator("timeout", mode="before")
@@ -269,8 +274,11 @@ def _ssl_context(verify: bool | str) -> Any:
             else:
                 import ssl
 
-                ctx = ssl.create_default_context(cafile=verify) if not _is_dir(verify) else \
-                    ssl.create_default_context(capath=verify)
+                ctx = (
+                    ssl.create_default_context(cafile=verify)
+                    if not _is_dir(verify)
+                    else ssl.create_default_context(capath=verify)
+                )
             _ssl_contexts[verify] = ctx
         return ctx
 
@@ -337,9 +345,11 @@ class HttpAdapter(ProtocolAdapter):
             try:
                 import h2  # noqa: F401
             except ImportError:
-                raise ConfigError("adapter 'http': option 'http2': needs the h2 package "
-                                  "(pip install 'dc-api-x[http2]')", plugin="adapter 'http'",
-                                  field="http2") from None
+                raise ConfigError(
+                    "adapter 'http': option 'http2': needs the h2 package (pip install 'dc-api-x[http2]')",
+                    plugin="adapter 'http'",
+                    field="http2",
+                ) from None
         t = opts.timeout
         timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
         lim = opts.limits
@@ -358,9 +368,11 @@ class HttpAdapter(ProtocolAdapter):
             verify=_ssl_context(opts.verify),
             http2=opts.http2,
             follow_redirects=opts.follow_redirects,
-            limits=httpx.Limits(max_connections=lim.max_connections,
-                                max_keepalive_connections=lim.max_keepalive_connections,
-                                keepalive_expiry=lim.keepalive_expiry),
+            limits=httpx.Limits(
+                max_connections=lim.max_connections,
+                max_keepalive_connections=lim.max_keepalive_connections,
+                keepalive_expiry=lim.keepalive_expiry,
+            ),
         )
 
     def close(self) -> None:
@@ -382,16 +394,20 @@ class HttpAdapter(ProtocolAdapter):
             return spec
         if isinstance(spec, AuthProvider):
             return _AuthBridge(spec)
-        key = spec if isinstance(spec, str) else orjson.dumps(spec, option=orjson.OPT_SORT_KEYS,
-                                                               default=str).decode()
+        key = (
+            spec
+            if isinstance(spec, str)
+            else orjson.dumps(spec, option=orjson.OPT_SORT_KEYS, default=str).decode()
+        )
         cached = self._auth_cache.get(key)
         if cached is None:
             from ..plugins import create_plugin
 
             provider = create_plugin("auth_providers", spec)
             self._providers.append(provider)
-            cached = self._auth_cache[key] = _AuthBridge(provider) if isinstance(provider, AuthProvider) \
-                else provider
+            cached = self._auth_cache[key] = (
+                _AuthBridge(provider) if isinstance(provider, AuthProvider) else provider
+            )
         return cached  # type: ignore[no-any-return]
 
     def _default_auth(self, stream: StreamOptions | None = None) -> httpx.Auth | None:
@@ -446,13 +462,23 @@ class HttpAdapter(ProtocolAdapter):
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
                 if (connect or idempotent) and attempt < r.max_attempts:
                     delay = self._backoff(attempt)
-                    log.warning("%s: %s %s: %s; retry %d/%d in %.2fs", prefix, method, shown,
-                                type(exc).__name__, attempt, r.max_attempts - 1, delay)
+                    log.warning(
+                        "%s: %s %s: %s; retry %d/%d in %.2fs",
+                        prefix,
+                        method,
+                        shown,
+                        type(exc).__name__,
+                        attempt,
+                        r.max_attempts - 1,
+                        delay,
+                    )
                     self.sleep(delay)
                     continue
                 raise TransportError(
                     f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
-                    f"(attempt {attempt} of {r.max_attempts})", url=shown) from None
+                    f"(attempt {attempt} of {r.max_attempts})",
+                    url=shown,
+                ) from None
             status = resp.status_code
             if status in r.statuses and (status == 429 or idempotent):
                 shown = redact(str(request.url))
@@ -461,12 +487,22 @@ class HttpAdapter(ProtocolAdapter):
                         resp.close()
                     raise HTTPStatusError(
                         f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
-                        url=shown, status_code=status)
+                        url=shown,
+                        status_code=status,
+                    )
                 wait = parse_retry_after(resp.headers.get("retry-after"))
                 delay = min(wait, r.max_retry_after) if wait is not None else self._backoff(attempt)
                 resp.close()
-                log.warning("%s: %s %s: HTTP %d; retry %d/%d in %.2fs", prefix, method, shown, status,
-                            attempt, r.max_attempts - 1, delay)
+                log.warning(
+                    "%s: %s %s: HTTP %d; retry %d/%d in %.2fs",
+                    prefix,
+                    method,
+                    shown,
+                    status,
+                    attempt,
+                    r.max_attempts - 1,
+                    delay,
+                )
                 self.sleep(delay)
                 continue
             return resp
@@ -554,7 +590,9 @@ class HttpAdapter(ProtocolAdapter):
             if raise_for_status and resp.status_code >= 400:
                 raise HTTPStatusError(
                     f"adapter {self.name!r}: {method.upper()} {shown}: HTTP {resp.status_code}",
-                    url=shown, status_code=resp.status_code)
+                    url=shown,
+                    status_code=resp.status_code,
+                )
             yield StreamedResponse(resp, shown, chunk_size)
         finally:
             resp.close()
@@ -568,10 +606,14 @@ class HttpAdapter(ProtocolAdapter):
         if isinstance(stream, StreamSpec) and stream.options.get("path") is not None:
             from ..config import validate_options
 
-            opts = {k: v for k, v in stream.options.items() if k in StreamOptions.model_fields
-                    or k in ("schema", "primary_key", "key_properties")}
-            return validate_options(StreamOptions, {"name": name, **opts},
-                                    plugin=f"adapter 'http', stream {name!r}")
+            opts = {
+                k: v
+                for k, v in stream.options.items()
+                if k in StreamOptions.model_fields or k in ("schema", "primary_key", "key_properties")
+            }
+            return validate_options(
+                StreamOptions, {"name": name, **opts}, plugin=f"adapter 'http', stream {name!r}"
+            )
         known = ", ".join(s.name for s in self.options.streams) or "(none)"
         raise self.error(f"unknown stream {name!r}; known: {known}", stream=name)
 
@@ -584,14 +626,16 @@ class HttpAdapter(ProtocolAdapter):
             if schema is None:
                 schema = self._infer_stream_schema(s)
             rk = s.replication_key
-            specs.append(StreamSpec(
-                name=s.name,
-                schema=schema,
-                key_properties=tuple(s.primary_keys),
-                replication_key=rk,
-                replication_keys=(rk,) if rk else (),
-                options=s.model_dump(exclude_none=True, exclude_defaults=True) | {"path": s.path},
-            ))
+            specs.append(
+                StreamSpec(
+                    name=s.name,
+                    schema=schema,
+                    key_properties=tuple(s.primary_keys),
+                    replication_key=rk,
+                    replication_keys=(rk,) if rk else (),
+                    options=s.model_dump(exclude_none=True, exclude_defaults=True) | {"path": s.path},
+                )
+            )
         return specs
 
     def _infer_stream_schema(self, s: StreamOptions) -> JSONSchema:
@@ -605,8 +649,9 @@ class HttpAdapter(ProtocolAdapter):
         return schema
 
     def _first_request(self, s: StreamOptions) -> PageRequest:
-        return PageRequest(method=s.method, url=s.path, params=dict(s.params), headers=dict(s.headers),
-                           json=s.body)
+        return PageRequest(
+            method=s.method, url=s.path, params=dict(s.params), headers=dict(s.headers), json=s.body
+        )
 
     def _fetch_page(
         self, pr: PageRequest, auth: Any, s: StreamOptions, where: str
@@ -622,15 +667,20 @@ class HttpAdapter(ProtocolAdapter):
         shown = redact(str(resp.request.url))
         if resp.status_code >= 400:
             snippet = redact(resp.text[:200].replace("\n", " ")) if resp.content else ""
-            raise HTTPStatusError(f"{where}: {pr.method} {shown}: HTTP {resp.status_code} {snippet}".rstrip(),
-                                  url=shown, status_code=resp.status_code)
+            raise HTTPStatusError(
+                f"{where}: {pr.method} {shown}: HTTP {resp.status_code} {snippet}".rstrip(),
+                url=shown,
+                status_code=resp.status_code,
+            )
         content = resp.content
         try:
             body = orjson.loads(content) if content else None
         except orjson.JSONDecodeError as exc:
             ctype = resp.headers.get("content-type", "?")
-            raise ResponseDecodeError(f"{where}: {pr.method} {shown}: expected JSON, got {ctype!r} "
-                                      f"({len(content)} bytes): {exc}", url=shown) from None
+            raise ResponseDecodeError(
+                f"{where}: {pr.method} {shown}: expected JSON, got {ctype!r} ({len(content)} bytes): {exc}",
+                url=shown,
+            ) from None
         records = extract_records(body, s.records_path, where=f"{where}: {pr.method} {shown}")
         return self._response(resp, pr.method, body, shown), records
 
@@ -656,10 +706,16 @@ class HttpAdapter(ProtocolAdapter):
         s = self._stream_options(stream)
         name = s.name
         where = f"adapter {self.name!r}, stream {name!r}"
-        rk = stream.replication_key if isinstance(stream, StreamSpec) and stream.replication_key else \
-            s.replication_key
-        pks = tuple(stream.key_properties) if isinstance(stream, StreamSpec) and stream.key_properties else \
-            tuple(s.primary_keys)
+        rk = (
+            stream.replication_key
+            if isinstance(stream, StreamSpec) and stream.replication_key
+            else s.replication_key
+        )
+        pks = (
+            tuple(stream.key_properties)
+            if isinstance(stream, StreamSpec) and stream.key_properties
+            else tuple(s.primary_keys)
+        )
         schema: JSONSchema | None = None
         if isinstance(stream, StreamSpec) and stream.schema.get("properties"):
             schema = stream.schema
@@ -705,8 +761,9 @@ class HttpAdapter(ProtocolAdapter):
 
         if remaining is not None and remaining <= 0:
             return
-        for _response, page in self._pages(paginator, base, auth, s, where,
-                                           max_records=limit if tracker is None else None):
+        for _response, page in self._pages(
+            paginator, base, auth, s, where, max_records=limit if tracker is None else None
+        ):
             # the limit is applied inside filter(): the bookmark must not count undelivered records
             records = tracker.filter(page, remaining) if tracker is not None else page
             if remaining is not None:
@@ -739,8 +796,15 @@ class HttpAdapter(ProtocolAdapter):
             last.bookmark = tracker.bookmark()
             yield last
 
-    def _pages(self, paginator: Paginator[Any], base: PageRequest, auth: Any, s: StreamOptions,
-               where: str, max_records: int | None = None) -> Iterator[tuple[Response, list[Record]]]:
+    def _pages(
+        self,
+        paginator: Paginator[Any],
+        base: PageRequest,
+        auth: Any,
+        s: StreamOptions,
+        where: str,
+        max_records: int | None = None,
+    ) -> Iterator[tuple[Response, list[Record]]]:
         """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items).
 
         With the ``prefetch`` option the pages are fetched by a producer thread, one or two pages
@@ -750,11 +814,19 @@ class HttpAdapter(ProtocolAdapter):
         if not self.options.prefetch:
             yield from self._page_loop(paginator, base, auth, s, where, max_records)
             return
-        yield from _prefetched(self._page_loop(paginator, base, auth, s, where, max_records),
-                               name=f"dcapix-http-{s.name}")
+        yield from _prefetched(
+            self._page_loop(paginator, base, auth, s, where, max_records), name=f"dcapix-http-{s.name}"
+        )
 
-    def _page_loop(self, paginator: Paginator[Any], base: PageRequest, auth: Any, s: StreamOptions,
-                   where: str, max_records: int | None) -> Iterator[tuple[Response, list[Record]]]:
+    def _page_loop(
+        self,
+        paginator: Paginator[Any],
+        base: PageRequest,
+        auth: Any,
+        s: StreamOptions,
+        where: str,
+        max_records: int | None,
+    ) -> Iterator[tuple[Response, list[Record]]]:
         produced = 0
         while not paginator.finished:
             pr = PageRequest(base.method, base.url, dict(base.params), dict(base.headers), base.json)
@@ -848,7 +920,7 @@ class _Bookmark:
         self.pks = pks
         self.where = where
         self.sorted = is_sorted
-        self.lower: Any = MISSING          # value sent to the server / lower bound
+        self.lower: Any = MISSING  # value sent to the server / lower bound
         self.core = BoundaryBookmark(rk, pks, ties="drop")
 
     def start(self, state: Mapping[str, Any] | None, replication_start: Any) -> None:
@@ -868,10 +940,12 @@ class _Bookmark:
         except OrderError as exc:
             raise AdapterError(
                 f"{self.where}, field {self.rk!r}: records are not sorted (value {exc.value!r} after "
-                f"{exc.previous!r}) but the stream is declared is_sorted; set is_sorted: false") from None
+                f"{exc.previous!r}) but the stream is declared is_sorted; set is_sorted: false"
+            ) from None
         except TypeError as exc:
-            raise AdapterError(f"{self.where}, field {self.rk!r}: replication values cannot be compared: "
-                               f"{exc}") from None
+            raise AdapterError(
+                f"{self.where}, field {self.rk!r}: replication values cannot be compared: {exc}"
+            ) from None
 
     def bookmark(self) -> dict[str, Any] | None:
         return self.core.to_state()

@@ -86,7 +86,8 @@ class SQLStreamOptions(OptionsModel):
     query: str | None = None
     columns: list[str] | None = None
     primary_keys: list[str] | None = Field(
-        default=None, validation_alias=AliasChoices("primary_keys", "primary_key"))
+        default=None, validation_alias=AliasChoices("primary_keys", "primary_key")
+    )
     replication_key: str | None = None
 
     @field_validator("primary_keys", mode="before")
@@ -98,10 +99,12 @@ class SQLStreamOptions(OptionsModel):
 class SQLOptions(AdapterOptions):
     """Options of the ``sql`` adapter."""
 
-    url: str = Field(description="SQLAlchemy URL; plain postgresql:// uses psycopg 3",
-                     json_schema_extra={"secret": True})
-    schema_: str | None = Field(default=None, alias="schema",
-                                description="database schema to discover / to write into")
+    url: str = Field(
+        description="SQLAlchemy URL; plain postgresql:// uses psycopg 3", json_schema_extra={"secret": True}
+    )
+    schema_: str | None = Field(
+        default=None, alias="schema", description="database schema to discover / to write into"
+    )
     streams: list[str | SQLStreamOptions] | None = None
     include: list[str] | None = Field(default=None, description="glob patterns of tables to discover")
     exclude: list[str] | None = Field(default=None, description="glob patterns of tables to skip")
@@ -117,8 +120,11 @@ def normalize_url(url: str) -> sa.URL:
     try:
         u = sa.make_url(url)
     except Exception as exc:
-        raise ConfigError(f"adapter 'sql': option 'url': invalid URL {redact_url(url)!r}: {exc}",
-                          plugin="adapter 'sql'", field="url") from None
+        raise ConfigError(
+            f"adapter 'sql': option 'url': invalid URL {redact_url(url)!r}: {exc}",
+            plugin="adapter 'sql'",
+            field="url",
+        ) from None
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
     return u
@@ -186,8 +192,8 @@ class _Source:
 
 @dataclass
 class _WriteState:
-    table: sa.Table              # the table rows go to (the stage table for overwrite)
-    target: sa.Table             # the final table
+    table: sa.Table  # the table rows go to (the stage table for overwrite)
+    target: sa.Table  # the final table
     load_method: str
     props: dict[str, JSONSchema]
     keys: list[str]
@@ -203,8 +209,8 @@ class _PgJob:
     previous batch of the same stream committed (so the committed batches are always a prefix)."""
 
     stream: StreamSpec
-    table: pa.Table | None          # the converted batch (replayed sequentially if not committed)
-    direct: pa.Table | None         # the COPY input (released when done)
+    table: pa.Table | None  # the converted batch (replayed sequentially if not committed)
+    direct: pa.Table | None  # the COPY input (released when done)
     prev: _PgJob | None
     done: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
@@ -239,8 +245,9 @@ class _Boundary:
     def state(self) -> dict[str, Any] | None:
         return self.core.to_state()
 
-    def process(self, n: int, rk: Callable[[int], Any], pk: Callable[[int], tuple[Any, ...]],
-                limit: int | None) -> list[int] | None:
+    def process(
+        self, n: int, rk: Callable[[int], Any], pk: Callable[[int], tuple[Any, ...]], limit: int | None
+    ) -> list[int] | None:
         """Indices of the rows to deliver (``None``: all ``n``); updates the bookmark."""
         drop: set[int] = set()
         if self.at_start:
@@ -298,10 +305,10 @@ class SQLAdapter(ProtocolAdapter):
         self._adbc_write: Any = None
         self._sqlite_adbc_write: Any = None
         self._sqlite_write: Any = None
-        self._pg_pool: Any = None        # ThreadPoolExecutor of the parallel COPYs
+        self._pg_pool: Any = None  # ThreadPoolExecutor of the parallel COPYs
         self._pg_conns: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle worker connections
-        self._pg_all: list[Any] = []     # every worker connection (closed by close())
-        self._pg_abort = False           # close(): roll back whatever is still in flight
+        self._pg_all: list[Any] = []  # every worker connection (closed by close())
+        self._pg_abort = False  # close(): roll back whatever is still in flight
         self._discovered: list[StreamSpec] | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -426,25 +433,46 @@ class SQLAdapter(ProtocolAdapter):
             if isinstance(item, str):
                 schema, _, table = item.rpartition(".")
                 schema = schema or self.options.schema_
-                out.append(_Source(self._stream_name(table, schema, default), table=table,
-                                   schema=schema or None))
+                out.append(
+                    _Source(self._stream_name(table, schema, default), table=table, schema=schema or None)
+                )
                 continue
             if item.query is None and item.table is None and item.name is None:
-                raise ConfigError("adapter 'sql': option 'streams': each stream needs 'table', 'name' or "
-                                  "'query'", plugin="adapter 'sql'", field="streams")
+                raise ConfigError(
+                    "adapter 'sql': option 'streams': each stream needs 'table', 'name' or 'query'",
+                    plugin="adapter 'sql'",
+                    field="streams",
+                )
             if item.query is not None:
                 if not item.name:
-                    raise ConfigError("adapter 'sql': option 'streams': a 'query' stream needs a 'name'",
-                                      plugin="adapter 'sql'", field="streams")
-                out.append(_Source(item.name, query=item.query, columns=item.columns,
-                                   primary_keys=item.primary_keys, replication_key=item.replication_key))
+                    raise ConfigError(
+                        "adapter 'sql': option 'streams': a 'query' stream needs a 'name'",
+                        plugin="adapter 'sql'",
+                        field="streams",
+                    )
+                out.append(
+                    _Source(
+                        item.name,
+                        query=item.query,
+                        columns=item.columns,
+                        primary_keys=item.primary_keys,
+                        replication_key=item.replication_key,
+                    )
+                )
                 continue
             table = item.table or item.name
             assert table is not None
             schema = item.schema_ or self.options.schema_
-            out.append(_Source(item.name or self._stream_name(table, schema, default), table=table,
-                               schema=schema, columns=item.columns, primary_keys=item.primary_keys,
-                               replication_key=item.replication_key))
+            out.append(
+                _Source(
+                    item.name or self._stream_name(table, schema, default),
+                    table=table,
+                    schema=schema,
+                    columns=item.columns,
+                    primary_keys=item.primary_keys,
+                    replication_key=item.replication_key,
+                )
+            )
         return out
 
     # -- discovery ----------------------------------------------------------------------------------
@@ -472,8 +500,7 @@ class SQLAdapter(ProtocolAdapter):
                     continue
                 if exc and any(fnmatch.fnmatchcase(tname, p) for p in exc):
                     continue
-                sources.append(_Source(self._stream_name(tname, schema, default), table=tname,
-                                       schema=schema))
+                sources.append(_Source(self._stream_name(tname, schema, default), table=tname, schema=schema))
             return [self._spec(s, tables[s.table or ""]) for s in sources]
         by_schema: dict[str | None, list[str]] = {}
         for s in sources:
@@ -500,8 +527,9 @@ class SQLAdapter(ProtocolAdapter):
         if s.columns:
             for c in s.columns:
                 if c not in props:
-                    raise self.error(f"unknown column {c!r} in 'columns' of {s.label!r}", stream=s.name,
-                                     field=c)
+                    raise self.error(
+                        f"unknown column {c!r} in 'columns' of {s.label!r}", stream=s.name, field=c
+                    )
             props = {c: props[c] for c in s.columns}
         keys = list(s.primary_keys or pk)
         for k in keys:
@@ -509,19 +537,28 @@ class SQLAdapter(ProtocolAdapter):
                 raise self.error(f"primary key {k!r} is not a column of {s.label!r}", stream=s.name, field=k)
         candidates = tuple(n for n, p in props.items() if _is_rk_candidate(p))
         if s.replication_key and s.replication_key not in props:
-            raise self.error(f"replication_key {s.replication_key!r} is not a column of {s.label!r}",
-                             stream=s.name, field=s.replication_key)
+            raise self.error(
+                f"replication_key {s.replication_key!r} is not a column of {s.label!r}",
+                stream=s.name,
+                field=s.replication_key,
+            )
         for k in keys:  # key columns are never null
             props[k] = _not_null(props[k])
         opts: dict[str, Any] = {"table": s.table, "schema": s.schema}
         if s.query is not None:
             opts = {"query": s.query}
-        return StreamSpec(name=s.name, schema={"type": "object", "properties": props},
-                          key_properties=tuple(keys), replication_key=s.replication_key,
-                          replication_keys=candidates, options=opts)
+        return StreamSpec(
+            name=s.name,
+            schema={"type": "object", "properties": props},
+            key_properties=tuple(keys),
+            replication_key=s.replication_key,
+            replication_keys=candidates,
+            options=opts,
+        )
 
-    def _reflect(self, conn: Connection, schema: str | None,
-                 names: list[str] | None) -> dict[str, tuple[list[tuple[str, JSONSchema]], list[str]]]:
+    def _reflect(
+        self, conn: Connection, schema: str | None, names: list[str] | None
+    ) -> dict[str, tuple[list[tuple[str, JSONSchema]], list[str]]]:
         """``{table: ([(column, property)…], primary_key)}`` in a constant number of queries."""
         if conn.dialect.name == "sqlite":
             return self._reflect_sqlite(conn, schema, names)
@@ -540,20 +577,28 @@ class SQLAdapter(ProtocolAdapter):
         for (_sch, tname), cols in columns.items():
             pkc: Any = pks.get((_sch, tname)) or {}
             pk = list(pkc.get("constrained_columns") or [])
-            out[tname] = ([(c["name"], column_property(c["type"], bool(c.get("nullable", True))))
-                           for c in cols], pk)
+            out[tname] = (
+                [(c["name"], column_property(c["type"], bool(c.get("nullable", True)))) for c in cols],
+                pk,
+            )
         return out
 
-    def _reflect_sqlite(self, conn: Connection, schema: str | None,
-                        names: list[str] | None) -> dict[str, tuple[list[tuple[str, JSONSchema]], list[str]]]:
+    def _reflect_sqlite(
+        self, conn: Connection, schema: str | None, names: list[str] | None
+    ) -> dict[str, tuple[list[tuple[str, JSONSchema]], list[str]]]:
         sch = schema or "main"
         master = sa.table("sqlite_master", sa.column("name"), sa.column("type"), schema=sch)
-        info = sa.func.pragma_table_info(master.c.name, sch).table_valued(
-            "cid", "name", "type", "notnull", "pk").alias("p")
-        stmt = (sa.select(master.c.name.label("tbl"), info.c.name, info.c.type, info.c.notnull, info.c.pk)
-                .select_from(master.join(info, sa.true()))
-                .where(master.c.type.in_(["table", "view"]), ~master.c.name.like("sqlite\\_%", escape="\\"))
-                .order_by(master.c.name, info.c.cid))
+        info = (
+            sa.func.pragma_table_info(master.c.name, sch)
+            .table_valued("cid", "name", "type", "notnull", "pk")
+            .alias("p")
+        )
+        stmt = (
+            sa.select(master.c.name.label("tbl"), info.c.name, info.c.type, info.c.notnull, info.c.pk)
+            .select_from(master.join(info, sa.true()))
+            .where(master.c.type.in_(["table", "view"]), ~master.c.name.like("sqlite\\_%", escape="\\"))
+            .order_by(master.c.name, info.c.cid)
+        )
         if names is not None:
             stmt = stmt.where(master.c.name.in_(names))
         out: dict[str, tuple[list[tuple[str, JSONSchema]], list[str]]] = {}
@@ -567,8 +612,7 @@ class SQLAdapter(ProtocolAdapter):
             out[tbl][1].extend(c for _, c in sorted(pos))
         return out
 
-    def _describe_query(self, conn: Connection,
-                        s: _Source) -> tuple[list[tuple[str, JSONSchema]], list[str]]:
+    def _describe_query(self, conn: Connection, s: _Source) -> tuple[list[tuple[str, JSONSchema]], list[str]]:
         """Columns of a custom query (PostgreSQL: from result type OIDs; others: sampled values)."""
         assert s.query is not None
         sub = _text(s.query).columns().subquery("q")
@@ -601,11 +645,14 @@ class SQLAdapter(ProtocolAdapter):
 
     def _resolve_read(self, stream: StreamSpec) -> StreamSpec:
         if (stream.schema.get("properties") and (stream.options or {}).get("table")) or (
-                stream.options or {}).get("query"):
+            stream.options or {}
+        ).get("query"):
             return stream
         spec = self.get_stream(stream.name)
-        return spec.with_(replication_key=stream.replication_key or spec.replication_key,
-                          key_properties=stream.key_properties or spec.key_properties)
+        return spec.with_(
+            replication_key=stream.replication_key or spec.replication_key,
+            key_properties=stream.key_properties or spec.key_properties,
+        )
 
     def read(
         self,
@@ -623,8 +670,9 @@ class SQLAdapter(ProtocolAdapter):
         wanted = list(columns) if columns else list(props)
         for c in wanted:
             if c not in props:
-                raise self.error(f"unknown column {c!r} (known: {', '.join(props)})", stream=spec.name,
-                                 field=c)
+                raise self.error(
+                    f"unknown column {c!r} (known: {', '.join(props)})", stream=spec.name, field=c
+                )
         rk = spec.replication_key
         pks = list(spec.key_properties)
         if rk and rk not in props:
@@ -646,16 +694,21 @@ class SQLAdapter(ProtocolAdapter):
         else:
             yield from self._read_generic(spec, src, sub_props, boundary, limit)
 
-    def _start_bookmark(self, spec: StreamSpec, rk: str,
-                        state: Mapping[str, Any] | None) -> tuple[Any, list[Any]]:
+    def _start_bookmark(
+        self, spec: StreamSpec, rk: str, state: Mapping[str, Any] | None
+    ) -> tuple[Any, list[Any]]:
         if not state:
             return None, []
         st = dict(state)
         if "bookmarks" in st and isinstance(st["bookmarks"], Mapping):  # a whole Singer state
             st = dict(st["bookmarks"].get(spec.name) or {})
         if st.get("replication_key") not in (None, rk):
-            log.warning("stream %r: the bookmark is for replication key %r, not %r; reading everything",
-                        spec.name, st.get("replication_key"), rk)
+            log.warning(
+                "stream %r: the bookmark is for replication key %r, not %r; reading everything",
+                spec.name,
+                st.get("replication_key"),
+                rk,
+            )
             return None, []
         value = st.get("replication_key_value")
         if value is None:
@@ -674,8 +727,15 @@ class SQLAdapter(ProtocolAdapter):
             return _text(src.query).columns(*[sa.column(n) for n in names]).subquery("q")
         return sa.table(src.table or "", *[sa.column(n) for n in names], schema=src.schema)
 
-    def _select(self, src: _Source, props: Mapping[str, JSONSchema], boundary: _Boundary | None,
-                limit: int | None, rk_param: Any, col_expr: Callable[[Any, str], Any] | None = None) -> Any:
+    def _select(
+        self,
+        src: _Source,
+        props: Mapping[str, JSONSchema],
+        boundary: _Boundary | None,
+        limit: int | None,
+        rk_param: Any,
+        col_expr: Callable[[Any, str], Any] | None = None,
+    ) -> Any:
         frm = self._from_clause(src, list(props))
         cols = [col_expr(frm.c[n], n) if col_expr else frm.c[n] for n in props]
         stmt = sa.select(*cols).select_from(frm)
@@ -690,8 +750,15 @@ class SQLAdapter(ProtocolAdapter):
             stmt = stmt.limit(limit + extra)
         return stmt
 
-    def _select_sentinel(self, src: _Source, props: Mapping[str, JSONSchema], boundary: _Boundary | None,
-                         limit: int | None, rk_param: Any, target: pa.Schema) -> Any:
+    def _select_sentinel(
+        self,
+        src: _Source,
+        props: Mapping[str, JSONSchema],
+        boundary: _Boundary | None,
+        limit: int | None,
+        rk_param: Any,
+        target: pa.Schema,
+    ) -> Any:
         """The SQLite query for adbc-driver-sqlite, which infers each column's type from the values of
         its first batch (all-NULL → int64, then fails on a string): a first row of typed sentinel
         values (marked ``_o = 0``, dropped on reading) fixes every type. Text-like columns are read
@@ -715,10 +782,12 @@ class SQLAdapter(ProtocolAdapter):
             else:
                 sentinels.append(sa.literal("", sa.Text))
                 cols.append(sa.cast(c, sa.Text))
-        head = sa.select(sa.literal(0, sa.Integer).label("_o"),
-                         *[v.label(f"s{i}") for i, v in enumerate(sentinels)])
-        body = sa.select(sa.literal(1, sa.Integer).label("_o"),
-                         *[c.label(f"s{i}") for i, c in enumerate(cols)]).select_from(frm)
+        head = sa.select(
+            sa.literal(0, sa.Integer).label("_o"), *[v.label(f"s{i}") for i, v in enumerate(sentinels)]
+        )
+        body = sa.select(
+            sa.literal(1, sa.Integer).label("_o"), *[c.label(f"s{i}") for i, c in enumerate(cols)]
+        ).select_from(frm)
         order: list[Any] = []
         if boundary is not None:
             if boundary.value is not None:
@@ -732,9 +801,16 @@ class SQLAdapter(ProtocolAdapter):
             stmt = stmt.limit(limit + extra + 1)
         return stmt
 
-    def _emit(self, spec: StreamSpec, boundary: _Boundary | None, table: pa.Table, limit: int | None,
-              rk: Callable[[int], Any] | None, pk: Callable[[int], tuple[Any, ...]] | None,
-              schema: JSONSchema) -> tuple[Batch | None, int]:
+    def _emit(
+        self,
+        spec: StreamSpec,
+        boundary: _Boundary | None,
+        table: pa.Table,
+        limit: int | None,
+        rk: Callable[[int], Any] | None,
+        pk: Callable[[int], tuple[Any, ...]] | None,
+        schema: JSONSchema,
+    ) -> tuple[Batch | None, int]:
         n = table.num_rows
         keep: list[int] | None = None
         if boundary is not None:
@@ -760,12 +836,19 @@ class SQLAdapter(ProtocolAdapter):
             table = table.take(pa.array(keep, pa.int64()))
         if table.num_rows == 0:
             return None, 0
-        return Batch.from_arrow(table, schema=schema,
-                                bookmark=boundary.state() if boundary is not None else None), table.num_rows
+        return Batch.from_arrow(
+            table, schema=schema, bookmark=boundary.state() if boundary is not None else None
+        ), table.num_rows
 
     # PostgreSQL through ADBC ------------------------------------------------------------------------
-    def _read_adbc(self, spec: StreamSpec, src: _Source, props: dict[str, JSONSchema],
-                   boundary: _Boundary | None, limit: int | None) -> Iterator[Batch]:
+    def _read_adbc(
+        self,
+        spec: StreamSpec,
+        src: _Source,
+        props: dict[str, JSONSchema],
+        boundary: _Boundary | None,
+        limit: int | None,
+    ) -> Iterator[Batch]:
         import pyarrow as pa
 
         target = jsonschema_to_arrow({"properties": props})
@@ -777,7 +860,8 @@ class SQLAdapter(ProtocolAdapter):
             if _needs_text(p) and not p.get("x-json"):  # JSON arrives as text already
                 return sa.cast(c, sa.Text).label(name)
             if json_types(p)[0] == {"array"} and _needs_text(p.get("items") or {}) | (
-                    (p.get("items") or {}).get("format") == "decimal"):
+                (p.get("items") or {}).get("format") == "decimal"
+            ):
                 return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
             return c
 
@@ -805,10 +889,13 @@ class SQLAdapter(ProtocolAdapter):
                     if boundary is not None:
                         rk_col = table.column(boundary.rk)
                         pk_cols = [table.column(k) for k in boundary.pks]
+
                         def rkf(i: int, _c: Any = rk_col) -> Any:
                             return _jf(_c[i].as_py())
+
                         def pkf(i: int, _cs: Any = pk_cols) -> tuple[Any, ...]:
                             return tuple(_jf(c[i].as_py()) for c in _cs)
+
                     batch, n = self._emit(spec, boundary, table, remaining, rkf, pkf, schema)
                     if batch is not None:
                         yield batch
@@ -838,14 +925,21 @@ class SQLAdapter(ProtocolAdapter):
                 try:
                     col = col.cast(f.type, safe=True)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                    raise self._schema_error(f"cannot convert {col.type} to {f.type}: {exc}",
-                                             stream=spec.name, field=f.name) from None
+                    raise self._schema_error(
+                        f"cannot convert {col.type} to {f.type}: {exc}", stream=spec.name, field=f.name
+                    ) from None
             arrays.append(col)
         return pa.Table.from_arrays(arrays, schema=target)
 
     # SQLite through sqlite3 -------------------------------------------------------------------------
-    def _read_sqlite(self, spec: StreamSpec, src: _Source, props: dict[str, JSONSchema],
-                     boundary: _Boundary | None, limit: int | None) -> Iterator[Batch]:
+    def _read_sqlite(
+        self,
+        spec: StreamSpec,
+        src: _Source,
+        props: dict[str, JSONSchema],
+        boundary: _Boundary | None,
+        limit: int | None,
+    ) -> Iterator[Batch]:
         target = jsonschema_to_arrow({"properties": props})
         rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
         use_adbc = self._sqlite_adbc_path()
@@ -862,16 +956,19 @@ class SQLAdapter(ProtocolAdapter):
         pk_i = [names.index(k) for k in boundary.pks] if boundary else []
         remaining = limit
         chunks: Any = (self._sqlite_chunks_adbc if use_adbc else self._sqlite_chunks)(
-            str(compiled), params, target, size, spec, src)
+            str(compiled), params, target, size, spec, src
+        )
         try:
             for table, raw in chunks:
                 rkf = pkf = None
                 if boundary is not None:
+
                     def rkf(i: int, _raw: Any = raw) -> Any:
                         return _jf(_raw(rk_i, i))
 
                     def pkf(i: int, _raw: Any = raw) -> tuple[Any, ...]:
                         return tuple(_jf(_raw(c, i)) for c in pk_i)
+
                 batch, n = self._emit(spec, boundary, table, remaining, rkf, pkf, schema)
                 if batch is not None:
                     yield batch
@@ -892,8 +989,9 @@ class SQLAdapter(ProtocolAdapter):
             return False
         return True
 
-    def _sqlite_chunks(self, sql: str, params: list[Any], target: pa.Schema, size: int, spec: StreamSpec,
-                       src: _Source) -> Iterator[tuple[pa.Table, _Getter]]:
+    def _sqlite_chunks(
+        self, sql: str, params: list[Any], target: pa.Schema, size: int, spec: StreamSpec, src: _Source
+    ) -> Iterator[tuple[pa.Table, _Getter]]:
         """sqlite3 ``fetchmany`` + column-wise Arrow arrays (the fallback without adbc-driver-sqlite)."""
         import pyarrow as pa
 
@@ -909,8 +1007,10 @@ class SQLAdapter(ProtocolAdapter):
                 if not rows:
                     break
                 cols = list(zip(*rows, strict=True))
-                arrays = [_sqlite_array(cols[i], f, self._field_error(spec.name, f.name))
-                          for i, f in enumerate(target)]
+                arrays = [
+                    _sqlite_array(cols[i], f, self._field_error(spec.name, f.name))
+                    for i, f in enumerate(target)
+                ]
                 yield pa.Table.from_arrays(arrays, schema=target), _tuple_getter(cols)
             cur.close()
         finally:
@@ -941,8 +1041,9 @@ class SQLAdapter(ProtocolAdapter):
                 yield pa.RecordBatch.from_arrays(rb.columns[1:], names=rb.schema.names[1:])
             rb = nxt
 
-    def _sqlite_chunks_adbc(self, sql: str, params: list[Any], target: pa.Schema, size: int,
-                            spec: StreamSpec, src: _Source) -> Iterator[tuple[pa.Table, _Getter]]:
+    def _sqlite_chunks_adbc(
+        self, sql: str, params: list[Any], target: pa.Schema, size: int, spec: StreamSpec, src: _Source
+    ) -> Iterator[tuple[pa.Table, _Getter]]:
         """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts."""
         import adbc_driver_sqlite.dbapi as adbc
         import pyarrow as pa
@@ -963,16 +1064,24 @@ class SQLAdapter(ProtocolAdapter):
             except Exception as exc:
                 raise self._read_error(exc, spec, src) from None
             for rb in _rebatch(self._adbc_batches(reader, spec, src), size):
-                arrays = [_sqlite_coerce(rb.column(i), f, self._field_error(spec.name, f.name))
-                          for i, f in enumerate(target)]
+                arrays = [
+                    _sqlite_coerce(rb.column(i), f, self._field_error(spec.name, f.name))
+                    for i, f in enumerate(target)
+                ]
                 yield pa.Table.from_arrays(arrays, schema=target), _arrow_getter(rb)
             cur.close()
         finally:
             conn.close()
 
     # any dialect through SQLAlchemy -------------------------------------------------------------------
-    def _read_generic(self, spec: StreamSpec, src: _Source, props: dict[str, JSONSchema],
-                      boundary: _Boundary | None, limit: int | None) -> Iterator[Batch]:
+    def _read_generic(
+        self,
+        spec: StreamSpec,
+        src: _Source,
+        props: dict[str, JSONSchema],
+        boundary: _Boundary | None,
+        limit: int | None,
+    ) -> Iterator[Batch]:
         value = _typed_value(boundary.value, props[boundary.rk]) if boundary else None
         stmt = self._select(src, props, boundary, limit, sa.bindparam("rk_value", value))
         size = self.options.batch_size or DICT_BATCH_SIZE
@@ -988,16 +1097,20 @@ class SQLAdapter(ProtocolAdapter):
                 records = [{n: _py(v) for n, v in zip(names, row, strict=True)} for row in part]
                 keep: list[int] | None = None
                 if boundary is not None:
+
                     def rkf(i: int, _r: list[dict[str, Any]] = records, _k: str = boundary.rk) -> Any:
                         return _jf(_r[i][_k])
 
-                    def pkf(i: int, _r: list[dict[str, Any]] = records,
-                            _ks: Sequence[str] = boundary.pks) -> tuple[Any, ...]:
+                    def pkf(
+                        i: int, _r: list[dict[str, Any]] = records, _ks: Sequence[str] = boundary.pks
+                    ) -> tuple[Any, ...]:
                         return tuple(_jf(_r[i][k]) for k in _ks)
 
                     if not boundary.pks:  # keyless: the boundary key is the hash of the whole row
-                        def pkf(i: int, _r: list[dict[str, Any]] = records,
-                                _ks: Sequence[str] = ()) -> tuple[Any, ...]:
+
+                        def pkf(
+                            i: int, _r: list[dict[str, Any]] = records, _ks: Sequence[str] = ()
+                        ) -> tuple[Any, ...]:
                             return (row_hash(_r[i]),)
 
                     keep = boundary.process(len(records), rkf, pkf, remaining)
@@ -1006,8 +1119,9 @@ class SQLAdapter(ProtocolAdapter):
                 if keep is not None:
                     records = [records[i] for i in keep]
                 if records:
-                    yield Batch.from_records(records, schema=schema,
-                                             bookmark=boundary.state() if boundary else None)
+                    yield Batch.from_records(
+                        records, schema=schema, bookmark=boundary.state() if boundary else None
+                    )
                 if remaining is not None:
                     remaining -= len(records)
                     if remaining <= 0:
@@ -1057,20 +1171,36 @@ class SQLAdapter(ProtocolAdapter):
             raise
         except sa.exc.SQLAlchemyError as exc:
             raise self._db_error(exc, f"preparing table {name!r}", stream=stream.name) from None
-        self._writes[stream.name] = _WriteState(table=table, target=target, load_method=method, props=dict(
-            (c.name, props.get(c.name) or {}) for c in table.columns), keys=keys, stage_name=stage_name)
+        self._writes[stream.name] = _WriteState(
+            table=table,
+            target=target,
+            load_method=method,
+            props=dict((c.name, props.get(c.name) or {}) for c in table.columns),
+            keys=keys,
+            stage_name=stage_name,
+        )
 
-    def _table_obj(self, schema: str | None, name: str, props: Mapping[str, JSONSchema],
-                   keys: Sequence[str]) -> sa.Table:
-        cols = [sa.Column(n, jsonschema_to_sqltype(p, self.dialect), nullable=n not in keys)
-                for n, p in props.items()]
+    def _table_obj(
+        self, schema: str | None, name: str, props: Mapping[str, JSONSchema], keys: Sequence[str]
+    ) -> sa.Table:
+        cols = [
+            sa.Column(n, jsonschema_to_sqltype(p, self.dialect), nullable=n not in keys)
+            for n, p in props.items()
+        ]
         args: list[Any] = list(cols)
         if keys:
             args.append(sa.PrimaryKeyConstraint(*keys, name=f"pk_{uuid.uuid4().hex[:16]}"))
         return sa.Table(name, sa.MetaData(), *args, schema=schema)
 
-    def _ensure_table(self, conn: Connection, schema: str | None, name: str, props: Mapping[str, JSONSchema],
-                      keys: Sequence[str], stream: str) -> sa.Table:
+    def _ensure_table(
+        self,
+        conn: Connection,
+        schema: str | None,
+        name: str,
+        props: Mapping[str, JSONSchema],
+        keys: Sequence[str],
+        stream: str,
+    ) -> sa.Table:
         for k in keys:
             if k not in props:
                 raise self.error(f"key property {k!r} is not in the schema", stream=stream, field=k)
@@ -1087,8 +1217,10 @@ class SQLAdapter(ProtocolAdapter):
         prep = self.dialect.identifier_preparer
         for n, p in new.items():
             col = sa.Column(n, jsonschema_to_sqltype(p, self.dialect), nullable=True)
-            ddl = (f"ALTER TABLE {prep.format_table(table)} ADD COLUMN "
-                   f"{sa.schema.CreateColumn(col).compile(dialect=self.dialect)}")
+            ddl = (
+                f"ALTER TABLE {prep.format_table(table)} ADD COLUMN "
+                f"{sa.schema.CreateColumn(col).compile(dialect=self.dialect)}"
+            )
             conn.exec_driver_sql(ddl)
             table.append_column(col, replace_existing=True)
 
@@ -1103,8 +1235,11 @@ class SQLAdapter(ProtocolAdapter):
         for ix in insp.get_indexes(table.name, schema=table.schema):
             if ix.get("unique") and sorted(c for c in ix.get("column_names") or [] if c) == sorted(keys):
                 return
-        raise self.error(f"upsert needs a primary key or unique constraint on {keys} in table "
-                         f"{table.name!r} (it has primary key {pk})", stream=stream)
+        raise self.error(
+            f"upsert needs a primary key or unique constraint on {keys} in table "
+            f"{table.name!r} (it has primary key {pk})",
+            stream=stream,
+        )
 
     def write(self, stream: StreamSpec, batch: Batch) -> WriteResult:
         """Write one batch in one transaction; ``committed=True`` once it is durable."""
@@ -1129,14 +1264,18 @@ class SQLAdapter(ProtocolAdapter):
             table = table.select(names)
         missing = [k for k in st.keys if k not in names]
         if missing:
-            raise self._schema_error("key property missing from the batch", stream=stream.name,
-                                     field=missing[0])
+            raise self._schema_error(
+                "key property missing from the batch", stream=stream.name, field=missing[0]
+            )
         if self._is_pg and self._adbc_available():
             if self._pg_submit(stream, st, table):
                 st.rows += table.num_rows
                 # in flight: committed (in batch order) by a worker; flush() waits for it
-                return WriteResult(rows=table.num_rows, committed=False,
-                                   details={"load_method": st.load_method, "affected": table.num_rows})
+                return WriteResult(
+                    rows=table.num_rows,
+                    committed=False,
+                    details={"load_method": st.load_method, "affected": table.num_rows},
+                )
             self._pg_drain(stream.name)  # the batches before this one commit first
             affected = self._write_pg(stream, st, table)
         elif self._is_sqlite:
@@ -1146,8 +1285,9 @@ class SQLAdapter(ProtocolAdapter):
         st.rows += table.num_rows
         # rows = the batch's rows, all committed; "affected" = what the database reported changing
         # (an upsert of unchanged rows affects none)
-        return WriteResult(rows=table.num_rows, committed=True,
-                           details={"load_method": st.load_method, "affected": affected})
+        return WriteResult(
+            rows=table.num_rows, committed=True, details={"load_method": st.load_method, "affected": affected}
+        )
 
     def _evolve(self, stream: StreamSpec, batch: Batch, st: _WriteState) -> None:
         new = [n for n in batch.column_names if n not in st.table.c]
@@ -1219,8 +1359,9 @@ class SQLAdapter(ProtocolAdapter):
             except Exception:  # pragma: no cover
                 self._adbc_write = None
             fld = self._pg_diagnose(stage, data, st, names)
-            raise self._schema_error(f"batch not written (rolled back): {_pg_msg(exc)}", stream=stream.name,
-                                     field=fld) from None
+            raise self._schema_error(
+                f"batch not written (rolled back): {_pg_msg(exc)}", stream=stream.name, field=fld
+            ) from None
         finally:
             cur.close()
         if rows is not None and rows >= 0:
@@ -1315,8 +1456,12 @@ class SQLAdapter(ProtocolAdapter):
             for j in jobs:
                 if not j.committed and j.table is not None:
                     if j.error is not None:
-                        log.info("sql: stream %s: a parallel COPY failed (%s); writing the batch again "
-                                 "sequentially", name, _pg_msg(j.error))
+                        log.info(
+                            "sql: stream %s: a parallel COPY failed (%s); writing the batch again "
+                            "sequentially",
+                            name,
+                            _pg_msg(j.error),
+                        )
                     self._write_pg(j.stream, st, j.table)
 
     def _pg_insert_sql(self, st: _WriteState, stage: str, names: list[str], upsert: bool) -> str:
@@ -1330,7 +1475,8 @@ class SQLAdapter(ProtocolAdapter):
             from sqlalchemy.dialects.postgresql import distinct_on
 
             sel = sel.ext(distinct_on(*[sc[k] for k in st.keys])).order_by(
-                *[sc[k] for k in st.keys], src.c["c_ord"].desc())
+                *[sc[k] for k in st.keys], src.c["c_ord"].desc()
+            )
         stmt = pg_insert(target).from_select(names, sel)
         if upsert:
             others = [n for n in names if n not in st.keys]
@@ -1338,7 +1484,8 @@ class SQLAdapter(ProtocolAdapter):
                 stmt = stmt.on_conflict_do_update(
                     index_elements=st.keys,
                     set_={n: stmt.excluded[n] for n in others},
-                    where=sa.or_(*[target.c[n].is_distinct_from(stmt.excluded[n]) for n in others]))
+                    where=sa.or_(*[target.c[n].is_distinct_from(stmt.excluded[n]) for n in others]),
+                )
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=st.keys)
         return self._pg_compile(stmt)
@@ -1355,8 +1502,11 @@ class SQLAdapter(ProtocolAdapter):
             for i, n in enumerate(names):
                 col, typ = src.c[f"c{i}"], st.table.c[n].type
                 if isinstance(typ, sa.String) and getattr(typ, "length", None):
-                    probe = sa.select(sa.func.count()).select_from(src).where(
-                        sa.func.char_length(col) > typ.length)
+                    probe = (
+                        sa.select(sa.func.count())
+                        .select_from(src)
+                        .where(sa.func.char_length(col) > typ.length)
+                    )
                 else:
                     probe = sa.select(sa.func.count(sa.cast(col, typ)))
                 cur.execute("SAVEPOINT dcapix_diag")
@@ -1411,8 +1561,9 @@ class SQLAdapter(ProtocolAdapter):
                 raise
         except Exception as exc:
             fld = _sqlite_field(str(exc), names)
-            raise self._schema_error(f"batch not written (rolled back): {exc}", stream=stream.name,
-                                     field=fld) from None
+            raise self._schema_error(
+                f"batch not written (rolled back): {exc}", stream=stream.name, field=fld
+            ) from None
         return int(affected)
 
     def _write_sqlite_adbc(self, stream: StreamSpec, st: _WriteState, table: pa.Table) -> int:
@@ -1443,8 +1594,9 @@ class SQLAdapter(ProtocolAdapter):
             except Exception:  # pragma: no cover
                 self._sqlite_adbc_write = None
             msg = " ".join(str(exc).split()).split(" query was:")[0].replace("INTERNAL: ", "")[:400]
-            raise self._schema_error(f"batch not written (rolled back): {msg}", stream=stream.name,
-                                     field=_sqlite_field(msg, names)) from None
+            raise self._schema_error(
+                f"batch not written (rolled back): {msg}", stream=stream.name, field=_sqlite_field(msg, names)
+            ) from None
         finally:
             cur.close()
         return table.num_rows
@@ -1458,8 +1610,10 @@ class SQLAdapter(ProtocolAdapter):
             others = [n for n in names if n not in st.keys]
             if others:
                 stmt = stmt.on_conflict_do_update(
-                    index_elements=st.keys, set_={n: stmt.excluded[n] for n in others},
-                    where=sa.or_(*[st.table.c[n].is_distinct_from(stmt.excluded[n]) for n in others]))
+                    index_elements=st.keys,
+                    set_={n: stmt.excluded[n] for n in others},
+                    where=sa.or_(*[st.table.c[n].is_distinct_from(stmt.excluded[n]) for n in others]),
+                )
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=st.keys)
         compiled = stmt.compile(dialect=self.dialect)
@@ -1482,23 +1636,34 @@ class SQLAdapter(ProtocolAdapter):
 
                         ins = pg_insert(st.table)
                         others = [n for n in table.column_names if n not in st.keys]
-                        stmt = (ins.on_conflict_do_update(
-                            index_elements=st.keys, set_={n: ins.excluded[n] for n in others},
-                            where=sa.or_(*[st.table.c[n].is_distinct_from(ins.excluded[n]) for n in others]))
-                                if others else ins.on_conflict_do_nothing(index_elements=st.keys))
+                        stmt = (
+                            ins.on_conflict_do_update(
+                                index_elements=st.keys,
+                                set_={n: ins.excluded[n] for n in others},
+                                where=sa.or_(
+                                    *[st.table.c[n].is_distinct_from(ins.excluded[n]) for n in others]
+                                ),
+                            )
+                            if others
+                            else ins.on_conflict_do_nothing(index_elements=st.keys)
+                        )
                         res = conn.execute(stmt, _dedupe(records, st.keys))
                         return int(res.rowcount if res.rowcount is not None else -1)
                     # staged merge: delete the keys, then insert (same transaction)
                     cond = sa.and_(*[st.table.c[k] == sa.bindparam(f"k_{i}") for i, k in enumerate(st.keys)])
-                    conn.execute(st.table.delete().where(cond),
-                                 [{f"k_{i}": r[k] for i, k in enumerate(st.keys)} for r in records])
+                    conn.execute(
+                        st.table.delete().where(cond),
+                        [{f"k_{i}": r[k] for i, k in enumerate(st.keys)} for r in records],
+                    )
                     records = _dedupe(records, st.keys)
                 res = conn.execute(st.table.insert(), records)
                 affected = res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(records)
         except sa.exc.SQLAlchemyError as exc:
-            raise self._schema_error(f"batch not written (rolled back): {_short_msg(exc)}",
-                                     stream=stream.name,
-                                     field=_sqlite_field(str(exc), table.column_names)) from None
+            raise self._schema_error(
+                f"batch not written (rolled back): {_short_msg(exc)}",
+                stream=stream.name,
+                field=_sqlite_field(str(exc), table.column_names),
+            ) from None
         return int(affected)
 
     def flush(self, stream: StreamSpec | None = None) -> None:
@@ -1541,8 +1706,9 @@ class SQLAdapter(ProtocolAdapter):
                     conn.exec_driver_sql(drop)
                     conn.exec_driver_sql(rename)
         except Exception as exc:
-            raise self._db_error(exc, f"swapping in the new table {st.target.name!r}",
-                                 stream=stream.name) from None
+            raise self._db_error(
+                exc, f"swapping in the new table {st.target.name!r}", stream=stream.name
+            ) from None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -1599,7 +1765,8 @@ def _not_null(prop: JSONSchema) -> JSONSchema:
 def _is_rk_candidate(prop: Mapping[str, Any]) -> bool:
     types, _ = json_types(prop)
     return types == {"integer"} or (
-        types == {"string"} and prop.get("format") in ("date-time", "date", "decimal"))
+        types == {"string"} and prop.get("format") in ("date-time", "date", "decimal")
+    )
 
 
 def _needs_text(prop: Mapping[str, Any]) -> bool:
@@ -1668,7 +1835,7 @@ def _pg_msg(exc: BaseException) -> str:
     text = " ".join(str(getattr(exc, "orig", None) or exc).split())
     i = text.find("ERROR:")
     if i >= 0:
-        text = text[i + 6:].strip()
+        text = text[i + 6 :].strip()
     return text[:400]
 
 
@@ -1688,8 +1855,9 @@ def _pg_direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
             if not pt.is_string(at):
                 return None
             # jsonb's binary input format: a version byte (1) then the JSON text
-            col = pc.binary_join_element_wise(pa.scalar(b"\x01", pa.binary()), col.cast(pa.binary()),
-                                              pa.scalar(b"", pa.binary()))
+            col = pc.binary_join_element_wise(
+                pa.scalar(b"\x01", pa.binary()), col.cast(pa.binary()), pa.scalar(b"", pa.binary())
+            )
         elif isinstance(tt, sa.JSON):
             if not pt.is_string(at):
                 return None
@@ -1708,8 +1876,12 @@ def _pg_direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
             if not pt.is_decimal(at):
                 return None
         elif isinstance(tt, sa.DateTime):
-            if not pt.is_timestamp(at) or at.unit != "us" or (at.tz is not None) != bool(tt.timezone) or (
-                    at.tz not in (None, "UTC", "+00:00")):
+            if (
+                not pt.is_timestamp(at)
+                or at.unit != "us"
+                or (at.tz is not None) != bool(tt.timezone)
+                or (at.tz not in (None, "UTC", "+00:00"))
+            ):
                 return None
         elif isinstance(tt, sa.Date):
             if not pt.is_date32(at):
@@ -1720,8 +1892,11 @@ def _pg_direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
         elif isinstance(tt, sa.LargeBinary):
             if not pt.is_binary(at):
                 return None
-        elif isinstance(tt, sa.String) and not isinstance(tt, sa.Enum) and type(tt).__name__ in (
-                "TEXT", "VARCHAR", "Text", "String", "CHAR"):
+        elif (
+            isinstance(tt, sa.String)
+            and not isinstance(tt, sa.Enum)
+            and type(tt).__name__ in ("TEXT", "VARCHAR", "Text", "String", "CHAR")
+        ):
             if not pt.is_string(at):
                 return None
         else:
@@ -1795,9 +1970,14 @@ def _json_default(value: Any) -> Any:
 
 _PG_OIDS: dict[int, JSONSchema] = {
     16: {"type": ["boolean", "null"]},
-    20: {"type": ["integer", "null"]}, 21: {"type": ["integer", "null"]}, 23: {"type": ["integer", "null"]},
-    700: {"type": ["number", "null"]}, 701: {"type": ["number", "null"]},
-    25: {"type": ["string", "null"]}, 1043: {"type": ["string", "null"]}, 1042: {"type": ["string", "null"]},
+    20: {"type": ["integer", "null"]},
+    21: {"type": ["integer", "null"]},
+    23: {"type": ["integer", "null"]},
+    700: {"type": ["number", "null"]},
+    701: {"type": ["number", "null"]},
+    25: {"type": ["string", "null"]},
+    1043: {"type": ["string", "null"]},
+    1042: {"type": ["string", "null"]},
     19: {"type": ["string", "null"]},
     1082: {"type": ["string", "null"], "format": "date"},
     1083: {"type": ["string", "null"], "format": "time"},
@@ -2015,8 +2195,9 @@ def _sqlite_values(col: pa.ChunkedArray) -> list[Any]:
 
         name = "v"
         vals = arrow_to_records(pa.table({name: col}))
-        return [None if r[name] is None else orjson.dumps(r[name], default=_json_default).decode()
-                for r in vals]
+        return [
+            None if r[name] is None else orjson.dumps(r[name], default=_json_default).decode() for r in vals
+        ]
     return col.to_pylist()
 
 
@@ -2047,20 +2228,26 @@ class SQLReflectionSchemaProvider(SchemaProvider):
             bind: Any = connection if connection is not None else engine
             url = str(bind.engine.url.render_as_string(hide_password=False))
         if not url:
-            raise ConfigError("schema provider 'sql_reflection': needs the 'url' option (or an engine)",
-                              plugin="schema provider 'sql_reflection'", field="url")
+            raise ConfigError(
+                "schema provider 'sql_reflection': needs the 'url' option (or an engine)",
+                plugin="schema provider 'sql_reflection'",
+                field="url",
+            )
         table = context.get("table") or context.get("stream")
         query = context.get("query")
         if not table and not query:
-            raise ConfigError("schema provider 'sql_reflection': needs 'table' (or 'query') in the context",
-                              plugin="schema provider 'sql_reflection'", field="table")
+            raise ConfigError(
+                "schema provider 'sql_reflection': needs 'table' (or 'query') in the context",
+                plugin="schema provider 'sql_reflection'",
+                field="table",
+            )
         schema = context.get("schema") or self.options.schema_
-        stream: dict[str, Any] = ({"name": str(context.get("stream") or "query"), "query": query} if query
-                                  else {"name": str(context.get("stream") or table), "table": table,
-                                        "schema": schema})
+        stream: dict[str, Any] = (
+            {"name": str(context.get("stream") or "query"), "query": query}
+            if query
+            else {"name": str(context.get("stream") or table), "table": table, "schema": schema}
+        )
         opts = {"url": url, "streams": [stream], "engine_options": self.options.engine_options}
         with SQLAdapter(opts) as ad:
             spec = ad.discover()[0]
         return dict(spec.schema)
-
-

@@ -198,8 +198,9 @@ class ProtocolAdapter:
         """The discovered stream called ``name``; unknown names list the known ones."""
         streams = {s.name: s for s in self.discover()}
         if name not in streams:
-            raise self.error(f"unknown stream {name!r}; known: {', '.join(sorted(streams)) or '(none)'}",
-                             stream=name)
+            raise self.error(
+                f"unknown stream {name!r}; known: {', '.join(sorted(streams)) or '(none)'}", stream=name
+            )
         return streams[name]
 
     def read(

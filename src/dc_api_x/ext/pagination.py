@@ -121,19 +121,24 @@ def extract_records(
     elif data is MISSING:
         keys = ", ".join(list(body)[:10]) if isinstance(body, dict) else type(body).__name__
         raise ResponseDecodeError(
-            f"{where}: records_path {records_path!r} not found in the answer (keys: {keys})")
+            f"{where}: records_path {records_path!r} not found in the answer (keys: {keys})"
+        )
     elif data is None:
         return []
     elif isinstance(data, dict):
         return [data]
     else:
-        raise ResponseDecodeError(f"{where}: records_path {records_path or '(body)'!r} holds a "
-                                  f"{type(data).__name__}, not a list of objects")
+        raise ResponseDecodeError(
+            f"{where}: records_path {records_path or '(body)'!r} holds a "
+            f"{type(data).__name__}, not a list of objects"
+        )
     if records and set(map(type, records)) != _DICT_ONLY:  # one C-level pass in the normal case
         for i, rec in enumerate(records):
             if type(rec) is not dict:
-                raise ResponseDecodeError(f"{where}: record #{i} at {records_path or '(body)'!r} is a "
-                                          f"{type(rec).__name__}, not an object")
+                raise ResponseDecodeError(
+                    f"{where}: record #{i} at {records_path or '(body)'!r} is a "
+                    f"{type(rec).__name__}, not an object"
+                )
     return records
 
 
@@ -250,8 +255,9 @@ class Paginator(Generic[T]):
             the token, or when called after the last page.
         """
         if self.finished:
-            raise PaginationError(f"paginator {self.name!r}: advance() called after the last page "
-                                  f"({response.url})")
+            raise PaginationError(
+                f"paginator {self.name!r}: advance() called after the last page ({response.url})"
+            )
         self.pages += 1
         self.items += len(records)
         if not self.has_more(response, records):

@@ -77,8 +77,11 @@ class SchemaProvider:
     def require(self, context: Mapping[str, Any], key: str) -> Any:
         """``context[key]``, or a :class:`ConfigError` naming this provider and the missing key."""
         if context.get(key) is None:
-            raise ConfigError(f"schema provider {self.name!r}: {key!r} is required",
-                              plugin=f"schema provider {self.name!r}", field=key)
+            raise ConfigError(
+                f"schema provider {self.name!r}: {key!r} is required",
+                plugin=f"schema provider {self.name!r}",
+                field=key,
+            )
         return context[key]
 
     def __repr__(self) -> str:

@@ -94,7 +94,11 @@ class Transform:
     Options: ClassVar[type[BaseModel]] = TransformOptions
 
     def __init__(
-        self, options: Mapping[str, Any] | BaseModel | None = None, /, *, stream: str | None = None,
+        self,
+        options: Mapping[str, Any] | BaseModel | None = None,
+        /,
+        *,
+        stream: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.stream = stream
@@ -284,11 +288,17 @@ def build_transforms(
             transforms.append(cfg)
             continue
         if not isinstance(cfg, (str, Mapping)) and not hasattr(cfg, "model_dump"):
-            raise ConfigError(f"transforms[{i}]: expected a mapping {{type: NAME, ...}}, got {cfg!r}",
-                              plugin="transform", field=f"transforms[{i}]")
+            raise ConfigError(
+                f"transforms[{i}]: expected a mapping {{type: NAME, ...}}, got {cfg!r}",
+                plugin="transform",
+                field=f"transforms[{i}]",
+            )
         obj = create_plugin("transforms", cfg, plugins=plugins, stream=stream)
         if not isinstance(obj, Transform):
-            raise ConfigError(f"transforms[{i}]: {obj!r} is not a dc_api_x.ext.transforms.Transform",
-                              plugin="transform", field=f"transforms[{i}]")
+            raise ConfigError(
+                f"transforms[{i}]: {obj!r} is not a dc_api_x.ext.transforms.Transform",
+                plugin="transform",
+                field=f"transforms[{i}]",
+            )
         transforms.append(obj)
     return TransformChain(transforms, schema)

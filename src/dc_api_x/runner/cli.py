@@ -36,8 +36,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print metrics as JSON on stdout")
     p.add_argument("--via-singer", action="store_true", help="run TAP | TARGET as processes (Singer)")
     p.add_argument("--parallel", type=int, help="streams at a time (default 1 or the file's)")
-    p.add_argument("--prefetch", type=int,
-                   help="batches read ahead by the reader thread (default 1; 0: no thread)")
+    p.add_argument(
+        "--prefetch", type=int, help="batches read ahead by the reader thread (default 1; 0: no thread)"
+    )
     p.add_argument("--checkpoint-rows", type=int, help="flush + save state every N rows")
     p.add_argument("--no-progress", action="store_true", help="no live display / progress lines")
     p.set_defaults(func=cmd_run)
@@ -55,8 +56,11 @@ def add_commands(subparsers: Any) -> None:
 
     b = subparsers.add_parser("bench", help="measure the runner (SQLite -> Parquet) or run benchmarks/wN.sh")
     b.add_argument("--rows", type=int, default=200_000, help="rows to generate (default 200000)")
-    b.add_argument("--workload", choices=["w1", "w2", "w3", "w4", "all"],
-                   help="run the side-by-side workload script(s) from the repository's benchmarks/")
+    b.add_argument(
+        "--workload",
+        choices=["w1", "w2", "w3", "w4", "all"],
+        help="run the side-by-side workload script(s) from the repository's benchmarks/",
+    )
     b.add_argument("--dir", help="work directory (default: a temp dir)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
@@ -75,15 +79,20 @@ def _load_pipeline(args: argparse.Namespace) -> tuple[str, Any, Any]:
         if not (args.source and args.destination):
             raise ConfigError("ad-hoc runs need both --source and --destination", plugin="runner")
         if args.pipeline or args.config:
-            raise ConfigError("give either a pipeline (and -c FILE) or --source/--destination, not both",
-                              plugin="runner")
+            raise ConfigError(
+                "give either a pipeline (and -c FILE) or --source/--destination, not both", plugin="runner"
+            )
         src = load_endpoint_file(args.source, "source")
         dst = load_endpoint_file(args.destination, "destination")
         if args.load_method:
             dst.load_method = args.load_method
-        name = args.name or "adhoc-" + hashlib.sha1(
-            json.dumps([src.model_dump(), dst.model_dump()], sort_keys=True, default=str).encode()
-        ).hexdigest()[:10]
+        name = (
+            args.name
+            or "adhoc-"
+            + hashlib.sha1(
+                json.dumps([src.model_dump(), dst.model_dump()], sort_keys=True, default=str).encode()
+            ).hexdigest()[:10]
+        )
         return name, PipelineConfig(source=src, destination=dst), ProjectConfig()
     project = load_config(args.config)
     name, pipe = project.pipeline(args.pipeline)
@@ -149,18 +158,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     get_plugins()
     _sigterm_as_interrupt()
     name, pipe, project = _load_pipeline(args)
-    opts = RunOptions(full_refresh=args.full_refresh, select=args.select, limit=args.limit,
-                      prefetch=args.prefetch, parallel=args.parallel, checkpoint_rows=args.checkpoint_rows)
+    opts = RunOptions(
+        full_refresh=args.full_refresh,
+        select=args.select,
+        limit=args.limit,
+        prefetch=args.prefetch,
+        parallel=args.parallel,
+        checkpoint_rows=args.checkpoint_rows,
+    )
     store = _open_store(args, project)
     try:
         if args.dry_run:
             if args.via_singer:
                 from .process import singer_state
 
-                plan: dict[str, Any] = {"pipeline": name, "mode": "via-singer",
-                                        "tap": pipe.singer.tap, "target": pipe.singer.target}
-                plan.update({k: v for k, v in Runner(name, pipe, store, opts).plan().items()
-                             if k in ("source", "destination", "streams", "state_store")})
+                plan: dict[str, Any] = {
+                    "pipeline": name,
+                    "mode": "via-singer",
+                    "tap": pipe.singer.tap,
+                    "target": pipe.singer.target,
+                }
+                plan.update(
+                    {
+                        k: v
+                        for k, v in Runner(name, pipe, store, opts).plan().items()
+                        if k in ("source", "destination", "streams", "state_store")
+                    }
+                )
                 if store is not None:
                     plan["state"] = singer_state(store, name)
             else:
@@ -229,8 +253,9 @@ def cmd_state(args: argparse.Namespace) -> int:
         if args.action in ("show", "export"):
             entries = store.list(args.pipeline, args.stream, partition=args.partition)
             if args.action == "show" and args.pipeline and args.stream and not entries:
-                raise StateError(f"no state for pipeline {args.pipeline!r}, stream {args.stream!r} in "
-                                 f"{store.location}")
+                raise StateError(
+                    f"no state for pipeline {args.pipeline!r}, stream {args.stream!r} in {store.location}"
+                )
             print(json.dumps([e.as_dict() for e in entries], indent=2, default=str))
             return 0
         if args.action == "set":
@@ -248,8 +273,9 @@ def cmd_state(args: argparse.Namespace) -> int:
             return 0
         # reset
         if not (args.pipeline or args.all):
-            raise ConfigError("state reset needs --pipeline P (optionally --stream S) or --all",
-                              plugin="runner")
+            raise ConfigError(
+                "state reset needs --pipeline P (optionally --stream S) or --all", plugin="runner"
+            )
         n = store.delete(None if args.all else args.pipeline, args.stream, partition=args.partition)
         print(f"{n} state entr{'y' if n == 1 else 'ies'} deleted from {store.location}", file=sys.stderr)
         return 0
@@ -266,8 +292,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         root = Path(__file__).resolve().parents[3]
         bench = root / "benchmarks"
         if not (bench / "w1.sh").exists():
-            raise ConfigError(f"benchmarks/ not found under {root} (run from a source checkout)",
-                              plugin="bench")
+            raise ConfigError(
+                f"benchmarks/ not found under {root} (run from a source checkout)", plugin="bench"
+            )
         names = ["w1", "w2", "w3", "w4"] if args.workload == "all" else [args.workload]
         rc = 0
         for w in names:
@@ -279,7 +306,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"SQLite -> Parquet, {result['rows']:,} rows: {result['seconds']:.2f} s, "
-              f"{result['rows_per_second']:,.0f} rows/s, peak RSS {result['peak_rss_mib']:.0f} MiB "
-              f"(check: {result['rows_written']:,} rows written)")
+        print(
+            f"SQLite -> Parquet, {result['rows']:,} rows: {result['seconds']:.2f} s, "
+            f"{result['rows_per_second']:,.0f} rows/s, peak RSS {result['peak_rss_mib']:.0f} MiB "
+            f"(check: {result['rows_written']:,} rows written)"
+        )
     return 0 if result["rows_written"] == result["rows"] else 1

@@ -138,11 +138,13 @@ class ProjectConfig(BaseModel):
         if name is None:
             if len(self.pipelines) == 1:
                 return next(iter(self.pipelines.items()))
-            raise ConfigError(f"name a pipeline to run{where}; valid: {valid}", plugin="runner",
-                              field="pipeline")
+            raise ConfigError(
+                f"name a pipeline to run{where}; valid: {valid}", plugin="runner", field="pipeline"
+            )
         if name not in self.pipelines:
-            raise ConfigError(f"unknown pipeline {name!r}{where}; valid: {valid}", plugin="runner",
-                              field="pipeline")
+            raise ConfigError(
+                f"unknown pipeline {name!r}{where}; valid: {valid}", plugin="runner", field="pipeline"
+            )
         return name, self.pipelines[name]
 
     @property
@@ -157,8 +159,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}",
-                          plugin="runner") from None
+        raise ConfigError(
+            f"cannot read config file {str(p)!r}: {exc.strerror or exc}", plugin="runner"
+        ) from None
     suffix = p.suffix.lower()
     try:
         if suffix == ".toml":
@@ -173,8 +176,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config file {str(p)!r} is not valid {suffix.lstrip('.') or 'yaml'}: {msg}",
-                          plugin="runner") from None
+        raise ConfigError(
+            f"config file {str(p)!r} is not valid {suffix.lstrip('.') or 'yaml'}: {msg}", plugin="runner"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -189,14 +193,18 @@ def expand_env(data: Any, *, where: str = "config") -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of ``data`` from the environment
     (so secrets stay out of pipeline files). An unset variable without default is an error."""
     if isinstance(data, str):
+
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:
                 return os.environ[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{where}: environment variable {name!r} is not set (referenced as "
-                              f"${{{name}}})", plugin="runner", field=name)
+            raise ConfigError(
+                f"{where}: environment variable {name!r} is not set (referenced as ${{{name}}})",
+                plugin="runner",
+                field=name,
+            )
 
         return _ENV_REF.sub(repl, data)
     if isinstance(data, Mapping):
@@ -228,7 +236,9 @@ def load_config(path: str | os.PathLike[str] | None = None, *, required: bool = 
             if required:
                 raise ConfigError(
                     f"no pipeline file: none of {', '.join(DEFAULT_CONFIG_FILES)} in {os.getcwd()}; "
-                    "pass -c FILE or --source/--destination", plugin="runner")
+                    "pass -c FILE or --source/--destination",
+                    plugin="runner",
+                )
             return ProjectConfig()
     data = expand_env(read_config_file(path), where=f"config file {str(path)!r}")
     cfg: ProjectConfig = _validate(ProjectConfig, data, f"config file {str(path)!r}")

@@ -39,20 +39,41 @@ def make_demo_project(directory: str | Path, rows: int = 10_000) -> Path:
     rnd = random.Random(42)
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
-                     "created_at TEXT NOT NULL)")
-        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, "
-                     "amount REAL NOT NULL, status TEXT NOT NULL, updated_at TEXT NOT NULL)")
+        conn.execute(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, "
+            "created_at TEXT NOT NULL)"
+        )
+        conn.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, "
+            "amount REAL NOT NULL, status TEXT NOT NULL, updated_at TEXT NOT NULL)"
+        )
         base = dt.datetime(2026, 1, 1)
         ncust = max(rows // 10, 1)
-        conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", [
-            (i, f"customer {i}", f"c{i}@example.com" if i % 7 else None,
-             (base + dt.timedelta(hours=i)).isoformat(sep=" "))
-            for i in range(1, ncust + 1)])
-        conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", [
-            (i, rnd.randint(1, ncust), round(rnd.uniform(1, 500), 2),
-             rnd.choice(["new", "paid", "shipped"]), (base + dt.timedelta(minutes=i)).isoformat(sep=" "))
-            for i in range(1, rows + 1)])
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    f"customer {i}",
+                    f"c{i}@example.com" if i % 7 else None,
+                    (base + dt.timedelta(hours=i)).isoformat(sep=" "),
+                )
+                for i in range(1, ncust + 1)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    i,
+                    rnd.randint(1, ncust),
+                    round(rnd.uniform(1, 500), 2),
+                    rnd.choice(["new", "paid", "shipped"]),
+                    (base + dt.timedelta(minutes=i)).isoformat(sep=" "),
+                )
+                for i in range(1, rows + 1)
+            ],
+        )
     conn.close()
     out = d / "out"
     cfg = {
@@ -67,22 +88,40 @@ def make_demo_project(directory: str | Path, rows: int = 10_000) -> Path:
     path = d / "dcapix.yml"
     import yaml
 
-    path.write_text("# dcapix demo pipeline: SQLite -> Parquet (dcapix run -c this-file demo)\n"
-                    + yaml.safe_dump(cfg, sort_keys=False))
+    path.write_text(
+        "# dcapix demo pipeline: SQLite -> Parquet (dcapix run -c this-file demo)\n"
+        + yaml.safe_dump(cfg, sort_keys=False)
+    )
     return path
 
 
-def run_demo(directory: str | Path = "demo", rows: int = 10_000, *, via_singer: bool = False,
-             json_out: bool = False) -> int:
+def run_demo(
+    directory: str | Path = "demo", rows: int = 10_000, *, via_singer: bool = False, json_out: bool = False
+) -> int:
     """Create the demo project and run it through ``dcapix run``; returns the exit code."""
     from .cli import cmd_run
 
     cfg = make_demo_project(directory, rows)
     ns = argparse.Namespace(
-        pipeline="demo", config=str(cfg), source=None, destination=None, name=None, load_method=None,
-        full_refresh=True, select=None, dry_run=False, limit=None, state_db=None, no_state=False,
-        json=json_out, via_singer=via_singer, parallel=None, prefetch=None, checkpoint_rows=None,
-        no_progress=False)
+        pipeline="demo",
+        config=str(cfg),
+        source=None,
+        destination=None,
+        name=None,
+        load_method=None,
+        full_refresh=True,
+        select=None,
+        dry_run=False,
+        limit=None,
+        state_db=None,
+        no_state=False,
+        json=json_out,
+        via_singer=via_singer,
+        parallel=None,
+        prefetch=None,
+        checkpoint_rows=None,
+        no_progress=False,
+    )
     rc = cmd_run(ns)
     out = cfg.parent / "out"
     files = sorted(p for p in out.rglob("*.parquet")) if out.exists() else []

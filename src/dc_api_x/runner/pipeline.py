@@ -61,9 +61,12 @@ def _adapter_class(adapter: str, role: str, pipeline: str, plugins: Any) -> Any:
     try:
         return reg.get(adapter)
     except UnknownPluginError as exc:
-        raise ConfigError(f"pipeline {pipeline!r}, {role}: unknown adapter {adapter!r}; "
-                          f"valid: {', '.join(exc.known) or '(none)'}", plugin="runner",
-                          field=f"{role}.adapter") from None
+        raise ConfigError(
+            f"pipeline {pipeline!r}, {role}: unknown adapter {adapter!r}; "
+            f"valid: {', '.join(exc.known) or '(none)'}",
+            plugin="runner",
+            field=f"{role}.adapter",
+        ) from None
 
 
 def _split_streams(endpoint: Endpoint, cls: Any) -> tuple[dict[str, Any], list[str] | None]:
@@ -86,8 +89,9 @@ def _make_adapter(endpoint: Endpoint, role: str, pipeline: str, plugins: Any) ->
     try:
         return cls(cfg)
     except ConfigError as exc:
-        raise ConfigError(f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin,
-                          field=exc.field) from None
+        raise ConfigError(
+            f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin, field=exc.field
+        ) from None
 
 
 def register_secrets(data: Any, secret_keys: Sequence[str] = ()) -> None:
@@ -146,8 +150,12 @@ def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tu
     if not len(chain):
         return None, spec
     rk = chain.output_field(spec.replication_key) if spec.replication_key else None
-    out = spec.with_(schema=chain.schema, key_properties=chain.output_fields(spec.key_properties),
-                     replication_key=rk, replication_keys=chain.output_fields(spec.replication_keys))
+    out = spec.with_(
+        schema=chain.schema,
+        key_properties=chain.output_fields(spec.key_properties),
+        replication_key=rk,
+        replication_keys=chain.output_fields(spec.replication_keys),
+    )
     return chain, out
 
 
@@ -251,9 +259,16 @@ class Runner:
     :param plugins: a plugin set (default: the current one).
     """
 
-    def __init__(self, name: str, config: PipelineConfig, store: StateStore | None = None,
-                 options: RunOptions | None = None, *, plugins: Any = None,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: PipelineConfig,
+        store: StateStore | None = None,
+        options: RunOptions | None = None,
+        *,
+        plugins: Any = None,
+        progress: Progress | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.store = store
@@ -269,9 +284,12 @@ class Runner:
         lm = config.destination.load_method
         methods = tuple(getattr(self.dest_cls, "load_methods", ()) or ())
         if lm is not None and methods and lm not in methods:
-            raise ConfigError(f"pipeline {name!r}, destination adapter {config.destination.adapter!r}: "
-                              f"unknown load_method {lm!r}; valid: {', '.join(methods)}",
-                              plugin="runner", field="destination.load_method")
+            raise ConfigError(
+                f"pipeline {name!r}, destination adapter {config.destination.adapter!r}: "
+                f"unknown load_method {lm!r}; valid: {', '.join(methods)}",
+                plugin="runner",
+                field="destination.load_method",
+            )
 
     # -- pieces ----------------------------------------------------------------------------------
     def make_source(self) -> Any:
@@ -298,7 +316,9 @@ class Runner:
             raise ConfigError(
                 f"pipeline {self.name!r}: unknown stream {unknown[0]!r} in source adapter "
                 f"{self.config.source.adapter!r}; valid: {', '.join(sorted(by_name)) or '(none)'}",
-                plugin="runner", field="select")
+                plugin="runner",
+                field="select",
+            )
         return [by_name[s] for s in sel]
 
     def destination_spec(self, spec: StreamSpec) -> tuple[Any, StreamSpec]:
@@ -355,8 +375,9 @@ class Runner:
                     except Exception as exc:  # pragma: no cover - informative only
                         entry["read_error"] = redact(str(exc))
                 if self.store is not None:
-                    entry["state"] = None if self.options.full_refresh else \
-                        self.store.get(self.name, spec.name)
+                    entry["state"] = (
+                        None if self.options.full_refresh else self.store.get(self.name, spec.name)
+                    )
                 plan["streams"].append(entry)
         finally:
             src.close()
@@ -395,7 +416,7 @@ class Runner:
             try:
                 self.run_stream(spec, source, dest)
             except BaseException:
-                for later in specs[i + 1:]:
+                for later in specs[i + 1 :]:
                     m = self.metrics.stream(later.name)
                     m.status, m.finished = "skipped", time.monotonic()
                 raise
@@ -443,11 +464,20 @@ class Runner:
         can_checkpoint = self.store is not None and effective != "overwrite"
         if self.progress is not None:
             self.progress.stream_started(spec.name, f"(resuming from {state})" if state else "")
-        log.info("pipeline %s: stream %s -> %s (load_method=%s, state=%s)", self.name, spec.name,
-                 dspec.name, load_method, state)
+        log.info(
+            "pipeline %s: stream %s -> %s (load_method=%s, state=%s)",
+            self.name,
+            spec.name,
+            dspec.name,
+            load_method,
+            state,
+        )
         depth = self.config.prefetch if self.options.prefetch is None else self.options.prefetch
-        reader = Prefetcher(lambda: iter(source.read(spec, state=state, limit=self.options.limit)), depth,
-                            name=f"dcapix-read-{spec.name}")
+        reader = Prefetcher(
+            lambda: iter(source.read(spec, state=state, limit=self.options.limit)),
+            depth,
+            name=f"dcapix-read-{spec.name}",
+        )
         pending: dict[str, Any] | None = None  # bookmark of rows written but not yet flushed
         since_rows, since_t = 0, time.monotonic()
         try:
@@ -465,8 +495,11 @@ class Runner:
                 since_rows += n
                 if batch.bookmark is not None:
                     pending = dict(batch.bookmark)
-                if can_checkpoint and pending is not None and (
-                        since_rows >= checkpoint_rows or time.monotonic() - since_t >= checkpoint_secs):
+                if (
+                    can_checkpoint
+                    and pending is not None
+                    and (since_rows >= checkpoint_rows or time.monotonic() - since_t >= checkpoint_secs)
+                ):
                     dest.flush(dspec)
                     self._save(spec.name, pending)
                     m.bookmark, pending = pending, None
@@ -499,9 +532,15 @@ class Runner:
             self.store.set(self.name, stream, bookmark, run_id=self.options.run_id)
 
 
-def run_pipeline(name: str, config: PipelineConfig, store: StateStore | None = None,
-                 options: RunOptions | None = None, *, plugins: Any = None,
-                 progress: Progress | None = None) -> RunMetrics:
+def run_pipeline(
+    name: str,
+    config: PipelineConfig,
+    store: StateStore | None = None,
+    options: RunOptions | None = None,
+    *,
+    plugins: Any = None,
+    progress: Progress | None = None,
+) -> RunMetrics:
     """Run one pipeline in-process under its lock (see :class:`Runner`)."""
     runner = Runner(name, config, store, options, plugins=plugins, progress=progress)
     if progress is not None:

@@ -64,8 +64,11 @@ def _which(exe: str) -> str:
         return str(local)
     found = shutil.which(exe)
     if found is None:
-        raise ConfigError(f"singer executable {exe!r} not found (next to {sys.executable} or on PATH)",
-                          plugin="runner", field="singer")
+        raise ConfigError(
+            f"singer executable {exe!r} not found (next to {sys.executable} or on PATH)",
+            plugin="runner",
+            field="singer",
+        )
     return found
 
 
@@ -84,8 +87,9 @@ def singer_state(store: StateStore, pipeline: str) -> dict[str, Any] | None:
     return state
 
 
-def store_singer_state(store: StateStore, pipeline: str, state: dict[str, Any],
-                       run_id: str | None = None) -> None:
+def store_singer_state(
+    store: StateStore, pipeline: str, state: dict[str, Any], run_id: str | None = None
+) -> None:
     """Store a target-emitted Singer state: one entry per stream bookmark (plus the rest, if any)."""
     bookmarks = state.get("bookmarks")
     items: list[tuple[str, str, dict[str, Any]]] = []
@@ -107,8 +111,9 @@ def _write_json(directory: str, name: str, data: Any) -> str:
     return path
 
 
-def _forward(pipe: IO[bytes], prefix: str, out: IO[str],
-             on_line: Callable[[str], None] | None = None) -> None:
+def _forward(
+    pipe: IO[bytes], prefix: str, out: IO[str], on_line: Callable[[str], None] | None = None
+) -> None:
     for raw in iter(pipe.readline, b""):
         line = raw.decode("utf-8", errors="replace").rstrip("\n")
         if on_line is not None:
@@ -123,32 +128,52 @@ def _forward(pipe: IO[bytes], prefix: str, out: IO[str],
     pipe.close()
 
 
-def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
-                   options: RunOptions | None = None, *, progress: Progress | None = None,
-                   stderr: IO[str] | None = None) -> RunMetrics:
+def run_via_singer(
+    name: str,
+    config: PipelineConfig,
+    store: StateStore | None,
+    options: RunOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    stderr: IO[str] | None = None,
+) -> RunMetrics:
     """Run ``tap | target`` for a pipeline and store the target's last state (see module doc)."""
     options = options or RunOptions()
     if options.select or options.limit or config.select or config.source.select:
-        raise ConfigError(f"pipeline {name!r}: select/--select and --limit are not supported with "
-                          "--via-singer; set the streams in the tap config", plugin="runner")
+        raise ConfigError(
+            f"pipeline {name!r}: select/--select and --limit are not supported with "
+            "--via-singer; set the streams in the tap config",
+            plugin="runner",
+        )
     err_out = stderr or sys.stderr
     metrics = progress.metrics if progress is not None else RunMetrics(name)
     metrics.pipeline, metrics.mode = name, "via-singer"
     sc = config.singer
-    tap_cfg = sc.tap_config if sc.tap_config is not None else {
-        **config.source.adapter_config(),
-        **({"transforms": config.source.transforms} if config.source.transforms else {}),
-    }
-    target_cfg = sc.target_config if sc.target_config is not None else {
-        **config.destination.adapter_config(),
-        **({"load_method": config.destination.load_method} if config.destination.load_method else {}),
-    }
+    tap_cfg = (
+        sc.tap_config
+        if sc.tap_config is not None
+        else {
+            **config.source.adapter_config(),
+            **({"transforms": config.source.transforms} if config.source.transforms else {}),
+        }
+    )
+    target_cfg = (
+        sc.target_config
+        if sc.target_config is not None
+        else {
+            **config.destination.adapter_config(),
+            **({"load_method": config.destination.load_method} if config.destination.load_method else {}),
+        }
+    )
     register_secrets(tap_cfg)
     register_secrets(target_cfg)
     tap_cmd, target_cmd = shlex.split(sc.tap), shlex.split(sc.target)
     if not tap_cmd or not target_cmd:
-        raise ConfigError(f"pipeline {name!r}: singer.tap and singer.target must name executables",
-                          plugin="runner", field="singer")
+        raise ConfigError(
+            f"pipeline {name!r}: singer.tap and singer.target must name executables",
+            plugin="runner",
+            field="singer",
+        )
     tap_cmd[0], target_cmd[0] = _which(tap_cmd[0]), _which(target_cmd[0])
     state = None
     if store is not None and not options.full_refresh:
@@ -161,7 +186,7 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
         idx = line.find("METRIC: ")
         if idx < 0:
             return
-        data = json.loads(line[idx + 8:])
+        data = json.loads(line[idx + 8 :])
         if data.get("metric") == "record_count":
             stream = str((data.get("tags") or {}).get("stream", "?"))
             counts[stream] = counts.get(stream, 0) + int(data.get("value") or 0)
@@ -191,17 +216,22 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
         target_args = [*target_cmd, "--config", _write_json(tmp, "target.json", target_cfg), *sc.target_args]
         log.info("pipeline %s: %s | %s", name, " ".join(tap_args), " ".join(target_args))
         try:
-            tap = subprocess.Popen(tap_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   preexec_fn=_pdeathsig)
+            tap = subprocess.Popen(
+                tap_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_pdeathsig
+            )
             procs.append(tap)
-            target = subprocess.Popen(target_args, stdin=tap.stdout, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, preexec_fn=_pdeathsig)
+            target = subprocess.Popen(
+                target_args,
+                stdin=tap.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=_pdeathsig,
+            )
             procs.append(target)
             assert tap.stdout is not None and tap.stderr is not None
             assert target.stdout is not None and target.stderr is not None
             tap.stdout.close()  # the target holds the read end now
-            for pipe, prefix, cb in ((tap.stderr, "[tap]", on_tap_line),
-                                     (target.stderr, "[target]", None)):
+            for pipe, prefix, cb in ((tap.stderr, "[tap]", on_tap_line), (target.stderr, "[target]", None)):
                 t = threading.Thread(target=_forward, args=(pipe, prefix, err_out, cb), daemon=True)
                 t.start()
                 threads.append(t)
@@ -227,16 +257,21 @@ def run_via_singer(name: str, config: PipelineConfig, store: StateStore | None,
             for s in metrics.streams.values():
                 s.finished = metrics.finished
                 if last_state:
-                    s.bookmark = ((last_state[-1].get("bookmarks") or {}).get(s.stream))
+                    s.bookmark = (last_state[-1].get("bookmarks") or {}).get(s.stream)
     ok = tap_rc == 0 and target_rc == 0
     for s in metrics.streams.values():
         s.status = "done" if ok else "failed"
     if not ok:
         metrics.status = "failed"
-        who = f"tap {sc.tap!r} exited with code {tap_rc}" if tap_rc != 0 else \
-            f"target {sc.target!r} exited with code {target_rc}"
-        raise AdapterError(f"pipeline {name!r} (via singer): {who}; state stored: "
-                           f"{'the last one the target emitted' if last_state else 'none'}")
+        who = (
+            f"tap {sc.tap!r} exited with code {tap_rc}"
+            if tap_rc != 0
+            else f"target {sc.target!r} exited with code {target_rc}"
+        )
+        raise AdapterError(
+            f"pipeline {name!r} (via singer): {who}; state stored: "
+            f"{'the last one the target emitted' if last_state else 'none'}"
+        )
     metrics.status = "done"
     return metrics
 

@@ -43,10 +43,16 @@ class StreamMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "stream": self.stream, "status": self.status, "rows": self.rows, "batches": self.batches,
-            "checkpoints": self.checkpoints, "seconds": round(self.seconds, 3),
-            "rows_per_second": round(self.rows_per_second, 1), "bookmark": self.bookmark,
-            "error": self.error, "read_wait_seconds": round(self.read_seconds, 3),
+            "stream": self.stream,
+            "status": self.status,
+            "rows": self.rows,
+            "batches": self.batches,
+            "checkpoints": self.checkpoints,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "bookmark": self.bookmark,
+            "error": self.error,
+            "read_wait_seconds": round(self.read_seconds, 3),
             "write_seconds": round(self.write_seconds, 3),
         }
 
@@ -80,8 +86,12 @@ class RunMetrics:
     def as_dict(self) -> dict[str, Any]:
         secs = self.seconds
         return {
-            "pipeline": self.pipeline, "mode": self.mode, "status": self.status, "rows": self.rows,
-            "seconds": round(secs, 3), "rows_per_second": round(self.rows / secs, 1) if secs > 0 else 0.0,
+            "pipeline": self.pipeline,
+            "mode": self.mode,
+            "status": self.status,
+            "rows": self.rows,
+            "seconds": round(secs, 3),
+            "rows_per_second": round(self.rows / secs, 1) if secs > 0 else 0.0,
             "streams": [s.as_dict() for s in self.streams.values()],
         }
 
@@ -92,8 +102,10 @@ def format_summary(metrics: RunMetrics) -> str:
     width = max([len(s) for s in metrics.streams] + [6])
     lines.append(f"  {'stream':<{width}}  {'status':<7} {'rows':>12} {'seconds':>9} {'rows/s':>12}")
     for s in metrics.streams.values():
-        lines.append(f"  {s.stream:<{width}}  {s.status:<7} {s.rows:>12,} {s.seconds:>9.2f} "
-                     f"{s.rows_per_second:>12,.0f}")
+        lines.append(
+            f"  {s.stream:<{width}}  {s.status:<7} {s.rows:>12,} {s.seconds:>9.2f} "
+            f"{s.rows_per_second:>12,.0f}"
+        )
         if s.error:
             lines.append(f"  {'':<{width}}  error: {s.error}")
     secs = metrics.seconds
@@ -109,8 +121,15 @@ class Progress:
     line per stream every ``interval`` seconds on ``stream`` (stderr), plus start/finish lines.
     """
 
-    def __init__(self, metrics: RunMetrics, *, stream: IO[str] | None = None, live: bool | None = None,
-                 interval: float = 10.0, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        metrics: RunMetrics,
+        *,
+        stream: IO[str] | None = None,
+        live: bool | None = None,
+        interval: float = 10.0,
+        quiet: bool = False,
+    ) -> None:
         self.metrics = metrics
         self.out = stream or sys.stderr
         self.quiet = quiet
@@ -129,8 +148,13 @@ class Progress:
         from rich.table import Table
 
         t = Table(title=f"dcapix run {self.metrics.pipeline}", expand=False)
-        for col, just in (("stream", "left"), ("status", "left"), ("rows", "right"),
-                          ("seconds", "right"), ("rows/s", "right")):
+        for col, just in (
+            ("stream", "left"),
+            ("status", "left"),
+            ("rows", "right"),
+            ("seconds", "right"),
+            ("rows/s", "right"),
+        ):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         for s in list(self.metrics.streams.values()):
             t.add_row(s.stream, s.status, f"{s.rows:,}", f"{s.seconds:.1f}", f"{s.rows_per_second:,.0f}")
@@ -142,9 +166,12 @@ class Progress:
                 from rich.console import Console
                 from rich.live import Live
 
-                self._live = Live(self._table(), console=Console(file=self.out, force_terminal=True),
-                                  refresh_per_second=4,
-                                  transient=True)
+                self._live = Live(
+                    self._table(),
+                    console=Console(file=self.out, force_terminal=True),
+                    refresh_per_second=4,
+                    transient=True,
+                )
                 self._live.start()
             except Exception:
                 self._live = None
@@ -161,8 +188,9 @@ class Progress:
             else:
                 for s in list(self.metrics.streams.values()):
                     if s.status == "running":
-                        self._line(f"{s.stream}: {s.rows:,} rows, {s.seconds:.1f}s, "
-                                   f"{s.rows_per_second:,.0f} rows/s")
+                        self._line(
+                            f"{s.stream}: {s.rows:,} rows, {s.seconds:.1f}s, {s.rows_per_second:,.0f} rows/s"
+                        )
 
     def stream_started(self, name: str, detail: str = "") -> None:
         if self._live is None:
@@ -171,8 +199,10 @@ class Progress:
     def stream_finished(self, s: StreamMetrics) -> None:
         if self._live is None:
             extra = f": {s.error}" if s.error else ""
-            self._line(f"{s.stream}: {s.status}, {s.rows:,} rows in {s.seconds:.2f}s "
-                       f"({s.rows_per_second:,.0f} rows/s){extra}")
+            self._line(
+                f"{s.stream}: {s.status}, {s.rows:,} rows in {s.seconds:.2f}s "
+                f"({s.rows_per_second:,.0f} rows/s){extra}"
+            )
 
     def stop(self) -> None:
         self._stop.set()

@@ -58,8 +58,14 @@ class StateEntry:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "stream": self.stream, "partition": self.partition,
-                "value": self.value, "updated_at": self.updated_at, "run_id": self.run_id}
+        return {
+            "pipeline": self.pipeline,
+            "stream": self.stream,
+            "partition": self.partition,
+            "value": self.value,
+            "updated_at": self.updated_at,
+            "run_id": self.run_id,
+        }
 
 
 def _now() -> str:
@@ -117,23 +123,32 @@ class StateStore:
             return e.value
         return None
 
-    def set(self, pipeline: str, stream: str, value: Mapping[str, Any], partition: str = "",
-            run_id: str | None = None) -> None:
+    def set(
+        self,
+        pipeline: str,
+        stream: str,
+        value: Mapping[str, Any],
+        partition: str = "",
+        run_id: str | None = None,
+    ) -> None:
         """Store one bookmark (one transaction)."""
         self.set_many(pipeline, [(stream, partition, value)], run_id=run_id)
 
-    def set_many(self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]],
-                 run_id: str | None = None) -> None:
+    def set_many(
+        self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]], run_id: str | None = None
+    ) -> None:
         """Store several bookmarks in one transaction: ``(stream, partition, value)``."""
         raise NotImplementedError
 
-    def list(self, pipeline: str | None = None, stream: str | None = None, *,
-             partition: str | None = None) -> list[StateEntry]:
+    def list(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> list[StateEntry]:
         """Stored entries, optionally filtered."""
         raise NotImplementedError
 
-    def delete(self, pipeline: str | None = None, stream: str | None = None, *,
-               partition: str | None = None) -> int:
+    def delete(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> int:
         """Delete matching entries; returns how many."""
         raise NotImplementedError
 
@@ -188,8 +203,9 @@ class SQLiteStateStore(StateStore):
                 self._conns.append(conn)
         return conn
 
-    def set_many(self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]],
-                 run_id: str | None = None) -> None:
+    def set_many(
+        self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]], run_id: str | None = None
+    ) -> None:
         rows = [(pipeline, s, p, _dumps(v), _now(), run_id) for s, p, v in items]
         if not rows:
             return
@@ -208,20 +224,24 @@ class SQLiteStateStore(StateStore):
                 conn.execute("ROLLBACK")
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
 
-    def list(self, pipeline: str | None = None, stream: str | None = None, *,
-             partition: str | None = None) -> list[StateEntry]:
+    def list(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> list[StateEntry]:
         where, args = _where(pipeline, stream, partition, "?")
         try:
             cur = self._conn().execute(
                 f"SELECT pipeline, stream, partition, value, updated_at, run_id FROM {_TABLE}{where} "
-                "ORDER BY pipeline, stream, partition", args)
+                "ORDER BY pipeline, stream, partition",
+                args,
+            )
             rows = cur.fetchall()
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.location}: cannot read state: {exc}") from None
         return [StateEntry(p, s, part, _loads(v, p, s, part), u, r) for p, s, part, v, u, r in rows]
 
-    def delete(self, pipeline: str | None = None, stream: str | None = None, *,
-               partition: str | None = None) -> int:
+    def delete(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> int:
         where, args = _where(pipeline, stream, partition, "?")
         try:
             conn = self._conn()
@@ -290,15 +310,17 @@ class PostgresStateStore(StateStore):
                 conn.execute(_DDL)
             except Exception as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise StateError(f"state store {self.location}: cannot connect: "
-                                 f"{redact_url(first)}") from None
+                raise StateError(
+                    f"state store {self.location}: cannot connect: {redact_url(first)}"
+                ) from None
             self._local.conn = conn
             with self._mutex:
                 self._conns.append(conn)
         return conn
 
-    def set_many(self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]],
-                 run_id: str | None = None) -> None:
+    def set_many(
+        self, pipeline: str, items: Iterable[tuple[str, str, Mapping[str, Any]]], run_id: str | None = None
+    ) -> None:
         rows = [(pipeline, s, p, _dumps(v), _now(), run_id) for s, p, v in items]
         if not rows:
             return
@@ -314,21 +336,29 @@ class PostgresStateStore(StateStore):
         except Exception as exc:
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
 
-    def list(self, pipeline: str | None = None, stream: str | None = None, *,
-             partition: str | None = None) -> list[StateEntry]:
+    def list(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> list[StateEntry]:
         where, args = _where(pipeline, stream, partition, "%s")
         try:
-            rows = self._conn().execute(
-                f"SELECT pipeline, stream, partition, value, updated_at, run_id FROM {_TABLE}{where} "
-                "ORDER BY pipeline, stream, partition", args).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT pipeline, stream, partition, value, updated_at, run_id FROM {_TABLE}{where} "
+                    "ORDER BY pipeline, stream, partition",
+                    args,
+                )
+                .fetchall()
+            )
         except StateError:
             raise
         except Exception as exc:
             raise StateError(f"state store {self.location}: cannot read state: {exc}") from None
         return [StateEntry(p, s, part, _loads(v, p, s, part), u, r) for p, s, part, v, u, r in rows]
 
-    def delete(self, pipeline: str | None = None, stream: str | None = None, *,
-               partition: str | None = None) -> int:
+    def delete(
+        self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
+    ) -> int:
         where, args = _where(pipeline, stream, partition, "%s")
         try:
             cur = self._conn().execute(f"DELETE FROM {_TABLE}{where}", args)
@@ -346,8 +376,10 @@ class PostgresStateStore(StateStore):
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
             got = bool(row and row[0])
             if not got:
-                raise StateError(f"pipeline {pipeline!r} is already running (advisory lock {key} held in "
-                                 f"{self.location}; released when that process exits)")
+                raise StateError(
+                    f"pipeline {pipeline!r} is already running (advisory lock {key} held in "
+                    f"{self.location}; released when that process exits)"
+                )
             yield
         finally:
             conn.close()
@@ -361,8 +393,9 @@ class PostgresStateStore(StateStore):
         self._local = threading.local()
 
 
-def open_state_store(backend: str | None = None, *, project_dir: str | os.PathLike[str] | None = None,
-                     path: str | None = None) -> StateStore:
+def open_state_store(
+    backend: str | None = None, *, project_dir: str | os.PathLike[str] | None = None, path: str | None = None
+) -> StateStore:
     """Open the store a ``state_backend`` value names.
 
     :param backend: ``"sqlite"`` (default), a path to an SQLite file, or a ``postgresql://`` URL.
@@ -371,11 +404,12 @@ def open_state_store(backend: str | None = None, *, project_dir: str | os.PathLi
     """
     spec = path or backend or "sqlite"
     if spec.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return PostgresStateStore(spec.replace("postgres://", "postgresql://", 1)
-                                  if spec.startswith("postgres://") else spec)
+        return PostgresStateStore(
+            spec.replace("postgres://", "postgresql://", 1) if spec.startswith("postgres://") else spec
+        )
     if spec == "sqlite":
         base = Path(project_dir) if project_dir is not None else Path.cwd()
         return SQLiteStateStore(base / ".dcapix" / "state.db")
     if spec.startswith("sqlite:///"):
-        spec = spec[len("sqlite:///"):]
+        spec = spec[len("sqlite:///") :]
     return SQLiteStateStore(spec)

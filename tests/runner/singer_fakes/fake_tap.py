@@ -14,8 +14,17 @@ def main() -> int:
     state = json.loads(Path(args[args.index("--state") + 1]).read_text()) if "--state" in args else {}
     start = int(((state.get("bookmarks") or {}).get("items") or {}).get("id", 0))
     out = sys.stdout
-    out.write(json.dumps({"type": "SCHEMA", "stream": "items", "key_properties": ["id"],
-                          "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}) + "\n")
+    out.write(
+        json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": "items",
+                "key_properties": ["id"],
+                "schema": {"type": "object", "properties": {"id": {"type": "integer"}}},
+            }
+        )
+        + "\n"
+    )
     n = 0
     for i in range(start + 1, int(config["rows"]) + 1):
         out.write(json.dumps({"type": "RECORD", "stream": "items", "record": {"id": i}}) + "\n")

@@ -36,8 +36,11 @@ class ExampleAdapter(ProtocolAdapter):
         OPEN_ADAPTERS.add(self)
 
     def discover(self) -> list[StreamSpec]:
-        return [StreamSpec("numbers", schema=SCHEMA, key_properties=("n",), replication_key="n",
-                           replication_keys=("n",))]
+        return [
+            StreamSpec(
+                "numbers", schema=SCHEMA, key_properties=("n",), replication_key="n", replication_keys=("n",)
+            )
+        ]
 
     def read(
         self,
