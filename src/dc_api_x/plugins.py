@@ -207,6 +207,23 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    # -- the mapping form plugin authors write: registry["name"] = Entry --------------------------
+    def __setitem__(self, name: str, entry: Any) -> None:
+        """``registry[name] = entry`` is :meth:`register` (a class, ``"module:Attr"`` or a callable)."""
+        self.register(name, entry)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def keys(self) -> list[str]:
+        return self.names()
+
+    def values(self) -> list[Any]:
+        return [self.get(n) for n in self.names()]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(n, self.get(n)) for n in self.names()]
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

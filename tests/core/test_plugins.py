@@ -549,3 +549,31 @@ def test_a_builtin_that_fails_to_import_is_isolated(monkeypatch: pytest.MonkeyPa
     assert info.status == "failed" and info.reason.startswith("import failed: ModuleNotFoundError")
     assert "plain_adapter" in ps.adapters
     assert all(ps.plugins[m].status == "loaded" for m in plugins_mod.DEFAULT_PLUGINS[:-1])
+
+
+def test_registry_mapping_form_registers_like_register():
+    """The guide's form: ``registry[name] = Entry`` inside a register_* hook."""
+    import types
+
+    from dc_api_x import enable_plugins
+    from dc_api_x.ext.adapters import ProtocolAdapter
+
+    class Guide(ProtocolAdapter):
+        name = "guide_mapping"
+
+    mod = types.ModuleType("guide_mapping_plugin")
+
+    def register_adapters(registry):
+        registry["guide_mapping"] = Guide
+        registry["guide_lazy"] = "dc_api_x.ext.adapters:ProtocolAdapter"
+        assert "guide_mapping" in registry and registry["guide_mapping"] is Guide
+
+    mod.register_adapters = register_adapters  # type: ignore[attr-defined]
+    ps = enable_plugins(entry_points=False, plugins=[mod])
+    try:
+        assert ps.adapters["guide_mapping"] is Guide
+        assert ps.adapters["guide_lazy"] is ProtocolAdapter
+        assert dict(ps.adapters.items())["guide_mapping"] is Guide
+        assert sorted(ps.adapters.keys()) == ps.adapters.names()
+    finally:
+        ps.close()
