@@ -363,8 +363,8 @@ def person(i: int, suffix: str = SUFFIX, ou: str = "people") -> tuple[str, dict[
         "dcapixActive": "TRUE" if i % 2 else "FALSE",
         "dcapixScore": str(i * 7 - 35000),
         "dcapixSince": f"2024{1 + i % 12:02d}{1 + i % 28:02d}{i % 24:02d}{i % 60:02d}{(i * 7) % 60:02d}Z",
-        "dcapixTag": [f"tag{i % 5}", f"tag{i % 11}"] if i % 4 else [],
-        "dcapixCounts": [str(i % 10), str(-(i % 13))] if i % 5 == 0 else [],
+        "dcapixTag": [f"five-{i % 5}", f"eleven-{i % 11}"] if i % 4 else [],
+        "dcapixCounts": [str(i % 10), str(-(i % 13) - 1)] if i % 5 == 0 else [],
     }
     if i % 10 == 0:
         attrs["dcapixBlob"] = bytes([(i + k) % 256 for k in range(24)])

@@ -1,0 +1,70 @@
+"""Fixtures of the LDAP plugin's tests: a real OpenLDAP slapd (10,000 people) per session.
+
+The server is started from a throwaway config directory on 127.0.0.1 and an ``ldapi://`` socket
+(:class:`dc_api_x_ldap.testing.Slapd`) and killed at the end. When slapd is not installed the
+fixture runs ``.ci/start-slapd.sh`` (root: apt-get) and skips with a loud reason only when that
+fails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from ldap_support import N_GROUPS, N_PEOPLE, start_slapd
+
+from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slapd: needs the real OpenLDAP slapd started by the session fixture")
+
+
+REFERRAL_LDIF = f"""dn: ou=elsewhere,{SUFFIX}
+objectClass: referral
+objectClass: extensibleObject
+ou: elsewhere
+ref: ldap://127.0.0.1:1/ou=elsewhere,{SUFFIX}
+
+"""
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    """The session's slapd: 10,000 people under ou=people, 20 groups, a referral object."""
+    srv = start_slapd(N_PEOPLE, groups=N_GROUPS, extra=REFERRAL_LDIF)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def empty_slapd() -> Iterator[Slapd]:
+    """A fresh slapd per test with only the suffix and ou=people (a destination)."""
+    srv = start_slapd(0)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def subtree(slapd: Slapd) -> Iterator[str]:
+    """A fresh organizational unit under the suffix (for tests that write), deleted afterwards."""
+    import ldap3
+
+    ou = f"t{uuid.uuid4().hex[:10]}"
+    dn = f"ou={ou},{SUFFIX}"
+    conn = ldap3.Connection(slapd.url, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)
+    assert conn.add(dn, ["organizationalUnit"], {"ou": ou}), conn.result
+    try:
+        yield dn
+    finally:
+        conn.search(dn, "(objectClass=*)", attributes=["1.1"])
+        for entry in sorted(conn.response or [], key=lambda e: -len(e["dn"])):
+            conn.delete(entry["dn"])
+        conn.unbind()
+
+
