@@ -15,6 +15,7 @@ This module imports no LDAP library: the backend named by ``backend:`` is loaded
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import logging
 import re
 import time
@@ -26,7 +27,7 @@ from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError, Transpor
 from dc_api_x.ext.adapters import ProtocolAdapter, Response
 from dc_api_x.types import Batch, StreamSpec, WriteResult
 
-from .backends import ALREADY_EXISTS, Backend, Change, LdapError, WriteOp, first, load_backend, values
+from .backends import ALREADY_EXISTS, NO_SUCH_OBJECT, Backend, Change, LdapError, WriteOp, first, load_backend, values
 from .config import LdapOptions, StreamOptions
 from .schema import (
     REPLICATION_KEYS,
@@ -38,6 +39,7 @@ from .schema import (
     page_to_arrow,
     parse_generalized_time,
     to_ldap_values,
+    write_name,
 )
 
 __all__ = ["LdapAdapter"]
@@ -455,7 +457,7 @@ class LdapAdapter(ProtocolAdapter):
                         stream=stream.name,
                     )
             try:
-                attrs[key] = to_ldap_values(value, at, attribute=key)
+                attrs[write_name(key, at)] = to_ldap_values(value, at, attribute=key)
             except ValueError as exc:
                 raise SchemaError(
                     f"adapter 'ldap', stream {stream.name!r}, field {key!r}: {exc} (dn {rec.get('dn')!r})",
@@ -478,13 +480,16 @@ class LdapAdapter(ProtocolAdapter):
             plan = self._writes[stream.name]
         adds: list[WriteOp] = []
         full: list[dict[str, list[bytes]]] = []
+        modifies: list[WriteOp] = []
         for rec in batch.records:
             dn = self._dn(rec, stream)
             attrs = self._attributes(rec, plan, stream)
-            full.append(attrs)
-            adds.append(WriteOp("add", dn, attributes={k: v for k, v in attrs.items() if v}))
-        results = self._call(self.backend.write, adds, stream=stream.name)
-        modifies: list[WriteOp] = []
+            if any(k.lower() == "objectclass" and v for k, v in attrs.items()) or plan.method == "append":
+                full.append(attrs)
+                adds.append(WriteOp("add", dn, attributes={k: v for k, v in attrs.items() if v}))
+            else:  # no objectClass: it cannot be added, only an existing entry changed
+                modifies.append(WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()]))
+        results = self._call(self.backend.write, adds, stream=stream.name) if adds else []
         inserted = 0
         for op, attrs, err in zip(adds, full, results, strict=True):
             if err is None:
@@ -498,10 +503,11 @@ class LdapAdapter(ProtocolAdapter):
             for err in self._call(self.backend.write, modifies, stream=stream.name):
                 if err is not None:
                     raise self._fail(err, stream=stream.name)
-        plan.rows += len(adds)
+        rows = len(adds) + len(modifies) - (len(adds) - inserted)
+        plan.rows += rows
         plan.inserted += inserted
         plan.updated += len(modifies)
-        return WriteResult(rows=len(adds), committed=True, inserted=inserted, updated=len(modifies))
+        return WriteResult(rows=rows, committed=True, inserted=inserted, updated=len(modifies))
 
     def finish_write(self, stream: StreamSpec) -> None:
         self.flush(stream)
@@ -586,17 +592,22 @@ class LdapAdapter(ProtocolAdapter):
                     return 404, {"result": 32, "name": "noSuchObject", "message": ""}
                 return 200, out[0]
             return 200, out
-        if method in ("POST", "PUT"):
-            attrs = self._json_attributes(body)
-            [err] = b.write([WriteOp("add", dn, attributes=attrs)])
+        if method == "POST":
+            [err] = b.write([WriteOp("add", dn, attributes=self._json_attributes(body))])
+            if err is not None:
+                raise err
+            return 201, {"dn": dn, "created": True}
+        if method == "PUT":  # replace the given attributes, or add the entry when it is missing
+            attrs = self._json_attributes(body, keep_empty=True)
+            [err] = b.write([WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()])])
             if err is None:
-                return 201, {"dn": dn, "created": True}
-            if err.code == ALREADY_EXISTS and method == "PUT":
-                changes = [Change("replace", k, v) for k, v in attrs.items()]
-                [err] = b.write([WriteOp("modify", dn, changes=changes)])
-                if err is None:
-                    return 200, {"dn": dn, "created": False}
-            raise err
+                return 200, {"dn": dn, "created": False}
+            if err.code != NO_SUCH_OBJECT:
+                raise err
+            [err] = b.write([WriteOp("add", dn, attributes={k: v for k, v in attrs.items() if v})])
+            if err is not None:
+                raise err
+            return 201, {"dn": dn, "created": True}
         if method == "PATCH":
             body = dict(body or {})
             changes = []
@@ -637,9 +648,10 @@ class LdapAdapter(ProtocolAdapter):
         for k, v in body.items():
             if k == "dn":
                 continue
-            vals = to_ldap_values(v, schema.attribute(k), attribute=k)
+            at = schema.attribute(k)
+            vals = to_ldap_values(v, at, attribute=k)
             if vals or keep_empty:
-                out[k] = vals
+                out[write_name(k, at)] = vals
         return out
 
     # -- LDIF (python-ldap's ldif module) -------------------------------------------------------
@@ -651,7 +663,10 @@ class LdapAdapter(ProtocolAdapter):
         ldif = _ldif_module()
         spec = self.get_stream(stream) if isinstance(stream, str) else stream
         o = spec.options
-        writer = ldif.LDIFWriter(out, cols=76)
+        binary = [
+            n for n, p in spec.properties.items() if "base64" in (p.get("contentEncoding"), (p.get("items") or {}).get("contentEncoding"))
+        ]
+        writer = ldif.LDIFWriter(out, base64_attrs=binary, cols=76)  # binary syntaxes always base64
         n = 0
         flt = str(o.get("filter") or "(objectClass=*)")
         rk = spec.replication_key
@@ -674,31 +689,48 @@ class LdapAdapter(ProtocolAdapter):
         return n
 
     def import_ldif(self, source: Any, *, load_method: str = "upsert") -> WriteResult:
-        """Load LDIF (entries, or change records ``changetype: add/modify/delete``) from the text
-        file ``source``: entries are added (``upsert``: or replaced), change records applied as
-        written. Parsed by python-ldap's :mod:`ldif` module."""
+        """Load LDIF (RFC 2849) from the text file ``source`` with python-ldap's :mod:`ldif`
+        parser: entry records are added (``upsert``: an existing entry gets their attributes
+        replaced); a file of ``changetype: modify`` records is applied as written."""
         ldif = _ldif_module()
-        parser = ldif.LDIFRecordList(source)
-        parser.parse_entry_records = True
-        parser.parse()
+        text = source.read()
+        parser = ldif.LDIFRecordList(io.StringIO(text))
         ops: list[WriteOp] = []
+        if re.search(r"(?im)^changetype:\s*modify\s*$", text):
+            parser.parse_change_records()
+            names = {0: "add", 1: "delete", 2: "replace"}
+            for dn, modops, _controls in parser.all_modify_changes:
+                changes = [Change(names[op], attr, list(vals or ())) for op, attr, vals in modops]
+                ops.append(WriteOp("modify", dn, changes=changes))
+            results = self._call(self.backend.write, ops)
+            for err in results:
+                if err is not None:
+                    raise self._fail(err)
+            return WriteResult(rows=len(ops), committed=True, inserted=0, updated=len(ops))
+        parser.parse_entry_records()
+        schema = self.subschema()
         for dn, entry in parser.all_records:
-            ops.append(WriteOp("add", dn, attributes={k: list(v) for k, v in entry.items()}))
-        inserted = updated = 0
+            attrs = {}
+            for k, v in entry.items():
+                at = schema.attribute(k)
+                if at is None or not at.operational:  # the server sets operational attributes
+                    attrs[write_name(k, at)] = list(v)
+            ops.append(WriteOp("add", dn, attributes=attrs))
+        inserted = 0
         results = self._call(self.backend.write, ops)
         again = []
         for op, err in zip(ops, results, strict=True):
             if err is None:
                 inserted += 1
             elif err.code == ALREADY_EXISTS and load_method == "upsert":
-                again.append(WriteOp("modify", op.dn, changes=[Change("replace", k, v) for k, v in op.attributes.items()]))
+                changes = [Change("replace", k, v) for k, v in op.attributes.items()]
+                again.append(WriteOp("modify", op.dn, changes=changes))
             else:
                 raise self._fail(err)
-        for err in self._call(self.backend.write, again):
+        for err in self._call(self.backend.write, again) if again else []:
             if err is not None:
                 raise self._fail(err)
-        updated = len(again)
-        return WriteResult(rows=len(ops), committed=True, inserted=inserted, updated=updated)
+        return WriteResult(rows=len(ops), committed=True, inserted=inserted, updated=len(again))
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "page_to_arrow",
     "parse_generalized_time",
     "to_ldap_values",
+    "write_name",
 ]
 
 _S = "1.3.6.1.4.1.1466.115.121.1."
@@ -53,6 +54,8 @@ TIME_SYNTAXES = frozenset({_S + "24", _S + "53"})
 BINARY_SYNTAXES = frozenset(
     _S + n for n in ("4", "5", "8", "9", "10", "23", "28", "40", "49")
 )  # audio, binary, certificate (+list, pair), fax, JPEG, octet string, supported algorithm
+#: syntaxes transferred with the ``;binary`` option (RFC 4522/4523: certificates and friends)
+BINARY_TRANSFER = frozenset(_S + n for n in ("8", "9", "10", "49"))
 #: operational attributes used as replication keys
 REPLICATION_KEYS = ("modifyTimestamp", "entryCSN")
 
@@ -526,6 +529,13 @@ def to_ldap_values(value: Any, at: AttributeType | None, *, attribute: str) -> l
             else:
                 raise ValueError(f"attribute {attribute!r}: cannot write a {type(v).__name__} value")
     return out
+
+
+def write_name(name: str, at: AttributeType | None) -> str:
+    """The attribute description to write: certificate syntaxes need ``;binary`` (RFC 4522)."""
+    if at is not None and at.syntax in BINARY_TRANSFER and ";binary" not in name.lower():
+        return f"{name};binary"
+    return name
 
 
 def _parse_iso(text: str) -> _dt.datetime:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPObjectClassError
 
 from ..schema import AttributeType, ObjectClass, SubSchema
 from . import PAGED_RESULTS_OID, Backend, Control, Entry, LdapError, WriteOp
@@ -101,9 +101,9 @@ class Ldap3Backend(Backend):
         elif o.auth == "ntlm":
             kw.update(user=o.bind_dn, password=o.secret(), authentication=ldap3.NTLM)
         elif o.auth == "sasl_external":
-            kw.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL)
-            if o.bind_dn:
-                kw["sasl_credentials"] = (o.bind_dn,)
+            # the credentials (an authorization identity, usually empty) must be present: slapd
+            # answers saslBindInProgress to an EXTERNAL bind without them
+            kw.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL, sasl_credentials=o.bind_dn or "")
         else:
             kw["authentication"] = ldap3.ANONYMOUS
         conn = ldap3.Connection(self._server(), **kw)
@@ -275,14 +275,24 @@ class Ldap3Backend(Backend):
         window = self.options.write_window
         for start in range(0, len(ops), window):
             chunk = ops[start : start + window]
-            try:
-                ids = [self._send(conn, op) for op in chunk]
-                for op, mid in zip(chunk, ids, strict=True):
+            ids: list[Any] = []
+            for op in chunk:
+                try:
+                    ids.append(self._send(conn, op))
+                except LDAPObjectClassError as exc:  # ldap3 checks this before sending
+                    ids.append(LdapError(65, str(exc), dn=op.dn, what=op.kind))
+                except LDAPException as exc:
+                    raise LdapError(-1, f"{type(exc).__name__}: {exc}", dn=op.dn, what=op.kind) from None
+            for op, mid in zip(chunk, ids, strict=True):
+                if isinstance(mid, LdapError):
+                    out.append(mid)
+                    continue
+                try:
                     _, result = conn.get_response(mid, timeout=self.options.timeout)
-                    code = _code(result)
-                    out.append(None if code == 0 else LdapError(code, _msg(result), dn=op.dn, what=op.kind))
-            except LDAPException as exc:
-                raise LdapError(-1, f"{type(exc).__name__}: {exc}", what="write") from None
+                except LDAPException as exc:
+                    raise LdapError(-1, f"{type(exc).__name__}: {exc}", dn=op.dn, what=op.kind) from None
+                code = _code(result)
+                out.append(None if code == 0 else LdapError(code, _msg(result), dn=op.dn, what=op.kind))
         return out
 
     # -- extended operations ----------------------------------------------------------------------
