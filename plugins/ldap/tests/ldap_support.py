@@ -80,3 +80,35 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def run_pipe(tmp: Path, tap_config: dict, target_config: dict, *, state: dict | None = None,
+             timeout: int = 240) -> tuple[int, int, list[dict], str, str]:
+    """``tap-dcapix --config T [--state S] | target-dcapix --config G`` as two real processes.
+
+    Returns (tap exit code, target exit code, the target's STATE messages, tap stderr, target stderr).
+    """
+    import json
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    n = len(list(tmp.glob("tap-*.json")))
+    tap_cfg, tgt_cfg = tmp / f"tap-{n}.json", tmp / f"target-{n}.json"
+    tap_cfg.write_text(json.dumps(tap_config))
+    tgt_cfg.write_text(json.dumps(target_config))
+    tap_cmd = [str(BIN / "tap-dcapix"), "--config", str(tap_cfg)]
+    if state is not None:
+        (tmp / f"state-{n}.json").write_text(json.dumps(state))
+        tap_cmd += ["--state", str(tmp / f"state-{n}.json")]
+    tap_err, tgt_err = tmp / f"tap-{n}.err", tmp / f"target-{n}.err"
+    with tap_err.open("wb") as te, tgt_err.open("wb") as ge:
+        tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=te, cwd=tmp)
+        target = subprocess.Popen(
+            [str(BIN / "target-dcapix"), "--config", str(tgt_cfg)],
+            stdin=tap.stdout, stdout=subprocess.PIPE, stderr=ge, cwd=tmp,
+        )
+        assert tap.stdout is not None
+        tap.stdout.close()
+        out, _ = target.communicate(timeout=timeout)
+        tap.wait(timeout=timeout)
+    states = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    return tap.returncode, target.returncode, states, tap_err.read_text(), tgt_err.read_text()
