@@ -17,7 +17,7 @@ Requirements:
 - python-ldap>=3.4 for ``backend: python-ldap`` (pip install 'dc-api-x-ldap[python-ldap]')
 - ldaptor>=21.2 and Twisted for ``backend: ldaptor`` (pip install 'dc-api-x-ldap[ldaptor]')
 
-Environment variables (defaults of the options of the same name; options given explicitly win):
+Environment variables:
 - DCAPIX_LDAP_URL: Server URL, ldap://, ldaps:// or ldapi:// (default: ldap://127.0.0.1:389)
 - DCAPIX_LDAP_BACKEND: ldap3, python-ldap or ldaptor (default: ldap3)
 - DCAPIX_LDAP_BIND_DN: Bind DN for simple (or NTLM: DOMAIN\\user) authentication
@@ -26,6 +26,7 @@ Environment variables (defaults of the options of the same name; options given e
 - DCAPIX_LDAP_PAGE_SIZE: Optional entries per page (default: 1000)
 - DCAPIX_LDAP_TIMEOUT: Optional timeout in seconds (default: 30)
 - DCAPIX_LDAP_CA_FILE: Optional CA bundle for ldaps:// and StartTLS
+(each is the default of the option of the same name; options given explicitly win)
 """
 
 from __future__ import annotations
