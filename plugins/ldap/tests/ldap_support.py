@@ -11,8 +11,15 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, Slapd, SlapdUnavailable, people_ldif, slapd_binary
+from dc_api_x_ldap.testing import (
+    ADMIN_DN,
+    ADMIN_PASSWORD,
+    SUFFIX,
+    Slapd,
+    SlapdUnavailable,
+    people_ldif,
+    slapd_binary,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -66,9 +73,13 @@ def admin_config(srv: Slapd, backend: str = "ldap3", **more: object) -> dict[str
     }
 
 
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
     """Run one of the venv's console scripts (dcapix, tap-dcapix, target-dcapix)."""
     exe = BIN / args[0]
     return subprocess.run(
@@ -82,8 +93,9 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
-def run_pipe(tmp: Path, tap_config: dict, target_config: dict, *, state: dict | None = None,
-             timeout: int = 240) -> tuple[int, int, list[dict], str, str]:
+def run_pipe(
+    tmp: Path, tap_config: dict, target_config: dict, *, state: dict | None = None, timeout: int = 240
+) -> tuple[int, int, list[dict], str, str]:
     """``tap-dcapix --config T [--state S] | target-dcapix --config G`` as two real processes.
 
     Returns (tap exit code, target exit code, the target's STATE messages, tap stderr, target stderr).
@@ -104,7 +116,10 @@ def run_pipe(tmp: Path, tap_config: dict, target_config: dict, *, state: dict | 
         tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=te, cwd=tmp)
         target = subprocess.Popen(
             [str(BIN / "target-dcapix"), "--config", str(tgt_cfg)],
-            stdin=tap.stdout, stdout=subprocess.PIPE, stderr=ge, cwd=tmp,
+            stdin=tap.stdout,
+            stdout=subprocess.PIPE,
+            stderr=ge,
+            cwd=tmp,
         )
         assert tap.stdout is not None
         tap.stdout.close()

@@ -12,9 +12,8 @@ import ldap3
 import pyarrow.dataset as ds
 import pytest
 import yaml
-from ldap_support import N_PEOPLE, PEOPLE, run_cli, run_pipe
-
 from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, person
+from ldap_support import N_PEOPLE, PEOPLE, run_cli, run_pipe
 
 pytestmark = pytest.mark.slapd
 
@@ -131,9 +130,14 @@ def test_tap_target_pipe_ldap_to_jsonl_then_ldap_to_ldap(slapd, subtree, empty_s
         dn, attrs = person(i)
         assert conn.add(dn.replace(PEOPLE, subtree), attributes=attrs), conn.result
     time.sleep(1.05)
-    tap = {**source(slapd, {"name": "people", "base": subtree, "filter": "(uid=*)"}), "password": ADMIN_PASSWORD}
+    tap = {
+        **source(slapd, {"name": "people", "base": subtree, "filter": "(uid=*)"}),
+        "password": ADMIN_PASSWORD,
+    }
     out = tmp_path / "jsonl"
-    rc_tap, rc_tgt, states, tap_err, tgt_err = run_pipe(tmp_path / "p1", tap, {"adapter": "jsonl", "path": str(out)})
+    rc_tap, rc_tgt, states, tap_err, tgt_err = run_pipe(
+        tmp_path / "p1", tap, {"adapter": "jsonl", "path": str(out)}
+    )
     assert (rc_tap, rc_tgt) == (0, 0), tap_err[-2000:] + tgt_err[-2000:]
     lines = [json.loads(x) for p in sorted(out.rglob("*.jsonl*")) for x in p.read_text().splitlines()]
     assert len(lines) == 50

@@ -11,11 +11,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import dc_api_x_ldap
 import pytest
 from ldap_support import BIN, ROOT, run_cli
 
 import dc_api_x
-import dc_api_x_ldap
 from dc_api_x.exceptions import ConfigError
 
 PLUGIN_DIR = ROOT / "plugins" / "ldap"
@@ -78,7 +78,9 @@ BLOCK = textwrap.dedent(
 )
 
 
-def _dcapix_without(names: list[str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _dcapix_without(
+    names: list[str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", BLOCK.format(names=names), *args],
         capture_output=True,
@@ -103,7 +105,14 @@ def test_without_ldap3_the_plugin_is_listed_as_failed_with_the_reason_and_others
     (tmp_path / "src.json").write_text(json.dumps({"adapter": "jsonl", "path": str(tmp_path / "in.jsonl")}))
     (tmp_path / "dst.json").write_text(json.dumps({"adapter": "csv", "path": str(tmp_path / "out")}))
     run = _dcapix_without(
-        ["ldap3"], "run", "--source", "src.json", "--destination", "dst.json", "--no-state", "--no-progress",
+        ["ldap3"],
+        "run",
+        "--source",
+        "src.json",
+        "--destination",
+        "dst.json",
+        "--no-state",
+        "--no-progress",
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
@@ -196,29 +205,41 @@ def test_install_then_uninstall_in_a_fresh_venv_leaves_nothing(tmp_path):
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
     new_site = Path(
-        subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip()
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
     )
     (new_site / "zz_shared.pth").write_text(f"import site; site.addsitedir({str(shadow)!r})\n")
     wheels = tmp_path / "wheels"
     build = subprocess.run(
         [str(BIN / "python"), "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(PLUGIN_DIR)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     [wheel] = list(wheels.glob("dc_api_x_ldap-*.whl"))
     pip = [str(BIN / "python"), "-m", "pip", "--python", str(py)]
-    inst = subprocess.run([*pip, "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True, timeout=300)
+    inst = subprocess.run(
+        [*pip, "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True, timeout=300
+    )
     assert inst.returncode == 0, inst.stderr[-2000:]
-    listing = subprocess.run([str(py), "-m", "dc_api_x.cli", "plugins", "--json"], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [str(py), "-m", "dc_api_x.cli", "plugins", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert listing.returncode == 0, listing.stderr
     plugins = {p["name"]: p for p in json.loads(listing.stdout)}
     assert plugins["ldap"]["status"] == "loaded" and plugins["ldap"]["distribution"] == "dc-api-x-ldap"
     assert (new_site / "dc_api_x_ldap" / "adapter.py").exists()
-    out = subprocess.run([*pip, "uninstall", "-y", "dc-api-x-ldap"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [*pip, "uninstall", "-y", "dc-api-x-ldap"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     left = [p.name for p in new_site.iterdir() if "dc_api_x_ldap" in p.name]
     assert left == []
-    listing = subprocess.run([str(py), "-m", "dc_api_x.cli", "plugins", "--json"], capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [str(py), "-m", "dc_api_x.cli", "plugins", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert listing.returncode == 0 and "warning" not in listing.stderr, listing.stderr
     names = {p["name"] for p in json.loads(listing.stdout)}
     assert "ldap" not in names and "dc_api_x.adapters.sql" in names

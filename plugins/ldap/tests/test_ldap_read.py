@@ -9,11 +9,11 @@ import time
 
 import ldap3
 import pytest
+from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, person
 from ldap_support import BACKENDS, N_PEOPLE, PEOPLE, admin_config
 
 from dc_api_x import create_adapter
 from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError, TransportError
-from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, person
 
 pytestmark = pytest.mark.slapd
 
@@ -138,7 +138,7 @@ def test_limit_and_columns(slapd):
     with create_adapter(admin_config(slapd, streams=[{**STREAM, "page_size": 30}])) as a:
         spec = a.get_stream("people")
         mark = slapd.log_mark()
-        rows, batches = read_all(a, spec, columns=["uid", "mail"], limit=75)
+        rows, _ = read_all(a, spec, columns=["uid", "mail"], limit=75)
     assert len(rows) == 75
     assert set(rows[0]) == {"dn", "uid", "mail", "modifyTimestamp"}  # + the replication key
     # the third page was cut short and the paged search abandoned (size 0 sent with the cookie)
@@ -181,11 +181,19 @@ def test_incremental_reads_only_new_or_changed_entries(slapd, subtree, backend):
         assert rows == []
         # change three, add two
         for i in (3, 17, 31):
-            assert conn.modify(f"uid=user{i:06d},{subtree}", {"sn": [(ldap3.MODIFY_REPLACE, [f"Changed{i}"])]})
+            assert conn.modify(
+                f"uid=user{i:06d},{subtree}", {"sn": [(ldap3.MODIFY_REPLACE, [f"Changed{i}"])]}
+            )
         _add_people(conn, subtree, (100, 101))
         time.sleep(1.05)
         rows, batches = read_all(a, spec, state=state)
-        assert sorted(r["uid"][0] for r in rows) == ["user000003", "user000017", "user000031", "user000100", "user000101"]
+        assert sorted(r["uid"][0] for r in rows) == [
+            "user000003",
+            "user000017",
+            "user000031",
+            "user000100",
+            "user000101",
+        ]
         assert {r["sn"][0] for r in rows if r["uid"][0] in ("user000003", "user000017", "user000031")} == {
             "Changed3",
             "Changed17",
@@ -280,9 +288,9 @@ def test_unreachable_server_is_a_transport_error(backend):
 
 
 def test_bad_filter_and_unknown_attribute(slapd):
-    with create_adapter(admin_config(slapd, streams=[{**STREAM, "attributes": ["uid", "noSuchAttr"]}])) as a:
-        with pytest.raises(ConfigError, match="noSuchAttr"):
-            a.discover()
+    cfg = admin_config(slapd, streams=[{**STREAM, "attributes": ["uid", "noSuchAttr"]}])
+    with create_adapter(cfg) as a, pytest.raises(ConfigError, match="noSuchAttr"):
+        a.discover()
     with pytest.raises(ConfigError, match="unbalanced"):
         create_adapter(admin_config(slapd, streams=[{**STREAM, "filter": "(uid=x"}]))
 
@@ -299,8 +307,13 @@ def test_an_attribute_outside_an_explicit_list_is_not_read(slapd):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_server_controls_manage_dsa_it(slapd, backend):
     """The referral object comes back as an entry only with the ManageDsaIT control."""
-    base = {"name": "refs", "base": SUFFIX, "filter": "(ou=elsewhere)", "attributes": ["ou", "ref"],
-            "replication_key": None}
+    base = {
+        "name": "refs",
+        "base": SUFFIX,
+        "filter": "(ou=elsewhere)",
+        "attributes": ["ou", "ref"],
+        "replication_key": None,
+    }
     with create_adapter(admin_config(slapd, backend, streams=[base])) as a:
         plain, _ = read_all(a, a.get_stream("refs"))
     cfg = admin_config(
@@ -319,7 +332,9 @@ def test_a_value_that_does_not_fit_is_a_schema_error_naming_it(slapd, subtree):
 
     conn = ldap3.Connection(slapd.url, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)
     _add_people(conn, subtree, [3])
-    with create_adapter(admin_config(slapd, streams=[{"name": "s", "base": subtree, "filter": "(uid=*)"}])) as a:
+    with create_adapter(
+        admin_config(slapd, streams=[{"name": "s", "base": subtree, "filter": "(uid=*)"}])
+    ) as a:
         spec = a.get_stream("s")
         props = dict(spec.properties)
         props["mail"] = {"type": ["string", "null"]}  # pretend mail were single-valued

@@ -8,11 +8,11 @@ import io
 
 import ldap3
 import pytest
+from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX
 from ldap_support import BACKENDS, PEOPLE, admin_config
 
 from dc_api_x import ApiClient, Batch, create_adapter
 from dc_api_x.exceptions import AdapterError, SchemaError
-from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX
 
 pytestmark = pytest.mark.slapd
 
@@ -132,15 +132,23 @@ def test_records_without_dn_use_the_template_and_json_forms(empty_slapd, backend
 def test_a_field_the_server_does_not_know_is_a_schema_error(empty_slapd):
     from dc_api_x.types import StreamSpec
 
-    spec = StreamSpec("x", schema={"type": "object", "properties": {"dn": {"type": "string"}, "shoeSize": {"type": "integer"}}})
-    with create_adapter(admin_config(empty_slapd)) as dst, pytest.raises(SchemaError, match="field 'shoeSize'"):
+    spec = StreamSpec(
+        "x",
+        schema={"type": "object", "properties": {"dn": {"type": "string"}, "shoeSize": {"type": "integer"}}},
+    )
+    with (
+        create_adapter(admin_config(empty_slapd)) as dst,
+        pytest.raises(SchemaError, match="field 'shoeSize'"),
+    ):
         dst.start_write(spec, load_method="upsert")
 
 
 def test_a_rejected_entry_is_one_line_naming_the_dn_and_the_server_reason(empty_slapd):
     from dc_api_x.types import StreamSpec
 
-    spec = StreamSpec("x", schema={"type": "object", "properties": {"dn": {"type": "string"}, "cn": {"type": "string"}}})
+    spec = StreamSpec(
+        "x", schema={"type": "object", "properties": {"dn": {"type": "string"}, "cn": {"type": "string"}}}
+    )
     rec = {"dn": f"cn=nobody,{PEOPLE}", "cn": "nobody", "objectClass": ["inetOrgPerson"]}  # no sn
     with create_adapter(admin_config(empty_slapd)) as dst:
         dst.start_write(spec, load_method="upsert")
@@ -158,13 +166,30 @@ def test_api_client_crud_and_extended_operations(empty_slapd, backend):
         adapter="ldap",
         adapter_options={"backend": backend, "bind_dn": ADMIN_DN, "password": ADMIN_PASSWORD},
     ) as api:
-        r = api.post(dn, json={"objectClass": ["inetOrgPerson", "dcapixRecord"], "uid": "carol", "cn": "Carol",
-                               "sn": "C", "dcapixScore": 5, "dcapixActive": False})
+        r = api.post(
+            dn,
+            json={
+                "objectClass": ["inetOrgPerson", "dcapixRecord"],
+                "uid": "carol",
+                "cn": "Carol",
+                "sn": "C",
+                "dcapixScore": 5,
+                "dcapixActive": False,
+            },
+        )
         assert r.status_code == 201
         assert api.post(dn, json={"objectClass": ["inetOrgPerson"], "cn": "C", "sn": "C"}).status_code == 409
         got = api.get(dn).raise_for_status().data
-        assert got["dn"] == dn and got["dcapixScore"] == 5 and got["dcapixActive"] is False and got["cn"] == ["Carol"]
-        assert api.patch(dn, json={"replace": {"sn": "Changed"}, "add": {"mail": ["c@x.org"]}}).status_code == 200
+        assert (
+            got["dn"] == dn
+            and got["dcapixScore"] == 5
+            and got["dcapixActive"] is False
+            and got["cn"] == ["Carol"]
+        )
+        assert (
+            api.patch(dn, json={"replace": {"sn": "Changed"}, "add": {"mail": ["c@x.org"]}}).status_code
+            == 200
+        )
         assert api.put(dn, json={"dcapixScore": 6}).status_code == 200
         got = api.get(dn, params={"attributes": "sn,mail,dcapixScore"}).data
         assert got == {"dn": dn, "sn": ["Changed"], "mail": ["c@x.org"], "dcapixScore": 6}
@@ -178,11 +203,17 @@ def test_api_client_crud_and_extended_operations(empty_slapd, backend):
 
 def test_password_modify_extended_operation(empty_slapd):
     dn = f"uid=dave,{PEOPLE}"
-    with ApiClient(empty_slapd.url, adapter="ldap", adapter_options={"bind_dn": ADMIN_DN, "password": ADMIN_PASSWORD}) as api:
-        api.post(dn, json={"objectClass": ["inetOrgPerson"], "uid": "dave", "cn": "D", "sn": "D"}).raise_for_status()
+    with ApiClient(
+        empty_slapd.url, adapter="ldap", adapter_options={"bind_dn": ADMIN_DN, "password": ADMIN_PASSWORD}
+    ) as api:
+        api.post(
+            dn, json={"objectClass": ["inetOrgPerson"], "uid": "dave", "cn": "D", "sn": "D"}
+        ).raise_for_status()
         r = api.request("EXTENDED", "password_modify", json={"user": dn, "new": "n3w-pass"})
         assert r.status_code == 200
-    with ApiClient(empty_slapd.url, adapter="ldap", adapter_options={"bind_dn": dn, "password": "n3w-pass"}) as api:
+    with ApiClient(
+        empty_slapd.url, adapter="ldap", adapter_options={"bind_dn": dn, "password": "n3w-pass"}
+    ) as api:
         assert api.request("EXTENDED", "whoami").data == {"authzid": f"dn:{dn}"}
 
 

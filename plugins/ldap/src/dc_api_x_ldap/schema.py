@@ -105,7 +105,9 @@ class SubSchema:
     object_classes: dict[str, ObjectClass] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, attribute_types: Iterable[AttributeType], object_classes: Iterable[ObjectClass]) -> SubSchema:
+    def build(
+        cls, attribute_types: Iterable[AttributeType], object_classes: Iterable[ObjectClass]
+    ) -> SubSchema:
         out = cls()
         for at in attribute_types:
             for key in (at.oid, *at.names):
@@ -184,11 +186,9 @@ def attribute_property(at: AttributeType | None, *, name: str = "") -> dict[str,
     else:
         item = {"type": "string"}
     single = at is not None and at.single_value
-    prop: dict[str, Any]
-    if single:
-        prop = {**item, "type": [item["type"], "null"]}
-    else:
-        prop = {"type": ["array", "null"], "items": item}
+    prop: dict[str, Any] = (
+        {**item, "type": [item["type"], "null"]} if single else {"type": ["array", "null"], "items": item}
+    )
     if syntax:
         prop["x-ldap-syntax"] = syntax
     return prop

@@ -27,7 +27,17 @@ from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError, Transpor
 from dc_api_x.ext.adapters import ProtocolAdapter, Response
 from dc_api_x.types import Batch, StreamSpec, WriteResult
 
-from .backends import ALREADY_EXISTS, NO_SUCH_OBJECT, Backend, Change, LdapError, WriteOp, first, load_backend, values
+from .backends import (
+    ALREADY_EXISTS,
+    NO_SUCH_OBJECT,
+    Backend,
+    Change,
+    LdapError,
+    WriteOp,
+    first,
+    load_backend,
+    values,
+)
 from .config import LdapOptions, StreamOptions
 from .schema import (
     REPLICATION_KEYS,
@@ -81,7 +91,9 @@ class LdapAdapter(ProtocolAdapter):
         try:
             cls = load_backend(o.backend)
         except ImportError as exc:
-            raise ConfigError(f"adapter 'ldap': option 'backend': {exc}", plugin="adapter 'ldap'", field="backend") from None
+            raise ConfigError(
+                f"adapter 'ldap': option 'backend': {exc}", plugin="adapter 'ldap'", field="backend"
+            ) from None
         if o.auth not in cls.auth_methods:
             raise ConfigError(
                 f"adapter 'ldap': option 'auth': backend {o.backend!r} does not support {o.auth!r}; "
@@ -189,7 +201,8 @@ class LdapAdapter(ProtocolAdapter):
                 must, may = schema.class_attributes(classes)
             except KeyError as exc:
                 raise ConfigError(
-                    f"adapter 'ldap', stream {s.name!r}: the server's schema has no object class {exc.args[0]!r}",
+                    f"adapter 'ldap', stream {s.name!r}: the server's schema has no object class "
+                    f"{exc.args[0]!r}",
                     plugin="adapter 'ldap'",
                     field="object_classes",
                 ) from None
@@ -218,10 +231,7 @@ class LdapAdapter(ProtocolAdapter):
                 continue
             seen.add(a.lower())
             props[a] = attribute_property(schema.attribute(a), name=a)
-        if request is not None:
-            request = request + [a for a in operational]
-        else:
-            request = list(props)[1:]
+        request = [*request, *operational] if request is not None else list(props)[1:]
         if rk is not None and rk not in props:
             raise ConfigError(
                 f"adapter 'ldap', stream {s.name!r}: option 'attributes' must include the replication "
@@ -247,7 +257,10 @@ class LdapAdapter(ProtocolAdapter):
     def describe_read(self, spec: StreamSpec) -> dict[str, Any]:
         """What :meth:`read` sends (for ``dcapix run --dry-run``)."""
         o = dict(spec.options)
-        return {"search": f"{o.get('base')} {o.get('scope')} {o.get('filter')}", "page_size": o.get("page_size")}
+        return {
+            "search": f"{o.get('base')} {o.get('scope')} {o.get('filter')}",
+            "page_size": o.get("page_size"),
+        }
 
     # -- reading --------------------------------------------------------------------------------
     def _aliases(self) -> dict[str, str]:
@@ -431,7 +444,9 @@ class LdapAdapter(ProtocolAdapter):
                 stream=stream.name,
             ) from None
 
-    def _attributes(self, rec: Mapping[str, Any], plan: _WritePlan, stream: StreamSpec) -> dict[str, list[bytes]]:
+    def _attributes(
+        self, rec: Mapping[str, Any], plan: _WritePlan, stream: StreamSpec
+    ) -> dict[str, list[bytes]]:
         attrs: dict[str, list[bytes]] = {}
         schema = self.subschema()
         for key, value in rec.items():
@@ -464,9 +479,9 @@ class LdapAdapter(ProtocolAdapter):
                     adapter=self.name,
                     stream=stream.name,
                 ) from None
-        if not any(k.lower() == "objectclass" and v for k, v in attrs.items()):
-            if self.options.object_classes:
-                attrs["objectClass"] = [c.encode() for c in self.options.object_classes]
+        has_class = any(k.lower() == "objectclass" and v for k, v in attrs.items())
+        if not has_class and self.options.object_classes:
+            attrs["objectClass"] = [c.encode() for c in self.options.object_classes]
         return attrs
 
     def write(self, stream: StreamSpec, batch: Batch) -> WriteResult:
@@ -488,7 +503,9 @@ class LdapAdapter(ProtocolAdapter):
                 full.append(attrs)
                 adds.append(WriteOp("add", dn, attributes={k: v for k, v in attrs.items() if v}))
             else:  # no objectClass: it cannot be added, only an existing entry changed
-                modifies.append(WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()]))
+                modifies.append(
+                    WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()])
+                )
         results = self._call(self.backend.write, adds, stream=stream.name) if adds else []
         inserted = 0
         for op, attrs, err in zip(adds, full, results, strict=True):
@@ -599,7 +616,9 @@ class LdapAdapter(ProtocolAdapter):
             return 201, {"dn": dn, "created": True}
         if method == "PUT":  # replace the given attributes, or add the entry when it is missing
             attrs = self._json_attributes(body, keep_empty=True)
-            [err] = b.write([WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()])])
+            [err] = b.write(
+                [WriteOp("modify", dn, changes=[Change("replace", k, v) for k, v in attrs.items()])]
+            )
             if err is None:
                 return 200, {"dn": dn, "created": False}
             if err.code != NO_SUCH_OBJECT:
@@ -616,7 +635,9 @@ class LdapAdapter(ProtocolAdapter):
                     for name, vals in self._json_attributes(body.get(op) or {}, keep_empty=True).items():
                         changes.append(Change(op, name, vals))
             else:
-                changes = [Change("replace", k, v) for k, v in self._json_attributes(body, keep_empty=True).items()]
+                changes = [
+                    Change("replace", k, v) for k, v in self._json_attributes(body, keep_empty=True).items()
+                ]
             [err] = b.write([WriteOp("modify", dn, changes=changes)])
             if err is not None:
                 raise err
@@ -636,8 +657,8 @@ class LdapAdapter(ProtocolAdapter):
             import base64
 
             value = base64.b64decode(body["value"]) if body.get("value") else None
-            name, resp = b.extended(dn, value)
-            return 200, {"name": name, "value": base64.b64encode(resp).decode() if resp else None}
+            rname, resp = b.extended(dn, value)
+            return 200, {"name": rname, "value": base64.b64encode(resp).decode() if resp else None}
         raise NotImplementedError(f"method {method!r} (use GET, POST, PUT, PATCH, DELETE or EXTENDED)")
 
     def _json_attributes(self, body: Any, *, keep_empty: bool = False) -> dict[str, list[bytes]]:
@@ -664,7 +685,9 @@ class LdapAdapter(ProtocolAdapter):
         spec = self.get_stream(stream) if isinstance(stream, str) else stream
         o = spec.options
         binary = [
-            n for n, p in spec.properties.items() if "base64" in (p.get("contentEncoding"), (p.get("items") or {}).get("contentEncoding"))
+            n
+            for n, p in spec.properties.items()
+            if "base64" in (p.get("contentEncoding"), (p.get("items") or {}).get("contentEncoding"))
         ]
         writer = ldif.LDIFWriter(out, base64_attrs=binary, cols=76)  # binary syntaxes always base64
         n = 0
@@ -674,7 +697,10 @@ class LdapAdapter(ProtocolAdapter):
             value = _bookmark_value(rk, state["replication_key_value"])
             flt = f"(&{flt}({rk}>={_filter_value(rk, value)}))"
         pages = self.backend.paged_search(
-            str(o["base"]), str(o.get("scope") or "sub"), flt, list(o.get("attributes") or ["*"]),
+            str(o["base"]),
+            str(o.get("scope") or "sub"),
+            flt,
+            list(o.get("attributes") or ["*"]),
             int(o.get("page_size") or self.options.page_size),
         )
         try:
@@ -768,7 +794,7 @@ def _bookmark_value(rk: str, value: Any) -> Any:
 
 def _filter_value(rk: str, value: Any) -> str:
     text = format_generalized_time(value) if isinstance(value, _dt.datetime) else str(value)
-    return re.sub(r"([*()\\\x00])", lambda m: "\\%02x" % ord(m.group(1)), text)
+    return re.sub(r"([*()\\\x00])", lambda m: f"\\{ord(m.group(1)):02x}", text)
 
 
 def _dn_escape(value: Any) -> Any:

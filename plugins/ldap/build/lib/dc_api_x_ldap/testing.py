@@ -318,7 +318,12 @@ class Slapd:
 def _ensure_atexit() -> None:
     if not getattr(_ensure_atexit, "done", False):
         _ensure_atexit.done = True  # type: ignore[attr-defined]
-        atexit.register(lambda: [s.stop() for s in list(_running)])
+        atexit.register(_stop_all)
+
+
+def _stop_all() -> None:
+    for srv in list(_running):
+        srv.stop()
 
 
 # ------------------------------------------------------------------------------------ test data
@@ -383,7 +388,9 @@ def people_ldif(n: int, *, suffix: str = SUFFIX, ou: str = "people", groups: int
     for i in range(n):
         yield ldif_entry(*person(i, suffix, ou))
     if groups:
-        yield ldif_entry(f"ou=groups,{suffix}", {"objectClass": ["top", "organizationalUnit"], "ou": "groups"})
+        yield ldif_entry(
+            f"ou=groups,{suffix}", {"objectClass": ["top", "organizationalUnit"], "ou": "groups"}
+        )
         for g in range(groups):
             members = [f"uid=user{m:06d},ou={ou},{suffix}" for m in range(g, min(n, g + 50 * groups), groups)]
             members = members[:50] or [f"cn=admin,{suffix}"]
@@ -400,4 +407,3 @@ def wait_for(cond: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         time.sleep(0.05)
-

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import ldap3
@@ -103,15 +103,16 @@ class Ldap3Backend(Backend):
         elif o.auth == "sasl_external":
             # the credentials (an authorization identity, usually empty) must be present: slapd
             # answers saslBindInProgress to an EXTERNAL bind without them
-            kw.update(authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL, sasl_credentials=o.bind_dn or "")
+            kw.update(
+                authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL, sasl_credentials=o.bind_dn or ""
+            )
         else:
             kw["authentication"] = ldap3.ANONYMOUS
         conn = ldap3.Connection(self._server(), **kw)
         try:
             conn.open()
-            if o.start_tls and not o.url.lower().startswith("ldaps:"):
-                if not conn.start_tls():
-                    raise LdapError(_code(conn.result), _msg(conn.result), what="StartTLS")
+            if o.start_tls and not o.url.lower().startswith("ldaps:") and not conn.start_tls():
+                raise LdapError(_code(conn.result), _msg(conn.result), what="StartTLS")
             if not conn.bind():
                 raise LdapError(_code(conn.result), _msg(conn.result), what="bind")
         except LdapError:
@@ -162,7 +163,9 @@ class Ldap3Backend(Backend):
         code = _code(result)
         if code not in (0,):
             raise LdapError(code, _msg(result), dn=base, what="search")
-        entries = [(e["dn"], e["raw_attributes"]) for e in conn.response or () if e["type"] == "searchResEntry"]
+        entries = [
+            (e["dn"], e["raw_attributes"]) for e in conn.response or () if e["type"] == "searchResEntry"
+        ]
         return entries, result
 
     def search(
@@ -185,7 +188,7 @@ class Ldap3Backend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
-    ) -> Iterator[list[Entry]]:
+    ) -> Generator[list[Entry], None, None]:
         cookie: bytes | None = b""
         done = False
         try:
@@ -251,7 +254,10 @@ class Ldap3Backend(Backend):
         if self._writer is None:
             if self.options.pool_size > 1:
                 self._writer = self._connection(
-                    ldap3.REUSABLE, pool_name="dcapix-ldap", pool_size=self.options.pool_size, pool_lifetime=3600
+                    ldap3.REUSABLE,
+                    pool_name="dcapix-ldap",
+                    pool_size=self.options.pool_size,
+                    pool_lifetime=3600,
                 )
             else:
                 self._writer = self._connection(ldap3.ASYNC)
@@ -354,5 +360,5 @@ def _unique(items: Any) -> list[Any]:
 def _quiet_unbind(conn: Any) -> None:
     try:
         conn.unbind()
-    except Exception:  # noqa: S110 - closing a broken connection
+    except Exception:
         pass

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from ldaptor import ldapfilter
@@ -53,14 +53,18 @@ _thread: threading.Thread | None = None
 def _reactor() -> Any:
     """The Twisted reactor, running in a daemon thread of this process (started once)."""
     global _thread
-    from twisted.internet import reactor
+    from twisted.internet import reactor as _installed
+
+    reactor: Any = _installed
 
     with _lock:
         if _thread is None and not reactor.running:
             ready = threading.Event()
             reactor.callWhenRunning(ready.set)
             _thread = threading.Thread(
-                target=reactor.run, kwargs={"installSignalHandlers": False}, name="dcapix-ldaptor", daemon=True
+                target=lambda: reactor.run(installSignalHandlers=False),
+                name="dcapix-ldaptor",
+                daemon=True,
             )
             _thread.start()
             ready.wait(10)
@@ -74,7 +78,8 @@ class _SaslBind(pureldap.LDAPBindRequest):  # type: ignore[misc]
     def toWire(self) -> bytes:
         mech, creds = self.auth
         auth = pureber.BERSequence(
-            [pureber.BEROctetString(mech), pureber.BEROctetString(creds or b"")], tag=pureber.CLASS_CONTEXT | 3
+            [pureber.BEROctetString(mech), pureber.BEROctetString(creds or b"")],
+            tag=pureber.CLASS_CONTEXT | 3,
         )
         return bytes(
             pureber.BERSequence(
@@ -135,7 +140,8 @@ class LdaptorBackend(Backend):
             from twisted.internet import ssl
 
             ctx = ssl.optionsForClientTLS(host, trustRoot=self._trust_root())
-            return endpoints.wrapClientTLS(ctx, endpoints.TCP4ClientEndpoint(reactor, host, url.port or 636, timeout=t))
+            tcp: Any = endpoints.TCP4ClientEndpoint(reactor, host, url.port or 636, timeout=t)
+            return endpoints.wrapClientTLS(ctx, tcp)
         return endpoints.TCP4ClientEndpoint(reactor, host, url.port or 389, timeout=t)
 
     def _trust_root(self) -> Any:
@@ -174,7 +180,9 @@ class LdaptorBackend(Backend):
                 self.client = self._run(self._connect)
             except LdapError as exc:
                 if not exc.what:
-                    exc = LdapError(exc.code, exc.message, what="connect" if exc.code in (81, 85, 91) else "bind")
+                    exc = LdapError(
+                        exc.code, exc.message, what="connect" if exc.code in (81, 85, 91) else "bind"
+                    )
                 raise exc from None
 
     def close(self) -> None:
@@ -182,7 +190,7 @@ class LdaptorBackend(Backend):
         if client is not None and client.connected:
             try:
                 threads.blockingCallFromThread(_reactor(), lambda: defer.maybeDeferred(client.unbind))
-            except Exception:  # noqa: S110 - closing a broken connection
+            except Exception:
                 pass
 
     # -- reading ----------------------------------------------------------------------------------
@@ -250,7 +258,7 @@ class LdaptorBackend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
-    ) -> Iterator[list[Entry]]:
+    ) -> Generator[list[Entry], None, None]:
         self.connect()
         cookie = b""
         done = False

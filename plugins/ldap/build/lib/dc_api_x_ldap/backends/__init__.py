@@ -10,9 +10,9 @@ shared (:mod:`dc_api_x_ldap.schema`). The backends are imported by name on first
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import LdapOptions
@@ -189,7 +189,7 @@ class Backend:
         page_size: int,
         *,
         controls: Sequence[Control] = (),
-    ) -> Iterator[list[Entry]]:
+    ) -> Generator[list[Entry], None, None]:
         """The pages of a search with the simple paged results control; closing the generator
         early abandons the paged search on the server (size 0 with the cookie)."""
         raise NotImplementedError
@@ -305,4 +305,3 @@ def _ber_read(data: bytes, pos: int) -> tuple[int, bytes, int]:
         n = int.from_bytes(data[pos : pos + k], "big")
         pos += k
     return tag, data[pos : pos + n], pos + n
-

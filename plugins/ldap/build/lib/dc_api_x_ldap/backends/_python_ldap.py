@@ -12,7 +12,7 @@ libldap decodes entries in C, which makes this the fastest backend for large rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import ldap
@@ -84,7 +84,9 @@ class PythonLdapBackend(Backend):
             else:
                 conn.simple_bind_s("", "")
         except ldap.LDAPError as exc:
-            raise _error(exc, "bind" if not isinstance(exc, ldap.SERVER_DOWN | ldap.CONNECT_ERROR) else "connect") from None
+            raise _error(
+                exc, "bind" if not isinstance(exc, ldap.SERVER_DOWN | ldap.CONNECT_ERROR) else "connect"
+            ) from None
         self.conn = conn
 
     def close(self) -> None:
@@ -134,7 +136,7 @@ class PythonLdapBackend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
-    ) -> Iterator[list[Entry]]:
+    ) -> Generator[list[Entry], None, None]:
         self.connect()
         conn = self.conn
         paged = SimplePagedResultsControl(True, size=page_size, cookie=b"")
@@ -145,7 +147,9 @@ class PythonLdapBackend(Backend):
         try:
             while True:
                 try:
-                    msgid = conn.search_ext(base, _SCOPES[scope], filter, attrlist, serverctrls=[paged, *extra])
+                    msgid = conn.search_ext(
+                        base, _SCOPES[scope], filter, attrlist, serverctrls=[paged, *extra]
+                    )
                     _, data, _, sctrls = conn.result3(msgid)
                 except ldap.LDAPError as exc:
                     raise _error(exc, "search", base) from None
@@ -163,7 +167,9 @@ class PythonLdapBackend(Backend):
             if not done and cookie and self.conn is not None:
                 paged.size, paged.cookie = 0, cookie  # RFC 2696: abandon the paged search
                 try:
-                    conn.result3(conn.search_ext(base, _SCOPES[scope], filter, ["1.1"], serverctrls=[paged, *extra]))
+                    conn.result3(
+                        conn.search_ext(base, _SCOPES[scope], filter, ["1.1"], serverctrls=[paged, *extra])
+                    )
                 except ldap.LDAPError:
                     pass
 
@@ -223,7 +229,7 @@ class PythonLdapBackend(Backend):
         window = self.options.write_window
         for start in range(0, len(ops), window):
             chunk = ops[start : start + window]
-            ids = []
+            ids: list[Any] = []
             for op in chunk:
                 try:
                     ids.append(self._send(op))
