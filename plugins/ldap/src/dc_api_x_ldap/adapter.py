@@ -17,9 +17,11 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import logging
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,14 +340,19 @@ class LdapAdapter(ProtocolAdapter):
             now = self.server_time()
             upper = now if rk == "modifyTimestamp" else now.strftime("%Y%m%d%H%M%S.%fZ")
         aliases = self._aliases()
-        pages = self.backend.paged_search(
+        search = (
             str(o["base"]),
             str(o.get("scope") or "sub"),
             flt,
             request,
             int(o.get("page_size") or self.options.page_size),
-            controls=[c.as_tuple() for c in self.options.controls],
         )
+        controls = [c.as_tuple() for c in self.options.controls]
+        # the next page is fetched (and the server works on it) while this one is converted;
+        # with a limit, no page beyond it is asked for
+        pages: Any = self.backend.paged_search(*search, controls=controls) if limit is not None else None
+        if pages is None:
+            pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls))
         held: Batch | None = None
         left = limit
         try:
@@ -768,6 +775,73 @@ class LdapAdapter(ProtocolAdapter):
         return f"<LdapAdapter backend={self.options.backend!r} url={self.where!r}>"
 
 
+_END = object()
+
+
+class PageFetcher:
+    """Runs a backend's paged search in a thread, one page ahead of the consumer, so the server
+    prepares page N+1 while page N is converted. Errors of the search are raised by ``next()``;
+    :meth:`close` stops it (the generator is closed in its own thread: an unfinished paged search
+    is abandoned on the server)."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]], depth: int = 1) -> None:
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(make,), name="dcapix-ldap-pages", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, make: Callable[[], Iterator[Any]]) -> None:
+        gen: Any = None
+        try:
+            gen = make()
+            for page in gen:
+                if not self._put(("page", page)):
+                    return
+            self._put(("end", None))
+        except BaseException as exc:
+            self._put(("error", exc))
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.debug("closing the paged search failed", exc_info=True)
+
+    def __iter__(self) -> PageFetcher:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        kind, value = self._q.get()
+        if kind == "page":
+            return value
+        self._done = True
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=60)
+
+
 def _ldif_module() -> Any:
     try:
         import ldif  # python-ldap's
@@ -823,7 +897,20 @@ def _drop_delivered(table: Any, bm: Any, rk: str) -> Any:
 
 def _advance(table: Any, bm: Any, rk: str, upper: Any) -> None:
     """Advance the bookmark with the delivered rows changed before ``upper`` (the server's clock
-    when the read began); later changes are left for the next run."""
-    for v, dn in zip(table.column(rk).to_pylist(), table.column("dn").to_pylist(), strict=True):
-        if v is not None and v < upper:
-            bm.advance(v, (dn,))
+    when the read began; later changes are left for the next run): the largest such value and
+    the DNs at it, found column-wise."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(rk)
+    if table.num_rows == 0:
+        return
+    bound = pa.scalar(upper, type=col.type)
+    final = table.filter(pc.fill_null(pc.less(col, bound), False))
+    if final.num_rows == 0:
+        return
+    top = pc.max(final.column(rk))
+    at = final.filter(pc.equal(final.column(rk), top))
+    value = top.as_py()
+    for dn in at.column("dn").to_pylist():
+        bm.advance(value, (dn,))

@@ -285,31 +285,40 @@ def split_page(
     page: Sequence[tuple[str, Mapping[str, Sequence[bytes]]]],
     properties: Sequence[str],
     aliases: Mapping[str, str] | None = None,
-) -> tuple[list[str], list[list[Any]]]:
+) -> tuple[list[str], list[list[Any] | None]]:
     """Distribute a page of ``(dn, {attribute: [raw values]})`` over one list per property
-    (``None`` where an entry lacks the attribute). Attribute descriptions are matched without
-    case; ``;binary`` is dropped; ``aliases`` maps other names (lower-cased) to properties. A
-    returned attribute that is not a property raises :class:`ValueProblem` (never dropped)."""
-    n = len(page)
+    (``None`` where an entry lacks the attribute; the whole list ``None`` when no entry of the
+    page has it). Attribute descriptions are matched without case; ``;binary`` is dropped;
+    ``aliases`` maps other names (lower-cased) to properties. A returned attribute that is not a
+    property raises :class:`ValueProblem` (never dropped)."""
     idx = _column_index(properties)
-    cols: list[list[Any]] = [[None] * n for _ in properties]
-    dns: list[str] = [""] * n
-    get = idx.get
-    for i, (dn, attrs) in enumerate(page):
-        dns[i] = dn
-        for name, vals in attrs.items():
-            j = get(name)
+    dns = [dn for dn, _ in page]
+    entries = [attrs for _, attrs in page]
+    cols: list[list[Any] | None] = [None] * len(properties)
+    by_column: dict[int, list[str]] = {}
+    for name in set().union(*[e.keys() for e in entries]) if entries else ():
+        j = idx.get(name)
+        if j is None:
+            j = _resolve(name, idx, aliases)
             if j is None:
-                j = _resolve(name, idx, aliases)
-                if j is None:
-                    raise ValueProblem(
-                        f"the server returned attribute {name!r}, which is not in the stream's schema "
-                        "(list it in the stream's 'attributes' to read it)",
-                        attribute=name,
-                        dn=dn,
-                    )
-                idx[name] = j
-            cols[j][i] = vals
+                dn = next(d for d, e in zip(dns, entries, strict=True) if name in e)
+                raise ValueProblem(
+                    f"the server returned attribute {name!r}, which is not in the stream's schema "
+                    "(list it in the stream's 'attributes' to read it)",
+                    attribute=name,
+                    dn=dn,
+                )
+        by_column.setdefault(j, []).append(name)
+    for j, names in by_column.items():
+        if len(names) == 1:
+            name = names[0]
+            cols[j] = [e.get(name) for e in entries]
+        else:  # the same attribute under two descriptions (e.g. with and without ;binary)
+            merged: list[Any] = []
+            for e in entries:
+                vals = [v for n in names for v in e.get(n) or ()]
+                merged.append(vals or None)
+            cols[j] = merged
     return dns, cols
 
 
@@ -385,22 +394,24 @@ def _time(v: bytes) -> _dt.datetime:
 
 
 def _convert_column(
-    name: str, col: list[Any], kind: str, multi: bool, typ: pa.DataType, dns: Sequence[str]
+    name: str, col: list[Any] | None, kind: str, multi: bool, typ: pa.DataType, dns: Sequence[str]
 ) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     errors = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError)
-    if not multi:
-        for i, vals in enumerate(col):
-            if vals is not None and len(vals) > 1:
-                raise ValueProblem(
-                    f"{len(vals)} values in a single-valued attribute", attribute=name, dn=dns[i]
-                )
-        flat: list[Any] = [vals[0] if vals else None for vals in col]
-        raw = pa.array(flat, pa.binary())
+    if col is None:  # no entry of the page has the attribute (most of a wide schema)
+        return pa.nulls(len(dns), typ)
+    lists = pa.array(col, pa.list_(pa.binary()))
+    if multi:
+        raw = lists
     else:
-        raw = pa.array(col, pa.list_(pa.binary()))
+        if pc.max(pc.list_value_length(lists)).as_py() > 1:
+            i = next(i for i, v in enumerate(col) if v is not None and len(v) > 1)
+            raise ValueProblem(
+                f"{len(col[i])} values in a single-valued attribute", attribute=name, dn=dns[i]
+            )
+        raw = pc.list_element(lists, 0)
     values = raw.values if multi else raw  # the flat binary values
     try:
         if kind == "bin":
@@ -424,7 +435,7 @@ def _convert_column(
             "bool": "TRUE or FALSE",
             "time": "a GeneralizedTime",
         }[kind]
-        raise _bad(name, col, dns, check, what) from None
+        raise _bad(name, col or [], dns, check, what) from None
     if multi:
         out = pa.ListArray.from_arrays(raw.offsets, out, mask=raw.is_null())
     return out if out.type == typ else out.cast(typ)
