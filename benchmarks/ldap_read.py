@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""LDAP read benchmark (issue 11): ``dcapix run`` LDAP -> Parquet vs ``ldapsearch`` -> LDIF.
+
+One invocation, one throwaway slapd (dc_api_x_ldap.testing.Slapd, no stats logging) loaded with
+N people (default 50,000); each contender reads every entry of ou=people with the simple paged
+results control, page size 1000, the same attributes (``*`` and the four operational attributes
+the adapter reads), and the runs are interleaved (ldapsearch, dcapix per backend, ...) so load on
+the shared machine hits them alike. Reported: median wall seconds, entries/s and the ratio
+``ldapsearch wall / dcapix wall`` (the goal is >= 0.6 for the rate).
+
+    .venv/bin/python benchmarks/ldap_read.py                      # 50,000 entries, 3 runs
+    .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3
+    .venv/bin/python benchmarks/ldap_read.py --profile python-ldap   # cProfile of one in-process run
+
+The dcapix runs are real ``dcapix run`` processes (start-up, plugin loading, discovery, reading,
+Parquet writing), with ``--full-refresh --no-state``; the stream names its object classes so
+discovery does not scan the directory first (a scan costs one more paged search of objectClass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ATTRS = ["*", "entryUUID", "createTimestamp", "modifyTimestamp", "entryCSN"]
+FILTER = "(objectClass=inetOrgPerson)"
+CLASSES = ["inetOrgPerson", "posixAccount", "dcapixRecord"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=50_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--page-size", type=int, default=1000)
+    ap.add_argument(
+        "--backends", default="python-ldap,ldap3", help="comma-separated (ldaptor is ~30x slower)"
+    )
+    ap.add_argument("--profile", metavar="BACKEND", help="profile one in-process run instead")
+    args = ap.parse_args()
+
+    from dc_api_x_ldap.testing import Slapd, people_ldif
+
+    if shutil.which("ldapsearch") is None:
+        print(
+            "ldapsearch not found (apt-get install ldap-utils, or bash .ci/start-slapd.sh)", file=sys.stderr
+        )
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
+    srv = Slapd(stats_log=False)
+    try:
+        t0 = time.perf_counter()
+        srv.load(people_ldif(args.entries))
+        srv.start()
+        print(f"slapd loaded with {args.entries} people in {time.perf_counter() - t0:.1f}s ({srv.url})")
+        base = f"ou=people,{srv.suffix}"
+        if args.profile:
+            return profile(srv, base, args, work)
+        ldapsearch = [
+            "ldapsearch", "-x", "-LLL", "-H", srv.url, "-D", srv.admin_dn, "-w", srv.admin_password,
+            "-b", base, "-E", f"pr={args.page_size}/noprompt", FILTER, *ATTRS,
+        ]  # fmt: skip
+        backends = [b for b in args.backends.split(",") if b]
+        walls: dict[str, list[float]] = {"ldapsearch": [], **{f"dcapix run ({b})": [] for b in backends}}
+        for run in range(args.runs):
+            t = time.perf_counter()
+            with open("/dev/null", "wb") as devnull:
+                subprocess.run(ldapsearch, stdout=devnull, check=True)
+            walls["ldapsearch"].append(time.perf_counter() - t)
+            for b in backends:
+                out = work / f"out-{b}-{run}"
+                walls[f"dcapix run ({b})"].append(dcapix_run(srv, base, b, args, work, out))
+                n = count_parquet(out)
+                if n != args.entries:
+                    print(f"!!! dcapix ({b}) wrote {n} rows, expected {args.entries}", file=sys.stderr)
+                    return 1
+                shutil.rmtree(out)
+        ref = statistics.median(walls["ldapsearch"])
+        print(f"\n{'contender':<26} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19}   runs")
+        for name, ws in walls.items():
+            med = statistics.median(ws)
+            print(
+                f"{name:<26} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x   "
+                + " ".join(f"{w:.2f}" for w in ws)
+            )
+        return 0
+    finally:
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pipeline(srv, base: str, backend: str, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "source": {
+            "adapter": "ldap",
+            "backend": backend,
+            "url": srv.url,
+            "bind_dn": srv.admin_dn,
+            "password": srv.admin_password,
+            "page_size": args.page_size,
+            "streams": [{"name": "people", "base": base, "filter": FILTER, "object_classes": CLASSES}],
+        },
+        "destination": {"adapter": "parquet", "path": str(out)},
+    }
+
+
+def dcapix_run(srv, base: str, backend: str, args, work: Path, out: Path) -> float:  # type: ignore[no-untyped-def]
+    cfg = work / f"dcapix-{backend}.json"
+    cfg.write_text(json.dumps({"pipelines": {"ldap": pipeline(srv, base, backend, args, out)}}))
+    cmd = [
+        str(BIN / "dcapix"),
+        "run",
+        "-c",
+        str(cfg),
+        "ldap",
+        "--no-state",
+        "--full-refresh",
+        "--no-progress",
+    ]
+    t = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise SystemExit(f"dcapix run ({backend}) failed: {res.stderr[-2000:]}")
+    return wall
+
+
+def count_parquet(out: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in out.rglob("*.parquet"))
+
+
+def profile(srv, base: str, args, work: Path) -> int:  # type: ignore[no-untyped-def]
+    import cProfile
+    import pstats
+
+    from dc_api_x.runner.config import PipelineConfig
+    from dc_api_x.runner.pipeline import Runner
+
+    cfg = PipelineConfig.model_validate(
+        {**pipeline(srv, base, args.profile, args, work / "out"), "prefetch": 0}
+    )
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    Runner("ldap", cfg).run()
+    prof.disable()
+    print(f"in-process run ({args.profile}, prefetch 0): {time.perf_counter() - t:.2f}s (profiled)")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(20)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
