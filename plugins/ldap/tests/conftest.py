@@ -26,6 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slapd: needs the real OpenLDAP slapd started by the session fixture")
 
 
+@pytest.fixture(autouse=True)
+def _plugins_with_entry_points() -> Iterator[None]:
+    """Each test uses a fresh current plugin set with the installed entry points (tests elsewhere
+    in the suite leave a built-ins-only set current)."""
+    import dc_api_x
+
+    ps = dc_api_x.enable_plugins()
+    try:
+        yield
+    finally:
+        ps.close()
+
+
 REFERRAL_LDIF = f"""dn: ou=elsewhere,{SUFFIX}
 objectClass: referral
 objectClass: extensibleObject

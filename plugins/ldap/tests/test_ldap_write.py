@@ -88,6 +88,7 @@ def test_records_without_dn_use_the_template_and_json_forms(empty_slapd, backend
             "dcapixSince": {"type": "string", "format": "date-time"},
             "dcapixBlob": {"type": "string", "contentEncoding": "base64"},
             "mail": {"type": "array", "items": {"type": "string"}},
+            "userPassword": {"type": "string"},  # an octet-string attribute given as plain text
         },
     }
     from dc_api_x.types import StreamSpec
@@ -104,6 +105,7 @@ def test_records_without_dn_use_the_template_and_json_forms(empty_slapd, backend
             "dcapixSince": "2024-05-06T07:08:09.250000+02:00",
             "dcapixBlob": base64.b64encode(blob).decode(),
             "mail": ["a@x.org", "b@x.org"],
+            "userPassword": "s3cret",
         }
     ]
     cfg = admin_config(
@@ -126,6 +128,7 @@ def test_records_without_dn_use_the_template_and_json_forms(empty_slapd, backend
     assert raw["dcapixBlob"] == [blob]
     assert raw["dcapixScore"] == [b"7"]
     assert sorted(raw["mail"]) == [b"a@x.org", b"b@x.org"]
+    assert raw["userPassword"] == [b"s3cret"]  # text in the stream's schema: not base64-decoded
     conn.unbind()
 
 

@@ -158,7 +158,11 @@ def _raw_entries(strategy: Any) -> None:
                 mid = int(ldap_resp["messageID"])
                 if mid == message_id:
                     out.append(dict_response)
-                    if dict_response["type"] not in ("searchResEntry", "searchResRef", "intermediateResponse"):
+                    if dict_response["type"] not in (
+                        "searchResEntry",
+                        "searchResRef",
+                        "intermediateResponse",
+                    ):
                         complete = True
                 elif mid == 0:  # unsolicited notification: notice of disconnection
                     return SESSION_TERMINATED_BY_SERVER
