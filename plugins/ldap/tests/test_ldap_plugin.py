@@ -24,12 +24,12 @@ PLUGIN_DIR = ROOT / "plugins" / "ldap"
 def test_entry_point_registers_the_ldap_adapter():
     ps = dc_api_x.enable_plugins(make_current=False)
     try:
+        from dc_api_x_ldap.adapter import LdapAdapter
+
+        assert ps.adapters.get("ldap") is LdapAdapter  # (a core with lazy registries fills them now)
         info = ps.plugins["ldap"]
         assert (info.status, info.distribution, info.version) == ("loaded", "dc-api-x-ldap", "0.2.0")
         assert info.registers == {"adapters": ["ldap"]}
-        from dc_api_x_ldap.adapter import LdapAdapter
-
-        assert ps.adapters.get("ldap") is LdapAdapter
     finally:
         ps.close()
 

@@ -74,6 +74,7 @@ class _WritePlan:
     method: str
     writable: dict[str, Any]  # property → AttributeType
     skipped: list[str]  # operational properties the server sets itself
+    base64: dict[str, bool] = field(default_factory=dict)  # property → its strings are base64
     rows: int = 0
     inserted: int = 0
     updated: int = 0
@@ -431,7 +432,8 @@ class LdapAdapter(ProtocolAdapter):
                 adapter=self.name,
                 stream=stream.name,
             )
-        self._writes[stream.name] = _WritePlan(load_method or "upsert", writable, skipped)
+        b64 = {n: _is_base64(p) for n, p in stream.properties.items()}
+        self._writes[stream.name] = _WritePlan(load_method or "upsert", writable, skipped, b64)
 
     def _dn(self, rec: Mapping[str, Any], stream: StreamSpec) -> str:
         dn = rec.get("dn")
@@ -483,7 +485,9 @@ class LdapAdapter(ProtocolAdapter):
                         stream=stream.name,
                     )
             try:
-                attrs[write_name(key, at)] = to_ldap_values(value, at, attribute=key)
+                attrs[write_name(key, at)] = to_ldap_values(
+                    value, at, attribute=key, base64_text=plan.base64.get(key)
+                )
             except ValueError as exc:
                 raise SchemaError(
                     f"adapter 'ldap', stream {stream.name!r}, field {key!r}: {exc} (dn {rec.get('dn')!r})",
@@ -695,11 +699,7 @@ class LdapAdapter(ProtocolAdapter):
         ldif = _ldif_module()
         spec = self.get_stream(stream) if isinstance(stream, str) else stream
         o = spec.options
-        binary = [
-            n
-            for n, p in spec.properties.items()
-            if "base64" in (p.get("contentEncoding"), (p.get("items") or {}).get("contentEncoding"))
-        ]
+        binary = [n for n, p in spec.properties.items() if _is_base64(p)]
         writer = ldif.LDIFWriter(out, base64_attrs=binary, cols=76)  # binary syntaxes always base64
         n = 0
         flt = str(o.get("filter") or "(objectClass=*)")
@@ -868,12 +868,18 @@ def _ldif_module() -> Any:
     return ldif
 
 
+def _is_base64(prop: Mapping[str, Any]) -> bool:
+    """Whether a stream property carries binary as base64 text (itself or its array items)."""
+    items = prop.get("items") if isinstance(prop.get("items"), Mapping) else {}
+    return "base64" in (prop.get("contentEncoding"), (items or {}).get("contentEncoding"))
+
+
 def _bookmark_value(rk: str, value: Any) -> Any:
     if rk == "modifyTimestamp":
         if isinstance(value, _dt.datetime):
             return value
         text = str(value)
-        if "-" in text:  # the JSON (ISO) form
+        if text[4:5] == "-":  # the JSON (ISO) form, not a GeneralizedTime such as 20240101120000-0500
             v = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             return v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)
         return parse_generalized_time(text)

@@ -487,18 +487,26 @@ def _json_value(kind: str, v: bytes) -> Any:
 
 
 # ------------------------------------------------------------------------ Python → LDAP bytes
-def to_ldap_values(value: Any, at: AttributeType | None, *, attribute: str) -> list[bytes]:
+def to_ldap_values(
+    value: Any, at: AttributeType | None, *, attribute: str, base64_text: bool | None = None
+) -> list[bytes]:
     """A record value as the list of raw LDAP values of ``attribute`` (``None``: no value).
 
-    ``bytes`` stay bytes; a ``str`` for a binary-syntax attribute is base64-decoded (the JSON form
-    of binary); booleans become ``TRUE``/``FALSE``; date-times (or ISO strings for a time syntax)
-    become GeneralizedTime in UTC; numbers their decimal text. Anything else raises ``ValueError``.
+    ``bytes`` stay bytes; a ``str`` is base64-decoded when ``base64_text`` says so (the stream's
+    schema has ``contentEncoding: base64``: the JSON form of binary) or, when it is ``None``, when
+    the attribute has a binary syntax; otherwise it is UTF-8 text. Booleans become
+    ``TRUE``/``FALSE``; date-times (or ISO strings for a time syntax) GeneralizedTime in UTC;
+    numbers their decimal text. Anything else raises ``ValueError``.
     """
     if value is None:
         return []
     items = value if isinstance(value, list | tuple) else [value]
     syntax = at.syntax if at is not None else None
-    binary = syntax in BINARY_SYNTAXES or attribute.lower().endswith(";binary")
+    binary = (
+        (syntax in BINARY_SYNTAXES or attribute.lower().endswith(";binary"))
+        if base64_text is None
+        else base64_text
+    )
     out: list[bytes] = []
     for v in items:
         if v is None:
