@@ -9,6 +9,7 @@ fails.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,14 @@ from ldap_support import N_GROUPS, N_PEOPLE, start_slapd
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slapd: needs the real OpenLDAP slapd started by the session fixture")
+    from ldap_support import BACKENDS
+
+    for name in sorted({"ldap3", "python-ldap", "ldaptor"} - set(BACKENDS)):
+        warnings.warn(
+            f"!!! the {name} client library is not installed: the LDAP tests of backend {name!r} are not run "
+            f"(pip install -e './plugins/ldap[{name}]')",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -40,9 +40,14 @@ def parquet_rows(out: Path, stream: str) -> list[dict]:
     return ds.dataset(files, format="parquet").to_table().to_pylist()
 
 
-def dcapix_run(tmp: Path, pipeline: dict, *extra: str) -> dict:
+def _write(tmp: Path, pipeline: dict) -> Path:
     cfg = tmp / "dcapix.yml"
     cfg.write_text(yaml.safe_dump({"state_backend": str(tmp / "state.db"), "pipelines": {"p": pipeline}}))
+    return cfg
+
+
+def dcapix_run(tmp: Path, pipeline: dict, *extra: str) -> dict:
+    cfg = _write(tmp, pipeline)
     res = run_cli("dcapix", "run", "-c", str(cfg), "p", "--json", "--no-progress", *extra, cwd=tmp, env=ENV)
     assert res.returncode == 0, res.stderr[-3000:]
     assert ADMIN_PASSWORD not in res.stdout + res.stderr
@@ -71,6 +76,11 @@ def test_dcapix_run_ldap_to_parquet_exact_then_only_changes(slapd, subtree, tmp_
         ),
         "destination": {"adapter": "parquet", "path": str(out)},
     }
+    plan = run_cli(
+        "dcapix", "run", "-c", str(_write(tmp_path, pipeline)), "p", "--dry-run", cwd=tmp_path, env=ENV
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert f"{PEOPLE} sub (objectClass=inetOrgPerson)" in plan.stdout and ADMIN_PASSWORD not in plan.stdout
     first = dcapix_run(tmp_path, pipeline)
     assert stream_rows(first, "people") == N_PEOPLE and stream_rows(first, "recent") == 30
     people = parquet_rows(out, "people")
