@@ -267,9 +267,10 @@ class PythonLdapBackend(Backend):
     def password_modify(self, user: str | None, old: str | None, new: str | None) -> str | None:
         self.connect()
         try:
-            _, generated = self.conn.passwd_s(user, old, new, extract_newpw=True)
+            _, resp = self.conn.passwd_s(user, old, new, extract_newpw=True)
         except ldap.LDAPError as exc:
             raise _error(exc, "password modify", user) from None
+        generated = getattr(resp, "genPasswd", resp)  # a PasswordModifyResponse when there is one
         if isinstance(generated, bytes):
             return generated.decode("utf-8")
         return generated if isinstance(generated, str) else None
