@@ -74,6 +74,8 @@ class ApiClient:
             opts.setdefault(key, url)
         self.adapter: Any = create_adapter({"adapter": adapter, **opts}, plugins=self._plugins)
         self.url = url
+        base = url or getattr(getattr(self.adapter, "options", None), "base_url", None)
+        self._base_url = str(base or "")
         self.auth: AuthProvider | None
         if auth is None or isinstance(auth, AuthProvider):
             self.auth = auth
@@ -128,19 +130,23 @@ class ApiClient:
             params=dict(kwargs.pop("params", None) or {}),
             headers=dict(kwargs.pop("headers", None) or {}),
             kwargs=kwargs,
+            base_url=self._base_url,
         )
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
         for h in self.hooks:
             self._call(h, "before_request", info)
-        try:
-            response = self.adapter.request(
-                info.method, info.url, params=info.params or None, headers=info.headers or None, **kwargs
-            )
-        except Exception as exc:
-            for h in reversed(self.hooks):
-                self._call(h, "on_error", info, exc)
-            raise
+        if info.response is not None:  # answered by a hook (a cache hit): nothing is sent
+            response = info.response
+        else:
+            try:
+                response = self.adapter.request(
+                    info.method, info.url, params=info.params or None, headers=info.headers or None, **kwargs
+                )
+            except Exception as exc:
+                for h in reversed(self.hooks):
+                    self._call(h, "on_error", info, exc)
+                raise
         for h in reversed(self.hooks):
             self._call(h, "after_response", info, response)
         return response

@@ -3,7 +3,8 @@
 * ``logging`` logs ``METHOD redacted-URL -> status (elapsed)`` at DEBUG on the ``dc_api_x.http``
   logger (``level`` option), and failures at WARNING.
 * ``metrics`` counts requests, responses by status class, bytes received and errors, and sums the
-  elapsed time; read them with ``hook.snapshot()`` (or ``client.metrics()``).
+  elapsed time; read them with ``hook.snapshot()`` (or ``client.metrics()``). Requests a caching
+  hook marked (``request.extensions["cache"]``) are counted as ``cache_hits`` / ``cache_misses``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class MetricsHook(RequestHook):
         self.bytes_received = 0
         self.elapsed = 0.0
         self.status: dict[str, int] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
 
     def before_request(self, request: RequestInfo) -> None:
         with self._lock:
@@ -87,7 +90,12 @@ class MetricsHook(RequestHook):
 
     def after_response(self, request: RequestInfo, response: Response) -> None:
         klass = f"{response.status_code // 100}xx"
+        cache = request.extensions.get("cache")
         with self._lock:
+            if cache == "hit":
+                self.cache_hits += 1
+            elif cache == "miss":
+                self.cache_misses += 1
             self.responses += 1
             self.bytes_received += len(response.content)
             self.elapsed += request.elapsed
@@ -97,6 +105,8 @@ class MetricsHook(RequestHook):
 
     def on_error(self, request: RequestInfo, error: BaseException) -> None:
         with self._lock:
+            if request.extensions.get("cache") == "miss":
+                self.cache_misses += 1
             self.errors += 1
             self.elapsed += request.elapsed
 
@@ -110,6 +120,8 @@ class MetricsHook(RequestHook):
                 "bytes_received": self.bytes_received,
                 "elapsed": self.elapsed,
                 "status": dict(self.status),
+                "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses,
             }
 
 

@@ -3,7 +3,8 @@
 A :class:`RequestHook` observes every request an :class:`~dc_api_x.client.ApiClient` sends:
 
 * :meth:`RequestHook.before_request` receives the :class:`RequestInfo` (it may add headers or
-  params: they are sent as edited);
+  params: they are sent as edited; a cache may set :attr:`RequestInfo.response` to answer the
+  request itself: the adapter is then not called);
 * :meth:`RequestHook.after_response` receives the request and the
   :class:`~dc_api_x.ext.adapters.Response` (any status);
 * :meth:`RequestHook.on_error` receives the request and the exception when the request failed
@@ -44,8 +45,13 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
-    #: Free space for hooks to keep per-request data.
+    #: Free space for hooks to keep per-request data. A caching hook sets ``"cache"`` to ``"hit"``
+    #: or ``"miss"`` (the ``metrics`` hook counts them).
     extensions: dict[str, Any] = field(default_factory=dict)
+    #: The client's base URL (so that hooks can tell equal paths of two APIs apart).
+    base_url: str = ""
+    #: Set by a ``before_request`` hook to answer the request without sending it (a cache hit).
+    response: Response | None = None
 
     @property
     def display_url(self) -> str:
