@@ -1,0 +1,161 @@
+"""The Redis connection of one adapter: redis-py's client plus a raw pipelining channel.
+
+Ordinary commands (SCAN, XRANGE, the catalog, pub/sub) go through redis-py's ``Redis`` client. Bulk
+traffic (HGETALL/MGET for thousands of keys, the HSET/XADD/SET/PUBLISH commands of a write batch)
+goes through one of its connections as already packed RESP: :meth:`RedisConnection.send` writes
+a buffer, :meth:`RedisConnection.replies` reads the answers (redis-py's own parser, hiredis when
+installed). Every redis-py or socket error becomes one :class:`~dc_api_x.exceptions.AdapterError`
+line naming the adapter, the stream and the server (credentials redacted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dc_api_x.exceptions import AdapterError
+from dc_api_x.logs import redact, redact_url, register_secret
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import RedisCacheConfig, RedisConfig
+
+__all__ = ["ReplyError", "RedisConnection", "make_client"]
+
+
+class ReplyError(AdapterError):
+    """The server answered a command with an error (e.g. ``WRONGTYPE``); ``index`` is the reply's
+    position in its pipeline."""
+
+    def __init__(self, message: str, *, index: int, adapter: str | None = None, stream: str | None = None):
+        super().__init__(message, adapter=adapter, stream=stream)
+        self.index = index
+
+
+def make_client(config: RedisConfig | RedisCacheConfig) -> Any:
+    """A ``redis.Redis`` client for ``config`` (``url``, ``socket_timeout``, ``username``/``password``)."""
+    import redis
+
+    kwargs: dict[str, Any] = {
+        "socket_timeout": config.socket_timeout,
+        "socket_connect_timeout": min(config.socket_timeout, 10.0),
+    }
+    username = getattr(config, "username", None)
+    password = getattr(config, "password", None)
+    if username:
+        kwargs["username"] = username
+    if password is not None:
+        kwargs["password"] = password.get_secret_value()
+        register_secret(kwargs["password"])
+    try:
+        return redis.Redis.from_url(config.url, **kwargs)
+    except ValueError as exc:  # a malformed URL
+        raise AdapterError(f"bad Redis url {redact_url(config.url)!r}: {exc}") from None
+
+
+class RedisConnection:
+    """The client and the raw pipelining connection of one adapter (opened on first use)."""
+
+    def __init__(self, config: RedisConfig, adapter: str = "redis") -> None:
+        self.config = config
+        self.adapter = adapter
+        self.where = redact_url(config.url)
+        self.client: Any = make_client(config)
+        self._raw: Any = None
+        #: replies sent for but not read yet (the raw connection is out of sync until they are)
+        self.pending = 0
+
+    # -- errors ---------------------------------------------------------------------------------
+    def error(self, message: str, stream: str | None = None) -> AdapterError:
+        where = f"adapter {self.adapter!r}" + (f", stream {stream!r}" if stream else "")
+        return AdapterError(f"{where}: {self.where}: {redact(message)}", adapter=self.adapter, stream=stream)
+
+    @contextlib.contextmanager
+    def errors(self, stream: str | None = None) -> Iterator[None]:
+        """Turn redis-py and socket errors into one :class:`AdapterError` line."""
+        import redis
+
+        try:
+            yield
+        except (redis.RedisError, OSError) as exc:
+            self.reset()
+            raise self.error(f"{type(exc).__name__}: {exc}", stream) from None
+
+    # -- raw pipelining -------------------------------------------------------------------------
+    @property
+    def raw(self) -> Any:
+        if self._raw is None:
+            self._raw = self.client.connection_pool.get_connection()
+        return self._raw
+
+    def send(self, payload: bytes | memoryview, replies: int) -> None:
+        """Send packed commands whose ``replies`` answers are read later by :meth:`replies`."""
+        if self.pending:
+            raise RuntimeError("previous replies not read")  # pragma: no cover - internal misuse
+        self.pending = replies
+        self.raw.send_packed_command([payload], check_health=False)
+
+    def replies(self, stream: str | None = None) -> list[Any]:
+        """Read every pending reply (raw bytes). An error reply is raised as :class:`ReplyError` after
+        all replies were read (the connection stays in step)."""
+        import redis
+
+        n, self.pending = self.pending, 0
+        read = self.raw.read_response
+        out: list[Any] = []
+        append = out.append
+        first: tuple[int, BaseException] | None = None
+        try:
+            for i in range(n):
+                try:
+                    append(read(disable_decoding=True))
+                except redis.ResponseError as exc:
+                    append(None)
+                    if first is None:
+                        first = (i, exc)
+        except BaseException:
+            self.reset()
+            raise
+        if first is not None:
+            i, exc = first
+            raise ReplyError(
+                f"adapter {self.adapter!r}" + (f", stream {stream!r}" if stream else "") + f": {exc}",
+                index=i,
+                adapter=self.adapter,
+                stream=stream,
+            )
+        return out
+
+    def call(self, payload: bytes | memoryview, replies: int, stream: str | None = None) -> list[Any]:
+        """:meth:`send` then :meth:`replies`."""
+        self.send(payload, replies)
+        return self.replies(stream)
+
+    def reset(self) -> None:
+        """Drop the raw connection after an error mid-pipeline (unread replies would desync it)."""
+        self.pending = 0
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.disconnect()
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                if self.pending:
+                    raw.disconnect()
+                self.client.connection_pool.release(raw)
+        self.pending = 0
+        with contextlib.suppress(Exception):
+            self.client.close()
+        with contextlib.suppress(Exception):
+            self.client.connection_pool.disconnect()
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """One RESP command (for the few commands built by hand)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(parts)
