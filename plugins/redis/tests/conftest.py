@@ -86,8 +86,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     for _attempt in range(5):
         port = _free_port()
         proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory), "--logfile", str(directory / "redis.log")],
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+                "--logfile",
+                str(directory / "redis.log"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -140,14 +153,24 @@ def plugins() -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------------------- subprocesses
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
     """Run one of the project's console scripts (``dcapix``, ``tap-dcapix`` …) of this venv."""
     exe = BIN / args[0]
     full_env = {**os.environ, **(env or {})}
     full_env.pop("DC_API_X_BLOCKED_PLUGINS", None)
     return subprocess.run(
-        [str(exe), *args[1:]], cwd=cwd, env=full_env, input=input, capture_output=True, text=True,
+        [str(exe), *args[1:]],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -173,7 +196,7 @@ def http_app() -> Iterator[HTTPApp]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             with lock:
                 app.hits[self.path] = app.hits.get(self.path, 0) + 1
@@ -189,7 +212,7 @@ def http_app() -> Iterator[HTTPApp]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_POST = do_GET  # noqa: N815
+        do_POST = do_GET
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -137,8 +137,14 @@ def test_every_type_round_trips_exactly(redis_url: str, plugins: Any, typ: str) 
 
 
 def test_nan_and_infinity_round_trip_in_hashes_and_are_refused_in_json(redis_url: str, plugins: Any) -> None:
-    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "x": {"type": ["number", "null"]},
-                                               "xs": {"type": ["array", "null"], "items": {"type": "number"}}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "x": {"type": ["number", "null"]},
+            "xs": {"type": ["array", "null"], "items": {"type": "number"}},
+        },
+    }
     spec = StreamSpec("nan", schema=schema, key_properties=("id",))
     write(redis_url, plugins, spec, [{"id": 1, "x": math.nan}, {"id": 2, "x": -math.inf}])
     out, _ = read_all(redis_url, plugins, "nan")
@@ -146,7 +152,9 @@ def test_nan_and_infinity_round_trip_in_hashes_and_are_refused_in_json(redis_url
     assert math.isnan(got[1]) and got[2] == -math.inf
     jspec = spec.with_(name="nanj")
     with pytest.raises(SchemaError, match=r"stream 'nanj': field 'x': inf has no JSON form"):
-        write(redis_url, plugins, jspec, [{"id": 1, "x": math.inf}], streams=[{"name": "nanj", "type": "json"}])
+        write(
+            redis_url, plugins, jspec, [{"id": 1, "x": math.inf}], streams=[{"name": "nanj", "type": "json"}]
+        )
     with pytest.raises(SchemaError, match=r"field 'xs': nan has no JSON form"):
         write(redis_url, plugins, spec, [{"id": 3, "xs": [1.0, math.nan]}])  # nested: JSON text in the hash
 
@@ -178,22 +186,33 @@ def test_json_and_string_layouts(redis_url: str, plugins: Any, rclient: Any) -> 
     import orjson
 
     spec = StreamSpec("docs", schema=SCHEMA, key_properties=("id",))
-    write(redis_url, plugins, spec, RECORDS[:1], streams=[{"name": "docs", "type": "json", "key": "doc:{id}"}])
+    write(
+        redis_url, plugins, spec, RECORDS[:1], streams=[{"name": "docs", "type": "json", "key": "doc:{id}"}]
+    )
     doc = orjson.loads(rclient.get("doc:1"))
-    assert doc["amount"] == "12345678901234567890.123456789" and doc["ts"] == "2024-01-02T03:04:05.000006+00:00"
+    assert (
+        doc["amount"] == "12345678901234567890.123456789" and doc["ts"] == "2024-01-02T03:04:05.000006+00:00"
+    )
     assert doc["blob"] == "AP8NCiQzDQo=" and doc["meta"] == {"a": 5}
 
     sschema = {"type": "object", "properties": {"k": {"type": "string"}, "value": {"type": "integer"}}}
     sspec = StreamSpec("counters", schema=sschema, key_properties=("k",))
-    write(redis_url, plugins, sspec, [{"k": "a", "value": 1}, {"k": "b", "value": -7}],
-          streams=[{"name": "counters", "type": "string", "key": "counter:{k}"}])
+    write(
+        redis_url,
+        plugins,
+        sspec,
+        [{"k": "a", "value": 1}, {"k": "b", "value": -7}],
+        streams=[{"name": "counters", "type": "string", "key": "counter:{k}"}],
+    )
     assert rclient.get("counter:a") == b"1" and rclient.get("counter:b") == b"-7"
     out, _ = read_all(redis_url, plugins, "counters")
     assert sorted((r["_key"], r["value"]) for r in out) == [("counter:a", 1), ("counter:b", -7)]
 
 
 def test_ttl_is_set_on_hashes_and_strings(redis_url: str, plugins: Any, rclient: Any) -> None:
-    spec = StreamSpec("s", schema={"type": "object", "properties": {"id": {"type": "integer"}}}, key_properties=("id",))
+    spec = StreamSpec(
+        "s", schema={"type": "object", "properties": {"id": {"type": "integer"}}}, key_properties=("id",)
+    )
     write(redis_url, plugins, spec, [{"id": 1}, {"id": 2}], ttl=100)
     assert 90 < rclient.ttl("s:1") <= 100 and 90 < rclient.ttl("s:2") <= 100
     write(redis_url, plugins, spec, [{"id": 3}], streams=[{"name": "s", "type": "json", "ttl": 50}])
@@ -201,9 +220,17 @@ def test_ttl_is_set_on_hashes_and_strings(redis_url: str, plugins: Any, rclient:
     assert rclient.ttl("dcapix:streams") == -1  # the catalog does not expire
 
 
-def test_append_merges_fields_and_upsert_replaces_the_hash(redis_url: str, plugins: Any, rclient: Any) -> None:
-    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "a": {"type": ["string", "null"]},
-                                               "b": {"type": ["string", "null"]}}}
+def test_append_merges_fields_and_upsert_replaces_the_hash(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "a": {"type": ["string", "null"]},
+            "b": {"type": ["string", "null"]},
+        },
+    }
     spec = StreamSpec("m", schema=schema, key_properties=("id",))
     write(redis_url, plugins, spec, [{"id": 1, "a": "x", "b": "y"}])
     write(redis_url, plugins, spec, [{"id": 1, "a": "x2", "b": None}])  # append: HSET merges
@@ -223,8 +250,9 @@ def test_many_rows_in_several_pipelines_and_batches(redis_url: str, plugins: Any
         dst.flush(spec)
         assert rclient.dbsize() == 25_000 + 1  # + the catalog: everything applied after flush()
         dst.finish_write(spec)
-    with create_adapter({"adapter": "redis", "url": redis_url, "batch_size": 3_000, "scan_count": 500},
-                        plugins=plugins) as src:
+    with create_adapter(
+        {"adapter": "redis", "url": redis_url, "batch_size": 3_000, "scan_count": 500}, plugins=plugins
+    ) as src:
         batches = list(src.read(src.get_stream("big")))
     assert all(len(b) <= 3_000 for b in batches)
     got = sorted((r["id"], r["v"]) for b in batches for r in b.records)
@@ -242,13 +270,28 @@ def test_columns_and_limit(redis_url: str, plugins: Any) -> None:
     assert len({r["id"] for r in rows}) == 20
 
 
-def test_keys_written_by_others_are_read_with_a_configured_schema(redis_url: str, plugins: Any, rclient: Any) -> None:
+def test_keys_written_by_others_are_read_with_a_configured_schema(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
     for i in range(5):
-        rclient.hset(f"legacy:{i}", mapping={"n": str(i * 10), "when": f"2024-01-0{i + 1}T00:00:00Z", "x": "1"})
+        rclient.hset(
+            f"legacy:{i}", mapping={"n": str(i * 10), "when": f"2024-01-0{i + 1}T00:00:00Z", "x": "1"}
+        )
     rclient.set("legacy:not-a-hash", "ignored")  # SCAN ... TYPE hash skips it
-    cfg = {"streams": [{"name": "legacy", "pattern": "legacy:*", "primary_keys": ["_key"],
-                        "schema": {"n": {"type": "integer"}, "when": {"type": "string", "format": "date-time"},
-                                   "x": {"type": "boolean"}}}]}
+    cfg = {
+        "streams": [
+            {
+                "name": "legacy",
+                "pattern": "legacy:*",
+                "primary_keys": ["_key"],
+                "schema": {
+                    "n": {"type": "integer"},
+                    "when": {"type": "string", "format": "date-time"},
+                    "x": {"type": "boolean"},
+                },
+            }
+        ]
+    }
     out, _ = read_all(redis_url, plugins, "legacy", **cfg)
     got = sorted((r["_key"], r["n"], r["when"], r["x"]) for r in out)
     assert got == [(f"legacy:{i}", i * 10, dt.datetime(2024, 1, i + 1, tzinfo=UTC), True) for i in range(5)]
@@ -257,30 +300,48 @@ def test_keys_written_by_others_are_read_with_a_configured_schema(redis_url: str
     assert sorted(r["n"] for r in out) == ["0", "10", "20", "30", "40"]
 
 
-def test_a_field_outside_the_schema_is_an_error_naming_the_key(redis_url: str, plugins: Any, rclient: Any) -> None:
+def test_a_field_outside_the_schema_is_an_error_naming_the_key(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
     rclient.hset("p:1", mapping={"a": "1"})
     rclient.hset("p:2", mapping={"a": "2", "surprise": "!"})
     # a complete schema (x-replace): the sample of keys is not merged in
-    cfg = {"streams": [{"name": "p", "schema": {"x-replace": True, "properties": {"a": {"type": "integer"}}}}]}
+    cfg = {
+        "streams": [{"name": "p", "schema": {"x-replace": True, "properties": {"a": {"type": "integer"}}}}]
+    }
     with pytest.raises(SchemaError, match=r"stream 'p': key 'p:2' has field 'surprise'"):
         read_all(redis_url, plugins, "p", **cfg)
     out, _ = read_all(redis_url, plugins, "p", extra_fields="ignore", **cfg)
     assert sorted(r["a"] for r in out) == [1, 2]
 
 
-def test_a_bad_value_is_an_error_naming_stream_field_and_key(redis_url: str, plugins: Any, rclient: Any) -> None:
+def test_a_bad_value_is_an_error_naming_stream_field_and_key(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
     rclient.hset("q:1", mapping={"n": "1"})
     rclient.hset("q:2", mapping={"n": "1.5"})  # not an integer: never rounded
     with pytest.raises(SchemaError, match=r"stream 'q', field 'n': key 'q:2'"):
         read_all(redis_url, plugins, "q", streams=[{"name": "q", "schema": {"n": {"type": "integer"}}}])
     rclient.hset("r:1", mapping={"d": "1.005"})
     with pytest.raises(SchemaError, match=r"field 'd'"):
-        read_all(redis_url, plugins, "r", streams=[
-            {"name": "r", "schema": {"d": {"type": "string", "format": "decimal", "x-precision": 10, "x-scale": 2}}}])
+        read_all(
+            redis_url,
+            plugins,
+            "r",
+            streams=[
+                {
+                    "name": "r",
+                    "schema": {"d": {"type": "string", "format": "decimal", "x-precision": 10, "x-scale": 2}},
+                }
+            ],
+        )
 
 
 def test_writing_bad_records_fails_with_one_line(redis_url: str, plugins: Any) -> None:
-    schema = {"type": "object", "properties": {"id": {"type": ["integer", "null"]}, "v": {"type": ["string", "null"]}}}
+    schema = {
+        "type": "object",
+        "properties": {"id": {"type": ["integer", "null"]}, "v": {"type": ["string", "null"]}},
+    }
     spec = StreamSpec("w", schema=schema, key_properties=("id",))
     with pytest.raises(SchemaError, match=r"field 'id': null in row 1 of the batch"):
         write(redis_url, plugins, spec, [{"id": 1, "v": "a"}, {"id": None, "v": "b"}])
@@ -313,10 +374,13 @@ def test_connection_errors_are_one_line_with_the_password_redacted(plugins: Any)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"redis://user:s3cr3t-pass@127.0.0.1:{port}/0"
-    with create_adapter({"adapter": "redis", "url": url, "socket_timeout": 2,
-                         "streams": ["x"]}, plugins=plugins) as src:
-        with pytest.raises(AdapterError) as info:
-            src.discover()
+    with (
+        create_adapter(
+            {"adapter": "redis", "url": url, "socket_timeout": 2, "streams": ["x"]}, plugins=plugins
+        ) as src,
+        pytest.raises(AdapterError) as info,
+    ):
+        src.discover()
     msg = str(info.value)
     assert "s3cr3t-pass" not in msg and "\n" not in msg
     assert msg.startswith("adapter 'redis'") and f"127.0.0.1:{port}" in msg
@@ -331,8 +395,9 @@ def test_config_errors_name_the_option(plugins: Any) -> None:
         create_adapter({"adapter": "redis", "colour": "red"}, plugins=plugins)
 
 
-def test_url_and_timeout_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, plugins: Any,
-                                                   redis_url: str, rclient: Any) -> None:
+def test_url_and_timeout_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, plugins: Any, redis_url: str, rclient: Any
+) -> None:
     monkeypatch.setenv("DC_API_X_REDIS_URL", redis_url)
     monkeypatch.setenv("DC_API_X_REDIS_TIMEOUT", "7")
     rclient.hset("env:1", "a", "b")
@@ -344,14 +409,24 @@ def test_url_and_timeout_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert create_adapter({"adapter": "redis"}, plugins=plugins).config.url == "redis://elsewhere:1/2"
 
 
-def test_scan_returns_each_key_once_while_the_keyspace_grows(redis_url: str, plugins: Any, rclient: Any) -> None:
+def test_scan_returns_each_key_once_while_the_keyspace_grows(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
     """SCAN may return a key twice when the table is rehashed during the scan: never a duplicate row."""
     pipe = rclient.pipeline(transaction=False)
     for i in range(3000):
         pipe.hset(f"g:{i}", "i", i)
     pipe.execute()
-    with create_adapter({"adapter": "redis", "url": redis_url, "scan_count": 50, "batch_size": 100,
-                         "streams": [{"name": "g", "schema": {"i": {"type": "integer"}}}]}, plugins=plugins) as src:
+    with create_adapter(
+        {
+            "adapter": "redis",
+            "url": redis_url,
+            "scan_count": 50,
+            "batch_size": 100,
+            "streams": [{"name": "g", "schema": {"i": {"type": "integer"}}}],
+        },
+        plugins=plugins,
+    ) as src:
         seen = []
         for n, batch in enumerate(src.read(src.get_stream("g"))):
             seen.extend(r["i"] for r in batch.records)

@@ -25,7 +25,6 @@ bookmark is carried by the last batch only).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +36,13 @@ from dc_api_x.schemas import apply_schema_override
 from dc_api_x.types import Batch, JSONSchema, StreamSpec, WriteResult
 
 from .config import RedisConfig, RedisStreamConfig
+from .connection import glob_escape, show, text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from .connection import RedisConnection
+    from .writer import StreamWriter
 
 __all__ = ["RedisAdapter"]
 
@@ -66,7 +67,7 @@ class RedisAdapter(ProtocolAdapter):
             register_secret(self.config.password.get_secret_value())
         self._conn: RedisConnection | None = None
         self._streams: list[StreamSpec] | None = None
-        self._writers: dict[str, _Writer] = {}
+        self._writers: dict[str, StreamWriter] = {}
 
     # -- connection ------------------------------------------------------------------------------
     @property
@@ -137,7 +138,7 @@ class RedisAdapter(ProtocolAdapter):
             if pattern is None and template:
                 pattern = self._template(template, sc.name).pattern()
             if pattern is None:
-                pattern = (entry or {}).get("pattern") or _glob_escape(sc.name) + ":*"
+                pattern = (entry or {}).get("pattern") or glob_escape(sc.name) + ":*"
             opts.update(pattern=pattern, key=template)
             lead = cfg.key_field
             if not keys and lead:
@@ -221,7 +222,7 @@ class RedisAdapter(ProtocolAdapter):
             names: dict[str, None] = {}
             for _k, row in rows:
                 for f in row:
-                    names[_text(f, stream)] = None
+                    names[text(f, stream)] = None
             return {"type": "object", "properties": {n: {"type": ["string", "null"]} for n in names}}
         from dc_api_x.inference import infer_schema
 
@@ -241,7 +242,7 @@ class RedisAdapter(ProtocolAdapter):
         names: dict[str, None] = {}
         for _id, fields in entries:
             for f in fields:
-                names[_text(f, stream)] = None
+                names[text(f, stream)] = None
         return {"type": "object", "properties": {n: {"type": ["string", "null"]} for n in names}}
 
     # -- reading ---------------------------------------------------------------------------------
@@ -269,12 +270,17 @@ class RedisAdapter(ProtocolAdapter):
         elif typ == "stream":
             batches = self._read_stream(stream, opts, state, limit)
         else:
-            batches = self._read_pubsub(stream, opts, limit)
+            from .pubsub import read_pubsub
+
+            batches = read_pubsub(self, stream, opts, limit)
         for batch in batches:
             if columns is not None:
                 keep = [c for c in batch.column_names if c in set(columns)]
-                batch = Batch.from_arrow(batch.to_arrow().select(keep), schema=_select(stream.schema, keep),
-                                         bookmark=batch.bookmark)
+                batch = Batch.from_arrow(
+                    batch.to_arrow().select(keep),
+                    schema=_select(stream.schema, keep),
+                    bookmark=batch.bookmark,
+                )
             yield batch
 
     # keys ------------------------------------------------------------------------------------------
@@ -332,13 +338,13 @@ class RedisAdapter(ProtocolAdapter):
                 doc = orjson.loads(v)
             except orjson.JSONDecodeError as exc:
                 raise SchemaError(
-                    f"adapter 'redis', stream {stream!r}: key {_show(k)}: the value is not JSON ({exc})",
+                    f"adapter 'redis', stream {stream!r}: key {show(k)}: the value is not JSON ({exc})",
                     adapter=self.name,
                     stream=stream,
                 ) from None
             if not isinstance(doc, dict):
                 raise SchemaError(
-                    f"adapter 'redis', stream {stream!r}: key {_show(k)}: the JSON value is a "
+                    f"adapter 'redis', stream {stream!r}: key {show(k)}: the JSON value is a "
                     f"{type(doc).__name__}, not an object",
                     adapter=self.name,
                     stream=stream,
@@ -402,7 +408,7 @@ class RedisAdapter(ProtocolAdapter):
                 try:
                     fn([v], f)
                 except ConversionError:
-                    where = f"key {_show(k)}: "
+                    where = f"key {show(k)}: "
                     break
             raise SchemaError(
                 f"adapter 'redis', stream {stream!r}, field {f.name!r}: {where}{exc}",
@@ -416,7 +422,7 @@ class RedisAdapter(ProtocolAdapter):
         arrow_schema: pa.Schema,
         stream: str,
         *,
-        lead: str | None | bool = False,
+        lead: str | bool | None = False,
     ) -> pa.Table:
         """A table from hashes (or stream entries): ``lead`` is the field holding the key (the entry
         id); by default ``key_field``."""
@@ -445,15 +451,17 @@ class RedisAdapter(ProtocolAdapter):
                 extra = [x for x in d if x not in known]
                 if extra:
                     raise SchemaError(
-                        f"adapter 'redis', stream {stream!r}: key {_show(k)} has field "
-                        f"{_text(extra[0], stream)!r}, which the stream's schema does not list (add it to "
+                        f"adapter 'redis', stream {stream!r}: key {show(k)} has field "
+                        f"{text(extra[0], stream)!r}, which the stream's schema does not list (add it to "
                         f"'schema', or set extra_fields: ignore)",
                         adapter=self.name,
                         stream=stream,
                     )
         return pa.Table.from_arrays(arrays, schema=arrow_schema)
 
-    def _string_table(self, rows: list[tuple[bytes, bytes]], arrow_schema: pa.Schema, stream: str) -> pa.Table:
+    def _string_table(
+        self, rows: list[tuple[bytes, bytes]], arrow_schema: pa.Schema, stream: str
+    ) -> pa.Table:
         import pyarrow as pa
 
         from .codec import decode_column
@@ -486,13 +494,13 @@ class RedisAdapter(ProtocolAdapter):
             if self.config.extra_fields == "error" and not props.issuperset(doc):
                 extra = next(x for x in doc if x not in props)
                 raise SchemaError(
-                    f"adapter 'redis', stream {stream!r}: key {_show(k)} has field {extra!r}, which the "
+                    f"adapter 'redis', stream {stream!r}: key {show(k)} has field {extra!r}, which the "
                     f"stream's schema does not list (add it to 'schema', or set extra_fields: ignore)",
                     adapter=self.name,
                     stream=stream,
                 )
             if lead:
-                doc = {**doc, lead: _text(k, stream)}
+                doc = {**doc, lead: text(k, stream)}
             records.append(doc)
         try:
             return records_to_arrow(records, arrow_schema=arrow_schema)
@@ -519,7 +527,6 @@ class RedisAdapter(ProtocolAdapter):
         from dc_api_x.arrow import jsonschema_to_arrow
 
         name, key = stream.name, opts["key"]
-        lead = self.config.id_field
         rk = stream.replication_key
         start = b"-"
         st = dict(state or {})
@@ -546,7 +553,7 @@ class RedisAdapter(ProtocolAdapter):
             last_id = entries[-1][0]
             bookmark = None
             if rk:
-                lid = _text(last_id, name)
+                lid = text(last_id, name)
                 bookmark = {"replication_key": rk, "replication_key_value": lid, "keys_at_value": [[lid]]}
             yield Batch.from_arrow(table, schema=stream.schema, bookmark=bookmark)
             if remaining is not None:
@@ -557,107 +564,6 @@ class RedisAdapter(ProtocolAdapter):
                 return
             start = b"(" + last_id
 
-    # pub/sub -------------------------------------------------------------------------------------
-    def _read_pubsub(self, stream: StreamSpec, opts: Mapping[str, Any], limit: int | None) -> Iterator[Batch]:
-        import orjson
-
-        from dc_api_x.arrow import ConversionError, records_to_arrow
-
-        name = stream.name
-        sc = self._stream_config(name)
-        max_messages = sc.max_messages if sc else None
-        max_seconds = sc.max_seconds if sc else None
-        fmt = sc.message_format if sc else "json"
-        if max_messages is None and max_seconds is None and limit is None:
-            raise ConfigError(
-                f"adapter 'redis': pubsub stream {name!r} must end: set 'max_messages' or 'max_seconds'",
-                field="max_messages",
-            )
-        if limit is not None:
-            max_messages = limit if max_messages is None else min(max_messages, limit)
-        lead = self.config.channel_field
-        wrap = bool(opts.get("wrap"))
-        props = set(stream.schema.get("properties") or {})
-        size = self.config.batch_size
-        with self.conn.errors(name):
-            ps = self.conn.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            with self.conn.errors(name):
-                if opts.get("channels"):
-                    ps.subscribe(*opts["channels"])
-                if opts.get("patterns"):
-                    ps.psubscribe(*opts["patterns"])
-            deadline = None if max_seconds is None else time.monotonic() + max_seconds
-            count = 0
-            buf: list[dict[str, Any]] = []
-            while max_messages is None or count < max_messages:
-                wait = 1.0
-                if deadline is not None:
-                    wait = deadline - time.monotonic()
-                    if wait <= 0:
-                        break
-                with self.conn.errors(name):
-                    msg = ps.get_message(ignore_subscribe_messages=True, timeout=min(wait, 1.0))
-                if msg is None or msg.get("type") not in ("message", "pmessage"):
-                    continue
-                data = msg["data"]
-                channel = _text(msg["channel"], name)
-                if fmt == "text":
-                    rec: dict[str, Any] = {"data": _text(data, name)}
-                else:
-                    try:
-                        doc = orjson.loads(data)
-                    except orjson.JSONDecodeError as exc:
-                        raise SchemaError(
-                            f"adapter 'redis', stream {name!r}: a message on {channel!r} is not JSON ({exc})",
-                            adapter=self.name,
-                            stream=name,
-                        ) from None
-                    if wrap:
-                        rec = {"data": doc}
-                    elif not isinstance(doc, dict):
-                        raise SchemaError(
-                            f"adapter 'redis', stream {name!r}: a message on {channel!r} is a "
-                            f"{type(doc).__name__}, not a JSON object",
-                            adapter=self.name,
-                            stream=name,
-                        )
-                    else:
-                        rec = doc
-                        if self.config.extra_fields == "error" and not props.issuperset(doc):
-                            extra = next(x for x in doc if x not in props)
-                            raise SchemaError(
-                                f"adapter 'redis', stream {name!r}: a message on {channel!r} has field "
-                                f"{extra!r}, which the stream's schema does not list",
-                                adapter=self.name,
-                                stream=name,
-                            )
-                if lead:
-                    rec[lead] = channel
-                buf.append(rec)
-                count += 1
-                if len(buf) >= size:
-                    yield self._records_batch(buf, stream, records_to_arrow, ConversionError)
-                    buf = []
-            if buf:
-                yield self._records_batch(buf, stream, records_to_arrow, ConversionError)
-        finally:
-            try:
-                ps.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                pass
-
-    def _records_batch(self, records: list[dict[str, Any]], stream: StreamSpec, to_arrow: Any, err: Any) -> Batch:
-        from dc_api_x.arrow import jsonschema_to_arrow
-
-        try:
-            table = to_arrow(records, arrow_schema=jsonschema_to_arrow(stream.schema))
-        except err as exc:
-            raise SchemaError(
-                f"adapter 'redis', stream {stream.name!r}: {exc}", adapter=self.name, stream=stream.name
-            ) from None
-        return Batch.from_arrow(table, schema=stream.schema)
-
     # -- writing ---------------------------------------------------------------------------------
     def start_write(self, stream: StreamSpec, *, load_method: str | None = None) -> None:
         """Prepare ``stream`` for writing and record it in the catalog (hash/json/string/stream)."""
@@ -665,9 +571,11 @@ class RedisAdapter(ProtocolAdapter):
         old = self._writers.pop(stream.name, None)
         if old is not None:
             old.flush()
-        self._writers[stream.name] = _Writer(self, stream, load_method or "append")
+        from .writer import StreamWriter
 
-    def _writer(self, stream: StreamSpec) -> _Writer:
+        self._writers[stream.name] = StreamWriter(self, stream, load_method or "append")
+
+    def _writer(self, stream: StreamSpec) -> StreamWriter:
         w = self._writers.get(stream.name)
         if w is None:
             self.start_write(stream)
@@ -696,25 +604,6 @@ class RedisAdapter(ProtocolAdapter):
 def _pairs(flat: Sequence[Any]) -> dict[bytes, bytes]:
     it = iter(flat)
     return dict(zip(it, it, strict=False))
-
-
-def _text(value: bytes | str, stream: str) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        raise SchemaError(
-            f"adapter 'redis', stream {stream!r}: {value[:60]!r} is not UTF-8 text", stream=stream
-        ) from None
-
-
-def _show(key: bytes) -> str:
-    return repr(key.decode(errors="backslashreplace"))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def _is_stream_id(text: str) -> bool:
@@ -770,315 +659,3 @@ def _schema_of(field: pa.Field) -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema([field])
-
-
-class _Writer:
-    """The write side of one stream: commands built column-wise, one pipeline in flight."""
-
-    def __init__(self, adapter: RedisAdapter, spec: StreamSpec, load_method: str) -> None:
-        from dc_api_x.arrow import jsonschema_to_arrow
-
-        cfg = adapter.config
-        sc = adapter._stream_config(spec.name)
-        self.adapter = adapter
-        self.name = spec.name
-        self.spec = spec
-        self.type = (sc.type if sc else None) or cfg.type
-        self.upsert = load_method == "upsert"
-        self.ttl = (sc.ttl if sc else None) or cfg.ttl
-        self.batch_size = cfg.batch_size
-        self.arrow_schema = jsonschema_to_arrow(spec.schema)
-        fields = set(self.arrow_schema.names)
-        self.template: Any = None
-        self.key_field: str | None = None
-        self.stream_key = ""
-        self.maxlen: int | None = None
-        self.approximate = True
-        self.channel_field: str | None = None
-        self.text = False
-        self.inflight: Any = None  # the keys of the pipeline in flight (for error messages)
-        self.per_row = 1
-        self.rows = 0
-
-        def fail(message: str, field: str | None = None) -> ConfigError:
-            return ConfigError(f"adapter 'redis': stream {self.name!r}: {message}", field=field)
-
-        if self.upsert and self.type not in _KEY_TYPES:
-            raise fail(f"load_method 'upsert' needs keys (hash, json or string), not a {self.type}", "load_method")
-        if self.ttl and self.type not in _KEY_TYPES:
-            raise fail(f"'ttl' applies to hash, json and string streams, not to a {self.type}", "ttl")
-        template = (sc.key if sc else None) or cfg.key
-        if self.type in _KEY_TYPES:
-            kf = cfg.key_field if cfg.key_field in fields else None
-            if template and kf:
-                raise fail(
-                    f"records carry the key field {kf!r} and a key template {template!r} is set; set "
-                    f"key_field: null to store {kf!r} as an ordinary field",
-                    "key",
-                )
-            if not template and not kf:
-                if not spec.key_properties:
-                    raise fail(
-                        f"records have no {cfg.key_field!r} field and no key properties: set 'key', a key "
-                        f"template such as '{spec.name}:{{id}}'",
-                        "key",
-                    )
-                template = "{_stream}:" + ":".join("{%s}" % k for k in spec.key_properties)
-            if template:
-                self.template = adapter._template(template, spec.name)
-                missing = [f for f in self.template.fields if f not in fields]
-                if missing:
-                    raise fail(f"key template {template!r} names {missing[0]!r}, which records do not have", "key")
-            self.key_field = kf
-            if self.type == "string" and cfg.value_field not in fields:
-                raise fail(f"string streams write the field {cfg.value_field!r}, which records do not have")
-        elif self.type == "stream":
-            self.stream_key = (sc.key if sc else None) or spec.name
-            self.key_field = cfg.id_field if cfg.id_field in fields else None
-            self.maxlen = sc.maxlen if sc else None
-            self.approximate = sc.approximate if sc else True
-        else:  # pubsub
-            self.channel_field = cfg.channel_field if cfg.channel_field in fields else None
-            channel = sc.channel if sc else None
-            if channel:
-                self.template = adapter._template(channel, spec.name)
-            elif not self.channel_field:
-                raise fail(f"set 'channel' (records have no {cfg.channel_field!r} field)", "channel")
-            self.text = bool(sc and sc.message_format == "text")
-        self.stored = [
-            f for f in self.arrow_schema if f.name not in (self.key_field, self.channel_field)
-        ]
-        if self.text and len(self.stored) != 1:
-            raise fail("message_format 'text' publishes one field; records have " + str(len(self.stored)))
-        self._record_catalog(template)
-
-    def _record_catalog(self, template: str | None) -> None:
-        cfg = self.adapter.config
-        if not cfg.catalog_key or self.type == "pubsub":
-            return
-        from .codec import dumps
-
-        props = dict(self.spec.schema.get("properties") or {})
-        if self.key_field:
-            props.pop(self.key_field, None)
-        entry: dict[str, Any] = {
-            "type": self.type,
-            "schema": {**self.spec.schema, "properties": props},
-            "key_properties": [k for k in self.spec.key_properties if k != self.key_field],
-            "replication_key": self.spec.replication_key if self.spec.replication_key in props else None,
-        }
-        if self.type == "stream":
-            entry["key"] = self.stream_key
-            entry["key_properties"] = []
-            entry["replication_key"] = None
-        else:
-            entry["key"] = template if self.template is not None else None
-            entry["pattern"] = self.template.pattern() if self.template is not None else None
-        conn = self.adapter.conn
-        with conn.errors(self.name):
-            conn.client.hset(cfg.catalog_key, self.name, dumps(entry))
-
-    # -- writing -----------------------------------------------------------------------------------
-    def write(self, batch: Batch) -> WriteResult:
-        from dc_api_x.arrow import ConversionError
-
-        n = len(batch)
-        if n == 0:
-            return WriteResult(rows=0, committed=self.adapter.conn.pending == 0)
-        try:
-            table = batch.to_arrow(self.arrow_schema)
-        except ConversionError as exc:
-            raise SchemaError(
-                f"adapter 'redis', stream {self.name!r}: {exc}", adapter="redis", stream=self.name
-            ) from None
-        for start in range(0, n, self.batch_size):
-            chunk = table.slice(start, self.batch_size)
-            payload, keys = self._encode(chunk)
-            self.flush()  # the previous pipeline's replies: the server worked on it meanwhile
-            conn = self.adapter.conn
-            with conn.errors(self.name):
-                conn.send(payload, chunk.num_rows * self.per_row)
-            self.inflight = keys
-        self.rows += n
-        return WriteResult(rows=n, committed=False)
-
-    def flush(self) -> None:
-        from .connection import ReplyError
-
-        conn = self.adapter.conn
-        if not conn.pending:
-            return
-        keys, self.inflight = self.inflight, None
-        try:
-            with conn.errors(self.name):
-                conn.replies(self.name)
-        except ReplyError as exc:
-            row = exc.index // max(self.per_row, 1)
-            where = f" (row {row} of the pipeline)"
-            if keys is not None and row < len(keys):
-                where = f" (key {_show(keys[row].as_py())})"
-            raise AdapterError(f"{exc}{where}", adapter="redis", stream=self.name) from None
-
-    def _texts(self, chunk: pa.Table, names: Sequence[str]) -> dict[str, pa.Array]:
-        from dc_api_x.arrow import ConversionError
-
-        from .codec import text_column
-
-        out = {}
-        for name in names:
-            try:
-                out[name] = text_column(chunk.column(name), chunk.schema.field(name))
-            except ConversionError as exc:
-                raise SchemaError(
-                    f"adapter 'redis', stream {self.name!r}: {exc}", adapter="redis", stream=self.name
-                ) from None
-        return out
-
-    def _keys(self, chunk: pa.Table, texts: dict[str, pa.Array]) -> pa.Array:
-        import pyarrow.compute as pc
-
-        n = chunk.num_rows
-        if self.template is not None:
-            for f in self.template.fields:
-                if f not in texts:
-                    texts.update(self._texts(chunk, [f]))
-                if texts[f].null_count:
-                    row = pc.indices_nonzero(pc.is_null(texts[f]))[0].as_py()
-                    raise SchemaError(
-                        f"adapter 'redis', stream {self.name!r}, field {f!r}: null in row {row} of the "
-                        f"batch, but the key template {self.template.template!r} needs it",
-                        adapter="redis",
-                        stream=self.name,
-                    )
-            return self.template.render(texts, n)  # type: ignore[no-any-return]
-        assert self.key_field is not None
-        keys = self._texts(chunk, [self.key_field])[self.key_field]
-        if keys.null_count:
-            row = pc.indices_nonzero(pc.is_null(keys))[0].as_py()
-            raise SchemaError(
-                f"adapter 'redis', stream {self.name!r}, field {self.key_field!r}: null key in row {row} "
-                f"of the batch",
-                adapter="redis",
-                stream=self.name,
-            )
-        return keys
-
-    def _encode(self, chunk: pa.Table) -> tuple[memoryview, pa.Array | None]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        from .codec import CommandBuilder, Pairs
-
-        n = chunk.num_rows
-        cb = CommandBuilder(n)
-        if self.type == "pubsub":
-            channels = self._channels(chunk)
-            if self.text:
-                payload = self._texts(chunk, [self.stored[0].name])[self.stored[0].name]
-                payload = pc.fill_null(payload, pa.scalar(b"", type=payload.type))
-            else:
-                names = [f.name for f in self.stored]
-                payload = self._json_payloads(chunk.select(names))
-            cb.add(b"PUBLISH", channels, payload)
-            self.per_row = cb.per_row
-            return cb.payload(), None
-        texts = self._texts(chunk, [f.name for f in self.stored])
-        if self.type == "stream":
-            key = self.stream_key.encode()
-            trim: list[bytes] = []
-            if self.maxlen:
-                trim = [b"MAXLEN", *([b"~"] if self.approximate else []), str(self.maxlen).encode()]
-            if self.key_field:
-                ids = self._texts(chunk, [self.key_field])[self.key_field]
-                ids = pc.fill_null(ids, pa.scalar(b"*", type=ids.type))
-            else:
-                ids = None
-            pairs = Pairs([(f.name, texts[f.name]) for f in self.stored], n)
-            self._no_empty(pairs, chunk)
-            cb.add(b"XADD", key, *trim, ids if ids is not None else b"*", pairs)
-            self.per_row = cb.per_row
-            return cb.payload(), None
-        keys = self._keys(chunk, dict(texts))
-        if self.upsert:
-            cb.add(b"DEL", keys)
-        if self.type == "hash":
-            pairs = Pairs([(f.name, texts[f.name]) for f in self.stored], n)
-            self._no_empty(pairs, chunk, keys)
-            cb.add(b"HSET", keys, pairs)
-        else:
-            if self.type == "json":
-                values = self._json_payloads(chunk.select([f.name for f in self.stored]))
-            else:
-                values = texts[self.adapter.config.value_field]
-                if values.null_count:
-                    row = pc.indices_nonzero(pc.is_null(values))[0].as_py()
-                    raise SchemaError(
-                        f"adapter 'redis', stream {self.name!r}, field {self.adapter.config.value_field!r}: "
-                        f"null value (key {_show(keys[row].as_py())}): a string key cannot hold null",
-                        adapter="redis",
-                        stream=self.name,
-                    )
-            if self.ttl:
-                cb.add(b"SET", keys, values, b"EX", str(self.ttl).encode())
-            else:
-                cb.add(b"SET", keys, values)
-        if self.ttl and self.type == "hash":
-            cb.add(b"EXPIRE", keys, str(self.ttl).encode())
-        self.per_row = cb.per_row
-        return cb.payload(), keys
-
-    def _json_payloads(self, table: pa.Table) -> pa.Array:
-        """One JSON object per row (decimals, bytes and date-times in their JSON forms)."""
-        import pyarrow as pa
-
-        from dc_api_x.arrow import ConversionError, arrow_to_records
-
-        from .codec import check_json_numbers, dumps
-
-        try:
-            for name in table.column_names:
-                check_json_numbers(table.column(name), name)
-        except ConversionError as exc:
-            raise SchemaError(
-                f"adapter 'redis', stream {self.name!r}: {exc}", adapter="redis", stream=self.name
-            ) from None
-        records = arrow_to_records(table, self.spec.schema)
-        return pa.array([dumps(r) for r in records], type=pa.large_binary())
-
-    def _channels(self, chunk: pa.Table) -> pa.Array:
-        import pyarrow.compute as pc
-
-        if self.template is not None:
-            texts = self._texts(chunk, [f for f in self.template.fields])
-            for f, arr in texts.items():
-                if arr.null_count:
-                    raise SchemaError(
-                        f"adapter 'redis', stream {self.name!r}, field {f!r}: null, but the channel "
-                        f"template needs it",
-                        adapter="redis",
-                        stream=self.name,
-                    )
-            return self.template.render(texts, chunk.num_rows)  # type: ignore[no-any-return]
-        assert self.channel_field is not None
-        arr = self._texts(chunk, [self.channel_field])[self.channel_field]
-        if arr.null_count:
-            row = pc.indices_nonzero(pc.is_null(arr))[0].as_py()
-            raise SchemaError(
-                f"adapter 'redis', stream {self.name!r}, field {self.channel_field!r}: null channel in "
-                f"row {row} of the batch",
-                adapter="redis",
-                stream=self.name,
-            )
-        return arr
-
-    def _no_empty(self, pairs: Any, chunk: pa.Table, keys: pa.Array | None = None) -> None:
-        empty = pairs.empty_rows()
-        if len(empty):
-            row = empty[0].as_py()
-            where = f"key {_show(keys[row].as_py())}" if keys is not None else f"row {row} of the batch"
-            raise SchemaError(
-                f"adapter 'redis', stream {self.name!r}: {where}: every field is null, and Redis has no "
-                f"empty {'hash' if self.type == 'hash' else 'stream entry'}",
-                adapter="redis",
-                stream=self.name,
-            )

@@ -92,7 +92,9 @@ class RedisCacheHook(RequestHook):
             return
         request.extensions[_KEY] = key
         request.extensions["cache"] = "miss"
-        if "no-cache" in str(request.headers.get("Cache-Control") or request.headers.get("cache-control") or ""):
+        if "no-cache" in str(
+            request.headers.get("Cache-Control") or request.headers.get("cache-control") or ""
+        ):
             return
         try:
             raw = self.client.get(key)
@@ -139,6 +141,8 @@ class RedisCacheHook(RequestHook):
         where = redact_url(self.config.url)
         if not self._warned:
             self._warned = True
-            log.warning("redis_cache: %s: %s: %s (requests go to the network)", where, type(exc).__name__, redact(exc))
+            log.warning(
+                "redis_cache: %s: %s: %s (requests go to the network)", where, type(exc).__name__, redact(exc)
+            )
         else:
             log.debug("redis_cache: %s: %s", where, redact(exc))

@@ -46,6 +46,8 @@ import pyarrow.types as pt
 from dc_api_x.arrow import ConversionError, arrow_to_records, records_to_arrow
 from dc_api_x.bookmarks import json_value
 
+from .connection import glob_escape
+
 __all__ = [
     "CommandBuilder",
     "check_json_numbers",
@@ -177,7 +179,7 @@ class KeyTemplate:
         """The SCAN MATCH pattern of the keys this template makes (glob characters escaped)."""
         out = []
         for literal, name in self.parts:
-            out.append(_glob_escape(literal))
+            out.append(glob_escape(literal))
             if name is not None:
                 out.append("*")
         return "".join(out)
@@ -193,10 +195,6 @@ class KeyTemplate:
         if not any(isinstance(x, pa.Array) for x in items):
             return pa.array([b"".join(x.as_py() for x in items)] * n, type=_BIN)
         return pc.binary_join_element_wise(*items, _const(b""))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class CommandBuilder:
@@ -232,7 +230,9 @@ class CommandBuilder:
             head = _const(b"*%d\r\n" % fixed)
         else:
             total = pc.add(pc.multiply(pair_counts, 2), fixed)
-            head = pc.binary_join_element_wise(_const(b"*"), _bin(total.cast(pa.string())), _const(b"\r\n"), _const(b""))
+            head = pc.binary_join_element_wise(
+                _const(b"*"), _bin(total.cast(pa.string())), _const(b"\r\n"), _const(b"")
+            )
         cmd = pc.binary_join_element_wise(
             head, *items, _const(b""), null_handling="replace", null_replacement=""
         )
@@ -261,7 +261,9 @@ def _bulk(arr: pa.Array) -> pa.Array:
     """``$<len>\\r\\n<value>\\r\\n`` per value (null stays null)."""
     arr = _bin(arr)
     lengths = _bin(pc.binary_length(arr).cast(pa.string()))
-    return pc.binary_join_element_wise(_const(b"$"), lengths, _const(b"\r\n"), arr, _const(b"\r\n"), _const(b""))
+    return pc.binary_join_element_wise(
+        _const(b"$"), lengths, _const(b"\r\n"), arr, _const(b"\r\n"), _const(b"")
+    )
 
 
 class Pairs:

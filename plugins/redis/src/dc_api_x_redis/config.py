@@ -133,7 +133,8 @@ class RedisConfig(AdapterOptions):
     )
     sample_size: int = Field(100, ge=1, description="keys or entries sampled to discover a schema")
     extra_fields: Literal["error", "ignore"] = Field(
-        "error", description="reading: a hash field that the stream's schema does not list is an error, or ignored"
+        "error",
+        description="reading: a hash field that the stream's schema does not list is an error, or ignored",
     )
 
     @field_validator("streams", mode="before")
@@ -159,7 +160,9 @@ class RedisCacheConfig(HookOptions):
     url: str = Field(default_factory=default_url, description="the Redis server (as the adapter's `url`)")
     ttl: int = Field(300, ge=1, description="seconds a cached response lives")
     prefix: str = Field("dcapix:http-cache:", description="key prefix of the cached responses")
-    methods: list[str] = Field(default_factory=lambda: ["GET"], description="methods whose responses are cached")
+    methods: list[str] = Field(
+        default_factory=lambda: ["GET"], description="methods whose responses are cached"
+    )
     statuses: list[int] = Field(default_factory=lambda: [200], description="statuses that are cached")
     vary_headers: list[str] = Field(
         default_factory=lambda: ["accept", "accept-language", "authorization"],
