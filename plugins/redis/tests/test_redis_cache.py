@@ -37,7 +37,11 @@ def test_a_repeated_get_is_answered_from_redis(app: Any, redis_url: str, plugins
         first = api.get("/items", params={"b": 2, "a": 1})
         second = api.get("/items", params={"a": 1, "b": 2})  # same query, other order: same entry
         assert app.hits == {"/items?b=2&a=1": 1}
-        assert (second.status_code, second.content, second.data) == (first.status_code, first.content, first.data)
+        assert (second.status_code, second.content, second.data) == (
+            first.status_code,
+            first.content,
+            first.data,
+        )
         assert second.headers["content-type"] == "application/json"
         assert second.headers["x-path"] == "/items?b=2&a=1"
         assert second.url == first.url
@@ -67,13 +71,15 @@ def test_what_is_not_cached(app: Any, redis_url: str, plugins: Any, rclient: Any
     assert len(rclient.keys("dcapix:http-cache:*")) == 1
 
 
-def test_two_apis_with_the_same_path_do_not_share_entries(http_app: Any, redis_url: str, plugins: Any) -> None:
+def test_two_apis_with_the_same_path_do_not_share_entries(
+    http_app: Any, redis_url: str, plugins: Any
+) -> None:
     http_app.routes["/me"] = _json({"api": "one"})
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Other(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b'{"api": "two"}'
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -87,8 +93,10 @@ def test_two_apis_with_the_same_path_do_not_share_entries(http_app: Any, redis_u
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Other)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        with client(http_app.base_url, redis_url, plugins) as one, \
-                client(f"http://127.0.0.1:{srv.server_address[1]}", redis_url, plugins) as two:
+        with (
+            client(http_app.base_url, redis_url, plugins) as one,
+            client(f"http://127.0.0.1:{srv.server_address[1]}", redis_url, plugins) as two,
+        ):
             assert one.get("/me").data == {"api": "one"}
             assert two.get("/me").data == {"api": "two"}
             assert one.get("/me").data == {"api": "one"} and two.get("/me").data == {"api": "two"}

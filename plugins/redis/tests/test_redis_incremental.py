@@ -34,7 +34,8 @@ def test_stream_entries_resume_after_the_bookmark_of_a_committed_batch(
     assert [len(b) for b in batches] == [3, 3, 3, 1]
     ids = [r["_id"] for b in batches for r in b.records]
     assert [b.bookmark for b in batches] == [
-        {"replication_key": "_id", "replication_key_value": ids[i], "keys_at_value": [[ids[i]]]} for i in (2, 5, 8, 9)
+        {"replication_key": "_id", "replication_key_value": ids[i], "keys_at_value": [[ids[i]]]}
+        for i in (2, 5, 8, 9)
     ]
     # the run stopped after the second batch was committed: the rest, no gap and no duplicate
     rest = _read(redis_url, plugins, "events", state=batches[1].bookmark, batch_size=3)
@@ -56,10 +57,18 @@ def test_stream_state_of_another_key_means_a_full_read_and_a_bad_id_is_an_error(
     rclient.xadd("s", {"n": "1"})
     rclient.xadd("s", {"n": "2"})
     opts = {"streams": [{"name": "s", "type": "stream", "schema": {"n": {"type": "integer"}}}]}
-    full = _read(redis_url, plugins, "s", state={"replication_key": "other", "replication_key_value": "x"}, **opts)
+    full = _read(
+        redis_url, plugins, "s", state={"replication_key": "other", "replication_key_value": "x"}, **opts
+    )
     assert [r["n"] for b in full for r in b.records] == [1, 2]
     with pytest.raises(AdapterError, match=r"stream 's': the bookmark 'yesterday' is not a stream entry id"):
-        _read(redis_url, plugins, "s", state={"replication_key": "_id", "replication_key_value": "yesterday"}, **opts)
+        _read(
+            redis_url,
+            plugins,
+            "s",
+            state={"replication_key": "_id", "replication_key_value": "yesterday"},
+            **opts,
+        )
     with pytest.raises(ConfigError, match=r"read incrementally by its entry id"):
         _read(redis_url, plugins, "s", streams=[{"name": "s", "type": "stream", "replication_key": "n"}])
 
@@ -114,7 +123,9 @@ def test_hashes_incremental_by_a_replication_key_with_boundary_semantics(
     assert sorted(r["id"] for r in rows) == list(range(20))
     assert [b.bookmark for b in batches[:-1]] == [None] * (len(batches) - 1)  # SCAN has no order
     bm = batches[-1].bookmark
-    assert bm["replication_key"] == "updated_at" and bm["replication_key_value"] == "2024-01-01T03:00:00+00:00"
+    assert (
+        bm["replication_key"] == "updated_at" and bm["replication_key_value"] == "2024-01-01T03:00:00+00:00"
+    )
     assert sorted(k[0] for k in bm["keys_at_value"]) == [3, 7, 11, 15, 19]
     assert _read(redis_url, plugins, "acct", state=bm) == []  # nothing new: no batch, the state stays
     # an update, a new row at the boundary value and a new row after it
@@ -151,7 +162,12 @@ def test_json_documents_incremental_too(redis_url: str, plugins: Any) -> None:
 def test_catalog_lists_what_was_written(redis_url: str, plugins: Any, rclient: Any) -> None:
     import orjson
 
-    _write(redis_url, plugins, StreamSpec("a", schema=UPD, key_properties=("id",)), [{"id": 1, "updated_at": _t(1)}])
+    _write(
+        redis_url,
+        plugins,
+        StreamSpec("a", schema=UPD, key_properties=("id",)),
+        [{"id": 1, "updated_at": _t(1)}],
+    )
     _write(redis_url, plugins, StreamSpec("b", schema=SCHEMA), [{"n": 1}], type="stream")
     with create_adapter({"adapter": "redis", "url": redis_url}, plugins=plugins) as src:
         specs = {s.name: s for s in src.discover()}

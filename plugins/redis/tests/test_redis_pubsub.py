@@ -13,7 +13,9 @@ import pytest
 from dc_api_x import Batch, ConfigError, StreamSpec, create_adapter
 
 
-def publish_when_subscribed(client: Any, channel: str, messages: list[bytes], subscribers: int = 1) -> threading.Thread:
+def publish_when_subscribed(
+    client: Any, channel: str, messages: list[bytes], subscribers: int = 1
+) -> threading.Thread:
     """Publish ``messages`` once ``subscribers`` listen on ``channel`` (pattern subscribers count via
     NUMPAT)."""
 
@@ -39,13 +41,26 @@ SCHEMA = {
 }
 
 
-def test_source_stops_after_max_messages_with_typed_records(redis_url: str, plugins: Any, rclient: Any) -> None:
+def test_source_stops_after_max_messages_with_typed_records(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
     msgs = [orjson.dumps({"n": i, "price": f"{i}.50", "at": "2024-01-01T00:00:00Z"}) for i in range(7)]
-    cfg = {"streams": [{"name": "ticks", "type": "pubsub", "channels": ["ticks"], "max_messages": 5,
-                        "max_seconds": 30, "schema": SCHEMA}], "batch_size": 2}
+    cfg = {
+        "streams": [
+            {
+                "name": "ticks",
+                "type": "pubsub",
+                "channels": ["ticks"],
+                "max_messages": 5,
+                "max_seconds": 30,
+                "schema": SCHEMA,
+            }
+        ],
+        "batch_size": 2,
+    }
     with create_adapter({"adapter": "redis", "url": redis_url, **cfg}, plugins=plugins) as src:
         spec = src.get_stream("ticks")
-        assert spec.replication_key is None and list(spec.schema["properties"])[0] == "_channel"
+        assert spec.replication_key is None and next(iter(spec.schema["properties"])) == "_channel"
         t = publish_when_subscribed(rclient, "ticks", msgs)
         started = time.monotonic()
         batches = list(src.read(spec))
@@ -67,10 +82,18 @@ def test_source_stops_after_max_seconds(redis_url: str, plugins: Any) -> None:
 
 
 def test_source_patterns_text_and_schemaless_json(redis_url: str, plugins: Any, rclient: Any) -> None:
-    cfg = {"streams": [
-        {"name": "logs", "type": "pubsub", "patterns": ["log.*"], "message_format": "text", "max_messages": 2},
-        {"name": "raw", "type": "pubsub", "channels": ["raw"], "max_messages": 2},
-    ]}
+    cfg = {
+        "streams": [
+            {
+                "name": "logs",
+                "type": "pubsub",
+                "patterns": ["log.*"],
+                "message_format": "text",
+                "max_messages": 2,
+            },
+            {"name": "raw", "type": "pubsub", "channels": ["raw"], "max_messages": 2},
+        ]
+    }
     with create_adapter({"adapter": "redis", "url": redis_url, **cfg}, plugins=plugins) as src:
         t = publish_when_subscribed(rclient, "log.app", [b"hello", "wörld".encode()])
         rows = [r for b in src.read(src.get_stream("logs")) for r in b.records]
@@ -86,26 +109,43 @@ def test_an_unbounded_subscription_is_refused(redis_url: str, plugins: Any) -> N
     cfg = {"streams": [{"name": "forever", "type": "pubsub", "channels": ["c"]}]}
     with create_adapter({"adapter": "redis", "url": redis_url, **cfg}, plugins=plugins) as src:
         spec = src.get_stream("forever")
-        with pytest.raises(ConfigError, match=r"pubsub stream 'forever' must end: set 'max_messages' or 'max_seconds'"):
+        with pytest.raises(
+            ConfigError, match=r"pubsub stream 'forever' must end: set 'max_messages' or 'max_seconds'"
+        ):
             list(src.read(spec))
         # a run's --limit bounds it as well
         assert list(src.read(spec, limit=0)) == []
     with pytest.raises(ConfigError, match=r"set 'channels' or 'patterns'"):
-        create_adapter({"adapter": "redis", "url": redis_url, "streams": [{"name": "x", "type": "pubsub"}]},
-                       plugins=plugins).discover()
+        create_adapter(
+            {"adapter": "redis", "url": redis_url, "streams": [{"name": "x", "type": "pubsub"}]},
+            plugins=plugins,
+        ).discover()
 
 
-def test_sink_publishes_json_records_to_a_channel_template(redis_url: str, plugins: Any, rclient: Any) -> None:
-    schema = {"type": "object", "properties": {"kind": {"type": "string"}, "n": {"type": "integer"},
-                                               "amount": {"type": "string", "format": "decimal"}}}
+def test_sink_publishes_json_records_to_a_channel_template(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string"},
+            "n": {"type": "integer"},
+            "amount": {"type": "string", "format": "decimal"},
+        },
+    }
     spec = StreamSpec("out", schema=schema)
     ps = rclient.pubsub(ignore_subscribe_messages=True)
     ps.psubscribe("events:*")
     ps.get_message(timeout=1)
     records = [{"kind": "a", "n": 1, "amount": Decimal("0.10")}, {"kind": "b", "n": 2, "amount": None}]
-    with create_adapter({"adapter": "redis", "url": redis_url,
-                         "streams": [{"name": "out", "type": "pubsub", "channel": "events:{kind}"}]},
-                        plugins=plugins) as dst:
+    with create_adapter(
+        {
+            "adapter": "redis",
+            "url": redis_url,
+            "streams": [{"name": "out", "type": "pubsub", "channel": "events:{kind}"}],
+        },
+        plugins=plugins,
+    ) as dst:
         dst.start_write(spec)
         dst.write(spec, Batch.from_records(records, schema=schema))
         dst.finish_write(spec)
