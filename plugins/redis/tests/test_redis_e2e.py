@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -14,7 +15,13 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import BIN, write_json
+
+BIN = Path(sys.executable).parent
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data))
+    return path
 
 
 def _sqlite(db: Path, ids: range) -> None:
