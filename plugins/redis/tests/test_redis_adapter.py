@@ -436,3 +436,27 @@ def test_scan_returns_each_key_once_while_the_keyspace_grows(
                     p2.set(f"other:{n}:{j}", 1)
                 p2.execute()
     assert sorted(seen) == list(range(3000))
+
+
+def test_two_streams_written_interleaved_on_one_adapter(redis_url: str, plugins: Any, rclient: Any) -> None:
+    """Each stream has its own pipe: its replies (and errors) are never taken for another stream's."""
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    a, b = (
+        StreamSpec("a", schema=schema, key_properties=("id",)),
+        StreamSpec("b", schema=schema, key_properties=("id",)),
+    )
+    rclient.set("b:7", "not a hash")
+    with create_adapter({"adapter": "redis", "url": redis_url, "batch_size": 3}, plugins=plugins) as dst:
+        dst.start_write(a)
+        dst.start_write(b)
+        for i in range(0, 30, 10):
+            dst.write(a, Batch.from_records([{"id": j} for j in range(i, i + 10)], schema=schema))
+            if i == 0:
+                dst.write(b, Batch.from_records([{"id": j} for j in range(10)], schema=schema))
+        dst.flush(a)  # a's rows are all applied; b's error is not a's
+        assert len(rclient.keys("a:*")) == 30
+        with pytest.raises(AdapterError, match=r"stream 'b': WRONGTYPE.*\(key 'b:7'\)"):
+            dst.finish_write(b)
+        dst.write(a, Batch.from_records([{"id": 99}], schema=schema))
+        dst.finish_write(a)
+    assert len(rclient.keys("a:*")) == 31

@@ -80,6 +80,7 @@ class RedisAdapter(ProtocolAdapter):
         return self._conn
 
     def close(self) -> None:
+        self._writers.clear()  # not finished: nothing more is read; their connections are dropped
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -314,8 +315,7 @@ class RedisAdapter(ProtocolAdapter):
     def _fetch_hashes(self, keys: list[bytes], stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """``(key, fields)`` of the keys that still exist (pipelined HGETALL)."""
         payload = b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n" % (len(k), k) for k in keys])
-        with self.conn.errors(stream):
-            replies = self.conn.call(payload, len(keys), stream)
+        replies = self.conn.call(payload, len(keys), stream)
         out = []
         for k, r in zip(keys, replies, strict=True):
             if r:
@@ -325,8 +325,7 @@ class RedisAdapter(ProtocolAdapter):
     def _mget(self, keys: list[bytes], stream: str) -> list[tuple[bytes, bytes]]:
         from .connection import pack
 
-        with self.conn.errors(stream):
-            (values,) = self.conn.call(pack(b"MGET", *keys), 1, stream)
+        (values,) = self.conn.call(pack(b"MGET", *keys), 1, stream)
         return [(k, v) for k, v in zip(keys, values, strict=True) if v is not None]
 
     def _fetch_json(self, keys: list[bytes], stream: str) -> list[tuple[bytes, dict[str, Any]]]:
@@ -513,8 +512,7 @@ class RedisAdapter(ProtocolAdapter):
     def _xrange(self, key: str, start: bytes, count: int, stream: str) -> list[tuple[bytes, Any]]:
         from .connection import pack
 
-        with self.conn.errors(stream):
-            (entries,) = self.conn.call(pack(b"XRANGE", key, start, b"+", b"COUNT", count), 1, stream)
+        (entries,) = self.conn.call(pack(b"XRANGE", key, start, b"+", b"COUNT", count), 1, stream)
         out = []
         for entry in entries or ():
             eid, fields = entry[0], entry[1]
@@ -570,7 +568,10 @@ class RedisAdapter(ProtocolAdapter):
         super().start_write(stream, load_method=load_method)
         old = self._writers.pop(stream.name, None)
         if old is not None:
-            old.flush()
+            try:
+                old.flush()
+            finally:
+                old.close()
         from .writer import StreamWriter
 
         self._writers[stream.name] = StreamWriter(self, stream, load_method or "append")
@@ -597,7 +598,10 @@ class RedisAdapter(ProtocolAdapter):
     def finish_write(self, stream: StreamSpec) -> None:
         w = self._writers.pop(stream.name, None)
         if w is not None:
-            w.flush()
+            try:
+                w.flush()
+            finally:
+                w.close()
 
 
 # ------------------------------------------------------------------------------------ helpers

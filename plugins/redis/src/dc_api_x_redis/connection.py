@@ -10,6 +10,7 @@ line naming the adapter, the stream and the server (credentials redacted).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from dc_api_x.logs import redact, redact_url, register_secret
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RedisCacheConfig, RedisConfig
 
-__all__ = ["RedisConnection", "ReplyError", "glob_escape", "make_client", "pack", "show", "text"]
+__all__ = ["Pipe", "RedisConnection", "ReplyError", "glob_escape", "make_client", "pack", "show", "text"]
 
 
 class ReplyError(AdapterError):
@@ -54,16 +55,15 @@ def make_client(config: RedisConfig | RedisCacheConfig) -> Any:
 
 
 class RedisConnection:
-    """The client and the raw pipelining connection of one adapter (opened on first use)."""
+    """The redis-py client of one adapter and its raw pipes (each pipe: one connection of the pool)."""
 
     def __init__(self, config: RedisConfig, adapter: str = "redis") -> None:
         self.config = config
         self.adapter = adapter
         self.where = redact_url(config.url)
         self.client: Any = make_client(config)
-        self._raw: Any = None
-        #: replies sent for but not read yet (the raw connection is out of sync until they are)
-        self.pending = 0
+        self._pipes: list[Pipe] = []
+        self._reader: Pipe | None = None
 
     # -- errors ---------------------------------------------------------------------------------
     def error(self, message: str, stream: str | None = None) -> AdapterError:
@@ -71,36 +71,80 @@ class RedisConnection:
         return AdapterError(f"{where}: {self.where}: {redact(message)}", adapter=self.adapter, stream=stream)
 
     @contextlib.contextmanager
-    def errors(self, stream: str | None = None) -> Iterator[None]:
-        """Turn redis-py and socket errors into one :class:`AdapterError` line."""
+    def errors(self, stream: str | None = None, pipe: Pipe | None = None) -> Iterator[None]:
+        """Turn redis-py and socket errors into one :class:`AdapterError` line (and drop ``pipe``'s
+        connection, whose unread replies would put it out of step)."""
         import redis
 
         try:
             yield
         except (redis.RedisError, OSError) as exc:
-            self.reset()
+            if pipe is not None:
+                pipe.reset()
             raise self.error(f"{type(exc).__name__}: {exc}", stream) from None
 
-    # -- raw pipelining -------------------------------------------------------------------------
+    # -- pipes ----------------------------------------------------------------------------------
+    def pipe(self) -> Pipe:
+        """A new pipe (a writer owns one: its replies are read in order, by it alone)."""
+        p = Pipe(self)
+        self._pipes.append(p)
+        return p
+
+    @property
+    def reader(self) -> Pipe:
+        """The pipe of reads (SCAN's HGETALL/MGET, XRANGE), one request-reply at a time."""
+        if self._reader is None:
+            self._reader = self.pipe()
+        return self._reader
+
+    def call(self, payload: bytes | memoryview, replies: int, stream: str | None = None) -> list[Any]:
+        """Send packed commands on the reader pipe and read their ``replies``."""
+        pipe = self.reader
+        with self.errors(stream, pipe):
+            pipe.send(payload, replies)
+            return pipe.replies(stream)
+
+    def close(self) -> None:
+        for p in self._pipes:
+            p.close()
+        self._pipes.clear()
+        self._reader = None
+        with contextlib.suppress(Exception):
+            self.client.close()
+        with contextlib.suppress(Exception):
+            self.client.connection_pool.disconnect()
+
+
+class Pipe:
+    """One raw connection with pipelines of packed commands in flight: :meth:`send` queues a
+    pipeline, :meth:`replies` reads the oldest one's answers. Several pipelines may be in flight, so
+    the server always has work queued while the client builds the next one."""
+
+    def __init__(self, owner: RedisConnection) -> None:
+        self.owner = owner
+        self._raw: Any = None
+        #: reply counts of the pipelines sent and not read yet, oldest first
+        self.inflight: collections.deque[int] = collections.deque()
+
     @property
     def raw(self) -> Any:
         if self._raw is None:
-            self._raw = self.client.connection_pool.get_connection()
+            self._raw = self.owner.client.connection_pool.get_connection()
         return self._raw
 
     def send(self, payload: bytes | memoryview, replies: int) -> None:
-        """Send packed commands whose ``replies`` answers are read later by :meth:`replies`."""
-        if self.pending:
-            raise RuntimeError("previous replies not read")  # pragma: no cover - internal misuse
-        self.pending = replies
+        """Send one pipeline of packed commands whose ``replies`` answers :meth:`replies` reads."""
+        self.inflight.append(replies)
         self.raw.send_packed_command([payload], check_health=False)
 
     def replies(self, stream: str | None = None) -> list[Any]:
-        """Read every pending reply (raw bytes). An error reply is raised as :class:`ReplyError` after
-        all replies were read (the connection stays in step)."""
+        """The replies of the oldest pipeline in flight (raw bytes). An error reply is raised as
+        :class:`ReplyError` after all its replies were read (the connection stays in step)."""
         import redis
 
-        n, self.pending = self.pending, 0
+        if not self.inflight:
+            return []
+        n = self.inflight.popleft()
         read = self.raw.read_response
         out: list[Any] = []
         append = out.append
@@ -117,39 +161,32 @@ class RedisConnection:
             self.reset()
             raise
         if first is not None:
-            i, exc = first
+            index, error = first
+            adapter = self.owner.adapter
             raise ReplyError(
-                f"adapter {self.adapter!r}" + (f", stream {stream!r}" if stream else "") + f": {exc}",
-                index=i,
-                adapter=self.adapter,
+                f"adapter {adapter!r}" + (f", stream {stream!r}" if stream else "") + f": {error}",
+                index=index,
+                adapter=adapter,
                 stream=stream,
             )
         return out
 
-    def call(self, payload: bytes | memoryview, replies: int, stream: str | None = None) -> list[Any]:
-        """:meth:`send` then :meth:`replies`."""
-        self.send(payload, replies)
-        return self.replies(stream)
-
     def reset(self) -> None:
-        """Drop the raw connection after an error mid-pipeline (unread replies would desync it)."""
-        self.pending = 0
+        """Drop the connection (after an error mid-pipeline: unread replies would desync it)."""
+        self.inflight.clear()
         if self._raw is not None:
             with contextlib.suppress(Exception):
                 self._raw.disconnect()
 
     def close(self) -> None:
+        """Give the connection back to the pool (dropped first if replies are still unread)."""
         raw, self._raw = self._raw, None
         if raw is not None:
             with contextlib.suppress(Exception):
-                if self.pending:
+                if self.inflight:
                     raw.disconnect()
-                self.client.connection_pool.release(raw)
-        self.pending = 0
-        with contextlib.suppress(Exception):
-            self.client.close()
-        with contextlib.suppress(Exception):
-            self.client.connection_pool.disconnect()
+                self.owner.client.connection_pool.release(raw)
+        self.inflight.clear()
 
 
 def pack(*args: bytes | str | int) -> bytes:

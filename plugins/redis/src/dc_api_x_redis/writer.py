@@ -15,6 +15,7 @@ no value at all cannot be stored and is an error.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,9 @@ class StreamWriter:
         self.approximate = True
         self.channel_field: str | None = None
         self.text = False
-        self.inflight: Any = None  # the keys of the pipeline in flight (for error messages)
+        self.pipe = adapter.conn.pipe()
+        #: (keys, commands per row) of the pipelines in flight, oldest first (for error messages)
+        self.inflight: collections.deque[tuple[Any, int]] = collections.deque()
         self.per_row = 1
         self.rows = 0
 
@@ -147,36 +150,47 @@ class StreamWriter:
 
         n = len(batch)
         if n == 0:
-            return WriteResult(rows=0, committed=self.adapter.conn.pending == 0)
+            return WriteResult(rows=0, committed=not self.inflight)
         try:
             table = batch.to_arrow(self.arrow_schema)
         except ConversionError as exc:
             raise SchemaError(
                 f"adapter 'redis', stream {self.name!r}: {exc}", adapter="redis", stream=self.name
             ) from None
+        conn, pipe = self.adapter.conn, self.pipe
         for start in range(0, n, self.batch_size):
             chunk = table.slice(start, self.batch_size)
             payload, keys = self._encode(chunk)
-            self.flush()  # the previous pipeline's replies: the server worked on it meanwhile
-            conn = self.adapter.conn
-            with conn.errors(self.name):
-                conn.send(payload, chunk.num_rows * self.per_row)
-            self.inflight = keys
+            with conn.errors(self.name, pipe):
+                pipe.send(payload, chunk.num_rows * self.per_row)
+            self.inflight.append((keys, self.per_row))
+            if len(self.inflight) > 2:  # the server works on the next pipelines meanwhile
+                self._replies()
         self.rows += n
         return WriteResult(rows=n, committed=False)
 
     def flush(self) -> None:
+        """Read the replies of every pipeline in flight."""
+        while self.inflight:
+            self._replies()
+
+    def close(self) -> None:
+        """Give the pipe's connection back (after :meth:`flush`, or dropped)."""
+        self.inflight.clear()
+        self.pipe.close()
+
+    def _replies(self) -> None:
         from .connection import ReplyError
 
-        conn = self.adapter.conn
-        if not conn.pending:
-            return
-        keys, self.inflight = self.inflight, None
+        conn, pipe = self.adapter.conn, self.pipe
+        keys, per_row = self.inflight.popleft()
         try:
-            with conn.errors(self.name):
-                conn.replies(self.name)
+            with conn.errors(self.name, pipe):
+                pipe.replies(self.name)
         except ReplyError as exc:
-            row = exc.index // max(self.per_row, 1)
+            self.inflight.clear()
+            pipe.reset()  # the pipelines after it are not read: drop the connection
+            row = exc.index // max(per_row, 1)
             where = f" (row {row} of the pipeline)"
             if keys is not None and row < len(keys):
                 where = f" (key {show(keys[row].as_py())})"
