@@ -25,6 +25,7 @@ bookmark is carried by the last batch only).
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -312,27 +313,63 @@ class RedisAdapter(ProtocolAdapter):
         if buf:
             yield buf
 
-    def _fetch_hashes(self, keys: list[bytes], stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """``(key, fields)`` of the keys that still exist (pipelined HGETALL)."""
-        payload = b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n" % (len(k), k) for k in keys])
-        replies = self.conn.call(payload, len(keys), stream)
-        out = []
-        for k, r in zip(keys, replies, strict=True):
-            if r:
-                out.append((k, r if isinstance(r, dict) else _pairs(r)))
-        return out
+    @staticmethod
+    def _hgetall(keys: list[bytes]) -> tuple[bytes, int]:
+        return b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n" % (len(k), k) for k in keys]), len(keys)
 
-    def _mget(self, keys: list[bytes], stream: str) -> list[tuple[bytes, bytes]]:
+    @staticmethod
+    def _mget_command(keys: list[bytes]) -> tuple[bytes, int]:
         from .connection import pack
 
-        (values,) = self.conn.call(pack(b"MGET", *keys), 1, stream)
+        return pack(b"MGET", *keys), 1
+
+    def _pipelined(
+        self, batches: Iterator[list[bytes]], command: Any, stream: str
+    ) -> Iterator[tuple[list[bytes], list[Any]]]:
+        """``(keys, replies)`` per key batch, with the next batch's commands sent before this one's
+        replies are read (the server works while the client converts)."""
+        pipe = self.conn.reader
+        queued: collections.deque[list[bytes]] = collections.deque()
+        with self.conn.errors(stream, pipe):
+            try:
+                for keys in batches:
+                    payload, n = command(keys)
+                    pipe.send(payload, n)
+                    queued.append(keys)
+                    if len(queued) > 1:
+                        yield queued.popleft(), pipe.replies(stream)
+                while queued:
+                    yield queued.popleft(), pipe.replies(stream)
+            finally:
+                if pipe.inflight:  # the consumer stopped early (limit, error): drop what is unread
+                    pipe.reset()
+
+    @staticmethod
+    def _hashes(keys: list[bytes], replies: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """``(key, fields)`` of the keys that still exist."""
+        return [(k, r if isinstance(r, dict) else _pairs(r)) for k, r in zip(keys, replies, strict=True) if r]
+
+    def _fetch_hashes(self, keys: list[bytes], stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        payload, n = self._hgetall(keys)
+        return self._hashes(keys, self.conn.call(payload, n, stream))
+
+    @staticmethod
+    def _values(keys: list[bytes], replies: list[Any]) -> list[tuple[bytes, bytes]]:
+        (values,) = replies
         return [(k, v) for k, v in zip(keys, values, strict=True) if v is not None]
 
+    def _mget(self, keys: list[bytes], stream: str) -> list[tuple[bytes, bytes]]:
+        payload, n = self._mget_command(keys)
+        return self._values(keys, self.conn.call(payload, n, stream))
+
     def _fetch_json(self, keys: list[bytes], stream: str) -> list[tuple[bytes, dict[str, Any]]]:
+        return self._documents(self._mget(keys, stream), stream)
+
+    def _documents(self, rows: list[tuple[bytes, bytes]], stream: str) -> list[tuple[bytes, dict[str, Any]]]:
         import orjson
 
         out = []
-        for k, v in self._mget(keys, stream):
+        for k, v in rows:
             try:
                 doc = orjson.loads(v)
             except orjson.JSONDecodeError as exc:
@@ -363,13 +400,17 @@ class RedisAdapter(ProtocolAdapter):
         inc = _Incremental(stream, state, arrow_schema) if stream.replication_key else None
         remaining = limit
         held: pa.Table | None = None
-        for keys in self._key_batches(opts["pattern"], _REDIS_TYPE[typ], name):
+        batches = self._key_batches(opts["pattern"], _REDIS_TYPE[typ], name)
+        command = self._hgetall if typ == "hash" else self._mget_command
+        for keys, replies in self._pipelined(batches, command, name):
             if typ == "hash":
-                table = self._hash_table(self._fetch_hashes(keys, name), arrow_schema, name)
+                table = self._hash_table(self._hashes(keys, replies), arrow_schema, name)
             elif typ == "json":
-                table = self._json_table(self._fetch_json(keys, name), schema, arrow_schema, name)
+                table = self._json_table(
+                    self._documents(self._values(keys, replies), name), schema, arrow_schema, name
+                )
             else:
-                table = self._string_table(self._mget(keys, name), arrow_schema, name)
+                table = self._string_table(self._values(keys, replies), arrow_schema, name)
             if inc is not None:
                 table = inc.filter(table)
             if remaining is not None:
