@@ -29,15 +29,14 @@ import collections
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dc_api_x.bookmarks import BoundaryBookmark
 from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError
-from dc_api_x.ext.adapters import ProtocolAdapter
+from dc_api_x.ext.adapters import ProtocolAdapter, Response
 from dc_api_x.logs import register_secret
 from dc_api_x.schemas import apply_schema_override
 from dc_api_x.types import Batch, JSONSchema, StreamSpec, WriteResult
 
 from .config import RedisConfig, RedisStreamConfig
-from .connection import glob_escape, show, text
+from .forms import glob_escape, show, text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -247,6 +246,13 @@ class RedisAdapter(ProtocolAdapter):
                 names[text(f, stream)] = None
         return {"type": "object", "properties": {n: {"type": ["string", "null"]} for n in names}}
 
+    # -- request side (ApiClient) ------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Response:
+        """GET, HEAD, PUT, POST or DELETE on the key ``path`` (see :mod:`dc_api_x_redis.request`)."""
+        from .request import handle
+
+        return handle(self, method, path, **kwargs)
+
     # -- reading ---------------------------------------------------------------------------------
     def _read_options(self, stream: StreamSpec) -> dict[str, Any]:
         opts = stream.options.get("redis") if isinstance(stream.options, Mapping) else None
@@ -393,11 +399,13 @@ class RedisAdapter(ProtocolAdapter):
     ) -> Iterator[Batch]:
         from dc_api_x.arrow import jsonschema_to_arrow
 
+        from .incremental import Incremental
+
         typ = opts["type"]
         name = stream.name
         schema = stream.schema
         arrow_schema = jsonschema_to_arrow(schema)
-        inc = _Incremental(stream, state, arrow_schema) if stream.replication_key else None
+        inc = Incremental(stream, state, arrow_schema) if stream.replication_key else None
         remaining = limit
         held: pa.Table | None = None
         batches = self._key_batches(opts["pattern"], _REDIS_TYPE[typ], name)
@@ -659,48 +667,3 @@ def _is_stream_id(text: str) -> bool:
 def _select(schema: JSONSchema, keep: Sequence[str]) -> JSONSchema:
     props = schema.get("properties") or {}
     return {**schema, "properties": {k: props[k] for k in keep if k in props}}
-
-
-class _Incremental:
-    """Boundary bookmark of a key stream read by a full scan (the shared format of
-    :mod:`dc_api_x.bookmarks`): rows at or below the bookmark that were delivered are skipped."""
-
-    def __init__(self, stream: StreamSpec, state: Mapping[str, Any] | None, arrow_schema: pa.Schema) -> None:
-        from dc_api_x.arrow import records_to_arrow
-
-        rk = stream.replication_key or ""
-        field = arrow_schema.field(rk)
-        self.start: Any = None
-
-        def convert(value: Any) -> Any:
-            table = records_to_arrow([{rk: value}], arrow_schema=_schema_of(field))
-            self.start = table.column(0)[0]
-            return self.start.as_py()
-
-        try:
-            self.core = BoundaryBookmark.from_state(
-                state, rk, stream.key_properties, stream=stream.name, ties="keep", convert=convert
-            )
-        except ValueError as exc:
-            raise AdapterError(
-                f"adapter 'redis', stream {stream.name!r}: bookmark value does not fit {rk!r}: {exc}",
-                adapter="redis",
-                stream=stream.name,
-            ) from None
-
-    def filter(self, table: pa.Table) -> pa.Table:
-        if self.start is None:
-            return table
-        return self.core.filter_arrow(table, self.start)
-
-    def observe(self, table: pa.Table) -> None:
-        self.core.advance_arrow(table)
-
-    def state(self) -> dict[str, Any] | None:
-        return self.core.to_state(sort_keys=True)
-
-
-def _schema_of(field: pa.Field) -> pa.Schema:
-    import pyarrow as pa
-
-    return pa.schema([field])

@@ -44,34 +44,20 @@ import pyarrow.compute as pc
 import pyarrow.types as pt
 
 from dc_api_x.arrow import ConversionError, arrow_to_records, records_to_arrow
-from dc_api_x.bookmarks import json_value
 
-from .connection import glob_escape
+from .forms import dumps, glob_escape
 
 __all__ = [
     "CommandBuilder",
     "check_json_numbers",
     "KeyTemplate",
     "decode_column",
-    "dumps",
     "text_column",
 ]
 
 _BIN = pa.large_binary()
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, TypeError)
 _JSON_META = b"dcapix.json"
-
-
-def _json_default(value: Any) -> Any:
-    out = json_value(value)
-    if out is value:
-        raise TypeError(f"cannot serialise {type(value).__name__}")
-    return out
-
-
-def dumps(value: Any) -> bytes:
-    """JSON text of a record or value in the dc-api-x JSON forms (decimals and bytes as strings)."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def _const(data: bytes) -> pa.Scalar:

@@ -15,13 +15,13 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from dc_api_x.exceptions import AdapterError, SchemaError
+from dc_api_x.exceptions import AdapterError
 from dc_api_x.logs import redact, redact_url, register_secret
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import RedisCacheConfig, RedisConfig
 
-__all__ = ["Pipe", "RedisConnection", "ReplyError", "glob_escape", "make_client", "pack", "show", "text"]
+__all__ = ["Pipe", "RedisConnection", "ReplyError", "make_client", "pack"]
 
 
 class ReplyError(AdapterError):
@@ -196,30 +196,3 @@ def pack(*args: bytes | str | int) -> bytes:
         b = a if isinstance(a, bytes) else str(a).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(parts)
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a SCAN MATCH pattern that matches only itself."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def show(key: bytes) -> str:
-    """A key for an error message."""
-    return repr(key.decode(errors="backslashreplace"))
-
-
-def text(value: bytes | str, stream: str) -> str:
-    """UTF-8 text of a key, field name or channel.
-
-    :raises SchemaError: naming the stream, when it is not UTF-8.
-    """
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        raise SchemaError(
-            f"adapter 'redis', stream {stream!r}: {value[:60]!r} is not UTF-8 text",
-            adapter="redis",
-            stream=stream,
-        ) from None

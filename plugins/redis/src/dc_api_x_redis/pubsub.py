@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dc_api_x.exceptions import ConfigError, SchemaError
 from dc_api_x.types import Batch, StreamSpec
 
-from .connection import text
+from .forms import text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .adapter import RedisAdapter

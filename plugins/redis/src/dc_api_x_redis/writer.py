@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError
 from dc_api_x.types import Batch, StreamSpec, WriteResult
 
-from .connection import show
+from .forms import show
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -122,7 +122,7 @@ class StreamWriter:
         cfg = self.adapter.config
         if not cfg.catalog_key or self.type == "pubsub":
             return
-        from .codec import dumps
+        from .forms import dumps
 
         props = dict(self.spec.schema.get("properties") or {})
         if self.key_field:
@@ -310,7 +310,8 @@ class StreamWriter:
 
         from dc_api_x.arrow import ConversionError, arrow_to_records
 
-        from .codec import check_json_numbers, dumps
+        from .codec import check_json_numbers
+        from .forms import dumps
 
         try:
             for name in table.column_names:
