@@ -189,50 +189,58 @@ class CommandBuilder:
     Each command is a list of arguments: ``bytes`` (the same for every row), an Arrow binary array
     (one value per row, never null) or a :class:`Pairs` (field/value pairs of which null values are
     left out). ``add`` appends one command per row; :meth:`payload` returns the bytes of every
-    command of every row, row by row, ready for the socket.
+    command of every row, row by row, ready for the socket. Every value is copied once: the pieces
+    (``$<len>`` prefixes, values, constants) of all commands are joined by one
+    ``binary_join_element_wise``.
     """
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.commands: list[pa.Array] = []
+        self.items: list[Any] = []
         self.per_row = 0
 
+    def _append(self, item: Any) -> None:
+        items = self.items
+        if isinstance(item, bytes) and items and isinstance(items[-1], bytes):
+            items[-1] += item
+        else:
+            items.append(item)
+
     def add(self, *args: bytes | pa.Array | Pairs) -> None:
-        n = self.n
         fixed = 0
         pair_counts: pa.Array | None = None
-        items: list[Any] = []
+        pieces: list[Any] = []
         for a in args:
             if isinstance(a, Pairs):
-                items.extend(a.pieces)
+                pieces.extend(a.pieces)
                 pair_counts = a.counts if pair_counts is None else pc.add(pair_counts, a.counts)
             elif isinstance(a, bytes):
                 fixed += 1
-                items.append(_const(b"$%d\r\n%s\r\n" % (len(a), a)))
+                pieces.append(b"$%d\r\n%s\r\n" % (len(a), a))
             else:
                 fixed += 1
-                items.append(_bulk(a))
+                arr = _bin(a)
+                pieces += [b"$", _bin(pc.binary_length(arr).cast(pa.string())), b"\r\n", arr, b"\r\n"]
         if pair_counts is None:
-            head = _const(b"*%d\r\n" % fixed)
+            self._append(b"*%d\r\n" % fixed)
         else:
             total = pc.add(pc.multiply(pair_counts, 2), fixed)
-            head = pc.binary_join_element_wise(
-                _const(b"*"), _bin(total.cast(pa.string())), _const(b"\r\n"), _const(b"")
-            )
-        cmd = pc.binary_join_element_wise(
-            head, *items, _const(b""), null_handling="replace", null_replacement=""
-        )
-        if isinstance(cmd, pa.Scalar):
-            cmd = pa.array([cmd.as_py()] * n, type=_BIN)
-        self.commands.append(cmd)
+            self._append(b"*")
+            self._append(_bin(total.cast(pa.string())))
+            self._append(b"\r\n")
+        for piece in pieces:
+            self._append(piece)
         self.per_row += 1
 
     def payload(self) -> memoryview:
         """Every command of every row, row by row, as one buffer."""
-        if len(self.commands) == 1:
-            rows = self.commands[0]
+        if not any(isinstance(x, pa.Array) for x in self.items):
+            rows = pa.array([b"".join(self.items)] * self.n, type=_BIN)
         else:
-            rows = pc.binary_join_element_wise(*self.commands, _const(b""))
+            items = [_const(x) if isinstance(x, bytes) else x for x in self.items]
+            rows = pc.binary_join_element_wise(
+                *items, _const(b""), null_handling="replace", null_replacement=""
+            )
         if rows.offset:
             rows = pa.concat_arrays([rows])
         offsets = memoryview(rows.buffers()[1]).cast("q")
@@ -243,28 +251,31 @@ class CommandBuilder:
         return memoryview(data)[start:end]
 
 
-def _bulk(arr: pa.Array) -> pa.Array:
-    """``$<len>\\r\\n<value>\\r\\n`` per value (null stays null)."""
-    arr = _bin(arr)
-    lengths = _bin(pc.binary_length(arr).cast(pa.string()))
-    return pc.binary_join_element_wise(
-        _const(b"$"), lengths, _const(b"\r\n"), arr, _const(b"\r\n"), _const(b"")
-    )
-
-
 class Pairs:
-    """Field/value argument pairs for HSET / XADD: a pair whose value is null is left out."""
+    """Field/value argument pairs for HSET / XADD: a pair whose value is null is left out.
+
+    Per field three pieces: ``$<len(name)> CRLF <name> CRLF $<len(value)> CRLF`` (null when the value
+    is null), the value, and ``CRLF`` (null when the value is null); nulls join as nothing.
+    """
 
     def __init__(self, columns: Sequence[tuple[str, pa.Array]], n: int) -> None:
-        self.pieces: list[pa.Array] = []
+        self.pieces: list[Any] = []
         counts: pa.Array | None = None
-        for name, values in columns:
+        crlf = _const(b"\r\n")
+        for name, column in columns:
             raw = name.encode()
-            name_part = _const(b"$%d\r\n%s\r\n" % (len(raw), raw))
-            piece = pc.binary_join_element_wise(name_part, _bulk(values), _const(b""))  # null if value null
-            self.pieces.append(piece)
-            valid = pc.is_valid(values).cast(pa.int64())
-            counts = valid if counts is None else pc.add(counts, valid)
+            values = _bin(column)
+            lengths = _bin(pc.binary_length(values).cast(pa.string()))  # null where the value is null
+            head = pc.binary_join_element_wise(
+                _const(b"$%d\r\n%s\r\n$" % (len(raw), raw)), lengths, crlf, _const(b"")
+            )
+            valid = pc.is_valid(values)
+            tail: Any = b"\r\n"
+            if values.null_count:
+                tail = pc.if_else(valid, crlf, pa.scalar(None, type=_BIN))
+            self.pieces += [head, values, tail]
+            ones = valid.cast(pa.int64())
+            counts = ones if counts is None else pc.add(counts, ones)
         self.counts = counts if counts is not None else pa.array([0] * n, type=pa.int64())
 
     def empty_rows(self) -> pa.Array:
