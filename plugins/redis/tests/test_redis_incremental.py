@@ -179,3 +179,22 @@ def test_catalog_lists_what_was_written(redis_url: str, plugins: Any, rclient: A
     assert entry["type"] == "hash" and entry["key"] == "{_stream}:{id}" and entry["schema"] == UPD
     with create_adapter({"adapter": "redis", "url": redis_url, "catalog_key": None}, plugins=plugins) as src:
         assert src.discover() == []
+
+
+def test_a_stream_written_by_key_records_the_prefix_of_its_keys(
+    redis_url: str, plugins: Any, rclient: Any
+) -> None:
+    """Records carrying ``_key`` keep their keys; the catalog learns a SCAN pattern that finds them."""
+    import orjson
+
+    schema = {"type": "object", "properties": {"_key": {"type": "string"}, "v": {"type": "integer"}}}
+    spec = StreamSpec("copy", schema=schema, key_properties=("_key",))
+    _write(redis_url, plugins, spec, [{"_key": "acct:eu:1", "v": 1}, {"_key": "acct:eu:2", "v": 2}])
+    entry = orjson.loads(rclient.hget("dcapix:streams", "copy"))
+    assert (entry["key"], entry["key_prefix"], entry["pattern"]) == (None, "acct:eu:", "acct:eu:*")
+    _write(redis_url, plugins, spec, [{"_key": "acct:us:3", "v": 3}])  # a later run widens it
+    entry = orjson.loads(rclient.hget("dcapix:streams", "copy"))
+    assert (entry["key_prefix"], entry["pattern"]) == ("acct:", "acct:*")
+    rows = [r for b in _read(redis_url, plugins, "copy") for r in b.records]
+    assert sorted((r["_key"], r["v"]) for r in rows) == [("acct:eu:1", 1), ("acct:eu:2", 2), ("acct:us:3", 3)]
+    assert rclient.hgetall("acct:eu:1") == {b"v": b"1"}  # the key is not stored as a field

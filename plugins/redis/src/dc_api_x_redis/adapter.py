@@ -649,6 +649,7 @@ class RedisAdapter(ProtocolAdapter):
         if w is not None:
             try:
                 w.flush()
+                w.finish()
             finally:
                 w.close()
 

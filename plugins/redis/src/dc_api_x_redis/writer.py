@@ -114,15 +114,35 @@ class StreamWriter:
                 raise fail(f"set 'channel' (records have no {cfg.channel_field!r} field)", "channel")
             self.text = bool(sc and sc.message_format == "text")
         self.stored = [f for f in self.arrow_schema if f.name not in (self.key_field, self.channel_field)]
+        #: the smallest and largest key written by ``_key`` (for the catalog's SCAN pattern)
+        self.key_min: bytes | None = None
+        self.key_max: bytes | None = None
         if self.text and len(self.stored) != 1:
             raise fail("message_format 'text' publishes one field; records have " + str(len(self.stored)))
-        self._record_catalog(template)
+        self.prev_prefix = self._recorded_prefix() if self.template is None else None
+        self._record_catalog(template, self.prev_prefix)
 
-    def _record_catalog(self, template: str | None) -> None:
+    def _recorded_prefix(self) -> str | None:
+        """The key prefix an earlier run recorded for this stream (written by ``_key``)."""
+        key = self.adapter.config.catalog_key
+        if not key or self.type not in _KEY_TYPES:
+            return None
+        import orjson
+
+        conn = self.adapter.conn
+        with conn.errors(self.name):
+            old = conn.client.hget(key, self.name)
+        try:
+            before = orjson.loads(old).get("key_prefix") if old else None
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return before if isinstance(before, str) else None
+
+    def _record_catalog(self, template: str | None, key_prefix: str | None = None) -> None:
         cfg = self.adapter.config
         if not cfg.catalog_key or self.type == "pubsub":
             return
-        from .forms import dumps
+        from .forms import dumps, glob_escape
 
         props = dict(self.spec.schema.get("properties") or {})
         if self.key_field:
@@ -137,12 +157,38 @@ class StreamWriter:
             entry["key"] = self.stream_key
             entry["key_properties"] = []
             entry["replication_key"] = None
-        else:
-            entry["key"] = template if self.template is not None else None
-            entry["pattern"] = self.template.pattern() if self.template is not None else None
+        elif self.template is not None:
+            entry["key"] = template
+            entry["pattern"] = self.template.pattern()
+        else:  # keys taken from the records' key field: the pattern covers the keys written
+            entry["key"] = None
+            entry["key_prefix"] = key_prefix
+            entry["pattern"] = None if key_prefix is None else glob_escape(key_prefix) + "*"
         conn = self.adapter.conn
         with conn.errors(self.name):
             conn.client.hset(cfg.catalog_key, self.name, dumps(entry))
+
+    def finish(self) -> None:
+        """After the last flush: the catalog entry of a stream written by ``_key`` learns the common
+        prefix of the keys written (merged with the one recorded by earlier runs), its SCAN pattern."""
+        if self.type not in _KEY_TYPES or self.template is not None or self.key_min is None:
+            return
+        if not self.adapter.config.catalog_key:
+            return
+        prefix = _common_prefix(self.key_min, self.key_max or self.key_min)
+        if self.prev_prefix is not None:
+            prefix = _common_prefix(self.prev_prefix.encode(), prefix)
+        self._record_catalog(None, prefix.decode(errors="ignore"))
+
+    def _observe_keys(self, keys: pa.Array) -> None:
+        import pyarrow.compute as pc
+
+        mm = pc.min_max(keys)
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if lo is not None and (self.key_min is None or lo < self.key_min):
+            self.key_min = lo
+        if hi is not None and (self.key_max is None or hi > self.key_max):
+            self.key_max = hi
 
     # -- writing -----------------------------------------------------------------------------------
     def write(self, batch: Batch) -> WriteResult:
@@ -276,6 +322,8 @@ class StreamWriter:
             self.per_row = cb.per_row
             return cb.payload(), None
         keys = self._keys(chunk, dict(texts))
+        if self.template is None:
+            self._observe_keys(keys)
         if self.upsert:
             cb.add(b"DEL", keys)
         if self.type == "hash":
@@ -360,3 +408,12 @@ class StreamWriter:
                 adapter="redis",
                 stream=self.name,
             )
+
+
+def _common_prefix(a: bytes, b: bytes) -> bytes:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
