@@ -136,17 +136,14 @@ class ApiClient:
             kwargs.setdefault("auth", self.auth)
         for h in self.hooks:
             self._call(h, "before_request", info)
-        if info.response is not None:  # answered by a hook (a cache hit): nothing is sent
-            response = info.response
-        else:
-            try:
-                response = self.adapter.request(
-                    info.method, info.url, params=info.params or None, headers=info.headers or None, **kwargs
-                )
-            except Exception as exc:
-                for h in reversed(self.hooks):
-                    self._call(h, "on_error", info, exc)
-                raise
+        try:  # a hook's before_request may have answered the request (a cache hit): nothing is sent
+            response = info.response or self.adapter.request(
+                info.method, info.url, params=info.params or None, headers=info.headers or None, **kwargs
+            )
+        except Exception as exc:
+            for h in reversed(self.hooks):
+                self._call(h, "on_error", info, exc)
+            raise
         for h in reversed(self.hooks):
             self._call(h, "after_response", info, response)
         return response
