@@ -460,3 +460,34 @@ def test_two_streams_written_interleaved_on_one_adapter(redis_url: str, plugins:
         dst.write(a, Batch.from_records([{"id": 99}], schema=schema))
         dst.finish_write(a)
     assert len(rclient.keys("a:*")) == 31
+
+
+def test_upsert_replaces_each_hash_in_a_transaction(redis_url: str, plugins: Any, rclient: Any) -> None:
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "a": {"type": ["string", "null"]}}}
+    spec = StreamSpec("u", schema=schema, key_properties=("id",))
+    rclient.set("u:2", "a string before")  # replaced as a whole, whatever it was
+    write(redis_url, plugins, spec, [{"id": 1, "a": "x"}, {"id": 2, "a": None}], load_method="upsert", ttl=30)
+    assert rclient.hgetall("u:2") == {b"id": b"2"} and 0 < rclient.ttl("u:2") <= 30
+    rclient.config_set("maxmemory", 1)  # every write is refused while the transaction is queued
+    try:
+        oom = r"stream 'u': command not allowed when used memory.*\(key 'u:1'\)"
+        with pytest.raises(AdapterError, match=oom):
+            write(redis_url, plugins, spec, [{"id": 1, "a": "y"}], load_method="upsert", catalog_key=None)
+    finally:
+        rclient.config_set("maxmemory", 0)
+    assert rclient.hgetall("u:1") == {b"id": b"1", b"a": b"x"}  # nothing half done
+
+
+def test_an_error_inside_exec_is_an_error_of_the_pipeline(redis_url: str, plugins: Any) -> None:
+    from dc_api_x_redis.connection import ReplyError, pack
+
+    with create_adapter({"adapter": "redis", "url": redis_url}, plugins=plugins) as a:
+        pipe = a.conn.pipe()
+        payload = pack("MULTI") + pack("SET", "k", "v") + pack("HSET", "k", "f", "v") + pack("EXEC")
+        pipe.send(payload + pack("PING"), 5)
+        with pytest.raises(ReplyError, match="WRONGTYPE") as info:
+            pipe.replies("s")
+        assert info.value.index == 3
+        pipe.send(pack("PING"), 1)  # the connection is still in step
+        assert pipe.replies("s") == [b"PONG"]
+        pipe.close()

@@ -152,11 +152,17 @@ class Pipe:
         try:
             for i in range(n):
                 try:
-                    append(read(disable_decoding=True))
+                    reply = read(disable_decoding=True)
                 except redis.ResponseError as exc:
                     append(None)
                     if first is None:
                         first = (i, exc)
+                    continue
+                if first is None and type(reply) is list:  # EXEC: the errors of its commands
+                    failed = next((r for r in reply if isinstance(r, Exception)), None)
+                    if failed is not None:
+                        first = (i, failed)
+                append(reply)
         except BaseException:
             self.reset()
             raise

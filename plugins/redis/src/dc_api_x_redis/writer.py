@@ -1,16 +1,16 @@
-"""The write side of one stream: Redis commands built column-wise, one pipeline in flight.
+"""The write side of one stream: Redis commands built column-wise, pipelines in flight.
 
 ``write`` converts a batch to Arrow against the stream's schema, cuts it into pipelines of
-``batch_size`` rows, builds each pipeline's commands with :mod:`dc_api_x_redis.codec`, reads the
-replies of the pipeline sent before (the server worked on it meanwhile) and sends the new one.
-``flush`` reads the last replies: after it every row written so far has been applied by the server
-(its durability then is the server's persistence setting: ``appendonly``/``appendfsync``). A reply
-that is an error (``WRONGTYPE`` …) fails the stream with one line naming the key.
+``batch_size`` rows, builds each pipeline's commands with :mod:`dc_api_x_redis.codec` and sends it;
+with two pipelines in flight it reads the oldest one's replies (the server works on the next one
+meanwhile). ``flush`` reads every reply: after it every row written so far has been applied by the
+server (its durability then is the server's persistence setting: ``appendonly``/``appendfsync``). A
+reply that is an error (``WRONGTYPE`` …) fails the stream with one line naming the key.
 
-Commands per row: hash ``[DEL key] HSET key f v … [EXPIRE key ttl]``; json/string
-``[DEL key] SET key value [EX ttl]``; stream ``XADD key [MAXLEN [~] n] id|* f v …``; pubsub
-``PUBLISH channel payload``. A null value is left out of HSET/XADD (a hash has no null); a row with
-no value at all cannot be stored and is an error.
+Commands per row: hash ``HSET key f v … [EXPIRE key ttl]`` (upsert: ``MULTI DEL key HSET …
+[EXPIRE …] EXEC``); json/string ``SET key value [EX ttl]``; stream ``XADD key [MAXLEN [~] n] id|*
+f v …``; pubsub ``PUBLISH channel payload``. A null value is left out of HSET/XADD (a hash has no
+null); a row with no value at all cannot be stored and is an error.
 """
 
 from __future__ import annotations
@@ -324,13 +324,15 @@ class StreamWriter:
         keys = self._keys(chunk, dict(texts))
         if self.template is None:
             self._observe_keys(keys)
-        if self.upsert:
+        atomic = self.upsert and self.type == "hash"
+        if atomic:  # the hash is replaced as a whole: a reader never sees it missing or half written
+            cb.add(b"MULTI")
             cb.add(b"DEL", keys)
         if self.type == "hash":
             pairs = Pairs([(f.name, texts[f.name]) for f in self.stored], n)
             self._no_empty(pairs, chunk, keys)
             cb.add(b"HSET", keys, pairs)
-        else:
+        else:  # SET replaces a value (and its TTL) atomically
             if self.type == "json":
                 values = self._json_payloads(chunk.select([f.name for f in self.stored]))
             else:
@@ -349,6 +351,8 @@ class StreamWriter:
                 cb.add(b"SET", keys, values)
         if self.ttl and self.type == "hash":
             cb.add(b"EXPIRE", keys, str(self.ttl).encode())
+        if atomic:
+            cb.add(b"EXEC")
         self.per_row = cb.per_row
         return cb.payload(), keys
 
