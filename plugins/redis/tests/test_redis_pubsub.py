@@ -78,7 +78,7 @@ def test_source_stops_after_max_seconds(redis_url: str, plugins: Any) -> None:
     with create_adapter({"adapter": "redis", "url": redis_url, **cfg}, plugins=plugins) as src:
         started = time.monotonic()
         assert list(src.read(src.get_stream("quiet"))) == []
-        assert 0.4 < time.monotonic() - started < 5
+        assert 0.4 < time.monotonic() - started < 15  # bounded (generous: a loaded 2-core machine)
 
 
 def test_source_patterns_text_and_schemaless_json(redis_url: str, plugins: Any, rclient: Any) -> None:
