@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -122,8 +123,11 @@ def test_without_redis_py_it_is_unavailable_and_uninstall_removes_it(tmp_path: P
     assert check.returncode != 0, "redis-py must not be importable in the throwaway venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DC_API_X_", "PIP_"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    source = tmp_path / "dc-api-x-redis"  # a copy: pip's build leaves no build/ in the repository
+    skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests")
+    shutil.copytree(PLUGIN_DIR, source, ignore=skip)
     inst = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(PLUGIN_DIR)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
