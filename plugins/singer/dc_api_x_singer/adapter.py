@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +106,12 @@ class SingerOptions(AdapterOptions):
         description="the target config key that receives the runner's load method (singer-sdk: "
         "'load_method' = append-only | upsert | overwrite); null: the target's own config decides",
     )
+    activate_version: bool = Field(
+        True,
+        description="overwrite: also send ACTIVATE_VERSION before and after the stream's records "
+        "(Singer's full-table replace; the target deletes the rows of older versions with its "
+        "hard_delete setting, or marks them deleted)",
+    )
     secret_keys: list[str] = Field(
         default_factory=list,
         description="config keys holding secrets besides those named like secrets (password, token…)",
@@ -164,6 +171,7 @@ class SingerAdapter(ProtocolAdapter):
         self._bookmarks: dict[str, Any] = {}
         self._encoders: dict[str, RecordEncoder] = {}
         self._writing: dict[str, tuple[StreamSpec, str | None]] = {}
+        self._versions: dict[str, int] = {}
 
     # -- helpers ------------------------------------------------------------------------------------
     def _where(self, stream: str | None = None) -> str:
@@ -354,22 +362,32 @@ class SingerAdapter(ProtocolAdapter):
     # ================================================================================ destination
     def start_write(self, stream: StreamSpec, *, load_method: str | None = None) -> None:
         super().start_write(stream, load_method=load_method)
-        if load_method not in (None, "append") and not self.options.load_method_setting:
+        opts = self.options
+        overwrite = load_method == "overwrite" or (load_method is None and opts.load_method == "overwrite")
+        native = load_method == "overwrite" and opts.activate_version  # ACTIVATE_VERSION replaces
+        if load_method not in (None, "append") and not opts.load_method_setting and not native:
             raise self.error(
-                f"load_method {load_method!r} needs load_method_setting (the target config key that "
-                "takes it); without one the target's config decides",
+                f"load_method {load_method!r} needs load_method_setting (the target config key "
+                "that takes it); without one the target's config decides",
                 stream=stream.name,
             )
         if self._target is not None and load_method != self._target_load_method:
             self._commit(end=True)  # a target run has one load method
+        version = int(time.time() * 1000) if overwrite and opts.activate_version else None
         self._writing[stream.name] = (stream, load_method)
+        if version is None:
+            self._versions.pop(stream.name, None)
+        else:
+            self._versions[stream.name] = version
         self._encoders[stream.name] = RecordEncoder(
-            stream.name, stream.schema, where=f"{self._where(stream.name)} ({self.exe})"
+            stream.name, stream.schema, where=f"{self._where(stream.name)} ({self.exe})", version=version
         )
         target = self._ensure_target(load_method)
         if stream.name not in target.schemas:
             target.send_schema(stream.name, stream.schema, stream.key_properties, stream.replication_key)
             self._dirty = True
+        if version is not None:  # a new table version: the target replaces the stream at the end
+            target.send_activate_version(stream.name, version)
 
     def _ensure_target(self, load_method: str | None) -> TargetProcess:
         if self._target is not None:
@@ -410,6 +428,10 @@ class SingerAdapter(ProtocolAdapter):
             self._commit(end=self.options.commit == "exit")
 
     def finish_write(self, stream: StreamSpec) -> None:
+        version = self._versions.pop(stream.name, None)
+        if version is not None and self._target is not None:
+            self._target.send_activate_version(stream.name, version)  # older versions go now
+            self._dirty = True
         if self._dirty or self._target is not None:
             self._commit(end=True)
         self._writing.pop(stream.name, None)

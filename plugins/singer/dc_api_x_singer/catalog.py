@@ -59,7 +59,7 @@ def _metadata(entry: dict[str, Any], breadcrumb: Sequence[str], *, create: bool 
         if create:
             entry["metadata"] = items
     for item in items:
-        if isinstance(item, Mapping) and tuple(item.get("breadcrumb") or ()) == tuple(breadcrumb):
+        if isinstance(item, dict) and tuple(item.get("breadcrumb") or ()) == tuple(breadcrumb):
             md = item.setdefault("metadata", {})
             return md  # type: ignore[no-any-return]
     md = {}
@@ -130,6 +130,8 @@ def entry_spec(entry: Mapping[str, Any], select_fields: Sequence[str] = ()) -> S
     sid = stream_id(e)
     schema = copy.deepcopy(dict(e["schema"]))
     props = schema.get("properties")
+    if isinstance(props, Mapping) and not isinstance(props, dict):
+        props = schema["properties"] = dict(props)
     keys = tuple(e.get("key_properties") or md.get("table-key-properties") or ())
     method = str(md.get("replication-method") or e.get("replication_method") or "").upper()
     forced = str(md.get("forced-replication-method") or "").upper()
@@ -139,7 +141,7 @@ def entry_spec(entry: Mapping[str, Any], select_fields: Sequence[str] = ()) -> S
         rk = valid[0]
     if (method or forced) == "FULL_TABLE" or method == "LOG_BASED":
         rk = None
-    if isinstance(props, Mapping):
+    if isinstance(props, dict):
         fields = field_selection(sid, props, select_fields)
         for name in list(props):
             pmd = _metadata(e, ("properties", name))

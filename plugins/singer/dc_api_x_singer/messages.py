@@ -94,10 +94,15 @@ def _numeric_fields(schema: Mapping[str, Any] | None) -> tuple[str, ...]:
 class RecordEncoder:
     """RECORD lines of one stream: ``encode(records)`` → bytes (one message per line)."""
 
-    def __init__(self, stream: str, schema: Mapping[str, Any] | None, *, where: str) -> None:
+    def __init__(
+        self, stream: str, schema: Mapping[str, Any] | None, *, where: str, version: int | None = None
+    ) -> None:
         self.stream = stream
         self.where = where
-        self._head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
+        head = b'{"type":"RECORD","stream":' + orjson.dumps(stream)
+        if version is not None:  # the table version of an ACTIVATE_VERSION (full replace)
+            head += b',"version":' + str(int(version)).encode()
+        self._head = head + b',"record":'
         self._numeric = _numeric_fields(schema)
 
     def _prepare(self, rec: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -117,6 +117,9 @@ class TargetProcess:
         self.send(orjson.dumps(msg) + b"\n")
         self.schemas.add(stream)
 
+    def send_activate_version(self, stream: str, version: int) -> None:
+        self.send(orjson.dumps({"type": "ACTIVATE_VERSION", "stream": stream, "version": version}) + b"\n")
+
     def send_state(self, value: Mapping[str, Any]) -> None:
         self.send(orjson.dumps({"type": "STATE", "value": value}) + b"\n")
         try:
