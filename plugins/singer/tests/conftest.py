@@ -60,11 +60,6 @@ def target_postgres() -> str:
     return singer_venvs.connector("target-postgres", singer_venvs.TARGET_POSTGRES[1])
 
 
-@pytest.fixture(scope="session")
-def target_sqlite() -> str:
-    return singer_venvs.connector("target-sqlite", singer_venvs.TARGET_SQLITE[1])
-
-
 # ------------------------------------------------------------------------------------ PostgreSQL
 def _connect(url: str) -> Any:
     import psycopg

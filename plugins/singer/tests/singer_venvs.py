@@ -28,7 +28,6 @@ TAP_JSONL = ("tap-jsonl", ("tap-jsonl==0.3.1", "pyarrow>=15"))  # singer-sdk tap
 TAP_POSTGRES = ("tap-postgres", ("meltanolabs-tap-postgres==0.10.0",))  # singer-sdk SQL tap
 TARGET_JSONL = ("target-jsonl", ("target-jsonl==0.1.4",))  # singer-python 5 target
 TARGET_POSTGRES = ("target-postgres", ("meltanolabs-target-postgres==0.8.1",))  # singer-sdk target
-TARGET_SQLITE = ("target-sqlite", ("target-sqlite==0.2.0",))  # singer-python target, state buffer
 
 
 def venv_dir(requirements: tuple[str, ...]) -> Path:
