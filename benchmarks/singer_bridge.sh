@@ -39,6 +39,7 @@ cat >"$CFG/sb-src-discover.json" <<EOF
 {"adapter": "singer", "executable": "$TAP", "config": "$CFG/sb-tap.json", "streams": ["public-bench_rows"]}
 EOF
 echo "{\"adapter\": \"jsonl\", \"path\": \"$O/bridge\"}" >"$CFG/sb-dst.json"
+echo "{\"adapter\": \"parquet\", \"path\": \"$O/bridge-parquet\"}" >"$CFG/sb-dst-parquet.json"
 RUN="$DCAPIX_BIN/dcapix run --no-progress --no-state"
 
 "$DCAPIX_BIN/python" "$DCAPIX_ROOT/benchmarks/singer_bridge_pair.py" <<EOF
@@ -55,8 +56,13 @@ prep: rm -rf $O/bridge
 cmd: $RUN --source $CFG/sb-src-catalog.json --destination $CFG/sb-dst.json >/dev/null 2>$O/bridge.err
 count: $O/bridge
 
-name: dcapix run: singer(tap-postgres, --discover) -> jsonl
-prep: rm -rf $O/bridge
-cmd: $RUN --source $CFG/sb-src-discover.json --destination $CFG/sb-dst.json >/dev/null 2>$O/bridge.err
-count: $O/bridge
+name: dcapix run: singer(tap-postgres) -> parquet (same catalog)
+prep: rm -rf $O/bridge-parquet
+cmd: $RUN --source $CFG/sb-src-catalog.json --destination $CFG/sb-dst-parquet.json >/dev/null 2>$O/bridge.err
+count: $O/bridge-parquet
+
+name: dcapix run: singer(tap-postgres, --discover) -> parquet
+prep: rm -rf $O/bridge-parquet
+cmd: $RUN --source $CFG/sb-src-discover.json --destination $CFG/sb-dst-parquet.json >/dev/null 2>$O/bridge.err
+count: $O/bridge-parquet
 EOF

@@ -2,7 +2,8 @@
 """Interleaved timing of a few shell pipelines (stdlib only), for paired ratios on a busy machine.
 
 Reads blocks of ``name:``, ``prep:`` (untimed), ``cmd:`` (timed, ``bash -c``) and ``count:`` (a
-directory whose ``*.jsonl`` lines are counted after each run; the count must be $BENCH_ROWS) on
+directory whose ``*.jsonl`` lines and ``*.parquet`` rows are counted after each run; the count must
+be $BENCH_ROWS) on
 stdin, separated by blank lines. Runs ``$BENCH_RUNS`` rounds; each round runs every system once,
 the order reversed every other round. Prints a markdown table: median wall, min/max, rows/s, CPU
 (user+sys of the whole process tree) and the median wall ratio to the second system (the peer).
@@ -35,11 +36,17 @@ def parse(text: str) -> list[dict[str, str]]:
     return systems
 
 
-def count_lines(directory: str) -> int:
+def count_rows(directory: str) -> int:
+    """Rows written under ``directory``: lines of ``*.jsonl`` files plus rows of ``*.parquet`` files."""
     n = 0
     for f in Path(directory).rglob("*.jsonl"):
         with open(f, "rb") as fh:
             n += sum(1 for _ in fh)
+    parquet = list(Path(directory).rglob("*.parquet"))
+    if parquet:
+        import pyarrow.parquet as pq
+
+        n += sum(pq.ParquetFile(f).metadata.num_rows for f in parquet)
     return n
 
 
@@ -66,7 +73,7 @@ def main() -> None:
                 subprocess.run(["bash", "-c", s["prep"]], check=True)
             wall, cpu = timed(s["cmd"])
             if s.get("count"):
-                got = count_lines(s["count"])
+                got = count_rows(s["count"])
                 if got != ROWS:
                     sys.exit(f"{s['name']}: {got} rows written, expected {ROWS}")
             walls[s["name"]].append(wall)

@@ -157,7 +157,14 @@ class SingerAdapter(ProtocolAdapter):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         opts: SingerOptions = self.options
-        _register_config_secrets(opts.config, opts.secret_keys)
+        config: Any = opts.config
+        if isinstance(config, str):  # a config file: its secrets are masked too
+            try:
+                config = json.loads(Path(config).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                config = None  # reported when a connector is started with it
+        _register_config_secrets(config, opts.secret_keys)
+        _register_config_secrets(opts.env, opts.secret_keys)
         self.argv = resolve_command(opts.executable)
         self.exe = os.path.basename(self.argv[0])
         self._entries: list[dict[str, Any]] | None = None
