@@ -190,32 +190,14 @@ class SingerAdapter(ProtocolAdapter):
         if isinstance(cfg, str):
             if not extra:
                 return cfg
-            try:
-                data = json.loads(Path(cfg).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"adapter 'singer': option 'config': cannot read {cfg!r}: {exc}",
-                    plugin="singer",
-                    field="config",
-                ) from None
-            cfg = data
+            cfg = _read_json_option(cfg, "config")
         return write_private_json(directory, "config.json", {**cfg, **(extra or {})})
 
     # ===================================================================================== source
     def _load_catalog(self) -> list[dict[str, Any]]:
         opt = self.options.catalog
         if opt is not None:
-            if isinstance(opt, str):
-                try:
-                    data: Any = json.loads(Path(opt).read_text(encoding="utf-8"))
-                except (OSError, ValueError) as exc:
-                    raise ConfigError(
-                        f"adapter 'singer': option 'catalog': cannot read {opt!r}: {exc}",
-                        plugin="singer",
-                        field="catalog",
-                    ) from None
-            else:
-                data = opt
+            data: Any = _read_json_option(opt, "catalog") if isinstance(opt, str) else opt
             where = "option 'catalog'"
         else:
             data = self._run_discover()
@@ -486,6 +468,16 @@ class SingerAdapter(ProtocolAdapter):
                     log.warning("%s", redact(str(exc)))
         self._close_target_dir()
         super().close()
+
+
+def _read_json_option(path: str, option: str) -> Any:
+    """The JSON content of the file an option names (one-line error naming the option)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"adapter 'singer': option {option!r}: cannot read {path!r}: {exc}", plugin="singer", field=option
+        ) from None
 
 
 def _read_all(conn: Connector, timeout: float) -> bytes:

@@ -48,3 +48,6 @@ def test_bad_options_are_one_line_naming_the_field(singer_plugins: object) -> No
         create_adapter({"adapter": "singer"})
     with pytest.raises(ConfigError, match=r"^adapter 'singer': option 'colour': unknown option"):
         create_adapter({"adapter": "singer", "executable": "sh", "colour": 1})
+    a = create_adapter({"adapter": "singer", "executable": "sh", "catalog": "/no/such/catalog.json"})
+    with a, pytest.raises(ConfigError, match=r"^adapter 'singer': option 'catalog': cannot read '/no/such"):
+        a.discover()

@@ -12,36 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from singer_support import dcapix, kill_after_first_checkpoint, write_config
 
 from dc_api_x.runner.state import open_state_store
 
 pytestmark = pytest.mark.usefixtures("singer_plugins")
-
-
-def dcapix(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from dc_api_x.cli import main
-
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def write_config(directory: Path, pipelines: dict[str, Any]) -> Path:
-    path = directory / "dcapix.yml"
-    path.write_text(yaml.safe_dump({"pipelines": pipelines}, sort_keys=False))
-    return path
 
 
 def parquet_rows(directory: Path) -> list[dict[str, Any]]:
@@ -299,36 +279,6 @@ def test_tap_error_is_one_line_naming_the_tap(
     assert "Wr0ng-pa55word" not in err and "Traceback" not in err
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-CHILD = (
-    "import sys, dc_api_x_singer\n"
-    "from dc_api_x import enable_plugins\n"
-    "enable_plugins(entry_points=False, plugins=[dc_api_x_singer])\n"
-    "from dc_api_x.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 @pytest.mark.postgres
 def test_killed_runner_kills_the_tap_and_resumes_from_the_last_checkpoint(
     project: Path, pg_db: Any, tap_postgres: str, capsys: pytest.CaptureFixture[str]
@@ -342,51 +292,15 @@ def test_killed_runner_kills_the_tap_and_resumes_from_the_last_checkpoint(
     _insert_items(pg_db, 1, rows)
     dst = {"adapter": "sql", "url": f"sqlite:///{project / 'out.db'}", "load_method": "upsert"}
     write_config(project, {"pg": {"source": _pg_source(tap_postgres, pg_db), "destination": dst}})
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "pg", "--no-progress", "--checkpoint-rows", "10000"],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    taps: list[int] = []
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"the run ended before it was killed: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
-            taps = [
-                p for p in _children(proc.pid) if "tap-postgres" in Path(f"/proc/{p}/cmdline").read_text()
-            ]
-            db = project / ".dcapix" / "state.db"
-            if taps and db.exists():
-                with open_state_store(path=str(db)) as s:
-                    st = s.get("pg", "public-items")
-                if st:
-                    break
-            time.sleep(0.02)
-        else:
-            pytest.fail("no checkpoint within 120 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert taps
-    t0 = time.monotonic()
-    while any(_alive(p) for p in taps) and time.monotonic() - t0 < 10:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in taps), "the tap outlived the killed runner"
-
+    kill_after_first_checkpoint(project, "pg", "public-items", "tap-postgres", "--checkpoint-rows", "10000")
     with open_state_store(project_dir=project) as s:
         stored = s.get("pg", "public-items")
     done = stored["singer_state"]["bookmarks"]["public-items"]["replication_key_value"]
     assert 10_000 <= done < rows
     con = sqlite3.connect(project / "out.db")
     try:
-        assert con.execute(
-            'SELECT count(*), max(id) FROM "public-items" WHERE id <= ?', (done,)
-        ).fetchone() == (
-            done,
-            done,
-        )  # every row the stored state covers is there
+        covered = con.execute('SELECT count(*), max(id) FROM "public-items" WHERE id <= ?', (done,))
+        assert covered.fetchone() == (done, done)  # every row the stored state covers is there
     finally:
         con.close()
 
@@ -395,9 +309,7 @@ def test_killed_runner_kills_the_tap_and_resumes_from_the_last_checkpoint(
     assert json.loads(out)["rows"] == rows - done  # resumed after the last checkpoint, no replay
     con = sqlite3.connect(project / "out.db")
     try:
-        assert con.execute('SELECT count(*), count(DISTINCT id) FROM "public-items"').fetchone() == (
-            rows,
-            rows,
-        )
+        counts = con.execute('SELECT count(*), count(DISTINCT id) FROM "public-items"').fetchone()
+        assert counts == (rows, rows)
     finally:
         con.close()

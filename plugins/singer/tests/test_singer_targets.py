@@ -13,37 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from singer_support import dcapix, kill_after_first_checkpoint, write_config
 
 from dc_api_x.runner.state import open_state_store
 
 pytestmark = pytest.mark.usefixtures("singer_plugins")
-
-
-def dcapix(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from dc_api_x.cli import main
-
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def write_config(directory: Path, pipelines: dict[str, Any]) -> Path:
-    path = directory / "dcapix.yml"
-    path.write_text(yaml.safe_dump({"pipelines": pipelines}, sort_keys=False))
-    return path
 
 
 # ---------------------------------------------------------------------------- the SQLite source
@@ -145,36 +126,6 @@ def test_sqlite_into_target_jsonl_exact_with_checkpoints_and_incremental(
     assert sorted(r["id"] for r in rows) == list(range(1, 1008))
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-CHILD = (
-    "import sys, dc_api_x_singer\n"
-    "from dc_api_x import enable_plugins\n"
-    "enable_plugins(entry_points=False, plugins=[dc_api_x_singer])\n"
-    "from dc_api_x.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 def test_killed_runner_kills_the_target_and_resumes(
     project: Path, target_jsonl: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -188,41 +139,7 @@ def test_killed_runner_kills_the_target_and_resumes(
     write_config(
         project, {"ev": {"source": sql_source(project / "src.db", batch_size=2000), "destination": dst}}
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "ev", "--no-progress", "--checkpoint-rows", "4000"],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    targets: list[int] = []
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode()[-500:] if proc.stderr else ""
-                pytest.fail(f"the run ended before it was killed: {err}")
-            db = project / ".dcapix" / "state.db"
-            if db.exists():
-                with open_state_store(path=str(db)) as s:
-                    st = s.get("ev", "events")
-                if st:
-                    targets = [
-                        p
-                        for p in _children(proc.pid)
-                        if "target-jsonl" in Path(f"/proc/{p}/cmdline").read_text()
-                    ]
-                    if targets:
-                        break
-            time.sleep(0.01)
-        else:
-            pytest.fail("no checkpoint within 120 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    t0 = time.monotonic()
-    while any(_alive(p) for p in targets) and time.monotonic() - t0 < 10:
-        time.sleep(0.05)
-    assert not any(_alive(p) for p in targets), "the target outlived the killed runner"
+    kill_after_first_checkpoint(project, "ev", "events", "target-jsonl", "--checkpoint-rows", "4000")
     with open_state_store(project_dir=project) as s:
         done = s.get("ev", "events")["replication_key_value"]
     assert 4000 <= done < rows
