@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dc_api_x.runner.pipeline import Prefetcher
+from dc_api_x.prefetch import Prefetcher
 from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
 from tests.runner.support import make_source_db, table_rows
