@@ -17,7 +17,6 @@ import ast
 import base64
 import copy
 import datetime as _dt
-import decimal
 import hashlib
 import operator
 import re
@@ -28,10 +27,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from .arrow import JSON_META, _json_default, json_types, jsonschema_field
+from .arrow import JSON_META, json_types, jsonschema_field
 from .exceptions import ConfigError, SchemaError
 from .ext.transforms import Transform, TransformOptions, schema_properties, with_properties
 from .types import JSONSchema, Record
+from .values import DECIMAL_CONTEXT as _DEC_CTX
+from .values import arrow_errors, fit_decimal, json_default, parse_datetime
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -54,28 +55,10 @@ __all__ = [
 ]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-#: Decimal context for exact arithmetic and rescaling (decimal256 holds 76 digits; Python's default 28
-#: would round silently).
-_DEC_CTX = decimal.Context(
-    prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
-)
 _FLOAT_EXACT = 2**53
 
 
 # ==================================================================================== helpers
-def _arrow_errors() -> tuple[type[BaseException], ...]:
-    import pyarrow as pa
-
-    return (
-        pa.ArrowInvalid,
-        pa.ArrowNotImplementedError,
-        pa.ArrowTypeError,
-        TypeError,
-        ValueError,
-        OverflowError,
-    )
-
-
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -132,7 +115,7 @@ def _text(value: Any) -> str | bytes:
         return value.isoformat()
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=_json_default).decode()
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=json_default).decode()
 
 
 def _is_json_column(field: pa.Field) -> bool:
@@ -477,7 +460,7 @@ def _parse_temporal(text: str, kind: str, fail: Callable[[str], Exception]) -> A
     try:
         if kind == "date":
             return _dt.date.fromisoformat(text)
-        value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = parse_datetime(text)
     except ValueError:
         raise fail(f"{text!r} is not an ISO {kind}") from None
     return value.astimezone(_dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
@@ -489,12 +472,12 @@ def _coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
     for x, y, swap in ((a, b, False), (b, a, True)):
         if isinstance(y, _dt.datetime):
             if isinstance(x, str):
-                x = _dt.datetime.fromisoformat(x.replace("Z", "+00:00"))
+                x = parse_datetime(x)
             if isinstance(x, _dt.datetime) and x.tzinfo is None and y.tzinfo is not None:
                 x = x.replace(tzinfo=_dt.timezone.utc)
             return (y, x) if swap else (x, y)
         if isinstance(y, _dt.date) and isinstance(x, str):
-            x = _dt.date.fromisoformat(x[:10]) if len(x) == 10 else _dt.datetime.fromisoformat(x).date()
+            x = _dt.date.fromisoformat(x) if len(x) == 10 else parse_datetime(x).date()
             return (y, x) if swap else (x, y)
     return a, b
 
@@ -745,7 +728,7 @@ class _ArrowEvaluator:
                 if vs.type != v.type:
                     try:
                         vs = vs.cast(v.type, safe=True)
-                    except _arrow_errors():
+                    except arrow_errors():
                         v = v.cast(vs.type)  # e.g. [1, 2.5] for an integer column: compare as floats
                 hit = pc.is_in(v, value_set=vs)
                 if node[1]:
@@ -770,7 +753,7 @@ class _ArrowEvaluator:
                 return v if _is_null_type(v.type) else pc.negate_checked(v)
             if tag == "bin":
                 return self._arith(node)
-        except _arrow_errors() as exc:
+        except arrow_errors() as exc:
             raise self.fail(f"cannot evaluate {tag} ({exc})", _field_name(node)) from None
         raise AssertionError(tag)  # pragma: no cover
 
@@ -1049,7 +1032,7 @@ def cast_value(value: Any, target: CastTarget) -> Any:
         raise ValueError("not a boolean")
     if kind == "date-time":
         if isinstance(value, str):
-            value = _dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = parse_datetime(value)
         elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
             value = _dt.datetime(value.year, value.month, value.day)
         if not isinstance(value, _dt.datetime):
@@ -1060,11 +1043,7 @@ def cast_value(value: Any, target: CastTarget) -> Any:
     if kind == "date":
         if isinstance(value, str):
             text = value.strip()
-            value = (
-                _dt.date.fromisoformat(text)
-                if len(text) <= 10
-                else _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            )
+            value = _dt.date.fromisoformat(text) if len(text) <= 10 else parse_datetime(text)
         if isinstance(value, _dt.datetime):
             if value.tzinfo is not None:
                 value = value.astimezone(_dt.timezone.utc)
@@ -1092,15 +1071,7 @@ def cast_value(value: Any, target: CastTarget) -> Any:
     if target.precision is None:
         return value if isinstance(value, str) else format(dec, "f")
     assert target.scale is not None
-    try:
-        q = dec.quantize(Decimal(1).scaleb(-target.scale), context=_DEC_CTX)
-    except InvalidOperation:
-        raise ValueError(f"does not fit decimal({target.precision},{target.scale})") from None
-    if q != dec:
-        raise ValueError(f"has more than {target.scale} decimal places (no rounding)")
-    if len(q.as_tuple().digits) > target.precision and q != 0:
-        raise ValueError(f"does not fit decimal({target.precision},{target.scale})")
-    return q
+    return fit_decimal(dec, target.scale, target.precision)
 
 
 _UTC = _dt.timezone.utc
@@ -1158,7 +1129,7 @@ def py_caster(target: CastTarget) -> Callable[[Any], Any]:
             t = type(v)
             if t is str:
                 try:
-                    d = _dt.datetime.fromisoformat(v)
+                    d = parse_datetime(v)
                 except ValueError:
                     return cast_value(v, target)
                 tz = d.tzinfo
@@ -1317,7 +1288,7 @@ class CastTransform(Transform):
             elif not is_json:  # JSON text columns are cast from their decoded values, like dicts
                 try:
                     result = _fast_cast(col, target, arrow_type)
-                except _arrow_errors():
+                except arrow_errors():
                     result = None
             if result is None:
                 # the column goes through Python values: exotic pairs, or a value the kernel
@@ -1333,7 +1304,7 @@ class CastTransform(Transform):
                         raise self._error(name, v, target, str(exc) or type(exc).__name__) from None
                 try:
                     result = pa.array(values, type=arrow_type)
-                except _arrow_errors() as exc:
+                except arrow_errors() as exc:
                     raise self.schema_error(f"cannot cast to {target}: {exc}", field=name) from None
             table = _set_column(table, name, result, prop)
         return table
@@ -1909,7 +1880,7 @@ class AddFieldTransform(Transform):
             elif values.type != ftype:
                 try:
                     values = values.cast(ftype, safe=True)
-                except _arrow_errors() as exc:
+                except arrow_errors() as exc:
                     raise self.schema_error(
                         f"result of {o.expression!r} does not fit {ftype}: {exc}", field=o.name
                     ) from None
@@ -1930,7 +1901,7 @@ class _CastColumn:
             return pa.nulls(len(col), self.arrow_type)
         try:
             result = _fast_cast(col, self.target, self.arrow_type)
-        except _arrow_errors():
+        except arrow_errors():
             result = None
         if result is not None:
             return result

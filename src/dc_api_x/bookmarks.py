@@ -26,42 +26,30 @@ apart, so *which* copy is re-delivered does not matter). A keyless state written
 ``>=`` into the query and tracks the last row of its sorted output with :meth:`advance_to`, HTTP
 sends the bound as a request parameter, the files adapter holds the bookmark back unless its
 files are ordered). Values are stored as the adapter reads them; :meth:`BoundaryBookmark.to_state`
-renders them JSON-safe with :func:`json_value` (ISO date-times, decimal strings, base64 bytes).
+renders them JSON-safe with :func:`dc_api_x.values.json_form` (ISO date-times, decimal strings,
+base64 bytes).
 ``pyarrow`` is imported only inside the Arrow methods.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from .values import json_form
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["BoundaryBookmark", "OrderError", "json_value", "row_hash"]
+__all__ = ["BoundaryBookmark", "OrderError", "row_hash"]
 
 Ties = Literal["keep", "drop"]
-
-
-def json_value(value: Any) -> Any:
-    """The JSON form of a bookmark or key value: ISO strings for dates/times, ``format(d, "f")``
-    for decimals, base64 for bytes, ``str`` for UUIDs; anything else unchanged."""
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def _hash_default(value: Any) -> Any:
@@ -70,27 +58,21 @@ def _hash_default(value: Any) -> Any:
         return value.astimezone(_dt.timezone.utc).isoformat()
     if isinstance(value, set | frozenset):
         return sorted(map(repr, value))
-    out = json_value(value)
+    out = json_form(value)
     return str(out) if out is value else out
 
 
 def _canonical_json(record: Mapping[str, Any]) -> bytes:
     try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is a core dependency
-        orjson = None  # type: ignore[assignment]
-    if orjson is not None:
-        try:
-            return orjson.dumps(
-                record,
-                default=_hash_default,
-                option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
-            )
-        except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
-            pass
-    return json.dumps(
-        record, default=_hash_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+        return orjson.dumps(
+            record,
+            default=_hash_default,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
+        )
+    except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
+        return json.dumps(
+            record, default=_hash_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def row_hash(record: Mapping[str, Any]) -> str:
@@ -259,7 +241,7 @@ class BoundaryBookmark:
         ``(row_hash(record),)`` for a stream without primary key."""
         if self.hashed:
             return (row_hash(record),)
-        return tuple(json_value(record.get(k)) for k in self.key_properties)
+        return tuple(json_form(record.get(k)) for k in self.key_properties)
 
     def filter_records(
         self,
@@ -306,7 +288,7 @@ class BoundaryBookmark:
                 append(rec)
                 continue
             if with_keys:
-                key = (json_value(rec.get(single)),) if single is not None else key_of(rec)
+                key = (json_form(rec.get(single)),) if single is not None else key_of(rec)
                 if key not in self._key_set:
                     self._key_set.add(key)
                     self.keys.append(key)
@@ -437,9 +419,9 @@ class BoundaryBookmark:
             return None
         state: dict[str, Any] = {
             "replication_key": self.replication_key,
-            "replication_key_value": json_value(self.value),
+            "replication_key_value": json_form(self.value),
         }
         if with_keys:
-            keys = [[json_value(v) for v in k] for k in self.keys]
+            keys = [[json_form(v) for v in k] for k in self.keys]
             state["keys_at_value"] = sorted(keys, key=repr) if sort_keys else keys
         return state

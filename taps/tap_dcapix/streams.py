@@ -25,10 +25,12 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams import Stream
 
+from dc_api_x.exceptions import AdapterError
 from dc_api_x.types import Batch, StreamSpec
+from dc_api_x.values import json_default, singer_json_default
 
 from .fastjson import arrow_json_lines, arrow_json_records
-from .writer import FastSingerWriter, json_default, jsonable
+from .writer import FastSingerWriter
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from singer_sdk.helpers import types
@@ -161,7 +163,15 @@ class AdapterStream(Stream):
         """Make ``bookmark`` the stream's state; True when it changed."""
         if bookmark is None or self.replication_method != REPLICATION_INCREMENTAL:
             return False
-        new = jsonable(dict(bookmark))
+        try:  # the stored form (dc_api_x.values.json_default), as the runner's state store keeps it
+            new = orjson.loads(
+                orjson.dumps(dict(bookmark), default=json_default, option=orjson.OPT_NON_STR_KEYS)
+            )
+        except TypeError as exc:
+            raise AdapterError(
+                f"stream {self.name!r}: the adapter's bookmark is not JSON-serialisable: {exc}",
+                stream=self.name,
+            ) from None
         state = self.stream_state
         current = {k: v for k, v in state.items() if k not in SDK_STATE_KEYS}
         if current == new:
@@ -307,7 +317,7 @@ class AdapterStream(Stream):
             # would see them after its conform step)
             from singer_sdk.singerlib import RecordMessage
 
-            plain = orjson.loads(orjson.dumps(records, default=json_default))
+            plain = orjson.loads(orjson.dumps(records, default=singer_json_default))
             for rec in plain:
                 for stream_map in maps:
                     mapped = stream_map.transform(rec)

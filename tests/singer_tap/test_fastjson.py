@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import orjson
 from tap_dcapix.fastjson import arrow_json_records
-from tap_dcapix.writer import json_default
 
 from dc_api_x.arrow import arrow_to_records, records_to_arrow
+from dc_api_x.values import singer_json_default as json_default
 
 SCHEMA = {
     "type": "object",

@@ -16,7 +16,6 @@ no file behind. Readers ignore names starting with ``.`` or ``_``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gzip
 import os
@@ -24,7 +23,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -39,19 +38,20 @@ from pydantic import Field
 from ..arrow import (
     ConversionError,
     _column_to_arrow,
-    _json_default,
     arrow_to_jsonschema,
     arrow_to_records,
     cast_table,
     jsonschema_to_arrow,
+    rebatch,
 )
-from ..bookmarks import BoundaryBookmark, json_value
+from ..bookmarks import BoundaryBookmark
 from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
 from ..inference import infer_schema
 from ..schemas import apply_schema_override
 from ..types import Batch, JSONSchema, StreamSpec, WriteResult
+from ..values import json_default, json_form
 
 __all__ = ["CSVAdapter", "FileAdapter", "FileStreamOptions", "FilesOptions", "JSONLAdapter", "ParquetAdapter"]
 
@@ -256,11 +256,6 @@ class _FS:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _json_form(value: Any) -> Any:
-    """A bookmark/key value in its JSON form (:func:`dc_api_x.bookmarks.json_value`)."""
-    return json_value(value)
-
-
 def _safe_name(stream: str) -> str:
     name = stream.replace("/", "_").replace("\\", "_")
     return "_" if name in ("", ".", "..") else name
@@ -327,7 +322,7 @@ class _Incremental:
                 self.monotonic = False
                 raise ValueError(
                     f"rows are not in {self.rk!r} order although option 'ordered' is set "
-                    f"(found {_json_form(lo)!r} after {_json_form(self.max)!r})"
+                    f"(found {json_form(lo)!r} after {json_form(self.max)!r})"
                 )
         _lo, hi = self.core.advance_arrow(table)
         if hi is not None and self.ordered:
@@ -1230,13 +1225,17 @@ class JSONLAdapter(FileAdapter):
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 raise _FallBack() from None
 
-            def next_batch() -> pa.RecordBatch:
-                try:
-                    return reader.read_next_batch()
-                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                    raise _FallBack() from None
+            def batches() -> Iterator[pa.RecordBatch]:
+                while True:
+                    try:
+                        rb = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                        raise _FallBack() from None
+                    yield rb
 
-            for table in _rebatch(next_batch, self.options.batch_size, read_schema):
+            for table in rebatch(batches(), self.options.batch_size, read_schema):
                 yield self._json_conform(stream, path, table, arrow_schema)
         finally:
             fh.close()
@@ -1313,7 +1312,7 @@ class JSONLAdapter(FileAdapter):
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         records = arrow_to_records(_json_form_table(table), sw.json_schema)
-        part.handle.write(b"".join([dumps(r, default=_json_default, option=opt) for r in records]))
+        part.handle.write(b"".join([dumps(r, default=json_default, option=opt) for r in records]))
 
     def _close_writer(self, part: _Part) -> None:
         try:
@@ -1321,29 +1320,6 @@ class JSONLAdapter(FileAdapter):
                 part.handle.close()
         finally:
             self._release(part)
-
-
-def _rebatch(next_batch: Callable[[], pa.RecordBatch], size: int, schema: pa.Schema) -> Iterator[pa.Table]:
-    """Tables of exactly ``size`` rows (the last one shorter) from a reader's record batches;
-    ``next_batch`` raises ``StopIteration`` at the end."""
-    import pyarrow as pa
-
-    pending: list[pa.RecordBatch] = []
-    rows = 0
-    while True:
-        try:
-            rb = next_batch()
-        except StopIteration:
-            break
-        pending.append(rb)
-        rows += rb.num_rows
-        while rows >= size:
-            table = pa.Table.from_batches(pending)
-            yield table.slice(0, size)
-            rest = table.slice(size)
-            pending, rows = rest.to_batches(), rest.num_rows
-    if rows:
-        yield pa.Table.from_batches(pending, schema=schema)
 
 
 class _FallBack(Exception):
@@ -1469,15 +1445,17 @@ class CSVAdapter(FileAdapter):
         fh, reader = self._reader(stream.name, path, types)
         try:
 
-            def next_batch() -> pa.RecordBatch:
-                try:
-                    return reader.read_next_batch()
-                except StopIteration:
-                    raise
-                except Exception as exc:
-                    raise self._file_error(stream.name, path, "could not be read", exc) from None
+            def batches() -> Iterator[pa.RecordBatch]:
+                while True:
+                    try:
+                        rb = reader.read_next_batch()
+                    except StopIteration:
+                        return
+                    except Exception as exc:
+                        raise self._file_error(stream.name, path, "could not be read", exc) from None
+                    yield rb
 
-            for table in _rebatch(next_batch, self.options.batch_size, reader.schema):
+            for table in rebatch(batches(), self.options.batch_size, reader.schema):
                 yield self._conform(stream, path, table, arrow_schema)
         finally:
             fh.close()
@@ -1510,26 +1488,21 @@ class CSVAdapter(FileAdapter):
         cols = []
         fields = []
         for f, col in zip(table.schema, table.columns, strict=True):
-            if pt.is_binary(f.type) or pt.is_large_binary(f.type):
+            if (
+                pt.is_binary(f.type)
+                or pt.is_large_binary(f.type)
+                or pt.is_decimal(f.type)
+                or pt.is_time(f.type)
+            ):
+                # base64, plain-notation decimals (Arrow's cast would write 1E-10), ISO times
                 col = pa.array(
-                    [None if v is None else base64.b64encode(v).decode() for v in col.to_pylist()],
-                    type=pa.string(),
-                )
-                f = pa.field(f.name, pa.string())
-            elif pt.is_decimal(f.type):  # plain notation (Arrow's cast would write 1E-10)
-                col = pa.array(
-                    [None if v is None else format(v, "f") for v in col.to_pylist()], type=pa.string()
-                )
-                f = pa.field(f.name, pa.string())
-            elif pt.is_time(f.type):
-                col = pa.array(
-                    [None if v is None else v.isoformat() for v in col.to_pylist()], type=pa.string()
+                    [None if v is None else json_form(v) for v in col.to_pylist()], type=pa.string()
                 )
                 f = pa.field(f.name, pa.string())
             elif _csv_text_type(f.type):
                 col = pa.array(
                     [
-                        None if v is None else orjson.dumps(v, default=_json_default).decode()
+                        None if v is None else orjson.dumps(v, default=json_default).decode()
                         for v in arrow_to_records(pa.table([col], schema=pa.schema([f])))
                         for v in [v[f.name]]
                     ],

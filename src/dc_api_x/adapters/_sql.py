@@ -41,14 +41,15 @@ from pydantic import AliasChoices, Field, field_validator
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.interfaces import ReflectedColumn
 
-from ..arrow import json_types, jsonschema_to_arrow
-from ..bookmarks import BoundaryBookmark, json_value, row_hash
+from ..arrow import ConversionError, cast_table, json_types, jsonschema_to_arrow, rebatch
+from ..bookmarks import BoundaryBookmark, row_hash
 from ..config import OptionsModel
 from ..exceptions import AdapterError, ConfigError, SchemaError
 from ..ext.adapters import AdapterOptions, ProtocolAdapter
 from ..ext.schemas import SchemaProvider
 from ..logs import redact, redact_url
 from ..types import Batch, JSONSchema, StreamSpec, WriteResult
+from ..values import fit_decimal, json_default, json_form, parse_datetime, parse_time
 from ._sql_types import column_property, jsonschema_to_sqltype, sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,19 +132,6 @@ def normalize_url(url: str) -> sa.URL:
 
 
 # ------------------------------------------------------------------------------------------ values
-def _jf(value: Any) -> Any:
-    """The JSON form of a key value (bookmarks store these): ISO strings, decimal strings, base64
-    (:func:`dc_api_x.bookmarks.json_value`)."""
-    return json_value(value)
-
-
-def _parse_dt(text: str) -> _dt.datetime:
-    t = text.strip()
-    if t.endswith(("Z", "z")):
-        t = t[:-1] + "+00:00"
-    return _dt.datetime.fromisoformat(t)
-
-
 def _typed_value(value: Any, prop: Mapping[str, Any]) -> Any:
     """A JSON-form value as the Python value of its column type (for bound parameters)."""
     if value is None:
@@ -157,16 +145,21 @@ def _typed_value(value: Any, prop: Mapping[str, Any]) -> Any:
     if fmt == "decimal":
         dec = Decimal(str(value))
         scale = prop.get("x-scale")
-        return dec.quantize(Decimal(1).scaleb(-int(scale))) if scale is not None else dec
+        if scale is None:
+            return dec
+        try:  # never rounded: a value with more places than the column has is an error
+            return fit_decimal(dec, int(scale))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} {exc}") from None
     if fmt == "date-time" and isinstance(value, str):
-        d = _parse_dt(value)
+        d = parse_datetime(value)
         if prop.get("x-timezone") is False:
             return d.astimezone(_dt.timezone.utc).replace(tzinfo=None) if d.tzinfo else d
         return (d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     if fmt == "date" and isinstance(value, str):
         return _dt.date.fromisoformat(value[:10])
     if fmt == "time" and isinstance(value, str):
-        return _dt.time.fromisoformat(value)
+        return parse_time(value)
     return value
 
 
@@ -717,7 +710,7 @@ class SQLAdapter(ProtocolAdapter):
         if not self._is_sqlite:  # SQLite compares the stored text: its bookmark keeps that text
             # normalise to the form this adapter produces (UTC ISO strings, decimal scale)
             try:
-                value = _jf(_typed_value(value, spec.properties[rk]))
+                value = json_form(_typed_value(value, spec.properties[rk]))
             except (ValueError, ArithmeticError) as exc:
                 raise self.error(f"bad bookmark value {value!r}: {exc}", stream=spec.name, field=rk) from None
         return value, keys
@@ -891,10 +884,10 @@ class SQLAdapter(ProtocolAdapter):
                         pk_cols = [table.column(k) for k in boundary.pks]
 
                         def rkf(i: int, _c: Any = rk_col) -> Any:
-                            return _jf(_c[i].as_py())
+                            return json_form(_c[i].as_py())
 
                         def pkf(i: int, _cs: Any = pk_cols) -> tuple[Any, ...]:
-                            return tuple(_jf(c[i].as_py()) for c in _cs)
+                            return tuple(json_form(c[i].as_py()) for c in _cs)
 
                     batch, n = self._emit(spec, boundary, table, remaining, rkf, pkf, schema)
                     if batch is not None:
@@ -914,22 +907,10 @@ class SQLAdapter(ProtocolAdapter):
 
     def _conform(self, table: pa.Table, target: pa.Schema, spec: StreamSpec) -> pa.Table:
         """Cast a driver's Arrow table to the stream's Arrow schema (exact casts only)."""
-        import pyarrow as pa
-
-        arrays = []
-        for f in target:
-            col = table.column(f.name)
-            if isinstance(col.type, pa.ExtensionType):
-                col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
-            if col.type != f.type:
-                try:
-                    col = col.cast(f.type, safe=True)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                    raise self._schema_error(
-                        f"cannot convert {col.type} to {f.type}: {exc}", stream=spec.name, field=f.name
-                    ) from None
-            arrays.append(col)
-        return pa.Table.from_arrays(arrays, schema=target)
+        try:
+            return cast_table(table, target)
+        except ConversionError as exc:
+            raise self._schema_error(str(exc).split(": ", 1)[-1], stream=spec.name, field=exc.field) from None
 
     # SQLite through sqlite3 -------------------------------------------------------------------------
     def _read_sqlite(
@@ -964,10 +945,10 @@ class SQLAdapter(ProtocolAdapter):
                 if boundary is not None:
 
                     def rkf(i: int, _raw: Any = raw) -> Any:
-                        return _jf(_raw(rk_i, i))
+                        return json_form(_raw(rk_i, i))
 
                     def pkf(i: int, _raw: Any = raw) -> tuple[Any, ...]:
-                        return tuple(_jf(_raw(c, i)) for c in pk_i)
+                        return tuple(json_form(_raw(c, i)) for c in pk_i)
 
                 batch, n = self._emit(spec, boundary, table, remaining, rkf, pkf, schema)
                 if batch is not None:
@@ -1063,7 +1044,7 @@ class SQLAdapter(ProtocolAdapter):
                 reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise self._read_error(exc, spec, src) from None
-            for rb in _rebatch(self._adbc_batches(reader, spec, src), size):
+            for rb in rebatch(self._adbc_batches(reader, spec, src), size):
                 arrays = [
                     _sqlite_coerce(rb.column(i), f, self._field_error(spec.name, f.name))
                     for i, f in enumerate(target)
@@ -1099,12 +1080,12 @@ class SQLAdapter(ProtocolAdapter):
                 if boundary is not None:
 
                     def rkf(i: int, _r: list[dict[str, Any]] = records, _k: str = boundary.rk) -> Any:
-                        return _jf(_r[i][_k])
+                        return json_form(_r[i][_k])
 
                     def pkf(
                         i: int, _r: list[dict[str, Any]] = records, _ks: Sequence[str] = boundary.pks
                     ) -> tuple[Any, ...]:
-                        return tuple(_jf(_r[i][k]) for k in _ks)
+                        return tuple(json_form(_r[i][k]) for k in _ks)
 
                     if not boundary.pks:  # keyless: the boundary key is the hash of the whole row
 
@@ -1721,25 +1702,6 @@ def _text(query: str) -> Any:
     return sa.text(query.replace(":", "\\:"))
 
 
-def _rebatch(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of exactly ``size`` rows (the last one shorter)."""
-    import pyarrow as pa
-
-    carry: pa.RecordBatch | None = None
-    for rb in batches:
-        if carry is not None:
-            rb = pa.Table.from_batches([carry, rb]).combine_chunks().to_batches()[0]
-            carry = None
-        off = 0
-        while rb.num_rows - off >= size:
-            yield rb.slice(off, size)
-            off += size
-        if off < rb.num_rows:
-            carry = rb.slice(off)
-    if carry is not None:
-        yield carry
-
-
 def _tuple_getter(cols: list[tuple[Any, ...]]) -> Callable[[int, int], Any]:
     def get(c: int, i: int) -> Any:
         return cols[c][i]
@@ -1931,7 +1893,7 @@ def _plain_strings(table: pa.Table, pg_arrays: set[str]) -> pa.Table:
             if f.name in pg_arrays:
                 texts = [None if v is None else _pg_array_literal(v) for v in vals]
             else:
-                texts = [None if v is None else orjson.dumps(v, default=_json_default).decode() for v in vals]
+                texts = [None if v is None else orjson.dumps(v, default=json_default).decode() for v in vals]
             col = pa.chunked_array([pa.array(texts, pa.string())])
             f = pa.field(f.name, pa.string())
             changed = True
@@ -1955,17 +1917,10 @@ def _pg_array_literal(values: list[Any]) -> str:
         elif isinstance(v, bytes):
             parts.append('"\\\\x' + v.hex() + '"')
         else:
-            s = _jf(v) if not isinstance(v, str) else v
+            s = json_form(v) if not isinstance(v, str) else v
             s = str(s).replace("\\", "\\\\").replace('"', '\\"')
             parts.append(f'"{s}"')
     return "{" + ",".join(parts) + "}"
-
-
-def _json_default(value: Any) -> Any:
-    out = _jf(value)
-    if out is value:
-        raise TypeError(f"cannot serialise {type(value).__name__}")
-    return out
 
 
 _PG_OIDS: dict[int, JSONSchema] = {
@@ -2120,22 +2075,21 @@ def _sqlite_value(v: Any, t: pa.DataType) -> Any:
         if isinstance(v, int | float):
             d = _dt.datetime.fromtimestamp(v, _dt.timezone.utc)
         else:
-            d = _parse_dt(str(v))
+            d = parse_datetime(str(v))
         if t.tz is None:
             return d.astimezone(_dt.timezone.utc).replace(tzinfo=None) if d.tzinfo else d
         return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
     if pt.is_date(t):
         return _dt.date.fromisoformat(str(v)[:10])
     if pt.is_time(t):
-        return _dt.time.fromisoformat(str(v))
+        return parse_time(str(v))
     if pt.is_decimal(t):
         if isinstance(v, float):
             v = repr(v)
-        dec = Decimal(str(v))
-        q = dec.quantize(Decimal(1).scaleb(-t.scale))
-        if q != dec:
-            raise ValueError(f"{v!r} does not fit scale {t.scale}")
-        return q
+        try:
+            return fit_decimal(Decimal(str(v)), t.scale, t.precision)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} {exc}") from None
     if pt.is_boolean(t):
         if isinstance(v, str):
             low = v.strip().lower()
@@ -2196,7 +2150,7 @@ def _sqlite_values(col: pa.ChunkedArray) -> list[Any]:
         name = "v"
         vals = arrow_to_records(pa.table({name: col}))
         return [
-            None if r[name] is None else orjson.dumps(r[name], default=_json_default).decode() for r in vals
+            None if r[name] is None else orjson.dumps(r[name], default=json_default).decode() for r in vals
         ]
     return col.to_pylist()
 
