@@ -45,6 +45,7 @@ __all__ = [
     "arrow_to_jsonschema",
     "arrow_to_records",
     "cast_table",
+    "first_variant",
     "is_json_property",
     "jsonschema_field",
     "jsonschema_to_arrow",
@@ -77,7 +78,8 @@ def json_types(prop: Mapping[str, Any]) -> tuple[set[str], bool]:
     return types, "null" in t or not types
 
 
-def _first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+def first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The first variant of an ``anyOf`` / ``oneOf`` property that has a type (else ``prop``)."""
     for key in ("anyOf", "oneOf"):
         if key in prop:
             for sub in prop[key]:
@@ -107,7 +109,7 @@ def is_json_property(prop: Mapping[str, Any] | None) -> bool:
 def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes] | None]:
     import pyarrow as pa
 
-    prop = _first_variant(prop)
+    prop = first_variant(prop)
     types, _ = json_types(prop)
     fmt = prop.get("format")
     if _is_json_blob(prop, types):

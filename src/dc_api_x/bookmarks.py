@@ -47,7 +47,7 @@ from .values import json_form
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["BoundaryBookmark", "OrderError", "row_hash"]
+__all__ = ["BoundaryBookmark", "OrderError", "SortedBoundary", "row_hash"]
 
 Ties = Literal["keep", "drop"]
 
@@ -425,3 +425,73 @@ class BoundaryBookmark:
             keys = [[json_form(v) for v in k] for k in self.keys]
             state["keys_at_value"] = sorted(keys, key=repr) if sort_keys else keys
         return state
+
+
+class SortedBoundary:
+    """Incremental-read bookkeeping of a read sorted by ``(replication key, primary key)`` on a
+    :class:`BoundaryBookmark` (the SQL adapter's reads): the query already applies ``>=`` the
+    bookmark value, so only the leading rows *at* that value are checked against
+    ``keys_at_value``; after each batch the bookmark is the last delivered value and the keys
+    delivered at it (``replication_key_value`` + ``keys_at_value``). Without primary key the key
+    of a row is ``(row_hash(row),)``, computed only for the rows at the start value and at the
+    last delivered value (the order among rows of equal value does not matter then)."""
+
+    def __init__(self, rk: str, pks: Sequence[str], value: Any, keys: Sequence[Sequence[Any]]) -> None:
+        self.rk = rk
+        self.pks = list(pks)
+        self.core = BoundaryBookmark(rk, pks, value, [list(k) for k in keys], ties="keep")
+        self.at_start = value is not None
+
+    @property
+    def value(self) -> Any:
+        """The bookmark value (before the first batch: the value the read resumes from)."""
+        return self.core.value
+
+    @property
+    def keys(self) -> list[tuple[Any, ...]]:
+        """The primary keys delivered at :attr:`value`."""
+        return self.core.keys
+
+    def state(self) -> dict[str, Any] | None:
+        """The bookmark after the rows delivered so far (:meth:`BoundaryBookmark.to_state`)."""
+        return self.core.to_state()
+
+    def process(
+        self, n: int, rk: Callable[[int], Any], pk: Callable[[int], tuple[Any, ...]], limit: int | None
+    ) -> list[int] | None:
+        """The indices of the next ``n`` sorted rows to deliver (``None``: all of them), at most
+        ``limit``; advances the bookmark. ``rk(i)`` / ``pk(i)``: row ``i``'s replication value and
+        primary key, in JSON form."""
+        drop: set[int] = set()
+        if self.at_start:
+            start, is_new = self.core.start_value, self.core.is_new
+            i = 0
+            while i < n and rk(i) == start:
+                if not is_new(start, pk(i)):
+                    drop.add(i)
+                i += 1
+            if i < n:
+                self.at_start = False
+        keep: list[int] | None = None
+        if drop or (limit is not None and n - len(drop) > limit):
+            keep = [i for i in range(n) if i not in drop]
+            if limit is not None:
+                keep = keep[:limit]
+        last_idx = (keep[-1] if keep else -1) if keep is not None else n - 1
+        if last_idx < 0:
+            return keep
+        # walk back from the last delivered row to its first row with the same value
+        j = last_idx
+        while j >= 0 and rk(j) is None:
+            j -= 1
+        if j < 0:
+            return keep
+        last = rk(j)
+        fresh: list[tuple[Any, ...]] = []
+        while j >= 0 and rk(j) == last:
+            if j not in drop:
+                fresh.append(pk(j))
+            j -= 1
+        fresh.reverse()
+        self.core.advance_to(last, fresh)
+        return keep

@@ -144,9 +144,9 @@ def keyless_sql(
                 con.close()
 
         if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters._sql import SQLAdapter
+            from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-            monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
         cfg = {
             "adapter": "sql",
             "url": f"sqlite:///{path}",

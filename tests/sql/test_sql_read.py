@@ -81,9 +81,9 @@ def events(request, monkeypatch):
             )
 
         if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters._sql import SQLAdapter
+            from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-            monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
         cfg = {
             "adapter": "sql",
             "url": url,
@@ -252,9 +252,9 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
     """adbc-driver-sqlite infers types from a batch's values: NULL-only first batches and numbers in
     text columns must not break (or change) a read."""
     if not adbc:
-        from dc_api_x.adapters._sql import SQLAdapter
+        from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-        monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+        monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
     url, run = sqlite_db
     run(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "
@@ -269,6 +269,7 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
         ],
     )
     with create_adapter({"adapter": "sql", "url": url, "batch_size": 2}) as ad:
+        assert type(ad.backend).__name__ == "SQLiteBackend" and ad.backend.adbc is adbc
         (spec,) = ad.discover()
         recs, batches = read_all(ad, spec)
     assert [len(b) for b in batches] == [2, 2, 2, 1]
@@ -352,3 +353,31 @@ def test_query_with_colons_runs_as_written(pg_url, sqlite_db):
             recs, _ = read_all(ad, ad.get_stream("q"))
         assert recs[0]["s"] == ":x" and recs[0]["id"] == 1
         assert recs[0]["j"] == j  # a JSON value on PostgreSQL, text on SQLite
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("arrow", [True, False], ids=["adbc", "generic"])
+def test_decimal_bookmark_is_never_rounded(pg_url, pg_schema, pg_exec, arrow):
+    """A bookmark decimal with more places than the column has is refused (naming the stream and the
+    field), not rounded to the column's scale; a state written by dc-api-x 0.2.0 with ``str()``
+    decimals (``1E-10``) resumes at the same value."""
+    pg_exec(f"CREATE TABLE {pg_schema}.m (id bigint PRIMARY KEY, amount numeric(20,10))")
+    pg_exec(f"INSERT INTO {pg_schema}.m VALUES (1, 0), (2, 0.0000000001), (3, 0.0000000002), (4, 1.005)")
+    cfg = {
+        "adapter": "sql",
+        "url": pg_url,
+        "arrow": arrow,
+        "streams": [{"name": "m", "table": "m", "schema": pg_schema, "replication_key": "amount"}],
+    }
+    with create_adapter(cfg) as ad:
+        spec = ad.get_stream("m")
+        old = {"replication_key": "amount", "replication_key_value": "1E-10", "keys_at_value": [[2]]}
+        recs, batches = read_all(ad, spec, state=old)
+        assert [r["id"] for r in recs] == [3, 4]
+        assert batches[-1].bookmark["replication_key_value"] == "1.0050000000"
+        bad = {"replication_key": "amount", "replication_key_value": "0.00000000015", "keys_at_value": []}
+        with pytest.raises(AdapterError) as ei:
+            read_all(ad, spec, state=bad)
+    msg = str(ei.value)
+    assert "stream 'm'" in msg and "field 'amount'" in msg and "would be rounded" in msg
+    assert len(msg.splitlines()) == 1
