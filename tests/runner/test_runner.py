@@ -404,3 +404,53 @@ def test_example_pipeline_file_validates() -> None:
     _name, pipe = cfg.pipeline("pg_copy")
     assert pipe.destination.load_method == "upsert" and pipe.destination.options["schema"] == "copy"
     assert "${" not in pipe.source.options["url"]
+
+
+@pytest.mark.parametrize("mode", ["in-process", "via-singer"])
+def test_meltano_stream_maps_of_the_source(plugins, project, mode) -> None:
+    """A source's Meltano-style ``stream_maps`` (singer-sdk's setting) give the same rows in process
+    (converted to transforms) and through tap-dcapix | target-dcapix (applied by the tap's SDK)."""
+    src, dst = project / "src.db", project / "dst.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, secret TEXT)")
+    con.executemany("INSERT INTO items VALUES (?, ?, ?)", [(i, f"n{i}", f"s{i}") for i in range(1, 8)])
+    con.commit()
+    con.close()
+    maps = {"items": {"secret": None, "__filter__": "id > 3", "label": "name"}}
+    pipes = {
+        "copy": {
+            "source": {"adapter": "sql", "url": f"sqlite:///{src}", "stream_maps": maps},
+            "destination": {"adapter": "sql", "url": f"sqlite:///{dst}"},
+        }
+    }
+    write_config(project, pipes)
+    args = ["run", "copy", "--no-progress"] + (["--via-singer"] if mode == "via-singer" else [])
+    assert dcapix(*args) == 0
+    con = sqlite3.connect(dst)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(items)")]
+    rows = con.execute("SELECT id, name, label FROM items ORDER BY id").fetchall()
+    con.close()
+    assert "secret" not in cols
+    assert rows == [(i, f"n{i}", f"n{i}") for i in range(4, 8)]
+
+
+def test_stream_maps_beyond_the_transforms_are_one_line_errors(plugins, project, capsys) -> None:
+    src = project / "src.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    con.commit()
+    con.close()
+    pipes = {
+        "copy": {
+            "source": {
+                "adapter": "sql",
+                "url": f"sqlite:///{src}",
+                "stream_maps": {"items": {"h": "md5(name)"}},
+            },
+            "destination": {"adapter": "sql", "url": f"sqlite:///{project / 'dst.db'}"},
+        }
+    }
+    write_config(project, pipes)
+    assert dcapix("run", "copy", "--no-progress") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stream map property 'h'" in err[0] and "md5" in err[0]

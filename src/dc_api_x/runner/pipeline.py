@@ -122,26 +122,34 @@ def _redacted_options(endpoint: Endpoint, cls: Any) -> dict[str, Any]:
             out[k] = MASK
         else:
             out[k] = redact_mapping(v)
-    for k in ("transforms", "load_method", "stream_map"):
+    for k in ("transforms", "stream_maps", "load_method", "stream_map"):
         v = getattr(endpoint, k, None)
         if v:
             out[k] = redact_mapping(v)
     return out
 
 
-def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tuple[Any, StreamSpec]:
+def stream_transforms(
+    configs: Any, spec: StreamSpec, plugins: Any = None, stream_maps: Mapping[str, Any] | None = None
+) -> tuple[Any, StreamSpec]:
     """The transform chain of one stream and the stream description it produces.
 
     ``configs`` is a list of ``{type: NAME, …}`` applied to every stream, or a mapping
     ``{stream_name: [...], "*": [...]}``; a stream's own ``transforms`` (an adapter stream option,
-    e.g. the HTTP adapter's ``streams[].transforms``) run after them. Returns ``(None, spec)`` when
-    no transform applies.
+    e.g. the HTTP adapter's ``streams[].transforms``) run after them, and last the stream's Singer
+    stream map from ``stream_maps`` (converted by
+    :func:`dc_api_x.transforms.stream_maps.stream_map_to_transforms`, as a Singer tap applies its
+    maps after its own processing). Returns ``(None, spec)`` when no transform applies.
     """
     if isinstance(configs, Mapping):
         configs = configs.get(spec.name, configs.get("*"))
     own = spec.options.get("transforms") if isinstance(spec.options, Mapping) else None
     if own and isinstance(own, (list, tuple)):
         configs = [*(configs or []), *own]
+    if stream_maps and spec.name in stream_maps:
+        from ..transforms.stream_maps import stream_map_to_transforms
+
+        configs = [*(configs or []), *stream_map_to_transforms(stream_maps[spec.name])]
     if not configs:
         return None, spec
     from ..ext.transforms import build_transforms
@@ -233,7 +241,8 @@ class Runner:
 
     def destination_spec(self, spec: StreamSpec) -> tuple[Any, StreamSpec]:
         """The stream's transform chain (or ``None``) and the stream the destination receives."""
-        chain, out = stream_transforms(self.config.source.transforms, spec, self.plugins)
+        source = self.config.source
+        chain, out = stream_transforms(source.transforms, spec, self.plugins, source.stream_maps)
         mapped = self.config.destination.stream_map.get(spec.name)
         return chain, (out.with_(name=mapped) if mapped else out)
 

@@ -155,6 +155,7 @@ def run_via_singer(
         else {
             **config.source.adapter_config(),
             **({"transforms": config.source.transforms} if config.source.transforms else {}),
+            **({"stream_maps": config.source.stream_maps} if config.source.stream_maps else {}),
         }
     )
     target_cfg = (
