@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +32,7 @@ from pydantic import BaseModel
 __all__ = [
     "SECRET_MARKERS",
     "SECRET_NAMES",
+    "SchemaAttribute",
     "adapter_options_schema",
     "adapter_settings_schema",
     "inline_refs",
@@ -43,6 +44,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class SchemaAttribute:
+    """A class attribute computed on every access, from the class or an instance: the tap's and the
+    target's ``config_jsonschema``, which depends on the plugins registered at run time (singer-sdk
+    reads it as a class attribute; its own ``classproperty`` helper is private)."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]]) -> None:
+        self.compute = compute
+
+    def __get__(self, obj: Any, owner: Any = None) -> dict[str, Any]:
+        return self.compute()
+
 
 #: Keys put on a secret property.
 SECRET_MARKERS: dict[str, Any] = {"secret": True, "writeOnly": True}

@@ -98,7 +98,7 @@ class AdapterStream(Stream):
     # ---------------------------------------------------------------- helpers
     @property
     def _writer(self) -> FastSingerWriter | None:
-        w = self._tap.message_writer
+        w = self._dcapix_tap.message_writer
         return w if isinstance(w, FastSingerWriter) else None
 
     def effective_spec(self) -> StreamSpec:
@@ -329,5 +329,5 @@ class AdapterStream(Stream):
                         version=self._stream_version,
                         time_extracted=now,
                     )
-                    self._tap.write_message(msg)
+                    self._dcapix_tap.write_message(msg)
         self.state_manager.is_flushed = False

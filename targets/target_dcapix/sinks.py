@@ -31,8 +31,6 @@ from .settings import DEFAULT_BATCH_SIZE_ROWS
 from .validation import RecordValidator, compile_record_validator
 
 if TYPE_CHECKING:  # pragma: no cover
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding
-
     from .target import TargetDcApiX
 
 __all__ = ["DcApiXSink", "MissingKeyPropertyError", "StreamWriter"]
@@ -167,7 +165,7 @@ class DcApiXSink(BatchSink):
 
     @property
     def batch_size_rows(self) -> int | None:
-        value = self._batch_size_rows
+        value = super().batch_size_rows  # (a string from an env var, e.g. Meltano's)
         return int(value) if value else None
 
     def __init__(
@@ -300,10 +298,9 @@ class DcApiXSink(BatchSink):
     def start_drain(self) -> dict[Any, Any]:
         records, self.buffer = self.buffer, []
         self._pending_batch = None
-        if self.fast:
-            self._total_records_read += len(records)
+        if self.fast:  # the SDK tallies the records it handles itself (stream maps, metadata)
+            self.tally_record_read(len(records))
             self.record_counter_metric.increment(len(records))
-        self._batch_records_read = len(records)
         self._context_draining = {"records": records}
         return self._context_draining
 
@@ -340,7 +337,7 @@ class DcApiXSink(BatchSink):
         self._target.activate_version(self, new_version)
 
     # -- BATCH messages ------------------------------------------------------------------------
-    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
+    def process_batch_files(self, encoding: Any, files: Sequence[str]) -> None:
         """Load the files of a BATCH message (jsonl or parquet, gzip or not), in order.
 
         Records buffered before the BATCH message are written first, so the order is kept.

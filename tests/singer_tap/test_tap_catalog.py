@@ -142,11 +142,17 @@ def test_unknown_adapter_lists_known(lite_plugins) -> None:
         TapDcApiX(config={"adapter": "nope"})
 
 
-def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
-    from tap_dcapix.tap import TapDcApiX
+def test_about_settings_cover_adapter_options_and_secrets(lite_plugins, capsys) -> None:
+    import json
 
-    info = TapDcApiX._get_about_info()
-    props = info.settings["properties"]
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    try:
+        TapDcApiX.print_about("json")  # what `tap-dcapix --about --format json` prints
+    finally:
+        full_settings(False)
+    info = json.loads(capsys.readouterr().out)
+    props = info["settings"]["properties"]
     for name in (
         "adapter",
         "path",
@@ -165,7 +171,7 @@ def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
     assert props["password"]["secret"] is True and props["password"]["writeOnly"] is True
     assert not props["path"].get("secret")
     assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch", "test"} <= {
-        str(c) for c in info.capabilities
+        str(c) for c in info["capabilities"]
     }
 
 
