@@ -204,3 +204,33 @@ def test_batch_messages_carry_all_rows_and_state(tmp_path: Path, run_tap) -> Non
     assert sorted(r["id"] for r in rows) == list(range(1, 12))
     state = [m for m in msgs if m["type"] == "STATE"][-1]["value"]
     assert sorted(k[0] for k in state["bookmarks"]["items"]["keys_at_value"]) == [8, 9, 10, 11]
+
+
+def test_settings_follow_the_current_plugin_set() -> None:
+    """The settings schema is cached per plugin set: a new set (even at the address of a freed one,
+    which ``id()`` would confuse) gets its own."""
+    import gc
+
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    from dc_api_x import enable_plugins
+
+    from .conftest import LitePlugin
+
+    full_settings()
+    try:
+        for _ in range(3):
+            ps = enable_plugins(entry_points=False, plugins=[LitePlugin])
+            assert "lite" in TapDcApiX.config_jsonschema["properties"]["adapter"]["enum"]
+            ps.close()
+            del ps
+            gc.collect()
+            ps = enable_plugins(entry_points=False)
+            assert "lite" not in TapDcApiX.config_jsonschema["properties"]["adapter"]["enum"]
+            ps.close()
+            del ps
+            gc.collect()
+    finally:
+        full_settings(False)
+    # a run validates with the tap's own settings only (no other adapter's defaults injected)
+    assert set(TapDcApiX.config_jsonschema["properties"]) == {"adapter", "transforms"}
