@@ -329,7 +329,11 @@ def test_plain_progress_lines() -> None:
         s = m.stream("orders")
         prog.stream_started("orders")
         s.rows = 1234
-        _time.sleep(0.2)
+        # the ticker's line shows up when the ticker thread runs: wait for it (a loaded machine may
+        # take long), not for a fixed time
+        deadline = _time.monotonic() + 60
+        while "orders: 1,234 rows" not in buf.getvalue() and _time.monotonic() < deadline:
+            _time.sleep(0.01)
         s.status, s.finished = "done", _time.monotonic()
         prog.stream_finished(s)
     m.finished, m.status = _time.monotonic(), "done"
