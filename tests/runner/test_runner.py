@@ -300,6 +300,7 @@ def test_env_references_in_config(rplugins, project, capsys, monkeypatch) -> Non
     assert len(table_rows(dst, "items")) == 7
 
 
+@pytest.mark.postgres
 def test_postgres_state_backend(rplugins, project, capsys, pg_url) -> None:
     src, dst = project / "src.db", project / "dst.db"
     make_source_db(src, 150)

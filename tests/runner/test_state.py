@@ -48,6 +48,7 @@ def test_sqlite_store_roundtrip(tmp_path: Path) -> None:
         assert again.get("q", "s") == {"x": [1, 2]}
 
 
+@pytest.mark.postgres
 def test_postgres_store_roundtrip(pg_url: str) -> None:
     store = open_state_store(pg_url)
     assert isinstance(store, PostgresStateStore)
@@ -141,6 +142,7 @@ def test_sqlite_lock_excludes_second_process(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.postgres
 def test_postgres_lock(pg_url: str) -> None:
     with (
         open_state_store(pg_url) as a,

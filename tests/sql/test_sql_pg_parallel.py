@@ -12,6 +12,8 @@ from dc_api_x.exceptions import SchemaError
 from dc_api_x.plugins import create_adapter
 from dc_api_x.types import Batch, StreamSpec
 
+pytestmark = pytest.mark.postgres
+
 N = postgresql._PARALLEL_MIN_ROWS  # rows per batch: just large enough to take the parallel path
 
 SPEC = StreamSpec(

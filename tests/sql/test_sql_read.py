@@ -15,6 +15,12 @@ from dc_api_x.plugins import create_adapter
 
 from .conftest import read_all
 
+
+def PG(value: str) -> object:
+    """A parameter that needs the PostgreSQL server (marked ``postgres``)."""
+    return pytest.param(value, marks=pytest.mark.postgres)
+
+
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -34,7 +40,7 @@ def _norm(bookmark):
 ROWS = [(i, _t((i - 1) // 3), f"v{i}") for i in range(1, 11)]
 
 
-@pytest.fixture(params=["pg-adbc", "pg-generic", "sqlite-adbc", "sqlite-sqlite3"])
+@pytest.fixture(params=[PG("pg-adbc"), PG("pg-generic"), "sqlite-adbc", "sqlite-sqlite3"])
 def events(request, monkeypatch):
     """``(config, insert(rows))`` of an ``events(id, updated_at, v)`` table on each engine and path."""
     kind = request.param
@@ -180,6 +186,7 @@ def test_arrow_types_of_the_fast_path(events):
         assert table.schema.field("id").type == pa.int64()
 
 
+@pytest.mark.postgres
 def test_custom_query_stream_incremental(pg_url, pg_schema, pg_exec):
     pg_exec(f"CREATE TABLE {pg_schema}.events (id bigint PRIMARY KEY, updated_at timestamptz, v text)")
     for i, ts, v in ROWS:
@@ -237,6 +244,7 @@ def test_bad_value_in_sqlite_column_names_field(sqlite_db):
             read_all(ad, spec)
 
 
+@pytest.mark.postgres
 def test_read_of_a_dropped_table_names_it(pg_url, pg_schema, pg_exec):
     pg_exec(f"CREATE TABLE {pg_schema}.gone (id bigint)")
     with create_adapter({"adapter": "sql", "url": pg_url, "streams": [f"{pg_schema}.gone"]}) as ad:
@@ -344,6 +352,7 @@ def test_sqlite_query_stream(sqlite_db):
         assert [r["id"] for r in again] == [4, 5]
 
 
+@pytest.mark.postgres
 def test_query_with_colons_runs_as_written(pg_url, sqlite_db):
     pg_q = """SELECT 1::bigint AS id, '{"a":1}'::jsonb AS j, '10:30'::time AS t, ':x' AS s"""
     sq_q = """SELECT 1 AS id, '{"a":1}' AS j, '10:30' AS t, ':x' AS s"""
