@@ -252,17 +252,19 @@ class AdapterStream(Stream):
         mask = self.mask
         return [c for c in names if c in props and not mask.get(("properties", c), True)]
 
+    def _arrow_rows(self, batch: Batch, keep: int) -> Any:
+        """The first ``keep`` rows of an Arrow batch without the deselected columns."""
+        table = batch.to_arrow()
+        if keep < table.num_rows:
+            table = table.slice(0, keep)
+        drop = self._deselected(list(table.column_names))
+        return table.drop_columns(drop) if drop else table
+
     def _rows(self, batch: Batch, keep: int, fast: bool) -> list[dict[str, Any]]:
         """The first ``keep`` rows of ``batch`` without deselected columns. On the fast path an
         Arrow batch is converted column-wise straight to JSON-ready rows."""
         if fast and batch.has_arrow and not batch.has_records:
-            table = batch.to_arrow()
-            if keep < table.num_rows:
-                table = table.slice(0, keep)
-            drop = self._deselected(list(table.column_names))
-            if drop:
-                table = table.drop_columns(drop)
-            return arrow_json_records(table, self.effective_schema)
+            return arrow_json_records(self._arrow_rows(batch, keep), self.effective_schema)
         records = batch.records
         if keep < len(records):
             records = records[:keep]
@@ -279,12 +281,7 @@ class AdapterStream(Stream):
         type needs the per-record path."""
         import pyarrow as pa
 
-        table = batch.to_arrow()
-        if keep < table.num_rows:
-            table = table.slice(0, keep)
-        drop = self._deselected(list(table.column_names))
-        if drop:
-            table = table.drop_columns(drop)
+        table = self._arrow_rows(batch, keep)
         head, tail = writer.record_affixes(
             stream, time_extracted=_dt.datetime.now(_dt.timezone.utc), version=self._stream_version
         )

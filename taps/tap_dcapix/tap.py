@@ -21,7 +21,6 @@ import contextlib
 import json
 import sys
 import typing as t
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -31,7 +30,7 @@ from singer_sdk import Tap
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from dc_api_x.exceptions import ConfigError, DcApiXError
-from dc_api_x.singer_settings import SchemaAttribute
+from dc_api_x.singer_settings import SettingsSchema
 from dc_api_x.types import StreamSpec
 
 from .streams import AdapterStream
@@ -108,40 +107,32 @@ def _fail(name: str, message: str) -> t.NoReturn:
     sys.exit(1)
 
 
-#: The settings schema of the last plugin set it was built for (a weak reference: a set that is
-#: freed and a new one at the same address must not share it).
-_settings_cache: dict[str, Any] = {"full": False, "for": None, "schema": None}
+def _run_settings() -> dict[str, Any]:
+    """The tap's own settings, documented but never rejected here (the tap's checks name the setting)."""
+    return {
+        "type": "object",
+        "properties": {
+            "adapter": {"description": "The dc-api-x adapter to read from"},
+            "transforms": {"description": TRANSFORMS_SCHEMA["description"]},
+        },
+    }
 
 
-def _settings() -> dict[str, Any]:
-    """The tap's ``config_jsonschema``: complete (``adapter`` + the union of every registered
-    adapter's options + ``transforms``) for ``--about`` and ``--config ENV`` (singer-sdk reads the
-    env vars of documented settings only); otherwise the tap's own settings, so singer-sdk's
-    validation does not copy other adapters' option defaults into the config (the adapter
-    validates its own options and names the field)."""
-    if not _settings_cache["full"]:  # documented, never rejected here: the tap's checks name the setting
-        return {
-            "type": "object",
-            "properties": {
-                "adapter": {"description": "The dc-api-x adapter to read from"},
-                "transforms": {"description": TRANSFORMS_SCHEMA["description"]},
-            },
-        }
-    from dc_api_x.plugins import get_plugins
+def _complete_settings(plugins: Any) -> dict[str, Any]:
+    """``adapter`` + the union of every registered adapter's options + ``transforms``."""
     from dc_api_x.singer_settings import adapter_settings_schema
 
-    ps = get_plugins()
-    ref = _settings_cache["for"]
-    if ref is None or ref() is not ps:
-        schema = adapter_settings_schema(plugins=ps)
-        schema["properties"]["transforms"] = dict(TRANSFORMS_SCHEMA)
-        _settings_cache["for"], _settings_cache["schema"] = weakref.ref(ps), schema
-    return _settings_cache["schema"]  # type: ignore[no-any-return]
+    schema = adapter_settings_schema(plugins=plugins)
+    schema["properties"]["transforms"] = dict(TRANSFORMS_SCHEMA)
+    return schema
+
+
+_SETTINGS = SettingsSchema(_run_settings, _complete_settings)
 
 
 def full_settings(enabled: bool = True) -> None:
     """Make ``TapDcApiX.config_jsonschema`` the complete schema (``--about``, ``--config ENV``)."""
-    _settings_cache["full"] = enabled
+    _SETTINGS.complete = enabled
 
 
 class TapDcApiX(Tap):
@@ -167,8 +158,8 @@ class TapDcApiX(Tap):
     _adapter: Any = None
 
     # ------------------------------------------------------------------ settings
-    #: ``adapter`` + ``transforms`` (+ every adapter's options for ``--about``, see :func:`_settings`)
-    config_jsonschema = SchemaAttribute(_settings)  # type: ignore[assignment]
+    #: ``adapter`` + ``transforms`` (+ every adapter's options for ``--about``: :class:`SettingsSchema`)
+    config_jsonschema = _SETTINGS  # type: ignore[assignment]
 
     def __init__(self, *, parse_env_config: bool = False, **kwargs: Any) -> None:
         if parse_env_config:

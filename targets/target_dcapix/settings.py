@@ -102,11 +102,8 @@ def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _writing_adapters() -> list[str]:
+def _writing_adapters(ps: Any) -> list[str]:
     """Names of the registered adapters that can write (``load_methods`` not empty)."""
-    from dc_api_x.plugins import get_plugins
-
-    ps = get_plugins()
     names = []
     for name in ps.adapters.names():
         try:
@@ -119,15 +116,18 @@ def _writing_adapters() -> list[str]:
     return names
 
 
-def target_settings_jsonschema() -> dict[str, Any]:
+def target_settings_jsonschema(plugins: Any = None) -> dict[str, Any]:
     """The config JSON Schema of target-dcapix: the target's settings plus the writing adapters'
-    options (:func:`dc_api_x.singer_settings.adapter_settings_schema`), documented but never
-    rejected here (each adapter validates its own options)."""
+    options (:func:`dc_api_x.singer_settings.adapter_settings_schema`) of ``plugins`` (default: the
+    current plugin set), documented but never rejected here (each adapter validates its own options)."""
+    from dc_api_x.plugins import get_plugins
     from dc_api_x.singer_settings import adapter_settings_schema
+
+    plugins = plugins if plugins is not None else get_plugins()
 
     properties: dict[str, Any] = {}
     try:
-        shared = adapter_settings_schema(_writing_adapters())
+        shared = adapter_settings_schema(_writing_adapters(plugins), plugins=plugins)
     except Exception as exc:  # a broken plugin must not break --about: the target's own settings
         log.warning("the adapters' settings could not be listed: %s", exc)
         shared = {}

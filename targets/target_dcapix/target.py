@@ -33,7 +33,7 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
-from dc_api_x.singer_settings import SchemaAttribute
+from dc_api_x.singer_settings import SettingsSchema
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
@@ -44,30 +44,19 @@ __all__ = ["TargetDcApiX", "TerminatedError"]
 #: How often (records) the fast path checks the 5-minute max record age.
 _AGE_CHECK_EVERY = 4096
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
-_settings_cache: dict[str, Any] = {"full": False}
 
 
-def _settings() -> dict[str, Any]:
-    """The settings schema: complete (every writing adapter's options) for ``--about`` and for
-    ``--config ENV`` (the SDK reads only env vars of documented settings); otherwise only the
-    target's own settings, so a run does not import every adapter just to validate its config
-    (the chosen adapter validates its own options)."""
-    key = "schema" if _settings_cache["full"] else "light"
-    if key not in _settings_cache:
-        if key == "schema":
-            _settings_cache[key] = target_settings_jsonschema()
-        else:
-            _settings_cache[key] = {
-                "type": "object",
-                "properties": copy.deepcopy(TARGET_PROPERTIES),
-                "required": ["adapter"],
-            }
-    return _settings_cache[key]  # type: ignore[no-any-return]
+def _run_settings() -> dict[str, Any]:
+    """The target's own settings (the chosen adapter validates its own options)."""
+    return {"type": "object", "properties": copy.deepcopy(TARGET_PROPERTIES), "required": ["adapter"]}
+
+
+_SETTINGS = SettingsSchema(_run_settings, target_settings_jsonschema)
 
 
 def full_settings(enabled: bool = True) -> None:
     """Make ``TargetDcApiX.config_jsonschema`` the complete schema (``--about``, ``--config ENV``)."""
-    _settings_cache["full"] = enabled
+    _SETTINGS.complete = enabled
 
 
 class TargetDcApiX(Target):
@@ -88,8 +77,8 @@ class TargetDcApiX(Target):
         TargetCapabilities.HARD_DELETE,
     ]
 
-    #: Target settings (+ every writing adapter's options for ``--about``, see :func:`_settings`).
-    config_jsonschema = SchemaAttribute(_settings)  # type: ignore[assignment]
+    #: Target settings (+ every writing adapter's options for ``--about``: :class:`SettingsSchema`).
+    config_jsonschema = _SETTINGS  # type: ignore[assignment]
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -1225,17 +1225,12 @@ class JSONLAdapter(FileAdapter):
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 raise _FallBack() from None
 
-            def batches() -> Iterator[pa.RecordBatch]:
-                while True:
-                    try:
-                        rb = reader.read_next_batch()
-                    except StopIteration:
-                        return
-                    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                        raise _FallBack() from None
-                    yield rb
+            def fall_back(exc: Exception) -> Exception:
+                if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)):
+                    return _FallBack()
+                return exc
 
-            for table in rebatch(batches(), self.options.batch_size, read_schema):
+            for table in rebatch(_batches(reader, fall_back), self.options.batch_size, read_schema):
                 yield self._json_conform(stream, path, table, arrow_schema)
         finally:
             fh.close()
@@ -1320,6 +1315,18 @@ class JSONLAdapter(FileAdapter):
                 part.handle.close()
         finally:
             self._release(part)
+
+
+def _batches(reader: Any, error: Callable[[Exception], Exception]) -> Iterator[pa.RecordBatch]:
+    """The record batches of a pyarrow stream reader; a read error is raised as ``error(exc)``."""
+    while True:
+        try:
+            rb = reader.read_next_batch()
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise error(exc) from None
+        yield rb
 
 
 class _FallBack(Exception):
@@ -1445,17 +1452,10 @@ class CSVAdapter(FileAdapter):
         fh, reader = self._reader(stream.name, path, types)
         try:
 
-            def batches() -> Iterator[pa.RecordBatch]:
-                while True:
-                    try:
-                        rb = reader.read_next_batch()
-                    except StopIteration:
-                        return
-                    except Exception as exc:
-                        raise self._file_error(stream.name, path, "could not be read", exc) from None
-                    yield rb
+            def unreadable(exc: Exception) -> Exception:
+                return self._file_error(stream.name, path, "could not be read", exc)
 
-            for table in rebatch(batches(), self.options.batch_size, reader.schema):
+            for table in rebatch(_batches(reader, unreadable), self.options.batch_size, reader.schema):
                 yield self._conform(stream, path, table, arrow_schema)
         finally:
             fh.close()

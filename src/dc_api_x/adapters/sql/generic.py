@@ -14,6 +14,7 @@ what the database does differently (see :mod:`dc_api_x.ext.sql`).
 
 from __future__ import annotations
 
+import importlib
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,9 @@ __all__ = [
     "ARROW_BATCH_SIZE",
     "DICT_BATCH_SIZE",
     "SQLAlchemyBackend",
+    "close_quietly",
     "column_named_in",
+    "installed",
     "last_per_key",
     "merge_on_conflict",
 ]
@@ -189,6 +192,25 @@ class SQLAlchemyBackend(SQLBackend):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def installed(module: str) -> bool:
+    """Whether an optional driver (``adbc_driver_postgresql.dbapi`` …) can be imported."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def close_quietly(*connections: Any) -> None:
+    """Close each connection that is not ``None``; a broken one is dropped without an error."""
+    for conn in connections:
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                pass
+
+
 def _py(v: Any) -> Any:
     if isinstance(v, uuid.UUID):
         return str(v)

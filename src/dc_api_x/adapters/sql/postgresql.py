@@ -33,7 +33,14 @@ from ...arrow import ConversionError, arrow_to_records, cast_table, json_types
 from ...ext.sql import SQLAdapterLike, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema, StreamSpec
 from ...values import json_default, json_form
-from .generic import ARROW_BATCH_SIZE, SQLAlchemyBackend, last_per_key, merge_on_conflict
+from .generic import (
+    ARROW_BATCH_SIZE,
+    SQLAlchemyBackend,
+    close_quietly,
+    installed,
+    last_per_key,
+    merge_on_conflict,
+)
 from .typemap import pg_oid_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,11 +62,7 @@ _STAGE = "_dcapix_stage"
 
 
 def _adbc_installed() -> bool:
-    try:
-        import adbc_driver_postgresql.dbapi  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("adbc_driver_postgresql.dbapi")
 
 
 class PostgreSQLBackend(SQLAlchemyBackend):
@@ -93,12 +96,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def close(self) -> None:
         self._parallel.close()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None
 
     # -- discovery -------------------------------------------------------------------------------
     def describe_query(self, conn: Connection, query: Any, stream: str) -> list[tuple[str, JSONSchema]]:
@@ -437,11 +436,7 @@ class _ParallelCopy:
             self.pool = None
             self.abort = False
         self.jobs.clear()
-        for conn in self.conns:
-            try:
-                conn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
-                pass
+        close_quietly(*self.conns)
         self.conns.clear()
         self.idle = queue.SimpleQueue()
 

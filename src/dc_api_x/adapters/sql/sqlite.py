@@ -29,7 +29,14 @@ from ...arrow import arrow_to_records, rebatch
 from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema
 from ...values import arrow_errors, fit_decimal, json_default, json_form, parse_datetime, parse_time
-from .generic import ARROW_BATCH_SIZE, SQLAlchemyBackend, column_named_in, merge_on_conflict
+from .generic import (
+    ARROW_BATCH_SIZE,
+    SQLAlchemyBackend,
+    close_quietly,
+    column_named_in,
+    installed,
+    merge_on_conflict,
+)
 from .typemap import sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,11 +48,7 @@ _Getter = Callable[[int, int], Any]
 
 
 def _adbc_installed() -> bool:
-    try:
-        import adbc_driver_sqlite.dbapi  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return installed("adbc_driver_sqlite.dbapi")
 
 
 class SQLiteBackend(SQLAlchemyBackend):
@@ -64,12 +67,7 @@ class SQLiteBackend(SQLAlchemyBackend):
         self._adbc_conn: Any = None  # the ADBC connection of appends
 
     def close(self) -> None:
-        for conn in (self._raw, self._adbc_conn):
-            if conn is not None:
-                try:
-                    conn.close()
-                except Exception:  # pragma: no cover - closing a broken connection
-                    pass
+        close_quietly(self._raw, self._adbc_conn)
         self._raw = self._adbc_conn = None
 
     def _field_error(self, stream: str, field: str) -> Callable[[str], Exception]:
