@@ -6,7 +6,6 @@ column through both."""
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import re
 from collections.abc import Callable, Mapping
@@ -14,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..ext.transforms import Transform
-from ..values import DECIMAL_CONTEXT, arrow_errors, fit_decimal, parse_datetime
+from ..values import DECIMAL_CONTEXT, arrow_errors, fit_decimal, json_form, parse_datetime
 from .columns import INT64_MAX, INT64_MIN, canonical_text, is_null_type, plain, show
 from .expressions import kind_of_prop
 
@@ -109,7 +108,7 @@ def cast_value(value: Any, target: CastTarget) -> Any:
         raise ValueError("not a number")
     if kind == "string":
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return base64.b64encode(bytes(value)).decode()
+            return json_form(value)  # base64
         text = canonical_text(value)
         return text if isinstance(text, str) else text.decode()
     if kind == "boolean":
@@ -163,7 +162,7 @@ def cast_value(value: Any, target: CastTarget) -> Any:
     if not dec.is_finite():
         raise ValueError("not a finite decimal")
     if target.precision is None:
-        return value if isinstance(value, str) else format(dec, "f")
+        return value if isinstance(value, str) else json_form(dec)
     assert target.scale is not None
     return fit_decimal(dec, target.scale, target.precision)
 

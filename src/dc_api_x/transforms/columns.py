@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..arrow import JSON_META, jsonschema_field
-from ..values import json_default
+from ..values import json_default, json_form
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -82,10 +82,8 @@ def canonical_text(value: Any) -> str | bytes:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
+    if isinstance(value, (Decimal, _dt.date, _dt.time)):
+        return json_form(value)  # plain-notation decimals, ISO dates and times
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=json_default).decode()

@@ -3,7 +3,6 @@ text (:func:`.columns.canonical_text`): its salted SHA-256, or a mask."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from pydantic import Field
 
 from ..ext.transforms import Transform, TransformOptions, schema_properties, with_properties
 from ..types import JSONSchema, Record
+from ..values import json_form
 from .casting import declared_scale, with_scale
 from .columns import canonical_text, is_json_column, plain, set_column, text_column
 
@@ -127,9 +127,8 @@ class MaskTransform(_TextFieldsTransform):
             return None
         if o.keep_last is None:
             return o.value
-        text = canonical_text(value)
-        if isinstance(text, bytes):
-            text = base64.b64encode(text).decode()
+        text = self._text_for_mask(value)
+        assert text is not None
         n = o.keep_last
         if len(text) <= n:
             return o.mask_char * len(text)
@@ -186,4 +185,4 @@ class MaskTransform(_TextFieldsTransform):
         if value is None:
             return None
         text = canonical_text(value)
-        return base64.b64encode(text).decode() if isinstance(text, bytes) else text
+        return json_form(text) if isinstance(text, bytes) else text  # bytes: base64
