@@ -233,6 +233,15 @@ def test_ext_never_imports_builtin_plugins() -> None:
     )
 
 
+#: Known exceptions: (plugin package, imported name) → why.
+CROSS_PLUGIN_IMPORTS = {
+    # dc_api_x.schemas is both the schema-provider plugin and the schema helpers; the files adapter
+    # uses a helper (a stream's `schema` option), not a plugin entry point
+    ("dc_api_x.adapters.files", "dc_api_x.schemas"): "schema helper",
+    ("dc_api_x.adapters.files", "dc_api_x.schemas.apply_schema_override"): "schema helper",
+}
+
+
 @pytest.mark.parametrize("plugin", plugins_mod.DEFAULT_PLUGINS)
 def test_builtin_plugin_packages_do_not_import_other_builtins(plugin: str) -> None:
     base = module_path(plugin)
@@ -242,7 +251,7 @@ def test_builtin_plugin_packages_do_not_import_other_builtins(plugin: str) -> No
         f"{p.relative_to(ROOT)}:{line} imports {name}"
         for p in files
         for line, name in imports(p)
-        if any(_within(name, o) for o in others)
+        if any(_within(name, o) for o in others) and (plugin, name) not in CROSS_PLUGIN_IMPORTS
     ]
     assert not bad, "built-in plugins are reached through the registry only:\n" + "\n".join(bad)
 

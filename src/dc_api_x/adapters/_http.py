@@ -2,6 +2,12 @@
 
 Reached through the registry only (``create_adapter({"adapter": "http", …})``); the plugin module
 :mod:`dc_api_x.adapters.http` registers it lazily so that httpx is imported on first use.
+
+Why one module of about 900 lines: it is one concept, the HTTP adapter. Its request side (what
+``ApiClient`` uses) and its read side (paginated, incremental streams) share one httpx client, the
+retry policy, auth, redaction and the options models; half the module is the :class:`HttpAdapter`
+class itself, and the pieces around it (options, the retry-after parser, the bookmark wrapper on
+:class:`~dc_api_x.bookmarks.BoundaryBookmark`) are small and used by it only.
 """
 
 from __future__ import annotations
