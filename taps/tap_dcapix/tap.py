@@ -172,6 +172,22 @@ class TapDcApiX(Tap):
         full_settings()
         super().print_about(output_format)
 
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate with the adapter's own pydantic model (one error naming the field). singer-sdk's
+        validation against ``config_jsonschema`` cannot be used: with ``--config ENV`` that is the
+        union of every adapter's options, and its validator would copy other adapters' option
+        defaults into the config (e.g. the HTTP adapter's stream defaults into SQL streams)."""
+        errors: list[str] = []
+        try:
+            self._adapter_options()
+            self._check_transforms()
+        except DcApiXError as exc:
+            if raise_errors:
+                raise
+            errors.append(str(exc))
+            self.logger.warning("config: %s", exc)
+        return errors
+
     def _adapter_options(self) -> tuple[type, dict[str, Any]]:
         """The adapter class and its options, validated by the adapter's own pydantic model (one
         error naming the setting)."""
@@ -198,8 +214,6 @@ class TapDcApiX(Tap):
         if self._adapter is None:
             from dc_api_x.plugins import create_adapter
 
-            self._adapter_options()  # the config's errors first, one line naming the setting
-            self._check_transforms()
             self._adapter = create_adapter(adapter_config(type(self), self.config))
         return self._adapter
 

@@ -234,3 +234,24 @@ def test_settings_follow_the_current_plugin_set() -> None:
         full_settings(False)
     # a run validates with the tap's own settings only (no other adapter's defaults injected)
     assert set(TapDcApiX.config_jsonschema["properties"]) == {"adapter", "transforms"}
+
+
+def test_config_env_keeps_the_config_as_given(tmp_path: Path, monkeypatch) -> None:
+    """With ``--config ENV`` (the SDK test runners use it) the settings schema is the union of every
+    adapter's options; validating against it would copy other adapters' defaults into the config
+    (the HTTP adapter's stream defaults into SQL stream objects). The adapter's model validates."""
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    from dc_api_x import enable_plugins
+
+    ps = enable_plugins(entry_points=False)
+    streams = [{"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}]
+    cfg = {"adapter": "sql", "url": f"sqlite:///{tmp_path / 'x.db'}", "streams": streams}
+    monkeypatch.setenv("TAP_DCAPIX_BATCH_SIZE", "7")
+    try:
+        tap = TapDcApiX(config=cfg, parse_env_config=True, validate_config=True, setup_mapper=False)
+        assert tap.config["streams"] == streams
+        assert tap.config["batch_size"] == 7  # read from the environment: a documented setting
+    finally:
+        full_settings(False)
+        ps.close()
