@@ -40,8 +40,37 @@ def _pg_connect(url: str):
     return psycopg.connect(url, autocommit=True, connect_timeout=3)
 
 
+#: The fixtures that reach the PostgreSQL server: a test using one must be marked ``postgres``.
+PG_FIXTURES = frozenset({"pg_admin_url", "pg_url", "pg_schema", "pg_exec"})
+
+
+def _unmarked_message(nodeid: str) -> str:
+    return (
+        f"{nodeid} uses PostgreSQL but is not marked @pytest.mark.postgres "
+        "(-m 'not postgres' must leave out every test that needs the server)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses a PostgreSQL fixture carries the ``postgres`` marker (checked at
+    collection; a fixture reached through ``request.getfixturevalue`` is checked when it is set up)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("postgres") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("\n".join(_unmarked_message(n) for n in unmarked))
+
+
+def _require_postgres_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("postgres") is None:
+        pytest.fail(_unmarked_message(request.node.nodeid), pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def pg_admin_url() -> str:
+def _pg_server() -> str:
     """The admin URL of a real PostgreSQL on 127.0.0.1, started by ``.ci/start-postgres.sh`` if down."""
     try:
         import psycopg  # noqa: F401
@@ -66,15 +95,29 @@ def pg_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A SQLAlchemy URL (psycopg 3) of a fresh database, dropped at the end of the session."""
+def _pg_database(_pg_server: str) -> Iterator[str]:
+    """A fresh database for the session, dropped at its end."""
     name = f"dcapix_test_{uuid.uuid4().hex[:10]}"
-    with _pg_connect(pg_admin_url) as conn:
+    with _pg_connect(_pg_server) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = pg_admin_url.rsplit("/", 1)[0]
+    base = _pg_server.rsplit("/", 1)[0]
     yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    with _pg_connect(pg_admin_url) as conn:
+    with _pg_connect(_pg_server) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_admin_url(request: pytest.FixtureRequest) -> str:
+    """The admin URL of the real PostgreSQL (the test must be marked ``postgres``)."""
+    _require_postgres_marker(request)
+    return str(request.getfixturevalue("_pg_server"))
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A SQLAlchemy URL (psycopg 3) of the session's database (the test must be marked ``postgres``)."""
+    _require_postgres_marker(request)
+    return str(request.getfixturevalue("_pg_database"))
 
 
 @pytest.fixture

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from .values import arrow_errors, error_line, fit_decimal, json_default, json_form, parse_datetime, parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -43,9 +45,12 @@ __all__ = [
     "arrow_to_jsonschema",
     "arrow_to_records",
     "cast_table",
+    "first_variant",
+    "is_json_property",
     "jsonschema_field",
     "jsonschema_to_arrow",
     "json_types",
+    "rebatch",
     "records_to_arrow",
 ]
 
@@ -73,7 +78,8 @@ def json_types(prop: Mapping[str, Any]) -> tuple[set[str], bool]:
     return types, "null" in t or not types
 
 
-def _first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+def first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The first variant of an ``anyOf`` / ``oneOf`` property that has a type (else ``prop``)."""
     for key in ("anyOf", "oneOf"):
         if key in prop:
             for sub in prop[key]:
@@ -92,10 +98,18 @@ def _is_json_blob(prop: Mapping[str, Any], types: set[str]) -> bool:
     return len(types) > 1 and not types <= {"integer", "number"} and not types <= {"string"}
 
 
+def is_json_property(prop: Mapping[str, Any] | None) -> bool:
+    """Whether a property's values are JSON documents kept as JSON text (``x-json``, objects
+    without ``properties``, arrays without ``items``, mixed types)."""
+    if not prop:
+        return False
+    return _is_json_blob(prop, json_types(prop)[0])
+
+
 def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes] | None]:
     import pyarrow as pa
 
-    prop = _first_variant(prop)
+    prop = first_variant(prop)
     types, _ = json_types(prop)
     fmt = prop.get("format")
     if _is_json_blob(prop, types):
@@ -212,25 +226,6 @@ class ConversionError(ValueError):
         super().__init__(f"field {field!r}: {message}" if field else message)
 
 
-def _parse_datetime(value: str) -> _dt.datetime:
-    """``datetime.fromisoformat`` that refuses more than 6 significant fractional digits (it
-    would silently truncate nanoseconds)."""
-    text = value.strip()
-    dot = text.find(".", 10)
-    if dot != -1:
-        end = dot + 1
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        digits = text[dot + 1 : end]
-        if len(digits) > 6:
-            if digits[6:].strip("0"):
-                raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
-            text = text[: dot + 7] + text[end:]
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    return _dt.datetime.fromisoformat(text)
-
-
 def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
     """One Python value (native or its JSON form) converted for ``pa.array(..., type=typ)``.
 
@@ -244,7 +239,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, str):
             # a JSON column whose value is a string: keep it as a JSON string literal
             return orjson.dumps(value).decode()
-        return orjson.dumps(value, default=_json_default).decode()
+        return orjson.dumps(value, default=json_default).decode()
     if pt.is_decimal(typ):
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not a decimal")
@@ -252,22 +247,14 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
             dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
         except ArithmeticError:
             raise ValueError(f"{value!r} is not a decimal") from None
-        if not dec.is_finite():
-            raise ValueError(f"{value!r} is not a finite decimal")
-        # checked without decimal-context arithmetic (its 28-digit precision would round)
-        _sign, digits, exp = dec.as_tuple()
-        assert isinstance(exp, int)
-        zeros = 0
-        while zeros < len(digits) - 1 and digits[len(digits) - 1 - zeros] == 0:
-            zeros += 1
-        if any(digits) and exp + zeros < -typ.scale:
-            raise ValueError(f"{value!r} has more than {typ.scale} decimal places (would be rounded)")
-        if any(digits) and dec.adjusted() + 1 > typ.precision - typ.scale:
-            raise ValueError(f"{value!r} does not fit decimal({typ.precision}, {typ.scale})")
+        try:  # Arrow rescales `dec` itself; this only refuses what it would round or overflow
+            fit_decimal(dec, typ.scale, typ.precision)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} {exc}") from None
         return dec
     if pt.is_timestamp(typ):
         if isinstance(value, str):
-            value = _parse_datetime(value)
+            value = parse_datetime(value)
         elif isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
             value = _dt.datetime(value.year, value.month, value.day)
         if not isinstance(value, _dt.datetime):
@@ -281,7 +268,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, str):
             if len(value.strip()) <= 10:
                 return _dt.date.fromisoformat(value.strip())
-            value = _parse_datetime(value)
+            value = parse_datetime(value)
         if isinstance(value, _dt.datetime):
             if value.time() != _dt.time(0) and value.utcoffset() in (None, _dt.timedelta(0)):
                 raise ValueError(f"{value!r} is not a date (it has a time of day)")
@@ -291,11 +278,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         raise ValueError(f"{value!r} is not a date")
     if pt.is_time(typ):
         if isinstance(value, str):
-            text = value.strip()
-            dot = text.find(".")
-            if dot != -1 and len(text) - dot - 1 > 6 and text[dot + 7 :].rstrip("0"):
-                raise ValueError(f"{value!r} has sub-microsecond precision (would be truncated)")
-            return _dt.time.fromisoformat(text[: dot + 7] if dot != -1 else text)
+            return parse_time(value)
         if isinstance(value, _dt.time):
             return value
         raise ValueError(f"{value!r} is not a time")
@@ -308,17 +291,11 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
     if pt.is_string(typ) or pt.is_large_string(typ):
         if isinstance(value, str):
             return value
-        if isinstance(value, Decimal):
-            return format(value, "f")
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (dict, list)):
-            return orjson.dumps(value, default=_json_default).decode()
-        if isinstance(value, (_dt.date, _dt.time)):
-            return value.isoformat()
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            return base64.b64encode(bytes(value)).decode()
-        return str(value)
+            return orjson.dumps(value, default=json_default).decode()
+        return str(json_form(value))
     if pt.is_integer(typ):
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not an integer")
@@ -382,36 +359,6 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
     return value
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, (_dt.date, _dt.time)):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-_ARROW_ERRORS: tuple[type[BaseException], ...] | None = None
-
-
-def _arrow_errors() -> tuple[type[BaseException], ...]:
-    global _ARROW_ERRORS
-    if _ARROW_ERRORS is None:
-        import pyarrow as pa
-
-        _ARROW_ERRORS = (
-            pa.ArrowInvalid,
-            pa.ArrowTypeError,
-            pa.ArrowNotImplementedError,
-            TypeError,
-            ValueError,
-            OverflowError,
-            orjson.JSONDecodeError,
-        )
-    return _ARROW_ERRORS
-
-
 def _first_value(values: Sequence[Any]) -> Any:
     for v in values:
         if v is not None:
@@ -426,7 +373,7 @@ def _string_column(values: Sequence[Any], typ: pa.DataType) -> pa.Array | None:
     import pyarrow as pa
     import pyarrow.types as pt
 
-    errors = _arrow_errors()
+    errors = arrow_errors()
     try:
         strings = pa.array(values, type=pa.string())
     except errors:
@@ -453,7 +400,7 @@ def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
     import pyarrow.types as pt
 
     typ, meta = f.type, f.metadata
-    errors = _arrow_errors()
+    errors = arrow_errors()
     is_json = bool(meta and meta.get(JSON_META) == b"true")
     if not is_json:
         if pt.is_integer(typ) or pt.is_floating(typ):
@@ -517,7 +464,7 @@ def records_to_arrow(
         else:
             try:
                 return pa.Table.from_pylist(list(records))
-            except _arrow_errors() as exc:
+            except arrow_errors() as exc:
                 raise ConversionError(f"cannot infer Arrow types: {exc}") from exc
     if not isinstance(records, Sequence):
         records = list(records)
@@ -527,15 +474,10 @@ def records_to_arrow(
         values = [r.get(name) for r in records]
         try:
             arr = _column_to_arrow(values, f)
-        except _arrow_errors() as exc:
-            raise ConversionError(_short(exc), field=name) from exc
+        except arrow_errors() as exc:
+            raise ConversionError(error_line(exc), field=name) from exc
         columns.append(arr)
     return pa.Table.from_arrays(columns, schema=arrow_schema)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
@@ -601,11 +543,7 @@ def arrow_to_records(table: pa.Table, schema: Mapping[str, Any] | None = None) -
         meta = f.metadata
         if not _needs_fixup(f.type, meta):
             p = props.get(f.name)
-            if (
-                p is not None
-                and f.type == _pa_string()
-                and (p.get("x-json") or _is_json_blob(p, json_types(p)[0]))
-            ):
+            if p is not None and f.type == _pa_string() and is_json_property(p):
                 meta = {JSON_META: b"true"}
             else:
                 columns.append(values)
@@ -625,7 +563,9 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cast ``table`` to ``schema`` by column name (missing columns become nulls); safe casts only.
 
     JSON-text fields (metadata ``dcapix.json``) accept any source column (structs, lists, … are
-    serialised to JSON text). A column that cannot be cast raises :class:`ConversionError` naming it.
+    serialised to JSON text); extension-type columns are cast from their storage. A column that
+    cannot be cast exactly falls back to per-value conversion (never rounding), and one whose values
+    do not fit raises :class:`ConversionError` naming it.
     """
     import pyarrow as pa
 
@@ -633,17 +573,41 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
     for f in schema:
         if f.name in table.column_names:
             col = table.column(f.name)
+            if isinstance(col.type, pa.ExtensionType):  # e.g. a driver's opaque type: its storage
+                col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
             if col.type == f.type:
                 arrays.append(col)
                 continue
             try:
                 try:
                     arrays.append(col.cast(f.type, safe=True))
-                except _arrow_errors():
+                except arrow_errors():
                     # e.g. struct → JSON text, string → timestamp with a zone-less text, …
                     arrays.append(_column_to_arrow(col.to_pylist(), f))
-            except _arrow_errors() as exc:
-                raise ConversionError(_short(exc), field=f.name) from exc
+            except arrow_errors() as exc:
+                raise ConversionError(error_line(exc), field=f.name) from exc
         else:
             arrays.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def rebatch(
+    batches: Iterable[pa.RecordBatch], size: int, schema: pa.Schema | None = None
+) -> Iterator[pa.Table]:
+    """Tables of exactly ``size`` rows (the last one shorter) from record batches of any sizes, such
+    as a driver's or a file reader's. ``schema``: the schema of the last table (for readers whose
+    batches may be empty)."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for rb in batches:
+        pending.append(rb)
+        rows += rb.num_rows
+        while rows >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending, schema=schema)

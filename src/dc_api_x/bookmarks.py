@@ -26,42 +26,30 @@ apart, so *which* copy is re-delivered does not matter). A keyless state written
 ``>=`` into the query and tracks the last row of its sorted output with :meth:`advance_to`, HTTP
 sends the bound as a request parameter, the files adapter holds the bookmark back unless its
 files are ordered). Values are stored as the adapter reads them; :meth:`BoundaryBookmark.to_state`
-renders them JSON-safe with :func:`json_value` (ISO date-times, decimal strings, base64 bytes).
+renders them JSON-safe with :func:`dc_api_x.values.json_form` (ISO date-times, decimal strings,
+base64 bytes).
 ``pyarrow`` is imported only inside the Arrow methods.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import hashlib
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from .values import json_form
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["BoundaryBookmark", "OrderError", "json_value", "row_hash"]
+__all__ = ["BoundaryBookmark", "OrderError", "SortedBoundary", "row_hash"]
 
 Ties = Literal["keep", "drop"]
-
-
-def json_value(value: Any) -> Any:
-    """The JSON form of a bookmark or key value: ISO strings for dates/times, ``format(d, "f")``
-    for decimals, base64 for bytes, ``str`` for UUIDs; anything else unchanged."""
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def _hash_default(value: Any) -> Any:
@@ -70,27 +58,21 @@ def _hash_default(value: Any) -> Any:
         return value.astimezone(_dt.timezone.utc).isoformat()
     if isinstance(value, set | frozenset):
         return sorted(map(repr, value))
-    out = json_value(value)
+    out = json_form(value)
     return str(out) if out is value else out
 
 
 def _canonical_json(record: Mapping[str, Any]) -> bytes:
     try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson is a core dependency
-        orjson = None  # type: ignore[assignment]
-    if orjson is not None:
-        try:
-            return orjson.dumps(
-                record,
-                default=_hash_default,
-                option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
-            )
-        except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
-            pass
-    return json.dumps(
-        record, default=_hash_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+        return orjson.dumps(
+            record,
+            default=_hash_default,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
+        )
+    except TypeError:  # e.g. an integer beyond 64 bits: the slower stdlib form
+        return json.dumps(
+            record, default=_hash_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def row_hash(record: Mapping[str, Any]) -> str:
@@ -259,7 +241,7 @@ class BoundaryBookmark:
         ``(row_hash(record),)`` for a stream without primary key."""
         if self.hashed:
             return (row_hash(record),)
-        return tuple(json_value(record.get(k)) for k in self.key_properties)
+        return tuple(json_form(record.get(k)) for k in self.key_properties)
 
     def filter_records(
         self,
@@ -306,7 +288,7 @@ class BoundaryBookmark:
                 append(rec)
                 continue
             if with_keys:
-                key = (json_value(rec.get(single)),) if single is not None else key_of(rec)
+                key = (json_form(rec.get(single)),) if single is not None else key_of(rec)
                 if key not in self._key_set:
                     self._key_set.add(key)
                     self.keys.append(key)
@@ -437,9 +419,79 @@ class BoundaryBookmark:
             return None
         state: dict[str, Any] = {
             "replication_key": self.replication_key,
-            "replication_key_value": json_value(self.value),
+            "replication_key_value": json_form(self.value),
         }
         if with_keys:
-            keys = [[json_value(v) for v in k] for k in self.keys]
+            keys = [[json_form(v) for v in k] for k in self.keys]
             state["keys_at_value"] = sorted(keys, key=repr) if sort_keys else keys
         return state
+
+
+class SortedBoundary:
+    """Incremental-read bookkeeping of a read sorted by ``(replication key, primary key)`` on a
+    :class:`BoundaryBookmark` (the SQL adapter's reads): the query already applies ``>=`` the
+    bookmark value, so only the leading rows *at* that value are checked against
+    ``keys_at_value``; after each batch the bookmark is the last delivered value and the keys
+    delivered at it (``replication_key_value`` + ``keys_at_value``). Without primary key the key
+    of a row is ``(row_hash(row),)``, computed only for the rows at the start value and at the
+    last delivered value (the order among rows of equal value does not matter then)."""
+
+    def __init__(self, rk: str, pks: Sequence[str], value: Any, keys: Sequence[Sequence[Any]]) -> None:
+        self.rk = rk
+        self.pks = list(pks)
+        self.core = BoundaryBookmark(rk, pks, value, [list(k) for k in keys], ties="keep")
+        self.at_start = value is not None
+
+    @property
+    def value(self) -> Any:
+        """The bookmark value (before the first batch: the value the read resumes from)."""
+        return self.core.value
+
+    @property
+    def keys(self) -> list[tuple[Any, ...]]:
+        """The primary keys delivered at :attr:`value`."""
+        return self.core.keys
+
+    def state(self) -> dict[str, Any] | None:
+        """The bookmark after the rows delivered so far (:meth:`BoundaryBookmark.to_state`)."""
+        return self.core.to_state()
+
+    def process(
+        self, n: int, rk: Callable[[int], Any], pk: Callable[[int], tuple[Any, ...]], limit: int | None
+    ) -> list[int] | None:
+        """The indices of the next ``n`` sorted rows to deliver (``None``: all of them), at most
+        ``limit``; advances the bookmark. ``rk(i)`` / ``pk(i)``: row ``i``'s replication value and
+        primary key, in JSON form."""
+        drop: set[int] = set()
+        if self.at_start:
+            start, is_new = self.core.start_value, self.core.is_new
+            i = 0
+            while i < n and rk(i) == start:
+                if not is_new(start, pk(i)):
+                    drop.add(i)
+                i += 1
+            if i < n:
+                self.at_start = False
+        keep: list[int] | None = None
+        if drop or (limit is not None and n - len(drop) > limit):
+            keep = [i for i in range(n) if i not in drop]
+            if limit is not None:
+                keep = keep[:limit]
+        last_idx = (keep[-1] if keep else -1) if keep is not None else n - 1
+        if last_idx < 0:
+            return keep
+        # walk back from the last delivered row to its first row with the same value
+        j = last_idx
+        while j >= 0 and rk(j) is None:
+            j -= 1
+        if j < 0:
+            return keep
+        last = rk(j)
+        fresh: list[tuple[Any, ...]] = []
+        while j >= 0 and rk(j) == last:
+            if j not in drop:
+                fresh.append(pk(j))
+            j -= 1
+        fresh.reverse()
+        self.core.advance_to(last, fresh)
+        return keep

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .types import JSONSchema
+from .values import parse_datetime
 
 __all__ = ["infer_schema"]
 
@@ -155,9 +156,8 @@ def _string_kind(value: str) -> str:
     if 16 <= len(value) <= 40:
         m = _DATETIME_RE.match(value)
         if m:
-            text = value.replace("z", "Z")
-            try:
-                _dt.datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00")))
+            try:  # nanoseconds that are not zeros would be truncated: such text stays a string
+                parse_datetime(value)
             except ValueError:
                 return "string"
             return "datetime_tz" if m.group("tz") else "datetime_naive"
@@ -191,6 +191,3 @@ def infer_schema(
         root.add(dict(rec), detect_formats)
     props = {k: n.to_schema(nested=nested, all_nullable=all_nullable) for k, n in (root.props or {}).items()}
     return {"type": "object", "properties": props}
-
-
-# --------------------------------------------------------------------------------- file loading

@@ -238,7 +238,7 @@ class JSONSchemaFileProvider(SchemaProvider):
 
 def register_schema_providers(registry: Registry) -> None:
     """Register the built-in schema providers."""
-    registry.register("sql_reflection", "dc_api_x.adapters._sql:SQLReflectionSchemaProvider")
+    registry.register("sql_reflection", "dc_api_x.adapters.sql.reflection:SQLReflectionSchemaProvider")
     registry.register("arrow", ArrowSchemaProvider)
     registry.register("infer", InferSchemaProvider)
     registry.register("jsonschema_file", JSONSchemaFileProvider)

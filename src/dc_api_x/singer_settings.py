@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,6 +33,7 @@ from pydantic import BaseModel
 __all__ = [
     "SECRET_MARKERS",
     "SECRET_NAMES",
+    "SettingsSchema",
     "adapter_options_schema",
     "adapter_settings_schema",
     "inline_refs",
@@ -43,6 +45,38 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class SettingsSchema:
+    """The ``config_jsonschema`` of tap-dcapix / target-dcapix: a class attribute computed on each
+    access (singer-sdk reads it from the class; its own ``classproperty`` helper is private).
+
+    During a run it is ``run()`` — the plugin's own settings, so singer-sdk's validation neither
+    rejects an adapter's options nor copies other adapters' defaults into the config (the chosen
+    adapter validates its options and names the field). With :attr:`complete` set (``--about``,
+    ``--config ENV``: singer-sdk reads the env vars of documented settings only) it is
+    ``complete(plugins)``, built once per plugin set — held by a weak reference, so a new set
+    created where a freed one was is not mistaken for it.
+    """
+
+    def __init__(self, run: Callable[[], dict[str, Any]], complete: Callable[[Any], dict[str, Any]]) -> None:
+        self._run, self._complete = run, complete
+        #: whether the complete schema is served
+        self.complete = False
+        self._for: weakref.ref[Any] | None = None
+        self._schema: dict[str, Any] = {}
+
+    def __get__(self, obj: Any, owner: Any = None) -> dict[str, Any]:
+        if not self.complete:
+            return self._run()
+        from .plugins import get_plugins
+
+        plugins = get_plugins()
+        if self._for is None or self._for() is not plugins:
+            self._schema = self._complete(plugins)
+            self._for = weakref.ref(plugins)
+        return self._schema
+
 
 #: Keys put on a secret property.
 SECRET_MARKERS: dict[str, Any] = {"secret": True, "writeOnly": True}

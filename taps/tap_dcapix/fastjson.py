@@ -17,27 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dc_api_x.arrow import JSON_META, is_json_property
+from dc_api_x.values import singer_json_default
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 __all__ = ["arrow_json_lines", "arrow_json_records"]
-
-_JSON_META = b"dcapix.json"
-
-
-def _is_json_prop(prop: Mapping[str, Any] | None) -> bool:
-    if not prop:
-        return False
-    if prop.get("x-json"):
-        return True
-    t = prop.get("type")
-    types = {t} if isinstance(t, str) else set(t or ())
-    types.discard("null")
-    if types == {"object"} and not prop.get("properties"):
-        return True
-    if types == {"array"} and not prop.get("items"):
-        return True
-    return len(types) > 1 and not types <= {"integer", "number"} and not types <= {"string"}
 
 
 def _temporal_text(col: Any, *, zone_suffix: bool = True) -> Any:
@@ -80,7 +66,7 @@ def _column_values(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) ->
     if pt.is_binary(t) or pt.is_large_binary(t) or pt.is_fixed_size_binary(t):
         b64 = base64.b64encode
         return [None if v is None else b64(v).decode("ascii") for v in col.to_pylist()]
-    is_json = (field.metadata or {}).get(_JSON_META) == b"true" or _is_json_prop(prop)
+    is_json = (field.metadata or {}).get(JSON_META) == b"true" or is_json_property(prop)
     if is_json and (pt.is_string(t) or pt.is_large_string(t)):
         frag = orjson.Fragment
         return [None if v is None else frag(v) for v in col.to_pylist()]
@@ -163,7 +149,7 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
             zoned = pt.is_timestamp(t) and t.tz is not None
             return _temporal_text(col, zone_suffix=False), ('+00:00"' if zoned else '"')
         out = _quoted(_temporal_text(col))
-    elif (field.metadata or {}).get(_JSON_META) == b"true" or _is_json_prop(prop):
+    elif (field.metadata or {}).get(JSON_META) == b"true" or is_json_property(prop):
         if not (pt.is_string(t) or pt.is_large_string(t)):
             raise TypeError("JSON column not stored as text")
         out = col
@@ -177,12 +163,10 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
         else:
             out = _quoted(esc)
     else:  # binary, struct, list, map, …: per value
-        from .writer import json_default
-
         vals = _column_values(col, field, prop)
         dumps = orjson.dumps
         out = pa.array(
-            [None if v is None else dumps(v, default=json_default).decode() for v in vals], pa.string()
+            [None if v is None else dumps(v, default=singer_json_default).decode() for v in vals], pa.string()
         )
     if out.type != pa.string():
         out = out.cast(pa.string())

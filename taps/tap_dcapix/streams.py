@@ -25,10 +25,12 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams import Stream
 
+from dc_api_x.exceptions import AdapterError
 from dc_api_x.types import Batch, StreamSpec
+from dc_api_x.values import json_default, singer_json_default
 
 from .fastjson import arrow_json_lines, arrow_json_records
-from .writer import FastSingerWriter, json_default, jsonable
+from .writer import FastSingerWriter
 
 if t.TYPE_CHECKING:  # pragma: no cover
     from singer_sdk.helpers import types
@@ -96,7 +98,7 @@ class AdapterStream(Stream):
     # ---------------------------------------------------------------- helpers
     @property
     def _writer(self) -> FastSingerWriter | None:
-        w = self._tap.message_writer
+        w = self._dcapix_tap.message_writer
         return w if isinstance(w, FastSingerWriter) else None
 
     def effective_spec(self) -> StreamSpec:
@@ -161,7 +163,15 @@ class AdapterStream(Stream):
         """Make ``bookmark`` the stream's state; True when it changed."""
         if bookmark is None or self.replication_method != REPLICATION_INCREMENTAL:
             return False
-        new = jsonable(dict(bookmark))
+        try:  # the stored form (dc_api_x.values.json_default), as the runner's state store keeps it
+            new = orjson.loads(
+                orjson.dumps(dict(bookmark), default=json_default, option=orjson.OPT_NON_STR_KEYS)
+            )
+        except TypeError as exc:
+            raise AdapterError(
+                f"stream {self.name!r}: the adapter's bookmark is not JSON-serialisable: {exc}",
+                stream=self.name,
+            ) from None
         state = self.stream_state
         current = {k: v for k, v in state.items() if k not in SDK_STATE_KEYS}
         if current == new:
@@ -242,17 +252,19 @@ class AdapterStream(Stream):
         mask = self.mask
         return [c for c in names if c in props and not mask.get(("properties", c), True)]
 
+    def _arrow_rows(self, batch: Batch, keep: int) -> Any:
+        """The first ``keep`` rows of an Arrow batch without the deselected columns."""
+        table = batch.to_arrow()
+        if keep < table.num_rows:
+            table = table.slice(0, keep)
+        drop = self._deselected(list(table.column_names))
+        return table.drop_columns(drop) if drop else table
+
     def _rows(self, batch: Batch, keep: int, fast: bool) -> list[dict[str, Any]]:
         """The first ``keep`` rows of ``batch`` without deselected columns. On the fast path an
         Arrow batch is converted column-wise straight to JSON-ready rows."""
         if fast and batch.has_arrow and not batch.has_records:
-            table = batch.to_arrow()
-            if keep < table.num_rows:
-                table = table.slice(0, keep)
-            drop = self._deselected(list(table.column_names))
-            if drop:
-                table = table.drop_columns(drop)
-            return arrow_json_records(table, self.effective_schema)
+            return arrow_json_records(self._arrow_rows(batch, keep), self.effective_schema)
         records = batch.records
         if keep < len(records):
             records = records[:keep]
@@ -269,12 +281,7 @@ class AdapterStream(Stream):
         type needs the per-record path."""
         import pyarrow as pa
 
-        table = batch.to_arrow()
-        if keep < table.num_rows:
-            table = table.slice(0, keep)
-        drop = self._deselected(list(table.column_names))
-        if drop:
-            table = table.drop_columns(drop)
+        table = self._arrow_rows(batch, keep)
         head, tail = writer.record_affixes(
             stream, time_extracted=_dt.datetime.now(_dt.timezone.utc), version=self._stream_version
         )
@@ -307,7 +314,7 @@ class AdapterStream(Stream):
             # would see them after its conform step)
             from singer_sdk.singerlib import RecordMessage
 
-            plain = orjson.loads(orjson.dumps(records, default=json_default))
+            plain = orjson.loads(orjson.dumps(records, default=singer_json_default))
             for rec in plain:
                 for stream_map in maps:
                     mapped = stream_map.transform(rec)
@@ -319,5 +326,5 @@ class AdapterStream(Stream):
                         version=self._stream_version,
                         time_extracted=now,
                     )
-                    self._tap.write_message(msg)
+                    self._dcapix_tap.write_message(msg)
         self.state_manager.is_flushed = False

@@ -17,18 +17,20 @@ on stderr naming the adapter, stream or field (secrets redacted).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import click
 from singer_sdk import Tap
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
-from singer_sdk.plugin_base import SingerCommand
 
 from dc_api_x.exceptions import ConfigError, DcApiXError
+from dc_api_x.singer_settings import SettingsSchema
 from dc_api_x.types import StreamSpec
 
 from .streams import AdapterStream
@@ -37,12 +39,10 @@ from .writer import FastSingerWriter
 if t.TYPE_CHECKING:  # pragma: no cover
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
-__all__ = ["TAP_KEYS", "TapDcApiX", "adapter_config", "singer_keys"]
+__all__ = ["TAP_KEYS", "TapDcApiX", "adapter_config", "full_settings", "singer_keys"]
 
 #: Config keys the tap itself consumes (never passed to the adapter).
 TAP_KEYS = frozenset({"transforms"})
-
-_SETTINGS_CACHE: dict[int, dict[str, Any]] = {}
 
 TRANSFORMS_SCHEMA: dict[str, Any] = {
     "type": ["array", "null"],
@@ -67,8 +67,6 @@ def adapter_config(cls: type[Tap], config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Errors reading the --config/--state/--catalog files: reported in one line too."""
-    import json
-
     import orjson
 
     errs: list[type[BaseException]] = [
@@ -82,30 +80,59 @@ def _input_errors() -> tuple[type[BaseException], ...]:
         import simplejson
 
         errs.append(simplejson.JSONDecodeError)
-    except ImportError:  # pragma: no cover
+    except ImportError:  # pragma: no cover - a singer-sdk dependency today
         pass
     return tuple(errs)
 
 
-class _Command(SingerCommand):
-    """The SDK command, ending with one line on stderr for dc-api-x errors and unreadable
-    input files (no traceback)."""
+@contextlib.contextmanager
+def _one_line_errors(name: str) -> Iterator[None]:
+    """dc-api-x errors and unreadable input files end the command with one line on stderr and exit
+    code 1 (no traceback). Wraps every callback of the SDK's command: the eager ``--config``,
+    ``--discover`` and ``--test`` options and the run itself."""
+    try:
+        yield
+    except DcApiXError as exc:
+        _fail(name, str(exc))
+    except _input_errors() as exc:
+        what = "cannot read an input file" if isinstance(exc, OSError) else "input is not valid JSON"
+        _fail(name, f"{what}: {type(exc).__name__}: {exc}")
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().main(*args, **kwargs)
-        except DcApiXError as exc:
-            self._fail(str(exc))
-        except _input_errors() as exc:
-            what = "cannot read an input file" if isinstance(exc, OSError) else "input is not valid JSON"
-            self._fail(f"{what}: {type(exc).__name__}: {exc}")
 
-    def _fail(self, message: str) -> t.NoReturn:
-        from dc_api_x.logs import redact
+def _fail(name: str, message: str) -> t.NoReturn:
+    from dc_api_x.logs import redact
 
-        sys.stdout.flush()
-        print(f"{self.name}: error: {redact(message)}", file=sys.stderr)
-        sys.exit(1)
+    sys.stdout.flush()
+    print(f"{name}: error: {redact(message)}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _run_settings() -> dict[str, Any]:
+    """The tap's own settings, documented but never rejected here (the tap's checks name the setting)."""
+    return {
+        "type": "object",
+        "properties": {
+            "adapter": {"description": "The dc-api-x adapter to read from"},
+            "transforms": {"description": TRANSFORMS_SCHEMA["description"]},
+        },
+    }
+
+
+def _complete_settings(plugins: Any) -> dict[str, Any]:
+    """``adapter`` + the union of every registered adapter's options + ``transforms``."""
+    from dc_api_x.singer_settings import adapter_settings_schema
+
+    schema = adapter_settings_schema(plugins=plugins)
+    schema["properties"]["transforms"] = dict(TRANSFORMS_SCHEMA)
+    return schema
+
+
+_SETTINGS = SettingsSchema(_run_settings, _complete_settings)
+
+
+def full_settings(enabled: bool = True) -> None:
+    """Make ``TapDcApiX.config_jsonschema`` the complete schema (``--about``, ``--config ENV``)."""
+    _SETTINGS.complete = enabled
 
 
 class TapDcApiX(Tap):
@@ -131,24 +158,25 @@ class TapDcApiX(Tap):
     _adapter: Any = None
 
     # ------------------------------------------------------------------ settings
-    @classproperty
-    def config_jsonschema(cls) -> dict:  # type: ignore[override]
-        """``adapter`` + the union of every registered adapter's options + ``transforms``."""
-        from dc_api_x.plugins import get_plugins
-        from dc_api_x.singer_settings import adapter_settings_schema
+    #: ``adapter`` + ``transforms`` (+ every adapter's options for ``--about``: :class:`SettingsSchema`)
+    config_jsonschema = _SETTINGS  # type: ignore[assignment]
 
-        ps = get_plugins()
-        key = id(ps)
-        if key not in _SETTINGS_CACHE:
-            schema = adapter_settings_schema(plugins=ps)
-            schema["properties"]["transforms"] = dict(TRANSFORMS_SCHEMA)
-            _SETTINGS_CACHE.clear()
-            _SETTINGS_CACHE[key] = schema
-        return _SETTINGS_CACHE[key]
+    def __init__(self, *, parse_env_config: bool = False, **kwargs: Any) -> None:
+        if parse_env_config:
+            full_settings()  # singer-sdk reads the env vars of the settings it knows
+        super().__init__(parse_env_config=parse_env_config, **kwargs)
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """``--about``: every setting of every registered adapter."""
+        full_settings()
+        super().print_about(output_format)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Validate with the adapter's own pydantic model (one error naming the field) instead of
-        the union JSON Schema (which would inject other adapters' defaults into the config)."""
+        """Validate with the adapter's own pydantic model (one error naming the field). singer-sdk's
+        validation against ``config_jsonschema`` cannot be used: with ``--config ENV`` that is the
+        union of every adapter's options, and its validator would copy other adapters' option
+        defaults into the config (e.g. the HTTP adapter's stream defaults into SQL streams)."""
         errors: list[str] = []
         try:
             self._adapter_options()
@@ -161,6 +189,8 @@ class TapDcApiX(Tap):
         return errors
 
     def _adapter_options(self) -> tuple[type, dict[str, Any]]:
+        """The adapter class and its options, validated by the adapter's own pydantic model (one
+        error naming the setting)."""
         from dc_api_x.plugins import get_plugins
 
         cfg = adapter_config(type(self), self.config)
@@ -210,15 +240,8 @@ class TapDcApiX(Tap):
         specs = self._check_transforms()
         if not specs:
             return None
-        try:
-            from dc_api_x.ext.transforms import build_transforms  # type: ignore[attr-defined]
-        except ImportError:
-            raise ConfigError(
-                f"{self.name}: setting 'transforms': transforms are not available in this "
-                "dc-api-x installation",
-                plugin=self.name,
-                field="transforms",
-            ) from None
+        from dc_api_x.ext.transforms import build_transforms
+
         return build_transforms(specs, dict(spec.schema), stream=spec.name)
 
     # ------------------------------------------------------------------ streams
@@ -251,11 +274,21 @@ class TapDcApiX(Tap):
         return streams
 
     # ------------------------------------------------------------------ CLI
+    # The SDK's command calls these classmethods; each ends a dc-api-x error in one line.
     @classmethod
-    def get_singer_command(cls) -> click.Command:
-        command = super().get_singer_command()
-        command.__class__ = _Command
-        return command
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        with _one_line_errors(cls.name):
+            return super().cb_config(ctx, param, value)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        with _one_line_errors(cls.name):
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        with _one_line_errors(cls.name):
+            super().cb_test(ctx, param, value)
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -267,29 +300,27 @@ class TapDcApiX(Tap):
         state: t.IO[str] | None = None,
         catalog: t.IO[str] | None = None,
     ) -> None:
-        """Run the sync (the SDK's ``Tap.invoke``, plus flushing the writer and closing the adapter)."""
-        from singer_sdk.helpers._util import load_json
-        from singer_sdk.plugin_base import _ConfigInput
-
+        """Run the sync (the SDK's ``Tap.invoke``, plus flushing the writer and closing the adapter).
+        ``config`` is what the SDK's ``--config`` callback returned (``.config``, ``.parse_env``)."""
         if about:
             cls.print_about(about_format)
             sys.exit(0)
-        cls.print_version(print_fn=cls.logger.info)
-        config = config or _ConfigInput()
-        tap = cls(
-            config=config.config,
-            state=None if state is None else load_json(state.read()),
-            catalog=None if catalog is None else load_json(catalog.read()),
-            parse_env_config=config.parse_env,
-            validate_config=True,
-        )
-        try:
-            tap.sync_all()
-            writer = tap.message_writer
-            if isinstance(writer, FastSingerWriter):
-                writer.flush()
-        finally:
-            tap.close()
+        with _one_line_errors(cls.name):
+            cls.print_version(print_fn=cls.logger.info)
+            tap = cls(
+                config=dict(getattr(config, "config", None) or {}),
+                state=None if state is None else json.loads(state.read(), parse_float=Decimal),
+                catalog=None if catalog is None else json.loads(catalog.read(), parse_float=Decimal),
+                parse_env_config=bool(getattr(config, "parse_env", False)),
+                validate_config=True,
+            )
+            try:
+                tap.sync_all()
+                writer = tap.message_writer
+                if isinstance(writer, FastSingerWriter):
+                    writer.flush()
+            finally:
+                tap.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

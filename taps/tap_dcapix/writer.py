@@ -12,41 +12,21 @@ has one, looked up at flush time so redirected streams work) when it grows past
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import sys
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import orjson
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message, StateMessage
 
-__all__ = ["FastSingerWriter", "json_default", "jsonable"]
+from dc_api_x.values import singer_json_default as json_default
 
-
-def json_default(value: Any) -> Any:
-    """orjson ``default``: Decimal → exact string, bytes → base64, date/time → ISO text."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, (_dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, _dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"cannot serialise a {type(value).__name__} value as JSON")
+__all__ = ["FastSingerWriter"]
 
 
 _OPTS = orjson.OPT_NON_STR_KEYS
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types (what a reader of the serialised message would see)."""
-    return orjson.loads(orjson.dumps(value, default=json_default, option=_OPTS))
 
 
 class FastSingerWriter(GenericSingerWriter[bytes, Message]):

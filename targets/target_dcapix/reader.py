@@ -48,7 +48,6 @@ def _where(line: int, stream: Any = None) -> str:
 
 #: Chunks (of up to READ_CHUNK bytes) the read-ahead thread may hold: bounds the memory it uses.
 READ_AHEAD_CHUNKS = 64
-_EOF = b""
 
 
 def _read_ahead(read1: Callable[[int], bytes]) -> Iterator[bytes]:

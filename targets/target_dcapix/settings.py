@@ -2,9 +2,8 @@
 
 The target's own settings (``adapter``, ``load_method``, ``batch_size_rows``, ``validate_records`` …)
 plus every option of every registered adapter that can write (``ProtocolAdapter.load_methods``),
-generated from the adapters' pydantic ``Options`` models, secrets marked ``"secret": true,
-"writeOnly": true``. The shared generator :mod:`dc_api_x.singer_settings` is used when it is
-available; otherwise a local equivalent builds the union here.
+generated from the adapters' pydantic ``Options`` models by :mod:`dc_api_x.singer_settings`, secrets
+marked ``"secret": true, "writeOnly": true``.
 
 The schema only documents the adapter options and never rejects a valid config: the chosen adapter
 validates its own options (pydantic, ``extra=forbid``) and names a bad field in one line.
@@ -91,25 +90,6 @@ TARGET_KEYS = frozenset(TARGET_PROPERTIES) | frozenset(
 )
 
 
-def _inline_refs(schema: Any, defs: Mapping[str, Any], depth: int = 0) -> Any:
-    """Replace ``$ref`` to ``#/$defs/X`` by the definition (flat schemas for --about)."""
-    if depth > 20:
-        return {}
-    if isinstance(schema, Mapping):
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            target = defs.get(ref.split("/")[-1], {})
-            merged = {
-                **_inline_refs(target, defs, depth + 1),
-                **{k: v for k, v in schema.items() if k != "$ref"},
-            }
-            return merged
-        return {k: _inline_refs(v, defs, depth + 1) for k, v in schema.items() if k != "$defs"}
-    if isinstance(schema, list):
-        return [_inline_refs(v, defs, depth + 1) for v in schema]
-    return schema
-
-
 def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
     """A property schema that documents but never rejects (pydantic does the real validation)."""
     doc = {k: v for k, v in prop.items() if k != "default"}
@@ -122,44 +102,8 @@ def _loosen(prop: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _adapter_option_schemas() -> dict[str, dict[str, Any]]:
-    """``{adapter_name: options JSON Schema}`` of every registered adapter that can write."""
-    from dc_api_x.plugins import get_plugins
-
-    ps = get_plugins()
-    out: dict[str, dict[str, Any]] = {}
-    for name in ps.adapters.names():
-        try:
-            cls = ps.adapters.get(name)
-        except Exception as exc:  # a broken plugin must not break --about
-            log.debug("adapter %r could not be loaded for the settings schema: %s", name, exc)
-            continue
-        if not getattr(cls, "load_methods", ()):
-            continue
-        model = getattr(cls, "Options", None)
-        if model is None or not hasattr(model, "model_json_schema"):
-            continue
-        try:
-            raw = model.model_json_schema()
-        except Exception as exc:
-            log.debug("adapter %r options have no JSON Schema: %s", name, exc)
-            continue
-        schema = _inline_refs(raw, raw.get("$defs") or {})
-        secrets = set(getattr(cls, "secret_options", ()) or ())
-        props = schema.get("properties") or {}
-        for key, prop in props.items():
-            if key in secrets or prop.get("format") == "password" or prop.get("writeOnly"):
-                prop["secret"] = True
-                prop["writeOnly"] = True
-        out[name] = schema
-    return out
-
-
-def _writing_adapters() -> list[str]:
+def _writing_adapters(ps: Any) -> list[str]:
     """Names of the registered adapters that can write (``load_methods`` not empty)."""
-    from dc_api_x.plugins import get_plugins
-
-    ps = get_plugins()
     names = []
     for name in ps.adapters.names():
         try:
@@ -172,49 +116,24 @@ def _writing_adapters() -> list[str]:
     return names
 
 
-def _shared_schema() -> dict[str, Any] | None:
-    """The shared generator's schema (:func:`dc_api_x.singer_settings.adapter_settings_schema`)."""
-    try:
-        from dc_api_x.singer_settings import adapter_settings_schema
-    except ImportError:
-        return None
-    try:
-        return dict(adapter_settings_schema(_writing_adapters()))
-    except Exception as exc:
-        log.debug("dc_api_x.singer_settings failed, using the local generator: %s", exc)
-        return None
+def target_settings_jsonschema(plugins: Any = None) -> dict[str, Any]:
+    """The config JSON Schema of target-dcapix: the target's settings plus the writing adapters'
+    options (:func:`dc_api_x.singer_settings.adapter_settings_schema`) of ``plugins`` (default: the
+    current plugin set), documented but never rejected here (each adapter validates its own options)."""
+    from dc_api_x.plugins import get_plugins
+    from dc_api_x.singer_settings import adapter_settings_schema
 
+    plugins = plugins if plugins is not None else get_plugins()
 
-def target_settings_jsonschema() -> dict[str, Any]:
-    """The config JSON Schema of target-dcapix (target settings + the writing adapters' options)."""
     properties: dict[str, Any] = {}
-    shared = _shared_schema()
-    if shared is not None:
-        for key, prop in (shared.get("properties") or {}).items():
-            if key == "adapter":
-                continue
+    try:
+        shared = adapter_settings_schema(_writing_adapters(plugins), plugins=plugins)
+    except Exception as exc:  # a broken plugin must not break --about: the target's own settings
+        log.warning("the adapters' settings could not be listed: %s", exc)
+        shared = {}
+    for key, prop in (shared.get("properties") or {}).items():
+        if key != "adapter":
             properties[key] = _loosen(dict(prop)) if isinstance(prop, Mapping) else {}
-    else:
-        per_adapter = _adapter_option_schemas()
-        seen: dict[str, list[str]] = {}
-        for adapter, schema in sorted(per_adapter.items()):
-            for key, prop in (schema.get("properties") or {}).items():
-                if key in TARGET_PROPERTIES:
-                    continue
-                seen.setdefault(key, []).append(adapter)
-                doc = _loosen(dict(prop))
-                if key in properties:
-                    if properties[key].get("type") != doc.get("type"):
-                        properties[key].pop("type", None)
-                    if doc.get("secret"):
-                        properties[key]["secret"] = properties[key]["writeOnly"] = True
-                else:
-                    properties[key] = doc
-        for key, adapters in seen.items():
-            desc = properties[key].get("description") or properties[key].get("title") or ""
-            used_by = f"(adapter: {', '.join(adapters)})"
-            properties[key]["description"] = f"{desc} {used_by}" if desc else used_by
-            properties[key].pop("title", None)
     for key, prop in TARGET_PROPERTIES.items():
         properties[key] = copy.deepcopy(prop)
     return {"type": "object", "properties": properties, "required": ["adapter"]}

@@ -15,9 +15,8 @@ so the adapter can add the new columns.
 from __future__ import annotations
 
 import gzip
-import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,8 +30,6 @@ from .settings import DEFAULT_BATCH_SIZE_ROWS
 from .validation import RecordValidator, compile_record_validator
 
 if TYPE_CHECKING:  # pragma: no cover
-    from singer_sdk.helpers._batch import BaseBatchFileEncoding
-
     from .target import TargetDcApiX
 
 __all__ = ["DcApiXSink", "MissingKeyPropertyError", "StreamWriter"]
@@ -167,7 +164,7 @@ class DcApiXSink(BatchSink):
 
     @property
     def batch_size_rows(self) -> int | None:
-        value = self._batch_size_rows
+        value = super().batch_size_rows  # (a string from an env var, e.g. Meltano's)
         return int(value) if value else None
 
     def __init__(
@@ -300,10 +297,9 @@ class DcApiXSink(BatchSink):
     def start_drain(self) -> dict[Any, Any]:
         records, self.buffer = self.buffer, []
         self._pending_batch = None
-        if self.fast:
-            self._total_records_read += len(records)
+        if self.fast:  # the SDK tallies the records it handles itself (stream maps, metadata)
+            self.tally_record_read(len(records))
             self.record_counter_metric.increment(len(records))
-        self._batch_records_read = len(records)
         self._context_draining = {"records": records}
         return self._context_draining
 
@@ -340,29 +336,34 @@ class DcApiXSink(BatchSink):
         self._target.activate_version(self, new_version)
 
     # -- BATCH messages ------------------------------------------------------------------------
-    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
+    def process_batch_files(self, encoding: Any, files: Sequence[str]) -> None:
         """Load the files of a BATCH message (jsonl or parquet, gzip or not), in order.
 
-        Records buffered before the BATCH message are written first, so the order is kept.
+        Records buffered before the BATCH message are written first, so the order is kept. A file
+        is read in chunks of ``batch_size_rows`` records (memory stays bounded whatever its size),
+        and every record goes through the same check as a RECORD message's (key properties, the
+        stream's schema; Parquet rows in their JSON form); a bad one names the file and its line
+        (JSONL) or row (Parquet).
         """
         self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()
         for url in files:
             if fmt == "jsonl":
-                batch = self._read_jsonl(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
+                batches = self._jsonl_batches(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
             elif fmt == "parquet":
-                batch = self._read_parquet(url)
+                batches = self._parquet_batches(url)
             else:
                 raise SchemaError(
                     f"stream {self.stream_name!r}, {self._target.where()}: unsupported BATCH encoding "
                     f"{fmt!r} (supported: jsonl, parquet)",
                     stream=self.stream_name,
                 )
-            self.writer.write(batch)
-            self.record_counter_metric.increment(len(batch))
-            self._total_records_read += len(batch)
-            self.tally_record_written(len(batch))
+            for batch in batches:
+                self.writer.write(batch)
+                self.record_counter_metric.increment(len(batch))
+                self._total_records_read += len(batch)
+                self.tally_record_written(len(batch))
         self._target.note_drained()
 
     def _open(self, url: str) -> Any:
@@ -383,48 +384,78 @@ class DcApiXSink(BatchSink):
                 stream=self.stream_name,
             ) from None
 
-    def _read_jsonl(self, url: str, *, gzipped: bool) -> Batch:
-        with self._open(url) as raw:
-            data = raw.read()
-        if gzipped or data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        records: list[dict[str, Any]] = []
-        loads = orjson.loads
-        for i, line in enumerate(io.BytesIO(data), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise SchemaError(
-                    f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON ({exc})",
-                    stream=self.stream_name,
-                ) from None
-            try:
-                self.check(rec)
-            except SchemaError as exc:
-                raise SchemaError(f"{exc} (BATCH file {url!r} line {i})", stream=self.stream_name) from None
-            records.append(rec)
-        return Batch.from_records(records, schema=self.writer.spec.schema)
+    def _checked(self, record: Any, url: str, where: str) -> None:
+        try:
+            self.check(record)
+        except SchemaError as exc:
+            raise SchemaError(f"{exc} (BATCH file {url!r} {where})", stream=self.stream_name) from None
 
-    def _read_parquet(self, url: str) -> Batch:
+    def _jsonl_batches(self, url: str, *, gzipped: bool) -> Iterator[Batch]:
+        schema = self.writer.spec.schema
+        with self._open(url) as raw:
+            gzipped = gzipped or raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            lines = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            records: list[dict[str, Any]] = []
+            loads = orjson.loads
+            for i, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise SchemaError(
+                        f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON ({exc})",
+                        stream=self.stream_name,
+                    ) from None
+                self._checked(rec, url, f"line {i}")
+                records.append(rec)
+                if len(records) >= self.limit:
+                    yield Batch.from_records(records, schema=schema)
+                    records = []
+            if records:
+                yield Batch.from_records(records, schema=schema)
+
+    def _parquet_batches(self, url: str) -> Iterator[Batch]:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with self._open(url) as raw:
-            try:
-                table = pq.read_table(raw)
-            except Exception as exc:
-                raise SchemaError(
-                    f"stream {self.stream_name!r}, {self._target.where()}: BATCH file {url!r} is not "
-                    f"readable Parquet: {_one_line(str(exc))}",
-                    stream=self.stream_name,
-                ) from None
-        props: Mapping[str, Any] = self.schema.get("properties") or {}
-        unknown = [c for c in table.column_names if c not in props]
-        if unknown and self.schema.get("additionalProperties") is False:
-            raise SchemaError(
-                f"stream {self.stream_name!r}, BATCH file {url!r}, field {unknown[0]!r}: column not in "
-                f"the stream's schema",
+        from dc_api_x.arrow import arrow_to_records
+        from dc_api_x.values import json_default
+
+        def unreadable(exc: Exception) -> SchemaError:
+            return SchemaError(
+                f"stream {self.stream_name!r}, {self._target.where()}: BATCH file {url!r} is not "
+                f"readable Parquet: {_one_line(str(exc))}",
                 stream=self.stream_name,
             )
-        return Batch.from_arrow(table, schema=self.writer.spec.schema)
+
+        with self._open(url) as raw:
+            try:
+                pf = pq.ParquetFile(raw)
+            except Exception as exc:
+                raise unreadable(exc) from None
+            props: Mapping[str, Any] = self.schema.get("properties") or {}
+            unknown = [c for c in pf.schema_arrow.names if c not in props]
+            if unknown and self.schema.get("additionalProperties") is False:
+                raise SchemaError(
+                    f"stream {self.stream_name!r}, BATCH file {url!r}, field {unknown[0]!r}: column not in "
+                    f"the stream's schema",
+                    stream=self.stream_name,
+                )
+            row = 0
+            batches = pf.iter_batches(batch_size=self.limit)
+            while True:
+                try:
+                    rb = next(batches)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    raise unreadable(exc) from None
+                table = pa.Table.from_batches([rb])
+                # the check of a RECORD message, on the rows' JSON forms (what a JSONL file would hold)
+                forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
+                for i, rec in enumerate(forms, start=row + 1):
+                    self._checked(rec, url, f"row {i}")
+                row += table.num_rows
+                yield Batch.from_arrow(table, schema=self.writer.spec.schema)

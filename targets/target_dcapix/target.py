@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from typing import IO, Any, ClassVar
 
 import orjson
-from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
+from dc_api_x.singer_settings import SettingsSchema
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
@@ -44,30 +44,19 @@ __all__ = ["TargetDcApiX", "TerminatedError"]
 #: How often (records) the fast path checks the 5-minute max record age.
 _AGE_CHECK_EVERY = 4096
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
-_settings_cache: dict[str, Any] = {"full": False}
 
 
-def _settings() -> dict[str, Any]:
-    """The settings schema: complete (every writing adapter's options) for ``--about`` and for
-    ``--config ENV`` (the SDK reads only env vars of documented settings); otherwise only the
-    target's own settings, so a run does not import every adapter just to validate its config
-    (the chosen adapter validates its own options)."""
-    key = "schema" if _settings_cache["full"] else "light"
-    if key not in _settings_cache:
-        if key == "schema":
-            _settings_cache[key] = target_settings_jsonschema()
-        else:
-            _settings_cache[key] = {
-                "type": "object",
-                "properties": copy.deepcopy(TARGET_PROPERTIES),
-                "required": ["adapter"],
-            }
-    return _settings_cache[key]  # type: ignore[no-any-return]
+def _run_settings() -> dict[str, Any]:
+    """The target's own settings (the chosen adapter validates its own options)."""
+    return {"type": "object", "properties": copy.deepcopy(TARGET_PROPERTIES), "required": ["adapter"]}
+
+
+_SETTINGS = SettingsSchema(_run_settings, target_settings_jsonschema)
 
 
 def full_settings(enabled: bool = True) -> None:
     """Make ``TargetDcApiX.config_jsonschema`` the complete schema (``--about``, ``--config ENV``)."""
-    _settings_cache["full"] = enabled
+    _SETTINGS.complete = enabled
 
 
 class TargetDcApiX(Target):
@@ -88,10 +77,8 @@ class TargetDcApiX(Target):
         TargetCapabilities.HARD_DELETE,
     ]
 
-    @classproperty
-    def config_jsonschema(cls) -> dict[str, Any]:  # type: ignore[override]
-        """Target settings + every writing adapter's options (generated from their pydantic models)."""
-        return _settings()
+    #: Target settings (+ every writing adapter's options for ``--about``: :class:`SettingsSchema`).
+    config_jsonschema = _SETTINGS  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -106,6 +93,7 @@ class TargetDcApiX(Target):
         self.bookmark_properties: dict[str, list[str]] = {}
         self._fast_sinks: dict[str, DcApiXSink] = {}
         self._last_emitted: bytes | None = None
+        self._last_state: dict[str, Any] | None = None  # the latest STATE value received
         self._pending_state = False
         self._finishing = False
         self._records_seen = 0
@@ -258,7 +246,7 @@ class TargetDcApiX(Target):
         if maps and (maps[0].raw_schema != schema or maps[0].raw_key_properties != keys):
             # the schema changed: write what the old sinks hold before anything of the new version
             for stream_map in maps:
-                old = self._sinks_active.get(stream_map.stream_alias)
+                old = self._active_sink(stream_map.stream_alias)
                 if old is not None:
                     self.drain_one(old)
         self.bookmark_properties[stream] = list(bookmarks)
@@ -271,7 +259,7 @@ class TargetDcApiX(Target):
             and not maps[0].flattening_enabled
             and maps[0].stream_alias == stream
         ):
-            sink = self._sinks_active.get(stream)
+            sink = self._active_sink(stream)
             if isinstance(sink, DcApiXSink) and not sink.include_sdc_metadata_properties:
                 sink.fast = True
                 self._fast_sinks[stream] = sink
@@ -319,11 +307,16 @@ class TargetDcApiX(Target):
         self._collect()
         self._maybe_emit_state()
 
+    def _active_sink(self, stream: str) -> Any:
+        """The current sink of ``stream``, or ``None``."""
+        return self.get_sink(stream) if self.sink_exists(stream) else None
+
     def _process_state_message(self, message_dict: dict[Any, Any]) -> None:
         self._require(message_dict, "value")
         if not isinstance(message_dict["value"], dict):
             raise SingerInputError(f"{self.where()}: STATE 'value' must be a JSON object")
         super()._process_state_message(message_dict)
+        self._last_state = message_dict["value"]
         self._pending_state = True
         self._maybe_emit_state()
 
@@ -421,13 +414,13 @@ class TargetDcApiX(Target):
 
     def _maybe_emit_state(self) -> None:
         """Emit the latest STATE when no sink holds unwritten records."""
-        if not self._pending_state or self._latest_state is None:
+        if not self._pending_state or self._last_state is None:
             return
         if any(s.current_size for s in self._sinks_active.values()) or any(
             s.current_size for s in self._sinks_to_clear
         ):
             return
-        self._write_state_message(self._latest_state)
+        self._write_state_message(self._last_state)
 
     def _write_state_message(self, state: dict[Any, Any]) -> None:
         """Print the state value on stdout (deduplicated; held back while the data is not final)."""
@@ -452,8 +445,8 @@ class TargetDcApiX(Target):
                 writer.finish()
         finally:
             self._finishing = False
-        if self._latest_state is not None:
-            self._write_state_message(self._latest_state)
+        if self._last_state is not None:
+            self._write_state_message(self._last_state)
         total = sum(w.rows_written for w in self._writers.values())
         self.logger.info("target-dcapix wrote %d rows in %d streams", total, len(self._writers))
 
@@ -476,12 +469,12 @@ class TargetDcApiX(Target):
         config: Any = None,
         file_input: IO[str] | None = None,
     ) -> None:
-        """Run the target; any failure is one line on stderr and exit code 1."""
+        """Run the target; any failure is one line on stderr and exit code 1. ``config`` is what the
+        SDK's ``--config`` callback returned (``.config``, ``.parse_env``)."""
         from singer_sdk.exceptions import ConfigValidationError
-        from singer_sdk.plugin_base import _ConfigInput
 
-        config = config or _ConfigInput()
-        if about or config.parse_env:
+        parse_env = bool(getattr(config, "parse_env", False))
+        if about or parse_env:
             full_settings()
         if about:
             cls.print_about(about_format)
@@ -490,7 +483,11 @@ class TargetDcApiX(Target):
         started = time.perf_counter()
         target = None
         try:
-            target = cls(config=config.config, validate_config=True, parse_env_config=config.parse_env)
+            target = cls(
+                config=dict(getattr(config, "config", None) or {}),
+                validate_config=True,
+                parse_env_config=parse_env,
+            )
             target.listen(file_input)
         except ConfigValidationError as exc:
             _fail(f"config: {'; '.join(exc.errors) or exc}")

@@ -14,21 +14,22 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from dc_api_x.bookmarks import BoundaryBookmark, OrderError, json_value, row_hash
+from dc_api_x.bookmarks import BoundaryBookmark, OrderError, row_hash
+from dc_api_x.values import json_form
 
 UTC = _dt.timezone.utc
 
 
-def test_json_value_forms():
-    assert json_value(_dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05+00:00"
-    assert json_value(_dt.date(2024, 1, 2)) == "2024-01-02"
-    assert json_value(_dt.time(1, 2, 3)) == "01:02:03"
-    assert json_value(Decimal("1.50")) == "1.50"
-    assert json_value(Decimal("1E+3")) == "1000"
-    assert json_value(b"\x00\xff") == "AP8="
+def test_json_forms():
+    assert json_form(_dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2024-01-02T03:04:05+00:00"
+    assert json_form(_dt.date(2024, 1, 2)) == "2024-01-02"
+    assert json_form(_dt.time(1, 2, 3)) == "01:02:03"
+    assert json_form(Decimal("1.50")) == "1.50"
+    assert json_form(Decimal("1E+3")) == "1000"
+    assert json_form(b"\x00\xff") == "AP8="
     u = uuid.UUID(int=1)
-    assert json_value(u) == str(u)
-    assert json_value(7) == 7 and json_value("x") == "x" and json_value(None) is None
+    assert json_form(u) == str(u)
+    assert json_form(7) == 7 and json_form("x") == "x" and json_form(None) is None
 
 
 def test_module_imports_nothing_heavy():

@@ -22,6 +22,12 @@ import pytest
 from dc_api_x.plugins import create_adapter
 from dc_api_x.types import Batch, StreamSpec
 
+
+def PG(value: str) -> object:
+    """A parameter that needs the PostgreSQL server (marked ``postgres``)."""
+    return pytest.param(value, marks=pytest.mark.postgres)
+
+
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 HASH = re.compile(r"^[0-9a-f]{32}$")
@@ -99,7 +105,7 @@ def _check_every_resume(
 
 
 # ----------------------------------------------------------------------------------------- SQL
-@pytest.fixture(params=["sqlite-adbc", "sqlite-sqlite3", "pg-adbc", "pg-generic"])
+@pytest.fixture(params=["sqlite-adbc", "sqlite-sqlite3", PG("pg-adbc"), PG("pg-generic")])
 def keyless_sql(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> tuple[dict[str, Any], Callable[[list[tuple[int, str, int]]], None]]:
@@ -144,9 +150,9 @@ def keyless_sql(
                 con.close()
 
         if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters._sql import SQLAdapter
+            from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-            monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
         cfg = {
             "adapter": "sql",
             "url": f"sqlite:///{path}",

@@ -506,7 +506,7 @@ def test_jsonl_refuses_nan(tmp_path, plugins):
 def test_jsonl_arrow_reader_falls_back_mid_file_without_loss(tmp_path, plugins, monkeypatch):
     """Flat streams are parsed by Arrow's JSON reader; a value it refuses ("9" for an integer, which
     the JSON-form rules accept) hands the rest of the file to the orjson path: no row lost or doubled."""
-    from dc_api_x.adapters._files import JSONLAdapter
+    from dc_api_x.adapters.files.jsonl import JSONLAdapter
 
     lines = [{"id": i, "at": f"2024-01-0{1 + i % 9}T00:00:00Z", "amount": f"{i}.5"} for i in range(1, 41)]
     lines[33]["id"] = "34"

@@ -120,6 +120,7 @@ def pg_source(pg_url: str, pg_schema: str) -> str:
 
 
 @pytest.mark.parametrize("load_method", ["append", "upsert", "overwrite"])
+@pytest.mark.postgres
 def test_postgres_to_postgres(plugins, project, capsys, pg_url, pg_source, load_method) -> None:
     _need(plugins, "sql")
     dst_schema = f"{pg_source}_dst"
@@ -250,6 +251,7 @@ def test_http_to_files(plugins, project, capsys, http_server, dest) -> None:
 
 
 # ------------------------------------------------------------------------ Parquet -> PostgreSQL
+@pytest.mark.postgres
 def test_parquet_to_postgres(plugins, project, capsys, pg_url, pg_schema) -> None:
     _need(plugins, "parquet", "sql")
     import pyarrow as pa

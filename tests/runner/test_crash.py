@@ -90,6 +90,7 @@ def test_sigkill_mid_run_then_rerun(rplugins, project, load_method) -> None:
         assert len(ids) - ROWS <= 1000  # at most the rows after the last checkpoint
 
 
+@pytest.mark.postgres
 def test_sigkill_postgres_to_postgres_upsert(plugins, project, pg_url, pg_schema) -> None:
     """The same with the real SQL adapter on both sides (incremental on ``seq``, upsert)."""
     if "sql" not in plugins.adapters:

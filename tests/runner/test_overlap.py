@@ -152,7 +152,7 @@ def test_parquet_dictionary_only_for_repeated_values(tmp_path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from dc_api_x.adapters._files import _dictionary_columns, _ParquetPart
+    from dc_api_x.adapters.files.parquet import _dictionary_columns, _ParquetPart
 
     n = 5000
     base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

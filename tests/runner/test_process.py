@@ -123,3 +123,26 @@ def test_killed_runner_leaves_no_orphans(rplugins, project) -> None:
         ]
         time.sleep(0.05)
     assert not alive, f"tap/target survived the runner: {alive}"
+
+
+def test_run_via_singer_takes_the_run_lock_for_a_library_caller(rplugins, project) -> None:
+    """``run_via_singer`` (not only the CLI) holds the pipeline's lock: a second run of the same
+    pipeline is refused while the first holds it, and the lock is free again afterwards."""
+    import pytest
+
+    from dc_api_x.exceptions import StateError
+    from dc_api_x.runner.config import load_config
+    from dc_api_x.runner.process import run_via_singer
+
+    out = project / "ids.txt"
+    write_config(project, _pipe(out, 5))
+    cfg = load_config(project / "dcapix.yml")
+    name, pipe = cfg.pipeline("p")
+    with open_state_store(project_dir=project) as store:
+        with store.lock(name), pytest.raises(StateError, match="already running"):
+            run_via_singer(name, pipe, store)
+        assert _ids(out) == []  # nothing ran
+        metrics = run_via_singer(name, pipe, store)
+        assert metrics.status == "done" and _ids(out) == [1, 2, 3, 4, 5]
+        with store.lock(name):  # released
+            pass

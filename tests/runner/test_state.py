@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from dc_api_x.bookmarks import BoundaryBookmark
 from dc_api_x.exceptions import StateError
 from dc_api_x.runner.state import PostgresStateStore, SQLiteStateStore, open_state_store
 
@@ -46,6 +48,7 @@ def test_sqlite_store_roundtrip(tmp_path: Path) -> None:
         assert again.get("q", "s") == {"x": [1, 2]}
 
 
+@pytest.mark.postgres
 def test_postgres_store_roundtrip(pg_url: str) -> None:
     store = open_state_store(pg_url)
     assert isinstance(store, PostgresStateStore)
@@ -75,6 +78,50 @@ def test_non_json_value_rejected(tmp_path: Path) -> None:
         assert store.get("p", "s") is None
 
 
+def test_bytes_and_decimals_are_stored_in_the_bookmark_forms(tmp_path: Path) -> None:
+    """One form for bytes and decimals in state and bookmarks: base64 and plain notation (never
+    ``1E-10``), as :meth:`BoundaryBookmark.to_state` writes them."""
+    db = tmp_path / "s.db"
+    value = {"replication_key_value": Decimal("1E-10"), "keys_at_value": [[b"\x00\xff", Decimal("1E+3")]]}
+    with open_state_store(path=str(db)) as store:
+        store.set("p", "s", value)
+        stored = store.get("p", "s")
+    bm = BoundaryBookmark("v", ["k1", "k2"], Decimal("1E-10"), [[b"\x00\xff", Decimal("1E+3")]])
+    assert stored == {"replication_key_value": "0.0000000001", "keys_at_value": [["AP8=", "1000"]]}
+    assert stored["replication_key_value"] == bm.to_state()["replication_key_value"]
+    assert stored["keys_at_value"] == bm.to_state()["keys_at_value"]
+    conn = sqlite3.connect(db)
+    (text,) = conn.execute("SELECT value FROM dcapix_state").fetchone()
+    conn.close()
+    assert "E-10" not in text and "00ff" not in text
+
+
+def test_state_written_by_the_previous_version_still_loads(tmp_path: Path) -> None:
+    """dc-api-x 0.2.0 stored raw bytes as hex and decimals with ``str()`` (``1E-10``): such a state
+    is still read, and its decimal resumes at the same value."""
+    db = tmp_path / "s.db"
+    with open_state_store(path=str(db)) as store:
+        store.set("p", "s", {"placeholder": True})
+    old = '{"keys_at_value": [[7]], "raw": "00ff", "replication_key": "v", "replication_key_value": "1E-10"}'
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE dcapix_state SET value = ? WHERE stream = 's'", (old,))
+    conn.close()
+    with open_state_store(path=str(db)) as store:
+        state = store.get("p", "s")
+    assert state == {
+        "keys_at_value": [[7]],
+        "raw": "00ff",
+        "replication_key": "v",
+        "replication_key_value": "1E-10",
+    }
+    assert bytes.fromhex(state["raw"]) == b"\x00\xff"
+    bm = BoundaryBookmark.from_state(state, "v", ["id"], convert=Decimal)
+    assert bm.start_value == Decimal("0.0000000001")
+    assert not bm.is_new(Decimal("0.0000000001"), (7,)) and bm.is_new(Decimal("0.0000000001"), (8,))
+    assert bm.to_state()["replication_key_value"] == "0.0000000001"
+
+
 def test_sqlite_lock_excludes_second_process(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with open_state_store(path=str(db)) as store, store.lock("pipe"):
@@ -95,6 +142,7 @@ def test_sqlite_lock_excludes_second_process(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.postgres
 def test_postgres_lock(pg_url: str) -> None:
     with (
         open_state_store(pg_url) as a,

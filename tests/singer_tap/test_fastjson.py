@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import orjson
 from tap_dcapix.fastjson import arrow_json_records
-from tap_dcapix.writer import json_default
 
 from dc_api_x.arrow import arrow_to_records, records_to_arrow
+from dc_api_x.values import singer_json_default as json_default
 
 SCHEMA = {
     "type": "object",
@@ -151,3 +151,33 @@ def test_arrow_lines_without_nulls() -> None:
     want = orjson.loads(orjson.dumps(arrow_json_records(table, None)))
     assert got == want
     assert got[1]["esc"] == "back\\slash" and got[2]["esc"] == "line\nbreak"
+
+
+def test_emitted_record_forms_are_unchanged(capsysbinary) -> None:
+    """The JSON forms of RECORD messages (the same as dc-api-x 0.2.0 wrote): decimals in plain
+    notation, base64 bytes, ISO dates and times, intervals as seconds."""
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    from tap_dcapix.writer import FastSingerWriter
+
+    w = FastSingerWriter()
+    record = {
+        "d": Decimal("1E-10"),
+        "d2": Decimal("12.50"),
+        "b": b"\x00\xff",
+        "day": dt.date(2024, 2, 29),
+        "ts": dt.datetime(2024, 2, 29, 1, 2, 3, 4, tzinfo=dt.timezone.utc),
+        "t": dt.time(1, 2, 3),
+        "iv": dt.timedelta(minutes=1, microseconds=5),
+        "u": uuid.UUID(int=1),
+    }
+    w.write_records("s", [record])
+    w.flush()
+    line = capsysbinary.readouterr().out
+    assert line == (
+        b'{"type":"RECORD","stream":"s","record":{"d":"0.0000000001","d2":"12.50","b":"AP8=",'
+        b'"day":"2024-02-29","ts":"2024-02-29T01:02:03.000004+00:00","t":"01:02:03","iv":60.000005,'
+        b'"u":"00000000-0000-0000-0000-000000000001"}}\n'
+    )

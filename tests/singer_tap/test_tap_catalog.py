@@ -142,11 +142,17 @@ def test_unknown_adapter_lists_known(lite_plugins) -> None:
         TapDcApiX(config={"adapter": "nope"})
 
 
-def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
-    from tap_dcapix.tap import TapDcApiX
+def test_about_settings_cover_adapter_options_and_secrets(lite_plugins, capsys) -> None:
+    import json
 
-    info = TapDcApiX._get_about_info()
-    props = info.settings["properties"]
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    try:
+        TapDcApiX.print_about("json")  # what `tap-dcapix --about --format json` prints
+    finally:
+        full_settings(False)
+    info = json.loads(capsys.readouterr().out)
+    props = info["settings"]["properties"]
     for name in (
         "adapter",
         "path",
@@ -165,7 +171,7 @@ def test_about_settings_cover_adapter_options_and_secrets(lite_plugins) -> None:
     assert props["password"]["secret"] is True and props["password"]["writeOnly"] is True
     assert not props["path"].get("secret")
     assert {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch", "test"} <= {
-        str(c) for c in info.capabilities
+        str(c) for c in info["capabilities"]
     }
 
 
@@ -198,3 +204,54 @@ def test_batch_messages_carry_all_rows_and_state(tmp_path: Path, run_tap) -> Non
     assert sorted(r["id"] for r in rows) == list(range(1, 12))
     state = [m for m in msgs if m["type"] == "STATE"][-1]["value"]
     assert sorted(k[0] for k in state["bookmarks"]["items"]["keys_at_value"]) == [8, 9, 10, 11]
+
+
+def test_settings_follow_the_current_plugin_set() -> None:
+    """The settings schema is cached per plugin set: a new set (even at the address of a freed one,
+    which ``id()`` would confuse) gets its own."""
+    import gc
+
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    from dc_api_x import enable_plugins
+
+    from .conftest import LitePlugin
+
+    full_settings()
+    try:
+        for _ in range(3):
+            ps = enable_plugins(entry_points=False, plugins=[LitePlugin])
+            assert "lite" in TapDcApiX.config_jsonschema["properties"]["adapter"]["enum"]
+            ps.close()
+            del ps
+            gc.collect()
+            ps = enable_plugins(entry_points=False)
+            assert "lite" not in TapDcApiX.config_jsonschema["properties"]["adapter"]["enum"]
+            ps.close()
+            del ps
+            gc.collect()
+    finally:
+        full_settings(False)
+    # a run validates with the tap's own settings only (no other adapter's defaults injected)
+    assert set(TapDcApiX.config_jsonschema["properties"]) == {"adapter", "transforms"}
+
+
+def test_config_env_keeps_the_config_as_given(tmp_path: Path, monkeypatch) -> None:
+    """With ``--config ENV`` (the SDK test runners use it) the settings schema is the union of every
+    adapter's options; validating against it would copy other adapters' defaults into the config
+    (the HTTP adapter's stream defaults into SQL stream objects). The adapter's model validates."""
+    from tap_dcapix.tap import TapDcApiX, full_settings
+
+    from dc_api_x import enable_plugins
+
+    ps = enable_plugins(entry_points=False)
+    streams = [{"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}]
+    cfg = {"adapter": "sql", "url": f"sqlite:///{tmp_path / 'x.db'}", "streams": streams}
+    monkeypatch.setenv("TAP_DCAPIX_BATCH_SIZE", "7")
+    try:
+        tap = TapDcApiX(config=cfg, parse_env_config=True, validate_config=True, setup_mapper=False)
+        assert tap.config["streams"] == streams
+        assert tap.config["batch_size"] == 7  # read from the environment: a documented setting
+    finally:
+        full_settings(False)
+        ps.close()

@@ -48,8 +48,8 @@ def _run_inprocess(cfg_path: Path, text: str, out: Path) -> Run:
     """The same run inside this process (for behaviour tests: no interpreter start-up per run)."""
     import contextlib
     import io
+    import types
 
-    from singer_sdk.plugin_base import _ConfigInput
     from target_dcapix.target import TargetDcApiX
 
     from dc_api_x import enable_plugins
@@ -62,7 +62,8 @@ def _run_inprocess(cfg_path: Path, text: str, out: Path) -> Run:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
                 TargetDcApiX.invoke(
-                    config=_ConfigInput.from_cli_args(str(cfg_path)), file_input=io.BytesIO(text.encode())
+                    config=types.SimpleNamespace(config=json.loads(cfg_path.read_text()), parse_env=False),
+                    file_input=io.BytesIO(text.encode()),
                 )  # type: ignore[arg-type]
             except SystemExit as exc:
                 rc = int(exc.code or 0)

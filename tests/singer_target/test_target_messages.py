@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.singer_target.support import SCHEMA, rec, schema_msg, state
 
@@ -230,3 +231,53 @@ def test_fields_missing_from_the_schema_are_reported_not_silently_dropped(run_ta
     assert run.rc == 0, run.stderr
     warnings = [r.getMessage() for r in caplog.records if "surprise" in r.getMessage()]
     assert len(warnings) == 1 and "not in the stream's schema" in warnings[0] and "line 2" in warnings[0]
+
+
+def test_batch_files_are_read_in_chunks_of_batch_size_rows(run_target, tmp_path: Path):
+    """A BATCH file is never read whole: JSONL (gzip or not) and Parquet go to the adapter in writes
+    of at most ``batch_size_rows`` records, in order."""
+    jl = tmp_path / "big.jsonl.gz"
+    with gzip.open(jl, "wt") as f:
+        for i in range(1, 12):
+            f.write(json.dumps(rec(i)["record"]) + "\n")
+    pqf = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist([rec(i)["record"] for i in range(12, 19)]), pqf, row_group_size=3)
+    msgs = [
+        schema_msg(),
+        {
+            "type": "BATCH",
+            "stream": "users",
+            "encoding": {"format": "jsonl", "compression": "gzip"},
+            "manifest": [str(jl)],
+        },
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}, "manifest": [str(pqf)]},
+        state(18),
+    ]
+    run = run_target(msgs, batch_size_rows=4, inprocess=True)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == list(range(1, 19))
+    assert [c["rows"] for c in run.calls() if c["call"] == "write"] == [4, 4, 3, 4, 3]
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [({"id": None, "name": "x"}, "id"), ({"id": 7, "name": "much too long for 10"}, "name")],
+    ids=["null-key", "schema"],
+)
+def test_parquet_batch_rows_are_checked_like_records(run_target, tmp_path: Path, row, field):
+    """Parquet BATCH rows get the check a RECORD gets (keys, the stream's schema); the error names the
+    file, the row and the field, and no STATE covers the file."""
+    pqf = tmp_path / "bad.parquet"
+    rows = [rec(1)["record"], {**rec(2)["record"], **row}]
+    pq.write_table(pa.Table.from_pylist(rows), pqf)
+    msgs = [
+        schema_msg(),
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}, "manifest": [str(pqf)]},
+        state(2),
+    ]
+    run = run_target(msgs, inprocess=True)
+    assert run.rc == 1
+    assert len(run.error_lines) == 1
+    line = run.error_lines[0]
+    assert f"field {field!r}" in line and "row 2" in line and "bad.parquet" in line
+    assert run.states == []

@@ -20,7 +20,8 @@ from tests.singer_target.support import SCHEMA, messages_text, rec, schema_msg, 
 @pytest.fixture
 def run(plugins: Any, tmp_path: Path):
     """``run(messages, **config) -> (rc, states, stderr)`` with the built-in plugins."""
-    from singer_sdk.plugin_base import _ConfigInput
+    import types
+
     from target_dcapix.target import TargetDcApiX
 
     def go(messages: list[Any], **config: Any) -> tuple[int, list[Any], str]:
@@ -31,7 +32,7 @@ def run(plugins: Any, tmp_path: Path):
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 TargetDcApiX.invoke(
-                    config=_ConfigInput.from_cli_args(str(cfg)),
+                    config=types.SimpleNamespace(config=json.loads(cfg.read_text()), parse_env=False),
                     file_input=io.BytesIO(messages_text(messages).encode()),
                 )  # type: ignore[arg-type]
             except SystemExit as exc:

@@ -25,6 +25,7 @@ CREATE TABLE {s}.other (k1 text, k2 integer, PRIMARY KEY (k1, k2));
 """
 
 
+@pytest.mark.postgres
 def test_pg_discover_types(pg_url, pg_schema, pg_exec):
     pg_exec(PG_TYPES.format(s=pg_schema))
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
@@ -59,6 +60,7 @@ def test_pg_discover_types(pg_url, pg_schema, pg_exec):
     assert list(view.properties) == ["id", "dec", "tstz"] and view.key_properties == ()
 
 
+@pytest.mark.postgres
 def test_pg_streams_config_and_include_exclude(pg_url, pg_schema, pg_exec):
     pg_exec(PG_TYPES.format(s=pg_schema))
     cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema, "include": ["*types"], "exclude": ["v_*"]}
@@ -130,6 +132,7 @@ def _count_queries(ad):
     return seen
 
 
+@pytest.mark.postgres
 def test_pg_discovery_is_bulk_200_tables(pg_url, pg_schema, pg_exec):
     ddl = ";".join(
         f"CREATE TABLE {pg_schema}.t{i:03d} (id bigint PRIMARY KEY, a text, b numeric(10,2), "
@@ -157,6 +160,7 @@ def test_sqlite_discovery_is_bulk_200_tables(sqlite_db):
     assert len(seen) <= 3, seen
 
 
+@pytest.mark.postgres
 def test_missing_table_one_line_error(pg_url, pg_schema, sqlite_db):
     for url, name, stream in (
         (pg_url, f"{pg_schema}.nope", f"{pg_schema}-nope"),
@@ -226,6 +230,7 @@ def test_sql_reflection_schema_provider(sqlite_db):
     assert schema["properties"]["id"] == {"type": "integer"}
 
 
+@pytest.mark.postgres
 def test_sql_reflection_with_an_engine_in_the_context(pg_url, pg_schema, pg_exec):
     pg_exec(f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, at timestamp)")
     provider = create_plugin("schema_providers", {"type": "sql_reflection"})

@@ -7,12 +7,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from dc_api_x.adapters import _sql
+from dc_api_x.adapters.sql import postgresql
 from dc_api_x.exceptions import SchemaError
 from dc_api_x.plugins import create_adapter
 from dc_api_x.types import Batch, StreamSpec
 
-N = _sql._PG_PARALLEL_MIN_ROWS  # rows per batch: just large enough to take the parallel path
+pytestmark = pytest.mark.postgres
+
+N = postgresql._PARALLEL_MIN_ROWS  # rows per batch: just large enough to take the parallel path
 
 SPEC = StreamSpec(
     name="items",

@@ -15,6 +15,12 @@ from dc_api_x.plugins import create_adapter
 
 from .conftest import read_all
 
+
+def PG(value: str) -> object:
+    """A parameter that needs the PostgreSQL server (marked ``postgres``)."""
+    return pytest.param(value, marks=pytest.mark.postgres)
+
+
 UTC = dt.timezone.utc
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -34,7 +40,7 @@ def _norm(bookmark):
 ROWS = [(i, _t((i - 1) // 3), f"v{i}") for i in range(1, 11)]
 
 
-@pytest.fixture(params=["pg-adbc", "pg-generic", "sqlite-adbc", "sqlite-sqlite3"])
+@pytest.fixture(params=[PG("pg-adbc"), PG("pg-generic"), "sqlite-adbc", "sqlite-sqlite3"])
 def events(request, monkeypatch):
     """``(config, insert(rows))`` of an ``events(id, updated_at, v)`` table on each engine and path."""
     kind = request.param
@@ -81,9 +87,9 @@ def events(request, monkeypatch):
             )
 
         if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters._sql import SQLAdapter
+            from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-            monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
         cfg = {
             "adapter": "sql",
             "url": url,
@@ -180,6 +186,7 @@ def test_arrow_types_of_the_fast_path(events):
         assert table.schema.field("id").type == pa.int64()
 
 
+@pytest.mark.postgres
 def test_custom_query_stream_incremental(pg_url, pg_schema, pg_exec):
     pg_exec(f"CREATE TABLE {pg_schema}.events (id bigint PRIMARY KEY, updated_at timestamptz, v text)")
     for i, ts, v in ROWS:
@@ -237,6 +244,7 @@ def test_bad_value_in_sqlite_column_names_field(sqlite_db):
             read_all(ad, spec)
 
 
+@pytest.mark.postgres
 def test_read_of_a_dropped_table_names_it(pg_url, pg_schema, pg_exec):
     pg_exec(f"CREATE TABLE {pg_schema}.gone (id bigint)")
     with create_adapter({"adapter": "sql", "url": pg_url, "streams": [f"{pg_schema}.gone"]}) as ad:
@@ -252,9 +260,9 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
     """adbc-driver-sqlite infers types from a batch's values: NULL-only first batches and numbers in
     text columns must not break (or change) a read."""
     if not adbc:
-        from dc_api_x.adapters._sql import SQLAdapter
+        from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
-        monkeypatch.setattr(SQLAdapter, "_sqlite_adbc_path", lambda self: False)
+        monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
     url, run = sqlite_db
     run(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "
@@ -269,6 +277,7 @@ def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adb
         ],
     )
     with create_adapter({"adapter": "sql", "url": url, "batch_size": 2}) as ad:
+        assert type(ad.backend).__name__ == "SQLiteBackend" and ad.backend.adbc is adbc
         (spec,) = ad.discover()
         recs, batches = read_all(ad, spec)
     assert [len(b) for b in batches] == [2, 2, 2, 1]
@@ -343,6 +352,7 @@ def test_sqlite_query_stream(sqlite_db):
         assert [r["id"] for r in again] == [4, 5]
 
 
+@pytest.mark.postgres
 def test_query_with_colons_runs_as_written(pg_url, sqlite_db):
     pg_q = """SELECT 1::bigint AS id, '{"a":1}'::jsonb AS j, '10:30'::time AS t, ':x' AS s"""
     sq_q = """SELECT 1 AS id, '{"a":1}' AS j, '10:30' AS t, ':x' AS s"""
@@ -352,3 +362,31 @@ def test_query_with_colons_runs_as_written(pg_url, sqlite_db):
             recs, _ = read_all(ad, ad.get_stream("q"))
         assert recs[0]["s"] == ":x" and recs[0]["id"] == 1
         assert recs[0]["j"] == j  # a JSON value on PostgreSQL, text on SQLite
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("arrow", [True, False], ids=["adbc", "generic"])
+def test_decimal_bookmark_is_never_rounded(pg_url, pg_schema, pg_exec, arrow):
+    """A bookmark decimal with more places than the column has is refused (naming the stream and the
+    field), not rounded to the column's scale; a state written by dc-api-x 0.2.0 with ``str()``
+    decimals (``1E-10``) resumes at the same value."""
+    pg_exec(f"CREATE TABLE {pg_schema}.m (id bigint PRIMARY KEY, amount numeric(20,10))")
+    pg_exec(f"INSERT INTO {pg_schema}.m VALUES (1, 0), (2, 0.0000000001), (3, 0.0000000002), (4, 1.005)")
+    cfg = {
+        "adapter": "sql",
+        "url": pg_url,
+        "arrow": arrow,
+        "streams": [{"name": "m", "table": "m", "schema": pg_schema, "replication_key": "amount"}],
+    }
+    with create_adapter(cfg) as ad:
+        spec = ad.get_stream("m")
+        old = {"replication_key": "amount", "replication_key_value": "1E-10", "keys_at_value": [[2]]}
+        recs, batches = read_all(ad, spec, state=old)
+        assert [r["id"] for r in recs] == [3, 4]
+        assert batches[-1].bookmark["replication_key_value"] == "1.0050000000"
+        bad = {"replication_key": "amount", "replication_key_value": "0.00000000015", "keys_at_value": []}
+        with pytest.raises(AdapterError) as ei:
+            read_all(ad, spec, state=bad)
+    msg = str(ei.value)
+    assert "stream 'm'" in msg and "field 'amount'" in msg and "would be rounded" in msg
+    assert len(msg.splitlines()) == 1

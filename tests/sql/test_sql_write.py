@@ -16,6 +16,12 @@ from dc_api_x.types import Batch, StreamSpec
 
 from .conftest import read_all
 
+
+def PG(value: str) -> object:
+    """A parameter that needs the PostgreSQL server (marked ``postgres``)."""
+    return pytest.param(value, marks=pytest.mark.postgres)
+
+
 UTC = dt.timezone.utc
 U1 = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
@@ -139,6 +145,7 @@ def _pg_source(pg_url, pg_schema, pg_exec, **extra):
 
 
 @pytest.mark.parametrize("arrow", [True, False], ids=["adbc", "generic"])
+@pytest.mark.postgres
 def test_pg_round_trip_every_type(pg_url, pg_schema, pg_exec, arrow):
     cfg = _pg_source(pg_url, pg_schema, pg_exec, arrow=arrow)
     src_name = "alltypes"
@@ -197,6 +204,7 @@ def test_sqlite_round_trip_every_type(sqlite_db, tmp_path):
     assert _records(other, "alltypes") == before
 
 
+@pytest.mark.postgres
 def test_cross_engine_round_trip(pg_url, pg_schema, pg_exec, sqlite_db):
     cfg = _pg_source(pg_url, pg_schema, pg_exec)
     sq = {"adapter": "sql", "url": sqlite_db[0]}
@@ -245,7 +253,7 @@ def _singer_records(n, start=1, suffix=""):
     ]
 
 
-@pytest.fixture(params=["pg", "pg-generic", "sqlite"])
+@pytest.fixture(params=[PG("pg"), PG("pg-generic"), "sqlite"])
 def dest(request):
     """``(config, run_sql, qualified_table_name)`` of an empty destination."""
     if request.param.startswith("pg"):
@@ -355,7 +363,7 @@ def test_schema_evolution_adds_columns(dest):
 HOSTILE = 'x"; DROP TABLE t; --'
 
 
-@pytest.mark.parametrize("engine", ["pg", "sqlite"])
+@pytest.mark.parametrize("engine", [PG("pg"), "sqlite"])
 def test_hostile_identifiers(engine, request):
     if engine == "pg":
         run = request.getfixturevalue("pg_exec")
@@ -421,6 +429,7 @@ def test_uncastable_value_rolls_the_batch_back(dest):
     assert [r[0] for r in run(f"SELECT id FROM {q}items ORDER BY id")] == [1, 2]
 
 
+@pytest.mark.postgres
 def test_database_rejection_names_field_and_writes_nothing(pg_url, pg_schema, pg_exec):
     pg_exec(
         f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name varchar(3), price numeric(10,2), "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dc_api_x import ConfigError, SchemaError
-from dc_api_x._transforms import parse_expression
 from dc_api_x.ext.transforms import build_transforms
+from dc_api_x.transforms.expressions import parse_expression
 
 from .helpers import arrow_batch, dict_batch, run_both
 

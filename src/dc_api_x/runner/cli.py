@@ -201,11 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if args.via_singer:
                     from .process import run_via_singer
 
-                    if store is not None:
-                        with store.lock(name):
-                            metrics = run_via_singer(name, pipe, store, opts, progress=progress)
-                    else:
-                        metrics = run_via_singer(name, pipe, store, opts, progress=progress)
+                    metrics = run_via_singer(name, pipe, store, opts, progress=progress)  # takes the lock
                 else:
                     _arrow_system_allocator()
                     metrics = run_pipeline(name, pipe, store, opts, progress=progress)

@@ -10,6 +10,7 @@ A pipeline file (default ``dcapix.yml`` in the working directory)::
           url: sqlite:///shop.db
           streams: [orders, customers]
           transforms: [{type: rename, …}]  # runner-level: applied to batches between read and write
+          stream_maps: {orders: {secret: null}}  # runner-level: Meltano-style stream maps
         destination:
           adapter: parquet
           path: out/
@@ -51,10 +52,6 @@ __all__ = [
 #: Files looked up in the working directory when ``-c`` is not given (first found wins).
 DEFAULT_CONFIG_FILES = ("dcapix.yml", "dcapix.yaml", "dcapix.toml", "dcapix.json")
 
-#: Endpoint keys the runner consumes itself (not passed to the adapter).
-SOURCE_RUNNER_KEYS = ("transforms", "select")
-DESTINATION_RUNNER_KEYS = ("load_method", "stream_map")
-
 
 class Endpoint(BaseModel):
     """One source or destination: ``{adapter: NAME, …adapter options}`` plus runner-level keys."""
@@ -63,6 +60,9 @@ class Endpoint(BaseModel):
 
     adapter: str
     transforms: list[Any] | dict[str, list[Any]] = Field(default_factory=list)
+    #: source: Meltano / singer-sdk stream maps ``{stream: {property: expression | null, "__filter__": …}}``,
+    #: applied after ``transforms`` (in process as transforms, via ``--via-singer`` by the tap's SDK).
+    stream_maps: dict[str, Any] = Field(default_factory=dict)
     select: list[str] | None = None
     load_method: str | None = None
     stream_map: dict[str, str] = Field(default_factory=dict)
@@ -250,8 +250,3 @@ def load_endpoint_file(path: str | os.PathLike[str], role: str) -> Endpoint:
     """Read one endpoint (``--source FILE`` / ``--destination FILE``): ``{"adapter": …, …}``."""
     data = expand_env(read_config_file(path), where=f"{role} {str(path)!r}")
     return _validate(Endpoint, data, f"{role} {str(path)!r}")  # type: ignore[no-any-return]
-
-
-def parse_endpoint(data: Mapping[str, Any], role: str) -> Endpoint:
-    """Validate an endpoint given as a mapping."""
-    return _validate(Endpoint, dict(data), role)  # type: ignore[no-any-return]

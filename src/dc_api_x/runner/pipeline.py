@@ -19,23 +19,23 @@ queue holds at most ``prefetch`` batches, so peak memory stays bounded by the ba
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ConfigError, DcApiXError, UnknownPluginError
 from ..logs import MASK, is_secret_key, redact, redact_mapping
+from ..prefetch import Prefetcher
 from ..types import StreamSpec
 from .config import Endpoint, PipelineConfig
 from .progress import Progress, RunMetrics, StreamMetrics
 from .state import StateStore
 
-__all__ = ["Prefetcher", "RunOptions", "Runner", "register_secrets", "run_pipeline", "stream_transforms"]
+__all__ = ["RunOptions", "Runner", "register_secrets", "run_pipeline", "stream_transforms"]
 
 log = logging.getLogger("dc_api_x.runner")
 
@@ -122,26 +122,34 @@ def _redacted_options(endpoint: Endpoint, cls: Any) -> dict[str, Any]:
             out[k] = MASK
         else:
             out[k] = redact_mapping(v)
-    for k in ("transforms", "load_method", "stream_map"):
+    for k in ("transforms", "stream_maps", "load_method", "stream_map"):
         v = getattr(endpoint, k, None)
         if v:
             out[k] = redact_mapping(v)
     return out
 
 
-def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tuple[Any, StreamSpec]:
+def stream_transforms(
+    configs: Any, spec: StreamSpec, plugins: Any = None, stream_maps: Mapping[str, Any] | None = None
+) -> tuple[Any, StreamSpec]:
     """The transform chain of one stream and the stream description it produces.
 
     ``configs`` is a list of ``{type: NAME, …}`` applied to every stream, or a mapping
     ``{stream_name: [...], "*": [...]}``; a stream's own ``transforms`` (an adapter stream option,
-    e.g. the HTTP adapter's ``streams[].transforms``) run after them. Returns ``(None, spec)`` when
-    no transform applies.
+    e.g. the HTTP adapter's ``streams[].transforms``) run after them, and last the stream's Singer
+    stream map from ``stream_maps`` (converted by
+    :func:`dc_api_x.transforms.stream_maps.stream_map_to_transforms`, as a Singer tap applies its
+    maps after its own processing). Returns ``(None, spec)`` when no transform applies.
     """
     if isinstance(configs, Mapping):
         configs = configs.get(spec.name, configs.get("*"))
     own = spec.options.get("transforms") if isinstance(spec.options, Mapping) else None
     if own and isinstance(own, (list, tuple)):
         configs = [*(configs or []), *own]
+    if stream_maps and spec.name in stream_maps:
+        from ..transforms.stream_maps import stream_map_to_transforms
+
+        configs = [*(configs or []), *stream_map_to_transforms(stream_maps[spec.name])]
     if not configs:
         return None, spec
     from ..ext.transforms import build_transforms
@@ -157,96 +165,6 @@ def stream_transforms(configs: Any, spec: StreamSpec, plugins: Any = None) -> tu
         replication_keys=chain.output_fields(spec.replication_keys),
     )
     return chain, out
-
-
-_END = object()
-
-
-class Prefetcher:
-    """Runs an iterator in a reader thread, at most ``depth`` items ahead of the consumer.
-
-    The reader takes a permit *before* producing an item and the consumer gives it back when it
-    takes the item, so with ``depth=1`` the reader produces batch N+1 while batch N is written and
-    no more than two batches are alive at once (a bounded queue would hold a third). ``depth`` 0
-    means no thread (items are produced on demand in the caller's thread). Errors of the reader
-    are re-raised in the consumer; :meth:`close` stops the reader and closes the iterator.
-    """
-
-    def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str = "dcapix-reader") -> None:
-        self._make = make
-        self.depth = depth
-        self.wait_seconds = 0.0
-        self._q: queue.Queue[Any] = queue.Queue()
-        self._permits = threading.Semaphore(max(depth, 1))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._it: Iterator[Any] | None = None
-        self._name = name
-
-    def _run(self) -> None:
-        it = None
-        try:
-            it = self._make()
-            while True:
-                while not self._permits.acquire(timeout=0.2):
-                    if self._stop.is_set():
-                        return
-                if self._stop.is_set():
-                    return
-                try:
-                    item = next(it)
-                except StopIteration:
-                    break
-                self._q.put(item)
-            self._q.put(_END)
-        except BaseException as exc:
-            self._q.put(exc)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # pragma: no cover - best effort
-                    log.debug("closing the reader failed", exc_info=True)
-
-    def __iter__(self) -> Iterator[Any]:
-        if self.depth <= 0:
-            self._it = self._make()
-            while True:
-                t0 = time.perf_counter()
-                try:
-                    item = next(self._it)
-                except StopIteration:
-                    return
-                finally:
-                    self.wait_seconds += time.perf_counter() - t0
-                yield item
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
-        while True:
-            t0 = time.perf_counter()
-            item = self._q.get()
-            self.wait_seconds += time.perf_counter() - t0
-            self._permits.release()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            while True:  # drop what the reader produced and nobody will write
-                try:
-                    self._q.get_nowait()
-                except queue.Empty:
-                    break
-        elif self._it is not None:
-            close = getattr(self._it, "close", None)
-            if close is not None:
-                close()
 
 
 # --------------------------------------------------------------------------------------- runner
@@ -323,7 +241,8 @@ class Runner:
 
     def destination_spec(self, spec: StreamSpec) -> tuple[Any, StreamSpec]:
         """The stream's transform chain (or ``None``) and the stream the destination receives."""
-        chain, out = stream_transforms(self.config.source.transforms, spec, self.plugins)
+        source = self.config.source
+        chain, out = stream_transforms(source.transforms, spec, self.plugins, source.stream_maps)
         mapped = self.config.destination.stream_map.get(spec.name)
         return chain, (out.with_(name=mapped) if mapped else out)
 

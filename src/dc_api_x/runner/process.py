@@ -137,7 +137,23 @@ def run_via_singer(
     progress: Progress | None = None,
     stderr: IO[str] | None = None,
 ) -> RunMetrics:
-    """Run ``tap | target`` for a pipeline and store the target's last state (see module doc)."""
+    """Run ``tap | target`` for a pipeline and store the target's last state (see module doc),
+    under the pipeline's run lock when there is a state store (as :func:`run_pipeline` does)."""
+    if store is None:
+        return _run_via_singer(name, config, store, options, progress=progress, stderr=stderr)
+    with store.lock(name):
+        return _run_via_singer(name, config, store, options, progress=progress, stderr=stderr)
+
+
+def _run_via_singer(
+    name: str,
+    config: PipelineConfig,
+    store: StateStore | None,
+    options: RunOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    stderr: IO[str] | None = None,
+) -> RunMetrics:
     options = options or RunOptions()
     if options.select or options.limit or config.select or config.source.select:
         raise ConfigError(
@@ -155,6 +171,7 @@ def run_via_singer(
         else {
             **config.source.adapter_config(),
             **({"transforms": config.source.transforms} if config.source.transforms else {}),
+            **({"stream_maps": config.source.stream_maps} if config.source.stream_maps else {}),
         }
     )
     target_cfg = (

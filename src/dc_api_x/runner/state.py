@@ -28,6 +28,7 @@ from typing import Any
 
 from ..exceptions import StateError
 from ..logs import redact_url
+from ..values import json_default
 
 __all__ = [
     "PostgresStateStore",
@@ -73,22 +74,12 @@ def _now() -> str:
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
+    # the stored forms are those of dc_api_x.values (base64 bytes, decimals in plain notation);
+    # a state written before them (hex bytes, "1E-10" decimals) still loads: it is plain JSON text
     try:
-        return json.dumps(value, sort_keys=True, allow_nan=False, default=_json_default)
+        return json.dumps(value, sort_keys=True, allow_nan=False, default=json_default)
     except (TypeError, ValueError) as exc:
         raise StateError(f"state value is not JSON-serialisable: {exc}") from None
-
-
-def _json_default(value: Any) -> Any:
-    import decimal
-
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _loads(text: str, pipeline: str, stream: str, partition: str) -> dict[str, Any]:

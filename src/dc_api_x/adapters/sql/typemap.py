@@ -1,6 +1,7 @@
 """Type mapping of the SQL adapter: SQL column types ⇄ the JSON Schema conventions of :mod:`dc_api_x.arrow`.
 
-Reading (reflection → JSON Schema) and writing (JSON Schema → DDL) share the conventions documented in
+Reading (reflection, a query's result columns → JSON Schema), writing (JSON Schema → DDL) and bound
+parameters (a bookmark's JSON form → the column's Python value) share the conventions documented in
 ``docs/sql.md``. SQLite has no real types, so its declared type names are mapped by their text
 (``DECIMAL_TEXT(p,s)`` and ``TIMESTAMPTZ`` are the names this adapter uses when it creates SQLite
 tables, so decimals stay exact and time zones survive a round trip).
@@ -8,22 +9,29 @@ tables, so decimals stay exact and time zones survive a round trip).
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
-from ..arrow import json_types
+from ...arrow import first_variant, json_types
+from ...types import JSONSchema
+from ...values import fit_decimal, parse_datetime, parse_time
 
 __all__ = [
     "SQLITE_DECIMAL",
     "SQLITE_TIMESTAMPTZ",
     "column_property",
     "jsonschema_to_sqltype",
+    "pg_oid_property",
+    "sample_property",
     "sqlite_declared_property",
+    "typed_value",
 ]
 
 SQLITE_DECIMAL = "DECIMAL_TEXT"
@@ -146,15 +154,6 @@ class _SQLiteType(UserDefinedType[Any]):
         return self.spec
 
 
-def _first_variant(prop: Mapping[str, Any]) -> Mapping[str, Any]:
-    for key in ("anyOf", "oneOf"):
-        if key in prop:
-            for sub in prop[key]:
-                if json_types(sub)[0]:
-                    return sub  # type: ignore[no-any-return]
-    return prop
-
-
 def _is_json_blob(prop: Mapping[str, Any], types: set[str]) -> bool:
     if prop.get("x-json"):
         return True
@@ -167,7 +166,7 @@ def _is_json_blob(prop: Mapping[str, Any], types: set[str]) -> bool:
 
 def jsonschema_to_sqltype(prop: Mapping[str, Any], dialect: Dialect) -> TypeEngine[Any]:
     """The SQL column type to create for a JSON Schema property on ``dialect``."""
-    prop = _first_variant(prop)
+    prop = first_variant(prop)
     types, _ = json_types(prop)
     fmt = prop.get("format")
     sqlite = dialect.name == "sqlite"
@@ -222,3 +221,87 @@ def jsonschema_to_sqltype(prop: Mapping[str, Any], dialect: Dialect) -> TypeEngi
         max_len = prop.get("maxLength")
         return sa.String(int(max_len)) if max_len else sa.Text()
     return sa.Text() if not sqlite else _SQLiteType("TEXT")
+
+
+# ------------------------------------------------------------------------------ result columns
+_JSON_ANY: JSONSchema = {"type": ["object", "array", "string", "number", "boolean", "null"], "x-json": True}
+_PG_OIDS: dict[int, JSONSchema] = {
+    16: {"type": ["boolean", "null"]},
+    20: {"type": ["integer", "null"]},
+    21: {"type": ["integer", "null"]},
+    23: {"type": ["integer", "null"]},
+    700: {"type": ["number", "null"]},
+    701: {"type": ["number", "null"]},
+    25: {"type": ["string", "null"]},
+    1043: {"type": ["string", "null"]},
+    1042: {"type": ["string", "null"]},
+    19: {"type": ["string", "null"]},
+    1082: {"type": ["string", "null"], "format": "date"},
+    1083: {"type": ["string", "null"], "format": "time"},
+    1114: {"type": ["string", "null"], "format": "date-time", "x-timezone": False},
+    1184: {"type": ["string", "null"], "format": "date-time"},
+    114: _JSON_ANY,
+    3802: _JSON_ANY,
+    17: {"type": ["string", "null"], "contentEncoding": "base64"},
+    2950: {"type": ["string", "null"], "format": "uuid"},
+}
+
+
+def pg_oid_property(desc: Any) -> JSONSchema:
+    """The property of a PostgreSQL result column (a DB-API ``description`` entry: type OID,
+    precision and scale)."""
+    oid = int(desc.type_code)
+    if oid == 1700:
+        prec, scale = getattr(desc, "precision", None), getattr(desc, "scale", None)
+        prop: JSONSchema = {"type": ["string", "null"], "format": "decimal"}
+        if prec:
+            prop["x-precision"], prop["x-scale"] = int(prec), int(scale or 0)
+        return prop
+    return dict(_PG_OIDS.get(oid, {"type": ["string", "null"]}))
+
+
+def sample_property(values: list[Any]) -> JSONSchema:
+    """The property of a result column from sampled values (dialects that do not type a query's
+    columns before running it)."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {int}:
+        return {"type": ["integer", "null"]}
+    if kinds and kinds <= {int, float}:
+        return {"type": ["number", "null"]}
+    if kinds and kinds <= {bytes}:
+        return {"type": ["string", "null"], "contentEncoding": "base64"}
+    return {"type": ["string", "null"]}
+
+
+# ------------------------------------------------------------------------------ bound parameters
+def typed_value(value: Any, prop: Mapping[str, Any]) -> Any:
+    """A JSON-form value (a stored bookmark) as the Python value of its column type, for a bound
+    parameter. A decimal with more places than the column's scale raises ``ValueError`` (it is
+    never rounded); so does text that is not of the type."""
+    if value is None:
+        return None
+    types, _ = json_types(prop)
+    fmt = prop.get("format")
+    if types == {"integer"}:
+        return int(value)
+    if types <= {"integer", "number"} and types:
+        return value if isinstance(value, int) else float(value)
+    if fmt == "decimal":
+        dec = Decimal(str(value))
+        scale = prop.get("x-scale")
+        if scale is None:
+            return dec
+        try:
+            return fit_decimal(dec, int(scale))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} {exc}") from None
+    if fmt == "date-time" and isinstance(value, str):
+        d = parse_datetime(value)
+        if prop.get("x-timezone") is False:
+            return d.astimezone(_dt.timezone.utc).replace(tzinfo=None) if d.tzinfo else d
+        return (d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    if fmt == "date" and isinstance(value, str):
+        return _dt.date.fromisoformat(value[:10])
+    if fmt == "time" and isinstance(value, str):
+        return parse_time(value)
+    return value

@@ -1,0 +1,260 @@
+"""The ``jsonl`` adapter: JSON Lines files (gzip optional): Arrow's JSON reader where the schema
+allows it, orjson line by line otherwise; values in their JSON forms (:mod:`dc_api_x.values`)."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from typing import IO, Any, ClassVar
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.types as pt
+
+from ...arrow import (
+    ConversionError,
+    arrow_to_records,
+    cast_table,
+    rebatch,
+)
+from ...exceptions import SchemaError
+from ...inference import infer_schema
+from ...types import JSONSchema, StreamSpec
+from ...values import json_default
+from .base import FileAdapter, read_batches
+from .writers import Part, StreamWriter
+
+__all__ = ["JSONLAdapter"]
+
+
+class JSONLAdapter(FileAdapter):
+    """``jsonl``: one JSON object per line (orjson), gzip optional. Values in their JSON forms:
+    ISO date-times, decimals as strings, bytes as base64."""
+
+    name = "jsonl"
+    suffixes = (".jsonl", ".ndjson", ".json")
+    needs_sidecar = True
+    #: bytes per block of Arrow's JSON reader
+    _json_block_size: ClassVar[int] = 1 << 22
+
+    def extension(self, compression: str | None) -> str:
+        return "jsonl.gz" if compression == "gzip" else "jsonl"
+
+    def _open_text(self, stream: str, path: str) -> IO[bytes]:
+        try:
+            raw = self._fs.open_read(path)
+        except OSError as exc:
+            raise self._file_error(stream, path, "could not be opened", exc) from None
+        if self._is_gzip(path):
+            return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return raw
+
+    def _lines(self, stream: str, path: str) -> Iterator[tuple[int, bytes]]:
+        fh = self._open_text(stream, path)
+        try:
+            lineno = 0
+            while True:
+                try:
+                    line = fh.readline()
+                except (OSError, EOFError) as exc:
+                    raise self._file_error(stream, path, "could not be read", exc) from None
+                if not line:
+                    break
+                lineno += 1
+                if line.strip():
+                    yield lineno, line
+        finally:
+            fh.close()
+
+    def _parse(self, stream: str, path: str, lineno: int, line: bytes) -> dict[str, Any]:
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise self.error(
+                f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {exc}", stream=stream
+            ) from None
+        if not isinstance(rec, dict):
+            raise self.error(
+                f"{self._fs.display(path)!r} line {lineno}: expected a JSON object, got {type(rec).__name__}",
+                stream=stream,
+            )
+        return rec
+
+    def _file_schema(self, stream: str, path: str) -> tuple[JSONSchema, dict[str, Any]]:
+        sample = []
+        for lineno, line in self._lines(stream, path):
+            sample.append(self._parse(stream, path, lineno, line))
+            if len(sample) >= self.options.sample_size:
+                break
+        return infer_schema(sample), {}
+
+    def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
+        """Arrow's JSON reader (block-wise, no per-value Python) for flat schemas; on anything it does
+        not parse the way the JSON-form rules do, the file continues through orjson per line."""
+        done = 0
+        if _arrow_json_schema(arrow_schema) is not None:
+            try:
+                for table in self._arrow_tables(stream, path, arrow_schema):
+                    done += table.num_rows
+                    yield table
+                return
+            except _FallBack:
+                pass
+        yield from self._orjson_tables(stream, path, arrow_schema, skip=done)
+
+    def _arrow_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
+        import pyarrow.json as pajson
+
+        read_schema = _arrow_json_schema(arrow_schema)
+        fh = self._open_text(stream.name, path)
+        try:
+            try:
+                reader = pajson.open_json(
+                    fh,
+                    read_options=pajson.ReadOptions(block_size=self._json_block_size),
+                    parse_options=pajson.ParseOptions(
+                        explicit_schema=read_schema, unexpected_field_behavior="ignore"
+                    ),
+                )
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                raise _FallBack() from None
+
+            def fall_back(exc: Exception) -> Exception:
+                if isinstance(exc, (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)):
+                    return _FallBack()
+                return exc
+
+            for table in rebatch(read_batches(reader, fall_back), self.options.batch_size, read_schema):
+                yield self._json_conform(stream, path, table, arrow_schema)
+        finally:
+            fh.close()
+
+    def _json_conform(
+        self, stream: StreamSpec, path: str, table: pa.Table, arrow_schema: pa.Schema
+    ) -> pa.Table:
+        try:
+            return cast_table(table, arrow_schema)
+        except ConversionError:
+            raise _FallBack() from None  # the per-line path decides (and names the line)
+
+    def _orjson_tables(
+        self, stream: StreamSpec, path: str, arrow_schema: pa.Schema, skip: int = 0
+    ) -> Iterator[pa.Table]:
+        size = self.options.batch_size
+        records: list[dict[str, Any]] = []
+        first = 0
+        for lineno, line in self._lines(stream.name, path):
+            if skip:
+                skip -= 1
+                continue
+            if not records:
+                first = lineno
+            records.append(self._parse(stream.name, path, lineno, line))
+            if len(records) >= size:
+                yield self._to_table(stream, path, records, arrow_schema, first)
+                records = []
+        if records:
+            yield self._to_table(stream, path, records, arrow_schema, first)
+
+    def _to_table(
+        self,
+        stream: StreamSpec,
+        path: str,
+        records: list[dict[str, Any]],
+        arrow_schema: pa.Schema,
+        first: int,
+    ) -> pa.Table:
+        from ...arrow import records_to_arrow
+
+        try:
+            return records_to_arrow(records, arrow_schema=arrow_schema)
+        except ConversionError as exc:
+            raise SchemaError(
+                f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
+                f"{self._fs.display(path)!r} (lines {first}-{first + len(records) - 1}): "
+                f"{str(exc).split(': ', 1)[-1]}",
+                adapter=self.name,
+                stream=stream.name,
+            ) from None
+
+    def _open_writer(self, sw: StreamWriter, part: Part) -> None:
+        part.raw = self._fs.open_write(part.tmp)
+        if self._compression() == "gzip":
+            part.handle = gzip.GzipFile(fileobj=part.raw, mode="wb", compresslevel=6, mtime=0)
+        else:
+            part.handle = part.raw
+
+    def _write_chunk(self, sw: StreamWriter, part: Part, table: pa.Table) -> None:
+        for f, col in zip(table.schema, table.columns, strict=True):
+            # JSON has no NaN/Infinity: orjson would write null, silently changing the value
+            if (
+                pt.is_floating(f.type)
+                and col.null_count < len(col)
+                and (pc.any(pc.invert(pc.is_finite(col))).as_py())
+            ):
+                raise SchemaError(
+                    f"adapter {self.name!r}, stream {sw.stream.name!r}, field {f.name!r}: "
+                    "NaN/Infinity cannot be written as JSON",
+                    adapter=self.name,
+                    stream=sw.stream.name,
+                )
+        dumps = orjson.dumps
+        opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+        records = arrow_to_records(_json_form_table(table), sw.json_schema)
+        part.handle.write(b"".join([dumps(r, default=json_default, option=opt) for r in records]))
+
+    def _close_writer(self, part: Part) -> None:
+        try:
+            if part.handle is not None and part.handle is not part.raw:
+                part.handle.close()
+        finally:
+            self._release(part)
+
+
+class _FallBack(Exception):
+    """Arrow's JSON reader met something the orjson path must handle."""
+
+
+def _arrow_json_schema(arrow_schema: pa.Schema) -> pa.Schema | None:
+    """The schema Arrow's JSON reader should parse with (JSON-form text for date-times, dates and
+    decimals), or ``None`` when the stream has types only the orjson path handles."""
+    fields = []
+    for f in arrow_schema:
+        t = f.type
+        if f.metadata:
+            return None  # JSON blobs, unsized decimals
+        if pt.is_boolean(t) or pt.is_string(t) or t == pa.int64():
+            fields.append(pa.field(f.name, t))  # Arrow refuses 2.0, "3", true … → orjson path decides
+        elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_decimal(t):
+            fields.append(pa.field(f.name, pa.string()))
+        else:
+            # floats: Arrow rounds 2**53 + 1 silently where the orjson path refuses; nested/binary/
+            # time: per value
+            return None
+    return pa.schema(fields)
+
+
+def _json_form_table(table: pa.Table) -> pa.Table:
+    """Top-level timestamps, dates and times turned into their JSON text forms by Arrow
+    (column-wise), so that writing JSON does not build a Python object per value."""
+    cols = []
+    fields = []
+    changed = False
+    for f, col in zip(table.schema, table.columns, strict=True):
+        t = f.type
+        if pt.is_timestamp(t) and t.unit in ("s", "ms", "us") and (t.tz is None or t.tz in _UTC):
+            # datetime.isoformat(): 6 fractional digits, none when the microseconds are 0
+            text = pc.strftime(col.cast(pa.timestamp("us")), format="%Y-%m-%dT%H:%M:%S")
+            text = pc.replace_substring_regex(text, pattern=r"\.000000$", replacement="")
+            if t.tz is not None:
+                text = pc.binary_join_element_wise(text, "+00:00", "")
+            col, f, changed = text, pa.field(f.name, pa.string()), True
+        elif pt.is_date(t) or pt.is_time(t):  # not decimals: Arrow writes 1E-10 where JSON wants 0.0000000001
+            col, f, changed = col.cast(pa.string()), pa.field(f.name, pa.string()), True
+        cols.append(col)
+        fields.append(f)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if changed else table
+
+
+_UTC = ("UTC", "utc", "+00:00", "Z", "Etc/UTC", "GMT")

@@ -1,0 +1,580 @@
+"""The PostgreSQL backend: ADBC (``adbc_driver_postgresql``) binary ``COPY`` for reads and writes.
+
+* **read** — ADBC streams Arrow record batches over binary ``COPY``; the bookmark value is passed
+  as a bound parameter through a session setting (``set_config('dcapix.rk_value', $1)``) so the
+  query itself stays a parameter-free ``COPY``. Columns whose PostgreSQL type has no exact Arrow
+  counterpart (uuid, interval, enums …) are read as text.
+* **write** — ADBC bulk ingest (binary ``COPY``) into a temporary stage table, then
+  ``INSERT … SELECT`` (``ON CONFLICT … DO UPDATE`` for upserts) in the same transaction. Append and
+  overwrite batches whose columns need no server-side cast are COPYed straight into the table, and
+  the large ones over several connections in parallel (:class:`_ParallelCopy`: one transaction
+  each, committed strictly in batch order, so the committed batches are always a prefix).
+* **without ADBC** (``arrow: false`` or the driver not installed) — the generic SQLAlchemy paths
+  (psycopg 3), with ``INSERT … ON CONFLICT`` for upserts.
+
+Discovery is the generic bulk reflection; a custom query's columns are typed from the result's
+type OIDs (no row is read).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ...arrow import ConversionError, arrow_to_records, cast_table, json_types
+from ...ext.sql import SQLAdapterLike, SQLRead, SQLWrite
+from ...types import Batch, JSONSchema, StreamSpec
+from ...values import json_default, json_form
+from .generic import (
+    ARROW_BATCH_SIZE,
+    SQLAlchemyBackend,
+    close_quietly,
+    installed,
+    last_per_key,
+    merge_on_conflict,
+)
+from .typemap import pg_oid_property
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["PostgreSQLBackend"]
+
+log = logging.getLogger("dc_api_x.adapters.sql")
+
+# appends: batches of at least this many rows that COPY straight into the table are written by
+# _PARALLEL connections at once (the server runs one backend per connection)
+_PARALLEL = 2
+_PARALLEL_MIN_ROWS = 10_000
+# a parallel COPY waiting this long for a row lock (e.g. a duplicate key of a batch still in flight
+# on another connection) gives up; the batch is then replayed sequentially (see _ParallelCopy.drain)
+_LOCK_TIMEOUT_MS = 2000
+_GUC = "dcapix.rk_value"
+_STAGE = "_dcapix_stage"
+
+
+def _adbc_installed() -> bool:
+    return installed("adbc_driver_postgresql.dbapi")
+
+
+class PostgreSQLBackend(SQLAlchemyBackend):
+    """PostgreSQL: ADBC binary COPY when available, else the generic paths (module docstring)."""
+
+    dialects = ("postgresql",)
+
+    def __init__(self, adapter: SQLAdapterLike) -> None:
+        super().__init__(adapter)
+        #: whether reads and writes go through ADBC (decided once)
+        self.adbc = bool(adapter.options.arrow) and _adbc_installed()
+        self._conn: Any = None  # the ADBC connection of sequential writes
+        self._parallel = _ParallelCopy(self)
+
+    def connect(self, autocommit: bool = False) -> Any:
+        """A new ADBC connection to the adapter's database."""
+        import adbc_driver_postgresql.dbapi as adbc
+
+        uri = self.adapter.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            return adbc.connect(uri, autocommit=autocommit)
+        except Exception as exc:
+            raise self.db_error(exc, "connect (ADBC)") from None
+
+    def compile(self, stmt: Any) -> str:
+        """SQL text of ``stmt`` for ADBC (no bound parameters; literals are our own constants)."""
+        from sqlalchemy.dialects.postgresql.base import PGDialect
+
+        dialect = PGDialect(paramstyle="numeric_dollar")
+        return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    def close(self) -> None:
+        self._parallel.close()
+        close_quietly(self._conn)
+        self._conn = None
+
+    # -- discovery -------------------------------------------------------------------------------
+    def describe_query(self, conn: Connection, query: Any, stream: str) -> list[tuple[str, JSONSchema]]:
+        res: Any = conn.execute(sa.select(sa.literal_column("*")).select_from(query).limit(0))
+        desc: Any = res.cursor.description if res.cursor is not None else []
+        cols = [(d.name, pg_oid_property(d)) for d in desc]
+        res.close()
+        return cols
+
+    # -- reading ---------------------------------------------------------------------------------
+    def read(self, read: SQLRead) -> Iterator[Batch]:
+        if not self.adbc:
+            yield from super().read(read)
+            return
+        import pyarrow as pa
+
+        props, boundary = read.props, read.boundary
+        target = read.arrow_schema()
+        param = None
+        if boundary is not None:
+            param = sa.cast(sa.func.current_setting(_GUC), self.column_type(props[boundary.rk]))
+
+        def col_expr(c: Any, name: str) -> Any:
+            p = props[name]
+            if _needs_text(p) and not p.get("x-json"):  # JSON arrives as text already
+                return sa.cast(c, sa.Text).label(name)
+            if json_types(p)[0] == {"array"} and _needs_text(p.get("items") or {}) | (
+                (p.get("items") or {}).get("format") == "decimal"
+            ):
+                return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
+            return c
+
+        sql = self.compile(read.select(param, col_expr))
+        size = read.batch_size or ARROW_BATCH_SIZE
+        conn = self.connect(autocommit=True)
+        try:
+            cur = conn.cursor()
+            try:
+                if boundary is not None and boundary.value is not None:
+                    cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
+                    cur.fetchall()
+                cur.execute(sql)
+                reader = cur.fetch_record_batch()
+            except Exception as exc:
+                raise self.read_error(exc, read) from None
+            for rb in reader:
+                for off in range(0, rb.num_rows, size):
+                    table = self._conform(pa.Table.from_batches([rb.slice(off, size)]), target, read)
+                    rk = pk = None
+                    if boundary is not None:
+                        rk_col = table.column(boundary.rk)
+                        pk_cols = [table.column(k) for k in boundary.pks]
+
+                        def rk(i: int, _c: Any = rk_col) -> Any:
+                            return json_form(_c[i].as_py())
+
+                        def pk(i: int, _cs: Any = pk_cols) -> tuple[Any, ...]:
+                            return tuple(json_form(c[i].as_py()) for c in _cs)
+
+                    batch = read.emit(table, rk, pk)
+                    if batch is not None:
+                        yield batch
+                    if read.done:
+                        return
+        finally:
+            conn.close()
+
+    def _conform(self, table: pa.Table, target: pa.Schema, read: SQLRead) -> pa.Table:
+        """The driver's Arrow table in the stream's Arrow schema (exact casts only)."""
+        try:
+            return cast_table(table, target)
+        except ConversionError as exc:
+            message = str(exc).split(": ", 1)[-1] if exc.field else str(exc)
+            raise self.schema_error(message, stream=read.spec.name, field=exc.field) from None
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, write: SQLWrite, table: pa.Table) -> int | None:
+        if not self.adbc:
+            return super().write(write, table)
+        if self._parallel.submit(write, table):
+            return None  # in flight: committed (in batch order) by a worker; flush() waits for it
+        self.flush(write.stream.name)  # the batches before this one commit first
+        return self.copy(write, table)
+
+    def flush(self, stream: str | None = None) -> None:
+        self._parallel.drain(stream)
+
+    def upsert(self, conn: Connection, write: SQLWrite, records: list[dict[str, Any]]) -> int:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = merge_on_conflict(pg_insert(write.table), write.table, write.keys, list(records[0]))
+        res = conn.execute(stmt, last_per_key(records, write.keys))
+        return int(res.rowcount if res.rowcount is not None else -1)
+
+    def copy(self, write: SQLWrite, table: pa.Table) -> int:
+        """Write one batch over the sequential ADBC connection and commit it: binary COPY straight
+        into the table when no column needs a server-side cast, else COPY into a temporary stage
+        table and ``INSERT … SELECT`` (``ON CONFLICT`` for upserts)."""
+        import pyarrow as pa
+
+        if self._conn is None:
+            self._conn = self.connect(autocommit=False)
+        conn = self._conn
+        names = table.column_names
+        upsert = write.load_method == "upsert"
+        direct = None if upsert else _direct(table, write.table)
+        # otherwise a stage table with our own column names (c0, c1 …); JSON and arrays go in as
+        # text and are cast by the INSERT … SELECT; everything else is binary COPY.
+        arrays = {n for n in names if isinstance(write.table.c[n].type, sa.ARRAY)}
+        data = _plain_strings(table, arrays).rename_columns([f"c{i}" for i in range(len(names))])
+        if upsert:
+            data = data.append_column("c_ord", pa.array(range(data.num_rows), pa.int64()))
+        sql = ""
+        if direct is None:
+            key = (_STAGE, *names, str(upsert))
+            sql = write.cache.get(key) or ""
+            if not sql:
+                sql = write.cache[key] = self._insert_sql(write, names, upsert)
+        cur = conn.cursor()
+        rows: int | None = None
+        try:
+            if direct is not None:
+                # binary COPY straight into the table (the driver quotes the identifiers)
+                cur.adbc_ingest(write.table.name, direct, mode="append", db_schema_name=write.table.schema)
+            else:
+                cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
+                cur.execute(sql)
+                rows = cur.rowcount
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                self._conn = None
+            fld = self._diagnose(data, write, names)
+            raise self.schema_error(
+                f"batch not written (rolled back): {_server_message(exc)}",
+                stream=write.stream.name,
+                field=fld,
+            ) from None
+        finally:
+            cur.close()
+        if rows is not None and rows >= 0:
+            return int(rows)
+        return table.num_rows if direct is not None else -1
+
+    def _insert_sql(self, write: SQLWrite, names: list[str], upsert: bool) -> str:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))], sa.column("c_ord"))
+        sc = {n: src.c[f"c{i}"] for i, n in enumerate(names)}
+        target = write.table
+        sel = sa.select(*[_cast(sc[n], target.c[n].type) for n in names])
+        if upsert:
+            from sqlalchemy.dialects.postgresql import distinct_on
+
+            sel = sel.ext(distinct_on(*[sc[k] for k in write.keys])).order_by(
+                *[sc[k] for k in write.keys], src.c["c_ord"].desc()
+            )
+        stmt = pg_insert(target).from_select(names, sel)
+        if upsert:
+            stmt = merge_on_conflict(stmt, target, write.keys, names)
+        return self.compile(stmt)
+
+    def _diagnose(self, data: pa.Table, write: SQLWrite, names: list[str]) -> str | None:
+        """After a failed batch: the first column whose values the table's type rejects."""
+        conn = self._conn
+        if conn is None:
+            return None
+        src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))])
+        cur = conn.cursor()
+        try:
+            cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
+            for i, n in enumerate(names):
+                col, typ = src.c[f"c{i}"], write.table.c[n].type
+                sized = getattr(typ, "length", None) if isinstance(typ, sa.String) else None
+                if sized:
+                    probe = (
+                        sa.select(sa.func.count()).select_from(src).where(sa.func.char_length(col) > sized)
+                    )
+                else:
+                    probe = sa.select(sa.func.count(sa.cast(col, typ)))
+                cur.execute("SAVEPOINT dcapix_diag")
+                try:
+                    cur.execute(self.compile(probe))
+                    got = cur.fetchall()
+                    bad = got[0][0] if sized else 0
+                    cur.execute("RELEASE SAVEPOINT dcapix_diag")
+                except Exception:
+                    cur.execute("ROLLBACK TO SAVEPOINT dcapix_diag")
+                    return n
+                if bad:
+                    return n
+            for i, n in enumerate(names):
+                if not write.table.c[n].nullable and data.column(f"c{i}").null_count:
+                    return n
+            return None
+        except Exception:
+            return None
+        finally:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                pass
+            cur.close()
+
+
+# ------------------------------------------------------------------------------------ parallel COPY
+@dataclass
+class _CopyJob:
+    """One batch COPYed by a worker connection in its own transaction; it commits only after the
+    previous batch of the same stream committed (so the committed batches are always a prefix)."""
+
+    write: SQLWrite
+    stream: StreamSpec
+    table: pa.Table | None  # the converted batch (replayed sequentially if not committed)
+    direct: pa.Table | None  # the COPY input (released when done)
+    prev: _CopyJob | None
+    done: threading.Event = field(default_factory=threading.Event)
+    committed: bool = False
+    error: BaseException | None = None
+
+
+class _ParallelCopy:
+    """Large append / overwrite batches COPYed over :data:`_PARALLEL` worker connections, each in
+    its own transaction, committed strictly in batch order per stream."""
+
+    def __init__(self, backend: PostgreSQLBackend) -> None:
+        self.backend = backend
+        self.pool: ThreadPoolExecutor | None = None
+        self.idle: queue.SimpleQueue[Any] = queue.SimpleQueue()  # idle worker connections
+        self.conns: list[Any] = []  # every worker connection (closed by close())
+        self.abort = False  # close(): roll back whatever is still in flight
+        self.jobs: dict[str, list[_CopyJob]] = {}  # per stream: not yet known to be committed
+
+    def submit(self, write: SQLWrite, table: pa.Table) -> bool:
+        """Hand a large append batch that COPYs straight into the table to a worker connection;
+        ``False``: write it sequentially (upserts, small batches, columns cast by the server)."""
+        if write.load_method == "upsert" or table.num_rows < _PARALLEL_MIN_ROWS:
+            return False
+        direct = _direct(table, write.table)
+        if direct is None:
+            return False
+        name = write.stream.name
+        jobs = self.jobs.setdefault(name, [])
+        if any(j.done.is_set() and not j.committed for j in jobs):
+            self.drain(name)  # a batch failed: replay (raises the batch's error)
+            jobs = self.jobs.setdefault(name, [])
+        # at most _PARALLEL batches in flight per stream (bounded memory, no queue behind the workers)
+        while sum(not j.done.is_set() for j in jobs) >= _PARALLEL:
+            next(j for j in jobs if not j.done.is_set()).done.wait()
+        while jobs and jobs[0].committed and len(jobs) > 1:
+            jobs.pop(0)  # keep the newest job as the predecessor of the next one
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="dcapix-pg-copy")
+        job = _CopyJob(write, write.stream, table, direct, prev=jobs[-1] if jobs else None)
+        jobs.append(job)
+        self.pool.submit(self._copy, job, write.table.name, write.table.schema)
+        return True
+
+    def _worker_conn(self) -> Any:
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        conn = self.backend.connect(autocommit=False)
+        self.conns.append(conn)
+        cur = conn.cursor()
+        try:
+            cur.execute(f"SET lock_timeout = {int(_LOCK_TIMEOUT_MS)}")
+        finally:
+            cur.close()
+        conn.commit()
+        return conn
+
+    def _copy(self, job: _CopyJob, name: str, schema: str | None) -> None:
+        """Worker: COPY the batch, then commit once the previous batch committed (else roll back)."""
+        conn = None
+        try:
+            conn = self._worker_conn()
+            cur = conn.cursor()
+            try:
+                cur.adbc_ingest(name, job.direct, mode="append", db_schema_name=schema)
+            finally:
+                cur.close()
+            prev, job.prev = job.prev, None  # (no chain of finished jobs kept alive)
+            if prev is not None:
+                prev.done.wait()
+            if (prev is None or prev.committed) and not self.abort:
+                conn.commit()
+                job.committed = True
+                job.table = None  # never replayed
+            else:
+                conn.rollback()
+        except BaseException as exc:
+            job.error = exc
+            if conn is not None:
+                try:
+                    conn.rollback()
+                except Exception:  # pragma: no cover - a broken connection is dropped
+                    conn = None
+        finally:
+            if conn is not None:
+                self.idle.put(conn)
+            job.direct = None
+            job.done.set()
+
+    def drain(self, stream: str | None = None) -> None:
+        """Wait for the parallel COPYs of ``stream`` (all streams: ``None``). The committed ones are
+        a prefix of the batches; the others (a failed one and every later one, all rolled back) are
+        written again sequentially, so the first bad batch raises exactly the error a sequential
+        write raises and nothing after it is committed."""
+        names = list(self.jobs) if stream is None else [stream]
+        for name in names:
+            jobs = self.jobs.pop(name, None)
+            if not jobs:
+                continue
+            for j in jobs:
+                j.done.wait()
+            for j in jobs:
+                if not j.committed and j.table is not None:
+                    if j.error is not None:
+                        log.info(
+                            "sql: stream %s: a parallel COPY failed (%s); writing the batch again "
+                            "sequentially",
+                            name,
+                            _server_message(j.error),
+                        )
+                    self.backend.copy(j.write, j.table)
+
+    def close(self) -> None:
+        """Roll back the batches still in flight, then close the worker connections."""
+        if self.pool is not None:
+            self.abort = True
+            self.pool.shutdown(wait=True)
+            self.pool = None
+            self.abort = False
+        self.jobs.clear()
+        close_quietly(*self.conns)
+        self.conns.clear()
+        self.idle = queue.SimpleQueue()
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _needs_text(prop: JSONSchema) -> bool:
+    """Columns the ADBC path reads as text: plain strings of non-text types (uuid, interval …)."""
+    types, _ = json_types(prop)
+    if prop.get("x-json"):
+        return True
+    native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
+    return types == {"string"} and not native
+
+
+def _server_message(exc: BaseException) -> str:
+    """The server's part of a driver error (ADBC repeats the whole statement first)."""
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    i = text.find("ERROR:")
+    if i >= 0:
+        text = text[i + 6 :].strip()
+    return text[:400]
+
+
+def _direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
+    """``table`` ready for a binary COPY straight into ``target``, or ``None`` when a column needs a
+    cast on the server (uuid, arrays, enums, int4 columns …)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    cols = []
+    for f in table.schema:
+        at, tt = f.type, target.c[f.name].type
+        col = table.column(f.name)
+        if isinstance(tt, JSONB):
+            if not pt.is_string(at):
+                return None
+            # jsonb's binary input format: a version byte (1) then the JSON text
+            col = pc.binary_join_element_wise(
+                pa.scalar(b"\x01", pa.binary()), col.cast(pa.binary()), pa.scalar(b"", pa.binary())
+            )
+        elif isinstance(tt, sa.JSON):
+            if not pt.is_string(at):
+                return None
+        elif isinstance(tt, sa.Boolean):
+            if not pt.is_boolean(at):
+                return None
+        elif isinstance(tt, sa.BigInteger):
+            if at != pa.int64():
+                return None
+        elif isinstance(tt, sa.Integer):
+            return None
+        elif isinstance(tt, sa.Float):
+            if at != pa.float64() or (tt.precision or 53) <= 24 or type(tt).__name__ == "REAL":
+                return None
+        elif isinstance(tt, sa.Numeric):
+            if not pt.is_decimal(at):
+                return None
+        elif isinstance(tt, sa.DateTime):
+            if (
+                not pt.is_timestamp(at)
+                or at.unit != "us"
+                or (at.tz is not None) != bool(tt.timezone)
+                or (at.tz not in (None, "UTC", "+00:00"))
+            ):
+                return None
+        elif isinstance(tt, sa.Date):
+            if not pt.is_date32(at):
+                return None
+        elif isinstance(tt, sa.Time):
+            if getattr(tt, "timezone", False) or at != pa.time64("us"):
+                return None
+        elif isinstance(tt, sa.LargeBinary):
+            if not pt.is_binary(at):
+                return None
+        elif (
+            isinstance(tt, sa.String)
+            and not isinstance(tt, sa.Enum)
+            and type(tt).__name__ in ("TEXT", "VARCHAR", "Text", "String", "CHAR")
+        ):
+            if not pt.is_string(at):
+                return None
+        else:
+            return None
+        cols.append(col)
+    return pa.Table.from_arrays(cols, names=table.column_names)
+
+
+def _cast(col: Any, typ: Any) -> Any:
+    """Stage column → target type (JSON and arrays arrive as text). Character columns are not cast:
+    an explicit cast to ``varchar(n)`` would truncate, the assignment cast of the INSERT refuses."""
+    if isinstance(typ, sa.String) and not isinstance(typ, sa.Enum):
+        return col
+    return sa.cast(col, typ)
+
+
+def _plain_strings(table: pa.Table, pg_arrays: set[str]) -> pa.Table:
+    """Arrow columns ADBC cannot ingest as such: structs and lists become text (a PostgreSQL array
+    literal for ``pg_arrays`` columns, JSON otherwise)."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    fields, cols = [], []
+    changed = False
+    for f in table.schema:
+        col = table.column(f.name)
+        if pt.is_struct(f.type) or pt.is_list(f.type) or pt.is_large_list(f.type):
+            vals = [r[f.name] for r in arrow_to_records(table.select([f.name]))]
+            if f.name in pg_arrays:
+                texts = [None if v is None else _array_literal(v) for v in vals]
+            else:
+                texts = [None if v is None else orjson.dumps(v, default=json_default).decode() for v in vals]
+            col = pa.chunked_array([pa.array(texts, pa.string())])
+            f = pa.field(f.name, pa.string())
+            changed = True
+        fields.append(f)
+        cols.append(col)
+    if not changed:
+        return table
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+def _array_literal(values: list[Any]) -> str:
+    """A PostgreSQL array literal (``{"a","b"}``) for a list of scalars (nested lists allowed)."""
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("NULL")
+        elif isinstance(v, list):
+            parts.append(_array_literal(v))
+        elif isinstance(v, bool):
+            parts.append("true" if v else "false")
+        elif isinstance(v, bytes):
+            parts.append('"\\\\x' + v.hex() + '"')
+        else:
+            s = json_form(v) if not isinstance(v, str) else v
+            s = str(s).replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{s}"')
+    return "{" + ",".join(parts) + "}"

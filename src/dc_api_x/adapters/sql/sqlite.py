@@ -1,0 +1,558 @@
+"""The SQLite backend: the stdlib ``sqlite3`` driver, and ``adbc-driver-sqlite`` where it can be used.
+
+* **read** — with ``adbc-driver-sqlite`` (file databases): the whole result decoded in C into Arrow,
+  then exact casts; a first row of typed sentinel values fixes the column types the driver infers.
+  Otherwise ``sqlite3`` ``fetchmany`` and column-wise ``pyarrow`` arrays. Either way the values are
+  read in this adapter's storage forms (below) and a value that does not fit its column names it.
+* **write** — appends through ADBC bulk ingest; upserts (and databases ADBC cannot open) as an
+  ``executemany`` of pre-converted values (``INSERT … ON CONFLICT``) in one explicit transaction.
+* **storage forms** — SQLite has no real types: timestamps are stored as ISO text (aware ones as
+  ``…+00:00``), decimals as plain-notation text in ``DECIMAL_TEXT(p,s)`` columns, booleans as 0/1,
+  nested values as JSON text. The bookmark of an SQLite read keeps the stored text (it is compared
+  as stored).
+* **discovery** — one ``pragma_table_info`` query for every table; ``overwrite`` swaps the tables
+  under ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ...arrow import arrow_to_records, rebatch
+from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLWrite
+from ...types import Batch, JSONSchema
+from ...values import arrow_errors, fit_decimal, json_default, json_form, parse_datetime, parse_time
+from .generic import (
+    ARROW_BATCH_SIZE,
+    SQLAlchemyBackend,
+    close_quietly,
+    column_named_in,
+    installed,
+    merge_on_conflict,
+)
+from .typemap import sqlite_declared_property
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["SQLiteBackend"]
+
+_Getter = Callable[[int, int], Any]
+
+
+def _adbc_installed() -> bool:
+    return installed("adbc_driver_sqlite.dbapi")
+
+
+class SQLiteBackend(SQLAlchemyBackend):
+    """SQLite through ``sqlite3`` and ``adbc-driver-sqlite`` (see the module docstring)."""
+
+    dialects = ("sqlite",)
+
+    def __init__(self, adapter: SQLAdapterLike) -> None:
+        super().__init__(adapter)
+        url = adapter.url
+        db = url.database
+        #: whether ADBC can open the database (a file, no URI options) and is installed (decided once)
+        self.adbc = bool(db) and db != ":memory:" and not str(db).startswith("file:") and not url.query
+        self.adbc = self.adbc and _adbc_installed()
+        self._raw: Any = None  # the sqlite3 connection of executemany writes
+        self._adbc_conn: Any = None  # the ADBC connection of appends
+
+    def close(self) -> None:
+        close_quietly(self._raw, self._adbc_conn)
+        self._raw = self._adbc_conn = None
+
+    def _field_error(self, stream: str, field: str) -> Callable[[str], Exception]:
+        def make(message: str) -> Exception:
+            return self.schema_error(message, stream=stream, field=field)
+
+        return make
+
+    # -- discovery and DDL -----------------------------------------------------------------------
+    def default_schema(self, conn: Connection | None = None) -> str:
+        return "main"
+
+    def reflect(self, conn: Connection, schema: str | None, names: list[str] | None) -> dict[str, Reflected]:
+        sch = schema or "main"
+        master = sa.table("sqlite_master", sa.column("name"), sa.column("type"), schema=sch)
+        info = (
+            sa.func.pragma_table_info(master.c.name, sch)
+            .table_valued("cid", "name", "type", "notnull", "pk")
+            .alias("p")
+        )
+        stmt = (
+            sa.select(master.c.name.label("tbl"), info.c.name, info.c.type, info.c.notnull, info.c.pk)
+            .select_from(master.join(info, sa.true()))
+            .where(master.c.type.in_(["table", "view"]), ~master.c.name.like("sqlite\\_%", escape="\\"))
+            .order_by(master.c.name, info.c.cid)
+        )
+        if names is not None:
+            stmt = stmt.where(master.c.name.in_(names))
+        out: dict[str, Reflected] = {}
+        pkpos: dict[str, list[tuple[int, str]]] = {}
+        for tbl, col, decl, notnull, pk in conn.execute(stmt):
+            cols, _ = out.setdefault(tbl, ([], []))
+            cols.append((col, sqlite_declared_property(decl or "", not (notnull or pk))))
+            if pk:
+                pkpos.setdefault(tbl, []).append((int(pk), col))
+        for tbl, pos in pkpos.items():
+            out[tbl][1].extend(c for _, c in sorted(pos))
+        return out
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        """Nothing to create: an SQLite "schema" is an attached database."""
+
+    def replace_table(self, stage: sa.Table, target: sa.Table) -> None:
+        drop, rename = self.replace_statements(stage, target)
+        raw = self.engine.raw_connection()
+        try:
+            con: Any = raw.driver_connection
+            con.isolation_level = None
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(drop)
+                con.execute(rename)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            raw.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+    def start_value(self, value: Any, prop: JSONSchema) -> Any:
+        return value  # compared with the stored text as it is
+
+    def read(self, read: SQLRead) -> Iterator[Batch]:
+        boundary = read.boundary
+        target = read.arrow_schema()
+        rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
+        stmt = self._select_sentinel(read, rk_param, target) if self.adbc else read.select(rk_param)
+        compiled = stmt.compile(dialect=self.dialect)
+        params = [compiled.params[name] for name in (compiled.positiontup or [])]
+        size = read.batch_size or ARROW_BATCH_SIZE
+        names = list(read.props)
+        rk_i = names.index(boundary.rk) if boundary else -1
+        pk_i = [names.index(k) for k in boundary.pks] if boundary else []
+        chunks: Any = (self._chunks_adbc if self.adbc else self._chunks)(
+            str(compiled), params, target, size, read
+        )
+        try:
+            for table, raw in chunks:
+                rk = pk = None
+                if boundary is not None:
+
+                    def rk(i: int, _raw: Any = raw) -> Any:
+                        return json_form(_raw(rk_i, i))
+
+                    def pk(i: int, _raw: Any = raw) -> tuple[Any, ...]:
+                        return tuple(json_form(_raw(c, i)) for c in pk_i)
+
+                batch = read.emit(table, rk, pk)
+                if batch is not None:
+                    yield batch
+                if read.done:
+                    break
+        finally:
+            chunks.close()
+
+    def _select_sentinel(self, read: SQLRead, rk_param: Any, target: pa.Schema) -> Any:
+        """The query for adbc-driver-sqlite, which infers each column's type from the values of its
+        first batch (all-NULL → int64, then fails on a string): a first row of typed sentinel values
+        (marked ``_o = 0``, dropped on reading) fixes every type. Text-like columns are read
+        ``CAST(… AS TEXT)`` so a number stored in them cannot break the inferred type either."""
+        import pyarrow.types as pt
+
+        names = list(read.props)
+        frm = read.source.clause(names)
+        sentinels, cols = [], []
+        for f in target:
+            c = frm.c[f.name]
+            if pt.is_integer(f.type) or pt.is_boolean(f.type):
+                sentinels.append(sa.literal(0, sa.Integer))
+                cols.append(c)
+            elif pt.is_floating(f.type):
+                sentinels.append(sa.literal(0.5, sa.Float))
+                cols.append(c)
+            elif pt.is_binary(f.type):
+                sentinels.append(sa.literal(b"\x00", sa.LargeBinary))
+                cols.append(sa.cast(c, sa.LargeBinary))
+            else:
+                sentinels.append(sa.literal("", sa.Text))
+                cols.append(sa.cast(c, sa.Text))
+        head = sa.select(
+            sa.literal(0, sa.Integer).label("_o"), *[v.label(f"s{i}") for i, v in enumerate(sentinels)]
+        )
+        body = sa.select(
+            sa.literal(1, sa.Integer).label("_o"), *[c.label(f"s{i}") for i, c in enumerate(cols)]
+        ).select_from(frm)
+        order: list[Any] = []
+        boundary = read.boundary
+        if boundary is not None:
+            if boundary.value is not None:
+                body = body.where(frm.c[boundary.rk] >= rk_param)
+            order = [f"s{names.index(boundary.rk)}", *[f"s{names.index(k)}" for k in boundary.pks]]
+        stmt: Any = sa.union_all(head, body)
+        if order:
+            stmt = stmt.order_by(stmt.selected_columns["_o"], *[stmt.selected_columns[o] for o in order])
+        if read.limit is not None:
+            stmt = stmt.limit(read.limit + read.extra_rows() + 1)
+        return stmt
+
+    def _chunks(
+        self, sql: str, params: list[Any], target: pa.Schema, size: int, read: SQLRead
+    ) -> Iterator[tuple[pa.Table, _Getter]]:
+        """sqlite3 ``fetchmany`` + column-wise Arrow arrays (the fallback without adbc-driver-sqlite)."""
+        import pyarrow as pa
+
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(sql, params)
+            except Exception as exc:
+                raise self.read_error(exc, read) from None
+            stream = read.spec.name
+            while True:
+                rows = cur.fetchmany(size)
+                if not rows:
+                    break
+                cols = list(zip(*rows, strict=True))
+                arrays = [_array(cols[i], f, self._field_error(stream, f.name)) for i, f in enumerate(target)]
+                yield pa.Table.from_arrays(arrays, schema=target), _tuple_getter(cols)
+            cur.close()
+        finally:
+            raw.close()
+
+    def _adbc_batches(self, reader: Any, read: SQLRead) -> Iterator[pa.RecordBatch]:
+        """The driver's batches without the sentinel row and the marker column."""
+        import pyarrow as pa
+
+        def next_batch() -> pa.RecordBatch | None:
+            try:
+                return reader.read_next_batch()
+            except StopIteration:
+                return None
+            except Exception as exc:
+                raise self.db_error(exc, f"reading {read.source.label}", stream=read.spec.name) from None
+
+        # one batch of read-ahead: the last batch is handed out only after the driver has reached the
+        # end of the result, so the statement (and SQLite's read lock) is released before a consumer
+        # writes to the same database
+        rb = next_batch()
+        first = True
+        while rb is not None:
+            nxt = next_batch()
+            if first:
+                rb, first = rb.slice(1), False
+            if rb.num_rows:
+                yield pa.RecordBatch.from_arrays(rb.columns[1:], names=rb.schema.names[1:])
+            rb = nxt
+
+    def _chunks_adbc(
+        self, sql: str, params: list[Any], target: pa.Schema, size: int, read: SQLRead
+    ) -> Iterator[tuple[pa.Table, _Getter]]:
+        """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts."""
+        import adbc_driver_sqlite.dbapi as adbc
+        import pyarrow as pa
+
+        stream = read.spec.name
+        try:
+            conn = adbc.connect(str(self.adapter.url.database), autocommit=True)  # no read transaction held
+        except Exception as exc:
+            raise self.db_error(exc, "connect (ADBC SQLite)", stream=stream) from None
+        try:
+            cur = conn.cursor()
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
+            try:
+                if params:
+                    cur.execute(sql, parameters=tuple(params))
+                else:
+                    cur.execute(sql)
+                reader = cur.fetch_record_batch()
+            except Exception as exc:
+                raise self.read_error(exc, read) from None
+            for part in rebatch(self._adbc_batches(reader, read), size):
+                arrays = [
+                    _coerce(part.column(i), f, self._field_error(stream, f.name))
+                    for i, f in enumerate(target)
+                ]
+                yield pa.Table.from_arrays(arrays, schema=target), _arrow_getter(part)
+            cur.close()
+        finally:
+            conn.close()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, write: SQLWrite, table: pa.Table) -> int | None:
+        if write.load_method != "upsert" and self.adbc:
+            return self._write_adbc(write, table)
+        if self._raw is None:
+            raw = self.engine.raw_connection()
+            raw.driver_connection.isolation_level = None  # type: ignore[union-attr]  # explicit BEGIN
+            self._raw = raw
+        con = self._raw.driver_connection
+        names = table.column_names
+        key = tuple(names)
+        sql = write.cache.get(key)
+        if sql is None:
+            sql = write.cache[key] = self._insert_sql(write, names)
+        columns = [_storage_values(table.column(n)) for n in names]
+        rows = list(zip(*columns, strict=True))
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                affected = con.executemany(sql, rows).rowcount
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            raise self.schema_error(
+                f"batch not written (rolled back): {exc}",
+                stream=write.stream.name,
+                field=column_named_in(str(exc), names),
+            ) from None
+        return int(affected)
+
+    def _write_adbc(self, write: SQLWrite, table: pa.Table) -> int:
+        """Append through adbc-driver-sqlite's bulk ingest (the values in this adapter's storage forms)."""
+        import adbc_driver_sqlite.dbapi as adbc
+        import pyarrow as pa
+
+        if self._adbc_conn is None:
+            try:
+                self._adbc_conn = adbc.connect(str(self.adapter.url.database))
+                cur = self._adbc_conn.cursor()
+                cur.execute("PRAGMA busy_timeout = 60000")  # wait for readers rather than fail
+                cur.fetchall()
+                cur.close()
+            except Exception as exc:
+                raise self.db_error(exc, "connect (ADBC SQLite)", stream=write.stream.name) from None
+        conn = self._adbc_conn
+        names = table.column_names
+        data = pa.Table.from_arrays([_storage(table.column(n)) for n in names], names=names)
+        schema = write.table.schema if write.table.schema not in (None, "main") else None
+        cur = conn.cursor()
+        try:
+            cur.adbc_ingest(write.table.name, data, mode="append", db_schema_name=schema)
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                self._adbc_conn = None
+            msg = " ".join(str(exc).split()).split(" query was:")[0].replace("INTERNAL: ", "")[:400]
+            raise self.schema_error(
+                f"batch not written (rolled back): {msg}",
+                stream=write.stream.name,
+                field=column_named_in(msg, names),
+            ) from None
+        finally:
+            cur.close()
+        return table.num_rows
+
+    def _insert_sql(self, write: SQLWrite, names: list[str]) -> str:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        values: dict[Any, Any] = {write.table.c[n]: sa.bindparam(f"p{i}") for i, n in enumerate(names)}
+        stmt = sqlite_insert(write.table).values(values)
+        if write.load_method == "upsert":
+            stmt = merge_on_conflict(stmt, write.table, write.keys, names)
+        compiled = stmt.compile(dialect=self.dialect)
+        order = list(compiled.positiontup or [])
+        if order != [f"p{i}" for i in range(len(names))]:  # pragma: no cover - defensive
+            raise self.adapter.error(f"unexpected parameter order {order}")
+        return str(compiled)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _value_errors() -> tuple[type[BaseException], ...]:
+    """A stored value that does not fit its column: Arrow's errors and a decimal's."""
+    return (*arrow_errors(), ArithmeticError)
+
+
+def _tuple_getter(cols: list[tuple[Any, ...]]) -> _Getter:
+    def get(c: int, i: int) -> Any:
+        return cols[c][i]
+
+    return get
+
+
+def _arrow_getter(table: Any) -> _Getter:
+    def get(c: int, i: int) -> Any:
+        return table.column(c)[i].as_py()
+
+    return get
+
+
+def _array(values: Sequence[Any], f: pa.Field, err: Callable[[str], Exception]) -> pa.Array:
+    """One column of SQLite values as an Arrow array of ``f.type`` (fast cast, Python fallback)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    t = f.type
+    try:
+        if pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
+            if all(isinstance(v, str) or v is None for v in values):
+                try:
+                    return pa.array(values, pa.string()).cast(t)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    if pt.is_timestamp(t) and t.tz is None:
+                        try:  # offsets in a naive column: normalised to UTC
+                            return pa.array(values, pa.string()).cast(pa.timestamp(t.unit, "UTC")).cast(t)
+                        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                            pass
+            return pa.array([_value(v, t) for v in values], t)
+        if pt.is_boolean(t):
+            try:
+                return pa.array(values, pa.int64()).cast(t)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return pa.array([_value(v, t) for v in values], t)
+        if pt.is_integer(t) or pt.is_floating(t):
+            return pa.array(values, t)
+        if pt.is_binary(t):
+            return pa.array([v.encode() if isinstance(v, str) else v for v in values], t)
+        if pt.is_string(t):
+            try:
+                return pa.array(values, t)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return pa.array([None if v is None else _text(v) for v in values], t)
+        return pa.array(values, t)
+    except _value_errors() as exc:
+        raise err(f"cannot read a value as {t}: {exc}") from None
+
+
+def _coerce(arr: pa.Array, f: pa.Field, err: Callable[[str], Exception]) -> pa.Array:
+    """An Arrow column read by adbc-driver-sqlite cast to ``f.type`` (exact casts; Python fallback)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    t = f.type
+    if arr.type == t:
+        return arr
+    if pt.is_string(arr.type) and (pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t)):
+        return _array(arr.to_pylist(), f, err) if pt.is_time(t) else _string_cast(arr, t, err)
+    try:
+        if pt.is_decimal(t) and pt.is_floating(arr.type):
+            return arr.cast(pa.string()).cast(t)
+        if pt.is_string(t) and not pt.is_string(arr.type):
+            return _array(arr.to_pylist(), f, err)
+        return arr.cast(t, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _array(arr.to_pylist(), f, err)
+
+
+_OFFSET = re.compile(r"(?:[+-]\d\d:?\d\d|[Zz])$")
+
+
+def _has_offset(arr: pa.Array) -> bool:
+    """Whether the first non-null text of ``arr`` ends with a zone offset."""
+    valid = arr.drop_null()
+    return len(valid) > 0 and bool(_OFFSET.search(str(valid[0].as_py())))
+
+
+def _string_cast(arr: pa.Array, t: pa.DataType, err: Callable[[str], Exception]) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    if pt.is_timestamp(t) and t.tz is None and _has_offset(arr):
+        try:  # offsets in a naive column: normalised to UTC
+            return arr.cast(pa.timestamp(t.unit, "UTC")).cast(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    try:
+        return arr.cast(t)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if pt.is_timestamp(t) and t.tz is None:
+        try:  # offsets in a naive column: normalised to UTC
+            return arr.cast(pa.timestamp(t.unit, "UTC")).cast(t)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    try:
+        return pa.array([_value(v, t) for v in arr.to_pylist()], t)
+    except _value_errors() as exc:
+        raise err(f"cannot read a value as {t}: {exc}") from None
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, float) and v.is_integer():
+        return repr(v)
+    return str(v)
+
+
+def _value(v: Any, t: pa.DataType) -> Any:
+    import pyarrow.types as pt
+
+    if v is None:
+        return None
+    if pt.is_timestamp(t):
+        if isinstance(v, int | float):
+            d = _dt.datetime.fromtimestamp(v, _dt.timezone.utc)
+        else:
+            d = parse_datetime(str(v))
+        if t.tz is None:
+            return d.astimezone(_dt.timezone.utc).replace(tzinfo=None) if d.tzinfo else d
+        return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
+    if pt.is_date(t):
+        return _dt.date.fromisoformat(str(v)[:10])
+    if pt.is_time(t):
+        return parse_time(str(v))
+    if pt.is_decimal(t):
+        if isinstance(v, float):
+            v = repr(v)
+        try:
+            return fit_decimal(Decimal(str(v)), t.scale, t.precision)
+        except ValueError as exc:
+            raise ValueError(f"{v!r} {exc}") from None
+    if pt.is_boolean(t):
+        if isinstance(v, str):
+            low = v.strip().lower()
+            if low in ("true", "t", "1", "yes"):
+                return True
+            if low in ("false", "f", "0", "no"):
+                return False
+            raise ValueError(f"{v!r} is not a boolean")
+        return bool(v)
+    return v
+
+
+def _storage(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An Arrow column in this adapter's SQLite storage forms (text timestamps, plain decimals, 0/1 …)."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    t = col.type
+    if pt.is_timestamp(t):
+        if t.tz is not None:
+            return pc.strftime(col.cast(pa.timestamp("us", "UTC")), format="%Y-%m-%dT%H:%M:%S+00:00")
+        return pc.strftime(col.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S")
+    if pt.is_date(t) or pt.is_time(t) or pt.is_large_string(t):
+        return col.cast(pa.string())
+    if pt.is_boolean(t):
+        return col.cast(pa.int64())
+    if pt.is_decimal(t):  # plain notation (Arrow's cast may give "1E-10")
+        texts = [None if v is None else json_form(v) for v in col.to_pylist()]
+        return pa.chunked_array([pa.array(texts, pa.string())])
+    if pt.is_struct(t) or pt.is_list(t) or pt.is_large_list(t):
+        vals = [r["v"] for r in arrow_to_records(pa.table({"v": col}))]
+        texts = [None if v is None else orjson.dumps(v, default=json_default).decode() for v in vals]
+        return pa.chunked_array([pa.array(texts, pa.string())])
+    return col
+
+
+def _storage_values(col: pa.ChunkedArray) -> list[Any]:
+    """Python values of an Arrow column in the storage form this adapter uses on SQLite."""
+    return _storage(col).to_pylist()  # type: ignore[no-any-return]

@@ -1,0 +1,199 @@
+"""Value forms, in one place (bottom layer: the standard library and orjson; pyarrow only lazily).
+
+* **JSON forms** — how a Python value that JSON has no type for is written:
+
+  ==========================================  ============================================
+  Python value                                JSON form
+  ==========================================  ============================================
+  ``datetime`` / ``date`` / ``time``          ISO 8601 text (``value.isoformat()``)
+  ``Decimal``                                 plain notation, never an exponent
+                                              (``Decimal("1E-10")`` → ``"0.0000000001"``)
+  ``bytes`` / ``bytearray`` / ``memoryview``  base64 text
+  ``uuid.UUID``                               its canonical text
+  ==========================================  ============================================
+
+  :func:`json_form` converts one value (bookmarks, primary keys at a bookmark, row hashes);
+  :func:`json_default` is the ``default=`` of :func:`json.dumps` / :func:`orjson.dumps` for the JSON
+  the toolkit *stores or writes as data* (state, JSON columns, JSONL files);
+  :func:`singer_json_default` is the one for the RECORD messages the tap *emits*, which also
+  accepts the Python types a source may yield that have no exact JSON form (see its docstring).
+  The two differ on purpose and only there.
+
+* **ISO date-time text** — :func:`parse_datetime` and :func:`parse_time` read ISO 8601 text with
+  ``Z`` and ``z`` alike and refuse digits below the microsecond that are not zero (Python's
+  ``fromisoformat`` would drop them silently).
+
+* **Decimals** — :data:`DECIMAL_CONTEXT` (exact arithmetic and rescaling up to 160 digits: Python's
+  default context has 28 and would round) and :func:`fit_decimal` (a decimal at a column's scale, or
+  an error: never rounded).
+
+* **Arrow errors** — :func:`arrow_errors` is the tuple of exceptions Arrow (and the Python values
+  handed to it) raise for a value that does not fit; :func:`error_line` turns one into the single
+  line a message quotes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import decimal
+import uuid
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "DECIMAL_CONTEXT",
+    "arrow_errors",
+    "decimal_text",
+    "error_line",
+    "fit_decimal",
+    "json_default",
+    "json_form",
+    "parse_datetime",
+    "parse_time",
+    "singer_json_default",
+]
+
+#: Decimal context for exact arithmetic and rescaling: decimal256 holds 76 digits, and Python's default
+#: context (28 digits) would round silently. Inexact results trap instead of rounding.
+DECIMAL_CONTEXT = decimal.Context(
+    prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
+)
+
+
+# ------------------------------------------------------------------------------------ JSON forms
+def decimal_text(value: Decimal) -> str:
+    """A decimal in plain notation, every digit kept: ``1E-10`` → ``0.0000000001``, ``1.50`` → ``1.50``."""
+    return format(value, "f")
+
+
+def json_form(value: Any) -> Any:
+    """The JSON form of one value (see the module docstring); any other value is returned unchanged."""
+    if isinstance(value, _dt.date | _dt.time):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def json_default(value: Any) -> Any:
+    """``default=`` for :func:`json.dumps` / :func:`orjson.dumps` of stored data (state, JSON
+    columns, JSON files): :func:`json_form`; any other type raises :class:`TypeError`."""
+    out = json_form(value)
+    if out is value:
+        raise TypeError(f"cannot serialise a {type(value).__name__} value as JSON")
+    return out
+
+
+def singer_json_default(value: Any) -> Any:
+    """``default=`` for the RECORD messages the tap emits: :func:`json_default`, plus two Python
+    types a source may yield that JSON has no exact form for.
+
+    Different from :func:`json_default` on purpose: a Singer record must carry every value a source
+    produced, so an interval (``timedelta``, e.g. a PostgreSQL ``interval`` read by a driver) is
+    written as its number of seconds and a set as a list. Stored data (state, bookmarks) never
+    takes such a lossy form: :func:`json_default` refuses them.
+    """
+    out = json_form(value)
+    if out is not value:
+        return out
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise a {type(value).__name__} value as JSON")
+
+
+# ------------------------------------------------------------------------------- date-time text
+def _microseconds(text: str, start: int, original: str) -> str:
+    """``text`` with the fraction that starts after the ``.`` at ``start`` cut to 6 digits, when the
+    digits below the microsecond are zeros; otherwise :class:`ValueError`."""
+    end = start + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    digits = text[start + 1 : end]
+    if len(digits) <= 6:
+        return text
+    if digits[6:].strip("0"):
+        raise ValueError(f"{original!r} has sub-microsecond precision (would be truncated)")
+    return text[: start + 7] + text[end:]
+
+
+def parse_datetime(value: str) -> _dt.datetime:
+    """An ISO 8601 date-time (``T`` or a space between date and time; ``Z``, ``z`` or an offset; no
+    zone gives a naive value). More than 6 fractional digits are refused unless the extra ones are
+    zeros. Raises :class:`ValueError`."""
+    text = value.strip()
+    dot = text.find(".", 10)
+    if dot != -1:
+        text = _microseconds(text, dot, value)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    return _dt.datetime.fromisoformat(text)
+
+
+def parse_time(value: str) -> _dt.time:
+    """An ISO 8601 time of day; more than 6 fractional digits are refused unless the extra ones are
+    zeros. Raises :class:`ValueError`."""
+    text = value.strip()
+    dot = text.find(".")
+    if dot != -1:
+        text = _microseconds(text, dot, value)
+    return _dt.time.fromisoformat(text)
+
+
+# -------------------------------------------------------------------------------------- decimals
+def fit_decimal(value: Decimal, scale: int, precision: int | None = None) -> Decimal:
+    """``value`` with exactly ``scale`` decimal places (``1.5`` at scale 2 is ``1.50``).
+
+    Raises :class:`ValueError` when that would round it (more than ``scale`` significant decimal
+    places), when it is not finite, or when it has more digits than ``precision``. The message
+    does not repeat the value: ``f"{value!r} {exc}"`` reads as a sentence.
+    """
+    if not value.is_finite():
+        raise ValueError("is not a finite decimal")
+    try:
+        fitted = value.quantize(Decimal(1).scaleb(-scale), context=DECIMAL_CONTEXT)
+    except decimal.InvalidOperation:
+        raise ValueError(f"does not fit decimal({precision or '?'},{scale})") from None
+    if fitted != value:
+        raise ValueError(f"has more than {scale} decimal places (would be rounded)")
+    if precision is not None and fitted and len(fitted.as_tuple().digits) > precision:
+        raise ValueError(f"does not fit decimal({precision},{scale})")
+    return fitted
+
+
+# ------------------------------------------------------------------------------------ Arrow errors
+_ARROW_ERRORS: tuple[type[BaseException], ...] | None = None
+
+
+def arrow_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "this value does not fit this Arrow type": Arrow's ``ArrowInvalid``,
+    ``ArrowTypeError`` and ``ArrowNotImplementedError``, and the ``TypeError`` / ``ValueError`` /
+    ``OverflowError`` (JSON decoding errors included) of the Python values handed to Arrow. Imports
+    pyarrow on first call."""
+    global _ARROW_ERRORS
+    if _ARROW_ERRORS is None:
+        import pyarrow as pa
+
+        _ARROW_ERRORS = (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            TypeError,
+            ValueError,  # includes json / orjson decoding errors
+            OverflowError,
+        )
+    return _ARROW_ERRORS
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when it has none), at most ``limit``
+    characters: what a one-line error message quotes."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
