@@ -47,7 +47,11 @@ from .values import json_form
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["BoundaryBookmark", "OrderError", "SortedBoundary", "row_hash"]
+__all__ = ["BoundaryBookmark", "OrderError", "SortedBoundary", "json_value", "row_hash"]
+
+#: The JSON form of a bookmark or key value (public here since 0.1; the one owner is
+#: :func:`dc_api_x.values.json_form`).
+json_value = json_form
 
 Ties = Literal["keep", "drop"]
 

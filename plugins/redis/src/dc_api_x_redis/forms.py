@@ -7,22 +7,15 @@ from typing import Any
 
 import orjson
 
-from dc_api_x.bookmarks import json_value
 from dc_api_x.exceptions import SchemaError
+from dc_api_x.values import json_default
 
 __all__ = ["dumps", "glob_escape", "show", "text"]
 
 
-def _json_default(value: Any) -> Any:
-    out = json_value(value)
-    if out is value:
-        raise TypeError(f"cannot serialise {type(value).__name__}")
-    return out
-
-
 def dumps(value: Any) -> bytes:
     """JSON text of a record or value in the dc-api-x JSON forms (decimals and bytes as strings)."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    return orjson.dumps(value, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def glob_escape(text: str) -> str:
