@@ -25,10 +25,10 @@ from typing import Any
 import click
 from singer_sdk import Tap
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.plugin_base import SingerCommand
 
 from dc_api_x.exceptions import ConfigError, DcApiXError
+from dc_api_x.meltano import TAP_CAPABILITIES, sdk_capabilities
 from dc_api_x.types import StreamSpec
 
 from .streams import AdapterStream
@@ -116,17 +116,7 @@ class TapDcApiX(Tap):
     message_writer_class = FastSingerWriter
     dynamic_catalog = True
 
-    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
-        TapCapabilities.CATALOG,
-        TapCapabilities.STATE,
-        TapCapabilities.DISCOVER,
-        TapCapabilities.TEST,
-        PluginCapabilities.ABOUT,
-        PluginCapabilities.STREAM_MAPS,
-        PluginCapabilities.FLATTENING,
-        PluginCapabilities.BATCH,
-        PluginCapabilities.STRUCTURED_LOGGING,
-    ]
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = sdk_capabilities(TAP_CAPABILITIES)
 
     _adapter: Any = None
 

@@ -29,11 +29,11 @@ from typing import IO, Any, ClassVar
 
 import orjson
 from singer_sdk.helpers._classproperty import classproperty
-from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
+from dc_api_x.meltano import TARGET_CAPABILITIES, sdk_capabilities
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
@@ -77,16 +77,7 @@ class TargetDcApiX(Target):
     package_name = "dc-api-x"
     default_sink_class = DcApiXSink
     message_reader_class = FastSingerReader  # type: ignore[assignment]
-    capabilities: ClassVar[list[Any]] = [
-        PluginCapabilities.ABOUT,
-        PluginCapabilities.STREAM_MAPS,
-        PluginCapabilities.FLATTENING,
-        PluginCapabilities.STRUCTURED_LOGGING,
-        PluginCapabilities.ACTIVATE_VERSION,
-        PluginCapabilities.BATCH,
-        TargetCapabilities.VALIDATE_RECORDS,
-        TargetCapabilities.HARD_DELETE,
-    ]
+    capabilities: ClassVar[list[Any]] = sdk_capabilities(TARGET_CAPABILITIES)
 
     @classproperty
     def config_jsonschema(cls) -> dict[str, Any]:  # type: ignore[override]
