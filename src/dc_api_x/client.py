@@ -63,7 +63,8 @@ class ApiClient:
         plugins: PluginSet | None = None,
         **options: Any,
     ) -> None:
-        from .plugins import create_adapter, create_plugin, get_plugins
+        from .factories import create_adapter, create_plugin
+        from .plugins import get_plugins
 
         self._plugins = plugins or get_plugins()
         opts: dict[str, Any] = {**dict(adapter_options or {}), **options}
@@ -85,7 +86,7 @@ class ApiClient:
         self.hooks: list[RequestHook] = self._make_hooks(hooks)
 
     def _make_hooks(self, hooks: Sequence[Any] | None) -> list[RequestHook]:
-        from .plugins import create_plugin
+        from .factories import create_plugin
 
         reg = self._plugins.hooks
         if hooks is None:
@@ -207,7 +208,7 @@ class ApiClient:
         :raises HTTPStatusError: on a 4xx/5xx page (after retries).
         :raises PaginationError: when the server loops (a token seen twice).
         """
-        from .plugins import create_plugin
+        from .factories import create_plugin
 
         if paginator is None:
             paginator = getattr(getattr(self.adapter, "options", None), "pagination", None) or "single_page"

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .plugins import Registry
+    from .registry import Registry
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 

@@ -1,4 +1,4 @@
-"""The plugin manager factory, the seven registries and the public lookup functions.
+"""Plugin sets: the pluggy manager, the plugins' statuses, the seven registries and the lookups.
 
 Built-in plugins are ordinary plugins: :data:`DEFAULT_PLUGINS` lists them by dotted module name,
 and they are registered under that name through the same hooks a third-party plugin implements
@@ -6,7 +6,9 @@ and they are registered under that name through the same hooks a third-party plu
 plugins are found through the entry-point group :data:`ENTRY_POINT_GROUP`.
 
 Nothing happens at import time: a plugin set is built by :func:`enable_plugins` (or lazily, with
-defaults, by the first ``get_*``/``list_*`` call).
+defaults, by the first ``get_*``/``list_*`` call). The registry class is :mod:`dc_api_x.registry`;
+``create_adapter`` / ``create_plugin`` live in :mod:`dc_api_x.factories` (both names still import
+from here).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, cast
@@ -29,7 +31,8 @@ from typing import Any, cast
 import pluggy
 
 from . import hookspecs
-from .exceptions import PluginError, UnknownPluginError
+from .exceptions import PluginError
+from .registry import BLOCKED_ENV, Registry, clash_message
 
 __all__ = [
     "BLOCKED_ENV",
@@ -67,8 +70,6 @@ log = logging.getLogger(__name__)
 
 #: Entry-point group third-party plugins declare (``[project.entry-points."dc_api_x.plugins"]``).
 ENTRY_POINT_GROUP = "dc_api_x.plugins"
-#: Comma-separated plugin names (entry-point, module or distribution names) to block.
-BLOCKED_ENV = "DC_API_X_BLOCKED_PLUGINS"
 #: Set to ``1`` to load plugins whose declared core-version range excludes this version.
 INCOMPATIBLE_ENV = "DC_API_X_ALLOW_INCOMPATIBLE"
 #: Comma-separated extra entry-point groups to scan (after ``dc_api_x.plugins``).
@@ -108,159 +109,6 @@ def core_version() -> str:
         return metadata.version("dc-api-x")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0.0.0"
-
-
-# ------------------------------------------------------------------------------------ registry
-@dataclass
-class _Entry:
-    target: Any
-    plugin: str
-    lazy: bool = False
-    factory: bool = False
-    resolved: Any = None
-    done: bool = False
-
-
-class Registry:
-    """A name → entry registry of one kind (adapters, paginators, …).
-
-    An entry is an object (usually a class), a ``"package.module:Attr"`` string imported on first
-    :meth:`get`, or a zero-argument factory (``register(name, factory=fn)``) called on first
-    :meth:`get`. Plugins receive a registry in their ``register_*`` hook and call :meth:`register`.
-    """
-
-    def __init__(self, kind: str, *, owner: PluginSet | None = None, plugin: str = "") -> None:
-        self.kind = kind
-        self._entries: dict[str, _Entry] = {}
-        self._owner = owner
-        self._plugin = plugin
-        self._lock = threading.Lock()
-
-    # -- filling -------------------------------------------------------------------------------
-    def register(
-        self,
-        name: str | Any,
-        entry: Any = None,
-        *,
-        factory: Callable[[], Any] | None = None,
-    ) -> None:
-        """Register ``entry`` under ``name``.
-
-        ``registry.register(MyAdapter)`` uses ``MyAdapter.name``. ``entry`` may be a class, an
-        object, or a ``"module:attr"`` string (lazy); ``factory=`` gives a callable that returns
-        the entry on first use (lazy too).
-        """
-        if entry is None and factory is None:
-            entry = name
-            name = getattr(entry, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"{self.kind} {entry!r} has no 'name'; call register(name, entry)")
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
-        if name in self._entries:
-            other = self._entries[name].plugin
-            raise PluginError(
-                f"{self.kind} {name!r} is provided by both {other!r} and {self._plugin!r}; "
-                f"block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
-            )
-        if factory is not None:
-            self._entries[name] = _Entry(factory, self._plugin, lazy=True, factory=True)
-        elif isinstance(entry, str):
-            mod, sep, attr = entry.partition(":")
-            if not (sep and mod and attr) and "." not in entry.strip("."):
-                raise PluginError(
-                    f"{self.kind} {name!r}: lazy entry {entry!r} must be 'package.module:Attr' "
-                    f"or 'package.module.Attr'"
-                )
-            self._entries[name] = _Entry(entry, self._plugin, lazy=True)
-        else:
-            self._entries[name] = _Entry(entry, self._plugin, resolved=entry, done=True)
-
-    def add_cleanup(self, func: Callable[[], Any]) -> None:
-        """Run ``func`` when the plugin set is closed (or at interpreter exit)."""
-        if self._owner is None:
-            raise PluginError("this registry is not attached to a plugin set")
-        self._owner.add_cleanup(func)
-
-    # -- lookup --------------------------------------------------------------------------------
-    def get(self, name: str) -> Any:
-        """The entry registered as ``name`` (imported on first use). Unknown names raise
-        :class:`UnknownPluginError` listing the known ones."""
-        try:
-            ent = self._entries[name]
-        except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
-        if not ent.done:
-            with self._lock:
-                if not ent.done:
-                    ent.resolved = _resolve(ent, self.kind, name)
-                    ent.done = True
-        return ent.resolved
-
-    def plugin_of(self, name: str) -> str:
-        """The name of the plugin that registered ``name``."""
-        try:
-            return self._entries[name].plugin
-        except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    # -- the mapping form plugin authors write: registry["name"] = Entry --------------------------
-    def __setitem__(self, name: str, entry: Any) -> None:
-        """``registry[name] = entry`` is :meth:`register` (a class, ``"module:Attr"`` or a callable)."""
-        self.register(name, entry)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.get(name)
-
-    def keys(self) -> list[str]:
-        return self.names()
-
-    def values(self) -> list[Any]:
-        return [self.get(n) for n in self.names()]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(n, self.get(n)) for n in self.names()]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"<Registry {self.kind}: {', '.join(self.names())}>"
-
-    def _merge(self, other: Registry) -> None:
-        for name, ent in other._entries.items():
-            if name in self._entries:
-                raise PluginError(
-                    f"{self.kind} {name!r} is provided by both {self._entries[name].plugin!r} and "
-                    f"{ent.plugin!r}; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
-                )
-            self._entries[name] = ent
-
-
-def _resolve(ent: _Entry, kind: str, name: str) -> Any:
-    try:
-        if ent.factory:
-            return ent.target()
-        modname, _, attr = ent.target.partition(":")
-        if not attr:
-            modname, _, attr = ent.target.rpartition(".")
-        obj: Any = importlib.import_module(modname)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
-    except Exception as exc:
-        raise PluginError(
-            f"{kind} {name!r} from plugin {ent.plugin!r} could not be loaded: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 # ------------------------------------------------------------------------------ plugin manager
@@ -559,84 +407,17 @@ def enable_plugins(
     pm.add_hookspecs(hookspecs)
     ps = PluginSet(pm)
     order: list[tuple[PluginInfo, Any]] = []
-
     if builtins:
-        for modname in DEFAULT_PLUGINS:
-            info = PluginInfo(
-                modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
-            )
-            ps.plugins[modname] = info
-            if _blocked(blocked_names, modname):
-                info.status, info.reason = "blocked", "blocked by name"
-                continue
-            try:
-                mod = importlib.import_module(modname)
-            except Exception as exc:
-                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                _warn(f"dc-api-x plugin {modname!r} failed to import: {type(exc).__name__}: {exc}")
-                continue
-            order.append((info, mod))
-
+        order += _builtin_plugins(ps, blocked_names)
     if entry_points:
         groups = [ENTRY_POINT_GROUP]
         for g in [*entry_point_groups, *sorted(_env_list(GROUPS_ENV))]:
             if g not in groups:
                 groups.append(g)
-        seen: set[tuple[str | None, str]] = set()
-        for group in groups:
-            for ep in metadata.entry_points(group=group):
-                dist = getattr(ep, "dist", None)
-                dname = dist.metadata["Name"] if dist is not None else None
-                if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
-                    continue
-                seen.add((dname, ep.value))
-                name = _unique_name(ps, ep.name, dname)
-                info = PluginInfo(
-                    name,
-                    module=ep.value,
-                    distribution=dname,
-                    version=dist.version if dist is not None else None,
-                    group=group,
-                )
-                ps.plugins[name] = info
-                if _blocked(blocked_names, ep.name, name, dname, ep.value):
-                    info.status, info.reason = "blocked", "blocked by name"
-                    continue
-                if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
-                    continue
-                try:
-                    obj = ep.load()
-                except Exception as exc:
-                    info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                    _warn(
-                        f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
-                    continue
-                if info.reason == "" and not _check_version(
-                    info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible
-                ):
-                    continue
-                order.append((info, obj))
+        order += _entry_point_plugins(ps, groups, blocked_names, allow_incompatible)
+    order += _object_plugins(ps, plugins, blocked_names, allow_incompatible)
 
-    for obj in plugins:
-        base = getattr(obj, "__name__", None) if inspect.ismodule(obj) or inspect.isclass(obj) else None
-        base = base or getattr(obj, "__name__", None) or type(obj).__name__
-        name = _unique_name(ps, base, None)
-        objmod: str = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or name
-        info = PluginInfo(name, module=objmod)
-        ps.plugins[name] = info
-        if _blocked(blocked_names, base, name):
-            info.status, info.reason = "blocked", "blocked by name"
-            continue
-        if not _check_version(info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible):
-            continue
-        order.append((info, obj))
-
-    loaded: list[tuple[PluginInfo, Any]] = [
-        (info, obj) for info, obj in order if _register_with_pm(pm, info, obj)
-    ]
-
+    loaded = [(info, obj) for info, obj in order if _register_with_pm(pm, info, obj)]
     try:
         for info, obj in loaded:
             _run_register_hooks(ps, info, obj)
@@ -651,6 +432,94 @@ def enable_plugins(
             old.close()
     _ensure_atexit()
     return ps
+
+
+# -- the three sources of plugins: each adds a PluginInfo per plugin and returns those to register --
+def _builtin_plugins(ps: PluginSet, blocked: set[str]) -> list[tuple[PluginInfo, Any]]:
+    """The modules of :data:`DEFAULT_PLUGINS`, imported under their dotted names."""
+    out = []
+    for modname in DEFAULT_PLUGINS:
+        info = PluginInfo(
+            modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
+        )
+        ps.plugins[modname] = info
+        if _blocked(blocked, modname):
+            info.status, info.reason = "blocked", "blocked by name"
+            continue
+        try:
+            mod = importlib.import_module(modname)
+        except Exception as exc:
+            info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+            _warn(f"dc-api-x plugin {modname!r} failed to import: {type(exc).__name__}: {exc}")
+            continue
+        out.append((info, mod))
+    return out
+
+
+def _entry_point_plugins(
+    ps: PluginSet, groups: list[str], blocked: set[str], allow_incompatible: bool
+) -> list[tuple[PluginInfo, Any]]:
+    """The entry points of ``groups``: a distribution whose requirement on dc-api-x excludes this
+    version is skipped before import; a module whose ``DC_API_X_REQUIRES`` excludes it, after."""
+    out = []
+    seen: set[tuple[str | None, str]] = set()
+    for group in groups:
+        for ep in metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            dname = dist.metadata["Name"] if dist is not None else None
+            if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
+                continue
+            seen.add((dname, ep.value))
+            name = _unique_name(ps, ep.name, dname)
+            info = PluginInfo(
+                name,
+                module=ep.value,
+                distribution=dname,
+                version=dist.version if dist is not None else None,
+                group=group,
+            )
+            ps.plugins[name] = info
+            if _blocked(blocked, ep.name, name, dname, ep.value):
+                info.status, info.reason = "blocked", "blocked by name"
+                continue
+            if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+                _warn(
+                    f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            if info.reason == "" and not _check_version(
+                info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible
+            ):
+                continue
+            out.append((info, obj))
+    return out
+
+
+def _object_plugins(
+    ps: PluginSet, objects: Iterable[Any], blocked: set[str], allow_incompatible: bool
+) -> list[tuple[PluginInfo, Any]]:
+    """Plugin objects given to :func:`enable_plugins` (modules, classes, instances)."""
+    out = []
+    for obj in objects:
+        base = getattr(obj, "__name__", None) if inspect.ismodule(obj) or inspect.isclass(obj) else None
+        base = base or getattr(obj, "__name__", None) or type(obj).__name__
+        name = _unique_name(ps, base, None)
+        objmod: str = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or name
+        info = PluginInfo(name, module=objmod)
+        ps.plugins[name] = info
+        if _blocked(blocked, base, name):
+            info.status, info.reason = "blocked", "blocked by name"
+            continue
+        if not _check_version(info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible):
+            continue
+        out.append((info, obj))
+    return out
 
 
 def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
@@ -672,18 +541,11 @@ def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
         _warn(f"dc-api-x plugin {info.name!r} failed while registering: {type(exc).__name__}: {exc}")
         pm.unregister(obj)
         return
-    clashes = []
-    for attr, reg in staged.items():
+    for attr, reg in staged.items():  # check every registry before merging any: all or nothing
         target = ps.registries[attr]
         for name in reg.names():
             if name in target:
-                clashes.append(
-                    f"{reg.kind} {name!r} is provided by both {target.plugin_of(name)!r} and {info.name!r}"
-                )
-    if clashes:
-        raise PluginError(
-            "; ".join(clashes) + f"; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
-        )
+                raise PluginError(clash_message(reg.kind, name, target.plugin_of(name), info.name))
     for attr, reg in staged.items():
         ps.registries[attr]._merge(reg)
         if len(reg):
@@ -752,41 +614,11 @@ for _f, _doc in (
     _f.__doc__ = _doc + " Unknown names raise :class:`UnknownPluginError` listing the known ones."
 
 
-# ------------------------------------------------------------------------------------ factories
-def create_adapter(config: Any, *, plugins: PluginSet | None = None, **overrides: Any) -> Any:
-    """Instantiate the adapter a config names: ``{"adapter": "sql", "url": …}``.
+def __getattr__(name: str) -> Any:
+    # ``from dc_api_x.plugins import create_adapter`` (how plugins and the tap/target import it) keeps
+    # working; the factories live one layer up, in dc_api_x.factories.
+    if name in ("create_adapter", "create_plugin"):
+        from . import factories
 
-    :raises ConfigError: when ``adapter`` is missing or an option is invalid.
-    :raises UnknownPluginError: when no plugin registers that adapter (lists the known ones).
-    """
-    from .config import EndpointConfig, validate_options
-
-    if hasattr(config, "model_dump"):
-        config = config.model_dump(exclude_none=True)
-    data = dict(config or {})
-    data.update(overrides)
-    ep = validate_options(EndpointConfig, data, plugin="endpoint")
-    cls = (plugins or get_plugins()).adapters.get(ep.adapter)
-    return cls(ep.options)
-
-
-def create_plugin(attr: str, config: Any, *, plugins: PluginSet | None = None, **kwargs: Any) -> Any:
-    """Instantiate a ``{"type": NAME, …options}`` plugin from the registry ``attr``
-    (``"paginators"``, ``"auth_providers"``, ``"transforms"``, ``"hooks"`` …). A bare string is a
-    type with no options."""
-    from .config import PluginConfig, validate_options
-
-    if isinstance(config, str):
-        config = {"type": config}
-    if hasattr(config, "model_dump"):
-        config = config.model_dump(exclude_none=True)
-    registries = (plugins or get_plugins()).registries
-    if attr not in registries:
-        raise PluginError(f"no plugin registry {attr!r}; registries: {', '.join(sorted(registries))}")
-    reg = registries[attr]
-    pc = validate_options(PluginConfig, dict(config or {}), plugin=reg.kind)
-    cls = reg.get(pc.type)
-    return cls(pc.options, **kwargs)
-
-
-__all__ += ["create_adapter", "create_plugin"]
+        return getattr(factories, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from .logs import redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ext.adapters import Response
-    from .plugins import Registry
+    from .registry import Registry
 
 __all__ = ["LoggingHook", "MetricsHook", "register_hooks"]
 
