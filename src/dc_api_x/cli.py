@@ -33,7 +33,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ps = enable_plugins(entry_points=not args.no_entry_points, entry_point_groups=args.group or ())
+        ps = enable_plugins(
+            entry_points=not args.no_entry_points, entry_point_groups=args.group or (), lazy=False
+        )
     for w in caught:  # the table shows each problem too; keep stderr to one line per warning
         print(f"dcapix: warning: {w.message}", file=sys.stderr)
     rows: list[dict[str, Any]] = []

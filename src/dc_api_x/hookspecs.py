@@ -5,12 +5,13 @@ marked with :data:`hookimpl` or left plain (both work)::
 
     # my_plugin.py
     def register_adapters(registry):
-        registry.register("ldap", "my_plugin.adapter:LdapAdapter")   # imported on first use
+        registry["ldap"] = "my_plugin.adapter:LdapAdapter"   # imported on first use
 
-Each hook receives one :class:`~dc_api_x.plugins.Registry` and fills it. Hooks are called once, when
-the plugin set is built by :func:`dc_api_x.enable_plugins`; results are not collected (the registry
-is the result). A plugin that raises in a hook is reported as failed and whatever it registered is
-rolled back; the other plugins still load.
+Each hook receives one :class:`~dc_api_x.registry.Registry` (a mapping: ``registry[name] = entry``)
+and fills it. A hook is called once per plugin set, when its registry is first used (a lookup, a
+listing; or at once with ``enable_plugins(lazy=False)``); results are not collected (the registry is
+the result). A plugin that raises in a hook is reported as failed and what that hook registered is
+dropped; the other plugins still load.
 
 The seven registries and what their entries are:
 
@@ -22,6 +23,7 @@ hook                           registry kind                entries (class, ``"m
 ``register_hooks``             ``hook``                     :class:`dc_api_x.ext.hooks.RequestHook`
 ``register_schema_providers``  ``schema provider``          :class:`dc_api_x.ext.schemas.SchemaProvider`
 ``register_transform_providers`` ``transform``              :class:`dc_api_x.ext.transforms.Transform`
+``register_transforms``        ``transform`` (an alias)     :class:`dc_api_x.ext.transforms.Transform`
 ``register_pagination_handlers`` ``paginator``              :class:`dc_api_x.ext.pagination.Paginator`
 ``register_config_providers``  ``config provider``          :class:`dc_api_x.ext.config.ConfigProvider`
 =============================  ===========================  ============================================
@@ -53,7 +55,7 @@ def register_adapters(registry: Registry) -> None:
     Called once per plugin set. Each entry is a :class:`~dc_api_x.ext.adapters.ProtocolAdapter`
     subclass (or a lazy ``"module:Class"`` string) under the name users write as ``adapter:``.
 
-    :param registry: the adapter registry; call ``registry.register(name, entry)``.
+    :param registry: the adapter registry; ``registry[name] = entry`` (or ``registry.register(name, entry)``).
     """
 
 
@@ -98,6 +100,15 @@ def register_transform_providers(registry: Registry) -> None:
 
     Called once per plugin set. Entries are :class:`~dc_api_x.ext.transforms.Transform` subclasses,
     selected by ``transforms: [{type: NAME, …}]`` in config.
+
+    :param registry: the transform registry.
+    """
+
+
+@hookspec
+def register_transforms(registry: Registry) -> None:
+    """The same as :func:`register_transform_providers` (the plugin guide uses both names): register
+    transforms into the same registry.
 
     :param registry: the transform registry.
     """

@@ -90,13 +90,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dc_api_x.config_providers",
 )
 
-#: hook name → (registry attribute, human label).
+#: hook name → (registry attribute, human label). ``register_transforms`` is the guide's other name
+#: of ``register_transform_providers``: both fill the transform registry.
 KINDS: dict[str, tuple[str, str]] = {
     "register_adapters": ("adapters", "adapter"),
     "register_auth_providers": ("auth_providers", "auth provider"),
     "register_hooks": ("hooks", "hook"),
     "register_schema_providers": ("schema_providers", "schema provider"),
     "register_transform_providers": ("transforms", "transform"),
+    "register_transforms": ("transforms", "transform"),
     "register_pagination_handlers": ("paginators", "paginator"),
     "register_config_providers": ("config_providers", "config provider"),
 }
@@ -165,19 +167,53 @@ class PluginInfo:
 class PluginSet:
     """One loaded set of plugins: the pluggy manager, the seven registries and plugin statuses.
 
-    Registries are attributes (``ps.adapters``, ``ps.paginators``, …, see :data:`KINDS`). Cleanups
-    registered with :meth:`Registry.add_cleanup` run at :meth:`close` (or at interpreter exit); a
-    plugin set is also a context manager.
+    Registries are attributes (``ps.adapters``, ``ps.paginators``, …, see :data:`KINDS`). Each is
+    filled on its first use — a lookup, ``in``, ``len``, iteration — by calling every loaded plugin's
+    ``register_*`` hook of that kind (so a plugin that imports a heavy module inside
+    ``register_adapters`` costs nothing until adapters are used); :meth:`fill_registries` fills them
+    now. Cleanups registered with :meth:`Registry.add_cleanup` run at :meth:`close` (or at
+    interpreter exit); a plugin set is also a context manager.
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
-        self.registries: dict[str, Registry] = {
-            attr: Registry(label, owner=self) for attr, label in KINDS.values()
-        }
+        self.registries: dict[str, Registry] = {}
+        for attr, label in dict.fromkeys(KINDS.values()):
+            reg = Registry(label, owner=self)
+            reg._filler = functools.partial(self._fill, attr)
+            self.registries[attr] = reg
         self._cleanups: list[Callable[[], Any]] = []
         self._closed = False
+        #: the plugins registered with pluggy, in load order (their hooks fill the registries)
+        self._loaded: list[tuple[PluginInfo, Any]] = []
+        #: registry attribute → None once filled, or the clash error it raises on every use
+        self._filled: dict[str, PluginError | None] = {}
+        self._filling: set[str] = set()
+        self._fill_lock = threading.RLock()
+
+    def fill_registries(self, *attrs: str) -> PluginSet:
+        """Call the plugins' ``register_*`` hooks of these registries now (default: all seven), as
+        their first use would. What happens then is what :func:`enable_plugins` documents for a hook
+        that raises or a name registered twice. Returns the set."""
+        for attr in attrs or tuple(self.registries):
+            self._fill(attr)
+        return self
+
+    def _fill(self, attr: str) -> None:
+        if attr not in self._filled:
+            with self._fill_lock:
+                if attr not in self._filled:
+                    if attr in self._filling:  # a hook looking up its own kind sees what is there
+                        return
+                    self._filling.add(attr)
+                    try:
+                        self._filled[attr] = _fill_registry(self, attr)
+                    finally:
+                        self._filling.discard(attr)
+        err = self._filled[attr]
+        if err is not None:
+            raise err
 
     # registries as attributes: ps.adapters, ps.paginators, …
     def __getattr__(self, name: str) -> Registry:
@@ -274,11 +310,11 @@ def _module_requirement(obj: Any) -> Any:
 
 
 def _warn(message: str) -> None:
-    """Warn with :class:`PluginWarning`, attributed to the caller of :func:`enable_plugins`."""
+    """Warn with :class:`PluginWarning`, attributed to the first caller outside dc_api_x (the caller
+    of :func:`enable_plugins`, or the code whose lookup filled a registry)."""
     frame = inspect.currentframe()
     level = 1
-    # walk out of this module so the warning points at user code
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
+    while frame is not None and str(frame.f_globals.get("__name__", "")).partition(".")[0] == "dc_api_x":
         frame = frame.f_back
         level += 1
     warnings.warn(message, PluginWarning, stacklevel=level)
@@ -344,14 +380,38 @@ def _unknown_hooks(pm: pluggy.PluginManager, obj: Any) -> list[str]:
     return sorted(bad)
 
 
+def _known_hooks(pm: pluggy.PluginManager) -> list[str]:
+    return sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
+
+
+def _stray_register_functions(pm: pluggy.PluginManager, obj: Any) -> list[str]:
+    """Plain ``register_*`` functions or methods of ``obj`` that match no hook (a typo such as
+    ``register_adapter``, or a hook of another version), which pluggy would silently ignore.
+    Functions of dc_api_x itself (``register_secret`` imported into a plugin) are not counted."""
+    found = []
+    for name in dir(obj):
+        if not name.startswith("register_") or pm.parse_hookimpl_opts(obj, name) is not None:
+            continue
+        try:
+            value = inspect.getattr_static(obj, name)
+        except AttributeError:  # pragma: no cover - listed by dir() but not there
+            continue
+        func = getattr(value, "__func__", value)
+        if not inspect.isfunction(func):
+            continue
+        if str(getattr(func, "__module__", "") or "").partition(".")[0] == "dc_api_x":
+            continue
+        found.append(name)
+    return found
+
+
 def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> bool:
     pname = info.name
     try:
         pm.register(obj, name=pname)
         bad = _unknown_hooks(pm, obj)
         if bad:
-            known = sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
-            raise PluginError(f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(known)}")
+            raise PluginError(f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(_known_hooks(pm))}")
     except Exception as exc:
         info.status, info.reason = "failed", f"invalid plugin: {type(exc).__name__}: {exc}"
         _warn(f"dc-api-x plugin {pname!r} is invalid: {exc}")
@@ -361,6 +421,11 @@ def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> b
         except Exception:  # pragma: no cover - half-registered plugin
             pass
         return False
+    for name in _stray_register_functions(pm, obj):
+        _warn(
+            f"dc-api-x plugin {pname!r}: {name}() matches no hook and is ignored; "
+            f"hooks: {', '.join(_known_hooks(pm))}"
+        )
     return True
 
 
@@ -373,13 +438,21 @@ def enable_plugins(
     builtins: bool = True,
     make_current: bool = True,
     entry_point_groups: Iterable[str] = (),
+    lazy: bool = True,
 ) -> PluginSet:
-    """Build a plugin set: built-ins, then entry points, then ``plugins``; fill the registries.
+    """Build a plugin set: built-ins, then entry points, then ``plugins``.
 
     Each call builds a fresh pluggy manager and fresh registries (nothing is cached between calls).
-    A plugin that fails to import, declares an incompatible core version or raises in a
-    ``register_*`` hook is skipped with a :class:`PluginWarning` and listed in
-    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads.
+    Plugins are imported and registered with pluggy now; each registry is filled on its first use
+    (``lazy=False``: now), by calling every loaded plugin's hook of that kind in load order.
+
+    Failure isolation: a plugin that fails to import, declares an incompatible core version, or
+    defines an invalid hook is skipped here, with a :class:`PluginWarning`, and listed in
+    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads. A plugin
+    whose ``register_*`` hook raises (when that registry is filled) gets one warning, what that hook
+    registered is dropped, and the plugin is marked ``failed`` and skipped by registries filled
+    after; registries filled before keep its entries. Two plugins registering one name in one
+    registry is a :class:`PluginError` naming both, raised by every use of that registry.
 
     :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group
         (plus ``entry_point_groups`` and the groups in :data:`GROUPS_ENV`).
@@ -392,8 +465,9 @@ def enable_plugins(
     :param make_current: make this the set the module-level ``get_*``/``list_*`` functions use
         (the previous current set is closed).
     :param entry_point_groups: more entry-point groups to scan after the default one.
-    :raises PluginError: when two loaded plugins register the same name in one registry (the message
-        names both; block one of them).
+    :param lazy: fill each registry on its first use (default), or all of them now.
+    :raises PluginError: with ``lazy=False``, when two loaded plugins register the same name in one
+        registry (the message names both; block one of them).
     """
     global _current
     from .logs import install_redaction
@@ -417,13 +491,13 @@ def enable_plugins(
         order += _entry_point_plugins(ps, groups, blocked_names, allow_incompatible)
     order += _object_plugins(ps, plugins, blocked_names, allow_incompatible)
 
-    loaded = [(info, obj) for info, obj in order if _register_with_pm(pm, info, obj)]
-    try:
-        for info, obj in loaded:
-            _run_register_hooks(ps, info, obj)
-    except BaseException:
-        ps.close()
-        raise
+    ps._loaded = [(info, obj) for info, obj in order if _register_with_pm(pm, info, obj)]
+    if not lazy:
+        try:
+            ps.fill_registries()
+        except BaseException:
+            ps.close()
+            raise
 
     if make_current:
         with _lock:
@@ -522,34 +596,38 @@ def _object_plugins(
     return out
 
 
-def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
-    """Call ``obj``'s ``register_*`` hooks into staged registries, then merge them (all or nothing)."""
-    pm = ps.pm
-    staged = {attr: Registry(label, owner=ps, plugin=info.name) for attr, label in KINDS.values()}
-    try:
-        for hook_name, (attr, _label) in KINDS.items():
-            caller = getattr(pm.hook, hook_name, None)
-            if caller is None:  # pragma: no cover - hookspecs and KINDS disagree
-                continue
-            for impl in caller.get_hookimpls():
-                if impl.plugin is not obj or impl.hookwrapper or getattr(impl, "wrapper", False):
+def _fill_registry(ps: PluginSet, attr: str) -> PluginError | None:
+    """Call every loaded plugin's hooks of registry ``attr`` (a plugin's registrations are staged and
+    merged only when all its hooks of this kind returned); the clash error, if two plugins register
+    one name."""
+    target = ps.registries[attr]
+    hook_names = [h for h, (a, _label) in KINDS.items() if a == attr]
+    for info, obj in ps._loaded:
+        if info.status != "loaded":  # failed while another registry was filled
+            continue
+        staged = Registry(target.kind, owner=ps, plugin=info.name)
+        hook_name = hook_names[0]
+        try:
+            for hook_name in hook_names:
+                caller = getattr(ps.pm.hook, hook_name, None)
+                if caller is None:  # pragma: no cover - hookspecs and KINDS disagree
                     continue
-                kwargs = {"registry": staged[attr]} if "registry" in impl.argnames else {}
-                impl.function(**kwargs)
-    except Exception as exc:
-        info.status, info.reason = "failed", f"{type(exc).__name__} in a register hook: {exc}"
-        _warn(f"dc-api-x plugin {info.name!r} failed while registering: {type(exc).__name__}: {exc}")
-        pm.unregister(obj)
-        return
-    for attr, reg in staged.items():  # check every registry before merging any: all or nothing
-        target = ps.registries[attr]
-        for name in reg.names():
-            if name in target:
-                raise PluginError(clash_message(reg.kind, name, target.plugin_of(name), info.name))
-    for attr, reg in staged.items():
-        ps.registries[attr]._merge(reg)
-        if len(reg):
-            info.registers[attr] = reg.names()
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is not obj or impl.hookwrapper or getattr(impl, "wrapper", False):
+                        continue
+                    impl.function(**({"registry": staged} if "registry" in impl.argnames else {}))
+        except Exception as exc:
+            info.status, info.reason = "failed", f"{type(exc).__name__} in {hook_name}: {exc}"
+            _warn(f"dc-api-x plugin {info.name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
+            ps.pm.unregister(obj)
+            continue
+        for name, ent in staged._entries.items():
+            if name in target._entries:
+                return PluginError(clash_message(target.kind, name, target._entries[name].plugin, ent.plugin))
+        target._merge(staged)
+        if staged._entries:
+            info.registers[attr] = sorted(staged._entries)
+    return None
 
 
 _current: PluginSet | None = None

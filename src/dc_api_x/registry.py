@@ -25,10 +25,18 @@ from .exceptions import PluginError, UnknownPluginError
 if TYPE_CHECKING:  # pragma: no cover
     from .plugins import PluginSet
 
-__all__ = ["BLOCKED_ENV", "Registry", "clash_message"]
+__all__ = ["BLOCKED_ENV", "OFFICIAL_DISTRIBUTIONS", "Registry", "clash_message"]
 
 #: Comma-separated plugin names (entry-point, module or distribution names) to block.
 BLOCKED_ENV = "DC_API_X_BLOCKED_PLUGINS"
+
+#: Names the official plugins register → the distribution to install (named by unknown-name errors).
+OFFICIAL_DISTRIBUTIONS: dict[str, str] = {
+    "oracle_db": "dc-api-x-oracle-db",
+    "ldap": "dc-api-x-ldap",
+    "redis": "dc-api-x-redis",
+    "keycloak": "dc-api-x-keycloak",
+}
 
 
 def clash_message(kind: str, name: str, first: str, second: str) -> str:
@@ -55,6 +63,9 @@ class Registry:
     Filling: ``registry[name] = entry`` or :meth:`register`. Lookup: ``registry[name]`` /
     :meth:`get` (unknown names raise :class:`UnknownPluginError` listing the known ones), ``in``,
     ``len``, iteration (sorted names), :meth:`keys`, :meth:`values`, :meth:`items`.
+
+    A registry of a :class:`~dc_api_x.plugins.PluginSet` is filled on first use: every lookup first
+    lets the set call the plugins' ``register_*`` hook of this kind.
     """
 
     def __init__(self, kind: str, *, owner: PluginSet | None = None, plugin: str = "") -> None:
@@ -63,6 +74,8 @@ class Registry:
         self._owner = owner
         self._plugin = plugin
         self._lock = threading.Lock()
+        #: set by the owning plugin set: fills this registry on first use
+        self._filler: Callable[[], None] | None = None
 
     # -- filling -------------------------------------------------------------------------------
     def register(
@@ -78,6 +91,7 @@ class Registry:
         other object or callable (stored as it is), or a ``"module:attr"`` string (imported on first
         lookup); ``factory=`` gives a zero-argument callable that returns the entry on first lookup.
         """
+        self._fill()
         if entry is None and factory is None:
             entry = name
             name = getattr(entry, "name", None)
@@ -106,14 +120,19 @@ class Registry:
             raise PluginError("this registry is not attached to a plugin set")
         self._owner.add_cleanup(func)
 
+    def _fill(self) -> None:
+        if self._filler is not None:
+            self._filler()
+
     # -- lookup --------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
         """The entry registered as ``name`` (imported on first use). Unknown names raise
         :class:`UnknownPluginError` listing the known ones."""
+        self._fill()
         try:
             ent = self._entries[name]
         except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
+            raise self._unknown(name) from None
         if not ent.done:
             with self._lock:
                 if not ent.done:
@@ -123,13 +142,20 @@ class Registry:
 
     def plugin_of(self, name: str) -> str:
         """The name of the plugin that registered ``name``."""
+        self._fill()
         try:
             return self._entries[name].plugin
         except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
+            raise self._unknown(name) from None
+
+    def _unknown(self, name: str) -> UnknownPluginError:
+        dist = OFFICIAL_DISTRIBUTIONS.get(name)
+        hint = f"{name!r} is provided by the official plugin {dist} (pip install {dist})" if dist else ""
+        return UnknownPluginError(self.kind, name, self._entries, hint=hint)
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
+        self._fill()
         return sorted(self._entries)
 
     # -- the mapping form plugin authors write: registry["name"] = Entry --------------------------
@@ -150,12 +176,14 @@ class Registry:
         return [(n, self.get(n)) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:
+        self._fill()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self._fill()
         return len(self._entries)
 
     def __repr__(self) -> str:

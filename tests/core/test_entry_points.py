@@ -24,6 +24,7 @@ EXAMPLE = "dcapix-example-plugin"
 
 def build(**kwargs: Any) -> dc_api_x.PluginSet:
     kwargs.setdefault("make_current", False)
+    kwargs.setdefault("lazy", False)
     return enable_plugins(**kwargs)
 
 
@@ -162,7 +163,10 @@ def test_failed_incompatible_and_broken_plugins_are_isolated() -> None:
             "failed",
             "import failed: RuntimeError: dcapix_broken_plugin.bad_import exploded at import",
         ),
-        "broken_hook": ("failed", "ValueError in a register hook: broken_hook refuses to register adapters"),
+        "broken_hook": (
+            "failed",
+            "ValueError in register_adapters: broken_hook refuses to register adapters",
+        ),
         "missing_attr": (
             "failed",
             "import failed: AttributeError: module 'dcapix_broken_plugin.bad_hook' "
