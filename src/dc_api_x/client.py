@@ -63,17 +63,17 @@ class ApiClient:
         plugins: PluginSet | None = None,
         **options: Any,
     ) -> None:
-        from .factories import create_adapter, create_plugin
+        from .factories import build_adapter, create_plugin
         from .plugins import get_plugins
 
         self._plugins = plugins or get_plugins()
         opts: dict[str, Any] = {**dict(adapter_options or {}), **options}
-        if url is not None:
-            cls = self._plugins.adapters.get(adapter)
-            fields = getattr(getattr(cls, "Options", None), "model_fields", {})
-            key = "base_url" if "base_url" in fields else "url"
-            opts.setdefault(key, url)
-        self.adapter: Any = create_adapter({"adapter": adapter, **opts}, plugins=self._plugins)
+        entry = self._plugins.adapters.get(adapter)
+        self.adapter: Any = (
+            build_adapter(adapter, entry, opts)
+            if url is None
+            else build_adapter(adapter, entry, opts, url=url)
+        )
         self.url = url
         base = url or getattr(getattr(self.adapter, "options", None), "base_url", None)
         self._base_url = str(base or "")
@@ -120,10 +120,15 @@ class ApiClient:
 
     # -- requests ------------------------------------------------------------------------------
     def request(self, method: str, path: str = "", **kwargs: Any) -> Response:
-        """Send one request through the adapter with the hooks around it.
+        """Send one request through the adapter with the hooks around it; always a :class:`Response`.
 
         ``kwargs`` are the adapter's (``params``, ``headers``, ``json``, ``data``, ``timeout``,
         ``raise_for_status`` …). The client's ``auth`` is used unless ``auth=`` is given.
+
+        An adapter's ``request()`` may return a :class:`Response` or plain data (a dict, a list, …,
+        as the plugin guide's adapters do): data comes back as ``Response.from_data(...)`` — status
+        200, ``.data`` the object itself, no wire bytes (``content`` is empty) — so hooks,
+        :meth:`paginate` and callers see one type either way.
         """
         info = RequestInfo(
             method=method.upper(),
@@ -145,6 +150,8 @@ class ApiClient:
             for h in reversed(self.hooks):
                 self._call(h, "on_error", info, exc)
             raise
+        if not isinstance(response, Response):
+            response = Response.from_data(response, url=redact(info.url), method=info.method)
         for h in reversed(self.hooks):
             self._call(h, "after_response", info, response)
         return response

@@ -4,6 +4,25 @@
 * :func:`create_plugin` — ``{"type": NAME, …options}`` → a paginator, auth provider, transform, hook, …;
 * :func:`load_settings` — a settings model merged from the registered config providers.
 
+**How an adapter is constructed** (:func:`build_adapter`; ``create_adapter``, ``ApiClient``,
+``dcapix run``, the tap and the target all go through it). The endpoint config without ``adapter``
+is the adapter's *options*; ``ApiClient(url, adapter=NAME, adapter_options=O)`` is the config
+``{"url": url, **O}``. The registered entry — a class or any callable — is called according to its
+signature:
+
+1. **One options mapping** when its first parameter is positional-only, ``*args`` or named
+   ``options`` — the toolkit's ``ProtocolAdapter.__init__(self, options=None, /, **kwargs)`` —
+   ``Adapter(options)``; the adapter validates them with its ``Options`` model. (``ApiClient``'s
+   ``url`` fills the model's ``base_url`` field when it has one, else ``url``.)
+2. **Keyword arguments** otherwise — ``Adapter(**options)`` — except the URL (the ``url`` option):
+   it goes to a parameter named ``url``; else to the first parameter without a default that no
+   option names (``__init__(self, connection_string)``); else into ``**kwargs`` as ``url=``.
+3. What the signature cannot take is refused before the call with one
+   :class:`~dc_api_x.exceptions.ConfigError` line naming the adapter, the option and what the
+   adapter accepts; so is a required parameter no option fills. A pydantic ``ValidationError`` the
+   constructor raises becomes a ``ConfigError`` naming the field; any other error an
+   :class:`~dc_api_x.exceptions.AdapterError` naming the adapter (secrets redacted).
+
 They sit above :mod:`dc_api_x.plugins` (they look names up in a plugin set) and below the users of
 plugins (``ApiClient``, the runner, the tap and the target), so :mod:`dc_api_x.config` stays a bottom
 layer that imports no plugin machinery.
@@ -11,18 +30,20 @@ layer that imports no plugin machinery.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .config import EndpointConfig, PluginConfig, validate_options
-from .exceptions import ConfigError, DcApiXError, PluginError
+from .config import EndpointConfig, PluginConfig, describe_validation_error, validate_options
+from .exceptions import AdapterError, ConfigError, DcApiXError, PluginError
 from .plugins import PluginSet, get_plugins
 
-__all__ = ["create_adapter", "create_plugin", "load_settings"]
+__all__ = ["build_adapter", "check_adapter_options", "create_adapter", "create_plugin", "load_settings"]
 
 M = TypeVar("M", bound=BaseModel)
+_MISSING: Any = object()
 
 
 def create_adapter(config: Any, *, plugins: PluginSet | None = None, **overrides: Any) -> Any:
@@ -36,8 +57,133 @@ def create_adapter(config: Any, *, plugins: PluginSet | None = None, **overrides
     data = dict(config or {})
     data.update(overrides)
     ep = validate_options(EndpointConfig, data, plugin="endpoint")
-    cls = (plugins or get_plugins()).adapters.get(ep.adapter)
-    return cls(ep.options)
+    entry = (plugins or get_plugins()).adapters.get(ep.adapter)
+    return build_adapter(ep.adapter, entry, ep.options)
+
+
+def build_adapter(
+    name: str, entry: Any, options: Mapping[str, Any] | None = None, *, url: Any = _MISSING
+) -> Any:
+    """Construct the adapter ``entry`` (registered as ``name``) from ``options`` by the rule of the
+    module doc. ``url`` is ``ApiClient``'s URL argument (an option ``url`` in ``options`` wins).
+
+    :raises ConfigError: an option the adapter cannot take (naming it and what the adapter accepts),
+        a missing required one, or a validation error of the adapter's own model.
+    :raises AdapterError: the constructor failed otherwise (names the adapter; secrets redacted).
+    """
+    args, kwargs = _bind(name, entry, dict(options or {}), url)
+    try:
+        adapter = entry(*args, **kwargs)
+    except DcApiXError:
+        raise
+    except ValidationError as exc:  # the adapter's own pydantic model (the guide's **kwargs shape)
+        field, msg = describe_validation_error(exc)
+        raise ConfigError(
+            f"adapter {name!r}: option {field!r}: {msg}", plugin=f"adapter {name!r}", field=field
+        ) from None
+    except Exception as exc:
+        from .logs import redact
+
+        raise AdapterError(
+            f"adapter {name!r} could not be created: {type(exc).__name__}: {redact(exc)}", adapter=name
+        ) from exc
+    if not getattr(adapter, "name", None):  # the guide's adapters set no class-level name
+        try:
+            adapter.name = name
+        except Exception:  # pragma: no cover - a slotted / read-only object keeps its own
+            pass
+    return adapter
+
+
+def check_adapter_options(name: str, entry: Any, options: Mapping[str, Any] | None = None) -> None:
+    """Check ``options`` against the adapter ``entry`` without constructing it: an options-model
+    adapter validates them (``configure``); any other must accept them by the construction rule.
+
+    :raises ConfigError: as :func:`build_adapter` would, naming the adapter and the option.
+    """
+    args, _kwargs = _bind(name, entry, dict(options or {}), _MISSING)
+    if args and hasattr(entry, "configure"):
+        entry.configure(args[0])
+
+
+def _signature(entry: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(entry)
+    except (TypeError, ValueError):  # a builtin without a signature: call it the toolkit's way
+        return None
+
+
+def _takes_mapping(sig: inspect.Signature | None) -> bool:
+    if sig is None:
+        return True
+    params = list(sig.parameters.values())
+    if not params:
+        return False
+    first = params[0]
+    return first.kind in (first.POSITIONAL_ONLY, first.VAR_POSITIONAL) or first.name == "options"
+
+
+def _bind(name: str, entry: Any, options: dict[str, Any], url: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` to call ``entry`` with, or a ConfigError naming what does not fit."""
+    sig = _signature(entry)
+    if _takes_mapping(sig):
+        if url is not _MISSING:
+            fields = getattr(getattr(entry, "Options", None), "model_fields", None) or {}
+            options.setdefault("base_url" if "base_url" in fields else "url", url)
+        return (options,), {}
+    assert sig is not None
+    params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    by_name = {p.name: p for p in params if p.kind is not p.POSITIONAL_ONLY}
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    if "url" in options:  # the config's url (or ApiClient's adapter_options url) wins
+        url = options.pop("url")
+    kwargs: dict[str, Any] = {}
+    if url is not _MISSING:
+        target = "url" if "url" in by_name else None
+        if target is None:
+            free = [p.name for p in by_name.values() if p.default is p.empty and p.name not in options]
+            target = free[0] if free else ("url" if var_kw else None)
+        if target is None:
+            raise _refused(name, entry, sig, "url")
+        kwargs[target] = url
+    for key, value in options.items():
+        if key not in by_name and not var_kw:
+            raise _refused(name, entry, sig, key)
+        kwargs[key] = value
+    for p in params:
+        if p.default is p.empty and p.name not in kwargs:
+            raise ConfigError(
+                f"adapter {name!r}: option {p.name!r}: required option is missing; {_accepts(entry, sig)}",
+                plugin=f"adapter {name!r}",
+                field=p.name,
+            )
+    return (), kwargs
+
+
+def _refused(name: str, entry: Any, sig: inspect.Signature, option: str) -> ConfigError:
+    return ConfigError(
+        f"adapter {name!r}: option {option!r} is not accepted; {_accepts(entry, sig)}",
+        plugin=f"adapter {name!r}",
+        field=option,
+    )
+
+
+def _accepts(entry: Any, sig: inspect.Signature) -> str:
+    """``ConnAdapter(connection_string) accepts: connection_string (the url)`` and the like."""
+    what = getattr(entry, "__qualname__", None) or type(entry).__name__
+    bare = sig.replace(
+        parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+        return_annotation=sig.empty,
+    )
+    params = [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [p.name for p in params if p.kind is not p.POSITIONAL_ONLY]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    free = [p.name for p in params if p.default is p.empty and p.kind is not p.POSITIONAL_ONLY]
+    url_to = "url" if "url" in names else (free[0] if free else "url" if var_kw else None)
+    parts = [f"{n} (the url)" if n == url_to and n != "url" else n for n in names]
+    if var_kw:
+        parts += [*(["url"] if url_to == "url" and "url" not in names else []), "any other option (**kwargs)"]
+    return f"{what}{bare} accepts: {', '.join(parts) or 'no options'}"
 
 
 def create_plugin(attr: str, config: Any, *, plugins: PluginSet | None = None, **kwargs: Any) -> Any:

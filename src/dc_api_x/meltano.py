@@ -96,6 +96,7 @@ def plugin_definition(
         inherits nothing and keeps ``namespace`` / ``executable`` of the real plugin.
     :raises ConfigError: no ``adapter``, or an option the adapter rejects (names the field).
     """
+    from .factories import check_adapter_options
     from .plugins import get_plugins
     from .singer_settings import adapter_settings_schema, meltano_settings, secret_settings
 
@@ -115,7 +116,7 @@ def plugin_definition(
     ps = plugins or get_plugins()
     cls = ps.adapters.get(adapter)
     options = {k: v for k, v in config.items() if k != "adapter"}
-    cls.configure(options)  # raises ConfigError naming the field
+    check_adapter_options(adapter, cls, options)  # raises ConfigError naming the option
 
     executable = "tap-dcapix" if kind == "extractor" else "target-dcapix"
     schema = adapter_settings_schema(adapter, plugins=ps)

@@ -151,6 +151,7 @@ class TapDcApiX(Tap):
         return errors
 
     def _adapter_options(self) -> tuple[type, dict[str, Any]]:
+        from dc_api_x.factories import check_adapter_options
         from dc_api_x.plugins import get_plugins
 
         cfg = adapter_config(type(self), self.config)
@@ -164,7 +165,7 @@ class TapDcApiX(Tap):
             )
         cls = get_plugins().adapters.get(name)
         options = {k: v for k, v in cfg.items() if k != "adapter"}
-        cls.configure(options)
+        check_adapter_options(name, cls, options)
         return cls, options
 
     # ------------------------------------------------------------------ adapter + transforms

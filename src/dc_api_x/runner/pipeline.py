@@ -86,8 +86,10 @@ def _make_adapter(endpoint: Endpoint, role: str, pipeline: str, plugins: Any) ->
     cls = _adapter_class(endpoint.adapter, role, pipeline, plugins)
     cfg, _ = _split_streams(endpoint, cls)
     cfg.pop("adapter", None)
+    from ..factories import build_adapter
+
     try:
-        return cls(cfg)
+        return build_adapter(endpoint.adapter, cls, cfg)
     except ConfigError as exc:
         raise ConfigError(
             f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin, field=exc.field
