@@ -93,7 +93,8 @@ class ApiClient:
             out = []
             for name in reg.names():
                 cls = reg.get(name)
-                if getattr(cls, "enabled_by_default", False):
+                by_default = getattr(cls, "use_by_default", None)
+                if by_default() if callable(by_default) else getattr(cls, "enabled_by_default", False):
                     out.append(cls())
             return out
         made: list[RequestHook] = []
@@ -137,6 +138,7 @@ class ApiClient:
             headers=dict(kwargs.pop("headers", None) or {}),
             kwargs=kwargs,
             base_url=self._base_url,
+            adapter=str(getattr(self.adapter, "name", "") or ""),
         )
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
