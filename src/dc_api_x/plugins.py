@@ -658,6 +658,15 @@ def get_plugins() -> PluginSet:
         return _current
 
 
+def _swap_current(ps: PluginSet | None) -> PluginSet | None:
+    """Make ``ps`` the current set without closing the previous one, which is returned (for
+    :func:`dc_api_x.testing.isolated_plugins`, which puts it back)."""
+    global _current
+    with _lock:
+        old, _current = _current, ps
+    return old
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The pluggy manager of the current plugin set (advanced use)."""
     return get_plugins().pm
