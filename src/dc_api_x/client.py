@@ -244,8 +244,11 @@ class ApiClient:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the adapter (connections) and the auth provider this client created."""
-        self.adapter.close()
+        """Close the adapter (connections) and the auth provider this client created. (An adapter
+        without ``close()`` — the guide's plain-class adapters — has nothing to close.)"""
+        close = getattr(self.adapter, "close", None)
+        if close is not None:
+            close()
         if self._own_auth and self.auth is not None:
             self.auth.close()
 

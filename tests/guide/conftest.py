@@ -1,0 +1,64 @@
+"""Fixtures of the plugin-guide tests: the guide's examples installed as real distributions.
+
+* ``dc-api-x-custom-plugin`` — the guide's "Creating a Simple Plugin" (``my_plugin``) with the guide's
+  ``pyproject.toml`` as written: entry point ``custom_plugin`` in the real group ``dc_api_x.plugins``.
+* ``dcapix-guide-examples`` — every other example (``advanced_plugin``, ``lifecycle_plugin``, …) plus
+  the helpers the guide leaves undefined, with entry points in the test-only group
+  ``dc_api_x.guide_examples``: ``advanced_plugin`` registers ``custom_protocol`` too (the guide reuses
+  the name), so tests switch that group on and block ``custom_plugin`` where they want it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.dists import install
+
+HERE = Path(__file__).resolve().parent
+DISTS = {
+    "dc-api-x-custom-plugin": HERE / "dists" / "dc-api-x-custom-plugin",
+    "dcapix-guide-examples": HERE / "dists" / "dcapix-guide-examples",
+}
+#: The entry-point group of the examples that ship no pyproject.toml in the guide.
+GUIDE_GROUP = "dc_api_x.guide_examples"
+#: The environment that makes a plain ``enable_plugins()`` load the guide's examples instead of the
+#: installed ``my_plugin`` (both register ``custom_protocol``).
+EXAMPLES_ENV = {"DC_API_X_ENTRY_POINT_GROUPS": GUIDE_GROUP, "DC_API_X_BLOCKED_PLUGINS": "custom_plugin"}
+
+
+@pytest.fixture(scope="session")
+def guide_dists() -> dict[str, Path]:
+    """The two guide distributions, installed (and current) in this interpreter's environment."""
+    try:
+        install(DISTS)
+    except RuntimeError as exc:
+        pytest.fail(f"could not install the guide's example distributions: {exc}")
+    return dict(DISTS)
+
+
+@pytest.fixture(autouse=True)
+def _guide_env(guide_dists: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Installed distributions, no plugin variables leaking in, no current plugin set before or after."""
+    from dc_api_x import plugins
+
+    for var in ("DC_API_X_BLOCKED_PLUGINS", "DC_API_X_ALLOW_INCOMPATIBLE", "DC_API_X_ENTRY_POINT_GROUPS"):
+        monkeypatch.delenv(var, raising=False)
+    with plugins._lock:
+        plugins._current = None
+    yield
+    with plugins._lock:
+        current, plugins._current = plugins._current, None
+    if current is not None:
+        current.close()
+
+
+@pytest.fixture
+def examples_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Switch the guide examples' group on and block ``my_plugin`` (for this test and its children)."""
+    for key, value in EXAMPLES_ENV.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **EXAMPLES_ENV}
