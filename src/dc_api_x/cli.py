@@ -97,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--version"]:  # answered before the sub-command modules are imported
+        from .plugins import core_version
+
+        print(f"dc-api-x {core_version()}")
+        return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     from .logs import setup_logging
 
     setup_logging(args.verbose)
