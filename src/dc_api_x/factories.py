@@ -40,7 +40,14 @@ from .config import EndpointConfig, PluginConfig, describe_validation_error, val
 from .exceptions import AdapterError, ConfigError, DcApiXError, PluginError
 from .plugins import PluginSet, get_plugins
 
-__all__ = ["build_adapter", "check_adapter_options", "create_adapter", "create_plugin", "load_settings"]
+__all__ = [
+    "build_adapter",
+    "check_adapter_options",
+    "create_adapter",
+    "create_plugin",
+    "keyword_options_schema",
+    "load_settings",
+]
 
 M = TypeVar("M", bound=BaseModel)
 _MISSING: Any = object()
@@ -104,6 +111,47 @@ def check_adapter_options(name: str, entry: Any, options: Mapping[str, Any] | No
     args, _kwargs = _bind(name, entry, dict(options or {}), _MISSING)
     if args and hasattr(entry, "configure"):
         entry.configure(args[0])
+
+
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "dict": "object"}
+_JSON_TYPES.update({"list": "array", "Mapping": "object", "Sequence": "array"})
+
+
+def keyword_options_schema(entry: Any) -> dict[str, Any] | None:
+    """The settings JSON Schema of an adapter built with keyword arguments (rule 2 of the module doc),
+    read from its signature: one property per parameter (typed from simple annotations, with
+    defaults), ``url`` for the parameter the URL goes to, open to more when it has ``**kwargs``.
+    ``None`` for an options-mapping adapter (its ``Options`` model describes it)."""
+    sig = _signature(entry)
+    if _takes_mapping(sig):
+        return None
+    assert sig is not None
+    params = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    free = [p.name for p in params if p.default is p.empty]
+    url_to = "url" if any(p.name == "url" for p in params) else (free[0] if free else None)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for p in params:
+        ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        prop: dict[str, Any] = {}
+        base = str(ann).split("[")[0].split("|")[0].strip()
+        if base in _JSON_TYPES:
+            prop["type"] = _JSON_TYPES[base]
+        if p.default is not p.empty and isinstance(p.default, (str, int, float, bool)):
+            prop["default"] = p.default
+        if p.name == url_to and p.name != "url":
+            prop["description"] = "the adapter's URL (also accepted as url)"
+            props["url"] = {"type": "string", "description": f"the adapter's URL (passed as {p.name})"}
+        elif p.default is p.empty:
+            required.append(p.name)
+        props[p.name] = prop
+    if url_to is None and var_kw:
+        props["url"] = {"type": "string", "description": "the adapter's URL (passed as url=)"}
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": var_kw}
+    if required:
+        out["required"] = required
+    return out
 
 
 def _signature(entry: Any) -> inspect.Signature | None:

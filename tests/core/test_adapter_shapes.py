@@ -355,3 +355,28 @@ def test_the_target_writes_through_a_guide_shape(
         TargetDcApiX.invoke(config=_ConfigInput.from_cli_args(str(cfg)), file_input=io.BytesIO(text.encode()))  # type: ignore[arg-type]
     rows = [json.loads(x) for x in (out / "people.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3]
+
+
+def test_settings_of_keyword_adapters_come_from_their_signature(shapes: Any) -> None:
+    from dc_api_x.factories import keyword_options_schema
+    from dc_api_x.meltano import plugin_definition
+    from dc_api_x.singer_settings import adapter_options_schema
+
+    conn = adapter_options_schema("conn_str", plugins=shapes)
+    assert set(conn["properties"]) == {"url", "connection_string"} and "required" not in conn
+    assert conn["properties"]["url"]["type"] == "string"
+    plain = keyword_options_schema(PlainClass)
+    assert plain is not None and set(plain["properties"]) == {"url", "directory", "flag"}
+    assert "required" not in plain  # the url can fill directory (rule 2)
+    assert plain["properties"]["flag"] == {"type": "boolean", "default": False}
+    assert plain["properties"]["directory"]["type"] == "string" and plain["additionalProperties"] is False
+    kwargs = keyword_options_schema(KwargsAdapter)
+    assert kwargs == {
+        "type": "object",
+        "properties": {"url": kwargs["properties"]["url"]},
+        "additionalProperties": True,
+    }
+    assert keyword_options_schema(ModelAdapter) is None  # its Options model describes it
+    snippet = plugin_definition({"adapter": "conn_str", "url": "jsonl-dir:///data"}, plugins=shapes)
+    assert {s["name"] for s in snippet["settings"]} >= {"url", "connection_string"}
+    assert snippet["config"] == {"adapter": "conn_str", "url": "jsonl-dir:///data"}
