@@ -187,33 +187,31 @@ class PluginSet:
         self._closed = False
         #: the plugins registered with pluggy, in load order (their hooks fill the registries)
         self._loaded: list[tuple[PluginInfo, Any]] = []
-        #: registry attribute → None once filled, or the clash error it raises on every use
-        self._filled: dict[str, PluginError | None] = {}
+        #: the registries filled already
+        self._filled: set[str] = set()
         self._filling: set[str] = set()
         self._fill_lock = threading.RLock()
 
     def fill_registries(self, *attrs: str) -> PluginSet:
         """Call the plugins' ``register_*`` hooks of these registries now (default: all seven), as
-        their first use would. What happens then is what :func:`enable_plugins` documents for a hook
-        that raises or a name registered twice. Returns the set."""
+        their first use would (what happens to a hook that raises or a name registered twice:
+        :func:`enable_plugins`). Returns the set."""
         for attr in attrs or tuple(self.registries):
             self._fill(attr)
         return self
 
     def _fill(self, attr: str) -> None:
-        if attr not in self._filled:
-            with self._fill_lock:
-                if attr not in self._filled:
-                    if attr in self._filling:  # a hook looking up its own kind sees what is there
-                        return
-                    self._filling.add(attr)
-                    try:
-                        self._filled[attr] = _fill_registry(self, attr)
-                    finally:
-                        self._filling.discard(attr)
-        err = self._filled[attr]
-        if err is not None:
-            raise err
+        if attr in self._filled:
+            return
+        with self._fill_lock:
+            if attr in self._filled or attr in self._filling:  # a hook looking up its own kind
+                return  # sees what is there
+            self._filling.add(attr)
+            try:
+                _fill_registry(self, attr)
+                self._filled.add(attr)
+            finally:
+                self._filling.discard(attr)
 
     # registries as attributes: ps.adapters, ps.paginators, …
     def __getattr__(self, name: str) -> Registry:
@@ -448,11 +446,11 @@ def enable_plugins(
 
     Failure isolation: a plugin that fails to import, declares an incompatible core version, or
     defines an invalid hook is skipped here, with a :class:`PluginWarning`, and listed in
-    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads. A plugin
-    whose ``register_*`` hook raises (when that registry is filled) gets one warning, what that hook
-    registered is dropped, and the plugin is marked ``failed`` and skipped by registries filled
-    after; registries filled before keep its entries. Two plugins registering one name in one
-    registry is a :class:`PluginError` naming both, raised by every use of that registry.
+    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads. When a
+    registry is filled, a plugin whose hook raises, or which registers a name another plugin
+    registered before it (built-ins, then entry points, then objects), gets one warning naming the
+    hook or both plugins; what it registered there is dropped, it is marked ``failed`` and skipped
+    by registries filled after (registries filled before keep its entries).
 
     :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group
         (plus ``entry_point_groups`` and the groups in :data:`GROUPS_ENV`).
@@ -466,8 +464,6 @@ def enable_plugins(
         (the previous current set is closed).
     :param entry_point_groups: more entry-point groups to scan after the default one.
     :param lazy: fill each registry on its first use (default), or all of them now.
-    :raises PluginError: with ``lazy=False``, when two loaded plugins register the same name in one
-        registry (the message names both; block one of them).
     """
     global _current
     from .logs import install_redaction
@@ -596,10 +592,10 @@ def _object_plugins(
     return out
 
 
-def _fill_registry(ps: PluginSet, attr: str) -> PluginError | None:
-    """Call every loaded plugin's hooks of registry ``attr`` (a plugin's registrations are staged and
-    merged only when all its hooks of this kind returned); the clash error, if two plugins register
-    one name."""
+def _fill_registry(ps: PluginSet, attr: str) -> None:
+    """Call every loaded plugin's hooks of registry ``attr``, in load order. A plugin's registrations
+    are staged and merged only when all its hooks of this kind returned and none of its names is
+    taken; otherwise the plugin fails (one warning) and the others are unaffected."""
     target = ps.registries[attr]
     hook_names = [h for h, (a, _label) in KINDS.items() if a == attr]
     for info, obj in ps._loaded:
@@ -617,17 +613,24 @@ def _fill_registry(ps: PluginSet, attr: str) -> PluginError | None:
                         continue
                     impl.function(**({"registry": staged} if "registry" in impl.argnames else {}))
         except Exception as exc:
-            info.status, info.reason = "failed", f"{type(exc).__name__} in {hook_name}: {exc}"
-            _warn(f"dc-api-x plugin {info.name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
-            ps.pm.unregister(obj)
+            kind = type(exc).__name__
+            _fail(ps, info, obj, f"{kind} in {hook_name}: {exc}", f"failed in {hook_name}: {kind}: {exc}")
             continue
-        for name, ent in staged._entries.items():
-            if name in target._entries:
-                return PluginError(clash_message(target.kind, name, target._entries[name].plugin, ent.plugin))
+        taken = next((n for n in staged._entries if n in target._entries), None)
+        if taken is not None:  # the plugin loaded first keeps the name: built-ins before entry points
+            clash = clash_message(target.kind, taken, target._entries[taken].plugin, info.name)
+            _fail(ps, info, obj, clash, f"failed: {clash}")
+            continue
         target._merge(staged)
         if staged._entries:
             info.registers[attr] = sorted(staged._entries)
-    return None
+
+
+def _fail(ps: PluginSet, info: PluginInfo, obj: Any, reason: str, message: str) -> None:
+    """Mark a plugin failed while a registry is filled: one warning, its hooks unregistered."""
+    info.status, info.reason = "failed", reason
+    _warn(f"dc-api-x plugin {info.name!r} {message}")
+    ps.pm.unregister(obj)
 
 
 _current: PluginSet | None = None

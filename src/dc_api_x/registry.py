@@ -8,8 +8,9 @@ Plugins receive one in each ``register_*`` hook and fill it, in either form::
 
 An entry is an object (usually a class, or any callable that builds one), a ``"package.module:Attr"``
 string imported on first lookup, or a zero-argument ``factory=`` called on first lookup. A name is
-registered once per registry: a second registration is a :class:`~dc_api_x.exceptions.PluginError`
-naming both plugins (:func:`clash_message`).
+registered once per registry: registering it again is a :class:`~dc_api_x.exceptions.PluginError`
+naming both plugins (:func:`clash_message`) — inside one plugin's hook it fails that plugin; between
+two plugins, the plugin set fails the one loaded second with that message.
 """
 
 from __future__ import annotations

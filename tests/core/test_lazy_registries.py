@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import dc_api_x
-from dc_api_x import PluginError, PluginWarning, UnknownPluginError, enable_plugins
+from dc_api_x import PluginWarning, UnknownPluginError, enable_plugins
 from dc_api_x.ext.adapters import ProtocolAdapter
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -148,17 +148,23 @@ def test_entries_given_before_a_later_failure_stay() -> None:
     assert ps.hooks["early_hook"] is object and ps.plugins["late_fail"].registers == {"hooks": ["early_hook"]}
 
 
-def test_a_clash_is_raised_by_every_use_of_that_registry_only() -> None:
+def test_a_clash_fails_the_later_plugin_at_first_use_only() -> None:
     one = module("vendor_a", register_adapters=lambda registry: registry.__setitem__("ldap", Heavy))
-    two = module("vendor_b", register_adapters=lambda registry: registry.__setitem__("ldap", object))
+    two = module(
+        "vendor_b",
+        register_adapters=lambda registry: registry.__setitem__("ldap", object),
+        register_hooks=lambda registry: registry.__setitem__("b_hook", object),
+    )
     ps = build(one, two)  # lazy: building succeeds
-    message = r"adapter 'ldap' is provided by both 'vendor_a' and 'vendor_b'; block one of them"
-    for use in (lambda: ps.adapters["ldap"], lambda: "sql" in ps.adapters, ps.adapters.names):
-        with pytest.raises(PluginError, match=message):
-            use()
-    assert "offset" in ps.paginators  # the other registries work
-    with pytest.raises(PluginError, match=message):
-        build(one, two, lazy=False)  # eager: at build time, as before
+    message = (
+        r"'vendor_b' failed: adapter 'ldap' is provided by both 'vendor_a' and 'vendor_b'; block one of them"
+    )
+    with pytest.warns(PluginWarning, match=message):
+        assert ps.adapters["ldap"] is Heavy  # the plugin loaded first keeps it
+    assert "sql" in ps.adapters and ps.plugins["vendor_b"].status == "failed"
+    assert "b_hook" not in ps.hooks  # failed: skipped by the registries filled later
+    with pytest.warns(PluginWarning, match=message):
+        build(one, two, lazy=False)  # eager: the same, at build time
     assert build(one, two, blocked=["vendor_a"]).adapters["ldap"] is object
 
 
