@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dists import install
+from tests.support.dists import install_or_fail
+from tests.support.plugin_sets import no_current_plugin_set
 
 DIST_ROOT = Path(__file__).resolve().parents[1] / "plugins_dist"
 #: distribution name -> source directory
@@ -29,25 +30,14 @@ TEST_GROUP = "dc_api_x.test_plugins"
 @pytest.fixture(scope="session")
 def plugin_dists() -> dict[str, Path]:
     """The test plugin distributions, installed (and current) in this interpreter's environment."""
-    try:
-        install(DISTS)
-    except RuntimeError as exc:
-        pytest.fail(f"could not install the test plugin distributions: {exc}")
-    return dict(DISTS)
+    return install_or_fail(DISTS, "the test plugin distributions")
 
 
 @pytest.fixture(autouse=True)
 def _no_current_plugin_set() -> Iterator[None]:
     """Each test starts and ends without a current plugin set (a fresh one is built on demand)."""
-    from dc_api_x import plugins
-
-    with plugins._lock:
-        plugins._current = None
-    yield
-    with plugins._lock:
-        current, plugins._current = plugins._current, None
-    if current is not None:
-        current.close()
+    with no_current_plugin_set():
+        yield
 
 
 @pytest.fixture

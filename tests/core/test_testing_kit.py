@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -274,14 +273,3 @@ def test_the_suite_class_is_a_subclass_with_the_given_settings() -> None:
     cls = get_adapter_test_class("sql", {"url": "sqlite://"}, stream="x", expected_records=3)
     assert issubclass(cls, AdapterTestSuite) and cls.__name__ == "Test_sql_adapter"
     assert (cls.adapter, cls.stream, cls.expected_records) == ("sql", "x", 3)
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_current_set() -> Iterator[None]:
-    yield
-    from dc_api_x import plugins
-
-    with plugins._lock:
-        current, plugins._current = plugins._current, None
-    if current is not None:
-        current.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dists import install
+from tests.support.dists import install_or_fail
+from tests.support.plugin_sets import no_current_plugin_set
 
 HERE = Path(__file__).resolve().parent
 DISTS = {
@@ -33,27 +34,16 @@ EXAMPLES_ENV = {"DC_API_X_ENTRY_POINT_GROUPS": GUIDE_GROUP, "DC_API_X_BLOCKED_PL
 @pytest.fixture(scope="session")
 def guide_dists() -> dict[str, Path]:
     """The two guide distributions, installed (and current) in this interpreter's environment."""
-    try:
-        install(DISTS)
-    except RuntimeError as exc:
-        pytest.fail(f"could not install the guide's example distributions: {exc}")
-    return dict(DISTS)
+    return install_or_fail(DISTS, "the guide's example distributions")
 
 
 @pytest.fixture(autouse=True)
 def _guide_env(guide_dists: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Installed distributions, no plugin variables leaking in, no current plugin set before or after."""
-    from dc_api_x import plugins
-
     for var in ("DC_API_X_BLOCKED_PLUGINS", "DC_API_X_ALLOW_INCOMPATIBLE", "DC_API_X_ENTRY_POINT_GROUPS"):
         monkeypatch.delenv(var, raising=False)
-    with plugins._lock:
-        plugins._current = None
-    yield
-    with plugins._lock:
-        current, plugins._current = plugins._current, None
-    if current is not None:
-        current.close()
+    with no_current_plugin_set():
+        yield
 
 
 @pytest.fixture

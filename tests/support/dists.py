@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["BACKEND", "install"]
+__all__ = ["BACKEND", "install", "install_or_fail"]
 
 BACKEND = Path(__file__).resolve().parents[1] / "plugins_dist" / "_build_backend.py"
 
@@ -114,3 +114,14 @@ def install(dists: Mapping[str, Path]) -> None:
     still = _stale(backend, dists)
     if still:
         raise RuntimeError(f"installed but not visible to importlib.metadata: {still}")
+
+
+def install_or_fail(dists: Mapping[str, Path], what: str) -> dict[str, Path]:
+    """:func:`install` for a session fixture: a failure fails the test that needs them, naming ``what``."""
+    import pytest
+
+    try:
+        install(dists)
+    except RuntimeError as exc:
+        pytest.fail(f"could not install {what}: {exc}")
+    return dict(dists)
