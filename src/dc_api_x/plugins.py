@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, cast
+from typing import Any
 
 import pluggy
 
@@ -119,33 +119,6 @@ class PluginWarning(UserWarning):
 
     Filter it like any warning: ``warnings.simplefilter("ignore", dc_api_x.PluginWarning)``.
     """
-
-
-_PLAIN_IMPL_OPTS: dict[str, Any] = {
-    "wrapper": False,
-    "hookwrapper": False,
-    "optionalhook": False,
-    "tryfirst": False,
-    "trylast": False,
-    "specname": None,
-}
-
-
-class _PluginManager(pluggy.PluginManager):
-    """Accepts plain functions named like a hook, besides ``@hookimpl``-marked ones."""
-
-    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
-        opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and not name.startswith("_"):
-            caller = getattr(self.hook, name, None)
-            if caller is not None and caller.has_spec():
-                try:
-                    method = getattr(plugin, name, None)
-                except Exception:  # a property that raises is not a hook
-                    return None
-                if inspect.isroutine(method):
-                    opts = cast("pluggy.HookimplOpts", dict(_PLAIN_IMPL_OPTS))
-        return opts
 
 
 @dataclass
@@ -367,49 +340,15 @@ def _blocked(blocked: set[str], *names: str | None) -> bool:
     return any(n and (n in blocked or _canonical(n) in canon) for n in names)
 
 
-def _unknown_hooks(pm: pluggy.PluginManager, obj: Any) -> list[str]:
-    """Hook names ``obj`` implements with ``@hookimpl`` that no hookspec declares (typos)."""
-    bad = []
-    for name, caller in vars(pm.hook).items():
-        if name.startswith("_") or caller.has_spec():
-            continue
-        if any(impl.plugin is obj and not impl.optionalhook for impl in caller.get_hookimpls()):
-            bad.append(name)
-    return sorted(bad)
-
-
-def _known_hooks(pm: pluggy.PluginManager) -> list[str]:
-    return sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
-
-
-def _stray_register_functions(pm: pluggy.PluginManager, obj: Any) -> list[str]:
-    """Plain ``register_*`` functions or methods of ``obj`` that match no hook (a typo such as
-    ``register_adapter``, or a hook of another version), which pluggy would silently ignore.
-    Functions of dc_api_x itself (``register_secret`` imported into a plugin) are not counted."""
-    found = []
-    for name in dir(obj):
-        if not name.startswith("register_") or pm.parse_hookimpl_opts(obj, name) is not None:
-            continue
-        try:
-            value = inspect.getattr_static(obj, name)
-        except AttributeError:  # pragma: no cover - listed by dir() but not there
-            continue
-        func = getattr(value, "__func__", value)
-        if not inspect.isfunction(func):
-            continue
-        if str(getattr(func, "__module__", "") or "").partition(".")[0] == "dc_api_x":
-            continue
-        found.append(name)
-    return found
-
-
 def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> bool:
     pname = info.name
     try:
         pm.register(obj, name=pname)
-        bad = _unknown_hooks(pm, obj)
+        bad = hookspecs.unknown_hooks(pm, obj)
         if bad:
-            raise PluginError(f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(_known_hooks(pm))}")
+            raise PluginError(
+                f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(hookspecs.known_hooks(pm))}"
+            )
     except Exception as exc:
         info.status, info.reason = "failed", f"invalid plugin: {type(exc).__name__}: {exc}"
         _warn(f"dc-api-x plugin {pname!r} is invalid: {exc}")
@@ -419,10 +358,10 @@ def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> b
         except Exception:  # pragma: no cover - half-registered plugin
             pass
         return False
-    for name in _stray_register_functions(pm, obj):
+    for name in hookspecs.stray_register_functions(pm, obj):
         _warn(
             f"dc-api-x plugin {pname!r}: {name}() matches no hook and is ignored; "
-            f"hooks: {', '.join(_known_hooks(pm))}"
+            f"hooks: {', '.join(hookspecs.known_hooks(pm))}"
         )
     return True
 
@@ -473,7 +412,7 @@ def enable_plugins(
     if allow_incompatible is None:
         flag = os.environ.get(INCOMPATIBLE_ENV, "").strip().lower()
         allow_incompatible = flag not in ("", "0", "false", "no")
-    pm = _PluginManager(hookspecs.PROJECT_NAME)
+    pm = hookspecs.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     ps = PluginSet(pm)
     order: list[tuple[PluginInfo, Any]] = []
