@@ -28,9 +28,6 @@ from .plugins import (
     PluginInfo,
     PluginSet,
     PluginWarning,
-    Registry,
-    create_adapter,
-    create_plugin,
     enable_plugins,
     get_adapter,
     get_auth_provider,
@@ -49,12 +46,14 @@ from .plugins import (
     list_schema_providers,
     list_transforms,
 )
+from .registry import Registry
 from .types import Batch, StreamSpec, WriteResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
     from .client import ApiClient
+    from .factories import create_adapter, create_plugin
 
 __version__: str
 
@@ -105,11 +104,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # lazy: ApiClient lives with the request machinery
+def __getattr__(name: str) -> Any:  # lazy: these import pydantic and the request machinery
     if name == "ApiClient":
         from .client import ApiClient
 
         return ApiClient
+    if name in ("create_adapter", "create_plugin"):
+        from . import factories
+
+        return getattr(factories, name)
     if name == "__version__":
         from .plugins import core_version
 

@@ -33,7 +33,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ps = enable_plugins(entry_points=not args.no_entry_points, entry_point_groups=args.group or ())
+        ps = enable_plugins(
+            entry_points=not args.no_entry_points, entry_point_groups=args.group or (), lazy=False
+        )
     for w in caught:  # the table shows each problem too; keep stderr to one line per warning
         print(f"dcapix: warning: {w.message}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
@@ -95,8 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list == ["--version"]:  # answered before the sub-command modules are imported
+        from .plugins import core_version
+
+        print(f"dc-api-x {core_version()}")
+        return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     from .logs import setup_logging
 
     setup_logging(args.verbose)

@@ -63,16 +63,17 @@ class ApiClient:
         plugins: PluginSet | None = None,
         **options: Any,
     ) -> None:
-        from .plugins import create_adapter, create_plugin, get_plugins
+        from .factories import build_adapter, create_plugin
+        from .plugins import get_plugins
 
         self._plugins = plugins or get_plugins()
         opts: dict[str, Any] = {**dict(adapter_options or {}), **options}
-        if url is not None:
-            cls = self._plugins.adapters.get(adapter)
-            fields = getattr(getattr(cls, "Options", None), "model_fields", {})
-            key = "base_url" if "base_url" in fields else "url"
-            opts.setdefault(key, url)
-        self.adapter: Any = create_adapter({"adapter": adapter, **opts}, plugins=self._plugins)
+        entry = self._plugins.adapters.get(adapter)
+        self.adapter: Any = (
+            build_adapter(adapter, entry, opts)
+            if url is None
+            else build_adapter(adapter, entry, opts, url=url)
+        )
         self.url = url
         base = url or getattr(getattr(self.adapter, "options", None), "base_url", None)
         self._base_url = str(base or "")
@@ -85,14 +86,15 @@ class ApiClient:
         self.hooks: list[RequestHook] = self._make_hooks(hooks)
 
     def _make_hooks(self, hooks: Sequence[Any] | None) -> list[RequestHook]:
-        from .plugins import create_plugin
+        from .factories import create_plugin
 
         reg = self._plugins.hooks
         if hooks is None:
             out = []
             for name in reg.names():
                 cls = reg.get(name)
-                if getattr(cls, "enabled_by_default", False):
+                by_default = getattr(cls, "use_by_default", None)
+                if by_default() if callable(by_default) else getattr(cls, "enabled_by_default", False):
                     out.append(cls())
             return out
         made: list[RequestHook] = []
@@ -119,10 +121,15 @@ class ApiClient:
 
     # -- requests ------------------------------------------------------------------------------
     def request(self, method: str, path: str = "", **kwargs: Any) -> Response:
-        """Send one request through the adapter with the hooks around it.
+        """Send one request through the adapter with the hooks around it; always a :class:`Response`.
 
         ``kwargs`` are the adapter's (``params``, ``headers``, ``json``, ``data``, ``timeout``,
         ``raise_for_status`` …). The client's ``auth`` is used unless ``auth=`` is given.
+
+        An adapter's ``request()`` may return a :class:`Response` or plain data (a dict, a list, …,
+        as the plugin guide's adapters do): data comes back as ``Response.from_data(...)`` — status
+        200, ``.data`` the object itself, no wire bytes (``content`` is empty) — so hooks,
+        :meth:`paginate` and callers see one type either way.
         """
         info = RequestInfo(
             method=method.upper(),
@@ -131,6 +138,7 @@ class ApiClient:
             headers=dict(kwargs.pop("headers", None) or {}),
             kwargs=kwargs,
             base_url=self._base_url,
+            adapter=str(getattr(self.adapter, "name", "") or ""),
         )
         if self.auth is not None:
             kwargs.setdefault("auth", self.auth)
@@ -144,6 +152,8 @@ class ApiClient:
             for h in reversed(self.hooks):
                 self._call(h, "on_error", info, exc)
             raise
+        if not isinstance(response, Response):
+            response = Response.from_data(response, url=redact(info.url), method=info.method)
         for h in reversed(self.hooks):
             self._call(h, "after_response", info, response)
         return response
@@ -207,7 +217,7 @@ class ApiClient:
         :raises HTTPStatusError: on a 4xx/5xx page (after retries).
         :raises PaginationError: when the server loops (a token seen twice).
         """
-        from .plugins import create_plugin
+        from .factories import create_plugin
 
         if paginator is None:
             paginator = getattr(getattr(self.adapter, "options", None), "pagination", None) or "single_page"
@@ -234,8 +244,11 @@ class ApiClient:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the adapter (connections) and the auth provider this client created."""
-        self.adapter.close()
+        """Close the adapter (connections) and the auth provider this client created. (An adapter
+        without ``close()`` — the guide's plain-class adapters — has nothing to close.)"""
+        close = getattr(self.adapter, "close", None)
+        if close is not None:
+            close()
         if self._own_auth and self.auth is not None:
             self.auth.close()
 

@@ -1,10 +1,12 @@
-"""Configuration: option validation for every plugin, shared config models, layered settings.
+"""Configuration: option validation for every plugin and the shared config models.
 
 * :func:`validate_options` turns a mapping into a plugin's pydantic model, or raises one
   :class:`~dc_api_x.exceptions.ConfigError` line naming the plugin and the field.
 * :class:`PluginConfig` is the ``{type: NAME, …options}`` shape used for pagination, auth and
   transforms; :class:`EndpointConfig` is ``{adapter: NAME, …options}``.
-* :func:`load_settings` merges the registered config providers (defaults < file < environment).
+
+``load_settings`` (the config providers merged: defaults < file < environment) needs the plugin set,
+so it lives in :mod:`dc_api_x.factories`; ``dc_api_x.config.load_settings`` still finds it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ __all__ = [
     "OptionsModel",
     "PluginConfig",
     "describe_validation_error",
-    "load_settings",
     "merge_options",
     "validate_options",
 ]
@@ -97,52 +98,11 @@ class EndpointConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
-def load_settings(
-    model: type[M],
-    *,
-    file: str | None = None,
-    env_prefix: str = "DCAPIX_",
-    defaults: Mapping[str, Any] | None = None,
-    providers: list[str] | None = None,
-) -> M:
-    """Build ``model`` from the registered config providers, lowest priority first.
+def __getattr__(name: str) -> Any:
+    # ``from dc_api_x.config import load_settings`` keeps working; the function needs the plugin
+    # set, so it lives one layer up (this module imports nothing of the plugin machinery at import).
+    if name == "load_settings":
+        from .factories import load_settings
 
-    The built-in precedence is: ``defaults`` (model defaults and the ``defaults`` mapping) < the
-    config file (``file``: YAML, TOML or JSON) < environment variables (``{env_prefix}FIELD``,
-    nested fields with ``__``). Providers registered by plugins join by their ``priority``.
-    """
-    from .exceptions import DcApiXError
-    from .plugins import get_plugins
-
-    ps = get_plugins()
-    names = providers if providers is not None else ps.config_providers.names()
-    layers = []
-    for name in names:
-        cls = ps.config_providers.get(name)
-        layers.append(cls(file=file, env_prefix=env_prefix, defaults=defaults or {}, model=model))
-    layers.sort(key=lambda p: p.priority)  # stable: equal priorities keep registry (name) order
-    merged: dict[str, Any] = {}
-    for provider in layers:
-        who = f"config provider {getattr(provider, 'name', '') or type(provider).__name__!r}"
-        try:
-            data = provider.load()
-        except DcApiXError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"{who} failed: {type(exc).__name__}: {exc}", plugin=who) from exc
-        if data is None:
-            continue
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{who}: load() returned {type(data).__name__}, expected a mapping", plugin=who)
-        _deep_merge(merged, data)
-    return validate_options(model, merged, plugin=f"settings {model.__name__}")
-
-
-def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
-    for key, value in new.items():
-        if isinstance(value, Mapping):
-            if not isinstance(into.get(key), dict):
-                into[key] = {}  # a copy: later layers must not modify a provider's own dicts
-            _deep_merge(into[key], value)
-        else:
-            into[key] = value
+        return load_settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,13 +58,16 @@ class PluginError(DcApiXError):
 
 
 class UnknownPluginError(PluginError, KeyError):
-    """A name that the registry does not hold. The message lists the known names."""
+    """A name that the registry does not hold. The message lists the known names (and, for a name
+    an official plugin provides, the distribution to install: ``hint``)."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, hint: str = "") -> None:
         self.kind = kind
         self.name = name
         self.known = sorted(known)
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known) or '(none)'}")
+        self.hint = hint
+        msg = f"unknown {kind} {name!r}; known: {', '.join(self.known) or '(none)'}"
+        super().__init__(f"{msg}; {hint}" if hint else msg)
 
     def __str__(self) -> str:  # KeyError would add quotes around the message
         return str(self.args[0])

@@ -2,8 +2,15 @@
 
 :func:`redact` masks known secret values and credentials in URLs; :class:`RedactingFilter` applies
 it to every record. :func:`register_secret` adds a value to mask (auth providers call it for the
-tokens they handle). Optional logfire integration: :func:`setup_logging` with ``logfire=True`` sends
-records to logfire when the ``logfire`` extra is installed.
+tokens they handle).
+
+**Logfire** (the ``logfire`` extra): :func:`enable_logfire` — or ``setup_logging(logfire=True)``,
+``DCAPIX_LOGFIRE=1``, ``dcapix -v`` with that variable — switches the integration on. Then every
+``ApiClient`` request is a span ``dcapix {method} {path}`` (the built-in ``logfire`` request hook:
+``adapter``, ``method``, ``path`` and ``url`` redacted, ``status_code``, ``bytes``), every stream a
+pipeline moves is a span ``dcapix sync {stream}`` (``pipeline``, ``stream``, ``source``,
+``destination``, ``rows``, ``batches``, ``status``), and ``dc_api_x`` log records go to logfire
+(redacted) as logs. :func:`logfire_span` is the span helper (a no-op while the integration is off).
 """
 
 from __future__ import annotations
@@ -17,9 +24,14 @@ from typing import Any
 
 __all__ = [
     "MASK",
+    "LogfireSpan",
     "RedactingFilter",
+    "disable_logfire",
+    "enable_logfire",
     "install_redaction",
     "is_secret_key",
+    "logfire_enabled",
+    "logfire_span",
     "redact",
     "redact_mapping",
     "redact_url",
@@ -187,13 +199,88 @@ def setup_logging(verbosity: int = 0, *, stream: Any = None, logfire: bool | Non
         logfire = os.environ.get("DCAPIX_LOGFIRE", "") not in ("", "0", "false")
     if logfire:
         try:
-            import logfire as _logfire  # type: ignore[import-not-found]
+            enable_logfire()
         except ImportError:
             logger.warning(
                 "DCAPIX_LOGFIRE is set but logfire is not installed (pip install 'dc-api-x[logfire]')"
             )
-        else:
-            _logfire.configure(send_to_logfire="if-token-present")
-            lf_handler = _logfire.LogfireLoggingHandler()
-            lf_handler.addFilter(RedactingFilter())
-            logger.addHandler(lf_handler)
+
+
+# ------------------------------------------------------------------------------------ logfire
+#: The ``logfire`` module while the integration is on (``None``: off).
+_logfire: Any = None
+
+
+def enable_logfire(*, configure: bool = True, **options: Any) -> None:
+    """Switch the logfire integration on (see the module doc); idempotent.
+
+    :param configure: call ``logfire.configure(send_to_logfire="if-token-present", console=False,
+        **options)`` first; pass ``False`` when the application configured logfire itself (or a
+        test did, with ``logfire.testing.capfire``).
+    :raises ImportError: logfire is not installed (``pip install 'dc-api-x[logfire]'``).
+    """
+    global _logfire
+    import logfire as lf  # type: ignore[import-not-found,unused-ignore]
+
+    if configure:
+        lf.configure(**{"send_to_logfire": "if-token-present", "console": False, **options})
+    add_prefix = getattr(lf, "add_non_user_code_prefix", None)
+    if add_prefix is not None:  # spans point at the caller's code, not at dc_api_x internals
+        add_prefix(os.path.dirname(os.path.abspath(__file__)))
+    install_redaction()
+    logger = logging.getLogger("dc_api_x")
+    if not any(getattr(h, "_dcapix_logfire", False) for h in logger.handlers):
+        handler = lf.LogfireLoggingHandler()
+        handler.addFilter(RedactingFilter())
+        handler._dcapix_logfire = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)  # records at the logger's level (``-v`` / DCAPIX_LOG_LEVEL=INFO)
+    _logfire = lf
+
+
+def disable_logfire() -> None:
+    """Switch the logfire integration off (spans and log forwarding stop)."""
+    global _logfire
+    logger = logging.getLogger("dc_api_x")
+    for h in [h for h in logger.handlers if getattr(h, "_dcapix_logfire", False)]:
+        logger.removeHandler(h)
+    _logfire = None
+
+
+def logfire_enabled() -> bool:
+    """Whether :func:`enable_logfire` switched the integration on."""
+    return _logfire is not None
+
+
+class LogfireSpan:
+    """A logfire span while the integration is on, else nothing: a context manager (an exception
+    leaving the block is recorded on the span) that may also be entered and exited by hand (request
+    hooks do); :meth:`set_attribute` / :meth:`set_attributes` work either way."""
+
+    def __init__(self, msg_template: str, attributes: dict[str, Any]) -> None:
+        lf = _logfire
+        clean = {k: redact(v) if isinstance(v, str) else v for k, v in attributes.items()}
+        self._cm: Any = lf.span(msg_template, **clean) if lf is not None else None
+        self.span: Any = None
+
+    def __enter__(self) -> LogfireSpan:
+        if self._cm is not None:
+            self.span = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self.span is not None:
+            self.span.set_attribute(key, redact(value) if isinstance(value, str) else value)
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+
+def logfire_span(msg_template: str, **attributes: Any) -> LogfireSpan:
+    """``with logfire_span("dcapix sync {stream}", stream=name) as span:`` — a logfire span while the
+    integration is on (string attributes redacted), a no-op otherwise."""
+    return LogfireSpan(msg_template, attributes)

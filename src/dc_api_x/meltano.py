@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +33,52 @@ __all__ = [
     "add_commands",
     "plugin_definition",
     "render_snippet",
+    "sdk_capabilities",
 ]
 
-#: Capabilities of tap-dcapix as Meltano must know them (``state``: Meltano passes ``--state``).
+#: The capabilities of tap-dcapix — the one list: the tap declares exactly these (through
+#: :func:`sdk_capabilities`) and Meltano must know them (``state``: Meltano passes ``--state``).
 TAP_CAPABILITIES = (
     "catalog",
-    "discover",
     "state",
+    "discover",
+    "test",
     "about",
     "stream-maps",
     "schema-flattening",
     "batch",
-    "test",
     "structured-logging",
 )
-#: Capabilities of target-dcapix declared when its class cannot be imported.
-TARGET_CAPABILITIES = ("about", "stream-maps", "schema-flattening", "structured-logging")
+#: The capabilities of target-dcapix (the target declares exactly these).
+TARGET_CAPABILITIES = (
+    "about",
+    "stream-maps",
+    "schema-flattening",
+    "structured-logging",
+    "activate-version",
+    "batch",
+    "validate-records",
+    "hard-delete",
+)
 
 DEFAULT_PIP_URL = "dc-api-x[singer,sql,files,http]"
 
 
-def _target_capabilities() -> list[str]:
+def sdk_capabilities(names: Sequence[str]) -> list[Any]:
+    """singer-sdk's capability enum members for ``names`` (what a tap/target class declares).
+
+    :raises ValueError: for a name singer-sdk does not know.
+    """
+    from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities, TargetCapabilities
+
+    known: dict[str, Any] = {}
+    for enum in (PluginCapabilities, TapCapabilities, TargetCapabilities):
+        for member in enum:
+            known.setdefault(str(member.value), member)
     try:
-        from target_dcapix.target import TargetDcApiX  # type: ignore[import-not-found]
-    except Exception:
-        return list(TARGET_CAPABILITIES)
-    return [str(c) for c in getattr(TargetDcApiX, "capabilities", TARGET_CAPABILITIES)]
+        return [known[n] for n in names]
+    except KeyError as exc:
+        raise ValueError(f"singer-sdk knows no capability {exc.args[0]!r}") from None
 
 
 def plugin_definition(
@@ -76,6 +96,7 @@ def plugin_definition(
         inherits nothing and keeps ``namespace`` / ``executable`` of the real plugin.
     :raises ConfigError: no ``adapter``, or an option the adapter rejects (names the field).
     """
+    from .factories import check_adapter_options
     from .plugins import get_plugins
     from .singer_settings import adapter_settings_schema, meltano_settings, secret_settings
 
@@ -95,7 +116,7 @@ def plugin_definition(
     ps = plugins or get_plugins()
     cls = ps.adapters.get(adapter)
     options = {k: v for k, v in config.items() if k != "adapter"}
-    cls.configure(options)  # raises ConfigError naming the field
+    check_adapter_options(adapter, cls, options)  # raises ConfigError naming the option
 
     executable = "tap-dcapix" if kind == "extractor" else "target-dcapix"
     schema = adapter_settings_schema(adapter, plugins=ps)
@@ -130,7 +151,7 @@ def plugin_definition(
         "namespace": executable.replace("-", "_"),
         "pip_url": pip_url,
         "executable": executable,
-        "capabilities": list(TAP_CAPABILITIES) if kind == "extractor" else _target_capabilities(),
+        "capabilities": list(TAP_CAPABILITIES if kind == "extractor" else TARGET_CAPABILITIES),
         "settings": settings,
         "config": cfg,
     }

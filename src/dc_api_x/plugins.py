@@ -1,4 +1,4 @@
-"""The plugin manager factory, the seven registries and the public lookup functions.
+"""Plugin sets: the pluggy manager, the plugins' statuses, the seven registries and the lookups.
 
 Built-in plugins are ordinary plugins: :data:`DEFAULT_PLUGINS` lists them by dotted module name,
 and they are registered under that name through the same hooks a third-party plugin implements
@@ -6,7 +6,9 @@ and they are registered under that name through the same hooks a third-party plu
 plugins are found through the entry-point group :data:`ENTRY_POINT_GROUP`.
 
 Nothing happens at import time: a plugin set is built by :func:`enable_plugins` (or lazily, with
-defaults, by the first ``get_*``/``list_*`` call).
+defaults, by the first ``get_*``/``list_*`` call). The registry class is :mod:`dc_api_x.registry`;
+``create_adapter`` / ``create_plugin`` live in :mod:`dc_api_x.factories` (both names still import
+from here).
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, cast
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
-from .exceptions import PluginError, UnknownPluginError
+from .exceptions import PluginError
+from .registry import BLOCKED_ENV, Registry, clash_message
 
 __all__ = [
     "BLOCKED_ENV",
@@ -67,8 +70,6 @@ log = logging.getLogger(__name__)
 
 #: Entry-point group third-party plugins declare (``[project.entry-points."dc_api_x.plugins"]``).
 ENTRY_POINT_GROUP = "dc_api_x.plugins"
-#: Comma-separated plugin names (entry-point, module or distribution names) to block.
-BLOCKED_ENV = "DC_API_X_BLOCKED_PLUGINS"
 #: Set to ``1`` to load plugins whose declared core-version range excludes this version.
 INCOMPATIBLE_ENV = "DC_API_X_ALLOW_INCOMPATIBLE"
 #: Comma-separated extra entry-point groups to scan (after ``dc_api_x.plugins``).
@@ -89,13 +90,15 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dc_api_x.config_providers",
 )
 
-#: hook name → (registry attribute, human label).
+#: hook name → (registry attribute, human label). ``register_transforms`` is the guide's other name
+#: of ``register_transform_providers``: both fill the transform registry.
 KINDS: dict[str, tuple[str, str]] = {
     "register_adapters": ("adapters", "adapter"),
     "register_auth_providers": ("auth_providers", "auth provider"),
     "register_hooks": ("hooks", "hook"),
     "register_schema_providers": ("schema_providers", "schema provider"),
     "register_transform_providers": ("transforms", "transform"),
+    "register_transforms": ("transforms", "transform"),
     "register_pagination_handlers": ("paginators", "paginator"),
     "register_config_providers": ("config_providers", "config provider"),
 }
@@ -110,192 +113,12 @@ def core_version() -> str:
         return "0.0.0"
 
 
-# ------------------------------------------------------------------------------------ registry
-@dataclass
-class _Entry:
-    target: Any
-    plugin: str
-    lazy: bool = False
-    factory: bool = False
-    resolved: Any = None
-    done: bool = False
-
-
-class Registry:
-    """A name → entry registry of one kind (adapters, paginators, …).
-
-    An entry is an object (usually a class), a ``"package.module:Attr"`` string imported on first
-    :meth:`get`, or a zero-argument factory (``register(name, factory=fn)``) called on first
-    :meth:`get`. Plugins receive a registry in their ``register_*`` hook and call :meth:`register`.
-    """
-
-    def __init__(self, kind: str, *, owner: PluginSet | None = None, plugin: str = "") -> None:
-        self.kind = kind
-        self._entries: dict[str, _Entry] = {}
-        self._owner = owner
-        self._plugin = plugin
-        self._lock = threading.Lock()
-
-    # -- filling -------------------------------------------------------------------------------
-    def register(
-        self,
-        name: str | Any,
-        entry: Any = None,
-        *,
-        factory: Callable[[], Any] | None = None,
-    ) -> None:
-        """Register ``entry`` under ``name``.
-
-        ``registry.register(MyAdapter)`` uses ``MyAdapter.name``. ``entry`` may be a class, an
-        object, or a ``"module:attr"`` string (lazy); ``factory=`` gives a callable that returns
-        the entry on first use (lazy too).
-        """
-        if entry is None and factory is None:
-            entry = name
-            name = getattr(entry, "name", None)
-            if not isinstance(name, str) or not name:
-                raise PluginError(f"{self.kind} {entry!r} has no 'name'; call register(name, entry)")
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
-        if name in self._entries:
-            other = self._entries[name].plugin
-            raise PluginError(
-                f"{self.kind} {name!r} is provided by both {other!r} and {self._plugin!r}; "
-                f"block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
-            )
-        if factory is not None:
-            self._entries[name] = _Entry(factory, self._plugin, lazy=True, factory=True)
-        elif isinstance(entry, str):
-            mod, sep, attr = entry.partition(":")
-            if not (sep and mod and attr) and "." not in entry.strip("."):
-                raise PluginError(
-                    f"{self.kind} {name!r}: lazy entry {entry!r} must be 'package.module:Attr' "
-                    f"or 'package.module.Attr'"
-                )
-            self._entries[name] = _Entry(entry, self._plugin, lazy=True)
-        else:
-            self._entries[name] = _Entry(entry, self._plugin, resolved=entry, done=True)
-
-    def add_cleanup(self, func: Callable[[], Any]) -> None:
-        """Run ``func`` when the plugin set is closed (or at interpreter exit)."""
-        if self._owner is None:
-            raise PluginError("this registry is not attached to a plugin set")
-        self._owner.add_cleanup(func)
-
-    # -- lookup --------------------------------------------------------------------------------
-    def get(self, name: str) -> Any:
-        """The entry registered as ``name`` (imported on first use). Unknown names raise
-        :class:`UnknownPluginError` listing the known ones."""
-        try:
-            ent = self._entries[name]
-        except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
-        if not ent.done:
-            with self._lock:
-                if not ent.done:
-                    ent.resolved = _resolve(ent, self.kind, name)
-                    ent.done = True
-        return ent.resolved
-
-    def plugin_of(self, name: str) -> str:
-        """The name of the plugin that registered ``name``."""
-        try:
-            return self._entries[name].plugin
-        except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    # -- the mapping form plugin authors write: registry["name"] = Entry --------------------------
-    def __setitem__(self, name: str, entry: Any) -> None:
-        """``registry[name] = entry`` is :meth:`register` (a class, ``"module:Attr"`` or a callable)."""
-        self.register(name, entry)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.get(name)
-
-    def keys(self) -> list[str]:
-        return self.names()
-
-    def values(self) -> list[Any]:
-        return [self.get(n) for n in self.names()]
-
-    def items(self) -> list[tuple[str, Any]]:
-        return [(n, self.get(n)) for n in self.names()]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"<Registry {self.kind}: {', '.join(self.names())}>"
-
-    def _merge(self, other: Registry) -> None:
-        for name, ent in other._entries.items():
-            if name in self._entries:
-                raise PluginError(
-                    f"{self.kind} {name!r} is provided by both {self._entries[name].plugin!r} and "
-                    f"{ent.plugin!r}; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
-                )
-            self._entries[name] = ent
-
-
-def _resolve(ent: _Entry, kind: str, name: str) -> Any:
-    try:
-        if ent.factory:
-            return ent.target()
-        modname, _, attr = ent.target.partition(":")
-        if not attr:
-            modname, _, attr = ent.target.rpartition(".")
-        obj: Any = importlib.import_module(modname)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
-    except Exception as exc:
-        raise PluginError(
-            f"{kind} {name!r} from plugin {ent.plugin!r} could not be loaded: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
 # ------------------------------------------------------------------------------ plugin manager
 class PluginWarning(UserWarning):
     """Warned when a plugin is skipped or misbehaves (failed import, failed hook, incompatible core).
 
     Filter it like any warning: ``warnings.simplefilter("ignore", dc_api_x.PluginWarning)``.
     """
-
-
-_PLAIN_IMPL_OPTS: dict[str, Any] = {
-    "wrapper": False,
-    "hookwrapper": False,
-    "optionalhook": False,
-    "tryfirst": False,
-    "trylast": False,
-    "specname": None,
-}
-
-
-class _PluginManager(pluggy.PluginManager):
-    """Accepts plain functions named like a hook, besides ``@hookimpl``-marked ones."""
-
-    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
-        opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and not name.startswith("_"):
-            caller = getattr(self.hook, name, None)
-            if caller is not None and caller.has_spec():
-                try:
-                    method = getattr(plugin, name, None)
-                except Exception:  # a property that raises is not a hook
-                    return None
-                if inspect.isroutine(method):
-                    opts = cast("pluggy.HookimplOpts", dict(_PLAIN_IMPL_OPTS))
-        return opts
 
 
 @dataclass
@@ -317,19 +140,51 @@ class PluginInfo:
 class PluginSet:
     """One loaded set of plugins: the pluggy manager, the seven registries and plugin statuses.
 
-    Registries are attributes (``ps.adapters``, ``ps.paginators``, …, see :data:`KINDS`). Cleanups
-    registered with :meth:`Registry.add_cleanup` run at :meth:`close` (or at interpreter exit); a
-    plugin set is also a context manager.
+    Registries are attributes (``ps.adapters``, ``ps.paginators``, …, see :data:`KINDS`). Each is
+    filled on its first use — a lookup, ``in``, ``len``, iteration — by calling every loaded plugin's
+    ``register_*`` hook of that kind (so a plugin that imports a heavy module inside
+    ``register_adapters`` costs nothing until adapters are used); :meth:`fill_registries` fills them
+    now. Cleanups registered with :meth:`Registry.add_cleanup` run at :meth:`close` (or at
+    interpreter exit); a plugin set is also a context manager.
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
-        self.registries: dict[str, Registry] = {
-            attr: Registry(label, owner=self) for attr, label in KINDS.values()
-        }
+        self.registries: dict[str, Registry] = {}
+        for attr, label in dict.fromkeys(KINDS.values()):
+            reg = Registry(label, owner=self)
+            reg._filler = functools.partial(self._fill, attr)
+            self.registries[attr] = reg
         self._cleanups: list[Callable[[], Any]] = []
         self._closed = False
+        #: the plugins registered with pluggy, in load order (their hooks fill the registries)
+        self._loaded: list[tuple[PluginInfo, Any]] = []
+        #: the registries filled already
+        self._filled: set[str] = set()
+        self._filling: set[str] = set()
+        self._fill_lock = threading.RLock()
+
+    def fill_registries(self, *attrs: str) -> PluginSet:
+        """Call the plugins' ``register_*`` hooks of these registries now (default: all seven), as
+        their first use would (what happens to a hook that raises or a name registered twice:
+        :func:`enable_plugins`). Returns the set."""
+        for attr in attrs or tuple(self.registries):
+            self._fill(attr)
+        return self
+
+    def _fill(self, attr: str) -> None:
+        if attr in self._filled:
+            return
+        with self._fill_lock:
+            if attr in self._filled or attr in self._filling:  # a hook looking up its own kind
+                return  # sees what is there
+            self._filling.add(attr)
+            try:
+                _fill_registry(self, attr)
+                self._filled.add(attr)
+            finally:
+                self._filling.discard(attr)
 
     # registries as attributes: ps.adapters, ps.paginators, …
     def __getattr__(self, name: str) -> Registry:
@@ -426,11 +281,11 @@ def _module_requirement(obj: Any) -> Any:
 
 
 def _warn(message: str) -> None:
-    """Warn with :class:`PluginWarning`, attributed to the caller of :func:`enable_plugins`."""
+    """Warn with :class:`PluginWarning`, attributed to the first caller outside dc_api_x (the caller
+    of :func:`enable_plugins`, or the code whose lookup filled a registry)."""
     frame = inspect.currentframe()
     level = 1
-    # walk out of this module so the warning points at user code
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
+    while frame is not None and str(frame.f_globals.get("__name__", "")).partition(".")[0] == "dc_api_x":
         frame = frame.f_back
         level += 1
     warnings.warn(message, PluginWarning, stacklevel=level)
@@ -485,25 +340,15 @@ def _blocked(blocked: set[str], *names: str | None) -> bool:
     return any(n and (n in blocked or _canonical(n) in canon) for n in names)
 
 
-def _unknown_hooks(pm: pluggy.PluginManager, obj: Any) -> list[str]:
-    """Hook names ``obj`` implements with ``@hookimpl`` that no hookspec declares (typos)."""
-    bad = []
-    for name, caller in vars(pm.hook).items():
-        if name.startswith("_") or caller.has_spec():
-            continue
-        if any(impl.plugin is obj and not impl.optionalhook for impl in caller.get_hookimpls()):
-            bad.append(name)
-    return sorted(bad)
-
-
 def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> bool:
     pname = info.name
     try:
         pm.register(obj, name=pname)
-        bad = _unknown_hooks(pm, obj)
+        bad = hookspecs.unknown_hooks(pm, obj)
         if bad:
-            known = sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
-            raise PluginError(f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(known)}")
+            raise PluginError(
+                f"unknown hook(s) {', '.join(bad)}; known hooks: {', '.join(hookspecs.known_hooks(pm))}"
+            )
     except Exception as exc:
         info.status, info.reason = "failed", f"invalid plugin: {type(exc).__name__}: {exc}"
         _warn(f"dc-api-x plugin {pname!r} is invalid: {exc}")
@@ -513,6 +358,11 @@ def _register_with_pm(pm: pluggy.PluginManager, info: PluginInfo, obj: Any) -> b
         except Exception:  # pragma: no cover - half-registered plugin
             pass
         return False
+    for name in hookspecs.stray_register_functions(pm, obj):
+        _warn(
+            f"dc-api-x plugin {pname!r}: {name}() matches no hook and is ignored; "
+            f"hooks: {', '.join(hookspecs.known_hooks(pm))}"
+        )
     return True
 
 
@@ -525,13 +375,21 @@ def enable_plugins(
     builtins: bool = True,
     make_current: bool = True,
     entry_point_groups: Iterable[str] = (),
+    lazy: bool = True,
 ) -> PluginSet:
-    """Build a plugin set: built-ins, then entry points, then ``plugins``; fill the registries.
+    """Build a plugin set: built-ins, then entry points, then ``plugins``.
 
     Each call builds a fresh pluggy manager and fresh registries (nothing is cached between calls).
-    A plugin that fails to import, declares an incompatible core version or raises in a
-    ``register_*`` hook is skipped with a :class:`PluginWarning` and listed in
-    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads.
+    Plugins are imported and registered with pluggy now; each registry is filled on its first use
+    (``lazy=False``: now), by calling every loaded plugin's hook of that kind in load order.
+
+    Failure isolation: a plugin that fails to import, declares an incompatible core version, or
+    defines an invalid hook is skipped here, with a :class:`PluginWarning`, and listed in
+    :attr:`PluginSet.plugins` with its status and reason; every other plugin still loads. When a
+    registry is filled, a plugin whose hook raises, or which registers a name another plugin
+    registered before it (built-ins, then entry points, then objects), gets one warning naming the
+    hook or both plugins; what it registered there is dropped, it is marked ``failed`` and skipped
+    by registries filled after (registries filled before keep its entries).
 
     :param entry_points: load third-party plugins from the ``dc_api_x.plugins`` entry-point group
         (plus ``entry_point_groups`` and the groups in :data:`GROUPS_ENV`).
@@ -544,8 +402,7 @@ def enable_plugins(
     :param make_current: make this the set the module-level ``get_*``/``list_*`` functions use
         (the previous current set is closed).
     :param entry_point_groups: more entry-point groups to scan after the default one.
-    :raises PluginError: when two loaded plugins register the same name in one registry (the message
-        names both; block one of them).
+    :param lazy: fill each registry on its first use (default), or all of them now.
     """
     global _current
     from .logs import install_redaction
@@ -555,94 +412,27 @@ def enable_plugins(
     if allow_incompatible is None:
         flag = os.environ.get(INCOMPATIBLE_ENV, "").strip().lower()
         allow_incompatible = flag not in ("", "0", "false", "no")
-    pm = _PluginManager(hookspecs.PROJECT_NAME)
+    pm = hookspecs.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     ps = PluginSet(pm)
     order: list[tuple[PluginInfo, Any]] = []
-
     if builtins:
-        for modname in DEFAULT_PLUGINS:
-            info = PluginInfo(
-                modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
-            )
-            ps.plugins[modname] = info
-            if _blocked(blocked_names, modname):
-                info.status, info.reason = "blocked", "blocked by name"
-                continue
-            try:
-                mod = importlib.import_module(modname)
-            except Exception as exc:
-                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                _warn(f"dc-api-x plugin {modname!r} failed to import: {type(exc).__name__}: {exc}")
-                continue
-            order.append((info, mod))
-
+        order += _builtin_plugins(ps, blocked_names)
     if entry_points:
         groups = [ENTRY_POINT_GROUP]
         for g in [*entry_point_groups, *sorted(_env_list(GROUPS_ENV))]:
             if g not in groups:
                 groups.append(g)
-        seen: set[tuple[str | None, str]] = set()
-        for group in groups:
-            for ep in metadata.entry_points(group=group):
-                dist = getattr(ep, "dist", None)
-                dname = dist.metadata["Name"] if dist is not None else None
-                if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
-                    continue
-                seen.add((dname, ep.value))
-                name = _unique_name(ps, ep.name, dname)
-                info = PluginInfo(
-                    name,
-                    module=ep.value,
-                    distribution=dname,
-                    version=dist.version if dist is not None else None,
-                    group=group,
-                )
-                ps.plugins[name] = info
-                if _blocked(blocked_names, ep.name, name, dname, ep.value):
-                    info.status, info.reason = "blocked", "blocked by name"
-                    continue
-                if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
-                    continue
-                try:
-                    obj = ep.load()
-                except Exception as exc:
-                    info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
-                    _warn(
-                        f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
-                    continue
-                if info.reason == "" and not _check_version(
-                    info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible
-                ):
-                    continue
-                order.append((info, obj))
+        order += _entry_point_plugins(ps, groups, blocked_names, allow_incompatible)
+    order += _object_plugins(ps, plugins, blocked_names, allow_incompatible)
 
-    for obj in plugins:
-        base = getattr(obj, "__name__", None) if inspect.ismodule(obj) or inspect.isclass(obj) else None
-        base = base or getattr(obj, "__name__", None) or type(obj).__name__
-        name = _unique_name(ps, base, None)
-        objmod: str = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or name
-        info = PluginInfo(name, module=objmod)
-        ps.plugins[name] = info
-        if _blocked(blocked_names, base, name):
-            info.status, info.reason = "blocked", "blocked by name"
-            continue
-        if not _check_version(info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible):
-            continue
-        order.append((info, obj))
-
-    loaded: list[tuple[PluginInfo, Any]] = [
-        (info, obj) for info, obj in order if _register_with_pm(pm, info, obj)
-    ]
-
-    try:
-        for info, obj in loaded:
-            _run_register_hooks(ps, info, obj)
-    except BaseException:
-        ps.close()
-        raise
+    ps._loaded = [(info, obj) for info, obj in order if _register_with_pm(pm, info, obj)]
+    if not lazy:
+        try:
+            ps.fill_registries()
+        except BaseException:
+            ps.close()
+            raise
 
     if make_current:
         with _lock:
@@ -653,41 +443,133 @@ def enable_plugins(
     return ps
 
 
-def _run_register_hooks(ps: PluginSet, info: PluginInfo, obj: Any) -> None:
-    """Call ``obj``'s ``register_*`` hooks into staged registries, then merge them (all or nothing)."""
-    pm = ps.pm
-    staged = {attr: Registry(label, owner=ps, plugin=info.name) for attr, label in KINDS.values()}
-    try:
-        for hook_name, (attr, _label) in KINDS.items():
-            caller = getattr(pm.hook, hook_name, None)
-            if caller is None:  # pragma: no cover - hookspecs and KINDS disagree
-                continue
-            for impl in caller.get_hookimpls():
-                if impl.plugin is not obj or impl.hookwrapper or getattr(impl, "wrapper", False):
-                    continue
-                kwargs = {"registry": staged[attr]} if "registry" in impl.argnames else {}
-                impl.function(**kwargs)
-    except Exception as exc:
-        info.status, info.reason = "failed", f"{type(exc).__name__} in a register hook: {exc}"
-        _warn(f"dc-api-x plugin {info.name!r} failed while registering: {type(exc).__name__}: {exc}")
-        pm.unregister(obj)
-        return
-    clashes = []
-    for attr, reg in staged.items():
-        target = ps.registries[attr]
-        for name in reg.names():
-            if name in target:
-                clashes.append(
-                    f"{reg.kind} {name!r} is provided by both {target.plugin_of(name)!r} and {info.name!r}"
-                )
-    if clashes:
-        raise PluginError(
-            "; ".join(clashes) + f"; block one of them ({BLOCKED_ENV}=NAME or enable_plugins(blocked=[...]))"
+# -- the three sources of plugins: each adds a PluginInfo per plugin and returns those to register --
+def _builtin_plugins(ps: PluginSet, blocked: set[str]) -> list[tuple[PluginInfo, Any]]:
+    """The modules of :data:`DEFAULT_PLUGINS`, imported under their dotted names."""
+    out = []
+    for modname in DEFAULT_PLUGINS:
+        info = PluginInfo(
+            modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
         )
-    for attr, reg in staged.items():
-        ps.registries[attr]._merge(reg)
-        if len(reg):
-            info.registers[attr] = reg.names()
+        ps.plugins[modname] = info
+        if _blocked(blocked, modname):
+            info.status, info.reason = "blocked", "blocked by name"
+            continue
+        try:
+            mod = importlib.import_module(modname)
+        except Exception as exc:
+            info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+            _warn(f"dc-api-x plugin {modname!r} failed to import: {type(exc).__name__}: {exc}")
+            continue
+        out.append((info, mod))
+    return out
+
+
+def _entry_point_plugins(
+    ps: PluginSet, groups: list[str], blocked: set[str], allow_incompatible: bool
+) -> list[tuple[PluginInfo, Any]]:
+    """The entry points of ``groups``: a distribution whose requirement on dc-api-x excludes this
+    version is skipped before import; a module whose ``DC_API_X_REQUIRES`` excludes it, after."""
+    out = []
+    seen: set[tuple[str | None, str]] = set()
+    for group in groups:
+        for ep in metadata.entry_points(group=group):
+            dist = getattr(ep, "dist", None)
+            dname = dist.metadata["Name"] if dist is not None else None
+            if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
+                continue
+            seen.add((dname, ep.value))
+            name = _unique_name(ps, ep.name, dname)
+            info = PluginInfo(
+                name,
+                module=ep.value,
+                distribution=dname,
+                version=dist.version if dist is not None else None,
+                group=group,
+            )
+            ps.plugins[name] = info
+            if _blocked(blocked, ep.name, name, dname, ep.value):
+                info.status, info.reason = "blocked", "blocked by name"
+                continue
+            if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
+                continue
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                info.status, info.reason = "failed", f"import failed: {type(exc).__name__}: {exc}"
+                _warn(
+                    f"dc-api-x plugin {name!r} ({dname or ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                continue
+            if info.reason == "" and not _check_version(
+                info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible
+            ):
+                continue
+            out.append((info, obj))
+    return out
+
+
+def _object_plugins(
+    ps: PluginSet, objects: Iterable[Any], blocked: set[str], allow_incompatible: bool
+) -> list[tuple[PluginInfo, Any]]:
+    """Plugin objects given to :func:`enable_plugins` (modules, classes, instances)."""
+    out = []
+    for obj in objects:
+        base = getattr(obj, "__name__", None) if inspect.ismodule(obj) or inspect.isclass(obj) else None
+        base = base or getattr(obj, "__name__", None) or type(obj).__name__
+        name = _unique_name(ps, base, None)
+        objmod: str = obj.__name__ if inspect.ismodule(obj) else getattr(obj, "__module__", None) or name
+        info = PluginInfo(name, module=objmod)
+        ps.plugins[name] = info
+        if _blocked(blocked, base, name):
+            info.status, info.reason = "blocked", "blocked by name"
+            continue
+        if not _check_version(info, _module_requirement(obj), REQUIRES_ATTR, allow_incompatible):
+            continue
+        out.append((info, obj))
+    return out
+
+
+def _fill_registry(ps: PluginSet, attr: str) -> None:
+    """Call every loaded plugin's hooks of registry ``attr``, in load order. A plugin's registrations
+    are staged and merged only when all its hooks of this kind returned and none of its names is
+    taken; otherwise the plugin fails (one warning) and the others are unaffected."""
+    target = ps.registries[attr]
+    hook_names = [h for h, (a, _label) in KINDS.items() if a == attr]
+    for info, obj in ps._loaded:
+        if info.status != "loaded":  # failed while another registry was filled
+            continue
+        staged = Registry(target.kind, owner=ps, plugin=info.name)
+        hook_name = hook_names[0]
+        try:
+            for hook_name in hook_names:
+                caller = getattr(ps.pm.hook, hook_name, None)
+                if caller is None:  # pragma: no cover - hookspecs and KINDS disagree
+                    continue
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is not obj or impl.hookwrapper or getattr(impl, "wrapper", False):
+                        continue
+                    impl.function(**({"registry": staged} if "registry" in impl.argnames else {}))
+        except Exception as exc:
+            kind = type(exc).__name__
+            _fail(ps, info, obj, f"{kind} in {hook_name}: {exc}", f"failed in {hook_name}: {kind}: {exc}")
+            continue
+        taken = next((n for n in staged._entries if n in target._entries), None)
+        if taken is not None:  # the plugin loaded first keeps the name: built-ins before entry points
+            clash = clash_message(target.kind, taken, target._entries[taken].plugin, info.name)
+            _fail(ps, info, obj, clash, f"failed: {clash}")
+            continue
+        target._merge(staged)
+        if staged._entries:
+            info.registers[attr] = sorted(staged._entries)
+
+
+def _fail(ps: PluginSet, info: PluginInfo, obj: Any, reason: str, message: str) -> None:
+    """Mark a plugin failed while a registry is filled: one warning, its hooks unregistered."""
+    info.status, info.reason = "failed", reason
+    _warn(f"dc-api-x plugin {info.name!r} {message}")
+    ps.pm.unregister(obj)
 
 
 _current: PluginSet | None = None
@@ -716,6 +598,15 @@ def get_plugins() -> PluginSet:
         if _current is None:
             return enable_plugins()
         return _current
+
+
+def _swap_current(ps: PluginSet | None) -> PluginSet | None:
+    """Make ``ps`` the current set without closing the previous one, which is returned (for
+    :func:`dc_api_x.testing.isolated_plugins`, which puts it back)."""
+    global _current
+    with _lock:
+        old, _current = _current, ps
+    return old
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -752,41 +643,11 @@ for _f, _doc in (
     _f.__doc__ = _doc + " Unknown names raise :class:`UnknownPluginError` listing the known ones."
 
 
-# ------------------------------------------------------------------------------------ factories
-def create_adapter(config: Any, *, plugins: PluginSet | None = None, **overrides: Any) -> Any:
-    """Instantiate the adapter a config names: ``{"adapter": "sql", "url": …}``.
+def __getattr__(name: str) -> Any:
+    # ``from dc_api_x.plugins import create_adapter`` (how plugins and the tap/target import it) keeps
+    # working; the factories live one layer up, in dc_api_x.factories.
+    if name in ("create_adapter", "create_plugin"):
+        from . import factories
 
-    :raises ConfigError: when ``adapter`` is missing or an option is invalid.
-    :raises UnknownPluginError: when no plugin registers that adapter (lists the known ones).
-    """
-    from .config import EndpointConfig, validate_options
-
-    if hasattr(config, "model_dump"):
-        config = config.model_dump(exclude_none=True)
-    data = dict(config or {})
-    data.update(overrides)
-    ep = validate_options(EndpointConfig, data, plugin="endpoint")
-    cls = (plugins or get_plugins()).adapters.get(ep.adapter)
-    return cls(ep.options)
-
-
-def create_plugin(attr: str, config: Any, *, plugins: PluginSet | None = None, **kwargs: Any) -> Any:
-    """Instantiate a ``{"type": NAME, …options}`` plugin from the registry ``attr``
-    (``"paginators"``, ``"auth_providers"``, ``"transforms"``, ``"hooks"`` …). A bare string is a
-    type with no options."""
-    from .config import PluginConfig, validate_options
-
-    if isinstance(config, str):
-        config = {"type": config}
-    if hasattr(config, "model_dump"):
-        config = config.model_dump(exclude_none=True)
-    registries = (plugins or get_plugins()).registries
-    if attr not in registries:
-        raise PluginError(f"no plugin registry {attr!r}; registries: {', '.join(sorted(registries))}")
-    reg = registries[attr]
-    pc = validate_options(PluginConfig, dict(config or {}), plugin=reg.kind)
-    cls = reg.get(pc.type)
-    return cls(pc.options, **kwargs)
-
-
-__all__ += ["create_adapter", "create_plugin"]
+        return getattr(factories, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

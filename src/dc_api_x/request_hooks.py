@@ -1,10 +1,14 @@
-"""Built-in plugin: the request hooks ``logging`` and ``metrics`` (both enabled by default).
+"""Built-in plugin: the request hooks ``logging``, ``metrics`` (both enabled by default) and ``logfire``.
 
 * ``logging`` logs ``METHOD redacted-URL -> status (elapsed)`` at DEBUG on the ``dc_api_x.http``
   logger (``level`` option), and failures at WARNING.
 * ``metrics`` counts requests, responses by status class, bytes received and errors, and sums the
   elapsed time; read them with ``hook.snapshot()`` (or ``client.metrics()``). Requests a caching
   hook marked (``request.extensions["cache"]``) are counted as ``cache_hits`` / ``cache_misses``.
+* ``logfire`` makes each request a logfire span ``dcapix {method} {path}`` with ``adapter``,
+  ``method``, ``path`` and ``url`` (redacted), ``status_code``, ``bytes`` and ``elapsed_ms``; a
+  failure is recorded on the span. Clients use it by default while the logfire integration is on
+  (:func:`dc_api_x.logs.enable_logfire`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from .ext.hooks import HookOptions, RequestHook, RequestInfo
-from .logs import redact
+from .logs import logfire_enabled, logfire_span, redact
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ext.adapters import Response
-    from .plugins import Registry
+    from .registry import Registry
 
-__all__ = ["LoggingHook", "MetricsHook", "register_hooks"]
+__all__ = ["LogfireHook", "LoggingHook", "MetricsHook", "register_hooks"]
 
 
 class LoggingOptions(HookOptions):
@@ -125,7 +129,42 @@ class MetricsHook(RequestHook):
             }
 
 
+class LogfireHook(RequestHook):
+    """Each request as a logfire span (used by default while the logfire integration is on)."""
+
+    name = "logfire"
+
+    @classmethod
+    def use_by_default(cls) -> bool:
+        return logfire_enabled()
+
+    def before_request(self, request: RequestInfo) -> None:
+        span = logfire_span(
+            "dcapix {method} {path}", adapter=request.adapter, method=request.method, path=request.display_url
+        )
+        request.extensions["logfire"] = span.__enter__()
+
+    def after_response(self, request: RequestInfo, response: Response) -> None:
+        span = request.extensions.pop("logfire", None)
+        if span is not None:
+            span.set_attributes(
+                {
+                    "status_code": response.status_code,
+                    "url": response.url,
+                    "bytes": len(response.content),
+                    "elapsed_ms": round(request.elapsed * 1000, 3),
+                }
+            )
+            span.__exit__(None, None, None)
+
+    def on_error(self, request: RequestInfo, error: BaseException) -> None:
+        span = request.extensions.pop("logfire", None)
+        if span is not None:
+            span.__exit__(type(error), error, error.__traceback__)
+
+
 def register_hooks(registry: Registry) -> None:
     """Register the built-in request hooks."""
     registry.register(LoggingHook.name, LoggingHook)
     registry.register(MetricsHook.name, MetricsHook)
+    registry.register(LogfireHook.name, LogfireHook)

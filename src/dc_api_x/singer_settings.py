@@ -229,9 +229,15 @@ def _adapter_classes(names: Sequence[str] | None, plugins: Any = None) -> list[t
 
 
 def adapter_options_schema(adapter: str | type, *, plugins: Any = None) -> dict[str, Any]:
-    """The settings schema of one adapter (its ``Options`` model, secrets marked), by registry name
-    or class."""
+    """The settings schema of one adapter (its ``Options`` model, or its constructor's keyword
+    parameters, secrets marked), by registry name or class."""
     cls = _adapter_classes([adapter], plugins)[0][1] if isinstance(adapter, str) else adapter
+    from .factories import keyword_options_schema
+
+    by_signature = keyword_options_schema(cls)  # an adapter built with keyword arguments
+    if by_signature is not None:
+        _mark_secrets(by_signature)
+        return by_signature
     model = getattr(cls, "Options", None)
     if model is None or not (isinstance(model, type) and issubclass(model, BaseModel)):
         return {"type": "object", "properties": {}}

@@ -27,9 +27,9 @@ from typing import Any
 
 import click
 from singer_sdk import Tap
-from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
 from dc_api_x.exceptions import ConfigError, DcApiXError
+from dc_api_x.meltano import TAP_CAPABILITIES, sdk_capabilities
 from dc_api_x.singer_settings import SettingsSchema
 from dc_api_x.types import StreamSpec
 
@@ -143,17 +143,7 @@ class TapDcApiX(Tap):
     message_writer_class = FastSingerWriter
     dynamic_catalog = True
 
-    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
-        TapCapabilities.CATALOG,
-        TapCapabilities.STATE,
-        TapCapabilities.DISCOVER,
-        TapCapabilities.TEST,
-        PluginCapabilities.ABOUT,
-        PluginCapabilities.STREAM_MAPS,
-        PluginCapabilities.FLATTENING,
-        PluginCapabilities.BATCH,
-        PluginCapabilities.STRUCTURED_LOGGING,
-    ]
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = sdk_capabilities(TAP_CAPABILITIES)
 
     _adapter: Any = None
 
@@ -191,6 +181,7 @@ class TapDcApiX(Tap):
     def _adapter_options(self) -> tuple[type, dict[str, Any]]:
         """The adapter class and its options, validated by the adapter's own pydantic model (one
         error naming the setting)."""
+        from dc_api_x.factories import check_adapter_options
         from dc_api_x.plugins import get_plugins
 
         cfg = adapter_config(type(self), self.config)
@@ -204,7 +195,7 @@ class TapDcApiX(Tap):
             )
         cls = get_plugins().adapters.get(name)
         options = {k: v for k, v in cfg.items() if k != "adapter"}
-        cls.configure(options)
+        check_adapter_options(name, cls, options)
         return cls, options
 
     # ------------------------------------------------------------------ adapter + transforms

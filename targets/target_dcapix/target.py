@@ -28,11 +28,11 @@ from collections.abc import Mapping
 from typing import IO, Any, ClassVar
 
 import orjson
-from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
+from dc_api_x.meltano import TARGET_CAPABILITIES, sdk_capabilities
 from dc_api_x.singer_settings import SettingsSchema
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
@@ -66,16 +66,7 @@ class TargetDcApiX(Target):
     package_name = "dc-api-x"
     default_sink_class = DcApiXSink
     message_reader_class = FastSingerReader  # type: ignore[assignment]
-    capabilities: ClassVar[list[Any]] = [
-        PluginCapabilities.ABOUT,
-        PluginCapabilities.STREAM_MAPS,
-        PluginCapabilities.FLATTENING,
-        PluginCapabilities.STRUCTURED_LOGGING,
-        PluginCapabilities.ACTIVATE_VERSION,
-        PluginCapabilities.BATCH,
-        TargetCapabilities.VALIDATE_RECORDS,
-        TargetCapabilities.HARD_DELETE,
-    ]
+    capabilities: ClassVar[list[Any]] = sdk_capabilities(TARGET_CAPABILITIES)
 
     #: Target settings (+ every writing adapter's options for ``--about``: :class:`SettingsSchema`).
     config_jsonschema = _SETTINGS  # type: ignore[assignment]

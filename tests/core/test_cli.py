@@ -99,9 +99,11 @@ def test_plugins_honours_blocked_env() -> None:
     assert rows["example"]["registers"] == {}
 
 
-def test_plugins_clash_is_one_error_line_and_exit_1(
+def test_plugins_clash_fails_the_later_plugin_with_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A name registered twice fails the plugin loaded second (entry points load after the built-in
+    modules): one warning line naming both, the table shows it failed, everything else works."""
     import types
 
     from dc_api_x import cli
@@ -112,12 +114,18 @@ def test_plugins_clash_is_one_error_line_and_exit_1(
     monkeypatch.setattr(plugins_mod, "DEFAULT_PLUGINS", (*plugins_mod.DEFAULT_PLUGINS, "dcapix_test_clash"))
     for var in ("DC_API_X_BLOCKED_PLUGINS", "DC_API_X_ENTRY_POINT_GROUPS"):
         monkeypatch.delenv(var, raising=False)
-    assert cli.main(["plugins"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "dcapix: error: adapter 'example' is provided by both 'dcapix_test_clash' and 'example'; "
+    assert cli.main(["plugins", "--json"]) == 0
+    captured = capsys.readouterr()
+    message = (
+        "adapter 'example' is provided by both 'dcapix_test_clash' and 'example'; "
         "block one of them (DC_API_X_BLOCKED_PLUGINS=NAME or enable_plugins(blocked=[...]))"
+    )
+    assert captured.err.strip().splitlines() == [
+        f"dcapix: warning: dc-api-x plugin 'example' failed: {message}"
     ]
+    rows = {r["name"]: r for r in json.loads(captured.out)}
+    assert (rows["example"]["status"], rows["example"]["reason"]) == ("failed", message)
+    assert rows["dcapix_test_clash"]["registers"] == {"adapters": ["example"]}
     monkeypatch.setenv("DC_API_X_BLOCKED_PLUGINS", "dcapix_test_clash")
     assert cli.main(["plugins", "--json"]) == 0
     rows = {r["name"]: r["status"] for r in json.loads(capsys.readouterr().out)}

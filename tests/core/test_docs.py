@@ -83,7 +83,7 @@ def test_every_hook_example_in_hooks_md_is_a_working_plugin() -> None:
         (code,) = re.findall(r"```python\n(.*?)```", sec, flags=re.S)
         mod = types.ModuleType(f"docs_example_{hook}")
         exec(compile(code, f"docs/hooks.md ({hook})", "exec"), mod.__dict__)
-        ps = enable_plugins(entry_points=False, builtins=False, plugins=[mod], make_current=False)
+        ps = enable_plugins(entry_points=False, builtins=False, plugins=[mod], make_current=False, lazy=False)
         info = ps.plugins[mod.__name__]
         attr = plugins_mod.KINDS[hook][0]
         assert info.status == "loaded", (hook, info.reason)

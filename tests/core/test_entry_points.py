@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import dc_api_x
-from dc_api_x import PluginError, PluginWarning, enable_plugins
+from dc_api_x import PluginWarning, enable_plugins
 from dc_api_x import plugins as plugins_mod
 from dc_api_x.ext.adapters import ProtocolAdapter, Response
 from dc_api_x.ext.pagination import PageRequest, Paginator
@@ -24,6 +24,7 @@ EXAMPLE = "dcapix-example-plugin"
 
 def build(**kwargs: Any) -> dc_api_x.PluginSet:
     kwargs.setdefault("make_current", False)
+    kwargs.setdefault("lazy", False)
     return enable_plugins(**kwargs)
 
 
@@ -162,7 +163,10 @@ def test_failed_incompatible_and_broken_plugins_are_isolated() -> None:
             "failed",
             "import failed: RuntimeError: dcapix_broken_plugin.bad_import exploded at import",
         ),
-        "broken_hook": ("failed", "ValueError in a register hook: broken_hook refuses to register adapters"),
+        "broken_hook": (
+            "failed",
+            "ValueError in register_adapters: broken_hook refuses to register adapters",
+        ),
         "missing_attr": (
             "failed",
             "import failed: AttributeError: module 'dcapix_broken_plugin.bad_hook' "
@@ -221,13 +225,17 @@ def test_same_entry_point_name_from_two_distributions_loads_both(monkeypatch: py
     assert other.status == "loaded" and other.registers == {"hooks": ["example_trace"]}
 
 
-def test_two_real_plugins_registering_one_name_is_an_error() -> None:
+def test_two_real_plugins_registering_one_name_fail_the_later_one() -> None:
     import types
 
     twin = types.ModuleType("twin")
     twin.register_adapters = lambda registry: registry.register("example", ProtocolAdapter)  # type: ignore[attr-defined]
-    with pytest.raises(PluginError, match=r"adapter 'example' is provided by both 'example' and 'twin'"):
-        build(plugins=[twin])
+    with pytest.warns(
+        PluginWarning, match=r"'twin' failed: adapter 'example' is provided by both 'example' and 'twin'"
+    ):
+        ps = build(plugins=[twin])
+    assert ps.plugins["twin"].status == "failed" and ps.plugins["example"].status == "loaded"
+    assert ps.adapters.get("example").__module__ == "dcapix_example_plugin.adapter"
     ps = build(plugins=[twin], blocked=["example"])
     assert ps.adapters.get("example") is ProtocolAdapter
 

@@ -81,3 +81,19 @@ def test_submodule_alls_are_importable_and_sorted() -> None:
             assert hasattr(mod, name), f"{modname}.{name}"
     assert dc_api_x.hookimpl is importlib.import_module("dc_api_x.hookspecs").hookimpl
     assert dc_api_x.__version__ == plugins_mod.core_version()
+
+
+def test_names_moved_out_of_plugins_and_config_still_import_from_there() -> None:
+    """Registry lives in dc_api_x.registry, the factories in dc_api_x.factories (issue 10): plugins
+    and applications written against the old paths keep working."""
+    from dc_api_x import config, factories, registry
+    from dc_api_x.config import load_settings
+    from dc_api_x.plugins import Registry, create_adapter, create_plugin
+
+    assert Registry is registry.Registry is dc_api_x.Registry
+    assert create_adapter is factories.create_adapter is dc_api_x.create_adapter
+    assert create_plugin is factories.create_plugin is dc_api_x.create_plugin
+    assert load_settings is factories.load_settings
+    for mod in (registry, factories):
+        assert mod.__all__ == sorted(mod.__all__) and all(hasattr(mod, n) for n in mod.__all__)
+    assert not hasattr(config, "no_such_name")

@@ -124,7 +124,7 @@ def test_default_hooks_log_and_count(server, caplog):
 def test_hooks_by_name_and_unknown_name(server):
     with ApiClient(server.url, hooks=["metrics", {"type": "logging", "level": "INFO"}]) as api:
         assert [h.name for h in api.hooks] == ["metrics", "logging"]
-    with pytest.raises(UnknownPluginError, match="known: logging, metrics"):
+    with pytest.raises(UnknownPluginError, match="known: logfire, logging, metrics"):
         ApiClient(server.url, hooks=["nope"])
     with pytest.raises(ConfigError, match="level"):
         ApiClient(server.url, hooks=[{"type": "logging", "level": "LOUD"}])

@@ -98,3 +98,16 @@ def test_project_meltano_yml() -> None:
     assert {"catalog", "discover", "state", "about", "stream-maps"} <= set(tap["capabilities"])
     assert any(s.get("sensitive") for s in tap["settings"])
     assert doc["schedules"] and doc["schedules"][0]["job"] in {j["name"] for j in doc["jobs"]}
+
+
+def test_the_tap_and_target_declare_the_capability_lists_of_dc_api_x_meltano() -> None:
+    """One home for the capability lists: the classes declare exactly what the snippets print."""
+    from tap_dcapix.tap import TapDcApiX
+    from target_dcapix.target import TargetDcApiX
+
+    from dc_api_x.meltano import TARGET_CAPABILITIES
+
+    assert [c.value for c in TapDcApiX.capabilities] == list(TAP_CAPABILITIES)
+    assert [c.value for c in TargetDcApiX.capabilities] == list(TARGET_CAPABILITIES)
+    with pytest.raises(ValueError, match="no capability 'telepathy'"):
+        __import__("dc_api_x.meltano").meltano.sdk_capabilities(["telepathy"])

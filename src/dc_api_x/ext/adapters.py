@@ -79,6 +79,13 @@ class Response:
         self.raw = raw
         self.elapsed = elapsed
 
+    @classmethod
+    def from_data(cls, data: Any, *, url: str = "", method: str = "GET", status_code: int = 200) -> Response:
+        """A response holding ``data`` an adapter returned as is (a dict, a list, …): ``.data`` is
+        the object itself (no copy, no JSON round trip), ``content`` is empty (no bytes came over a
+        wire), the status is 200 unless given."""
+        return cls(status_code=status_code, url=url, method=method, data=data)
+
     @property
     def ok(self) -> bool:
         return 200 <= self.status_code < 400
@@ -185,8 +192,11 @@ class ProtocolAdapter:
         return NotSupportedError(f"adapter {self.name!r} does not support {what}", adapter=self.name)
 
     # -- request side ---------------------------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> Response:
-        """Send one request (``params``, ``json``, ``data``, ``headers``, ``auth``, ``timeout``…)."""
+    def request(self, method: str, path: str, **kwargs: Any) -> Response | Any:
+        """Send one request (``params``, ``json``, ``data``, ``headers``, ``auth``, ``timeout``…).
+
+        Return a :class:`Response`, or plain data (a dict, a list, …): ``ApiClient`` turns data into
+        ``Response.from_data(data)``, so its callers always get a :class:`Response`."""
         raise self._unsupported("request()")
 
     # -- ETL side: reading -----------------------------------------------------------------------

@@ -13,7 +13,8 @@ A :class:`RequestHook` observes every request an :class:`~dc_api_x.client.ApiCli
 Order: ``before_request`` runs in the client's hook order; ``after_response`` and ``on_error`` run
 in the reverse order (like nested middleware). A hook that raises is logged and skipped: an
 observer never breaks a request. Hooks with ``enabled_by_default = True`` are the ones a client
-uses when it is given ``hooks=None``.
+uses when it is given ``hooks=None`` (:meth:`RequestHook.use_by_default` may decide at client
+creation instead: the built-in ``logfire`` hook joins while the logfire integration is on).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    #: The registered name of the adapter sending it.
+    adapter: str = ""
     #: Free space for hooks to keep per-request data. A caching hook sets ``"cache"`` to ``"hit"``
     #: or ``"miss"`` (the ``metrics`` hook counts them).
     extensions: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +85,12 @@ class RequestHook:
     def __init__(self, options: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any) -> None:
         merged = merge_options(options, kwargs)
         self.options = validate_options(self.Options, merged, plugin=f"hook {self.name!r}")
+
+    @classmethod
+    def use_by_default(cls) -> bool:
+        """Whether a client created with ``hooks=None`` uses this hook (default:
+        :attr:`enabled_by_default`)."""
+        return cls.enabled_by_default
 
     def before_request(self, request: RequestInfo) -> None:
         """Called before the request is sent."""

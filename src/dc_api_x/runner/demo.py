@@ -98,39 +98,40 @@ def make_demo_project(directory: str | Path, rows: int = 10_000) -> Path:
 def run_demo(
     directory: str | Path = "demo", rows: int = 10_000, *, via_singer: bool = False, json_out: bool = False
 ) -> int:
-    """Create the demo project and run it through ``dcapix run``; returns the exit code."""
-    from .cli import cmd_run
+    """Create the demo project and run its pipeline (full refresh, SQLite state beside it) through
+    the runner's API — in-process, or as ``tap-dcapix | target-dcapix`` with ``via_singer``; print
+    the summary (``json_out``: the metrics as JSON on stdout) and where the Parquet files are.
+    Returns the exit code; a failed run raises its error."""
+    from .config import load_config
+    from .pipeline import RunOptions, run_pipeline
+    from .process import run_via_singer
+    from .progress import Progress, RunMetrics, format_summary
+    from .state import open_state_store
 
     cfg = make_demo_project(directory, rows)
-    ns = argparse.Namespace(
-        pipeline="demo",
-        config=str(cfg),
-        source=None,
-        destination=None,
-        name=None,
-        load_method=None,
-        full_refresh=True,
-        select=None,
-        dry_run=False,
-        limit=None,
-        state_db=None,
-        no_state=False,
-        json=json_out,
-        via_singer=via_singer,
-        parallel=None,
-        prefetch=None,
-        checkpoint_rows=None,
-        no_progress=False,
-    )
-    rc = cmd_run(ns)
+    project = load_config(cfg)
+    name, pipe = project.pipeline("demo")
+    options = RunOptions(full_refresh=True)
+    store = open_state_store(project.state_backend, project_dir=project.project_dir)
+    try:
+        with Progress(RunMetrics(name, mode="via-singer" if via_singer else "in-process")) as progress:
+            if via_singer:
+                metrics = run_via_singer(name, pipe, store, options, progress=progress)
+            else:
+                metrics = run_pipeline(name, pipe, store, options, progress=progress)
+    finally:
+        store.close()
+    stream = sys.stderr if json_out else sys.stdout
+    if json_out:
+        print(json.dumps(metrics.as_dict(), default=str))
+    print(format_summary(metrics), file=stream)
     out = cfg.parent / "out"
     files = sorted(p for p in out.rglob("*.parquet")) if out.exists() else []
-    stream = sys.stderr if json_out else sys.stdout
     print(f"\nParquet files in {out}:" if files else f"\n(no Parquet files under {out})", file=stream)
     for f in files:
         print(f"  {f}", file=stream)
     print(f"pipeline file: {cfg}  (rerun: dcapix run -c {cfg} demo)", file=stream)
-    return rc
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ConfigError, DcApiXError, UnknownPluginError
-from ..logs import MASK, is_secret_key, redact, redact_mapping
+from ..logs import MASK, is_secret_key, logfire_span, redact, redact_mapping
 from ..prefetch import Prefetcher
 from ..types import StreamSpec
 from .config import Endpoint, PipelineConfig
@@ -86,8 +86,10 @@ def _make_adapter(endpoint: Endpoint, role: str, pipeline: str, plugins: Any) ->
     cls = _adapter_class(endpoint.adapter, role, pipeline, plugins)
     cfg, _ = _split_streams(endpoint, cls)
     cfg.pop("adapter", None)
+    from ..factories import build_adapter
+
     try:
-        return cls(cfg)
+        return build_adapter(endpoint.adapter, cls, cfg)
     except ConfigError as exc:
         raise ConfigError(
             f"pipeline {pipeline!r}, {role}: {exc}", plugin=exc.plugin, field=exc.field
@@ -368,7 +370,22 @@ class Runner:
                 raise err
 
     def run_stream(self, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics:
-        """Move one stream; state is stored only after ``dest.flush`` / ``finish_write`` returned."""
+        """Move one stream; state is stored only after ``dest.flush`` / ``finish_write`` returned.
+        With the logfire integration on, a span ``dcapix sync {stream}`` (see :mod:`dc_api_x.logs`)."""
+        with logfire_span(
+            "dcapix sync {stream}",
+            pipeline=self.name,
+            stream=spec.name,
+            source=self.config.source.adapter,
+            destination=self.config.destination.adapter,
+        ) as span:
+            try:
+                return self._run_stream(spec, source, dest)
+            finally:
+                m = self.metrics.stream(spec.name)
+                span.set_attributes({"rows": m.rows, "batches": m.batches, "status": m.status})
+
+    def _run_stream(self, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics:
         m = self.metrics.stream(spec.name)
         m.status, m.started = "running", time.monotonic()
         state = None

@@ -1,0 +1,1 @@
+../../../plugins_dist/_build_backend.py

@@ -1,0 +1,1 @@
+"""Supplied: the optional dependency the guide's ``conditional_plugin`` tries to import."""
