@@ -191,7 +191,7 @@ def run_via_singer(
             stream = str((data.get("tags") or {}).get("stream", "?"))
             counts[stream] = counts.get(stream, 0) + int(data.get("value") or 0)
             sm = metrics.stream(stream)
-            sm.started = metrics.started
+            sm.started, sm.bytes = metrics.started, None  # the records go tap -> target directly
             sm.rows = counts[stream]
 
     def on_target_stdout(line: str) -> None:
