@@ -110,7 +110,7 @@ def test_frozen_holder_is_taken_over_after_the_timeout_and_fenced(store_spec: st
         t0 = time.monotonic()
         with open_state_store(path=store_spec) as store:
             store.lock_timeout = timeout
-            with pytest.raises(LockBusyError, match="after 1.5 s without heartbeat"):
+            with pytest.raises(LockBusyError, match=r"after 1\.5 s without heartbeat"):
                 store.lock("pipe").acquire()  # alive and fresh: busy
             lock = None
             deadline = time.monotonic() + 30

@@ -345,7 +345,11 @@ def reap_orphans(store: StateStore) -> int:
         probe = LockHolder(pipeline, "", run_id, int(pid), "", host_identity(), None, 0.0, 0.0, 0.0)
         reason = probe.gone()
         if reason and finish_run(
-            store, run_id, status="abandoned", error=f"the run's {reason}", only_if_open=True
+            store,
+            run_id,
+            status="abandoned",
+            error=f"{reason} (found by a later scheduler)",
+            only_if_open=True,
         ):
             n += 1
     return n

@@ -125,16 +125,16 @@ class LockHolder:
         if os.path.isdir("/proc/self"):
             stat = _proc_stat(self.pid)
             if stat is None:
-                return f"its process {self.pid} no longer exists"
+                return f"process {self.pid} no longer exists"
             if stat[0] in ("Z", "X"):
-                return f"its process {self.pid} has exited"
+                return f"process {self.pid} has exited"
             if self.proc_start and stat[1] != self.proc_start:
                 return f"pid {self.pid} now belongs to another process"
             return None
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
-            return f"its process {self.pid} no longer exists"
+            return f"process {self.pid} no longer exists"
         except PermissionError:
             return None
         return None

@@ -1,0 +1,770 @@
+"""``dcapix schedule``: scheduled batch syncs without Airflow.
+
+* :class:`Schedule` — when: a cron expression read by croniter in a time zone (presets ``@hourly``,
+  ``@daily``, …; a 6th field is seconds), an interval aligned to the Unix epoch (``every: 30s``),
+  ``@once`` or ``@manual``;
+* :class:`ScheduleBook` — table ``dcapix_schedules`` of the state store: per job the expression, when
+  it was first seen and the last slot claimed (claiming is atomic, so two schedulers never start
+  the same slot);
+* :class:`Scheduler` — the loop of ``dcapix schedule run`` (and of ``--once``): starts due jobs as
+  child processes (``dcapix run PIPELINE`` or ``meltano run JOB``), at most ``max_concurrent`` at a
+  time and never two of one job (in-memory, plus the run lock every run takes), applies the
+  missed-run policy, retries a failed run with exponential backoff, and on SIGTERM/SIGINT stops
+  starting runs, passes SIGTERM on (each run rolls back what it did not commit and records itself
+  ``interrupted``) and waits for them.
+
+Due slots: a job's *cursor* is the later of the slot it last claimed and the time the schedule was
+first seen (a new or changed schedule starts with its next slot: nothing is back-filled). At each
+tick, a job that is not running has a due slot when the latest slot ≤ now is after its cursor;
+every slot in between was missed (the scheduler was down or the job still running) and the
+policy decides: ``catch-up`` runs once now, ``skip`` runs only when the latest slot is at most
+``grace`` seconds old and otherwise records one ``skipped`` entry. Either way missed slots collapse
+into at most one run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ..exceptions import ConfigError
+from ..logs import redact
+
+if TYPE_CHECKING:
+    from .config import ProjectConfig, ScheduleConfig, SchedulerConfig
+    from .state import StateStore
+
+__all__ = [
+    "ChildProcess",
+    "Job",
+    "Policy",
+    "Schedule",
+    "ScheduleBook",
+    "Scheduler",
+    "jobs_from_project",
+    "new_run_id",
+]
+
+SCHEDULE_DDL = (
+    "CREATE TABLE IF NOT EXISTS dcapix_schedules ("
+    " job TEXT PRIMARY KEY, expression TEXT NOT NULL, since DOUBLE PRECISION NOT NULL,"
+    " last_slot DOUBLE PRECISION, updated_at TEXT NOT NULL)",
+)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def iso(t: float | None, tz: Any = None) -> str | None:
+    """ISO-8601 of an epoch time (UTC unless ``tz``), seconds precision below a second dropped."""
+    if t is None:
+        return None
+    d = _dt.datetime.fromtimestamp(t, tz or _dt.timezone.utc)
+    return d.isoformat(timespec="milliseconds" if t % 1 else "seconds")
+
+
+# ------------------------------------------------------------------------------------- schedule
+class Schedule:
+    """When a job runs. Times are epoch seconds; cron expressions are evaluated in ``timezone``
+    (croniter handles the daylight-saving jumps)."""
+
+    def __init__(self, *, cron: str | None = None, every: float | None = None, timezone: str = "UTC") -> None:
+        from zoneinfo import ZoneInfo
+
+        if (cron is None) == (every is None):
+            raise ValueError("a schedule needs either cron or every")
+        self.cron = cron
+        self.every = float(every) if every is not None else None
+        self.timezone = timezone
+        self.tz = ZoneInfo(timezone)
+        if cron in ("@manual", "@none"):
+            self.kind = "manual"
+        elif cron == "@once":
+            self.kind = "once"
+        elif cron is not None:
+            self.kind = "cron"
+            from croniter import croniter
+
+            self._croniter = croniter
+        else:
+            self.kind = "every"
+            if self.every is not None and self.every < 1:
+                raise ValueError("an interval schedule needs at least 1 second")
+
+    @classmethod
+    def from_config(cls, cfg: ScheduleConfig, default_tz: str = "UTC") -> Schedule:
+        return cls(cron=cfg.cron, every=cfg.every, timezone=cfg.timezone or default_tz)
+
+    @property
+    def expression(self) -> str:
+        """Identity of the schedule (a change resets the job's bookkeeping)."""
+        if self.kind == "every":
+            return f"every {self.every:g}s"
+        if self.kind == "cron":
+            return f"cron {self.cron} {self.timezone}"
+        return str(self.cron)
+
+    def describe(self) -> str:
+        if self.kind == "every":
+            return f"every {_fmt_seconds(self.every or 0)}"
+        if self.kind == "cron":
+            return f"{self.cron} ({self.timezone})"
+        return str(self.cron)
+
+    def _dt(self, t: float) -> _dt.datetime:
+        return _dt.datetime.fromtimestamp(t, self.tz)
+
+    def next_after(self, t: float) -> float | None:
+        """The first slot strictly after ``t`` (``None``: never)."""
+        if self.kind == "every":
+            assert self.every is not None
+            return (math.floor(t / self.every) + 1) * self.every
+        if self.kind != "cron":
+            return None
+        nxt = self._croniter(self.cron, self._dt(t)).get_next(_dt.datetime)
+        return float(nxt.timestamp())
+
+    def latest(self, t: float) -> float | None:
+        """The last slot at or before ``t``."""
+        if self.kind == "every":
+            assert self.every is not None
+            return math.floor(t / self.every) * self.every
+        if self.kind != "cron":
+            return None
+        # croniter's get_prev is strict: start just after t's whole second
+        start = self._dt(math.floor(t) + 1)
+        prev = self._croniter(self.cron, start).get_prev(_dt.datetime)
+        return float(prev.timestamp())
+
+    def upcoming(self, t: float, n: int) -> list[float]:
+        out: list[float] = []
+        cur = t
+        while len(out) < n:
+            nxt = self.next_after(cur)
+            if nxt is None:
+                break
+            out.append(nxt)
+            cur = nxt
+        return out
+
+    def count_between(self, a: float, b: float, cap: int = 10_000) -> int:
+        """How many slots lie strictly between ``a`` and ``b`` (at most ``cap``)."""
+        if self.kind == "every":
+            assert self.every is not None
+            first = math.floor(a / self.every) + 1
+            last = math.ceil(b / self.every) - 1
+            return max(0, min(cap, last - first + 1))
+        n, cur = 0, a
+        while n < cap:
+            nxt = self.next_after(cur)
+            if nxt is None or nxt >= b:
+                break
+            n, cur = n + 1, nxt
+        return n
+
+
+def _fmt_seconds(s: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size and s % size == 0:
+            return f"{s / size:g}{unit}"
+    return f"{s:g}s"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Missed runs and retries of one job."""
+
+    missed: str = "catch-up"
+    grace: float = 300.0
+    retries: int = 2
+    retry_delay: float = 30.0
+    retry_max_delay: float = 600.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
+        return float(min(self.retry_delay * 2 ** (attempt - 1), self.retry_max_delay))
+
+    @classmethod
+    def merged(cls, defaults: SchedulerConfig, cfg: ScheduleConfig | None = None) -> Policy:
+        def pick(name: str) -> Any:
+            v = getattr(cfg, name, None) if cfg is not None else None
+            return getattr(defaults, name) if v is None else v
+
+        return cls(
+            missed=pick("missed"),
+            grace=float(pick("grace")),
+            retries=int(pick("retries")),
+            retry_delay=float(pick("retry_delay")),
+            retry_max_delay=float(pick("retry_max_delay")),
+        )
+
+
+# ------------------------------------------------------------------------------------------ jobs
+@dataclass
+class Job:
+    """Something the scheduler starts: a pipeline of a dcapix file or a Meltano schedule."""
+
+    name: str  # the run-history / lock name
+    kind: str  # "pipeline" | "meltano"
+    schedule: Schedule
+    policy: Policy
+    spec: dict[str, Any] = field(default_factory=dict)
+    #: runs one attempt, returns the final status (see :mod:`.history`).
+    execute: Callable[[Job, Attempt, Scheduler], str] | None = None
+
+
+@dataclass
+class Attempt:
+    """One attempt of a job (its slot, number and trigger) while it runs."""
+
+    job: Job
+    slot: float | None
+    number: int
+    trigger: str
+    run_id: str = field(default_factory=new_run_id)
+    status: str | None = None
+    child: ChildProcess | None = None
+    thread: threading.Thread | None = None
+    started: float = field(default_factory=time.time)
+
+    @property
+    def scheduled_for(self) -> str | None:
+        return iso(self.slot)
+
+
+def jobs_from_project(
+    project: ProjectConfig, *, state_db: str | None = None, names: Sequence[str] | None = None
+) -> list[Job]:
+    """The scheduled pipelines of a dcapix pipeline file (``names``: only these)."""
+    from .config import ScheduleConfig
+
+    jobs = []
+    for name, pipe in project.pipelines.items():
+        if names and name not in names:
+            continue
+        cfg = pipe.schedule
+        if cfg is None:
+            if names:  # named explicitly: runnable with --now, never by itself
+                cfg = ScheduleConfig(cron="@manual")
+            else:
+                continue
+        if not cfg.enabled:
+            continue
+        try:
+            sched = Schedule.from_config(cfg, project.scheduler.timezone)
+        except ValueError as exc:
+            raise ConfigError(
+                f"pipeline {name!r}: schedule: {exc}", plugin="runner", field="schedule"
+            ) from None
+        jobs.append(
+            Job(
+                name,
+                "pipeline",
+                sched,
+                Policy.merged(project.scheduler, cfg),
+                {
+                    "pipeline": name,
+                    "config": str(Path(project.path).resolve()) if project.path else None,
+                    "project_dir": str(project.project_dir),
+                    "state_db": state_db,
+                    "via_singer": cfg.via_singer,
+                },
+                execute=run_pipeline_attempt,
+            )
+        )
+    return jobs
+
+
+# ---------------------------------------------------------------------------------- child process
+def _pdeathsig() -> None:  # pragma: no cover - runs in the child
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class ChildProcess:
+    """A run's process: output forwarded line by line with a ``[job]`` prefix (secrets masked),
+    killed with the scheduler (``PR_SET_PDEATHSIG``), stopped with SIGTERM on :meth:`terminate`.
+
+    :param on_line: sees every output line first; returns the text to print (``None``: the line).
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        prefix: str,
+        out: IO[str],
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        on_line: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.out = out
+        self.on_line = on_line
+        #: the last line that looked like an error (for the run history).
+        self.last_error: str | None = None
+        self.proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pdeathsig,
+        )
+        self._reader = threading.Thread(target=self._forward, name=f"dcapix-out-{prefix}", daemon=True)
+        self._reader.start()
+
+    def _forward(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            shown: str | None = line
+            if self.on_line is not None:
+                try:
+                    shown = self.on_line(line)
+                except Exception:  # pragma: no cover - never let parsing stop the forwarding
+                    shown = line
+            if shown is None:
+                continue
+            low = shown.lower()
+            if "error" in low or "traceback" in low or "failed" in low:
+                self.last_error = shown.strip()
+            try:
+                print(f"{self.prefix} {redact(shown)}", file=self.out, flush=True)
+            except Exception:  # pragma: no cover
+                pass
+        self.proc.stdout.close()
+
+    def wait(self) -> int:
+        rc = self.proc.wait()
+        self._reader.join(timeout=10)
+        return rc
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:  # pragma: no cover
+                pass
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:  # pragma: no cover
+                pass
+
+
+def describe_exit(rc: int) -> str:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = str(-rc)
+        return f"killed by {name}"
+    return f"exited with code {rc}"
+
+
+def dcapix_argv() -> list[str]:
+    """How to start ``dcapix`` with the running interpreter (and its installed plugins)."""
+    return [sys.executable, "-c", "import sys; from dc_api_x.cli import main; sys.exit(main())"]
+
+
+def run_pipeline_attempt(job: Job, attempt: Attempt, sched: Scheduler) -> str:
+    """One attempt of a pipeline: ``dcapix run PIPELINE --run-id …`` as a child process. The child
+    records its run (lock, rows, state); the scheduler creates the entry first (``starting``) and
+    closes it when the child could not (killed, crashed before recording)."""
+    from .cli import EXIT_BUSY
+    from .history import OPEN_STATUSES, begin_run, finish_run, get_run
+
+    spec = job.spec
+    argv = [*dcapix_argv(), "run", spec["pipeline"], "--no-progress"]
+    if spec.get("config"):
+        argv += ["-c", spec["config"]]
+    if spec.get("state_db"):
+        argv += ["--state-db", spec["state_db"]]
+    if spec.get("via_singer"):
+        argv.append("--via-singer")
+    argv += ["--run-id", attempt.run_id, "--trigger", attempt.trigger, "--attempt", str(attempt.number)]
+    if attempt.slot is not None:
+        argv += ["--scheduled-for", attempt.scheduled_for or ""]
+    store = sched.store
+    begin_run(
+        store,
+        attempt.run_id,
+        job.name,
+        trigger=attempt.trigger,
+        mode="via-singer" if spec.get("via_singer") else "in-process",
+        status="starting",
+        scheduled_for=attempt.scheduled_for,
+        attempt=attempt.number,
+        command=f"dcapix run {spec['pipeline']}",
+    )
+    if sched.stopping:
+        finish_run(store, attempt.run_id, status="interrupted", error="scheduler stopping", only_if_open=True)
+        return "interrupted"
+    attempt.child = ChildProcess(argv, prefix=f"[{job.name}]", out=sched.out, cwd=spec.get("project_dir"))
+    rc = attempt.child.wait()
+    rec = get_run(store, attempt.run_id)
+    if rec.status in OPEN_STATUSES:
+        status = "interrupted" if rc in (130, -signal.SIGTERM) else "failed"
+        finish_run(
+            store,
+            attempt.run_id,
+            status=status,
+            error=f"{attempt.child.last_error or 'dcapix run'} ({describe_exit(rc)})",
+            only_if_open=True,
+        )
+        rec = get_run(store, attempt.run_id)
+    if rc == EXIT_BUSY:
+        return "skipped"
+    return rec.status
+
+
+# ----------------------------------------------------------------------------------- bookkeeping
+class ScheduleBook:
+    """Per job: the schedule expression, when it was first seen and the last slot claimed."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        store.ensure_tables("schedules", SCHEDULE_DDL)
+        self._cache: dict[str, tuple[str, float, float | None]] = {}
+
+    def _load(self, job: Job) -> tuple[str, float, float | None] | None:
+        rows = self.store.execute(
+            "SELECT expression, since, last_slot FROM dcapix_schedules WHERE job = ?", (job.name,)
+        )
+        if not rows:
+            return None
+        expr, since, last = rows[0]
+        entry = (str(expr), float(since), None if last is None else float(last))
+        self._cache[job.name] = entry
+        return entry
+
+    def register(self, job: Job, now: float) -> None:
+        """First sight of a job (or of a changed schedule): its slots start after ``now``."""
+        entry = self._load(job)
+        if entry is not None and entry[0] == job.schedule.expression:
+            return
+        from .history import utc_iso
+
+        with self.store.transaction() as tx:
+            tx.execute("DELETE FROM dcapix_schedules WHERE job = ?", (job.name,))
+            tx.execute(
+                "INSERT INTO dcapix_schedules (job, expression, since, last_slot, updated_at) "
+                "VALUES (?, ?, ?, NULL, ?)",
+                (job.name, job.schedule.expression, now, utc_iso(now)),
+            )
+        self._cache[job.name] = (job.schedule.expression, now, None)
+
+    def cursor(self, job: Job) -> float:
+        entry = self._cache.get(job.name) or self._load(job)
+        if entry is None:
+            return math.inf
+        return max(entry[1], entry[2]) if entry[2] is not None else entry[1]
+
+    def last_slot(self, job: Job) -> float | None:
+        entry = self._cache.get(job.name) or self._load(job)
+        return entry[2] if entry else None
+
+    def due(self, job: Job, now: float) -> tuple[float, int] | None:
+        """``(slot, missed)``: the slot to run now and how many earlier ones were missed."""
+        sched = job.schedule
+        if sched.kind == "manual":
+            return None
+        entry = self._cache.get(job.name) or self._load(job)
+        if entry is None:
+            return None
+        if sched.kind == "once":
+            return (entry[1], 0) if entry[2] is None else None
+        cursor = self.cursor(job)
+        latest = sched.latest(now)
+        if latest is None or latest <= cursor:
+            return None
+        return latest, sched.count_between(cursor, latest)
+
+    def claim(self, job: Job, slot: float) -> bool:
+        """Mark ``slot`` started; ``False`` when another scheduler claimed it (or a later one)."""
+        from .history import utc_iso
+
+        with self.store.transaction() as tx:
+            tx.execute(
+                "UPDATE dcapix_schedules SET last_slot = ?, updated_at = ? WHERE job = ? AND expression = ?"
+                " AND (last_slot IS NULL OR last_slot < ?)",
+                (slot, utc_iso(), job.name, job.schedule.expression, slot),
+            )
+            ok = tx.rowcount == 1
+        self._load(job)
+        return ok
+
+
+# ------------------------------------------------------------------------------------- scheduler
+class Scheduler:
+    """The loop of ``dcapix schedule run`` (see the module docstring).
+
+    :param once: start what is due now (with its retries), wait for it, return.
+    :param now: start every job now, whatever its schedule (trigger ``manual``), then return.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        store: StateStore,
+        *,
+        max_concurrent: int = 4,
+        once: bool = False,
+        now: bool = False,
+        stop_timeout: float = 120.0,
+        out: IO[str] | None = None,
+    ) -> None:
+        names = [j.name for j in jobs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ConfigError(f"two scheduled jobs are called {sorted(dup)[0]!r}", plugin="schedule")
+        self.jobs = list(jobs)
+        self.store = store
+        self.max_concurrent = max(1, max_concurrent)
+        self.once = once or now
+        self.now_mode = now
+        self.stop_timeout = stop_timeout
+        self.out = out or sys.stderr
+        self.book = ScheduleBook(store)
+        self.stopping = False
+        self._wake = threading.Event()
+        self._active: dict[str, Attempt] = {}
+        self._queue: deque[Attempt] = deque()
+        self._retry: dict[str, tuple[float, Attempt]] = {}
+        self._busy: set[str] = set()
+        #: final outcome per attempt, in the order they ended: (job, status, attempt number).
+        self.outcomes: list[tuple[str, str, int]] = []
+        self.failed_jobs = 0
+
+    # -- messages --------------------------------------------------------------------------------
+    def emit(self, text: str) -> None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+        try:
+            print(f"{stamp} [schedule] {redact(text)}", file=self.out, flush=True)
+        except Exception:  # pragma: no cover
+            pass
+
+    # -- control ---------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.emit(f"{reason}: starting no new run, stopping {len(self._active)} running")
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the scheduler cleanly (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            self.request_stop(f"received {signal.Signals(signum).name}")
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped (or, with ``once``/``now``, until the due runs ended). Returns the exit
+        code: 1 when a job failed for good in a ``--once`` run, else 0."""
+        from .history import reap_orphans
+
+        start = time.time()
+        for job in self.jobs:
+            self.book.register(job, start)
+        orphans = reap_orphans(self.store)
+        if orphans:
+            self.emit(f"{orphans} run(s) of processes that no longer exist marked abandoned")
+        mode = "now" if self.now_mode else "once" if self.once else "continuous"
+        self.emit(
+            f"{len(self.jobs)} job(s), max {self.max_concurrent} at a time ({mode}); state store "
+            f"{self.store.location}"
+        )
+        first = True
+        while not self.stopping:
+            now = time.time()
+            self._reap(now)
+            if first or not self.once:
+                self._find_due(now)
+                first = False
+            for name, (when, att) in list(self._retry.items()):
+                if when <= now:
+                    del self._retry[name]
+                    self._queue.append(att)
+            while self._queue and len(self._active) < self.max_concurrent and not self.stopping:
+                self._start(self._queue.popleft())
+            if self.once and not (self._active or self._queue or self._retry):
+                break
+            self._sleep(now)
+        self._shutdown()
+        if self.once and self.failed_jobs:
+            return 1
+        return 0
+
+    def _find_due(self, now: float) -> None:
+        from .history import begin_run, finish_run
+
+        for job in self.jobs:
+            if job.name in self._busy:
+                continue
+            if self.now_mode:
+                self._busy.add(job.name)
+                self._queue.append(Attempt(job, None, 1, "manual"))
+                continue
+            due = self.book.due(job, now)
+            if due is None:
+                continue
+            slot, missed = due
+            if not self.book.claim(job, slot):
+                continue  # another scheduler started it
+            late = now - slot
+            if missed:
+                self.emit(
+                    f"{job.name}: {missed} slot(s) missed before {iso(slot, job.schedule.tz)} "
+                    f"(scheduler not running or the job still busy)"
+                )
+            if job.policy.missed == "skip" and late > job.policy.grace:
+                att = Attempt(job, slot, 1, "schedule")
+                begin_run(
+                    self.store,
+                    att.run_id,
+                    job.name,
+                    trigger="schedule",
+                    mode=job.kind if job.kind == "meltano" else "in-process",
+                    status="skipped",
+                    scheduled_for=att.scheduled_for,
+                )
+                reason = (
+                    f"slot {iso(slot, job.schedule.tz)} is {late:.0f} s late (grace {job.policy.grace:g} s); "
+                    f"missed-run policy skip"
+                )
+                finish_run(self.store, att.run_id, status="skipped", error=reason)
+                self.emit(f"{job.name}: skipped: {reason}")
+                continue
+            if missed and job.policy.missed == "catch-up":
+                self.emit(f"{job.name}: catching up once")
+            self._busy.add(job.name)
+            self._queue.append(Attempt(job, slot, 1, "schedule"))
+
+    def _start(self, att: Attempt) -> None:
+        job = att.job
+        slot = f" for {iso(att.slot, job.schedule.tz)}" if att.slot is not None else ""
+        self.emit(f"{job.name}: starting run {att.run_id}{slot} (attempt {att.number})")
+        att.started = time.time()
+
+        def work() -> None:
+            try:
+                assert job.execute is not None
+                att.status = job.execute(job, att, self)
+            except BaseException as exc:
+                att.status = "failed"
+                self.emit(f"{job.name}: run {att.run_id} could not be started: {exc}")
+            finally:
+                self._wake.set()
+
+        att.thread = threading.Thread(target=work, name=f"dcapix-job-{job.name}", daemon=True)
+        self._active[job.name] = att
+        att.thread.start()
+
+    def _reap(self, now: float) -> None:
+        for name, att in list(self._active.items()):
+            if att.thread is not None and att.thread.is_alive():
+                continue
+            del self._active[name]
+            job, status = att.job, att.status or "failed"
+            took = now - att.started
+            self.outcomes.append((name, status, att.number))
+            self.emit(f"{name}: run {att.run_id} {status} after {took:.1f} s (attempt {att.number})")
+            if status == "failed" and att.number <= job.policy.retries and not self.stopping:
+                delay = job.policy.backoff(att.number)
+                self.emit(f"{name}: retry {att.number}/{job.policy.retries} in {delay:g} s")
+                self._retry[name] = (now + delay, Attempt(job, att.slot, att.number + 1, att.trigger))
+                continue
+            if status == "failed":
+                self.failed_jobs += 1
+                if job.policy.retries:
+                    self.emit(f"{name}: failed after {att.number} attempt(s); next run on schedule")
+            self._busy.discard(name)
+
+    def _sleep(self, now: float) -> None:
+        wake = now + 30.0
+        for job in self.jobs:
+            if job.name in self._busy or self.once:
+                continue
+            nxt = job.schedule.next_after(now)
+            if nxt is not None:
+                wake = min(wake, nxt)
+        for when, _ in self._retry.values():
+            wake = min(wake, when)
+        timeout = max(0.0, wake - time.time()) + 0.002
+        if self._active:
+            timeout = min(timeout, 1.0)
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def _shutdown(self) -> None:
+        for name in list(self._retry):
+            self.emit(f"{name}: pending retry cancelled")
+        self._retry.clear()
+        self._queue.clear()
+        if not self._active:
+            return
+        for att in self._active.values():
+            if att.child is not None:
+                att.child.terminate()
+        deadline = time.time() + self.stop_timeout
+        for att in list(self._active.values()):
+            if att.thread is not None:
+                att.thread.join(max(0.0, deadline - time.time()))
+        for att in self._active.values():
+            if att.thread is not None and att.thread.is_alive() and att.child is not None:
+                self.emit(f"{att.job.name}: did not stop within {self.stop_timeout:g} s; killing it")
+                att.child.kill()
+                att.thread.join(30)
+        self._reap(time.time())
+
+
+def schedule_overview(jobs: Sequence[Job], store: StateStore, *, count: int = 3) -> list[dict[str, Any]]:
+    """Per job: schedule, the next ``count`` run times (in its time zone), whether a slot is due
+    now, and the last recorded run (``dcapix schedule list``, the report)."""
+    from .history import list_runs
+
+    book = ScheduleBook(store)
+    now = time.time()
+    out = []
+    for job in jobs:
+        last = list_runs(store, job.name, limit=1)
+        due = book.due(job, now) if book.last_slot(job) is not None or book.cursor(job) < math.inf else None
+        out.append(
+            {
+                "job": job.name,
+                "kind": job.kind,
+                "schedule": job.schedule.describe(),
+                "timezone": job.schedule.timezone,
+                "next_runs": [iso(t, job.schedule.tz) for t in job.schedule.upcoming(now, count)],
+                "due_now": due is not None,
+                "missed_policy": job.policy.missed,
+                "retries": job.policy.retries,
+                "last_run": last[0].as_dict(streams=False) if last else None,
+            }
+        )
+    return out
