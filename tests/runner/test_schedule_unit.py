@@ -167,3 +167,35 @@ def test_once_runs_once(tmp_path: Path) -> None:
 def test_project_config_defaults() -> None:
     p = ProjectConfig()
     assert (p.lock_timeout, p.history_days, p.scheduler.max_concurrent) == (60.0, 90.0, 4)
+
+
+def test_docs_name_the_commands_and_their_flags() -> None:
+    import re
+
+    import yaml
+
+    from dc_api_x.cli import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    readme, runner_md = (root / "README.md").read_text(), (root / "docs" / "runner.md").read_text()
+    doc = (root / "docs" / "scheduling.md").read_text()
+    for text in (readme, runner_md):
+        for cmd in ("dcapix schedule", "dcapix runs", "dcapix report"):
+            assert cmd in text
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    flags: set[str] = set()
+    for name in ("schedule", "runs", "report"):
+        p = sub.choices[name]
+        flags |= {o for a in p._actions for o in a.option_strings}
+        for inner in (a for a in p._actions if a.__class__.__name__ == "_SubParsersAction"):
+            for q in inner.choices.values():
+                flags |= {o for a in q._actions for o in a.option_strings}
+    for line in re.findall(r"^dcapix (?:schedule|runs|report)[^\n]*", doc, re.M):
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", line.split("#")[0]):
+            assert flag in flags, f"docs/scheduling.md: {flag} in {line!r} is not a flag"
+    cronjob = re.search(r"```yaml\n(apiVersion: batch/v1.*?)```", doc, re.S)
+    assert cronjob is not None
+    spec = yaml.safe_load(cronjob.group(1))
+    container = spec["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dcapix", "schedule", "run", "--once"]

@@ -429,7 +429,11 @@ def run_pipeline_attempt(job: Job, attempt: Attempt, sched: Scheduler) -> str:
             store,
             attempt.run_id,
             status=status,
-            error=f"{attempt.child.last_error or 'dcapix run'} ({describe_exit(rc)})",
+            error=(
+                f"{attempt.child.last_error} ({describe_exit(rc)})"
+                if attempt.child.last_error
+                else f"dcapix run {describe_exit(rc)}"
+            ),
             only_if_open=True,
         )
         rec = get_run(store, attempt.run_id)
