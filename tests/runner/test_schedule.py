@@ -445,3 +445,34 @@ def test_once_under_a_cron_loop_gives_the_same_history(tmp_path: Path) -> None:
     assert "unknown stream 'nope'" in (bad[0][0][5] or "")
     _no_open_runs_or_locks(long_dir)
     _no_open_runs_or_locks(cron_dir)
+
+
+def test_scheduled_via_singer_pipeline(tmp_path: Path) -> None:
+    """``schedule: {via_singer: true}``: the attempt runs as tap-dcapix | target-dcapix, recorded."""
+    src = tmp_path / "src.db"
+    make_items(src, 150)
+    dst = {"adapter": "sql", "url": f"sqlite:///{tmp_path / 'dst.db'}", "load_method": "upsert"}
+    write_project(
+        tmp_path,
+        {
+            "singer": {
+                "source": source(src),
+                "destination": dst,
+                "schedule": {"every": "1h", "via_singer": True},
+            }
+        },
+    )
+    res = subprocess.run(
+        [*dcapix_argv(), "schedule", "run", "--now"],
+        cwd=tmp_path,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "[singer] [tap]" in res.stderr  # the tap's log, forwarded twice over
+    (run,) = runs(tmp_path)
+    assert (run.mode, run.status, run.rows, run.trigger) == ("via-singer", "done", 150, "manual")
+    assert run.streams[0].state_after["replication_key_value"] == 150
+    assert sqlite_ids(tmp_path / "dst.db") == list(range(1, 151))
