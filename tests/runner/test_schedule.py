@@ -164,7 +164,8 @@ def test_sigkilled_scheduler_lock_is_taken_over(tmp_path: Path, pg) -> None:
                 return run, locks[0]
 
             running, held = wait_until(running_with_checkpoint, 60, "a running run with a checkpoint", first)
-        assert held.pid == running.pid and held.run_id == running.run_id
+        # the scheduler holds the lock for the run it started (the run's process joined it)
+        assert held.pid == first.pid and held.run_id == running.run_id
         os.kill(first.pid, signal.SIGKILL)  # the scheduler, and with it (PR_SET_PDEATHSIG) its child
         first.wait(30)
     finally:
@@ -190,9 +191,9 @@ def test_sigkilled_scheduler_lock_is_taken_over(tmp_path: Path, pg) -> None:
     finally:
         second.stop()
     out = second.output()
-    assert "took over the stale run lock" in out and f"pid {running.pid}" in out
+    assert "took over the stale run lock" in out and f"pid {first.pid}" in out
     killed = next(r for r in runs(tmp_path) if r.run_id == running.run_id)
-    assert killed.status == "abandoned" and str(running.pid) in (killed.error or "")
+    assert killed.status == "abandoned" and "no longer exists" in (killed.error or "")
     _no_open_runs_or_locks(tmp_path)
     assert pg_ids(plain, schema, "items") == list(range(1, rows + 1))  # resumed: nothing lost or doubled
 
@@ -401,7 +402,7 @@ def test_once_under_a_cron_loop_gives_the_same_history(tmp_path: Path) -> None:
     finally:
         sched.stop()
 
-    # a cron-like loop: `dcapix schedule run --once` at every whole second, whether or not the
+    # a cron-like loop: `dcapix schedule run --once` at every even second, whether or not the
     # previous one has finished (as cron does)
     log = open(cron_dir / "cron.log", "ab")  # noqa: SIM115
     procs: list[subprocess.Popen[bytes]] = []
@@ -409,7 +410,7 @@ def test_once_under_a_cron_loop_gives_the_same_history(tmp_path: Path) -> None:
         deadline = time.monotonic() + 90
         while not _enough(cron_dir):
             assert time.monotonic() < deadline, "the cron loop did not produce the runs in 90 s"
-            time.sleep(1 - time.time() % 1)
+            time.sleep(2 - time.time() % 2)
             procs.append(
                 subprocess.Popen(
                     [*dcapix_argv(), "schedule", "run", "--once"],
@@ -428,9 +429,13 @@ def test_once_under_a_cron_loop_gives_the_same_history(tmp_path: Path) -> None:
         log.close()
     assert set(codes) <= {0, 1}  # 1: a job failed for good in that invocation
     assert 1 in codes and 0 in codes
-    assert len(procs) >= 5
+    assert len(procs) >= 4
 
     long_h, cron_h = runs(long_dir), runs(cron_dir)
+    # a pipeline busy in one invocation (running, or between retries) is not started by another:
+    # its slot waits, as in the long-running form, instead of a run that finds it locked
+    for h in (long_h, cron_h):
+        assert {r.status for r in h} <= {"done", "failed", "interrupted"}
     for name, n in (("fast", 3), ("bad", 2)):
         long_g, cron_g = slot_groups(long_h, name), slot_groups(cron_h, name)
         assert _normalized(long_g, n) == _normalized(cron_g, n), name

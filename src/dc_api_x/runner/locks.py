@@ -19,6 +19,11 @@ A lock is a row of ``dcapix_locks`` in the state store (SQLite or PostgreSQL)::
   well above their skew.
 * **Losing the lock** (a frozen process resumed after another took it over) is noticed by the next
   heartbeat: it is logged and ``on_lost`` is called (``dcapix run`` stops the run, like Ctrl-C).
+* **Joining.** The scheduler takes a pipeline's lock *before* it starts a run's process and holds
+  it (heartbeat included) until the slot is done — retries and their backoff too — switching its
+  ``run_id`` to each attempt's. The run's process, started with that run id, *joins* the lock
+  instead of taking it: it neither heartbeats nor deletes the row, and its state writes are fenced
+  by the scheduler's ownership. No other process can slip in while a run starts or between retries.
 """
 
 from __future__ import annotations
@@ -39,7 +44,14 @@ from ..exceptions import StateError
 if TYPE_CHECKING:
     from .state import StateStore
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT", "LockBusyError", "LockHolder", "RunLock", "host_identity", "list_locks"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "LockBusyError",
+    "LockHolder",
+    "RunLock",
+    "host_identity",
+    "list_locks",
+]
 
 log = logging.getLogger("dc_api_x.runner")
 
@@ -199,6 +211,8 @@ class RunLock:
         self.lost_reason: str | None = None
         #: the stale holder this lock was taken over from, if any.
         self.took_over: LockHolder | None = None
+        #: this process joined a lock its scheduler holds for this run (see the module docstring).
+        self.joined = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -227,6 +241,10 @@ class RunLock:
                     )
                     if found:
                         holder = _holder(found[0])
+                        if self.run_id and holder.run_id == self.run_id:
+                            # held for this very run by the scheduler that started us: join it
+                            self.joined, self.owner = True, holder.owner
+                            break
                         reason = holder.stale(now)
                         if reason is None:
                             raise LockBusyError(
@@ -252,6 +270,9 @@ class RunLock:
                 if store.dialect != "postgresql" or _attempt == 2:
                     raise
                 self.took_over = None
+        if self.joined:
+            store._fences[self.pipeline] = self.owner  # our state writes check the scheduler's lock
+            return self
         if self.took_over is not None:
             old = self.took_over
             log.warning(
@@ -276,12 +297,22 @@ class RunLock:
         self._thread.start()
         return self
 
+    def set_run(self, run_id: str) -> None:
+        """Record another run (the next attempt) as the holder of this lock."""
+        self.store.execute(
+            "UPDATE dcapix_locks SET run_id = ? WHERE pipeline = ? AND owner = ?",
+            (run_id, self.pipeline, self.owner),
+        )
+        self.run_id = run_id
+
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.store._fences.get(self.pipeline) == self.owner:
             del self.store._fences[self.pipeline]
+        if self.joined:  # the scheduler that holds it releases it
+            return
         try:
             self.store.execute(
                 "DELETE FROM dcapix_locks WHERE pipeline = ? AND owner = ?", (self.pipeline, self.owner)

@@ -240,7 +240,6 @@ class _LogParser:
 def run_meltano_attempt(job: Job, attempt: Attempt, sched: Scheduler) -> str:
     """One attempt of a Meltano schedule under the job's run lock, recorded in the run history."""
     from .history import StreamRecord, begin_run, finish_run
-    from .locks import LockBusyError
 
     spec, store = job.spec, sched.store
     meltano = find_meltano(spec.get("meltano"))
@@ -262,18 +261,21 @@ def run_meltano_attempt(job: Job, attempt: Attempt, sched: Scheduler) -> str:
         "command": command,
     }
 
-    def stop_child() -> None:
-        if attempt.child is not None:
-            attempt.child.terminate()
+    lock = attempt.lock  # held by the scheduler for the slot; it releases it after the last attempt
+    if lock is None:  # a caller that did not take it (the scheduler keeps it in attempt.lock):
+        from .locks import LockBusyError
 
-    lock = store.lock(job.name, run_id=attempt.run_id, on_lost=stop_child)
-    try:
-        lock.acquire()
-    except LockBusyError as exc:
-        begin_run(store, attempt.run_id, job.name, status="skipped", **common)
-        finish_run(store, attempt.run_id, status="skipped", error=str(exc))
-        sched.emit(f"{job.name}: {exc}; skipped")
-        return "skipped"
+        def stop_child() -> None:
+            if attempt.child is not None:
+                attempt.child.terminate()
+
+        try:
+            lock = attempt.lock = store.lock(job.name, run_id=attempt.run_id, on_lost=stop_child).acquire()
+        except LockBusyError as exc:
+            begin_run(store, attempt.run_id, job.name, status="skipped", **common)
+            finish_run(store, attempt.run_id, status="skipped", error=str(exc))
+            sched.emit(f"{job.name}: {exc}; skipped")
+            return "skipped"
     try:
         begin_run(store, attempt.run_id, job.name, status="running", **common)
         ids: dict[str, str] = spec.get("state_ids") or {}
@@ -329,8 +331,6 @@ def run_meltano_attempt(job: Job, attempt: Attempt, sched: Scheduler) -> str:
     except StateError as exc:
         sched.emit(f"{job.name}: run history not recorded: {exc}")
         return "failed"
-    finally:
-        lock.release()
 
 
 def _bookmark(states: dict[str, dict[str, Any] | None], stream: str) -> Any:

@@ -238,10 +238,19 @@ class Attempt:
     child: ChildProcess | None = None
     thread: threading.Thread | None = None
     started: float = field(default_factory=time.time)
+    #: the job's run lock, taken by the scheduler before the slot's first attempt and held until its
+    #: last one ended; the run's process joins it.
+    lock: Any = None
 
     @property
     def scheduled_for(self) -> str | None:
         return iso(self.slot)
+
+    def release_lock(self) -> None:
+        """The slot is done (or never started): give the job's run lock back."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def jobs_from_project(
@@ -370,6 +379,12 @@ class ChildProcess:
                 self.proc.kill()
             except ProcessLookupError:  # pragma: no cover
                 pass
+
+
+def _mode(job: Job) -> str:
+    if job.kind == "meltano":
+        return "meltano"
+    return "via-singer" if job.spec.get("via_singer") else "in-process"
 
 
 def describe_exit(rc: int) -> str:
@@ -556,6 +571,7 @@ class Scheduler:
         self._queue: deque[Attempt] = deque()
         self._retry: dict[str, tuple[float, Attempt]] = {}
         self._busy: set[str] = set()
+        self._waiting: dict[str, str] = {}  # job -> owner of the lock it waits for (logged once)
         #: final outcome per attempt, in the order they ended: (job, status, attempt number).
         self.outcomes: list[tuple[str, str, int]] = []
         self.failed_jobs = 0
@@ -613,6 +629,7 @@ class Scheduler:
             for name, (when, att) in list(self._retry.items()):
                 if when <= now:
                     del self._retry[name]
+                    att.lock.set_run(att.run_id)  # still held: nothing ran in between
                     self._queue.append(att)
             while self._queue and len(self._active) < self.max_concurrent and not self.stopping:
                 self._start(self._queue.popleft())
@@ -624,6 +641,41 @@ class Scheduler:
             return 1
         return 0
 
+    def _lock(self, att: Attempt, *, record_busy: bool = False) -> bool:
+        """Take the job's run lock for ``att`` (the run's process adopts it). ``False`` when the job
+        is running elsewhere; with ``record_busy`` that is recorded as a ``skipped`` run."""
+        from .history import begin_run, finish_run
+        from .locks import LockBusyError
+
+        def stop_child() -> None:
+            if att.child is not None:
+                att.child.terminate()
+
+        try:
+            att.lock = self.store.lock(att.job.name, run_id=att.run_id, on_lost=stop_child).acquire()
+        except LockBusyError as exc:
+            att.lock = None
+            name = att.job.name
+            if record_busy:
+                begin_run(
+                    self.store,
+                    att.run_id,
+                    name,
+                    trigger=att.trigger,
+                    mode=_mode(att.job),
+                    status="skipped",
+                    scheduled_for=att.scheduled_for,
+                    attempt=att.number,
+                )
+                finish_run(self.store, att.run_id, status="skipped", error=str(exc))
+                self.emit(f"{name}: skipped: {exc}")
+            elif self._waiting.get(name) != exc.holder.owner:
+                self._waiting[name] = exc.holder.owner
+                self.emit(f"{name}: running elsewhere ({exc.holder.describe()}); its next run waits for it")
+            return False
+        self._waiting.pop(att.job.name, None)
+        return True
+
     def _find_due(self, now: float) -> None:
         from .history import begin_run, finish_run
 
@@ -631,14 +683,20 @@ class Scheduler:
             if job.name in self._busy:
                 continue
             if self.now_mode:
-                self._busy.add(job.name)
-                self._queue.append(Attempt(job, None, 1, "manual"))
+                att = Attempt(job, None, 1, "manual")
+                if self._lock(att, record_busy=True):
+                    self._busy.add(job.name)
+                    self._queue.append(att)
                 continue
             due = self.book.due(job, now)
             if due is None:
                 continue
             slot, missed = due
+            att = Attempt(job, slot, 1, "schedule")
+            if not self._lock(att):
+                continue  # running elsewhere: the slot stays due and is caught up once it is free
             if not self.book.claim(job, slot):
+                att.release_lock()
                 continue  # another scheduler started it
             late = now - slot
             if missed:
@@ -647,13 +705,13 @@ class Scheduler:
                     f"(scheduler not running or the job still busy)"
                 )
             if job.policy.missed == "skip" and late > job.policy.grace:
-                att = Attempt(job, slot, 1, "schedule")
+                att.release_lock()
                 begin_run(
                     self.store,
                     att.run_id,
                     job.name,
                     trigger="schedule",
-                    mode=job.kind if job.kind == "meltano" else "in-process",
+                    mode=_mode(job),
                     status="skipped",
                     scheduled_for=att.scheduled_for,
                 )
@@ -667,7 +725,7 @@ class Scheduler:
             if missed and job.policy.missed == "catch-up":
                 self.emit(f"{job.name}: catching up once")
             self._busy.add(job.name)
-            self._queue.append(Attempt(job, slot, 1, "schedule"))
+            self._queue.append(att)
 
     def _start(self, att: Attempt) -> None:
         job = att.job
@@ -698,11 +756,13 @@ class Scheduler:
             took = now - att.started
             self.outcomes.append((name, status, att.number))
             self.emit(f"{name}: run {att.run_id} {status} after {took:.1f} s (attempt {att.number})")
-            if status == "failed" and att.number <= job.policy.retries and not self.stopping:
+            if status == "failed" and att.number <= job.policy.retries and not self.stopping and att.lock:
                 delay = job.policy.backoff(att.number)
                 self.emit(f"{name}: retry {att.number}/{job.policy.retries} in {delay:g} s")
-                self._retry[name] = (now + delay, Attempt(job, att.slot, att.number + 1, att.trigger))
+                nxt = Attempt(job, att.slot, att.number + 1, att.trigger, lock=att.lock)
+                self._retry[name] = (now + delay, nxt)
                 continue
+            att.release_lock()
             if status == "failed":
                 self.failed_jobs += 1
                 if job.policy.retries:
@@ -722,14 +782,18 @@ class Scheduler:
         timeout = max(0.0, wake - time.time()) + 0.002
         if self._active:
             timeout = min(timeout, 1.0)
+        if self._waiting and not self.once:  # a due job waits for a lock held elsewhere
+            timeout = min(timeout, 2.0)
         self._wake.wait(timeout)
         self._wake.clear()
 
     def _shutdown(self) -> None:
-        for name in list(self._retry):
+        for name, (_, att) in list(self._retry.items()):
             self.emit(f"{name}: pending retry cancelled")
+            att.release_lock()
         self._retry.clear()
-        self._queue.clear()
+        while self._queue:  # queued, never started: give their locks back
+            self._queue.popleft().release_lock()
         if not self._active:
             return
         for att in self._active.values():
