@@ -168,3 +168,31 @@ def test_state_write_outside_a_lock_is_not_fenced(tmp_path: Path) -> None:
             with pytest.raises(StateError, match="taken over by another process"):
                 store.set("p", "s", {"id": 3})
         assert store.get("p", "s") == {"id": 2}
+
+
+def test_a_run_joins_the_lock_its_scheduler_holds_for_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    with open_state_store(path=db) as sched_store, open_state_store(path=db) as run_store:
+        held = sched_store.lock("p", run_id="attempt-1").acquire()
+        try:
+            with pytest.raises(LockBusyError):  # anyone else is refused
+                run_store.lock("p", run_id="other").acquire()
+            with run_store.lock("p", run_id="attempt-1") as joined:  # the run it was taken for joins
+                assert joined.joined
+                run_store.set("p", "s", {"id": 1})  # fenced by the scheduler's ownership
+                (row,) = list_locks(run_store)
+                assert (row.pid, row.run_id) == (os.getpid(), "attempt-1")
+            assert [h.run_id for h in list_locks(sched_store)] == ["attempt-1"]  # still held
+            held.set_run("attempt-2")  # a retry: the next attempt joins, the first one no more
+            with run_store.lock("p", run_id="attempt-2"):
+                pass
+            with pytest.raises(LockBusyError):
+                run_store.lock("p", run_id="attempt-1").acquire()
+            # the scheduler loses the lock: the joined run's state writes are refused
+            with run_store.lock("p", run_id="attempt-2"):
+                sched_store.execute("DELETE FROM dcapix_locks")
+                with pytest.raises(StateError, match="taken over by another process"):
+                    run_store.set("p", "s", {"id": 2})
+        finally:
+            held.release()
+        assert run_store.get("p", "s") == {"id": 1}
