@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dc_api_x.runner.history import RunRecord, list_runs, parse_time
-from dc_api_x.runner.schedule import dcapix_argv
+from dc_api_x.runner.scheduler import dcapix_argv
 from dc_api_x.runner.state import open_state_store
 
 ROOT = Path(__file__).resolve().parents[2]

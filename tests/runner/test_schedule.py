@@ -24,7 +24,8 @@ import pytest
 
 from dc_api_x.runner.history import OPEN_STATUSES
 from dc_api_x.runner.locks import list_locks
-from dc_api_x.runner.schedule import Job, Policy, Schedule, ScheduleBook, dcapix_argv
+from dc_api_x.runner.schedule import Job, Policy, Schedule, ScheduleBook
+from dc_api_x.runner.scheduler import dcapix_argv
 from dc_api_x.runner.state import open_state_store
 from tests.runner.schedsupport import (
     SchedulerProcess,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from dc_api_x.runner.schedule import Job, Policy, Schedule, ScheduleBook, dcapix_argv
+from dc_api_x.runner.schedule import Job, Policy, Schedule, ScheduleBook
+from dc_api_x.runner.scheduler import dcapix_argv
 from dc_api_x.runner.state import open_state_store
 from tests.runner.schedsupport import ROOT, runs
 

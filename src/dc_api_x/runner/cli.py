@@ -484,7 +484,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 print(_table([_overview_row(r) for r in rows], ["job", "schedule", "next_runs", "last_run"]))
             return 0
         from .config import parse_duration
-        from .schedule import Policy, Scheduler
+        from .schedule import Policy
+        from .scheduler import Scheduler
 
         if not jobs:
             where = project.path if project is not None else args.meltano_project

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, StateError
-from .schedule import Attempt, ChildProcess, Job, Policy, Schedule, describe_exit
+from .schedule import Job, Policy, Schedule
+from .scheduler import Attempt, ChildProcess, describe_exit
 
 if TYPE_CHECKING:
     from .config import SchedulerConfig
-    from .schedule import Scheduler
+    from .scheduler import Scheduler
 
 __all__ = ["find_meltano", "jobs_from_meltano", "read_meltano_project", "run_meltano_attempt"]
 
