@@ -5,7 +5,12 @@
   thread with a bounded queue, checkpoints that store state only after the destination flushed);
 * :mod:`.process` — process mode (``tap | target`` with a pipe);
 * :mod:`.state` — the state store (SQLite by default, PostgreSQL optional);
-* :mod:`.progress` — live display, log lines, summary and JSON metrics.
+* :mod:`.progress` — live display, log lines, summary and JSON metrics;
+* :mod:`.locks` — the run lock of a pipeline (owner pid/host, heartbeat, stale-lock takeover);
+* :mod:`.history` — the run history (``dcapix runs``);
+* :mod:`.schedule`, :mod:`.scheduler`, :mod:`.meltano_schedules` — ``dcapix schedule`` (schedules and
+  their bookkeeping, the loop, a Meltano project's schedules);
+* :mod:`.report` — ``dcapix report``, a self-contained HTML page of the history.
 
 Nothing heavy is imported here; the names below load their module on first use.
 """

@@ -17,6 +17,8 @@ A pipeline file (default ``dcapix.yml`` in the working directory)::
           load_method: append             # runner-level: passed to start_write()
         select: [orders]                  # optional: a subset of the discovered streams
         checkpoint_rows: 200000           # flush + save state at least this often (incremental streams)
+        schedule: "0 3 * * *"             # for `dcapix schedule run`: cron, @daily, "every 30s", or a
+                                          # mapping {cron|every, timezone, missed, retries, …}
 
 Everything in an endpoint other than the runner-level keys is handed to the adapter (its pydantic
 ``Options`` validates it and names the wrong field). Errors are one line naming the pipeline, the
@@ -30,9 +32,17 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..config import describe_validation_error
 from ..exceptions import ConfigError
@@ -42,11 +52,14 @@ __all__ = [
     "Endpoint",
     "PipelineConfig",
     "ProjectConfig",
+    "ScheduleConfig",
+    "SchedulerConfig",
     "SingerConfig",
     "load_config",
     "expand_env",
     "load_endpoint_file",
     "read_config_file",
+    "parse_duration",
 ]
 
 #: Files looked up in the working directory when ``-c`` is not given (first found wins).
@@ -96,6 +109,148 @@ class SingerConfig(BaseModel):
     target_args: list[str] = Field(default_factory=list)
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.I)
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"2d"`` (ms, s, m, h, d, w)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _UNIT[u.lower()] for n, u in parts)
+        raise ValueError(f"not a duration: {value!r} (e.g. 30, '30s', '5m', '1h30m', '2d')")
+    return value
+
+
+#: seconds, written as a number or ``"30s"`` / ``"5m"`` / ``"1h30m"`` / ``"2d"``.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+MissedPolicy = Literal["catch-up", "skip"]
+#: Meltano's (Airflow's) schedule presets that mean "never by itself" or "once".
+MANUAL_PRESETS = ("@manual", "@none")
+ONCE_PRESET = "@once"
+
+
+def check_timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as 'Europe/Paris' or 'UTC')"
+        ) from None
+    return name
+
+
+def check_cron(expr: str) -> str:
+    """A cron expression croniter accepts (5 fields, a 6th for seconds, or a preset)."""
+    text = " ".join(expr.split())
+    if text.lower() in (*MANUAL_PRESETS, ONCE_PRESET):
+        return text.lower()
+    try:
+        from croniter import croniter
+    except ImportError:  # pragma: no cover - the runner extra has it
+        raise ValueError("schedules need croniter: pip install 'dc-api-x[runner]'") from None
+    if not croniter.is_valid(text):
+        raise ValueError(
+            f"invalid cron expression {expr!r} (5 fields 'min hour day month weekday', an optional 6th "
+            "for seconds, or @hourly/@daily/@weekly/@monthly/@yearly)"
+        )
+    return text
+
+
+class ScheduleConfig(BaseModel):
+    """When ``dcapix schedule run`` starts a pipeline (``schedule:`` of a pipeline).
+
+    Written as a string — a cron expression (``"*/15 * * * *"``; a 6th field is seconds, as croniter
+    reads it), a preset (``@hourly``, ``@daily``, …, ``@once``, ``@manual``) or an interval
+    (``"every 30s"``) — or as a mapping with the options below. Unset options come from the file's
+    ``scheduler:`` section.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: a cron expression or preset (croniter).
+    cron: str | None = None
+    #: a fixed interval instead (aligned to the Unix epoch: ``every: 15m`` runs at :00, :15, …).
+    every: Duration | None = Field(default=None, gt=0)
+    #: IANA time zone the cron expression is read in (default: ``scheduler.timezone``, UTC).
+    timezone: str | None = None
+    #: ``catch-up``: slots missed while the scheduler was down (or the pipeline busy) lead to one run;
+    #: ``skip``: a slot more than ``grace`` late is skipped (recorded as ``skipped``).
+    missed: MissedPolicy | None = None
+    grace: Duration | None = Field(default=None, ge=0)
+    #: a failed run is retried this many times, ``retry_delay`` after the failure, doubling each time
+    #: up to ``retry_max_delay``.
+    retries: int | None = Field(default=None, ge=0)
+    retry_delay: Duration | None = Field(default=None, ge=0)
+    retry_max_delay: Duration | None = Field(default=None, ge=0)
+    #: run in process mode (``dcapix run --via-singer``).
+    via_singer: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            text = data.strip()
+            low = text.lower()
+            for prefix in ("@every ", "every "):
+                if low.startswith(prefix):
+                    return {"every": text[len(prefix) :].strip()}
+            return {"cron": text}
+        return data
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        return None if v is None else check_cron(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ScheduleConfig:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give either cron or every")
+        return self
+
+
+class SchedulerConfig(BaseModel):
+    """``scheduler:`` of the pipeline file: defaults of every schedule and limits of the scheduler."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: pipelines running at the same time; due runs beyond it wait for a free place.
+    max_concurrent: int = Field(default=4, ge=1)
+    timezone: str = "UTC"
+    missed: MissedPolicy = "catch-up"
+    #: how late a slot may start under the ``skip`` policy.
+    grace: Duration = Field(default=300.0, ge=0)
+    retries: int = Field(default=2, ge=0)
+    retry_delay: Duration = Field(default=30.0, ge=0)
+    retry_max_delay: Duration = Field(default=600.0, ge=0)
+    #: on SIGTERM, running pipelines get this long to stop (roll back, record) before SIGKILL.
+    stop_timeout: Duration = Field(default=120.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return check_timezone(v)
+
+
 class PipelineConfig(BaseModel):
     """One named pipeline: a source, a destination and how to run them."""
 
@@ -117,6 +272,8 @@ class PipelineConfig(BaseModel):
     #: streams run at the same time (each with its own pair of adapters).
     parallel: int = Field(default=1, ge=1)
     singer: SingerConfig = Field(default_factory=SingerConfig)
+    #: when ``dcapix schedule run`` starts this pipeline (none: never by itself).
+    schedule: ScheduleConfig | None = None
 
 
 class ProjectConfig(BaseModel):
@@ -128,6 +285,12 @@ class ProjectConfig(BaseModel):
     #: ``postgresql://`` URL.
     state_backend: str = "sqlite"
     pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+    #: defaults and limits of ``dcapix schedule run``.
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    #: a run lock whose holder sent no heartbeat for this long is taken over (any run, manual too).
+    lock_timeout: Duration = Field(default=60.0, gt=0)
+    #: days of run history kept (``dcapix runs``; 0: forever).
+    history_days: Duration = Field(default=90.0, ge=0)
     #: where the config was read from (set by :func:`load_config`).
     path: str | None = None
 

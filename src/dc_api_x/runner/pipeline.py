@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,13 @@ class RunOptions:
     parallel: int | None = None
     checkpoint_rows: int | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: what started the run (``manual`` or ``schedule``), recorded in the run history.
+    trigger: str = "manual"
+    #: the schedule slot (ISO time) and attempt of a scheduled run.
+    scheduled_for: str | None = None
+    attempt: int = 1
+    #: called when the run lock is lost to another process (``dcapix run`` interrupts the run).
+    on_lock_lost: Callable[[], None] | None = None
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -427,6 +434,7 @@ class Runner:
                     dest.write(dspec, batch)
                 m.write_seconds += time.perf_counter() - t0
                 m.rows += n
+                m.bytes = (m.bytes or 0) + _batch_bytes(batch)
                 m.batches += 1
                 since_rows += n
                 if batch.bookmark is not None:
@@ -468,6 +476,18 @@ class Runner:
             self.store.set(self.name, stream, bookmark, run_id=self.options.run_id)
 
 
+def _batch_bytes(batch: Any) -> int:
+    """Size of a batch for the metrics: its Arrow buffers, or its JSON size when it never had an
+    Arrow view (after ``write``, most destinations have made one)."""
+    if not len(batch):
+        return 0
+    if getattr(batch, "has_arrow", False):
+        return int(batch.to_arrow().nbytes)
+    import orjson
+
+    return len(orjson.dumps(batch.records, default=str))
+
+
 def run_pipeline(
     name: str,
     config: PipelineConfig,
@@ -477,11 +497,26 @@ def run_pipeline(
     plugins: Any = None,
     progress: Progress | None = None,
 ) -> RunMetrics:
-    """Run one pipeline in-process under its lock (see :class:`Runner`)."""
+    """Run one pipeline in-process under its lock (see :class:`Runner`), recorded in the run history."""
+    from .history import recording
+
     runner = Runner(name, config, store, options, plugins=plugins, progress=progress)
     if progress is not None:
         progress.metrics = runner.metrics
     if store is None:
         return runner.run()
-    with store.lock(name):
+    opts = runner.options
+    with (
+        store.lock(name, run_id=opts.run_id, on_lost=opts.on_lock_lost) as lock,
+        recording(
+            store,
+            name,
+            runner.metrics,
+            run_id=opts.run_id,
+            trigger=opts.trigger,
+            scheduled_for=opts.scheduled_for,
+            attempt=opts.attempt,
+            lock=lock,
+        ),
+    ):
         return runner.run()

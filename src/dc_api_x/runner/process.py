@@ -138,11 +138,30 @@ def run_via_singer(
     stderr: IO[str] | None = None,
 ) -> RunMetrics:
     """Run ``tap | target`` for a pipeline and store the target's last state (see module doc),
-    under the pipeline's run lock when there is a state store (as :func:`run_pipeline` does)."""
+    under the pipeline's run lock and recorded in the run history when there is a state store (as
+    :func:`run_pipeline` does)."""
     if store is None:
         return _run_via_singer(name, config, store, options, progress=progress, stderr=stderr)
-    with store.lock(name):
-        return _run_via_singer(name, config, store, options, progress=progress, stderr=stderr)
+    from .history import recording
+
+    opts = options or RunOptions()
+    progress = progress or Progress(RunMetrics(name, mode="via-singer"), quiet=True)
+    with (
+        store.lock(name, run_id=opts.run_id, on_lost=opts.on_lock_lost) as lock,
+        recording(
+            store,
+            name,
+            lambda: progress.metrics,
+            run_id=opts.run_id,
+            trigger=opts.trigger,
+            mode="via-singer",
+            partition="singer",
+            scheduled_for=opts.scheduled_for,
+            attempt=opts.attempt,
+            lock=lock,
+        ),
+    ):
+        return _run_via_singer(name, config, store, opts, progress=progress, stderr=stderr)
 
 
 def _run_via_singer(
@@ -208,7 +227,7 @@ def _run_via_singer(
             stream = str((data.get("tags") or {}).get("stream", "?"))
             counts[stream] = counts.get(stream, 0) + int(data.get("value") or 0)
             sm = metrics.stream(stream)
-            sm.started = metrics.started
+            sm.started, sm.bytes = metrics.started, None  # the records go tap -> target directly
             sm.rows = counts[stream]
 
     def on_target_stdout(line: str) -> None:

@@ -22,6 +22,9 @@ class StreamMetrics:
 
     stream: str
     rows: int = 0
+    #: size of the data moved: the batches' Arrow buffers (JSON size of batches that never had an
+    #: Arrow view); ``None`` where the runner does not see the data (process mode).
+    bytes: int | None = 0
     batches: int = 0
     checkpoints: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -46,6 +49,7 @@ class StreamMetrics:
             "stream": self.stream,
             "status": self.status,
             "rows": self.rows,
+            "bytes": self.bytes,
             "batches": self.batches,
             "checkpoints": self.checkpoints,
             "seconds": round(self.seconds, 3),

@@ -8,15 +8,18 @@ Two backends behind one interface:
 
 A value is the JSON of an adapter's ``Batch.bookmark``. The runner writes it in one transaction
 only after the destination's ``flush(stream)`` returned, so the stored state never runs ahead of
-committed data. Every run of a pipeline holds a lock (``flock`` on a file next to the SQLite
-database, or a PostgreSQL advisory lock) so two runs of one pipeline cannot interleave.
+committed data. Every run of a pipeline holds a lock (a row with owner pid/host and a heartbeat in
+``dcapix_locks``, see :mod:`.locks`) so two runs of one pipeline cannot interleave; while it is held,
+every state write of that pipeline checks in the same transaction that the lock is still its own.
+
+Other tables of the store (run history, schedule bookkeeping, locks) use :meth:`StateStore.transaction`
+and :meth:`StateStore.execute`, which speak ``?`` placeholders on both backends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import sqlite3
@@ -31,6 +34,7 @@ from ..logs import redact_url
 from ..values import json_default
 
 __all__ = [
+    "DBTransaction",
     "PostgresStateStore",
     "SQLiteStateStore",
     "StateEntry",
@@ -102,11 +106,38 @@ def _part(partition: str) -> str:
     return f", partition {partition!r}" if partition else ""
 
 
+#: rows of a query.
+Rows = list[tuple[Any, ...]]
+
+
+class DBTransaction:
+    """One open transaction of a store: ``execute(sql, params)`` with ``?`` placeholders returns the
+    rows (``[]`` for statements without a result); ``rowcount`` is that of the last statement."""
+
+    rowcount: int = -1
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Rows:
+        raise NotImplementedError
+
+
 class StateStore:
     """The state-store interface (see the module docstring)."""
 
     #: a description for messages (path or redacted URL).
     location: str = ""
+    #: ``sqlite`` or ``postgresql`` (for the few statements that differ).
+    dialect: str = ""
+    #: seconds without heartbeat after which another process takes a run lock over (the project's
+    #: ``lock_timeout``).
+    lock_timeout: float = 60.0
+    #: days of run history kept (the project's ``history_days``; 0: forever).
+    history_days: float = 90.0
+
+    def __init__(self) -> None:
+        #: pipeline -> owner token of the run locks this store holds (state writes are fenced by them).
+        self._fences: dict[str, str] = {}
+        self._ensured: set[str] = set()
+        self._ensure_mutex = threading.Lock()
 
     def get(self, pipeline: str, stream: str, partition: str = "") -> dict[str, Any] | None:
         """The stored bookmark, or ``None``. Unreadable JSON raises :class:`StateError`."""
@@ -143,11 +174,66 @@ class StateStore:
         """Delete matching entries; returns how many."""
         raise NotImplementedError
 
-    @contextlib.contextmanager
-    def lock(self, pipeline: str) -> Iterator[None]:
-        """Hold the run lock of ``pipeline``; a second holder gets :class:`StateError`."""
+    def lock(
+        self,
+        pipeline: str,
+        *,
+        run_id: str | None = None,
+        timeout: float | None = None,
+        on_lost: Any = None,
+    ) -> Any:
+        """The run lock of ``pipeline`` as a context manager (:class:`~.locks.RunLock`): owner pid and
+        host, a heartbeat, takeover of a stale lock; a live holder makes it raise
+        :class:`~.locks.LockBusyError` naming that holder."""
+        from .locks import RunLock
+
+        return RunLock(self, pipeline, run_id=run_id, timeout=timeout, on_lost=on_lost)
+
+    # -- tables beside the state (run history, schedules, locks) -----------------------------------
+    def transaction(self) -> contextlib.AbstractContextManager[DBTransaction]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); committed when the block ends."""
         raise NotImplementedError
-        yield  # pragma: no cover
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Rows:
+        """One statement in its own transaction; returns its rows."""
+        with self.transaction() as tx:
+            return tx.execute(sql, params)
+
+    def ensure_tables(self, key: str, ddl: Iterable[str]) -> None:
+        """Run ``CREATE … IF NOT EXISTS`` statements once per store (``key`` names the set)."""
+        if key in self._ensured:
+            return
+        with self._ensure_mutex:
+            if key in self._ensured:
+                return
+            for stmt in ddl:
+                try:
+                    self.execute(stmt)
+                except StateError:
+                    # two processes creating the same PostgreSQL table at once: one of them loses
+                    # the catalog race; the table exists either way
+                    if self.dialect != "postgresql":
+                        raise
+                    self.execute(stmt)
+            self._ensured.add(key)
+
+    def _check_fence(self, tx: DBTransaction, pipeline: str) -> None:
+        """Inside a state write: while this store holds the run lock of ``pipeline``, the lock must
+        still be ours (refreshing its heartbeat), or the write is refused."""
+        owner = self._fences.get(pipeline)
+        if owner is None:
+            return
+        import time
+
+        tx.execute(
+            "UPDATE dcapix_locks SET heartbeat_at = ? WHERE pipeline = ? AND owner = ?",
+            (time.time(), pipeline, owner),
+        )
+        if tx.rowcount != 1:
+            raise StateError(
+                f"pipeline {pipeline!r}: the run lock was taken over by another process; "
+                "state not stored (the other run continues from the last stored state)"
+            )
 
     def close(self) -> None:
         """Release connections."""
@@ -171,7 +257,10 @@ def _where(pipeline: str | None, stream: str | None, partition: str | None, ph: 
 class SQLiteStateStore(StateStore):
     """State in an SQLite file (created with its directory on first use)."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
         self.path = Path(path)
         self.location = str(self.path)
         self._local = threading.local()
@@ -203,6 +292,11 @@ class SQLiteStateStore(StateStore):
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_fence(_SQLiteTx(conn), pipeline)
+            except StateError:
+                conn.execute("ROLLBACK")
+                raise
             conn.executemany(
                 f"INSERT INTO {_TABLE} (pipeline, stream, partition, value, updated_at, run_id) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, stream, partition) DO UPDATE SET "
@@ -214,6 +308,25 @@ class SQLiteStateStore(StateStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DBTransaction]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StateError(f"state store {self.location}: {exc}") from None
+        try:
+            yield _SQLiteTx(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StateError(f"state store {self.location}: {exc}") from None
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
 
     def list(
         self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
@@ -243,34 +356,6 @@ class SQLiteStateStore(StateStore):
             raise StateError(f"state store {self.location}: cannot delete state: {exc}") from None
         return int(n)
 
-    @contextlib.contextmanager
-    def lock(self, pipeline: str) -> Iterator[None]:
-        import fcntl
-
-        safe = hashlib.sha1(pipeline.encode()).hexdigest()[:16]
-        lock_dir = self.path.parent / "locks"
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        lock_path = lock_dir / f"{safe}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                raise StateError(
-                    f"pipeline {pipeline!r} is already running ({holder}); lock {lock_path} "
-                    "(released automatically when that process exits)"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} since {_now()}".encode(), 0)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
     def close(self) -> None:
         with self._mutex:
             conns, self._conns = self._conns, []
@@ -283,7 +368,10 @@ class SQLiteStateStore(StateStore):
 class PostgresStateStore(StateStore):
     """State in a PostgreSQL table ``dcapix_state`` (psycopg 3, one connection per thread)."""
 
+    dialect = "postgresql"
+
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.location = redact_url(self.url)
         self._local = threading.local()
@@ -318,14 +406,33 @@ class PostgresStateStore(StateStore):
         conn = self._conn()
         try:
             with conn.transaction(), conn.cursor() as cur:
+                self._check_fence(_PgTx(cur), pipeline)
                 cur.executemany(
                     f"INSERT INTO {_TABLE} (pipeline, stream, partition, value, updated_at, run_id) "
                     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (pipeline, stream, partition) DO UPDATE SET "
                     "value = excluded.value, updated_at = excluded.updated_at, run_id = excluded.run_id",
                     rows,
                 )
+        except StateError:
+            raise
         except Exception as exc:
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DBTransaction]:
+        conn = self._conn()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                yield _PgTx(cur)
+        except StateError:
+            raise
+        except Exception as exc:
+            import psycopg
+
+            if not isinstance(exc, psycopg.Error):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StateError(f"state store {self.location}: {first}") from None
 
     def list(
         self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
@@ -357,24 +464,6 @@ class PostgresStateStore(StateStore):
             raise StateError(f"state store {self.location}: cannot delete state: {exc}") from None
         return int(cur.rowcount)
 
-    @contextlib.contextmanager
-    def lock(self, pipeline: str) -> Iterator[None]:
-        import psycopg
-
-        key = int.from_bytes(hashlib.sha1(f"dcapix:{pipeline}".encode()).digest()[:8], "big", signed=True)
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-            got = bool(row and row[0])
-            if not got:
-                raise StateError(
-                    f"pipeline {pipeline!r} is already running (advisory lock {key} held in "
-                    f"{self.location}; released when that process exits)"
-                )
-            yield
-        finally:
-            conn.close()
-
     def close(self) -> None:
         with self._mutex:
             conns, self._conns = self._conns, []
@@ -382,6 +471,26 @@ class PostgresStateStore(StateStore):
             with contextlib.suppress(Exception):
                 c.close()
         self._local = threading.local()
+
+
+class _SQLiteTx(DBTransaction):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Rows:
+        cur = self.conn.execute(sql, tuple(params))
+        self.rowcount = cur.rowcount
+        return cur.fetchall()
+
+
+class _PgTx(DBTransaction):
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Rows:
+        self.cur.execute(sql.replace("?", "%s"), tuple(params))
+        self.rowcount = self.cur.rowcount
+        return list(self.cur.fetchall()) if self.cur.description is not None else []
 
 
 def open_state_store(
