@@ -233,3 +233,48 @@ def test_a_3_second_token_during_dcapix_run_is_fetched_at_most_once_per_1_5_s(
     assert 2 <= len(calls) <= int(elapsed / 1.5) + 1, (len(calls), elapsed)
     assert 401 not in admin.statuses()
     assert sum(1 for _ in (tmp_path / "out").rglob("*.jsonl")) == 4
+
+
+def test_a_pipeline_file_with_a_stream_selection_and_a_dry_run(
+    installed_plugin: Path, oidc: Any, admin: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "dcapix.yml").write_text(
+        f"""
+pipelines:
+  kc:
+    source:
+      adapter: keycloak
+      server_url: {admin.url}
+      realm: acme
+      auth:
+        {{type: keycloak, server_url: "{oidc.url}", client_id: etl-service, client_secret: "${{KC_SECRET}}"}}
+      streams: [users, realm_roles]
+    destination:
+      adapter: parquet
+      path: {tmp_path / "lake"}
+      load_method: overwrite
+"""
+    )
+    env = {"KC_SECRET": CANARIES["etl_secret"], "PATH": str(installed_plugin)}
+    dry = subprocess.run(
+        [str(installed_plugin / "dcapix"), "run", "kc", "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert '"users"' in dry.stdout and '"groups"' not in dry.stdout
+    assert admin.requests == []  # planning reads nothing
+    run = subprocess.run(
+        [str(installed_plugin / "dcapix"), "run", "kc", "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["realm_roles", "users"]
+    _no_secret_in(dry.stdout, dry.stderr, run.stdout, run.stderr)
