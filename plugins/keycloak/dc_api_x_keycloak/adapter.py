@@ -138,6 +138,22 @@ def _http_class() -> type:
     return cls
 
 
+#: fields read but not streamed as such (declared to the http adapter so that it does not log them
+#: as new fields): a group's nested ``subGroups`` become rows, a client's ``secret`` is dropped
+_INTERNAL = {
+    "groups": {"subGroups": {"type": ["array", "null"]}},
+    "clients": {"secret": {"type": ["string", "null"]}},
+}
+
+
+def _with_internal(spec: StreamSpec) -> StreamSpec:
+    extra = _INTERNAL.get(spec.name)
+    if not extra:
+        return spec
+    props = {**extra, **(spec.schema.get("properties") or {})}
+    return spec.with_(schema={**spec.schema, "properties": props})
+
+
 class KeycloakAdapter(ProtocolAdapter):
     """The Keycloak admin REST API: streams ``users``, ``groups``, ``clients``, ``realm_roles``,
     and requests relative to ``{server_url}/admin/realms/{realm}``."""
@@ -249,7 +265,7 @@ class KeycloakAdapter(ProtocolAdapter):
         if name == "groups":
             yield from self._read_groups(spec, columns, limit)
             return
-        for batch in self._http.read(spec, columns=columns, limit=limit):
+        for batch in self._http.read(_with_internal(spec), columns=columns, limit=limit):
             if name == "clients":
                 batch = self._client_secrets(batch)
             yield batch
@@ -312,7 +328,7 @@ class KeycloakAdapter(ProtocolAdapter):
             elif (group.get("subGroupCount") or 0) > 0:
                 children = StreamSpec(
                     name=f"groups/{gid}/children",
-                    schema=spec.schema,
+                    schema=_with_internal(spec).schema,
                     key_properties=("id",),
                     options={"path": f"groups/{quote(str(gid), safe='')}/children", "params": child_params},
                 )
@@ -323,7 +339,7 @@ class KeycloakAdapter(ProtocolAdapter):
 
         out: list[dict[str, Any]] = []
         produced = 0
-        top = self._http.read(spec)
+        top = self._http.read(_with_internal(spec))
         try:
             for batch in top:
                 widen(batch)
