@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -111,6 +112,11 @@ def test_install_list_missing_library_and_uninstall(tmp_path: Path) -> None:
     assert "keycloak" not in {p["name"] for p in listed}
 
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # from a copy: pip builds in the source tree, and its build/ must not land in the checkout
+    source = tmp_path / "dc-api-x-keycloak"
+    shutil.copytree(
+        PLUGIN_ROOT, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests")
+    )
     res = subprocess.run(
         [
             sys.executable,
@@ -121,7 +127,7 @@ def test_install_list_missing_library_and_uninstall(tmp_path: Path) -> None:
             "--no-deps",
             "-w",
             str(tmp_path / "wheels"),
-            str(PLUGIN_ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
