@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import dc_api_x_keycloak
 import pytest
+from keycloak_testdata import CANARIES
 
-testing = pytest.importorskip(
-    "dc_api_x.testing", reason="the standard adapter test suite (dc_api_x.testing) is not in this core yet"
-)
-
-import dc_api_x_keycloak  # noqa: E402
-from keycloak_testdata import CANARIES  # noqa: E402
+from dc_api_x import testing
 
 pytestmark = pytest.mark.usefixtures("no_keycloak_env")
 
