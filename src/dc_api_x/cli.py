@@ -3,6 +3,12 @@
 Sub-commands live beside what they drive; each module listed in :data:`COMMAND_MODULES` exposes
 ``add_commands(subparsers)`` which adds its parsers with ``set_defaults(func=handler)``; a handler
 takes the parsed namespace and returns the exit code.
+
+Other distributions add sub-commands through the entry-point group :data:`COMMANDS_GROUP`
+(``dc_api_x.commands``): the entry point's name is the sub-command, its value an
+``add_commands(subparsers)`` function with the same contract. They are loaded lazily: only when
+that sub-command is run, or when the help lists the commands (no command, ``--help``, an unknown
+command); a built-in sub-command never scans them. A built-in name cannot be taken over.
 """
 
 from __future__ import annotations
@@ -24,6 +30,48 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dc_api_x.meltano",
 )
 
+#: Entry-point group of sub-commands from other distributions (see the module docstring).
+COMMANDS_GROUP = "dc_api_x.commands"
+
+
+def _command_entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=COMMANDS_GROUP))
+
+
+def _add_entry_point_commands(sub: Any, argv: Sequence[str] | None) -> None:
+    """Add the ``dc_api_x.commands`` sub-commands the command line ``argv`` may need (all of them
+    for the help or an unknown command, none for a built-in one)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    wanted = next((a for a in args if not a.startswith("-")), None)
+    if wanted is not None and wanted in sub.choices:
+        return
+    eps = [ep for ep in _command_entry_points() if ep.name not in sub.choices]
+    if wanted is not None and any(ep.name == wanted for ep in eps):
+        eps = [ep for ep in eps if ep.name == wanted]
+    for ep in eps:
+        if ep.name in sub.choices:  # two distributions offering one name: the first stays
+            continue
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken extension must not take the whole CLI down
+            dist = getattr(getattr(ep, "dist", None), "name", None) or ep.value
+            print(
+                f"dcapix: command {ep.name!r} from {dist} unavailable: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+
+
+def _commands_by_distribution() -> dict[str, list[str]]:
+    """``{distribution: [sub-command, ...]}`` of the ``dc_api_x.commands`` entry points."""
+    out: dict[str, list[str]] = {}
+    for ep in _command_entry_points():
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        if dist:
+            out.setdefault(dist, []).append(ep.name)
+    return {k: sorted(v) for k, v in out.items()}
+
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     """``dcapix plugins``: every plugin with its distribution, version, status and registrations."""
@@ -39,7 +87,11 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     for w in caught:  # the table shows each problem too; keep stderr to one line per warning
         print(f"dcapix: warning: {w.message}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
+    commands = _commands_by_distribution()
     for info in ps.plugins.values():
+        registers = dict(info.registers)
+        if not info.builtin and commands.get(info.distribution or ""):
+            registers["commands"] = commands[info.distribution or ""]  # dcapix sub-commands it adds
         rows.append(
             {
                 "name": info.name,
@@ -50,7 +102,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                 "reason": info.reason,
                 "builtin": info.builtin,
                 "group": info.group,
-                "registers": info.registers,
+                "registers": registers,
             }
         )
     if args.json:
@@ -66,7 +118,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``dcapix`` parser for the command line ``argv`` (default ``sys.argv[1:]``: it decides
+    which ``dc_api_x.commands`` entry points are loaded)."""
     from .plugins import core_version
 
     parser = argparse.ArgumentParser(prog="dcapix", description="dc-api-x: pluggable ETL toolkit")
@@ -93,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             print(
                 f"dcapix: commands from {modname} unavailable: {type(exc).__name__}: {exc}", file=sys.stderr
             )
+    _add_entry_point_commands(sub, argv)
     return parser
 
 
@@ -103,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"dc-api-x {core_version()}")
         return 0
-    parser = build_parser()
+    parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     from .logs import setup_logging
 
