@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -167,3 +168,47 @@ def test_a_fresh_venv_from_pypi_without_any_cache(tmp_path: Path) -> None:
     fresh = Generated(root=tmp_path, bin=bin_dir, singer=singer, plain=tmp_path / "plain-plugin")
     counts, out = run_generated_tests(fresh, singer)
     assert counts.get("skipped", 0) == 0 and counts["passed"] >= 50, out[-3000:]
+
+
+@pytest.mark.slow
+def test_meltano_installs_and_runs_the_generated_tap_and_target(tmp_path: Path) -> None:
+    """Real Meltano 4 on the generated project: its meltano.yml as rendered, except ``pip_url``, which
+    also names this checkout's core and this distribution (they are not on PyPI)."""
+    import yaml
+    from sdkm_support import copy_core, copy_plugin, generate, require_test_kit
+
+    require_test_kit()
+    meltano = str(sdkm_venvs.layer(["meltano>=4,<5"]) / "bin" / "meltano")
+    project, _ = generate(tmp_path)
+    core, sdk = copy_core(tmp_path / "src-core"), copy_plugin(tmp_path / "src-sdk")
+    spec = yaml.safe_load((project / "meltano.yml").read_text())
+    for plugin in spec["plugins"]["extractors"] + spec["plugins"]["loaders"]:
+        assert plugin["pip_url"] == "-e ."
+        plugin["pip_url"] = f"{core}[singer] {sdk} -e {project}"
+    (project / "meltano.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DC_API_X_", "SDK_", "PYTEST_", "MELTANO_"))
+    }
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+
+    def meltano_cmd(*args: str) -> str:
+        res = subprocess.run(
+            [meltano, *args], cwd=project, env=env, capture_output=True, text=True, timeout=1800
+        )
+        assert res.returncode == 0, f"meltano {' '.join(args)}: {(res.stdout + res.stderr)[-4000:]}"
+        return res.stdout
+
+    meltano_cmd("install")
+    meltano_cmd("run", TAP, TARGET)
+    source = [json.loads(line) for line in (project / "tests/data/customers.jsonl").read_text().splitlines()]
+    output = project / "output" / "customers.jsonl"
+    assert sorted((json.loads(x) for x in output.read_text().splitlines()), key=lambda r: r["id"]) == source
+    state = json.loads(meltano_cmd("state", "get", f"dev:{TAP}-to-{TARGET}"))
+    assert (
+        state["singer_state"]["bookmarks"]["customers"]["replication_key_value"] == source[-1]["updated_at"]
+    )
+    new = {**source[0], "id": 13, "updated_at": "2024-02-01T00:00:00+00:00"}
+    with (project / "tests/data/customers.jsonl").open("a") as fh:
+        fh.write(json.dumps(new) + "\n")
+    meltano_cmd("run", TAP, TARGET)  # incremental: only the new record
+    assert [json.loads(x) for x in output.read_text().splitlines()][12:] == [new]
