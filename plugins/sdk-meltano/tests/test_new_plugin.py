@@ -112,7 +112,8 @@ def test_the_plugin_module_follows_the_guide(tmp_path: Path) -> None:
     assert ast.unparse(hook.body[2]) == "registry['my_api'] = MyApiAdapter"
     assert not [
         n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) and n.module != "__future__"
-    ]
+    ]  # nothing else is imported when the plugin loads
+    assert 'DC_API_X_REQUIRES = ">=0.2.0"' in module  # a core outside it refuses the plugin, naming both
 
 
 def test_without_singer_there_is_no_tap_target_or_meltano_project(tmp_path: Path) -> None:
