@@ -119,3 +119,18 @@ def test_dcapix_plugins_shows_the_commands_a_distribution_adds(extension: dict[s
     assert row["registers"] == {"commands": ["broken", "hello", "run"]}
     text = dcapix(extension, "plugins").stdout
     assert "registers commands: broken, hello, run" in text
+
+
+def test_the_example_of_writing_plugins_md_adds_a_command() -> None:
+    """The ``add_commands`` block of docs/writing_plugins.md, run as written."""
+    import argparse
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "writing_plugins.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if "def add_commands(" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "writing_plugins.md", "exec"), namespace)
+    parser = argparse.ArgumentParser(prog="dcapix")
+    namespace["add_commands"](parser.add_subparsers(dest="command"))  # type: ignore[operator]
+    args = parser.parse_args(["new-plugin", "crm"])
+    assert (args.command, args.name, args.func(args)) == ("new-plugin", "crm", 0)
