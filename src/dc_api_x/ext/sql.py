@@ -321,6 +321,12 @@ class SQLBackend:
         """Add the nullable ``column`` to an existing table (schema evolution)."""
         raise NotImplementedError
 
+    def drop_table(self, conn: Connection, table: sa.Table) -> None:
+        """Drop ``table`` if it exists (before an ``overwrite`` creates its stage table)."""
+        import sqlalchemy as sa
+
+        conn.execute(sa.schema.DropTable(table, if_exists=True))
+
     def replace_table(self, stage: sa.Table, target: sa.Table) -> None:
         """``overwrite``: replace ``target`` by ``stage`` (renamed to the target's name) in one
         transaction where the database allows it."""

@@ -438,7 +438,7 @@ class SQLAdapter(ProtocolAdapter):
                 if method == "overwrite":
                     stage_name = _short(name, "__dcapix_stage")
                     stage = self._table_obj(schema, stage_name, props, keys)
-                    conn.execute(sa.schema.DropTable(stage, if_exists=True))
+                    self.backend.drop_table(conn, stage)
                     stage.create(conn)
                     table = stage
         except AdapterError:

@@ -75,10 +75,14 @@ class SQLAlchemyBackend(SQLBackend):
         for (sch, tname), cols in columns.items():
             pkc: Any = pks.get((sch, tname)) or {}
             out[tname] = (
-                [(c["name"], column_property(c["type"], bool(c.get("nullable", True)))) for c in cols],
+                [(c["name"], self.column_property(c["type"], bool(c.get("nullable", True)))) for c in cols],
                 list(pkc.get("constrained_columns") or []),
             )
         return out
+
+    def column_property(self, typ: TypeEngine[Any], nullable: bool = True) -> JSONSchema:
+        """The JSON Schema property of a reflected column (:func:`~.typemap.column_property`)."""
+        return column_property(typ, nullable)
 
     def describe_query(self, conn: Connection, query: Any, stream: str) -> list[tuple[str, JSONSchema]]:
         res: Any = conn.execute(sa.select(sa.literal_column("*")).select_from(query).limit(100))
@@ -163,7 +167,7 @@ class SQLAlchemyBackend(SQLBackend):
         from ...arrow import arrow_to_records
 
         props = {n: write.props.get(n) or {} for n in table.column_names}
-        records = arrow_to_records(table, {"properties": props})
+        records = self.bind_records(write, arrow_to_records(table, {"properties": props}))
         try:
             with self.engine.begin() as conn:
                 if write.load_method == "upsert":
@@ -177,6 +181,10 @@ class SQLAlchemyBackend(SQLBackend):
                 field=column_named_in(str(exc), table.column_names),
             ) from None
         return int(affected)
+
+    def bind_records(self, write: SQLWrite, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records of a batch as the driver binds them (here: unchanged)."""
+        return records
 
     def upsert(self, conn: Connection, write: SQLWrite, records: list[dict[str, Any]]) -> int:
         """Merge ``records`` on ``write.keys`` inside the batch's transaction: here a delete of the
