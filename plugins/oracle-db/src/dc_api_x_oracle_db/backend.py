@@ -177,13 +177,22 @@ class OracleBackend(SQLAlchemyBackend):
             yield stmt.offset(offset).limit(n)
             offset += n
 
-    def read(self, read: SQLRead) -> Iterator[Batch]:
+    def start_param(self, read: SQLRead) -> Any:
+        """The bound value of ``replication key >= :rk_value`` (an instant: naive UTC, compared in
+        the session's UTC time zone; python-oracledb would drop its zone)."""
         from dc_api_x.adapters.sql.typemap import typed_value
 
         boundary = read.boundary
-        value = typed_value(boundary.value, read.props[boundary.rk]) if boundary is not None else None
-        if boundary is not None and isinstance(value, _dt.datetime) and value.tzinfo is not None:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)  # compared in UTC
+        if boundary is None or boundary.value is None:
+            return None
+        value = typed_value(boundary.value, read.props[boundary.rk])
+        if isinstance(value, _dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def read(self, read: SQLRead) -> Iterator[Batch]:
+
+        value = self.start_param(read)
         size = read.batch_size or DICT_BATCH_SIZE
         page_size = getattr(self.adapter.options, "page_size", None)
         with self.engine.connect() as conn:

@@ -107,11 +107,11 @@ class OracleOptions(SQLOptions):
         "(oracle:// is taken as oracle+oracledb://); default: $DC_API_X_ORACLE_URL",
         json_schema_extra={"secret": True},
     )
-    streams: list[str | OracleStreamOptions] | None = Field(  # type: ignore[assignment]
+    streams: list[OracleStreamOptions | str] | None = Field(  # type: ignore[assignment]
         default=None, description="tables (schema.table), queries and procedures to read"
     )
     pool_size: int = Field(
-        default_factory=default_pool_size,
+        default=5,
         ge=1,
         description="connections kept open in the pool (default: $DC_API_X_ORACLE_POOL_SIZE, else 5)",
     )
@@ -133,12 +133,16 @@ class OracleOptions(SQLOptions):
 
     @model_validator(mode="before")
     @classmethod
-    def _url_from_environment(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("url") is None:
+    def _from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("url") is None:
             url = default_url()
             if url is None:
                 raise ValueError("needs the 'url' option (or DC_API_X_ORACLE_URL)")
             data = {**data, "url": url}
+        if data.get("pool_size") is None:
+            data = {**data, "pool_size": default_pool_size()}
         return data
 
     @field_validator("url")
