@@ -146,8 +146,12 @@ class OracleAdapter(SQLAdapter):
                 source = SQLSource(stream.name, query=call.plsql())
                 read = SQLRead(spec, source, props, None, limit, size)
                 assert isinstance(self.backend, OracleBackend)
+                wanted = list(columns or [])
+                sub = {"type": "object", "properties": {c: props[c] for c in wanted}}
                 for batch in self.backend.batches(read, opened.ref_cursor, size):
-                    yield batch.select(list(columns)) if columns else batch
+                    if wanted:  # the procedure returns what it returns: keep the columns asked for
+                        batch = batch.with_records([{c: r[c] for c in wanted} for r in batch.records], sub)
+                    yield batch
             finally:
                 opened.close()
 
