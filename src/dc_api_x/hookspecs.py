@@ -15,7 +15,7 @@ listing; or at once with ``enable_plugins(lazy=False)``); results are not collec
 the result). A plugin that raises in a hook is reported as failed and what that hook registered is
 dropped; the other plugins still load.
 
-The seven registries and what their entries are:
+The eight registries and what their entries are:
 
 =============================  ===========================  ============================================
 hook                           registry kind                entries (class, ``"module:attr"`` or factory)
@@ -28,6 +28,7 @@ hook                           registry kind                entries (class, ``"m
 ``register_transforms``        ``transform`` (an alias)     :class:`dc_api_x.ext.transforms.Transform`
 ``register_pagination_handlers`` ``paginator``              :class:`dc_api_x.ext.pagination.Paginator`
 ``register_config_providers``  ``config provider``          :class:`dc_api_x.ext.config.ConfigProvider`
+``register_sql_extensions``    ``SQL extension``            :class:`dc_api_x.ext.sql.SQLExtension`
 =============================  ===========================  ============================================
 """
 
@@ -133,6 +134,19 @@ def register_pagination_handlers(registry: Registry) -> None:
     selected by ``pagination: {type: NAME, …}`` in config.
 
     :param registry: the paginator registry.
+    """
+
+
+@hookspec
+def register_sql_extensions(registry: Registry) -> None:
+    """Register extensions of the SQL adapter: SQLAlchemy engine plugins loaded into every engine it
+    creates (instrumentation), type mappings used by discovery and table creation, figures for the
+    run's metrics.
+
+    Called once per plugin set. Each entry is a :class:`~dc_api_x.ext.sql.SQLExtension` subclass
+    (or a lazy ``"module:Class"`` string); the SQL adapter makes one instance per adapter.
+
+    :param registry: the SQL extension registry; ``registry[name] = entry``.
     """
 
 

@@ -101,6 +101,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "register_transforms": ("transforms", "transform"),
     "register_pagination_handlers": ("paginators", "paginator"),
     "register_config_providers": ("config_providers", "config provider"),
+    "register_sql_extensions": ("sql_extensions", "SQL extension"),
 }
 
 

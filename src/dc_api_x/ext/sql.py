@@ -51,7 +51,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.engine import Connection, Dialect, Engine
     from sqlalchemy.types import TypeEngine
 
-__all__ = ["Reflected", "SQLAdapterLike", "SQLBackend", "SQLRead", "SQLSource", "SQLWrite", "user_sql"]
+__all__ = [
+    "Reflected",
+    "SQLAdapterLike",
+    "SQLBackend",
+    "SQLExtension",
+    "SQLRead",
+    "SQLSource",
+    "SQLWrite",
+    "user_sql",
+]
 
 #: What :meth:`SQLBackend.reflect` returns per table: ``([(column, JSON Schema property)…], primary key)``.
 Reflected = tuple[list[tuple[str, JSONSchema]], list[str]]
@@ -360,3 +369,42 @@ class SQLBackend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} adapter={self.adapter.name!r}>"
+
+
+class SQLExtension:
+    """An extension of the ``sql`` adapter (and of every adapter built on it, such as
+    ``oracle_db``), registered by a plugin's ``register_sql_extensions`` hook.
+
+    One instance is made per adapter. Everything is optional; what an extension can do:
+
+    * :attr:`engine_plugins` — SQLAlchemy ``CreateEnginePlugin`` names (entry points of the group
+      ``sqlalchemy.plugins``) loaded into every engine the adapter creates
+      (``create_engine(..., plugins=[...])``);
+    * :meth:`column_property` — the JSON Schema property of a reflected column type (discovery);
+    * :meth:`column_type` — the column type created for a JSON Schema property (writes);
+    * :meth:`figures` — counters of an engine, shown in the run's metrics (``dcapix run --json``
+      ``adapters.source`` / ``adapters.destination``).
+
+    Extensions are asked in registration order before the built-in type mapping; the first answer
+    that is not ``None`` wins. See ``docs/sql.md`` ("Extensions").
+    """
+
+    #: The registry name.
+    name: ClassVar[str] = ""
+    #: The dialect names (``URL.get_backend_name()``) it applies to; empty: all.
+    dialects: ClassVar[tuple[str, ...]] = ()
+    #: SQLAlchemy engine plugins (``sqlalchemy.plugins`` entry-point names) to load into every engine.
+    engine_plugins: ClassVar[tuple[str, ...]] = ()
+
+    def column_property(self, type_name: str, dialect: str, nullable: bool) -> JSONSchema | None:
+        """The property of a reflected column whose type is ``type_name`` as the database names it
+        (``INET``, ``NUMERIC(12, 2)``, a SQLite declared type …), or ``None`` to leave it to others."""
+        return None
+
+    def column_type(self, prop: JSONSchema, dialect: Dialect) -> TypeEngine[Any] | None:
+        """The SQLAlchemy column type to create for ``prop`` on ``dialect``, or ``None``."""
+        return None
+
+    def figures(self, engine: Engine) -> dict[str, Any] | None:
+        """Figures of ``engine`` for the run's metrics (numbers are summed across adapters)."""
+        return None

@@ -326,14 +326,17 @@ class Runner:
                 try:
                     self._run_all(specs, source, dest)
                 finally:
+                    self.metrics.add_figures("destination", dest)
                     dest.close()
             else:
+                self.metrics.add_figures("source", source)  # discovery's figures
                 source.close()
                 self._run_parallel(specs, parallel)
         except BaseException:
             self.metrics.status = "failed"
             raise
         finally:
+            self.metrics.add_figures("source", source)
             source.close()
             self.metrics.finished = time.monotonic()
         self.metrics.status = "done"
@@ -365,8 +368,10 @@ class Runner:
                 stop.set()
                 raise
             finally:
+                self.metrics.add_figures("source", src)
                 src.close()
                 if dst is not None:
+                    self.metrics.add_figures("destination", dst)
                     dst.close()
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dcapix-stream") as ex:

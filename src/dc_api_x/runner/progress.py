@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -71,7 +72,22 @@ class RunMetrics:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     status: str = "running"
+    #: the adapters' own figures by role (``source``/``destination``), from their ``figures()``
+    adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_figures(self, role: str, adapter: Any) -> None:
+        """Add ``adapter.figures()`` (if it has that method) to :attr:`adapters` under ``role``:
+        numbers are summed (several adapters of a role run in parallel), the rest replaced."""
+        get = getattr(adapter, "figures", None)
+        if get is None:
+            return
+        try:
+            figures = get() or {}
+        except Exception:  # figures are informative: never fail a run for them
+            return
+        with self._lock:
+            _merge(self.adapters.setdefault(role, {}), figures)
 
     def stream(self, name: str) -> StreamMetrics:
         with self._lock:
@@ -97,7 +113,21 @@ class RunMetrics:
             "seconds": round(secs, 3),
             "rows_per_second": round(self.rows / secs, 1) if secs > 0 else 0.0,
             "streams": [s.as_dict() for s in self.streams.values()],
+            **({"adapters": self.adapters} if self.adapters else {}),
         }
+
+
+def _merge(into: dict[str, Any], figures: Mapping[str, Any]) -> None:
+    for k, v in figures.items():
+        old = into.get(k)
+        if isinstance(v, Mapping):
+            if not isinstance(old, dict):
+                old = into[k] = {}
+            _merge(old, v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(old, (int, float)):
+            into[k] = round(old + v, 6) if isinstance(old + v, float) else old + v
+        else:
+            into[k] = v
 
 
 def format_summary(metrics: RunMetrics) -> str:

@@ -40,12 +40,17 @@ class OracleAdapter(SQLAdapter):
         current: Engine | None = self.__dict__.get("_engine")
         if current is None:
             try:
-                current = sa.create_engine(self.url, **self.options.engine_kwargs())
+                current = sa.create_engine(self.url, **self.engine_arguments())
             except Exception as exc:
                 raise self.error(f"cannot create engine for {self.safe_url}: {redact(exc)}") from None
             sa.event.listen(current, "connect", _session_setup)
             self._engine = current
         return current
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The pool options, the connect timeout, ``engine_options`` and the SQL extensions'
+        engine plugins."""
+        return self.with_engine_plugins(self.options.engine_kwargs())
 
     # -- procedure streams --------------------------------------------------------------------------
     def procedures(self) -> dict[str, ProcedureCall]:

@@ -34,9 +34,10 @@ from ...bookmarks import SortedBoundary
 from ...config import OptionsModel
 from ...exceptions import AdapterError, ConfigError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
-from ...ext.sql import Reflected, SQLBackend, SQLRead, SQLSource, SQLWrite
+from ...ext.sql import Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, SQLWrite
 from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
+from .typemap import extension_type, load_extensions
 
 __all__ = ["SQLAdapter", "SQLOptions", "SQLStreamOptions", "normalize_url"]
 
@@ -123,6 +124,8 @@ class SQLAdapter(ProtocolAdapter):
         self._engine: Engine | None = None
         self._writes: dict[str, SQLWrite] = {}
         self._discovered: list[StreamSpec] | None = None
+        #: the registered SQL extensions for this dialect (``register_sql_extensions``)
+        self.extensions: list[SQLExtension] = load_extensions(self.url.get_backend_name())
         #: the backend for this URL's dialect (chosen once)
         self.backend: SQLBackend = self.backend_class(self.url.get_backend_name())(self)
 
@@ -141,10 +144,42 @@ class SQLAdapter(ProtocolAdapter):
     def engine(self) -> Engine:
         if self._engine is None:
             try:
-                self._engine = sa.create_engine(self.url, **self.options.engine_options)
+                self._engine = sa.create_engine(self.url, **self.engine_arguments())
             except Exception as exc:
                 raise self.error(f"cannot create engine for {self.safe_url}: {redact(exc)}") from None
         return self._engine
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """``create_engine`` keyword arguments: ``engine_options`` plus the SQLAlchemy engine plugins
+        the SQL extensions ask for (``plugins=[...]``)."""
+        return self.with_engine_plugins(dict(self.options.engine_options))
+
+    def with_engine_plugins(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the extensions' :attr:`~dc_api_x.ext.sql.SQLExtension.engine_plugins`
+        added to its ``plugins`` list."""
+        names = list(kwargs.get("plugins") or [])
+        for ext in self.extensions:
+            names.extend(p for p in ext.engine_plugins if p not in names)
+        if names:
+            kwargs["plugins"] = names
+        return kwargs
+
+    def figures(self) -> dict[str, Any]:
+        """The SQL extensions' figures of this adapter's engine (empty before it is created)."""
+        out: dict[str, Any] = {}
+        if self._engine is None:
+            return out
+        for ext in self.extensions:
+            out.update(ext.figures(self._engine) or {})
+        return out
+
+    def column_type(self, prop: JSONSchema) -> Any:
+        """The column type created for ``prop``: the SQL extensions' first, else the backend's."""
+        if self.extensions:
+            typ = extension_type(self.extensions, prop, self.dialect)
+            if typ is not None:
+                return typ
+        return self.backend.column_type(prop)
 
     @property
     def dialect(self) -> Dialect:
@@ -458,7 +493,7 @@ class SQLAdapter(ProtocolAdapter):
     def _table_obj(
         self, schema: str | None, name: str, props: Mapping[str, JSONSchema], keys: Sequence[str]
     ) -> sa.Table:
-        cols = [sa.Column(n, self.backend.column_type(p), nullable=n not in keys) for n, p in props.items()]
+        cols = [sa.Column(n, self.column_type(p), nullable=n not in keys) for n, p in props.items()]
         args: list[Any] = list(cols)
         if keys:
             args.append(sa.PrimaryKeyConstraint(*keys, name=f"pk_{uuid.uuid4().hex[:16]}"))
@@ -487,7 +522,7 @@ class SQLAdapter(ProtocolAdapter):
 
     def _add_columns(self, conn: Connection, table: sa.Table, new: Mapping[str, JSONSchema]) -> None:
         for n, p in new.items():
-            col = sa.Column(n, self.backend.column_type(p), nullable=True)
+            col = sa.Column(n, self.column_type(p), nullable=True)
             self.backend.add_column(conn, table, col)
             table.append_column(col, replace_existing=True)
 

@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 from ...ext.sql import Reflected, SQLBackend, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema
 from ...values import json_form
-from .typemap import column_property, jsonschema_to_sqltype, sample_property, typed_value
+from .typemap import column_property, extension_property, jsonschema_to_sqltype, sample_property, typed_value
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -75,10 +75,27 @@ class SQLAlchemyBackend(SQLBackend):
         for (sch, tname), cols in columns.items():
             pkc: Any = pks.get((sch, tname)) or {}
             out[tname] = (
-                [(c["name"], self.column_property(c["type"], bool(c.get("nullable", True)))) for c in cols],
+                [
+                    (c["name"], self.reflected_property(c["type"], bool(c.get("nullable", True))))
+                    for c in cols
+                ],
                 list(pkc.get("constrained_columns") or []),
             )
         return out
+
+    def reflected_property(self, typ: TypeEngine[Any], nullable: bool = True) -> JSONSchema:
+        """A reflected column's property: the SQL extensions' mapping first, else
+        :meth:`column_property`."""
+        extensions = getattr(self.adapter, "extensions", None)
+        if extensions:
+            try:
+                name = str(typ.compile(dialect=self.dialect))
+            except Exception:  # a type the dialect cannot render (NullType …)
+                name = type(typ).__name__.upper()
+            prop = extension_property(extensions, name, self.dialect.name, nullable)
+            if prop is not None:
+                return prop
+        return self.column_property(typ, nullable)
 
     def column_property(self, typ: TypeEngine[Any], nullable: bool = True) -> JSONSchema:
         """The JSON Schema property of a reflected column (:func:`~.typemap.column_property`)."""

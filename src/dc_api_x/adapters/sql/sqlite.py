@@ -37,7 +37,7 @@ from .generic import (
     installed,
     merge_on_conflict,
 )
-from .typemap import sqlite_declared_property
+from .typemap import extension_property, sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -98,9 +98,12 @@ class SQLiteBackend(SQLAlchemyBackend):
             stmt = stmt.where(master.c.name.in_(names))
         out: dict[str, Reflected] = {}
         pkpos: dict[str, list[tuple[int, str]]] = {}
+        exts = getattr(self.adapter, "extensions", None)
         for tbl, col, decl, notnull, pk in conn.execute(stmt):
             cols, _ = out.setdefault(tbl, ([], []))
-            cols.append((col, sqlite_declared_property(decl or "", not (notnull or pk))))
+            nullable = not (notnull or pk)
+            prop = extension_property(exts, decl or "", "sqlite", nullable) if exts else None
+            cols.append((col, prop or sqlite_declared_property(decl or "", nullable)))
             if pk:
                 pkpos.setdefault(tbl, []).append((int(pk), col))
         for tbl, pos in pkpos.items():

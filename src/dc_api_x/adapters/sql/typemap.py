@@ -25,6 +25,9 @@ from ...values import fit_decimal, parse_datetime, parse_time
 
 __all__ = [
     "SQLITE_DECIMAL",
+    "extension_property",
+    "extension_type",
+    "load_extensions",
     "SQLITE_TIMESTAMPTZ",
     "column_property",
     "jsonschema_to_sqltype",
@@ -305,3 +308,40 @@ def typed_value(value: Any, prop: Mapping[str, Any]) -> Any:
     if fmt == "time" and isinstance(value, str):
         return parse_time(value)
     return value
+
+
+# ------------------------------------------------------------------------------ extensions
+def load_extensions(dialect: str, plugins: Any = None) -> list[Any]:
+    """One instance of every registered :class:`~dc_api_x.ext.sql.SQLExtension` that applies to
+    ``dialect``, in registration order (``plugins``: the plugin set, default the current one)."""
+    from ...plugins import get_plugins
+
+    registry = (plugins or get_plugins()).sql_extensions
+    out = []
+    for name in registry.names():
+        cls = registry.get(name)
+        if not cls.dialects or dialect in cls.dialects:
+            out.append(cls())
+    return out
+
+
+def extension_property(
+    extensions: list[Any], type_name: str, dialect: str, nullable: bool
+) -> JSONSchema | None:
+    """The first extension's property for a column type named ``type_name`` (``None``: none)."""
+    for ext in extensions:
+        prop = ext.column_property(type_name, dialect, nullable)
+        if prop is not None:
+            return dict(prop)
+    return None
+
+
+def extension_type(
+    extensions: list[Any], prop: Mapping[str, Any], dialect: Dialect
+) -> TypeEngine[Any] | None:
+    """The first extension's column type for ``prop`` (``None``: none)."""
+    for ext in extensions:
+        typ = ext.column_type(prop, dialect)
+        if typ is not None:
+            return typ  # type: ignore[no-any-return]
+    return None
