@@ -64,8 +64,8 @@ def cli() -> Any:
     """Run ``dcapix`` (or another console script) of this venv."""
 
     def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full = {**os.environ, **(env or {})}
-        full.pop("DC_API_X_BLOCKED_PLUGINS", None)
+        full = {k: v for k, v in os.environ.items() if k != "DC_API_X_BLOCKED_PLUGINS"}
+        full.update(env or {})
         return subprocess.run(
             [str(BIN / args[0]), *args[1:]], cwd=cwd, env=full, capture_output=True, text=True, timeout=300
         )

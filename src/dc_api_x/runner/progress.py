@@ -86,6 +86,8 @@ class RunMetrics:
             figures = get() or {}
         except Exception:  # figures are informative: never fail a run for them
             return
+        if not figures:
+            return
         with self._lock:
             _merge(self.adapters.setdefault(role, {}), figures)
 
