@@ -25,12 +25,12 @@ from ...values import fit_decimal, parse_datetime, parse_time
 
 __all__ = [
     "SQLITE_DECIMAL",
-    "extension_property",
-    "extension_type",
-    "load_extensions",
     "SQLITE_TIMESTAMPTZ",
     "column_property",
+    "extension_property",
+    "extension_type",
     "jsonschema_to_sqltype",
+    "load_extensions",
     "pg_oid_property",
     "sample_property",
     "sqlite_declared_property",
