@@ -62,12 +62,20 @@ def make_adapter(plugins: Any) -> Iterator[Callable[..., Any]]:
         a.close()
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Any:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> Any:
     """Run one of the project's console scripts of this venv."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("DC_API_X_BLOCKED_PLUGINS", None)
+    full_env = {k: v for k, v in os.environ.items() if k != "DC_API_X_BLOCKED_PLUGINS"}
+    full_env.update(env or {})
     return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=180
+        [str(BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        env=full_env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 

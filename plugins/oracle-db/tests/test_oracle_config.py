@@ -145,3 +145,33 @@ def test_an_unreachable_server_is_one_line_through_dcapix_run(cli: Any, tmp_path
     assert "oracle_db" in err and "DPY-6005" in err and "127.0.0.1:1" in err, err
     assert "s3cret-tiger" not in err and "Traceback" not in err
     assert len(err.splitlines()) == 1, err
+
+
+def test_an_unreachable_server_is_one_line_through_tap_and_target(cli: Any, tmp_path: Path) -> None:
+    cfg = tmp_path / "oracle.json"
+    cfg.write_text(json.dumps({"adapter": "oracle_db", "url": URL, "streams": ["orders"]}))
+    tap = cli("tap-dcapix", "--config", str(cfg), "--discover", cwd=tmp_path)
+    assert tap.returncode == 1
+    messages = [line for line in tap.stderr.splitlines() if " | INFO " not in line]
+    assert messages == [messages[0]] and messages[0].startswith(
+        "tap-dcapix: error: adapter 'oracle_db': discover"
+    )
+    schema = {
+        "type": "SCHEMA",
+        "stream": "orders",
+        "schema": {"type": "object", "properties": {"id": {"type": "integer"}}},
+        "key_properties": ["id"],
+    }
+    lines = (
+        json.dumps(schema)
+        + "\n"
+        + json.dumps({"type": "RECORD", "stream": "orders", "record": {"id": 1}})
+        + "\n"
+    )
+    target = cli("target-dcapix", "--config", str(cfg), cwd=tmp_path, input=lines)
+    assert target.returncode == 1
+    errors = [line for line in target.stderr.splitlines() if " | INFO " not in line]
+    assert (
+        len(errors) == 1 and "adapter 'oracle_db', stream 'orders'" in errors[0] and "DPY-6005" in errors[0]
+    )
+    assert "s3cret-tiger" not in tap.stderr + target.stderr and "Traceback" not in tap.stderr + target.stderr
