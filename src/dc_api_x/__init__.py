@@ -37,6 +37,7 @@ from .plugins import (
     get_plugin_manager,
     get_plugins,
     get_schema_provider,
+    get_sql_extension,
     get_transform,
     list_adapters,
     list_auth_providers,
@@ -44,6 +45,7 @@ from .plugins import (
     list_hooks,
     list_paginators,
     list_schema_providers,
+    list_sql_extensions,
     list_transforms,
 )
 from .registry import Registry
@@ -91,6 +93,7 @@ __all__ = [
     "get_plugin_manager",
     "get_plugins",
     "get_schema_provider",
+    "get_sql_extension",
     "get_transform",
     "hookimpl",
     "hookspec",
@@ -100,6 +103,7 @@ __all__ = [
     "list_hooks",
     "list_paginators",
     "list_schema_providers",
+    "list_sql_extensions",
     "list_transforms",
 ]
 

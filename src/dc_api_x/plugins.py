@@ -56,6 +56,7 @@ __all__ = [
     "get_plugin_manager",
     "get_plugins",
     "get_schema_provider",
+    "get_sql_extension",
     "get_transform",
     "list_adapters",
     "list_auth_providers",
@@ -63,6 +64,7 @@ __all__ = [
     "list_hooks",
     "list_paginators",
     "list_schema_providers",
+    "list_sql_extensions",
     "list_transforms",
 ]
 
@@ -629,6 +631,7 @@ get_adapter, list_adapters = _getter("adapters")
 get_auth_provider, list_auth_providers = _getter("auth_providers")
 get_hook, list_hooks = _getter("hooks")
 get_schema_provider, list_schema_providers = _getter("schema_providers")
+get_sql_extension, list_sql_extensions = _getter("sql_extensions")
 get_transform, list_transforms = _getter("transforms")
 get_paginator, list_paginators = _getter("paginators")
 get_config_provider, list_config_providers = _getter("config_providers")
@@ -637,6 +640,7 @@ for _f, _doc in (
     (get_auth_provider, "The auth provider class registered as ``name``."),
     (get_hook, "The request-hook class registered as ``name``."),
     (get_schema_provider, "The schema provider class registered as ``name``."),
+    (get_sql_extension, "The SQL extension class registered as ``name``."),
     (get_transform, "The transform class registered as ``name``."),
     (get_paginator, "The paginator class registered as ``name``."),
     (get_config_provider, "The config provider class registered as ``name``."),
