@@ -6,8 +6,10 @@
 * the stored state (partition ``singer`` of each stream) is passed to the tap as ``--state``;
 * both stderr streams are forwarded line by line with a ``[tap]`` / ``[target]`` prefix; record
   counts are taken from the tap's singer-sdk ``METRIC`` lines;
-* the last STATE the *target* emitted (a target emits it only after committing) is stored, also
-  when the tap failed; the run fails when either process exits non-zero;
+* every STATE the *target* emits (a target emits it only after committing) is stored as it arrives,
+  in one transaction of the state store, so a run killed at any point (even with SIGKILL) resumes
+  from the last one; an unchanged STATE is not stored again; the run fails when either process
+  exits non-zero (what was stored stays: it covers committed rows only);
 * the children die with the runner (``PR_SET_PDEATHSIG`` on Linux), so a killed runner leaves no
   orphans.
 """
@@ -230,6 +232,38 @@ def _run_via_singer(
             sm.started, sm.bytes = metrics.started, None  # the records go tap -> target directly
             sm.rows = counts[stream]
 
+    stored: list[str] = []  # the JSON of the last state stored (to skip repeats)
+    store_error: list[BaseException] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    keeping = threading.Lock()
+
+    def keep_state(value: dict[str, Any]) -> None:
+        """Store one target STATE now (the target emits it only after its commit)."""
+        with keeping:
+            _keep_state(value)
+
+    def _keep_state(value: dict[str, Any]) -> None:
+        if store is None or store_error:
+            return
+        text = json.dumps(value, sort_keys=True, default=str)
+        if stored and stored[-1] == text:
+            return
+        try:
+            store_singer_state(store, name, value, run_id=options.run_id)
+        except BaseException as exc:  # e.g. the run lock was taken over: stop the children
+            store_error.append(exc)
+            for p in procs:
+                with contextlib.suppress(OSError):
+                    p.terminate()
+            return
+        stored[:] = [text]
+        bookmarks = value.get("bookmarks")
+        for stream, bm in (bookmarks if isinstance(bookmarks, dict) else {}).items():
+            sm = metrics.stream(str(stream))
+            if sm.bookmark != bm:
+                sm.bookmark = bm
+                sm.checkpoints += 1
+
     def on_target_stdout(line: str) -> None:
         try:
             data = json.loads(line)
@@ -240,8 +274,8 @@ def _run_via_singer(
                 data = data["value"]
             last_state.append(data)
             del last_state[:-1]
+            keep_state(data)
 
-    procs: list[subprocess.Popen[bytes]] = []
     threads: list[threading.Thread] = []
     with tempfile.TemporaryDirectory(prefix="dcapix-singer-") as tmp:
         os.chmod(tmp, 0o700)
@@ -288,12 +322,15 @@ def _run_via_singer(
                         p.kill()
                         p.wait()
             metrics.finished = time.monotonic()
-            if last_state and store is not None:
-                store_singer_state(store, name, last_state[-1], run_id=options.run_id)
+            if last_state:
+                keep_state(last_state[-1])  # (already stored by the reader thread, unless it lagged)
             for s in metrics.streams.values():
                 s.finished = metrics.finished
-                if last_state:
-                    s.bookmark = (last_state[-1].get("bookmarks") or {}).get(s.stream)
+    if store_error:
+        metrics.status = "failed"
+        for s in metrics.streams.values():
+            s.status = "failed"
+        raise store_error[0]
     ok = tap_rc == 0 and target_rc == 0
     for s in metrics.streams.values():
         s.status = "done" if ok else "failed"
