@@ -430,6 +430,9 @@ class Runner:
         since_rows, since_t = 0, time.monotonic()
         try:
             dest.start_write(dspec, load_method=load_method)
+            take_notes = getattr(dest, "take_notes", None)
+            if callable(take_notes):
+                m.notes.extend(take_notes(dspec))
             for batch in reader:
                 if chain is not None:
                     batch = chain.apply(batch)

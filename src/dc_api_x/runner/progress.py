@@ -35,6 +35,8 @@ class StreamMetrics:
     bookmark: dict[str, Any] | None = None
     read_seconds: float = 0.0
     write_seconds: float = 0.0
+    #: what the destination did besides writing (e.g. stale temporary files of a killed run removed).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -59,6 +61,7 @@ class StreamMetrics:
             "error": self.error,
             "read_wait_seconds": round(self.read_seconds, 3),
             "write_seconds": round(self.write_seconds, 3),
+            "notes": list(self.notes),
         }
 
 
@@ -144,6 +147,8 @@ def format_summary(metrics: RunMetrics) -> str:
         )
         if s.error:
             lines.append(f"  {'':<{width}}  error: {s.error}")
+        for note in s.notes:
+            lines.append(f"  {'':<{width}}  note: {note}")
     secs = metrics.seconds
     rate = metrics.rows / secs if secs > 0 else 0.0
     lines.append(f"  {'total':<{width}}  {'':<7} {metrics.rows:>12,} {secs:>9.2f} {rate:>12,.0f}")

@@ -4,6 +4,7 @@ Each format (:mod:`.parquet`, :mod:`.csv`, :mod:`.jsonl`) subclasses :class:`Fil
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -30,9 +31,12 @@ from ...schemas import apply_schema_override
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from ...values import json_form
 from .fs import FS, GLOB_CHARS, SIDECAR, URL_RE, safe_name
+from .stale import WriterLock, remove_stale, writer_alive
 from .writers import Part, StreamWriter
 
 __all__ = ["FileAdapter", "FileStreamOptions", "FilesOptions", "read_batches"]
+
+log = logging.getLogger("dc_api_x.adapters.files")
 
 
 class FileStreamOptions(OptionsModel):
@@ -197,6 +201,8 @@ class FileAdapter(ProtocolAdapter):
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         self._seq = 0
         self._writers: dict[str, StreamWriter] = {}
+        self._lock: WriterLock | None = None  # held while this adapter writes (see .stale)
+        self._notes: dict[str, list[str]] = {}
         self._streams: list[StreamSpec] | None = None
 
     # -- hooks for formats ----------------------------------------------------------------------
@@ -514,8 +520,40 @@ class FileAdapter(ProtocolAdapter):
                     old.abort_part()
                     raise
         self._fs.makedirs(self._root)
+        if self._fs.local:
+            if self._lock is None:
+                self._lock = WriterLock(self._root, self.run_id)
+            try:
+                self._lock.acquire()
+            except OSError as exc:
+                raise self.error(
+                    f"cannot create a writer lock in {self._root!r}: {exc.strerror or exc}",
+                    stream=stream.name,
+                ) from None
         self._recover(stream)
+        if self._fs.local:
+            self._remove_stale(stream)
         self._writers[stream.name] = StreamWriter(self, stream, load_method or "append")
+
+    def _remove_stale(self, stream: StreamSpec) -> None:
+        """Remove the temporary files of ``stream`` left by writers that died (:mod:`.stale`); say so
+        in the log and in :meth:`take_notes`."""
+        removed = remove_stale(self._root, safe_name(stream.name), self.run_id)
+        if not removed:
+            return
+        names = ", ".join(os.path.relpath(p, self._root) for p in removed[:3])
+        more = f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+        note = (
+            f"removed {len(removed)} stale temporary file{'s' if len(removed) != 1 else ''} "
+            f"of an interrupted write: {names}{more}"
+        )
+        log.warning("adapter %r, stream %r: %s", self.name, stream.name, note)
+        self._notes.setdefault(stream.name, []).append(note)
+
+    def take_notes(self, stream: StreamSpec) -> list[str]:
+        """What the write of ``stream`` did besides writing, for the run summary (e.g. stale temporary
+        files removed); each note is returned once."""
+        return self._notes.pop(stream.name, [])
 
     def _recover(self, stream: StreamSpec) -> None:
         """Undo a crash between the two renames of an overwrite swap: the stream directory is missing
@@ -524,8 +562,14 @@ class FileAdapter(ProtocolAdapter):
         final = fs.join(self._root, safe)
         if fs.exists(final):
             return
+        prefix = f".{safe}.old-"
         olds = sorted(
-            p for p, is_dir in fs.listdir(self._root) if is_dir and fs.basename(p).startswith(f".{safe}.old-")
+            p
+            for p, is_dir in fs.listdir(self._root)
+            if is_dir
+            and fs.basename(p).startswith(prefix)
+            # a live writer's old directory is its own business (between its two renames)
+            and not (fs.local and writer_alive(self._root, fs.basename(p)[len(prefix) :], self.run_id))
         )
         if olds:
             fs.rename(olds[-1], final)
@@ -620,6 +664,8 @@ class FileAdapter(ProtocolAdapter):
         for sw in list(self._writers.values()):
             sw.abort()
         self._writers.clear()
+        if self._lock is not None:
+            self._lock.release()
         super().close()
 
 

@@ -1,0 +1,138 @@
+"""Temporary files left by a killed writer, and how the next write of a stream removes them.
+
+Every temporary name a file destination creates carries its writer's run id (``adapter.run_id``)::
+
+    <path>/<stream>/.part-00003-<runid>.parquet.tmp     # a part being written
+    <path>/.<stream>.tmp-<runid>/                       # overwrite: the new directory being written
+    <path>/.<stream>.old-<runid>/                       # overwrite: the replaced directory, until removed
+
+While a writer (one adapter instance) writes under ``<path>`` it holds an exclusive ``flock`` on
+``<path>/.dcapix-writer-<runid>.lock``; the lock file appears already locked (it is verified to be the
+file it locked before any temporary file is created) and is removed when the adapter closes. A process
+killed with SIGKILL loses its lock with it. When a write of a stream starts, the temporary files of that
+stream whose writer holds no lock (its lock file missing, or lockable) are removed — never those of a
+live writer, in this process or another one. Lock files of dead writers are removed with them.
+
+Local file systems only: on fsspec stores (object stores), a file is created at its close, so a killed
+writer leaves nothing; there is also no ``flock`` to ask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+
+__all__ = ["WriterLock", "remove_stale", "writer_alive"]
+
+_LOCK_PREFIX = ".dcapix-writer-"
+_LOCK_SUFFIX = ".lock"
+_PART_RE = re.compile(r"^\.part-\d+-(?P<run>[^.]+)\..*\.tmp$")
+
+
+def lock_path(root: str, run_id: str) -> str:
+    """The lock file of the writer ``run_id`` under ``root``."""
+    return os.path.join(root, f"{_LOCK_PREFIX}{run_id}{_LOCK_SUFFIX}")
+
+
+class WriterLock:
+    """The lock a live writer holds on ``<root>/.dcapix-writer-<run_id>.lock`` (see the module doc)."""
+
+    def __init__(self, root: str, run_id: str) -> None:
+        self.path = lock_path(root, run_id)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        """Create and lock the file; return once the locked file is the one at :attr:`path` (a
+        cleaner may remove a lock file in the instant between its creation and its lock)."""
+        if self.fd is not None:
+            return
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a cleaner holds it for an instant: try again
+                os.close(fd)
+                continue
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)
+        raise OSError(f"cannot lock {self.path!r}")  # pragma: no cover - 100 lost races in a row
+
+    def release(self) -> None:
+        """Remove the lock file, then unlock (nothing of this writer is left to protect)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        os.close(fd)
+
+
+def writer_alive(root: str, run_id: str, own: str | None = None) -> bool:
+    """Whether the writer ``run_id`` still holds its lock under ``root``. A dead writer's lock file is
+    removed (holding its lock, so no writer can be creating it at that moment)."""
+    if run_id == own:
+        return True
+    path = lock_path(root, run_id)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell (permissions): leave it alone
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                os.remove(path)
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_stale(root: str, safe: str, own: str) -> list[str]:
+    """Remove the temporary files of stream directory ``<root>/<safe>`` left by dead writers (part
+    files, overwrite staging directories, replaced directories once the stream directory is back).
+    Returns the paths removed. ``own`` is the run id of the calling writer (never removed)."""
+    removed: list[str] = []
+    alive: dict[str, bool] = {}
+
+    def dead(run: str) -> bool:
+        if run not in alive:
+            alive[run] = writer_alive(root, run, own)
+        return not alive[run]
+
+    stream_dir = os.path.join(root, safe)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        with os.scandir(stream_dir) as it:
+            entries = [(e.name, e.path) for e in it if e.is_file(follow_symlinks=False)]
+        for name, path in sorted(entries):
+            m = _PART_RE.match(name)
+            if m and dead(m.group("run")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                    removed.append(path)
+    staged = re.compile(rf"^\.{re.escape(safe)}\.(?P<kind>tmp|old)-(?P<run>[^/]+)$")
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        with os.scandir(root) as it:
+            dirs = [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
+        for name, path in sorted(dirs):
+            m = staged.match(name)
+            if not m or not dead(m.group("run")):
+                continue
+            if m.group("kind") == "old" and not os.path.isdir(stream_dir):
+                continue  # the only copy of the stream: put back by the adapter's recovery
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

@@ -1,0 +1,154 @@
+"""Temporary part files of a killed run (issue 17, item 3): a ``dcapix run`` SIGKILLed while writing
+Parquet or JSONL leaves a hidden ``.part-….tmp``; the next write of that stream removes it, says so in
+the summary, and never touches a live writer's temporary files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dc_api_x.types import Batch, StreamSpec
+from tests.runner.conftest import dcapix, write_config
+from tests.runner.support import make_source_db
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = (
+    "import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
+    "enable_plugins(entry_points=False, plugins=[support])\n"
+    "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def _tmp_files(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob(".*") if p.name.endswith(".tmp") or ".tmp-" in p.name)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_sigkill_while_writing_leaves_a_tmp_part_the_next_run_removes(
+    rplugins, project, capsys, fmt: str
+) -> None:
+    src, out = project / "src.db", project / "out"
+    make_source_db(src, 3000)
+    pipe = {
+        "copy": {
+            "source": {"adapter": "t_sqlite_src", "path": str(src), "batch_size": 50, "delay": 0.02},
+            "destination": {"adapter": fmt, "path": str(out), "row_group_size": 50},
+            "checkpoint_rows": 1000,
+        }
+    }
+    write_config(project, pipe)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, "run", "copy", "--no-progress"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"run ended before it was killed: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            parts = [p for p in _tmp_files(out) if p.name.startswith(".part-")]
+            if parts and parts[0].stat().st_size > 0:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("no temporary part appeared within 60 s")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    left = _tmp_files(out)
+    assert [p for p in left if p.name.startswith(".part-")], left  # the kill left one behind
+
+    # a faster rerun: resumes from the last checkpoint and removes what the killed writer left
+    pipe["copy"]["source"]["delay"] = 0
+    write_config(project, pipe)
+    assert dcapix("run", "copy", "--no-progress") == 0
+    summary = capsys.readouterr().out
+    assert "note: removed 1 stale temporary file of an interrupted write: items/.part-" in summary
+    assert _tmp_files(out) == []
+    assert not list(out.glob(".dcapix-writer-*"))  # the lock files go with their writers
+    # every row arrived (append: rows after the last checkpoint at most twice)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        ids = pq.read_table(out / "items").column("id").to_pylist()
+    else:
+        ids = [
+            json.loads(x)["id"]
+            for f in sorted((out / "items").glob("*.jsonl"))
+            for x in f.read_text().split("\n")
+            if x
+        ]
+    assert sorted(set(ids)) == list(range(1, 3001))
+
+    # and the history records the note
+    assert dcapix("runs", "list", "--json") == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert dcapix("runs", "show", runs[0]["run_id"], "--json") == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert any("stale temporary file" in n for s in rec["streams"] for n in s["detail"].get("notes", []))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_a_live_writers_tmp_parts_are_never_removed(rplugins, tmp_path: Path, fmt: str) -> None:
+    from dc_api_x.plugins import create_adapter
+
+    spec = StreamSpec("items", {"type": "object", "properties": {"id": {"type": "integer"}}})
+    a = create_adapter({"adapter": fmt, "path": str(tmp_path), "row_group_size": 2})
+    b = create_adapter({"adapter": fmt, "path": str(tmp_path), "row_group_size": 2})
+    try:
+        a.start_write(spec, load_method="append")
+        a.write(spec, Batch.from_records([{"id": i} for i in range(5)], schema=spec.schema))
+        mine = _tmp_files(tmp_path)
+        assert len(mine) == 1 and mine[0].name.startswith(".part-")
+        # a second writer of the same stream (another adapter, as another process would be)
+        b.start_write(spec, load_method="append")
+        assert b.take_notes(spec) == []
+        assert _tmp_files(tmp_path) == mine
+        b.write(spec, Batch.from_records([{"id": 10}], schema=spec.schema))
+        b.finish_write(spec)
+        a.finish_write(spec)  # a's part is intact and committed
+    finally:
+        a.close()
+        b.close()
+    assert _tmp_files(tmp_path) == []
+    assert not list(tmp_path.glob(".dcapix-writer-*"))
+
+
+def test_stale_overwrite_staging_directory_is_removed(rplugins, tmp_path: Path) -> None:
+    """A writer killed during an overwrite leaves ``.<stream>.tmp-<runid>/``; the next write removes
+    it once its writer holds no lock."""
+    from dc_api_x.plugins import create_adapter
+
+    spec = StreamSpec("items", {"type": "object", "properties": {"id": {"type": "integer"}}})
+    dead = create_adapter({"adapter": "parquet", "path": str(tmp_path)})
+    dead.start_write(spec, load_method="overwrite")
+    dead.write(spec, Batch.from_records([{"id": 1}], schema=spec.schema))
+    dead.flush(spec)
+    staging = [p for p in tmp_path.iterdir() if p.name.startswith(".items.tmp-")]
+    assert len(staging) == 1
+    # what SIGKILL does to the writer: its lock goes away with its file descriptor
+    assert dead._lock is not None
+    os.close(dead._lock.fd)
+    dead._lock.fd = None
+    dead._writers.clear()
+    nxt = create_adapter({"adapter": "parquet", "path": str(tmp_path)})
+    try:
+        nxt.start_write(spec, load_method="append")
+        notes = nxt.take_notes(spec)
+        assert len(notes) == 1 and staging[0].name in notes[0]
+        assert not staging[0].exists()
+        nxt.finish_write(spec)
+    finally:
+        nxt.close()
+        dead.close()
