@@ -617,7 +617,16 @@ def _format_run(rec: Any) -> str:
             ["stream", "status", "rows", "bytes", "seconds", "rows_per_s", "state_before", "state_after"],
         )
         lines += ["", *("  " + line for line in table.splitlines())]
-        errs = [f"  {s.stream}: {s.error}" for s in rec.streams if s.error]
+        errs = [
+            f"  {s.stream}: {s.error}"
+            + (
+                f" ({s.detail['rows_rolled_back']:,} rows rolled back)"
+                if s.detail.get("rows_rolled_back")
+                else ""
+            )
+            for s in rec.streams
+            if s.error
+        ]
         if errs:
             lines += ["", *errs]
     return "\n".join(lines)

@@ -428,6 +428,7 @@ class Runner:
         )
         pending: dict[str, Any] | None = None  # bookmark of rows written but not yet flushed
         since_rows, since_t = 0, time.monotonic()
+        committed = 0  # rows the destination made durable (flush / finish_write / committed writes)
         try:
             dest.start_write(dspec, load_method=load_method)
             take_notes = getattr(dest, "take_notes", None)
@@ -438,8 +439,9 @@ class Runner:
                     batch = chain.apply(batch)
                 n = len(batch)
                 t0 = time.perf_counter()
-                if n:
-                    dest.write(dspec, batch)
+                result = dest.write(dspec, batch) if n else None
+                if n and effective != "overwrite" and getattr(result, "committed", False) is True:
+                    committed += n  # e.g. file_per_batch: durable on return
                 m.write_seconds += time.perf_counter() - t0
                 m.rows += n
                 m.bytes = (m.bytes or 0) + _batch_bytes(batch)
@@ -453,12 +455,14 @@ class Runner:
                     and (since_rows >= checkpoint_rows or time.monotonic() - since_t >= checkpoint_secs)
                 ):
                     dest.flush(dspec)
+                    committed = m.rows
                     self._save(spec.name, pending)
                     m.bookmark, pending = pending, None
                     m.checkpoints += 1
                     since_rows, since_t = 0, time.monotonic()
             t0 = time.perf_counter()
             dest.finish_write(dspec)
+            committed = m.rows
             m.write_seconds += time.perf_counter() - t0
             if pending is not None:
                 self._save(spec.name, pending)
@@ -469,6 +473,9 @@ class Runner:
             m.status = "done"
         except BaseException as exc:
             m.status = "failed"
+            # what was written after the last commit is discarded by the destination (its abort /
+            # close): report the committed rows, and those separately
+            m.rows_rolled_back, m.rows = max(0, m.rows - committed), min(m.rows, committed)
             m.error = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise
         finally:

@@ -19,10 +19,13 @@ __all__ = ["Progress", "RunMetrics", "StreamMetrics", "format_summary"]
 
 @dataclass
 class StreamMetrics:
-    """What happened to one stream."""
+    """What happened to one stream. ``rows`` counts the rows written while the stream runs and, once
+    it ended, the rows the destination committed: a failed stream's rows written after its last commit
+    are moved to ``rows_rolled_back`` (the destination discarded them)."""
 
     stream: str
     rows: int = 0
+    rows_rolled_back: int = 0
     #: size of the data moved: the batches' Arrow buffers (JSON size of batches that never had an
     #: Arrow view); ``None`` where the runner does not see the data (process mode).
     bytes: int | None = 0
@@ -52,6 +55,7 @@ class StreamMetrics:
             "stream": self.stream,
             "status": self.status,
             "rows": self.rows,
+            "rows_rolled_back": self.rows_rolled_back,
             "bytes": self.bytes,
             "batches": self.batches,
             "checkpoints": self.checkpoints,
@@ -105,6 +109,10 @@ class RunMetrics:
         return sum(s.rows for s in self.streams.values())
 
     @property
+    def rows_rolled_back(self) -> int:
+        return sum(s.rows_rolled_back for s in self.streams.values())
+
+    @property
     def seconds(self) -> float:
         return (self.finished or time.monotonic()) - self.started
 
@@ -115,6 +123,7 @@ class RunMetrics:
             "mode": self.mode,
             "status": self.status,
             "rows": self.rows,
+            "rows_rolled_back": self.rows_rolled_back,
             "seconds": round(secs, 3),
             "rows_per_second": round(self.rows / secs, 1) if secs > 0 else 0.0,
             "streams": [s.as_dict() for s in self.streams.values()],
@@ -147,6 +156,11 @@ def format_summary(metrics: RunMetrics) -> str:
         )
         if s.error:
             lines.append(f"  {'':<{width}}  error: {s.error}")
+        if s.rows_rolled_back:
+            lines.append(
+                f"  {'':<{width}}  rolled back: {s.rows_rolled_back:,} rows written after the last "
+                "commit (not in the destination; not counted above)"
+            )
         for note in s.notes:
             lines.append(f"  {'':<{width}}  note: {note}")
     secs = metrics.seconds
@@ -240,6 +254,8 @@ class Progress:
     def stream_finished(self, s: StreamMetrics) -> None:
         if self._live is None:
             extra = f": {s.error}" if s.error else ""
+            if s.rows_rolled_back:
+                extra += f" ({s.rows_rolled_back:,} rows rolled back)"
             self._line(
                 f"{s.stream}: {s.status}, {s.rows:,} rows in {s.seconds:.2f}s "
                 f"({s.rows_per_second:,.0f} rows/s){extra}"
