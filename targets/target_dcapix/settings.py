@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_BATCH_SIZE_ROWS",
+    "DEFAULT_BATCH_WAIT_LIMIT_SECONDS",
     "TARGET_KEYS",
     "target_settings_jsonschema",
 ]
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Default number of records buffered per stream before a write + flush (``batch_size_rows``).
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+#: Default age (seconds) after which buffered records are written and flushed anyway, so a slow tap
+#: still gets its STATE messages committed and echoed (``batch_wait_limit_seconds``).
+DEFAULT_BATCH_WAIT_LIMIT_SECONDS = 60.0
 
 #: The target's own settings (everything else in the config goes to the adapter).
 TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -48,6 +52,14 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
         "minimum": 1,
         "default": DEFAULT_BATCH_SIZE_ROWS,
         "description": "Records buffered per stream before they are written and flushed.",
+    },
+    "batch_wait_limit_seconds": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "default": DEFAULT_BATCH_WAIT_LIMIT_SECONDS,
+        "description": "Seconds after which the buffered records of every stream are written and "
+        "flushed even if no batch is full, so the STATE received after them is emitted (checked "
+        "whenever a message arrives).",
     },
     "validate_records": {
         "type": ["boolean", "string"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import gc
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import IO, Any, ClassVar
@@ -36,13 +37,16 @@ from dc_api_x.meltano import TARGET_CAPABILITIES, sdk_capabilities
 from dc_api_x.singer_settings import SettingsSchema
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
-from .settings import TARGET_KEYS, TARGET_PROPERTIES, target_settings_jsonschema
+from .settings import (
+    DEFAULT_BATCH_WAIT_LIMIT_SECONDS,
+    TARGET_KEYS,
+    TARGET_PROPERTIES,
+    target_settings_jsonschema,
+)
 from .sinks import DcApiXSink, StreamWriter
 
 __all__ = ["TargetDcApiX", "TerminatedError"]
 
-#: How often (records) the fast path checks the 5-minute max record age.
-_AGE_CHECK_EVERY = 4096
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
 
 
@@ -87,7 +91,7 @@ class TargetDcApiX(Target):
         self._last_state: dict[str, Any] | None = None  # the latest STATE value received
         self._pending_state = False
         self._finishing = False
-        self._records_seen = 0
+        self._age_due = False  # set by the age clock: the record path then checks the records' age
         self._collect_due = False
         self._adapter: Any = None
         super().__init__(
@@ -123,7 +127,56 @@ class TargetDcApiX(Target):
             )
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
+        self.batch_wait_limit = self._wait_limit(cfg.get("batch_wait_limit_seconds"))
         self._adapter = self._create_adapter(cfg)
+        self._age_clock_started = False
+
+    def _wait_limit(self, raw: Any) -> float:
+        if raw is None or raw == "":
+            return DEFAULT_BATCH_WAIT_LIMIT_SECONDS
+        try:
+            value = float(raw)  # (a string from an env var, e.g. Meltano's)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(
+                f"target {self.name!r}: option 'batch_wait_limit_seconds': expected a number of "
+                f"seconds > 0, got {raw!r}",
+                plugin=self.name,
+                field="batch_wait_limit_seconds",
+            )
+        return value
+
+    # -- the time bound of the buffers -------------------------------------------------------------
+    def _start_age_clock(self) -> None:
+        """A daemon thread that raises ``_age_due`` a few times per ``batch_wait_limit_seconds``; the
+        record path only tests that flag (no clock read per record)."""
+        self._age_clock_started = True
+        tick = min(max(self.batch_wait_limit / 4, 0.05), 5.0)
+
+        def clock() -> None:
+            while True:
+                time.sleep(tick)
+                self._age_due = True
+
+        threading.Thread(target=clock, name="target-dcapix-age", daemon=True).start()
+
+    def _handle_max_record_age(self) -> None:
+        """Write and flush every buffered record once the oldest may be ``batch_wait_limit_seconds``
+        old (the time since the last full drain), then emit the STATE that was waiting for them."""
+        self._age_due = False
+        if time.time() - self._last_full_drain_at < self.batch_wait_limit:
+            return
+        if not any(s.current_size for s in self._sinks_active.values()):
+            self._reset_max_record_age()
+            return
+        self.logger.info(
+            "Records are buffered for %g s or more (batch_wait_limit_seconds): writing every stream",
+            self.batch_wait_limit,
+        )
+        self.drain_all()
+        self._collect()
+        self._maybe_emit_state()
 
     # -- adapter -------------------------------------------------------------------------------
     def _create_adapter(self, cfg: Mapping[str, Any]) -> Any:
@@ -274,8 +327,7 @@ class TargetDcApiX(Target):
         if len(buf) >= sink.limit:
             del buf  # no local reference may keep the drained records alive during the collection
             self._drain_full(sink)
-        self._records_seen += 1
-        if not self._records_seen % _AGE_CHECK_EVERY:
+        if self._age_due:
             self._handle_max_record_age()
 
     def _drain_full(self, sink: DcApiXSink) -> None:
@@ -309,6 +361,9 @@ class TargetDcApiX(Target):
         super()._process_state_message(message_dict)
         self._last_state = message_dict["value"]
         self._pending_state = True
+        if not self._age_clock_started:
+            self._start_age_clock()
+        self._handle_max_record_age()
         self._maybe_emit_state()
 
     def _process_activate_version_message(self, message_dict: dict[Any, Any]) -> None:
@@ -451,6 +506,16 @@ class TargetDcApiX(Target):
         )
 
     # -- CLI ----------------------------------------------------------------------------------------
+    @classmethod
+    def cb_config(cls, ctx: Any, param: Any, value: Any) -> Any:
+        """The SDK's eager ``--config`` callback: a missing or unreadable file, or one that is not
+        valid JSON, is one line on stderr and exit code 1 (as for the tap), not a traceback."""
+        try:
+            return super().cb_config(ctx, param, value)
+        except (OSError, ValueError) as exc:  # (JSON decode errors are ValueErrors)
+            what = "cannot read the config file" if isinstance(exc, OSError) else "config is not valid JSON"
+            _fail(f"{what}: {type(exc).__name__}: {exc}")
+
     @classmethod
     def invoke(  # type: ignore[override]
         cls,
