@@ -40,6 +40,9 @@ def add_commands(subparsers: Any) -> None:
         "--prefetch", type=int, help="batches read ahead by the reader thread (default 1; 0: no thread)"
     )
     p.add_argument("--checkpoint-rows", type=int, help="flush + save state every N rows")
+    p.add_argument(
+        "--checkpoint-seconds", type=float, help="... or every N seconds, whichever comes first (default 60)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no live display / progress lines")
     # set by `dcapix schedule run` for the runs it starts (recorded in the run history)
     p.add_argument("--run-id", help=argparse.SUPPRESS)
@@ -239,6 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         prefetch=args.prefetch,
         parallel=args.parallel,
         checkpoint_rows=args.checkpoint_rows,
+        checkpoint_seconds=_positive(getattr(args, "checkpoint_seconds", None), "--checkpoint-seconds"),
         # the scheduler's (other callers, e.g. `dcapix demo`, build the namespace without them)
         trigger=getattr(args, "trigger", "manual"),
         scheduled_for=getattr(args, "scheduled_for", None),
@@ -258,6 +262,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _positive(value: float | None, flag: str) -> float | None:
+    if value is not None and not 0 < value < float("inf"):
+        raise ConfigError(f"{flag} must be a number of seconds > 0, got {value}", plugin="runner", field=flag)
+    return value
 
 
 #: exit code of a scheduled ``dcapix run`` that found its pipeline running elsewhere (EX_TEMPFAIL).

@@ -50,6 +50,7 @@ class RunOptions:
     prefetch: int | None = None
     parallel: int | None = None
     checkpoint_rows: int | None = None
+    checkpoint_seconds: float | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     #: what started the run (``manual`` or ``schedule``), recorded in the run history.
     trigger: str = "manual"
@@ -406,7 +407,7 @@ class Runner:
         chain, dspec = self.destination_spec(spec)
         load_method = self.config.destination.load_method
         checkpoint_rows = self.options.checkpoint_rows or self.config.checkpoint_rows
-        checkpoint_secs = self.config.checkpoint_seconds
+        checkpoint_secs = self.options.checkpoint_seconds or self.config.checkpoint_seconds
         # overwrite is committed only by finish_write (staging), so no state before it
         effective = load_method or getattr(getattr(dest, "options", None), "load_method", None) or "append"
         can_checkpoint = self.store is not None and effective != "overwrite"

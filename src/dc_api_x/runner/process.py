@@ -212,6 +212,11 @@ def _run_via_singer(
             plugin="runner",
             field="singer",
         )
+    if sc.target_config is None and os.path.basename(target_cmd[0]) == "target-dcapix":
+        # the pipeline's time bound is target-dcapix's (the tap emits a STATE after every batch)
+        target_cfg.setdefault(
+            "batch_wait_limit_seconds", options.checkpoint_seconds or config.checkpoint_seconds
+        )
     tap_cmd[0], target_cmd[0] = _which(tap_cmd[0]), _which(target_cmd[0])
     state = None
     if store is not None and not options.full_refresh:
