@@ -352,6 +352,11 @@ def _run_or_plan(args: argparse.Namespace, name: str, pipe: Any, store: Any, opt
     elif metrics.streams or failed is None:
         print(summary)
     if failed is not None:
+        if isinstance(failed, OSError):  # an adapter that let a file-system error through: one line
+            from ..exceptions import AdapterError
+            from ..logs import redact
+
+            raise AdapterError(f"pipeline {name!r}: {redact(f'{type(failed).__name__}: {failed}')}") from None
         raise failed
     return 0
 

@@ -519,21 +519,22 @@ class FileAdapter(ProtocolAdapter):
                 except Exception:
                     old.abort_part()
                     raise
-        self._fs.makedirs(self._root)
-        if self._fs.local:
-            if self._lock is None:
-                self._lock = WriterLock(self._root, self.run_id)
-            try:
+        try:
+            self._fs.makedirs(self._root)
+            if self._fs.local:
+                if self._lock is None:
+                    self._lock = WriterLock(self._root, self.run_id)
                 self._lock.acquire()
-            except OSError as exc:
-                raise self.error(
-                    f"cannot create a writer lock in {self._root!r}: {exc.strerror or exc}",
-                    stream=stream.name,
-                ) from None
-        self._recover(stream)
-        if self._fs.local:
-            self._remove_stale(stream)
-        self._writers[stream.name] = StreamWriter(self, stream, load_method or "append")
+            self._recover(stream)
+            if self._fs.local:
+                self._remove_stale(stream)
+            self._writers[stream.name] = StreamWriter(self, stream, load_method or "append")
+        except OSError as exc:
+            # a read-only directory, a path under a regular file, a full disk …: one line
+            where = exc.filename if isinstance(exc.filename, str) else self._root
+            raise self.error(
+                f"cannot write to {self._fs.display(where)!r}: {exc.strerror or exc}", stream=stream.name
+            ) from None
 
     def _remove_stale(self, stream: StreamSpec) -> None:
         """Remove the temporary files of ``stream`` left by writers that died (:mod:`.stale`); say so
