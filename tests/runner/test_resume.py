@@ -122,3 +122,117 @@ def test_via_singer_stores_each_state_while_running(rplugins, project) -> None:
     # 25, 50, 75, 100 from the periodic STATEs; the final STATE repeats 100 and is not stored again
     assert [v["id"] for v in seen] == [25, 50, 75, 100]
     assert metrics.streams["items"].checkpoints == 4
+
+
+@pytest.mark.slow  # ~25 s on a loaded 2-core machine (two singer-sdk start-ups, twice)
+def test_sigkill_real_tap_and_target_after_second_state_resumes_from_it(project, http_server, capsys) -> None:
+    """The same with the real executables: tap-dcapix over a slow loopback HTTP API (a page of 3 rows
+    every 0.1 s) | target-dcapix into JSONL, checkpoints by time; the runner is SIGKILLed once it
+    stored its second STATE; the rerun moves the rows after it only, loses none, and leaves no
+    temporary file of the killed target behind."""
+    import shutil
+
+    if shutil.which("tap-dcapix", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("tap-dcapix / target-dcapix are not installed next to this Python (pip install -e .)")
+    total, per_page = 150, 3
+    delay = [0.1]
+
+    def items(req):  # type: ignore[no-untyped-def]
+        time.sleep(delay[0])
+        since = int(req.arg("since") or 0)
+        rows = [{"id": i, "name": f"n{i}"} for i in range(since + 1, total + 1)]
+        start = int(req.arg("cursor") or 0)
+        nxt = str(start + per_page) if start + per_page < len(rows) else None
+        return (
+            200,
+            {"content-type": "application/json"},
+            {"data": rows[start : start + per_page], "next": nxt},
+        )
+
+    http_server.route("GET", "/items", items)
+    out = project / "out"
+    source = {
+        "adapter": "http",
+        "base_url": http_server.url,
+        "streams": [
+            {
+                "name": "items",
+                "path": "/items",
+                "records_path": "data",
+                "primary_keys": ["id"],
+                "replication_key": "id",
+                "replication_param": "since",
+                "is_sorted": True,
+                "json_schema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+                },
+                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
+            }
+        ],
+    }
+    write_config(
+        project,
+        {
+            "p": {
+                "source": source,
+                "destination": {"adapter": "jsonl", "path": str(out)},
+                "checkpoint_seconds": 0.3,
+            }
+        },
+    )
+
+    def stored() -> int | None:
+        db = project / ".dcapix" / "state.db"
+        if not db.exists():
+            return None
+        with open_state_store(path=str(db)) as s:
+            state = singer_state(s, "p")
+        bm = ((state or {}).get("bookmarks") or {}).get("items") or {}
+        value = bm.get("replication_key_value")
+        return None if value is None else int(value)
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dc_api_x.cli", "run", "p", "--via-singer", "--no-progress"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    seen: list[int] = []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and len(seen) < 2:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"the run ended before its second STATE was stored (rc {proc.returncode}): {err}")
+            value = stored()
+            if value is not None and value not in seen:
+                seen.append(value)
+            time.sleep(0.01)
+        assert len(seen) == 2, f"states stored while running: {seen}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # the children die with the runner (PR_SET_PDEATHSIG)
+    saved = stored()
+    assert saved is not None and seen[1] <= saved < total
+
+    def ids() -> list[int]:
+        return [
+            json.loads(x)["id"] for f in sorted(out.rglob("*.jsonl")) for x in f.read_text().splitlines() if x
+        ]
+
+    before = ids()
+    assert set(range(1, saved + 1)) <= set(before)  # the state never ran ahead of committed rows
+    delay[0] = 0.0
+    assert dcapix("run", "p", "--via-singer", "--json", "--no-progress") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["rows"] == total - saved  # only the rows after the stored STATE were moved
+    after = ids()
+    assert sorted(set(after)) == list(range(1, total + 1))  # nothing lost
+    assert len(after) - len(before) == total - saved
+    assert not [p for p in out.rglob(".*") if p.name.endswith(".tmp")]  # the killed target's temp parts
+    assert stored() == total

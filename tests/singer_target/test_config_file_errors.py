@@ -20,7 +20,6 @@ def _target_argv() -> list[str]:
     [
         (None, "cannot read the config file: FileNotFoundError"),
         ("{bad json", "config is not valid JSON: JSONDecodeError"),
-        ("", "config is not valid JSON"),
         ("dir", "cannot read the config file: IsADirectoryError"),
     ],
 )
