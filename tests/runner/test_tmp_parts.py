@@ -152,3 +152,36 @@ def test_stale_overwrite_staging_directory_is_removed(rplugins, tmp_path: Path) 
     finally:
         nxt.close()
         dead.close()
+
+
+def test_dead_writers_side_file_temp_and_lock_file_are_removed(rplugins, tmp_path: Path) -> None:
+    """What a writer killed while replacing ``_schema.jsonschema`` leaves (its temporary side file and
+    its lock file, held by nobody now) is removed by the next write; a lock file held by a live writer
+    of this process stays."""
+    from dc_api_x.adapters.files.stale import WriterLock
+    from dc_api_x.plugins import create_adapter
+
+    spec = StreamSpec("items", {"type": "object", "properties": {"id": {"type": "integer"}}})
+    (tmp_path / "items").mkdir()
+    dead_run = "20200101T000000-deadbeef"
+    side = tmp_path / "items" / f"._schema.jsonschema.{dead_run}.tmp"
+    side.write_text("{")
+    (tmp_path / f".dcapix-writer-{dead_run}.lock").write_text("")
+    live = WriterLock(str(tmp_path), "20200101T000001-0123abcd")
+    live.acquire()
+    live_part = tmp_path / "items" / ".part-00000-20200101T000001-0123abcd.jsonl.tmp"
+    live_part.write_text("")
+    w = create_adapter({"adapter": "jsonl", "path": str(tmp_path)})
+    try:
+        w.start_write(spec, load_method="append")
+        notes = w.take_notes(spec)
+        assert len(notes) == 1 and "removed 1 stale temporary file" in notes[0] and side.name in notes[0]
+        assert not side.exists() and not (tmp_path / f".dcapix-writer-{dead_run}.lock").exists()
+        assert live_part.exists() and Path(live.path).exists()
+        w.write(spec, Batch.from_records([{"id": 1}], schema=spec.schema))
+        w.finish_write(spec)
+    finally:
+        w.close()
+        live.release()
+    live_part.unlink()
+    assert _tmp_files(tmp_path) == [] and not list(tmp_path.glob(".dcapix-writer-*"))

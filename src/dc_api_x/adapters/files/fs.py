@@ -155,8 +155,10 @@ class FS:
         elif self.fs.exists(path):
             self.fs.rm(path, recursive=True)
 
-    def write_atomic(self, path: str, data: bytes) -> None:
-        tmp = self.join(self.dirname(path), f".{self.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+    def write_atomic(self, path: str, data: bytes, tag: str | None = None) -> None:
+        """Write ``path`` whole: a temporary ``.<name>.<tag>.tmp`` (``tag``: the writer's run id, so
+        a killed writer's leftover can be told apart; a random one by default), fsync, rename."""
+        tmp = self.join(self.dirname(path), f".{self.basename(path)}.{tag or uuid.uuid4().hex[:8]}.tmp")
         try:
             with self.open_write(tmp) as fh:
                 fh.write(data)

@@ -3,6 +3,7 @@
 Every temporary name a file destination creates carries its writer's run id (``adapter.run_id``)::
 
     <path>/<stream>/.part-00003-<runid>.parquet.tmp     # a part being written
+    <path>/<stream>/._schema.jsonschema.<runid>.tmp     # the schema side file being replaced
     <path>/.<stream>.tmp-<runid>/                       # overwrite: the new directory being written
     <path>/.<stream>.old-<runid>/                       # overwrite: the replaced directory, until removed
 
@@ -29,7 +30,9 @@ __all__ = ["WriterLock", "remove_stale", "writer_alive"]
 
 _LOCK_PREFIX = ".dcapix-writer-"
 _LOCK_SUFFIX = ".lock"
-_PART_RE = re.compile(r"^\.part-\d+-(?P<run>[^.]+)\..*\.tmp$")
+#: a run id (``FileAdapter.run_id``: UTC time and 8 hex digits) in a hidden ``….tmp`` name.
+_TMP_RE = re.compile(r"^\..*?(?P<run>\d{8}T\d{6}-[0-9a-f]{8}).*\.tmp$")
+_LOCK_RE = re.compile(rf"^{re.escape(_LOCK_PREFIX)}(?P<run>.+){re.escape(_LOCK_SUFFIX)}$")
 
 
 def lock_path(root: str, run_id: str) -> str:
@@ -103,7 +106,8 @@ def writer_alive(root: str, run_id: str, own: str | None = None) -> bool:
 
 def remove_stale(root: str, safe: str, own: str) -> list[str]:
     """Remove the temporary files of stream directory ``<root>/<safe>`` left by dead writers (part
-    files, overwrite staging directories, replaced directories once the stream directory is back).
+    files, side files, overwrite staging directories, replaced directories once the stream directory
+    is back), and the lock files of dead writers in ``root``.
     Returns the paths removed. ``own`` is the run id of the calling writer (never removed)."""
     removed: list[str] = []
     alive: dict[str, bool] = {}
@@ -118,7 +122,7 @@ def remove_stale(root: str, safe: str, own: str) -> list[str]:
         with os.scandir(stream_dir) as it:
             entries = [(e.name, e.path) for e in it if e.is_file(follow_symlinks=False)]
         for name, path in sorted(entries):
-            m = _PART_RE.match(name)
+            m = _TMP_RE.match(name)
             if m and dead(m.group("run")):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
@@ -127,6 +131,10 @@ def remove_stale(root: str, safe: str, own: str) -> list[str]:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         with os.scandir(root) as it:
             dirs = [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
+        for name in sorted(os.listdir(root)):  # lock files of dead writers with nothing left behind
+            lm = _LOCK_RE.match(name)
+            if lm:
+                dead(lm.group("run"))
         for name, path in sorted(dirs):
             m = staged.match(name)
             if not m or not dead(m.group("run")):

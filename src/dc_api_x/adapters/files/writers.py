@@ -107,7 +107,7 @@ class StreamWriter:
                 old = orjson.loads(fh.read())
                 props = {**(old.get("schema") or {}).get("properties", {}), **doc["schema"]["properties"]}
                 doc["schema"] = {**doc["schema"], "properties": props}
-        self.fs.write_atomic(path, orjson.dumps(doc))
+        self.fs.write_atomic(path, orjson.dumps(doc), tag=self.adapter.run_id)
         self.sidecar_written = True
 
     def abort_part(self) -> None:
