@@ -396,7 +396,14 @@ class Runner:
                 return self._run_stream(spec, source, dest)
             finally:
                 m = self.metrics.stream(spec.name)
-                span.set_attributes({"rows": m.rows, "batches": m.batches, "status": m.status})
+                span.set_attributes(
+                    {
+                        "rows": m.rows,
+                        "rows_rolled_back": m.rows_rolled_back,
+                        "batches": m.batches,
+                        "status": m.status,
+                    }
+                )
 
     def _run_stream(self, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics:
         m = self.metrics.stream(spec.name)
