@@ -74,3 +74,39 @@ def test_without_a_checkpoint_every_written_row_is_rolled_back(rplugins, project
     m = json.loads(capsys.readouterr().out)
     assert table_rows(dst, "items") == []
     assert (m["rows"], m["rows_rolled_back"]) == (0, 300)
+
+
+def test_per_batch_commits_of_the_sql_adapter_count_as_committed(rplugins, project, capsys) -> None:
+    """The SQL adapter commits every batch (``WriteResult(committed=True)``): a failed stream reports
+    every row that is in the table, and none rolled back; with overwrite nothing counts before the
+    swap."""
+    import sqlite3
+
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 1000)
+    for load_method, expected in (("append", (300, 0)), ("overwrite", (0, 300))):
+        write_config(
+            project,
+            {
+                "copy": {
+                    "source": {
+                        "adapter": "t_sqlite_src",
+                        "path": str(src),
+                        "batch_size": 100,
+                        "fail_at_row": 350,
+                    },
+                    "destination": {"adapter": "sql", "url": f"sqlite:///{dst}", "load_method": load_method},
+                    "checkpoint_rows": 100_000,
+                }
+            },
+        )
+        assert dcapix("run", "copy", "--json", "--no-progress") == 1
+        m = json.loads(capsys.readouterr().out)
+        conn = sqlite3.connect(dst)
+        try:
+            in_table = conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        finally:
+            conn.close()
+        assert (m["rows"], m["rows_rolled_back"]) == expected, load_method
+        # append: the 300 committed rows; the failed overwrite left the table as the append run made it
+        assert in_table == 300
