@@ -236,3 +236,14 @@ def test_sigkill_real_tap_and_target_after_second_state_resumes_from_it(project,
     assert len(after) - len(before) == total - saved
     assert not [p for p in out.rglob(".*") if p.name.endswith(".tmp")]  # the killed target's temp parts
     assert stored() == total
+
+
+def test_failed_via_singer_run_says_what_the_target_committed(rplugins, project, capsys) -> None:
+    """A Singer target reports no committed row count: a failed process-mode run says its rows are the
+    records the tap sent and that the target committed up to the last stored STATE."""
+    out = project / "ids.txt"
+    write_config(project, _pipe(out, 100, crash_at=57, state_every=10))
+    assert dcapix("run", "p", "--via-singer", "--no-progress") == 1
+    summary = capsys.readouterr().out
+    assert "failed" in summary
+    assert 'the target committed those up to the last stored STATE ({"id": 50})' in summary

@@ -339,6 +339,16 @@ def _run_via_singer(
     ok = tap_rc == 0 and target_rc == 0
     for s in metrics.streams.values():
         s.status = "done" if ok else "failed"
+        if not ok:
+            # a Singer target does not say how many rows it committed, only up to which STATE
+            s.notes.append(
+                "rows are the records the tap sent; the target committed those up to the last "
+                + (
+                    f"stored STATE ({json.dumps(s.bookmark, default=str)})"
+                    if s.bookmark
+                    else "STATE (none stored)"
+                )
+            )
     if not ok:
         metrics.status = "failed"
         who = (
