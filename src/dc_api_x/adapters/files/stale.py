@@ -15,16 +15,21 @@ stream whose writer holds no lock (its lock file missing, or lockable) are remov
 live writer, in this process or another one. Lock files of dead writers are removed with them.
 
 Local file systems only: on fsspec stores (object stores), a file is created at its close, so a killed
-writer leaves nothing; there is also no ``flock`` to ask.
+writer leaves nothing; there is also no ``flock`` to ask. Without :mod:`fcntl` (Windows) no lock is
+taken and nothing is removed (a writer that cannot be proven dead is treated as alive).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shutil
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["WriterLock", "remove_stale", "writer_alive"]
 
@@ -50,7 +55,7 @@ class WriterLock:
     def acquire(self) -> None:
         """Create and lock the file; return once the locked file is the one at :attr:`path` (a
         cleaner may remove a lock file in the instant between its creation and its lock)."""
-        if self.fd is not None:
+        if self.fd is not None or fcntl is None:
             return
         for _ in range(100):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -82,7 +87,7 @@ class WriterLock:
 def writer_alive(root: str, run_id: str, own: str | None = None) -> bool:
     """Whether the writer ``run_id`` still holds its lock under ``root``. A dead writer's lock file is
     removed (holding its lock, so no writer can be creating it at that moment)."""
-    if run_id == own:
+    if run_id == own or fcntl is None:
         return True
     path = lock_path(root, run_id)
     try:
