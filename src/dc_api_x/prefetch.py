@@ -31,11 +31,24 @@ class Prefetcher:
     the reader thread; the items come out in order, and an error of the reader is raised in the
     consumer where the item it failed to produce would have been. Stopping the iteration (or
     :meth:`close`) stops the reader and closes the iterator. ``wait_seconds`` is the time the
-    consumer spent waiting for items.
+    consumer spent waiting for items. With a reader thread, ``on_idle`` (if given) is called in the
+    consumer's thread every ``idle_seconds`` the consumer waits for an item (e.g. the runner's
+    checkpoint of what it already wrote while a slow source produces the next batch); its time is
+    not counted in ``wait_seconds`` and its errors are raised to the consumer.
     """
 
-    def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str = "dcapix-reader") -> None:
+    def __init__(
+        self,
+        make: Callable[[], Iterator[Any]],
+        depth: int,
+        name: str = "dcapix-reader",
+        *,
+        on_idle: Callable[[], None] | None = None,
+        idle_seconds: float = 1.0,
+    ) -> None:
         self._make = make
+        self._on_idle = on_idle
+        self._idle_seconds = idle_seconds
         self.depth = depth
         self.wait_seconds = 0.0
         self._q: queue.Queue[Any] = queue.Queue()
@@ -88,7 +101,17 @@ class Prefetcher:
             self._thread.start()
             while True:
                 t0 = time.perf_counter()
-                item = self._q.get()
+                if self._on_idle is None:
+                    item = self._q.get()
+                else:
+                    while True:
+                        try:
+                            item = self._q.get(timeout=self._idle_seconds)
+                            break
+                        except queue.Empty:
+                            t1 = time.perf_counter()
+                            self._on_idle()
+                            t0 += time.perf_counter() - t1  # (not waiting for the source)
                 self.wait_seconds += time.perf_counter() - t0
                 self._permits.release()
                 if item is _END:

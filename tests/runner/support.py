@@ -25,6 +25,9 @@ class SrcOptions(AdapterOptions):
     incremental: bool = True
     password: str | None = None
     fail_at_row: int | None = None
+    #: after yielding this many batches, sleep ``stall`` seconds once (a source that stalls)
+    stall_after: int | None = None
+    stall: float = 0.0
 
 
 class SQLiteSource(ProtocolAdapter):
@@ -100,6 +103,11 @@ class SQLiteSource(ProtocolAdapter):
                 yield Batch.from_records(
                     rows, schema=stream.schema, bookmark={"id": last} if self.options.incremental else None
                 )
+                if (
+                    self.options.stall_after is not None
+                    and seen == self.options.stall_after * self.options.batch_size
+                ):
+                    time.sleep(self.options.stall)
         finally:
             conn.close()
 

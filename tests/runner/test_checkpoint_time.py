@@ -140,3 +140,51 @@ def test_via_singer_checkpoint_by_time_on_a_slow_http_source(rplugins, project, 
     # full), plus the final one
     assert s["checkpoints"] >= 3, m
     assert _jsonl_ids(out) == list(range(1, PAGES * PER_PAGE + 1))
+
+
+def test_a_stalled_source_gets_what_was_written_checkpointed_while_it_stalls(rplugins, project) -> None:
+    """The batch that arrived just after a checkpoint is not left unflushed until the next batch: while
+    the runner waits for a source that stalls (3 s here), it checkpoints what it wrote once
+    ``checkpoint_seconds`` went by."""
+    import threading
+
+    from dc_api_x.runner.config import load_config
+    from dc_api_x.runner.pipeline import RunOptions, run_pipeline
+    from dc_api_x.runner.state import open_state_store
+
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 30)
+    write_config(
+        project,
+        {
+            "p": {
+                "source": {
+                    "adapter": "t_sqlite_src",
+                    "path": str(src),
+                    "batch_size": 10,
+                    "stall_after": 1,
+                    "stall": 3.0,
+                },
+                "destination": {"adapter": "t_sqlite_dst", "path": str(dst)},
+                "checkpoint_rows": 1_000_000,
+                "checkpoint_seconds": 0.3,
+            }
+        },
+    )
+    name, pipe = load_config(project / "dcapix.yml").pipeline("p")
+    done: list[object] = []
+    with open_state_store(project_dir=project) as store:
+        t = threading.Thread(target=lambda: done.append(run_pipeline(name, pipe, store, RunOptions())))
+        t0 = time.monotonic()
+        t.start()
+        seen = None
+        while time.monotonic() - t0 < 2.5 and seen is None:
+            with open_state_store(project_dir=project) as peek:
+                seen = peek.get("p", "items")
+            time.sleep(0.05)
+        stored_at = time.monotonic() - t0
+        t.join(60)
+    assert done, "the run did not finish"
+    assert seen == {"id": 10}, "nothing was checkpointed while the source stalled"
+    assert stored_at < 2.5
+    assert done[0].streams["items"].rows == 30  # type: ignore[attr-defined]

@@ -428,15 +428,35 @@ class Runner:
             load_method,
             state,
         )
+        pending: dict[str, Any] | None = None  # bookmark of rows written but not yet flushed
+        since_rows, since_t = 0, time.monotonic()
+        committed = 0  # rows the destination made durable (flush / finish_write / committed writes)
+
+        def checkpoint() -> None:
+            nonlocal pending, since_rows, since_t, committed
+            if pending is None:
+                return
+            dest.flush(dspec)
+            committed = m.rows
+            self._save(spec.name, pending)
+            m.bookmark, pending = pending, None
+            m.checkpoints += 1
+            since_rows, since_t = 0, time.monotonic()
+
+        def on_idle() -> None:
+            # the source is slow to produce the next batch: the rows written so far are
+            # checkpointed once checkpoint_seconds went by (in this thread, between two writes)
+            if can_checkpoint and pending is not None and time.monotonic() - since_t >= checkpoint_secs:
+                checkpoint()
+
         depth = self.config.prefetch if self.options.prefetch is None else self.options.prefetch
         reader = Prefetcher(
             lambda: iter(source.read(spec, state=state, limit=self.options.limit)),
             depth,
             name=f"dcapix-read-{spec.name}",
+            on_idle=on_idle,
+            idle_seconds=min(max(checkpoint_secs / 4, 0.05), 5.0),
         )
-        pending: dict[str, Any] | None = None  # bookmark of rows written but not yet flushed
-        since_rows, since_t = 0, time.monotonic()
-        committed = 0  # rows the destination made durable (flush / finish_write / committed writes)
         try:
             dest.start_write(dspec, load_method=load_method)
             take_notes = getattr(dest, "take_notes", None)
@@ -462,12 +482,7 @@ class Runner:
                     and pending is not None
                     and (since_rows >= checkpoint_rows or time.monotonic() - since_t >= checkpoint_secs)
                 ):
-                    dest.flush(dspec)
-                    committed = m.rows
-                    self._save(spec.name, pending)
-                    m.bookmark, pending = pending, None
-                    m.checkpoints += 1
-                    since_rows, since_t = 0, time.monotonic()
+                    checkpoint()
             t0 = time.perf_counter()
             dest.finish_write(dspec)
             committed = m.rows
