@@ -308,8 +308,33 @@ class DcApiXSink(BatchSink):
         if records and self.writer.load_method == "upsert" and self.keys:
             records = self._last_per_key(records)
         if records:
-            self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
+            try:
+                self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
+            except SchemaError as exc:
+                raise self._with_line(exc) from None
+            self._target.inexact_records.pop(self.stream_name, None)
             self._target.note_drained()
+
+    def _with_line(self, exc: SchemaError) -> SchemaError:
+        """``exc`` naming the input line of the record at fault when it holds a number a float64 does
+        not keep (the adapter names stream and field but sees a whole batch)."""
+        target = self._target
+        if not target.inexact_records:
+            return exc
+        import re
+
+        found = re.search(r"field '([^']*)'", str(exc))
+        field = found.group(1) if found else None
+        line = None
+        for stream in dict.fromkeys((self.stream_name, *target.inexact_records)):
+            line = target.inexact_line(stream, field)
+            if line is not None:
+                break
+        if line is None:
+            return exc
+        out = SchemaError(f"line {line}: {exc}", stream=self.stream_name)
+        out.adapter = getattr(exc, "adapter", None)
+        return out
 
     def _last_per_key(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Upsert: a key seen twice in one batch keeps its last record (a merge statement may not touch

@@ -43,6 +43,8 @@ __all__ = ["TargetDcApiX", "TerminatedError"]
 
 #: How often (records) the fast path checks the 5-minute max record age.
 _AGE_CHECK_EVERY = 4096
+#: At most this many records with long numbers are remembered per stream (for their line numbers).
+_INEXACT_KEPT = 10_000
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
 
 
@@ -90,6 +92,8 @@ class TargetDcApiX(Target):
         self._records_seen = 0
         self._collect_due = False
         self._adapter: Any = None
+        #: Per stream: (line, record) of records holding numbers a float64 does not keep, until written.
+        self.inexact_records: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -124,6 +128,8 @@ class TargetDcApiX(Target):
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
         self._adapter = self._create_adapter(cfg)
+        if isinstance(self.message_reader, FastSingerReader):
+            self.message_reader.on_inexact = self._note_inexact
 
     # -- adapter -------------------------------------------------------------------------------
     def _create_adapter(self, cfg: Mapping[str, Any]) -> Any:
@@ -187,6 +193,29 @@ class TargetDcApiX(Target):
         else:
             writer.update_spec(spec)
         return writer
+
+    def _note_inexact(self, line: int, msg: dict[Any, Any]) -> None:
+        """A RECORD holds a number a float64 does not keep: remember its line, so that a destination
+        that cannot hold it is refused naming the line (the adapter names stream and field)."""
+        stream, record = msg.get("stream"), msg.get("record")
+        if msg.get("type") == "RECORD" and isinstance(stream, str) and isinstance(record, dict):
+            seen = self.inexact_records.setdefault(stream, [])
+            if len(seen) < _INEXACT_KEPT:
+                seen.append((line, record))
+
+    def inexact_line(self, stream: str, field: str | None) -> int | None:
+        """The first line of ``stream`` not yet written whose record holds, in ``field`` (any field
+        when ``None``), a number a float64 does not keep."""
+        from dc_api_x.values import has_inexact_numbers
+
+        for line, record in self.inexact_records.get(stream, ()):
+            if field is None or field not in record:
+                if field is None and has_inexact_numbers(record):
+                    return line
+                continue
+            if has_inexact_numbers(record[field]):
+                return line
+        return None
 
     def where(self) -> str:
         """``line N`` of the input being processed (for error messages)."""
