@@ -41,6 +41,8 @@ SAMPLE_HEAD = 1000
 SAMPLE_EVERY = 100
 #: At most this many record shapes are remembered per sink.
 MAX_SHAPES = 4096
+#: Records the fast path buffers as dicts before handing them to the adapter (unflushed).
+CHUNK_ROWS = 10_000
 
 
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
@@ -132,18 +134,31 @@ class StreamWriter:
         except Exception as exc:
             raise self._wrap(exc, "start_write (schema change)") from exc
 
-    def write(self, batch: Batch) -> None:
-        """Write one batch and flush it: when this returns, the rows are durable."""
+    def write(self, batch: Batch, *, flush: bool = True) -> None:
+        """Write one batch and flush it: when this returns, the rows are durable. With
+        ``flush=False`` the adapter may still hold them (:meth:`flush` makes them durable)."""
         if not len(batch):
+            if flush:
+                self.flush()
             return
         self.ensure_started()
         try:
             self.adapter.write(self.spec, batch)
-            self.adapter.flush(self.spec)
+            if flush:
+                self.adapter.flush(self.spec)
         except Exception as exc:
             raise self._wrap(exc, "write") from exc
         self.rows_written += len(batch)
         self.batches_written += 1
+
+    def flush(self) -> None:
+        """Make every row written so far durable (``adapter.flush``)."""
+        if not self.started:
+            return
+        try:
+            self.adapter.flush(self.spec)
+        except Exception as exc:
+            raise self._wrap(exc, "flush") from exc
 
     def finish(self) -> None:
         """Finalize the stream (``finish_write``: swap an overwrite, close files)."""
@@ -196,6 +211,13 @@ class DcApiXSink(BatchSink):
         self.writer: StreamWriter = target.writer_for(self)
         #: ``max_size`` (``batch_size_rows``) as a plain attribute for the per-record path.
         self.limit: int = int(self.max_size)
+        #: Records handed to the adapter (``write`` without ``flush``) since the last drain.
+        self.unflushed = 0
+        #: The fast path hands the buffer to the adapter every ``chunk`` records (``write`` without
+        #: ``flush``): the adapter converts them to Arrow, so a batch of ``batch_size_rows`` never
+        #: sits in memory as Python dicts (a dict record takes ~10x its Arrow size). The batch is
+        #: flushed, and its STATE may follow, at ``batch_size_rows`` as before.
+        self.chunk: int = min(self.limit, CHUNK_ROWS)
 
     # -- singer-sdk hooks --------------------------------------------------------------------
     def get_validator(self) -> None:  # type: ignore[override]
@@ -204,7 +226,19 @@ class DcApiXSink(BatchSink):
 
     @property
     def current_size(self) -> int:
-        return len(self.buffer)
+        """Records received and not yet flushed (buffered, or written without ``flush``)."""
+        return len(self.buffer) + self.unflushed
+
+    def write_chunk(self) -> None:
+        """Hand the buffered records to the adapter without flushing them (the fast path, every
+        ``chunk`` records): they count in :attr:`current_size` until the drain flushes them."""
+        records, self.buffer = self.buffer, []
+        if not records:
+            return
+        self.tally_record_read(len(records))
+        self.record_counter_metric.increment(len(records))
+        self._write(records, flush=False)
+        self.unflushed += len(records)
 
     @property
     def spec(self) -> StreamSpec:
@@ -294,6 +328,10 @@ class DcApiXSink(BatchSink):
     def process_record(self, record: dict[Any, Any], context: dict[Any, Any]) -> None:
         self.buffer.append(record)
 
+    def mark_drained(self) -> None:
+        super().mark_drained()
+        self.unflushed = 0
+
     def start_drain(self) -> dict[Any, Any]:
         records, self.buffer = self.buffer, []
         self._pending_batch = None
@@ -305,15 +343,20 @@ class DcApiXSink(BatchSink):
 
     def process_batch(self, context: dict[Any, Any]) -> None:
         records = context.get("records") or []
+        if records or self.unflushed:
+            self._write(records, flush=True)
+            self.unflushed = 0
+            self._target.note_drained()
+
+    def _write(self, records: list[dict[str, Any]], *, flush: bool) -> None:
         if records and self.writer.load_method == "upsert" and self.keys:
             records = self._last_per_key(records)
+        try:
+            self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema), flush=flush)
+        except SchemaError as exc:
+            raise self._with_line(exc) from None
         if records:
-            try:
-                self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
-            except SchemaError as exc:
-                raise self._with_line(exc) from None
             self._target.inexact_records.pop(self.stream_name, None)
-            self._target.note_drained()
 
     def _with_line(self, exc: SchemaError) -> SchemaError:
         """``exc`` naming the input line of the record at fault when it holds a number a float64 does

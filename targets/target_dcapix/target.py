@@ -300,9 +300,13 @@ class TargetDcApiX(Target):
             sink.check(record)  # the shape of an already valid record skips this call (hot path)
         buf = sink.buffer
         buf.append(record)
-        if len(buf) >= sink.limit:
+        if len(buf) >= sink.chunk:
             del buf  # no local reference may keep the drained records alive during the collection
-            self._drain_full(sink)
+            if sink.current_size >= sink.limit:
+                self._drain_full(sink)
+            else:
+                sink.write_chunk()  # to the adapter (Arrow), unflushed: no STATE yet
+                self._collect()
         self._records_seen += 1
         if not self._records_seen % _AGE_CHECK_EVERY:
             self._handle_max_record_age()

@@ -74,6 +74,54 @@ def test_overwrite_emits_state_only_after_finish_write(run_target, tmp_path: Pat
     assert run.calls()[0]["load_method"] == "overwrite"
 
 
+def test_records_reach_the_adapter_in_chunks_and_state_waits_for_the_flush(run_target, monkeypatch):
+    """The fast path hands every ``CHUNK_ROWS`` records to the adapter unflushed (so a big batch is
+    never held as dicts); a STATE still waits for the flush at ``batch_size_rows``."""
+    from target_dcapix import sinks
+
+    monkeypatch.setattr(sinks, "CHUNK_ROWS", 2)
+    msgs = [
+        schema_msg(),
+        rec(1),
+        rec(2),
+        rec(3),
+        state(3),
+        rec(4),
+        rec(5),
+        rec(6),
+        state(6),
+        rec(7),
+        state(7),
+    ]
+    run = run_target(msgs, batch_size_rows=5, inprocess=True)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s["bookmarks"]["users"]["replication_key_value"] for s in run.states] == [3, 6, 7]
+    calls = [c["call"] for c in run.calls()]
+    assert calls == [
+        "start_write",
+        "write",
+        "write",
+        "write",
+        "flush",
+        "write",
+        "flush",
+        "finish_write",
+        "close",
+    ]
+
+
+def test_no_state_when_a_chunk_write_fails(run_target, monkeypatch):
+    from target_dcapix import sinks
+
+    monkeypatch.setattr(sinks, "CHUNK_ROWS", 2)
+    msgs = [schema_msg(), rec(1), rec(2), rec(3), rec(4), state(4), rec(5), rec(6), state(6)]
+    run = run_target(msgs, batch_size_rows=4, fail_on_write=3, inprocess=True)
+    assert run.rc == 1
+    assert [s["bookmarks"]["users"]["replication_key_value"] for s in run.states] == [4]
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3, 4]
+
+
 def test_append_only_is_accepted_as_append(run_target):
     run = run_target([schema_msg(), rec(1)], load_method="append-only", inprocess=True)
     assert run.rc == 0, run.stderr
