@@ -191,6 +191,8 @@ class DcApiXSink(BatchSink):
     ) -> None:
         #: Records waiting for the next drain (dicts as decoded, no conversion).
         self.buffer: list[dict[str, Any]] = []
+        #: The input line of each record the fast path buffered (checked in bulk: check_buffered).
+        self.lines: list[int] = []
         #: True when the target feeds this sink directly (no stream map / metadata in the way).
         self.fast = False
         self._n_validated = 0
@@ -229,12 +231,54 @@ class DcApiXSink(BatchSink):
         """Records received and not yet flushed (buffered, or written without ``flush``)."""
         return len(self.buffer) + self.unflushed
 
+    def check_buffered(self, records: list[Any], lines: list[int]) -> None:
+        """:meth:`check` for records the fast path buffered without a check, in input order, each
+        error naming its record's line (``lines``). A record whose shape (field names, value types)
+        is that of a record found valid is valid (see :meth:`check`): the shapes of the whole chunk
+        are computed at C speed, and only a record of a shape not seen yet is checked in Python."""
+        target = self._target
+        shapes = self._shapes
+        if shapes is not None and all(type(r) is dict for r in records):
+            from itertools import repeat
+
+            found = set(
+                zip(
+                    map(tuple, records),
+                    map(tuple, map(map, repeat(type), map(dict.values, records))),
+                    strict=True,
+                )
+            )
+            if found <= shapes:
+                return
+            todo = found - shapes
+        else:
+            todo = None
+        try:
+            for record, line in zip(records, lines, strict=True):
+                if todo is not None:
+                    shape = (tuple(record), tuple(map(type, record.values())))
+                    if shape in shapes:
+                        continue
+                    if shape not in todo:
+                        continue  # a later record of a shape checked (and cached) above
+                target._line_override = line
+                self.check(record)
+                if todo is not None:
+                    if shape in shapes:
+                        todo.discard(shape)
+                    if not todo:
+                        return
+        finally:
+            target._line_override = None
+
     def write_chunk(self) -> None:
         """Hand the buffered records to the adapter without flushing them (the fast path, every
         ``chunk`` records): they count in :attr:`current_size` until the drain flushes them."""
         records, self.buffer = self.buffer, []
+        lines, self.lines = self.lines, []
         if not records:
             return
+        self.check_buffered(records, lines)
         self.tally_record_read(len(records))
         self.record_counter_metric.increment(len(records))
         self._write(records, flush=False)
@@ -334,8 +378,10 @@ class DcApiXSink(BatchSink):
 
     def start_drain(self) -> dict[Any, Any]:
         records, self.buffer = self.buffer, []
+        lines, self.lines = self.lines, []
         self._pending_batch = None
         if self.fast:  # the SDK tallies the records it handles itself (stream maps, metadata)
+            self.check_buffered(records, lines)
             self.tally_record_read(len(records))
             self.record_counter_metric.increment(len(records))
         self._context_draining = {"records": records}

@@ -92,6 +92,8 @@ class TargetDcApiX(Target):
         self._records_seen = 0
         self._collect_due = False
         self._adapter: Any = None
+        #: The line :meth:`where` names while buffered records are checked in bulk.
+        self._line_override: int | None = None
         #: Per stream: (line, record) of records holding numbers a float64 does not keep, until written.
         self.inexact_records: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         super().__init__(
@@ -219,6 +221,8 @@ class TargetDcApiX(Target):
 
     def where(self) -> str:
         """``line N`` of the input being processed (for error messages)."""
+        if self._line_override is not None:
+            return f"line {self._line_override}"
         return f"line {getattr(self.message_reader, 'line_number', 0)}"
 
     # -- messages --------------------------------------------------------------------------------
@@ -291,15 +295,11 @@ class TargetDcApiX(Target):
         except KeyError:
             self._slow_record(message_dict)
             return
-        shapes = sink._shapes
-        if (
-            shapes is None
-            or type(record) is not dict
-            or ((tuple(record), tuple(map(type, record.values()))) not in shapes)
-        ):
-            sink.check(record)  # the shape of an already valid record skips this call (hot path)
+        # checked in bulk before the records reach the adapter (DcApiXSink.check_buffered), each
+        # error naming its record's line: the hot path only appends
         buf = sink.buffer
         buf.append(record)
+        sink.lines.append(self.message_reader.line_number)
         if len(buf) >= sink.chunk:
             del buf  # no local reference may keep the drained records alive during the collection
             if sink.current_size >= sink.limit:
