@@ -141,12 +141,20 @@ def exact_float(value: int | Decimal) -> float:
     elif out - out == 0.0 and Decimal(repr(out)) == value:
         return out
     text = str(value) if isinstance(value, int) else decimal_text(value)
-    digits = len(text.lstrip("-").replace(".", "").lstrip("0")) or 1
-    shown = text if len(text) <= 60 else f"{text[:28]}…{text[-28:]}"
+    if len(text) > 60:
+        text = str(value) if len(str(value)) <= 60 else f"{text[:28]}…{text[-28:]}"
+    shown = text
+    if out - out != 0.0:
+        reason = "is beyond the range of a float64 (double) column"
+    else:
+        digits = len(text.lstrip("-").replace(".", "").strip("0")) or 1
+        reason = (
+            f"has {digits} significant digits, more than a float64 (double) column holds: it would be "
+            f"rounded to {out!r}"
+        )
     raise InexactNumberError(
-        f"{shown} has {digits} significant digits, more than a float64 (double) column holds: it "
-        f"would be rounded to {out!r}, so it is not written (declare the field as a decimal, e.g. "
-        f'"type": "string", "format": "decimal", or load it into JSON text)'
+        f'{shown} {reason}, so it is not written (declare the field "format": "decimal" for a decimal '
+        f"column, or write it as JSON text)"
     )
 
 

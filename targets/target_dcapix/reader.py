@@ -72,7 +72,7 @@ def _where(line: int, stream: Any = None) -> str:
 
 
 #: Chunks (of up to READ_CHUNK bytes) the read-ahead thread may hold: bounds the memory it uses.
-READ_AHEAD_CHUNKS = 64
+READ_AHEAD_CHUNKS = 16
 
 
 def _read_ahead(read1: Callable[[int], bytes]) -> Iterator[bytes]:
