@@ -238,7 +238,7 @@ class DcApiXSink(BatchSink):
         are computed at C speed, and only a record of a shape not seen yet is checked in Python."""
         target = self._target
         shapes = self._shapes
-        if shapes is not None and all(type(r) is dict for r in records):
+        if shapes is not None and set(map(type, records)) <= {dict}:
             from itertools import repeat
 
             found = set(
