@@ -192,3 +192,27 @@ def test_value_helpers():
     for bad in (Decimal(LONG), 2**53 + 1, Decimal("1e400")):
         with pytest.raises(InexactNumberError):
             exact_float(bad)
+
+
+@pytest.mark.postgres
+def test_postgresql_numeric_column_keeps_the_digits_double_refuses(run, pg_url: str, pg_schema: str):
+    import psycopg
+
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{pg_schema}".s (id bigint PRIMARY KEY, x numeric, j jsonb)')
+    rc, states, err = run(_messages(), adapter="sql", url=pg_url, schema=pg_schema)
+    assert rc == 0, err
+    assert states == [{"n": 2}]
+    with psycopg.connect(plain) as conn:
+        rows = conn.execute(f'SELECT id, x::text, j::text FROM "{pg_schema}".s ORDER BY id').fetchall()
+    assert rows[1][1] == LONG
+    assert json.loads(rows[1][2], parse_float=Decimal) == {"a": Decimal(TINY_TAIL)}
+
+    msgs = [{**_schema(), "stream": "t"}] + [
+        m.replace('"stream":"s"', '"stream":"t"') if isinstance(m, str) else {**m, "stream": "t"}
+        for m in _messages()[1:3]
+    ]
+    rc, states, err = run(msgs, adapter="sql", url=pg_url, schema=pg_schema)  # creates t: double precision
+    line = _one_error(rc, err)
+    assert "line 3" in line and "stream 't'" in line and "field 'x'" in line, line
