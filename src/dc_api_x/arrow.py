@@ -497,8 +497,10 @@ def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
             return pa.array(
                 [None if v is None else dumps(v, default=default).decode() for v in values], type=typ
             )
-        except (TypeError, orjson.JSONEncodeError, *errors):
+        except (TypeError, orjson.JSONEncodeError):
             pass  # the per-value path names the value
+        except errors:
+            pass
     if not is_json:
         if pt.is_integer(typ) or pt.is_floating(typ):
             # infer first: pa.array(type=int64) would silently truncate 2.5 to 2

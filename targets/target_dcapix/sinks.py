@@ -237,8 +237,8 @@ class DcApiXSink(BatchSink):
         is that of a record found valid is valid (see :meth:`check`): the shapes of the whole chunk
         are computed at C speed, and only a record of a shape not seen yet is checked in Python."""
         target = self._target
-        shapes = self._shapes
-        if shapes is not None and set(map(type, records)) <= {dict}:
+        shapes = self._shapes if self._shapes is not None else set()
+        if self._shapes is not None and set(map(type, records)) <= {dict}:
             from itertools import repeat
 
             found = set(
@@ -258,9 +258,7 @@ class DcApiXSink(BatchSink):
                 if todo is not None:
                     shape = (tuple(record), tuple(map(type, record.values())))
                     if shape in shapes:
-                        continue
-                    if shape not in todo:
-                        continue  # a later record of a shape checked (and cached) above
+                        continue  # valid (cached by the check of an earlier record)
                 target._line_override = line
                 self.check(record)
                 if todo is not None:

@@ -130,6 +130,8 @@ class TargetDcApiX(Target):
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
         self._adapter = self._create_adapter(cfg)
+        #: The message reader (a FastSingerReader: ``line_number`` for the hot path).
+        self._reader: Any = self.message_reader
         if isinstance(self.message_reader, FastSingerReader):
             self.message_reader.on_inexact = self._note_inexact
 
@@ -299,7 +301,7 @@ class TargetDcApiX(Target):
         # error naming its record's line: the hot path only appends
         buf = sink.buffer
         buf.append(record)
-        sink.lines.append(self.message_reader.line_number)
+        sink.lines.append(self._reader.line_number)
         if len(buf) >= sink.chunk:
             del buf  # no local reference may keep the drained records alive during the collection
             if sink.current_size >= sink.limit:
