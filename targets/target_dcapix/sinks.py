@@ -502,6 +502,56 @@ class DcApiXSink(BatchSink):
         except SchemaError as exc:
             raise SchemaError(f"{exc} (BATCH file {url!r} {where})", stream=self.stream_name) from None
 
+    def _valid_by_types(self, table: Any) -> bool:
+        """Whether every row of an Arrow ``table`` (a Parquet BATCH file) passes :meth:`check` by its
+        column types alone, so its rows need not be checked one by one in their JSON forms: the
+        schema constrains nothing but types (the shape cache's condition), every column is a
+        property, every required field and key property is a column, nulls only where the property
+        allows null, and each column's Arrow type has the JSON form of an allowed type. Anything
+        else (nested columns, NaN, a mismatch) takes the per-row check, which names the row."""
+        if self._shapes is None:
+            return False
+        import pyarrow.compute as pc
+        import pyarrow.types as pt
+
+        from dc_api_x.arrow import json_types
+
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        names = set(table.column_names)
+        if not names <= set(props) or not set(self.schema.get("required") or ()) | set(self.keys) <= names:
+            return False
+        for f, col in zip(table.schema, table.columns, strict=True):
+            types, nullable = json_types(props[f.name])
+            if not types:
+                continue  # no type: anything goes
+            if col.null_count and not nullable:
+                return False
+            if col.null_count == len(col):
+                continue
+            t = f.type
+            if pt.is_integer(t):
+                ok = bool(types & {"integer", "number"})
+            elif pt.is_floating(t):
+                ok = "number" in types and not pc.any(pc.is_nan(col)).as_py()
+            elif pt.is_boolean(t):
+                ok = "boolean" in types
+            elif (
+                pt.is_string(t)
+                or pt.is_large_string(t)
+                or pt.is_timestamp(t)
+                or pt.is_date(t)
+                or pt.is_time(t)
+                or pt.is_decimal(t)
+                or pt.is_binary(t)
+                or pt.is_large_binary(t)
+            ):
+                ok = "string" in types  # their JSON forms are strings
+            else:
+                ok = False
+            if not ok:
+                return False
+        return True
+
     def _jsonl_batches(self, url: str, *, gzipped: bool) -> Iterator[Batch]:
         schema = self.writer.spec.schema
         with self._open(url) as raw:
@@ -565,9 +615,10 @@ class DcApiXSink(BatchSink):
                 except Exception as exc:
                     raise unreadable(exc) from None
                 table = pa.Table.from_batches([rb])
-                # the check of a RECORD message, on the rows' JSON forms (what a JSONL file would hold)
-                forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
-                for i, rec in enumerate(forms, start=row + 1):
-                    self._checked(rec, url, f"row {i}")
+                if not self._valid_by_types(table):
+                    # the check of a RECORD message, on the rows' JSON forms (what a JSONL file holds)
+                    forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
+                    for i, rec in enumerate(forms, start=row + 1):
+                        self._checked(rec, url, f"row {i}")
                 row += table.num_rows
                 yield Batch.from_arrow(table, schema=self.writer.spec.schema)
