@@ -27,6 +27,13 @@
   default context has 28 and would round) and :func:`fit_decimal` (a decimal at a column's scale, or
   an error: never rounded).
 
+* **Exact JSON numbers** — orjson decodes a number with a fraction or an exponent (and an integer
+  beyond 64 bits) as a float64, which keeps 15 to 17 significant digits. :func:`has_long_digit_run`
+  finds cheaply (a byte translation and a substring search) whether some bytes may hold a number
+  with more; :func:`exact_json_loads` decodes such a document keeping every digit (a
+  :class:`JSONNumber`, a Decimal, where a float64 would change the number, ``int`` at any size), and
+  :func:`has_inexact_numbers` says whether a decoded value holds such a number.
+
 * **Arrow errors** — :func:`arrow_errors` is the tuple of exceptions Arrow (and the Python values
   handed to it) raise for a value that does not fit; :func:`error_line` turns one into the single
   line a message quotes.
@@ -37,16 +44,21 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
 
 __all__ = [
     "DECIMAL_CONTEXT",
+    "JSONNumber",
     "arrow_errors",
     "decimal_text",
     "error_line",
+    "exact_json_loads",
     "fit_decimal",
+    "has_inexact_numbers",
+    "has_long_digit_run",
     "json_default",
     "json_form",
     "parse_datetime",
@@ -59,6 +71,67 @@ __all__ = [
 DECIMAL_CONTEXT = decimal.Context(
     prec=160, traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow]
 )
+
+
+# ------------------------------------------------------------------------------------ exact JSON numbers
+#: Digits and "." → b"0", every other byte → b" ": a number token with 16+ significant digits leaves
+#: a run of at least 16 b"0" (a run inside a string only costs an exact decode of its line).
+_DIGITS = bytes(0x30 if (0x30 <= b <= 0x39 or b == 0x2E) else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 16
+#: The largest magnitude below which every integer is exact in a float64.
+_FLOAT_EXACT_INT = 2**53
+
+
+def has_long_digit_run(data: bytes | str) -> bool:
+    """Whether ``data`` holds 16 or more digits (a "." may sit among them) in a row: a number that
+    float64 may not hold exactly can only be written so (one translation + one substring search:
+    about a third of the time orjson takes to decode the same bytes)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return _LONG_RUN in data.translate(_DIGITS)
+
+
+class JSONNumber(Decimal):
+    """A JSON number a float64 does not hold, with every digit (made by :func:`exact_json_loads`).
+
+    A :class:`~decimal.Decimal` in every respect, except that JSON text written from it keeps it a
+    JSON *number* (``arrow.json_text_default``) where a plain Decimal takes its JSON form (text)."""
+
+    __slots__ = ()
+
+
+def _exact_number(text: str) -> float | Decimal:
+    """``parse_float`` of the exact path: a float when float64 holds the number's digits, else a Decimal."""
+    value = float(text)
+    if len(text) <= 16 and value - value == 0.0:
+        return value  # at most 15 digits (a float literal has a "." or an exponent): exact
+    exact = JSONNumber(text)
+    if value - value == 0.0 and Decimal(repr(value)) == exact:
+        return value
+    return exact
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def exact_json_loads(line: bytes | str) -> Any:
+    """Decode one JSON document keeping every digit: numbers float64 would change become
+    :class:`JSONNumber` (a Decimal), integers stay ``int`` (at any size); NaN/Infinity are refused
+    as by orjson."""
+    return json.loads(line, parse_float=_exact_number, parse_constant=_no_constant)
+
+
+def has_inexact_numbers(value: Any) -> bool:
+    """Whether a decoded value holds a number a float64 does not keep (a Decimal, an int beyond 2**53)."""
+    t = type(value)
+    if t is dict:
+        return any(has_inexact_numbers(v) for v in value.values())
+    if t is list:
+        return any(has_inexact_numbers(v) for v in value)
+    if t is JSONNumber or t is Decimal:
+        return True
+    return t is int and not -_FLOAT_EXACT_INT <= value <= _FLOAT_EXACT_INT
 
 
 # ------------------------------------------------------------------------------------ JSON forms

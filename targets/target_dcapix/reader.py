@@ -5,10 +5,21 @@ reader keeps its interface (``process_lines(file_input, callbacks)`` → ``Count
 and its callbacks, but reads ``stdin`` as bytes in large chunks, decodes with :mod:`orjson`, counts
 line numbers (for error messages) and turns every malformed line into one
 :class:`SingerInputError` naming the line (and the stream when it can be read).
+
+Exact numbers: orjson decodes every number with a fraction or exponent — and every integer beyond
+64 bits — as a float64, which keeps 15 to 17 significant digits. A chunk of input is searched once
+(``has_long_digit_run``, a byte translation and a substring search) for a run of 16 or more
+digits; only the lines of a chunk that has one are checked one by one, and only those of them
+holding a float are decoded again by the exact path (``exact_json_loads``): a number float64 would
+change becomes a :class:`~dc_api_x.values.JSONNumber` (a Decimal; an integer stays a Python
+``int``), every other number stays a float. The
+destination then keeps the digits where it can (decimal columns, JSON text) or refuses the record
+naming stream, field and line: nothing is rounded silently.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
@@ -21,8 +32,13 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from dc_api_x.exceptions import DcApiXError
+from dc_api_x.values import exact_json_loads, has_inexact_numbers, has_long_digit_run
 
-__all__ = ["FastSingerReader", "RecordBeforeSchemaError", "SingerInputError"]
+__all__ = [
+    "FastSingerReader",
+    "RecordBeforeSchemaError",
+    "SingerInputError",
+]
 
 #: Most bytes read at once (``read1``: fewer when less is available, e.g. from a slow tap).
 READ_CHUNK = 1 << 20
@@ -42,12 +58,21 @@ class RecordBeforeSchemaError(SingerInputError, RecordsWithoutSchemaException):
     """A RECORD (or BATCH, ACTIVATE_VERSION) for a stream whose SCHEMA has not been received."""
 
 
+def _has_floats(value: Any) -> bool:
+    t = type(value)
+    if t is dict:
+        return any(_has_floats(v) for v in value.values())
+    if t is list:
+        return any(_has_floats(v) for v in value)
+    return t is float
+
+
 def _where(line: int, stream: Any = None) -> str:
     return f"line {line}" + (f", stream {stream!r}" if isinstance(stream, str) else "")
 
 
 #: Chunks (of up to READ_CHUNK bytes) the read-ahead thread may hold: bounds the memory it uses.
-READ_AHEAD_CHUNKS = 64
+READ_AHEAD_CHUNKS = 16
 
 
 def _read_ahead(read1: Callable[[int], bytes]) -> Iterator[bytes]:
@@ -114,6 +139,10 @@ class FastSingerReader(GenericSingerReader[bytes]):
         super().__init__()
         #: The number of the line being processed (1-based), for error messages.
         self.line_number = 0
+        #: Lines decoded by the exact path that hold a number a float64 does not keep.
+        self.exact_lines = 0
+        #: Called with (line number, message) for each such line, before the message's callback.
+        self.on_inexact: Callable[[int, dict[Any, Any]], None] | None = None
 
     @property
     def default_input(self) -> IO[bytes]:
@@ -124,6 +153,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         try:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
+            if "number" in str(exc):  # e.g. 1e400 (valid JSON, beyond a float64): the exact path decides
+                with contextlib.suppress(ValueError):
+                    exact = exact_json_loads(line)
+                    if isinstance(exact, dict):
+                        if self.on_inexact is not None and has_inexact_numbers(exact):
+                            self.exact_lines += 1
+                            self.on_inexact(self.line_number, exact)
+                        return exact
             text = (
                 line[:80].decode("utf-8", "replace").rstrip()
                 if isinstance(line, (bytes, bytearray))
@@ -141,7 +178,13 @@ class FastSingerReader(GenericSingerReader[bytes]):
         return msg
 
     def _lines(self, file_input: IO[Any] | None) -> Iterator[bytes]:
-        """Lines of the input as bytes (without the newline).
+        """Lines of the input as bytes (without the newline)."""
+        for lines, _ in self._blocks(file_input):
+            yield from lines
+
+    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bool]]:
+        """Lists of lines of the input as bytes (without the newline), each with whether its chunk
+        holds a long digit run (``has_long_digit_run``: a line of it may need the exact path).
 
         Binary input is read with ``read1``: it returns what is available (up to ``READ_CHUNK``
         bytes) without waiting for a full chunk, so a slow tap's messages (and the STATEs that
@@ -154,22 +197,26 @@ class FastSingerReader(GenericSingerReader[bytes]):
         read1 = getattr(src, "read1", None)
         if read1 is None:  # a text stream without a binary buffer (e.g. io.StringIO in tests)
             for line in src:
-                yield line.encode() if isinstance(line, str) else line
+                data = line.encode() if isinstance(line, str) else line
+                yield [data.rstrip(b"\n")], has_long_digit_run(data)
             return
         _grow_pipe(src)
         rest = b""
         for data in _read_ahead(read1):
             if not data:
                 if rest:
-                    yield rest
+                    yield [rest], has_long_digit_run(rest)
                 return
             if isinstance(data, str):
                 data = data.encode()
             if rest:
                 data = rest + data
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            yield from lines
+            cut = data.rfind(b"\n") + 1
+            data, rest = data[:cut], data[cut:]
+            if data:
+                lines = data.split(b"\n")
+                lines.pop()  # b"" after the last newline
+                yield lines, has_long_digit_run(data)
 
     def process_lines(  # type: ignore[override]
         self,
@@ -202,40 +249,60 @@ class FastSingerReader(GenericSingerReader[bytes]):
         stats: Counter[str] = Counter()
         records = 0
         lineno = 0
-        for line in self._lines(file_input):
-            lineno += 1
-            try:
-                msg = loads(line)
-                mtype = msg["type"]
-            except Exception:
+        for block, suspect in self._blocks(file_input):
+            for line in block:
+                lineno += 1
+                try:
+                    msg = loads(line)
+                    mtype = msg["type"]
+                except Exception:
+                    self.line_number = lineno
+                    if not line.strip():
+                        continue  # blank lines (e.g. a trailing newline) carry no message
+                    msg = self.deserialize_json(line)
+                    mtype = msg.get("type")
+                    if mtype is None:
+                        raise SingerInputError(
+                            f"{_where(lineno, msg.get('stream'))}: message has no 'type'",
+                            line=lineno,
+                            stream=msg.get("stream"),
+                        ) from None
+                if suspect and has_long_digit_run(line) and _has_floats(msg):
+                    # orjson made a float of a number with 16+ digits: decode the line exactly
+                    self.line_number = lineno
+                    msg = self._exact(line, msg)
+                    mtype = msg.get("type")
+                if mtype == "RECORD":
+                    self.line_number = lineno
+                    record_cb(msg)
+                    records += 1
+                    continue
                 self.line_number = lineno
-                if not line.strip():
-                    continue  # blank lines (e.g. a trailing newline) carry no message
-                msg = self.deserialize_json(line)
-                mtype = msg.get("type")
-                if mtype is None:
+                if not isinstance(mtype, str) or mtype.upper() not in cbs:
                     raise SingerInputError(
-                        f"{_where(lineno, msg.get('stream'))}: message has no 'type'",
+                        f"{_where(lineno, msg.get('stream'))}: unknown message type {mtype!r} "
+                        f"(expected one of {', '.join(_MESSAGE_TYPES)})",
                         line=lineno,
                         stream=msg.get("stream"),
-                    ) from None
-            if mtype == "RECORD":
-                self.line_number = lineno
-                record_cb(msg)
-                records += 1
-                continue
-            self.line_number = lineno
-            if not isinstance(mtype, str) or mtype.upper() not in cbs:
-                raise SingerInputError(
-                    f"{_where(lineno, msg.get('stream'))}: unknown message type {mtype!r} "
-                    f"(expected one of {', '.join(_MESSAGE_TYPES)})",
-                    line=lineno,
-                    stream=msg.get("stream"),
-                )
-            mtype = mtype.upper()
-            cbs[mtype](msg)
-            stats[mtype] += 1
+                    )
+                mtype = mtype.upper()
+                cbs[mtype](msg)
+                stats[mtype] += 1
         self.line_number = lineno
         if records:
             stats["RECORD"] += records
         return stats
+
+    def _exact(self, line: bytes, fallback: dict[Any, Any]) -> dict[Any, Any]:
+        """The exact decode of a line orjson accepted (:func:`~dc_api_x.values.exact_json_loads`)."""
+        try:
+            msg = exact_json_loads(line)
+        except ValueError:  # orjson accepted the line: keep its result (cannot happen for valid JSON)
+            return fallback
+        if not isinstance(msg, dict):
+            return fallback
+        if has_inexact_numbers(msg):
+            self.exact_lines += 1
+            if self.on_inexact is not None:
+                self.on_inexact(self.line_number, msg)
+        return msg

@@ -41,6 +41,8 @@ SAMPLE_HEAD = 1000
 SAMPLE_EVERY = 100
 #: At most this many record shapes are remembered per sink.
 MAX_SHAPES = 4096
+#: Records the fast path buffers as dicts before handing them to the adapter (unflushed).
+CHUNK_ROWS = 10_000
 
 
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
@@ -132,18 +134,31 @@ class StreamWriter:
         except Exception as exc:
             raise self._wrap(exc, "start_write (schema change)") from exc
 
-    def write(self, batch: Batch) -> None:
-        """Write one batch and flush it: when this returns, the rows are durable."""
+    def write(self, batch: Batch, *, flush: bool = True) -> None:
+        """Write one batch and flush it: when this returns, the rows are durable. With
+        ``flush=False`` the adapter may still hold them (:meth:`flush` makes them durable)."""
         if not len(batch):
+            if flush:
+                self.flush()
             return
         self.ensure_started()
         try:
             self.adapter.write(self.spec, batch)
-            self.adapter.flush(self.spec)
+            if flush:
+                self.adapter.flush(self.spec)
         except Exception as exc:
             raise self._wrap(exc, "write") from exc
         self.rows_written += len(batch)
         self.batches_written += 1
+
+    def flush(self) -> None:
+        """Make every row written so far durable (``adapter.flush``)."""
+        if not self.started:
+            return
+        try:
+            self.adapter.flush(self.spec)
+        except Exception as exc:
+            raise self._wrap(exc, "flush") from exc
 
     def finish(self) -> None:
         """Finalize the stream (``finish_write``: swap an overwrite, close files)."""
@@ -176,6 +191,8 @@ class DcApiXSink(BatchSink):
     ) -> None:
         #: Records waiting for the next drain (dicts as decoded, no conversion).
         self.buffer: list[dict[str, Any]] = []
+        #: The input line of each record the fast path buffered (checked in bulk: check_buffered).
+        self.lines: list[int] = []
         #: True when the target feeds this sink directly (no stream map / metadata in the way).
         self.fast = False
         self._n_validated = 0
@@ -196,6 +213,13 @@ class DcApiXSink(BatchSink):
         self.writer: StreamWriter = target.writer_for(self)
         #: ``max_size`` (``batch_size_rows``) as a plain attribute for the per-record path.
         self.limit: int = int(self.max_size)
+        #: Records handed to the adapter (``write`` without ``flush``) since the last drain.
+        self.unflushed = 0
+        #: The fast path hands the buffer to the adapter every ``chunk`` records (``write`` without
+        #: ``flush``): the adapter converts them to Arrow, so a batch of ``batch_size_rows`` never
+        #: sits in memory as Python dicts (a dict record takes ~10x its Arrow size). The batch is
+        #: flushed, and its STATE may follow, at ``batch_size_rows`` as before.
+        self.chunk: int = min(self.limit, CHUNK_ROWS)
 
     # -- singer-sdk hooks --------------------------------------------------------------------
     def get_validator(self) -> None:  # type: ignore[override]
@@ -204,7 +228,59 @@ class DcApiXSink(BatchSink):
 
     @property
     def current_size(self) -> int:
-        return len(self.buffer)
+        """Records received and not yet flushed (buffered, or written without ``flush``)."""
+        return len(self.buffer) + self.unflushed
+
+    def check_buffered(self, records: list[Any], lines: list[int]) -> None:
+        """:meth:`check` for records the fast path buffered without a check, in input order, each
+        error naming its record's line (``lines``). A record whose shape (field names, value types)
+        is that of a record found valid is valid (see :meth:`check`): the shapes of the whole chunk
+        are computed at C speed, and only a record of a shape not seen yet is checked in Python."""
+        target = self._target
+        shapes = self._shapes if self._shapes is not None else set()
+        if self._shapes is not None and set(map(type, records)) <= {dict}:
+            from itertools import repeat
+
+            found = set(
+                zip(
+                    map(tuple, records),
+                    map(tuple, map(map, repeat(type), map(dict.values, records))),
+                    strict=True,
+                )
+            )
+            if found <= shapes:
+                return
+            todo = found - shapes
+        else:
+            todo = None
+        try:
+            for record, line in zip(records, lines, strict=True):
+                if todo is not None:
+                    shape = (tuple(record), tuple(map(type, record.values())))
+                    if shape in shapes:
+                        continue  # valid (cached by the check of an earlier record)
+                target._line_override = line
+                self.check(record)
+                if todo is not None:
+                    if shape in shapes:
+                        todo.discard(shape)
+                    if not todo:
+                        return
+        finally:
+            target._line_override = None
+
+    def write_chunk(self) -> None:
+        """Hand the buffered records to the adapter without flushing them (the fast path, every
+        ``chunk`` records): they count in :attr:`current_size` until the drain flushes them."""
+        records, self.buffer = self.buffer, []
+        lines, self.lines = self.lines, []
+        if not records:
+            return
+        self.check_buffered(records, lines)
+        self.tally_record_read(len(records))
+        self.record_counter_metric.increment(len(records))
+        self._write(records, flush=False)
+        self.unflushed += len(records)
 
     @property
     def spec(self) -> StreamSpec:
@@ -294,10 +370,16 @@ class DcApiXSink(BatchSink):
     def process_record(self, record: dict[Any, Any], context: dict[Any, Any]) -> None:
         self.buffer.append(record)
 
+    def mark_drained(self) -> None:
+        super().mark_drained()
+        self.unflushed = 0
+
     def start_drain(self) -> dict[Any, Any]:
         records, self.buffer = self.buffer, []
+        lines, self.lines = self.lines, []
         self._pending_batch = None
         if self.fast:  # the SDK tallies the records it handles itself (stream maps, metadata)
+            self.check_buffered(records, lines)
             self.tally_record_read(len(records))
             self.record_counter_metric.increment(len(records))
         self._context_draining = {"records": records}
@@ -305,11 +387,41 @@ class DcApiXSink(BatchSink):
 
     def process_batch(self, context: dict[Any, Any]) -> None:
         records = context.get("records") or []
+        if records or self.unflushed:
+            self._write(records, flush=True)
+            self.unflushed = 0
+            self._target.note_drained()
+
+    def _write(self, records: list[dict[str, Any]], *, flush: bool) -> None:
         if records and self.writer.load_method == "upsert" and self.keys:
             records = self._last_per_key(records)
+        try:
+            self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema), flush=flush)
+        except SchemaError as exc:
+            raise self._with_line(exc) from None
         if records:
-            self.writer.write(Batch.from_records(records, schema=self.writer.spec.schema))
-            self._target.note_drained()
+            self._target.inexact_records.pop(self.stream_name, None)
+
+    def _with_line(self, exc: SchemaError) -> SchemaError:
+        """``exc`` naming the input line of the record at fault when it holds a number a float64 does
+        not keep (the adapter names stream and field but sees a whole batch)."""
+        target = self._target
+        if not target.inexact_records:
+            return exc
+        import re
+
+        found = re.search(r"field '([^']*)'", str(exc))
+        field = found.group(1) if found else None
+        line = None
+        for stream in dict.fromkeys((self.stream_name, *target.inexact_records)):
+            line = target.inexact_line(stream, field)
+            if line is not None:
+                break
+        if line is None:
+            return exc
+        out = SchemaError(f"line {line}: {exc}", stream=self.stream_name)
+        out.adapter = getattr(exc, "adapter", None)
+        return out
 
     def _last_per_key(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Upsert: a key seen twice in one batch keeps its last record (a merge statement may not touch
@@ -390,6 +502,56 @@ class DcApiXSink(BatchSink):
         except SchemaError as exc:
             raise SchemaError(f"{exc} (BATCH file {url!r} {where})", stream=self.stream_name) from None
 
+    def _valid_by_types(self, table: Any) -> bool:
+        """Whether every row of an Arrow ``table`` (a Parquet BATCH file) passes :meth:`check` by its
+        column types alone, so its rows need not be checked one by one in their JSON forms: the
+        schema constrains nothing but types (the shape cache's condition), every column is a
+        property, every required field and key property is a column, nulls only where the property
+        allows null, and each column's Arrow type has the JSON form of an allowed type. Anything
+        else (nested columns, NaN, a mismatch) takes the per-row check, which names the row."""
+        if self._shapes is None:
+            return False
+        import pyarrow.compute as pc
+        import pyarrow.types as pt
+
+        from dc_api_x.arrow import json_types
+
+        props: Mapping[str, Any] = self.schema.get("properties") or {}
+        names = set(table.column_names)
+        if not names <= set(props) or not set(self.schema.get("required") or ()) | set(self.keys) <= names:
+            return False
+        for f, col in zip(table.schema, table.columns, strict=True):
+            types, nullable = json_types(props[f.name])
+            if not types:
+                continue  # no type: anything goes
+            if col.null_count and not nullable:
+                return False
+            if col.null_count == len(col):
+                continue
+            t = f.type
+            if pt.is_integer(t):
+                ok = bool(types & {"integer", "number"})
+            elif pt.is_floating(t):
+                ok = "number" in types and not pc.any(pc.is_nan(col)).as_py()
+            elif pt.is_boolean(t):
+                ok = "boolean" in types
+            elif (
+                pt.is_string(t)
+                or pt.is_large_string(t)
+                or pt.is_timestamp(t)
+                or pt.is_date(t)
+                or pt.is_time(t)
+                or pt.is_decimal(t)
+                or pt.is_binary(t)
+                or pt.is_large_binary(t)
+            ):
+                ok = "string" in types  # their JSON forms are strings
+            else:
+                ok = False
+            if not ok:
+                return False
+        return True
+
     def _jsonl_batches(self, url: str, *, gzipped: bool) -> Iterator[Batch]:
         schema = self.writer.spec.schema
         with self._open(url) as raw:
@@ -453,9 +615,10 @@ class DcApiXSink(BatchSink):
                 except Exception as exc:
                     raise unreadable(exc) from None
                 table = pa.Table.from_batches([rb])
-                # the check of a RECORD message, on the rows' JSON forms (what a JSONL file would hold)
-                forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
-                for i, rec in enumerate(forms, start=row + 1):
-                    self._checked(rec, url, f"row {i}")
+                if not self._valid_by_types(table):
+                    # the check of a RECORD message, on the rows' JSON forms (what a JSONL file holds)
+                    forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
+                    for i, rec in enumerate(forms, start=row + 1):
+                        self._checked(rec, url, f"row {i}")
                 row += table.num_rows
                 yield Batch.from_arrow(table, schema=self.writer.spec.schema)

@@ -47,6 +47,8 @@ from .sinks import DcApiXSink, StreamWriter
 
 __all__ = ["TargetDcApiX", "TerminatedError"]
 
+#: At most this many records with long numbers are remembered per stream (for their line numbers).
+_INEXACT_KEPT = 10_000
 _LOAD_METHODS = {"append": "append", "append-only": "append", "upsert": "upsert", "overwrite": "overwrite"}
 
 
@@ -94,6 +96,10 @@ class TargetDcApiX(Target):
         self._age_due = False  # set by the age clock: the record path then checks the records' age
         self._collect_due = False
         self._adapter: Any = None
+        #: The line :meth:`where` names while buffered records are checked in bulk.
+        self._line_override: int | None = None
+        #: Per stream: (line, record) of records holding numbers a float64 does not keep, until written.
+        self.inexact_records: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         super().__init__(
             config=config,
             parse_env_config=parse_env_config,
@@ -130,6 +136,10 @@ class TargetDcApiX(Target):
         self.batch_wait_limit = self._wait_limit(cfg.get("batch_wait_limit_seconds"))
         self._adapter = self._create_adapter(cfg)
         self._age_clock_started = False
+        #: The message reader (a FastSingerReader: ``line_number`` for the hot path).
+        self._reader: Any = self.message_reader
+        if isinstance(self.message_reader, FastSingerReader):
+            self.message_reader.on_inexact = self._note_inexact
 
     def _wait_limit(self, raw: Any) -> float:
         if raw is None or raw == "":
@@ -241,8 +251,33 @@ class TargetDcApiX(Target):
             writer.update_spec(spec)
         return writer
 
+    def _note_inexact(self, line: int, msg: dict[Any, Any]) -> None:
+        """A RECORD holds a number a float64 does not keep: remember its line, so that a destination
+        that cannot hold it is refused naming the line (the adapter names stream and field)."""
+        stream, record = msg.get("stream"), msg.get("record")
+        if msg.get("type") == "RECORD" and isinstance(stream, str) and isinstance(record, dict):
+            seen = self.inexact_records.setdefault(stream, [])
+            if len(seen) < _INEXACT_KEPT:
+                seen.append((line, record))
+
+    def inexact_line(self, stream: str, field: str | None) -> int | None:
+        """The first line of ``stream`` not yet written whose record holds, in ``field`` (any field
+        when ``None``), a number a float64 does not keep."""
+        from dc_api_x.values import has_inexact_numbers
+
+        for line, record in self.inexact_records.get(stream, ()):
+            if field is None or field not in record:
+                if field is None and has_inexact_numbers(record):
+                    return line
+                continue
+            if has_inexact_numbers(record[field]):
+                return line
+        return None
+
     def where(self) -> str:
         """``line N`` of the input being processed (for error messages)."""
+        if self._line_override is not None:
+            return f"line {self._line_override}"
         return f"line {getattr(self.message_reader, 'line_number', 0)}"
 
     # -- messages --------------------------------------------------------------------------------
@@ -315,18 +350,18 @@ class TargetDcApiX(Target):
         except KeyError:
             self._slow_record(message_dict)
             return
-        shapes = sink._shapes
-        if (
-            shapes is None
-            or type(record) is not dict
-            or ((tuple(record), tuple(map(type, record.values()))) not in shapes)
-        ):
-            sink.check(record)  # the shape of an already valid record skips this call (hot path)
+        # checked in bulk before the records reach the adapter (DcApiXSink.check_buffered), each
+        # error naming its record's line: the hot path only appends
         buf = sink.buffer
         buf.append(record)
-        if len(buf) >= sink.limit:
+        sink.lines.append(self._reader.line_number)
+        if len(buf) >= sink.chunk:
             del buf  # no local reference may keep the drained records alive during the collection
-            self._drain_full(sink)
+            if sink.current_size >= sink.limit:
+                self._drain_full(sink)
+            else:
+                sink.write_chunk()  # to the adapter (Arrow), unflushed: no STATE yet
+                self._collect()
         if self._age_due:
             self._handle_max_record_age()
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
+
+from dc_api_x.values import JSONNumber
 
 __all__ = ["RecordValidator", "compile_record_validator"]
 
@@ -28,7 +31,8 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "null": (type(None),),
     "boolean": (bool,),
     "integer": (int,),
-    "number": (int, float),
+    # JSONNumber (a Decimal): a number float64 does not keep (the reader's exact path)
+    "number": (int, float, JSONNumber, Decimal),
     "string": (str,),
     "object": (dict,),
     "array": (list,),
@@ -127,6 +131,32 @@ def _needs_fallback(schema: Mapping[str, Any]) -> bool:
     return addl is not None and not isinstance(addl, (bool, Mapping))
 
 
+def _as_decimal(x: Any) -> Decimal:
+    return x if isinstance(x, Decimal) else Decimal(repr(x))
+
+
+def _decimal_bounds(v: Decimal, lo: Any, hi: Any, xlo: Any, xhi: Any, mult: Any) -> tuple[str, str] | None:
+    """The numeric keywords for a Decimal value (exact: the bounds as the decimals they are written as)."""
+    if lo is not None and v < _as_decimal(lo):
+        return "", f"{v} is less than the minimum {lo!r}"
+    if hi is not None and v > _as_decimal(hi):
+        return "", f"{v} is greater than the maximum {hi!r}"
+    if xlo is not None and v <= _as_decimal(xlo):
+        return "", f"{v} is not greater than {xlo!r}"
+    if xhi is not None and v >= _as_decimal(xhi):
+        return "", f"{v} is not less than {xhi!r}"
+    if mult:
+        from dc_api_x.values import DECIMAL_CONTEXT
+
+        try:
+            rest = DECIMAL_CONTEXT.remainder(v, _as_decimal(mult))
+        except ArithmeticError:  # the quotient has more than 160 digits
+            rest = None
+        if rest != 0:
+            return "", f"{v} is not a multiple of {mult!r}"
+    return None
+
+
 def _types_of(schema: Mapping[str, Any]) -> tuple[frozenset[type] | None, bool, str]:
     """(allowed python types or None for any, integer-allowed, description)."""
     t = schema.get("type")
@@ -194,6 +224,8 @@ def _compile(schema: Mapping[str, Any]) -> _Check | None:
 
         def c_num(v: Any) -> tuple[str, str] | None:
             if type(v) not in (int, float):
+                if isinstance(v, Decimal):
+                    return _decimal_bounds(v, lo, hi, xlo, xhi, mult)
                 return None
             if lo is not None and v < lo:
                 return "", f"{v!r} is less than the minimum {lo!r}"

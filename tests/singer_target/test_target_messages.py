@@ -74,6 +74,54 @@ def test_overwrite_emits_state_only_after_finish_write(run_target, tmp_path: Pat
     assert run.calls()[0]["load_method"] == "overwrite"
 
 
+def test_records_reach_the_adapter_in_chunks_and_state_waits_for_the_flush(run_target, monkeypatch):
+    """The fast path hands every ``CHUNK_ROWS`` records to the adapter unflushed (so a big batch is
+    never held as dicts); a STATE still waits for the flush at ``batch_size_rows``."""
+    from target_dcapix import sinks
+
+    monkeypatch.setattr(sinks, "CHUNK_ROWS", 2)
+    msgs = [
+        schema_msg(),
+        rec(1),
+        rec(2),
+        rec(3),
+        state(3),
+        rec(4),
+        rec(5),
+        rec(6),
+        state(6),
+        rec(7),
+        state(7),
+    ]
+    run = run_target(msgs, batch_size_rows=5, inprocess=True)
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s["bookmarks"]["users"]["replication_key_value"] for s in run.states] == [3, 6, 7]
+    calls = [c["call"] for c in run.calls()]
+    assert calls == [
+        "start_write",
+        "write",
+        "write",
+        "write",
+        "flush",
+        "write",
+        "flush",
+        "finish_write",
+        "close",
+    ]
+
+
+def test_no_state_when_a_chunk_write_fails(run_target, monkeypatch):
+    from target_dcapix import sinks
+
+    monkeypatch.setattr(sinks, "CHUNK_ROWS", 2)
+    msgs = [schema_msg(), rec(1), rec(2), rec(3), rec(4), state(4), rec(5), rec(6), state(6)]
+    run = run_target(msgs, batch_size_rows=4, fail_on_write=3, inprocess=True)
+    assert run.rc == 1
+    assert [s["bookmarks"]["users"]["replication_key_value"] for s in run.states] == [4]
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3, 4]
+
+
 def test_append_only_is_accepted_as_append(run_target):
     run = run_target([schema_msg(), rec(1)], load_method="append-only", inprocess=True)
     assert run.rc == 0, run.stderr
@@ -281,3 +329,44 @@ def test_parquet_batch_rows_are_checked_like_records(run_target, tmp_path: Path,
     line = run.error_lines[0]
     assert f"field {field!r}" in line and "row 2" in line and "bad.parquet" in line
     assert run.states == []
+
+
+TYPES_ONLY = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": ["string", "null"]},
+        "amount": {"type": ["number", "null"]},
+        "updated_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+    "required": ["id"],
+}
+
+
+def test_parquet_batch_of_matching_types_skips_the_per_row_check(run_target, tmp_path: Path, monkeypatch):
+    """A Parquet file whose column types are those the (types-only) schema allows is loaded at Arrow
+    speed: no row is turned into its JSON form to be checked; one that does not match is checked
+    row by row and the error names the row."""
+    from target_dcapix.sinks import DcApiXSink
+
+    checked: list[str] = []
+    orig = DcApiXSink._checked
+    monkeypatch.setattr(
+        DcApiXSink, "_checked", lambda self, r, url, where: (checked.append(where), orig(self, r, url, where))
+    )
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.Table.from_pylist([rec(i)["record"] for i in (1, 2, 3)]), good)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([rec(4)["record"], {**rec(5)["record"], "id": None}]), bad)
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}}
+    run = run_target(
+        [schema_msg(schema=TYPES_ONLY), {**batch, "manifest": [str(good)]}, state(3)], inprocess=True
+    )
+    assert run.rc == 0, run.stderr
+    assert [r["id"] for r in run.rows("users")] == [1, 2, 3] and checked == []
+    run = run_target(
+        [schema_msg(schema=TYPES_ONLY), {**batch, "manifest": [str(bad)]}, state(5)], inprocess=True
+    )
+    assert run.rc == 1 and run.states == []
+    assert checked == ["row 1", "row 2"]
+    assert "row 2" in run.error_lines[0] and "field 'id'" in run.error_lines[0]

@@ -18,7 +18,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from ...arrow import (
+    NUMBER_META,
     ConversionError,
+    InexactNumberError,
     _column_to_arrow,
     cast_table,
     jsonschema_to_arrow,
@@ -589,12 +591,21 @@ class FileAdapter(ProtocolAdapter):
         part being written is then discarded (no partial file is left).
         """
         sw = self._writer(stream)
+        schema = sw.arrow_schema
         try:
-            table = batch.to_arrow(sw.arrow_schema)
-            if not table.schema.equals(sw.arrow_schema):
-                table = cast_table(table, sw.arrow_schema)
+            while True:
+                try:
+                    table = batch.to_arrow(schema)
+                    if not table.schema.equals(schema):
+                        table = cast_table(table, schema)
+                    break
+                except ConversionError as exc:
+                    wider = self._exact_number_schema(schema, exc)
+                    if wider is None:
+                        raise
+                    schema = wider
             # same types; carry the stream's field metadata (JSON columns) on every buffered table
-            table = pa.Table.from_arrays(table.columns, schema=sw.arrow_schema)
+            table = pa.Table.from_arrays(table.columns, schema=schema)
         except ConversionError as exc:
             sw.abort_part()
             raise SchemaError(
@@ -618,6 +629,21 @@ class FileAdapter(ProtocolAdapter):
         sw.rows += table.num_rows
         committed = self.options.file_per_batch
         return WriteResult(rows=table.num_rows, committed=committed, details={"parts": len(sw.parts)})
+
+    #: Whether the format writes numbers as text: a top-level ``number`` column whose batch holds a
+    #: value a float64 would round is then written as JSON number text, every digit kept (jsonl).
+    exact_number_text: ClassVar[bool] = False
+
+    def _exact_number_schema(self, schema: pa.Schema, exc: ConversionError) -> pa.Schema | None:
+        """``schema`` with the float column ``exc`` names turned into JSON number text (for this
+        batch), when the format can write it and a number float64 would round is the reason."""
+        if not self.exact_number_text or not isinstance(exc.__cause__, InexactNumberError):
+            return None
+        i = schema.get_field_index(exc.field or "")
+        if i < 0 or not pa.types.is_floating(schema.field(i).type):
+            return None
+        f = schema.field(i)
+        return schema.set(i, pa.field(f.name, pa.string(), f.nullable, metadata={NUMBER_META: b"true"}))
 
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Close the current part of ``stream`` (or of every stream): fsync, rename to its final name.

@@ -13,6 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.types as pt
 
 from ...arrow import (
+    JSON_META,
+    NUMBER_META,
     ConversionError,
     arrow_to_records,
     cast_table,
@@ -35,6 +37,7 @@ class JSONLAdapter(FileAdapter):
     name = "jsonl"
     suffixes = (".jsonl", ".ndjson", ".json")
     needs_sidecar = True
+    exact_number_text = True
     #: bytes per block of Arrow's JSON reader
     _json_block_size: ClassVar[int] = 1 << 22
 
@@ -202,6 +205,7 @@ class JSONLAdapter(FileAdapter):
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         records = arrow_to_records(_json_form_table(table), sw.json_schema)
+        _keep_long_numbers(table, records)
         part.handle.write(b"".join([dumps(r, default=json_default, option=opt) for r in records]))
 
     def _close_writer(self, part: Part) -> None:
@@ -210,6 +214,31 @@ class JSONLAdapter(FileAdapter):
                 part.handle.close()
         finally:
             self._release(part)
+
+
+def _keep_long_numbers(table: pa.Table, records: list[dict[str, Any]]) -> None:
+    """Numbers a float64 would round, written with every digit (``orjson.Fragment``): the values of
+    JSON number text columns (:data:`NUMBER_META`), and JSON text values holding a long number (decoded
+    by orjson to floats above: the text is kept instead, once checked to be valid JSON)."""
+    from ...values import exact_json_loads
+
+    fragment = orjson.Fragment
+    for f, col in zip(table.schema, table.columns, strict=True):
+        meta = f.metadata or {}
+        name = f.name
+        if meta.get(NUMBER_META) == b"true":
+            for r in records:
+                if r[name] is not None:
+                    r[name] = fragment(r[name])
+        elif meta.get(JSON_META) == b"true" and pt.is_string(f.type) and col.null_count < len(col):
+            long_runs = pc.match_substring_regex(col, r"[0-9.]{16}")
+            if not pc.any(long_runs).as_py():
+                continue
+            for i, hit in enumerate(long_runs.to_pylist()):
+                if hit:
+                    text = col[i].as_py()
+                    exact_json_loads(text)  # valid JSON (it was written by orjson or checked on read)
+                    records[i][name] = fragment(text)
 
 
 class _FallBack(Exception):

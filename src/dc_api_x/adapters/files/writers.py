@@ -125,6 +125,8 @@ class StreamWriter:
             self._write_rows(table)
             self._close_part()
             return
+        if self.buffer and not table.schema.equals(self.buffer[0].schema):
+            self._drain()  # a batch with JSON number text columns (jsonl): written on its own
         self.buffer.append(table)
         self.buffered += table.num_rows
         if self.buffered >= opts.row_group_size:

@@ -485,10 +485,29 @@ class SQLAdapter(ProtocolAdapter):
             table=table,
             target=target,
             load_method=method,
-            props=dict((c.name, props.get(c.name) or {}) for c in table.columns),
+            props=dict((c.name, self._write_property(c, props.get(c.name) or {})) for c in table.columns),
             keys=keys,
             stage_name=stage_name,
         )
+
+    def _write_property(self, column: sa.Column[Any], prop: JSONSchema) -> JSONSchema:
+        """How a field is converted for writing into ``column``: as the stream declares it, except that
+        a ``number`` field written into an existing exact numeric column (``NUMERIC``/``DECIMAL``) is
+        converted as a decimal — every digit reaches the column, none is rounded through a float64.
+        Not on SQLite, whose NUMERIC affinity keeps 15 digits whatever is inserted."""
+        types, _ = json_types(prop)
+        typ = column.type
+        if (
+            "number" in types
+            and types <= {"integer", "number"}
+            and isinstance(typ, sa.Numeric)
+            and not isinstance(typ, sa.Float)
+            and self.url.get_backend_name() != "sqlite"
+        ):
+            from .typemap import column_property
+
+            return column_property(typ, nullable=True)
+        return prop
 
     def _table_obj(
         self, schema: str | None, name: str, props: Mapping[str, JSONSchema], keys: Sequence[str]

@@ -182,6 +182,8 @@ def jsonschema_to_sqltype(prop: Mapping[str, Any], dialect: Dialect) -> TypeEngi
 
             return JSONB()
         return _SQLiteType("JSON") if sqlite else sa.JSON()
+    if fmt == "decimal" and "number" in types and types <= {"integer", "number"}:
+        types = {"string"}  # a number declared decimal: a decimal column, every digit kept
     if types == {"integer"}:
         return sa.BigInteger()
     if types <= {"integer", "number"}:
