@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tap_dcapix.tap import TapDcApiX
+from tap_dcapix.cli import main
 
-TapDcApiX.cli()
+main()

@@ -1,0 +1,16 @@
+"""The ``tap-dcapix`` console script: a bare ``--about`` is answered from a cache without importing
+singer-sdk (:mod:`dc_api_x.singer_about`); every other command line runs ``TapDcApiX.cli()``."""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+
+def main() -> None:
+    from dc_api_x.singer_about import run_with_cached_about
+
+    run_with_cached_about("tap-dcapix", "tap_dcapix.tap:TapDcApiX", packages=("tap_dcapix",))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
