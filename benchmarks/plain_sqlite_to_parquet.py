@@ -24,8 +24,8 @@ def main(db: str, out: str, tables: list[str]) -> int:
         cur = con.execute(f'SELECT * FROM "{t}"')
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
-        cols = list(zip(*rows)) if rows else [() for _ in names]
-        table = pa.table({n: pa.array(list(c)) for n, c in zip(names, cols)})
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        table = pa.table({n: pa.array(list(c)) for n, c in zip(names, cols, strict=True)})
         os.makedirs(os.path.join(out, t), exist_ok=True)
         pq.write_table(table, os.path.join(out, t, "part-0.parquet"))
         total += table.num_rows

@@ -38,7 +38,7 @@ ABOUT_CACHE_ENV = "DC_API_X_ABOUT_CACHE"
 _FORMATS = ("json", "markdown")
 
 
-def about_format(argv: Sequence[str]) -> str | None | bool:
+def about_format(argv: Sequence[str]) -> str | bool | None:
     """For a command line that only asks for ``--about``: its format (``None``: the default text,
     ``"json"``, ``"markdown"``); ``False`` for every other command line."""
     args = list(argv)
