@@ -30,6 +30,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 __all__ = ["ABOUT_CACHE_ENV", "about_cache_key", "about_format", "run_with_cached_about"]
 
@@ -38,7 +39,7 @@ ABOUT_CACHE_ENV = "DC_API_X_ABOUT_CACHE"
 _FORMATS = ("json", "markdown")
 
 
-def about_format(argv: Sequence[str]) -> str | bool | None:
+def about_format(argv: Sequence[str]) -> str | Literal[False] | None:
     """For a command line that only asks for ``--about``: its format (``None``: the default text,
     ``"json"``, ``"markdown"``); ``False`` for every other command line."""
     args = list(argv)
