@@ -1,0 +1,191 @@
+"""Start-up cost: ``python -X importtime`` of the commands users run most, in a fresh interpreter.
+
+Each path may import only the heavy libraries it needs on the way to its first row (issue 15): the
+help and a cached ``tap-dcapix --about`` none of them (not even pydantic or singer-sdk), a SQLite →
+Parquet run no HTTP client, Singer SDK or dataframe library, an HTTP → JSON-lines run no SQL
+toolkit, database driver, Singer SDK or dataframe library (the file adapters write through Arrow).
+A failure names the library and the chain of imports that brought it in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.httpserver import LocalHTTPServer
+
+#: Libraries no path may import unless it needs them.
+HEAVY = frozenset(
+    {
+        "httpx",
+        "httpcore",
+        "h2",
+        "sqlalchemy",
+        "pyarrow",
+        "adbc_driver_manager",
+        "adbc_driver_sqlite",
+        "adbc_driver_postgresql",
+        "psycopg",
+        "psycopg2",
+        "singer_sdk",
+        "pandas",
+        "polars",
+        "numpy",
+        "dask",
+        "distributed",
+        "ldap3",
+        "redis",
+        "fsspec",
+        "pydantic",
+        "yaml",
+        "rich",
+    }
+)
+
+
+_WRAP = """
+import atexit, json, runpy, sys
+out, kind, target, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+sys.argv = [target, *args]
+if kind == "module":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    __import__(target)
+"""
+
+
+def _importtime(
+    kind: str, target: str, args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> dict[str, list[str]]:
+    """Run module ``target`` (``kind="module"``, with ``args``) or ``import target`` under
+    ``python -X importtime``: ``{top-level package: import chain}`` of every package it imported."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DC_API_X_")}
+    # pydantic loads the plugins of every installed distribution (logfire's, in the dev extra) when a
+    # model is built: the environment's business, not an import of ours
+    full_env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    full_env.update(env or {})
+    dump = cwd / "modules.json"
+    res = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _WRAP, str(dump), kind, target, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    loaded = {m.split(".")[0] for m in json.loads(dump.read_text())}  # (importtime also lists misses)
+    # importtime lists a module after its imports, indented by depth: the chain of a module is the
+    # next less indented entries below it
+    rows = []
+    for line in res.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            name = line.rsplit("|", 1)[1]
+            rows.append((len(name) - len(name.lstrip()), name.strip()))
+    out: dict[str, list[str]] = {}
+    for i, (depth, name) in enumerate(rows):
+        top = name.split(".")[0]
+        if top in out or top not in loaded:
+            continue
+        chain, d = [name], depth
+        for dj, nj in rows[i + 1 :]:
+            if dj < d:
+                chain.append(nj)
+                d = dj
+        out[top] = chain
+    return out
+
+
+#: Imports a third-party package makes on its own (not on our way to the first row): httpx imports
+#: its command-line client (click, rich, pygments) whenever those are installed.
+THIRD_PARTY_CHAINS = ("httpx._main",)
+
+
+def _assert_none(imported: dict[str, list[str]], forbidden: set[str], what: str) -> None:
+    bad = sorted(
+        b for b in forbidden & set(imported) if not any(c in imported[b] for c in THIRD_PARTY_CHAINS)
+    )
+    assert not bad, f"{what} imported " + "; ".join(f"{b} (via {' <- '.join(imported[b][:6])})" for b in bad)
+
+
+def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
+    imported = _importtime("module", "dc_api_x.cli", ["--help"], tmp_path)
+    assert "dc_api_x" in imported
+    _assert_none(imported, set(HEAVY), "dcapix --help")
+
+
+def test_cached_tap_about_imports_no_heavy_library(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = _importtime("module", "tap_dcapix", ["--about", "--format", "json"], tmp_path, env)
+    assert "singer_sdk" in first  # the first answer comes from the SDK's command ...
+    again = _importtime("module", "tap_dcapix", ["--about", "--format", "json"], tmp_path, env)
+    _assert_none(again, set(HEAVY), "tap-dcapix --about (cached)")  # ... and is reused
+
+
+def _run(tmp_path: Path, source: dict, destination: dict) -> dict[str, list[str]]:
+    (tmp_path / "src.json").write_text(json.dumps(source))
+    (tmp_path / "dst.json").write_text(json.dumps(destination))
+    return _importtime(
+        "module",
+        "dc_api_x.cli",
+        [
+            "run", "--no-progress", "--state-db", str(tmp_path / "state.db"),
+            "--source", str(tmp_path / "src.json"), "--destination", str(tmp_path / "dst.json"),
+        ],
+        tmp_path,
+    )  # fmt: skip
+
+
+def test_sqlite_to_parquet_run_imports_no_http_singer_or_dataframe_library(tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, amount REAL, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?, ?)", [(i, i * 1.5, "new") for i in range(1, 101)])
+    con.close()
+    out = tmp_path / "out"
+    imported = _run(
+        tmp_path,
+        {"adapter": "sql", "url": f"sqlite:///{db}", "streams": ["orders"]},
+        {"adapter": "parquet", "path": str(out)},
+    )
+    assert list(out.rglob("*.parquet"))  # the run moved the rows
+    needed = {
+        "sqlalchemy",
+        "pyarrow",
+        "numpy",
+        "adbc_driver_manager",
+        "adbc_driver_sqlite",
+        "pydantic",
+        "fsspec",
+    }
+    _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite -> parquet")
+
+
+def test_http_to_jsonl_run_imports_no_sql_singer_or_dataframe_library(
+    tmp_path: Path, http_server: LocalHTTPServer
+) -> None:
+    http_server.route(
+        "GET", "/items", lambda req: (200, {}, [{"id": i, "name": f"n{i}"} for i in range(1, 51)])
+    )
+    out = tmp_path / "out"
+    imported = _run(
+        tmp_path,
+        {"adapter": "http", "base_url": http_server.url, "streams": [{"name": "items", "path": "/items"}]},
+        {"adapter": "jsonl", "path": str(out)},
+    )
+    assert list(out.rglob("*.jsonl*"))
+    needed = {"httpx", "httpcore", "h2", "pydantic", "fsspec", "pyarrow", "numpy"}
+    _assert_none(imported, set(HEAVY) - needed, "dcapix run http -> jsonl")
+
+
+@pytest.mark.parametrize("module", ["dc_api_x", "dc_api_x.singer_about"])
+def test_import_imports_no_heavy_library(tmp_path: Path, module: str) -> None:
+    imported = _importtime("import", module, [], tmp_path)
+    _assert_none(imported, set(HEAVY), f"import {module}")
