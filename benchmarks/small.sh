@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # S1 "small sync": the README's demo pipeline (dcapix demo: SQLite customers + orders, 11,000 rows →
 # Parquet) through `dcapix run`, next to a plain sqlite3 → pyarrow → Parquet script (the reference),
-# ingestr on the same two tables, and the start-up rows (`dcapix --help`, `tap-dcapix --about`).
+# ingestr on the same two tables; then S0, the start-up rows (`dcapix --help`, `tap-dcapix --about`)
+# next to the bare interpreter.
 #
 #   bash benchmarks/small.sh                      # 3 runs each (median)
 #   SMALL_DEMO_ROWS=10000 BENCH_RUNS=5 bash benchmarks/small.sh
@@ -41,11 +42,24 @@ prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN -c $D/dcapix.yml demo
 check: $COUNT $O/dcapix
 
+EOF2
+
+# S0 start-up: the limit is the interpreter itself (rows/s is meaningless here: rows = 1)
+export BENCH_ROWS=1
+run_systems S0 <<EOF2
+name: LIMIT python -c pass
+limit: 1
+cmd: $DCAPIX_BIN/python -c pass
+
+name: python -c 'import pyarrow.parquet'
+cmd: $DCAPIX_BIN/python -c 'import pyarrow.parquet'
+
 name: dcapix --help
-rows: 0
 cmd: $DCAPIX_BIN/dcapix --help >/dev/null
 
 name: tap-dcapix --about
-rows: 0
 cmd: $DCAPIX_BIN/tap-dcapix --about >/dev/null
+
+name: tap-dcapix --about (no cache: DC_API_X_ABOUT_CACHE=0)
+cmd: DC_API_X_ABOUT_CACHE=0 $DCAPIX_BIN/tap-dcapix --about >/dev/null
 EOF2
