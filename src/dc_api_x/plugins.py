@@ -25,14 +25,16 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .exceptions import PluginError
 from .registry import BLOCKED_ENV, Registry, clash_message
+
+if TYPE_CHECKING:  # pragma: no cover
+    from importlib import metadata
 
 __all__ = [
     "BLOCKED_ENV",
@@ -111,8 +113,8 @@ KINDS: dict[str, tuple[str, str]] = {
 def core_version() -> str:
     """The installed version of the ``dc-api-x`` distribution."""
     try:
-        return metadata.version("dc-api-x")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return _metadata().version("dc-api-x")
+    except _metadata().PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "0.0.0"
 
 
@@ -235,6 +237,13 @@ class PluginSet:
     def __repr__(self) -> str:
         loaded = sum(1 for p in self.plugins.values() if p.status == "loaded")
         return f"<PluginSet {loaded}/{len(self.plugins)} plugins loaded>"
+
+
+def _metadata() -> Any:
+    """:mod:`importlib.metadata`, imported when first needed (it costs ~30 ms: email, zipfile …)."""
+    from importlib import metadata
+
+    return metadata
 
 
 def _env_list(var: str) -> set[str]:
@@ -476,7 +485,7 @@ def _entry_point_plugins(
     out = []
     seen: set[tuple[str | None, str]] = set()
     for group in groups:
-        for ep in metadata.entry_points(group=group):
+        for ep in _metadata().entry_points(group=group):
             dist = getattr(ep, "dist", None)
             dname = dist.metadata["Name"] if dist is not None else None
             if (dname, ep.value) in seen:  # the same plugin declared in two groups: load it once
@@ -655,4 +664,6 @@ def __getattr__(name: str) -> Any:
         from . import factories
 
         return getattr(factories, name)
+    if name == "metadata":  # importlib.metadata, imported on first use
+        return _metadata()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
