@@ -45,21 +45,25 @@ check: $COUNT $O/dcapix
 EOF2
 
 # S0 start-up: the limit is the interpreter itself (rows/s is meaningless here: rows = 1)
-export BENCH_ROWS=1
 run_systems S0 <<EOF2
 name: LIMIT python -c pass
 limit: 1
+rows: 1
 cmd: $DCAPIX_BIN/python -c pass
 
 name: python -c 'import pyarrow.parquet'
+rows: 1
 cmd: $DCAPIX_BIN/python -c 'import pyarrow.parquet'
 
 name: dcapix --help
+rows: 1
 cmd: $DCAPIX_BIN/dcapix --help >/dev/null
 
 name: tap-dcapix --about
+rows: 1
 cmd: $DCAPIX_BIN/tap-dcapix --about >/dev/null
 
 name: tap-dcapix --about (no cache: DC_API_X_ABOUT_CACHE=0)
+rows: 1
 cmd: DC_API_X_ABOUT_CACHE=0 $DCAPIX_BIN/tap-dcapix --about >/dev/null
 EOF2

@@ -119,4 +119,9 @@ name: dcapix run (cursor, in-process)
 prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN --source $CFG/dcapix-http-cursor.json --destination $CFG/dcapix-w4-parquet.json
 check: $COUNT $O/dcapix
+
+name: dcapix run (offset, in-process)
+prep: rm -rf $O/dcapix
+cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json
+check: $COUNT $O/dcapix
 EOF
