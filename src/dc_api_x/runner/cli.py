@@ -6,7 +6,6 @@ Imported when the ``dcapix`` parser is built, so it imports nothing heavy at mod
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -153,6 +152,8 @@ def _load_pipeline(args: argparse.Namespace) -> tuple[str, Any, Any]:
         dst = load_endpoint_file(args.destination, "destination")
         if args.load_method:
             dst.load_method = args.load_method
+        import hashlib  # (here: `dcapix --help` imports this module)
+
         name = (
             args.name
             or "adhoc-"

@@ -8,10 +8,7 @@ pipeline file, runs it through the runner (or ``tap-dcapix | target-dcapix`` wit
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import random
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,10 @@ def add_demo_command(subparsers: Any) -> None:
 
 def make_demo_project(directory: str | Path, rows: int = 10_000) -> Path:
     """Create the demo database and ``dcapix.yml`` in ``directory``; returns the config path."""
+    import datetime as dt  # (imported here: `dcapix --help` imports this module)
+    import random
+    import sqlite3
+
     d = Path(directory).resolve()
     d.mkdir(parents=True, exist_ok=True)
     db = d / "shop.db"
