@@ -31,9 +31,14 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class OptionsModel(BaseModel):
-    """Base for plugin option models: unknown options are errors (typos must not pass silently)."""
+    """Base for plugin option models: unknown options are errors (typos must not pass silently).
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    Validators are built on first use (``defer_build``): importing an adapter module does not build
+    the options models of every adapter it defines, only the one a run validates."""
+
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
 
 def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
