@@ -1,6 +1,8 @@
 # Sourced by benchmarks/w*.sh: finds the shared harness and this checkout's dcapix executables.
 #   SHARED_BENCH  the shared bench dir (default: <checkout>/../shared/bench)
 #   DCAPIX_BIN    dir holding dcapix, tap-dcapix, target-dcapix (default: <checkout>/.venv/bin)
+#                 for numbers use a venv with '.[all]' (e.g. .venv-bench): the dev extra's logfire
+#                 registers a pydantic plugin that costs every start 0.5-1 s of CPU
 _here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DCAPIX_ROOT=$(git -C "$_here" rev-parse --show-toplevel 2>/dev/null || (cd "$_here/.." && pwd))
 SHARED_BENCH=${SHARED_BENCH:-$DCAPIX_ROOT/../shared/bench}
