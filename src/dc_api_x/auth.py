@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -108,7 +109,11 @@ class OAuth2Options(AuthOptions):
     auth_method: Literal["body", "basic"] = Field(
         default="body", description="send the client credentials in the form body or as HTTP Basic"
     )
-    refresh_margin: float = Field(default=60.0, ge=0, description="refresh this many seconds before expiry")
+    refresh_margin: float = Field(
+        default=60.0,
+        ge=0,
+        description="refresh this many seconds before expiry (at most half the token's lifetime)",
+    )
     timeout: float = Field(default=30.0, gt=0)
     verify: bool | str = True
 
@@ -123,9 +128,16 @@ class OAuth2Options(AuthOptions):
 class OAuth2ClientCredentials(AuthProvider):
     """OAuth 2.0 client-credentials grant (RFC 6749 §4.4).
 
-    The token is fetched on first use and refreshed ``refresh_margin`` seconds before it expires
-    (``expires_in``), or after the API answers ``401``. Fetching is thread-safe: concurrent requests
-    share one token request.
+    The token is fetched on first use and reused while it is valid. It is refreshed ahead of its
+    expiry (``expires_in``) by ``refresh_margin`` seconds, but never by more than half its lifetime:
+    a 3-second token is refreshed after 1.5 s, not before every request (a margin at or above the
+    lifetime would make every request fetch a token). A token without ``expires_in`` is kept until
+    the API answers ``401``; then it is refreshed once and the request retried.
+
+    Concurrent requests share one refresh: threads wait on one lock while the first fetches, and a
+    ``401`` only drops the token the failed request carried (requests that fail together with the
+    same stale token cause one fetch, not one each). Asyncio tasks on one event loop are served the
+    same way: the fetch is made while holding the lock, so the other tasks find the new token.
     """
 
     name = "oauth2_client_credentials"
@@ -136,6 +148,8 @@ class OAuth2ClientCredentials(AuthProvider):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at: float | None = None
+        #: monotonic time after which the token is refreshed before use (None: never by time)
+        self._refresh_at: float | None = None
         self._client: Any = None
         #: How many tokens were fetched (for monitoring and tests).
         self.fetch_count = 0
@@ -144,22 +158,45 @@ class OAuth2ClientCredentials(AuthProvider):
     def _valid(self) -> bool:
         if self._token is None:
             return False
-        return self._expires_at is None or time.monotonic() < self._expires_at - self.options.refresh_margin
+        return self._refresh_at is None or time.monotonic() < self._refresh_at
+
+    def margin_for(self, lifetime: float) -> float:
+        """The refresh margin used for a token valid ``lifetime`` seconds: ``refresh_margin``,
+        capped at half the lifetime."""
+        return min(float(self.options.refresh_margin), max(lifetime, 0.0) / 2)
 
     def token(self) -> str:
-        """A valid access token (fetched or refreshed when needed)."""
-        if not self._valid():
-            with self._lock:
-                if not self._valid():
-                    self._fetch()
-        assert self._token is not None
-        return self._token
-
-    def refresh(self) -> bool:
+        """A valid access token: the cached one while it is valid, else a new one (one fetch
+        shared by every thread asking meanwhile)."""
+        token = self._token
+        if token is not None and self._valid():
+            return token
         with self._lock:
-            self._token = None
-            self._expires_at = None
+            if not self._valid():
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def refresh(self, stale: str | None = None) -> bool:
+        """Drop the cached token (after a ``401``). With ``stale``, only when the cached token is
+        still that one: a request that failed with a token another thread already replaced does
+        not cause another fetch."""
+        with self._lock:
+            if stale is None or self._token == stale:
+                self._token = None
+                self._expires_at = None
+                self._refresh_at = None
         return True
+
+    def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        """Apply the token; on a ``401`` refresh it (shared with concurrent requests) and retry
+        once."""
+        used = self.token()
+        request.headers["Authorization"] = f"Bearer {used}"
+        response = yield request
+        if getattr(response, "status_code", None) == 401 and self.refresh(used):
+            request.headers["Authorization"] = f"Bearer {self.token()}"
+            yield request
 
     def _where(self) -> str:
         return f"auth provider {self.name!r}: token request to {redact_url(self.options.token_url)}"
@@ -206,9 +243,16 @@ class OAuth2ClientCredentials(AuthProvider):
         register_secret(token)
         expires_in = body.get("expires_in")
         try:
-            self._expires_at = started + float(expires_in) if expires_in is not None else None
+            lifetime = (
+                float(expires_in) if expires_in is not None and not isinstance(expires_in, bool) else None
+            )
         except (TypeError, ValueError):
-            self._expires_at = None
+            lifetime = None
+        if lifetime is not None and lifetime == lifetime and lifetime != float("inf"):  # not NaN / inf
+            self._expires_at = started + lifetime
+            self._refresh_at = self._expires_at - self.margin_for(lifetime)
+        else:
+            self._expires_at = self._refresh_at = None
         self._token = token
         self.fetch_count += 1
 

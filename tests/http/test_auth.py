@@ -127,15 +127,92 @@ def test_oauth2_client_credentials_fetches_once_and_reuses(server):
 
 
 def test_oauth2_refreshes_before_expiry(server):
-    ts = TokenServer(server, expires_in=1.0)
+    ts = TokenServer(server, expires_in=2.0)
     with ApiClient(server.url, hooks=[], auth=oauth_cfg(server, refresh_margin=0.7)) as api:
         assert api.get("/api").data["token"] == "tok-1-abcdef"
-        assert api.get("/api").data["token"] == "tok-1-abcdef"  # still 1 s - 0.7 s margin left
-        time.sleep(0.4)
+        assert api.get("/api").data["token"] == "tok-1-abcdef"  # still 2 s - 0.7 s margin left
+        time.sleep(1.4)
         # now inside the margin: a new token is fetched BEFORE the request (no 401 round-trip)
         assert api.get("/api").data["token"] == "tok-2-abcdef"
     api_statuses = [r for r in server.requests if r.path == "/api"]
     assert len(api_statuses) == 3 and len(ts.issued) == 2
+
+
+def test_oauth2_short_lived_tokens_are_reused_not_fetched_per_request(server):
+    """expires_in (3 s) below the default refresh_margin (60 s): the margin shrinks to half the
+    lifetime, so the token endpoint is hit at most once per 1.5 s of run time, not per request."""
+    ts = TokenServer(server, expires_in=3)
+    provider = create_plugin("auth_providers", oauth_cfg(server))  # default refresh_margin: 60 s
+    errors: list[BaseException] = []
+    api_calls = [0]
+    with ApiClient(server.url, hooks=[], auth=provider) as api:
+        started = time.monotonic()
+        deadline = started + 3.5
+
+        def work() -> None:
+            try:
+                while time.monotonic() < deadline:
+                    assert api.get("/api").status_code == 200
+                    with ts.lock:
+                        api_calls[0] += 1
+                    time.sleep(0.02)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+    provider.close()
+    assert not errors
+    assert api_calls[0] >= 40  # many requests ...
+    fetches = len(ts.issued)
+    assert fetches == provider.fetch_count
+    assert fetches <= 1 + elapsed / 1.5, (fetches, elapsed)  # ... few tokens
+    assert fetches >= 2  # and the token was refreshed before it expired (3.5 s > 3 s lifetime)
+
+
+def test_oauth2_margin_is_capped_at_half_the_lifetime(plugins):
+    provider = create_plugin(
+        "auth_providers",
+        {
+            "type": "oauth2_client_credentials",
+            "token_url": "http://127.0.0.1:9/t",
+            "client_id": "c",
+            "client_secret": SECRET,
+            "refresh_margin": 60,
+        },
+    )
+    assert provider.margin_for(3600) == 60
+    assert provider.margin_for(3) == 1.5
+    assert provider.margin_for(0) == 0
+
+
+def test_oauth2_concurrent_401s_share_one_refresh(server):
+    """Every thread holds a token the server revoked: their 401s cause one token fetch."""
+    ts = TokenServer(server, expires_in=None)
+    provider = create_plugin("auth_providers", oauth_cfg(server))
+    with ApiClient(server.url, hooks=[], auth=provider) as api:
+        assert api.get("/api").data["token"] == "tok-1-abcdef"
+        with ts.lock:
+            ts.issued.append("rotated-elsewhere")  # every request with tok-1 now gets a 401
+        barrier = threading.Barrier(6)
+        results: list[Any] = []
+
+        def work() -> None:
+            barrier.wait()
+            results.append(api.get("/api").status_code)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    provider.close()
+    assert results == [200] * 6
+    assert provider.fetch_count == 2  # the first token and ONE refresh
 
 
 def test_oauth2_refreshes_after_401(server):
