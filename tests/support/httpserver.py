@@ -6,7 +6,8 @@
 
 A handler receives a :class:`Request` (method, path, query dict of lists, headers, body) and returns
 ``(status, headers, body)``; ``body`` may be ``bytes``, ``str`` or any JSON-serialisable object.
-Every request is recorded in ``srv.requests``.
+Every request is recorded in ``srv.requests``. A handler that sets its own ``content-length``
+larger than its body sends a truncated answer (the server closes the connection after the body).
 """
 
 from __future__ import annotations
@@ -81,17 +82,31 @@ class LocalHTTPServer:
                 else:
                     data = json.dumps(payload).encode()
                     headers = {"content-type": "application/json", **headers}
+                # a handler may declare its own Content-Length: one larger than the body sends a
+                # truncated answer (the connection is closed after the short body)
+                declared = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
                 self.send_response(status)
                 for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", str(len(data)))
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("content-length", declared if declared is not None else str(len(data)))
+                if declared is not None and int(declared) != len(data):
+                    self.send_header("connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 
-        self._server = ThreadingHTTPServer((self.host, 0), _H)
+        class _Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                import sys
+
+                if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up
+                    super().handle_error(request, client_address)
+
+        self._server = _Server((self.host, 0), _H)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -3,20 +3,16 @@
 Reached through the registry only (``create_adapter({"adapter": "http", …})``); the plugin module
 :mod:`dc_api_x.adapters.http` registers it lazily so that httpx is imported on first use.
 
-Why one module of about 900 lines: it is one concept, the HTTP adapter. Its request side (what
-``ApiClient`` uses) and its read side (paginated, incremental streams) share one httpx client, the
-retry policy, auth, redaction and the options models; half the module is the :class:`HttpAdapter`
-class itself, and the pieces around it (options, the retry-after parser, the bookmark wrapper on
-:class:`~dc_api_x.bookmarks.BoundaryBookmark`) are small and used by it only.
+The adapter is split by concept: its options are in :mod:`._http_options`, the retry policy (what
+is retried, how long to wait, retry counters) in :mod:`._http_retry`, reading and decoding bodies
+(truncated bodies, JSON errors) in :mod:`._http_decode`. This module holds the adapter class — one
+httpx client shared by the request side (what ``ApiClient`` uses) and the read side (paginated,
+incremental streams) — and the small helpers used by it only.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import email.utils
 import logging
-import random
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,17 +21,19 @@ from typing import Any
 
 import httpx
 import orjson
-from pydantic import AliasChoices, Field, field_validator
 
 from ..bookmarks import BoundaryBookmark, OrderError
 from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDecodeError, TransportError
-from ..ext.adapters import AdapterOptions, ProtocolAdapter, Response
+from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
 from ..inference import infer_schema as _infer
 from ..logs import RedactingFilter, is_secret_key, redact, register_secret
 from ..prefetch import Prefetcher
 from ..types import Batch, JSONSchema, Record, StreamSpec
+from ._http_decode import decode_json, is_json, read_body
+from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
+from ._http_retry import BodyFault, RetryCounters, RetryPolicy, parse_retry_after, status_reason
 
 __all__ = [
     "HttpAdapter",
@@ -67,158 +65,7 @@ def _quiet_httpx_loggers() -> None:
 _quiet_httpx_loggers()
 
 
-# ------------------------------------------------------------------------------------ options
-class TimeoutOptions(AdapterOptions):
-    """Timeouts in seconds (``None``: no limit)."""
-
-    connect: float | None = Field(default=10.0, gt=0)
-    read: float | None = Field(default=60.0, gt=0)
-    write: float | None = Field(default=60.0, gt=0)
-    pool: float | None = Field(default=10.0, gt=0)
-
-
-class RetryOptions(AdapterOptions):
-    """Retries of 429 / 5xx answers and transport errors, with exponential backoff and jitter."""
-
-    max_attempts: int = Field(default=5, ge=1, description="attempts in total (1: no retry)")
-    backoff_factor: float = Field(default=0.5, ge=0, description="first backoff (s), doubled each time")
-    max_backoff: float = Field(default=30.0, ge=0)
-    jitter: bool = Field(default=True, description="multiply each backoff by a random factor in [0.5, 1)")
-    max_retry_after: float = Field(default=120.0, ge=0, description="cap of a server's Retry-After wait")
-    statuses: list[int] = Field(default_factory=lambda: [429, 500, 502, 503, 504])
-    methods: list[str] = Field(
-        default_factory=lambda: ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"],
-        description="methods retried on 5xx and read errors (429 and connect errors: every method)",
-    )
-
-    @field_validator("methods")
-    @classmethod
-    def _upper(cls, v: list[str]) -> list[str]:
-        return [m.upper() for m in v]
-
-
-class LimitsOptions(AdapterOptions):
-    """Connection-pool limits."""
-
-    max_connections: int | None = Field(default=20, ge=1)
-    max_keepalive_connections: int | None = Field(default=10, ge=0)
-    keepalive_expiry: float | None = Field(default=5.0, ge=0)
-
-
-class StreamOptions(AdapterOptions):
-    """One stream of the ``streams`` option."""
-
-    name: str = Field(min_length=1)
-    path: str = Field(default="", description="path relative to base_url, or an absolute URL")
-    method: str = "GET"
-    params: dict[str, Any] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: Any = Field(default=None, description="JSON body (for POST searches)")
-    records_path: str = Field(default="", description="dotted path of the record list ('' = the body)")
-    primary_keys: list[str] = Field(
-        default_factory=list, validation_alias=AliasChoices("primary_keys", "primary_key", "key_properties")
-    )
-    replication_key: str | None = None
-    replication_param: str | None = Field(default=None, description="query param receiving the bookmark")
-    replication_start: Any = Field(default=None, description="lower bound when there is no state yet")
-    is_sorted: bool = Field(default=False, description="records come sorted by replication_key")
-    pagination: dict[str, Any] | str | None = None
-    auth: dict[str, Any] | str | None = None
-    json_schema: dict[str, Any] | None = Field(
-        default=None, validation_alias=AliasChoices("schema", "json_schema")
-    )
-    pages_per_batch: int | None = Field(default=None, ge=1)
-    transforms: list[Any] = Field(default_factory=list, description="applied by callers (runner, tap)")
-
-    @field_validator("primary_keys", mode="before")
-    @classmethod
-    def _one_key(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, v: str) -> str:
-        return v.upper()
-
-
-class HttpOptions(AdapterOptions):
-    """Options of the ``http`` adapter."""
-
-    base_url: str = Field(default="", description="prefix of relative paths (http:// or https://)")
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, Any] = Field(default_factory=dict, description="query params sent with every request")
-    timeout: TimeoutOptions = Field(default_factory=TimeoutOptions, description="seconds, or per phase")
-    retries: RetryOptions = Field(default_factory=RetryOptions, description="max attempts, or options")
-    http2: bool = False
-    verify: bool | str = Field(default=True, description="verify TLS (or a CA bundle path)")
-    follow_redirects: bool = True
-    limits: LimitsOptions = Field(default_factory=LimitsOptions)
-    auth: dict[str, Any] | str | None = Field(default=None, description="{type: NAME, …} of an auth provider")
-    pagination: dict[str, Any] | str | None = Field(default=None, description="default paginator of streams")
-    streams: list[StreamOptions] = Field(default_factory=list)
-    pages_per_batch: int = Field(default=1, ge=1, description="pages per yielded Batch")
-    prefetch: bool = Field(
-        default=True,
-        description="fetch the next page while the current one is consumed "
-        "when its request does not depend on the body",
-    )
-    user_agent: str | None = None
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _timeout(cls, v: Any) -> Any:
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return {"connect": v, "read": v, "write": v, "pool": v}
-        return v
-
-    @field_validator("retries", mode="before")
-    @classmethod
-    def _retries(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return {"max_attempts": v}
-        return v
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if v and not re.match(r"(?i)^https?://", v):
-            raise ValueError("must start with http:// or https://")
-        return v
-
-    @field_validator("streams")
-    @classmethod
-    def _unique(cls, v: list[StreamOptions]) -> list[StreamOptions]:
-        seen: set[str] = set()
-        for s in v:
-            if s.name in seen:
-                raise ValueError(f"duplicate stream name {s.name!r}")
-            seen.add(s.name)
-        return v
-
-
 # ------------------------------------------------------------------------------------ helpers
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP-date); ``None`` if absent
-    or unreadable. Never negative."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    current = now if now is not None else time.time()
-    return max(0.0, when.timestamp() - current)
-
-
 def infer_schema(records: Sequence[Mapping[str, Any]]) -> JSONSchema:
     """A JSON Schema inferred from sample records (:func:`dc_api_x.inference.infer_schema`, the
     HTTP flavour): every field is nullable (fields come and go between pages) and nested objects
@@ -312,7 +159,9 @@ class HttpAdapter(ProtocolAdapter):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         opts: HttpOptions = self.options
-        self._retry: RetryOptions = opts.retries
+        self.retry_policy = RetryPolicy(opts.retries)
+        #: Retries made by this adapter, by reason (``retry_counters.snapshot()``).
+        self.retry_counters = RetryCounters()
         for key, value in opts.headers.items():
             if is_secret_key(key):
                 register_secret(value.split(" ", 1)[-1])
@@ -430,13 +279,6 @@ class HttpAdapter(ProtocolAdapter):
         return create_plugin("paginators", spec or "single_page")  # type: ignore[no-any-return]
 
     # -- sending -----------------------------------------------------------------------------------
-    def _backoff(self, attempt: int) -> float:
-        r = self._retry
-        delay = min(r.max_backoff, r.backoff_factor * (2 ** (attempt - 1)))
-        if r.jitter:
-            delay *= 0.5 + random.random() * 0.5
-        return delay
-
     def _send(
         self,
         method: str,
@@ -445,73 +287,104 @@ class HttpAdapter(ProtocolAdapter):
         auth: Any = None,
         stream: bool = False,
         where: str = "",
+        decode: bool | None = False,
         **kwargs: Any,
-    ) -> httpx.Response:
-        """Send with retries; returns the final ``httpx.Response`` (any non-retryable status).
+    ) -> tuple[httpx.Response, Any]:
+        """Send with retries; returns the final ``httpx.Response`` (any non-retryable status) and,
+        with ``decode``, its JSON body decoded (for a 2xx answer; else ``...``); ``decode=None``:
+        decoded when the ``Content-Type`` says JSON.
+
+        The body is read inside the retry loop (unless ``stream``): a 2xx body cut short or, with
+        ``decode``, JSON that does not decode is retried like a transport error (see
+        :mod:`._http_retry`).
 
         :raises TransportError: a transport error that is not retryable or persisted.
         :raises HTTPStatusError: a retryable status (429, 5xx) still there after the last attempt.
+        :raises ResponseDecodeError: a truncated or undecodable body after the last attempt.
         """
         client = self.client
-        r = self._retry
+        policy = self.retry_policy
+        counters = self.retry_counters
         method = method.upper()
-        idempotent = method in r.methods
         attempt = 0
         prefix = where or f"adapter {self.name!r}"
         while True:
             attempt += 1
             request = client.build_request(method, url, **kwargs)
             try:
-                resp = client.send(request, auth=auth, stream=stream)
+                resp = client.send(request, auth=auth, stream=True)
             except httpx.TransportError as exc:
                 shown = redact(str(request.url))
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-                if (connect or idempotent) and attempt < r.max_attempts:
-                    delay = self._backoff(attempt)
-                    log.warning(
-                        "%s: %s %s: %s; retry %d/%d in %.2fs",
+                if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
+                    self._wait(
+                        "transport",
+                        policy.backoff(attempt),
                         prefix,
                         method,
                         shown,
                         type(exc).__name__,
                         attempt,
-                        r.max_attempts - 1,
-                        delay,
                     )
-                    self.sleep(delay)
                     continue
+                counters.gave_up()
                 raise TransportError(
                     f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
-                    f"(attempt {attempt} of {r.max_attempts})",
+                    f"(attempt {attempt} of {policy.max_attempts})",
                     url=shown,
                 ) from None
             status = resp.status_code
-            if status in r.statuses and (status == 429 or idempotent):
+            if policy.status_retryable(status, method):
                 shown = redact(str(request.url))
-                if attempt >= r.max_attempts:
-                    if stream:
-                        resp.close()
+                resp.close()
+                if attempt >= policy.max_attempts:
+                    counters.gave_up()
                     raise HTTPStatusError(
                         f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
                         url=shown,
                         status_code=status,
                     )
-                wait = parse_retry_after(resp.headers.get("retry-after"))
-                delay = min(wait, r.max_retry_after) if wait is not None else self._backoff(attempt)
-                resp.close()
-                log.warning(
-                    "%s: %s %s: HTTP %d; retry %d/%d in %.2fs",
-                    prefix,
-                    method,
-                    shown,
-                    status,
-                    attempt,
-                    r.max_attempts - 1,
-                    delay,
-                )
-                self.sleep(delay)
+                delay = policy.status_delay(resp.headers, attempt)
+                self._wait(status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt)
                 continue
-            return resp
+            if stream:
+                return resp, ...
+            data: Any = ...
+            try:
+                content = read_body(resp)
+                if 200 <= status < 300 and (decode or (decode is None and is_json(resp.headers))):
+                    data = decode_json(content, resp.headers)
+            except BodyFault as fault:
+                shown = redact(str(request.url))
+                if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
+                    self._wait(
+                        fault.reason, policy.backoff(attempt), prefix, method, shown, fault.detail, attempt
+                    )
+                    continue
+                counters.gave_up()
+                raise ResponseDecodeError(
+                    f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
+                    f"(attempt {attempt} of {policy.max_attempts})",
+                    url=shown,
+                ) from None
+            return resp, data
+
+    def _wait(
+        self, reason: str, delay: float, prefix: str, method: str, shown: str, what: str, attempt: int
+    ) -> None:
+        """Count a retry, log it (one redacted line) and sleep ``delay`` seconds."""
+        self.retry_counters.add(reason)
+        log.warning(
+            "%s: %s %s: %s; retry %d/%d in %.2fs",
+            prefix,
+            method,
+            shown,
+            redact(what),
+            attempt,
+            self.retry_policy.max_attempts - 1,
+            delay,
+        )
+        self.sleep(delay)
 
     @staticmethod
     def _response(resp: httpx.Response, method: str, data: Any = ..., url: str | None = None) -> Response:
@@ -567,8 +440,8 @@ class HttpAdapter(ProtocolAdapter):
         if timeout is not None:
             kwargs["timeout"] = timeout
         resolved = self._default_auth() if auth is _NO_AUTH else self._auth_for(auth)
-        resp = self._send(method, path, auth=resolved, **kwargs)
-        out = self._response(resp, method.upper())
+        resp, data = self._send(method, path, auth=resolved, decode=None, **kwargs)
+        out = self._response(resp, method.upper(), data)
         if raise_for_status:
             out.raise_for_status()
         return out
@@ -590,7 +463,7 @@ class HttpAdapter(ProtocolAdapter):
         ``raise_for_status=False``.
         """
         resolved = self._default_auth() if auth is _NO_AUTH else self._auth_for(auth)
-        resp = self._send(method, path, auth=resolved, stream=True, **kwargs)
+        resp, _ = self._send(method, path, auth=resolved, stream=True, **kwargs)
         try:
             shown = redact(str(resp.request.url))
             if raise_for_status and resp.status_code >= 400:
@@ -669,7 +542,7 @@ class HttpAdapter(ProtocolAdapter):
             kwargs["headers"] = pr.headers
         if pr.json is not None:
             kwargs["json"] = pr.json
-        resp = self._send(pr.method, pr.url, auth=auth, where=where, **kwargs)
+        resp, body = self._send(pr.method, pr.url, auth=auth, where=where, decode=True, **kwargs)
         shown = redact(str(resp.request.url))
         if resp.status_code >= 400:
             snippet = redact(resp.text[:200].replace("\n", " ")) if resp.content else ""
@@ -678,15 +551,8 @@ class HttpAdapter(ProtocolAdapter):
                 url=shown,
                 status_code=resp.status_code,
             )
-        content = resp.content
-        try:
-            body = orjson.loads(content) if content else None
-        except orjson.JSONDecodeError as exc:
-            ctype = resp.headers.get("content-type", "?")
-            raise ResponseDecodeError(
-                f"{where}: {pr.method} {shown}: expected JSON, got {ctype!r} ({len(content)} bytes): {exc}",
-                url=shown,
-            ) from None
+        if body is ...:  # a 1xx/3xx answer (redirects not followed): decoded as before
+            body = decode_json(resp.content, resp.headers) if resp.content else None
         records = extract_records(body, s.records_path, where=f"{where}: {pr.method} {shown}")
         return self._response(resp, pr.method, body, shown), records
 

@@ -1,0 +1,139 @@
+"""The retry policy of the HTTP adapter: what is retried, how long to wait, what was retried.
+
+The policy decides; the caller sends and sleeps. :class:`HttpAdapter` drives it from its
+synchronous send loop, and an asyncio client can drive the same policy with ``await
+asyncio.sleep(delay)``. What is retried (within ``retries.max_attempts`` attempts in total):
+
+* a ``429`` answer (every method) and the ``retries.statuses`` 5xx answers (the idempotent
+  ``retries.methods`` only), after the server's ``Retry-After`` (capped at ``max_retry_after``)
+  or an exponential backoff with jitter;
+* connect errors (every method: nothing was sent) and other transport errors (idempotent methods);
+* a 2xx answer whose body is cut short (fewer bytes than its ``Content-Length``, a connection
+  dropped mid-body) or whose JSON does not decode (it ends early, or is not JSON): a
+  :class:`BodyFault`, retried like a transport error (idempotent methods).
+
+Every retry is counted by reason in :class:`RetryCounters` (``HttpAdapter.retry_counters``, and
+the ``metrics`` request hook's ``retries`` / ``retries_by_reason``).
+
+Imports no HTTP library.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import random
+import threading
+import time
+from typing import Any
+
+from ._http_options import RetryOptions
+
+__all__ = ["BodyFault", "RetryCounters", "RetryPolicy", "parse_retry_after"]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (seconds or an HTTP-date); ``None`` if absent
+    or unreadable. Never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+class BodyFault(Exception):
+    """A 2xx answer whose body could not be used: truncated or undecodable. Transient: retried
+    like a transport error. ``reason`` is the metrics key (``truncated_body``, ``invalid_json``,
+    ``undecodable_body``); ``detail`` the message (``truncated body (got N of M bytes)``, ``invalid
+    JSON at byte K: …``), with no URL (the caller adds the redacted one)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+class RetryCounters:
+    """Retries by reason (``429``, ``5xx``, ``transport``, ``truncated_body``, ``invalid_json``,
+    ``undecodable_body``) and requests that failed after their last attempt (``exhausted``).
+    Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_reason: dict[str, int] = {}
+        self.exhausted = 0
+
+    def add(self, reason: str) -> None:
+        with self._lock:
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+    def gave_up(self) -> None:
+        with self._lock:
+            self.exhausted += 1
+
+    @property
+    def retries(self) -> int:
+        with self._lock:
+            return sum(self.by_reason.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "retries": sum(self.by_reason.values()),
+                "retries_by_reason": dict(self.by_reason),
+                "exhausted": self.exhausted,
+            }
+
+
+def status_reason(status: int) -> str:
+    return "429" if status == 429 else f"{status // 100}xx"
+
+
+class RetryPolicy:
+    """Decisions of :class:`RetryOptions`: whether an attempt is retried and after how long."""
+
+    def __init__(self, options: RetryOptions) -> None:
+        self.options = options
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.options.max_attempts)
+
+    def idempotent(self, method: str) -> bool:
+        return method.upper() in self.options.methods
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt ``attempt`` (1-based): exponential, capped, jittered."""
+        r = self.options
+        delay = min(r.max_backoff, r.backoff_factor * (2 ** (attempt - 1)))
+        if r.jitter:
+            delay *= 0.5 + random.random() * 0.5
+        return float(delay)
+
+    def status_retryable(self, status: int, method: str) -> bool:
+        """Whether an answer with ``status`` is retried (before counting attempts)."""
+        return status in self.options.statuses and (status == 429 or self.idempotent(method))
+
+    def status_delay(self, headers: Any, attempt: int) -> float:
+        """The wait before retrying a retryable status: the server's ``Retry-After`` (capped at
+        ``max_retry_after``), else the backoff."""
+        wait = parse_retry_after(headers.get("retry-after"))
+        return min(wait, self.options.max_retry_after) if wait is not None else self.backoff(attempt)
+
+    def transport_retryable(self, method: str, *, connect: bool) -> bool:
+        """Whether a transport error is retried: connect errors always (nothing was sent),
+        others (and :class:`BodyFault`) for idempotent methods only."""
+        return connect or self.idempotent(method)
