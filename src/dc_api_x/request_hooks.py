@@ -2,9 +2,11 @@
 
 * ``logging`` logs ``METHOD redacted-URL -> status (elapsed)`` at DEBUG on the ``dc_api_x.http``
   logger (``level`` option), and failures at WARNING.
-* ``metrics`` counts requests, responses by status class, bytes received and errors, and sums the
-  elapsed time; read them with ``hook.snapshot()`` (or ``client.metrics()``). Requests a caching
-  hook marked (``request.extensions["cache"]``) are counted as ``cache_hits`` / ``cache_misses``.
+* ``metrics`` counts requests, responses by status class, bytes received, errors and the retries
+  the adapter made before an answer or an error (``retries``, ``retries_by_reason``: ``429``,
+  ``5xx``, ``transport``, ``truncated_body``, ``invalid_json``, …), and sums the elapsed time;
+  read them with ``hook.snapshot()`` (or ``client.metrics()``). Requests a caching hook marked
+  (``request.extensions["cache"]``) are counted as ``cache_hits`` / ``cache_misses``.
 * ``logfire`` makes each request a logfire span ``dcapix {method} {path}`` with ``adapter``,
   ``method``, ``path`` and ``url`` (redacted), ``status_code``, ``bytes`` and ``elapsed_ms``; a
   failure is recorded on the span. Clients use it by default while the logfire integration is on
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .ext.hooks import HookOptions, RequestHook, RequestInfo
@@ -87,6 +90,16 @@ class MetricsHook(RequestHook):
         self.status: dict[str, int] = {}
         self.cache_hits = 0
         self.cache_misses = 0
+        self.retries = 0
+        self.retries_by_reason: dict[str, int] = {}
+
+    def _count_retries(self, reasons: Any) -> None:
+        """Add the retries an adapter reported (a sequence of reasons; call with the lock held)."""
+        if not reasons or isinstance(reasons, (str, bytes)):
+            return
+        for reason in reasons:
+            self.retries += 1
+            self.retries_by_reason[str(reason)] = self.retries_by_reason.get(str(reason), 0) + 1
 
     def before_request(self, request: RequestInfo) -> None:
         with self._lock:
@@ -106,6 +119,9 @@ class MetricsHook(RequestHook):
             self.status[klass] = self.status.get(klass, 0) + 1
             if response.status_code >= 400:
                 self.errors += 1
+            ext = getattr(response.raw, "extensions", None)
+            if isinstance(ext, Mapping):
+                self._count_retries(ext.get("dcapix_retries"))
 
     def on_error(self, request: RequestInfo, error: BaseException) -> None:
         with self._lock:
@@ -113,6 +129,7 @@ class MetricsHook(RequestHook):
                 self.cache_misses += 1
             self.errors += 1
             self.elapsed += request.elapsed
+            self._count_retries(getattr(error, "retries", None))
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as a dict."""
@@ -126,6 +143,8 @@ class MetricsHook(RequestHook):
                 "status": dict(self.status),
                 "cache_hits": self.cache_hits,
                 "cache_misses": self.cache_misses,
+                "retries": self.retries,
+                "retries_by_reason": dict(self.retries_by_reason),
             }
 
 

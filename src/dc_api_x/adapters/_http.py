@@ -33,7 +33,14 @@ from ..prefetch import Prefetcher
 from ..types import Batch, JSONSchema, Record, StreamSpec
 from ._http_decode import decode_json, is_json, read_body
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
-from ._http_retry import BodyFault, RetryCounters, RetryPolicy, parse_retry_after, status_reason
+from ._http_retry import (
+    RETRIES_EXTENSION,
+    BodyFault,
+    RetryCounters,
+    RetryPolicy,
+    parse_retry_after,
+    status_reason,
+)
 
 __all__ = [
     "HttpAdapter",
@@ -307,6 +314,7 @@ class HttpAdapter(ProtocolAdapter):
         counters = self.retry_counters
         method = method.upper()
         attempt = 0
+        made: list[str] = []  # the reasons of this request's retries (for the metrics hook)
         prefix = where or f"adapter {self.name!r}"
         while True:
             attempt += 1
@@ -318,6 +326,7 @@ class HttpAdapter(ProtocolAdapter):
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
                 if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
                     self._wait(
+                        made,
                         "transport",
                         policy.backoff(attempt),
                         prefix,
@@ -328,10 +337,13 @@ class HttpAdapter(ProtocolAdapter):
                     )
                     continue
                 counters.gave_up()
-                raise TransportError(
-                    f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
-                    f"(attempt {attempt} of {policy.max_attempts})",
-                    url=shown,
+                raise _with_retries(
+                    TransportError(
+                        f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
+                        f"(attempt {attempt} of {policy.max_attempts})",
+                        url=shown,
+                    ),
+                    made,
                 ) from None
             status = resp.status_code
             if policy.status_retryable(status, method):
@@ -339,14 +351,21 @@ class HttpAdapter(ProtocolAdapter):
                 resp.close()
                 if attempt >= policy.max_attempts:
                     counters.gave_up()
-                    raise HTTPStatusError(
-                        f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
-                        url=shown,
-                        status_code=status,
+                    raise _with_retries(
+                        HTTPStatusError(
+                            f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
+                            url=shown,
+                            status_code=status,
+                        ),
+                        made,
                     )
                 delay = policy.status_delay(resp.headers, attempt)
-                self._wait(status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt)
+                self._wait(
+                    made, status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt
+                )
                 continue
+            if made:
+                resp.extensions[RETRIES_EXTENSION] = tuple(made)
             if stream:
                 return resp, ...
             data: Any = ...
@@ -358,21 +377,40 @@ class HttpAdapter(ProtocolAdapter):
                 shown = redact(str(request.url))
                 if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
                     self._wait(
-                        fault.reason, policy.backoff(attempt), prefix, method, shown, fault.detail, attempt
+                        made,
+                        fault.reason,
+                        policy.backoff(attempt),
+                        prefix,
+                        method,
+                        shown,
+                        fault.detail,
+                        attempt,
                     )
                     continue
                 counters.gave_up()
-                raise ResponseDecodeError(
-                    f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
-                    f"(attempt {attempt} of {policy.max_attempts})",
-                    url=shown,
+                raise _with_retries(
+                    ResponseDecodeError(
+                        f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
+                        f"(attempt {attempt} of {policy.max_attempts})",
+                        url=shown,
+                    ),
+                    made,
                 ) from None
             return resp, data
 
     def _wait(
-        self, reason: str, delay: float, prefix: str, method: str, shown: str, what: str, attempt: int
+        self,
+        made: list[str],
+        reason: str,
+        delay: float,
+        prefix: str,
+        method: str,
+        shown: str,
+        what: str,
+        attempt: int,
     ) -> None:
         """Count a retry, log it (one redacted line) and sleep ``delay`` seconds."""
+        made.append(reason)
         self.retry_counters.add(reason)
         log.warning(
             "%s: %s %s: %s; retry %d/%d in %.2fs",
@@ -712,6 +750,12 @@ class HttpAdapter(ProtocolAdapter):
             produced += len(records)
             if max_records is not None and produced >= max_records:
                 return
+
+
+def _with_retries(exc: Exception, made: list[str]) -> Exception:
+    """``exc`` carrying the reasons of the retries made before it (``exc.retries``)."""
+    exc.retries = tuple(made)  # type: ignore[attr-defined]
+    return exc
 
 
 def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSONSchema | None:

@@ -12,8 +12,9 @@ asyncio.sleep(delay)``. What is retried (within ``retries.max_attempts`` attempt
   dropped mid-body) or whose JSON does not decode (it ends early, or is not JSON): a
   :class:`BodyFault`, retried like a transport error (idempotent methods).
 
-Every retry is counted by reason in :class:`RetryCounters` (``HttpAdapter.retry_counters``, and
-the ``metrics`` request hook's ``retries`` / ``retries_by_reason``).
+Every retry is counted by reason in :class:`RetryCounters` (``HttpAdapter.retry_counters``) and
+reported to the ``metrics`` request hook (its ``retries`` / ``retries_by_reason`` counters) through
+the answer's ``extensions`` (:data:`RETRIES_EXTENSION`) or the final error's ``retries``.
 
 Imports no HTTP library.
 """
@@ -29,7 +30,11 @@ from typing import Any
 
 from ._http_options import RetryOptions
 
-__all__ = ["BodyFault", "RetryCounters", "RetryPolicy", "parse_retry_after"]
+__all__ = ["RETRIES_EXTENSION", "BodyFault", "RetryCounters", "RetryPolicy", "parse_retry_after"]
+
+#: Key of ``httpx.Response.extensions`` holding the reasons of the retries made before that answer
+#: (an error raised after the last attempt carries them as ``exc.retries``).
+RETRIES_EXTENSION = "dcapix_retries"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
