@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["describe_json_error", "json_error_byte"]
+__all__ = ["describe_json_error", "json_error_byte", "json_error_what"]
 
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _POSITION = re.compile(r": line \d+ column \d+ \(char \d+\)$")
@@ -45,20 +45,28 @@ def _surrogate(text: str, pos: int, msg: str) -> str | None:
     return None
 
 
-def describe_json_error(exc: Any, data: bytes | str) -> str:
-    """One line for a JSON decoding error of ``data``: ``"<what> at line L column C (byte K)"``.
-
-    ``exc`` is a ``json.JSONDecodeError`` (orjson's is one); surrogate errors are named for what
-    they are (a lone low surrogate is not an "invalid high surrogate")."""
-    msg = str(getattr(exc, "msg", None) or exc)
-    msg = _POSITION.sub("", msg)
-    pos = int(getattr(exc, "pos", 0) or 0)
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        text = bytes(data).decode("utf-8", "surrogateescape")
-    else:
-        text = data
+def json_error_what(exc: Any, data: bytes | str) -> str:
+    """What is wrong, without the position (orjson's surrogate messages named for what they are:
+    a lone low surrogate is not an "invalid high surrogate")."""
+    msg = _POSITION.sub("", str(getattr(exc, "msg", None) or exc))
     if "surrogate" in msg:
-        msg = _surrogate(text, pos, msg) or msg
+        pos = int(getattr(exc, "pos", 0) or 0)
+        msg = _surrogate(_text(data), pos, msg) or msg
+    return msg
+
+
+def describe_json_error(exc: Any, data: bytes | str) -> str:
+    """One line for a JSON decoding error of ``data``: ``"<what> at line L column C (byte K)"``
+    (``exc`` is a ``json.JSONDecodeError``; orjson's is one)."""
+    pos = int(getattr(exc, "pos", 0) or 0)
+    text = _text(data)
     line = text.count("\n", 0, pos) + 1
     column = pos - (text.rfind("\n", 0, pos) + 1) + 1
-    return f"{msg} at line {line} column {column} (byte {json_error_byte(exc, data)})"
+    what = json_error_what(exc, data)
+    return f"{what} at line {line} column {column} (byte {json_error_byte(exc, data)})"
+
+
+def _text(data: bytes | str) -> str:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data).decode("utf-8", "surrogateescape")
+    return data

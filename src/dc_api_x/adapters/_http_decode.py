@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..json_errors import describe_json_error, json_error_byte
+from ..json_errors import json_error_byte, json_error_what
 from ._http_retry import BodyFault
 
 __all__ = ["body_fault", "decode_json", "is_json", "read_body"]
@@ -60,8 +60,7 @@ def decode_json(content: bytes, headers: Any) -> Any:
     except orjson.JSONDecodeError as exc:
         size = len(content)
         at = json_error_byte(exc, content)
-        what = describe_json_error(exc, content)
-        what = what[: what.rfind(" at line ")] if " at line " in what else what
+        what = json_error_what(exc, content)
         declared = headers.get("content-length")
         if at >= len(content.rstrip()):
             of = f", Content-Length {declared}" if declared else ""

@@ -106,10 +106,14 @@ class Response:
                 try:
                     self._data = orjson.loads(self.content)
                 except orjson.JSONDecodeError as exc:
+                    from ..json_errors import json_error_byte, json_error_what
+
                     ctype = self.headers.get("content-type", "?")
+                    at = json_error_byte(exc, self.content)
                     raise ResponseDecodeError(
-                        f"{self.method} {self.url}: expected JSON, got {ctype!r} "
-                        f"({len(self.content)} bytes): {exc}",
+                        f"{self.method} {self.url}: invalid JSON at byte {at}: "
+                        f"{json_error_what(exc, self.content)} (content-type {ctype!r}, "
+                        f"{len(self.content)} bytes)",
                         url=self.url,
                     ) from None
         return self._data
