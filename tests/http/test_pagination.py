@@ -359,7 +359,7 @@ def test_custom_paginator_subclass_token_model():
         req = PageRequest(url="/x")
         p.prepare(req)
         seen.append(req.params["n"])
-        p.advance(Response(status_code=200, url="http://h/x", data={}), [{"a": 1}])
+        p.advance(Response(status_code=200, url="http://h/x", data={}), [{"a": req.params["n"]}])
     assert seen == [1, 2, 4, 8]
     with pytest.raises(PaginationError):
         p.advance(Response(status_code=200, url="http://h/x", data={}), [])

@@ -5,7 +5,10 @@ A paginator follows the singer-sdk *token* model: it holds the token of the next
 and, once the page has been received, computes the following token (:meth:`Paginator.advance`).
 When there is nothing more to read :attr:`Paginator.finished` becomes true. Every token the
 paginator has used is remembered: a token seen twice raises :class:`PaginationError` naming the
-URL and the token (an API that answers the same cursor forever would loop otherwise).
+URL and the token (an API that answers the same cursor forever would loop otherwise). Every page
+is fingerprinted too (:func:`page_fingerprint`): a page whose records repeat an earlier page of
+the read — a server that ignores ``offset`` and answers the same page for every offset — raises
+:class:`PaginationError` naming both URLs before its records are used (``detect_repeated_pages``).
 
 The driving loop (used by the HTTP adapter and :meth:`dc_api_x.client.ApiClient.paginate`)::
 
@@ -49,6 +52,7 @@ __all__ = [
     "PaginatorOptions",
     "extract_records",
     "get_path",
+    "page_fingerprint",
     "split_path",
 ]
 
@@ -144,6 +148,35 @@ def extract_records(
 
 _DICT_ONLY = {dict}
 
+#: :func:`page_fingerprint` hashes at most this many records of a page (evenly spaced).
+FINGERPRINT_SAMPLE = 64
+
+
+def page_fingerprint(records: Sequence[Any]) -> bytes | None:
+    """A 16-byte fingerprint of a page of records: the record count and the JSON of up to
+    :data:`FINGERPRINT_SAMPLE` evenly spaced records (the first and the last included), so two
+    pages with the same records have the same fingerprint and a fingerprint costs about as much as
+    encoding 64 records whatever the page size. ``None`` when the records are not
+    JSON-serialisable (no fingerprint)."""
+    import hashlib
+
+    import orjson
+
+    n = len(records)
+    if n <= FINGERPRINT_SAMPLE:
+        sample = list(records)
+    else:
+        step = (n - 1) / (FINGERPRINT_SAMPLE - 1)
+        sample = [records[round(i * step)] for i in range(FINGERPRINT_SAMPLE)]
+    try:
+        blob = orjson.dumps(sample, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    h.update(n.to_bytes(8, "little"))
+    h.update(blob)
+    return h.digest()
+
 
 @dataclass
 class PageRequest:
@@ -168,6 +201,11 @@ class PaginatorOptions(OptionsModel):
         default=None, description="dotted path of a boolean in the body; false means last page"
     )
     stop_on_empty: bool = Field(default=True, description="an empty page is the last page")
+    detect_repeated_pages: bool = Field(
+        default=True,
+        description="stop with PaginationError when a page repeats an earlier page of the read "
+        "(a server that ignores offset/page/cursor); false only for APIs whose pages legitimately repeat",
+    )
 
 
 class Paginator(Generic[T]):
@@ -209,6 +247,8 @@ class Paginator(Generic[T]):
         self._seen: set[Any] = set()
         if self.current_value is not None:
             self._seen.add(self._token_key(self.current_value))
+        #: fingerprint of each page read -> (page number, redacted URL)
+        self._pages_seen: dict[bytes, tuple[int, str]] = {}
 
     def start_value(self) -> T | None:
         """The token of the first page (``None``: the request as configured)."""
@@ -252,13 +292,18 @@ class Paginator(Generic[T]):
         ``records``, and move to the next token (or set :attr:`finished`).
 
         :raises PaginationError: when the next token was used before (a loop), naming the URL and
-            the token, or when called after the last page.
+            the token; when ``records`` repeat an earlier page of this read (a server that ignores
+            the pagination parameters), naming both pages' URLs — raised before the page's records
+            are used, so nothing of the repeated page is delivered; or when called after the last
+            page.
         """
         if self.finished:
             raise PaginationError(
                 f"paginator {self.name!r}: advance() called after the last page ({response.url})"
             )
         self.pages += 1
+        if records and self.options.detect_repeated_pages:
+            self._check_repeated(response, records)
         self.items += len(records)
         if not self.has_more(response, records):
             self.finished = True
@@ -275,6 +320,21 @@ class Paginator(Generic[T]):
             )
         self._seen.add(key)
         self.current_value = nxt
+
+    def _check_repeated(self, response: Response, records: Sequence[Any]) -> None:
+        fp = page_fingerprint(records)
+        if fp is None:
+            return
+        earlier = self._pages_seen.get(fp)
+        if earlier is not None:
+            page, url = earlier
+            raise PaginationError(
+                f"paginator {self.name!r}: page {self.pages} at {response.url} repeats page {page} "
+                f"({url}): the same {len(records)} record(s) again, the server ignores the pagination "
+                f"parameters; stopped before delivering them (set detect_repeated_pages: false if "
+                f"the API's pages legitimately repeat)"
+            )
+        self._pages_seen[fp] = (self.pages, response.url)
 
     @staticmethod
     def _token_key(token: Any) -> Any:
