@@ -301,11 +301,37 @@ def arrow_to_jsonschema(schema: pa.Schema) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------- values
 class ConversionError(ValueError):
-    """A value that does not fit its Arrow type. ``field`` names the column (dotted for nested)."""
+    """A value that does not fit its Arrow type. ``field`` names the column (dotted for nested);
+    ``detail`` is the message without the ``field '…': `` prefix (for callers that name the field
+    themselves)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
+        self.detail = message
         super().__init__(f"field {field!r}: {message}" if field else message)
+
+
+def _integer_range(typ: pa.DataType) -> tuple[int, int] | None:
+    import pyarrow as pa
+
+    if not pa.types.is_integer(typ):
+        return None
+    bits = typ.bit_width
+    if pa.types.is_signed_integer(typ):
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def conversion_message(exc: BaseException, values: Sequence[Any], typ: pa.DataType) -> str:
+    """One line for a column that did not convert to ``typ``: an integer out of the type's range is
+    named with that range (not pyarrow's "Python int too large to convert to C long")."""
+    bounds = _integer_range(typ)
+    if bounds is not None:
+        lo, hi = bounds
+        for v in values:
+            if isinstance(v, int) and not isinstance(v, bool) and not lo <= v <= hi:
+                return f"integer {v} is outside the range of {typ} ({lo} to {hi})"
+    return error_line(exc)
 
 
 def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
@@ -592,7 +618,7 @@ def records_to_arrow(
         try:
             arr = _column_to_arrow(values, f)
         except arrow_errors() as exc:
-            raise ConversionError(error_line(exc), field=name) from exc
+            raise ConversionError(conversion_message(exc, values, f.type), field=name) from exc
         columns.append(arr)
     return pa.Table.from_arrays(columns, schema=arrow_schema)
 
@@ -695,14 +721,16 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
             if col.type == f.type:
                 arrays.append(col)
                 continue
+            values: list[Any] = []
             try:
                 try:
                     arrays.append(col.cast(f.type, safe=True))
                 except arrow_errors():
                     # e.g. struct → JSON text, string → timestamp with a zone-less text, …
-                    arrays.append(_column_to_arrow(col.to_pylist(), f))
+                    values = col.to_pylist()
+                    arrays.append(_column_to_arrow(values, f))
             except arrow_errors() as exc:
-                raise ConversionError(error_line(exc), field=f.name) from exc
+                raise ConversionError(conversion_message(exc, values, f.type), field=f.name) from exc
         else:
             arrays.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)

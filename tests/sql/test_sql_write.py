@@ -488,3 +488,29 @@ def test_start_write_again_keeps_what_was_written(dest, method):
         )
         ad.finish_write(grown)
     assert run(f"SELECT id, extra FROM {q}items ORDER BY id") == [(1, None), (2, None), (3, "x")]
+
+
+def test_value_errors_name_the_field_once_and_an_integer_beyond_int64_names_the_range(sqlite_db):
+    url, run = sqlite_db
+    spec = StreamSpec(
+        "stock",
+        {"type": "object", "properties": {"id": {"type": "integer"}, "qty": {"type": ["integer", "null"]}}},
+        key_properties=("id",),
+    )
+    with create_adapter({"adapter": "sql", "url": url}) as ad:
+        ad.start_write(spec)
+        ad.write(spec, Batch.from_records([{"id": 1, "qty": 5}], schema=spec.schema))
+        with pytest.raises(SchemaError) as ei:
+            ad.write(spec, Batch.from_records([{"id": 2, "qty": "abc"}], schema=spec.schema))
+        assert str(ei.value) == "adapter 'sql', stream 'stock', field 'qty': 'abc' is not an integer"
+        for big in (2**63, -(2**63) - 1, 2**70):
+            with pytest.raises(SchemaError) as ei:
+                ad.write(spec, Batch.from_records([{"id": 3, "qty": big}], schema=spec.schema))
+            msg = str(ei.value)
+            assert msg == (
+                f"adapter 'sql', stream 'stock', field 'qty': integer {big} is outside the range of "
+                "int64 (-9223372036854775808 to 9223372036854775807) (column 'qty' is BIGINT)"
+            )
+            assert "C long" not in msg
+        ad.finish_write(spec)
+    assert run("SELECT id, qty FROM stock") == [(1, 5)]  # nothing of the refused batches

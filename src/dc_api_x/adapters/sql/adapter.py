@@ -579,7 +579,11 @@ class SQLAdapter(ProtocolAdapter):
             table = batch.to_arrow(arrow_schema)
         except (ValueError, TypeError) as exc:
             fld = getattr(exc, "field", None) or _field_from(str(exc))
-            raise self.backend.schema_error(str(exc), stream=stream.name, field=fld) from None
+            # the message without its own "field 'x': " prefix: schema_error names the field
+            detail = getattr(exc, "detail", None) or _without_field(str(exc), fld)
+            if fld in st.table.c and "outside the range" in detail:
+                detail += f" (column {fld!r} is {st.table.c[fld].type})"
+            raise self.backend.schema_error(detail, stream=stream.name, field=fld) from None
         except Exception as exc:  # pyarrow cast errors
             raise self.backend.schema_error(str(exc), stream=stream.name, field=None) from None
         if table.column_names != names:
@@ -681,6 +685,11 @@ def _short(name: str, suffix: str, limit: int = 63) -> str:
     h = hashlib.sha1(name.encode()).hexdigest()[:8]
     head = name.encode()[: limit - len(suffix) - 9].decode(errors="ignore")
     return f"{head}_{h}{suffix}"
+
+
+def _without_field(msg: str, field: str | None) -> str:
+    prefix = f"field {field!r}: "
+    return msg[len(prefix) :] if field and msg.startswith(prefix) else msg
 
 
 def _field_from(msg: str) -> str | None:
