@@ -581,7 +581,7 @@ class SQLAdapter(ProtocolAdapter):
             fld = getattr(exc, "field", None) or _field_from(str(exc))
             # the message without its own "field 'x': " prefix: schema_error names the field
             detail = getattr(exc, "detail", None) or _without_field(str(exc), fld)
-            if fld in st.table.c and "outside the range" in detail:
+            if fld is not None and fld in st.table.c and "outside the range" in detail:
                 detail += f" (column {fld!r} is {st.table.c[fld].type})"
             raise self.backend.schema_error(detail, stream=stream.name, field=fld) from None
         except Exception as exc:  # pyarrow cast errors
