@@ -49,7 +49,7 @@ _SECRET_KEYS = re.compile(
 _URL_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
 _QUERY_SECRET = re.compile(
     r"(?i)(?P<key>[?&;](?:[a-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
-    r"signature|sig|auth)[a-z0-9_.-]*))=(?P<val>[^&#\s]*)"
+    r"signature|sig|auth)[a-z0-9_.-]*))=(?P<val>[^&#\s]*?)(?=[:,;.)\]'\"]*(?:[\s&#]|$))"
 )
 # "Bearer <token>" / "Basic <b64>" anywhere; "Token <value>" only when the value looks like a token
 # (8+ characters with a digit), so prose such as "token expired" stays readable.
@@ -57,9 +57,11 @@ _HEADER_SECRET = re.compile(
     r"(?i:\b(Bearer|Basic))\s+[A-Za-z0-9._~+/=-]+|\b(Token)\s+(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}"
 )
 # key=value secrets outside URLs: libpq DSNs ("host=db password=s3cr3t"), env dumps, CLI args.
+# In both patterns the value stops before trailing punctuation that ends a sentence or a message
+# part ("…?password=s3cr3t: HTTP 500" keeps its ": "; "password=s3cr3t." its "."), never inside it.
 _KV_SECRET = re.compile(
     r"(?i)(?<![?&;\w-])(?P<key>[a-z0-9_-]*(?:password|passwd|pwd|api[_-]?key|apikey|client[_-]?secret|"
-    r"access[_-]?token|refresh[_-]?token|secret[_-]?key))=(?P<val>[^\s&'\",;]+)"
+    r"access[_-]?token|refresh[_-]?token|secret[_-]?key))=(?P<val>[^\s&'\",;]+?)(?=[:.)\]]*(?:[\s&'\",;]|$))"
 )
 
 

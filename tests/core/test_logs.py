@@ -113,3 +113,18 @@ def test_records_propagating_to_the_applications_handlers_are_redacted() -> None
     assert "ValueError: Bearer ***" in out
     for secret in (REGISTERED, SECRET, TOKEN):
         assert secret not in out
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("GET http://h/x?password=s3cr3t-pw: HTTP 500", "GET http://h/x?password=***: HTTP 500"),
+        ("url http://h/x?a=1&api_key=abc123, next", "url http://h/x?a=1&api_key=***, next"),
+        ("(see http://h/x?token=abc123).", "(see http://h/x?token=***)."),
+        ("http://h/x?token=a:b:c&x=1", "http://h/x?token=***&x=1"),  # a ':' inside the value is masked
+        ("connect password=s3cr3t-pw: refused", "connect password=***: refused"),
+        ("host=db password=p:w:d", "host=db password=***"),
+    ],
+)
+def test_redacted_query_secret_keeps_the_punctuation_after_it(text: str, shown: str) -> None:
+    assert logs.redact(text) == shown
