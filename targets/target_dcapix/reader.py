@@ -32,6 +32,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from dc_api_x.exceptions import DcApiXError
+from dc_api_x.json_errors import describe_json_error
 from dc_api_x.values import exact_json_loads, has_inexact_numbers, has_long_digit_run
 
 __all__ = [
@@ -167,7 +168,8 @@ class FastSingerReader(GenericSingerReader[bytes]):
                 else str(line)[:80].rstrip()
             )
             raise SingerInputError(
-                f"{_where(self.line_number)}: not valid JSON ({exc}): {text!r}", line=self.line_number
+                f"{_where(self.line_number)}: not valid JSON ({describe_json_error(exc, line)}): {text!r}",
+                line=self.line_number,
             ) from None
         if not isinstance(msg, dict):
             raise SingerInputError(

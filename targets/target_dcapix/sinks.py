@@ -24,6 +24,7 @@ from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
+from dc_api_x.json_errors import describe_json_error
 from dc_api_x.types import Batch, StreamSpec
 
 from .settings import DEFAULT_BATCH_SIZE_ROWS
@@ -567,7 +568,8 @@ class DcApiXSink(BatchSink):
                     rec = loads(line)
                 except orjson.JSONDecodeError as exc:
                     raise SchemaError(
-                        f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON ({exc})",
+                        f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON "
+                        f"({describe_json_error(exc, line)})",
                         stream=self.stream_name,
                     ) from None
                 self._checked(rec, url, f"line {i}")

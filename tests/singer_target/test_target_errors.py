@@ -25,6 +25,24 @@ def test_malformed_line_names_the_line_and_emits_no_state(run_target):
     assert run.rows("users") == []
 
 
+@pytest.mark.parametrize(
+    ("escape", "what"),
+    [
+        ("\\udc81", "lone low surrogate \\udc81 (no high surrogate before it)"),
+        ("\\ud800", "lone high surrogate \\ud800 (no low surrogate after it)"),
+    ],
+)
+def test_lone_surrogate_is_named_for_what_it_is_with_its_position(run_target, escape, what):
+    line = '{"type": "RECORD", "stream": "users", "record": {"id": 2, "name": "\u00e9' + escape + '"}}'
+    col = line.index(escape) + 1
+    byte = len(line[: col - 1].encode())
+    run = run_target([schema_msg(), rec(1), line], inprocess=escape == "\\ud800")
+    err = _one_error(run)
+    assert f"line 3: not valid JSON ({what} at line 1 column {col} (byte {byte}))" in err
+    assert "invalid high surrogate" not in err
+    assert run.states == []
+
+
 def test_state_of_committed_records_survives_a_later_error(run_target):
     msgs = [schema_msg(), rec(1), state(1), rec(2), "garbage"]
     run = run_target(msgs, batch_size_rows=1)

@@ -22,6 +22,7 @@ from ...arrow import (
 )
 from ...exceptions import SchemaError
 from ...inference import infer_schema
+from ...json_errors import describe_json_error
 from ...types import JSONSchema, StreamSpec
 from ...values import json_default
 from .base import FileAdapter, read_batches
@@ -75,7 +76,8 @@ class JSONLAdapter(FileAdapter):
             rec = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise self.error(
-                f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {exc}", stream=stream
+                f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {describe_json_error(exc, line)}",
+                stream=stream,
             ) from None
         if not isinstance(rec, dict):
             raise self.error(
