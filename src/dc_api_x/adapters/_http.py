@@ -3,11 +3,13 @@
 Reached through the registry only (``create_adapter({"adapter": "http", …})``); the plugin module
 :mod:`dc_api_x.adapters.http` registers it lazily so that httpx is imported on first use.
 
-The adapter is split by concept: its options are in :mod:`._http_options`, the retry policy (what
-is retried, how long to wait, retry counters) in :mod:`._http_retry`, reading and decoding bodies
-(truncated bodies, JSON errors) in :mod:`._http_decode`. This module holds the adapter class — one
-httpx client shared by the request side (what ``ApiClient`` uses) and the read side (paginated,
-incremental streams) — and the small helpers used by it only.
+The adapter is split by concept: its options are in :mod:`._http_options`, the httpx plumbing
+(client arguments, SSL contexts, the auth bridge, streamed responses) in :mod:`._http_client`, the
+retry policy (what is retried, how long to wait, retry counters) in :mod:`._http_retry`, reading
+and decoding bodies (truncated bodies, JSON errors) in :mod:`._http_decode`, the incremental
+bookmark in :mod:`._http_bookmark`. This module holds the adapter class — one httpx client shared
+by the request side (what ``ApiClient`` uses: the send loop with its retries) and the read side
+(paginated, incremental streams) — and the small helpers used by it only.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from typing import Any
 import httpx
 import orjson
 
-from ..bookmarks import BoundaryBookmark, OrderError
-from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDecodeError, TransportError
+from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
 from ..inference import infer_schema as _infer
-from ..logs import RedactingFilter, is_secret_key, redact, register_secret
+from ..logs import is_secret_key, redact, register_secret
 from ..prefetch import Prefetcher
 from ..types import Batch, JSONSchema, Record, StreamSpec
+from ._http_bookmark import HttpBookmark
+from ._http_client import AuthBridge, StreamedResponse, client_kwargs, quiet_httpx_loggers
 from ._http_decode import decode_json, is_json, read_body
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
 from ._http_retry import (
@@ -57,19 +60,7 @@ __all__ = [
 log = logging.getLogger("dc_api_x.http")
 
 
-def _quiet_httpx_loggers() -> None:
-    """httpx logs every request at INFO with its full URL (API keys in query strings included):
-    redact its records and, unless the application set a level, keep it at WARNING (our
-    ``logging`` request hook logs requests, redacted, at DEBUG)."""
-    for name in ("httpx", "httpcore"):
-        lg = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
-            lg.addFilter(RedactingFilter())
-        if lg.level == logging.NOTSET:
-            lg.setLevel(logging.WARNING)
-
-
-_quiet_httpx_loggers()
+quiet_httpx_loggers()
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -82,71 +73,7 @@ def infer_schema(records: Sequence[Mapping[str, Any]]) -> JSONSchema:
     return _infer(records, nested=False, all_nullable=True)
 
 
-class _AuthBridge(httpx.Auth):
-    """Presents a :class:`~dc_api_x.ext.auth.AuthProvider` to httpx."""
-
-    def __init__(self, provider: AuthProvider) -> None:
-        self.provider = provider
-        self.requires_request_body = provider.requires_request_body
-        self.requires_response_body = provider.requires_response_body
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        return self.provider.auth_flow(request)
-
-
-class StreamedResponse:
-    """What :meth:`HttpAdapter.stream` yields: status, headers, redacted URL; iterate for chunks."""
-
-    def __init__(self, raw: httpx.Response, url: str, chunk_size: int) -> None:
-        self.raw = raw
-        self.url = url
-        self.status_code = raw.status_code
-        self.headers = raw.headers
-        self.chunk_size = chunk_size
-
-    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        yield from self.raw.iter_bytes(chunk_size or self.chunk_size)
-
-    def iter_lines(self) -> Iterator[str]:
-        yield from self.raw.iter_lines()
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.iter_bytes()
-
-    def __repr__(self) -> str:
-        return f"<StreamedResponse [{self.status_code}] {self.url}>"
-
-
 _NO_AUTH: Any = object()
-_ssl_contexts: dict[Any, Any] = {}
-_ssl_lock = threading.Lock()
-
-
-def _ssl_context(verify: bool | str) -> Any:
-    """One shared SSL context per ``verify`` value (building one costs ~25-250 ms)."""
-    if verify is False:
-        return False
-    with _ssl_lock:
-        ctx = _ssl_contexts.get(verify)
-        if ctx is None:
-            if verify is True:
-                ctx = httpx.create_ssl_context()
-            else:
-                import ssl
-
-                ctx = (
-                    ssl.create_default_context(cafile=verify)
-                    if not _is_dir(verify)
-                    else ssl.create_default_context(capath=verify)
-                )
-            _ssl_contexts[verify] = ctx
-        return ctx
-
-
-def _is_dir(path: str) -> bool:
-    import os
-
-    return os.path.isdir(path)
 
 
 # ------------------------------------------------------------------------------------ adapter
@@ -200,42 +127,9 @@ class HttpAdapter(ProtocolAdapter):
         return self._client
 
     def _make_client(self) -> httpx.Client:
-        opts: HttpOptions = self.options
         if self._closed:
             raise self.error("the adapter is closed")
-        if opts.http2:
-            try:
-                import h2  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    "adapter 'http': option 'http2': needs the h2 package (pip install 'dc-api-x[http2]')",
-                    plugin="adapter 'http'",
-                    field="http2",
-                ) from None
-        t = opts.timeout
-        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
-        lim = opts.limits
-        headers = dict(opts.headers)
-        if opts.user_agent:
-            headers["user-agent"] = opts.user_agent
-        elif not any(k.lower() == "user-agent" for k in headers):
-            from ..plugins import core_version
-
-            headers["user-agent"] = f"dc-api-x/{core_version()}"
-        return httpx.Client(
-            base_url=opts.base_url,
-            headers=headers,
-            params=opts.params or None,
-            timeout=timeout,
-            verify=_ssl_context(opts.verify),
-            http2=opts.http2,
-            follow_redirects=opts.follow_redirects,
-            limits=httpx.Limits(
-                max_connections=lim.max_connections,
-                max_keepalive_connections=lim.max_keepalive_connections,
-                keepalive_expiry=lim.keepalive_expiry,
-            ),
-        )
+        return httpx.Client(**client_kwargs(self.options))
 
     def close(self) -> None:
         if self._client is not None:
@@ -255,7 +149,7 @@ class HttpAdapter(ProtocolAdapter):
         if isinstance(spec, httpx.Auth):
             return spec
         if isinstance(spec, AuthProvider):
-            return _AuthBridge(spec)
+            return AuthBridge(spec)
         key = (
             spec
             if isinstance(spec, str)
@@ -268,7 +162,7 @@ class HttpAdapter(ProtocolAdapter):
             provider = create_plugin("auth_providers", spec)
             self._providers.append(provider)
             cached = self._auth_cache[key] = (
-                _AuthBridge(provider) if isinstance(provider, AuthProvider) else provider
+                AuthBridge(provider) if isinstance(provider, AuthProvider) else provider
             )
         return cached  # type: ignore[no-any-return]
 
@@ -645,7 +539,7 @@ class HttpAdapter(ProtocolAdapter):
         base = self._first_request(s)
 
         # -- incremental setup
-        tracker = _Bookmark(rk, pks, where, s.is_sorted) if rk else None
+        tracker = HttpBookmark(rk, pks, where, s.is_sorted) if rk else None
         if tracker is not None:
             tracker.start(state, s.replication_start)
             if s.replication_param and tracker.lower is not MISSING:
@@ -768,49 +662,6 @@ def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSON
     new = infer_schema([{k: v for k, v in r.items() if k not in props} for r in records])["properties"]
     log.info("%s: new field(s) %s added to the inferred schema", where, ", ".join(sorted(new)))
     return {**schema, "properties": {**props, **new}}
-
-
-class _Bookmark:
-    """Incremental-read bookkeeping of the HTTP adapter on the shared
-    :class:`~dc_api_x.bookmarks.BoundaryBookmark`: records with a null replication value are kept,
-    a state without ``keys_at_value`` drops every record at its value (keyless streams: keeps
-    them; their ``keys_at_value`` are row hashes), ``replication_start`` is an inclusive lower
-    bound, ``is_sorted`` streams must not go backwards."""
-
-    def __init__(self, rk: str, pks: tuple[str, ...], where: str, is_sorted: bool) -> None:
-        self.rk = rk
-        self.pks = pks
-        self.where = where
-        self.sorted = is_sorted
-        self.lower: Any = MISSING  # value sent to the server / lower bound
-        self.core = BoundaryBookmark(rk, pks, ties="drop")
-
-    def start(self, state: Mapping[str, Any] | None, replication_start: Any) -> None:
-        # without primary keys the keys are row hashes; a keyless state without them (written
-        # before row hashes) re-delivers the records at its value (at-least-once, never a loss)
-        self.core = BoundaryBookmark.from_state(state, self.rk, self.pks, ties="drop")
-        if self.core.has_start:
-            self.lower = self.core.start_value
-        elif replication_start is not None:
-            self.lower = replication_start
-            self.core.set_lower_bound(replication_start)
-
-    def filter(self, records: list[Record], limit: int | None = None) -> list[Record]:
-        """The records not delivered before (at most ``limit``), tracking the max value."""
-        try:
-            return self.core.filter_records(records, limit, keep_nulls=True, strict_order=self.sorted)
-        except OrderError as exc:
-            raise AdapterError(
-                f"{self.where}, field {self.rk!r}: records are not sorted (value {exc.value!r} after "
-                f"{exc.previous!r}) but the stream is declared is_sorted; set is_sorted: false"
-            ) from None
-        except TypeError as exc:
-            raise AdapterError(
-                f"{self.where}, field {self.rk!r}: replication values cannot be compared: {exc}"
-            ) from None
-
-    def bookmark(self) -> dict[str, Any] | None:
-        return self.core.to_state()
 
 
 __all__ += ["extract_records", "split_path"]

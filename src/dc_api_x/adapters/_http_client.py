@@ -1,0 +1,144 @@
+"""The httpx plumbing of the HTTP adapter: the client's arguments from the options, shared SSL
+contexts, the bridge from an :class:`~dc_api_x.ext.auth.AuthProvider` to ``httpx.Auth``, streamed
+responses, and redaction of httpx's own request log.
+
+:func:`client_kwargs` gives the keyword arguments of ``httpx.Client`` *and* ``httpx.AsyncClient``
+for :class:`~dc_api_x.adapters._http_options.HttpOptions`, so an asyncio client is configured
+exactly like the adapter's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ..exceptions import ConfigError
+from ..ext.auth import AuthProvider
+from ..logs import RedactingFilter
+from ._http_options import HttpOptions
+
+__all__ = ["AuthBridge", "StreamedResponse", "client_kwargs", "quiet_httpx_loggers", "ssl_context"]
+
+
+def quiet_httpx_loggers() -> None:
+    """httpx logs every request at INFO with its full URL (API keys in query strings included):
+    redact its records and, unless the application set a level, keep it at WARNING (our
+    ``logging`` request hook logs requests, redacted, at DEBUG)."""
+    for name in ("httpx", "httpcore"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in lg.filters):
+            lg.addFilter(RedactingFilter())
+        if lg.level == logging.NOTSET:
+            lg.setLevel(logging.WARNING)
+
+
+def client_kwargs(opts: HttpOptions) -> dict[str, Any]:
+    """Keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient`` for ``opts``: base URL,
+    headers (a ``dc-api-x/VERSION`` user agent unless set), params, timeouts, TLS verification
+    (a shared SSL context), HTTP/2, redirects and pool limits.
+
+    :raises ConfigError: ``http2`` without the h2 package.
+    """
+    if opts.http2:
+        try:
+            import h2  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "adapter 'http': option 'http2': needs the h2 package (pip install 'dc-api-x[http2]')",
+                plugin="adapter 'http'",
+                field="http2",
+            ) from None
+    t = opts.timeout
+    timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+    lim = opts.limits
+    headers = dict(opts.headers)
+    if opts.user_agent:
+        headers["user-agent"] = opts.user_agent
+    elif not any(k.lower() == "user-agent" for k in headers):
+        from ..plugins import core_version
+
+        headers["user-agent"] = f"dc-api-x/{core_version()}"
+    return {
+        "base_url": opts.base_url,
+        "headers": headers,
+        "params": opts.params or None,
+        "timeout": timeout,
+        "verify": ssl_context(opts.verify),
+        "http2": opts.http2,
+        "follow_redirects": opts.follow_redirects,
+        "limits": httpx.Limits(
+            max_connections=lim.max_connections,
+            max_keepalive_connections=lim.max_keepalive_connections,
+            keepalive_expiry=lim.keepalive_expiry,
+        ),
+    }
+
+
+class AuthBridge(httpx.Auth):
+    """Presents a :class:`~dc_api_x.ext.auth.AuthProvider` to httpx."""
+
+    def __init__(self, provider: AuthProvider) -> None:
+        self.provider = provider
+        self.requires_request_body = provider.requires_request_body
+        self.requires_response_body = provider.requires_response_body
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        return self.provider.auth_flow(request)
+
+
+class StreamedResponse:
+    """What :meth:`HttpAdapter.stream` yields: status, headers, redacted URL; iterate for chunks."""
+
+    def __init__(self, raw: httpx.Response, url: str, chunk_size: int) -> None:
+        self.raw = raw
+        self.url = url
+        self.status_code = raw.status_code
+        self.headers = raw.headers
+        self.chunk_size = chunk_size
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        yield from self.raw.iter_bytes(chunk_size or self.chunk_size)
+
+    def iter_lines(self) -> Iterator[str]:
+        yield from self.raw.iter_lines()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.iter_bytes()
+
+    def __repr__(self) -> str:
+        return f"<StreamedResponse [{self.status_code}] {self.url}>"
+
+
+_ssl_contexts: dict[Any, Any] = {}
+_ssl_lock = threading.Lock()
+
+
+def ssl_context(verify: bool | str) -> Any:
+    """One shared SSL context per ``verify`` value (building one costs ~25-250 ms)."""
+    if verify is False:
+        return False
+    with _ssl_lock:
+        ctx = _ssl_contexts.get(verify)
+        if ctx is None:
+            if verify is True:
+                ctx = httpx.create_ssl_context()
+            else:
+                import ssl
+
+                ctx = (
+                    ssl.create_default_context(cafile=verify)
+                    if not _is_dir(verify)
+                    else ssl.create_default_context(capath=verify)
+                )
+            _ssl_contexts[verify] = ctx
+        return ctx
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path)
