@@ -215,6 +215,27 @@ def test_oauth2_concurrent_401s_share_one_refresh(server):
     assert provider.fetch_count == 2  # the first token and ONE refresh
 
 
+def test_oauth2_asyncio_tasks_share_one_token_fetch(server):
+    """httpx.AsyncClient with the adapter's auth bridge: 20 concurrent tasks, one token request."""
+    import asyncio
+
+    import httpx
+
+    from dc_api_x.adapters._http_client import AuthBridge
+
+    ts = TokenServer(server, expires_in=3)
+    provider = create_plugin("auth_providers", oauth_cfg(server))
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, auth=AuthBridge(provider)) as client:
+            answers = await asyncio.gather(*(client.get("/api") for _ in range(20)))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(main()) == [200] * 20
+    provider.close()
+    assert provider.fetch_count == 1 and len(ts.issued) == 1
+
+
 def test_oauth2_refreshes_after_401(server):
     ts = TokenServer(server, expires_in=None)
     with ApiClient(server.url, hooks=[], auth=oauth_cfg(server)) as api:
