@@ -19,10 +19,10 @@ KEY = "k3y-Secret-77"
 
 
 class FaultyPages:
-    """``GET /items?offset=&limit=[&since=]`` over ``rows``; ``faults[offset]`` is a list of faults
-    served (one per request) before the page is answered whole: ``short`` (the body is cut at 60 %,
-    the Content-Length is the whole body's: the connection closes early), ``cut_json`` (the JSON is
-    cut, the Content-Length matches), ``html`` (a 200 maintenance page)."""
+    """``GET /items?offset=&limit=[&since=]`` over ``rows``. ``faults[offset]`` lists what that
+    page's answers are, one per request, the last one repeating: ``short`` (the body cut at 60 %
+    under the whole body's Content-Length: the connection closes early), ``cut_json`` (the JSON
+    cut, the Content-Length matching), ``html`` (a 200 maintenance page), ``ok`` (the page)."""
 
     def __init__(self, rows: list[dict[str, Any]], faults: dict[int, list[str]] | None = None) -> None:
         self.rows = rows
@@ -47,8 +47,6 @@ class FaultyPages:
             return 200, {"content-type": "application/json"}, body[: len(body) // 2]
         if kind == "html":
             return 200, {"content-type": "text/html"}, b"<html>maintenance</html>"
-        if pending == []:
-            del self.faults[off]
         return 200, {"content-type": "application/json"}, body
 
 
