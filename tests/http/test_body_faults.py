@@ -202,3 +202,96 @@ def test_dcapix_run_fails_with_one_line_and_keeps_the_state(server, tmp_path, mo
     route.faults = {}
     assert main(["run", "api", "--no-progress"]) == 0
     assert _jsonl_ids(out) == list(range(1, 41))
+
+
+# ------------------------------------------------------------------ raw TCP: chunked and stalled
+class RawServer:
+    """A loopback TCP server answering each connection with the next scripted reply: ``(head,
+    body_parts, pause)`` — the head and body parts are sent, then the connection is held ``pause``
+    seconds and closed (so a body can end early or stall)."""
+
+    def __init__(self, replies: list[tuple[bytes, list[bytes], float]]) -> None:
+        import socket
+        import threading
+
+        self.replies = replies
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            reply = self.replies[min(self.connections, len(self.replies) - 1)]
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn, reply), daemon=True).start()
+
+    @staticmethod
+    def _answer(conn: Any, reply: tuple[bytes, list[bytes], float]) -> None:
+        import time
+
+        head, parts, pause = reply
+        with conn:
+            conn.recv(65536)
+            conn.sendall(head)
+            for p in parts:
+                conn.sendall(p)
+            time.sleep(pause)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_a_chunked_body_cut_short_is_retried_then_named(plugins):
+    body = orjson.dumps({"records": rows(30)})
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    whole = (head, [_chunk(body), b"0\r\n\r\n"], 0.0)
+    cut = (head, [_chunk(body[:100])], 0.0)  # the connection closes inside the chunked body
+    srv = RawServer([cut, whole])
+    cfg = {"adapter": "http", "base_url": f"http://127.0.0.1:{srv.port}", "retries": {"backoff_factor": 0.01}}
+    try:
+        with create_adapter(cfg) as api:
+            assert api.request("GET", "/x").data == {"records": rows(30)}
+            assert api.retry_counters.snapshot()["retries_by_reason"] == {"truncated_body": 1}
+        srv.replies = [cut]
+        cfg2 = {**cfg, "retries": {"max_attempts": 2, "backoff_factor": 0.01}}
+        with create_adapter(cfg2) as api, pytest.raises(ResponseDecodeError) as ei:
+            api.request("GET", "/x", params={"api_key": KEY})
+        msg = str(ei.value)
+        assert "truncated body (got " in msg and "attempt 2 of 2" in msg and KEY not in msg
+    finally:
+        srv.close()
+
+
+def test_a_stalled_body_is_a_truncated_body_with_its_byte_counts(plugins):
+    body = orjson.dumps({"records": rows(30)})
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+    )
+    srv = RawServer([(head, [body[:150]], 1.0)])  # 150 bytes, then nothing for 1 s
+    cfg = {
+        "adapter": "http",
+        "base_url": f"http://127.0.0.1:{srv.port}",
+        "timeout": {"read": 0.2},
+        "retries": {"max_attempts": 2, "backoff_factor": 0.01},
+    }
+    try:
+        with create_adapter(cfg) as api, pytest.raises(ResponseDecodeError) as ei:
+            api.request("GET", "/x")
+    finally:
+        srv.close()
+    assert f"truncated body (got 150 of {len(body)} bytes): ReadTimeout (attempt 2 of 2)" in str(ei.value)
