@@ -295,3 +295,19 @@ def test_a_stalled_body_is_a_truncated_body_with_its_byte_counts(plugins):
     finally:
         srv.close()
     assert f"truncated body (got 150 of {len(body)} bytes): ReadTimeout (attempt 2 of 2)" in str(ei.value)
+
+
+def test_a_streamed_body_cut_short_says_truncated(server):
+    body = b"x" * 5000
+    server.route("GET", "/export", lambda req: (200, {"content-length": "9000"}, body))
+    with create_adapter({"adapter": "http", "base_url": server.url}) as api:
+        got = bytearray()
+        with (
+            pytest.raises(ResponseDecodeError) as ei,
+            api.stream("GET", "/export", params={"token": KEY}) as r,
+        ):
+            for chunk in r.iter_bytes(1024):
+                got += chunk
+    assert len(got) >= 4096 and bytes(got) == body[: len(got)]  # whole chunks handed out; then the error
+    msg = str(ei.value)
+    assert "truncated body (got 5000 of 9000 bytes)" in msg and "/export" in msg and KEY not in msg

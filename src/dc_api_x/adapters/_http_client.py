@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, ResponseDecodeError
 from ..ext.auth import AuthProvider
 from ..logs import RedactingFilter
 from ._http_options import HttpOptions
@@ -101,10 +101,25 @@ class StreamedResponse:
         self.chunk_size = chunk_size
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        yield from self.raw.iter_bytes(chunk_size or self.chunk_size)
+        """The body in chunks. A body cut short raises :class:`ResponseDecodeError` saying
+        ``truncated body (got N of M bytes)`` (not retried: the chunks before were handed out)."""
+        try:
+            yield from self.raw.iter_bytes(chunk_size or self.chunk_size)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise self._fault(exc) from None
 
     def iter_lines(self) -> Iterator[str]:
-        yield from self.raw.iter_lines()
+        try:
+            yield from self.raw.iter_lines()
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            raise self._fault(exc) from None
+
+    def _fault(self, exc: Exception) -> ResponseDecodeError:
+        from ._http_decode import body_fault
+
+        detail = body_fault(self.raw, exc).detail
+        method = self.raw.request.method
+        return ResponseDecodeError(f"{method} {self.url}: HTTP {self.status_code}: {detail}", url=self.url)
 
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_bytes()
