@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +163,17 @@ def _state_rows(db: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def dcapix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dcapix ARGS`` as a real process in ``cwd`` (the loopback server runs in this process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dc_api_x.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _jsonl_ids(out: Path) -> list[int]:
     ids = []
     for f in sorted(out.rglob("*.jsonl")):
@@ -188,13 +201,15 @@ def test_dcapix_run_fails_with_one_line_and_keeps_the_state(server, tmp_path, mo
     before = _state_rows(db)
     assert before
 
-    # new rows arrive; every answer of the next read's first page is truncated
+    # new rows arrive; every answer of the next read's first page is truncated (a real process)
     route.rows = rows(40)
     route.faults = {0: ["short"]}
-    rc = main(["run", "api", "--no-progress", "--checkpoint-rows", "5"])
-    err = capsys.readouterr().err
-    assert rc != 0
-    assert "truncated body (got" in err and "stream 'items'" in err and KEY not in err
+    proc = dcapix(tmp_path, "run", "api", "--no-progress", "--checkpoint-rows", "5")
+    err = proc.stderr
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("dcapix: error: ") and "truncated body (got " in last and "stream 'items'" in last
+    assert "(attempt 3 of 3)" in last and KEY not in err and "api_key=***" in last
     assert "Traceback" not in err
     assert _state_rows(db) == before  # the state did not move
     assert _jsonl_ids(out) == list(range(1, 26))  # nothing of the failed read was written

@@ -6,6 +6,8 @@ any record of a repeated page is delivered — against the real local server and
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,17 @@ def test_page_fingerprint():
     assert page_fingerprint([{"id": 1}]) != page_fingerprint([{"id": 2}])
 
 
+def dcapix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dcapix ARGS`` as a real process in ``cwd`` (the loopback server runs in this process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dc_api_x.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _jsonl_ids(out: Path) -> list[int]:
     ids = []
     for f in sorted(out.rglob("*.jsonl")):
@@ -117,12 +130,13 @@ def test_dcapix_run_stops_with_one_line_and_commits_nothing_of_the_repeated_page
     src["streams"][0] |= {"replication_key": "id", "is_sorted": True}  # checkpoints commit
     cfg = {"pipelines": {"api": {"source": src, "destination": {"adapter": "jsonl", "path": str(out)}}}}
     (tmp_path / "dcapix.yml").write_text(yaml.safe_dump(cfg))
-    rc = main(["run", "api", "--no-progress", "--checkpoint-rows", "100"])
-    err = capsys.readouterr().err
-    assert rc != 0
-    lines = [ln for ln in err.splitlines() if "repeats page" in ln]
-    assert lines and "offset=600" in lines[0] and "offset=500" in lines[0] and KEY not in err
-    assert "Traceback" not in err
+    proc = dcapix(tmp_path, "run", "api", "--no-progress", "--checkpoint-rows", "100")  # a real process
+    err = proc.stderr
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("dcapix: error: paginator 'offset': page 7 at ")
+    assert "offset=600" in last and "repeats page 6 (" in last and "offset=500" in last
+    assert KEY not in err and "Traceback" not in err
     ids = _jsonl_ids(out)
     assert len(ids) == len(set(ids))  # 0 rows committed from repeated pages
     assert set(ids) <= set(range(1, 601))  # the first page at offset 500 is the last delivered
