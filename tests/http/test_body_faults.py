@@ -214,8 +214,12 @@ def test_dcapix_run_fails_with_one_line_and_keeps_the_state(server, tmp_path, mo
     assert _state_rows(db) == before  # the state did not move
     assert _jsonl_ids(out) == list(range(1, 26))  # nothing of the failed read was written
 
-    route.faults = {}
-    assert main(["run", "api", "--no-progress"]) == 0
+    # the fault passes after one truncated answer: the run succeeds and its metrics count the retry
+    route.faults = {0: ["short", "ok"]}
+    assert main(["run", "api", "--no-progress", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    (items,) = metrics["streams"]
+    assert items["retries"] == 1 and items["retries_by_reason"] == {"truncated_body": 1}
     assert _jsonl_ids(out) == list(range(1, 41))
 
 

@@ -96,6 +96,8 @@ class HttpAdapter(ProtocolAdapter):
         self.retry_policy = RetryPolicy(opts.retries)
         #: Retries made by this adapter, by reason (``retry_counters.snapshot()``).
         self.retry_counters = RetryCounters()
+        self._stream_retries: dict[str, RetryCounters] = {}
+        self._stream_retries_lock = threading.Lock()
         for key, value in opts.headers.items():
             if is_secret_key(key):
                 register_secret(value.split(" ", 1)[-1])
@@ -189,6 +191,7 @@ class HttpAdapter(ProtocolAdapter):
         stream: bool = False,
         where: str = "",
         decode: bool | None = False,
+        counters: RetryCounters | None = None,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
         """Send with retries; returns the final ``httpx.Response`` (any non-retryable status) and,
@@ -197,7 +200,7 @@ class HttpAdapter(ProtocolAdapter):
 
         The body is read inside the retry loop (unless ``stream``): a 2xx body cut short or, with
         ``decode``, JSON that does not decode is retried like a transport error (see
-        :mod:`._http_retry`).
+        :mod:`._http_retry`). Retries are counted in ``counters`` (default: the adapter's).
 
         :raises TransportError: a transport error that is not retryable or persisted.
         :raises HTTPStatusError: a retryable status (429, 5xx) still there after the last attempt.
@@ -205,7 +208,7 @@ class HttpAdapter(ProtocolAdapter):
         """
         client = self.client
         policy = self.retry_policy
-        counters = self.retry_counters
+        counters = counters or self.retry_counters
         method = method.upper()
         attempt = 0
         made: list[str] = []  # the reasons of this request's retries (for the metrics hook)
@@ -220,6 +223,7 @@ class HttpAdapter(ProtocolAdapter):
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
                 if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
                     self._wait(
+                        counters,
                         made,
                         "transport",
                         policy.backoff(attempt),
@@ -254,9 +258,8 @@ class HttpAdapter(ProtocolAdapter):
                         made,
                     )
                 delay = policy.status_delay(resp.headers, attempt)
-                self._wait(
-                    made, status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt
-                )
+                what = f"HTTP {status}"
+                self._wait(counters, made, status_reason(status), delay, prefix, method, shown, what, attempt)
                 continue
             if made:
                 resp.extensions[RETRIES_EXTENSION] = tuple(made)
@@ -271,6 +274,7 @@ class HttpAdapter(ProtocolAdapter):
                 shown = redact(str(request.url))
                 if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
                     self._wait(
+                        counters,
                         made,
                         fault.reason,
                         policy.backoff(attempt),
@@ -292,8 +296,22 @@ class HttpAdapter(ProtocolAdapter):
                 ) from None
             return resp, data
 
+    def stream_retry_counters(self, stream: str) -> RetryCounters:
+        """The retries made reading ``stream`` (part of :attr:`retry_counters`)."""
+        counters = self._stream_retries.get(stream)
+        if counters is None:
+            with self._stream_retries_lock:
+                counters = self._stream_retries.setdefault(stream, RetryCounters(self.retry_counters))
+        return counters
+
+    def read_metrics(self, stream: str) -> dict[str, Any]:
+        """What reading ``stream`` cost beyond its records, so far: ``{"retries", "retries_by_reason",
+        "exhausted"}`` (the runner reports the retries of each stream)."""
+        return self.stream_retry_counters(stream).snapshot()
+
     def _wait(
         self,
+        counters: RetryCounters,
         made: list[str],
         reason: str,
         delay: float,
@@ -305,7 +323,7 @@ class HttpAdapter(ProtocolAdapter):
     ) -> None:
         """Count a retry, log it (one redacted line) and sleep ``delay`` seconds."""
         made.append(reason)
-        self.retry_counters.add(reason)
+        counters.add(reason)
         log.warning(
             "%s: %s %s: %s; retry %d/%d in %.2fs",
             prefix,
@@ -474,7 +492,10 @@ class HttpAdapter(ProtocolAdapter):
             kwargs["headers"] = pr.headers
         if pr.json is not None:
             kwargs["json"] = pr.json
-        resp, body = self._send(pr.method, pr.url, auth=auth, where=where, decode=True, **kwargs)
+        counters = self.stream_retry_counters(s.name)
+        resp, body = self._send(
+            pr.method, pr.url, auth=auth, where=where, decode=True, counters=counters, **kwargs
+        )
         shown = redact(str(resp.request.url))
         if resp.status_code >= 400:
             snippet = redact(resp.text[:200].replace("\n", " ")) if resp.content else ""

@@ -74,20 +74,26 @@ class BodyFault(Exception):
 class RetryCounters:
     """Retries by reason (``429``, ``5xx``, ``transport``, ``truncated_body``, ``invalid_json``,
     ``undecodable_body``) and requests that failed after their last attempt (``exhausted``).
-    Thread-safe."""
+    Thread-safe. Counts added to a child (``parent`` given: one stream's reads) are added to its
+    parent (the adapter's) too."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: RetryCounters | None = None) -> None:
         self._lock = threading.Lock()
+        self.parent = parent
         self.by_reason: dict[str, int] = {}
         self.exhausted = 0
 
     def add(self, reason: str) -> None:
         with self._lock:
             self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        if self.parent is not None:
+            self.parent.add(reason)
 
     def gave_up(self) -> None:
         with self._lock:
             self.exhausted += 1
+        if self.parent is not None:
+            self.parent.gave_up()
 
     @property
     def retries(self) -> int:

@@ -504,6 +504,7 @@ class Runner:
         finally:
             reader.close()
             m.read_seconds = reader.wait_seconds
+            m.retries = _retries(source, spec.name)  # the source is this run's: discovery included
             m.finished = time.monotonic()
             if self.progress is not None:
                 self.progress.stream_finished(m)
@@ -512,6 +513,18 @@ class Runner:
     def _save(self, stream: str, bookmark: Mapping[str, Any]) -> None:
         if self.store is not None:
             self.store.set(self.name, stream, bookmark, run_id=self.options.run_id)
+
+
+def _retries(source: Any, stream: str) -> dict[str, int]:
+    """The retries ``source`` made reading ``stream`` so far, by reason (``{}`` for a source
+    without ``read_metrics()``)."""
+    read_metrics = getattr(source, "read_metrics", None)
+    if read_metrics is None:
+        return {}
+    try:
+        return dict(read_metrics(stream).get("retries_by_reason") or {})
+    except Exception:  # metrics never fail a run
+        return {}
 
 
 def _batch_bytes(batch: Any) -> int:

@@ -40,6 +40,9 @@ class StreamMetrics:
     write_seconds: float = 0.0
     #: what the destination did besides writing (e.g. stale temporary files of a killed run removed).
     notes: list[str] = field(default_factory=list)
+    #: requests the source repeated while reading this stream, by reason (sources with
+    #: ``read_metrics()``: the HTTP adapter's ``429``, ``5xx``, ``transport``, ``truncated_body``…)
+    retries: dict[str, int] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -66,6 +69,8 @@ class StreamMetrics:
             "read_wait_seconds": round(self.read_seconds, 3),
             "write_seconds": round(self.write_seconds, 3),
             "notes": list(self.notes),
+            "retries": sum(self.retries.values()),
+            "retries_by_reason": dict(self.retries),
         }
 
 
@@ -154,6 +159,9 @@ def format_summary(metrics: RunMetrics) -> str:
             f"  {s.stream:<{width}}  {s.status:<7} {s.rows:>12,} {s.seconds:>9.2f} "
             f"{s.rows_per_second:>12,.0f}"
         )
+        if s.retries:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(s.retries.items()))
+            lines.append(f"  {'':<{width}}  retried {sum(s.retries.values())} request(s) ({why})")
         if s.error:
             lines.append(f"  {'':<{width}}  error: {s.error}")
         if s.rows_rolled_back:
