@@ -215,7 +215,8 @@ class ApiClient:
             the adapter's ``pagination`` option, else ``single_page``).
         :param records_path: dotted path of the record list in each body ('' = the body).
         :raises HTTPStatusError: on a 4xx/5xx page (after retries).
-        :raises PaginationError: when the server loops (a token seen twice).
+        :raises PaginationError: when the server loops (a token seen twice, or a page repeating
+            an earlier page: raised before any record of the repeated page is yielded).
         """
         from .factories import create_plugin
 
