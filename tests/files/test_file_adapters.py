@@ -535,3 +535,17 @@ def test_jsonl_arrow_reader_falls_back_mid_file_without_loss(tmp_path, plugins, 
     )
     skips.clear()
     assert [r["id"] for r in read_all(cfg)] == list(range(1, 41)) and skips == []
+
+
+def test_an_integer_beyond_int64_names_stream_field_and_range(tmp_path):
+    spec = StreamSpec(
+        "stock", {"type": "object", "properties": {"id": {"type": "integer"}, "qty": {"type": "integer"}}}
+    )
+    with create_adapter({"adapter": "parquet", "path": str(tmp_path)}) as ad:
+        ad.start_write(spec)
+        with pytest.raises(SchemaError) as ei:
+            ad.write(spec, Batch.from_records([{"id": 1, "qty": 2**70}], schema=spec.schema))
+    assert str(ei.value) == (
+        "adapter 'parquet', stream 'stock', field 'qty': integer 1180591620717411303424 is outside the "
+        "range of int64 (-9223372036854775808 to 9223372036854775807)"
+    )
