@@ -19,6 +19,7 @@ The stream bookmark in partition ``""`` is always the merge of committed progres
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,7 @@ class PartitionPlan:
         *,
         run_id: str | None = None,
         resumed: bool = False,
+        plan_id: str | None = None,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
@@ -61,6 +63,9 @@ class PartitionPlan:
         self.resumed = resumed
         self.bookmarks: list[dict[str, Any] | None] = [None] * len(partitions)
         self.done: list[bool] = [False] * len(partitions)
+        #: checkpoints recorded per partition (with :attr:`plan_id`, the names of its next files)
+        self.checkpoints: list[int] = [0] * len(partitions)
+        self.plan_id = plan_id or uuid.uuid4().hex[:12]
         self._lock = threading.Lock()
 
     # -- building ---------------------------------------------------------------------------------
@@ -88,7 +93,15 @@ class PartitionPlan:
                 if stored is not None:
                     parts = [Partition.from_dict(d) for d in stored.get("partitions") or []]
                     plan = cls(
-                        store, pipeline, spec, source, parts, stored.get("base"), run_id=run_id, resumed=True
+                        store,
+                        pipeline,
+                        spec,
+                        source,
+                        parts,
+                        stored.get("base"),
+                        run_id=run_id,
+                        resumed=True,
+                        plan_id=stored.get("plan_id"),
                     )
                     for e in store.list(pipeline, name):
                         if e.partition.startswith("~p"):
@@ -96,6 +109,7 @@ class PartitionPlan:
                                 if p.key == e.partition:
                                     plan.bookmarks[i] = e.value.get("bookmark")
                                     plan.done[i] = bool(e.value.get("done"))
+                                    plan.checkpoints[i] = int(e.value.get("checkpoints") or 0)
                     return plan
         parts = source.partitions(spec, state=state, max_partitions=max_partitions)
         if not parts:
@@ -105,7 +119,7 @@ class PartitionPlan:
             store.set(
                 pipeline,
                 name,
-                {"partitions": [p.as_dict() for p in parts], "base": plan.base},
+                {"partitions": [p.as_dict() for p in parts], "base": plan.base, "plan_id": plan.plan_id},
                 partition=PLAN_KEY,
                 run_id=run_id,
             )
@@ -137,12 +151,14 @@ class PartitionPlan:
         """Record ``part``'s progress once the data up to ``bookmark`` is committed (one transaction
         with the merged stream bookmark)."""
         with self._lock:
+            i = part.index
             if bookmark is not None:
-                self.bookmarks[part.index] = dict(bookmark)
-            self.done[part.index] = self.done[part.index] or done
+                self.bookmarks[i] = dict(bookmark)
+            self.done[i] = self.done[i] or done
+            self.checkpoints[i] += 1
             if self.store is None:
                 return
-            value = {"bookmark": self.bookmarks[part.index], "done": self.done[part.index]}
+            value = {"bookmark": self.bookmarks[i], "done": self.done[i], "checkpoints": self.checkpoints[i]}
             items: list[tuple[str, str, Mapping[str, Any]]] = [(self.spec.name, part.key, value)]
             merged = self.merged()
             if merged is not None:
@@ -152,6 +168,12 @@ class PartitionPlan:
     def complete(self, part: Partition, bookmark: Mapping[str, Any] | None) -> None:
         """``part`` is read to its end and committed."""
         self.checkpoint(part, bookmark, done=True)
+
+    def file_token(self, part: Partition, checkpoint: int | None = None) -> str:
+        """The name token of the files ``part`` writes after its ``checkpoint``-th recorded checkpoint
+        (default: the next ones): the same on a rerun, so rewritten files replace unrecorded ones."""
+        n = self.checkpoints[part.index] if checkpoint is None else checkpoint
+        return f"{self.plan_id}-p{part.index:04d}-c{n:06d}"
 
     @property
     def finished(self) -> bool:

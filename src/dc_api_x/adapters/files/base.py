@@ -255,6 +255,16 @@ class FileAdapter(ProtocolAdapter):
             raw, part.raw = part.raw, None
             raw.close()
 
+    def name_parts(self, token: str) -> None:
+        """Name the part files written from now on ``part-NNNNN-<token>.<ext>`` (``NNNNN`` from 0).
+
+        A writer that writes the same rows again after a crash (a partition resumed from its last
+        recorded checkpoint, a retried dask task) then *replaces* the files the crashed writer
+        published but could not record, instead of adding a second copy. The partitioned runner
+        passes one token per partition and checkpoint (docs/scale.md)."""
+        self.run_id = token
+        self._seq = 0
+
     def _next_seq(self) -> int:
         seq = self._seq
         self._seq += 1

@@ -5,8 +5,8 @@
 
 Partition ``i`` of ``n`` reads ``b[i-1] < col <= b[i]``: the first has no lower bound (it starts at
 the stream's bookmark, with the same inclusive ``>=`` and delivered-keys rule as a serial read), the
-last has no upper bound (rows added during the run land in it, as in a serial read) and, on a first
-run, also reads the rows whose key is NULL (a serial read returns them last). Each range reads in
+last has no upper bound (rows added during the run land in it, as in a serial read); on a first
+run the rows whose key is NULL (a serial read returns them last) are one more partition. Each range reads in
 ``(replication key, primary key)`` order, so its bookmarks resume it exactly.
 """
 
@@ -37,7 +37,8 @@ RANGE_OPTION = "x-dcapix-range"
 
 @dataclass
 class RangeSource(SQLSource):
-    """A :class:`SQLSource` restricted to ``gt < column <= le`` (either bound may be absent)."""
+    """A :class:`SQLSource` restricted to ``gt < column <= le`` (either bound may be absent), or to
+    ``column IS NULL`` (``with_nulls``)."""
 
     column: str = ""
     gt: Any = None
@@ -91,7 +92,7 @@ class RangeSource(SQLSource):
             conds.append(col <= self._param(self.le))
         cond: Any = sa.and_(*conds) if conds else None
         if self.with_nulls:
-            cond = col.is_(None) if cond is None else sa.or_(cond, col.is_(None))
+            cond = col.is_(None)
         stmt = sa.select(*[frm.c[n] for n in names]).select_from(frm)
         if cond is not None:
             stmt = stmt.where(cond)
@@ -166,12 +167,12 @@ def sql_partitions(
         start, _ = adapter._start_bookmark(spec, col, state)
     frm = src.clause([col])
     c = frm.c[col]
-    q = sa.select(sa.func.min(c), sa.func.max(c)).select_from(frm)
+    q = sa.select(sa.func.min(c), sa.func.max(c), sa.func.count() - sa.func.count(c)).select_from(frm)
     if start is not None:
         q = q.where(c >= RangeSource.of(src, {"column": col}, prop, adapter.backend)._param(start))
     try:
         with adapter.engine.connect() as conn:
-            lo, hi = conn.execute(q).one()
+            lo, hi, nulls = conn.execute(q).one()
     except sa.exc.SQLAlchemyError as exc:
         raise adapter.backend.db_error(exc, f"finding the bounds of {col!r}", stream=spec.name) from None
     if lo is None or hi is None:
@@ -184,33 +185,38 @@ def sql_partitions(
     if not points:
         return None
     bounds = [json_form(p) for p in points]
-    n = len(bounds) + 1
-    nulls = spec.replication_key != col or start is None
-    parts = []
-    for i in range(n):
-        gt = bounds[i - 1] if i > 0 else None
-        le = bounds[i] if i < n - 1 else None
-        rng = {
-            "column": col,
-            "gt": gt,
-            "le": le,
-            "nulls": nulls and i == n - 1 and spec.replication_key == col,
-        }
-        first_state = dict(state) if (i == 0 and state and spec.replication_key) else None
-        parts.append(
-            Partition(
-                i,
-                n,
-                {"range": rng},
-                first_state,
-                label=f"{col} in ({gt if gt is not None else '…'}, {le if le is not None else '…'}]",
-            )
+    ranges: list[dict[str, Any]] = []
+    if nulls and start is None and spec.replication_key == col:
+        # a serial first read returns the rows without a replication key too (last); they are a
+        # partition of their own, read without bookmarks (committed when it finishes)
+        ranges.append({"column": col, "nulls": True})
+    for i in range(len(bounds) + 1):
+        ranges.append(
+            {
+                "column": col,
+                "gt": bounds[i - 1] if i > 0 else None,
+                "le": bounds[i] if i < len(bounds) else None,
+            }
         )
+    n = len(ranges)
+    parts = []
+    for i, rng in enumerate(ranges):
+        first = i == (1 if ranges[0].get("nulls") else 0)
+        first_state = dict(state) if (first and state and spec.replication_key) else None
+        if rng.get("nulls"):
+            label = f"{col} IS NULL"
+        else:
+            gt, le = rng["gt"], rng["le"]
+            label = f"{col} in ({'…' if gt is None else gt}, {'…' if le is None else le}]"
+        parts.append(Partition(i, n, {"range": rng}, first_state, label=label))
     return parts
 
 
 def partition_spec(stream: StreamSpec, partition: Partition) -> StreamSpec:
-    """``stream`` restricted to ``partition`` (read by ``SQLAdapter.read``)."""
+    """``stream`` restricted to ``partition`` (read by ``SQLAdapter.read``); the rows without a
+    replication key are read without one (no bookmark)."""
+    if partition.options["range"].get("nulls"):
+        stream = stream.with_(replication_key=None)
     return stream.with_(
         options={**dict(stream.options or {}), RANGE_OPTION: dict(partition.options["range"])}
     )

@@ -52,6 +52,7 @@ def run_local(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMe
                 on_checkpoint if can_checkpoint else None,
                 on_batch,
                 stop,
+                lambda n, _p=part, _c=plan.checkpoints[part.index]: plan.file_token(_p, _c + n),
             )
         except BaseException:
             stop.set()

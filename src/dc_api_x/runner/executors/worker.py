@@ -37,6 +37,7 @@ def run_partition(
     on_checkpoint: Callable[[Partition, dict[str, Any]], None] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     stop: Any = None,
+    token: Callable[[int], str] | None = None,
 ) -> PartitionResult:
     """Read ``part`` from ``state`` and write it to a destination adapter of its own.
 
@@ -44,7 +45,9 @@ def run_partition(
     ``checkpoint_seconds`` and ``on_checkpoint(part, bookmark)`` is called *after* the flush
     returned. ``finish_write`` commits the rest; the caller records the returned bookmark.
     ``on_batch(rows, bytes)`` reports progress; a set ``stop`` event ends the read early (raising
-    ``KeyboardInterrupt``, nothing after the last checkpoint is recorded).
+    ``KeyboardInterrupt``, nothing after the last checkpoint is recorded). ``token(n)`` names the
+    files written after the ``n``-th checkpoint of this run (destinations with ``name_parts``), so a
+    rerun of the partition replaces what a killed one published without recording it.
     """
     from ..pipeline import _batch_bytes
 
@@ -58,6 +61,10 @@ def run_partition(
     try:
         dst = runner.make_destination()
         dst.start_write(dspec, load_method=load_method)
+        name_parts = getattr(dst, "name_parts", None) if token is not None else None
+        if name_parts is not None:
+            assert token is not None
+            name_parts(token(0))
         pending: dict[str, Any] | None = None
         since_rows, since_t = 0, time.monotonic()
         batches = iter(src.read_partition(spec, part, state=state))
@@ -94,6 +101,9 @@ def run_partition(
                 on_checkpoint(part, pending)
                 res.bookmark, pending = pending, None
                 res.checkpoints += 1
+                if name_parts is not None:
+                    assert token is not None
+                    name_parts(token(res.checkpoints))
                 since_rows, since_t = 0, time.monotonic()
         t0 = time.perf_counter()
         dst.finish_write(dspec)
