@@ -7,6 +7,7 @@ bookmark after every flush, so a crash resumes each partition from its last chec
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..progress import StreamMetrics
 
 __all__ = ["run_local"]
+
+
+def _token(plan: PartitionPlan, part: Any, recorded: int, n: int) -> str:
+    """The name token of the files written after the ``n``-th checkpoint of this run of ``part``."""
+    return plan.file_token(part, recorded + n)
 
 
 def run_local(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMetrics, workers: int) -> None:
@@ -52,7 +58,7 @@ def run_local(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMe
                 on_checkpoint if can_checkpoint else None,
                 on_batch,
                 stop,
-                lambda n, _p=part, _c=plan.checkpoints[part.index]: plan.file_token(_p, _c + n),
+                functools.partial(_token, plan, part, plan.checkpoints[part.index]),
             )
         except BaseException:
             stop.set()
