@@ -192,3 +192,52 @@ def test_pg_to_pg_upsert_partitioned_equals_serial(project: Path, pg_url: str, p
     assert pg_rows(pg_url, pg_schema, "part_items") == pg_rows(pg_url, pg_schema, "serial_items")
     assert len(pg_rows(pg_url, pg_schema, "part_items")) == 20_003
     assert state_of(project, "parts") == state_of(project, "serial")
+
+
+# ----------------------------------------------------------------------------------- file sources
+def _write_files(directory: Path, first: int, count: int, rows: int = 400) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for f in range(first, first + count):
+        ids = list(range(f * rows, (f + 1) * rows))
+        # values interleave across files (files are not ordered against each other); the largest
+        # value is reached in two files, so the merged bookmark needs the keys of both
+        ts = [min(i % 997 + f, 1000 + first) for i in ids]
+        pq.write_table(
+            pa.table({"id": ids, "ts": ts, "v": [f"r{i}" for i in ids]}), directory / f"f{f:03d}.parquet"
+        )
+
+
+def test_files_one_partition_per_file_equals_serial(project: Path, builtin_plugins) -> None:
+    src = project / "in"
+    _write_files(src, 0, 6)
+
+    def pipe(name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "source": {
+                "adapter": "parquet",
+                "path": str(src),
+                "streams": [
+                    {"name": "items", "path": str(src), "replication_key": "ts", "primary_keys": ["id"]}
+                ],
+                **extra,
+            },
+            "destination": {"adapter": "parquet", "path": str(project / name)},
+        }
+
+    write_config(project, {"serial": pipe("serial"), "parts": pipe("parts", concurrency=3, partitions=6)})
+    for more in (0, 2):
+        if more:
+            _write_files(src, 6, more)
+        assert dcapix("run", "serial", "--no-progress") == 0
+        assert dcapix("run", "parts", "--no-progress") == 0
+        assert parquet_rows(project / "parts" / "items") == parquet_rows(project / "serial" / "items")
+        assert state_of(project, "parts") == state_of(project, "serial")
+    from dc_api_x import create_adapter
+
+    with create_adapter({"adapter": "parquet", "path": str(src)}) as a:
+        spec = a.discover()[0]
+        parts = a.partitions(spec, max_partitions=3)
+        assert parts is not None and [len(p.options["files"]) for p in parts] == [2, 3, 3]

@@ -66,6 +66,7 @@ def run_partition(
             assert token is not None
             name_parts(token(0))
         pending: dict[str, Any] | None = None
+        last = dict(state) if state is not None else None  # the bookmark recorded last
         since_rows, since_t = 0, time.monotonic()
         batches = iter(src.read_partition(spec, part, state=state))
         while True:
@@ -92,6 +93,8 @@ def run_partition(
                 on_batch(n, size)
             if batch.bookmark is not None:
                 pending = dict(batch.bookmark)
+            if pending is not None and pending == last:
+                pending = None  # the bookmark did not move (unordered files): nothing to record yet
             if (
                 on_checkpoint is not None
                 and pending is not None
@@ -99,7 +102,7 @@ def run_partition(
             ):
                 dst.flush(dspec)
                 on_checkpoint(part, pending)
-                res.bookmark, pending = pending, None
+                res.bookmark, last, pending = pending, pending, None
                 res.checkpoints += 1
                 if name_parts is not None:
                     assert token is not None
