@@ -32,10 +32,12 @@ from ..exceptions import AdapterError, ConfigError, HTTPStatusError, ResponseDec
 from ..ext.adapters import AdapterOptions, ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
+from ..ext.partitions import Partition
 from ..inference import infer_schema as _infer
 from ..logs import RedactingFilter, is_secret_key, redact, register_secret
 from ..prefetch import Prefetcher
 from ..types import Batch, JSONSchema, Record, StreamSpec
+from .http_limits import host_limiter
 
 __all__ = [
     "HttpAdapter",
@@ -163,6 +165,9 @@ class HttpOptions(AdapterOptions):
         "when its request does not depend on the body",
     )
     user_agent: str | None = None
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="requests per second per host, shared by all workers of the process"
+    )
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -461,6 +466,8 @@ class HttpAdapter(ProtocolAdapter):
         while True:
             attempt += 1
             request = client.build_request(method, url, **kwargs)
+            limiter = host_limiter(request.url)  # shared by every worker of the process (http_limits.py)
+            limiter.acquire(self.options.rate_limit)
             try:
                 resp = client.send(request, auth=auth, stream=stream)
             except httpx.TransportError as exc:
@@ -498,6 +505,8 @@ class HttpAdapter(ProtocolAdapter):
                     )
                 wait = parse_retry_after(resp.headers.get("retry-after"))
                 delay = min(wait, r.max_retry_after) if wait is not None else self._backoff(attempt)
+                if wait is not None:
+                    limiter.pause(delay)  # the other workers of this host wait too
                 resp.close()
                 log.warning(
                     "%s: %s %s: HTTP %d; retry %d/%d in %.2fs",
@@ -604,6 +613,29 @@ class HttpAdapter(ProtocolAdapter):
             resp.close()
 
     # -- ETL side ----------------------------------------------------------------------------------
+    def partitions(
+        self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
+    ) -> list[Partition] | None:
+        """Windows of pages (offset / page-number pagination with a known total), see
+        :mod:`dc_api_x.adapters.http_partitions`."""
+        from .http_partitions import http_partitions
+
+        return http_partitions(self, stream, state, max_partitions)
+
+    def read_partition(
+        self,
+        stream: StreamSpec,
+        partition: Partition,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """The pages of one window, one :class:`Batch` per page."""
+        from .http_partitions import read_window
+
+        return read_window(self, stream, partition, columns=columns, limit=limit)
+
     def _stream_options(self, stream: StreamSpec | str) -> StreamOptions:
         name = stream if isinstance(stream, str) else stream.name
         for s in self.options.streams:
