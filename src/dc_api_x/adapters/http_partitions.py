@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..ext.pagination import PageRequest
 from ..ext.partitions import Partition
 from ..inference import infer_schema
+from ..prefetch import Prefetcher
 from ..types import Batch, Record, StreamSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,29 +133,41 @@ def read_window(
             schema = infer_schema(records)
         return Batch(records=records, schema=schema)
 
-    if "offset" in w:
-        at, stop = int(w["offset"]), int(w["stop"])
-        while at < stop and (remaining is None or remaining > 0):
-            params: dict[str, Any] = {o.offset_param: at, o.limit_param: o.limit}
-            records = page(params)[: stop - at]
-            if not records:
-                return
+    def pages() -> Iterator[list[Record]]:
+        if "offset" in w:
+            at, stop = int(w["offset"]), int(w["stop"])
+            while at < stop:
+                records = page({o.offset_param: at, o.limit_param: o.limit})[: stop - at]
+                if not records:
+                    return
+                at += len(records)
+                yield records
+        else:
+            for number in range(int(w["page"]), int(w["last"]) + 1):
+                params: dict[str, Any] = {o.page_param: number}
+                if o.page_size_param and o.page_size:
+                    params[o.page_size_param] = o.page_size
+                records = page(params)
+                if not records:
+                    return
+                yield records
+
+    # the next page is fetched while this one is consumed, as the serial read does
+    source: Any = (
+        Prefetcher(pages, depth=2, name=f"dcapix-http-{s.name}-{partition.index}")
+        if adapter.options.prefetch
+        else pages()
+    )
+    try:
+        for records in source:
             if remaining is not None:
                 records = records[:remaining]
                 remaining -= len(records)
-            at += len(records)
-            yield batch(records)
-    else:
-        for number in range(int(w["page"]), int(w["last"]) + 1):
-            params = {o.page_param: number}
-            if o.page_size_param and o.page_size:
-                params[o.page_size_param] = o.page_size
-            records = page(params)
-            if not records:
-                return
-            if remaining is not None:
-                records = records[:remaining]
-                remaining -= len(records)
-            yield batch(records)
+            if records:
+                yield batch(records)
             if remaining is not None and remaining <= 0:
                 return
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
