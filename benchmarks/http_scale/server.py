@@ -29,7 +29,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         time.sleep(LATENCY)
         q = parse_qs(urlsplit(self.path).query)
         start, size = int(q.get("offset", ["0"])[0]), int(q.get("limit", ["100"])[0])
