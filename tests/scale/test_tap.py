@@ -43,7 +43,7 @@ def _check_states(messages: list[dict[str, Any]], start: int = 0) -> tuple[list[
             if v is not None:
                 states += 1
                 missing = set(range(start + 1, v + 1)) - got
-                assert not missing, f"STATE at {v} covers {len(missing)} ids not emitted yet, e.g. {min(missing)}"
+                assert not missing, f"STATE at {v}: {len(missing)} ids not emitted yet, e.g. {min(missing)}"
             last = m["value"]
     assert states > 5
     return seen, last
