@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.scale.conftest import fill_items, write_config
+from tests.scale.conftest import fill_items, plain, write_config
 from tests.scale.test_local import dcapix, parquet_rows, pg_rows, state_of
 
 #: each test starts dask clients and imports the adapters on the workers: > 20 s on the 2-core machine
@@ -150,3 +150,14 @@ def test_dask_worker_sigkill_then_rerun(
         assert dcapix(*args) == 0  # the rerun resumes the stored plan
     assert rows("dask") == rows("serial")
     assert state_of(project, "dask") == state_of(project, "serial")
+    if destination != "parquet":  # upserts were staged per partition and merged by the driver
+        import psycopg
+
+        with psycopg.connect(plain(pg_url)) as conn:
+            tables = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,)
+                )
+            }
+        assert tables == {"items", "serial_items", "dask_items"}, tables

@@ -443,6 +443,18 @@ class SQLAdapter(ProtocolAdapter):
         spec = partition_spec(self._resolve_read(stream), partition)
         return self.read(spec, state=state, columns=columns, limit=limit)
 
+    def stage_stream_name(self, stream: StreamSpec, token: str) -> str:
+        """Where a partition of ``stream`` is staged for :meth:`merge_stage` (adapters/sql/staging.py)."""
+        from .staging import stage_stream_name
+
+        return stage_stream_name(self, stream, token)
+
+    def merge_stage(self, stream: StreamSpec, stage: str) -> int:
+        """Upsert a staged partition into ``stream``'s table and drop the stage (one transaction)."""
+        from .staging import merge_stage
+
+        return merge_stage(self, stream, stage)
+
     def _start_bookmark(
         self, spec: StreamSpec, rk: str, state: Mapping[str, Any] | None
     ) -> tuple[Any, list[Any]]:

@@ -110,7 +110,7 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
         if executor == "dask":
             from .dask import run_dask
 
-            run_dask(runner, spec, plan, m, workers)
+            run_dask(runner, spec, plan, m, workers, dest)
         else:
             from .local import run_local
 

@@ -8,6 +8,10 @@ a :class:`~.worker.PartitionResult` (counts and the partition's last bookmark). 
 each result in the state store as it arrives (:meth:`PartitionPlan.complete`) and, once all are
 in, stores the merged bookmark: workers never touch the state store.
 
+Single-writer destinations: an upsert into a SQL table is not done by the workers; each writes its
+partition into a stage table of its own and the driver merges it in one transaction before it
+records the partition (:mod:`dc_api_x.adapters.sql.staging`).
+
 A worker killed mid-task: the scheduler runs the task again on another worker (up to its
 ``allowed-failures``); the partition's files are named by plan, partition and checkpoint
 (``FileAdapter.name_parts``), so the rerun replaces what the killed worker published, and SQL
@@ -54,6 +58,7 @@ def dask_partition_task(
     state: Mapping[str, Any] | None,
     token: str,
     checkpoint_rows: int | None,
+    stage: str | None = None,
 ) -> PartitionResult:
     """One partition on a dask worker (module docstring); only plain values travel."""
     from ...ext.partitions import Partition
@@ -63,7 +68,7 @@ def dask_partition_task(
     runner = Runner(
         name, PipelineConfig.model_validate(dict(config)), None, RunOptions(checkpoint_rows=checkpoint_rows)
     )
-    return run_partition(runner, spec, Partition.from_dict(part), state, token=lambda n: token)
+    return run_partition(runner, spec, Partition.from_dict(part), state, token=lambda n: token, stage=stage)
 
 
 def _client(runner: Runner, workers: int) -> tuple[Any, Any]:
@@ -82,11 +87,18 @@ def _client(runner: Runner, workers: int) -> tuple[Any, Any]:
     return distributed.Client(cluster), cluster
 
 
-def run_dask(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMetrics, workers: int) -> None:
-    """Run the plan's pending partitions as dask tasks; record each result as it arrives."""
+def run_dask(
+    runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMetrics, workers: int, dest: Any
+) -> None:
+    """Run the plan's pending partitions as dask tasks; record each result as it arrives. An upsert
+    into a destination with ``merge_stage`` (SQL) is staged per partition and merged here."""
     pending = plan.pending()
     if not pending:
         return
+    _, dspec = runner.destination_spec(spec)
+    load_method = runner.config.destination.load_method
+    effective = load_method or getattr(getattr(dest, "options", None), "load_method", None) or "append"
+    staged = effective == "upsert" and hasattr(dest, "merge_stage")
     distributed = _import_distributed()
     client, cluster = _client(runner, workers)
     config = runner.config.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -103,6 +115,7 @@ def run_dask(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMet
                 plan.start_state(part),
                 plan.file_token(part),
                 every,
+                dest.stage_stream_name(dspec, f"{plan.plan_id[:8]}_{part.index}") if staged else None,
                 key=f"dcapix-{runner.name}-{spec.name}-{plan.plan_id}-{part.index}-{time.monotonic_ns()}",
                 pure=False,
             )
@@ -111,6 +124,8 @@ def run_dask(runner: Runner, spec: StreamSpec, plan: PartitionPlan, m: StreamMet
             for fut in distributed.as_completed(list(futures)):
                 part = futures[fut]
                 res: PartitionResult = fut.result()
+                if staged:  # the single writer: merge the partition's stage, then record it
+                    dest.merge_stage(dspec, dest.stage_stream_name(dspec, f"{plan.plan_id[:8]}_{part.index}"))
                 plan.complete(part, res.bookmark)
                 m.rows += res.rows
                 m.bytes = (m.bytes or 0) + res.bytes

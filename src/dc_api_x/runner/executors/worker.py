@@ -38,6 +38,7 @@ def run_partition(
     on_batch: Callable[[int, int], None] | None = None,
     stop: Any = None,
     token: Callable[[int], str] | None = None,
+    stage: str | None = None,
 ) -> PartitionResult:
     """Read ``part`` from ``state`` and write it to a destination adapter of its own.
 
@@ -47,12 +48,16 @@ def run_partition(
     ``on_batch(rows, bytes)`` reports progress; a set ``stop`` event ends the read early (raising
     ``KeyboardInterrupt``, nothing after the last checkpoint is recorded). ``token(n)`` names the
     files written after the ``n``-th checkpoint of this run (destinations with ``name_parts``), so a
-    rerun of the partition replaces what a killed one published without recording it.
+    rerun of the partition replaces what a killed one published without recording it. ``stage``:
+    write the partition to that stream instead, as a whole (``overwrite``), for the driver to merge
+    (single-writer destinations, see ``dc_api_x.adapters.sql.staging``).
     """
     from ..pipeline import _batch_bytes
 
     chain, dspec = runner.destination_spec(spec)
     load_method = runner.config.destination.load_method
+    if stage is not None:
+        dspec, load_method = dspec.with_(name=stage), "overwrite"
     every_rows = runner.options.checkpoint_rows or runner.config.checkpoint_rows
     every_secs = runner.config.checkpoint_seconds
     res = PartitionResult(part.index)
