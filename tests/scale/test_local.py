@@ -241,3 +241,55 @@ def test_files_one_partition_per_file_equals_serial(project: Path, builtin_plugi
         spec = a.discover()[0]
         parts = a.partitions(spec, max_partitions=3)
         assert parts is not None and [len(p.options["files"]) for p in parts] == [2, 3, 3]
+
+
+def test_dask_executor_without_distributed_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from dc_api_x.exceptions import ConfigError
+    from dc_api_x.runner.executors.dask import _import_distributed
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ConfigError, match=r"pip install 'dc-api-x\[dask\]'"):
+        _import_distributed()
+
+
+def test_serial_fallbacks(project: Path, builtin_plugins, caplog: pytest.LogCaptureFixture) -> None:
+    """--limit, overwrite and an unsplittable stream run serially (and say why)."""
+    import sqlite3
+
+    caplog.set_level(logging.INFO, logger="dc_api_x.runner")
+    db = project / "s.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(1, 501)])
+        conn.execute("CREATE TABLE k (code TEXT PRIMARY KEY)")
+        conn.executemany("INSERT INTO k VALUES (?)", [(f"c{i}",) for i in range(50)])
+    src = {"adapter": "sql", "url": f"sqlite:///{db}"}
+    write_config(
+        project,
+        {
+            "p": {
+                "source": {**src, "streams": [{"table": "t"}]},
+                "destination": {"adapter": "parquet", "path": "o"},
+            },
+            "ow": {
+                "source": {**src, "streams": [{"table": "t"}]},
+                "destination": {"adapter": "parquet", "path": "w", "load_method": "overwrite"},
+            },
+            "text": {
+                "source": {**src, "streams": [{"table": "k"}]},
+                "destination": {"adapter": "parquet", "path": "x"},
+            },
+        },
+    )
+    assert dcapix("run", "p", "--no-progress", "--workers", "4", "--limit", "10") == 0
+    assert "--limit reads serially" in caplog.text
+    assert len(parquet_rows(project / "o" / "t")) == 10
+    assert dcapix("run", "ow", "--no-progress", "--workers", "4") == 0
+    assert "overwrite is committed as a whole" in caplog.text
+    assert len(parquet_rows(project / "w" / "t")) == 500
+    caplog.clear()
+    assert dcapix("run", "text", "--no-progress", "--workers", "4") == 0  # a text key: not split
+    assert "partitions" not in caplog.text
+    assert len(parquet_rows(project / "x" / "k")) == 50

@@ -38,7 +38,8 @@ EXECUTORS = ("local", "dask")
 
 def partition_settings(runner: Runner) -> tuple[int, int]:
     """``(workers, max_partitions)`` of a run: ``--workers`` / ``--partitions``, else the source's
-    ``concurrency`` / ``partitions`` keys; partitions default to the workers."""
+    ``concurrency`` / ``partitions`` keys; partitions default to the workers (at least 4 on the
+    dask executor)."""
     opts = runner.options
     src = runner.config.source
     workers = opts.workers or getattr(src, "concurrency", None) or 1
@@ -52,6 +53,10 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
 
     workers, max_parts = partition_settings(runner)
     executor = runner.options.executor or "local"
+    if executor == "dask" and not (
+        runner.options.partitions or getattr(runner.config.source, "partitions", None)
+    ):
+        max_parts = max(max_parts, 4)  # a cluster: split even when no count was given
     if max_parts < 2 and executor == "local":
         return None
     if runner.options.limit is not None:
@@ -77,17 +82,15 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
         run_id=runner.options.run_id,
     )
     if plan is None:
-        if executor == "local":
-            return None
-        from ...exceptions import ConfigError
-
-        raise ConfigError(
-            f"pipeline {runner.name!r}, stream {spec.name!r}: source adapter "
-            f"{runner.config.source.adapter!r} does not split this stream into partitions; "
-            "run it with --executor local",
-            plugin="runner",
-            field="executor",
-        )
+        if executor != "local":
+            log.warning(
+                "pipeline %s: source adapter %r does not split stream %s into partitions; "
+                "it runs serially in this process",
+                runner.name,
+                runner.config.source.adapter,
+                spec.name,
+            )
+        return None
     m = runner.metrics.stream(spec.name)
     m.status, m.started = "running", time.monotonic()
     if runner.progress is not None:
