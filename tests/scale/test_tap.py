@@ -74,3 +74,44 @@ def test_tap_partitions_interleave_and_states_cover_only_emitted(tmp_path: Path)
     more, final2 = _check_states(_run({**base, "concurrency": 4}, tmp_path, state=final), start=ROWS)
     assert sorted(more) == list(range(ROWS + 1, ROWS + 801))
     assert final2["bookmarks"]["t"]["replication_key_value"] == ROWS + 800
+
+
+def test_via_singer_passes_workers_to_the_tap(tmp_path: Path, monkeypatch) -> None:
+    """``dcapix run --via-singer --workers 4``: tap-dcapix reads partitions; the rows and the stored
+    state equal those of the serial in-process run."""
+    import pyarrow.dataset as ds
+    import yaml
+
+    from dc_api_x.cli import main
+    from dc_api_x.runner.state import open_state_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{TAP.parent}:{__import__('os').environ.get('PATH', '')}")
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(1, 3001)])
+    src = {"adapter": "sql", "url": f"sqlite:///{db}", "streams": [{"table": "t", "replication_key": "id"}]}
+    pipes = {
+        n: {"source": src, "destination": {"adapter": "parquet", "path": str(tmp_path / n)}}
+        for n in ("a", "b")
+    }
+    (tmp_path / "dcapix.yml").write_text(yaml.safe_dump({"pipelines": pipes}))
+    assert main(["run", "a", "--no-progress"]) == 0
+    assert main(["run", "b", "--no-progress", "--via-singer", "--workers", "4"]) == 0
+
+    def rows(n: str) -> list[Any]:
+        return sorted(ds.dataset(str(tmp_path / n / "t"), format="parquet").to_table().to_pylist(), key=str)
+
+    assert rows("b") == rows("a")
+    with open_state_store(project_dir=tmp_path) as s:
+        a = s.get("a", "t")
+        b = s.list("b", "t", partition="singer")
+    assert a is not None and b and b[0].value["replication_key_value"] == a["replication_key_value"]
+    from dc_api_x.runner.config import PipelineConfig
+    from dc_api_x.runner.pipeline import RunOptions
+    from dc_api_x.runner.process import _partition_settings
+
+    cfg = PipelineConfig.model_validate(pipes["b"])
+    assert _partition_settings(cfg, RunOptions(workers=4)) == {"concurrency": 4}
+    assert _partition_settings(cfg, RunOptions()) == {}
