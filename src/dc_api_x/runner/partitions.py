@@ -87,7 +87,7 @@ class PartitionPlan:
         name = spec.name
         if store is not None:
             if full_refresh:
-                cls._clear(store, pipeline, name)
+                cls.clear(store, pipeline, name)
             else:
                 stored = store.get(pipeline, name, partition=PLAN_KEY)
                 if stored is not None:
@@ -126,7 +126,8 @@ class PartitionPlan:
         return plan
 
     @staticmethod
-    def _clear(store: Any, pipeline: str, stream: str) -> None:
+    def clear(store: Any, pipeline: str, stream: str) -> None:
+        """Delete the stored plan of ``stream`` and its partitions' entries (not its bookmark)."""
         for e in store.list(pipeline, stream):
             if e.partition == PLAN_KEY or e.partition.startswith("~p"):
                 store.delete(pipeline, stream, partition=e.partition)
@@ -188,5 +189,5 @@ class PartitionPlan:
             self.store.set(self.pipeline, self.spec.name, merged, run_id=self.run_id)
         elif full_refresh:
             self.store.delete(self.pipeline, self.spec.name, partition="")
-        self._clear(self.store, self.pipeline, self.spec.name)
+        self.clear(self.store, self.pipeline, self.spec.name)
         return merged

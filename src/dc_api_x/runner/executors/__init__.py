@@ -49,7 +49,7 @@ def partition_settings(runner: Runner) -> tuple[int, int]:
 
 def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics | None:
     """Run ``spec`` in partitions on the run's executor; ``None`` when it runs serially instead."""
-    from ..partitions import PartitionPlan
+    from ..partitions import PLAN_KEY, PartitionPlan
 
     workers, max_parts = partition_settings(runner)
     executor = runner.options.executor or "local"
@@ -57,9 +57,20 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
         runner.options.partitions or getattr(runner.config.source, "partitions", None)
     ):
         max_parts = max(max_parts, 4)  # a cluster: split even when no count was given
-    if max_parts < 2 and executor == "local":
+    store = runner.store
+    stored_plan = False
+    if store is not None:
+        if runner.options.full_refresh:
+            PartitionPlan.clear(store, runner.name, spec.name)  # a plan in progress no longer applies
+        else:
+            stored_plan = store.get(runner.name, spec.name, partition=PLAN_KEY) is not None
+    if max_parts < 2 and executor == "local" and not stored_plan:
         return None
-    if runner.options.limit is not None:
+    if stored_plan:
+        # an interrupted partitioned run: finish its plan (even with one worker), or the stream's
+        # bookmark would skip what the unfinished partitions have not read yet
+        log.info("stream %s: resuming the stored partition plan", spec.name)
+    if runner.options.limit is not None and not stored_plan:
         log.info("stream %s: --limit reads serially (no partitions)", spec.name)
         return None
     load_method = runner.config.destination.load_method
@@ -67,7 +78,6 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
     if effective == "overwrite":
         log.info("stream %s: load_method overwrite is committed as a whole; read serially", spec.name)
         return None
-    store = runner.store
     state = None
     if store is not None and not runner.options.full_refresh:
         state = store.get(runner.name, spec.name)
