@@ -59,7 +59,7 @@ def run_partition(
     if stage is not None:
         dspec, load_method = dspec.with_(name=stage), "overwrite"
     every_rows = runner.options.checkpoint_rows or runner.config.checkpoint_rows
-    every_secs = runner.config.checkpoint_seconds
+    every_secs = runner.options.checkpoint_seconds or runner.config.checkpoint_seconds
     res = PartitionResult(part.index)
     src = runner.make_source()
     dst = None
