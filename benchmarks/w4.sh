@@ -115,6 +115,16 @@ prep: rm -rf $O/dcapix
 cmd: $DCAPIX_BIN/tap-dcapix --config $CFG/dcapix-http-offset.json | $DCAPIX_BIN/target-dcapix --config $CFG/dcapix-w4-parquet.json >/dev/null
 check: $COUNT $O/dcapix
 
+name: dcapix run (offset, in-process, 4 partition workers)
+prep: rm -rf $O/dcapix
+cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json --workers 4
+check: $COUNT $O/dcapix
+
+name: dcapix run (offset, in-process, serial)
+prep: rm -rf $O/dcapix
+cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json
+check: $COUNT $O/dcapix
+
 name: dcapix run (cursor, in-process)
 prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN --source $CFG/dcapix-http-cursor.json --destination $CFG/dcapix-w4-parquet.json

@@ -149,7 +149,8 @@ class AdapterStream(Stream):
         if limit is not None:
             kwargs["limit"] = limit
         chain = self._chain
-        for batch in adapter.read(spec, **kwargs):
+        batches = self._partitioned(adapter, spec, kwargs) if limit is None else None
+        for batch in batches if batches is not None else adapter.read(spec, **kwargs):
             if chain is not None and len(chain):
                 out = chain.apply(batch)
                 batch = (
@@ -158,6 +159,30 @@ class AdapterStream(Stream):
                     else Batch(records=out.records, schema=out.schema, bookmark=batch.bookmark)
                 )
             yield batch
+
+    def _partitioned(self, adapter: Any, spec: StreamSpec, kwargs: dict[str, Any]) -> Iterator[Batch] | None:
+        """The batches of the stream's partitions read concurrently (settings ``concurrency`` /
+        ``partitions``), or ``None`` to read it serially (partitioned.py)."""
+        config = self._dcapix_tap.config
+        workers = int(config.get("concurrency") or 1)
+        parts = int(config.get("partitions") or workers)
+        if parts < 2:
+            return None
+        from dc_api_x.plugins import create_adapter
+
+        from .partitioned import partitioned_batches
+        from .tap import adapter_config
+
+        tap = self._dcapix_tap
+        return partitioned_batches(
+            adapter,
+            lambda: create_adapter(adapter_config(type(tap), tap.config)),
+            spec,
+            kwargs.get("state"),
+            workers,
+            parts,
+            kwargs.get("columns"),
+        )
 
     def _store_bookmark(self, bookmark: Mapping[str, Any] | None) -> bool:
         """Make ``bookmark`` the stream's state; True when it changed."""

@@ -42,13 +42,26 @@ if t.TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TAP_KEYS", "TapDcApiX", "adapter_config", "full_settings", "singer_keys"]
 
 #: Config keys the tap itself consumes (never passed to the adapter).
-TAP_KEYS = frozenset({"transforms"})
+TAP_KEYS = frozenset({"transforms", "concurrency", "partitions"})
 
 TRANSFORMS_SCHEMA: dict[str, Any] = {
     "type": ["array", "null"],
     "items": {"type": ["object", "string"]},
     "description": "dc-api-x transforms applied to every batch before it is emitted, in order: "
     '[{"type": NAME, ...options}] (a bare string is a transform without options).',
+}
+
+
+CONCURRENCY_SCHEMA: dict[str, Any] = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "description": "partitions of a stream read at the same time (docs/scale.md); each STATE covers "
+    "only records already emitted",
+}
+PARTITIONS_SCHEMA: dict[str, Any] = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "description": "split a stream into at most this many partitions (default: concurrency)",
 }
 
 
@@ -114,6 +127,8 @@ def _run_settings() -> dict[str, Any]:
         "properties": {
             "adapter": {"description": "The dc-api-x adapter to read from"},
             "transforms": {"description": TRANSFORMS_SCHEMA["description"]},
+            "concurrency": {"description": CONCURRENCY_SCHEMA["description"]},
+            "partitions": {"description": PARTITIONS_SCHEMA["description"]},
         },
     }
 
@@ -124,6 +139,8 @@ def _complete_settings(plugins: Any) -> dict[str, Any]:
 
     schema = adapter_settings_schema(plugins=plugins)
     schema["properties"]["transforms"] = dict(TRANSFORMS_SCHEMA)
+    schema["properties"]["concurrency"] = dict(CONCURRENCY_SCHEMA)
+    schema["properties"]["partitions"] = dict(PARTITIONS_SCHEMA)
     return schema
 
 

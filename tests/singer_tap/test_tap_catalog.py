@@ -233,7 +233,12 @@ def test_settings_follow_the_current_plugin_set() -> None:
     finally:
         full_settings(False)
     # a run validates with the tap's own settings only (no other adapter's defaults injected)
-    assert set(TapDcApiX.config_jsonschema["properties"]) == {"adapter", "transforms"}
+    assert set(TapDcApiX.config_jsonschema["properties"]) == {
+        "adapter",
+        "transforms",
+        "concurrency",
+        "partitions",
+    }
 
 
 def test_config_env_keeps_the_config_as_given(tmp_path: Path, monkeypatch) -> None:

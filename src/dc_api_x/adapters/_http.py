@@ -10,6 +10,9 @@ and decoding bodies (truncated bodies, JSON errors) in :mod:`._http_decode`, the
 bookmark in :mod:`._http_bookmark`. This module holds the adapter class — one httpx client shared
 by the request side (what ``ApiClient`` uses: the send loop with its retries) and the read side
 (paginated, incremental streams) — and the small helpers used by it only.
+
+It is a little over 700 lines because the request side, the stream reads and the partition reads
+(page windows for the scale-out executors) share one client and one send loop.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
+from ..ext.partitions import Partition
 from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
 from ..prefetch import Prefetcher
@@ -44,6 +48,7 @@ from ._http_retry import (
     parse_retry_after,
     status_reason,
 )
+from .http_limits import host_limiter
 
 __all__ = [
     "HttpAdapter",
@@ -216,6 +221,8 @@ class HttpAdapter(ProtocolAdapter):
         while True:
             attempt += 1
             request = client.build_request(method, url, **kwargs)
+            limiter = host_limiter(request.url)  # shared by every worker of the process (http_limits.py)
+            limiter.acquire(self.options.rate_limit)
             try:
                 resp = client.send(request, auth=auth, stream=True)
             except httpx.TransportError as exc:
@@ -258,6 +265,8 @@ class HttpAdapter(ProtocolAdapter):
                         made,
                     )
                 delay = policy.status_delay(resp.headers, attempt)
+                if parse_retry_after(resp.headers.get("retry-after")) is not None:
+                    limiter.pause(delay)  # the other workers of this host wait too
                 what = f"HTTP {status}"
                 self._wait(counters, made, status_reason(status), delay, prefix, method, shown, what, attempt)
                 continue
@@ -427,6 +436,29 @@ class HttpAdapter(ProtocolAdapter):
             resp.close()
 
     # -- ETL side ----------------------------------------------------------------------------------
+    def partitions(
+        self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
+    ) -> list[Partition] | None:
+        """Windows of pages (offset / page-number pagination with a known total), see
+        :mod:`dc_api_x.adapters.http_partitions`."""
+        from .http_partitions import http_partitions
+
+        return http_partitions(self, stream, state, max_partitions)
+
+    def read_partition(
+        self,
+        stream: StreamSpec,
+        partition: Partition,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """The pages of one window, one :class:`Batch` per page."""
+        from .http_partitions import read_window
+
+        return read_window(self, stream, partition, columns=columns, limit=limit)
+
     def _stream_options(self, stream: StreamSpec | str) -> StreamOptions:
         name = stream if isinstance(stream, str) else stream.name
         for s in self.options.streams:

@@ -111,6 +111,9 @@ class HttpOptions(AdapterOptions):
         "when its request does not depend on the body",
     )
     user_agent: str | None = None
+    rate_limit: float | None = Field(
+        default=None, gt=0, description="requests per second per host, shared by all workers of the process"
+    )
 
     @field_validator("timeout", mode="before")
     @classmethod

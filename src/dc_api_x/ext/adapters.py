@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from ..config import OptionsModel, merge_options, validate_options
 from ..exceptions import AdapterError, NotSupportedError, ResponseDecodeError
 from ..types import Batch, StreamSpec, WriteResult
+from .partitions import Partition, merge_ordered_bookmarks
 
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Self
@@ -234,6 +235,39 @@ class ProtocolAdapter:
         """
         raise self._unsupported("read()")
 
+    # -- ETL side: partitioned reading (see dc_api_x.ext.partitions) ----------------------------
+    def partitions(
+        self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
+    ) -> list[Partition] | None:
+        """Split ``stream`` (resuming after ``state``) into at most ``max_partitions`` disjoint
+        partitions read concurrently by :meth:`read_partition`; ``None`` (the default): the stream
+        is read by one :meth:`read`. The contract is in :mod:`dc_api_x.ext.partitions`."""
+        return None
+
+    def read_partition(
+        self,
+        stream: StreamSpec,
+        partition: Partition,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """Yield one partition's batches, resuming after ``state`` (that partition's own bookmark,
+        ``partition.state`` on its first run)."""
+        raise self._unsupported("read_partition()")
+
+    def merge_partition_bookmarks(
+        self,
+        stream: StreamSpec,
+        base: Mapping[str, Any] | None,
+        bookmarks: Sequence[Mapping[str, Any] | None],
+        done: Sequence[bool],
+    ) -> dict[str, Any] | None:
+        """The stream's bookmark from its partitions' committed ones (default: ordered ranges,
+        :func:`~dc_api_x.ext.partitions.merge_ordered_bookmarks`)."""
+        return merge_ordered_bookmarks(base, bookmarks, done)
+
     # -- ETL side: writing -----------------------------------------------------------------------
     def start_write(self, stream: StreamSpec, *, load_method: str | None = None) -> None:
         """Prepare to write ``stream`` (create or alter its table, open its file …)."""
@@ -272,4 +306,4 @@ class ProtocolAdapter:
 
 
 # Re-exported for adapter authors
-__all__ += ["Batch", "StreamSpec", "WriteResult"]
+__all__ += ["Batch", "Partition", "StreamSpec", "WriteResult"]

@@ -42,6 +42,15 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--checkpoint-seconds", type=float, help="... or every N seconds, whichever comes first (default 60)"
     )
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="where partitions run: threads here (local) or a dask.distributed cluster (docs/scale.md)",
+    )
+    p.add_argument("--workers", type=int, help="partitions read at the same time per stream (local)")
+    p.add_argument("--partitions", type=int, help="split each stream into at most N partitions")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no live display / progress lines")
     # set by `dcapix schedule run` for the runs it starts (recorded in the run history)
     p.add_argument("--run-id", help=argparse.SUPPRESS)
@@ -244,6 +253,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         checkpoint_rows=args.checkpoint_rows,
         checkpoint_seconds=_positive(getattr(args, "checkpoint_seconds", None), "--checkpoint-seconds"),
+        executor=getattr(args, "executor", None) or "local",
+        workers=getattr(args, "workers", None),
+        partitions=getattr(args, "partitions", None),
+        scheduler=getattr(args, "scheduler", None),
         # the scheduler's (other callers, e.g. `dcapix demo`, build the namespace without them)
         trigger=getattr(args, "trigger", "manual"),
         scheduled_for=getattr(args, "scheduled_for", None),

@@ -79,6 +79,11 @@ class Endpoint(BaseModel):
     select: list[str] | None = None
     load_method: str | None = None
     stream_map: dict[str, str] = Field(default_factory=dict)
+    #: source: partitions read at the same time per stream (``dcapix run --workers`` overrides it)
+    #: and at most how many partitions a stream is split into (default: ``concurrency``); see
+    #: docs/scale.md.
+    concurrency: int | None = Field(default=None, ge=1)
+    partitions: int | None = Field(default=None, ge=1)
 
     @property
     def options(self) -> dict[str, Any]:

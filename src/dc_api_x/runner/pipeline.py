@@ -59,6 +59,12 @@ class RunOptions:
     attempt: int = 1
     #: called when the run lock is lost to another process (``dcapix run`` interrupts the run).
     on_lock_lost: Callable[[], None] | None = None
+    #: partitioned runs (docs/scale.md): ``local`` or ``dask``, concurrent partitions per stream,
+    #: partitions per stream, and the dask scheduler address.
+    executor: str = "local"
+    workers: int | None = None
+    partitions: int | None = None
+    scheduler: str | None = None
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -393,6 +399,11 @@ class Runner:
             destination=self.config.destination.adapter,
         ) as span:
             try:
+                from .executors import run_partitioned
+
+                partitioned = run_partitioned(self, spec, source, dest)
+                if partitioned is not None:
+                    return partitioned
                 return self._run_stream(spec, source, dest)
             finally:
                 m = self.metrics.stream(spec.name)

@@ -193,6 +193,7 @@ def _run_via_singer(
             **config.source.adapter_config(),
             **({"transforms": config.source.transforms} if config.source.transforms else {}),
             **({"stream_maps": config.source.stream_maps} if config.source.stream_maps else {}),
+            **_partition_settings(config, options),
         }
     )
     target_cfg = (
@@ -369,3 +370,14 @@ def _forward_stdout(pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
         with contextlib.suppress(Exception):
             on_line(raw.decode("utf-8", errors="replace").strip())
     pipe.close()
+
+
+def _partition_settings(config: PipelineConfig, options: RunOptions | None) -> dict[str, int]:
+    """The tap's ``concurrency`` / ``partitions`` settings from ``--workers`` / ``--partitions`` or the
+    source's keys (docs/scale.md): the tap reads partitions concurrently, each STATE exact."""
+    workers = (options.workers if options is not None else None) or config.source.concurrency
+    parts = (options.partitions if options is not None else None) or config.source.partitions
+    out = {"concurrency": workers} if workers and workers > 1 else {}
+    if parts and parts > 1:
+        out["partitions"] = parts
+    return out

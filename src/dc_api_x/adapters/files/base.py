@@ -29,6 +29,7 @@ from ...bookmarks import BoundaryBookmark
 from ...config import OptionsModel
 from ...exceptions import AdapterError, ConfigError, SchemaError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
+from ...ext.partitions import Partition, merge_unordered_bookmarks
 from ...schemas import apply_schema_override
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from ...values import json_form
@@ -94,6 +95,10 @@ class FilesOptions(AdapterOptions):
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+#: ``StreamSpec.options`` key of a partition's files (read by ``FileAdapter.read``).
+_FILES_OPTION = "x-dcapix-files"
 
 
 def _is_gzip_name(path: str) -> bool:
@@ -255,6 +260,16 @@ class FileAdapter(ProtocolAdapter):
             raw, part.raw = part.raw, None
             raw.close()
 
+    def name_parts(self, token: str) -> None:
+        """Name the part files written from now on ``part-NNNNN-<token>.<ext>`` (``NNNNN`` from 0).
+
+        A writer that writes the same rows again after a crash (a partition resumed from its last
+        recorded checkpoint, a retried dask task) then *replaces* the files the crashed writer
+        published but could not record, instead of adding a second copy. The partitioned runner
+        passes one token per partition and checkpoint (docs/scale.md)."""
+        self.run_id = token
+        self._seq = 0
+
     def _next_seq(self) -> int:
         seq = self._seq
         self._seq += 1
@@ -399,7 +414,7 @@ class FileAdapter(ProtocolAdapter):
             path = known.options["path"]
             if not stream.properties:
                 stream = stream.with_(schema=known.schema)
-        files = self.files_of(stream.name, path)
+        files = list((stream.options or {}).get(_FILES_OPTION) or ()) or self.files_of(stream.name, path)
         arrow_schema = jsonschema_to_arrow(stream.schema)
         out_schema = stream.schema
         if columns is not None:
@@ -427,6 +442,77 @@ class FileAdapter(ProtocolAdapter):
                     field=stream.replication_key,
                 ) from None
         return self._read(stream, files, arrow_schema, out_schema, columns, limit, inc)
+
+    # -- partitions (dc_api_x.ext.partitions) ------------------------------------------------------
+    def partitions(
+        self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
+    ) -> list[Partition] | None:
+        """The stream's files in at most ``max_partitions`` groups of consecutive files (one file
+        per partition when there are fewer files); ``None`` for a single file."""
+        path = (stream.options or {}).get("path")
+        if path is None:
+            path = self.get_stream(stream.name).options["path"]
+        files = self.files_of(stream.name, path)
+        if len(files) < 2 or max_partitions < 2:
+            return None
+        n = min(max_partitions, len(files))
+        groups = [files[i * len(files) // n : (i + 1) * len(files) // n] for i in range(n)]
+        start = dict(state) if state else None
+        return [
+            Partition(
+                i,
+                n,
+                {"files": g},
+                start,
+                label=self._fs.basename(g[0]) + (f" (+{len(g) - 1} files)" if len(g) > 1 else ""),
+            )
+            for i, g in enumerate(groups)
+        ]
+
+    def read_partition(
+        self,
+        stream: StreamSpec,
+        partition: Partition,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """The rows of the partition's files, read (and filtered by ``state``) like :meth:`read`."""
+        spec = stream
+        if (stream.options or {}).get("path") is None or not stream.properties:
+            known = self.get_stream(stream.name)
+            spec = stream.with_(options={**dict(known.options), **dict(stream.options or {})})
+            if not stream.properties:
+                spec = spec.with_(schema=known.schema)
+        spec = spec.with_(options={**dict(spec.options), _FILES_OPTION: list(partition.options["files"])})
+        return self.read(spec, state=state, columns=columns, limit=limit)
+
+    def merge_partition_bookmarks(
+        self,
+        stream: StreamSpec,
+        base: Mapping[str, Any] | None,
+        bookmarks: Sequence[Mapping[str, Any] | None],
+        done: Sequence[bool],
+    ) -> dict[str, Any] | None:
+        """Files are not ordered against each other: the base until every partition finished, then
+        the largest value read, with the keys read at it in every partition."""
+        merged = merge_unordered_bookmarks(base, bookmarks, done)
+        if merged is None or not all(done):
+            return merged
+        value = merged.get("replication_key_value")
+        keys: list[Any] = []
+        for bm in [base, *bookmarks]:
+            if bm is not None and bm.get("replication_key_value") == value:
+                for k in bm.get("keys_at_value") or []:
+                    if k not in keys:
+                        keys.append(k)
+        if keys or "keys_at_value" in merged:
+            try:
+                merged["keys_at_value"] = sorted(keys)
+            except TypeError:
+                merged["keys_at_value"] = sorted(keys, key=repr)
+        return merged
 
     def _read(
         self,

@@ -34,6 +34,7 @@ from ...bookmarks import SortedBoundary
 from ...config import OptionsModel
 from ...exceptions import AdapterError, ConfigError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
+from ...ext.partitions import Partition
 from ...ext.sql import Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, SQLWrite
 from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
@@ -354,6 +355,14 @@ class SQLAdapter(ProtocolAdapter):
 
     # -- reading -------------------------------------------------------------------------------------
     def _source_of(self, stream: StreamSpec) -> SQLSource:
+        rng = (stream.options or {}).get("x-dcapix-range")
+        if rng is not None:  # one partition of the stream (adapters/sql/partitions.py)
+            from .partitions import RangeSource
+
+            base = self._source_of(
+                stream.with_(options={k: v for k, v in stream.options.items() if k != "x-dcapix-range"})
+            )
+            return RangeSource.of(base, rng, stream.properties.get(rng["column"]) or {}, self.backend)
         opts = dict(stream.options or {})
         if opts.get("query"):
             return SQLSource(stream.name, query=opts["query"])
@@ -409,6 +418,42 @@ class SQLAdapter(ProtocolAdapter):
             boundary = SortedBoundary(rk, pks, value, keys)
         sub_props = {c: props[c] for c in wanted}
         yield from self.backend.read(SQLRead(spec, src, sub_props, boundary, limit, self.options.batch_size))
+
+    def partitions(
+        self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
+    ) -> list[Partition] | None:
+        """Ranges of the replication key (or of a numeric primary key), see
+        :mod:`dc_api_x.adapters.sql.partitions`."""
+        from .partitions import sql_partitions
+
+        return sql_partitions(self, stream, state, max_partitions)
+
+    def read_partition(
+        self,
+        stream: StreamSpec,
+        partition: Partition,
+        *,
+        state: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Batch]:
+        """One range of the stream, read (and resumed) like :meth:`read`."""
+        from .partitions import partition_spec
+
+        spec = partition_spec(self._resolve_read(stream), partition)
+        return self.read(spec, state=state, columns=columns, limit=limit)
+
+    def stage_stream_name(self, stream: StreamSpec, token: str) -> str:
+        """Where a partition of ``stream`` is staged for :meth:`merge_stage` (adapters/sql/staging.py)."""
+        from .staging import stage_stream_name
+
+        return stage_stream_name(self, stream, token)
+
+    def merge_stage(self, stream: StreamSpec, stage: str) -> int:
+        """Upsert a staged partition into ``stream``'s table and drop the stage (one transaction)."""
+        from .staging import merge_stage
+
+        return merge_stage(self, stream, stage)
 
     def _start_bookmark(
         self, spec: StreamSpec, rk: str, state: Mapping[str, Any] | None

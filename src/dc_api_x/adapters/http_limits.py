@@ -1,0 +1,74 @@
+"""Per-host request pacing shared by every ``http`` adapter of the process.
+
+The partitions of an HTTP stream run on several workers, each with its own adapter and client. A
+server's rate limit is per host, not per client, so the pacing is too: :func:`host_limiter` returns
+the one :class:`HostLimiter` of a ``scheme://host:port``. Before each request the adapter calls
+:meth:`HostLimiter.acquire` with its ``rate_limit`` option (requests per second; ``None``: no
+pacing) and, when a response is ``429`` (or ``503``) with ``Retry-After``, :meth:`HostLimiter.pause`:
+every worker of that host then waits until the server said it may try again, instead of each one
+discovering the limit with a rejected request of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+__all__ = ["HostLimiter", "host_limiter"]
+
+
+class HostLimiter:
+    """Request slots of one host: at most ``rate`` requests per second, none while paused."""
+
+    def __init__(self, key: str = "") -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._next = 0.0  # monotonic time of the next free slot
+        self._paused_until = 0.0
+        #: requests that had to wait (for tests and metrics)
+        self.waits = 0
+        self.sleep = time.sleep
+
+    def acquire(self, rate: float | None = None) -> float:
+        """Wait for this host's next slot; returns the seconds waited."""
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._paused_until)
+            if rate:
+                at = max(at, self._next)
+                self._next = at + 1.0 / rate
+            delay = at - now
+            if delay > 0:
+                self.waits += 1
+        if delay > 0:
+            self.sleep(delay)
+        return max(delay, 0.0)
+
+    def pause(self, seconds: float) -> None:
+        """No request to this host for ``seconds`` from now (a ``Retry-After``)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + max(seconds, 0.0))
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until the pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - time.monotonic())
+
+
+_limiters: dict[str, HostLimiter] = {}
+_mutex = threading.Lock()
+
+
+def host_limiter(url: Any) -> HostLimiter:
+    """The limiter of ``url``'s ``scheme://host:port`` (an ``httpx.URL`` or a string)."""
+    import httpx
+
+    u = url if isinstance(url, httpx.URL) else httpx.URL(str(url))
+    port = u.port or (443 if u.scheme == "https" else 80)
+    key = f"{u.scheme}://{u.host}:{port}"
+    lim = _limiters.get(key)
+    if lim is None:
+        with _mutex:
+            lim = _limiters.setdefault(key, HostLimiter(key))
+    return lim
