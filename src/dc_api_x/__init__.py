@@ -54,6 +54,7 @@ from .types import Batch, StreamSpec, WriteResult
 if TYPE_CHECKING:  # pragma: no cover
     from typing import Any
 
+    from .async_client import AsyncApiClient
     from .client import ApiClient
     from .factories import create_adapter, create_plugin
 
@@ -62,6 +63,7 @@ __version__: str
 __all__ = [
     "AdapterError",
     "ApiClient",
+    "AsyncApiClient",
     "AuthError",
     "Batch",
     "ConfigError",
@@ -113,6 +115,10 @@ def __getattr__(name: str) -> Any:  # lazy: these import pydantic and the reques
         from .client import ApiClient
 
         return ApiClient
+    if name == "AsyncApiClient":
+        from .async_client import AsyncApiClient
+
+        return AsyncApiClient
     if name in ("create_adapter", "create_plugin"):
         from . import factories
 

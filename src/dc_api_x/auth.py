@@ -136,8 +136,8 @@ class OAuth2ClientCredentials(AuthProvider):
 
     Concurrent requests share one refresh: threads wait on one lock while the first fetches, and a
     ``401`` only drops the token the failed request carried (requests that fail together with the
-    same stale token cause one fetch, not one each). Asyncio tasks on one event loop are served the
-    same way: the fetch is made while holding the lock, so the other tasks find the new token.
+    same stale token cause one fetch, not one each). The tasks of an :class:`~dc_api_x.AsyncApiClient`
+    are served the same way (:meth:`atoken`: one fetch, in a worker thread, while the others wait).
     """
 
     name = "oauth2_client_credentials"
@@ -151,6 +151,7 @@ class OAuth2ClientCredentials(AuthProvider):
         #: monotonic time after which the token is refreshed before use (None: never by time)
         self._refresh_at: float | None = None
         self._client: Any = None
+        self._alock: tuple[Any, Any] | None = None
         #: How many tokens were fetched (for monitoring and tests).
         self.fetch_count = 0
 
@@ -258,6 +259,41 @@ class OAuth2ClientCredentials(AuthProvider):
 
     def apply(self, request: Any) -> None:
         request.headers["Authorization"] = f"Bearer {self.token()}"
+
+    # -- async (AsyncApiClient): one token request however many tasks need it ---------------------
+    def _async_lock(self) -> Any:
+        """The lock of async fetches in the running event loop (one per loop: a lock is bound to
+        the loop that first waits on it)."""
+        import anyio
+        import anyio.lowlevel
+
+        loop = anyio.lowlevel.current_token()
+        if self._alock is None or self._alock[0] != loop:
+            self._alock = (loop, anyio.Lock())
+        return self._alock[1]
+
+    async def atoken(self) -> str:
+        """:meth:`token` for async clients: the first task that needs a token fetches it in a
+        worker thread (the event loop is not blocked) while the others wait for that one fetch."""
+        token = self._token
+        if token is not None and self._valid():
+            return token
+        async with self._async_lock():
+            if not self._valid():
+                import anyio.to_thread
+
+                return await anyio.to_thread.run_sync(self.token)
+            assert self._token is not None
+            return self._token
+
+    async def aapply(self, request: Any) -> None:
+        request.headers["Authorization"] = f"Bearer {await self.atoken()}"
+
+    async def arefresh(self, request: Any) -> bool:
+        """Drop the token ``request`` carried, unless another task already replaced it (many
+        ``401`` answers to one token cause one refresh)."""
+        sent = request.headers.get("Authorization") or ""
+        return self.refresh(sent[7:] if sent.startswith("Bearer ") else None)
 
     def close(self) -> None:
         if self._client is not None:

@@ -257,6 +257,8 @@ def test_builtin_plugin_packages_do_not_import_other_builtins(plugin: str) -> No
 
 
 LIGHT = (
+    "dc_api_x.client",
+    "dc_api_x.async_client",
     "dc_api_x.values",
     "dc_api_x.prefetch",
     "dc_api_x.ext.sql",

@@ -270,6 +270,38 @@ def test_oauth2_thread_safe_single_fetch(server):
     provider.close()
 
 
+def test_oauth2_threads_share_one_refresh_after_401(server):
+    ts = TokenServer(server, expires_in=None)
+    issue = server.routes[("POST", "/oauth/token")]
+
+    def slow_token(req):  # every thread gets its 401 while the new token is being fetched
+        time.sleep(0.3)
+        return issue(req)
+
+    server.route("POST", "/oauth/token", slow_token)
+    provider = create_plugin("auth_providers", oauth_cfg(server))
+    with ApiClient(server.url, hooks=[], auth=provider) as api:
+        assert api.get("/api").data["token"] == "tok-1-abcdef"
+        with ts.lock:
+            ts.issued.append("rotated-elsewhere")  # the server revoked our token
+        barrier = threading.Barrier(8)
+        got: list[Any] = []
+
+        def work() -> None:
+            barrier.wait()
+            got.append(api.get("/api").data)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    # eight 401 answers to the same token: one refresh, every thread retried with the new token
+    assert [d["token"] for d in got] == ["tok-3-abcdef"] * 8
+    assert provider.fetch_count == 2
+    provider.close()
+
+
 def test_oauth2_refused_error_names_url_not_secret(server, caplog):
     TokenServer(server)
     caplog.set_level(logging.DEBUG, logger="dc_api_x")

@@ -138,6 +138,14 @@ class HttpAdapter(ProtocolAdapter):
             raise self.error("the adapter is closed")
         return httpx.Client(**client_kwargs(self.options))
 
+    def async_session(self) -> Any:
+        """The async request side on these options, auth providers and retry policy (what
+        :class:`~dc_api_x.AsyncApiClient` uses): one ``httpx.AsyncClient``
+        (:class:`~dc_api_x.adapters._http_async.AsyncHttpSession`), closed by its own ``aclose()``."""
+        from ._http_async import AsyncHttpSession
+
+        return AsyncHttpSession(self)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -89,6 +89,11 @@ class AuthBridge(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Any:
         return self.provider.auth_flow(request)
 
+    def async_auth_flow(self, request: httpx.Request) -> Any:  # AsyncApiClient
+        from ._http_common import provider_async_flow
+
+        return provider_async_flow(self.provider, request)
+
 
 class StreamedResponse:
     """What :meth:`HttpAdapter.stream` yields: status, headers, redacted URL; iterate for chunks."""

@@ -88,6 +88,13 @@ class Response:
         return cls(status_code=status_code, url=url, method=method, data=data)
 
     @property
+    def http_version(self) -> str | None:
+        """The protocol the answer came over (``"HTTP/1.1"``, ``"HTTP/2"``), when the adapter
+        kept its wire response (``raw``); ``None`` otherwise."""
+        version = getattr(self.raw, "http_version", None)
+        return version if isinstance(version, str) else None
+
+    @property
     def ok(self) -> bool:
         return 200 <= self.status_code < 400
 

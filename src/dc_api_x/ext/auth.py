@@ -9,12 +9,15 @@ Secrets are pydantic ``SecretStr`` options: every ``SecretStr`` option value is 
 :func:`dc_api_x.logs.register_secret` when the provider is built, and :func:`repr` shows no secret.
 
 A provider that caches credentials (a token) overrides :meth:`AuthProvider.refresh`; the default
-flow calls it on a ``401`` answer and retries the request once with fresh credentials.
+flow calls it (through :meth:`AuthProvider.refresh_refused`) on a ``401`` answer and retries the
+request once with fresh credentials.
+Async clients (:class:`~dc_api_x.AsyncApiClient`) go through :meth:`AuthProvider.aapply` and
+:meth:`AuthProvider.arefresh`, which call the sync ones unless a provider overrides them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, SecretStr
@@ -67,12 +70,37 @@ class AuthProvider:
         """Drop cached credentials after the server refused them; return True to retry once."""
         return False
 
+    def refresh_refused(self, request: Any) -> bool:
+        """:meth:`refresh` after the server refused the credentials of ``request`` (what the
+        default flows call on a ``401``). The default calls :meth:`refresh`; a provider shared by
+        concurrent requests compares the refused credentials with its current ones, so that many
+        401 answers to the same token cause one refresh."""
+        return self.refresh()
+
     def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """The httpx auth flow: apply, send, and on a 401 refresh and retry once."""
         self.apply(request)
         response = yield request
-        if getattr(response, "status_code", None) == 401 and self.refresh():
+        if getattr(response, "status_code", None) == 401 and self.refresh_refused(request):
             self.apply(request)
+            yield request
+
+    # -- async (AsyncApiClient) -------------------------------------------------------------------
+    async def aapply(self, request: Any) -> None:
+        """:meth:`apply` for async clients. The default calls :meth:`apply`; a provider whose
+        credentials need I/O (a token request) overrides it so the event loop is not blocked."""
+        self.apply(request)
+
+    async def arefresh(self, request: Any) -> bool:
+        """:meth:`refresh_refused` for async clients (the default calls it)."""
+        return self.refresh_refused(request)
+
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        """The httpx async auth flow: :meth:`auth_flow` with :meth:`aapply` / :meth:`arefresh`."""
+        await self.aapply(request)
+        response = yield request
+        if getattr(response, "status_code", None) == 401 and await self.arefresh(request):
+            await self.aapply(request)
             yield request
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """The base class of request hooks (plugins registered by ``register_hooks``).
 
-A :class:`RequestHook` observes every request an :class:`~dc_api_x.client.ApiClient` sends:
+A :class:`RequestHook` observes every request an :class:`~dc_api_x.client.ApiClient` (or an
+:class:`~dc_api_x.AsyncApiClient`, which calls the same methods on its event loop) sends:
 
 * :meth:`RequestHook.before_request` receives the :class:`RequestInfo` (it may add headers or
   params: they are sent as edited; a cache may set :attr:`RequestInfo.response` to answer the

@@ -1,0 +1,190 @@
+"""The async request side of the ``http`` adapter (``httpx.AsyncClient``), used by
+:class:`~dc_api_x.AsyncApiClient`.
+
+An :class:`AsyncHttpSession` is made by :meth:`HttpAdapter.async_session
+<dc_api_x.adapters._http.HttpAdapter.async_session>` and works on that adapter's validated options
+(base URL, headers, params, timeouts, TLS, ``http2``, pool limits), its auth providers (the same
+instances: an OAuth2 token is fetched once for sync and async requests) and its retry policy (the
+decisions of :class:`~dc_api_x.adapters._http_retry.RetryPolicy`). Only the I/O differs: the
+client is an ``httpx.AsyncClient``, waits are ``anyio.sleep``, auth goes through the providers'
+async flow (:meth:`~dc_api_x.ext.auth.AuthProvider.aapply`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from ..exceptions import HTTPStatusError, TransportError
+from ..ext.adapters import Response
+from ..logs import redact
+from ._http_client import client_kwargs
+from ._http_common import BEFORE_SENDING, request_kwargs, stream_status_error
+from ._http_retry import status_reason
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._http import HttpAdapter
+
+__all__ = ["AsyncHttpSession", "AsyncStreamedResponse"]
+
+log = logging.getLogger("dc_api_x.http")
+
+_NO_AUTH: Any = object()
+
+
+class AsyncStreamedResponse:
+    """What :meth:`AsyncHttpSession.stream` yields: status, headers, redacted URL, the HTTP version;
+    ``async for chunk in r`` for the body (never held in memory)."""
+
+    def __init__(self, raw: httpx.Response, url: str, chunk_size: int) -> None:
+        self.raw = raw
+        self.url = url
+        self.status_code = raw.status_code
+        self.headers = raw.headers
+        self.http_version = raw.http_version
+        self.chunk_size = chunk_size
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        async for chunk in self.raw.aiter_bytes(chunk_size or self.chunk_size):
+            yield chunk
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        async for line in self.raw.aiter_lines():
+            yield line
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.aiter_bytes()
+
+    def __repr__(self) -> str:
+        return f"<AsyncStreamedResponse [{self.status_code}] {self.url}>"
+
+
+class AsyncHttpSession:
+    """Async ``request`` / ``stream`` over an :class:`HttpAdapter`'s options; ``await aclose()``."""
+
+    def __init__(self, adapter: HttpAdapter) -> None:
+        self.adapter = adapter
+        self.name = adapter.name
+        self._client: httpx.AsyncClient | None = None
+        self.sleep = anyio.sleep  #: the async sleep between retries (tests may replace it)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` (created on first use, in the running event loop)."""
+        if self._client is None:
+            if self.adapter._closed:
+                raise self.adapter.error("the adapter is closed")
+            self._client = httpx.AsyncClient(**client_kwargs(self.adapter.options))
+        return self._client
+
+    def _resolve_auth(self, auth: Any) -> Any:
+        return self.adapter._default_auth() if auth is _NO_AUTH else self.adapter._auth_for(auth)
+
+    async def _send(
+        self, method: str, url: str, *, auth: Any = None, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with the adapter's retry policy (:class:`~dc_api_x.adapters._http_retry.RetryPolicy`,
+        the decisions ``HttpAdapter._send`` makes; retries counted in the adapter's counters)."""
+        client = self.client
+        policy = self.adapter.retry_policy
+        counters = self.adapter.retry_counters
+        method = method.upper()
+        prefix = f"adapter {self.name!r}"
+        attempt = 0
+        while True:
+            attempt += 1
+            request = client.build_request(method, url, **kwargs)
+            try:
+                resp = await client.send(request, auth=auth, stream=stream)
+            except httpx.TransportError as exc:
+                shown = redact(str(request.url))
+                connect = isinstance(exc, BEFORE_SENDING)
+                if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
+                    await self._wait(
+                        "transport", policy.backoff(attempt), prefix, method, shown, exc, attempt
+                    )
+                    continue
+                counters.gave_up()
+                raise TransportError(
+                    f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
+                    f"(attempt {attempt} of {policy.max_attempts})",
+                    url=shown,
+                ) from None
+            status = resp.status_code
+            if not policy.status_retryable(status, method):
+                return resp
+            await resp.aclose()
+            shown = redact(str(request.url))
+            if attempt >= policy.max_attempts:
+                counters.gave_up()
+                raise HTTPStatusError(
+                    f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
+                    url=shown,
+                    status_code=status,
+                )
+            delay = policy.status_delay(resp.headers, attempt)
+            await self._wait(status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt)
+
+    async def _wait(
+        self, reason: str, delay: float, prefix: str, method: str, shown: str, what: Any, attempt: int
+    ) -> None:
+        self.adapter.retry_counters.add(reason)
+        what = type(what).__name__ if isinstance(what, BaseException) else what
+        log.warning(
+            "%s: %s %s: %s; retry %d/%d in %.2fs",
+            prefix,
+            method,
+            shown,
+            redact(what),
+            attempt,
+            self.adapter.retry_policy.max_attempts - 1,
+            delay,
+        )
+        await self.sleep(delay)
+
+    async def request(
+        self, method: str, path: str, *, auth: Any = _NO_AUTH, raise_for_status: bool = False, **kwargs: Any
+    ) -> Response:
+        """:meth:`HttpAdapter.request <dc_api_x.adapters._http.HttpAdapter.request>`, awaited (the
+        same arguments: ``params``, ``headers``, ``json``, ``data``, ``content``, ``files``,
+        ``timeout``, ``auth``, ``raise_for_status`` and more ``build_request`` arguments)."""
+        resp = await self._send(method, path, auth=self._resolve_auth(auth), **request_kwargs(**kwargs))
+        out = self.adapter._response(resp, method.upper())
+        if raise_for_status:
+            out.raise_for_status()
+        return out
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+        auth: Any = _NO_AUTH,
+        **kwargs: Any,
+    ) -> AsyncIterator[AsyncStreamedResponse]:
+        """``async with session.stream("GET", "/big") as r: async for chunk in r: …`` (a 4xx/5xx
+        answer raises :class:`~dc_api_x.exceptions.HTTPStatusError` unless
+        ``raise_for_status=False``)."""
+        resp = await self._send(method, path, auth=self._resolve_auth(auth), stream=True, **kwargs)
+        try:
+            shown = redact(str(resp.request.url))
+            if raise_for_status and resp.status_code >= 400:
+                raise stream_status_error(self.name, method, resp.status_code, shown)
+            yield AsyncStreamedResponse(resp, shown, chunk_size)
+        finally:
+            await resp.aclose()
+
+    async def aclose(self) -> None:
+        """Close the async client (the adapter, its sync client and its auth providers are closed
+        by the adapter's ``close()``)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
