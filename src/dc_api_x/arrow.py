@@ -65,8 +65,10 @@ __all__ = [
     "json_text_default",
     "json_types",
     "number_text",
+    "number_text_field",
     "rebatch",
     "records_to_arrow",
+    "records_to_arrow_exact",
 ]
 
 #: Arrow field metadata key marking a string column that holds JSON text.
@@ -169,8 +171,59 @@ def number_text(value: Any) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"{value} cannot be written as JSON (NaN/Infinity)")
-        return decimal_text(value)
+        text = getattr(value, "text", None)  # a JSONNumber as its document wrote it
+        return text if type(value) is JSONNumber and text is not None else decimal_text(value)
     return str(value)
+
+
+def number_text_field(f: pa.Field) -> pa.Field:
+    """``f`` as a column of JSON number text (:data:`NUMBER_META`): a number field whose values a
+    float64 / int64 column would not hold, carried with every digit."""
+    import pyarrow as pa
+
+    return pa.field(f.name, pa.string(), f.nullable, metadata={NUMBER_META: b"true"})
+
+
+def _number_value(text: str) -> int | Decimal:
+    """A JSON number's text as an exact Python number (``int``, or a :class:`JSONNumber`)."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return JSONNumber(text)
+
+
+def _exact_float_column(col: Any, f: pa.Field) -> Any:
+    """Number text (or any text) → a float column, refusing what a float64 would round: Arrow's
+    cast rounds silently, so texts with 16+ digits in a row are checked exactly, one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    long_runs = pc.match_substring_regex(col, r"[0-9.]{16}")
+    if pc.any(long_runs).as_py():
+        for text, hit in zip(col.to_pylist(), long_runs.to_pylist(), strict=True):
+            if hit:
+                try:
+                    value = _number_value(text)
+                except (ArithmeticError, ValueError):
+                    continue  # not a number: the cast below names it
+                exact_float(value)
+    if isinstance(col, pa.ChunkedArray) and col.num_chunks == 0:
+        return pa.chunked_array([], type=f.type)
+    return col.cast(f.type, safe=True)
+
+
+def _check_int_range(values: Sequence[Any], typ: pa.DataType) -> None:
+    """Refuse (:class:`InexactNumberError`) an integer beyond the range of the integer column ``typ``."""
+    low, high = _integer_range(typ) or (None, None)
+    if low is None or high is None:
+        return
+    for v in values:
+        if type(v) is int and not low <= v <= high:
+            text = str(v) if len(str(v)) <= 60 else f"{str(v)[:28]}…{str(v)[-28:]}"
+            raise InexactNumberError(
+                f"integer {text} is outside the range of {typ} ({low} to {high}), so it is not written "
+                '(declare the field "format": "decimal" for a decimal column, or write it as JSON text)'
+            )
 
 
 def _short_repr(value: Any) -> str:
@@ -623,6 +676,33 @@ def records_to_arrow(
     return pa.Table.from_arrays(columns, schema=arrow_schema)
 
 
+def records_to_arrow_exact(records: Sequence[Mapping[str, Any]], arrow_schema: pa.Schema) -> pa.Table:
+    """:func:`records_to_arrow`, except that a number field whose values a float64 / int64 column
+    would not hold (16+ significant digits, integers beyond 64 bits, ``1e400``) becomes a column of
+    JSON number text (:func:`number_text_field`), every digit kept: a source's batch carries the
+    numbers as read and the destination keeps them or refuses (:func:`cast_table`)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    schema = arrow_schema
+    while True:
+        try:
+            return records_to_arrow(records, arrow_schema=schema)
+        except ConversionError as exc:
+            i = schema.get_field_index(exc.field or "")
+            if i < 0:
+                raise
+            f = schema.field(i)
+            if f.metadata or not (pt.is_floating(f.type) or pt.is_integer(f.type)):
+                raise
+            wider = schema.set(i, number_text_field(f))
+            try:  # the column alone: a value that is no number keeps the first error
+                records_to_arrow(records, arrow_schema=pa.schema([wider.field(i)]))
+            except ConversionError:
+                raise exc from None
+            schema = wider
+
+
 def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | None) -> Any:
     import pyarrow.types as pt
 
@@ -708,9 +788,11 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
     JSON-text fields (metadata ``dcapix.json``) accept any source column (structs, lists, … are
     serialised to JSON text); extension-type columns are cast from their storage. A column that
     cannot be cast exactly falls back to per-value conversion (never rounding), and one whose values
-    do not fit raises :class:`ConversionError` naming it.
+    do not fit raises :class:`ConversionError` naming it. Text → float and JSON number text
+    (:data:`NUMBER_META`) → any type are checked exactly: a float64 never rounds a number silently.
     """
     import pyarrow as pa
+    import pyarrow.types as pt
 
     arrays = []
     for f in schema:
@@ -718,11 +800,22 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
             col = table.column(f.name)
             if isinstance(col.type, pa.ExtensionType):  # e.g. a driver's opaque type: its storage
                 col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
-            if col.type == f.type:
+            if col.type == f.type:  # (JSON number text stays text in a text column)
                 arrays.append(col)
                 continue
             values: list[Any] = []
+            src_meta = table.schema.field(f.name).metadata
             try:
+                if src_meta and src_meta.get(NUMBER_META) == b"true":
+                    # JSON number text: exact values, checked against the target type
+                    values = [None if v is None else _number_value(v) for v in col.to_pylist()]
+                    if pt.is_integer(f.type):
+                        _check_int_range(values, f.type)
+                    arrays.append(_column_to_arrow(values, f))
+                    continue
+                if pt.is_floating(f.type) and (pt.is_string(col.type) or pt.is_large_string(col.type)):
+                    arrays.append(_exact_float_column(col, f))
+                    continue
                 try:
                     arrays.append(col.cast(f.type, safe=True))
                 except arrow_errors():

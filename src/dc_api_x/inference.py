@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .types import JSONSchema
-from .values import parse_datetime
+from .values import JSONNumber, parse_datetime
 
 __all__ = ["infer_schema"]
 
@@ -50,8 +50,8 @@ class _Node:
             self.kinds.add("boolean")
         elif isinstance(value, int):
             self.kinds.add("integer")
-        elif isinstance(value, float):
-            self.kinds.add("number")
+        elif isinstance(value, (float, JSONNumber)):
+            self.kinds.add("number")  # a JSON number read exactly (16+ digits): a number all the same
         elif isinstance(value, Decimal):
             self.kinds.add("decimal")
             _sign, digits, exp = value.as_tuple()

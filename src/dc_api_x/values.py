@@ -32,7 +32,8 @@
   finds cheaply (a byte translation and a substring search) whether some bytes may hold a number
   with more; :func:`exact_json_loads` decodes such a document keeping every digit (a
   :class:`JSONNumber`, a Decimal, where a float64 would change the number, ``int`` at any size), and
-  :func:`has_inexact_numbers` says whether a decoded value holds such a number.
+  :func:`has_inexact_numbers` says whether a decoded value holds such a number; :func:`json_loads`
+  is orjson with that check (the decode every JSON reader of the project uses).
 
 * **Arrow errors** — :func:`arrow_errors` is the tuple of exceptions Arrow (and the Python values
   handed to it) raise for a value that does not fit; :func:`error_line` turns one into the single
@@ -57,10 +58,12 @@ __all__ = [
     "error_line",
     "exact_json_loads",
     "fit_decimal",
+    "has_floats",
     "has_inexact_numbers",
     "has_long_digit_run",
     "json_default",
     "json_form",
+    "json_loads",
     "parse_datetime",
     "parse_time",
     "singer_json_default",
@@ -95,9 +98,10 @@ class JSONNumber(Decimal):
     """A JSON number a float64 does not hold, with every digit (made by :func:`exact_json_loads`).
 
     A :class:`~decimal.Decimal` in every respect, except that JSON text written from it keeps it a
-    JSON *number* (``arrow.json_text_default``) where a plain Decimal takes its JSON form (text)."""
+    JSON *number* (``arrow.json_text_default``) where a plain Decimal takes its JSON form (text).
+    ``text``: the number as the JSON document wrote it (``1e400`` stays ``1e400``), when decoded."""
 
-    __slots__ = ()
+    __slots__ = ("text",)
 
 
 def _exact_number(text: str) -> float | Decimal:
@@ -108,6 +112,7 @@ def _exact_number(text: str) -> float | Decimal:
     exact = JSONNumber(text)
     if value - value == 0.0 and Decimal(repr(value)) == exact:
         return value
+    exact.text = text
     return exact
 
 
@@ -120,6 +125,40 @@ def exact_json_loads(line: bytes | str) -> Any:
     :class:`JSONNumber` (a Decimal), integers stay ``int`` (at any size); NaN/Infinity are refused
     as by orjson."""
     return json.loads(line, parse_float=_exact_number, parse_constant=_no_constant)
+
+
+def has_floats(value: Any) -> bool:
+    """Whether a decoded JSON value holds a float (orjson's result for every non-integer number,
+    and for integers beyond 64 bits)."""
+    t = type(value)
+    if t is dict:
+        return any(has_floats(v) for v in value.values())
+    if t is list:
+        return any(has_floats(v) for v in value)
+    return t is float
+
+
+def json_loads(data: bytes | str, *, suspect: bool = True) -> Any:
+    """``orjson.loads``, except that a document holding a number a float64 would change (16+ digits,
+    an integer beyond 64 bits, ``1e400``) is decoded by :func:`exact_json_loads`, every digit kept.
+
+    Ordinary documents cost one orjson decode plus :func:`has_long_digit_run`; a caller that checked
+    a whole chunk of lines at once passes ``suspect=False`` for lines of chunks without a long run.
+    Invalid JSON raises orjson's :class:`orjson.JSONDecodeError` (a :class:`ValueError`)."""
+    import orjson
+
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "number" not in str(exc):
+            raise
+        try:  # e.g. 1e400: valid JSON beyond a float64's range
+            return exact_json_loads(data)
+        except ValueError:
+            raise exc from None
+    if suspect and has_long_digit_run(data) and has_floats(value):
+        return exact_json_loads(data)
+    return value
 
 
 def has_inexact_numbers(value: Any) -> bool:

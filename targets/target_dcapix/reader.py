@@ -33,7 +33,7 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from dc_api_x.exceptions import DcApiXError
 from dc_api_x.json_errors import describe_json_error
-from dc_api_x.values import exact_json_loads, has_inexact_numbers, has_long_digit_run
+from dc_api_x.values import exact_json_loads, has_floats, has_inexact_numbers, has_long_digit_run
 
 __all__ = [
     "FastSingerReader",
@@ -57,15 +57,6 @@ class SingerInputError(DcApiXError):
 
 class RecordBeforeSchemaError(SingerInputError, RecordsWithoutSchemaException):
     """A RECORD (or BATCH, ACTIVATE_VERSION) for a stream whose SCHEMA has not been received."""
-
-
-def _has_floats(value: Any) -> bool:
-    t = type(value)
-    if t is dict:
-        return any(_has_floats(v) for v in value.values())
-    if t is list:
-        return any(_has_floats(v) for v in value)
-    return t is float
 
 
 def _where(line: int, stream: Any = None) -> str:
@@ -269,7 +260,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
                             line=lineno,
                             stream=msg.get("stream"),
                         ) from None
-                if suspect and has_long_digit_run(line) and _has_floats(msg):
+                if suspect and has_long_digit_run(line) and has_floats(msg):
                     # orjson made a float of a number with 16+ digits: decode the line exactly
                     self.line_number = lineno
                     msg = self._exact(line, msg)

@@ -18,12 +18,12 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from ...arrow import (
-    NUMBER_META,
     ConversionError,
     InexactNumberError,
     _column_to_arrow,
     cast_table,
     jsonschema_to_arrow,
+    number_text_field,
 )
 from ...bookmarks import BoundaryBookmark
 from ...config import OptionsModel
@@ -726,10 +726,11 @@ class FileAdapter(ProtocolAdapter):
         if not self.exact_number_text or not isinstance(exc.__cause__, InexactNumberError):
             return None
         i = schema.get_field_index(exc.field or "")
-        if i < 0 or not pa.types.is_floating(schema.field(i).type):
+        if i < 0 or not (
+            pa.types.is_floating(schema.field(i).type) or pa.types.is_integer(schema.field(i).type)
+        ):
             return None
-        f = schema.field(i)
-        return schema.set(i, pa.field(f.name, pa.string(), f.nullable, metadata={NUMBER_META: b"true"}))
+        return schema.set(i, number_text_field(schema.field(i)))
 
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Close the current part of ``stream`` (or of every stream): fsync, rename to its final name.

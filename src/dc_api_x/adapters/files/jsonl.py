@@ -24,7 +24,7 @@ from ...exceptions import SchemaError
 from ...inference import infer_schema
 from ...json_errors import describe_json_error
 from ...types import JSONSchema, StreamSpec
-from ...values import json_default
+from ...values import has_long_digit_run, json_default, json_loads
 from .base import FileAdapter, read_batches
 from .writers import Part, StreamWriter
 
@@ -54,27 +54,47 @@ class JSONLAdapter(FileAdapter):
             return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
         return raw
 
-    def _lines(self, stream: str, path: str) -> Iterator[tuple[int, bytes]]:
+    #: bytes read at once by the per-line path (each chunk is checked for long digit runs in one go)
+    _chunk_size: ClassVar[int] = 1 << 20
+
+    def _lines(self, stream: str, path: str) -> Iterator[tuple[int, bytes, bool]]:
+        """Non-blank lines with their numbers, each with whether its chunk holds a run of 16+ digits
+        (:func:`~dc_api_x.values.has_long_digit_run`: only such lines may need the exact decode)."""
         fh = self._open_text(stream, path)
         try:
             lineno = 0
+            rest = b""
             while True:
                 try:
-                    line = fh.readline()
+                    data = fh.read(self._chunk_size)
                 except (OSError, EOFError) as exc:
                     raise self._file_error(stream, path, "could not be read", exc) from None
-                if not line:
+                if not data:
+                    if rest.strip():
+                        yield lineno + 1, rest, has_long_digit_run(rest)
                     break
-                lineno += 1
-                if line.strip():
-                    yield lineno, line
+                if rest:
+                    data = rest + data
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+                if not data:
+                    continue
+                suspect = has_long_digit_run(data)
+                lines = data.split(b"\n")
+                lines.pop()  # b"" after the last newline
+                for line in lines:
+                    lineno += 1
+                    if line.strip():
+                        yield lineno, line, suspect
         finally:
             fh.close()
 
-    def _parse(self, stream: str, path: str, lineno: int, line: bytes) -> dict[str, Any]:
+    def _parse(
+        self, stream: str, path: str, lineno: int, line: bytes, suspect: bool = True
+    ) -> dict[str, Any]:
         try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
+            rec = json_loads(line, suspect=suspect)
+        except ValueError as exc:
             raise self.error(
                 f"{self._fs.display(path)!r} line {lineno}: invalid JSON: {describe_json_error(exc, line)}",
                 stream=stream,
@@ -88,8 +108,8 @@ class JSONLAdapter(FileAdapter):
 
     def _file_schema(self, stream: str, path: str) -> tuple[JSONSchema, dict[str, Any]]:
         sample = []
-        for lineno, line in self._lines(stream, path):
-            sample.append(self._parse(stream, path, lineno, line))
+        for lineno, line, suspect in self._lines(stream, path):
+            sample.append(self._parse(stream, path, lineno, line, suspect))
             if len(sample) >= self.options.sample_size:
                 break
         return infer_schema(sample), {}
@@ -149,13 +169,13 @@ class JSONLAdapter(FileAdapter):
         size = self.options.batch_size
         records: list[dict[str, Any]] = []
         first = 0
-        for lineno, line in self._lines(stream.name, path):
+        for lineno, line, suspect in self._lines(stream.name, path):
             if skip:
                 skip -= 1
                 continue
             if not records:
                 first = lineno
-            records.append(self._parse(stream.name, path, lineno, line))
+            records.append(self._parse(stream.name, path, lineno, line, suspect))
             if len(records) >= size:
                 yield self._to_table(stream, path, records, arrow_schema, first)
                 records = []
@@ -170,10 +190,10 @@ class JSONLAdapter(FileAdapter):
         arrow_schema: pa.Schema,
         first: int,
     ) -> pa.Table:
-        from ...arrow import records_to_arrow
+        from ...arrow import records_to_arrow_exact
 
         try:
-            return records_to_arrow(records, arrow_schema=arrow_schema)
+            return records_to_arrow_exact(records, arrow_schema)
         except ConversionError as exc:
             raise SchemaError(
                 f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
