@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ __all__ = [
     "json_types",
     "number_text",
     "number_text_field",
+    "number_text_schema",
     "rebatch",
     "records_to_arrow",
     "records_to_arrow_exact",
@@ -184,12 +186,38 @@ def number_text_field(f: pa.Field) -> pa.Field:
     return pa.field(f.name, pa.string(), f.nullable, metadata={NUMBER_META: b"true"})
 
 
+def number_text_schema(schema: pa.Schema, name: str | None) -> pa.Schema | None:
+    """``schema`` with its float / integer column ``name`` turned into JSON number text
+    (:func:`number_text_field`), or ``None`` when ``name`` is no such column."""
+    import pyarrow.types as pt
+
+    i = schema.get_field_index(name or "")
+    if i < 0:
+        return None
+    f = schema.field(i)
+    if f.metadata or not (pt.is_floating(f.type) or pt.is_integer(f.type)):
+        return None
+    return schema.set(i, number_text_field(f))
+
+
+#: A JSON number (kept as written) and the looser forms text files use (``+1``, ``.5``, ``007``).
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_LOOSE_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _number_value(text: str) -> int | Decimal:
-    """A JSON number's text as an exact Python number (``int``, or a :class:`JSONNumber`)."""
+    """A number's text as an exact Python number (``int``, or a :class:`JSONNumber` keeping the text
+    when it is JSON's form of a number); :class:`ValueError` for text that is no number."""
     text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    return JSONNumber(text)
+    if _JSON_NUMBER.fullmatch(text):
+        if text.lstrip("-").isdigit():
+            return int(text)
+        number = JSONNumber(text)
+        number.text = text
+        return number
+    if _LOOSE_NUMBER.fullmatch(text):
+        return int(text) if text.lstrip("+-").isdigit() else JSONNumber(text)
+    raise ValueError(f"{_short_repr(text)} is not a number")
 
 
 def _exact_float_column(col: Any, f: pa.Field) -> Any:
@@ -682,22 +710,17 @@ def records_to_arrow_exact(records: Sequence[Mapping[str, Any]], arrow_schema: p
     JSON number text (:func:`number_text_field`), every digit kept: a source's batch carries the
     numbers as read and the destination keeps them or refuses (:func:`cast_table`)."""
     import pyarrow as pa
-    import pyarrow.types as pt
 
     schema = arrow_schema
     while True:
         try:
             return records_to_arrow(records, arrow_schema=schema)
         except ConversionError as exc:
-            i = schema.get_field_index(exc.field or "")
-            if i < 0:
+            wider = number_text_schema(schema, exc.field)
+            if wider is None:
                 raise
-            f = schema.field(i)
-            if f.metadata or not (pt.is_floating(f.type) or pt.is_integer(f.type)):
-                raise
-            wider = schema.set(i, number_text_field(f))
             try:  # the column alone: a value that is no number keeps the first error
-                records_to_arrow(records, arrow_schema=pa.schema([wider.field(i)]))
+                records_to_arrow(records, arrow_schema=pa.schema([wider.field(exc.field or "")]))
             except ConversionError:
                 raise exc from None
             schema = wider
@@ -800,17 +823,23 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
             col = table.column(f.name)
             if isinstance(col.type, pa.ExtensionType):  # e.g. a driver's opaque type: its storage
                 col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
-            if col.type == f.type:  # (JSON number text stays text in a text column)
+            src_meta = table.schema.field(f.name).metadata
+            if col.type == f.type and (
+                not f.metadata or f.metadata.get(NUMBER_META) != b"true" or src_meta == f.metadata
+            ):  # (JSON number text stays text in a text column)
                 arrays.append(col)
                 continue
             values: list[Any] = []
-            src_meta = table.schema.field(f.name).metadata
             try:
                 if src_meta and src_meta.get(NUMBER_META) == b"true":
                     # JSON number text: exact values, checked against the target type
                     values = [None if v is None else _number_value(v) for v in col.to_pylist()]
                     if pt.is_integer(f.type):
                         _check_int_range(values, f.type)
+                    arrays.append(_column_to_arrow(values, f))
+                    continue
+                if f.metadata and f.metadata.get(NUMBER_META) == b"true":  # text → JSON number text
+                    values = [None if v is None else _number_value(str(v)) for v in col.to_pylist()]
                     arrays.append(_column_to_arrow(values, f))
                     continue
                 if pt.is_floating(f.type) and (pt.is_string(col.type) or pt.is_large_string(col.type)):

@@ -156,3 +156,27 @@ def test_csv_long_decimals_are_inferred_exact_and_reach_sqlite(tmp_path: Path) -
     ]
     assert {r[2] for r in got} == {"text"}  # kept as decimal text, never a REAL
     assert [r[3] for r in got] == [0.5, 0.25, 1.5]  # ordinary numbers stay numbers
+
+
+def test_csv_declared_number_column_keeps_digits_in_jsonl_and_refuses_float_parquet(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text(f"id,amount\n1,{LONG}\n2,2.5\n3,+7\n")
+    src = {
+        "adapter": "csv",
+        "path": str(tmp_path / "in.csv"),
+        "schema": {"properties": {"amount": {"type": ["number", "null"]}}},
+    }
+    run = _run(tmp_path, src, {"adapter": "jsonl", "path": str(tmp_path / "out")})
+    assert run.returncode == 0, run.stderr
+    (part,) = _written(tmp_path / "out", ".jsonl")
+    lines = part.read_bytes().splitlines()
+    assert lines == [
+        b'{"id":1,"amount":' + LONG.encode() + b"}",
+        b'{"id":2,"amount":2.5}',
+        b'{"id":3,"amount":7}',
+    ]
+
+    run = _run(tmp_path, src, {"adapter": "parquet", "path": str(tmp_path / "outp")})
+    assert run.returncode == 1
+    (line,) = _error_lines(run)
+    assert line.startswith("dcapix: error: adapter 'parquet', stream 'in', field 'amount': ") and LONG in line
+    assert not _written(tmp_path / "outp", ".parquet")

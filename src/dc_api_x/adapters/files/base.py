@@ -23,7 +23,7 @@ from ...arrow import (
     _column_to_arrow,
     cast_table,
     jsonschema_to_arrow,
-    number_text_field,
+    number_text_schema,
 )
 from ...bookmarks import BoundaryBookmark
 from ...config import OptionsModel
@@ -559,15 +559,24 @@ class FileAdapter(ProtocolAdapter):
             yield Batch.from_arrow(pending, schema=out_schema, bookmark=bm)
 
     def _conform(self, stream: StreamSpec, path: str, table: pa.Table, arrow_schema: pa.Schema) -> pa.Table:
-        try:
-            return cast_table(table, arrow_schema)
-        except ConversionError as exc:
-            raise SchemaError(
-                f"adapter {self.name!r}, stream {stream.name!r}, field {exc.field!r}: "
-                f"{self._fs.display(path)!r}: {str(exc).split(': ', 1)[-1]}",
-                adapter=self.name,
-                stream=stream.name,
-            ) from None
+        schema = arrow_schema
+        while True:
+            try:
+                return cast_table(table, schema)
+            except ConversionError as exc:
+                # a number an int64/float64 column would change: this batch carries the column as
+                # JSON number text (every digit; the destination keeps it or refuses)
+                wider = _number_text_schema(schema, exc)
+                if wider is None:
+                    error = exc
+                    break
+                schema = wider
+        raise SchemaError(
+            f"adapter {self.name!r}, stream {stream.name!r}, field {error.field!r}: "
+            f"{self._fs.display(path)!r}: {str(error).split(': ', 1)[-1]}",
+            adapter=self.name,
+            stream=stream.name,
+        ) from None
 
     def _file_error(self, stream: str, path: str, what: str, exc: BaseException) -> AdapterError:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -721,16 +730,9 @@ class FileAdapter(ProtocolAdapter):
     exact_number_text: ClassVar[bool] = False
 
     def _exact_number_schema(self, schema: pa.Schema, exc: ConversionError) -> pa.Schema | None:
-        """``schema`` with the float column ``exc`` names turned into JSON number text (for this
-        batch), when the format can write it and a number float64 would round is the reason."""
-        if not self.exact_number_text or not isinstance(exc.__cause__, InexactNumberError):
-            return None
-        i = schema.get_field_index(exc.field or "")
-        if i < 0 or not (
-            pa.types.is_floating(schema.field(i).type) or pa.types.is_integer(schema.field(i).type)
-        ):
-            return None
-        return schema.set(i, number_text_field(schema.field(i)))
+        """``schema`` with the number column ``exc`` names turned into JSON number text (for this
+        batch), when the format can write it and a number float64 / int64 would change is the reason."""
+        return _number_text_schema(schema, exc) if self.exact_number_text else None
 
     def flush(self, stream: StreamSpec | None = None) -> None:
         """Close the current part of ``stream`` (or of every stream): fsync, rename to its final name.
@@ -781,6 +783,14 @@ class FileAdapter(ProtocolAdapter):
         if self._lock is not None:
             self._lock.release()
         super().close()
+
+
+def _number_text_schema(schema: pa.Schema, exc: ConversionError) -> pa.Schema | None:
+    """``schema`` with the number column ``exc`` names as JSON number text, when a number that
+    column would change (:class:`InexactNumberError`) is the reason, else ``None``."""
+    if not isinstance(exc.__cause__, InexactNumberError):
+        return None
+    return number_text_schema(schema, exc.field)
 
 
 def read_batches(reader: Any, error: Callable[[Exception], Exception]) -> Iterator[pa.RecordBatch]:

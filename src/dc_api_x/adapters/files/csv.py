@@ -13,9 +13,12 @@ import pyarrow.csv as pacsv
 import pyarrow.types as pt
 
 from ...arrow import (
+    ConversionError,
+    InexactNumberError,
     _column_to_arrow,
     arrow_to_jsonschema,
     arrow_to_records,
+    cast_table,
     rebatch,
 )
 from ...exceptions import SchemaError
@@ -92,7 +95,37 @@ class CSVAdapter(FileAdapter):
             elif pt.is_timestamp(t):
                 t = pa.timestamp("us", tz=t.tz)
             fields.append(pa.field(f.name, t))
-        return arrow_to_jsonschema(pa.schema(fields)), {}
+        schema_ = arrow_to_jsonschema(pa.schema(fields))
+        for name in self._inexact_float_columns(
+            stream, path, [f.name for f in fields if pt.is_floating(f.type)]
+        ):
+            schema_["properties"][name]["format"] = "decimal"  # every digit kept (decimal text)
+        return schema_, {}
+
+    def _inexact_float_columns(self, stream: str, path: str, names: list[str]) -> list[str]:
+        """The columns of ``names`` (inferred float64 by Arrow from the file's first block) holding a
+        number a float64 would change (16+ digits, integers beyond 64 bits): they are inferred as
+        decimals instead, so reading never rounds them."""
+        if not names:
+            return []
+        fh, reader = self._reader(stream, path, {n: pa.string() for n in names}, block_size=1 << 20)
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            return []
+        except Exception as exc:
+            raise self._file_error(stream, path, "could not be read", exc) from None
+        finally:
+            fh.close()
+        found = []
+        for name in names:
+            col = first.column(name)
+            try:
+                cast_table(pa.table({name: col}), pa.schema([pa.field(name, pa.float64())]))
+            except ConversionError as exc:
+                if isinstance(exc.__cause__, InexactNumberError):
+                    found.append(name)
+        return found
 
     def _iter_tables(self, stream: StreamSpec, path: str, arrow_schema: pa.Schema) -> Iterator[pa.Table]:
         # every column is read as text and converted by cast_table: the JSON-form rules apply
