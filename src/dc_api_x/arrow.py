@@ -491,6 +491,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, bool):
             raise ValueError(f"{value!r} is not an integer")
         if isinstance(value, int):
+            _check_int_range((value,), typ)  # (Arrow's "Python int too large" names no range)
             return value
         if isinstance(value, float):
             if not value.is_integer():

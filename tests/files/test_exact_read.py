@@ -180,3 +180,21 @@ def test_csv_declared_number_column_keeps_digits_in_jsonl_and_refuses_float_parq
     (line,) = _error_lines(run)
     assert line.startswith("dcapix: error: adapter 'parquet', stream 'in', field 'amount': ") and LONG in line
     assert not _written(tmp_path / "outp", ".parquet")
+
+
+def test_http_json_to_jsonl_keeps_every_digit(tmp_path: Path, http_server: Any) -> None:
+    """A real loopback HTTP server answers raw JSON text with numbers orjson alone would round."""
+    body = b'{"records": [' + b", ".join(LINES) + b"]}"
+    http_server.route("GET", "/items", lambda req: (200, {"Content-Type": "application/json"}, body))
+    src = {
+        "adapter": "http",
+        "base_url": http_server.url,
+        "streams": [{"name": "items", "path": "/items", "records_path": "records"}],
+    }
+    run = _run(tmp_path, src, {"adapter": "jsonl", "path": str(tmp_path / "out")})
+    assert run.returncode == 0, run.stderr
+    (part,) = _written(tmp_path / "out", ".jsonl")
+    rows = part.read_bytes().splitlines()
+    assert rows[0] == b'{"id":1,"v":123456789012345678901234567890.123456789,"n":18446744073709551616}'
+    assert rows[2] == b'{"id":3,"v":1e400,"n":-123456789012345678901234567890}'
+    assert rows[4] == b'{"id":5,"v":-0.0000000000000000000123456789012345678901,"n":null}'

@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from ..json_errors import json_error_byte, json_error_what
+from ..values import json_loads
 from ._http_retry import BodyFault
 
 __all__ = ["body_fault", "decode_json", "is_json", "read_body"]
@@ -56,7 +57,7 @@ def decode_json(content: bytes, headers: Any) -> Any:
     if not content or content.isspace():
         return None
     try:
-        return orjson.loads(content)
+        return json_loads(content)  # orjson; numbers a float64 would change keep every digit
     except orjson.JSONDecodeError as exc:
         size = len(content)
         at = json_error_byte(exc, content)
