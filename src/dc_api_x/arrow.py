@@ -710,20 +710,14 @@ def records_to_arrow_exact(records: Sequence[Mapping[str, Any]], arrow_schema: p
     would not hold (16+ significant digits, integers beyond 64 bits, ``1e400``) becomes a column of
     JSON number text (:func:`number_text_field`), every digit kept: a source's batch carries the
     numbers as read and the destination keeps them or refuses (:func:`cast_table`)."""
-    import pyarrow as pa
-
     schema = arrow_schema
     while True:
         try:
             return records_to_arrow(records, arrow_schema=schema)
         except ConversionError as exc:
             wider = number_text_schema(schema, exc.field)
-            if wider is None:
+            if wider is None or not isinstance(exc.__cause__, InexactNumberError):
                 raise
-            try:  # the column alone: a value that is no number keeps the first error
-                records_to_arrow(records, arrow_schema=pa.schema([wider.field(exc.field or "")]))
-            except ConversionError:
-                raise exc from None
             schema = wider
 
 
