@@ -64,6 +64,8 @@ __all__ = [
     "json_default",
     "json_form",
     "json_loads",
+    "may_change_numbers",
+    "needs_exact_decode",
     "parse_datetime",
     "parse_time",
     "singer_json_default",
@@ -138,11 +140,82 @@ def has_floats(value: Any) -> bool:
     return t is float
 
 
+#: Bytes of a JSON number token → b"0", every other byte → b" " (bounds of the tokens of long runs).
+_NUMBER_CHARS = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
+
+
+def _float_holds(token: bytes) -> bool:
+    """Whether orjson's decode of the number ``token`` is exact: an integer within 64 bits (kept as
+    ``int``), or a float whose shortest form is the token's value."""
+    try:
+        if not (b"." in token or b"e" in token or b"E" in token):
+            return -(2**63) <= int(token) < 2**63
+        value = float(token)
+        if repr(value).encode() == token:  # the common case: written by a float64's repr
+            return True
+        return value - value == 0.0 and Decimal(repr(value)) == Decimal(token.decode())
+    except (ValueError, ArithmeticError):
+        return False  # e.g. "1.2.3.4…" inside a string: the exact decode decides
+
+
+def _long_tokens(data: bytes) -> list[bytes]:
+    """The number tokens of ``data`` (sign and exponent included) holding a run of 16+ digits."""
+    digits = data.translate(_DIGITS)
+    i = digits.find(_LONG_RUN)
+    if i < 0:
+        return []
+    chars = data.translate(_NUMBER_CHARS)
+    tokens = []
+    while i >= 0:
+        start = chars.rfind(b" ", 0, i) + 1
+        end = chars.find(b" ", i)
+        end = len(data) if end < 0 else end
+        tokens.append(data[start:end])
+        i = digits.find(_LONG_RUN, end)
+    return tokens
+
+
+def may_change_numbers(data: bytes | str) -> bool:
+    """Whether orjson's decode of ``data`` (one document or a chunk of lines) may change a number: a
+    token with a run of 16+ digits that a float64 (or orjson's 64-bit int) does not hold exactly.
+
+    One byte translation and substring search when there is no such run; otherwise the tokens are
+    checked at C speed through Arrow (parsed as float64, printed in their shortest form, compared:
+    a full-precision float such as ``0.30000000000000004`` is held) and in Python only when written
+    otherwise (integers, other notations)."""
+    if isinstance(data, str):
+        data = data.encode()
+    tokens = _long_tokens(data)
+    if not tokens:
+        return False
+    if len(tokens) > 8:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        text = pa.array(tokens, type=pa.binary()).cast(pa.string())
+        try:
+            same = pc.equal(text, text.cast(pa.float64()).cast(pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # a token Arrow does not parse (e.g. inside a string): each one below
+        else:
+            if pc.all(same).as_py():
+                return False
+            tokens = [t for t, ok in zip(tokens, same.to_pylist(), strict=True) if not ok]
+    return not all(map(_float_holds, tokens))
+
+
+def needs_exact_decode(data: bytes | str, value: Any) -> bool:
+    """Whether ``value`` (orjson's decode of ``data``) may have changed a number of ``data``
+    (:func:`may_change_numbers`, and a float among its values)."""
+    return may_change_numbers(data) and has_floats(value)
+
+
 def json_loads(data: bytes | str, *, suspect: bool = True) -> Any:
     """``orjson.loads``, except that a document holding a number a float64 would change (16+ digits,
     an integer beyond 64 bits, ``1e400``) is decoded by :func:`exact_json_loads`, every digit kept.
 
-    Ordinary documents cost one orjson decode plus :func:`has_long_digit_run`; a caller that checked
+    Ordinary documents cost one orjson decode plus a scan for long number tokens
+    (:func:`needs_exact_decode`); a caller that checked
     a whole chunk of lines at once passes ``suspect=False`` for lines of chunks without a long run.
     Invalid JSON raises orjson's :class:`orjson.JSONDecodeError` (a :class:`ValueError`)."""
     import orjson
@@ -156,7 +229,7 @@ def json_loads(data: bytes | str, *, suspect: bool = True) -> Any:
             return exact_json_loads(data)
         except ValueError:
             raise exc from None
-    if suspect and has_long_digit_run(data) and has_floats(value):
+    if suspect and needs_exact_decode(data, value):
         return exact_json_loads(data)
     return value
 

@@ -198,3 +198,31 @@ def test_http_json_to_jsonl_keeps_every_digit(tmp_path: Path, http_server: Any) 
     assert rows[0] == b'{"id":1,"v":123456789012345678901234567890.123456789,"n":18446744073709551616}'
     assert rows[2] == b'{"id":3,"v":1e400,"n":-123456789012345678901234567890}'
     assert rows[4] == b'{"id":5,"v":-0.0000000000000000000123456789012345678901,"n":null}'
+
+
+def test_json_loads_decodes_exactly_only_what_orjson_would_change() -> None:
+    from dc_api_x.values import JSONNumber, json_loads, may_change_numbers
+
+    held = [b"0.30000000000000004", b"1234567890123456789", b"-1.2345678901234567e-20", b"0.8022650611681835"]
+    changed = [
+        LONG.encode(),
+        b"18446744073709551616",
+        b"-123456789012345678901234567890",
+        b"1.00000000000000000000001",
+    ]
+    for token in held:
+        doc = b'{"a": %s, "b": 1.5}' % token
+        assert not may_change_numbers(doc) and type(json_loads(doc)["a"]) in (int, float), token
+        assert not may_change_numbers(b"\n".join([doc] * 20))  # a chunk: checked through Arrow
+    for token in changed:
+        doc = b'{"a": %s, "b": 1.5}' % token
+        assert may_change_numbers(doc) and may_change_numbers(
+            b"\n".join([b'{"a": 0.8022650611681835}'] * 20 + [doc])
+        )
+        value = json_loads(doc)["a"]
+        assert str(value) == token.decode() or (type(value) is JSONNumber and value.text == token.decode())
+    assert json_loads(b'{"a": 1e400}')["a"].text == "1e400"
+    assert json_loads(b'{"s": "1234567890123456789012", "b": 1.5}') == {
+        "s": "1234567890123456789012",
+        "b": 1.5,
+    }

@@ -24,7 +24,7 @@ from ...exceptions import SchemaError
 from ...inference import infer_schema
 from ...json_errors import describe_json_error
 from ...types import JSONSchema, StreamSpec
-from ...values import has_long_digit_run, json_default, json_loads
+from ...values import json_default, json_loads, may_change_numbers
 from .base import FileAdapter, read_batches
 from .writers import Part, StreamWriter
 
@@ -58,8 +58,8 @@ class JSONLAdapter(FileAdapter):
     _chunk_size: ClassVar[int] = 1 << 20
 
     def _lines(self, stream: str, path: str) -> Iterator[tuple[int, bytes, bool]]:
-        """Non-blank lines with their numbers, each with whether its chunk holds a run of 16+ digits
-        (:func:`~dc_api_x.values.has_long_digit_run`: only such lines may need the exact decode)."""
+        """Non-blank lines with their numbers, each with whether its chunk holds a number orjson may change
+        (:func:`~dc_api_x.values.may_change_numbers`: only such lines may need the exact decode)."""
         fh = self._open_text(stream, path)
         try:
             lineno = 0
@@ -71,7 +71,7 @@ class JSONLAdapter(FileAdapter):
                     raise self._file_error(stream, path, "could not be read", exc) from None
                 if not data:
                     if rest.strip():
-                        yield lineno + 1, rest, has_long_digit_run(rest)
+                        yield lineno + 1, rest, may_change_numbers(rest)
                     break
                 if rest:
                     data = rest + data
@@ -79,7 +79,7 @@ class JSONLAdapter(FileAdapter):
                 data, rest = data[:cut], data[cut:]
                 if not data:
                     continue
-                suspect = has_long_digit_run(data)
+                suspect = may_change_numbers(data)
                 lines = data.split(b"\n")
                 lines.pop()  # b"" after the last newline
                 for line in lines:
