@@ -144,6 +144,10 @@ def has_floats(value: Any) -> bool:
 _NUMBER_CHARS = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
+#: Bytes of a JSON number token kept, every other byte → b" " (the tokens of a chunk, cut by Arrow).
+_NUMBER_BYTES = bytes(b if b in b"0123456789.eE+-" else 0x20 for b in range(256))
+
+
 def _float_holds(token: bytes) -> bool:
     """Whether orjson's decode of the number ``token`` is exact: an integer within 64 bits (kept as
     ``int``), or a float whose shortest form is the token's value."""
@@ -179,28 +183,31 @@ def may_change_numbers(data: bytes | str) -> bool:
     """Whether orjson's decode of ``data`` (one document or a chunk of lines) may change a number: a
     token with a run of 16+ digits that a float64 (or orjson's 64-bit int) does not hold exactly.
 
-    One byte translation and substring search when there is no such run; otherwise the tokens are
-    checked at C speed through Arrow (parsed as float64, printed in their shortest form, compared:
-    a full-precision float such as ``0.30000000000000004`` is held) and in Python only when written
-    otherwise (integers, other notations)."""
+    One byte translation and substring search when there is no such run; otherwise the long tokens
+    of a chunk are cut and checked at C speed through Arrow (parsed as float64, printed in their
+    shortest form, compared: a full-precision float such as ``0.30000000000000004`` is held), and
+    in Python only when written otherwise (integers, other notations) or in a short document."""
     if isinstance(data, str):
         data = data.encode()
-    tokens = _long_tokens(data)
-    if not tokens:
+    if len(data) < 4096:
+        tokens = _long_tokens(data)
+        return bool(tokens) and not all(map(_float_holds, tokens))
+    if _LONG_RUN not in data.translate(_DIGITS):
         return False
-    if len(tokens) > 8:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-        text = pa.array(tokens, type=pa.binary()).cast(pa.string())
-        try:
-            same = pc.equal(text, text.cast(pa.float64()).cast(pa.string()))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # a token Arrow does not parse (e.g. inside a string): each one below
-        else:
-            if pc.all(same).as_py():
-                return False
-            tokens = [t for t, ok in zip(tokens, same.to_pylist(), strict=True) if not ok]
+    text = pa.array([data.translate(_NUMBER_BYTES)], type=pa.binary()).cast(pa.string())
+    parts = pc.list_flatten(pc.split_pattern(text, " "))
+    long = parts.filter(pc.greater_equal(pc.utf8_length(parts), 16))
+    try:
+        same = pc.equal(long, long.cast(pa.float64()).cast(pa.string()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        tokens = _long_tokens(data)  # a token Arrow does not parse (e.g. inside a string): each one
+    else:
+        if pc.all(same).as_py():
+            return False
+        tokens = [t.encode() for t in long.filter(pc.invert(same)).to_pylist()]
     return not all(map(_float_holds, tokens))
 
 
