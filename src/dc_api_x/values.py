@@ -144,7 +144,7 @@ def has_floats(value: Any) -> bool:
 _NUMBER_CHARS = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
-#: Bytes of a JSON number token kept, every other byte → b" " (the tokens of a chunk, cut by Arrow).
+#: Bytes of a JSON number token kept, every other byte → b" " (the tokens of a chunk, cut by Arrow's whitespace split).
 _NUMBER_BYTES = bytes(b if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
@@ -198,8 +198,8 @@ def may_change_numbers(data: bytes | str) -> bool:
     import pyarrow.compute as pc
 
     text = pa.array([data.translate(_NUMBER_BYTES)], type=pa.binary()).cast(pa.string())
-    parts = pc.list_flatten(pc.split_pattern(text, " "))
-    long = parts.filter(pc.greater_equal(pc.utf8_length(parts), 16))
+    parts = pc.list_flatten(pc.ascii_split_whitespace(text))
+    long = parts.filter(pc.greater_equal(pc.binary_length(parts), 16))
     try:
         same = pc.equal(long, long.cast(pa.float64()).cast(pa.string()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
