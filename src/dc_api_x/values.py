@@ -104,6 +104,7 @@ class JSONNumber(Decimal):
     ``text``: the number as the JSON document wrote it (``1e400`` stays ``1e400``), when decoded."""
 
     __slots__ = ("text",)
+    text: str
 
 
 def _exact_number(text: str) -> float | Decimal:
@@ -144,7 +145,7 @@ def has_floats(value: Any) -> bool:
 _NUMBER_CHARS = bytes(0x30 if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
-#: Bytes of a JSON number token kept, every other byte → b" " (the tokens of a chunk, cut by Arrow's whitespace split).
+#: Bytes of a JSON number token kept, every other byte → b" " (a chunk's tokens: Arrow's whitespace split).
 _NUMBER_BYTES = bytes(b if b in b"0123456789.eE+-" else 0x20 for b in range(256))
 
 
