@@ -34,7 +34,19 @@ from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["FAULTS", "FaultServer", "Hit"]
 
-FAULTS = ("429", "429-date", "500", "502", "503", "504", "reset", "truncate", "truncate-json", "slow", "stall")
+FAULTS = (
+    "429",
+    "429-date",
+    "500",
+    "502",
+    "503",
+    "504",
+    "reset",
+    "truncate",
+    "truncate-json",
+    "slow",
+    "stall",
+)
 #: relative weights of the fault kinds (a stall costs a client timeout, so it is rarer)
 WEIGHTS = (3, 1, 2, 2, 2, 2, 3, 2, 2, 2, 1)
 
@@ -83,10 +95,10 @@ class FaultServer:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 outer._post(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer._get(self)
 
         self._srv = _QuietServer(("127.0.0.1", 0), H)
@@ -108,7 +120,9 @@ class FaultServer:
 
     # -- responses -------------------------------------------------------------------------------
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         h.send_response(status)
         h.send_header("content-type", "application/json")
@@ -137,7 +151,7 @@ class FaultServer:
             if self._rnd.random() >= self.fault_rate:
                 return None
             self._faults_on_page[page] = self._faults_on_page.get(page, 0) + 1
-            weights = [w for k, w in zip(FAULTS, WEIGHTS) if k in self.kinds]
+            weights = [w for k, w in zip(FAULTS, WEIGHTS, strict=True) if k in self.kinds]
             return self._rnd.choices([k for k in FAULTS if k in self.kinds], weights)[0]
 
     def _get(self, h: BaseHTTPRequestHandler) -> None:

@@ -1,4 +1,4 @@
-"""HTTP fault runs: ``dcapix run`` (http source → JSONL) against :class:`FaultServer` (cases C1–C8).
+"""HTTP fault runs: ``dcapix run`` (http source → JSONL) against :class:`FaultServer` (cases C1-C8).
 
 A *delivery* run reads the whole truth set through the seeded fault schedule and must deliver every
 record exactly (row oracle), never retry before a ``Retry-After`` deadline, spend at most 5 attempts
@@ -9,6 +9,7 @@ with no records) must exit ≠ 0 before its deadline with one error line and no 
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -60,7 +61,12 @@ def _source(srv: FaultServer, path: str, canary: str, limit: int) -> dict[str, A
         "adapter": "http",
         "base_url": srv.url,
         "timeout": {"connect": 2, "read": 1, "write": 2, "pool": 2},
-        "retries": {"max_attempts": MAX_ATTEMPTS, "backoff_factor": 0.02, "max_backoff": 0.2, "max_retry_after": 5},
+        "retries": {
+            "max_attempts": MAX_ATTEMPTS,
+            "backoff_factor": 0.02,
+            "max_backoff": 0.2,
+            "max_retry_after": 5,
+        },
         "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
         "auth": {
             "type": "oauth2_client_credentials",
@@ -124,13 +130,29 @@ def _stored_state(work: Path) -> Any:
         return s.get("api", "items")
 
 
-def delivery_run(work: Path, *, seed: int, rows: int, canary: str, fault_rate: float = 0.35,
-                 limit: int = 20, deadline: float = 180, kinds: tuple[str, ...] = FAULTS) -> HttpStats:
+def delivery_run(
+    work: Path,
+    *,
+    seed: int,
+    rows: int,
+    canary: str,
+    fault_rate: float = 0.35,
+    limit: int = 20,
+    deadline: float = 180,
+    kinds: tuple[str, ...] = FAULTS,
+) -> HttpStats:
     work.mkdir(parents=True, exist_ok=True)
     truth = make_truth(rows, seed=seed, width=60)
     st = HttpStats(f"delivery seed={seed}")
-    with FaultServer(truth.rows, seed=seed, fault_rate=fault_rate, secret=canary, token_prefix=f"{canary}-tok",
-                     token_uses=max(rows // limit // 3, 5), kinds=kinds) as srv:
+    with FaultServer(
+        truth.rows,
+        seed=seed,
+        fault_rate=fault_rate,
+        secret=canary,
+        token_prefix=f"{canary}-tok",
+        token_uses=max(rows // limit // 3, 5),
+        kinds=kinds,
+    ) as srv:
         rc, st.seconds, err = _run(work, _source(srv, "/items", canary, limit), deadline)
         hits = list(srv.hits)
         st.token_requests = srv.tokens_issued
@@ -146,11 +168,11 @@ def delivery_run(work: Path, *, seed: int, rows: int, canary: str, fault_rate: f
     for h in hits:
         if h.path == "/items":
             per_page.setdefault(h.page, []).append(h)
-    for page, hs in per_page.items():
+    for hs in per_page.values():
         hs.sort(key=lambda h: h.t)
         real = [h for h in hs if h.fault or h is hs[-1]]
         st.max_attempts = max(st.max_attempts, len(real))
-        for a, b in zip(hs, hs[1:]):
+        for a, b in itertools.pairwise(hs):
             if a.not_before is not None and b.t < a.not_before:
                 st.early_retries += 1
     if st.max_attempts > MAX_ATTEMPTS:

@@ -140,7 +140,9 @@ def _source_config(work: Path) -> dict[str, Any]:
         "adapter": "sql",
         "url": f"sqlite:///{work / 'src.db'}",
         "batch_size": 250,
-        "streams": [{"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}],
+        "streams": [
+            {"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}
+        ],
     }
 
 
@@ -361,7 +363,9 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
         if (tap_rc, tgt_rc) == (0, 0):
             done = True  # (a crash point not reached: the run finished first)
             break
-        stats.errors.append(f"pipe exited tap={tap_rc} target={tgt_rc} (state before {before}; see {job.log})")
+        stats.errors.append(
+            f"pipe exited tap={tap_rc} target={tgt_rc} (state before {before}; see {job.log})"
+        )
         break
     if not done and not stats.errors:
         stats.errors.append(f"job not done after {stats.runs} runs")

@@ -73,7 +73,7 @@ def read_rows(kind: str, where: Path, stream: str = "items") -> list[dict[str, A
         for f in _visible_files(base, ".parquet"):
             try:
                 rows += pq.read_table(f).to_pylist()
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is a torn file
+            except Exception as exc:
                 raise TornFile(f"{f}: {exc}") from None
     elif kind == "csv":
         import csv
@@ -109,7 +109,9 @@ def check_rows(truth: Truth, rows: list[dict[str, Any]]) -> OracleResult:
     counts = Counter(int(r["id"]) for r in rows)
     lost = sorted(truth.ids - counts.keys())
     extra = len(counts.keys() - truth.ids)
-    changed = sum(1 for r in rows if int(r["id"]) in truth.hashes and row_hash(r) != truth.hashes[int(r["id"])])
+    changed = sum(
+        1 for r in rows if int(r["id"]) in truth.hashes and row_hash(r) != truth.hashes[int(r["id"])]
+    )
     dups = sum(c - 1 for c in counts.values())
     return OracleResult(len(rows), len(lost), dups, changed, extra, lost[:20])
 

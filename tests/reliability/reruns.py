@@ -33,8 +33,14 @@ class RerunResult:
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and self.rows_changed == 0 and self.state_identical and self.pipe_state_identical
-                and self.future_rows == 0 and self.future_state_kept)
+        return (
+            not self.errors
+            and self.rows_changed == 0
+            and self.state_identical
+            and self.pipe_state_identical
+            and self.future_rows == 0
+            and self.future_state_kept
+        )
 
 
 def _digest(rows: list[dict]) -> tuple[int, str]:
@@ -45,7 +51,9 @@ def _digest(rows: list[dict]) -> tuple[int, str]:
 def _raw_state(work: Path) -> str | None:
     con = sqlite3.connect(work / ".dcapix" / "state.db")
     try:
-        row = con.execute("SELECT value FROM dcapix_state WHERE pipeline='copy' AND stream='items'").fetchone()
+        row = con.execute(
+            "SELECT value FROM dcapix_state WHERE pipeline='copy' AND stream='items'"
+        ).fetchone()
     except sqlite3.OperationalError:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         raise AssertionError(f"state table not found (tables: {tables})") from None
@@ -82,12 +90,16 @@ def reruns(work: Path, *, dest: str, load_method: str, rows: int, n: int = 10, s
     given = job.singer_state
     if given is not None:
         tap_rc, tgt_rc = job.run_pipe(None, None)
-        res.pipe_state_identical = (tap_rc, tgt_rc) == (0, 0) and json.dumps(job.singer_state) == json.dumps(given)
+        res.pipe_state_identical = (tap_rc, tgt_rc) == (0, 0) and json.dumps(job.singer_state) == json.dumps(
+            given
+        )
     else:
         res.errors.append("the pipe run printed no state")
     # a future bookmark: nothing read, state kept
     con = sqlite3.connect(work / ".dcapix" / "state.db")
-    future = json.dumps({"replication_key": "updated_at", "replication_key_value": "2999-01-01T00:00:00+00:00"})
+    future = json.dumps(
+        {"replication_key": "updated_at", "replication_key_value": "2999-01-01T00:00:00+00:00"}
+    )
     con.execute("UPDATE dcapix_state SET value=? WHERE pipeline='copy' AND stream='items'", (future,))
     con.commit()
     con.close()

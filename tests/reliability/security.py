@@ -1,4 +1,4 @@
-"""Security checks (cases G1–G3, C3, C9): the secret canary, hostile stream/column names, TLS.
+"""Security checks (cases G1-G3, C3, C9): the secret canary, hostile stream/column names, TLS.
 
 * :func:`scan` — the canary search: every file under the given roots (outputs, logs, state
   databases, temp files) and every captured output, as bytes. Expected count: 0.
@@ -50,7 +50,9 @@ def new_canary() -> str:
 CONFIG_FILES = ("dcapix.yml", "target.json")
 
 
-def scan(canary: str, *roots: Path, texts: tuple[str | bytes, ...] = (), skip: tuple[str, ...] = CONFIG_FILES) -> list[str]:
+def scan(
+    canary: str, *roots: Path, texts: tuple[str | bytes, ...] = (), skip: tuple[str, ...] = CONFIG_FILES
+) -> list[str]:
     """Where ``canary`` occurs: file paths under ``roots`` (but the test's own config files) and
     indexes of ``texts``."""
     needle = canary.encode()
@@ -86,12 +88,60 @@ def _env(tmp: Path | None = None) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------------- G1 names
 HOSTILE_NAMES = [
-    "../../etc/passwd", "../../../../../../../../tmp/dcapix-escape", "/tmp/dcapix-absolute", "a/../../b",
-    "a/b/c", ".", "..", "...", "", " ", "nul\x00byte", "x" * 10_000, "con", "NUL", "aux.txt", "com1",
-    "\u202eevil\u202c", "emoji-😀", "漢字", "new\nline", "tab\tname", "back\\slash", "..\\..\\win",
-    "C:\\Windows\\x", "~", "~root", "$HOME", "${HOME}", "`id`", "$(id)", "a;b", "a|b", "a&b", "a>b", "a<b",
-    "*", "?", "[a]", "{a}", "'quote'", '"dq"', "x\"; DROP TABLE y; --", "select", "-rf", "--help",
-    ".hidden", "trailing.", "trailing ", "%2e%2e%2fetc", "..%2f..%2f", "\t", "😀" * 100, "a" * 255, "a" * 256,
+    "../../etc/passwd",
+    "../../../../../../../../tmp/dcapix-escape",
+    "/tmp/dcapix-absolute",
+    "a/../../b",
+    "a/b/c",
+    ".",
+    "..",
+    "...",
+    "",
+    " ",
+    "nul\x00byte",
+    "x" * 10_000,
+    "con",
+    "NUL",
+    "aux.txt",
+    "com1",
+    "\u202eevil\u202c",
+    "emoji-😀",
+    "漢字",
+    "new\nline",
+    "tab\tname",
+    "back\\slash",
+    "..\\..\\win",
+    "C:\\Windows\\x",
+    "~",
+    "~root",
+    "$HOME",
+    "${HOME}",
+    "`id`",
+    "$(id)",
+    "a;b",
+    "a|b",
+    "a&b",
+    "a>b",
+    "a<b",
+    "*",
+    "?",
+    "[a]",
+    "{a}",
+    "'quote'",
+    '"dq"',
+    'x"; DROP TABLE y; --',
+    "select",
+    "-rf",
+    "--help",
+    ".hidden",
+    "trailing.",
+    "trailing ",
+    "%2e%2e%2fetc",
+    "..%2f..%2f",
+    "\t",
+    "😀" * 100,
+    "a" * 255,
+    "a" * 256,
 ]
 
 
@@ -128,18 +178,33 @@ def _one_name(i: int, name: str, dest: str, base: Path) -> tuple[str, str, list[
         {"type": "STATE", "value": {"n": 1}},
     ]
     data = b"".join(json.dumps(m).encode() + b"\n" for m in lines)
-    proc = subprocess.run([str(BIN / "target-dcapix"), "--config", str(cfg)], input=data, capture_output=True,
-                          cwd=sandbox, env=_env(), timeout=120, check=False)
+    proc = subprocess.run(
+        [str(BIN / "target-dcapix"), "--config", str(cfg)],
+        input=data,
+        capture_output=True,
+        cwd=sandbox,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
     after = _snapshot(sandbox)
-    outside = [p for p in after - before if not (p + os.sep).startswith(str(root) + os.sep) and p != str(root)
-               and not p.endswith(("target.json",))]
+    outside = [
+        p
+        for p in after - before
+        if not (p + os.sep).startswith(str(root) + os.sep)
+        and p != str(root)
+        and not p.endswith(("target.json",))
+    ]
     outside += [f"/tmp/{x}" for x in set(os.listdir("/tmp")) - tmp_before if x.startswith("dcapix-")]
     err = proc.stderr.decode("utf-8", "replace")
     if "Traceback" in err:
         return "bad", f"{name[:40]!r}: traceback", outside
     if proc.returncode == 0:
-        files = [p for p in after - before if p.startswith(str(root)) and Path(p).is_file()
-                 and not Path(p).name.startswith(("_", "."))]
+        files = [
+            p
+            for p in after - before
+            if p.startswith(str(root)) and Path(p).is_file() and not Path(p).name.startswith(("_", "."))
+        ]
         if not files:
             return "bad", f"{name[:40]!r}: exit 0 but no data file", outside
         return "loaded", "", outside
@@ -149,8 +214,12 @@ def _one_name(i: int, name: str, dest: str, base: Path) -> tuple[str, str, list[
     return "refused", lines_err[0][:160], outside
 
 
-def hostile_names(base: Path, names: list[str] | None = None, dests: tuple[str, ...] = ("jsonl", "csv", "parquet"),
-                  workers: int = 2) -> NamesResult:
+def hostile_names(
+    base: Path,
+    names: list[str] | None = None,
+    dests: tuple[str, ...] = ("jsonl", "csv", "parquet"),
+    workers: int = 2,
+) -> NamesResult:
     names = HOSTILE_NAMES if names is None else names
     jobs = [(i, n, d) for i, (n, d) in enumerate((n, d) for n in names for d in dests)]
     res = NamesResult(names=len(jobs))
@@ -167,8 +236,23 @@ def hostile_names(base: Path, names: list[str] | None = None, dests: tuple[str, 
 
 
 # ----------------------------------------------------------------------------------- G2 SQL
-_HOSTILE_SQL_NAMES = ['x"; DROP TABLE y; --', "select", "order", "a`b", "a]b", "new\nline", "semi;colon",
-                      "Robert'); DROP TABLE y;--", '""', "quote\"inside", "%s", "$1", "\\", "a b", "UPPER"]
+_HOSTILE_SQL_NAMES = [
+    'x"; DROP TABLE y; --',
+    "select",
+    "order",
+    "a`b",
+    "a]b",
+    "new\nline",
+    "semi;colon",
+    "Robert'); DROP TABLE y;--",
+    '""',
+    'quote"inside',
+    "%s",
+    "$1",
+    "\\",
+    "a b",
+    "UPPER",
+]
 #: the adapter's own staging tables (temporary, in pg_temp) are the only tables it drops
 _EXPECTED_DROP = re.compile(r'^DROP TABLE IF EXISTS pg_temp\s*\.\s*"_dcapix_[A-Za-z0-9_]*"\s*;?$', re.I)
 _UNINTENDED = re.compile(r"\b(DROP|DELETE|TRUNCATE|GRANT|REVOKE|COPY\s+\S+\s+TO|ALTER\s+ROLE)\b", re.I)
@@ -226,7 +310,7 @@ def pg_hostile(base: Path) -> SqlResult:
     db = f"dcapix_rel_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return SqlResult(False, f"PostgreSQL not reachable: {exc}")
     base.mkdir(parents=True, exist_ok=True)
     with admin:
@@ -237,25 +321,47 @@ def pg_hostile(base: Path) -> SqlResult:
             c.execute("CREATE TABLE y (id int)")
             c.execute("INSERT INTO y VALUES (42)")
         log_start = PG_LOG.stat().st_size
-        dest = {"adapter": "sql", "url": url + "?options=-clog_statement%3Dall", "schema": "public",
-                "load_method": "upsert"}
+        dest = {
+            "adapter": "sql",
+            "url": url + "?options=-clog_statement%3Dall",
+            "schema": "public",
+            "load_method": "upsert",
+        }
         cfg = base / "target.json"
         cfg.write_text(json.dumps(dest))
         lines: list[dict[str, Any]] = []
-        values = ["'); DROP TABLE y; --", "\"; DROP TABLE y; --", "$$; DROP TABLE y; $$", "\\'; DROP TABLE y; --"]
+        values = [
+            "'); DROP TABLE y; --",
+            '"; DROP TABLE y; --',
+            "$$; DROP TABLE y; $$",
+            "\\'; DROP TABLE y; --",
+        ]
         for k, name in enumerate(_HOSTILE_SQL_NAMES):
             stream = f"s{k}_{name}"
             props = {"id": {"type": "integer"}, name: {"type": ["string", "null"]}}
-            lines.append({"type": "SCHEMA", "stream": stream, "schema": {"type": "object", "properties": props},
-                          "key_properties": ["id"]})
+            lines.append(
+                {
+                    "type": "SCHEMA",
+                    "stream": stream,
+                    "schema": {"type": "object", "properties": props},
+                    "key_properties": ["id"],
+                }
+            )
             for j, v in enumerate(values):
                 lines.append({"type": "RECORD", "stream": stream, "record": {"id": j, name: v}})
             res.streams += 1
             res.columns += 1
         lines.append({"type": "STATE", "value": {"n": 1}})
         data = b"".join(json.dumps(m).encode() + b"\n" for m in lines)
-        proc = subprocess.run([str(BIN / "target-dcapix"), "--config", str(cfg)], input=data, capture_output=True,
-                              cwd=base, env=_env(), timeout=300, check=False)
+        proc = subprocess.run(
+            [str(BIN / "target-dcapix"), "--config", str(cfg)],
+            input=data,
+            capture_output=True,
+            cwd=base,
+            env=_env(),
+            timeout=300,
+            check=False,
+        )
         (base / "stderr.txt").write_bytes(proc.stderr)
         err = proc.stderr.decode("utf-8", "replace")
         if "Traceback" in err:
@@ -268,14 +374,24 @@ def pg_hostile(base: Path) -> SqlResult:
         with psycopg.connect(url, autocommit=True) as c:
             res.canary_table_ok = c.execute("SELECT count(*) FROM y WHERE id = 42").fetchone() == (1,)
             if proc.returncode == 0:
-                tables = [r[0] for r in c.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema='public' AND table_name<>'y'")]
+                tables = [
+                    r[0]
+                    for r in c.execute(
+                        "SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema='public' AND table_name<>'y'"
+                    )
+                ]
                 got = set()
                 for t in tables:
                     qt = '"' + t.replace('"', '""') + '"'
-                    cols = [r[0] for r in c.execute(
-                        "SELECT column_name FROM information_schema.columns WHERE table_name=%s AND column_name<>'id'",
-                        (t,))]
+                    cols = [
+                        r[0]
+                        for r in c.execute(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_name=%s AND column_name<>'id'",
+                            (t,),
+                        )
+                    ]
                     for col in cols:
                         qc = '"' + col.replace('"', '""') + '"'
                         got |= {r[0] for r in c.execute(f"SELECT {qc} FROM {qt}")}
@@ -333,8 +449,14 @@ class SecretCase:
 
 
 def _dcapix(work: Path, args: list[str], tmp: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "dc_api_x.cli", *args], cwd=work, env=_env(tmp),
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "dc_api_x.cli", *args],
+        cwd=work,
+        env=_env(tmp),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def secret_paths(base: Path, canary: str) -> list[SecretCase]:
@@ -358,53 +480,133 @@ def secret_paths(base: Path, canary: str) -> list[SecretCase]:
         err = proc.stderr.decode("utf-8", "replace")
         errs = [ln for ln in err.splitlines() if ln.startswith("dcapix: error")]
         ok_lines = (len(errs) == 1) if expect_fail else proc.returncode == 0
-        out.append(SecretCase(name, proc.returncode, hits, ok_lines and "Traceback" not in err,
-                              (errs[0] if errs else err.strip().splitlines()[-1] if err.strip() else "")[:200]))
+        out.append(
+            SecretCase(
+                name,
+                proc.returncode,
+                hits,
+                ok_lines and "Traceback" not in err,
+                (errs[0] if errs else err.strip().splitlines()[-1] if err.strip() else "")[:200],
+            )
+        )
 
     jsonl = {"adapter": "jsonl", "path": "out"}
-    with FaultServer(truth.rows, seed=1, fault_rate=0.0, secret=canary, token_prefix=f"{canary}-tok",
-                     token_uses=2) as srv:
-        http = {"adapter": "http", "base_url": srv.url, "retries": {"backoff_factor": 0.01},
-                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
-                "streams": [{"name": "items", "path": "/items", "records_path": "records", "primary_keys": ["id"],
-                             "params": {"limit": 5}}]}
+    with FaultServer(
+        truth.rows, seed=1, fault_rate=0.0, secret=canary, token_prefix=f"{canary}-tok", token_uses=2
+    ) as srv:
+        http = {
+            "adapter": "http",
+            "base_url": srv.url,
+            "retries": {"backoff_factor": 0.01},
+            "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
+            "streams": [
+                {
+                    "name": "items",
+                    "path": "/items",
+                    "records_path": "records",
+                    "primary_keys": ["id"],
+                    "params": {"limit": 5},
+                }
+            ],
+        }
         oauth = {"type": "oauth2_client_credentials", "token_url": f"{srv.url}/token", "client_id": "c"}
-        case("oauth wrong secret", {"source": {**http, "auth": {**oauth, "client_secret": canary + "x"}},
-                                    "destination": jsonl}, ["run", "p", "--no-progress"])
-        case("401 echoing the token", {"source": {**http, "auth": {"type": "bearer", "token": canary}},
-                                       "destination": jsonl}, ["run", "p", "--no-progress"])
-        case("token expiry with echo", {"source": {**http, "auth": {**oauth, "client_secret": canary}},
-                                        "destination": jsonl}, ["run", "p", "--no-progress"], expect_fail=False)
-        case("debug logging", {"source": {**http, "auth": {**oauth, "client_secret": canary}},
-                               "destination": jsonl}, ["-v", "run", "p", "--no-progress"],
-             expect_fail=False)
-        case("dry-run plan", {"source": {**http, "auth": {**oauth, "client_secret": canary}},
-                              "destination": jsonl}, ["run", "p", "--dry-run"], expect_fail=False)
-        case("via-singer temp configs", {"source": {**http, "auth": {**oauth, "client_secret": canary}},
-                                         "destination": jsonl}, ["run", "p", "--no-progress", "--via-singer"],
-             expect_fail=False)
+        case(
+            "oauth wrong secret",
+            {"source": {**http, "auth": {**oauth, "client_secret": canary + "x"}}, "destination": jsonl},
+            ["run", "p", "--no-progress"],
+        )
+        case(
+            "401 echoing the token",
+            {"source": {**http, "auth": {"type": "bearer", "token": canary}}, "destination": jsonl},
+            ["run", "p", "--no-progress"],
+        )
+        case(
+            "token expiry with echo",
+            {"source": {**http, "auth": {**oauth, "client_secret": canary}}, "destination": jsonl},
+            ["run", "p", "--no-progress"],
+            expect_fail=False,
+        )
+        case(
+            "debug logging",
+            {"source": {**http, "auth": {**oauth, "client_secret": canary}}, "destination": jsonl},
+            ["-v", "run", "p", "--no-progress"],
+            expect_fail=False,
+        )
+        case(
+            "dry-run plan",
+            {"source": {**http, "auth": {**oauth, "client_secret": canary}}, "destination": jsonl},
+            ["run", "p", "--dry-run"],
+            expect_fail=False,
+        )
+        case(
+            "via-singer temp configs",
+            {"source": {**http, "auth": {**oauth, "client_secret": canary}}, "destination": jsonl},
+            ["run", "p", "--no-progress", "--via-singer"],
+            expect_fail=False,
+        )
     from tests.reliability.truth import write_source
 
     base.mkdir(parents=True, exist_ok=True)
     write_source(base / "src.db", truth)
     src = {"adapter": "sql", "url": f"sqlite:///{base / 'src.db'}"}
-    case("pg password, refused connection", {"source": src, "destination": {
-        "adapter": "sql", "url": f"postgresql://postgres:{canary}@127.0.0.1:1/x"}}, ["run", "p", "--no-progress"])
-    case("pg wrong password", {"source": src, "destination": {
-        "adapter": "sql", "url": f"postgresql://postgres:{canary}@127.0.0.1:5432/postgres"}},
-        ["run", "p", "--no-progress"])
-    case("password in URL query", {"source": src, "destination": {
-        "adapter": "sql", "url": f"postgresql://127.0.0.1:1/x?user=postgres&password={canary}"}},
-        ["run", "p", "--no-progress"])
+    case(
+        "pg password, refused connection",
+        {
+            "source": src,
+            "destination": {"adapter": "sql", "url": f"postgresql://postgres:{canary}@127.0.0.1:1/x"},
+        },
+        ["run", "p", "--no-progress"],
+    )
+    case(
+        "pg wrong password",
+        {
+            "source": src,
+            "destination": {
+                "adapter": "sql",
+                "url": f"postgresql://postgres:{canary}@127.0.0.1:5432/postgres",
+            },
+        },
+        ["run", "p", "--no-progress"],
+    )
+    case(
+        "password in URL query",
+        {
+            "source": src,
+            "destination": {
+                "adapter": "sql",
+                "url": f"postgresql://127.0.0.1:1/x?user=postgres&password={canary}",
+            },
+        },
+        ["run", "p", "--no-progress"],
+    )
     return out
 
 
 # ----------------------------------------------------------------------------------- C9 TLS
 def _self_signed(d: Path) -> tuple[Path, Path]:
     key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, cert
 
 
@@ -425,7 +627,7 @@ def tls_checks(base: Path) -> TlsResult:
         def log_message(self, *a: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = json.dumps([{"id": 1}, {"id": 2}]).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
@@ -445,12 +647,23 @@ def tls_checks(base: Path) -> TlsResult:
             work = base / mode
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            source: dict[str, Any] = {"adapter": "http", "base_url": url, "retries": 1,
-                                      "streams": [{"name": "items", "path": "/items", "primary_keys": ["id"]}]}
+            source: dict[str, Any] = {
+                "adapter": "http",
+                "base_url": url,
+                "retries": 1,
+                "streams": [{"name": "items", "path": "/items", "primary_keys": ["id"]}],
+            }
             if verify is not None:
                 source["verify"] = verify
-            (work / "dcapix.yml").write_text(yaml.safe_dump(
-                {"pipelines": {"p": {"source": source, "destination": {"adapter": "jsonl", "path": "out"}}}}))
+            (work / "dcapix.yml").write_text(
+                yaml.safe_dump(
+                    {
+                        "pipelines": {
+                            "p": {"source": source, "destination": {"adapter": "jsonl", "path": "out"}}
+                        }
+                    }
+                )
+            )
             proc = _dcapix(work, ["run", "p", "--no-progress"], work)
             err = proc.stderr.decode("utf-8", "replace")
             if mode == "default":
