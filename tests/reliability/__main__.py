@@ -45,7 +45,7 @@ class Size:
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
-FULL = Size("full", 2, 5, 2000, None, 24, 2000, None, None, ("jsonl", "csv", "parquet"), 10, True, 200, 75)
+FULL = Size("full", 2, 5, 2000, None, 24, 2000, None, None, ("jsonl", "csv", "parquet"), 10, True, 250, 90)
 
 
 def _pool(fn: Any, items: list[Any], workers: int) -> list[Any]:

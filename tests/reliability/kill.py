@@ -334,12 +334,14 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
     write_source(work / "src.db", truth)
     stats = KillStats(sc, seed)
     job = _Job(sc, work, truth, rng, stats)
-    batches = max(rows // 250, 2)
     done = False
     while stats.runs < max_runs:
         crash_left = stats.kills < kills
         if sc.mode == "runner":
-            hit = rng.randint(1, batches if sc.point == "runner.batch_written" else max(rows // 500, 1))
+            # a hit the remaining rows reach (a resumed run reads only what is after the state)
+            left = rows - len(truth.ids_up_to(job.runner_state() or "")) if job.runner_state() else rows
+            per = 250 if sc.point == "runner.batch_written" else 500
+            hit = rng.randint(1, max(left // per, 1))
             rc = job.run_runner(f"{sc.point}:{hit}" if crash_left else None)
             if rc == -signal.SIGKILL:
                 job.note_kill(job.runner_state())
