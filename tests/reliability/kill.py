@@ -1,5 +1,5 @@
-"""The kill harness: seeded ``SIGKILL`` of the runner, the tap, the target, the state write and the
-file write, then reruns from the last stored/emitted state until the job completes; the oracles
+"""The kill harness: seeded ``SIGKILL`` of the runner, the scheduler, the tap, the target, the state
+write and the file write, then reruns from the last stored/emitted state until the job completes; the oracles
 check every kill and the final result.
 
 Two ways to run a job:
@@ -9,6 +9,9 @@ Two ways to run a job:
   hit count: a random batch (``runner.batch_written``), between flush and state
   (``runner.after_flush_before_state``), inside the state transaction (``state.write``), mid file
   (``files.chunk_written``) and before a part's rename (``files.before_rename``).
+* ``scheduler``: ``dcapix schedule run --once --now copy`` (the run is its child process); the
+  harness sends ``SIGKILL`` to the scheduler a seeded delay after the child started, checks that no
+  process of the trial survives it by 5 s (``PR_SET_PDEATHSIG``), then reruns.
 * ``pipe``: ``tap-dcapix | target-dcapix``, the harness being the pipe: it forwards the tap's bytes
   to the target, counts RECORD lines and sends ``SIGKILL`` to the tap or to the target at a seeded
   record; crash points inside the target (``target.before_state``, ``files.*``) too. The state for
@@ -52,9 +55,9 @@ RUNNER_CHILD = (
 
 @dataclass(frozen=True)
 class Scenario:
-    mode: str  # runner | pipe
-    victim: str  # runner | tap | target (which process dies)
-    point: str  # a crash point name, or "record" (harness kill at a seeded record)
+    mode: str  # runner | pipe | scheduler
+    victim: str  # runner | tap | target | scheduler (which process dies)
+    point: str  # a crash point name, "record" (harness kill at a seeded record), "time" (seeded delay)
     dest: str  # jsonl | parquet | csv | sqlite | lossy_jsonl
     load_method: str = "append"
 
@@ -90,6 +93,8 @@ def scenarios() -> list[Scenario]:
         Scenario("pipe", "target", "record", "sqlite", "upsert"),
         Scenario("pipe", "target", "target.before_state", "jsonl"),
         Scenario("pipe", "target", "files.before_rename", "parquet"),
+        Scenario("scheduler", "scheduler", "time", "sqlite", "upsert"),
+        Scenario("scheduler", "scheduler", "time", "jsonl"),
     ]
 
 
@@ -229,6 +234,67 @@ class _Job:
         self.stats.runs += 1
         return proc.returncode
 
+    # -- scheduler mode ---------------------------------------------------------------------------
+    def _write_config(self, schedule: bool = False) -> None:
+        pipe: dict[str, Any] = {
+            "source": _source_config(self.work),
+            "destination": self.dest_cfg,
+            "checkpoint_rows": 500,
+        }
+        if schedule:
+            pipe["schedule"] = "0 0 1 1 *"
+        (self.work / "dcapix.yml").write_text(yaml.safe_dump({"pipelines": {"copy": pipe}}, sort_keys=False))
+
+    def _alive_in_work(self, exclude: int) -> list[int]:
+        """Pids of live processes whose working directory is this trial's (orphans after a kill)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == exclude:
+                continue
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == str(self.work):
+                    with open(f"/proc/{entry}/stat") as fh:
+                        if fh.read().split(") ", 1)[1].startswith("Z"):
+                            continue  # a zombie waiting for its reaper is not running
+                    pids.append(int(entry))
+            except OSError:
+                continue
+        return pids
+
+    def run_scheduler(self, kill_after: float | None, timeout: float = 300) -> int:
+        """``dcapix schedule run --once --now copy``; SIGKILL the scheduler ``kill_after`` seconds after
+        its child run started. Returns the scheduler's exit code; orphans are reported as errors."""
+        self._write_config(schedule=True)
+        argv = [sys.executable, "-m", "dc_api_x.cli", "schedule", "run", "--once", "--now", "copy"]
+        with self.log.open("ab") as log:
+            log.write(f"--- scheduler kill_after={kill_after}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(argv, cwd=self.work, env=_env(None), stdout=log, stderr=log)
+            deadline = time.monotonic() + timeout
+            started: float | None = None
+            while proc.poll() is None and time.monotonic() < deadline:
+                if kill_after is not None:
+                    if started is None and self._alive_in_work(proc.pid):
+                        started = time.monotonic()
+                    if started is not None and time.monotonic() - started >= kill_after:
+                        proc.send_signal(signal.SIGKILL)
+                        break
+                time.sleep(0.01)
+            rc = proc.wait(timeout=60)
+        self.stats.runs += 1
+        if rc == -signal.SIGKILL:
+            end = time.monotonic() + 5
+            while self._alive_in_work(-1) and time.monotonic() < end:
+                time.sleep(0.05)
+            orphans = self._alive_in_work(-1)
+            if orphans:
+                self.stats.errors.append(
+                    f"{len(orphans)} orphan process(es) 5 s after the scheduler's SIGKILL"
+                )
+                for pid in orphans:
+                    os.kill(pid, signal.SIGKILL)
+        return rc
+
     # -- pipe mode --------------------------------------------------------------------------------
     def run_pipe(self, kill_at: int | None, crash: str | None, timeout: float = 300) -> tuple[int, int]:
         """One ``tap | target`` run through the harness pipe. Returns (tap rc, target rc)."""
@@ -337,6 +403,18 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
     done = False
     while stats.runs < max_runs:
         crash_left = stats.kills < kills
+        if sc.mode == "scheduler":
+            rc = job.run_scheduler(rng.uniform(0.5, 3.5) if crash_left else None)
+            if rc == -signal.SIGKILL:
+                job.note_kill(job.runner_state())
+                continue
+            if rc != 0:
+                stats.errors.append(f"scheduler exited {rc} (see {job.log})")
+                break
+            if crash_left and stats.runs < max_runs // 2:
+                continue  # finished before the kill: with state stored, the next one is an empty run
+            done = True
+            break
         if sc.mode == "runner":
             # a hit the remaining rows reach (a resumed run reads only what is after the state)
             left = rows - len(truth.ids_up_to(job.runner_state() or "")) if job.runner_state() else rows

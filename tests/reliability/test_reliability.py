@@ -119,6 +119,19 @@ def test_target_killed_at_a_seeded_record_then_rerun_loses_nothing(tmp_path: Pat
     assert st.ok, (st.errors, st.lost, st.dups)
 
 
+@pytest.mark.slow
+def test_scheduler_killed_leaves_no_orphan_and_the_rerun_loses_nothing(tmp_path: Path) -> None:
+    st = kill.run_trial(
+        kill.Scenario("scheduler", "scheduler", "time", "sqlite", "upsert"),
+        tmp_path,
+        seed=14,
+        rows=1500,
+        kills=1,
+    )
+    assert st.kills == 1, st.errors
+    assert st.ok, (st.errors, st.lost, st.dups)  # an orphan run is an error
+
+
 @pytest.mark.xfail(strict=False, reason="known: .part tmp files survive a SIGKILL (runner-resume fixes it)")
 def test_file_write_killed_before_rename_leaves_no_temp_file_after_the_rerun(tmp_path: Path) -> None:
     st = kill.run_trial(
