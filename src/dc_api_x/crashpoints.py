@@ -26,8 +26,8 @@ __all__ = ["ENV", "crash_point"]
 
 ENV = "DCAPIX_CRASH_POINT"
 
-_UNSET = object()
-_spec: object = _UNSET  # (name, remaining hits) or None
+_loaded = False
+_spec: tuple[str, int] | None = None  # (point name, hit that kills)
 _hits = 0
 
 
@@ -45,17 +45,12 @@ def _load() -> tuple[str, int] | None:
 
 def crash_point(name: str) -> None:
     """``SIGKILL`` this process when ``DCAPIX_CRASH_POINT`` names this point and its hit count is due."""
-    global _spec, _hits
+    global _loaded, _spec, _hits
+    if not _loaded:
+        _spec, _loaded = _load(), True
     spec = _spec
-    if spec is None:
-        return
-    if spec is _UNSET:
-        spec = _spec = _load()
-        if spec is None:
-            return
-    point, count = spec  # type: ignore[misc]
-    if point != name:
+    if spec is None or spec[0] != name:
         return
     _hits += 1
-    if _hits >= count:
+    if _hits >= spec[1]:
         os.kill(os.getpid(), signal.SIGKILL)
