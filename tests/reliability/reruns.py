@@ -110,3 +110,25 @@ def reruns(work: Path, *, dest: str, load_method: str, rows: int, n: int = 10, s
     res.future_rows = after[0] - before[0] if after != before else 0
     res.future_state_kept = _raw_state(work) == future
     return res
+
+
+def corrupt_state(work: Path, *, rows: int, seed: int = 0) -> tuple[int, str, int, int]:
+    """Case B10: a finished job whose stored state is then truncated JSON. Returns (exit code, the
+    error lines, rows before, rows after): the run must refuse in one line and reload nothing."""
+    work.mkdir(parents=True, exist_ok=True)
+    truth = make_truth(rows, seed=seed)
+    write_source(work / "src.db", truth)
+    sc = Scenario("runner", "runner", "none", "jsonl")
+    job = _Job(sc, work, truth, None, KillStats(sc, seed))  # type: ignore[arg-type]
+    if job.run_runner(None) != 0:
+        raise AssertionError(f"first run failed (see {job.log})")
+    before = len(read_rows(job.kind, job.where))
+    con = sqlite3.connect(work / ".dcapix" / "state.db")
+    con.execute("UPDATE dcapix_state SET value='{\"replication_key\": \"upd' WHERE pipeline='copy'")
+    con.commit()
+    con.close()
+    start = job.log.stat().st_size
+    rc = job.run_runner(None)
+    out = job.log.read_bytes()[start:].decode(errors="replace")
+    errors = "\n".join(ln for ln in out.splitlines() if ln.startswith("dcapix: error") or "Traceback" in ln)
+    return rc, errors, before, len(read_rows(job.kind, job.where))

@@ -145,6 +145,15 @@ def test_file_write_killed_before_rename_leaves_no_temp_file_after_the_rerun(tmp
     assert not st.leftovers
 
 
+def test_corrupt_stored_state_is_refused_in_one_line_without_a_silent_full_reload(tmp_path: Path) -> None:
+    from tests.reliability.reruns import corrupt_state
+
+    rc, errors, before, after = corrupt_state(tmp_path, rows=600)
+    assert rc != 0
+    assert len(errors.splitlines()) == 1 and "state" in errors and "Traceback" not in errors, errors
+    assert after == before == 600  # nothing reloaded
+
+
 def test_state_write_loop_killed_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     st = writekill.state_kills(tmp_path, 4, seed=1)
     assert st.kills == 4 and st.ok, st
