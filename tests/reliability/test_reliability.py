@@ -154,6 +154,37 @@ def test_corrupt_stored_state_is_refused_in_one_line_without_a_silent_full_reloa
     assert after == before == 600  # nothing reloaded
 
 
+def test_file_too_large_is_one_line_with_no_state_and_no_partial_file(tmp_path: Path) -> None:
+    """Case A10: the target's file size limit (RLIMIT_FSIZE) is hit mid-load."""
+    import json
+    import resource
+
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "p": {"type": "string"}}}
+    lines = [{"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]}]
+    for i in range(3000):
+        lines.append({"type": "RECORD", "stream": "s", "record": {"id": i, "p": "x" * 1000}})
+    lines.append({"type": "STATE", "value": {"n": 1}})
+    (tmp_path / "t.json").write_text(json.dumps({"adapter": "jsonl", "path": str(tmp_path / "out")}))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "target-dcapix"), "--config", str(tmp_path / "t.json")],
+        input=b"".join(json.dumps(m).encode() + b"\n" for m in lines),
+        capture_output=True,
+        preexec_fn=limit,  # a resource limit of the child only
+        timeout=120,
+        check=False,
+    )
+    errors = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("target-dcapix: error")]
+    assert proc.returncode != 0 and proc.stdout == b""  # no STATE
+    assert len(errors) == 1 and "stream 's'" in errors[0] and "File too large" in errors[0], errors
+    assert [
+        p.name for p in (tmp_path / "out").rglob("*") if p.is_file()
+    ] == []  # nothing partial, nothing left
+
+
 def test_state_write_loop_killed_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     st = writekill.state_kills(tmp_path, 4, seed=1)
     assert st.kills == 4 and st.ok, st
