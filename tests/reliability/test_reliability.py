@@ -312,3 +312,80 @@ def test_hostile_sql_names_and_values_run_no_unintended_statement(tmp_path: Path
         pytest.skip(f"PostgreSQL statement log not usable: {res.reason}")
     assert res.statements > 0 and res.unintended == [], res.unintended[:3]
     assert res.canary_table_ok and res.values_exact and not res.errors, res.errors
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_database_connection_killed_mid_load_fails_in_one_line_without_state_and_rerun_is_exact(
+    tmp_path: Path, pg_url: str, pg_schema: str
+) -> None:
+    """Case A9: ``pg_terminate_backend`` of the target's sessions between two committed batches."""
+    import json
+
+    import psycopg
+
+    app = f"dcapix_rel_{os.getpid()}"
+    url = f"{pg_url}?application_name={app}"
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    cfg = tmp_path / "t.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "adapter": "sql",
+                "url": url,
+                "schema": pg_schema,
+                "load_method": "upsert",
+                "batch_size_rows": 100,
+            }
+        )
+    )
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "v": {"type": "string"}}}
+
+    def msgs(ids: range, n: int, with_schema: bool = True) -> bytes:
+        head = {"type": "SCHEMA", "stream": "items", "schema": schema, "key_properties": ["id"]}
+        lines = [head] if with_schema else []
+        lines += [{"type": "RECORD", "stream": "items", "record": {"id": i, "v": f"v{i}"}} for i in ids]
+        lines.append({"type": "STATE", "value": {"n": n}})
+        return b"".join(json.dumps(m).encode() + b"\n" for m in lines)
+
+    target = str(Path(sys.executable).parent / "target-dcapix")
+    proc = subprocess.Popen(
+        [target, "--config", str(cfg)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    proc.stdin.write(msgs(range(1, 201), 1))
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline()) == {"n": 1}  # 200 rows committed
+    with psycopg.connect(plain, autocommit=True) as c:
+        killed = c.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            (app,),
+        ).fetchone()[0]
+    assert killed >= 1
+    try:
+        proc.stdin.write(msgs(range(201, 401), 2, with_schema=False))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    rc = proc.wait(timeout=120)
+    errors = [ln for ln in err.splitlines() if ln.startswith("target-dcapix: error")]
+    if rc == 0:  # reconnected and loaded: then the state printed must cover committed rows
+        assert json.loads(out.splitlines()[-1]) == {"n": 2}
+    else:
+        assert "Traceback" not in err and len(errors) == 1 and "items" in errors[0], err[-1500:]
+        assert '"n":2' not in out.replace(" ", "")  # no state past the lost connection
+    # the rerun from the last printed state (n=1) sends rows 201..400 again
+    rerun = subprocess.run(
+        [target, "--config", str(cfg)],
+        input=msgs(range(201, 401), 2),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr.decode()[-1500:]
+    with psycopg.connect(plain, autocommit=True) as c:
+        count, distinct = c.execute(
+            f'SELECT count(*), count(DISTINCT id) FROM "{pg_schema}".items'
+        ).fetchone()
+    assert (count, distinct) == (400, 400)
