@@ -301,7 +301,8 @@ class _Job:
         n = self.stats.runs
         tap_cfg, tgt_cfg = self.work / f"tap-{n}.json", self.work / f"target-{n}.json"
         tap_cfg.write_text(json.dumps(_source_config(self.work)))
-        tgt_cfg.write_text(json.dumps(self.dest_cfg))
+        # small target batches: a STATE after every 500 records, so kills land between states
+        tgt_cfg.write_text(json.dumps({**self.dest_cfg, "batch_size_rows": 500}))
         tap_cmd = [str(BIN / "tap-dcapix"), "--config", str(tap_cfg)]
         if self.singer_state is not None:
             sp = self.work / f"state-{n}.json"
@@ -401,6 +402,7 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
     stats = KillStats(sc, seed)
     job = _Job(sc, work, truth, rng, stats)
     done = False
+    misses = 0
     while stats.runs < max_runs:
         crash_left = stats.kills < kills
         if sc.mode == "scheduler":
@@ -435,6 +437,9 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
             tap_rc, tgt_rc = job.run_pipe(rng.randint(1, rows), None)
         elif crash_left:
             tap_rc, tgt_rc = job.run_pipe(None, f"{sc.point}:{rng.randint(1, max(rows // 1000, 1))}")
+            if (tap_rc, tgt_rc) == (0, 0) and misses < 2:
+                misses += 1
+                continue  # the point was not reached (fewer states than drawn): draw again
         else:
             tap_rc, tgt_rc = job.run_pipe(None, None)
         if -signal.SIGKILL in (tap_rc, tgt_rc):
