@@ -195,7 +195,13 @@ def _one_name(i: int, name: str, dest: str, base: Path) -> tuple[str, str, list[
         and p != str(root)
         and not p.endswith(("target.json",))
     ]
-    outside += [f"/tmp/{x}" for x in set(os.listdir("/tmp")) - tmp_before if x.startswith("dcapix-")]
+    # the corpus' absolute / deep names aim at /tmp/dcapix-escape and /tmp/dcapix-absolute (other
+    # processes on the machine create their own /tmp/dcapix-* entries: only these two count)
+    outside += [
+        f"/tmp/{x}"
+        for x in set(os.listdir("/tmp")) - tmp_before
+        if x.startswith(("dcapix-escape", "dcapix-absolute"))
+    ]
     err = proc.stderr.decode("utf-8", "replace")
     if "Traceback" in err:
         return "bad", f"{name[:40]!r}: traceback", outside
