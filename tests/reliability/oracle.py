@@ -42,7 +42,9 @@ def read_rows(kind: str, where: Path, stream: str = "items") -> list[dict[str, A
     if kind == "sqlite":
         if not where.exists():
             return []
-        con = sqlite3.connect(f"file:{where}?mode=ro", uri=True)
+        # read-write: after a SIGKILL mid-transaction the hot journal must be rolled back first (what
+        # any next connection does); a read-only connection cannot and fails
+        con = sqlite3.connect(f"file:{where}?mode=rw", uri=True, timeout=30)
         try:
             con.row_factory = sqlite3.Row
             try:
