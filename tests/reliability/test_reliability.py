@@ -132,7 +132,6 @@ def test_scheduler_killed_leaves_no_orphan_and_the_rerun_loses_nothing(tmp_path:
     assert st.ok, (st.errors, st.lost, st.dups)  # an orphan run is an error
 
 
-@pytest.mark.xfail(strict=False, reason="known: .part tmp files survive a SIGKILL (runner-resume fixes it)")
 def test_file_write_killed_before_rename_leaves_no_temp_file_after_the_rerun(tmp_path: Path) -> None:
     st = kill.run_trial(
         kill.Scenario("runner", "runner", "files.before_rename", "jsonl"),
