@@ -17,6 +17,7 @@ shown by ``repr``. This module imports httpx only when an OAuth2 token is first 
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections.abc import Generator
@@ -27,6 +28,8 @@ from pydantic import Field, SecretStr, field_validator
 from .exceptions import AuthError
 from .ext.auth import AuthOptions, AuthProvider
 from .logs import redact, redact_url, register_secret
+
+log = logging.getLogger("dc_api_x.auth")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .plugins import Registry
@@ -208,6 +211,11 @@ class OAuth2ClientCredentials(AuthProvider):
 
         opts = self.options
         if self._client is None:
+            if opts.verify is False:
+                log.warning(
+                    "%s: TLS certificate verification is OFF (verify: false)",
+                    f"auth provider {self.name!r}: {redact_url(opts.token_url)}",
+                )
             self._client = httpx.Client(timeout=opts.timeout, verify=opts.verify)
         form: dict[str, str] = {"grant_type": "client_credentials", **opts.extra_params}
         if opts.scopes:

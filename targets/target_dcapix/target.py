@@ -32,6 +32,7 @@ import orjson
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
+from dc_api_x.crashpoints import crash_point
 from dc_api_x.exceptions import ConfigError, DcApiXError, SchemaError
 from dc_api_x.meltano import TARGET_CAPABILITIES, sdk_capabilities
 from dc_api_x.singer_settings import SettingsSchema
@@ -512,6 +513,7 @@ class TargetDcApiX(Target):
         if line == self._last_emitted:
             return
         self._last_emitted = line
+        crash_point("target.before_state")
         self.logger.debug("Emitting completed target state %s", line.decode())
         out = sys.stdout
         out.write(line.decode() + "\n")

@@ -136,6 +136,11 @@ class HttpAdapter(ProtocolAdapter):
     def _make_client(self) -> httpx.Client:
         if self._closed:
             raise self.error("the adapter is closed")
+        if self.options.verify is False:
+            log.warning(
+                "adapter 'http': TLS certificate verification is OFF (verify: false) for %s",
+                redact(self.options.base_url) or "every URL",
+            )
         return httpx.Client(**client_kwargs(self.options))
 
     def async_session(self) -> Any:

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..crashpoints import crash_point
 from ..exceptions import ConfigError, DcApiXError, UnknownPluginError
 from ..logs import MASK, is_secret_key, logfire_span, redact, redact_mapping
 from ..prefetch import Prefetcher
@@ -449,6 +450,7 @@ class Runner:
                 return
             dest.flush(dspec)
             committed = m.rows
+            crash_point("runner.after_flush_before_state")
             self._save(spec.name, pending)
             m.bookmark, pending = pending, None
             m.checkpoints += 1
@@ -481,6 +483,8 @@ class Runner:
                 result = dest.write(dspec, batch) if n else None
                 if n and effective != "overwrite" and getattr(result, "committed", False) is True:
                     committed += n  # e.g. file_per_batch: durable on return
+                if n:
+                    crash_point("runner.batch_written")
                 m.write_seconds += time.perf_counter() - t0
                 m.rows += n
                 m.bytes = (m.bytes or 0) + _batch_bytes(batch)

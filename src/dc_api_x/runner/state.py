@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..crashpoints import crash_point
 from ..exceptions import StateError
 from ..logs import redact_url
 from ..values import json_default
@@ -303,6 +304,7 @@ class SQLiteStateStore(StateStore):
                 "value = excluded.value, updated_at = excluded.updated_at, run_id = excluded.run_id",
                 rows,
             )
+            crash_point("state.write")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):

@@ -13,6 +13,7 @@ import pyarrow as pa
 from ...arrow import (
     jsonschema_to_arrow,
 )
+from ...crashpoints import crash_point
 from ...types import StreamSpec
 from .fs import SIDECAR, STREAM_META, safe_name
 
@@ -88,6 +89,7 @@ class StreamWriter:
             self.adapter._close_writer(part)
             self.fs.sync_file(part.tmp)
             self._write_sidecar()  # before the first part becomes visible
+            crash_point("files.before_rename")
             self.fs.rename(part.tmp, part.final)
             self.fs.sync_dir(self.work_dir)
         except BaseException:
@@ -147,6 +149,7 @@ class StreamWriter:
             take = n - offset if limit is None else min(n - offset, limit - part.rows)
             chunk = table.slice(offset, take) if (offset or take != n) else table
             self.adapter._write_chunk(self, part, chunk)
+            crash_point("files.chunk_written")
             part.rows += take
             offset += take
             if limit is not None and part.rows >= limit:
