@@ -46,6 +46,7 @@ import base64
 import datetime as _dt
 import decimal
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -83,17 +84,22 @@ DECIMAL_CONTEXT = decimal.Context(
 #: a run of at least 16 b"0" (a run inside a string only costs an exact decode of its line).
 _DIGITS = bytes(0x30 if (0x30 <= b <= 0x39 or b == 0x2E) else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 16
+#: A number token with an exponent of three or more digits (``1e-400`` decodes to ``0.0``, ``1e400``
+#: overflows): such a number may be beyond a float64's range however few digits it has.
+_BIG_EXPONENT = re.compile(rb"[0-9.][eE][-+]?[0-9]{3}")
+_EXPONENT_TOKEN = re.compile(rb"-?[0-9.]+[eE][-+]?[0-9]{3,}")
 #: The largest magnitude below which every integer is exact in a float64.
 _FLOAT_EXACT_INT = 2**53
 
 
 def has_long_digit_run(data: bytes | str) -> bool:
-    """Whether ``data`` holds 16 or more digits (a "." may sit among them) in a row: a number that
-    float64 may not hold exactly can only be written so (one translation + one substring search:
-    about a third of the time orjson takes to decode the same bytes)."""
+    """Whether ``data`` holds 16 or more digits (a "." may sit among them) in a row, or a number with
+    an exponent of three or more digits: a number that float64 may not hold exactly can only be
+    written so (one translation + one substring search, one regex search: about a third of the time
+    orjson takes to decode the same bytes)."""
     if isinstance(data, str):
         data = data.encode()
-    return _LONG_RUN in data.translate(_DIGITS)
+    return _LONG_RUN in data.translate(_DIGITS) or _BIG_EXPONENT.search(data) is not None
 
 
 class JSONNumber(Decimal):
@@ -110,8 +116,8 @@ class JSONNumber(Decimal):
 def _exact_number(text: str) -> float | Decimal:
     """``parse_float`` of the exact path: a float when float64 holds the number's digits, else a Decimal."""
     value = float(text)
-    if len(text) <= 16 and value - value == 0.0:
-        return value  # at most 15 digits (a float literal has a "." or an exponent): exact
+    if len(text) <= 16 and value - value == 0.0 and not _BIG_EXPONENT.search(text.encode()):
+        return value  # at most 15 digits (a float literal has a "." or an exponent) in range: exact
     exact = JSONNumber(text)
     if value - value == 0.0 and Decimal(repr(value)) == exact:
         return value
@@ -190,6 +196,8 @@ def may_change_numbers(data: bytes | str) -> bool:
     in Python only when written otherwise (integers, other notations) or in a short document."""
     if isinstance(data, str):
         data = data.encode()
+    if _BIG_EXPONENT.search(data) and not all(map(_float_holds, _EXPONENT_TOKEN.findall(data))):
+        return True  # e.g. 1e-400 (orjson: 0.0)
     if len(data) < 4096:
         tokens = _long_tokens(data)
         return bool(tokens) and not all(map(_float_holds, tokens))

@@ -216,3 +216,18 @@ def test_postgresql_numeric_column_keeps_the_digits_double_refuses(run, pg_url: 
     rc, states, err = run(msgs, adapter="sql", url=pg_url, schema=pg_schema)  # creates t: double precision
     line = _one_error(rc, err)
     assert "line 3" in line and "stream 't'" in line and "field 'x'" in line, line
+
+
+@pytest.mark.parametrize("value", ["1e-400", "-2.5E-999", "4.9e-324"])
+def test_numbers_below_float64s_range_are_not_turned_into_zero(run, tmp_path: Path, value: str):
+    """``1e-400`` has few digits but orjson decodes it as ``0.0``: JSON output keeps it as written,
+    a float64 column refuses it (never a silent zero)."""
+    rc, states, err = run(_messages(value=value), adapter="jsonl", path=str(tmp_path / "out"))
+    assert rc == 0, err
+    (part,) = (tmp_path / "out" / "s").glob("*.jsonl")
+    row = part.read_text().splitlines()[1]
+    assert json.loads(row, parse_float=Decimal)["x"] == Decimal(value), row
+    rc, states, err = run(_messages(value=value), adapter="parquet", path=str(tmp_path / "pq"))
+    line = _one_error(rc, err)
+    assert "line 3" in line and "field 'x'" in line, line
+    assert states == []
