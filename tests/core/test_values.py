@@ -120,7 +120,7 @@ def test_numbers_beyond_float64s_range_take_the_exact_path() -> None:
     from dc_api_x.values import has_long_digit_run, json_loads, may_change_numbers
 
     assert json_loads(b'{"x": 1e-400}')["x"] == Decimal("1e-400")  # orjson alone: 0.0
-    assert json_loads(b'[-1E-400]')[0] == Decimal("-1e-400")
+    assert json_loads(b"[-1E-400]")[0] == Decimal("-1e-400")
     assert may_change_numbers(b'{"x": 1e-400}') and has_long_digit_run(b"[1e-400]")
     # three-digit exponents a float64 holds stay floats
     assert json_loads(b'{"x": 1e308, "y": 1.5e-300}') == {"x": 1e308, "y": 1.5e-300}
