@@ -25,6 +25,7 @@ import os
 import re
 import typing as t
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -34,7 +35,7 @@ from dc_api_x.exceptions import ConfigError
 if t.TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["ArrowBatchFiles", "arrow_stream_map", "parquet_batch_config"]
+__all__ = ["ArrowBatchFiles", "arrow_stream_map", "map_transform", "parquet_batch_config"]
 
 _NULL = (None, "__NULL__")
 _OPTIONS = frozenset({"__alias__", "__source__", "__key_properties__", "__else__"})
@@ -48,7 +49,9 @@ def parquet_batch_config(raw: Any, tap: str) -> dict[str, Any] | None:
     if not raw:
         return None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{tap}: setting 'batch_config' must be an object", plugin=tap, field="batch_config")
+        raise ConfigError(
+            f"{tap}: setting 'batch_config' must be an object", plugin=tap, field="batch_config"
+        )
     enc = raw.get("encoding") or {}
     fmt = str(enc.get("format", "") if isinstance(enc, dict) else "").lower()
     if fmt != "parquet":
@@ -89,15 +92,35 @@ def parquet_batch_config(raw: Any, tap: str) -> dict[str, Any] | None:
     }
 
 
-def arrow_stream_map(stream_map: Any) -> Any:
+def map_transform(stream_maps: Any, stream: str, alias: str) -> dict[str, Any] | None:
+    """The ``stream_maps`` entry that made the map of ``stream`` named ``alias`` (singer-sdk's
+    ``PluginMapper`` keeps no reference to it), or ``None`` unless exactly one entry matches."""
+    import fnmatch
+
+    found = []
+    for key, value in (stream_maps or {}).items():
+        if not isinstance(value, dict):
+            continue
+        if "__source__" in value:
+            source, name = value["__source__"], key
+        else:
+            source, name = key, value.get("__alias__", key)
+        if not isinstance(source, str) or not (source == stream or fnmatch.fnmatch(stream, source)):
+            continue
+        if name == alias or (name == source and alias == stream):
+            found.append(value)
+    return found[0] if len(found) == 1 else None
+
+
+def arrow_stream_map(stream_map: Any, transform: Mapping[str, Any] | None = None) -> Any:
     """A function ``table -> table | None`` doing on Arrow what ``stream_map.transform`` does per
     record, or ``None`` when that is not possible (the stream then goes record by record).
 
     Possible: the identity / alias map (``SameRecordTransform`` without flattening), a removed
     stream (``None``: returns ``None`` for every table), and custom maps made only of dropped
     properties (``null``), ``__else__: null``, copies or renames of a property (``"new": "old"``),
-    ``__alias__``, ``__source__`` and ``__key_properties__``. Not possible: expressions, ``__filter__``
-    and flattening."""
+    ``__alias__``, ``__source__`` and ``__key_properties__`` (``transform``: the map's ``stream_maps``
+    entry, :func:`map_transform`). Not possible: expressions, ``__filter__`` and flattening."""
     from singer_sdk.mapper import CustomStreamMap, RemoveRecordTransform, SameRecordTransform
 
     if getattr(stream_map, "flattening_enabled", False):
@@ -106,9 +129,9 @@ def arrow_stream_map(stream_map: Any) -> Any:
         return lambda table: table
     if type(stream_map) is RemoveRecordTransform:
         return lambda table: None
-    if type(stream_map) is not CustomStreamMap:
+    if type(stream_map) is not CustomStreamMap or transform is None:
         return None
-    config = dict(stream_map.map_config or {})
+    config = dict(transform)
     sources: dict[str, str] = {}
     for key, value in config.items():
         if key in _OPTIONS:

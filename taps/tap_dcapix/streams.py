@@ -29,7 +29,7 @@ from dc_api_x.exceptions import AdapterError
 from dc_api_x.types import Batch, StreamSpec
 from dc_api_x.values import json_default, singer_json_default
 
-from .batchfiles import ArrowBatchFiles, arrow_stream_map, parquet_batch_config
+from .batchfiles import ArrowBatchFiles, arrow_stream_map, map_transform, parquet_batch_config
 from .fastjson import arrow_json_lines, arrow_json_records
 from .writer import FastSingerWriter
 
@@ -290,7 +290,8 @@ class AdapterStream(Stream):
             super()._sync_batches(batch_config, context=context)
             return
         maps = list(self.stream_maps)
-        fns = [arrow_stream_map(m) for m in maps]
+        raw_maps = self.config.get("stream_maps")
+        fns = [arrow_stream_map(m, map_transform(raw_maps, self.name, m.stream_alias)) for m in maps]
         if any(f is None for f in fns):
             bad = next(m for m, f in zip(maps, fns, strict=True) if f is None)
             self.logger.warning(

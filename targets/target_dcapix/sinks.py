@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -73,6 +74,8 @@ class StreamWriter:
         self.finished = False
         self.rows_written = 0
         self.batches_written = 0
+        #: BATCH files loaded into a write that is not committed yet (removed by :meth:`finish`).
+        self.pending_files: list[Path] = []
 
     @property
     def adapter_name(self) -> str:
@@ -171,6 +174,23 @@ class StreamWriter:
         except Exception as exc:
             raise self._wrap(exc, "finish_write") from exc
         self.finished = True
+        self.remove_files()
+
+    def committed(self, files: Sequence[Path]) -> None:
+        """``files`` (BATCH files) are loaded: removed now when what was written is committed (every
+        write flushed), at :meth:`finish` for an overwrite (committed only when it is swapped in)."""
+        self.pending_files.extend(files)
+        if self.load_method != "overwrite":
+            self.remove_files()
+
+    def remove_files(self) -> None:
+        """Remove the loaded BATCH files (a file already gone is no error)."""
+        files, self.pending_files = self.pending_files, []
+        for path in files:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("stream %r: cannot remove loaded BATCH file %s: %s", self.spec.name, path, exc)
 
 
 class DcApiXSink(BatchSink):
@@ -461,6 +481,7 @@ class DcApiXSink(BatchSink):
         self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()
+        loaded: list[Path] = []
         for url in files:
             if fmt == "jsonl":
                 batches = self._jsonl_batches(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
@@ -477,7 +498,25 @@ class DcApiXSink(BatchSink):
                 self.record_counter_metric.increment(len(batch))
                 self._total_records_read += len(batch)
                 self.tally_record_written(len(batch))
+            local = self._removable(url)
+            if local is not None:
+                loaded.append(local)
+        self.writer.committed(loaded)
         self._target.note_drained()
+
+    def _removable(self, url: str) -> Path | None:
+        """The local path of BATCH file ``url`` when it lies under the target's batch root (the files
+        that may be removed once loaded), else ``None``."""
+        root = self._target.batch_root
+        if root is None:
+            return None
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme not in ("", "file"):
+            return None
+        path = Path(unquote(parsed.path) if parsed.scheme else url).resolve()
+        return path if path.is_relative_to(root) and path != root else None
 
     def _open(self, url: str) -> Any:
         from urllib.parse import unquote, urlparse
