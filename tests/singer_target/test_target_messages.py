@@ -370,3 +370,47 @@ def test_parquet_batch_of_matching_types_skips_the_per_row_check(run_target, tmp
     assert run.rc == 1 and run.states == []
     assert checked == ["row 1", "row 2"]
     assert "row 2" in run.error_lines[0] and "field 'id'" in run.error_lines[0]
+
+
+JSON_DOCS = {
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "doc": {"type": ["object", "null"]}},
+    "required": ["id"],
+}
+
+
+def _json_text_file(path: Path, docs: list[str | None]) -> None:
+    field = pa.field("doc", pa.string(), metadata={b"dcapix.json": b"true"})
+    schema = pa.schema([pa.field("id", pa.int64()), field])
+    pq.write_table(pa.table([list(range(1, len(docs) + 1)), docs], schema=schema), path)
+
+
+def test_parquet_batch_json_text_columns_checked_by_kernels(run_target, tmp_path: Path, monkeypatch):
+    """A JSON-text column (``dcapix.json``) under an object property is checked by the JSON type of
+    its values in Arrow (no per-row JSON forms); a value of another JSON type takes the per-row
+    check, whose error names the row."""
+    from target_dcapix.sinks import DcApiXSink
+
+    checked: list[str] = []
+    orig = DcApiXSink._checked
+    monkeypatch.setattr(
+        DcApiXSink, "_checked", lambda self, r, url, where: (checked.append(where), orig(self, r, url, where))
+    )
+    good = tmp_path / "good.parquet"
+    _json_text_file(good, ['{"a": [1, 2]}', None, ' {"b": {"c": "x"}}', "null"])
+    bad = tmp_path / "bad.parquet"
+    _json_text_file(bad, ['{"a": 1}', "[1, 2]"])
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}}
+    run = run_target(
+        [schema_msg(schema=JSON_DOCS), {**batch, "manifest": [str(good)]}, state(3)], inprocess=True
+    )
+    assert run.rc == 0, run.stderr
+    assert checked == []
+    got = {r["id"]: r["doc"] for r in run.rows("users")}
+    assert got[1] in ({"a": [1, 2]}, '{"a": [1, 2]}') and got[2] is None
+    run = run_target(
+        [schema_msg(schema=JSON_DOCS), {**batch, "manifest": [str(bad)]}, state(5)], inprocess=True
+    )
+    assert run.rc == 1 and run.states == []
+    assert checked == ["row 1", "row 2"]
+    assert "row 2" in run.error_lines[0] and "field 'doc'" in run.error_lines[0]
