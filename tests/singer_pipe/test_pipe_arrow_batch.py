@@ -108,7 +108,14 @@ def _run_tap(tmp: Path, config: dict[str, Any]) -> tuple[list[dict[str, Any]], s
 
 def test_batch_messages_then_state_and_files_hold_the_arrow_types(pg_url: str, source: str, tmp_path: Path):
     root = tmp_path / "batches"
+    root.mkdir()
+    stale = root / ".run-tap-dcapix--items-0a1b=1.parquet.4242.tmp"  # left by a killed run
+    stale.write_bytes(b"PAR1")
+    foreign = root / ".run-tap-dcapix--orders-0a1b=1.parquet.4242.tmp"  # another stream's
+    foreign.write_bytes(b"PAR1")
     msgs, _ = _run_tap(tmp_path, _tap(pg_url, source, root))
+    assert not stale.exists() and foreign.exists()
+    foreign.unlink()
     kinds = [m["type"] for m in msgs]
     assert "RECORD" not in kinds
     batches = [m for m in msgs if m["type"] == "BATCH"]
