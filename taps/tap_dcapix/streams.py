@@ -306,16 +306,16 @@ class AdapterStream(Stream):
         self._sync_arrow_batches(cfg, maps, fns)
 
     def _sync_arrow_batches(self, cfg: dict[str, Any], maps: list[Any], fns: list[Any]) -> None:
-        from singer_sdk.helpers._batch import BaseBatchFileEncoding, SDKBatchMessage
-
         tap = self._dcapix_tap
+        writer = self._writer
+        if writer is None:  # pragma: no cover - TapDcApiX always writes with FastSingerWriter
+            raise AdapterError(f"stream {self.name!r}: BATCH messages need the FastSingerWriter")
         files = [ArrowBatchFiles(cfg, tap.name, m.stream_alias) for m in maps]
-        encoding = BaseBatchFileEncoding(format="parquet", compression=cfg["encoding"]["compression"])
+        encoding = cfg["encoding"]
         record_counter = self.get_record_counter()
         batch_counter = self.get_batch_counter()
         timer = self.get_sync_timer()
         limit = self.ABORT_AT_RECORD_COUNT
-        writer = self._writer
         emitted = 0
         hit_limit = False
         with record_counter, batch_counter, timer:
@@ -338,13 +338,8 @@ class AdapterStream(Stream):
                                 continue
                             urls = out.write(mapped)
                             if urls:
-                                tap.write_message(
-                                    SDKBatchMessage(
-                                        stream=m.stream_alias,
-                                        encoding=encoding,
-                                        manifest=urls,
-                                        version=self._stream_version,
-                                    )
+                                writer.write_batch(
+                                    m.stream_alias, encoding, urls, version=self._stream_version
                                 )
                                 batch_counter.increment()
                         self.state_manager.is_flushed = False
@@ -355,16 +350,14 @@ class AdapterStream(Stream):
                     # the batch's files are announced: its bookmark may follow
                     if self._store_bookmark(batch.bookmark):
                         self._write_state_message()
-                    if writer is not None:
-                        writer.flush()
+                    writer.flush()
             finally:
                 close = getattr(batches, "close", None)
                 if close is not None:
                     close()
         self._finalize_state(self.stream_state)
         self._write_state_message()
-        if writer is not None:
-            writer.flush()
+        writer.flush()
         if hit_limit:
             self._check_max_record_limit(current_record_index=emitted)
 
