@@ -321,7 +321,15 @@ class AdapterStream(Stream):
         with record_counter, batch_counter, timer:
             if not self.selected:
                 return
-            batches = self._batches(limit=None if limit is None else limit + 1)
+            from dc_api_x.prefetch import Prefetcher
+
+            # the next adapter batch is read (the driver releases the GIL) while this one's files
+            # are written, as dcapix run's reader does
+            batches = Prefetcher(
+                lambda: self._batches(limit=None if limit is None else limit + 1),
+                depth=1,
+                name=f"tap-dcapix-{self.name}",
+            )
             try:
                 for batch in batches:
                     n = len(batch)
