@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Interleaved timing of a few shell pipelines (stdlib only), for paired ratios on a busy machine.
 
-Reads blocks of ``name:``, ``prep:`` (untimed), ``cmd:`` (timed, ``bash -c``) and ``count:`` (a
+Reads blocks of ``name:``, ``prep:`` (untimed), ``cmd:`` (timed, ``bash -c``), ``count:`` (a
 directory whose ``*.jsonl`` lines and ``*.parquet`` rows are counted after each run; the count must
-be $BENCH_ROWS) on
+be $BENCH_ROWS) and ``check:`` (a command printing the number of rows written, e.g. a ``psql``
+count; it must print $BENCH_ROWS) on
 stdin, separated by blank lines. Runs ``$BENCH_RUNS`` rounds; each round runs every system once,
 the order reversed every other round. Prints a markdown table: median wall, min/max, rows/s, CPU
 (user+sys of the whole process tree) and the median wall ratio to the second system (the peer).
@@ -76,6 +77,10 @@ def main() -> None:
                 got = count_rows(s["count"])
                 if got != ROWS:
                     sys.exit(f"{s['name']}: {got} rows written, expected {ROWS}")
+            if s.get("check"):
+                out = subprocess.run(["bash", "-c", s["check"]], capture_output=True, text=True).stdout
+                if out.strip() != str(ROWS):
+                    sys.exit(f"{s['name']}: check printed {out.strip()!r}, expected {ROWS}")
             walls[s["name"]].append(wall)
             cpus[s["name"]].append(cpu)
             print(f"[round {rnd + 1}] {s['name']}: {wall:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)

@@ -29,6 +29,7 @@ from dc_api_x.exceptions import AdapterError
 from dc_api_x.types import Batch, StreamSpec
 from dc_api_x.values import json_default, singer_json_default
 
+from .batchfiles import ArrowBatchFiles, arrow_stream_map, map_transform, parquet_batch_config
 from .fastjson import arrow_json_lines, arrow_json_records
 from .writer import FastSingerWriter
 
@@ -270,6 +271,102 @@ class AdapterStream(Stream):
         if hit_limit:
             if writer is not None:
                 writer.flush()
+            self._check_max_record_limit(current_record_index=emitted)
+
+    def _sync_batches(  # type: ignore[override]
+        self,
+        batch_config: Any,
+        context: types.Context | None = None,
+    ) -> None:
+        """``batch_config`` with Parquet encoding: every adapter batch's Arrow table (after the
+        transforms and the stream maps) goes to Parquet files and one BATCH message per stream
+        alias; the batch's bookmark follows as STATE only after that BATCH message
+        (:mod:`tap_dcapix.batchfiles`). A stream map that cannot be applied on Arrow sends the
+        stream as RECORD messages instead (with a warning); another encoding goes through
+        singer-sdk's own batcher."""
+        tap_name = self._dcapix_tap.name
+        cfg = parquet_batch_config(self.config.get("batch_config"), tap_name)
+        if cfg is None:
+            super()._sync_batches(batch_config, context=context)
+            return
+        maps = list(self.stream_maps)
+        raw_maps = self.config.get("stream_maps")
+        fns = [arrow_stream_map(m, map_transform(raw_maps, self.name, m.stream_alias)) for m in maps]
+        if any(f is None for f in fns):
+            bad = next(m for m, f in zip(maps, fns, strict=True) if f is None)
+            self.logger.warning(
+                "stream %r: stream map for %r cannot be applied on Arrow data (expressions, "
+                "__filter__ or flattening); this stream is sent as RECORD messages, not BATCH files",
+                self.name,
+                bad.stream_alias,
+            )
+            for _ in self._sync_records(context=context):
+                pass
+            return
+        self._sync_arrow_batches(cfg, maps, fns)
+
+    def _sync_arrow_batches(self, cfg: dict[str, Any], maps: list[Any], fns: list[Any]) -> None:
+        tap = self._dcapix_tap
+        writer = self._writer
+        if writer is None:  # pragma: no cover - TapDcApiX always writes with FastSingerWriter
+            raise AdapterError(f"stream {self.name!r}: BATCH messages need the FastSingerWriter")
+        files = [ArrowBatchFiles(cfg, tap.name, m.stream_alias) for m in maps]
+        encoding = cfg["encoding"]
+        record_counter = self.get_record_counter()
+        batch_counter = self.get_batch_counter()
+        timer = self.get_sync_timer()
+        limit = self.ABORT_AT_RECORD_COUNT
+        emitted = 0
+        hit_limit = False
+        with record_counter, batch_counter, timer:
+            if not self.selected:
+                return
+            from dc_api_x.prefetch import Prefetcher
+
+            # the next adapter batch is read (the driver releases the GIL) while this one's files
+            # are written, as dcapix run's reader does
+            batches = Prefetcher(
+                lambda: self._batches(limit=None if limit is None else limit + 1),
+                depth=1,
+                name=f"tap-dcapix-{self.name}",
+            )
+            try:
+                for batch in batches:
+                    n = len(batch)
+                    keep = n
+                    truncated = False
+                    if limit is not None and emitted + n > limit:
+                        keep = max(0, limit - emitted)
+                        truncated = hit_limit = True
+                    table = self._arrow_rows(batch, keep) if keep else None
+                    if table is not None and table.num_rows:
+                        for fn, out, m in zip(fns, files, maps, strict=True):
+                            mapped = fn(table)
+                            if mapped is None:
+                                continue
+                            urls = out.write(mapped)
+                            if urls:
+                                writer.write_batch(
+                                    m.stream_alias, encoding, urls, version=self._stream_version
+                                )
+                                batch_counter.increment()
+                        self.state_manager.is_flushed = False
+                    emitted += keep
+                    record_counter.increment(keep)
+                    if truncated:
+                        break
+                    # the batch's files are announced: its bookmark may follow
+                    if self._store_bookmark(batch.bookmark):
+                        self._write_state_message()
+                    writer.flush()
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
+        self._finalize_state(self.stream_state)
+        self._write_state_message()
+        writer.flush()
+        if hit_limit:
             self._check_max_record_limit(current_record_index=emitted)
 
     def _deselected(self, names: list[str]) -> list[str]:

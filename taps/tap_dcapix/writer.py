@@ -72,6 +72,29 @@ class FastSingerWriter(GenericSingerWriter[bytes, Message]):
                 self.flush()
         return n
 
+    def write_batch(
+        self,
+        stream: str,
+        encoding: dict[str, Any],
+        manifest: Sequence[str],
+        *,
+        version: int | None = None,
+    ) -> None:
+        """Append one singer-sdk BATCH message (``encoding`` ``{"format", "compression"}``, the
+        ``manifest`` of file URLs, the stream version when there is one)."""
+        msg: dict[str, Any] = {
+            "type": "BATCH",
+            "stream": stream,
+            "encoding": {k: v for k, v in encoding.items() if v is not None},
+            "manifest": list(manifest),
+        }
+        if version is not None:
+            msg["version"] = version
+        self._buf += orjson.dumps(msg, option=_OPTS)
+        self._buf += b"\n"
+        if len(self._buf) >= self.flush_bytes:
+            self.flush()
+
     @staticmethod
     def record_affixes(
         stream: str,

@@ -76,6 +76,13 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
         "stream's records makes that stream an overwrite (rows of older versions are "
         "gone when the run finishes). Without it ACTIVATE_VERSION is logged and ignored.",
     },
+    "remove_batch_files": {
+        "type": "boolean",
+        "default": True,
+        "description": "Remove the files a BATCH message names once their rows are committed (after "
+        "the write's flush; with load_method overwrite, after the stream is finished). Only local "
+        "files under batch_config.storage.root are removed: without that setting none is.",
+    },
     "max_parallelism": {
         "type": "integer",
         "minimum": 1,

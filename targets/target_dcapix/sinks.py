@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -73,6 +74,8 @@ class StreamWriter:
         self.finished = False
         self.rows_written = 0
         self.batches_written = 0
+        #: BATCH files loaded into a write that is not committed yet (removed by :meth:`finish`).
+        self.pending_files: list[Path] = []
 
     @property
     def adapter_name(self) -> str:
@@ -171,6 +174,23 @@ class StreamWriter:
         except Exception as exc:
             raise self._wrap(exc, "finish_write") from exc
         self.finished = True
+        self.remove_files()
+
+    def committed(self, files: Sequence[Path]) -> None:
+        """``files`` (BATCH files) are loaded: removed now when what was written is committed (every
+        write flushed), at :meth:`finish` for an overwrite (committed only when it is swapped in)."""
+        self.pending_files.extend(files)
+        if self.load_method != "overwrite":
+            self.remove_files()
+
+    def remove_files(self) -> None:
+        """Remove the loaded BATCH files (a file already gone is no error)."""
+        files, self.pending_files = self.pending_files, []
+        for path in files:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("stream %r: cannot remove loaded BATCH file %s: %s", self.spec.name, path, exc)
 
 
 class DcApiXSink(BatchSink):
@@ -461,6 +481,7 @@ class DcApiXSink(BatchSink):
         self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()
+        loaded: list[Path] = []
         for url in files:
             if fmt == "jsonl":
                 batches = self._jsonl_batches(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
@@ -477,7 +498,25 @@ class DcApiXSink(BatchSink):
                 self.record_counter_metric.increment(len(batch))
                 self._total_records_read += len(batch)
                 self.tally_record_written(len(batch))
+            local = self._removable(url)
+            if local is not None:
+                loaded.append(local)
+        self.writer.committed(loaded)
         self._target.note_drained()
+
+    def _removable(self, url: str) -> Path | None:
+        """The local path of BATCH file ``url`` when it lies under the target's batch root (the files
+        that may be removed once loaded), else ``None``."""
+        root = self._target.batch_root
+        if root is None:
+            return None
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme not in ("", "file"):
+            return None
+        path = Path(unquote(parsed.path) if parsed.scheme else url).resolve()
+        return path if path.is_relative_to(root) and path != root else None
 
     def _open(self, url: str) -> Any:
         from urllib.parse import unquote, urlparse
@@ -509,13 +548,15 @@ class DcApiXSink(BatchSink):
         schema constrains nothing but types (the shape cache's condition), every column is a
         property, every required field and key property is a column, nulls only where the property
         allows null, and each column's Arrow type has the JSON form of an allowed type. Anything
-        else (nested columns, NaN, a mismatch) takes the per-row check, which names the row."""
+        else (nested columns, NaN, a mismatch) takes the per-row check, which names the row. A
+        JSON-text column (``dcapix.json``) is checked by the JSON type of each value, told by its
+        first character (:func:`_json_text_fits`)."""
         if self._shapes is None:
             return False
         import pyarrow.compute as pc
         import pyarrow.types as pt
 
-        from dc_api_x.arrow import json_types
+        from dc_api_x.arrow import JSON_META, json_types
 
         props: Mapping[str, Any] = self.schema.get("properties") or {}
         names = set(table.column_names)
@@ -530,7 +571,9 @@ class DcApiXSink(BatchSink):
             if col.null_count == len(col):
                 continue
             t = f.type
-            if pt.is_integer(t):
+            if (pt.is_string(t) or pt.is_large_string(t)) and (f.metadata or {}).get(JSON_META) == b"true":
+                ok = _json_text_fits(col, types, nullable)  # JSON text: its values' JSON types
+            elif pt.is_integer(t):
                 ok = bool(types & {"integer", "number"})
             elif pt.is_floating(t):
                 ok = "number" in types and not pc.any(pc.is_nan(col)).as_py()
@@ -624,3 +667,39 @@ class DcApiXSink(BatchSink):
                         self._checked(rec, url, f"row {i}")
                 row += table.num_rows
                 yield Batch.from_arrow(table, schema=self.writer.spec.schema)
+
+
+#: The JSON type of a JSON text, by its first non-blank character.
+_JSON_FIRST = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}
+
+
+def _json_text_fits(col: Any, types: set[str], nullable: bool) -> bool:
+    """Whether every value of a JSON-text Arrow column (``dcapix.json``) is a JSON document whose
+    type ``types`` allows (``nullable``: JSON ``null`` too), told by the values' first non-blank
+    characters in Arrow kernels (no per-row Python). A number needs ``number``, or ``integer`` when
+    none of the column's numbers has a fraction or an exponent. Anything unexpected (an empty text,
+    another first character) is ``False``: the caller checks such a column row by row."""
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(col)
+    first = pc.utf8_slice_codeunits(trimmed, 0, 1)
+    for ch in pc.unique(first).to_pylist():
+        if ch is None:
+            continue
+        kind = _JSON_FIRST.get(ch)
+        if kind is None and (ch == "-" or ch.isdigit()):
+            if "number" in types:
+                continue
+            if "integer" not in types:
+                return False
+            nums = pc.filter(trimmed, pc.equal(first, ch))
+            if pc.any(pc.match_substring_regex(nums, r"[.eE]")).as_py():
+                return False
+            continue
+        if kind == "null":
+            if not nullable:
+                return False
+            continue
+        if kind is None or kind not in types:
+            return False
+    return True

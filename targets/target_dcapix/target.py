@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import orjson
@@ -135,12 +136,33 @@ class TargetDcApiX(Target):
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
         self.batch_wait_limit = self._wait_limit(cfg.get("batch_wait_limit_seconds"))
+        #: BATCH files under this directory are removed once committed (``None``: never).
+        self.batch_root = self._batch_root(cfg)
         self._adapter = self._create_adapter(cfg)
         self._age_clock_started = False
         #: The message reader (a FastSingerReader: ``line_number`` for the hot path).
         self._reader: Any = self.message_reader
         if isinstance(self.message_reader, FastSingerReader):
             self.message_reader.on_inexact = self._note_inexact
+
+    def _batch_root(self, cfg: Mapping[str, Any]) -> Path | None:
+        """The local directory whose BATCH files may be removed once loaded: ``batch_config.storage.root``
+        when ``remove_batch_files`` (default true) is on and the root is a local path or file:// URL."""
+        from urllib.parse import unquote, urlparse
+
+        remove = cfg.get("remove_batch_files", True)
+        if isinstance(remove, str):  # (an env var, e.g. Meltano's)
+            remove = remove.strip().lower() not in ("false", "0", "no", "off", "")
+        bc = cfg.get("batch_config")
+        storage = bc.get("storage") if isinstance(bc, Mapping) else None
+        root = storage.get("root") if isinstance(storage, Mapping) else None
+        if not remove or not isinstance(root, str) or not root:
+            return None
+        parsed = urlparse(root)
+        if parsed.scheme not in ("", "file"):
+            self.logger.info("BATCH files under %s are not removed (not a local directory)", root)
+            return None
+        return Path(unquote(parsed.path) if parsed.scheme else root).expanduser().resolve()
 
     def _wait_limit(self, raw: Any) -> float:
         if raw is None or raw == "":

@@ -35,6 +35,8 @@ PRIVATE: dict[tuple[str, str], dict[str, str]] = {
         "_write_state_message": "a STATE right after the RECORD lines it covers",
         "_finalize_state": "the stream's state finalised at the end of its sync, as the SDK does",
         "_check_max_record_limit": "the dry-run record limit (--test) raises as in the SDK",
+        "_sync_batches": "overridden: batch_config parquet writes each adapter batch's Arrow table to "
+        "Parquet BATCH files, a STATE after each BATCH message (tap_dcapix.batchfiles)",
     },
     ("singer_sdk.target_base:Target", "target_dcapix.target:TargetDcApiX"): {
         "_process_schema_message": "overridden: checks the message, drains the old sink on a schema change",

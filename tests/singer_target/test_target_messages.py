@@ -370,3 +370,93 @@ def test_parquet_batch_of_matching_types_skips_the_per_row_check(run_target, tmp
     assert run.rc == 1 and run.states == []
     assert checked == ["row 1", "row 2"]
     assert "row 2" in run.error_lines[0] and "field 'id'" in run.error_lines[0]
+
+
+JSON_DOCS = {
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "doc": {"type": ["object", "null"]}},
+    "required": ["id"],
+}
+
+
+def _json_text_file(path: Path, docs: list[str | None]) -> None:
+    field = pa.field("doc", pa.string(), metadata={b"dcapix.json": b"true"})
+    schema = pa.schema([pa.field("id", pa.int64()), field])
+    pq.write_table(pa.table([list(range(1, len(docs) + 1)), docs], schema=schema), path)
+
+
+def test_parquet_batch_json_text_columns_checked_by_kernels(run_target, tmp_path: Path, monkeypatch):
+    """A JSON-text column (``dcapix.json``) under an object property is checked by the JSON type of
+    its values in Arrow (no per-row JSON forms); a value of another JSON type takes the per-row
+    check, whose error names the row."""
+    from target_dcapix.sinks import DcApiXSink
+
+    checked: list[str] = []
+    orig = DcApiXSink._checked
+    monkeypatch.setattr(
+        DcApiXSink, "_checked", lambda self, r, url, where: (checked.append(where), orig(self, r, url, where))
+    )
+    good = tmp_path / "good.parquet"
+    _json_text_file(good, ['{"a": [1, 2]}', None, ' {"b": {"c": "x"}}', "null"])
+    bad = tmp_path / "bad.parquet"
+    _json_text_file(bad, ['{"a": 1}', "[1, 2]"])
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}}
+    run = run_target(
+        [schema_msg(schema=JSON_DOCS), {**batch, "manifest": [str(good)]}, state(3)], inprocess=True
+    )
+    assert run.rc == 0, run.stderr
+    assert checked == []
+    got = {r["id"]: r["doc"] for r in run.rows("users")}
+    assert got[1] in ({"a": [1, 2]}, '{"a": [1, 2]}') and got[2] is None
+    run = run_target(
+        [schema_msg(schema=JSON_DOCS), {**batch, "manifest": [str(bad)]}, state(5)], inprocess=True
+    )
+    assert run.rc == 1 and run.states == []
+    assert checked == ["row 1", "row 2"]
+    assert "row 2" in run.error_lines[0] and "field 'doc'" in run.error_lines[0]
+
+
+def _batch_file(path: Path, ids: list[int]) -> str:
+    pq.write_table(pa.Table.from_pylist([rec(i)["record"] for i in ids]), path)
+    return path.as_uri()
+
+
+@pytest.mark.parametrize("load_method", ["append", "overwrite"])
+def test_loaded_batch_files_under_the_batch_root_are_removed_once_committed(
+    run_target, tmp_path: Path, monkeypatch, load_method: str
+):
+    """Files of a BATCH manifest under ``batch_config.storage.root`` are removed after their rows are
+    committed: after the flush for append, only after ``finish_write`` for overwrite. A file outside
+    the root is kept, and so is every file of a run that fails."""
+    from target_dcapix.sinks import StreamWriter
+
+    root = tmp_path / "batches"
+    root.mkdir()
+    inside = [_batch_file(root / "a=1.parquet", [1, 2]), _batch_file(root / "a=2.parquet", [3])]
+    outside = _batch_file(tmp_path / "elsewhere.parquet", [4])
+    seen_at_finish: list[bool] = []
+    orig = StreamWriter.finish
+    monkeypatch.setattr(
+        StreamWriter,
+        "finish",
+        lambda self: (seen_at_finish.append((root / "a=1.parquet").exists()), orig(self))[1],
+    )
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "parquet"}}
+    cfg = {"batch_config": {"storage": {"root": root.as_uri()}}, "load_method": load_method}
+    run = run_target(
+        [schema_msg(), {**batch, "manifest": [*inside, outside]}, state(4)], inprocess=True, **cfg
+    )
+    assert run.rc == 0, run.stderr
+    assert sorted(r["id"] for r in run.rows("users")) == [1, 2, 3, 4]
+    assert list(root.iterdir()) == [] and (tmp_path / "elsewhere.parquet").exists()
+    assert seen_at_finish == [load_method == "overwrite"]
+
+    # a failing load keeps its files (the tap's next run from the last STATE writes them again)
+    good = _batch_file(root / "b=1.parquet", [5])
+    bad = root / "b=2.parquet"
+    pq.write_table(pa.Table.from_pylist([{**rec(6)["record"], "id": None}]), bad)
+    run = run_target(
+        [schema_msg(), {**batch, "manifest": [good, bad.as_uri()]}, state(6)], inprocess=True, **cfg
+    )
+    assert run.rc == 1 and run.states == []
+    assert (root / "b=1.parquet").exists() and bad.exists()
