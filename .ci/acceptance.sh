@@ -76,7 +76,11 @@ PY
   printf '{"adapter": "sql", "url": "sqlite:///%s", "streams": [{"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}]}\n' \
     "$W/src.sqlite" >"$W/tap-config.json"
   printf '{"adapter": "jsonl", "path": "%s"}\n' "$W/out" >"$W/target-config.json"
-  if (cd "$REPO" && SDK_TAP_SCRIPT=tap-dcapix SDK_TAP_CONFIG=$W/tap-config.json \
+  # SDK_TAP_CLASS: the tap-dcapix console script is tap_dcapix.cli:main (a bare --about is answered
+  # from a cache without importing singer-sdk; everything else runs TapDcApiX.cli()), a wrapper the
+  # harness cannot resolve to the Tap class by itself; the console-script checks still run tap-dcapix.
+  if (cd "$REPO" && SDK_TAP_SCRIPT=tap-dcapix SDK_TAP_CLASS=tap_dcapix.tap:TapDcApiX \
+        SDK_TAP_CONFIG=$W/tap-config.json \
         SDK_TARGET_SCRIPT=${SDK_TARGET_SCRIPT-target-dcapix} SDK_TARGET_CONFIG=$W/target-config.json \
         SDK_INCREMENTAL_STRICT=1 \
         "$PY" -m pytest -p no:cacheprovider -q -o addopts= "$RUN_DIR/acceptance/sdk_standard_tests.py" \
