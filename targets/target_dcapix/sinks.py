@@ -10,6 +10,9 @@ The adapter write session (``start_write`` … ``finish_write``) belongs to the 
 sink: when the schema changes mid-stream the old sink is drained first, the new sink reuses the
 writer, and the writer calls ``start_write`` again with the new :class:`~dc_api_x.types.StreamSpec`
 so the adapter can add the new columns.
+
+Just over 700 lines: the sink and its stream writer share the bulk record check (shapes, exact
+numbers, line numbers for messages) and the BATCH-file loading, which all run on the same buffers.
 """
 
 from __future__ import annotations
