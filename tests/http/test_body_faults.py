@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from dc_api_x import ApiClient, ResponseDecodeError, create_adapter
 from dc_api_x.types import StreamSpec
+from tests.support.process import dcapix
 
 KEY = "k3y-Secret-77"
 
@@ -161,17 +160,6 @@ def _state_rows(db: Path) -> list[tuple[Any, ...]]:
         return sorted(out, key=repr)
     finally:
         conn.close()
-
-
-def dcapix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dcapix ARGS`` as a real process in ``cwd`` (the loopback server runs in this process)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dc_api_x.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _jsonl_ids(out: Path) -> list[int]:

@@ -6,8 +6,6 @@ any record of a repeated page is delivered — against the real local server and
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from dc_api_x import ApiClient, PaginationError, create_adapter
 from dc_api_x.ext.pagination import page_fingerprint
 from dc_api_x.types import StreamSpec
+from tests.support.process import dcapix
 
 KEY = "k3y-Secret-91"
 
@@ -96,17 +95,6 @@ def test_page_fingerprint():
     assert page_fingerprint(a) != page_fingerprint(a[:-1])
     assert page_fingerprint(a) != page_fingerprint([*a[:-1], {"id": 0, "name": "x"}])  # last record
     assert page_fingerprint([{"id": 1}]) != page_fingerprint([{"id": 2}])
-
-
-def dcapix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dcapix ARGS`` as a real process in ``cwd`` (the loopback server runs in this process)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dc_api_x.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _jsonl_ids(out: Path) -> list[int]:
