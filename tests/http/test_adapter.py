@@ -121,10 +121,19 @@ def test_inferred_schema_converts_to_arrow():
 
 
 # ---------------------------------------------------------------------------------- full table
-def test_read_offset_one_batch_per_page(server):
+def test_read_offset_pages_combined_into_batches(server, monkeypatch):
+    from dc_api_x.adapters import _http_read
+
     server.route("GET", "/items", offset_route(make_rows(35)))
     stream = {"name": "items", "path": "/items", "records_path": "records", "primary_keys": ["id"]}
+    with http(server, [stream], pagination=OFFSET, pages_per_batch=1) as api:
+        assert [len(b) for b in api.read(api.get_stream("items"))] == [10, 10, 10, 5]
+    # default: pages combined until a batch holds BATCH_ROWS records (or BATCH_SECONDS went by)
     with http(server, [stream], pagination=OFFSET) as api:
+        assert [len(b) for b in api.read(api.get_stream("items"))] == [35]
+        monkeypatch.setattr(_http_read, "BATCH_ROWS", 15)
+        assert [len(b) for b in api.read(api.get_stream("items"))] == [20, 15]
+        monkeypatch.setattr(_http_read, "BATCH_SECONDS", 0.0)
         batches = list(api.read(api.get_stream("items")))
     assert [len(b) for b in batches] == [10, 10, 10, 5]
     assert [r["id"] for r in all_records(batches)] == list(range(35))
@@ -207,7 +216,7 @@ INCR = {
 def test_incremental_bookmark_and_boundary_keys(server):
     rows = [{"id": i, "updated_at": ts(i // 3)} for i in range(25)]  # 3 records per minute
     api_data = IncrementalAPI(server, rows)
-    with http(server, [INCR]) as api:
+    with http(server, [INCR], pages_per_batch=1) as api:
         spec = api.get_stream("events")
         first = list(api.read(spec))
         assert [r["id"] for r in all_records(first)] == list(range(25))
@@ -245,7 +254,7 @@ def test_incremental_bookmark_and_boundary_keys(server):
 def test_incremental_keys_at_value_accumulate_across_batches(server):
     rows = [{"id": i, "updated_at": ts(0)} for i in range(12)] + [{"id": 12, "updated_at": ts(1)}]
     IncrementalAPI(server, rows)
-    with http(server, [{**INCR, "is_sorted": True}]) as api:
+    with http(server, [{**INCR, "is_sorted": True}], pages_per_batch=1) as api:
         spec = api.get_stream("events")
         batches = list(api.read(spec, limit=11))
         # sorted stream: every batch carries the state after it
@@ -418,7 +427,7 @@ def test_prefetch_producer_stops_with_the_consumer(server):
 
     server.route("GET", "/items", offset_route(make_rows(500)))
     stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
-    with http(server, [stream]) as api:
+    with http(server, [stream], pages_per_batch=1) as api:
         reader = api.read(StreamSpec("items"))
         first = next(reader)
         assert [r["id"] for r in first.records] == list(range(10))
@@ -438,7 +447,7 @@ def test_inferred_schema_grows_with_fields_seen_later(server):
     rows = [{"id": i} for i in range(10)] + [{"id": i, "extra": f"x{i}", "n": 1.5} for i in range(10, 20)]
     server.route("GET", "/items", offset_route(rows))
     stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
-    with http(server, [stream]) as api:
+    with http(server, [stream], pages_per_batch=1) as api:
         spec = api.get_stream("items")
         assert list(spec.schema["properties"]) == ["id"]  # inferred from the first page only
         batches = list(api.read(spec))

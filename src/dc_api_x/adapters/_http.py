@@ -7,12 +7,11 @@ The adapter is split by concept: its options are in :mod:`._http_options`, the h
 (client arguments, SSL contexts, the auth bridge, streamed responses) in :mod:`._http_client`, the
 retry policy (what is retried, how long to wait, retry counters) in :mod:`._http_retry`, reading
 and decoding bodies (truncated bodies, JSON errors) in :mod:`._http_decode`, the incremental
-bookmark in :mod:`._http_bookmark`. This module holds the adapter class — one httpx client shared
-by the request side (what ``ApiClient`` uses: the send loop with its retries) and the read side
-(paginated, incremental streams) — and the small helpers used by it only.
-
-It is a little over 700 lines because the request side, the stream reads and the partition reads
-(page windows for the scale-out executors) share one client and one send loop.
+bookmark in :mod:`._http_bookmark`, the paginated read loop (pages combined into batches) in
+:mod:`._http_read`, partitions (page windows, independent request sets) in :mod:`.http_partitions`.
+This module holds the adapter class — one httpx client shared by the request side (what
+``ApiClient`` uses: the send loop with its retries) and the read side — and the small helpers used
+by it only.
 """
 
 from __future__ import annotations
@@ -30,13 +29,11 @@ import orjson
 from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
-from ..ext.pagination import MISSING, PageRequest, Paginator, extract_records, split_path
+from ..ext.pagination import PageRequest, Paginator, extract_records, split_path
 from ..ext.partitions import Partition
 from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
-from ..prefetch import Prefetcher
 from ..types import Batch, JSONSchema, Record, StreamSpec
-from ._http_bookmark import HttpBookmark
 from ._http_client import AuthBridge, StreamedResponse, client_kwargs, quiet_httpx_loggers
 from ._http_decode import decode_json, is_json, read_body
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
@@ -452,7 +449,8 @@ class HttpAdapter(ProtocolAdapter):
     def partitions(
         self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4
     ) -> list[Partition] | None:
-        """Windows of pages (offset / page-number pagination with a known total), see
+        """Independent request sets (the stream's ``request_sets``), else windows of pages
+        (offset / page-number pagination with a known total), see
         :mod:`dc_api_x.adapters.http_partitions`."""
         from .http_partitions import http_partitions
 
@@ -467,10 +465,27 @@ class HttpAdapter(ProtocolAdapter):
         columns: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[Batch]:
-        """The pages of one window, one :class:`Batch` per page."""
+        """The pages of one window (one :class:`Batch` per page), or one request set read from
+        ``state`` (its batches carry the set's bookmark)."""
         from .http_partitions import read_window
 
-        return read_window(self, stream, partition, columns=columns, limit=limit)
+        return read_window(self, stream, partition, state=state, columns=columns, limit=limit)
+
+    def merge_partition_bookmarks(
+        self,
+        stream: StreamSpec,
+        base: Mapping[str, Any] | None,
+        bookmarks: Sequence[Mapping[str, Any] | None],
+        done: Sequence[bool],
+    ) -> dict[str, Any] | None:
+        """Page windows: ordered ranges (the default); request sets: the stream's bookmark until
+        every set finished, then the greatest of theirs
+        (:func:`.http_partitions.merge_request_set_bookmarks`)."""
+        if self._stream_options(stream).request_sets:
+            from .http_partitions import merge_request_set_bookmarks
+
+            return merge_request_set_bookmarks(base, bookmarks, done)
+        return super().merge_partition_bookmarks(stream, base, bookmarks, done)
 
     def _stream_options(self, stream: StreamSpec | str) -> StreamOptions:
         name = stream if isinstance(stream, str) else stream.name
@@ -562,7 +577,8 @@ class HttpAdapter(ProtocolAdapter):
         columns: Sequence[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[Batch]:
-        """Yield the stream's records, one :class:`Batch` per page (``pages_per_batch``).
+        """Yield the stream's records, pages combined into batches of about
+        :data:`~._http_read.BATCH_ROWS` records (``pages_per_batch``: that many pages each).
 
         Incremental streams (``replication_key``): the bookmark of ``state`` (or
         ``replication_start``) is sent as ``replication_param`` and records at or before it that
@@ -571,163 +587,23 @@ class HttpAdapter(ProtocolAdapter):
         every record ``<=`` the bookmark is dropped, except for keyless streams, which re-read
         the records at the value).
         ``Batch.bookmark`` is ``{"replication_key", "replication_key_value", "keys_at_value"}``;
-        for streams not declared ``is_sorted`` only the last batch carries it.
+        for streams not declared ``is_sorted`` only the last batch carries it. A stream with
+        ``request_sets`` reads every set in turn (:mod:`.http_partitions`).
         """
         s = self._stream_options(stream)
-        name = s.name
-        where = f"adapter {self.name!r}, stream {name!r}"
-        rk = (
-            stream.replication_key
-            if isinstance(stream, StreamSpec) and stream.replication_key
-            else s.replication_key
-        )
-        pks = (
-            tuple(stream.key_properties)
-            if isinstance(stream, StreamSpec) and stream.key_properties
-            else tuple(s.primary_keys)
-        )
-        schema: JSONSchema | None = None
-        if isinstance(stream, StreamSpec) and stream.schema.get("properties"):
-            schema = stream.schema
-        else:
-            schema = s.json_schema or self._schemas.get(name)
-        # an inferred schema (no explicit `schema` option) grows with fields first seen later:
-        # a field missing from the batch schema would be dropped by the Arrow view
-        widen = s.json_schema is None
-        cols = list(columns) if columns is not None else None
-        if cols is not None and schema is not None:
-            props = schema.get("properties") or {}
-            schema = {**schema, "properties": {c: props[c] for c in cols if c in props}}
+        if s.request_sets:
+            from .http_partitions import read_request_sets
 
-        paginator = self._paginator(s.pagination if s.pagination is not None else self.options.pagination)
-        paginator.reset()
-        auth = self._default_auth(s)
-        base = self._first_request(s)
+            return read_request_sets(self, stream, state=state, columns=columns, limit=limit)
+        from ._http_read import read_stream
 
-        # -- incremental setup
-        tracker = HttpBookmark(rk, pks, where, s.is_sorted) if rk else None
-        if tracker is not None:
-            tracker.start(state, s.replication_start)
-            if s.replication_param and tracker.lower is not MISSING:
-                base.params[s.replication_param] = tracker.lower
-
-        per_batch = s.pages_per_batch or self.options.pages_per_batch
-        remaining = limit
-        pending: list[Record] = []
-        pages_in = 0
-        held: list[Batch] = []  # unsorted incremental streams: the bookmark goes on the last batch
-
-        def emit(records: list[Record]) -> Iterator[Batch]:
-            if not records:
-                return
-            if tracker is None:
-                yield Batch(records=records, schema=schema)
-            elif tracker.sorted:
-                yield Batch(records=records, schema=schema, bookmark=tracker.bookmark())
-            else:
-                if held:
-                    yield held.pop()
-                held.append(Batch(records=records, schema=schema))
-
-        if remaining is not None and remaining <= 0:
-            return
-        for _response, page in self._pages(
-            paginator, base, auth, s, where, max_records=limit if tracker is None else None
-        ):
-            # the limit is applied inside filter(): the bookmark must not count undelivered records
-            records = tracker.filter(page, remaining) if tracker is not None else page
-            if remaining is not None:
-                if len(records) > remaining:
-                    records = records[:remaining]
-                remaining -= len(records)
-            if cols is not None:
-                records = [{c: r[c] for c in cols if c in r} for r in records]
-            if schema is None and records:
-                schema = infer_schema(records)
-                if cols is None:  # a projection is not the stream's schema
-                    self._schemas[name] = schema
-            elif widen and records and cols is None:
-                schema = _widen(schema, records, where)
-            if pending:
-                pending.extend(records)
-            else:
-                pending = records
-            pages_in += 1
-            done = remaining is not None and remaining <= 0
-            if pages_in >= per_batch or done:
-                yield from emit(pending)
-                pending, pages_in = [], 0
-            if done:
-                break
-        yield from emit(pending)
-        if held:
-            assert tracker is not None
-            last = held.pop()
-            last.bookmark = tracker.bookmark()
-            yield last
-
-    def _pages(
-        self,
-        paginator: Paginator[Any],
-        base: PageRequest,
-        auth: Any,
-        s: StreamOptions,
-        where: str,
-        max_records: int | None = None,
-    ) -> Iterator[tuple[Response, list[Record]]]:
-        """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items).
-
-        With the ``prefetch`` option the pages are fetched by a producer thread, one or two pages
-        ahead of the consumer (in order; errors re-raised here). ``max_records``: stop fetching
-        once that many records were produced (a ``limit`` with no filtering).
-        """
-        if not self.options.prefetch:
-            yield from self._page_loop(paginator, base, auth, s, where, max_records)
-            return
-        yield from Prefetcher(
-            lambda: self._page_loop(paginator, base, auth, s, where, max_records),
-            depth=2,
-            name=f"dcapix-http-{s.name}",
-        )
-
-    def _page_loop(
-        self,
-        paginator: Paginator[Any],
-        base: PageRequest,
-        auth: Any,
-        s: StreamOptions,
-        where: str,
-        max_records: int | None,
-    ) -> Iterator[tuple[Response, list[Record]]]:
-        produced = 0
-        while not paginator.finished:
-            pr = PageRequest(base.method, base.url, dict(base.params), dict(base.headers), base.json)
-            paginator.prepare(pr)
-            response, records = self._fetch_page(pr, auth, s, where)
-            records = paginator.clip(records)
-            paginator.advance(response, records)
-            yield response, records
-            produced += len(records)
-            if max_records is not None and produced >= max_records:
-                return
+        return read_stream(self, stream, state=state, columns=columns, limit=limit)
 
 
 def _with_retries(exc: Exception, made: list[str]) -> Exception:
     """``exc`` carrying the reasons of the retries made before it (``exc.retries``)."""
     exc.retries = tuple(made)  # type: ignore[attr-defined]
     return exc
-
-
-def _widen(schema: JSONSchema | None, records: list[Record], where: str) -> JSONSchema | None:
-    """``schema`` plus the fields of ``records`` it does not have (types inferred from them)."""
-    if schema is None:
-        return None
-    props = schema.get("properties") or {}
-    if set().union(*records) <= props.keys():  # C-level: ~0.1 us per record
-        return schema
-    new = infer_schema([{k: v for k, v in r.items() if k not in props} for r in records])["properties"]
-    log.info("%s: new field(s) %s added to the inferred schema", where, ", ".join(sorted(new)))
-    return {**schema, "properties": {**props, **new}}
 
 
 __all__ += ["extract_records", "split_path"]

@@ -76,6 +76,10 @@ class StreamOptions(AdapterOptions):
         default=None, validation_alias=AliasChoices("schema", "json_schema")
     )
     pages_per_batch: int | None = Field(default=None, ge=1)
+    request_sets: list[dict[str, Any]] | dict[str, Any] | None = Field(
+        default=None,
+        description="independent request sets (query params each, or a range split), read as partitions",
+    )
     transforms: list[Any] = Field(default_factory=list, description="applied by callers (runner, tap)")
 
     @field_validator("primary_keys", mode="before")
@@ -104,7 +108,9 @@ class HttpOptions(AdapterOptions):
     auth: dict[str, Any] | str | None = Field(default=None, description="{type: NAME, …} of an auth provider")
     pagination: dict[str, Any] | str | None = Field(default=None, description="default paginator of streams")
     streams: list[StreamOptions] = Field(default_factory=list)
-    pages_per_batch: int = Field(default=1, ge=1, description="pages per yielded Batch")
+    pages_per_batch: int | None = Field(
+        default=None, ge=1, description="pages per yielded Batch (default: combined up to 5,000 records)"
+    )
     prefetch: bool = Field(
         default=True,
         description="fetch the next page while the current one is consumed "

@@ -1,4 +1,5 @@
-"""Partitions of an ``http`` stream (see :mod:`dc_api_x.ext.partitions`): windows of pages.
+"""Partitions of an ``http`` stream (see :mod:`dc_api_x.ext.partitions`): windows of pages, or
+independent request sets.
 
 When the next page does not depend on the previous response — ``offset`` pagination with
 ``total_path``, ``page_number`` pagination with ``total_pages_path`` (or ``total_path`` and
@@ -10,16 +11,29 @@ pagination (the next request is only known from the previous response) and incre
 A window's batches carry no bookmark (full-table streams have none): a window is committed when it
 finishes. Offsets advance by the records received (a server that caps the page size loses nothing);
 a window stops at its end offset, on an empty page, or after its last page number.
+
+**Independent request sets** (the stream's ``request_sets``) split any stream, whatever its
+paginator (cursor and next-link ones included): a list of query-parameter sets
+(``[{"region": "eu"}, {"region": "us"}]``), or a range split of a filter parameter
+(``{"param_from": "since", "param_to": "until", "start": "2024-01-01", "end": "2024-07-01",
+"parts": 6}``: adjacent windows ``[from, to)`` of dates, date-times or integers). Each set is one
+partition, read by its own paginator from the stream's bookmark, incremental streams included;
+its batches carry the set's own bookmark. The stream's bookmark stays the one the run started
+from until every set finished, then becomes the greatest of the sets' bookmarks (the keys
+delivered at that value merged), which is what a serial read of every set gives: a crash at any
+moment resumes each set from its own committed bookmark and never skips what a set had not read.
+A serial read (one worker) reads the sets in turn, and only its last batch carries the bookmark.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..ext.pagination import PageRequest
-from ..ext.partitions import Partition
+from ..ext.partitions import Partition, _gt
 from ..inference import infer_schema
 from ..prefetch import Prefetcher
 from ..types import Batch, Record, StreamSpec
@@ -27,7 +41,13 @@ from ..types import Batch, Record, StreamSpec
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import HttpAdapter
 
-__all__ = ["http_partitions", "read_window"]
+__all__ = [
+    "expand_request_sets",
+    "http_partitions",
+    "merge_request_set_bookmarks",
+    "read_request_sets",
+    "read_window",
+]
 
 
 def _int_at(response: Any, path: str | None) -> int | None:
@@ -45,6 +65,20 @@ def http_partitions(
     if max_partitions < 2:
         return None
     s = adapter._stream_options(stream)
+    if s.request_sets:
+        sets = expand_request_sets(s.request_sets, f"adapter {adapter.name!r}, stream {s.name!r}")
+        if len(sets) < 2:
+            return None
+        return [
+            Partition(
+                i,
+                len(sets),
+                {"params": p},
+                dict(state) if state is not None else None,
+                label=", ".join(f"{k}={v}" for k, v in p.items()),
+            )
+            for i, p in enumerate(sets)
+        ]
     if stream.replication_key or s.replication_key:
         return None
     paginator = adapter._paginator(s.pagination if s.pagination is not None else adapter.options.pagination)
@@ -106,10 +140,33 @@ def read_window(
     stream: StreamSpec,
     partition: Partition,
     *,
+    state: Mapping[str, Any] | None = None,
     columns: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Batch]:
-    """The records of one window, one batch per page."""
+    """The records of one window (one batch per page), or of one request set from ``state``."""
+    if "params" in partition.options:  # one independent request set
+        from ._http_read import read_stream
+
+        return read_stream(
+            adapter,
+            stream,
+            state=state,
+            columns=columns,
+            limit=limit,
+            params=dict(partition.options["params"]),
+        )
+    return _read_pages(adapter, stream, partition, columns=columns, limit=limit)
+
+
+def _read_pages(
+    adapter: HttpAdapter,
+    stream: StreamSpec,
+    partition: Partition,
+    *,
+    columns: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Batch]:
     s = adapter._stream_options(stream)
     where = f"adapter {adapter.name!r}, stream {s.name!r}"
     paginator = adapter._paginator(s.pagination if s.pagination is not None else adapter.options.pagination)
@@ -171,3 +228,120 @@ def read_window(
         close = getattr(source, "close", None)
         if close is not None:
             close()
+
+
+# ------------------------------------------------------------------------------ request sets
+def _split_bounds(start: Any, end: Any, parts: int, where: str) -> list[Any]:
+    """``parts + 1`` ascending bounds from ``start`` to ``end`` (dates, date-times or integers),
+    in the form of ``start`` (ISO text stays ISO text)."""
+    import datetime as dt
+
+    from ..values import parse_datetime
+
+    if isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool):
+        lo, hi = start, end
+        if hi <= lo:
+            raise ValueError(f"{where}: request_sets: end {end!r} is not after start {start!r}")
+        parts = min(parts, hi - lo)
+        return [lo + (hi - lo) * i // parts for i in range(parts + 1)]
+    text = isinstance(start, str)
+    if text and len(start.strip()) <= 10 and len(str(end).strip()) <= 10:
+        d0, d1 = dt.date.fromisoformat(start.strip()), dt.date.fromisoformat(str(end).strip())
+        days = (d1 - d0).days
+        if days <= 0:
+            raise ValueError(f"{where}: request_sets: end {end!r} is not after start {start!r}")
+        parts = min(parts, days)
+        return [(d0 + dt.timedelta(days=days * i // parts)).isoformat() for i in range(parts + 1)]
+    t0 = parse_datetime(start) if text else start
+    t1 = parse_datetime(end) if isinstance(end, str) else end
+    if not isinstance(t0, dt.datetime) or not isinstance(t1, dt.datetime) or t1 <= t0:
+        raise ValueError(f"{where}: request_sets: cannot split {start!r} .. {end!r}")
+    span = int((t1 - t0).total_seconds())
+    parts = max(1, min(parts, span))
+    out = [t0 + dt.timedelta(seconds=span * i // parts) for i in range(parts)] + [t1]
+    return [b.isoformat() for b in out]
+
+
+def expand_request_sets(spec: Any, where: str) -> list[dict[str, Any]]:
+    """The query-parameter sets of a stream's ``request_sets`` (module docstring), in order."""
+    if isinstance(spec, list):
+        sets = []
+        for i, item in enumerate(spec):
+            if not isinstance(item, Mapping) or not item:
+                raise ValueError(f"{where}: request_sets[{i}] must be a non-empty mapping of query params")
+            sets.append(dict(item))
+        return sets
+    if isinstance(spec, Mapping):
+        missing = [k for k in ("param_from", "param_to", "start", "end") if spec.get(k) is None]
+        if missing:
+            raise ValueError(f"{where}: request_sets: missing {', '.join(missing)}")
+        parts = int(spec.get("parts") or 4)
+        bounds = _split_bounds(spec["start"], spec["end"], max(parts, 1), where)
+        pf, pt = str(spec["param_from"]), str(spec["param_to"])
+        extra = dict(spec.get("params") or {})
+        return [{**extra, pf: a, pt: b} for a, b in itertools.pairwise(bounds)]
+    raise ValueError(f"{where}: request_sets must be a list of query-param mappings or a range split")
+
+
+def read_request_sets(
+    adapter: HttpAdapter,
+    stream: StreamSpec | str,
+    *,
+    state: Mapping[str, Any] | None = None,
+    columns: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Batch]:
+    """The serial read of a stream with ``request_sets``: every set in turn, each from ``state``;
+    no batch carries a bookmark but the last one (the sets' bookmarks merged)."""
+    from ._http_read import read_stream
+
+    s = adapter._stream_options(stream)
+    sets = expand_request_sets(s.request_sets, f"adapter {adapter.name!r}, stream {s.name!r}")
+    marks: list[Mapping[str, Any] | None] = []
+    remaining = limit
+    schema = None
+    for params in sets:
+        if remaining is not None and remaining <= 0:
+            break
+        mark: Mapping[str, Any] | None = None
+        for batch in read_stream(
+            adapter, stream, state=state, columns=columns, limit=remaining, params=params, hold_bookmark=True
+        ):
+            mark, batch.bookmark = batch.bookmark or mark, None
+            schema = batch.schema or schema
+            if remaining is not None:
+                remaining -= len(batch)
+            if len(batch):
+                yield batch
+        marks.append(mark)
+    if remaining is not None and remaining <= 0 and len(marks) < len(sets):
+        return  # a limited read stops early: the bookmark stays where it was
+    merged = merge_request_set_bookmarks(state, marks, [True] * len(marks))
+    if merged is not None and merged != (dict(state) if state is not None else None):
+        yield Batch(records=[], schema=schema, bookmark=merged)
+
+
+def merge_request_set_bookmarks(
+    base: Mapping[str, Any] | None,
+    bookmarks: Sequence[Mapping[str, Any] | None],
+    done: Sequence[bool],
+) -> dict[str, Any] | None:
+    """The stream bookmark of independent request sets: ``base`` until every set finished, then
+    the greatest ``replication_key_value`` with the ``keys_at_value`` of every set at that value."""
+    if not all(done):
+        return dict(base) if base is not None else None
+    best: dict[str, Any] | None = dict(base) if base is not None else None
+    for bm in bookmarks:
+        if bm is None or bm.get("replication_key_value") is None:
+            continue
+        if best is None or best.get("replication_key_value") is None:
+            best = dict(bm)
+            continue
+        value, top = bm["replication_key_value"], best["replication_key_value"]
+        if _gt(value, top):
+            best = dict(bm)
+        elif value == top and "keys_at_value" in bm:
+            keys = list(best.get("keys_at_value") or [])
+            keys.extend(k for k in bm["keys_at_value"] if k not in keys)
+            best["keys_at_value"] = keys
+    return best
