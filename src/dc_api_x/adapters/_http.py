@@ -530,9 +530,20 @@ class HttpAdapter(ProtocolAdapter):
     def _infer_stream_schema(self, s: StreamOptions) -> JSONSchema:
         paginator = self._paginator(s.pagination if s.pagination is not None else self.options.pagination)
         where = f"adapter {self.name!r}, stream {s.name!r}"
-        pr = self._first_request(s)
-        paginator.prepare(pr)
-        _, records = self._fetch_page(pr, self._default_auth(s), s, where)
+        sets: list[dict[str, Any]] = [{}]
+        if s.request_sets:  # the first page of the first set that has records
+            from .http_partitions import expand_request_sets
+
+            sets = expand_request_sets(s.request_sets, where)
+        records: list[Record] = []
+        for params in sets:
+            paginator.reset()
+            pr = self._first_request(s)
+            pr.params.update(params)
+            paginator.prepare(pr)
+            _, records = self._fetch_page(pr, self._default_auth(s), s, where)
+            if records:
+                break
         schema = infer_schema(records)
         self._schemas[s.name] = schema
         return schema
