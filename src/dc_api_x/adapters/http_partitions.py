@@ -8,9 +8,10 @@ When the next page does not depend on the previous response — ``offset`` pagin
 pagination (the next request is only known from the previous response) and incremental streams
 (the bookmark filters what the server sends) are read by one reader.
 
-A window's batches carry no bookmark (full-table streams have none): a window is committed when it
-finishes. Offsets advance by the records received (a server that caps the page size loses nothing);
-a window stops at its end offset, on an empty page, or after its last page number.
+A window's pages are combined into batches as the serial read does; they carry no bookmark
+(full-table streams have none): a window is committed when it finishes. Offsets advance by the
+records received (a server that caps the page size loses nothing); a window stops at its end
+offset, on an empty page, or after its last page number.
 
 **Independent request sets** (the stream's ``request_sets``) split any stream, whatever its
 paginator (cursor and next-link ones included): a list of query-parameter sets
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +146,8 @@ def read_window(
     columns: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Batch]:
-    """The records of one window (one batch per page), or of one request set from ``state``."""
+    """The records of one window (pages combined into batches as :func:`._http_read.read_stream`
+    does), or of one request set from ``state``."""
     if "params" in partition.options:  # one independent request set
         from ._http_read import read_stream
 
@@ -215,15 +218,43 @@ def _read_pages(
         if adapter.options.prefetch
         else pages()
     )
+    # pages combined into batches as the serial read does (_http_read.BATCH_ROWS / BATCH_SECONDS)
+    from . import _http_read as rd
+
+    per_batch = s.pages_per_batch or adapter.options.pages_per_batch
+    pending: list[Record] = []
+    pages_in, first_at = 0, 0.0
     try:
-        for records in source:
+        it = iter(source)
+        while True:
+            try:
+                records = next(it)
+            except StopIteration:
+                break
+            except BaseException:
+                if pending:  # the pages before the failing one, as with one batch per page
+                    yield batch(pending)
+                raise
             if remaining is not None:
                 records = records[:remaining]
                 remaining -= len(records)
-            if records:
-                yield batch(records)
-            if remaining is not None and remaining <= 0:
+            if pending:
+                pending.extend(records)
+            else:
+                pending, first_at = records, time.monotonic()
+            pages_in += 1
+            done = remaining is not None and remaining <= 0
+            if per_batch:
+                full = pages_in >= per_batch
+            else:
+                full = len(pending) >= rd.BATCH_ROWS or time.monotonic() - first_at >= rd.BATCH_SECONDS
+            if (full or done) and pending:
+                yield batch(pending)
+                pending, pages_in = [], 0
+            if done:
                 return
+        if pending:
+            yield batch(pending)
     finally:
         close = getattr(source, "close", None)
         if close is not None:
