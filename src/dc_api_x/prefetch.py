@@ -14,11 +14,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Prefetcher"]
+__all__ = ["Prefetcher", "in_reader_thread"]
 
 log = logging.getLogger(__name__)
 
 _END = object()
+_local = threading.local()
+
+
+def in_reader_thread() -> bool:
+    """Whether the caller runs in a :class:`Prefetcher`'s reader thread: its items are already
+    produced ahead of their consumer, so a second read-ahead thread inside would only add a thread
+    hop per item (the HTTP adapter then fetches its pages in this thread)."""
+    return bool(getattr(_local, "reader", False))
 
 
 class Prefetcher:
@@ -60,6 +68,7 @@ class Prefetcher:
 
     def _run(self) -> None:
         it = None
+        _local.reader = True
         try:
             it = self._make()
             while True:

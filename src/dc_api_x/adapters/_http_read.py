@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..ext.pagination import MISSING, PageRequest, Paginator
 from ..inference import infer_schema as _infer
-from ..prefetch import Prefetcher
+from ..prefetch import Prefetcher, in_reader_thread
 from ..types import Batch, JSONSchema, Record, StreamSpec
 from ._http_bookmark import HttpBookmark
 
@@ -180,10 +180,12 @@ def pages(
     """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items).
 
     With the ``prefetch`` option the pages are fetched by a producer thread, one or two pages
-    ahead of the consumer (in order; errors re-raised here). ``max_records``: stop fetching
+    ahead of the consumer (in order; errors re-raised here), unless the caller already runs in a
+    :class:`~dc_api_x.prefetch.Prefetcher` reader thread (the runner's). ``max_records``: stop fetching
     once that many records were produced (a ``limit`` with no filtering).
     """
-    if not adapter.options.prefetch:
+    if not adapter.options.prefetch or in_reader_thread():
+        # already in a read-ahead thread (the runner's reader): no second thread hop per page
         yield from page_loop(adapter, paginator, base, auth, s, where, max_records)
         return
     yield from Prefetcher(
