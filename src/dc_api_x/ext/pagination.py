@@ -148,15 +148,16 @@ def extract_records(
 
 _DICT_ONLY = {dict}
 
-#: :func:`page_fingerprint` hashes at most this many records of a page (evenly spaced).
-FINGERPRINT_SAMPLE = 64
+#: :func:`page_fingerprint` hashes at most this many records of a page (evenly spaced; 64 cost a
+#: fifth of orjson's decode of a 100-record page, 16 a twentieth).
+FINGERPRINT_SAMPLE = 16
 
 
 def page_fingerprint(records: Sequence[Any]) -> bytes | None:
     """A 16-byte fingerprint of a page of records: the record count and the JSON of up to
     :data:`FINGERPRINT_SAMPLE` evenly spaced records (the first and the last included), so two
     pages with the same records have the same fingerprint and a fingerprint costs about as much as
-    encoding 64 records whatever the page size. ``None`` when the records are not
+    encoding 16 records whatever the page size. ``None`` when the records are not
     JSON-serialisable (no fingerprint)."""
     import hashlib
 
