@@ -35,7 +35,7 @@ log = logging.getLogger("dc_api_x.http")
 #: Records per batch when pages are combined (no ``pages_per_batch``).
 BATCH_ROWS = 5000
 #: A combined batch is handed on once its first page waited this long (slow APIs).
-BATCH_SECONDS = 1.0
+BATCH_SECONDS = 0.25
 
 
 def _infer_schema(records: Sequence[Mapping[str, Any]]) -> JSONSchema:
