@@ -460,3 +460,32 @@ def test_inferred_schema_grows_with_fields_seen_later(server):
     fixed = {**stream, "schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}
     with http(server, [fixed]) as api:
         assert all(list(b.schema["properties"]) == ["id"] for b in api.read(api.get_stream("items")))
+
+
+def test_no_second_read_ahead_thread_inside_a_reader_thread(server):
+    """Inside a Prefetcher's reader thread (the runner's), read() fetches its pages in that thread:
+    no ``dcapix-http-`` producer thread, the same records."""
+    import threading
+
+    from dc_api_x.prefetch import Prefetcher
+
+    server.route("GET", "/items", offset_route(make_rows(45)))
+    stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
+    seen: list[list[str]] = []
+
+    def producers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-")]
+
+    def batches():
+        for b in api.read(StreamSpec("items")):
+            seen.append(producers())
+            yield b
+
+    with http(server, [stream], pages_per_batch=1) as api:
+        got = [r["id"] for b in Prefetcher(batches, depth=1) for r in b.records]
+        assert got == list(range(45)) and len(seen) == 5 and seen == [[]] * 5
+        # called directly, the adapter reads ahead in its own producer thread
+        direct = api.read(StreamSpec("items"))
+        next(direct)
+        assert producers()
+        direct.close()
