@@ -15,12 +15,18 @@ the shared machine hits them alike. Reported: median wall seconds, entries/s and
 The dcapix runs are real ``dcapix run`` processes (start-up, plugin loading, discovery, reading,
 Parquet writing), with ``--full-refresh --no-state``; the stream names its object classes so
 discovery does not scan the directory first (a scan costs one more paged search of objectClass).
+They run with byte-code as an installed package has it: the checkout is compiled once, untimed,
+and ``PYTHONDONTWRITEBYTECODE`` is not passed on (with it set, an editable checkout recompiles
+every module of dc_api_x and the plugin at every start). Use a venv without the dev extra
+(``.venv-bench``, see benchmarks/ldap_read.sh): its logfire pydantic plugin costs every start
+0.5-1 s of CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,6 +60,8 @@ def main() -> int:
             "ldapsearch not found (apt-get install ldap-utils, or bash .ci/start-slapd.sh)", file=sys.stderr
         )
         return 2
+    for tree in (ROOT / "src", ROOT / "plugins" / "ldap" / "src"):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree)], capture_output=True)
     work = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
     srv = Slapd(stats_log=False)
     try:
@@ -125,8 +133,9 @@ def dcapix_run(srv, base: str, backend: str, args, work: Path, out: Path) -> flo
         "--full-refresh",
         "--no-progress",
     ]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise SystemExit(f"dcapix run ({backend}) failed: {res.stderr[-2000:]}")

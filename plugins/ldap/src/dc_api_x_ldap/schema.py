@@ -281,20 +281,17 @@ def _column_index(properties: Sequence[str]) -> dict[str, int]:
     return idx
 
 
-def split_page(
-    page: Sequence[tuple[str, Mapping[str, Sequence[bytes]]]],
+def _page_names(
+    dns: Sequence[str],
+    entries: Sequence[Mapping[str, Sequence[bytes]]],
     properties: Sequence[str],
-    aliases: Mapping[str, str] | None = None,
-) -> tuple[list[str], list[list[Any] | None]]:
-    """Distribute a page of ``(dn, {attribute: [raw values]})`` over one list per property
-    (``None`` where an entry lacks the attribute; the whole list ``None`` when no entry of the
-    page has it). Attribute descriptions are matched without case; ``;binary`` is dropped;
-    ``aliases`` maps other names (lower-cased) to properties. A returned attribute that is not a
-    property raises :class:`ValueProblem` (never dropped)."""
+    aliases: Mapping[str, str] | None,
+) -> dict[int, list[str]]:
+    """The attribute descriptions of a page's entries by the index of the property they fill.
+    Attribute descriptions are matched without case; ``;binary`` is dropped; ``aliases`` maps
+    other names (lower-cased) to properties. A returned attribute that is not a property raises
+    :class:`ValueProblem` (never dropped)."""
     idx = _column_index(properties)
-    dns = [dn for dn, _ in page]
-    entries = [attrs for _, attrs in page]
-    cols: list[list[Any] | None] = [None] * len(properties)
     by_column: dict[int, list[str]] = {}
     for name in set().union(*[e.keys() for e in entries]) if entries else ():
         j = idx.get(name)
@@ -309,16 +306,33 @@ def split_page(
                     dn=dn,
                 )
         by_column.setdefault(j, []).append(name)
-    for j, names in by_column.items():
-        if len(names) == 1:
-            name = names[0]
-            cols[j] = [e.get(name) for e in entries]
-        else:  # the same attribute under two descriptions (e.g. with and without ;binary)
-            merged: list[Any] = []
-            for e in entries:
-                vals = [v for n in names for v in e.get(n) or ()]
-                merged.append(vals or None)
-            cols[j] = merged
+    return by_column
+
+
+def _merged(entries: Sequence[Mapping[str, Sequence[bytes]]], names: Sequence[str]) -> list[Any]:
+    """One property's values per entry when the page holds it under several descriptions (e.g.
+    with and without ``;binary``): all of them, in that order; ``None`` where there are none."""
+    out: list[Any] = []
+    for e in entries:
+        vals = [v for n in names for v in e.get(n) or ()]
+        out.append(vals or None)
+    return out
+
+
+def split_page(
+    page: Sequence[tuple[str, Mapping[str, Sequence[bytes]]]],
+    properties: Sequence[str],
+    aliases: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[list[Any] | None]]:
+    """Distribute a page of ``(dn, {attribute: [raw values]})`` over one list per property
+    (``None`` where an entry lacks the attribute; the whole list ``None`` when no entry of the
+    page has it), with the name rules of :func:`_page_names`. :func:`page_to_arrow` does the same
+    in Arrow without the lists."""
+    dns = [dn for dn, _ in page]
+    entries = [attrs for _, attrs in page]
+    cols: list[list[Any] | None] = [None] * len(properties)
+    for j, names in _page_names(dns, entries, properties, aliases).items():
+        cols[j] = [e.get(names[0]) for e in entries] if len(names) == 1 else _merged(entries, names)
     return dns, cols
 
 
@@ -339,21 +353,53 @@ def page_to_arrow(
     schema: Mapping[str, Any],
     arrow_schema: pa.Schema,
     aliases: Mapping[str, str] | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> pa.Table:
     """One page of raw entries as an Arrow table of ``arrow_schema`` (built from the stream's
     JSON ``schema``), converted column-wise. ``dn`` must be the first property. Values that do not
     fit (bad UTF-8, a non-integer INTEGER, two values in a single-valued attribute) raise
-    :class:`ValueProblem` naming the attribute and the entry."""
+    :class:`ValueProblem` naming the attribute and the entry.
+
+    The entries' dicts go to Arrow in one call (a struct array with one ``list<binary>`` field
+    per attribute description the page holds: Arrow walks the dicts in C++), then every column is
+    converted whole (:func:`_convert_column`); no value becomes a Python object on the way.
+    ``cache`` (a dict kept across the pages of one read) keeps the page's attribute descriptions
+    for the next page, which is checked against them instead of scanning every entry's keys."""
     import pyarrow as pa
 
     props = schema["properties"]
     names = list(props)
     attr_names = names[1:]
-    dns, cols = split_page(page, attr_names, aliases)
+    dns = [dn for dn, _ in page]
+    entries = [attrs for _, attrs in page]
+    cache = {} if cache is None else cache
+    struct: Any = None
+    by_column: dict[int, list[str]] | None = cache.get("by_column")
+    if by_column is not None and cache.get("struct_type") is not None:
+        # the attribute descriptions of the previous page: right when the struct holds every
+        # value of the page's dicts (an unknown description would be missing from its fields)
+        struct = pa.array(entries, cache["struct_type"])
+        if _field_count(struct) != sum(map(len, entries)):
+            by_column, struct = None, None
+    if by_column is None:
+        by_column = _page_names(dns, entries, attr_names, aliases)
+        cache["by_column"] = by_column
+        fields = [ns[0] for ns in by_column.values() if len(ns) == 1]
+        cache["struct_type"] = pa.struct([(n, pa.list_(pa.binary())) for n in fields]) if fields else None
+    single = {j: ns[0] for j, ns in by_column.items() if len(ns) == 1}
+    if single and struct is None:
+        struct = pa.array(entries, cache["struct_type"])
     arrays: list[pa.Array] = [pa.array(dns, pa.string())]
-    for name, col, f in zip(attr_names, cols, list(arrow_schema)[1:], strict=True):
+    for j, (name, f) in enumerate(zip(attr_names, list(arrow_schema)[1:], strict=True)):
         kind, multi = _item(props[name])
-        arrays.append(_convert_column(name, col, kind, multi, f.type, dns))
+        if j in single:
+            lists = struct.field(single[j])
+        elif j in by_column:
+            lists = pa.array(_merged(entries, by_column[j]), pa.list_(pa.binary()))
+        else:  # no entry of the page has the attribute (most of a wide schema)
+            arrays.append(pa.nulls(len(dns), f.type))
+            continue
+        arrays.append(_convert_column(name, lists, kind, multi, f.type, dns))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
 
 
@@ -393,26 +439,34 @@ def _time(v: bytes) -> _dt.datetime:
     return parse_generalized_time(v.decode("ascii"))
 
 
+def _field_count(struct: pa.StructArray) -> int:
+    """How many attributes the entries of a struct array of lists hold (non-null fields)."""
+    return sum(len(f) - f.null_count for f in struct.flatten())
+
+
 def _convert_column(
-    name: str, col: list[Any] | None, kind: str, multi: bool, typ: pa.DataType, dns: Sequence[str]
+    name: str, lists: pa.Array, kind: str, multi: bool, typ: pa.DataType, dns: Sequence[str]
 ) -> pa.Array:
+    """One property's ``list<binary>`` column (null: the entry lacks it) as ``typ``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     errors = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError)
-    if col is None:  # no entry of the page has the attribute (most of a wide schema)
-        return pa.nulls(len(dns), typ)
-    lists = pa.array(col, pa.list_(pa.binary()))
     if multi:
         raw = lists
     else:
-        if pc.max(pc.list_value_length(lists)).as_py() > 1:
+        if len(lists) and pc.max(pc.list_value_length(lists)).as_py() > 1:
+            col = lists.to_pylist()
             i = next(i for i, v in enumerate(col) if v is not None and len(v) > 1)
             raise ValueProblem(
                 f"{len(col[i])} values in a single-valued attribute", attribute=name, dn=dns[i]
             )
         raw = pc.list_element(lists, 0)
-    values = raw.values if multi else raw  # the flat binary values
+    offsets: Any = None
+    if multi:  # the flat binary values and the lists' offsets into them (from 0)
+        offsets, values = _flat(raw)
+    else:
+        values = raw
     try:
         if kind == "bin":
             out = values
@@ -435,10 +489,22 @@ def _convert_column(
             "bool": "TRUE or FALSE",
             "time": "a GeneralizedTime",
         }[kind]
-        raise _bad(name, col or [], dns, check, what) from None
+        raise _bad(name, lists.to_pylist(), dns, check, what) from None
     if multi:
-        out = pa.ListArray.from_arrays(raw.offsets, out, mask=raw.is_null())
+        out = pa.ListArray.from_arrays(offsets, out, mask=raw.is_null())
     return out if out.type == typ else out.cast(typ)
+
+
+def _flat(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``(offsets, values)`` of a ``list<binary>`` array: the values its lists span and offsets
+    into them starting at 0 (a struct's field is a slice of its child array when the struct is
+    one, so its offsets need not start at 0)."""
+    import pyarrow.compute as pc
+
+    offsets = lists.offsets
+    start, end = offsets[0].as_py(), offsets[-1].as_py()
+    values = lists.values.slice(start, end - start)
+    return (pc.subtract(offsets, start) if start else offsets), values
 
 
 def _time_array(values: pa.Array) -> pa.Array:

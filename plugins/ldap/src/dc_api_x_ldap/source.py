@@ -108,9 +108,19 @@ class LdapSource(LdapBase):
         controls = [c.as_tuple() for c in self.options.controls]
         # the next page is fetched (and the server works on it) while this one is converted;
         # with a limit, no page beyond it is asked for
-        pages: Any = self.backend.paged_search(*search, controls=controls) if limit is not None else None
-        if pages is None:
-            pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls))
+        pages: Any
+        if limit is not None:
+            pages = self.backend.paged_search(*search, controls=controls)
+        elif self.backend.pages_ahead:  # no thread: the server works on page N+1 while N converts
+            pages = _PageGroups(
+                self.backend.paged_search(*search, controls=controls, ahead=True), GROUP_ENTRIES
+            )
+        else:
+            # up to a group's pages ahead, so the search goes on while a group is converted
+            ahead = max(1, -(-GROUP_ENTRIES // search[4]))
+            pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead)
+            pages = _PageGroups(pages, GROUP_ENTRIES)
+        cache: dict[str, Any] = {}
         held: Batch | None = None
         left = limit
         gc_was_on = _pause_gc()
@@ -123,7 +133,7 @@ class LdapSource(LdapBase):
                 except LdapError as exc:
                     raise self._fail(exc, stream=stream.name) from None
                 try:
-                    table = page_to_arrow(page, schema, arrow_schema, aliases)
+                    table = page_to_arrow(page, schema, arrow_schema, aliases, cache)
                 except ValueProblem as exc:
                     raise SchemaError(
                         f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
@@ -157,6 +167,42 @@ class LdapSource(LdapBase):
             yield held
         elif bookmark is not None:
             yield Batch.from_records([], schema=schema, bookmark=bookmark)
+
+
+#: pages are converted to Arrow in groups of at least this many entries (a page of a small
+#: ``page_size`` costs as many Arrow calls per column as a large one); reads with a limit convert
+#: page by page so that no page beyond the limit is asked for
+GROUP_ENTRIES = 10_000
+
+
+class _PageGroups:
+    """The pages of ``pages`` joined into lists of at least ``size`` entries (the last one may be
+    smaller); :meth:`close` closes ``pages``."""
+
+    def __init__(self, pages: Any, size: int) -> None:
+        self.pages = pages
+        self.size = size
+
+    def __iter__(self) -> _PageGroups:
+        return self
+
+    def __next__(self) -> list[Any]:
+        group: list[Any] = []
+        while len(group) < self.size:
+            try:
+                page = next(self.pages)
+            except StopIteration:
+                if group:
+                    return group
+                raise
+            if group:
+                group.extend(page)
+            else:
+                group = list(page)
+        return group
+
+    def close(self) -> None:
+        self.pages.close()
 
 
 def _pause_gc() -> bool:

@@ -155,6 +155,10 @@ class Backend:
     features: ClassVar[frozenset[str]] = frozenset()
     #: auth methods the backend supports
     auth_methods: ClassVar[frozenset[str]] = frozenset({"anonymous", "simple"})
+    #: ``paged_search(..., ahead=True)`` sends the request for page N+1 before it yields page N
+    #: (the library sends requests without waiting): the server prepares the next page while the
+    #: reader converts this one, with no thread in the client
+    pages_ahead: ClassVar[bool] = False
 
     def __init__(self, options: LdapOptions) -> None:
         self.options = options
@@ -189,9 +193,11 @@ class Backend:
         page_size: int,
         *,
         controls: Sequence[Control] = (),
+        ahead: bool = False,
     ) -> Generator[list[Entry], None, None]:
         """The pages of a search with the simple paged results control; closing the generator
-        early abandons the paged search on the server (size 0 with the cookie)."""
+        early abandons the paged search on the server (size 0 with the cookie). ``ahead`` asks
+        for the next page before yielding this one where the backend can (:attr:`pages_ahead`)."""
         raise NotImplementedError
 
     def root_dse(self) -> dict[str, list[bytes]]:

@@ -306,6 +306,7 @@ class Ldap3Backend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
+        ahead: bool = False,  # not offered (pages_ahead is False): pages come one by one
     ) -> Generator[list[Entry], None, None]:
         cookie: bytes | None = b""
         done = False

@@ -258,6 +258,7 @@ class LdaptorBackend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
+        ahead: bool = False,  # not offered (pages_ahead is False): pages come one by one
     ) -> Generator[list[Entry], None, None]:
         self.connect()
         cookie = b""

@@ -53,6 +53,7 @@ class PythonLdapBackend(Backend):
     library = "ldap"
     features = frozenset({"sasl_external", "controls", "ldif", "extended"})
     auth_methods = frozenset({"anonymous", "simple", "sasl_external"})
+    pages_ahead = True
 
     def __init__(self, options: Any) -> None:
         super().__init__(options)
@@ -136,40 +137,58 @@ class PythonLdapBackend(Backend):
         page_size: int,
         *,
         controls: Sequence[Control] = (),
+        ahead: bool = False,
     ) -> Generator[list[Entry], None, None]:
         self.connect()
         conn = self.conn
-        paged = SimplePagedResultsControl(True, size=page_size, cookie=b"")
         extra = self._controls(controls)
         attrlist = list(attributes) if attributes is not None else ["1.1"]
+
+        def send(cookie: bytes, size: int = page_size, attrs: list[str] = attrlist) -> int:
+            paged = SimplePagedResultsControl(True, size=size, cookie=cookie)
+            return int(conn.search_ext(base, _SCOPES[scope], filter, attrs, serverctrls=[paged, *extra]))
+
+        def answer(msgid: int) -> tuple[list[Entry], bytes]:
+            _, data, _, sctrls = conn.result3(msgid)
+            cookie = b""
+            for c in sctrls or ():
+                if c.controlType == SimplePagedResultsControl.controlType:
+                    cookie = c.cookie
+            return [(dn, attrs) for dn, attrs in data if dn is not None], cookie
+
         cookie: bytes = b""
         done = False
+        pending: int | None = None  # the request of the next page, sent but not read
         try:
+            try:
+                pending = send(b"")
+            except ldap.LDAPError as exc:
+                raise _error(exc, "search", base) from None
             while True:
                 try:
-                    msgid = conn.search_ext(
-                        base, _SCOPES[scope], filter, attrlist, serverctrls=[paged, *extra]
-                    )
-                    _, data, _, sctrls = conn.result3(msgid)
+                    entries, cookie = answer(pending)
+                    pending = None
+                    if not cookie:
+                        done = True
+                    elif ahead:  # libldap sends without waiting: slapd works while we convert
+                        pending = send(cookie)
                 except ldap.LDAPError as exc:
                     raise _error(exc, "search", base) from None
-                cookie = b""
-                for c in sctrls or ():
-                    if c.controlType == SimplePagedResultsControl.controlType:
-                        cookie = c.cookie
-                if not cookie:
-                    done = True
-                yield [(dn, attrs) for dn, attrs in data if dn is not None]
+                yield entries
                 if done:
                     return
-                paged.cookie = cookie
+                if pending is None:
+                    try:
+                        pending = send(cookie)
+                    except ldap.LDAPError as exc:
+                        raise _error(exc, "search", base) from None
         finally:
-            if not done and cookie and self.conn is not None:
-                paged.size, paged.cookie = 0, cookie  # RFC 2696: abandon the paged search
+            if not done and self.conn is not None:
                 try:
-                    conn.result3(
-                        conn.search_ext(base, _SCOPES[scope], filter, ["1.1"], serverctrls=[paged, *extra])
-                    )
+                    if pending is not None:  # the page asked for ahead: its answer has the cookie
+                        _, cookie = answer(pending)
+                    if cookie:  # RFC 2696: abandon the paged search (size 0 with the cookie)
+                        conn.result3(send(cookie, 0, ["1.1"]))
                 except ldap.LDAPError:
                     pass
 
