@@ -5,8 +5,9 @@ One invocation, one throwaway slapd (dc_api_x_ldap.testing.Slapd, no stats loggi
 N people (default 50,000); each contender reads every entry of ou=people with the simple paged
 results control, page size 1000, the same attributes (``*`` and the four operational attributes
 the adapter reads), and the runs are interleaved (ldapsearch, dcapix per backend, ...) so load on
-the shared machine hits them alike. Reported: median wall seconds, entries/s and the ratio
-``ldapsearch wall / dcapix wall`` (the goal is >= 0.6 for the rate).
+the shared machine hits them alike. Reported: median wall seconds, entries/s, the ratio
+``ldapsearch wall / dcapix wall`` (the goal is >= 0.6 for the rate), the median CPU seconds of the
+client process (slapd's not included) and the load average.
 
     .venv/bin/python benchmarks/ldap_read.py                      # 50,000 entries, 3 runs
     .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3
@@ -78,31 +79,48 @@ def main() -> int:
         ]  # fmt: skip
         backends = [b for b in args.backends.split(",") if b]
         walls: dict[str, list[float]] = {"ldapsearch": [], **{f"dcapix run ({b})": [] for b in backends}}
+        cpus: dict[str, list[float]] = {k: [] for k in walls}
+        load = os.getloadavg()
         for run in range(args.runs):
+            c = _child_cpu()
             t = time.perf_counter()
             with open("/dev/null", "wb") as devnull:
                 subprocess.run(ldapsearch, stdout=devnull, check=True)
             walls["ldapsearch"].append(time.perf_counter() - t)
+            cpus["ldapsearch"].append(_child_cpu() - c)
             for b in backends:
                 out = work / f"out-{b}-{run}"
+                c = _child_cpu()
                 walls[f"dcapix run ({b})"].append(dcapix_run(srv, base, b, args, work, out))
+                cpus[f"dcapix run ({b})"].append(_child_cpu() - c)
                 n = count_parquet(out)
                 if n != args.entries:
                     print(f"!!! dcapix ({b}) wrote {n} rows, expected {args.entries}", file=sys.stderr)
                     return 1
                 shutil.rmtree(out)
         ref = statistics.median(walls["ldapsearch"])
-        print(f"\n{'contender':<26} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19}   runs")
+        end = os.getloadavg()
+        print(f"load average {load[0]:.1f} {load[1]:.1f} before, {end[0]:.1f} {end[1]:.1f} after")
+        print(
+            f"\n{'contender':<26} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
+            f"{'client cpu s':>13}   runs"
+        )
         for name, ws in walls.items():
             med = statistics.median(ws)
             print(
-                f"{name:<26} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x   "
-                + " ".join(f"{w:.2f}" for w in ws)
+                f"{name:<26} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
+                f"{statistics.median(cpus[name]):>13.2f}   " + " ".join(f"{w:.2f}" for w in ws)
             )
         return 0
     finally:
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def pipeline(srv, base: str, backend: str, args, out: Path) -> dict:  # type: ignore[no-untyped-def]

@@ -1,6 +1,8 @@
 """Reading in the ``ldap`` adapter: a stream's entries page by page with the simple paged results
-control (RFC 2696), converted to Arrow column-wise; the next page is fetched in a thread while this
-one is converted (:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
+control (RFC 2696), converted to Arrow column-wise in groups of pages (:data:`GROUP_ENTRIES`). The
+server prepares the next page while this one is converted: python-ldap sends its request before
+the page is yielded (``paged_search(ahead=True)``), the other backends fetch in a thread
+(:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
 ``entryCSN``) with the toolkit's boundary bookmark (:class:`dc_api_x.bookmarks.BoundaryBookmark`),
 bounded by the server's clock when the read began.
 """
