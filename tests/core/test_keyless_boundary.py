@@ -149,10 +149,13 @@ def keyless_sql(
             finally:
                 con.close()
 
-        if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters.sql import sqlite as sqlite_backend
+        from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
+        if kind == "sqlite-sqlite3":
             monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_findable", lambda: False)
+        else:  # ADBC for every file, however small
+            monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
         cfg = {
             "adapter": "sql",
             "url": f"sqlite:///{path}",

@@ -86,10 +86,13 @@ def events(request, monkeypatch):
                 ],
             )
 
-        if kind == "sqlite-sqlite3":
-            from dc_api_x.adapters.sql import sqlite as sqlite_backend
+        from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
+        if kind == "sqlite-sqlite3":
             monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
+            monkeypatch.setattr(sqlite_backend, "_adbc_findable", lambda: False)
+        else:  # ADBC for every file, however small
+            monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
         cfg = {
             "adapter": "sql",
             "url": url,
@@ -259,10 +262,13 @@ def test_read_of_a_dropped_table_names_it(pg_url, pg_schema, pg_exec):
 def test_sqlite_null_first_batches_and_dynamic_types(sqlite_db, monkeypatch, adbc):
     """adbc-driver-sqlite infers types from a batch's values: NULL-only first batches and numbers in
     text columns must not break (or change) a read."""
-    if not adbc:
-        from dc_api_x.adapters.sql import sqlite as sqlite_backend
+    from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
+    if not adbc:
         monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
+        monkeypatch.setattr(sqlite_backend, "_adbc_findable", lambda: False)
+    else:
+        monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
     url, run = sqlite_db
     run(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, f REAL, d DECIMAL_TEXT(10,2), "

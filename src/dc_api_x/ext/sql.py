@@ -38,6 +38,7 @@ pyarrow are imported inside the methods that use them).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -303,6 +304,18 @@ class SQLBackend:
         return SchemaError(f"{where}: {self.adapter.redact(message)}", adapter=name, stream=stream)
 
     # -- discovery -------------------------------------------------------------------------------
+    def discovery_connection(self) -> AbstractContextManager[Any]:
+        """The connection ``discover()`` hands to :meth:`default_schema`, :meth:`reflect` and
+        :meth:`describe_query`, as a context manager: an SQLAlchemy connection of the engine. A
+        backend may give its driver's own connection instead when it reflects without SQLAlchemy
+        (the SQLite backend: a ``sqlite3`` connection, so discovery does not import SQLAlchemy)."""
+        return self.engine.connect()
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a database error of the backend's own driver connections (reported
+        with :meth:`db_error`, as SQLAlchemy's errors are)."""
+        return False
+
     def default_schema(self, conn: Connection | None = None) -> str:
         """The schema tables without one live in (streams of it are named without a prefix)."""
         raise NotImplementedError

@@ -27,11 +27,9 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import sqlalchemy as sa
 from pydantic import AliasChoices, Field, field_validator
-from sqlalchemy.engine import Connection, Dialect, Engine
 
 from ...arrow import json_types, jsonschema_to_arrow
 from ...bookmarks import SortedBoundary
@@ -42,9 +40,16 @@ from ...ext.partitions import Partition
 from ...ext.sql import Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, SQLWrite
 from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
+from .lazy import is_sqlalchemy_error, lazy_module
 from .typemap import extension_type, load_extensions
 
-__all__ = ["SQLAdapter", "SQLOptions", "SQLStreamOptions", "normalize_url"]
+if TYPE_CHECKING:  # pragma: no cover
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection, Dialect, Engine
+else:  # imported on first use: a plain SQLite file is discovered and read without it (.lazy)
+    sa = lazy_module("sqlalchemy")
+
+__all__ = ["SQLAdapter", "SQLOptions", "SQLStreamOptions", "normalize_url", "sqlite_file"]
 
 log = logging.getLogger("dc_api_x.adapters.sql")
 
@@ -101,6 +106,23 @@ def normalize_url(url: str, plugin: str = "adapter 'sql'") -> sa.URL:
     return u
 
 
+#: ``sqlite:///PATH`` (or ``sqlite+pysqlite:///PATH``): a file, no query options, nothing escaped.
+_SQLITE_FILE = re.compile(r"sqlite(?:\+pysqlite)?:///([^?%]+)")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a plain SQLite URL (``sqlite:///shop.db``, ``sqlite:////abs/shop.db``) —
+    what SQLAlchemy's URL parser makes of it, without importing SQLAlchemy — else ``None`` (memory
+    databases, ``file:`` URIs, query options and %-escapes are left to SQLAlchemy)."""
+    m = _SQLITE_FILE.fullmatch(url.strip())
+    if m is None:
+        return None
+    path = m.group(1)
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
 # ------------------------------------------------------------------------------------------ adapter
 class SQLAdapter(ProtocolAdapter):
     """Read and write SQL databases through SQLAlchemy 2 (PostgreSQL via psycopg 3 / ADBC, SQLite, …)."""
@@ -121,18 +143,32 @@ class SQLAdapter(ProtocolAdapter):
 
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
-        self.url = normalize_url(self.options.url, f"adapter {self.name!r}")
+        #: the database file of a plain ``sqlite:///PATH`` URL (:func:`sqlite_file`), else ``None``;
+        #: its URL is parsed by SQLAlchemy only when an engine is needed
+        self.sqlite_file: str | None = sqlite_file(self.options.url)
+        self._url: sa.URL | None = None
+        if self.sqlite_file is None:
+            self._url = normalize_url(self.options.url, f"adapter {self.name!r}")
+        #: the URL's dialect (``URL.get_backend_name()``)
+        self.dialect_name: str = "sqlite" if self._url is None else self._url.get_backend_name()
         # the password is masked in this adapter's messages (as a whole token: a password such as
         # "postgres" must not garble "postgresql"); URLs are rendered without it anyway.
-        pw = str(self.url.password or "")
+        pw = str(self._url.password or "") if self._url is not None else ""
         self._pw_re = re.compile(r"(?<![A-Za-z0-9])" + re.escape(pw) + r"(?![A-Za-z0-9])") if pw else None
         self._engine: Engine | None = None
         self._writes: dict[str, SQLWrite] = {}
         self._discovered: list[StreamSpec] | None = None
         #: the registered SQL extensions for this dialect (``register_sql_extensions``)
-        self.extensions: list[SQLExtension] = load_extensions(self.url.get_backend_name())
+        self.extensions: list[SQLExtension] = load_extensions(self.dialect_name)
         #: the backend for this URL's dialect (chosen once)
-        self.backend: SQLBackend = self.backend_class(self.url.get_backend_name())(self)
+        self.backend: SQLBackend = self.backend_class(self.dialect_name)(self)
+
+    @property
+    def url(self) -> sa.URL:
+        """The parsed URL (SQLAlchemy's ``URL``), password included (render it hidden)."""
+        if self._url is None:
+            self._url = normalize_url(self.options.url, f"adapter {self.name!r}")
+        return self._url
 
     @classmethod
     def backend_class(cls, dialect: str) -> type[SQLBackend]:
@@ -193,7 +229,9 @@ class SQLAdapter(ProtocolAdapter):
     @property
     def safe_url(self) -> str:
         """The URL without its password (for messages)."""
-        return self.url.render_as_string(hide_password=True)
+        if self._url is None:  # a plain SQLite file URL: no password, rendered as written
+            return self.options.url.strip()  # type: ignore[no-any-return]
+        return self._url.render_as_string(hide_password=True)
 
     def redact(self, message: str) -> str:
         """``message`` with the password and other secrets masked."""
@@ -267,11 +305,13 @@ class SQLAdapter(ProtocolAdapter):
     def discover(self) -> list[StreamSpec]:
         """Every configured stream (or every table and view of ``schema``), by bulk reflection."""
         try:
-            with self.engine.connect() as conn:
+            with self.backend.discovery_connection() as conn:
                 specs = self._discover(conn, self.backend.default_schema(conn))
         except AdapterError:
             raise
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:
+            if not (is_sqlalchemy_error(exc) or self.backend.is_driver_error(exc)):
+                raise
             raise self.backend.db_error(exc, "discover") from None
         self._discovered = specs
         return specs
@@ -551,7 +591,7 @@ class SQLAdapter(ProtocolAdapter):
             and types <= {"integer", "number"}
             and isinstance(typ, sa.Numeric)
             and not isinstance(typ, sa.Float)
-            and self.url.get_backend_name() != "sqlite"
+            and self.dialect_name != "sqlite"
         ):
             from .typemap import column_property
 

@@ -20,17 +20,19 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.types import TypeEngine
-
 from ...ext.sql import Reflected, SQLBackend, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema
 from ...values import json_form
+from .lazy import lazy_module
 from .typemap import column_property, extension_property, jsonschema_to_sqltype, sample_property, typed_value
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.types import TypeEngine
+else:  # imported on first use (the SQLite backend's sqlite3 paths run without it): .lazy
+    sa = lazy_module("sqlalchemy")
 
 __all__ = [
     "ARROW_BATCH_SIZE",

@@ -16,17 +16,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import importlib.util
+import os
 import re
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ...arrow import arrow_to_records, rebatch
-from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLWrite
+from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLSource, SQLWrite
 from ...types import Batch, JSONSchema
 from ...values import arrow_errors, fit_decimal, json_default, json_form, parse_datetime, parse_time
 from .generic import (
@@ -37,10 +38,15 @@ from .generic import (
     installed,
     merge_on_conflict,
 )
+from .lazy import lazy_module
 from .typemap import extension_property, sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+else:  # imported on first use: discovery and table reads of a plain file run on sqlite3 alone
+    sa = lazy_module("sqlalchemy")
 
 __all__ = ["SQLiteBackend"]
 
@@ -51,6 +57,26 @@ def _adbc_installed() -> bool:
     return installed("adbc_driver_sqlite.dbapi")
 
 
+def _adbc_findable() -> bool:
+    """Whether adbc-driver-sqlite is installed, without importing it (and pyarrow.dataset)."""
+    try:
+        return importlib.util.find_spec("adbc_driver_sqlite") is not None
+    except (ImportError, ValueError):  # pragma: no cover - a broken installation
+        return False
+
+
+#: Plain database files smaller than this are read with sqlite3 even when adbc-driver-sqlite is
+#: installed: importing ADBC (and the ``pyarrow.dataset`` it pulls in) costs more than it saves on a
+#: small table; larger ones are read through ADBC (C decoding into Arrow).
+ADBC_MIN_BYTES = 32 << 20
+
+
+def quote(name: str) -> str:
+    """An SQLite identifier in double quotes (embedded quotes doubled), as SQLAlchemy's SQLite
+    dialect quotes a name that needs it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class SQLiteBackend(SQLAlchemyBackend):
     """SQLite through ``sqlite3`` and ``adbc-driver-sqlite`` (see the module docstring)."""
 
@@ -58,11 +84,21 @@ class SQLiteBackend(SQLAlchemyBackend):
 
     def __init__(self, adapter: SQLAdapterLike) -> None:
         super().__init__(adapter)
-        url = adapter.url
-        db = url.database
-        #: whether ADBC can open the database (a file, no URI options) and is installed (decided once)
-        self.adbc = bool(db) and db != ":memory:" and not str(db).startswith("file:") and not url.query
-        self.adbc = self.adbc and _adbc_installed()
+        #: the database file of a plain ``sqlite:///PATH`` URL without ``engine_options``: discovery
+        #: and table reads open it with sqlite3 themselves, SQLAlchemy is not imported for them
+        self.file: str | None = getattr(adapter, "sqlite_file", None)
+        if self.file is not None and (adapter.options.engine_options or _engine_plugins(adapter)):
+            self.file = None
+        if self.file is not None:
+            self.database: str = self.file
+            self.adbc = _adbc_findable()
+        else:
+            url = adapter.url
+            db = url.database
+            self.database = str(db)
+            #: whether ADBC can open the database (a file, no URI options) and is installed (decided once)
+            self.adbc = bool(db) and db != ":memory:" and not str(db).startswith("file:") and not url.query
+            self.adbc = self.adbc and _adbc_installed()
         self._raw: Any = None  # the sqlite3 connection of executemany writes
         self._adbc_conn: Any = None  # the ADBC connection of appends
 
@@ -80,26 +116,44 @@ class SQLiteBackend(SQLAlchemyBackend):
     def default_schema(self, conn: Connection | None = None) -> str:
         return "main"
 
-    def reflect(self, conn: Connection, schema: str | None, names: list[str] | None) -> dict[str, Reflected]:
+    def discovery_connection(self) -> contextlib.AbstractContextManager[Any]:
+        """A sqlite3 connection of the file (no SQLAlchemy) when every configured stream is a
+        table; else the engine's."""
+        streams = self.adapter.options.streams or []
+        if self.file is None or any(getattr(s, "query", None) is not None for s in streams):
+            return super().discovery_connection()
+        return contextlib.closing(self._connect())
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error)
+
+    def _connect(self) -> sqlite3.Connection:
+        """A sqlite3 connection of :attr:`file`, opened as SQLAlchemy's pysqlite dialect opens one."""
+        return sqlite3.connect(self.database, check_same_thread=False)
+
+    def reflect(self, conn: Any, schema: str | None, names: list[str] | None) -> dict[str, Reflected]:
+        # one query over sqlite_master and pragma_table_info, on a sqlite3 connection or an
+        # SQLAlchemy one (the statement is the same text either way)
         sch = schema or "main"
-        master = sa.table("sqlite_master", sa.column("name"), sa.column("type"), schema=sch)
-        info = (
-            sa.func.pragma_table_info(master.c.name, sch)
-            .table_valued("cid", "name", "type", "notnull", "pk")
-            .alias("p")
+        sql = (
+            f"SELECT m.name, p.name, p.type, p.\"notnull\", p.pk FROM {quote(sch)}.sqlite_master AS m "
+            "JOIN pragma_table_info(m.name, ?) AS p "
+            "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         )
-        stmt = (
-            sa.select(master.c.name.label("tbl"), info.c.name, info.c.type, info.c.notnull, info.c.pk)
-            .select_from(master.join(info, sa.true()))
-            .where(master.c.type.in_(["table", "view"]), ~master.c.name.like("sqlite\\_%", escape="\\"))
-            .order_by(master.c.name, info.c.cid)
-        )
+        params: list[Any] = [sch]
         if names is not None:
-            stmt = stmt.where(master.c.name.in_(names))
+            sql += f" AND m.name IN ({', '.join('?' * len(names))})" if names else " AND 0"
+            params += names
+        sql += " ORDER BY m.name, p.cid"
+        rows = (
+            conn.execute(sql, params)
+            if isinstance(conn, sqlite3.Connection)
+            else conn.exec_driver_sql(sql, tuple(params))
+        )
         out: dict[str, Reflected] = {}
         pkpos: dict[str, list[tuple[int, str]]] = {}
         exts = getattr(self.adapter, "extensions", None)
-        for tbl, col, decl, notnull, pk in conn.execute(stmt):
+        for tbl, col, decl, notnull, pk in rows:
             cols, _ = out.setdefault(tbl, ([], []))
             nullable = not (notnull or pk)
             prop = extension_property(exts, decl or "", "sqlite", nullable) if exts else None
@@ -137,17 +191,23 @@ class SQLiteBackend(SQLAlchemyBackend):
     def read(self, read: SQLRead) -> Iterator[Batch]:
         boundary = read.boundary
         target = read.arrow_schema()
-        rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
-        stmt = self._select_sentinel(read, rk_param, target) if self.adbc else read.select(rk_param)
-        compiled = stmt.compile(dialect=self.dialect)
-        params = [compiled.params[name] for name in (compiled.positiontup or [])]
+        # a table of a plain file: the statement written here, run on sqlite3 (ADBC for a large
+        # file) without SQLAlchemy; anything else (a query, a partition's range) compiled by it
+        own = self.file is not None and type(read.source) is SQLSource and read.source.query is None
+        adbc = self.adbc and (not own or _file_size(self.database) >= ADBC_MIN_BYTES)
+        if own:
+            sql, params = (_table_select_sentinel if adbc else _table_select)(read, target)
+        else:
+            rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
+            stmt = self._select_sentinel(read, rk_param, target) if adbc else read.select(rk_param)
+            compiled = stmt.compile(dialect=self.dialect)
+            sql = str(compiled)
+            params = [compiled.params[name] for name in (compiled.positiontup or [])]
         size = read.batch_size or ARROW_BATCH_SIZE
         names = list(read.props)
         rk_i = names.index(boundary.rk) if boundary else -1
         pk_i = [names.index(k) for k in boundary.pks] if boundary else []
-        chunks: Any = (self._chunks_adbc if self.adbc else self._chunks)(
-            str(compiled), params, target, size, read
-        )
+        chunks: Any = (self._chunks_adbc if adbc else self._chunks)(sql, params, target, size, read)
         try:
             for table, raw in chunks:
                 rk = pk = None
@@ -216,9 +276,9 @@ class SQLiteBackend(SQLAlchemyBackend):
         """sqlite3 ``fetchmany`` + column-wise Arrow arrays (the fallback without adbc-driver-sqlite)."""
         import pyarrow as pa
 
-        raw = self.engine.raw_connection()
+        raw: Any = self._connect() if self.file is not None else self.engine.raw_connection()
         try:
-            cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            cur = (raw if self.file is not None else raw.driver_connection).cursor()
             try:
                 cur.execute(sql, params)
             except Exception as exc:
@@ -269,7 +329,7 @@ class SQLiteBackend(SQLAlchemyBackend):
 
         stream = read.spec.name
         try:
-            conn = adbc.connect(str(self.adapter.url.database), autocommit=True)  # no read transaction held
+            conn = adbc.connect(self.database, autocommit=True)  # no read transaction held
         except Exception as exc:
             raise self.db_error(exc, "connect (ADBC SQLite)", stream=stream) from None
         try:
@@ -332,7 +392,7 @@ class SQLiteBackend(SQLAlchemyBackend):
 
         if self._adbc_conn is None:
             try:
-                self._adbc_conn = adbc.connect(str(self.adapter.url.database))
+                self._adbc_conn = adbc.connect(self.database)
                 cur = self._adbc_conn.cursor()
                 cur.execute("PRAGMA busy_timeout = 60000")  # wait for readers rather than fail
                 cur.fetchall()
@@ -377,6 +437,86 @@ class SQLiteBackend(SQLAlchemyBackend):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def _engine_plugins(adapter: Any) -> bool:
+    """Whether the adapter's SQL extensions load SQLAlchemy engine plugins (then its engine opens
+    every connection)."""
+    return any(ext.engine_plugins for ext in getattr(adapter, "extensions", None) or ())
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _table_from(read: SQLRead) -> str:
+    src = read.source
+    table = quote(src.table or "")
+    return f"{quote(src.schema)}.{table}" if src.schema else table
+
+
+def _order_limit(read: SQLRead, names: list[str], params: list[Any], head: int = 0) -> str:
+    """``ORDER BY (replication key, primary key) [LIMIT ?]`` of a read (``names``: how the
+    statement names each column of the read, in :attr:`SQLRead.props` order; ``head``: rows before
+    the table's, which the limit makes room for)."""
+    sql = ""
+    boundary = read.boundary
+    cols = list(read.props)
+    if boundary is not None:
+        keys = [boundary.rk, *boundary.pks]
+        sql += " ORDER BY " + ", ".join(f"{names[cols.index(k)]} ASC" for k in keys)
+    if read.limit is not None:
+        sql += " LIMIT ?"
+        params.append(read.limit + read.extra_rows() + head)
+    return sql
+
+
+def _table_select(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
+    """The sqlite3 read of a table: :meth:`SQLRead.select`'s statement, written without SQLAlchemy
+    (the columns, ``rk >= ?`` when resuming, ordered by (replication key, primary key), a limit)."""
+    names = [quote(n) for n in read.props]
+    sql = f"SELECT {', '.join(names)} FROM {_table_from(read)}"
+    params: list[Any] = []
+    boundary = read.boundary
+    if boundary is not None and boundary.value is not None:
+        sql += f" WHERE {quote(boundary.rk)} >= ?"
+        params.append(boundary.value)
+    return sql + _order_limit(read, names, params), params
+
+
+def _table_select_sentinel(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
+    """The ADBC read of a table: :meth:`SQLiteBackend._select_sentinel`'s statement, written
+    without SQLAlchemy (a first row of typed sentinel values, marked ``_o = 0``)."""
+    import pyarrow.types as pt
+
+    heads, cols = [], []
+    for i, f in enumerate(target):
+        c = quote(f.name)
+        if pt.is_integer(f.type) or pt.is_boolean(f.type):
+            heads.append("0")
+        elif pt.is_floating(f.type):
+            heads.append("0.5")
+        elif pt.is_binary(f.type):
+            heads.append("X'00'")
+            c = f"CAST({c} AS BLOB)"
+        else:
+            heads.append("''")
+            c = f"CAST({c} AS TEXT)"
+        heads[-1] += f" AS s{i}"
+        cols.append(f"{c} AS s{i}")
+    sql = f"SELECT 0 AS _o, {', '.join(heads)} UNION ALL SELECT 1 AS _o, {', '.join(cols)} FROM {_table_from(read)}"
+    params: list[Any] = []
+    boundary = read.boundary
+    if boundary is not None and boundary.value is not None:
+        sql += f" WHERE {quote(boundary.rk)} >= ?"
+        params.append(boundary.value)
+    order = _order_limit(read, [f"s{i}" for i in range(len(target))], params, head=1)
+    if order.startswith(" ORDER BY "):
+        order = " ORDER BY _o ASC, " + order[len(" ORDER BY ") :]
+    return sql + order, params
+
+
 def _value_errors() -> tuple[type[BaseException], ...]:
     """A stored value that does not fit its column: Arrow's errors and a decimal's."""
     return (*arrow_errors(), ArithmeticError)

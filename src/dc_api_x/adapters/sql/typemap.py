@@ -10,18 +10,23 @@ tables, so decimals stay exact and time zones survive a round trip).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeEngine, UserDefinedType
+from typing import TYPE_CHECKING, Any
 
 from ...arrow import first_variant, json_types
 from ...types import JSONSchema
 from ...values import fit_decimal, parse_datetime, parse_time
+from .lazy import lazy_module
+
+if TYPE_CHECKING:  # pragma: no cover
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.types import TypeEngine
+else:  # imported on first use: SQLite discovery maps declared types without it
+    sa = lazy_module("sqlalchemy")
 
 __all__ = [
     "SQLITE_DECIMAL",
@@ -145,16 +150,28 @@ def sqlite_declared_property(decl: str, nullable: bool = True) -> dict[str, Any]
 
 
 # ------------------------------------------------------------------------------ JSON Schema → DDL
-class _SQLiteType(UserDefinedType[Any]):
-    """A SQLite column type given by its declared name (affinity rules decide the storage)."""
+@functools.cache
+def _sqlite_type_class() -> Any:
+    from sqlalchemy.types import UserDefinedType
 
-    cache_ok = True
+    class SQLiteDeclaredType(UserDefinedType[Any]):
+        """A SQLite column type given by its declared name (affinity rules decide the storage)."""
 
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
+        cache_ok = True
 
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spec
+        def __init__(self, spec: str) -> None:
+            self.spec = spec
+
+        def get_col_spec(self, **kw: Any) -> str:
+            return self.spec
+
+    return SQLiteDeclaredType
+
+
+def _SQLiteType(spec: str) -> TypeEngine[Any]:  # noqa: N802 - used like the class it builds
+    """A SQLite column type given by its declared name (the class is made when SQLAlchemy is
+    imported, on first use)."""
+    return _sqlite_type_class()(spec)  # type: ignore[no-any-return]
 
 
 def _is_json_blob(prop: Mapping[str, Any], types: set[str]) -> bool:
