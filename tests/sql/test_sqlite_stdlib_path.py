@@ -45,7 +45,12 @@ def _config(url: str, variant: str, **extra: Any) -> dict[str, Any]:
 
 
 def _read(
-    monkeypatch: pytest.MonkeyPatch, url: str, variant: str, state: Any = None, limit: Any = None, **extra: Any
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    variant: str,
+    state: Any = None,
+    limit: Any = None,
+    **extra: Any,
 ) -> tuple[list[Any], list[pa.Table], list[Any]]:
     """``(specs, one Arrow table per stream, last bookmark per stream)`` of a discover + read."""
     own, adbc = VARIANTS[variant]
@@ -165,7 +170,7 @@ def test_type_edges_discovery_and_full_reads(tmp_path: Path, monkeypatch: pytest
 def test_listed_streams_columns_and_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = _edge_db(tmp_path)
     streams = [
-        {"table": 'odd "name" t', "columns": ["id", "q\"c", "ts"], "replication_key": "ts"},
+        {"table": 'odd "name" t', "columns": ["id", 'q"c', "ts"], "replication_key": "ts"},
         {"table": "kv", "replication_key": "k2"},
         {"name": "nk", "table": "nokey", "replication_key": "x"},
     ]
@@ -184,7 +189,9 @@ def test_incremental_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize("variant", ["sqlite3", "adbc"])
-def test_errors_name_the_stream_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+def test_errors_name_the_stream_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
     import sqlite3
 
     path = tmp_path / "bad.db"

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from ...arrow import (
@@ -162,6 +161,8 @@ class _Incremental:
             return
         col = table.column(self.rk)
         if self.ordered:
+            import pyarrow.compute as pc  # (on use: it costs ~60 ms to import, writers never need it)
+
             lo = pc.min_max(col)["min"].as_py()
             if (self.max is not None and lo is not None and lo < self.max) or not _non_decreasing(col):
                 self.monotonic = False
@@ -183,6 +184,8 @@ def _non_decreasing(col: pa.ChunkedArray) -> bool:
     arr = col.drop_null().combine_chunks() if isinstance(col, pa.ChunkedArray) else col.drop_null()
     if len(arr) < 2:
         return True
+    import pyarrow.compute as pc
+
     return bool(pc.all(pc.greater_equal(arr.slice(1), arr.slice(0, len(arr) - 1))).as_py())
 
 

@@ -136,7 +136,7 @@ class SQLiteBackend(SQLAlchemyBackend):
         # SQLAlchemy one (the statement is the same text either way)
         sch = schema or "main"
         sql = (
-            f"SELECT m.name, p.name, p.type, p.\"notnull\", p.pk FROM {quote(sch)}.sqlite_master AS m "
+            f'SELECT m.name, p.name, p.type, p."notnull", p.pk FROM {quote(sch)}.sqlite_master AS m '
             "JOIN pragma_table_info(m.name, ?) AS p "
             "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         )
@@ -505,7 +505,10 @@ def _table_select_sentinel(read: SQLRead, target: pa.Schema) -> tuple[str, list[
             c = f"CAST({c} AS TEXT)"
         heads[-1] += f" AS s{i}"
         cols.append(f"{c} AS s{i}")
-    sql = f"SELECT 0 AS _o, {', '.join(heads)} UNION ALL SELECT 1 AS _o, {', '.join(cols)} FROM {_table_from(read)}"
+    sql = (
+        f"SELECT 0 AS _o, {', '.join(heads)} "
+        f"UNION ALL SELECT 1 AS _o, {', '.join(cols)} FROM {_table_from(read)}"
+    )
     params: list[Any] = []
     boundary = read.boundary
     if boundary is not None and boundary.value is not None:

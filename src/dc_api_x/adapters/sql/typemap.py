@@ -168,7 +168,7 @@ def _sqlite_type_class() -> Any:
     return SQLiteDeclaredType
 
 
-def _SQLiteType(spec: str) -> TypeEngine[Any]:  # noqa: N802 - used like the class it builds
+def _SQLiteType(spec: str) -> TypeEngine[Any]:
     """A SQLite column type given by its declared name (the class is made when SQLAlchemy is
     imported, on first use)."""
     return _sqlite_type_class()(spec)  # type: ignore[no-any-return]
