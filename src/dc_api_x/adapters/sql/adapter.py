@@ -11,7 +11,9 @@ bookmark value, dropping the rows already delivered at it (:class:`~dc_api_x.boo
 Writes run one transaction per batch; ``overwrite`` fills a stage table and swaps it in at
 :meth:`SQLAdapter.finish_write`. Identifiers (schemas, tables, columns) are always rendered by
 SQLAlchemy (``Table``/``Column`` objects, the dialect's identifier preparer), never formatted into
-SQL by hand.
+SQL by hand — except on the SQLite backend's own read of a plain file (:mod:`.sqlite`), which quotes
+them as SQLAlchemy's SQLite dialect does (double quotes, embedded ones doubled) so that a small sync
+does not import SQLAlchemy.
 
 Over 700 lines because it is one class, the adapter contract every backend shares (discovery,
 bookmarks, partitions, extensions, the write protocol); what differs per database is already in the

@@ -12,6 +12,10 @@
   as stored).
 * **discovery** — one ``pragma_table_info`` query for every table; ``overwrite`` swaps the tables
   under ``BEGIN IMMEDIATE``.
+* **without SQLAlchemy** — a plain ``sqlite:///FILE`` (:attr:`SQLiteBackend.file`) is discovered on a
+  ``sqlite3`` connection and its tables are read with statements written here (sqlite3 for files under
+  :data:`ADBC_MIN_BYTES`, ADBC above), so a small sync imports neither SQLAlchemy nor ADBC; custom
+  queries, partitions and writes still go through SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from .generic import (
     merge_on_conflict,
 )
 from .lazy import lazy_module
+from .sqlite_statements import quote, table_select, table_select_sentinel
 from .typemap import extension_property, sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,12 +74,6 @@ def _adbc_findable() -> bool:
 #: installed: importing ADBC (and the ``pyarrow.dataset`` it pulls in) costs more than it saves on a
 #: small table; larger ones are read through ADBC (C decoding into Arrow).
 ADBC_MIN_BYTES = 32 << 20
-
-
-def quote(name: str) -> str:
-    """An SQLite identifier in double quotes (embedded quotes doubled), as SQLAlchemy's SQLite
-    dialect quotes a name that needs it."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 class SQLiteBackend(SQLAlchemyBackend):
@@ -196,7 +195,7 @@ class SQLiteBackend(SQLAlchemyBackend):
         own = self.file is not None and type(read.source) is SQLSource and read.source.query is None
         adbc = self.adbc and (not own or _file_size(self.database) >= ADBC_MIN_BYTES)
         if own:
-            sql, params = (_table_select_sentinel if adbc else _table_select)(read, target)
+            sql, params = (table_select_sentinel if adbc else table_select)(read, target)
         else:
             rk_param: Any = sa.bindparam("rk_value", boundary.value if boundary else None)
             stmt = self._select_sentinel(read, rk_param, target) if adbc else read.select(rk_param)
@@ -448,76 +447,6 @@ def _file_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def _table_from(read: SQLRead) -> str:
-    src = read.source
-    table = quote(src.table or "")
-    return f"{quote(src.schema)}.{table}" if src.schema else table
-
-
-def _order_limit(read: SQLRead, names: list[str], params: list[Any], head: int = 0) -> str:
-    """``ORDER BY (replication key, primary key) [LIMIT ?]`` of a read (``names``: how the
-    statement names each column of the read, in :attr:`SQLRead.props` order; ``head``: rows before
-    the table's, which the limit makes room for)."""
-    sql = ""
-    boundary = read.boundary
-    cols = list(read.props)
-    if boundary is not None:
-        keys = [boundary.rk, *boundary.pks]
-        sql += " ORDER BY " + ", ".join(f"{names[cols.index(k)]} ASC" for k in keys)
-    if read.limit is not None:
-        sql += " LIMIT ?"
-        params.append(read.limit + read.extra_rows() + head)
-    return sql
-
-
-def _table_select(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
-    """The sqlite3 read of a table: :meth:`SQLRead.select`'s statement, written without SQLAlchemy
-    (the columns, ``rk >= ?`` when resuming, ordered by (replication key, primary key), a limit)."""
-    names = [quote(n) for n in read.props]
-    sql = f"SELECT {', '.join(names)} FROM {_table_from(read)}"
-    params: list[Any] = []
-    boundary = read.boundary
-    if boundary is not None and boundary.value is not None:
-        sql += f" WHERE {quote(boundary.rk)} >= ?"
-        params.append(boundary.value)
-    return sql + _order_limit(read, names, params), params
-
-
-def _table_select_sentinel(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
-    """The ADBC read of a table: :meth:`SQLiteBackend._select_sentinel`'s statement, written
-    without SQLAlchemy (a first row of typed sentinel values, marked ``_o = 0``)."""
-    import pyarrow.types as pt
-
-    heads, cols = [], []
-    for i, f in enumerate(target):
-        c = quote(f.name)
-        if pt.is_integer(f.type) or pt.is_boolean(f.type):
-            heads.append("0")
-        elif pt.is_floating(f.type):
-            heads.append("0.5")
-        elif pt.is_binary(f.type):
-            heads.append("X'00'")
-            c = f"CAST({c} AS BLOB)"
-        else:
-            heads.append("''")
-            c = f"CAST({c} AS TEXT)"
-        heads[-1] += f" AS s{i}"
-        cols.append(f"{c} AS s{i}")
-    sql = (
-        f"SELECT 0 AS _o, {', '.join(heads)} "
-        f"UNION ALL SELECT 1 AS _o, {', '.join(cols)} FROM {_table_from(read)}"
-    )
-    params: list[Any] = []
-    boundary = read.boundary
-    if boundary is not None and boundary.value is not None:
-        sql += f" WHERE {quote(boundary.rk)} >= ?"
-        params.append(boundary.value)
-    order = _order_limit(read, [f"s{i}" for i in range(len(target))], params, head=1)
-    if order.startswith(" ORDER BY "):
-        order = " ORDER BY _o ASC, " + order[len(" ORDER BY ") :]
-    return sql + order, params
 
 
 def _value_errors() -> tuple[type[BaseException], ...]:

@@ -1,0 +1,94 @@
+"""The statements of the SQLite backend's own reads (a plain file, no SQLAlchemy: issue 15).
+
+What :meth:`dc_api_x.ext.sql.SQLRead.select` and ``SQLiteBackend._select_sentinel`` build with
+SQLAlchemy, written as SQLite text with ``?`` parameters: the same columns, filter, order and limit.
+Identifiers are double-quoted with embedded quotes doubled, as SQLAlchemy's SQLite dialect quotes
+a name that needs it; values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...ext.sql import SQLRead
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["quote", "table_select", "table_select_sentinel"]
+
+
+def quote(name: str) -> str:
+    """An SQLite identifier in double quotes (embedded quotes doubled), as SQLAlchemy's SQLite
+    dialect quotes a name that needs it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_from(read: SQLRead) -> str:
+    src = read.source
+    table = quote(src.table or "")
+    return f"{quote(src.schema)}.{table}" if src.schema else table
+
+
+def _order_limit(read: SQLRead, names: list[str], params: list[Any], head: int = 0) -> str:
+    """``ORDER BY (replication key, primary key) [LIMIT ?]`` of a read (``names``: how the
+    statement names each column of the read, in :attr:`SQLRead.props` order; ``head``: rows before
+    the table's, which the limit makes room for)."""
+    sql = ""
+    boundary = read.boundary
+    cols = list(read.props)
+    if boundary is not None:
+        keys = [boundary.rk, *boundary.pks]
+        sql += " ORDER BY " + ", ".join(f"{names[cols.index(k)]} ASC" for k in keys)
+    if read.limit is not None:
+        sql += " LIMIT ?"
+        params.append(read.limit + read.extra_rows() + head)
+    return sql
+
+
+def table_select(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
+    """The sqlite3 read of a table: :meth:`SQLRead.select`'s statement, written without SQLAlchemy
+    (the columns, ``rk >= ?`` when resuming, ordered by (replication key, primary key), a limit)."""
+    names = [quote(n) for n in read.props]
+    sql = f"SELECT {', '.join(names)} FROM {_table_from(read)}"
+    params: list[Any] = []
+    boundary = read.boundary
+    if boundary is not None and boundary.value is not None:
+        sql += f" WHERE {quote(boundary.rk)} >= ?"
+        params.append(boundary.value)
+    return sql + _order_limit(read, names, params), params
+
+
+def table_select_sentinel(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
+    """The ADBC read of a table: :meth:`SQLiteBackend._select_sentinel`'s statement, written
+    without SQLAlchemy (a first row of typed sentinel values, marked ``_o = 0``)."""
+    import pyarrow.types as pt
+
+    heads, cols = [], []
+    for i, f in enumerate(target):
+        c = quote(f.name)
+        if pt.is_integer(f.type) or pt.is_boolean(f.type):
+            heads.append("0")
+        elif pt.is_floating(f.type):
+            heads.append("0.5")
+        elif pt.is_binary(f.type):
+            heads.append("X'00'")
+            c = f"CAST({c} AS BLOB)"
+        else:
+            heads.append("''")
+            c = f"CAST({c} AS TEXT)"
+        heads[-1] += f" AS s{i}"
+        cols.append(f"{c} AS s{i}")
+    sql = (
+        f"SELECT 0 AS _o, {', '.join(heads)} "
+        f"UNION ALL SELECT 1 AS _o, {', '.join(cols)} FROM {_table_from(read)}"
+    )
+    params: list[Any] = []
+    boundary = read.boundary
+    if boundary is not None and boundary.value is not None:
+        sql += f" WHERE {quote(boundary.rk)} >= ?"
+        params.append(boundary.value)
+    order = _order_limit(read, [f"s{i}" for i in range(len(target))], params, head=1)
+    if order.startswith(" ORDER BY "):
+        order = " ORDER BY _o ASC, " + order[len(" ORDER BY ") :]
+    return sql + order, params
