@@ -71,11 +71,11 @@ def _adbc_findable() -> bool:
 
 
 #: Plain database files smaller than this are read with sqlite3 even when adbc-driver-sqlite is
-#: installed: importing ADBC (and the ``pyarrow.dataset`` it pulls in, ~0.03-0.05 CPU-s) costs more
-#: than its faster decoding saves on a small table; larger ones are read through ADBC. Measured on
-#: the benchmark machine (2026-12-02): the demo's 0.5 MB file 0.44 CPU-s with sqlite3 against 0.47
-#: with ADBC, W2's 20,000-row 3.5 MB file 0.59 against 0.51; even at about 1.3 MB.
-ADBC_MIN_BYTES = 1 << 20
+#: installed (loading the driver library costs more than its faster decoding saves on a tiny table);
+#: larger ones are read through ADBC. Measured on the benchmark machine (2026-12-02, CPU-s of a whole
+#: ``dcapix run``): the demo's 0.5 MB file 0.47 with sqlite3, 0.45 with ADBC; W2's 20,000-row 3.5 MB
+#: file 0.66 against 0.55.
+ADBC_MIN_BYTES = 256 << 10
 
 
 class SQLiteBackend(SQLAlchemyBackend):
@@ -324,35 +324,47 @@ class SQLiteBackend(SQLAlchemyBackend):
     def _chunks_adbc(
         self, sql: str, params: list[Any], target: pa.Schema, size: int, read: SQLRead
     ) -> Iterator[tuple[pa.Table, _Getter]]:
-        """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts."""
-        import adbc_driver_sqlite.dbapi as adbc
+        """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts.
+
+        Through the driver manager's low-level API, what its DB-API module does for ``execute`` +
+        ``fetch_record_batch``: that module imports ``pyarrow.dataset`` (~0.05 CPU-s, a tenth of a
+        small sync) for features a read does not use."""
+        import adbc_driver_manager
+        import adbc_driver_sqlite
         import pyarrow as pa
 
         stream = read.spec.name
+        handles: list[Any] = []  # closed in reverse order: statement, connection, database
         try:
-            conn = adbc.connect(self.database, autocommit=True)  # no read transaction held
-        except Exception as exc:
-            raise self.db_error(exc, "connect (ADBC SQLite)", stream=stream) from None
-        try:
-            cur = conn.cursor()
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
             try:
-                if params:
-                    cur.execute(sql, parameters=tuple(params))
-                else:
-                    cur.execute(sql)
-                reader = cur.fetch_record_batch()
+                handles.append(adbc_driver_sqlite.connect(self.database))
+                # an ADBC connection starts in autocommit mode: no read transaction held
+                handles.append(adbc_driver_manager.AdbcConnection(handles[0]))
+            except Exception as exc:
+                raise self.db_error(exc, "connect (ADBC SQLite)", stream=stream) from None
+            stmt = adbc_driver_manager.AdbcStatement(handles[1])
+            handles.append(stmt)
+            try:
+                stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
+                stmt.set_sql_query(sql)
+                stmt.prepare()
+                if params:  # one row of parameters, as the DB-API module binds a tuple
+                    stmt.bind(
+                        pa.record_batch([[p] for p in params], names=[str(i) for i in range(len(params))])
+                    )
+                handle, _ = stmt.execute_query()
+                reader = pa.RecordBatchReader._import_from_c(handle.address)
             except Exception as exc:
                 raise self.read_error(exc, read) from None
+            handles.append(reader)
             for part in rebatch(self._adbc_batches(reader, read), size):
                 arrays = [
                     _coerce(part.column(i), f, self._field_error(stream, f.name))
                     for i, f in enumerate(target)
                 ]
                 yield pa.Table.from_arrays(arrays, schema=target), _arrow_getter(part)
-            cur.close()
         finally:
-            conn.close()
+            close_quietly(*reversed(handles))
 
     # -- writing ---------------------------------------------------------------------------------
     def write(self, write: SQLWrite, table: pa.Table) -> int | None:
