@@ -179,6 +179,30 @@ def test_sqlite_to_parquet_run_imports_no_http_singer_or_dataframe_library(tmp_p
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite -> parquet")
 
 
+def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_path: Path) -> None:
+    db = tmp_path / "big.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, pad TEXT)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 100) for i in range(1, 5_001)])
+    con.close()
+    from dc_api_x.adapters.sql.sqlite import ADBC_MIN_BYTES
+
+    assert db.stat().st_size >= ADBC_MIN_BYTES
+    out = tmp_path / "out"
+    imported = _run(
+        tmp_path,
+        {"adapter": "sql", "url": f"sqlite:///{db}", "streams": ["t"]},
+        {"adapter": "parquet", "path": str(out)},
+        {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy"},
+    )
+    assert list(out.rglob("*.parquet"))
+    assert "adbc_driver_sqlite" in imported  # the ADBC read ...
+    # ... through the driver manager's low-level API: no DB-API module, no pyarrow.dataset
+    needed = {"pyarrow", "numpy", "pydantic", "fsspec", "adbc_driver_manager", "adbc_driver_sqlite"}
+    _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite (ADBC) -> parquet")
+    _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
+
+
 def test_http_to_jsonl_run_imports_no_sql_singer_or_dataframe_library(
     tmp_path: Path, http_server: LocalHTTPServer
 ) -> None:
