@@ -245,3 +245,16 @@ def test_sqlite_file_parses_as_sqlalchemy_does(url: str, path: str | None) -> No
     assert sqlite_file(url) == path
     if path is not None:
         assert sa.make_url(url).database == path
+
+
+def test_adbc_found_but_broken_falls_back_to_sqlite3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _edge_db(tmp_path)
+    _, ref, _ = _read(monkeypatch, url, "sqlite3", batch_size=3)
+    monkeypatch.setattr(sqlite_backend, "_adbc_findable", lambda: True)
+    monkeypatch.setattr(sqlite_backend, "_adbc_importable", lambda: False)
+    monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
+    with create_adapter(_config(url, "sqlite3", batch_size=3)) as ad:
+        assert ad.backend.adbc is True
+        got = [pa.concat_tables([b.to_arrow() for b in ad.read(s)]) for s in ad.discover()]
+        assert ad.backend.adbc is False
+    assert [t.to_pylist() for t in got] == [t.to_pylist() for t in ref]

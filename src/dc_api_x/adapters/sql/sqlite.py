@@ -62,6 +62,11 @@ def _adbc_installed() -> bool:
     return installed("adbc_driver_sqlite.dbapi")
 
 
+def _adbc_importable() -> bool:
+    """Whether the ADBC modules a read uses import (the low-level API, not the DB-API module)."""
+    return installed("adbc_driver_sqlite") and installed("adbc_driver_manager")
+
+
 def _adbc_findable() -> bool:
     """Whether adbc-driver-sqlite is installed, without importing it (and pyarrow.dataset)."""
     try:
@@ -196,6 +201,8 @@ class SQLiteBackend(SQLAlchemyBackend):
         # file) without SQLAlchemy; anything else (a query, a partition's range) compiled by it
         own = self.file is not None and type(read.source) is SQLSource and read.source.query is None
         adbc = self.adbc and (not own or _file_size(self.database) >= ADBC_MIN_BYTES)
+        if adbc and self.file is not None and not _adbc_importable():  # found, but does not import
+            adbc = self.adbc = False
         if own:
             sql, params = (table_select_sentinel if adbc else table_select)(read, target)
         else:
