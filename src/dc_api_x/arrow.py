@@ -48,6 +48,7 @@ from .values import (
     fit_decimal,
     json_default,
     json_form,
+    json_loads,
     parse_datetime,
     parse_time,
 )
@@ -68,6 +69,8 @@ __all__ = [
     "is_json_property",
     "jsonschema_field",
     "jsonschema_to_arrow",
+    "json_bytes",
+    "json_text",
     "json_text_default",
     "json_types",
     "number_text",
@@ -272,6 +275,40 @@ def json_text_default(value: Any) -> Any:
     return json_default(value)
 
 
+#: The integers orjson writes itself (64-bit signed and unsigned); one beyond them is a Fragment.
+_ORJSON_INT_MIN, _ORJSON_INT_MAX = -(2**63), 2**64 - 1
+
+
+def _big_ints_as_numbers(value: Any) -> Any:
+    """``value`` with every ``int`` beyond 64 bits replaced by its digits as an ``orjson.Fragment``
+    (orjson refuses such integers; JSON has no limit on them)."""
+    t = type(value)
+    if t is dict:
+        return {k: _big_ints_as_numbers(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_big_ints_as_numbers(v) for v in value]
+    if t is int and not _ORJSON_INT_MIN <= value <= _ORJSON_INT_MAX:
+        return orjson.Fragment(str(value))
+    return value
+
+
+def json_bytes(value: Any, option: int | None = None) -> bytes:
+    """The JSON text (bytes) of a decoded value, every number exact: orjson's fast path; a
+    :class:`~dc_api_x.values.JSONNumber` stays a number with all its digits (:func:`json_text_default`)
+    and an integer beyond 64 bits (which orjson refuses) is written with all its digits too."""
+    try:
+        return orjson.dumps(value, default=json_text_default, option=option)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return orjson.dumps(_big_ints_as_numbers(value), default=json_text_default, option=option)
+
+
+def json_text(value: Any) -> str:
+    """:func:`json_bytes` as a ``str``: the value of a JSON text column."""
+    return json_bytes(value).decode()
+
+
 def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes] | None]:
     import pyarrow as pa
 
@@ -433,7 +470,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, str):
             # a JSON column whose value is a string: keep it as a JSON string literal
             return orjson.dumps(value).decode()
-        return orjson.dumps(value, default=json_text_default).decode()
+        return json_text(value)
     if meta and meta.get(NUMBER_META) == b"true":
         return number_text(value)
     if pt.is_decimal(typ):
@@ -490,7 +527,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, (dict, list)):
-            return orjson.dumps(value, default=json_text_default).decode()
+            return json_text(value)
         return str(json_form(value))
     if pt.is_integer(typ):
         if isinstance(value, bool):
@@ -539,7 +576,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         raise ValueError(f"{value!r} is not a boolean")
     if pt.is_struct(typ):
         if isinstance(value, str):
-            value = orjson.loads(value)
+            value = json_loads(value)
         if not isinstance(value, Mapping):
             raise ValueError(f"{type(value).__name__} value is not an object")
         return {
@@ -550,7 +587,7 @@ def _to_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] | 
         }
     if pt.is_list(typ) or pt.is_large_list(typ):
         if isinstance(value, str):
-            value = orjson.loads(value)
+            value = json_loads(value)
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{type(value).__name__} value is not an array")
         vf = typ.value_field
@@ -732,7 +769,7 @@ def _from_arrow_value(value: Any, typ: pa.DataType, meta: Mapping[bytes, bytes] 
     if value is None:
         return None
     if meta and meta.get(JSON_META) == b"true" and isinstance(value, str):
-        return orjson.loads(value)
+        return json_loads(value)  # orjson's fast path unless a number would change: every digit kept
     if pt.is_struct(typ) and isinstance(value, dict):
         return {
             typ.field(i).name: _from_arrow_value(

@@ -18,13 +18,15 @@ from ...arrow import (
     ConversionError,
     arrow_to_records,
     cast_table,
+    json_bytes,
+    json_text_default,
     rebatch,
 )
 from ...exceptions import SchemaError
 from ...inference import infer_schema
 from ...json_errors import describe_json_error
 from ...types import JSONSchema, StreamSpec
-from ...values import json_default, json_loads, may_change_numbers
+from ...values import json_loads, may_change_numbers
 from .base import FileAdapter, read_batches
 from .writers import Part, StreamWriter
 
@@ -234,7 +236,11 @@ class JSONLAdapter(FileAdapter):
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
         records = arrow_to_records(_json_form_table(table), sw.json_schema)
         _keep_long_numbers(table, records)
-        part.handle.write(b"".join([dumps(r, default=json_default, option=opt) for r in records]))
+        try:
+            text = b"".join([dumps(r, default=json_text_default, option=opt) for r in records])
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits inside a JSON value
+            text = b"".join([json_bytes(r, option=opt) for r in records])
+        part.handle.write(text)
 
     def _close_writer(self, part: Part) -> None:
         try:

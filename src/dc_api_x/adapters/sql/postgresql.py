@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ...arrow import ConversionError, arrow_to_records, cast_table, json_types
+from ...arrow import ConversionError, arrow_to_records, cast_table, json_text, json_types
 from ...ext.sql import SQLAdapterLike, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema, StreamSpec
-from ...values import json_default, json_form
+from ...values import json_form
 from .generic import (
     ARROW_BATCH_SIZE,
     SQLAlchemyBackend,
@@ -537,7 +537,6 @@ def _cast(col: Any, typ: Any) -> Any:
 def _plain_strings(table: pa.Table, pg_arrays: set[str]) -> pa.Table:
     """Arrow columns ADBC cannot ingest as such: structs and lists become text (a PostgreSQL array
     literal for ``pg_arrays`` columns, JSON otherwise)."""
-    import orjson
     import pyarrow as pa
     import pyarrow.types as pt
 
@@ -550,7 +549,7 @@ def _plain_strings(table: pa.Table, pg_arrays: set[str]) -> pa.Table:
             if f.name in pg_arrays:
                 texts = [None if v is None else _array_literal(v) for v in vals]
             else:
-                texts = [None if v is None else orjson.dumps(v, default=json_default).decode() for v in vals]
+                texts = [None if v is None else json_text(v) for v in vals]
             col = pa.chunked_array([pa.array(texts, pa.string())])
             f = pa.field(f.name, pa.string())
             changed = True

@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ...arrow import arrow_to_records, rebatch
+from ...arrow import arrow_to_records, json_text, rebatch
 from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLSource, SQLWrite
 from ...types import Batch, JSONSchema
-from ...values import arrow_errors, fit_decimal, json_default, json_form, parse_datetime, parse_time
+from ...values import arrow_errors, fit_decimal, json_form, parse_datetime, parse_time
 from .generic import (
     ARROW_BATCH_SIZE,
     SQLAlchemyBackend,
@@ -625,7 +625,6 @@ def _value(v: Any, t: pa.DataType) -> Any:
 
 def _storage(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """An Arrow column in this adapter's SQLite storage forms (text timestamps, plain decimals, 0/1 …)."""
-    import orjson
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.types as pt
@@ -644,7 +643,7 @@ def _storage(col: pa.ChunkedArray) -> pa.ChunkedArray:
         return pa.chunked_array([pa.array(texts, pa.string())])
     if pt.is_struct(t) or pt.is_list(t) or pt.is_large_list(t):
         vals = [r["v"] for r in arrow_to_records(pa.table({"v": col}))]
-        texts = [None if v is None else orjson.dumps(v, default=json_default).decode() for v in vals]
+        texts = [None if v is None else json_text(v) for v in vals]
         return pa.chunked_array([pa.array(texts, pa.string())])
     return col
 
