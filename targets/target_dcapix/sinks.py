@@ -30,6 +30,7 @@ from singer_sdk.sinks import BatchSink
 from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
 from dc_api_x.json_errors import describe_json_error
 from dc_api_x.types import Batch, StreamSpec
+from dc_api_x.values import json_loads
 
 from .settings import DEFAULT_BATCH_SIZE_ROWS
 from .validation import RecordValidator, compile_record_validator
@@ -606,7 +607,7 @@ class DcApiXSink(BatchSink):
             raw.seek(0)
             lines = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
             records: list[dict[str, Any]] = []
-            loads = orjson.loads
+            loads = json_loads  # orjson, or the exact decode where orjson would change a number
             for i, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue

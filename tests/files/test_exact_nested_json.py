@@ -172,3 +172,15 @@ def test_singer_record_to_target_postgresql_keeps_nested_digits(
     rc, err = _target(_singer_messages(), adapter="sql", url=pg_url, schema=pg_schema)
     assert rc == 0, err
     _check_texts(_pg_rows(pg_url, pg_schema, "s"))
+
+
+def test_singer_batch_jsonl_file_to_target_sqlite_keeps_nested_digits(plugins: Any, tmp_path: Path) -> None:
+    """A BATCH message's JSONL file is decoded as RECORD lines are: every digit kept."""
+    batch = tmp_path / "b.jsonl"
+    batch.write_text(LINE + "\n")
+    msgs = _singer_messages()
+    msgs[1] = {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl"}, "manifest": [str(batch)]}
+    db = tmp_path / "dst.sqlite"
+    rc, err = _target(msgs, adapter="sql", url=f"sqlite:///{db}")
+    assert rc == 0, err
+    _check_texts(_sqlite_row(db, "s"))
