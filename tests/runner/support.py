@@ -40,7 +40,15 @@ class SQLiteSource(ProtocolAdapter):
     def _conn(self) -> sqlite3.Connection:
         return sqlite3.connect(self.options.path, check_same_thread=False)
 
+    #: this instance's counters, reported by :meth:`figures` (the runner sums them per role)
+    discoveries = 0
+    batches_read = 0
+
+    def figures(self) -> dict[str, int]:
+        return {"discoveries": self.discoveries, "batches_read": self.batches_read}
+
     def discover(self) -> list[StreamSpec]:
+        self.discoveries += 1
         conn = self._conn()
         try:
             tables = [
@@ -97,6 +105,7 @@ class SQLiteSource(ProtocolAdapter):
                 if self.options.fail_at_row is not None and seen + len(rows) >= self.options.fail_at_row:
                     raise self.error("injected failure", stream=stream.name)
                 seen += len(rows)
+                self.batches_read += 1
                 last = rows[-1]["id"]
                 if self.options.delay:
                     time.sleep(self.options.delay)

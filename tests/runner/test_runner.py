@@ -459,3 +459,18 @@ def test_stream_maps_beyond_the_transforms_are_one_line_errors(plugins, project,
     assert dcapix("run", "copy", "--no-progress") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stream map property 'h'" in err[0] and "md5" in err[0]
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_adapter_figures_are_counted_once_per_adapter(rplugins, project, capsys, parallel) -> None:
+    """The sources' ``figures()`` are summed once per adapter instance: in parallel mode the discovery
+    source's figures are added once (they were added twice), each stream's own source's once."""
+    src, dst = project / "src.db", project / "dst.db"
+    make_source_db(src, 120, table="a")
+    make_source_db(src, 80, table="b")
+    write_config(project, _pipes(src, dst))
+    assert dcapix("run", "copy", "--parallel", parallel, "--json", "--no-progress") == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["rows"] == 200
+    # 120 rows in batches of 50: 3 batches; 80 rows: 2 batches; one discovery in either mode
+    assert m["adapters"]["source"] == {"discoveries": 1, "batches_read": 5}

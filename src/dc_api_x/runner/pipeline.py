@@ -325,6 +325,7 @@ class Runner:
         parallel = self.options.parallel or self.config.parallel
         self.metrics.status = "running"
         source = self.make_source()
+        counted = False  # the source's figures are added once (parallel mode adds them early)
         try:
             specs = self.streams(source)
             for spec in specs:
@@ -338,13 +339,15 @@ class Runner:
                     dest.close()
             else:
                 self.metrics.add_figures("source", source)  # discovery's figures
+                counted = True
                 source.close()
                 self._run_parallel(specs, parallel)
         except BaseException:
             self.metrics.status = "failed"
             raise
         finally:
-            self.metrics.add_figures("source", source)
+            if not counted:
+                self.metrics.add_figures("source", source)
             source.close()
             self.metrics.finished = time.monotonic()
         self.metrics.status = "done"
