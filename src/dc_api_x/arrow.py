@@ -10,6 +10,8 @@ JSON Schema                                            Arrow
 ``number``                                             ``float64``
 ``string`` or ``number`` + ``format: decimal``         ``decimal128(p, s)`` (``string`` when the
 (+ ``x-precision``, ``x-scale``)                       precision is unknown: never a float)
+``integer`` + ``format: decimal`` (or an ``integer``   ``decimal128(p, 0)``, ``p`` = ``x-precision``
+with ``x-precision`` of 19 or more)                    or 38 (``decimal256`` above 38)
 ``boolean``                                            ``bool``
 ``string`` + ``format: date-time``                     ``timestamp[us, tz=UTC]``
 … + ``x-timezone: false``                              ``timestamp[us]`` (no zone)
@@ -64,6 +66,7 @@ __all__ = [
     "arrow_to_jsonschema",
     "arrow_to_records",
     "cast_table",
+    "decimal_property",
     "exact_float",
     "first_variant",
     "is_json_property",
@@ -309,6 +312,34 @@ def json_text(value: Any) -> str:
     return json_bytes(value).decode()
 
 
+#: The precision of a decimal integer column declared without one: decimal128's largest.
+INTEGER_DECIMAL_PRECISION = 38
+#: The most decimal digits an int64 holds in full (its range ends at 9223372036854775807).
+_INT64_DIGITS = 18
+
+
+def decimal_property(prop: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The decimal property (``string`` + ``format: decimal``) that a numeric property stands for, or
+    ``None`` for one that is no decimal: a ``number`` or ``integer`` with ``format: decimal``, and an
+    ``integer`` whose ``x-precision`` is beyond what an int64 holds (19 digits or more). An
+    integer's decimal has scale 0 and, without ``x-precision``, precision 38 (``decimal128(38, 0)``:
+    a value beyond it is refused, never rounded)."""
+    types, _ = json_types(prop)
+    if not types or not types <= {"integer", "number"}:
+        return None
+    p = prop.get("x-precision")
+    if types == {"integer"}:
+        if prop.get("format") != "decimal" and not (p is not None and int(p) > _INT64_DIGITS):
+            return None
+        return {
+            **prop,
+            "format": "decimal",
+            "x-precision": int(p) if p is not None else INTEGER_DECIMAL_PRECISION,
+            "x-scale": int(prop.get("x-scale") or 0),
+        }
+    return prop if prop.get("format") == "decimal" else None
+
+
 def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes] | None]:
     import pyarrow as pa
 
@@ -317,8 +348,9 @@ def _field_type(prop: Mapping[str, Any]) -> tuple[pa.DataType, dict[bytes, bytes
     fmt = prop.get("format")
     if _is_json_blob(prop, types):
         return pa.string(), {JSON_META: b"true"}
-    if fmt == "decimal" and "number" in types and types <= {"integer", "number"}:
-        types = {"string"}  # a number declared decimal: the decimal column, every digit kept
+    exact = decimal_property(prop)
+    if exact is not None:  # a number or integer declared decimal: the decimal column, every digit kept
+        prop, types, fmt = exact, {"string"}, "decimal"
     if types == {"integer"}:
         return pa.int64(), None
     if types <= {"integer", "number"} and types:

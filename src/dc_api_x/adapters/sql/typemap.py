@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ...arrow import first_variant, json_types
+from ...arrow import decimal_property, first_variant, json_types
 from ...types import JSONSchema
 from ...values import fit_decimal, parse_datetime, parse_time
 from .lazy import lazy_module
@@ -199,8 +199,9 @@ def jsonschema_to_sqltype(prop: Mapping[str, Any], dialect: Dialect) -> TypeEngi
 
             return JSONB()
         return _SQLiteType("JSON") if sqlite else sa.JSON()
-    if fmt == "decimal" and "number" in types and types <= {"integer", "number"}:
-        types = {"string"}  # a number declared decimal: a decimal column, every digit kept
+    exact = decimal_property(prop)
+    if exact is not None:  # a number or integer declared decimal: a decimal column, every digit kept
+        prop, types, fmt = exact, {"string"}, "decimal"
     if types == {"integer"}:
         return sa.BigInteger()
     if types <= {"integer", "number"}:
