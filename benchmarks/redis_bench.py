@@ -85,8 +85,9 @@ def make_data(work: Path, rows: int) -> tuple[Path, Path]:
             "email": pc.binary_join_element_wise("user", text_ids, "@example.com", ""),
             "amount": pa.array([Decimal(i % 100000).scaleb(-2) for i in range(rows)], pa.decimal128(12, 2)),
             "active": pc.equal(pc.bit_wise_and(ids, 1), 1),
-            "created_at": pc.cast(pc.add(pc.multiply(ids, 1_000_001), 1_700_000_000_000_000),
-                                  pa.timestamp("us", tz="UTC")),
+            "created_at": pc.cast(
+                pc.add(pc.multiply(ids, 1_000_001), 1_700_000_000_000_000), pa.timestamp("us", tz="UTC")
+            ),
         }
     )
     parquet = work / "src" / "bench.parquet"
@@ -100,14 +101,25 @@ def make_data(work: Path, rows: int) -> tuple[Path, Path]:
             out = []
             for r in part:
                 args = [
-                    b"HSET", b"bench:%d" % r["id"],
-                    b"id", b"%d" % r["id"],
-                    b"name", r["name"].encode(),
-                    b"email", r["email"].encode(),
-                    b"amount", format(r["amount"], "f").encode(),
-                    b"active", b"true" if r["active"] else b"false",
-                    b"created_at", r["created_at"].astimezone(utc).replace(tzinfo=None).isoformat(
-                        timespec="microseconds").encode() + b"+00:00",
+                    b"HSET",
+                    b"bench:%d" % r["id"],
+                    b"id",
+                    b"%d" % r["id"],
+                    b"name",
+                    r["name"].encode(),
+                    b"email",
+                    r["email"].encode(),
+                    b"amount",
+                    format(r["amount"], "f").encode(),
+                    b"active",
+                    b"true" if r["active"] else b"false",
+                    b"created_at",
+                    r["created_at"]
+                    .astimezone(utc)
+                    .replace(tzinfo=None)
+                    .isoformat(timespec="microseconds")
+                    .encode()
+                    + b"+00:00",
                 ]
                 out.append(b"*%d\r\n" % len(args))
                 out.extend(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
@@ -121,8 +133,21 @@ class Server:
         self.dir = work / "redis"
         self.dir.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
         )
         import redis
 
@@ -181,8 +206,11 @@ def main() -> None:
     load = os.getloadavg()
     t = time.perf_counter()
     parquet, resp = make_data(work, n)
-    print(f"data: {n:,} records ({time.perf_counter() - t:.1f} s to generate); "
-          f"load average {load[0]:.2f} {load[1]:.2f}", file=sys.stderr)
+    print(
+        f"data: {n:,} records ({time.perf_counter() - t:.1f} s to generate); "
+        f"load average {load[0]:.2f} {load[1]:.2f}",
+        file=sys.stderr,
+    )
     server = Server(work)
     src_cfg = work / "parquet.json"
     src_cfg.write_text(json.dumps({"adapter": "parquet", "path": str(parquet)}))
@@ -206,8 +234,12 @@ def main() -> None:
 
             def cli_pipe() -> int:
                 with resp.open("rb") as fh:
-                    res = subprocess.run(["redis-cli", "-p", str(server.port), "--pipe"], stdin=fh,
-                                         capture_output=True, text=True)
+                    res = subprocess.run(
+                        ["redis-cli", "-p", str(server.port), "--pipe"],
+                        stdin=fh,
+                        capture_output=True,
+                        text=True,
+                    )
                 if res.returncode != 0 or "errors: 0" not in res.stdout:
                     raise SystemExit(f"redis-cli --pipe: {res.stdout[-500:]} {res.stderr[-500:]}")
                 return int(server.client.dbsize())
@@ -233,7 +265,7 @@ def main() -> None:
             out_dir = work / f"out-{i}"
             out_cfg.write_text(json.dumps({"adapter": "parquet", "path": str(out_dir)}))
 
-            def dcapix_read() -> int:
+            def dcapix_read(out_dir: Path = out_dir) -> int:
                 res = run([*dcapix, "--source", str(rsrc_cfg), "--destination", str(out_cfg)], cwd=work)
                 import pyarrow.dataset as ds
 
@@ -250,19 +282,24 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
-    print(f"\n### Redis, {n:,} hashes, runs={args.runs} (median wall; load average {load[0]:.2f} before, "
-          f"{load_after[0]:.2f} after)\n")
-    print("| system | rows/s | median s | min-max s | process cpu s | redis-server cpu s | x limit | status |")
+    print(
+        f"\n### Redis, {n:,} hashes, runs={args.runs} (median wall; load average {load[0]:.2f} before, "
+        f"{load_after[0]:.2f} after)\n"
+    )
+    print(
+        "| system | rows/s | median s | min-max s | process cpu s | redis-server cpu s | x limit | status |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for key in ("w_limit", "w_dcapix", "r_limit", "r_dcapix"):
         rs = results[key]
         secs = [r["seconds"] for r in rs]
         limit = med["w_limit" if key.startswith("w") else "r_limit"]
         status = "ok" if all(r["rows"] == n for r in rs) else f"ROWS {[r['rows'] for r in rs]}"
+        cpu = statistics.median(r["cpu"] for r in rs)
+        server_cpu = statistics.median(r["server_cpu"] for r in rs)
         print(
             f"| {names[key]} | {n / med[key]:,.0f} | {med[key]:.2f} | {min(secs):.2f}-{max(secs):.2f} | "
-            f"{statistics.median(r['cpu'] for r in rs):.2f} | {statistics.median(r['server_cpu'] for r in rs):.2f} | "
-            f"{med[key] / limit:.2f} | {status} |"
+            f"{cpu:.2f} | {server_cpu:.2f} | {med[key] / limit:.2f} | {status} |"
         )
     print(
         f"\nratios (rate dcapix / rate limit): write {med['w_limit'] / med['w_dcapix']:.2f} (goal >= 0.5), "
