@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from ..exceptions import HTTPStatusError, TransportError
+from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import Response
 from ..logs import redact
 from ._http_client import client_kwargs
 from ._http_common import BEFORE_SENDING, request_kwargs, stream_status_error
-from ._http_retry import status_reason
+from ._http_decode import body_fault, decode_json, is_json
+from ._http_retry import BodyFault, parse_retry_after, status_reason
+from .http_limits import host_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import HttpAdapter
@@ -87,20 +89,29 @@ class AsyncHttpSession:
 
     async def _send(
         self, method: str, url: str, *, auth: Any = None, stream: bool = False, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, Any]:
         """Send with the adapter's retry policy (:class:`~dc_api_x.adapters._http_retry.RetryPolicy`,
-        the decisions ``HttpAdapter._send`` makes; retries counted in the adapter's counters)."""
+        the decisions ``HttpAdapter._send`` makes; retries counted in the adapter's counters) and
+        its per-host pacing (``rate_limit``; a ``Retry-After`` pauses every worker and task of the
+        host: :mod:`~dc_api_x.adapters.http_limits`). Unless ``stream``, the body is read inside the
+        loop, and a 2xx body cut short or JSON (by its ``Content-Type``) that does not decode is
+        retried like a transport error, as by the sync client; returns the response and its decoded
+        JSON (``...`` when not decoded)."""
         client = self.client
         policy = self.adapter.retry_policy
         counters = self.adapter.retry_counters
+        rate = self.adapter.options.rate_limit
         method = method.upper()
         prefix = f"adapter {self.name!r}"
         attempt = 0
         while True:
             attempt += 1
             request = client.build_request(method, url, **kwargs)
+            limiter = host_limiter(request.url)  # shared with the sync workers of the process
+            await limiter.aacquire(rate)
             try:
-                resp = await client.send(request, auth=auth, stream=stream)
+                # streamed: the body is read below, and retried when cut short
+                resp = await client.send(request, auth=auth, stream=True)
             except httpx.TransportError as exc:
                 shown = redact(str(request.url))
                 connect = isinstance(exc, BEFORE_SENDING)
@@ -117,7 +128,30 @@ class AsyncHttpSession:
                 ) from None
             status = resp.status_code
             if not policy.status_retryable(status, method):
-                return resp
+                if stream:
+                    return resp, ...
+                try:
+                    data = await self._read(resp)
+                except BodyFault as fault:
+                    shown = redact(str(request.url))
+                    if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
+                        await self._wait(
+                            fault.reason,
+                            policy.backoff(attempt),
+                            prefix,
+                            method,
+                            shown,
+                            fault.detail,
+                            attempt,
+                        )
+                        continue
+                    counters.gave_up()
+                    raise ResponseDecodeError(
+                        f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
+                        f"(attempt {attempt} of {policy.max_attempts})",
+                        url=shown,
+                    ) from None
+                return resp, data
             await resp.aclose()
             shown = redact(str(request.url))
             if attempt >= policy.max_attempts:
@@ -128,7 +162,23 @@ class AsyncHttpSession:
                     status_code=status,
                 )
             delay = policy.status_delay(resp.headers, attempt)
+            if parse_retry_after(resp.headers.get("retry-after")) is not None:
+                limiter.pause(delay)  # the other workers and tasks of this host wait too
             await self._wait(status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt)
+
+    @staticmethod
+    async def _read(resp: httpx.Response) -> Any:
+        """Read the body of ``resp`` (the send loop streams it); a body cut short raises
+        :class:`BodyFault` (the response is closed). The decoded JSON of a 2xx JSON answer, else
+        ``...``."""
+        try:
+            content = await resp.aread()
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            await resp.aclose()
+            raise body_fault(resp, exc) from None
+        if 200 <= resp.status_code < 300 and is_json(resp.headers):
+            return decode_json(content, resp.headers)
+        return ...
 
     async def _wait(
         self, reason: str, delay: float, prefix: str, method: str, shown: str, what: Any, attempt: int
@@ -153,8 +203,8 @@ class AsyncHttpSession:
         """:meth:`HttpAdapter.request <dc_api_x.adapters._http.HttpAdapter.request>`, awaited (the
         same arguments: ``params``, ``headers``, ``json``, ``data``, ``content``, ``files``,
         ``timeout``, ``auth``, ``raise_for_status`` and more ``build_request`` arguments)."""
-        resp = await self._send(method, path, auth=self._resolve_auth(auth), **request_kwargs(**kwargs))
-        out = self.adapter._response(resp, method.upper())
+        resp, data = await self._send(method, path, auth=self._resolve_auth(auth), **request_kwargs(**kwargs))
+        out = self.adapter._response(resp, method.upper(), data)
         if raise_for_status:
             out.raise_for_status()
         return out
@@ -173,7 +223,7 @@ class AsyncHttpSession:
         """``async with session.stream("GET", "/big") as r: async for chunk in r: …`` (a 4xx/5xx
         answer raises :class:`~dc_api_x.exceptions.HTTPStatusError` unless
         ``raise_for_status=False``)."""
-        resp = await self._send(method, path, auth=self._resolve_auth(auth), stream=True, **kwargs)
+        resp, _ = await self._send(method, path, auth=self._resolve_auth(auth), stream=True, **kwargs)
         try:
             shown = redact(str(resp.request.url))
             if raise_for_status and resp.status_code >= 400:

@@ -6,7 +6,8 @@ the one :class:`HostLimiter` of a ``scheme://host:port``. Before each request th
 :meth:`HostLimiter.acquire` with its ``rate_limit`` option (requests per second; ``None``: no
 pacing) and, when a response is ``429`` (or ``503``) with ``Retry-After``, :meth:`HostLimiter.pause`:
 every worker of that host then waits until the server said it may try again, instead of each one
-discovering the limit with a rejected request of its own.
+discovering the limit with a rejected request of its own. The tasks of an
+:class:`~dc_api_x.AsyncApiClient` take the same slots (:meth:`HostLimiter.aacquire`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class HostLimiter:
         self.waits = 0
         self.sleep = time.sleep
 
-    def acquire(self, rate: float | None = None) -> float:
-        """Wait for this host's next slot; returns the seconds waited."""
+    def reserve(self, rate: float | None = None) -> float:
+        """Take this host's next slot without waiting; returns the seconds until it (0: now)."""
         with self._lock:
             now = time.monotonic()
             at = max(now, self._paused_until)
@@ -41,9 +42,24 @@ class HostLimiter:
             delay = at - now
             if delay > 0:
                 self.waits += 1
+        return max(delay, 0.0)
+
+    def acquire(self, rate: float | None = None) -> float:
+        """Wait for this host's next slot; returns the seconds waited."""
+        delay = self.reserve(rate)
         if delay > 0:
             self.sleep(delay)
-        return max(delay, 0.0)
+        return delay
+
+    async def aacquire(self, rate: float | None = None) -> float:
+        """:meth:`acquire` for async clients: the task awaits its slot (the event loop runs on);
+        the slots and pauses are the same as the threads' of the process."""
+        delay = self.reserve(rate)
+        if delay > 0:
+            import anyio
+
+            await anyio.sleep(delay)
+        return delay
 
     def pause(self, seconds: float) -> None:
         """No request to this host for ``seconds`` from now (a ``Retry-After``)."""
