@@ -18,6 +18,13 @@ replaces the old one, which is never sent again); a refused refresh token falls 
 original grant. Concurrent requests share one token request (a lock, double-checked). A ``401``
 from the API drops the token it was sent with (only that one) and retries once.
 
+Under :class:`~dc_api_x.AsyncApiClient` the provider's async path (:meth:`KeycloakAuth.aapply`,
+:meth:`KeycloakAuth.arefresh`) never blocks the event loop: a task that needs a token it does not
+have runs the token request in a worker thread (``anyio.to_thread``) while the other tasks that
+need one wait on an async lock for that one request; a valid token is applied without a thread.
+The token request itself is the same synchronous one (the core's ``http`` adapter), so one
+provider serves sync and async clients with one token, one refresh token and one rotation.
+
 Every token received is passed to :func:`dc_api_x.logs.register_secret`, like the client secret and
 the password, so none of them appears in a log line or an error message. The token requests go
 through the core's ``http`` adapter (retries of connection errors and ``429``; a token request is
@@ -220,6 +227,7 @@ class KeycloakAuth(AuthProvider):
         self._refresh: str | None = opts.refresh_token.get_secret_value() if opts.refresh_token else None
         self._refresh_deadline: float | None = None
         self._http: Any = None
+        self._alock: tuple[Any, Any] | None = None
         self._basic: str | None = None
         #: Token requests that succeeded, in total and per grant type.
         self.fetch_count = 0
@@ -262,6 +270,41 @@ class KeycloakAuth(AuthProvider):
             self.invalidate(token)
             request.headers["Authorization"] = f"Bearer {self.token()}"
             yield request
+
+    # -- async (AsyncApiClient): one token request, in a worker thread, however many tasks wait ------
+    def _async_lock(self) -> Any:
+        """The lock of async token requests in the running event loop (one per loop)."""
+        import anyio
+        import anyio.lowlevel
+
+        loop = anyio.lowlevel.current_token()
+        if self._alock is None or self._alock[0] != loop:
+            self._alock = (loop, anyio.Lock())
+        return self._alock[1]
+
+    async def atoken(self) -> str:
+        """:meth:`token` for async clients: a valid token at once; else the first task fetches one
+        in a worker thread (the loop goes on) while the others wait for that one request."""
+        tok = self._token
+        if tok is not None and tok.fresh():
+            return tok.value
+        async with self._async_lock():
+            tok = self._token
+            if tok is not None and tok.fresh():
+                return tok.value
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(self.token)
+
+    async def aapply(self, request: Any) -> None:
+        request.headers["Authorization"] = f"Bearer {await self.atoken()}"
+
+    async def arefresh(self, request: Any) -> bool:
+        """After a ``401``: drop the token ``request`` carried, unless another task already
+        replaced it (many ``401`` answers to one token cause one renewal)."""
+        sent = request.headers.get("Authorization") or ""
+        self.invalidate(sent[7:] if sent.startswith("Bearer ") else None)
+        return True
 
     # -- token requests (called with the lock held) --------------------------------------------------
     def _where(self) -> str:

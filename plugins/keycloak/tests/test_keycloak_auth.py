@@ -384,3 +384,64 @@ def test_secrets_and_tokens_never_reach_a_log_line_or_an_error(
     for secret in [*CANARIES.values(), *seen_tokens]:
         if secret:
             assert secret not in text, f"a secret leaked: {secret[:12]}…"
+
+
+# -- async (AsyncApiClient) -------------------------------------------------------------------------
+def test_async_tasks_share_one_token_request_and_the_loop_is_not_blocked(oidc: Any) -> None:
+    """Realm 'slow' answers token requests after 400 ms: 12 tasks that need a token at once make one
+    request between them, and a task ticking every 10 ms keeps ticking meanwhile (the request runs
+    in a worker thread, not on the event loop)."""
+    import asyncio
+
+    import httpx
+
+    p = provider(oidc, realm="slow", client_id="etl-service", client_secret=CANARIES["etl_secret"])
+    before = len(oidc.calls(realm="slow"))
+
+    async def main() -> tuple[list[str], int]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.create_task(heartbeat())
+        requests = [httpx.Request("GET", "http://127.0.0.1/x") for _ in range(12)]
+        await asyncio.gather(*(p.aapply(r) for r in requests))
+        done.set()
+        await beat
+        return [r.headers["Authorization"] for r in requests], ticks
+
+    headers, ticks = asyncio.run(main())
+    assert len(set(headers)) == 1 and headers[0].startswith("Bearer ")
+    assert len(oidc.calls(realm="slow")[before:]) == 1
+    assert ticks >= 10, ticks  # >= 100 ms of the 400 ms fetch ticked: the loop ran on
+    p.close()
+
+
+def test_async_client_concurrent_401s_share_one_renewal(oidc: Any, admin: Any) -> None:
+    import asyncio
+
+    from dc_api_x import AsyncApiClient
+
+    p = provider(oidc, client_id="etl-service", client_secret=CANARIES["etl_secret"])
+    old = p.token()
+    status, _ = oidc.post(
+        "acme", "revoke", {"token": old, "client_id": "etl-service", "client_secret": CANARIES["etl_secret"]}
+    )
+    assert status == 200
+    before = len(oidc.calls(client_id="etl-service"))
+
+    async def main() -> list[int]:
+        async with AsyncApiClient(f"{admin.url}/admin/realms/acme", hooks=[], auth=p) as client:
+            answers = await asyncio.gather(*(client.get("users/count") for _ in range(8)))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(main()) == [200] * 8
+    assert admin.statuses().count(401) == 8 and admin.statuses().count(200) == 8
+    assert len(oidc.calls(client_id="etl-service")[before:]) == 1
+    assert p.token() != old
+    p.close()
