@@ -104,7 +104,10 @@ def test_sqlite_to_postgresql_and_back(cli: Any, tmp_path: Path, pg_database: st
     decl = {r[1]: r[2] for r in con.execute("PRAGMA table_info(hosts)")}
     assert decl == {"id": "BIGINT", "addr": "INET", "net": "CIDR", "mac": "MACADDR", "note": "TEXT"}
     src = sqlite3.connect(tmp_path / "src.db").execute("SELECT * FROM hosts ORDER BY id").fetchall()
-    assert con.execute("SELECT * FROM hosts ORDER BY id").fetchall() == src
+    # as PostgreSQL prints an inet (on the ADBC and the psycopg paths alike): a /32 host has no prefix
+    printed = [(i, addr.removesuffix("/32"), *rest) for i, addr, *rest in src]
+    assert printed[300][1] == "10.0.1.44"
+    assert con.execute("SELECT * FROM hosts ORDER BY id").fetchall() == printed
 
 
 def test_without_the_plugin_there_are_no_figures(cli: Any, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ PostgreSQL ``MACADDR``         ``{"type": "string", "format": "macaddr"}``  ``st
 
 SQLite has no such types: a SQLite column *declared* ``INET``/``CIDR``/``MACADDR`` (TEXT affinity)
 maps the same way, and this extension creates them so, so the type survives a PostgreSQL → SQLite
-→ PostgreSQL round trip. Other databases are left alone. Values travel as PostgreSQL's text form
-(``192.168.0.1/32``: the address and its prefix length).
+→ PostgreSQL round trip. Other databases are left alone. Values travel as PostgreSQL's text output
+(``192.168.0.1`` for a /32 host, ``192.168.0.0/24`` with any other prefix length; a CIDR always with
+its prefix length), on the ADBC and the psycopg read paths alike.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ...arrow import ConversionError, arrow_to_records, cast_table, json_text, json_types
+from ...arrow import ConversionError, arrow_to_records, cast_table, inet_text, json_text, json_types
 from ...ext.sql import SQLAdapterLike, SQLRead, SQLWrite
 from ...types import Batch, JSONSchema, StreamSpec
 from ...values import json_form
@@ -120,8 +120,12 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         if boundary is not None:
             param = sa.cast(sa.func.current_setting(_GUC), self.column_type(props[boundary.rk]))
 
+        inet: list[str] = []  # inet columns: read with the inet::text cast, shown as PostgreSQL does
+
         def col_expr(c: Any, name: str) -> Any:
             p = props[name]
+            if _is_inet(p):
+                inet.append(name)
             if _needs_text(p) and not p.get("x-json"):  # JSON arrives as text already
                 return sa.cast(c, sa.Text).label(name)
             if json_types(p)[0] == {"array"} and _needs_text(p.get("items") or {}) | (
@@ -146,6 +150,9 @@ class PostgreSQLBackend(SQLAlchemyBackend):
             for rb in reader:
                 for off in range(0, rb.num_rows, size):
                     table = self._conform(pa.Table.from_batches([rb.slice(off, size)]), target, read)
+                    for name in inet:
+                        i = table.schema.get_field_index(name)
+                        table = table.set_column(i, table.schema.field(i), inet_text(table.column(i)))
                     rk = pk = None
                     if boundary is not None:
                         rk_col = table.column(boundary.rk)
@@ -449,6 +456,13 @@ def _needs_text(prop: JSONSchema) -> bool:
         return True
     native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
     return types == {"string"} and not native
+
+
+def _is_inet(prop: JSONSchema) -> bool:
+    """Whether a column holds PostgreSQL ``inet`` values (``format: inet``), or arrays of them."""
+    if json_types(prop)[0] == {"array"}:
+        return (prop.get("items") or {}).get("format") == "inet"
+    return prop.get("format") == "inet"
 
 
 def _server_message(exc: BaseException) -> str:

@@ -59,6 +59,12 @@ def _decimal(precision: int | None, scale: int | None, nullable: bool) -> dict[s
     return _nullable(prop, "string", nullable)
 
 
+def _is_inet(typ: Any) -> bool:
+    from sqlalchemy.dialects.postgresql import INET
+
+    return isinstance(typ, INET)
+
+
 def column_property(typ: TypeEngine[Any], nullable: bool = True) -> dict[str, Any]:
     """The JSON Schema property of a column of SQLAlchemy type ``typ`` (from reflection)."""
     if isinstance(typ, sa.Boolean):
@@ -86,6 +92,8 @@ def column_property(typ: TypeEngine[Any], nullable: bool = True) -> dict[str, An
         return _nullable({"contentEncoding": "base64"}, "string", nullable)
     if isinstance(typ, sa.Uuid):
         return _nullable({"format": "uuid"}, "string", nullable)
+    if _is_inet(typ):  # read as PostgreSQL prints it on every path (arrow.inet_text)
+        return _nullable({"format": "inet"}, "string", nullable)
     if isinstance(typ, sa.ARRAY):
         item = column_property(typ.item_type, True)
         if item.get("x-json"):
@@ -267,6 +275,8 @@ _PG_OIDS: dict[int, JSONSchema] = {
     3802: _JSON_ANY,
     17: {"type": ["string", "null"], "contentEncoding": "base64"},
     2950: {"type": ["string", "null"], "format": "uuid"},
+    869: {"type": ["string", "null"], "format": "inet"},
+    1041: {"type": ["array", "null"], "items": {"type": ["string", "null"], "format": "inet"}},
 }
 
 
