@@ -17,6 +17,7 @@ import pytest
 
 from tests.runner.conftest import dcapix, write_config
 from tests.runner.support import make_source_db
+from tests.support.httpserver import cursor_items_source
 
 PAGES, PER_PAGE, DELAY = 16, 3, 0.15
 
@@ -31,29 +32,6 @@ def _slow_items(req: Any) -> tuple[int, dict[str, str], Any]:
     return 200, {"content-type": "application/json"}, {"data": page, "next": nxt}
 
 
-def _http_source(url: str) -> dict[str, Any]:
-    return {
-        "adapter": "http",
-        "base_url": url,
-        "streams": [
-            {
-                "name": "items",
-                "path": "/items",
-                "records_path": "data",
-                "primary_keys": ["id"],
-                "replication_key": "id",
-                "replication_param": "since",
-                "is_sorted": True,
-                "json_schema": {
-                    "type": "object",
-                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
-                },
-                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
-            }
-        ],
-    }
-
-
 def _jsonl_ids(out: Path) -> list[int]:
     return sorted(json.loads(x)["id"] for f in out.rglob("*.jsonl") for x in f.read_text().splitlines() if x)
 
@@ -65,7 +43,7 @@ def test_in_process_checkpoint_by_time_on_a_slow_http_source(rplugins, project, 
         project,
         {
             "p": {
-                "source": _http_source(http_server.url),
+                "source": cursor_items_source(http_server.url),
                 "destination": {"adapter": "jsonl", "path": str(out)},
                 "checkpoint_rows": 1_000_000,  # never reached
                 "checkpoint_seconds": 0.5,
@@ -85,7 +63,7 @@ def test_in_process_checkpoint_by_time_on_a_slow_http_source(rplugins, project, 
         project,
         {
             "q": {
-                "source": _http_source(http_server.url),
+                "source": cursor_items_source(http_server.url),
                 "destination": {"adapter": "jsonl", "path": str(project / "out2")},
                 "checkpoint_rows": 1_000_000,
                 "checkpoint_seconds": 3600,
@@ -126,7 +104,7 @@ def test_via_singer_checkpoint_by_time_on_a_slow_http_source(rplugins, project, 
         project,
         {
             "p": {
-                "source": _http_source(http_server.url),
+                "source": cursor_items_source(http_server.url),
                 "destination": {"adapter": "jsonl", "path": str(out)},
                 "checkpoint_rows": 1_000_000,
                 "checkpoint_seconds": 0.5,

@@ -15,48 +15,24 @@ import pytest
 from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
 from tests.runner.support import make_source_db, table_rows
+from tests.support.process import ROOT, cli_with_plugins, kill_when
 
-ROOT = Path(__file__).resolve().parents[2]
-CHILD = (
-    "import sys\n"
-    "from dc_api_x import enable_plugins\n"
-    "from tests.runner import support\n"
-    "enable_plugins(entry_points=False, plugins=[support])\n"
-    "from dc_api_x.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
+CHILD = cli_with_plugins("tests.runner.support")
 ROWS = 20_000
 
 
 def _kill_mid_run(project: Path, min_state: int) -> int:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "copy", "--no-progress"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    state = None
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"runner ended before it could be killed (rc {proc.returncode}): {err}")
-            db = project / ".dcapix" / "state.db"
-            if db.exists():
-                with open_state_store(path=str(db)) as s:
-                    state = s.get("copy", "items")
-                if state and state["id"] >= min_state:
-                    break
-            time.sleep(0.02)
-        else:
-            pytest.fail("no checkpoint within 60 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    db = project / ".dcapix" / "state.db"
+
+    def checkpointed() -> bool:
+        if not db.exists():
+            return False
+        with open_state_store(path=str(db)) as s:
+            state = s.get("copy", "items")
+        return bool(state and state["id"] >= min_state)
+
+    rc = kill_when(project, CHILD, ["run", "copy", "--no-progress"], checkpointed, what="a checkpoint")
+    assert rc == -signal.SIGKILL
     with open_state_store(project_dir=project) as s:
         final = s.get("copy", "items")
     assert final is not None and final["id"] < ROWS  # killed mid-way

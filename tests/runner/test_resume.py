@@ -16,6 +16,7 @@ import pytest
 from dc_api_x.runner.process import singer_state
 from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
+from tests.support.httpserver import cursor_items_source
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).parent / "singer_fakes"
@@ -151,26 +152,7 @@ def test_sigkill_real_tap_and_target_after_second_state_resumes_from_it(project,
 
     http_server.route("GET", "/items", items)
     out = project / "out"
-    source = {
-        "adapter": "http",
-        "base_url": http_server.url,
-        "streams": [
-            {
-                "name": "items",
-                "path": "/items",
-                "records_path": "data",
-                "primary_keys": ["id"],
-                "replication_key": "id",
-                "replication_param": "since",
-                "is_sorted": True,
-                "json_schema": {
-                    "type": "object",
-                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
-                },
-                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
-            }
-        ],
-    }
+    source = cursor_items_source(http_server.url)
     write_config(
         project,
         {

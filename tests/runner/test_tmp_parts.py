@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,13 +13,9 @@ import pytest
 from dc_api_x.types import Batch, StreamSpec
 from tests.runner.conftest import dcapix, write_config
 from tests.runner.support import make_source_db
+from tests.support.process import cli_with_plugins, kill_when
 
-ROOT = Path(__file__).resolve().parents[2]
-CHILD = (
-    "import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
-    "enable_plugins(entry_points=False, plugins=[support])\n"
-    "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-)
+CHILD = cli_with_plugins("tests.runner.support")
 
 
 def _tmp_files(out: Path) -> list[Path]:
@@ -44,28 +36,12 @@ def test_sigkill_while_writing_leaves_a_tmp_part_the_next_run_removes(
         }
     }
     write_config(project, pipe)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "copy", "--no-progress"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"run ended before it was killed: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-            parts = [p for p in _tmp_files(out) if p.name.startswith(".part-")]
-            if parts and parts[0].stat().st_size > 0:
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("no temporary part appeared within 60 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+
+    def writing() -> bool:
+        parts = [p for p in _tmp_files(out) if p.name.startswith(".part-")]
+        return bool(parts) and parts[0].stat().st_size > 0
+
+    kill_when(project, CHILD, ["run", "copy", "--no-progress"], writing, what="a temporary part", poll=0.01)
     left = _tmp_files(out)
     assert [p for p in left if p.name.startswith(".part-")], left  # the kill left one behind
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.scale.conftest import fill_items, plain, write_config
-from tests.scale.test_local import dcapix, parquet_rows, pg_rows, state_of
+from tests.scale.test_local import dcapix, state_of
+from tests.support.destinations import RunDestinations, parquet_rows
 
 #: each test starts dask clients and imports the adapters on the workers: > 20 s on the 2-core machine
 pytestmark = pytest.mark.slow
@@ -95,21 +96,8 @@ def test_dask_worker_sigkill_then_rerun(
     c, client = cluster
     fill_items(pg_url, pg_schema, 0, 40_000, create=True)
 
-    def dest(name: str) -> dict[str, Any]:
-        if destination == "parquet":
-            return {"adapter": "parquet", "path": str(project / name)}
-        return {
-            "adapter": "sql",
-            "url": pg_url,
-            "schema": pg_schema,
-            "load_method": "upsert",
-            "streams": [{"name": "items", "table": f"{name}_items"}],
-        }
-
-    def rows(name: str) -> list[tuple[Any, ...]]:
-        if destination == "parquet":
-            return parquet_rows(project / name / "items")
-        return pg_rows(pg_url, pg_schema, f"{name}_items")
+    dests = RunDestinations(destination, project, pg_url, pg_schema)
+    dest, rows = dests.config, dests.rows
 
     write_config(
         project,

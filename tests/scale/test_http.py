@@ -13,7 +13,8 @@ import pytest
 
 from dc_api_x.adapters.http_limits import HostLimiter, host_limiter
 from tests.scale.conftest import write_config
-from tests.scale.test_local import dcapix, parquet_rows, state_of
+from tests.scale.test_local import dcapix, state_of
+from tests.support.destinations import parquet_rows
 from tests.support.httpserver import LocalHTTPServer
 
 TOTAL = 2_345

@@ -11,29 +11,14 @@ import pytest
 
 from dc_api_x.ext.partitions import Partition, merge_ordered_bookmarks, merge_unordered_bookmarks
 from dc_api_x.runner.state import open_state_store
-from tests.scale.conftest import fill_items, plain, write_config
+from tests.scale.conftest import fill_items, write_config
+from tests.support.destinations import parquet_rows, pg_rows
 
 
 def dcapix(*argv: str) -> int:
     from dc_api_x.cli import main
 
     return main(list(argv))
-
-
-def parquet_rows(path: Path) -> list[tuple[Any, ...]]:
-    import pyarrow.dataset as ds
-
-    t = ds.dataset(str(path), format="parquet").to_table()
-    return sorted(tuple(r.values()) for r in t.to_pylist())
-
-
-def pg_rows(url: str, schema: str, table: str = "items") -> list[tuple[Any, ...]]:
-    import psycopg
-
-    with psycopg.connect(plain(url)) as conn:
-        return sorted(
-            conn.execute(f'SELECT id, updated_at, amount, name FROM "{schema}"."{table}"').fetchall()
-        )
 
 
 def state_of(project: Path, pipeline: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import pytest
 
 from dc_api_x.runner.state import open_state_store
 from tests.scale.conftest import fill_items, plain, write_config
-from tests.scale.test_local import dcapix, parquet_rows, pg_rows, state_of
+from tests.scale.test_local import dcapix, state_of
+from tests.support.destinations import RunDestinations
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = "import sys\nfrom dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
@@ -74,21 +75,8 @@ def test_sigkill_partitioned_run_then_rerun(
 ) -> None:
     fill_items(pg_url, pg_schema, 0, ROWS, create=True)
 
-    def dest(name: str) -> dict[str, Any]:
-        if destination == "parquet":
-            return {"adapter": "parquet", "path": str(project / name)}
-        return {
-            "adapter": "sql",
-            "url": pg_url,
-            "schema": pg_schema,
-            "load_method": "upsert",
-            "streams": [{"name": "items", "table": f"{name}_items"}],
-        }
-
-    def rows(name: str) -> list[tuple[Any, ...]]:
-        if destination == "parquet":
-            return parquet_rows(project / name / "items")
-        return pg_rows(pg_url, pg_schema, f"{name}_items")
+    dests = RunDestinations(destination, project, pg_url, pg_schema)
+    dest, rows = dests.config, dests.rows
 
     write_config(
         project,

@@ -136,3 +136,28 @@ class LocalHTTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def cursor_items_source(base_url: str) -> dict[str, Any]:
+    """An ``http`` source config of one incremental stream ``items`` (``{"id", "name"}`` records)
+    at ``GET /items?since=&cursor=``: answers ``{"data": [...], "next": cursor or null}``."""
+    return {
+        "adapter": "http",
+        "base_url": base_url,
+        "streams": [
+            {
+                "name": "items",
+                "path": "/items",
+                "records_path": "data",
+                "primary_keys": ["id"],
+                "replication_key": "id",
+                "replication_param": "since",
+                "is_sorted": True,
+                "json_schema": {
+                    "type": "object",
+                    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+                },
+                "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
+            }
+        ],
+    }
