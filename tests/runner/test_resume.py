@@ -17,14 +17,10 @@ from dc_api_x.runner.process import singer_state
 from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
 from tests.support.httpserver import cursor_items_source
+from tests.support.process import ROOT, cli_with_plugins, kill_when
 
-ROOT = Path(__file__).resolve().parents[2]
 FAKES = Path(__file__).parent / "singer_fakes"
-CHILD = (
-    "import sys\nfrom dc_api_x import enable_plugins\nfrom tests.runner import support\n"
-    "enable_plugins(entry_points=False, plugins=[support])\n"
-    "from dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-)
+CHILD = cli_with_plugins("tests.runner.support")
 
 
 def _pipe(out: Path, rows: int, **tap_extra: object) -> dict:
@@ -57,30 +53,20 @@ def test_sigkill_via_singer_after_second_state_resumes_from_it(rplugins, project
     out = project / "ids.txt"
     rows, every = 400, 20
     write_config(project, _pipe(out, rows, sleep=0.01, state_every=every))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", "p", "--via-singer", "--no-progress"],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+
+    def second_state() -> bool:
+        seen = _stored_id(project)
+        return seen is not None and seen >= 2 * every
+
+    rc = kill_when(
+        project,
+        CHILD,
+        ["run", "p", "--via-singer", "--no-progress"],
+        second_state,
+        what="a second STATE stored (the runner stores STATE as it arrives)",
+        poll=0.01,
     )
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"the run ended before its second STATE was stored (rc {proc.returncode}): {err}")
-            seen = _stored_id(project)
-            if seen is not None and seen >= 2 * every:
-                break
-            time.sleep(0.01)
-        else:
-            pytest.fail("no second STATE stored within 60 s: the runner does not store STATE as it arrives")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert rc == -signal.SIGKILL
     time.sleep(0.3)  # the children die with the runner (PR_SET_PDEATHSIG)
     saved = _stored_id(project)
     assert saved is not None and 2 * every <= saved < rows and saved % every == 0

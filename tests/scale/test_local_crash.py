@@ -5,11 +5,7 @@ the destination had not committed."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +15,25 @@ from dc_api_x.runner.state import open_state_store
 from tests.scale.conftest import fill_items, plain, write_config
 from tests.scale.test_local import dcapix, state_of
 from tests.support.destinations import RunDestinations
+from tests.support.process import CLI, kill_when
 
-ROOT = Path(__file__).resolve().parents[2]
-CHILD = "import sys\nfrom dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 ROWS = 60_000
 
 
 def kill_mid_run(project: Path, pipeline: str, *extra: str) -> dict[tuple[str, str], Any]:
     """Start ``dcapix run PIPELINE`` in a child process; SIGKILL it once at least two partitions
     have stored a checkpoint and the plan is not finished. Returns the state left behind."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "run", pipeline, "--no-progress", *extra],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"the run ended before it could be killed (rc {proc.returncode}): {err[-2000:]}")
-            db = project / ".dcapix" / "state.db"
-            if db.exists():
-                st = state_of(project, pipeline)
-                parts = [v for (_, p), v in st.items() if p.startswith("~p")]
-                if sum(1 for v in parts if v.get("bookmark")) >= 2 and not all(v.get("done") for v in parts):
-                    break
-            time.sleep(0.01)
-        else:
-            pytest.fail("no two partition checkpoints within 120 s")
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+
+    def two_checkpoints() -> bool:
+        if not (project / ".dcapix" / "state.db").exists():
+            return False
+        parts = [v for (_, p), v in state_of(project, pipeline).items() if p.startswith("~p")]
+        return sum(1 for v in parts if v.get("bookmark")) >= 2 and not all(v.get("done") for v in parts)
+
+    args = ["run", pipeline, "--no-progress", *extra]
+    what = "two partition checkpoints"
+    rc = kill_when(project, CLI, args, two_checkpoints, what=what, timeout=120, poll=0.01)
+    assert rc == -signal.SIGKILL
     return state_of(project, pipeline)
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ROOT", "cli_with_plugins", "dcapix", "kill_when"]
+__all__ = ["CLI", "ROOT", "cli_with_plugins", "dcapix", "kill_when"]
 
 ROOT = Path(__file__).resolve().parents[2]
+#: ``python -c`` code running the dcapix CLI (the installed plugins)
+CLI = "import sys\nfrom dc_api_x.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 def dcapix(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
