@@ -23,23 +23,10 @@ from pathlib import Path
 import pytest
 
 from dc_api_x import plugins as plugins_mod
+from tests.support.heavy import HEAVY
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
-HEAVY = (
-    "httpx",
-    "httpcore",
-    "h2",
-    "sqlalchemy",
-    "pyarrow",
-    "singer_sdk",
-    "psycopg",
-    "psycopg2",
-    "adbc_driver_manager",
-    "adbc_driver_postgresql",
-    "pandas",
-    "fsspec",
-)
 
 
 def module_name(path: Path) -> str:

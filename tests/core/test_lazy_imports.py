@@ -10,23 +10,9 @@ import textwrap
 
 import pytest
 
-from .conftest import TEST_GROUP
+from tests.support.heavy import HEAVY
 
-#: Libraries that only the code that needs them may import.
-HEAVY = (
-    "httpx",
-    "httpcore",
-    "h2",
-    "sqlalchemy",
-    "pyarrow",
-    "singer_sdk",
-    "psycopg",
-    "psycopg2",
-    "adbc_driver_manager",
-    "adbc_driver_postgresql",
-    "pandas",
-    "fsspec",
-)
+from .conftest import TEST_GROUP
 
 PROBE = textwrap.dedent("""
     import json, sys

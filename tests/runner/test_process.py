@@ -10,23 +10,11 @@ from pathlib import Path
 from dc_api_x.runner.process import singer_state
 from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
+from tests.support.singer_fakes import fake_singer_pipe
 
-FAKES = Path(__file__).parent / "singer_fakes"
 
-
-def _pipe(out: Path, rows: int, **tap_extra) -> dict:
-    return {
-        "p": {
-            "source": {"adapter": "t_sqlite_src", "path": "unused"},
-            "destination": {"adapter": "t_sqlite_dst", "path": "unused"},
-            "singer": {
-                "tap": f"{sys.executable} {FAKES / 'fake_tap.py'}",
-                "target": f"{sys.executable} {FAKES / 'fake_target.py'}",
-                "tap_config": {"rows": rows, "password": "s3cr3t-pass", **tap_extra},
-                "target_config": {"path": str(out)},
-            },
-        }
-    }
+def _pipe(out: Path, rows: int, **tap_extra: object) -> dict:
+    return fake_singer_pipe(out, rows, password="s3cr3t-pass", **tap_extra)  # (a secret to redact)
 
 
 def _ids(path: Path) -> list[int]:

@@ -18,24 +18,9 @@ from dc_api_x.runner.state import open_state_store
 from tests.runner.conftest import dcapix, write_config
 from tests.support.httpserver import cursor_items_source
 from tests.support.process import ROOT, cli_with_plugins, kill_when
+from tests.support.singer_fakes import fake_singer_pipe
 
-FAKES = Path(__file__).parent / "singer_fakes"
 CHILD = cli_with_plugins("tests.runner.support")
-
-
-def _pipe(out: Path, rows: int, **tap_extra: object) -> dict:
-    return {
-        "p": {
-            "source": {"adapter": "t_sqlite_src", "path": "unused"},
-            "destination": {"adapter": "t_sqlite_dst", "path": "unused"},
-            "singer": {
-                "tap": f"{sys.executable} {FAKES / 'fake_tap.py'}",
-                "target": f"{sys.executable} {FAKES / 'fake_target.py'}",
-                "tap_config": {"rows": rows, **tap_extra},
-                "target_config": {"path": str(out)},
-            },
-        }
-    }
 
 
 def _stored_id(project: Path) -> int | None:
@@ -52,7 +37,7 @@ def _stored_id(project: Path) -> int | None:
 def test_sigkill_via_singer_after_second_state_resumes_from_it(rplugins, project, capsys) -> None:
     out = project / "ids.txt"
     rows, every = 400, 20
-    write_config(project, _pipe(out, rows, sleep=0.01, state_every=every))
+    write_config(project, fake_singer_pipe(out, rows, sleep=0.01, state_every=every))
 
     def second_state() -> bool:
         seen = _stored_id(project)
@@ -74,7 +59,7 @@ def test_sigkill_via_singer_after_second_state_resumes_from_it(rplugins, project
     # the state never runs ahead of what the target committed (it fsyncs before echoing a STATE)
     assert set(range(1, saved + 1)) <= set(before)
 
-    write_config(project, _pipe(out, rows, state_every=every))
+    write_config(project, fake_singer_pipe(out, rows, state_every=every))
     assert dcapix("run", "p", "--via-singer", "--json", "--no-progress") == 0
     m = json.loads(capsys.readouterr().out)
     assert m["rows"] == rows - saved  # the rerun moved the rows after the stored STATE only
@@ -92,7 +77,7 @@ def test_via_singer_stores_each_state_while_running(rplugins, project) -> None:
     from dc_api_x.runner.process import run_via_singer
 
     out = project / "ids.txt"
-    write_config(project, _pipe(out, 100, state_every=25))
+    write_config(project, fake_singer_pipe(out, 100, state_every=25))
     cfg = load_config(project / "dcapix.yml")
     name, pipe = cfg.pipeline("p")
     seen: list[dict] = []
@@ -210,7 +195,7 @@ def test_failed_via_singer_run_says_what_the_target_committed(rplugins, project,
     """A Singer target reports no committed row count: a failed process-mode run says its rows are the
     records the tap sent and that the target committed up to the last stored STATE."""
     out = project / "ids.txt"
-    write_config(project, _pipe(out, 100, crash_at=57, state_every=10))
+    write_config(project, fake_singer_pipe(out, 100, crash_at=57, state_every=10))
     assert dcapix("run", "p", "--via-singer", "--no-progress") == 1
     summary = capsys.readouterr().out
     assert "failed" in summary
