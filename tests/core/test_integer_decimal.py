@@ -5,17 +5,14 @@ value beyond the precision is refused, never rounded."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sqlite3
-import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.singer_target.support import messages_text
+from tests.singer_target.support import target_in_process
 
 BIG = 123456789012345678901234567890  # 30 digits: beyond int64 (and float64)
 
@@ -81,25 +78,9 @@ def _messages() -> list[Any]:
     ]
 
 
-def _target(**config: Any) -> tuple[int, str]:
-    from target_dcapix.target import TargetDcApiX
-
-    err = io.StringIO()
-    rc = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            TargetDcApiX.invoke(
-                config=types.SimpleNamespace(config=config, parse_env=False),
-                file_input=io.BytesIO(messages_text(_messages()).encode()),
-            )  # type: ignore[arg-type]
-        except SystemExit as exc:
-            rc = int(exc.code or 0)
-    return rc, err.getvalue()
-
-
 def test_singer_integer_decimal_reaches_sqlite_exactly(plugins: Any, tmp_path: Path) -> None:
     db = tmp_path / "dst.sqlite"
-    rc, err = _target(adapter="sql", url=f"sqlite:///{db}")
+    rc, _, err = target_in_process(_messages(), adapter="sql", url=f"sqlite:///{db}")
     assert rc == 0, err
     con = sqlite3.connect(db)
     try:
@@ -113,7 +94,7 @@ def test_singer_integer_decimal_reaches_sqlite_exactly(plugins: Any, tmp_path: P
 def test_singer_integer_decimal_reaches_postgresql_numeric(plugins: Any, pg_url: str, pg_schema: str) -> None:
     import psycopg
 
-    rc, err = _target(adapter="sql", url=pg_url, schema=pg_schema)
+    rc, _, err = target_in_process(_messages(), adapter="sql", url=pg_url, schema=pg_schema)
     assert rc == 0, err
     plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(plain) as conn:

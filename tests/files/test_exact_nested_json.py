@@ -6,11 +6,8 @@ source, an HTTP source and Singer RECORD messages alike."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sqlite3
-import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.files.test_exact_read import _run, _written
-from tests.singer_target.support import messages_text
+from tests.singer_target.support import target_in_process
 
 LONG = "123456789012345678901234567890.123456789"
 BIG = "18446744073709551616123"  # beyond 64 bits: orjson refuses to write it, decodes it as a float
@@ -133,22 +130,6 @@ def test_jsonl_to_postgresql_jsonb_keeps_nested_digits(tmp_path: Path, pg_url: s
     _check_texts(_pg_rows(pg_url, pg_schema, "in"))
 
 
-def _target(messages: list[Any], **config: Any) -> tuple[int, str]:
-    from target_dcapix.target import TargetDcApiX
-
-    err = io.StringIO()
-    rc = 0
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            TargetDcApiX.invoke(
-                config=types.SimpleNamespace(config=config, parse_env=False),
-                file_input=io.BytesIO(messages_text(messages).encode()),
-            )  # type: ignore[arg-type]
-        except SystemExit as exc:
-            rc = int(exc.code or 0)
-    return rc, err.getvalue()
-
-
 def _singer_messages() -> list[Any]:
     schema = {"type": "object", "properties": SCHEMA["properties"]}
     return [
@@ -160,7 +141,7 @@ def _singer_messages() -> list[Any]:
 
 def test_singer_record_to_target_sqlite_keeps_nested_digits(plugins: Any, tmp_path: Path) -> None:
     db = tmp_path / "dst.sqlite"
-    rc, err = _target(_singer_messages(), adapter="sql", url=f"sqlite:///{db}")
+    rc, _, err = target_in_process(_singer_messages(), adapter="sql", url=f"sqlite:///{db}")
     assert rc == 0, err
     _check_texts(_sqlite_row(db, "s"))
 
@@ -169,7 +150,7 @@ def test_singer_record_to_target_sqlite_keeps_nested_digits(plugins: Any, tmp_pa
 def test_singer_record_to_target_postgresql_keeps_nested_digits(
     plugins: Any, pg_url: str, pg_schema: str
 ) -> None:
-    rc, err = _target(_singer_messages(), adapter="sql", url=pg_url, schema=pg_schema)
+    rc, _, err = target_in_process(_singer_messages(), adapter="sql", url=pg_url, schema=pg_schema)
     assert rc == 0, err
     _check_texts(_pg_rows(pg_url, pg_schema, "s"))
 
@@ -181,6 +162,6 @@ def test_singer_batch_jsonl_file_to_target_sqlite_keeps_nested_digits(plugins: A
     msgs = _singer_messages()
     msgs[1] = {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl"}, "manifest": [str(batch)]}
     db = tmp_path / "dst.sqlite"
-    rc, err = _target(msgs, adapter="sql", url=f"sqlite:///{db}")
+    rc, _, err = target_in_process(msgs, adapter="sql", url=f"sqlite:///{db}")
     assert rc == 0, err
     _check_texts(_sqlite_row(db, "s"))

@@ -83,3 +83,25 @@ def rec(i: int, stream: str = "users", **extra: Any) -> dict[str, Any]:
 
 def state(value: Any) -> dict[str, Any]:
     return {"type": "STATE", "value": {"bookmarks": {"users": {"replication_key_value": value}}}}
+
+
+def target_in_process(messages: list[Any], **config: Any) -> tuple[int, str, str]:
+    """target-dcapix run in this process on ``messages`` with ``config``: ``(exit code, stdout,
+    stderr)``."""
+    import contextlib
+    import io
+    import types
+
+    from target_dcapix.target import TargetDcApiX
+
+    out, err = io.StringIO(), io.StringIO()
+    rc = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            TargetDcApiX.invoke(
+                config=types.SimpleNamespace(config=config, parse_env=False),
+                file_input=io.BytesIO(messages_text(messages).encode()),
+            )  # type: ignore[arg-type]
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()

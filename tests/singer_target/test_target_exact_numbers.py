@@ -4,11 +4,9 @@ never rounded silently. Ordinary numbers keep orjson's fast path."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import sqlite3
-import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from tests.singer_target.support import messages_text
+from tests.singer_target.support import target_in_process
 
 LONG = "123456789012345678901234567890.123456789"
 TINY_TAIL = "0.1000000000000000000001"  # parses to the float 0.1: the tail would vanish
@@ -49,20 +47,10 @@ def _messages(x: dict[str, Any] | None = None, value: str = LONG, first: Any = 1
 @pytest.fixture
 def run(plugins: Any, tmp_path: Path):
     """``run(messages, **config) -> (rc, states, stderr)``: target-dcapix in-process, built-in adapters."""
-    from target_dcapix.target import TargetDcApiX
 
     def go(messages: list[Any], **config: Any) -> tuple[int, list[Any], str]:
-        out, err = io.StringIO(), io.StringIO()
-        rc = 0
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                TargetDcApiX.invoke(
-                    config=types.SimpleNamespace(config=config, parse_env=False),
-                    file_input=io.BytesIO(messages_text(messages).encode()),
-                )  # type: ignore[arg-type]
-            except SystemExit as exc:
-                rc = int(exc.code or 0)
-        return rc, [json.loads(x) for x in out.getvalue().splitlines() if x.strip()], err.getvalue()
+        rc, out, err = target_in_process(messages, **config)
+        return rc, [json.loads(x) for x in out.splitlines() if x.strip()], err
 
     return go
 
