@@ -165,3 +165,15 @@ def test_singer_batch_jsonl_file_to_target_sqlite_keeps_nested_digits(plugins: A
     rc, _, err = target_in_process(msgs, adapter="sql", url=f"sqlite:///{db}")
     assert rc == 0, err
     _check_texts(_sqlite_row(db, "s"))
+
+
+def test_response_data_of_a_non_json_content_type_keeps_every_digit(http_server: Any) -> None:
+    """``Response.data`` decodes a body the adapter did not decode (its Content-Type is not JSON)
+    with the same exact rule."""
+    from dc_api_x import ApiClient
+
+    body = f'{{"v": {LONG}, "n": {BIG}, "f": 1.5}}'.encode()
+    http_server.route("GET", "/plain", lambda req: (200, {"Content-Type": "text/plain"}, body))
+    with ApiClient(http_server.url, hooks=[]) as api:
+        data = api.get("/plain").data
+    assert data == {"v": Decimal(LONG), "n": int(BIG), "f": 1.5} and type(data["f"]) is float

@@ -111,8 +111,10 @@ class Response:
             else:
                 import orjson
 
-                try:
-                    self._data = orjson.loads(self.content)
+                from ..values import json_loads
+
+                try:  # orjson; a number it would change (16+ digits, beyond 64 bits) keeps every digit
+                    self._data = json_loads(self.content)
                 except orjson.JSONDecodeError as exc:
                     from ..json_errors import json_error_byte, json_error_what
 
