@@ -28,7 +28,8 @@ with ``x-precision`` of 19 or more)                    or 38 (``decimal256`` abo
 Over 700 lines because both directions (records → Arrow, Arrow → records and JSON text) and the
 casts between them share this type table, its metadata markers (JSON text, exact decimals, zones)
 and the translation of Arrow errors into one-line messages; splitting by direction would make each
-half import the other. The next candidate to move out is the exact-number conversion.
+half import the other. The next candidates to move out are the exact-number conversion (with
+``json_text``/``json_bytes`` and ``decimal_property``) and the database text forms (``inet_text``).
 """
 
 from __future__ import annotations
