@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -460,3 +461,61 @@ def test_loaded_batch_files_under_the_batch_root_are_removed_once_committed(
     )
     assert run.rc == 1 and run.states == []
     assert (root / "b=1.parquet").exists() and bad.exists()
+
+
+def _ipc_file(path: Path, rows: list[dict[str, Any]], *, chunk: int, stream: bool = False) -> None:
+    """An Arrow IPC file (``stream``: the IPC stream format) of ``rows`` in record batches of ``chunk``."""
+    table = pa.Table.from_pylist(rows)
+    new = pa.ipc.new_stream if stream else pa.ipc.new_file
+    with pa.OSFile(str(path), "wb") as sink, new(sink, table.schema) as w:
+        w.write_table(table, max_chunksize=chunk)
+
+
+def test_arrow_ipc_batch_files_loaded_in_chunks(run_target, tmp_path: Path):
+    """``"format": "arrow"`` (what tap-dcapix writes with that batch_config): Arrow IPC files, file
+    and stream format, their record batches gathered into writes of at most ``batch_size_rows``
+    rows, in order, values exact."""
+    a = tmp_path / "a.arrow"
+    _ipc_file(a, [rec(i)["record"] for i in range(1, 12)], chunk=3)
+    b = tmp_path / "b.arrows"
+    _ipc_file(b, [rec(i)["record"] for i in range(12, 15)], chunk=2, stream=True)
+    msgs = [
+        schema_msg(),
+        {
+            "type": "BATCH",
+            "stream": "users",
+            "encoding": {"format": "arrow"},
+            "manifest": [a.as_uri(), str(b)],
+        },
+        state(14),
+    ]
+    run = run_target(msgs, batch_size_rows=4, inprocess=True)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 15)]
+    assert [c["rows"] for c in run.calls() if c["call"] == "write"] == [4, 4, 3, 3]
+    assert run.states == [state(14)["value"]]
+
+
+def test_arrow_ipc_batch_rows_checked_and_bad_file_named(run_target, tmp_path: Path):
+    """Arrow IPC rows get the check a RECORD gets (the error names file, row and field); a file that
+    is not Arrow IPC is one error naming it; no STATE in either case."""
+    bad = tmp_path / "bad.arrow"
+    _ipc_file(bad, [rec(1)["record"], {**rec(2)["record"], "name": "much too long for 10"}], chunk=1)
+    msgs = [
+        schema_msg(),
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}, "manifest": [str(bad)]},
+        state(2),
+    ]
+    run = run_target(msgs, inprocess=True)
+    assert run.rc == 1 and len(run.error_lines) == 1
+    line = run.error_lines[0]
+    assert "field 'name'" in line and "row 2" in line and "bad.arrow" in line
+    assert run.states == []
+
+    junk = tmp_path / "junk.arrow"
+    junk.write_bytes(b"PAR1 this is not arrow")
+    msgs[1] = {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}, "manifest": [str(junk)]}
+    run = run_target(msgs, inprocess=True)
+    assert run.rc == 1 and len(run.error_lines) == 1
+    assert "junk.arrow" in run.error_lines[0] and "not readable Arrow IPC" in run.error_lines[0]
+    assert run.states == []
