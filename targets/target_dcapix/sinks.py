@@ -72,6 +72,8 @@ class StreamWriter:
         self.batches_written = 0
         #: BATCH files loaded into a write that is not committed yet (removed by :meth:`finish`).
         self.pending_files: list[Path] = []
+        #: BATCH files loaded by writes not flushed yet (committed by the next flush).
+        self.unflushed_files: list[Path] = []
 
     @property
     def adapter_name(self) -> str:
@@ -150,6 +152,8 @@ class StreamWriter:
             raise self._wrap(exc, "write") from exc
         self.rows_written += len(batch)
         self.batches_written += 1
+        if flush:
+            self._flushed()
 
     def flush(self) -> None:
         """Make every row written so far durable (``adapter.flush``)."""
@@ -159,6 +163,17 @@ class StreamWriter:
             self.adapter.flush(self.spec)
         except Exception as exc:
             raise self._wrap(exc, "flush") from exc
+        self._flushed()
+
+    def loaded(self, file: Path) -> None:
+        """Every row of BATCH file ``file`` is written (maybe not flushed yet): :meth:`committed`
+        at the next flush."""
+        self.unflushed_files.append(file)
+
+    def _flushed(self) -> None:
+        if self.unflushed_files:
+            files, self.unflushed_files = self.unflushed_files, []
+            self.committed(files)
 
     def finish(self) -> None:
         """Finalize the stream (``finish_write``: swap an overwrite, close files)."""
@@ -474,11 +489,18 @@ class DcApiXSink(BatchFileReading, BatchSink):
         and every record goes through the same check as a RECORD message's (key properties, the
         stream's schema; Parquet rows in their JSON form); a bad one names the file and its line
         (JSONL) or row (Parquet).
+
+        The chunks are written without a flush, as RECORD messages are: they count in
+        :attr:`current_size`, so the STATE that follows waits for the flush, which comes once
+        ``batch_size_rows`` rows are unflushed (or at the drains: the end of the input, a schema
+        change, ``batch_wait_limit_seconds``). Small files of many BATCH messages (tap-dcapix
+        writes one per adapter batch) thus make ``batch_size_rows``-row commits, not one each.
+        A loaded file is removed after the flush that commits its last rows.
         """
-        self._target.drain_one(self)
+        if self.buffer:
+            self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()
-        loaded: list[Path] = []
         for url in files:
             if fmt == "jsonl":
                 batches = self._jsonl_batches(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
@@ -493,15 +515,18 @@ class DcApiXSink(BatchFileReading, BatchSink):
                     stream=self.stream_name,
                 )
             for batch in batches:
-                self.writer.write(batch)
+                if self.unflushed >= self.limit:
+                    self._target.drain_one(self)  # flush: the files loaded before are committed
+                self.writer.write(batch, flush=False)
+                self.unflushed += len(batch)
                 self.record_counter_metric.increment(len(batch))
                 self._total_records_read += len(batch)
                 self.tally_record_written(len(batch))
             local = self._removable(url)
             if local is not None:
-                loaded.append(local)
-        self.writer.committed(loaded)
-        self._target.note_drained()
+                self.writer.loaded(local)
+            if self.unflushed >= self.limit:
+                self._target.drain_one(self)
 
     def _removable(self, url: str) -> Path | None:
         """The local path of BATCH file ``url`` when it lies under the target's batch root (the files

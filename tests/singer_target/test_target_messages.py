@@ -519,3 +519,49 @@ def test_arrow_ipc_batch_rows_checked_and_bad_file_named(run_target, tmp_path: P
     assert run.rc == 1 and len(run.error_lines) == 1
     assert "junk.arrow" in run.error_lines[0] and "not readable Arrow IPC" in run.error_lines[0]
     assert run.states == []
+
+
+def test_small_batch_files_commit_every_batch_size_rows_state_after_the_flush(
+    run_target, tmp_path: Path, monkeypatch
+):
+    """tap-dcapix sends one BATCH (and a STATE) per adapter batch: the target writes their rows
+    without a flush and commits every ``batch_size_rows`` rows, as for RECORD messages; each STATE
+    is printed only once the rows before it are flushed, and a file is removed only after the flush
+    that committed its rows."""
+    from target_dcapix.target import TargetDcApiX
+
+    root = tmp_path / "batches"
+    root.mkdir()
+    names = [f"s=1-{n}.arrow" for n in range(1, 5)]
+    for n, name in enumerate(names):
+        _ipc_file(root / name, [rec(i)["record"] for i in range(3 * n + 1, 3 * n + 4)], chunk=3)
+    printed: list[tuple[Any, list[str]]] = []
+    orig = TargetDcApiX._write_state_message
+
+    def spy(self: Any, value: Any) -> None:
+        if not self._holding_state() and value != getattr(self, "_spied", None):
+            self._spied = value
+            printed.append((value, sorted(p.name for p in root.iterdir())))
+        orig(self, value)
+
+    monkeypatch.setattr(TargetDcApiX, "_write_state_message", spy)
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}}
+    msgs: list[Any] = [schema_msg()]
+    for n, name in enumerate(names):
+        msgs += [{**batch, "manifest": [(root / name).as_uri()]}, state(3 * n + 3)]
+    cfg = {"batch_config": {"storage": {"root": root.as_uri()}}}
+    run = run_target(msgs, batch_size_rows=5, inprocess=True, **cfg)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 13)]
+    calls = [(c["call"], c.get("rows")) for c in run.calls() if c["call"] in ("write", "flush")]
+    assert calls == [("write", 3), ("write", 3), ("flush", 6)] * 2
+    assert run.states == [state(v)["value"] for v in (3, 6, 9, 12)]
+    # STATE 3 waits for the flush after the second file (which removes both files), STATE 6 needs
+    # nothing more; STATE 9 waits for the next flush, and so on
+    assert [(v["bookmarks"]["users"]["replication_key_value"], left) for v, left in printed] == [
+        (3, names[2:]),
+        (6, names[2:]),
+        (9, []),
+        (12, []),
+    ]
+    assert list(root.iterdir()) == []
