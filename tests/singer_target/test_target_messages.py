@@ -565,3 +565,37 @@ def test_small_batch_files_commit_every_batch_size_rows_state_after_the_flush(
         (12, []),
     ]
     assert list(root.iterdir()) == []
+
+
+def test_bulk_reader_keeps_order_streams_lines_and_errors(run_target):
+    """Blocks of input are decoded and dispatched in bulk (runs of RECORDs of one stream at once):
+    two interleaved streams, STATEs between them, every record in order, the chunk and flush
+    boundaries of line-by-line reading; a bad message inside a block is still named by its line,
+    with no STATE for what was not flushed."""
+    orders = {"type": "object", "properties": {"id": {"type": "integer"}, "total": {"type": "number"}}}
+    msgs: list[Any] = [schema_msg(), schema_msg("orders", orders)]
+    for i in range(1, 2001):
+        msgs.append(rec(i))
+        if i % 3 == 0:
+            msgs.append({"type": "RECORD", "stream": "orders", "record": {"id": i, "total": i / 4}})
+        if i % 500 == 0:
+            msgs.append(state(i))
+    run = run_target(msgs, batch_size_rows=700)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 2001)]
+    assert run.rows("orders") == [{"id": i, "total": i / 4} for i in range(3, 2001, 3)]
+    # orders (666 records < 700) is flushed only at the end: no STATE before it
+    assert run.states == [state(2000)["value"]]
+    writes = [(c["stream"], c["rows"]) for c in run.calls() if c["call"] == "write"]
+    assert sum(r for s, r in writes if s == "users") == 2000
+    assert sum(r for s, r in writes if s == "orders") == 666
+
+    # line 1203 inside one block: a RECORD without 'record', or a line that is not JSON
+    bad = [schema_msg(), *[rec(i) for i in range(1, 1200)], state(1199), rec(1200)]
+    cases = [({"type": "RECORD", "stream": "users"}, "missing 'record'"), ("{oops", "not valid JSON")]
+    for broken, what in cases:
+        run = run_target([*bad, broken, rec(1201)], batch_size_rows=500)
+        assert run.rc == 1 and len(run.error_lines) == 1, run.stderr
+        assert "line 1203" in run.error_lines[0] and what in run.error_lines[0]
+        # 1000 records flushed at most: STATE 1199 needs 1199 → never printed
+        assert run.states == []
