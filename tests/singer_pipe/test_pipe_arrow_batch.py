@@ -295,6 +295,20 @@ def test_stream_maps_on_arrow_and_the_record_fallback(pg_url: str, source: str, 
     assert "cannot be applied on Arrow data" in err
 
 
+def test_stream_maps_on_arrow_ipc_files(pg_url: str, source: str, tmp_path: Path):
+    """The stream maps apply to Arrow IPC BATCH files as to Parquet ones (alias, drop, copy)."""
+    root = tmp_path / "batches"
+    maps = {"items": {"note": None, "amount_copy": "amount", "__alias__": "things"}}
+    msgs, _ = _run_tap(tmp_path, _tap(pg_url, source, root, "arrow", stream_maps=maps))
+    urls = [u for m in msgs if m["type"] == "BATCH" for u in m["manifest"]]
+    assert {m["stream"] for m in msgs if m["type"] == "BATCH"} == {"things"} and len(urls) == 8
+    table = pa.concat_tables(pa.ipc.open_file(unquote(urlparse(u).path)).read_all() for u in urls)
+    assert "note" not in table.column_names and table.num_rows == N
+    assert table.column("amount_copy").to_pylist() == table.column("amount").to_pylist()
+    assert table.schema.field("amount_copy").type == pa.decimal128(18, 9)
+    assert sorted(table.column("id").to_pylist()) == list(range(1, N + 1))
+
+
 def test_without_batch_config_plain_records(pg_url: str, source: str, tmp_path: Path):
     msgs, _ = _run_tap(tmp_path, _tap(pg_url, source, None))
     assert "BATCH" not in {m["type"] for m in msgs}
