@@ -1,10 +1,16 @@
-"""Arrow-native Singer BATCH files: the tap writes each adapter batch's Arrow table to Parquet.
+"""Arrow-native Singer BATCH files: the tap writes each adapter batch's Arrow table to Parquet
+or Arrow IPC files.
 
 With singer-sdk's ``batch_config`` in the tap config::
 
     {"batch_config": {"encoding": {"format": "parquet"},
                       "storage": {"root": "file:///data/batches", "prefix": "shop-"},
                       "batch_size": 100000}}
+
+``"format": "arrow"`` writes Arrow IPC files (``.arrow``, the IPC *file* format; ``compression``
+``none`` — the default — ``lz4`` or ``zstd``) instead: no encoding step at all, and the reader
+maps the file into memory. singer-sdk targets do not read them (the SDK knows ``jsonl`` and
+``parquet``): use them between ``tap-dcapix`` and ``target-dcapix``, Parquet for any other target.
 
 every adapter batch (after the ``transforms`` and the stream maps, see :func:`arrow_stream_map`)
 is written straight from Arrow to one Parquet file per ``batch_size`` rows — no per-row Python —
@@ -54,7 +60,7 @@ def parquet_batch_config(raw: Any, tap: str) -> dict[str, Any] | None:
         )
     enc = raw.get("encoding") or {}
     fmt = str(enc.get("format", "") if isinstance(enc, dict) else "").lower()
-    if fmt != "parquet":
+    if fmt not in ("parquet", "arrow"):
         return None
     storage = raw.get("storage") or {}
     root = storage.get("root") if isinstance(storage, dict) else None
@@ -82,13 +88,21 @@ def parquet_batch_config(raw: Any, tap: str) -> dict[str, Any] | None:
             field="batch_config.batch_size",
         )
     compression = enc.get("compression") if isinstance(enc, dict) else None
+    if fmt == "arrow" and compression not in (None, "none", "lz4", "zstd"):
+        raise ConfigError(
+            f"{tap}: setting 'batch_config.encoding.compression' {compression!r}: Arrow IPC files "
+            f"take none, lz4 or zstd",
+            plugin=tap,
+            field="batch_config.encoding.compression",
+        )
     path = unquote(parsed.path) if parsed.scheme == "file" else root
     return {
         "root": Path(path).expanduser().resolve(),
         "prefix": str(storage.get("prefix") or ""),
         "batch_size": size,
+        "format": fmt,
         "compression": None if compression in (None, "none") else str(compression),
-        "encoding": {"format": "parquet", "compression": compression},
+        "encoding": {"format": fmt, "compression": compression},
     }
 
 
@@ -168,9 +182,11 @@ def arrow_stream_map(stream_map: Any, transform: Mapping[str, Any] | None = None
 
 
 class ArrowBatchFiles:
-    """Writes Arrow tables of one stream alias to Parquet BATCH files under the storage root."""
+    """Writes Arrow tables of one stream alias to Parquet or Arrow IPC BATCH files under the
+    storage root."""
 
     def __init__(self, cfg: dict[str, Any], tap: str, stream: str) -> None:
+        self.format: str = cfg.get("format", "parquet")
         self.root: Path = cfg["root"]
         self.prefix: str = cfg["prefix"]
         self.batch_size: int = cfg["batch_size"]
@@ -188,25 +204,19 @@ class ArrowBatchFiles:
             p.unlink(missing_ok=True)
 
     def write(self, table: pa.Table) -> list[str]:
-        """Write ``table`` as Parquet files of at most ``batch_size`` rows; their ``file://`` URLs."""
-        import pyarrow.parquet as pq
-
+        """Write ``table`` as files of at most ``batch_size`` rows; their ``file://`` URLs."""
         urls: list[str] = []
         for start in range(0, table.num_rows, self.batch_size):
             part = table.slice(start, self.batch_size)
             self._n += 1
-            name = f"{self._sync_id}={self._n}.parquet" + (".gz" if self.compression == "gzip" else "")
+            if self.format == "arrow":
+                name = f"{self._sync_id}={self._n}.arrow"
+            else:
+                name = f"{self._sync_id}={self._n}.parquet" + (".gz" if self.compression == "gzip" else "")
             final = self.root / name
             tmp = self.root / f".{name}.{os.getpid()}.tmp"
             try:
-                # no codec asked for: uncompressed, no dictionaries (the files live from one BATCH
-                # message to its load; writing and reading them then costs ~1/3 of snappy's CPU)
-                kwargs: dict[str, Any] = (
-                    {"compression": self.compression}
-                    if self.compression
-                    else {"compression": "none", "use_dictionary": False}
-                )
-                pq.write_table(part, tmp, **kwargs)
+                self._write_file(part, tmp)
                 fd = os.open(tmp, os.O_RDONLY)
                 try:
                     os.fsync(fd)
@@ -220,6 +230,25 @@ class ArrowBatchFiles:
         if urls:
             _fsync_dir(self.root)
         return urls
+
+    def _write_file(self, part: pa.Table, path: Path) -> None:
+        if self.format == "arrow":
+            import pyarrow as pa
+
+            options = pa.ipc.IpcWriteOptions(compression=self.compression)
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, part.schema, options=options) as w:
+                w.write_table(part)
+            return
+        import pyarrow.parquet as pq
+
+        # no codec asked for: uncompressed, no dictionaries (the files live from one BATCH
+        # message to its load; writing and reading them then costs ~1/3 of snappy's CPU)
+        kwargs: dict[str, Any] = (
+            {"compression": self.compression}
+            if self.compression
+            else {"compression": "none", "use_dictionary": False}
+        )
+        pq.write_table(part, path, **kwargs)
 
 
 def glob_escape(text: str) -> str:

@@ -278,9 +278,9 @@ class AdapterStream(Stream):
         batch_config: Any,
         context: types.Context | None = None,
     ) -> None:
-        """``batch_config`` with Parquet encoding: every adapter batch's Arrow table (after the
-        transforms and the stream maps) goes to Parquet files and one BATCH message per stream
-        alias; the batch's bookmark follows as STATE only after that BATCH message
+        """``batch_config`` with Parquet or Arrow IPC (``arrow``) encoding: every adapter batch's
+        Arrow table (after the transforms and the stream maps) goes to such files and one BATCH
+        message per stream alias; the batch's bookmark follows as STATE only after that BATCH message
         (:mod:`tap_dcapix.batchfiles`). A stream map that cannot be applied on Arrow sends the
         stream as RECORD messages instead (with a warning); another encoding goes through
         singer-sdk's own batcher."""

@@ -1,5 +1,10 @@
 """A fast Singer message reader: bytes read in bulk, one ``orjson.loads`` per line.
 
+A block of lines (one read of up to 1 MiB) is decoded by ``map(orjson.loads, …)`` and its
+messages dispatched with no Python per line: each run of RECORD messages of one stream goes to
+the target at once (``on_records``); a block with a line that is not a JSON object with a
+``type`` (or one that may hold a long number) is read line by line, which names the line.
+
 singer-sdk's ``SimpleSingerReader`` iterates text lines and decodes them with ``simplejson``; this
 reader keeps its interface (``process_lines(file_input, callbacks)`` → ``Counter`` of message types)
 and its callbacks, but reads ``stdin`` as bytes in large chunks, decodes with :mod:`orjson`, counts
@@ -135,6 +140,10 @@ class FastSingerReader(GenericSingerReader[bytes]):
         self.exact_lines = 0
         #: Called with (line number, message) for each such line, before the message's callback.
         self.on_inexact: Callable[[int, dict[Any, Any]], None] | None = None
+        #: Called with (stream, messages, line of the first) for each run of consecutive RECORD
+        #: messages of one stream in a block of input (instead of the RECORD callback per message),
+        #: when set: see :meth:`_bulk_block`.
+        self.on_records: Callable[[str, list[dict[Any, Any]], int], None] | None = None
 
     @property
     def default_input(self) -> IO[bytes]:
@@ -242,7 +251,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         stats: Counter[str] = Counter()
         records = 0
         lineno = 0
+        bulk = self.on_records
         for block, suspect in self._blocks(file_input):
+            if bulk is not None and not suspect:
+                done = self._bulk_block(block, lineno, bulk, cbs, stats)
+                if done is not None:
+                    records += done
+                    lineno += len(block)
+                    continue
             for line in block:
                 lineno += 1
                 try:
@@ -285,6 +301,79 @@ class FastSingerReader(GenericSingerReader[bytes]):
         if records:
             stats["RECORD"] += records
         return stats
+
+    def _bulk_block(
+        self,
+        block: list[bytes],
+        lineno: int,
+        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        cbs: dict[str, Callable[[dict[Any, Any]], None]],
+        stats: Counter[str],
+    ) -> int | None:
+        """Dispatch a block of lines (after line ``lineno``) with no Python per line: decoded by
+        ``map(orjson.loads, …)``, message types read by ``itemgetter``, each run of RECORD
+        messages of one stream handed to ``on_records`` at once. ``None`` (nothing dispatched)
+        when a line is not a JSON object with a ``type``: the caller then goes line by line and
+        names the line. Other messages go to their callbacks in order; the number of RECORD
+        messages is returned."""
+        from operator import itemgetter
+
+        try:
+            msgs = list(map(orjson.loads, block))
+            types = list(map(itemgetter("type"), msgs))
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            return None
+        n = len(msgs)
+        specials = [i for i, t in enumerate(types) if t != "RECORD"]
+        for i in specials:  # checked before anything is dispatched
+            mtype = types[i]
+            if not isinstance(mtype, str) or mtype.upper() not in cbs:
+                return None
+        records = 0
+        start = 0
+        for end in [*specials, n]:
+            if end > start:
+                records += self._record_run(msgs, start, end, lineno, on_records, cbs)
+            if end < n:
+                self.line_number = lineno + end + 1
+                mtype = types[end].upper()
+                cbs[mtype](msgs[end])
+                stats[mtype] += 1
+            start = end + 1
+        self.line_number = lineno + n
+        return records
+
+    def _record_run(
+        self,
+        msgs: list[dict[Any, Any]],
+        start: int,
+        end: int,
+        lineno: int,
+        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        cbs: dict[str, Callable[[dict[Any, Any]], None]],
+    ) -> int:
+        """RECORD messages ``msgs[start:end]``: runs of one stream to ``on_records``; a message
+        without a string ``stream`` to the RECORD callback (which names the line)."""
+        from operator import itemgetter
+
+        run = msgs[start:end]
+        try:
+            streams = list(map(itemgetter("stream"), run))
+        except KeyError:
+            streams = []
+        first = streams[0] if streams else None
+        if isinstance(first, str) and streams.count(first) == len(streams):
+            on_records(first, run, lineno + start + 1)
+            return len(run)
+        record_cb = cbs["RECORD"]
+        for i, msg in enumerate(run, start=lineno + start + 1):  # several streams, or a bad one
+            stream = msg.get("stream")
+            self.line_number = i
+            if isinstance(stream, str):
+                on_records(stream, [msg], i)
+            else:
+                record_cb(msg)
+        return len(run)
 
     def _exact(self, line: bytes, fallback: dict[Any, Any]) -> dict[Any, Any]:
         """The exact decode of a line orjson accepted (:func:`~dc_api_x.values.exact_json_loads`)."""

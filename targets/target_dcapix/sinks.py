@@ -11,27 +11,23 @@ sink: when the schema changes mid-stream the old sink is drained first, the new 
 writer, and the writer calls ``start_write`` again with the new :class:`~dc_api_x.types.StreamSpec`
 so the adapter can add the new columns.
 
-Just over 700 lines: the sink and its stream writer share the bulk record check (shapes, exact
-numbers, line numbers for messages) and the BATCH-file loading, which all run on the same buffers.
+Reading the files of BATCH messages (JSONL, Parquet, Arrow IPC) is in :mod:`target_dcapix.batchfiles`.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
-from dc_api_x.json_errors import describe_json_error
 from dc_api_x.types import Batch, StreamSpec
-from dc_api_x.values import json_loads
 
+from .batchfiles import BatchFileReading, one_line
 from .settings import DEFAULT_BATCH_SIZE_ROWS
 from .validation import RecordValidator, compile_record_validator
 
@@ -58,10 +54,6 @@ class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
         SchemaError.__init__(self, message, stream=stream)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 class StreamWriter:
     """The adapter write session of one stream: ``start_write`` once (again on a schema change),
     ``write`` + ``flush`` per drained batch, ``finish_write`` at the end of the input.
@@ -80,6 +72,8 @@ class StreamWriter:
         self.batches_written = 0
         #: BATCH files loaded into a write that is not committed yet (removed by :meth:`finish`).
         self.pending_files: list[Path] = []
+        #: BATCH files loaded by writes not flushed yet (committed by the next flush).
+        self.unflushed_files: list[Path] = []
 
     @property
     def adapter_name(self) -> str:
@@ -89,7 +83,7 @@ class StreamWriter:
         if isinstance(exc, DcApiXError):
             return exc
         where = f"adapter {self.adapter_name!r}, stream {self.spec.name!r}"
-        msg = _one_line(str(exc)) or type(exc).__name__
+        msg = one_line(str(exc)) or type(exc).__name__
         if isinstance(exc, (ValueError, TypeError)):
             return SchemaError(f"{where}: {msg}", adapter=self.adapter_name, stream=self.spec.name)
         return AdapterError(
@@ -158,6 +152,8 @@ class StreamWriter:
             raise self._wrap(exc, "write") from exc
         self.rows_written += len(batch)
         self.batches_written += 1
+        if flush:
+            self._flushed()
 
     def flush(self) -> None:
         """Make every row written so far durable (``adapter.flush``)."""
@@ -167,6 +163,17 @@ class StreamWriter:
             self.adapter.flush(self.spec)
         except Exception as exc:
             raise self._wrap(exc, "flush") from exc
+        self._flushed()
+
+    def loaded(self, file: Path) -> None:
+        """Every row of BATCH file ``file`` is written (maybe not flushed yet): :meth:`committed`
+        at the next flush."""
+        self.unflushed_files.append(file)
+
+    def _flushed(self) -> None:
+        if self.unflushed_files:
+            files, self.unflushed_files = self.unflushed_files, []
+            self.committed(files)
 
     def finish(self) -> None:
         """Finalize the stream (``finish_write``: swap an overwrite, close files)."""
@@ -197,7 +204,7 @@ class StreamWriter:
                 log.warning("stream %r: cannot remove loaded BATCH file %s: %s", self.spec.name, path, exc)
 
 
-class DcApiXSink(BatchSink):
+class DcApiXSink(BatchFileReading, BatchSink):
     """Buffers a stream's records and writes them through the stream's :class:`StreamWriter`."""
 
     MAX_SIZE_DEFAULT = DEFAULT_BATCH_SIZE_ROWS
@@ -360,7 +367,7 @@ class DcApiXSink(BatchSink):
             field, message = err
             raise SchemaError(
                 f"stream {self.stream_name!r}, {self._target.where()}, field {field or '(record)'!r}: "
-                f"{_one_line(message)}",
+                f"{one_line(message)}",
                 stream=self.stream_name,
             )
         if (
@@ -474,39 +481,52 @@ class DcApiXSink(BatchSink):
 
     # -- BATCH messages ------------------------------------------------------------------------
     def process_batch_files(self, encoding: Any, files: Sequence[str]) -> None:
-        """Load the files of a BATCH message (jsonl or parquet, gzip or not), in order.
+        """Load the files of a BATCH message (jsonl, parquet or arrow — Arrow IPC files, as
+        tap-dcapix writes them with ``"format": "arrow"`` — gzip or not), in order.
 
         Records buffered before the BATCH message are written first, so the order is kept. A file
         is read in chunks of ``batch_size_rows`` records (memory stays bounded whatever its size),
         and every record goes through the same check as a RECORD message's (key properties, the
         stream's schema; Parquet rows in their JSON form); a bad one names the file and its line
         (JSONL) or row (Parquet).
+
+        The chunks are written without a flush, as RECORD messages are: they count in
+        :attr:`current_size`, so the STATE that follows waits for the flush, which comes once
+        ``batch_size_rows`` rows are unflushed (or at the drains: the end of the input, a schema
+        change, ``batch_wait_limit_seconds``). Small files of many BATCH messages (tap-dcapix
+        writes one per adapter batch) thus make ``batch_size_rows``-row commits, not one each.
+        A loaded file is removed after the flush that commits its last rows.
         """
-        self._target.drain_one(self)
+        if self.buffer:
+            self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()
-        loaded: list[Path] = []
         for url in files:
             if fmt == "jsonl":
                 batches = self._jsonl_batches(url, gzipped=compression == "gzip" or str(url).endswith(".gz"))
             elif fmt == "parquet":
                 batches = self._parquet_batches(url)
+            elif fmt == "arrow":
+                batches = self._arrow_ipc_batches(url)
             else:
                 raise SchemaError(
                     f"stream {self.stream_name!r}, {self._target.where()}: unsupported BATCH encoding "
-                    f"{fmt!r} (supported: jsonl, parquet)",
+                    f"{fmt!r} (supported: jsonl, parquet, arrow)",
                     stream=self.stream_name,
                 )
             for batch in batches:
-                self.writer.write(batch)
+                if self.unflushed >= self.limit:
+                    self._target.drain_one(self)  # flush: the files loaded before are committed
+                self.writer.write(batch, flush=False)
+                self.unflushed += len(batch)
                 self.record_counter_metric.increment(len(batch))
                 self._total_records_read += len(batch)
                 self.tally_record_written(len(batch))
             local = self._removable(url)
             if local is not None:
-                loaded.append(local)
-        self.writer.committed(loaded)
-        self._target.note_drained()
+                self.writer.loaded(local)
+            if self.unflushed >= self.limit:
+                self._target.drain_one(self)
 
     def _removable(self, url: str) -> Path | None:
         """The local path of BATCH file ``url`` when it lies under the target's batch root (the files
@@ -521,189 +541,3 @@ class DcApiXSink(BatchSink):
             return None
         path = Path(unquote(parsed.path) if parsed.scheme else url).resolve()
         return path if path.is_relative_to(root) and path != root else None
-
-    def _open(self, url: str) -> Any:
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(url)
-        try:
-            if parsed.scheme in ("", "file"):
-                path = unquote(parsed.path) if parsed.scheme == "file" else url
-                return open(path, "rb")
-            import fsspec
-
-            return fsspec.open(url, "rb").open()
-        except (OSError, ImportError, ValueError) as exc:
-            raise SchemaError(
-                f"stream {self.stream_name!r}, {self._target.where()}: cannot open BATCH file {url!r}: "
-                f"{_one_line(str(exc))}",
-                stream=self.stream_name,
-            ) from None
-
-    def _checked(self, record: Any, url: str, where: str) -> None:
-        try:
-            self.check(record)
-        except SchemaError as exc:
-            raise SchemaError(f"{exc} (BATCH file {url!r} {where})", stream=self.stream_name) from None
-
-    def _valid_by_types(self, table: Any) -> bool:
-        """Whether every row of an Arrow ``table`` (a Parquet BATCH file) passes :meth:`check` by its
-        column types alone, so its rows need not be checked one by one in their JSON forms: the
-        schema constrains nothing but types (the shape cache's condition), every column is a
-        property, every required field and key property is a column, nulls only where the property
-        allows null, and each column's Arrow type has the JSON form of an allowed type. Anything
-        else (nested columns, NaN, a mismatch) takes the per-row check, which names the row. A
-        JSON-text column (``dcapix.json``) is checked by the JSON type of each value, told by its
-        first character (:func:`_json_text_fits`)."""
-        if self._shapes is None:
-            return False
-        import pyarrow.compute as pc
-        import pyarrow.types as pt
-
-        from dc_api_x.arrow import JSON_META, json_types
-
-        props: Mapping[str, Any] = self.schema.get("properties") or {}
-        names = set(table.column_names)
-        if not names <= set(props) or not set(self.schema.get("required") or ()) | set(self.keys) <= names:
-            return False
-        for f, col in zip(table.schema, table.columns, strict=True):
-            types, nullable = json_types(props[f.name])
-            if not types:
-                continue  # no type: anything goes
-            if col.null_count and not nullable:
-                return False
-            if col.null_count == len(col):
-                continue
-            t = f.type
-            if (pt.is_string(t) or pt.is_large_string(t)) and (f.metadata or {}).get(JSON_META) == b"true":
-                ok = _json_text_fits(col, types, nullable)  # JSON text: its values' JSON types
-            elif pt.is_integer(t):
-                ok = bool(types & {"integer", "number"})
-            elif pt.is_floating(t):
-                ok = "number" in types and not pc.any(pc.is_nan(col)).as_py()
-            elif pt.is_boolean(t):
-                ok = "boolean" in types
-            elif (
-                pt.is_string(t)
-                or pt.is_large_string(t)
-                or pt.is_timestamp(t)
-                or pt.is_date(t)
-                or pt.is_time(t)
-                or pt.is_decimal(t)
-                or pt.is_binary(t)
-                or pt.is_large_binary(t)
-            ):
-                ok = "string" in types  # their JSON forms are strings
-            else:
-                ok = False
-            if not ok:
-                return False
-        return True
-
-    def _jsonl_batches(self, url: str, *, gzipped: bool) -> Iterator[Batch]:
-        schema = self.writer.spec.schema
-        with self._open(url) as raw:
-            gzipped = gzipped or raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            lines = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-            records: list[dict[str, Any]] = []
-            loads = json_loads  # orjson, or the exact decode where orjson would change a number
-            for i, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise SchemaError(
-                        f"stream {self.stream_name!r}, BATCH file {url!r} line {i}: not valid JSON "
-                        f"({describe_json_error(exc, line)})",
-                        stream=self.stream_name,
-                    ) from None
-                self._checked(rec, url, f"line {i}")
-                records.append(rec)
-                if len(records) >= self.limit:
-                    yield Batch.from_records(records, schema=schema)
-                    records = []
-            if records:
-                yield Batch.from_records(records, schema=schema)
-
-    def _parquet_batches(self, url: str) -> Iterator[Batch]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from dc_api_x.arrow import arrow_to_records
-        from dc_api_x.values import json_default
-
-        def unreadable(exc: Exception) -> SchemaError:
-            return SchemaError(
-                f"stream {self.stream_name!r}, {self._target.where()}: BATCH file {url!r} is not "
-                f"readable Parquet: {_one_line(str(exc))}",
-                stream=self.stream_name,
-            )
-
-        with self._open(url) as raw:
-            try:
-                pf = pq.ParquetFile(raw)
-            except Exception as exc:
-                raise unreadable(exc) from None
-            props: Mapping[str, Any] = self.schema.get("properties") or {}
-            unknown = [c for c in pf.schema_arrow.names if c not in props]
-            if unknown and self.schema.get("additionalProperties") is False:
-                raise SchemaError(
-                    f"stream {self.stream_name!r}, BATCH file {url!r}, field {unknown[0]!r}: column not in "
-                    f"the stream's schema",
-                    stream=self.stream_name,
-                )
-            row = 0
-            batches = pf.iter_batches(batch_size=self.limit)
-            while True:
-                try:
-                    rb = next(batches)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    raise unreadable(exc) from None
-                table = pa.Table.from_batches([rb])
-                if not self._valid_by_types(table):
-                    # the check of a RECORD message, on the rows' JSON forms (what a JSONL file holds)
-                    forms = orjson.loads(orjson.dumps(arrow_to_records(table), default=json_default))
-                    for i, rec in enumerate(forms, start=row + 1):
-                        self._checked(rec, url, f"row {i}")
-                row += table.num_rows
-                yield Batch.from_arrow(table, schema=self.writer.spec.schema)
-
-
-#: The JSON type of a JSON text, by its first non-blank character.
-_JSON_FIRST = {"{": "object", "[": "array", '"': "string", "t": "boolean", "f": "boolean", "n": "null"}
-
-
-def _json_text_fits(col: Any, types: set[str], nullable: bool) -> bool:
-    """Whether every value of a JSON-text Arrow column (``dcapix.json``) is a JSON document whose
-    type ``types`` allows (``nullable``: JSON ``null`` too), told by the values' first non-blank
-    characters in Arrow kernels (no per-row Python). A number needs ``number``, or ``integer`` when
-    none of the column's numbers has a fraction or an exponent. Anything unexpected (an empty text,
-    another first character) is ``False``: the caller checks such a column row by row."""
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim_whitespace(col)
-    first = pc.utf8_slice_codeunits(trimmed, 0, 1)
-    for ch in pc.unique(first).to_pylist():
-        if ch is None:
-            continue
-        kind = _JSON_FIRST.get(ch)
-        if kind is None and (ch == "-" or ch.isdigit()):
-            if "number" in types:
-                continue
-            if "integer" not in types:
-                return False
-            nums = pc.filter(trimmed, pc.equal(first, ch))
-            if pc.any(pc.match_substring_regex(nums, r"[.eE]")).as_py():
-                return False
-            continue
-        if kind == "null":
-            if not nullable:
-                return False
-            continue
-        if kind is None or kind not in types:
-            return False
-    return True

@@ -144,6 +144,7 @@ class TargetDcApiX(Target):
         self._reader: Any = self.message_reader
         if isinstance(self.message_reader, FastSingerReader):
             self.message_reader.on_inexact = self._note_inexact
+            self.message_reader.on_records = self._process_record_run
 
     def _batch_root(self, cfg: Mapping[str, Any]) -> Path | None:
         """The local directory whose BATCH files may be removed once loaded: ``batch_config.storage.root``
@@ -385,6 +386,46 @@ class TargetDcApiX(Target):
             else:
                 sink.write_chunk()  # to the adapter (Arrow), unflushed: no STATE yet
                 self._collect()
+        if self._age_due:
+            self._handle_max_record_age()
+
+    def _process_record_run(self, stream: str, msgs: list[dict[Any, Any]], first_line: int) -> None:
+        """RECORD messages ``msgs`` of ``stream``, from line ``first_line`` on (the reader's bulk
+        path): what :meth:`_process_record_message` does per message, per run — the records join
+        the sink's buffer up to each ``chunk`` at once, their lines with them."""
+        from operator import itemgetter
+
+        sink = self._fast_sinks.get(stream)
+        records: list[Any] | None = None
+        if sink is not None:
+            try:
+                records = list(map(itemgetter("record"), msgs))
+            except KeyError:
+                records = None
+        reader = self._reader
+        if records is None:  # stream maps, metadata, or a message without 'record': one by one
+            for i, msg in enumerate(msgs, start=first_line):
+                reader.line_number = i
+                self._process_record_message(msg)
+            return
+        assert sink is not None
+        n = len(records)
+        pos = 0
+        while pos < n:
+            buf = sink.buffer
+            take = min(n - pos, max(sink.chunk - len(buf), 1))
+            buf.extend(records[pos : pos + take])
+            sink.lines.extend(range(first_line + pos, first_line + pos + take))
+            pos += take
+            reader.line_number = first_line + pos - 1
+            if len(buf) >= sink.chunk:
+                del buf  # no local reference may keep the drained records alive
+                if sink.current_size >= sink.limit:
+                    self._drain_full(sink)
+                else:
+                    sink.write_chunk()
+                    self._collect()
+        del records
         if self._age_due:
             self._handle_max_record_age()
 

@@ -125,3 +125,30 @@ def test_numbers_beyond_float64s_range_take_the_exact_path() -> None:
     # three-digit exponents a float64 holds stay floats
     assert json_loads(b'{"x": 1e308, "y": 1.5e-300}') == {"x": 1e308, "y": 1.5e-300}
     assert not may_change_numbers(b'{"x": 1e308, "y": 1.5e-300}')
+
+
+def test_long_digit_run_check_finds_every_big_exponent_the_pattern_finds():
+    """``has_long_digit_run`` tells a three-digit exponent by a byte translation and substring
+    searches, not a regex scan: it must say True wherever the pattern matches (and for a 16-digit
+    run), on crafted and random inputs; False on plain data."""
+    import random
+    import re
+
+    from dc_api_x.values import has_long_digit_run
+
+    pattern = re.compile(rb"[0-9.][eE][-+]?[0-9]{3}")
+    long_run = re.compile(rb"[0-9.]{16}")
+    for text in [b"1e400", b"1E-400", b"[.5e+308]", b'{"a": 2e-1000}', b"9e999 ", b"x1e3000"]:
+        assert has_long_digit_run(text), text
+    for text in [b"1e40", b"1e-40", b"e400", b"1x400", b'{"note": "see 1e 400"}', b"1e+40"]:
+        assert not has_long_digit_run(text), text
+    assert has_long_digit_run(b"12345678.01234567") and not has_long_digit_run(b"123456789012345")
+    rng = random.Random(15)
+    alphabet = b'0123456789.eE+-x" '
+    for _ in range(20_000):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 24)))
+        expected = bool(pattern.search(data) or long_run.search(data))
+        if expected:
+            assert has_long_digit_run(data), data
+    plain = b'{"type":"RECORD","stream":"s","record":{"id":12,"amount":250.11,"name":"e 400"}}\n' * 1000
+    assert not has_long_digit_run(plain)

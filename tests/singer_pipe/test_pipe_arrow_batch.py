@@ -71,7 +71,7 @@ def dst_schema(pg_url: str) -> Iterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def _tap(pg_url: str, schema: str, root: Path | None, **extra: Any) -> dict[str, Any]:
+def _tap(pg_url: str, schema: str, root: Path | None, fmt: str = "parquet", **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "adapter": "sql",
         "url": pg_url,
@@ -89,7 +89,7 @@ def _tap(pg_url: str, schema: str, root: Path | None, **extra: Any) -> dict[str,
     }
     if root is not None:
         cfg["batch_config"] = {
-            "encoding": {"format": "parquet"},
+            "encoding": {"format": fmt},
             "storage": {"root": root.as_uri(), "prefix": "run-"},
             "batch_size": 400,
         }
@@ -147,11 +147,14 @@ def _out_rows(out: Path) -> list[dict[str, Any]]:
     return sorted(ds.dataset(str(out), format="parquet").to_table().to_pylist(), key=lambda r: r["id"])
 
 
-def test_pipe_to_parquet_exact_values_and_files_removed(pipe, pg_url: str, source: str, tmp_path: Path):
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_pipe_to_parquet_exact_values_and_files_removed(
+    pipe, pg_url: str, source: str, tmp_path: Path, fmt: str
+):
     root = tmp_path / "batches"
     out = tmp_path / "out"
     target = {"adapter": "parquet", "path": str(out), "batch_config": {"storage": {"root": root.as_uri()}}}
-    run = pipe(_tap(pg_url, source, root), target)
+    run = pipe(_tap(pg_url, source, root, fmt), target)
     assert run.ok, run.target_stderr[-3000:] + run.tap_stderr[-3000:]
     assert list(root.iterdir()) == []  # every loaded file removed
     rows = _out_rows(out)
@@ -169,7 +172,10 @@ def test_pipe_to_parquet_exact_values_and_files_removed(pipe, pg_url: str, sourc
     assert run.last_state["bookmarks"]["items"]["replication_key_value"].startswith("2024-03-01T12:41:40")
 
 
-def test_pipe_to_postgres_exact_values(pipe, pg_url: str, source: str, dst_schema: str, tmp_path: Path):
+@pytest.mark.parametrize("fmt", ["parquet", "arrow"])
+def test_pipe_to_postgres_exact_values(
+    pipe, pg_url: str, source: str, dst_schema: str, tmp_path: Path, fmt: str
+):
     root = tmp_path / "batches"
     target = {
         "adapter": "sql",
@@ -178,7 +184,7 @@ def test_pipe_to_postgres_exact_values(pipe, pg_url: str, source: str, dst_schem
         "load_method": "upsert",
         "batch_config": {"storage": {"root": root.as_uri()}},
     }
-    run = pipe(_tap(pg_url, source, root), target)
+    run = pipe(_tap(pg_url, source, root, fmt), target)
     assert run.ok, run.target_stderr[-3000:] + run.tap_stderr[-3000:]
     assert list(root.iterdir()) == []
     with _pg(pg_url) as conn:
@@ -223,6 +229,52 @@ def test_files_outside_the_batch_root_or_without_removal_are_kept(
     assert len(_out_rows(tmp_path / "o3")) == N
 
 
+def test_arrow_ipc_batch_files_hold_the_arrow_types(pg_url: str, source: str, tmp_path: Path):
+    """``"format": "arrow"``: Arrow IPC files (``.arrow``), each BATCH before the STATE covering it,
+    the exact Arrow types and values; lz4 compression is a setting, a codec IPC lacks an error."""
+    root = tmp_path / "batches"
+    msgs, _ = _run_tap(tmp_path, _tap(pg_url, source, root, "arrow"))
+    batches = [m for m in msgs if m["type"] == "BATCH"]
+    assert [len(b["manifest"]) for b in batches] == [3, 3, 2]
+    assert all(b["encoding"] == {"format": "arrow"} for b in batches)
+    ids: list[int] = []
+    tables = []
+    for m in msgs:
+        if m["type"] == "BATCH":
+            for url in m["manifest"]:
+                assert url.endswith(".arrow")
+                with pa.memory_map(unquote(urlparse(url).path)) as src:
+                    tables.append(pa.ipc.open_file(src).read_all())
+                ids += tables[-1].column("id").to_pylist()
+        elif m["type"] == "STATE":
+            bm = m["value"]["bookmarks"]["items"]["replication_key_value"]
+            assert ids and dt.datetime.fromisoformat(bm) == _expected(max(ids))[2]
+    table = pa.concat_tables(tables)
+    assert sorted(ids) == list(range(1, N + 1))
+    assert table.schema.field("amount").type == pa.decimal128(18, 9)
+    assert pa.types.is_timestamp(table.schema.field("updated_at").type)
+    assert table.schema.field("doc").metadata == {b"dcapix.json": b"true"}
+    got = {r["id"]: r for r in table.to_pylist()}
+    for i in (1, 11, 13, N):
+        _i, amount, ts, doc, note = _expected(i)
+        assert got[i]["amount"] == amount and got[i]["updated_at"] == ts and got[i]["note"] == note
+        assert (None if got[i]["doc"] is None else json.loads(got[i]["doc"])) == doc
+
+    cfg = _tap(pg_url, source, tmp_path / "lz4", "arrow")
+    cfg["batch_config"]["encoding"]["compression"] = "lz4"
+    msgs, _ = _run_tap(tmp_path, cfg)
+    urls = [u for m in msgs if m["type"] == "BATCH" for u in m["manifest"]]
+    assert len(urls) == 8
+    lz4 = pa.concat_tables(pa.ipc.open_file(unquote(urlparse(u).path)).read_all() for u in urls)
+    assert lz4.equals(table)
+
+    cfg["batch_config"]["encoding"]["compression"] = "gzip"
+    bad = tmp_path / "tap-bad.json"
+    bad.write_text(json.dumps(cfg))
+    proc = subprocess.run([str(BIN / "tap-dcapix"), "--config", str(bad)], capture_output=True, timeout=120)
+    assert proc.returncode != 0 and b"none, lz4 or zstd" in proc.stderr
+
+
 def test_stream_maps_on_arrow_and_the_record_fallback(pg_url: str, source: str, tmp_path: Path):
     root = tmp_path / "batches"
     maps = {"items": {"note": None, "amount_copy": "amount", "__alias__": "things"}}
@@ -241,6 +293,20 @@ def test_stream_maps_on_arrow_and_the_record_fallback(pg_url: str, source: str, 
     assert not [m for m in msgs if m["type"] == "BATCH"]
     assert sorted(r["double"] for r in records) == [2 * i for i in range(1, N + 1)]
     assert "cannot be applied on Arrow data" in err
+
+
+def test_stream_maps_on_arrow_ipc_files(pg_url: str, source: str, tmp_path: Path):
+    """The stream maps apply to Arrow IPC BATCH files as to Parquet ones (alias, drop, copy)."""
+    root = tmp_path / "batches"
+    maps = {"items": {"note": None, "amount_copy": "amount", "__alias__": "things"}}
+    msgs, _ = _run_tap(tmp_path, _tap(pg_url, source, root, "arrow", stream_maps=maps))
+    urls = [u for m in msgs if m["type"] == "BATCH" for u in m["manifest"]]
+    assert {m["stream"] for m in msgs if m["type"] == "BATCH"} == {"things"} and len(urls) == 8
+    table = pa.concat_tables(pa.ipc.open_file(unquote(urlparse(u).path)).read_all() for u in urls)
+    assert "note" not in table.column_names and table.num_rows == N
+    assert table.column("amount_copy").to_pylist() == table.column("amount").to_pylist()
+    assert table.schema.field("amount_copy").type == pa.decimal128(18, 9)
+    assert sorted(table.column("id").to_pylist()) == list(range(1, N + 1))
 
 
 def test_without_batch_config_plain_records(pg_url: str, source: str, tmp_path: Path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -460,3 +461,141 @@ def test_loaded_batch_files_under_the_batch_root_are_removed_once_committed(
     )
     assert run.rc == 1 and run.states == []
     assert (root / "b=1.parquet").exists() and bad.exists()
+
+
+def _ipc_file(path: Path, rows: list[dict[str, Any]], *, chunk: int, stream: bool = False) -> None:
+    """An Arrow IPC file (``stream``: the IPC stream format) of ``rows`` in record batches of ``chunk``."""
+    table = pa.Table.from_pylist(rows)
+    new = pa.ipc.new_stream if stream else pa.ipc.new_file
+    with pa.OSFile(str(path), "wb") as sink, new(sink, table.schema) as w:
+        w.write_table(table, max_chunksize=chunk)
+
+
+def test_arrow_ipc_batch_files_loaded_in_chunks(run_target, tmp_path: Path):
+    """``"format": "arrow"`` (what tap-dcapix writes with that batch_config): Arrow IPC files, file
+    and stream format, their record batches gathered into writes of at most ``batch_size_rows``
+    rows, in order, values exact."""
+    a = tmp_path / "a.arrow"
+    _ipc_file(a, [rec(i)["record"] for i in range(1, 12)], chunk=3)
+    b = tmp_path / "b.arrows"
+    _ipc_file(b, [rec(i)["record"] for i in range(12, 15)], chunk=2, stream=True)
+    msgs = [
+        schema_msg(),
+        {
+            "type": "BATCH",
+            "stream": "users",
+            "encoding": {"format": "arrow"},
+            "manifest": [a.as_uri(), str(b)],
+        },
+        state(14),
+    ]
+    run = run_target(msgs, batch_size_rows=4, inprocess=True)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 15)]
+    assert [c["rows"] for c in run.calls() if c["call"] == "write"] == [4, 4, 3, 3]
+    assert run.states == [state(14)["value"]]
+
+
+def test_arrow_ipc_batch_rows_checked_and_bad_file_named(run_target, tmp_path: Path):
+    """Arrow IPC rows get the check a RECORD gets (the error names file, row and field); a file that
+    is not Arrow IPC is one error naming it; no STATE in either case."""
+    bad = tmp_path / "bad.arrow"
+    _ipc_file(bad, [rec(1)["record"], {**rec(2)["record"], "name": "much too long for 10"}], chunk=1)
+    msgs = [
+        schema_msg(),
+        {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}, "manifest": [str(bad)]},
+        state(2),
+    ]
+    run = run_target(msgs, inprocess=True)
+    assert run.rc == 1 and len(run.error_lines) == 1
+    line = run.error_lines[0]
+    assert "field 'name'" in line and "row 2" in line and "bad.arrow" in line
+    assert run.states == []
+
+    junk = tmp_path / "junk.arrow"
+    junk.write_bytes(b"PAR1 this is not arrow")
+    msgs[1] = {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}, "manifest": [str(junk)]}
+    run = run_target(msgs, inprocess=True)
+    assert run.rc == 1 and len(run.error_lines) == 1
+    assert "junk.arrow" in run.error_lines[0] and "not readable Arrow IPC" in run.error_lines[0]
+    assert run.states == []
+
+
+def test_small_batch_files_commit_every_batch_size_rows_state_after_the_flush(
+    run_target, tmp_path: Path, monkeypatch
+):
+    """tap-dcapix sends one BATCH (and a STATE) per adapter batch: the target writes their rows
+    without a flush and commits every ``batch_size_rows`` rows, as for RECORD messages; each STATE
+    is printed only once the rows before it are flushed, and a file is removed only after the flush
+    that committed its rows."""
+    from target_dcapix.target import TargetDcApiX
+
+    root = tmp_path / "batches"
+    root.mkdir()
+    names = [f"s=1-{n}.arrow" for n in range(1, 5)]
+    for n, name in enumerate(names):
+        _ipc_file(root / name, [rec(i)["record"] for i in range(3 * n + 1, 3 * n + 4)], chunk=3)
+    printed: list[tuple[Any, list[str]]] = []
+    orig = TargetDcApiX._write_state_message
+
+    def spy(self: Any, value: Any) -> None:
+        if not self._holding_state() and value != getattr(self, "_spied", None):
+            self._spied = value
+            printed.append((value, sorted(p.name for p in root.iterdir())))
+        orig(self, value)
+
+    monkeypatch.setattr(TargetDcApiX, "_write_state_message", spy)
+    batch = {"type": "BATCH", "stream": "users", "encoding": {"format": "arrow"}}
+    msgs: list[Any] = [schema_msg()]
+    for n, name in enumerate(names):
+        msgs += [{**batch, "manifest": [(root / name).as_uri()]}, state(3 * n + 3)]
+    cfg = {"batch_config": {"storage": {"root": root.as_uri()}}}
+    run = run_target(msgs, batch_size_rows=5, inprocess=True, **cfg)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 13)]
+    calls = [(c["call"], c.get("rows")) for c in run.calls() if c["call"] in ("write", "flush")]
+    assert calls == [("write", 3), ("write", 3), ("flush", 6)] * 2
+    assert run.states == [state(v)["value"] for v in (3, 6, 9, 12)]
+    # STATE 3 waits for the flush after the second file (which removes both files), STATE 6 needs
+    # nothing more; STATE 9 waits for the next flush, and so on
+    assert [(v["bookmarks"]["users"]["replication_key_value"], left) for v, left in printed] == [
+        (3, names[2:]),
+        (6, names[2:]),
+        (9, []),
+        (12, []),
+    ]
+    assert list(root.iterdir()) == []
+
+
+def test_bulk_reader_keeps_order_streams_lines_and_errors(run_target):
+    """Blocks of input are decoded and dispatched in bulk (runs of RECORDs of one stream at once):
+    two interleaved streams, STATEs between them, every record in order, the chunk and flush
+    boundaries of line-by-line reading; a bad message inside a block is still named by its line,
+    with no STATE for what was not flushed."""
+    orders = {"type": "object", "properties": {"id": {"type": "integer"}, "total": {"type": "number"}}}
+    msgs: list[Any] = [schema_msg(), schema_msg("orders", orders)]
+    for i in range(1, 2001):
+        msgs.append(rec(i))
+        if i % 3 == 0:
+            msgs.append({"type": "RECORD", "stream": "orders", "record": {"id": i, "total": i / 4}})
+        if i % 500 == 0:
+            msgs.append(state(i))
+    run = run_target(msgs, batch_size_rows=700)
+    assert run.rc == 0, run.stderr
+    assert run.rows("users") == [rec(i)["record"] for i in range(1, 2001)]
+    assert run.rows("orders") == [{"id": i, "total": i / 4} for i in range(3, 2001, 3)]
+    # orders (666 records < 700) is flushed only at the end: no STATE before it
+    assert run.states == [state(2000)["value"]]
+    writes = [(c["stream"], c["rows"]) for c in run.calls() if c["call"] == "write"]
+    assert sum(r for s, r in writes if s == "users") == 2000
+    assert sum(r for s, r in writes if s == "orders") == 666
+
+    # line 1203 inside one block: a RECORD without 'record', or a line that is not JSON
+    bad = [schema_msg(), *[rec(i) for i in range(1, 1200)], state(1199), rec(1200)]
+    cases = [({"type": "RECORD", "stream": "users"}, "missing 'record'"), ("{oops", "not valid JSON")]
+    for broken, what in cases:
+        run = run_target([*bad, broken, rec(1201)], batch_size_rows=500)
+        assert run.rc == 1 and len(run.error_lines) == 1, run.stderr
+        assert "line 1203" in run.error_lines[0] and what in run.error_lines[0]
+        # 1000 records flushed at most: STATE 1199 needs 1199 → never printed
+        assert run.states == []
