@@ -92,6 +92,12 @@ class SQLOptions(AdapterOptions):
     load_method: Literal["append", "upsert", "overwrite"] = "append"
     stream_name_separator: str = "-"
     arrow: bool = Field(default=True, description="use the native Arrow fast paths when available")
+    read_connections: int = Field(
+        default=2,
+        ge=1,
+        description="PostgreSQL (ADBC): connections that read one large table's key ranges at once, "
+        "in one snapshot (1: a single COPY)",
+    )
     engine_options: dict[str, Any] = Field(default_factory=dict)
 
 

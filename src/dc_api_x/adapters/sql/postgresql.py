@@ -41,6 +41,7 @@ from .generic import (
     last_per_key,
     merge_on_conflict,
 )
+from .pg_ranges import plan_ranges, range_select, read_ranges
 from .typemap import pg_oid_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,6 +77,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         self.adbc = bool(adapter.options.arrow) and _adbc_installed()
         self._conn: Any = None  # the ADBC connection of sequential writes
         self._parallel = _ParallelCopy(self)
+        #: connections reading one large table's key ranges at once (:mod:`.pg_ranges`; 1: one COPY)
+        self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
 
     def connect(self, autocommit: bool = False) -> Any:
         """A new ADBC connection to the adapter's database."""
@@ -134,17 +137,38 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                 return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
             return c
 
-        sql = self.compile(read.select(param, col_expr))
+        stmt = read.select(param, col_expr)
         size = read.batch_size or ARROW_BATCH_SIZE
         conn = self.connect(autocommit=True)
+        ranges: Any = None  # the range reader (pg_ranges), closed before conn
         try:
             cur = conn.cursor()
             try:
+                plan = plan_ranges(read, cur, self.read_connections)
                 if boundary is not None and boundary.value is not None:
                     cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
                     cur.fetchall()
-                cur.execute(sql)
-                reader = cur.fetch_record_batch()
+                if plan is not None:
+                    log.info(
+                        "sql: stream %s: ~%d rows, %d ranges of %r over %d connections (one snapshot)",
+                        read.spec.name,
+                        plan.estimate,
+                        len(plan.bounds) + 1,
+                        plan.column,
+                        self.read_connections,
+                    )
+                    sqls = [self.compile(range_select(stmt, plan.column, gt, le)) for gt, le in plan.ranges()]
+                    cur.close()
+                    try:
+                        reader: Any = read_ranges(self.connect_reader, conn, sqls, self.read_connections)
+                        ranges = reader
+                    except Exception as exc:  # no shared snapshot (e.g. a pooler in transaction mode)
+                        log.info("sql: stream %s: one COPY (%s)", read.spec.name, _server_message(exc))
+                        plan = None
+                        cur = conn.cursor()
+                if plan is None:
+                    cur.execute(self.compile(stmt))
+                    reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise self.read_error(exc, read) from None
             for rb in reader:
@@ -170,7 +194,13 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                     if read.done:
                         return
         finally:
+            if ranges is not None:
+                ranges.close()
             conn.close()
+
+    def connect_reader(self) -> Any:
+        """A new autocommit ADBC connection for a range reader."""
+        return self.connect(autocommit=True)
 
     def _conform(self, table: pa.Table, target: pa.Schema, read: SQLRead) -> pa.Table:
         """The driver's Arrow table in the stream's Arrow schema (exact casts only)."""

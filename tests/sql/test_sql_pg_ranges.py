@@ -1,0 +1,181 @@
+"""Parallel key-range reads of one large PostgreSQL table (``adapters/sql/pg_ranges.py``, real
+PostgreSQL): the same rows and values as one COPY, in key-range order, one snapshot for every range,
+workers and connections gone after an early stop or a failing range, and one COPY for whatever does
+not qualify. The size threshold and range size are lowered so a few thousand rows split."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+
+import pytest
+
+from dc_api_x.adapters.sql import pg_ranges
+from dc_api_x.plugins import create_adapter
+
+pytestmark = pytest.mark.postgres
+
+N = 3000
+
+
+@pytest.fixture
+def table(pg_url, pg_schema, pg_exec, monkeypatch):
+    """``(config, schema)`` of ``items``: N rows of every kind of column, analyzed (reltuples set)."""
+    pg_exec(
+        f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name text, amount numeric(20,6), "
+        f"ts timestamptz, d date, doc jsonb, flag boolean, u uuid, small int)"
+    )
+    pg_exec(
+        f"INSERT INTO {pg_schema}.items SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'n' || i END, "
+        f"i * 1.000001 + 12345678901234.5, timestamptz '2024-01-01 00:00:00+02' + i * interval '1 second', "
+        f"date '2000-01-01' + i, jsonb_build_object('i', i, 'big', 12345678901234567890), i % 2 = 0, "
+        f"md5(i::text)::uuid, i % 100 FROM generate_series(1, {N}) i ORDER BY random()"
+    )
+    pg_exec(f"ANALYZE {pg_schema}.items")
+    monkeypatch.setattr(pg_ranges, "MIN_ROWS", 1000)
+    monkeypatch.setattr(pg_ranges, "RANGE_BYTES", 16 << 10)  # ~20 ranges
+    cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema, "streams": ["items"], "batch_size": 100}
+    return cfg, pg_schema
+
+
+def _read(cfg, *, stop_after=None, between=None):
+    with create_adapter(cfg) as ad:
+        spec = ad.discover()[0]
+        rows = []
+        it = ad.read(spec)
+        for k, batch in enumerate(it):
+            rows.extend(batch.records)
+            if between is not None and k == 0:
+                between()
+            if stop_after is not None and k + 1 >= stop_after:
+                it.close()
+                break
+        return rows
+
+
+def _spy(monkeypatch):
+    calls = []
+    real = pg_ranges.read_ranges
+
+    def spy(connect, first, sqls, connections, name="dcapix-pg-range"):
+        calls.append((len(sqls), connections))
+        return real(connect, first, sqls, connections, name)
+
+    from dc_api_x.adapters.sql import postgresql
+
+    monkeypatch.setattr(postgresql, "read_ranges", spy)
+    return calls
+
+
+def test_ranges_read_the_same_rows_and_values_as_one_copy(table, monkeypatch):
+    cfg, _ = table
+    calls = _spy(monkeypatch)
+    one = _read({**cfg, "read_connections": 1})
+    assert calls == []  # read_connections 1: one COPY
+    par = _read(cfg)
+    assert len(calls) == 1 and calls[0][0] >= 10 and calls[0][1] == 2
+    assert len(par) == N
+    ids = [r["id"] for r in par]
+    assert sorted(ids) == list(range(1, N + 1))
+    assert max(ids[: N // 4]) < min(ids[N // 2 :])  # range by range in key order (the heap is shuffled)
+    key = lambda r: r["id"]  # noqa: E731
+    assert sorted(one, key=key) == sorted(par, key=key)  # every value equal
+    r = next(r for r in par if r["id"] == 7)  # NULL name
+    assert r["name"] is None
+    assert r["amount"] == Decimal("12345678901241.500007")
+    assert r["ts"] == dt.datetime(2023, 12, 31, 22, 0, 7, tzinfo=dt.timezone.utc)
+    assert r["d"] == dt.date(2000, 1, 8)
+    assert r["doc"] == {"i": 7, "big": 12345678901234567890}  # JSON decoded, the big integer exact
+    assert r["u"] == "8f14e45f-ceea-167a-5a36-dedd4bea2543"
+
+
+def test_every_range_reads_one_snapshot(table, pg_exec, monkeypatch):
+    """Rows changed by another transaction after the first connection exported its snapshot and
+    before the second one began (and after the first batch was delivered) are not seen: every range
+    reads the first connection's snapshot."""
+    cfg, schema = table
+    from dc_api_x.adapters.sql.postgresql import PostgreSQLBackend
+
+    def change():  # touches every range, whichever connection reads it
+        pg_exec(f"DELETE FROM {schema}.items WHERE id % 10 = 0")
+        pg_exec(f"UPDATE {schema}.items SET name = 'changed' WHERE id % 10 = 1")
+        pg_exec(f"INSERT INTO {schema}.items (id, name) VALUES ({N + 1}, 'late'), ({-(N // 2)}, 'neg')")
+
+    real = PostgreSQLBackend.connect_reader
+    changed = []
+
+    def connect_then_change(self):
+        if not changed:
+            changed.append(change())
+        return real(self)
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect_reader", connect_then_change)
+    rows = _read(cfg)
+    assert changed
+    assert sorted(r["id"] for r in rows) == list(range(1, N + 1))
+    assert "changed" not in {r["name"] for r in rows}
+    # the changes are there for the next read (a new snapshot)
+    again = {r["id"]: r["name"] for r in _read(cfg)}
+    assert len(again) == N - N // 10 + 2 and again[N + 1] == "late" and again[-(N // 2)] == "neg"
+    assert again[11] == again[N - 9] == "changed" and 10 not in again
+
+
+def test_early_stop_and_failing_range_leave_no_worker_or_connection(table, pg_exec, monkeypatch):
+    cfg, _ = table
+
+    def backends():
+        return pg_exec(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query LIKE '%items%'"
+        )[0][0]
+
+    rows = _read(cfg, stop_after=2)
+    assert 0 < len(rows) < N
+    assert not [t for t in threading.enumerate() if t.name.startswith("dcapix-pg-range")]
+    assert backends() == 0
+
+    real = pg_ranges.range_select
+    from dc_api_x.adapters.sql import postgresql
+
+    def bad(stmt, column, gt, le):
+        out = real(stmt, column, gt, le)
+        if gt is not None and le is not None and gt > N // 2:  # one range in the middle fails
+            import sqlalchemy as sa
+
+            out = out.where(sa.literal_column("1 / (id - id)") > 0)
+        return out
+
+    monkeypatch.setattr(postgresql, "range_select", bad)
+    with pytest.raises(Exception, match="division by zero"):
+        _read(cfg)
+    assert not [t for t in threading.enumerate() if t.name.startswith("dcapix-pg-range")]
+    assert backends() == 0
+
+
+def test_what_does_not_qualify_reads_with_one_copy(table, pg_exec, monkeypatch):
+    cfg, schema = table
+    calls = _spy(monkeypatch)
+    # an incremental stream, a limit, a custom query
+    inc = {**cfg, "streams": [{"table": "items", "replication_key": "ts"}]}
+    assert len(_read(inc)) == N
+    with create_adapter(cfg) as ad:
+        spec = ad.discover()[0]
+        assert sum(len(b) for b in ad.read(spec, limit=250)) == 250
+    q = {**cfg, "streams": [{"name": "q", "query": f"SELECT id, name FROM {schema}.items"}]}
+    assert len(_read(q)) == N
+    # a key that is not indexed / may be NULL / not an integer; a composite key
+    pg_exec(f"CREATE TABLE {schema}.noidx AS SELECT id, name FROM {schema}.items")
+    pg_exec(f"CREATE TABLE {schema}.txt AS SELECT id::text AS k, name FROM {schema}.items")
+    pg_exec(f"ALTER TABLE {schema}.txt ADD PRIMARY KEY (k)")
+    pg_exec(f"CREATE TABLE {schema}.comp AS SELECT id, id % 3 AS j FROM {schema}.items")
+    pg_exec(f"ALTER TABLE {schema}.comp ADD PRIMARY KEY (id, j)")
+    pg_exec(f"ANALYZE {schema}.noidx; ANALYZE {schema}.txt; ANALYZE {schema}.comp")
+    noidx = {**cfg, "streams": [{"table": "noidx", "primary_keys": ["id"]}]}
+    assert len(_read(noidx)) == N
+    for name in ("txt", "comp"):
+        assert len(_read({**cfg, "streams": [name]})) == N
+    # a small table (estimate below MIN_ROWS)
+    monkeypatch.setattr(pg_ranges, "MIN_ROWS", N + 1)
+    assert len(_read(cfg)) == N
+    assert calls == []
