@@ -143,7 +143,7 @@ def plan_ranges(read: SQLRead, cur: Any, connections: int) -> RangePlan | None:
 
 def range_select(stmt: Any, column: str, gt: int | None, le: int | None) -> Any:
     """``stmt`` (the read's ``SELECT``) restricted to ``gt < column <= le``."""
-    col = sa.column(column)
+    col: Any = sa.column(column)
     if gt is not None:
         stmt = stmt.where(col > sa.literal(gt, sa.BigInteger))
     if le is not None:
