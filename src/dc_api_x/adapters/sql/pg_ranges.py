@@ -1,29 +1,29 @@
-"""Parallel reads of one large PostgreSQL table: key ranges COPYed over several ADBC connections that
-share one snapshot, delivered strictly in range order.
+"""Parallel reads of one large PostgreSQL table: ranges of its heap pages COPYed over several ADBC
+connections that share one snapshot, delivered strictly in page order.
 
-A full-table read (no replication key, no row limit) of a table whose estimated size
-(``pg_class.reltuples``) is at least :data:`MIN_ROWS` rows, with a single integer key column that is
-``NOT NULL`` and leads a btree index (a primary key is), is split into ranges of that column
-(bounds from ``SELECT min(col), max(col)``, an index look-up): range ``i`` reads
-``b[i-1] < col <= b[i]``, the first has no lower bound and the last no upper bound, so every row is in
-exactly one range. The ``read_connections`` option (default 2) sets how many connections read ranges
-at once; 1 turns this off.
+A full-table read (no replication key, no row limit, a table rather than a query) of a table whose
+estimated size (``pg_class.reltuples``) is at least :data:`MIN_ROWS` rows, on PostgreSQL 14 or later,
+is split into ranges of heap pages (``pg_relation_size`` / ``block_size``): range ``i`` reads
+``ctid >= '(b[i-1],0)' AND ctid < '(b[i],0)'`` (a TID range scan: those pages in order, as a
+sequential scan reads them), the first from page 0 and the last with no upper bound, so every row is
+in exactly one range. The ``read_connections`` option (default 2) sets how many connections read
+ranges at once; 1 turns this off.
 
 * **the same rows as one COPY**: the first connection opens a ``REPEATABLE READ`` transaction and
   exports its snapshot (``pg_export_snapshot()``), the others import it (``SET TRANSACTION SNAPSHOT``),
   as ``pg_dump --jobs`` does, so every range sees the database at one instant;
-* **order**: range by range in key order (within a range, the server's order); a single COPY
-  returns the heap order. A full-table read never promised an order;
+* **the same order**: range by range in page order, i.e. the heap order a single sequential COPY
+  returns;
 * **memory**: a worker starts range ``i`` only while ``i`` is less than :data:`LOOKAHEAD` ranges
   past the range being delivered, and each range holds at most :data:`QUEUE_BATCHES` batches not
-  yet delivered; ranges are sized to about :data:`RANGE_BYTES` of table per range;
+  yet delivered;
 * **why**: one COPY is bound by one server backend (the ``COPY … (FORMAT binary)`` output, ~1.7
-  CPU-s per 1M rows of the W2 table) plus one thread decoding it (~1.2 CPU-s); two connections
-  put both on two cores (docs/benchmarks.md).
+  CPU-s per 1M rows of the W2 table) plus one thread receiving it (~1 CPU-s); two connections put
+  both on two cores (docs/benchmarks.md).
 
 Anything that does not qualify (a custom query, a partition of a partitioned run, an incremental
-read, a small table, a composite or non-integer key, a key without index) reads with one COPY as
-before; so does a read whose snapshot cannot be shared (logged).
+read, a small table, PostgreSQL before 14) reads with one COPY as before; so does a read whose
+snapshot cannot be shared (logged).
 """
 
 from __future__ import annotations
@@ -37,14 +37,21 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ...arrow import json_types
-
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from ...ext.sql import SQLRead
 
-__all__ = ["LOOKAHEAD", "MIN_ROWS", "QUEUE_BATCHES", "RANGE_BYTES", "RangePlan", "plan_ranges", "read_ranges"]
+__all__ = [
+    "LOOKAHEAD",
+    "MIN_ROWS",
+    "QUEUE_BATCHES",
+    "RANGE_BYTES",
+    "RangePlan",
+    "plan_ranges",
+    "range_select",
+    "read_ranges",
+]
 
 log = logging.getLogger("dc_api_x.adapters.sql")
 
@@ -61,93 +68,75 @@ LOOKAHEAD = 2
 QUEUE_BATCHES = 2
 
 _CATALOG = """
-SELECT c.reltuples::float8, pg_relation_size(c.oid)::int8, a.attnotnull,
-       EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                 JOIN pg_am am ON am.oid = ic.relam
-                WHERE i.indrelid = c.oid AND i.indkey[0] = a.attnum AND am.amname = 'btree'
-                  AND i.indisvalid AND i.indpred IS NULL)
-  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
- WHERE c.oid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped AND c.relkind IN ('r', 'm')
+SELECT c.reltuples::float8, pg_relation_size(c.oid)::int8, current_setting('block_size')::int8,
+       current_setting('server_version_num')::int8
+  FROM pg_class c
+ WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'm')
 """
 
 
 @dataclass
 class RangePlan:
-    """The ranges of one read: ``bounds`` are the split points (``len(bounds) + 1`` ranges)."""
+    """The page ranges of one read: ``bounds`` are the split points, in heap pages
+    (``len(bounds) + 1`` ranges)."""
 
-    column: str
     bounds: list[int]
     estimate: int
 
     def ranges(self) -> list[tuple[int | None, int | None]]:
-        """``(gt, le)`` of each range (``None``: unbounded)."""
+        """``(from, to)`` pages of each range (``None``: unbounded)."""
         b = self.bounds
         return [(b[i - 1] if i else None, b[i] if i < len(b) else None) for i in range(len(b) + 1)]
 
 
-def _key_column(read: SQLRead) -> str | None:
-    """The column a read could be split on: a full-table read of a table (not a query, not a range of
-    a partitioned run) whose single key column is an integer."""
+def _splittable(read: SQLRead) -> bool:
+    """A full-table read of a table (not a query, not a range of a partitioned run)."""
     from .partitions import RangeSource
 
     src = read.source
     if read.boundary is not None or read.limit is not None or src.query is not None or src.table is None:
-        return None
-    if isinstance(src, RangeSource):
-        return None
-    keys = list(read.spec.key_properties)
-    if len(keys) != 1 or keys[0] not in read.props:
-        return None
-    types, _ = json_types(read.props[keys[0]])
-    return keys[0] if types == {"integer"} else None
+        return False
+    return not isinstance(src, RangeSource)
 
 
 def plan_ranges(read: SQLRead, cur: Any, connections: int) -> RangePlan | None:
-    """The ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is an ADBC
-    cursor of an autocommit connection (two catalog queries, no table scan)."""
+    """The page ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is
+    an ADBC cursor of an autocommit connection (one catalog query, no table scan)."""
     from sqlalchemy.dialects.postgresql.base import PGDialect
 
-    if connections < 2:
-        return None
-    col = _key_column(read)
-    if col is None:
+    if connections < 2 or not _splittable(read):
         return None
     src = read.source
     qualified = PGDialect().identifier_preparer.format_table(sa.table(str(src.table), schema=src.schema))
-    cur.execute(_CATALOG, parameters=(qualified, col))
+    cur.execute(_CATALOG, parameters=(qualified,))
     row = cur.fetchone()
     if row is None:
         return None
-    reltuples, size, notnull, indexed = row
-    if not (notnull and indexed):
+    reltuples, size, block, version = row
+    if int(version) < 140000:  # TID range scans
         return None
     estimate = int(reltuples) if reltuples is not None and reltuples >= 0 else int(size or 0) // 128
-    if estimate < MIN_ROWS:
+    pages = int(size or 0) // int(block)
+    if estimate < MIN_ROWS or pages < 2:
         return None
-    ident = PGDialect().identifier_preparer
-    cur.execute(f"SELECT min({ident.quote(col)}), max({ident.quote(col)}) FROM {qualified}")
-    lo, hi = cur.fetchone()
-    if lo is None or hi is None:
-        return None
-    lo, hi = int(lo), int(hi)
-    n = max(2 * connections, min(MAX_RANGES, -(-int(size or 0) // RANGE_BYTES)))
+    n = max(2 * connections, min(MAX_RANGES, -(-int(size) // RANGE_BYTES)))
     bounds: list[int] = []
     for i in range(1, n):
-        p = lo + (hi - lo) * i // n
-        if lo <= p < hi and (not bounds or p > bounds[-1]):
+        p = pages * i // n
+        if 0 < p < pages and (not bounds or p > bounds[-1]):
             bounds.append(p)
     if not bounds:
         return None
-    return RangePlan(col, bounds, estimate)
+    return RangePlan(bounds, estimate)
 
 
-def range_select(stmt: Any, column: str, gt: int | None, le: int | None) -> Any:
-    """``stmt`` (the read's ``SELECT``) restricted to ``gt < column <= le``."""
-    col: Any = sa.column(column)
-    if gt is not None:
-        stmt = stmt.where(col > sa.literal(gt, sa.BigInteger))
-    if le is not None:
-        stmt = stmt.where(col <= sa.literal(le, sa.BigInteger))
+def range_select(stmt: Any, start: int | None, stop: int | None) -> Any:
+    """``stmt`` (the read's ``SELECT``) restricted to the heap pages ``start <= page < stop`` (a TID
+    range scan: the pages are read in order, as a sequential scan reads them)."""
+    if start is not None:
+        stmt = stmt.where(sa.literal_column(f"ctid >= '({int(start)},0)'::tid"))
+    if stop is not None:
+        stmt = stmt.where(sa.literal_column(f"ctid < '({int(stop)},0)'::tid"))
     return stmt
 
 

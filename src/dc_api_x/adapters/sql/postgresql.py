@@ -150,14 +150,13 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                     cur.fetchall()
                 if plan is not None:
                     log.info(
-                        "sql: stream %s: ~%d rows, %d ranges of %r over %d connections (one snapshot)",
+                        "sql: stream %s: ~%d rows, %d page ranges over %d connections (one snapshot)",
                         read.spec.name,
                         plan.estimate,
                         len(plan.bounds) + 1,
-                        plan.column,
                         self.read_connections,
                     )
-                    sqls = [self.compile(range_select(stmt, plan.column, gt, le)) for gt, le in plan.ranges()]
+                    sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
                     cur.close()
                     try:
                         reader: Any = read_ranges(self.connect_reader, conn, sqls, self.read_connections)
