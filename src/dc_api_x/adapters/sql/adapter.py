@@ -95,7 +95,7 @@ class SQLOptions(AdapterOptions):
     read_connections: int = Field(
         default=2,
         ge=1,
-        description="PostgreSQL (ADBC): connections that read one large table's key ranges at once, "
+        description="PostgreSQL (ADBC): connections that read one large table's page ranges at once, "
         "in one snapshot (1: a single COPY)",
     )
     engine_options: dict[str, Any] = Field(default_factory=dict)

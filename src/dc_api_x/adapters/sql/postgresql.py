@@ -77,7 +77,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         self.adbc = bool(adapter.options.arrow) and _adbc_installed()
         self._conn: Any = None  # the ADBC connection of sequential writes
         self._parallel = _ParallelCopy(self)
-        #: connections reading one large table's key ranges at once (:mod:`.pg_ranges`; 1: one COPY)
+        #: connections reading one large table's page ranges at once (:mod:`.pg_ranges`; 1: one COPY)
         self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
 
     def connect(self, autocommit: bool = False) -> Any:
