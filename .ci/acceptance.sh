@@ -79,7 +79,9 @@ PY
   # SDK_TAP_CLASS: the tap-dcapix console script is tap_dcapix.cli:main (a bare --about is answered
   # from a cache without importing singer-sdk; everything else runs TapDcApiX.cli()), a wrapper the
   # harness cannot resolve to the Tap class by itself; the console-script checks still run tap-dcapix.
+  # SDK_TARGET_CLASS likewise: target-dcapix is target_dcapix.cli:main around TargetDcApiX.cli().
   if (cd "$REPO" && SDK_TAP_SCRIPT=tap-dcapix SDK_TAP_CLASS=tap_dcapix.tap:TapDcApiX \
+        SDK_TARGET_CLASS=${SDK_TARGET_CLASS-target_dcapix.target:TargetDcApiX} \
         SDK_TAP_CONFIG=$W/tap-config.json \
         SDK_TARGET_SCRIPT=${SDK_TARGET_SCRIPT-target-dcapix} SDK_TARGET_CONFIG=$W/target-config.json \
         SDK_INCREMENTAL_STRICT=1 \

@@ -22,7 +22,7 @@ from typing import Any
 
 from .exceptions import DcApiXError
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 #: Modules that contribute sub-commands (imported when the parser is built; they must import lightly).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -177,5 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
+def console_main() -> None:
+    """The ``dcapix`` console script: :func:`main`, ending the process without the interpreter's last
+    garbage-collection pass (:mod:`dc_api_x.process_exit`)."""
+    from .process_exit import freeze_at_exit
+
+    freeze_at_exit()
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()
