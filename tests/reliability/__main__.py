@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import hostile, http_faults, kill, reruns, security, writekill
+from tests.reliability import hostile, http_faults, kill, partkill, reruns, security, writekill
 from tests.reliability.faultserver import FAULTS
 
 
@@ -42,10 +42,39 @@ class Size:
     pg: bool
     state_kills: int  # bulk kills of the state write loop
     file_kills: int  # bulk kills of the file write loop, per format (jsonl, parquet)
+    # partition-worker kills (partkill.py): local scenarios (indexes), trials each, dask trials per
+    # dask scenario (indexes), kills per trial, rows
+    part_local: tuple[int, ...] = (0, 1)
+    part_trials: int = 1
+    part_dask: tuple[int, ...] = (4,)
+    dask_trials: int = 1
+    part_kills: int = 1
+    part_rows: int = 2000
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
-FULL = Size("full", 2, 5, 2000, None, 24, 2000, None, None, ("jsonl", "csv", "parquet"), 10, True, 250, 90)
+FULL = Size(
+    "full",
+    2,
+    5,
+    2000,
+    None,
+    24,
+    2000,
+    None,
+    None,
+    ("jsonl", "csv", "parquet"),
+    10,
+    True,
+    250,
+    90,
+    part_local=(0, 1, 2, 3),
+    part_trials=5,
+    part_dask=(4, 5),
+    dask_trials=5,
+    part_kills=3,
+    part_rows=6000,
+)
 
 
 def _pool(fn: Any, items: list[Any], workers: int) -> list[Any]:
@@ -96,6 +125,8 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
         workers,
     )
     note(f"  {[(w.what, w.kills, w.ok) for w in out['write_kills']]}")
+    # -- partition-worker kills ------------------------------------------------------------------
+    out["partkills"] = partition_kills(size, base, seed, workers, note)
     # -- mutation check ---------------------------------------------------------------------------
     mut = kill.run_trial(
         kill.Scenario("runner", "runner", "runner.batch_written", "lossy_jsonl"),
@@ -183,6 +214,52 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
     return out
 
 
+def partition_kills(size: Size, base: Path, seed: int, workers: int, note: Any) -> list[kill.KillStats]:
+    """Seeded SIGKILLs of the partition workers: ``--executor local`` (the run's process) and the
+    worker processes of a real dask LocalCluster; reruns until done (partkill.py)."""
+    pscs = partkill.scenarios()
+    jobs = [(i, t) for i in size.part_local for t in range(size.part_trials)]
+    note(f"partition kills: {len(jobs)} local trials, {len(size.part_dask) * size.dask_trials} dask trials")
+
+    def local(job: tuple[int, int]) -> kill.KillStats:
+        i, t = job
+        st = partkill.run_local_trial(
+            pscs[i],
+            base / "partkill" / f"l{i:02d}-t{t}",
+            seed=seed * 1000 + 700 + i * 50 + t,
+            rows=size.part_rows,
+            kills=size.part_kills,
+        )
+        note(f"  {pscs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={st.kills} {st.errors[:1]}")
+        return st
+
+    stats = _pool(local, jobs, workers)
+    if size.part_dask and size.dask_trials:
+        try:
+            cluster = partkill.DaskCluster()
+        except Exception as exc:
+            st = kill.KillStats(pscs[size.part_dask[0]], seed)
+            st.errors.append(f"no dask LocalCluster: {type(exc).__name__}: {exc}")
+            return [*stats, st]
+        try:
+            for i in size.part_dask:
+                for t in range(size.dask_trials):
+                    st = partkill.run_dask_trial(
+                        pscs[i],
+                        base / "partkill" / f"d{i:02d}-t{t}",
+                        cluster,
+                        seed=seed * 1000 + 900 + i * 50 + t,
+                        rows=size.part_rows,
+                        kills=size.part_kills,
+                    )
+                    ok = "ok" if st.ok else "FAIL"
+                    note(f"  {pscs[i].label} trial {t}: {ok} kills={st.kills} {st.errors[:1]}")
+                    stats.append(st)
+        finally:
+            cluster.close()
+    return stats
+
+
 # ----------------------------------------------------------------------------------- the table
 def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
     """(figure, goal, measured, met, note) rows."""
@@ -258,6 +335,7 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
             "; ".join(f"{s.scenario.label}: {s.errors[0][:80]}" for s in errs[:2]),
         )
     )
+    rows += partition_figures(r["partkills"])
     mut: kill.KillStats = r["mutation"]
     rows.append(
         ("mutation: lossy destination detected", "oracle fails", f"lost={mut.lost}", mut.lost > 0, "")
@@ -453,6 +531,58 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         )
     )
     return rows
+
+
+def partition_figures(ps: list[kill.KillStats]) -> list[tuple[str, str, str, bool, str]]:
+    by: Counter[str] = Counter()
+    for s in ps:
+        exe = "dask worker process" if s.scenario.mode == "dask" else "local executor"
+        by[f"{exe} @{s.scenario.point}"] += s.kills
+    total = sum(by.values())
+    up = [s for s in ps if s.scenario.load_method == "upsert"]
+    over = [s for s in ps if s.scenario.load_method != "upsert" and s.dups > s.dup_bound]
+    ahead = sum(s.states_ahead for s in ps)
+    left = [x for s in ps for x in s.leftovers]
+    errs = [s for s in ps if s.errors]
+    return [
+        (
+            "partition-worker SIGKILLs (partitioned runs)",
+            "≥ 1 per executor",
+            f"{total} in {len(ps)} trials ({', '.join(f'{k} {v}' for k, v in sorted(by.items()))})",
+            any(s.scenario.mode == "dask" and s.kills for s in ps)
+            and any(s.scenario.mode == "partitions" and s.kills for s in ps),
+            "",
+        ),
+        (
+            "partitioned: rows lost / upsert duplicates / append duplicates beyond bound",
+            "0 / 0 / 0",
+            f"{sum(s.lost for s in ps)} / {sum(s.dups for s in up)} / {len(over)} trials "
+            f"(append max dups {max((s.dups for s in ps if s not in up), default=0)})",
+            not any(s.lost or s.changed for s in ps) and all(s.dups == 0 for s in up) and not over,
+            "",
+        ),
+        (
+            "partitioned: bookmarks ahead of committed data (stream + partition)",
+            "0",
+            f"{ahead} of {sum(s.states_checked for s in ps)} checked",
+            ahead == 0,
+            "",
+        ),
+        (
+            "partitioned: temp files / staging tables left after the rerun",
+            "0",
+            str(len(left)),
+            not left,
+            ", ".join(left[:3]),
+        ),
+        (
+            "partitioned trials with other errors",
+            "0",
+            str(len(errs)),
+            not errs,
+            "; ".join(f"{s.scenario.label}: {s.errors[0][:80]}" for s in errs[:2]),
+        ),
+    ]
 
 
 def render(rows: list[tuple[str, str, str, bool, str]]) -> str:

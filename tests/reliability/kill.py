@@ -213,17 +213,20 @@ class _Job:
         with open_state_store(path=str(db)) as s:
             return _bookmark_value(s.get("copy", "items"))
 
-    def run_runner(self, crash: str | None, timeout: float = 300) -> int:
+    def write_runner_config(self, checkpoint_rows: int = 500) -> None:
         cfg = {
             "pipelines": {
                 "copy": {
                     "source": _source_config(self.work),
                     "destination": self.dest_cfg,
-                    "checkpoint_rows": 500,
+                    "checkpoint_rows": checkpoint_rows,
                 }
             }
         }
         (self.work / "dcapix.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def run_runner(self, crash: str | None, timeout: float = 300) -> int:
+        self.write_runner_config()
         argv = [sys.executable, "-c", RUNNER_CHILD, "run", "copy", "--no-progress"]
         with self.log.open("ab") as log:
             log.write(f"--- run crash={crash}\n".encode())
