@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import hostile, http_faults, kill, partkill, reruns, security, writekill
+from tests.reliability import hostile, http_faults, kill, locks, partkill, reruns, security, writekill
 from tests.reliability.faultserver import FAULTS
 
 
@@ -50,6 +50,8 @@ class Size:
     dask_trials: int = 1
     part_kills: int = 1
     part_rows: int = 2000
+    # run-lock cases B7, B8 (stale), B8 (live holder): trials each
+    lock_trials: tuple[int, int, int] = (1, 1, 1)
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
@@ -127,6 +129,21 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
     note(f"  {[(w.what, w.kills, w.ok) for w in out['write_kills']]}")
     # -- partition-worker kills ------------------------------------------------------------------
     out["partkills"] = partition_kills(size, base, seed, workers, note)
+    # -- run locks (B7, B8) -------------------------------------------------------------------------
+    lock_cases = (
+        ("B7", locks.concurrent_trial, 500),
+        ("B8-stale", locks.stale_trial, 1000),
+        ("B8-live", locks.live_holder_trial, 1000),
+    )
+    lock_jobs = [(c, t) for c, n in zip(lock_cases, size.lock_trials, strict=True) for t in range(n)]
+    note(f"run locks: {size.lock_trials} trials (B7, B8 stale, B8 live)")
+    done = _pool(
+        lambda j: j[0][1](base / "locks" / f"{j[0][0]}-{j[1]:03d}", seed * 1000 + j[1], j[0][2]),
+        lock_jobs,
+        workers,
+    )
+    out["locks"] = [locks.merge(c[0], [d for d in done if d.case == c[0]]) for c in lock_cases]
+    note(f"  {[(x.case, x.trials, x.ok) for x in out['locks']]}")
     # -- mutation check ---------------------------------------------------------------------------
     mut = kill.run_trial(
         kill.Scenario("runner", "runner", "runner.batch_written", "lossy_jsonl"),
@@ -336,6 +353,7 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         )
     )
     rows += partition_figures(r["partkills"])
+    rows += lock_figures(r["locks"])
     mut: kill.KillStats = r["mutation"]
     rows.append(
         ("mutation: lossy destination detected", "oracle fails", f"lost={mut.lost}", mut.lost > 0, "")
@@ -581,6 +599,36 @@ def partition_figures(ps: list[kill.KillStats]) -> list[tuple[str, str, str, boo
             str(len(errs)),
             not errs,
             "; ".join(f"{s.scenario.label}: {s.errors[0][:80]}" for s in errs[:2]),
+        ),
+    ]
+
+
+def lock_figures(ls: list[locks.LockStats]) -> list[tuple[str, str, str, bool, str]]:
+    b7, stale, live = ls
+    return [
+        (
+            "B7 concurrent runs (within 100 ms): exactly one runs",
+            "100 %",
+            f"{b7.one_ran + b7.sequential}/{b7.trials} ({b7.one_ran} refused naming the holder, "
+            f"{b7.sequential} one after the other); {b7.overlapping} overlapping; rows exact "
+            f"{b7.trials - b7.rows_bad}/{b7.trials}",
+            b7.ok and b7.trials > 0,
+            "; ".join(b7.errors[:1])[:120],
+        ),
+        (
+            "B8 stale lock of a SIGKILLed run: taken over",
+            "100 %",
+            f"{stale.taken_over}/{stale.trials}; rows exact {stale.trials - stale.rows_bad}/{stale.trials}",
+            stale.ok and stale.taken_over == stale.trials > 0,
+            "; ".join(stale.errors[:1])[:120],
+        ),
+        (
+            "B8 live holder (lock_timeout 1 s): never stolen",
+            "0 stolen",
+            f"{live.stolen} stolen; {live.refusals} contender runs refused in {live.trials} trials; "
+            f"rows exact {live.trials - live.rows_bad}/{live.trials}",
+            live.ok and live.trials > 0 and live.refusals > 0,
+            "; ".join(live.errors[:1])[:120],
         ),
     ]
 
