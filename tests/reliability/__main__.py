@@ -22,7 +22,17 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import hostile, http_faults, kill, locks, partkill, reruns, security, writekill
+from tests.reliability import (
+    hostile,
+    http_faults,
+    kill,
+    locks,
+    partkill,
+    redirects,
+    reruns,
+    security,
+    writekill,
+)
 from tests.reliability.faultserver import FAULTS
 
 
@@ -52,6 +62,8 @@ class Size:
     part_rows: int = 2000
     # run-lock cases B7, B8 (stale), B8 (live holder): trials each
     lock_trials: tuple[int, int, int] = (1, 1, 1)
+    # C9 redirects: the auth types tried (None: all four)
+    redirect_auths: tuple[str, ...] | None = ("api_key", "oauth2")
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
@@ -224,6 +236,9 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
     out["secrets"] = security.secret_paths(base / "secrets", canary)
     out["canary_hits"] += [h for s in out["secrets"] for h in s.hits]
     out["tls"] = security.tls_checks(base / "tls")
+    out["redirects"] = redirects.redirect_checks(base / "redirects", canary, auths=size.redirect_auths)
+    rd = out["redirects"]
+    note(f"redirects: {rd.runs} runs, leaks {rd.leaks}, loop ok {rd.loop_ok}")
     out["pg"] = security.pg_hostile(base / "pg") if size.pg else security.SqlResult(False, "not in this size")
     # the final sweep: every file the whole run left (outputs, logs, state, temp dirs)
     out["canary_hits"] = sorted(set(out["canary_hits"]) | set(security.scan(canary, base)))
@@ -545,6 +560,26 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
             "yes",
             f"works={tls.off_works}, warned={tls.off_warned}, CA bundle={tls.ca_bundle_works}",
             tls.off_works and tls.off_warned and tls.ca_bundle_works,
+            "",
+        )
+    )
+    rd: redirects.RedirectResult = r["redirects"]
+    rows.append(
+        (
+            "C9 redirect to another origin: credentials carried there",
+            "0",
+            f"{len(rd.leaks)} ({rd.runs} runs, {rd.loaded} loaded every row)",
+            not rd.leaks and rd.loaded == rd.runs and not [e for e in rd.errors if not e.startswith("loop")],
+            ", ".join(sorted(set(rd.leaks))[:3]) or "; ".join(rd.errors[:1])[:120],
+        )
+    )
+    rows.append(
+        (
+            "C9 redirect loop: bounded, one error line, exit ≠ 0",
+            "yes",
+            f"{rd.loop_requests} requests, {rd.loop_seconds:.1f} s, "
+            f"{'one line' if rd.loop_ok else 'NOT clean'}",
+            rd.loop_ok,
             "",
         )
     )
