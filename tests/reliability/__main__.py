@@ -28,6 +28,7 @@ from tests.reliability import (
     kill,
     locks,
     partkill,
+    plugin_checks,
     redirects,
     reruns,
     security,
@@ -238,6 +239,7 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
     out["tls"] = security.tls_checks(base / "tls")
     out["redirects"] = redirects.redirect_checks(base / "redirects", canary, auths=size.redirect_auths)
     rd = out["redirects"]
+    out["plugins"] = plugin_checks.plugin_checks(base / "plugins")
     note(f"redirects: {rd.runs} runs, leaks {rd.leaks}, loop ok {rd.loop_ok}")
     out["pg"] = security.pg_hostile(base / "pg") if size.pg else security.SqlResult(False, "not in this size")
     # the final sweep: every file the whole run left (outputs, logs, state, temp dirs)
@@ -561,6 +563,16 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
             f"works={tls.off_works}, warned={tls.off_warned}, CA bundle={tls.ca_bundle_works}",
             tls.off_works and tls.off_warned and tls.ca_bundle_works,
             "",
+        )
+    )
+    pc: plugin_checks.PluginChecks = r["plugins"]
+    rows.append(
+        (
+            "G5 plugins: allowlist, broken import isolated, shadowing rejected, CWD ignored",
+            "4/4",
+            f"{len(pc.passed)}/4",
+            pc.ok,
+            "; ".join(pc.failed)[:120],
         )
     )
     rd: redirects.RedirectResult = r["redirects"]

@@ -153,7 +153,8 @@ def _source_config(work: Path) -> dict[str, Any]:
 
 def _env(crash: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DCAPIX_CRASH_POINT"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    # no empty entry: an empty PYTHONPATH entry puts the working directory on sys.path
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     if crash:
         env["DCAPIX_CRASH_POINT"] = crash
     return env
