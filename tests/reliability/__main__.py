@@ -27,6 +27,7 @@ from tests.reliability import (
     http_faults,
     kill,
     locks,
+    memory,
     partkill,
     plugin_checks,
     redirects,
@@ -157,6 +158,14 @@ def run(size: Size, base: Path, seed: int, workers: int, log: Any) -> dict[str, 
     )
     out["locks"] = [locks.merge(c[0], [d for d in done if d.case == c[0]]) for c in lock_cases]
     note(f"  {[(x.case, x.trials, x.ok) for x in out['locks']]}")
+    # -- H1 memory --------------------------------------------------------------------------------
+    plan = memory.memory_plan(size.name == "full")
+    out["memory"] = _pool(
+        lambda j: memory.run_case(j[1][0], base / "memory" / f"m{j[0]}", j[1][1]),
+        list(enumerate(plan)),
+        workers,
+    )
+    note(f"memory: {[(c.name, c.rss_mb) for c in out['memory']]}")
     # -- mutation check ---------------------------------------------------------------------------
     mut = kill.run_trial(
         kill.Scenario("runner", "runner", "runner.batch_written", "lossy_jsonl"),
@@ -371,6 +380,17 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
     )
     rows += partition_figures(r["partkills"])
     rows += lock_figures(r["locks"])
+    for c in r["memory"]:
+        rows.append(
+            (
+                f"H1 peak RSS per process: {c.name}",
+                f"< {memory.LIMIT_MB:.0f} MB",
+                ", ".join(f"{k} {v:.0f} MB" for k, v in c.rss_mb.items())
+                + f"; {c.delivered:,}/{c.rows * c.streams:,} rows in {c.seconds:.0f} s",
+                c.ok,
+                "; ".join(c.errors[:1])[:120],
+            )
+        )
     mut: kill.KillStats = r["mutation"]
     rows.append(
         ("mutation: lossy destination detected", "oracle fails", f"lost={mut.lost}", mut.lost > 0, "")
