@@ -85,9 +85,9 @@ FULL = Size(
     250,
     90,
     part_local=(0, 1, 2, 3),
-    part_trials=5,
+    part_trials=4,
     part_dask=(4, 5),
-    dask_trials=5,
+    dask_trials=4,
     part_kills=3,
     part_rows=6000,
 )
