@@ -90,6 +90,8 @@ FULL = Size(
     dask_trials=4,
     part_kills=3,
     part_rows=6000,
+    lock_trials=(100, 100, 40),
+    redirect_auths=None,
 )
 
 
