@@ -9,9 +9,9 @@ processes sharing one project's SQLite state store.
 * **B8 stale lock**: a run ``SIGKILL``\\ ed while it holds the lock (crash point
   ``runner.batch_written``), then a new run at once: it takes the lock over (a WARNING saying so)
   and completes; rows exact.
-* **B8 live holder**: ``lock_timeout: 1`` (heartbeat every 1/3 s) and a slow holder; a contender
-  started repeatedly while the holder runs is refused every time and the holder completes (its lock
-  never stolen, its state never fenced off).
+* **B8 live holder**: ``lock_timeout: 1`` (heartbeat every 1/3 s) and a holder whose first page the
+  server holds back until two contenders, started one after the other, have ended: each must be
+  refused, and the holder then completes (its lock never stolen, its state never fenced off).
 """
 
 from __future__ import annotations
@@ -227,18 +227,31 @@ def stale_trial(work: Path, seed: int, rows: int) -> LockStats:
     return stats
 
 
-def live_holder_trial(work: Path, seed: int, rows: int) -> LockStats:
-    """B8: a live, heartbeating holder is never taken over (lock_timeout 1 s, the holder ≥ 3 s)."""
+def live_holder_trial(work: Path, seed: int, rows: int, contenders: int = 2) -> LockStats:
+    """B8: a live, heartbeating holder is never taken over. ``lock_timeout: 1`` (heartbeat every
+    1/3 s); the server holds the holder's first page back (a gate) until ``contenders`` runs started
+    one after the other have ended, each of which must be refused; then the holder completes."""
+    import threading
+
     stats = LockStats("B8-live")
     work.mkdir(parents=True, exist_ok=True)
     truth = make_truth(rows, seed=seed)
     stats.trials += 1
-    n = 0
+    gate = threading.Event()
     with FaultServer(truth.rows, seed=seed, fault_rate=1.0, kinds=("slow",), max_faults_per_page=1000) as srv:
-        _project(work, _http_source(srv), lock_timeout=1)
+        serve = srv._get
+
+        def gated(h: Any) -> None:
+            gate.wait(600)
+            serve(h)
+
+        srv._get = gated  # type: ignore[method-assign]
+        src = _http_source(srv)
+        src["timeout"] = {"connect": 5, "read": 600, "write": 5, "pool": 5}
+        _project(work, src, lock_timeout=1)
         a = _start(work, "a")
         db = work / ".dcapix" / "state.db"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while a.poll() is None and time.monotonic() < deadline:  # until the holder has its lock
             try:
                 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
@@ -250,21 +263,25 @@ def live_holder_trial(work: Path, seed: int, rows: int) -> LockStats:
             except sqlite3.Error:
                 pass
             time.sleep(0.02)
-        while a.poll() is None:
-            n += 1
-            b = _start(work, f"b{n}")
-            rb = b.wait(timeout=300)
-            alive = a.poll() is None
-            if rb != 0 and _busy_line(_log(work, f"b{n}"), a.pid):
-                stats.refusals += 1
-            elif rb == 0 and alive:
-                stats.stolen += 1
-                stats.errors.append(f"{work.name}: contender {n} ran while the holder was alive")
-            elif rb == 0:
-                pass  # the holder ended while the contender started: an ordinary later run
-            else:
-                stats.errors.append(f"{work.name}: contender {n} exit {rb}: {_log(work, f'b{n}')[-300:]!r}")
-        ra = a.wait(timeout=300)
+        try:
+            for n in range(1, contenders + 1):
+                if a.poll() is not None:
+                    stats.errors.append(f"{work.name}: the holder ended before contender {n}: {a.returncode}")
+                    break
+                b = _start(work, f"b{n}")
+                rb = b.wait(timeout=300)
+                if rb != 0 and _busy_line(_log(work, f"b{n}"), a.pid):
+                    stats.refusals += 1
+                elif rb == 0:
+                    stats.stolen += 1
+                    stats.errors.append(f"{work.name}: contender {n} ran while the holder was alive")
+                else:
+                    stats.errors.append(
+                        f"{work.name}: contender {n} exit {rb}: {_log(work, f'b{n}')[-300:]!r}"
+                    )
+        finally:
+            gate.set()
+        ra = a.wait(timeout=600)
     if ra != 0:
         stats.stolen += 1
         stats.errors.append(f"{work.name}: the holder failed ({ra}): {_log(work, 'a')[-300:]!r}")
