@@ -60,7 +60,7 @@ def _plugins(cwd: Path, **env: str) -> tuple[int, list[dict[str, object]], str]:
         env=e,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
         check=False,
     )
     try:
@@ -120,7 +120,7 @@ def plugin_checks(work: Path) -> PluginChecks:
         env=_env(None),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=900,
     )
     try:
         got = json.loads(proc.stdout.strip().splitlines()[-1])
