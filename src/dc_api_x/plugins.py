@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from importlib import metadata
 
 __all__ = [
+    "ALLOWED_ENV",
     "BLOCKED_ENV",
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
@@ -74,6 +75,9 @@ log = logging.getLogger(__name__)
 
 #: Entry-point group third-party plugins declare (``[project.entry-points."dc_api_x.plugins"]``).
 ENTRY_POINT_GROUP = "dc_api_x.plugins"
+#: Comma-separated allowlist: when set, only these entry points (entry-point, module or distribution
+#: names) are imported; every other installed plugin is listed as ``blocked``, never imported.
+ALLOWED_ENV = "DC_API_X_ALLOWED_PLUGINS"
 #: Set to ``1`` to load plugins whose declared core-version range excludes this version.
 INCOMPATIBLE_ENV = "DC_API_X_ALLOW_INCOMPATIBLE"
 #: Comma-separated extra entry-point groups to scan (after ``dc_api_x.plugins``).
@@ -388,6 +392,7 @@ def enable_plugins(
     make_current: bool = True,
     entry_point_groups: Iterable[str] = (),
     lazy: bool = True,
+    allowed: Iterable[str] | None = None,
 ) -> PluginSet:
     """Build a plugin set: built-ins, then entry points, then ``plugins``.
 
@@ -415,12 +420,16 @@ def enable_plugins(
         (the previous current set is closed).
     :param entry_point_groups: more entry-point groups to scan after the default one.
     :param lazy: fill each registry on its first use (default), or all of them now.
+    :param allowed: an allowlist of entry points (entry-point, module or distribution names): the
+        others are not imported (status ``blocked``). ``None`` (default): :data:`ALLOWED_ENV` if set,
+        else every entry point. Built-ins and ``plugins`` are not filtered.
     """
     global _current
     from .logs import install_redaction
 
     install_redaction()
     blocked_names = set(blocked) | _env_list(BLOCKED_ENV)
+    allow = set(allowed) if allowed is not None else (_env_list(ALLOWED_ENV) or None)
     if allow_incompatible is None:
         flag = os.environ.get(INCOMPATIBLE_ENV, "").strip().lower()
         allow_incompatible = flag not in ("", "0", "false", "no")
@@ -435,7 +444,7 @@ def enable_plugins(
         for g in [*entry_point_groups, *sorted(_env_list(GROUPS_ENV))]:
             if g not in groups:
                 groups.append(g)
-        order += _entry_point_plugins(ps, groups, blocked_names, allow_incompatible)
+        order += _entry_point_plugins(ps, groups, blocked_names, allow_incompatible, allow)
     order += _object_plugins(ps, plugins, blocked_names, allow_incompatible)
 
     ps._loaded = [(info, obj) for info, obj in order if _register_with_pm(pm, info, obj)]
@@ -478,10 +487,11 @@ def _builtin_plugins(ps: PluginSet, blocked: set[str]) -> list[tuple[PluginInfo,
 
 
 def _entry_point_plugins(
-    ps: PluginSet, groups: list[str], blocked: set[str], allow_incompatible: bool
+    ps: PluginSet, groups: list[str], blocked: set[str], allow_incompatible: bool, allow: set[str] | None
 ) -> list[tuple[PluginInfo, Any]]:
-    """The entry points of ``groups``: a distribution whose requirement on dc-api-x excludes this
-    version is skipped before import; a module whose ``DC_API_X_REQUIRES`` excludes it, after."""
+    """The entry points of ``groups``: one not in ``allow`` (when given) is not imported, nor is a
+    distribution whose requirement on dc-api-x excludes this version; a module whose
+    ``DC_API_X_REQUIRES`` excludes it is skipped after import."""
     out = []
     seen: set[tuple[str | None, str]] = set()
     for group in groups:
@@ -502,6 +512,9 @@ def _entry_point_plugins(
             ps.plugins[name] = info
             if _blocked(blocked, ep.name, name, dname, ep.value):
                 info.status, info.reason = "blocked", "blocked by name"
+                continue
+            if allow is not None and not _blocked(allow, ep.name, name, dname, ep.value):
+                info.status, info.reason = "blocked", f"not in the allowlist ({ALLOWED_ENV})"
                 continue
             if not _check_version(info, _dist_requirement(dist), "requirement", allow_incompatible):
                 continue

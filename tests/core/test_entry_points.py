@@ -252,3 +252,28 @@ def test_a_plugin_declared_in_two_groups_loads_once(monkeypatch: pytest.MonkeyPa
         ps = build(entry_point_groups=["extra.group"])
     assert [n for n in ps.plugins if not ps.plugins[n].builtin] == ["example"]
     assert ps.plugins["example"].status == "loaded"
+
+
+def test_an_allowlist_imports_only_the_allowed_entry_points(clean_env: pytest.MonkeyPatch) -> None:
+    sys.modules.pop("dcapix_broken_plugin.bad_import", None)
+    clean_env.setenv("DC_API_X_ALLOWED_PLUGINS", "dcapix-example-plugin")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ps = build(entry_point_groups=[TEST_GROUP])
+    assert not caught  # the broken plugins were not even imported
+    assert "dcapix_broken_plugin.bad_import" not in sys.modules
+    assert ps.plugins["example"].status == "loaded" and "example" in ps.adapters
+    others = {
+        n: i for n, i in ps.plugins.items() if i.distribution not in ("dcapix-example-plugin", "dc-api-x")
+    }
+    assert others and all(i.status == "blocked" for i in others.values())
+    assert ps.plugins["broken_import"].reason == "not in the allowlist (DC_API_X_ALLOWED_PLUGINS)"
+    assert all(ps.plugins[m].status == "loaded" for m in plugins_mod.DEFAULT_PLUGINS)  # built-ins stay
+
+
+def test_an_allowlist_argument_by_entry_point_name_and_an_empty_one() -> None:
+    ps = build(allowed=["example"])
+    assert ps.plugins["example"].status == "loaded" and ps.plugins["http"].status == "blocked"
+    ps = build(allowed=[])
+    assert all(i.status == "blocked" for i in ps.plugins.values() if not i.builtin)
+    assert "example" not in ps.adapters and "http" in ps.adapters  # the built-in http adapter

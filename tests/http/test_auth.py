@@ -367,3 +367,41 @@ def test_httpx_own_request_log_is_redacted(server, caplog):
     httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert any("HTTP Request: GET" in line for line in httpx_lines)
     assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"type": "api_key", "key": SECRET, "name": "X-API-Key", "location": "header"},
+        {"type": "bearer", "token": SECRET, "header": "X-Token", "scheme": ""},
+        {"type": "bearer", "token": SECRET},
+    ],
+    ids=["api-key-header", "bearer-custom-header", "bearer"],
+)
+def test_credentials_do_not_follow_a_redirect_to_another_origin(server, auth) -> None:
+    """httpx drops only ``Authorization`` on a cross-origin redirect; an API key header went along
+    (found by the reliability suite, case C9)."""
+    port = server.url.rsplit(":", 1)[1]
+    server.route("GET", "/me", lambda req: (200, {}, {k.lower(): v for k, v in req.headers.items()}))
+    server.route("GET", "/away", lambda req: (302, {"location": f"http://localhost:{port}/me"}, {}))
+    server.route("GET", "/here", lambda req: (302, {"location": "/me"}, {}))
+    with ApiClient(server.url, hooks=[], auth=auth) as api:
+        away = api.get("/away").data
+        assert away["host"].startswith("localhost:")  # it did go to the other origin
+        assert "authorization" not in away and "x-api-key" not in away and "x-token" not in away
+        assert SECRET not in str(away)
+        here = api.get("/here").data  # the same origin keeps them
+        assert SECRET in str(here)
+
+
+def test_a_redirect_loop_is_one_error_not_retried(server) -> None:
+    hits = []
+
+    def loop(req: Any) -> tuple[int, dict[str, str], Any]:
+        hits.append(1)
+        return 302, {"location": "/loop"}, {}
+
+    server.route("GET", "/loop", loop)
+    with ApiClient(server.url, hooks=[]) as api, pytest.raises(Exception, match="more than 20 redirects"):
+        api.get("/loop")
+    assert len(hits) == 21

@@ -153,7 +153,8 @@ def _source_config(work: Path) -> dict[str, Any]:
 
 def _env(crash: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DCAPIX_CRASH_POINT"}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    # no empty entry: an empty PYTHONPATH entry puts the working directory on sys.path
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     if crash:
         env["DCAPIX_CRASH_POINT"] = crash
     return env
@@ -213,17 +214,20 @@ class _Job:
         with open_state_store(path=str(db)) as s:
             return _bookmark_value(s.get("copy", "items"))
 
-    def run_runner(self, crash: str | None, timeout: float = 300) -> int:
+    def write_runner_config(self, checkpoint_rows: int = 500) -> None:
         cfg = {
             "pipelines": {
                 "copy": {
                     "source": _source_config(self.work),
                     "destination": self.dest_cfg,
-                    "checkpoint_rows": 500,
+                    "checkpoint_rows": checkpoint_rows,
                 }
             }
         }
         (self.work / "dcapix.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def run_runner(self, crash: str | None, timeout: float = 300) -> int:
+        self.write_runner_config()
         argv = [sys.executable, "-c", RUNNER_CHILD, "run", "copy", "--no-progress"]
         with self.log.open("ab") as log:
             log.write(f"--- run crash={crash}\n".encode())

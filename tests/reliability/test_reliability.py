@@ -383,3 +383,74 @@ def test_database_connection_killed_mid_load_fails_in_one_line_without_state_and
             f'SELECT count(*), count(DISTINCT id) FROM "{pg_schema}".items'
         ).fetchone()
     assert (count, distinct) == (400, 400)
+
+
+# ------------------------------------------------------------ partition workers, locks, C9, G5, H1
+@pytest.mark.slow
+def test_partitioned_run_killed_inside_a_partition_checkpoint_then_rerun_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    from tests.reliability import partkill
+
+    st = partkill.run_local_trial(partkill.scenarios()[0], tmp_path, seed=21, rows=2000, kills=1)
+    assert st.kills == 1, st.errors
+    assert st.states_checked > 0  # partition bookmarks existed at the kill and were checked
+    assert st.ok, (st.errors, st.lost, st.dups, st.leftovers)
+
+
+@pytest.mark.slow
+def test_dask_worker_process_killed_then_rerun_loses_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from tests.reliability import partkill
+
+    cluster = partkill.DaskCluster()
+    try:
+        st = partkill.run_dask_trial(partkill.scenarios()[4], tmp_path, cluster, seed=22, rows=2000, kills=1)
+    finally:
+        cluster.close()
+    assert st.kills == 1, st.errors
+    assert st.ok, (st.errors, st.lost, st.dups, st.leftovers)
+
+
+@pytest.mark.slow
+def test_concurrent_runs_one_runs_and_the_other_names_the_holder(tmp_path: Path) -> None:
+    from tests.reliability import locks
+
+    st = locks.concurrent_trial(tmp_path, seed=23, rows=500)
+    assert st.ok and st.one_ran + st.sequential == 1, st.errors
+
+
+@pytest.mark.slow
+def test_stale_lock_of_a_killed_run_is_taken_over_and_a_live_one_never(tmp_path: Path) -> None:
+    from tests.reliability import locks
+
+    stale = locks.stale_trial(tmp_path / "stale", seed=24, rows=1000)
+    assert stale.ok and stale.taken_over == 1, stale.errors
+    live = locks.live_holder_trial(tmp_path / "live", seed=25, rows=1000)
+    assert live.ok and live.refusals >= 1 and live.stolen == 0, live.errors
+
+
+@pytest.mark.slow
+def test_redirects_carry_no_credentials_to_another_origin_and_a_loop_ends(tmp_path: Path) -> None:
+    from tests.reliability import redirects
+
+    res = redirects.redirect_checks(tmp_path, security.new_canary(), auths=("api_key", "bearer"))
+    assert res.leaks == [] and res.loaded == res.runs == 4, res.errors
+    assert res.loop_ok, res.errors
+
+
+@pytest.mark.slow
+def test_plugin_allowlist_broken_import_shadowing_and_cwd_modules(tmp_path: Path) -> None:
+    from tests.reliability import plugin_checks
+
+    res = plugin_checks.plugin_checks(tmp_path)
+    assert res.ok, res.failed
+
+
+@pytest.mark.slow
+def test_peak_rss_of_tap_and_target_stays_bounded(tmp_path: Path) -> None:
+    from tests.reliability import memory
+
+    case = memory.run_case(memory.MemCase("pipe", 20_000), tmp_path, "pipe")
+    assert case.delivered == 20_000 and not case.errors, case.errors
+    assert all(v < memory.LIMIT_MB for v in case.rss_mb.values()), case.rss_mb

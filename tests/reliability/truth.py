@@ -91,13 +91,15 @@ def make_truth(n: int, *, seed: int, width: int = 200, start: int = 1) -> Truth:
     return Truth(rows)
 
 
-def write_source(db: Path, truth: Truth) -> None:
-    """Create (or extend) the ``items`` table of an SQLite file with the truth rows."""
+def write_source(db: Path, truth: Truth, *, timestamp_type: str = "TEXT") -> None:
+    """Create (or extend) the ``items`` table of an SQLite file with the truth rows. ``timestamp_type``
+    is ``updated_at``'s declared type (``TIMESTAMP``: read as date-times, so the runner can split the
+    stream into ranges of it)."""
     con = sqlite3.connect(db)
     try:
         con.execute(
-            "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL, "
-            "name TEXT, amount REAL, payload TEXT)"
+            "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, "
+            f"updated_at {timestamp_type} NOT NULL, name TEXT, amount REAL, payload TEXT)"
         )
         con.executemany(
             "INSERT OR REPLACE INTO items VALUES (:id, :updated_at, :name, :amount, :payload)", truth.rows

@@ -235,6 +235,17 @@ class HttpAdapter(ProtocolAdapter):
             limiter.acquire(self.options.rate_limit)
             try:
                 resp = client.send(request, auth=auth, stream=True)
+            except httpx.TooManyRedirects:  # not retried: the same redirects would follow
+                shown = redact(str(request.url))
+                counters.gave_up()
+                raise _with_retries(
+                    TransportError(
+                        f"{prefix}: {method} {shown}: more than {client.max_redirects} redirects "
+                        "(a redirect loop?)",
+                        url=shown,
+                    ),
+                    made,
+                ) from None
             except httpx.TransportError as exc:
                 shown = redact(str(request.url))
                 connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))

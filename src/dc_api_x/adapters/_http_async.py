@@ -81,7 +81,7 @@ class AsyncHttpSession:
         if self._client is None:
             if self.adapter._closed:
                 raise self.adapter.error("the adapter is closed")
-            self._client = httpx.AsyncClient(**client_kwargs(self.adapter.options))
+            self._client = httpx.AsyncClient(**client_kwargs(self.adapter.options, asynchronous=True))
         return self._client
 
     def _resolve_auth(self, auth: Any) -> Any:
@@ -112,6 +112,14 @@ class AsyncHttpSession:
             try:
                 # streamed: the body is read below, and retried when cut short
                 resp = await client.send(request, auth=auth, stream=True)
+            except httpx.TooManyRedirects:
+                shown = redact(str(request.url))
+                counters.gave_up()
+                raise TransportError(
+                    f"{prefix}: {method} {shown}: more than {client.max_redirects} redirects "
+                    "(a redirect loop?)",
+                    url=shown,
+                ) from None
             except httpx.TransportError as exc:
                 shown = redact(str(request.url))
                 connect = isinstance(exc, BEFORE_SENDING)

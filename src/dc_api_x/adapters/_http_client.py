@@ -18,7 +18,7 @@ import httpx
 
 from ..exceptions import ConfigError, ResponseDecodeError
 from ..ext.auth import AuthProvider
-from ..logs import RedactingFilter
+from ..logs import RedactingFilter, is_secret_key, redact
 from ._http_options import HttpOptions
 
 __all__ = ["AuthBridge", "StreamedResponse", "client_kwargs", "quiet_httpx_loggers", "ssl_context"]
@@ -36,10 +36,38 @@ def quiet_httpx_loggers() -> None:
             lg.setLevel(logging.WARNING)
 
 
-def client_kwargs(opts: HttpOptions) -> dict[str, Any]:
-    """Keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient`` for ``opts``: base URL,
-    headers (a ``dc-api-x/VERSION`` user agent unless set), params, timeouts, TLS verification
-    (a shared SSL context), HTTP/2, redirects and pool limits.
+def drop_credentials_leaving_origin(response: httpx.Response) -> None:
+    """Response hook: before httpx follows a redirect to another origin (scheme, host or port), drop
+    the request's headers that carry credentials — httpx itself drops only ``Authorization``, and
+    would copy an API key header (``X-API-Key``), a token under a custom header name or a cookie to
+    the other server. A header goes when its name looks secret (:func:`~dc_api_x.logs.is_secret_key`)
+    or its value holds a registered secret or a ``Bearer``/``Basic`` credential. (The request was
+    sent already: httpx builds the redirected request from its headers.)"""
+    if not response.has_redirect_location:
+        return
+    req = response.request
+    nxt = req.url.join(response.headers["location"])
+    if (nxt.scheme, nxt.host, nxt.port) == (req.url.scheme, req.url.host, req.url.port):
+        return
+    for name, value in list(req.headers.items()):
+        low = name.lower()
+        if (
+            low in ("authorization", "proxy-authorization", "cookie")
+            or is_secret_key(low)
+            or redact(value) != value
+        ):
+            del req.headers[name]
+
+
+async def _adrop_credentials_leaving_origin(response: httpx.Response) -> None:
+    drop_credentials_leaving_origin(response)
+
+
+def client_kwargs(opts: HttpOptions, *, asynchronous: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``httpx.Client`` / ``httpx.AsyncClient`` (``asynchronous``) for
+    ``opts``: base URL, headers (a ``dc-api-x/VERSION`` user agent unless set), params, timeouts, TLS
+    verification (a shared SSL context), HTTP/2, redirects (credentials never follow one to another
+    origin: :func:`drop_credentials_leaving_origin`) and pool limits.
 
     :raises ConfigError: ``http2`` without the h2 package.
     """
@@ -70,6 +98,11 @@ def client_kwargs(opts: HttpOptions) -> dict[str, Any]:
         "verify": ssl_context(opts.verify),
         "http2": opts.http2,
         "follow_redirects": opts.follow_redirects,
+        "event_hooks": {
+            "response": [
+                _adrop_credentials_leaving_origin if asynchronous else drop_credentials_leaving_origin
+            ]
+        },
         "limits": httpx.Limits(
             max_connections=lim.max_connections,
             max_keepalive_connections=lim.max_keepalive_connections,

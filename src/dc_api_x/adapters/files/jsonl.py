@@ -30,6 +30,9 @@ from ...values import json_loads, may_change_numbers
 from .base import FileAdapter, read_batches
 from .writers import Part, StreamWriter
 
+#: rows converted to Python and serialised at a time
+_SLICE_ROWS = 8192
+
 __all__ = ["JSONLAdapter"]
 
 _orjson_loads = orjson.loads
@@ -234,13 +237,16 @@ class JSONLAdapter(FileAdapter):
                 )
         dumps = orjson.dumps
         opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
-        records = arrow_to_records(_json_form_table(table), sw.json_schema)
-        _keep_long_numbers(table, records)
-        try:
-            text = b"".join([dumps(r, default=json_text_default, option=opt) for r in records])
-        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits inside a JSON value
-            text = b"".join([json_bytes(r, option=opt) for r in records])
-        part.handle.write(text)
+        # in slices: the Python records and their JSON of a whole chunk cost ~10x its Arrow size
+        for start in range(0, max(table.num_rows, 1), _SLICE_ROWS):
+            piece = table.slice(start, _SLICE_ROWS)
+            records = arrow_to_records(_json_form_table(piece), sw.json_schema)
+            _keep_long_numbers(piece, records)
+            try:
+                text = b"".join([dumps(r, default=json_text_default, option=opt) for r in records])
+            except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits inside a JSON value
+                text = b"".join([json_bytes(r, option=opt) for r in records])
+            part.handle.write(text)
 
     def _close_writer(self, part: Part) -> None:
         try:
