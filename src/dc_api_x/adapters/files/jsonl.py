@@ -30,8 +30,9 @@ from ...values import json_loads, may_change_numbers
 from .base import FileAdapter, read_batches
 from .writers import Part, StreamWriter
 
-#: rows converted to Python and serialised at a time
-_SLICE_ROWS = 8192
+#: rows converted to Python and serialised at a time: target-dcapix, 100,000 rows of 1 KB to JSONL,
+#: peaked at 352 MB RSS with 8,192, 275 with 2,048, 255 with 1,024 (and 30 % less CPU), 240 with 256
+_SLICE_ROWS = 1024
 
 __all__ = ["JSONLAdapter"]
 
