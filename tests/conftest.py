@@ -65,6 +65,12 @@ XDIST_GROUPS = {
     # plugins/sdk-meltano: ``dcapix new-plugin`` twice + a fresh venv with four pip installs (~1 min)
     "generated": "sdk_meltano_generated",
 }
+#: Modules whose tests run real per-second schedules against the wall clock -> one ``xdist_group``:
+#: their tests then never run two schedulers of their own at once (one per worker), which on a
+#: loaded 2-core machine is what eats their seconds of tolerance.
+XDIST_GROUP_MODULES = {
+    "tests/runner/test_schedule.py": "wall_clock_scheduler",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,10 +87,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that uses a PostgreSQL fixture carries the ``postgres`` marker (checked at
     collection; a fixture reached through ``request.getfixturevalue`` is checked when it is set up).
-    Tests using a fixture of :data:`XDIST_GROUPS` get its ``xdist_group`` marker."""
+    Tests using a fixture of :data:`XDIST_GROUPS` or in a module of :data:`XDIST_GROUP_MODULES` get its
+    ``xdist_group`` marker."""
     for item in items:
         for fixture in set(getattr(item, "fixturenames", ())) & XDIST_GROUPS.keys():
             item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS[fixture]))
+        module_group = XDIST_GROUP_MODULES.get(item.nodeid.split("::", 1)[0])
+        if module_group:
+            item.add_marker(pytest.mark.xdist_group(module_group))
     unmarked = [
         item.nodeid
         for item in items
