@@ -1,4 +1,11 @@
-"""Shared fixtures: a fresh plugin set, a real local HTTP server, a real PostgreSQL database."""
+"""Shared fixtures: a fresh plugin set, a real local HTTP server, a real PostgreSQL database.
+
+The suite runs serially or under pytest-xdist (``.ci/run``: ``-n 2 --dist loadgroup``; see
+docs/testing.md): every resource a test makes is its own (``tmp_path``, uuid-named databases and
+schemas, free ports, one slapd/redis/OIDC server per worker session). What workers must not do at
+the same time is done here once, before they start (the test plugin distributions), or kept on one
+worker (:data:`XDIST_GROUPS`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dists import TEST_PLUGIN_DISTS, install
 from tests.support.httpserver import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,9 +59,42 @@ def _unmarked_message(nodeid: str) -> str:
     )
 
 
+#: Session fixtures too costly to build once per pytest-xdist worker -> the ``xdist_group`` of every
+#: test using them (``--dist loadgroup`` runs a group on one worker; without xdist it changes nothing).
+XDIST_GROUPS = {
+    # plugins/sdk-meltano: ``dcapix new-plugin`` twice + a fresh venv with four pip installs (~1 min)
+    "generated": "sdk_meltano_generated",
+}
+#: Modules whose tests run real per-second schedules against the wall clock -> one ``xdist_group``:
+#: their tests then never run two schedulers of their own at once (one per worker), which on a
+#: loaded 2-core machine is what eats their seconds of tolerance.
+XDIST_GROUP_MODULES = {
+    "tests/runner/test_schedule.py": "wall_clock_scheduler",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the test plugin distributions now (once, in the controller before pytest-xdist starts
+    its workers): a ``pip install --force-reinstall`` into the shared venv while the other worker's
+    tests read the entry points would race."""
+    try:
+        install(TEST_PLUGIN_DISTS)
+    except RuntimeError as exc:  # reported by the tests that need them (core's ``plugin_dists``)
+        warnings.warn(f"!!! could not install the test plugin distributions: {exc}", stacklevel=1)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that uses a PostgreSQL fixture carries the ``postgres`` marker (checked at
-    collection; a fixture reached through ``request.getfixturevalue`` is checked when it is set up)."""
+    collection; a fixture reached through ``request.getfixturevalue`` is checked when it is set up).
+    Tests using a fixture of :data:`XDIST_GROUPS` or in a module of :data:`XDIST_GROUP_MODULES` get its
+    ``xdist_group`` marker."""
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & XDIST_GROUPS.keys():
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS[fixture]))
+        module_group = XDIST_GROUP_MODULES.get(item.nodeid.split("::", 1)[0])
+        if module_group:
+            item.add_marker(pytest.mark.xdist_group(module_group))
     unmarked = [
         item.nodeid
         for item in items

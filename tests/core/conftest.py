@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dists import install_or_fail
+from tests.support.dists import TEST_PLUGIN_DISTS, install_or_fail
 from tests.support.plugin_sets import no_current_plugin_set
 
-DIST_ROOT = Path(__file__).resolve().parents[1] / "plugins_dist"
 #: distribution name -> source directory
-DISTS = {
-    "dcapix-example-plugin": DIST_ROOT / "dcapix-example-plugin",
-    "dcapix-incompatible-plugin": DIST_ROOT / "dcapix-incompatible-plugin",
-    "dcapix-broken-plugin": DIST_ROOT / "dcapix-broken-plugin",
-}
+DISTS = TEST_PLUGIN_DISTS
 #: The entry-point group of the misbehaving test plugins (switched on by the tests that want them).
 TEST_GROUP = "dc_api_x.test_plugins"
 

@@ -332,30 +332,33 @@ class EchoAdapter:
     def __init__(self, url: str = "") -> None:
         self.url = url
         self.threads: set[int] = set()
+        # each call waits for a second one to be in request() at the same time: run one after the
+        # other, the first call would time out (a proof of overlap that a loaded machine cannot fake
+        # or break, unlike a wall-clock bound)
+        self.overlap = threading.Barrier(2, timeout=60)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         self.threads.add(threading.get_ident())
-        time.sleep(0.05)
+        self.overlap.wait()
         return {"method": method, "path": path, "params": kwargs.get("params")}
 
 
 def test_adapter_without_async_side_runs_in_threads(plugins):
     plugins.adapters.register("echo", EchoAdapter)
 
-    async def main() -> tuple[list[Any], float, set[int]]:
+    async def main() -> tuple[list[Any], set[int]]:
         async with AsyncApiClient("mem://", adapter="echo", hooks=[]) as api:
-            started = time.perf_counter()
+            # the blocking calls overlap: every call passes EchoAdapter's two-party barrier
             out = await asyncio.gather(*(api.get(f"/n/{i}", params={"i": i}) for i in range(8)))
-            took = time.perf_counter() - started
+            assert not api.adapter.overlap.broken
             with pytest.raises(NotSupportedError, match="adapter 'echo' does not support streaming"):
                 api.stream("GET", "/x")
-            return out, took, api.adapter.threads
+            return out, api.adapter.threads
 
-    out, took, threads = run(main())
+    out, threads = run(main())
     assert [r.data["path"] for r in out] == [f"/n/{i}" for i in range(8)]
     assert out[3].data["params"] == {"i": 3} and out[3].status_code == 200
     assert threading.main_thread().ident not in threads and len(threads) > 1
-    assert took < 8 * 0.05  # the blocking calls overlapped
 
 
 def test_concurrent_tasks_share_the_pool_limits(server):

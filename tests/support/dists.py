@@ -24,9 +24,16 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["BACKEND", "install", "install_or_fail"]
+__all__ = ["BACKEND", "TEST_PLUGIN_DISTS", "install", "install_or_fail"]
 
 BACKEND = Path(__file__).resolve().parents[1] / "plugins_dist" / "_build_backend.py"
+#: The third-party test plugins of ``tests/plugins_dist/`` (distribution name -> source directory).
+#: ``tests/conftest.py`` installs them before any test runs (before pytest-xdist's workers start), so
+#: no test sees them appear half-way through the session; ``plugin_dists`` then finds them current.
+TEST_PLUGIN_DISTS = {
+    name: BACKEND.parent / name
+    for name in ("dcapix-example-plugin", "dcapix-incompatible-plugin", "dcapix-broken-plugin")
+}
 
 
 def _backend() -> ModuleType:
