@@ -171,4 +171,8 @@ def test_rate_limit_is_shared_by_the_workers(project: Path, builtin_plugins) -> 
     assert len(seen) == 14
     gaps = [b - a for a, b in itertools.pairwise(seen)]
     assert seen[-1] - seen[0] >= 13 / 20 - 0.03, gaps  # 13 intervals of 1/20 s
-    assert min(gaps) >= 0.025, gaps  # no burst (arrival jitter aside)
+    # no burst: in any window of the run at most the rate's share of requests, plus two for the
+    # arrival jitter of its two ends (4 unpaced workers would put 4 requests in one instant; a
+    # pairwise minimum gap failed under load on one late arrival followed by an on-time one)
+    for i, j in itertools.combinations(range(len(seen)), 2):
+        assert j - i <= (seen[j] - seen[i]) * 20 + 2, (i, j, gaps)
