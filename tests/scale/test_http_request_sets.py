@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from dc_api_x.adapters.http_partitions import expand_request_sets, merge_request_set_bookmarks
+from dc_api_x.adapters.http_partitions import expand_request_sets
+from dc_api_x.ext.partitions import merge_unordered_bookmarks
 from tests.scale.conftest import write_config
 from tests.scale.test_local import dcapix, parquet_rows, state_of
 from tests.support.httpserver import LocalHTTPServer
@@ -163,10 +164,10 @@ def test_merge_waits_for_every_set_then_takes_the_greatest() -> None:
     a = {"replication_key": "t", "replication_key_value": 9, "keys_at_value": [[3]]}
     b = {"replication_key": "t", "replication_key_value": 7, "keys_at_value": [[4]]}
     c = {"replication_key": "t", "replication_key_value": 9, "keys_at_value": [[6], [3]]}
-    assert merge_request_set_bookmarks(base, [a, b, c], [True, False, True]) == base
-    assert merge_request_set_bookmarks(None, [a, None], [True, False]) is None
-    assert merge_request_set_bookmarks(base, [a, b, c], [True] * 3) == {**a, "keys_at_value": [[3], [6]]}
-    assert merge_request_set_bookmarks(base, [None, None], [True, True]) == base
+    assert merge_unordered_bookmarks(base, [a, b, c], [True, False, True]) == base
+    assert merge_unordered_bookmarks(None, [a, None], [True, False]) is None
+    assert merge_unordered_bookmarks(base, [a, b, c], [True] * 3) == {**a, "keys_at_value": [[3], [6]]}
+    assert merge_unordered_bookmarks(base, [None, None], [True, True]) == base
 
 
 def test_expand_request_sets() -> None:

@@ -30,7 +30,7 @@ from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import PageRequest, Paginator, extract_records, split_path
-from ..ext.partitions import Partition
+from ..ext.partitions import Partition, merge_unordered_bookmarks
 from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
@@ -491,11 +491,9 @@ class HttpAdapter(ProtocolAdapter):
     ) -> dict[str, Any] | None:
         """Page windows: ordered ranges (the default); request sets: the stream's bookmark until
         every set finished, then the greatest of theirs
-        (:func:`.http_partitions.merge_request_set_bookmarks`)."""
+        (:func:`~dc_api_x.ext.partitions.merge_unordered_bookmarks`, as for files)."""
         if self._stream_options(stream).request_sets:
-            from .http_partitions import merge_request_set_bookmarks
-
-            return merge_request_set_bookmarks(base, bookmarks, done)
+            return merge_unordered_bookmarks(base, bookmarks, done)
         return super().merge_partition_bookmarks(stream, base, bookmarks, done)
 
     def _stream_options(self, stream: StreamSpec | str) -> StreamOptions:

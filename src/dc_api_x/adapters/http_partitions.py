@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..ext.pagination import PageRequest
-from ..ext.partitions import Partition, _gt
+from ..ext.partitions import Partition, merge_unordered_bookmarks
 from ..inference import infer_schema
 from ..prefetch import Prefetcher
 from ..types import Batch, Record, StreamSpec
@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "expand_request_sets",
     "http_partitions",
-    "merge_request_set_bookmarks",
     "read_request_sets",
     "read_window",
 ]
@@ -347,32 +346,6 @@ def read_request_sets(
         marks.append(mark)
     if remaining is not None and remaining <= 0 and len(marks) < len(sets):
         return  # a limited read stops early: the bookmark stays where it was
-    merged = merge_request_set_bookmarks(state, marks, [True] * len(marks))
+    merged = merge_unordered_bookmarks(state, marks, [True] * len(marks))
     if merged is not None and merged != (dict(state) if state is not None else None):
         yield Batch(records=[], schema=schema, bookmark=merged)
-
-
-def merge_request_set_bookmarks(
-    base: Mapping[str, Any] | None,
-    bookmarks: Sequence[Mapping[str, Any] | None],
-    done: Sequence[bool],
-) -> dict[str, Any] | None:
-    """The stream bookmark of independent request sets: ``base`` until every set finished, then
-    the greatest ``replication_key_value`` with the ``keys_at_value`` of every set at that value."""
-    if not all(done):
-        return dict(base) if base is not None else None
-    best: dict[str, Any] | None = dict(base) if base is not None else None
-    for bm in bookmarks:
-        if bm is None or bm.get("replication_key_value") is None:
-            continue
-        if best is None or best.get("replication_key_value") is None:
-            best = dict(bm)
-            continue
-        value, top = bm["replication_key_value"], best["replication_key_value"]
-        if _gt(value, top):
-            best = dict(bm)
-        elif value == top and "keys_at_value" in bm:
-            keys = list(best.get("keys_at_value") or [])
-            keys.extend(k for k in bm["keys_at_value"] if k not in keys)
-            best["keys_at_value"] = keys
-    return best

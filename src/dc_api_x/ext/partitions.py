@@ -107,8 +107,9 @@ def merge_unordered_bookmarks(
     done: Sequence[bool],
     key: str = "replication_key_value",
 ) -> dict[str, Any] | None:
-    """The stream bookmark of partitions whose ranges overlap (files read one per partition): the
-    base until every partition finished, then the bookmark with the greatest ``key`` value."""
+    """The stream bookmark of partitions whose ranges overlap (files read one per partition, HTTP
+    request sets): the base until every partition finished, then the bookmark with the greatest
+    ``key`` value, its ``keys_at_value`` those of the base and of every partition at that value."""
     if not all(done):
         return dict(base) if base is not None else None
     best = dict(base) if base is not None else None
@@ -117,6 +118,18 @@ def merge_unordered_bookmarks(
             continue
         if best is None or best.get(key) is None or _gt(bm[key], best[key]):
             best = dict(bm)
+    if best is None:
+        return None
+    value = best.get(key)
+    keys: list[Any] = []
+    for bm in [base, *bookmarks]:
+        if bm is not None and bm.get(key) == value:
+            keys.extend(k for k in bm.get("keys_at_value") or [] if k not in keys)
+    if keys or "keys_at_value" in best:
+        try:
+            best["keys_at_value"] = sorted(keys)
+        except TypeError:
+            best["keys_at_value"] = sorted(keys, key=repr)
     return best
 
 

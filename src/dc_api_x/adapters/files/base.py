@@ -505,22 +505,7 @@ class FileAdapter(ProtocolAdapter):
     ) -> dict[str, Any] | None:
         """Files are not ordered against each other: the base until every partition finished, then
         the largest value read, with the keys read at it in every partition."""
-        merged = merge_unordered_bookmarks(base, bookmarks, done)
-        if merged is None or not all(done):
-            return merged
-        value = merged.get("replication_key_value")
-        keys: list[Any] = []
-        for bm in [base, *bookmarks]:
-            if bm is not None and bm.get("replication_key_value") == value:
-                for k in bm.get("keys_at_value") or []:
-                    if k not in keys:
-                        keys.append(k)
-        if keys or "keys_at_value" in merged:
-            try:
-                merged["keys_at_value"] = sorted(keys)
-            except TypeError:
-                merged["keys_at_value"] = sorted(keys, key=repr)
-        return merged
+        return merge_unordered_bookmarks(base, bookmarks, done)
 
     def _read(
         self,
