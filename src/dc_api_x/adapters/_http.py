@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
+from ..exceptions import HTTPStatusError, TransportError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import PageRequest, Paginator, extract_records, split_path
@@ -317,12 +317,7 @@ class HttpAdapter(ProtocolAdapter):
                     continue
                 counters.gave_up()
                 raise _with_retries(
-                    ResponseDecodeError(
-                        f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
-                        f"(attempt {attempt} of {policy.max_attempts})",
-                        url=shown,
-                    ),
-                    made,
+                    fault.error(prefix, method, shown, status, attempt, policy.max_attempts), made
                 ) from None
             return resp, data
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from ..exceptions import HTTPStatusError, ResponseDecodeError, TransportError
+from ..exceptions import HTTPStatusError, TransportError
 from ..ext.adapters import Response
 from ..logs import redact
 from ._http_client import client_kwargs
@@ -154,11 +154,7 @@ class AsyncHttpSession:
                         )
                         continue
                     counters.gave_up()
-                    raise ResponseDecodeError(
-                        f"{prefix}: {method} {shown}: HTTP {status}: {fault.detail} "
-                        f"(attempt {attempt} of {policy.max_attempts})",
-                        url=shown,
-                    ) from None
+                    raise fault.error(prefix, method, shown, status, attempt, policy.max_attempts) from None
                 return resp, data
             await resp.aclose()
             shown = redact(str(request.url))

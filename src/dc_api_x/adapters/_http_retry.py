@@ -26,9 +26,12 @@ import email.utils
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._http_options import RetryOptions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..exceptions import ResponseDecodeError
 
 __all__ = ["RETRIES_EXTENSION", "BodyFault", "RetryCounters", "RetryPolicy", "parse_retry_after"]
 
@@ -69,6 +72,18 @@ class BodyFault(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(detail)
+
+    def error(
+        self, prefix: str, method: str, url: str, status: int, attempt: int, max_attempts: int
+    ) -> ResponseDecodeError:
+        """The one-line error once the retries are spent (``url`` already redacted); shared by the
+        sync and async clients."""
+        from ..exceptions import ResponseDecodeError
+
+        return ResponseDecodeError(
+            f"{prefix}: {method} {url}: HTTP {status}: {self.detail} (attempt {attempt} of {max_attempts})",
+            url=url,
+        )
 
 
 class RetryCounters:
