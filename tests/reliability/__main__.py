@@ -198,21 +198,14 @@ def run(
         # -- reruns -----------------------------------------------------------------------------------
         out["reruns"] = [
             reruns.reruns(
-                base / "reruns" / "sqlite",
-                dest="sqlite",
-                load_method="upsert",
+                base / "reruns" / dest,
+                dest=dest,
+                load_method=method,
                 rows=size.kill_rows,
                 n=size.reruns,
                 seed=seed,
-            ),
-            reruns.reruns(
-                base / "reruns" / "jsonl",
-                dest="jsonl",
-                load_method="append",
-                rows=size.kill_rows,
-                n=size.reruns,
-                seed=seed,
-            ),
+            )
+            for dest, method in (("sqlite", "upsert"), ("jsonl", "append"))
         ]
         note(f"reruns: {[(r.dest, r.ok) for r in out['reruns']]}")
         # -- HTTP faults ------------------------------------------------------------------------------

@@ -285,14 +285,20 @@ def test_concurrent_requests_share_one_token_request(oidc: Any) -> None:
     assert len(oidc.calls(realm="slow")[before:]) == 2
 
 
-def test_a_401_drops_only_that_token_and_concurrent_401s_share_one_renewal(oidc: Any, admin: Any) -> None:
+def _provider_with_revoked_token(oidc: Any) -> tuple[Any, str, int]:
+    """A provider holding a token the server has revoked (its next use gets a 401), that token,
+    and the client's token requests so far."""
     p = provider(oidc, client_id="etl-service", client_secret=CANARIES["etl_secret"])
     old = p.token()
     status, _ = oidc.post(
         "acme", "revoke", {"token": old, "client_id": "etl-service", "client_secret": CANARIES["etl_secret"]}
     )
     assert status == 200
-    before = len(oidc.calls(client_id="etl-service"))
+    return p, old, len(oidc.calls(client_id="etl-service"))
+
+
+def test_a_401_drops_only_that_token_and_concurrent_401s_share_one_renewal(oidc: Any, admin: Any) -> None:
+    p, old, before = _provider_with_revoked_token(oidc)
     http = api(admin, None)
     barrier = threading.Barrier(8)
     results: list[int] = []
@@ -427,13 +433,7 @@ def test_async_client_concurrent_401s_share_one_renewal(oidc: Any, admin: Any) -
 
     from dc_api_x import AsyncApiClient
 
-    p = provider(oidc, client_id="etl-service", client_secret=CANARIES["etl_secret"])
-    old = p.token()
-    status, _ = oidc.post(
-        "acme", "revoke", {"token": old, "client_id": "etl-service", "client_secret": CANARIES["etl_secret"]}
-    )
-    assert status == 200
-    before = len(oidc.calls(client_id="etl-service"))
+    p, old, before = _provider_with_revoked_token(oidc)
 
     async def main() -> list[int]:
         async with AsyncApiClient(f"{admin.url}/admin/realms/acme", hooks=[], auth=p) as client:
