@@ -38,7 +38,7 @@ import yaml
 from tests.reliability.oracle import check_rows, committed_ids, leftovers, read_rows, state_ahead
 from tests.reliability.truth import Truth, make_truth, write_source
 
-__all__ = ["KillStats", "Scenario", "run_trial", "scenarios"]
+__all__ = ["KillStats", "Scenario", "check_final_rows", "run_trial", "scenarios"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -140,11 +140,12 @@ def _dest_config(sc: Scenario, work: Path) -> tuple[dict[str, Any], str, Path]:
     return cfg, ("jsonl" if sc.dest == "lossy_jsonl" else sc.dest), out
 
 
-def _source_config(work: Path) -> dict[str, Any]:
+def _source_config(work: Path, batch_size: int = 250) -> dict[str, Any]:
+    """The SQLite source of the truth written under ``work`` (``src.db``)."""
     return {
         "adapter": "sql",
         "url": f"sqlite:///{work / 'src.db'}",
-        "batch_size": 250,
+        "batch_size": batch_size,
         "streams": [
             {"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}
         ],
@@ -397,6 +398,19 @@ def _cut_after_records(chunk: bytes, k: int) -> int:
     return pos
 
 
+def check_final_rows(stats: KillStats, truth: Truth, kind: str, where: Path) -> None:
+    """The destination's rows against the truth once the job is done: lost, duplicated and changed
+    rows into ``stats``; a read that fails (a torn file) counted and named."""
+    try:
+        result = check_rows(truth, read_rows(kind, where))
+        stats.lost, stats.dups, stats.changed = result.lost, result.dups, result.changed
+        if result.extra:
+            stats.errors.append(f"{result.extra} rows not in the truth")
+    except AssertionError as exc:
+        stats.torn_reads += 1
+        stats.errors.append(str(exc))
+
+
 def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max_runs: int = 40) -> KillStats:
     """Up to ``kills`` seeded kills of one job, then reruns until it completes; oracles on everything."""
     rng = random.Random(seed)
@@ -458,13 +472,6 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
         break
     if not done and not stats.errors:
         stats.errors.append(f"job not done after {stats.runs} runs")
-    try:
-        result = check_rows(truth, read_rows(job.kind, job.where))
-        stats.lost, stats.dups, stats.changed = result.lost, result.dups, result.changed
-        if result.extra:
-            stats.errors.append(f"{result.extra} rows not in the truth")
-    except AssertionError as exc:
-        stats.torn_reads += 1
-        stats.errors.append(str(exc))
+    check_final_rows(stats, truth, job.kind, job.where)
     stats.leftovers = leftovers(job.where if job.where.is_dir() else job.where.parent / "__none__")
     return stats

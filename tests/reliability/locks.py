@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from tests.reliability.faultserver import FaultServer
-from tests.reliability.kill import RUNNER_CHILD, _env
+from tests.reliability.kill import RUNNER_CHILD, _env, _source_config
 from tests.reliability.oracle import check_rows, read_rows
 from tests.reliability.truth import make_truth, write_source
 
@@ -94,17 +94,6 @@ def _http_source(srv: FaultServer) -> dict[str, Any]:
                 "is_sorted": True,
                 "params": {"limit": PAGE},
             }
-        ],
-    }
-
-
-def _sql_source(work: Path) -> dict[str, Any]:
-    return {
-        "adapter": "sql",
-        "url": f"sqlite:///{work / 'src.db'}",
-        "batch_size": 100,
-        "streams": [
-            {"name": "items", "table": "items", "primary_keys": ["id"], "replication_key": "updated_at"}
         ],
     }
 
@@ -210,7 +199,7 @@ def stale_trial(work: Path, seed: int, rows: int) -> LockStats:
     work.mkdir(parents=True, exist_ok=True)
     truth = make_truth(rows, seed=seed)
     write_source(work / "src.db", truth)
-    _project(work, _sql_source(work))
+    _project(work, _source_config(work, batch_size=100))
     stats.trials += 1
     a = _start(work, "a", crash=f"runner.batch_written:{rng.randint(1, max(rows // 100 - 1, 1))}")
     if a.wait(timeout=300) != -signal.SIGKILL:

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.kill import RUNNER_CHILD, KillStats, Scenario, _env, _Job
-from tests.reliability.oracle import check_rows, leftovers, read_rows
+from tests.reliability.kill import RUNNER_CHILD, KillStats, Scenario, _env, _Job, check_final_rows
+from tests.reliability.oracle import leftovers
 from tests.reliability.truth import Truth, _norm_ts, make_truth, write_source
 
 __all__ = ["DaskCluster", "run_dask_trial", "run_local_trial", "scenarios"]
@@ -137,14 +137,7 @@ def _finish(job: _Job, stats: KillStats, done: bool) -> KillStats:
     left = [k for k in _entries(job.work) if k.startswith("~")]
     if done and left:
         stats.errors.append(f"plan entries left in the state store after the job finished: {left}")
-    try:
-        result = check_rows(job.truth, read_rows(job.kind, job.where))
-        stats.lost, stats.dups, stats.changed = result.lost, result.dups, result.changed
-        if result.extra:
-            stats.errors.append(f"{result.extra} rows not in the truth")
-    except AssertionError as exc:
-        stats.torn_reads += 1
-        stats.errors.append(str(exc))
+    check_final_rows(stats, job.truth, job.kind, job.where)
     if job.kind == "sqlite":
         stats.leftovers = [f"table {t}" for t in _sqlite_stage_tables(job.where)]
     else:
