@@ -271,6 +271,18 @@ def run(
 
 
 # ----------------------------------------------------------------------------------- the table
+def canary_row(r: dict[str, Any]) -> tuple[str, str, str, bool, str]:
+    """The figures row of the secret canary's occurrences in everything the run left."""
+    hits = r["canary_hits"]
+    return (
+        "canary occurrences (every output, log, state, file)",
+        "0",
+        str(len(hits)),
+        not hits,
+        ", ".join(hits[:3]),
+    )
+
+
 def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
     """(figure, goal, measured, met, note) rows of the sections that ran."""
     rows = core_figures(r) if "kills" in r else []
@@ -294,15 +306,7 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
             )
         )
     if "kills" not in r:  # the final canary sweep over the sections that ran
-        rows.append(
-            (
-                "canary occurrences (every output, log, state, file)",
-                "0",
-                str(len(r["canary_hits"])),
-                not r["canary_hits"],
-                ", ".join(r["canary_hits"][:3]),
-            )
-        )
+        rows.append(canary_row(r))
     return rows
 
 
@@ -546,15 +550,7 @@ def core_figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
             ", ".join(not_one),
         )
     )
-    rows.append(
-        (
-            "canary occurrences (every output, log, state, file)",
-            "0",
-            str(len(r["canary_hits"])),
-            not r["canary_hits"],
-            ", ".join(r["canary_hits"][:3]),
-        )
-    )
+    rows.append(canary_row(r))
     tls = r["tls"]
     rows.append(
         (
