@@ -53,6 +53,11 @@ def add_commands(subparsers: Any) -> None:
         help="where partitions run: threads here (local) or a dask.distributed cluster (docs/scale.md)",
     )
     p.add_argument("--workers", type=int, help="partitions read at the same time per stream (local)")
+    p.add_argument(
+        "--worker-pool",
+        choices=["threads", "processes"],
+        help="local executor: worker threads (default) or processes (CPU-bound runs, docs/scale.md)",
+    )
     p.add_argument("--partitions", type=int, help="split each stream into at most N partitions")
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask scheduler address (tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no live display / progress lines")
@@ -261,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=getattr(args, "workers", None),
         partitions=getattr(args, "partitions", None),
         scheduler=getattr(args, "scheduler", None),
+        worker_pool=getattr(args, "worker_pool", None),
         # the scheduler's (other callers, e.g. `dcapix demo`, build the namespace without them)
         trigger=getattr(args, "trigger", "manual"),
         scheduled_for=getattr(args, "scheduled_for", None),

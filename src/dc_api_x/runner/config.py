@@ -84,6 +84,9 @@ class Endpoint(BaseModel):
     #: docs/scale.md.
     concurrency: int | None = Field(default=None, ge=1)
     partitions: int | None = Field(default=None, ge=1)
+    #: source: the local executor's workers are ``threads`` (default) or ``processes``
+    #: (``dcapix run --worker-pool`` overrides it); see docs/scale.md.
+    worker_pool: Literal["threads", "processes"] | None = None
 
     @property
     def options(self) -> dict[str, Any]:

@@ -26,10 +26,18 @@ from typing import Any
 from ..ext.partitions import Partition
 from ..types import StreamSpec
 
-__all__ = ["PLAN_KEY", "PartitionPlan"]
+__all__ = ["PLAN_KEY", "PartitionPlan", "file_token"]
 
 #: the state-store partition of a stream's partition plan.
 PLAN_KEY = "~plan"
+
+
+def file_token(plan_id: str, index: int, first: int, n: int = 0) -> str:
+    """The name token of the files partition ``index`` of plan ``plan_id`` writes after its
+    ``first + n``-th recorded checkpoint (``first``: the checkpoints recorded before this run of it,
+    ``n``: those of this run), see :meth:`PartitionPlan.file_token`. A plain function, so a worker
+    process can name its files from a ``functools.partial`` of it."""
+    return f"{plan_id}-p{index:04d}-c{first + n:06d}"
 
 
 class PartitionPlan:
@@ -174,7 +182,12 @@ class PartitionPlan:
         """The name token of the files ``part`` writes after its ``checkpoint``-th recorded checkpoint
         (default: the next ones): the same on a rerun, so rewritten files replace unrecorded ones."""
         n = self.checkpoints[part.index] if checkpoint is None else checkpoint
-        return f"{self.plan_id}-p{part.index:04d}-c{n:06d}"
+        return file_token(self.plan_id, part.index, n)
+
+    def stage_token(self, part: Partition) -> str:
+        """The token of ``part``'s stage table when a single-writer destination is staged (the same
+        on a rerun of the plan, so a rerun overwrites the stage a killed worker left)."""
+        return f"{self.plan_id[:8]}_{part.index}"
 
     @property
     def finished(self) -> bool:

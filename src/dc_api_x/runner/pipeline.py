@@ -66,6 +66,8 @@ class RunOptions:
     workers: int | None = None
     partitions: int | None = None
     scheduler: str | None = None
+    #: the local executor's workers: ``threads`` or ``processes`` (``None``: the source's, else threads).
+    worker_pool: str | None = None
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -8,7 +8,9 @@ partitions run on the chosen executor and the state is merged by
 runs serially as before.
 
 * ``local`` (:mod:`.local`): a bounded thread pool in this process; each worker has its own pair of
-  adapters, flushes at checkpoints and records its partition's bookmark after each flush.
+  adapters, flushes at checkpoints and records its partition's bookmark after each flush. With
+  ``--worker-pool processes`` (:mod:`.processes`): worker processes on this machine instead, which
+  report each checkpoint to this process and wait until it is recorded.
 * ``dask`` (:mod:`.dask`): each partition is a task on a dask.distributed cluster; the worker reads
   and writes its partition and returns counts and its bookmark; this process merges and stores the
   state.
@@ -20,20 +22,32 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ...exceptions import ConfigError
 from ...logs import redact
-from .worker import PartitionResult, run_partition
+from .worker import PartitionResult, partition_task, run_partition
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...types import StreamSpec
     from ..pipeline import Runner
     from ..progress import StreamMetrics
 
-__all__ = ["EXECUTORS", "PartitionResult", "partition_settings", "run_partition", "run_partitioned"]
+__all__ = [
+    "EXECUTORS",
+    "POOLS",
+    "PartitionResult",
+    "partition_settings",
+    "partition_task",
+    "run_partition",
+    "run_partitioned",
+    "worker_pool",
+]
 
 log = logging.getLogger("dc_api_x.runner")
 
 #: the ``--executor`` values.
 EXECUTORS = ("local", "dask")
+#: the ``--worker-pool`` values of the local executor (the first is the default).
+POOLS = ("threads", "processes")
 
 
 def partition_settings(runner: Runner) -> tuple[int, int]:
@@ -47,12 +61,25 @@ def partition_settings(runner: Runner) -> tuple[int, int]:
     return int(workers), int(parts)
 
 
+def worker_pool(runner: Runner) -> str:
+    """``threads`` or ``processes``: ``--worker-pool``, else the source's ``worker_pool`` key."""
+    pool = runner.options.worker_pool or getattr(runner.config.source, "worker_pool", None) or POOLS[0]
+    if pool not in POOLS:
+        raise ConfigError(
+            f"pipeline {runner.name!r}: worker_pool must be one of {', '.join(POOLS)}, not {pool!r}",
+            plugin="runner",
+            field="worker_pool",
+        )
+    return str(pool)
+
+
 def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics | None:
     """Run ``spec`` in partitions on the run's executor; ``None`` when it runs serially instead."""
     from ..partitions import PLAN_KEY, PartitionPlan
 
     workers, max_parts = partition_settings(runner)
     executor = runner.options.executor or "local"
+    pool = worker_pool(runner) if executor == "local" else None
     if executor == "dask" and not (
         runner.options.partitions or getattr(runner.config.source, "partitions", None)
     ):
@@ -105,6 +132,7 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
     m.status, m.started = "running", time.monotonic()
     if runner.progress is not None:
         how = f"({len(plan.partitions)} partitions, {workers} workers, {executor}"
+        how += f" {pool}" if pool else ""
         how += ", resuming a plan)" if plan.resumed else ")"
         runner.progress.stream_started(spec.name, how)
     log.info(
@@ -113,7 +141,7 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
         spec.name,
         len(plan.partitions),
         len(plan.pending()),
-        executor,
+        f"{executor} ({pool})" if pool else executor,
         workers,
     )
     _, dspec = runner.destination_spec(spec)
@@ -124,6 +152,10 @@ def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) ->
             from .dask import run_dask
 
             run_dask(runner, spec, plan, m, workers, dest)
+        elif pool == "processes":
+            from .processes import run_processes
+
+            run_processes(runner, spec, plan, m, workers, source, dest)
         else:
             from .local import run_local
 

@@ -23,11 +23,10 @@ upserts are idempotent. If the run itself dies, the next run resumes the stored 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...exceptions import ConfigError
-from .worker import PartitionResult, run_partition
+from .worker import PartitionResult, partition_task, staged_upsert
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...types import StreamSpec
@@ -50,25 +49,8 @@ def _import_distributed() -> Any:
     return distributed
 
 
-def dask_partition_task(
-    name: str,
-    config: Mapping[str, Any],
-    spec: StreamSpec,
-    part: dict[str, Any],
-    state: Mapping[str, Any] | None,
-    token: str,
-    checkpoint_rows: int | None,
-    stage: str | None = None,
-) -> PartitionResult:
-    """One partition on a dask worker (module docstring); only plain values travel."""
-    from ...ext.partitions import Partition
-    from ..config import PipelineConfig
-    from ..pipeline import Runner, RunOptions
-
-    runner = Runner(
-        name, PipelineConfig.model_validate(dict(config)), None, RunOptions(checkpoint_rows=checkpoint_rows)
-    )
-    return run_partition(runner, spec, Partition.from_dict(part), state, token=lambda n: token, stage=stage)
+#: one partition on a dask worker (only plain values travel): the shared task function.
+dask_partition_task = partition_task
 
 
 def _client(runner: Runner, workers: int) -> tuple[Any, Any]:
@@ -96,9 +78,7 @@ def run_dask(
     if not pending:
         return
     _, dspec = runner.destination_spec(spec)
-    load_method = runner.config.destination.load_method
-    effective = load_method or getattr(getattr(dest, "options", None), "load_method", None) or "append"
-    staged = effective == "upsert" and hasattr(dest, "merge_stage")
+    staged = staged_upsert(runner, dest)
     distributed = _import_distributed()
     client, cluster = _client(runner, workers)
     config = runner.config.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -115,7 +95,7 @@ def run_dask(
                 plan.start_state(part),
                 plan.file_token(part),
                 every,
-                dest.stage_stream_name(dspec, f"{plan.plan_id[:8]}_{part.index}") if staged else None,
+                dest.stage_stream_name(dspec, plan.stage_token(part)) if staged else None,
                 key=f"dcapix-{runner.name}-{spec.name}-{plan.plan_id}-{part.index}-{time.monotonic_ns()}",
                 pure=False,
             )
@@ -125,7 +105,7 @@ def run_dask(
                 part = futures[fut]
                 res: PartitionResult = fut.result()
                 if staged:  # the single writer: merge the partition's stage, then record it
-                    dest.merge_stage(dspec, dest.stage_stream_name(dspec, f"{plan.plan_id[:8]}_{part.index}"))
+                    dest.merge_stage(dspec, dest.stage_stream_name(dspec, plan.stage_token(part)))
                 plan.complete(part, res.bookmark)
                 m.rows += res.rows
                 m.bytes = (m.bytes or 0) + res.bytes

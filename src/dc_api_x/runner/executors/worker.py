@@ -1,4 +1,9 @@
-"""One partition, read and written by one worker (a thread, or a task on a dask worker)."""
+"""One partition, read and written by one worker (a thread, a local worker process, or a task on a
+dask worker).
+
+:func:`run_partition` does the work with the driver's :class:`Runner`; :func:`partition_task` is
+the same from plain values in another process (a dask task, a local worker process): it rebuilds
+the pipeline's adapters from the configuration there."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...types import StreamSpec
     from ..pipeline import Runner
 
-__all__ = ["PartitionResult", "run_partition"]
+__all__ = ["PartitionResult", "partition_task", "run_partition", "staged_upsert"]
 
 
 @dataclass
@@ -123,3 +128,46 @@ def run_partition(
         src.close()
         if dst is not None:
             dst.close()
+
+
+def staged_upsert(runner: Runner, dest: Any) -> bool:
+    """Whether partitions written by other processes are staged and merged by the driver: an upsert
+    into a single-writer destination with ``merge_stage`` (SQL, :mod:`dc_api_x.adapters.sql.staging`)."""
+    load_method = runner.config.destination.load_method
+    effective = load_method or getattr(getattr(dest, "options", None), "load_method", None) or "append"
+    return effective == "upsert" and hasattr(dest, "merge_stage")
+
+
+def partition_task(
+    name: str,
+    config: Mapping[str, Any],
+    spec: StreamSpec,
+    part: dict[str, Any],
+    state: Mapping[str, Any] | None,
+    token: str | Callable[[int], str],
+    checkpoint_rows: int | None,
+    stage: str | None = None,
+    *,
+    checkpoint_seconds: float | None = None,
+    on_checkpoint: Callable[[Partition, dict[str, Any]], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    stop: Any = None,
+) -> PartitionResult:
+    """:func:`run_partition` in another process from plain values: the pipeline ``name``'s
+    configuration as JSON-able ``config``, the partition as :meth:`Partition.as_dict`. ``token`` is
+    the name token of every file written (a dask task: no checkpoints) or ``token(n)`` after the
+    ``n``-th checkpoint (a local worker process reporting its checkpoints)."""
+    from ...ext.partitions import Partition
+    from ..config import PipelineConfig
+    from ..pipeline import Runner, RunOptions
+
+    runner = Runner(
+        name,
+        PipelineConfig.model_validate(dict(config)),
+        None,
+        RunOptions(checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds),
+    )
+    tokens: Callable[[int], str] = token if callable(token) else (lambda n: token)
+    return run_partition(
+        runner, spec, Partition.from_dict(part), state, on_checkpoint, on_batch, stop, tokens, stage=stage
+    )
