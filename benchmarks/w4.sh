@@ -120,6 +120,16 @@ prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json --workers 4
 check: $COUNT $O/dcapix
 
+name: dcapix run (offset, 2 partition worker processes)
+prep: rm -rf $O/dcapix
+cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json --workers 2 --worker-pool processes
+check: $COUNT $O/dcapix
+
+name: dcapix run (offset, 4 partition worker processes)
+prep: rm -rf $O/dcapix
+cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json --workers 4 --worker-pool processes
+check: $COUNT $O/dcapix
+
 name: dcapix run (offset, in-process, serial)
 prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN --source $CFG/dcapix-http-offset.json --destination $CFG/dcapix-w4-parquet.json

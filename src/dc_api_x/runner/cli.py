@@ -276,6 +276,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = getattr(args, "run_id", None)
     if run_id:
         opts.run_id = run_id
+    if not args.dry_run and not args.via_singer:
+        from .executors import prestart_workers
+
+        prestart_workers(name, pipe, opts)  # worker processes: their imports overlap ours
     store = _open_store(args, project)
     try:
         return _run_or_plan(args, name, pipe, store, opts)

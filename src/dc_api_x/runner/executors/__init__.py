@@ -37,6 +37,7 @@ __all__ = [
     "PartitionResult",
     "partition_settings",
     "partition_task",
+    "prestart_workers",
     "run_partition",
     "run_partitioned",
     "worker_pool",
@@ -71,6 +72,27 @@ def worker_pool(runner: Runner) -> str:
             field="worker_pool",
         )
     return str(pool)
+
+
+def prestart_workers(name: str, config: Any, options: Any) -> None:
+    """Called by ``dcapix run`` as soon as it has read the pipeline: when its partitions will run
+    on local worker processes, start their forkserver now, so its imports overlap this process's
+    start-up. Anything unexpected here only means the workers start later."""
+    src = config.source
+    if (options.executor or "local") != "local" or options.limit is not None:
+        return
+    if (options.worker_pool or getattr(src, "worker_pool", None)) != "processes":
+        return
+    if max(options.workers or src.concurrency or 1, options.partitions or src.partitions or 1) < 2:
+        return
+    try:
+        from ...plugins import get_plugins
+        from .processes import prestart
+
+        adapters = get_plugins().adapters
+        prestart(adapters.get(src.adapter), adapters.get(config.destination.adapter))
+    except Exception as exc:  # pragma: no cover - the pool starts the server itself later
+        log.debug("pipeline %s: no early start of the worker processes: %s", name, exc)
 
 
 def run_partitioned(runner: Runner, spec: StreamSpec, source: Any, dest: Any) -> StreamMetrics | None:

@@ -7,7 +7,10 @@ imports the runner and the two adapters once; each worker forks from it) and a p
 batch; see docs/scale.md for when they win.
 
 * ``--workers`` processes (never more than the pending partitions) from the ``forkserver`` start
-  method (``spawn`` where there is none). Each runs partitions one after the other with
+  method (``spawn`` where there is none). ``dcapix run`` starts the forkserver as soon as it has
+  read the pipeline (:func:`prestart`), so its imports overlap the driver's own start-up, and
+  stops it at exit (the workers' CPU time is then counted in the run's, as for threads). Each
+  worker runs partitions one after the other with
   :func:`.worker.partition_task`, the task function of the dask executor: it rebuilds the
   pipeline's adapters from the configuration, reads its partition and writes it.
 * A worker sends its progress (rows per batch) and every checkpoint to the driver over its pipe,
@@ -26,6 +29,7 @@ batch; see docs/scale.md for when they win.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import multiprocessing
@@ -53,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline import Runner
     from ..progress import StreamMetrics
 
-__all__ = ["RETRIES", "run_processes"]
+__all__ = ["RETRIES", "prestart", "run_processes"]
 
 log = logging.getLogger("dc_api_x.runner")
 
@@ -74,21 +78,53 @@ _HEAVY = (
 )
 
 
+_stop_registered = False
+
+
 def _context() -> Any:
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _preload(source: Any, dest: Any) -> list[str]:
+def _preload(source_cls: type, dest_cls: type) -> list[str]:
     """What the forkserver imports once before forking the workers: the runner, the modules of
-    the two adapters and the heavy libraries this process loaded for them."""
+    the two adapters and the heavy libraries this process has loaded so far."""
     mods = [
         "dc_api_x.runner.executors.worker",
         "dc_api_x.runner.pipeline",
-        type(source).__module__,
-        type(dest).__module__,
+        source_cls.__module__,
+        dest_cls.__module__,
     ]
     return mods + [m for m in _HEAVY if m in sys.modules]
+
+
+def _stop_forkserver() -> None:
+    """Stop the forkserver and wait for it: it reaped the workers, so their CPU time is counted in
+    this process's children (``time dcapix run …`` shows it), and no server outlives the run."""
+    from multiprocessing import forkserver
+
+    stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)  # not public API
+    if stop is not None:
+        try:
+            stop()
+        except OSError:  # pragma: no cover - already gone
+            pass
+
+
+def prestart(source_cls: type, dest_cls: type) -> None:
+    """Start the forkserver now, importing the runner and the adapters while this process is
+    still starting up (the first worker forks without waiting for those imports)."""
+    global _stop_registered
+    ctx = _context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    ctx.set_forkserver_preload(_preload(source_cls, dest_cls))
+    forkserver.ensure_running()
+    if not _stop_registered:
+        atexit.register(_stop_forkserver)
+        _stop_registered = True
 
 
 # ----------------------------------------------------------------------------- the worker process
@@ -188,8 +224,7 @@ def run_processes(
     report = runner.store is not None and not staged  # a stage is merged as a whole: no checkpoints
     config = runner.config.model_dump(mode="json", by_alias=True, exclude_none=True)
     ctx = _context()
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(_preload(source, dest))
+    prestart(type(source), type(dest))  # no-op when the forkserver already runs
     deaths: dict[int, int] = {}
     errors: list[BaseException] = []
     pool: list[_Worker] = []
