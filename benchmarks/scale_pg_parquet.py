@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""PostgreSQL -> Parquet, one invocation: serial, ``--executor local`` and ``--executor dask`` on a
-2-worker ``distributed.LocalCluster`` (started here, outside the timed runs), with rows and state
-compared; prints a markdown table with the dask overhead against local.
+"""PostgreSQL -> Parquet, one invocation: serial, ``--executor local`` (2 worker threads, then 2
+worker processes: ``--worker-pool processes``) and ``--executor dask`` on a 2-worker
+``distributed.LocalCluster`` (started here, outside the timed runs), with rows and state compared;
+prints a markdown table with the overheads against local threads.
 
     python benchmarks/scale_pg_parquet.py [--rows 200000] [--partitions 4] [--url postgresql://…]
 
@@ -55,7 +56,7 @@ def main() -> int:
             "schema": schema,
             "streams": [{"table": "items", "replication_key": "updated_at"}],
         }
-        names = ["serial", "local", "dask"]
+        names = ["serial", "local", "processes", "dask"]
         pipes = {
             n: {"source": src, "destination": {"adapter": "parquet", "path": str(work / n)}} for n in names
         }
@@ -63,6 +64,10 @@ def main() -> int:
         flags = {
             "serial": [],
             "local": ["--workers", "2", "--partitions", str(args.partitions)],
+            "processes": [
+                *("--workers", "2", "--partitions", str(args.partitions)),
+                *("--worker-pool", "processes"),
+            ],
             "dask": [
                 "--executor",
                 "dask",
