@@ -272,3 +272,48 @@ def test_sigkill_of_the_driver_ends_its_workers_and_a_rerun_finishes(
     _same_as_serial(project, dests)
     if destination != "parquet":
         assert dests.tables() == {"serial_items", "procs_items"}
+
+
+@pytest.mark.postgres
+def test_a_failing_partition_stops_the_run_and_a_rerun_finishes(
+    project: Path, pg_url: str, pg_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A partition whose read fails in its worker process: the run fails with that error (raised
+    in the driver), the others stop, what they recorded stays; once the source is fixed, a rerun
+    finishes the plan with the serial run's rows and state."""
+    import psycopg
+
+    fill_items(pg_url, pg_schema, 0, 8000, create=True)
+    with psycopg.connect(plain(pg_url), autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{pg_schema}".divisor (d integer)')
+        conn.execute(f'INSERT INTO "{pg_schema}".divisor VALUES (0)')
+        # the rows 6000.. divide by zero while divisor.d is 0: the last partitions fail
+        conn.execute(
+            f'CREATE VIEW "{pg_schema}".items_v AS SELECT i.id, i.updated_at, '
+            f'CASE WHEN i.id >= 6000 THEN i.amount + 0 * (1 / (SELECT d FROM "{pg_schema}".divisor)) '
+            "ELSE i.amount END AS amount, i.name "
+            f'FROM "{pg_schema}".items i'
+        )
+    view = {"table": "items_v", "replication_key": "updated_at", "primary_keys": ["id"]}  # a view has none
+    src = {**_source(pg_url, pg_schema), "streams": [view]}
+    dests = {n: {"adapter": "parquet", "path": str(project / n)} for n in ("serial", "procs")}
+    write_config(
+        project,
+        {n: {"source": src, "destination": d, "checkpoint_rows": 500} for n, d in dests.items()},
+    )
+    capsys.readouterr()
+    assert dcapix("run", "procs", "--no-progress", "--workers", "2", "--partitions", "4", *PROCESSES) != 0
+    assert "division by zero" in capsys.readouterr().err
+    left = state_of(project, "procs")
+    assert ("items_v", "~plan") in left
+    assert not all(v.get("done") for (_, p), v in left.items() if p.startswith("~p"))
+    with psycopg.connect(plain(pg_url), autocommit=True) as conn:
+        conn.execute(f'UPDATE "{pg_schema}".divisor SET d = 1')
+    assert dcapix("run", "procs", "--no-progress", "--workers", "2", *PROCESSES) == 0
+    assert dcapix("run", "serial", "--no-progress") == 0
+    from tests.support.destinations import parquet_rows
+
+    serial = parquet_rows(project / "serial" / "items_v")
+    assert len(serial) == 8003
+    assert parquet_rows(project / "procs" / "items_v") == serial
+    assert state_of(project, "procs") == state_of(project, "serial")

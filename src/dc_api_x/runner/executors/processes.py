@@ -76,6 +76,14 @@ _HEAVY = (
     "adbc_driver_postgresql.dbapi",
     "fsspec",
 )
+#: what the built-in adapters import only when they start reading or writing (module prefix ->
+#: modules): preloaded before the driver has loaded them (``dcapix run`` starts the forkserver
+#: early); each costs every worker 0.15-0.35 CPU-s otherwise.
+_LAZY = {
+    "dc_api_x.adapters._http": ("httpx",),
+    "dc_api_x.adapters.files": ("fsspec",),
+    "dc_api_x.adapters.sql": ("sqlalchemy",),
+}
 
 
 _stop_registered = False
@@ -89,13 +97,12 @@ def _context() -> Any:
 def _preload(source_cls: type, dest_cls: type) -> list[str]:
     """What the forkserver imports once before forking the workers: the runner, the modules of
     the two adapters and the heavy libraries this process has loaded so far."""
-    mods = [
-        "dc_api_x.runner.executors.worker",
-        "dc_api_x.runner.pipeline",
-        source_cls.__module__,
-        dest_cls.__module__,
-    ]
-    return mods + [m for m in _HEAVY if m in sys.modules]
+    mods = ["dc_api_x.runner.executors.worker", "dc_api_x.runner.pipeline"]
+    for cls in (source_cls, dest_cls):
+        mods.append(cls.__module__)
+        mods += [m for prefix, lazy in _LAZY.items() if cls.__module__.startswith(prefix) for m in lazy]
+    mods += [m for m in _HEAVY if m in sys.modules]
+    return list(dict.fromkeys(mods))
 
 
 def _stop_forkserver() -> None:
