@@ -143,7 +143,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         #: Called with (stream, messages, line of the first) for each run of consecutive RECORD
         #: messages of one stream in a block of input (instead of the RECORD callback per message),
         #: when set: see :meth:`_bulk_block`.
-        self.on_records: Callable[[str, list[dict[Any, Any]], int], None] | None = None
+        self.on_records: Callable[[str, list[dict[Any, Any]], int, int], None] | None = None
+        #: Called with (lines, line before the first, callbacks, stats) for each block of input
+        #: that may not hold a long number, before anything else, when set: it handles the whole
+        #: block and returns its number of RECORD messages, or returns ``None`` having done nothing
+        #: (the target's column path, :mod:`target_dcapix.columnar`).
+        self.on_block: Callable[[list[bytes], int, Any, Counter[str]], int | None] | None = None
+        #: Bytes of the line being processed (RECORD messages of the line-by-line path).
+        self.line_size = 0
 
     @property
     def default_input(self) -> IO[bytes]:
@@ -252,7 +259,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         records = 0
         lineno = 0
         bulk = self.on_records
+        on_block = self.on_block
         for block, suspect in self._blocks(file_input):
+            if on_block is not None and not suspect:
+                done = on_block(block, lineno, cbs, stats)
+                if done is not None:
+                    records += done
+                    lineno += len(block)
+                    continue
             if bulk is not None and not suspect:
                 done = self._bulk_block(block, lineno, bulk, cbs, stats)
                 if done is not None:
@@ -283,6 +297,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
                     mtype = msg.get("type")
                 if mtype == "RECORD":
                     self.line_number = lineno
+                    self.line_size = len(line)
                     record_cb(msg)
                     records += 1
                     continue
@@ -306,7 +321,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
         self,
         block: list[bytes],
         lineno: int,
-        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        on_records: Callable[[str, list[dict[Any, Any]], int, int], None],
         cbs: dict[str, Callable[[dict[Any, Any]], None]],
         stats: Counter[str],
     ) -> int | None:
@@ -333,7 +348,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
         start = 0
         for end in [*specials, n]:
             if end > start:
-                records += self._record_run(msgs, start, end, lineno, on_records, cbs)
+                records += self._record_run(msgs, start, end, lineno, on_records, cbs, block)
             if end < n:
                 self.line_number = lineno + end + 1
                 mtype = types[end].upper()
@@ -349,11 +364,13 @@ class FastSingerReader(GenericSingerReader[bytes]):
         start: int,
         end: int,
         lineno: int,
-        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        on_records: Callable[[str, list[dict[Any, Any]], int, int], None],
         cbs: dict[str, Callable[[dict[Any, Any]], None]],
+        block: list[bytes],
     ) -> int:
-        """RECORD messages ``msgs[start:end]``: runs of one stream to ``on_records``; a message
-        without a string ``stream`` to the RECORD callback (which names the line)."""
+        """RECORD messages ``msgs[start:end]`` (lines ``block[start:end]``): runs of one stream to
+        ``on_records``; a message without a string ``stream`` to the RECORD callback (which names
+        the line)."""
         from operator import itemgetter
 
         run = msgs[start:end]
@@ -363,14 +380,15 @@ class FastSingerReader(GenericSingerReader[bytes]):
             streams = []
         first = streams[0] if streams else None
         if isinstance(first, str) and streams.count(first) == len(streams):
-            on_records(first, run, lineno + start + 1)
+            on_records(first, run, lineno + start + 1, sum(map(len, block[start:end])))
             return len(run)
         record_cb = cbs["RECORD"]
         for i, msg in enumerate(run, start=lineno + start + 1):  # several streams, or a bad one
             stream = msg.get("stream")
             self.line_number = i
+            self.line_size = len(block[i - lineno - 1])
             if isinstance(stream, str):
-                on_records(stream, [msg], i)
+                on_records(stream, [msg], i, self.line_size)
             else:
                 record_cb(msg)
         return len(run)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE_BYTES",
     "DEFAULT_BATCH_SIZE_ROWS",
     "DEFAULT_BATCH_WAIT_LIMIT_SECONDS",
     "TARGET_KEYS",
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Default number of records buffered per stream before a write + flush (``batch_size_rows``).
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+#: Default bytes of input (RECORD lines) buffered per stream before a write + flush
+#: (``batch_size_bytes``): bounds the memory of records with huge values.
+DEFAULT_BATCH_SIZE_BYTES = 64 * 1024 * 1024
 #: Default age (seconds) after which buffered records are written and flushed anyway, so a slow tap
 #: still gets its STATE messages committed and echoed (``batch_wait_limit_seconds``).
 DEFAULT_BATCH_WAIT_LIMIT_SECONDS = 60.0
@@ -52,6 +56,15 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
         "minimum": 1,
         "default": DEFAULT_BATCH_SIZE_ROWS,
         "description": "Records buffered per stream before they are written and flushed.",
+    },
+    "batch_size_bytes": {
+        "type": "integer",
+        "minimum": 1,
+        "default": DEFAULT_BATCH_SIZE_BYTES,
+        "description": "Bytes of input (the RECORD lines) buffered per stream before they are "
+        "written and flushed, whichever of this and batch_size_rows comes first: a few records "
+        "with huge values are flushed without waiting for batch_size_rows records in memory. The "
+        "records go to the adapter (converted, not yet flushed) at an eighth of it.",
     },
     "batch_wait_limit_seconds": {
         "type": "number",
