@@ -266,9 +266,9 @@ class DcApiXSink(BatchFileReading, BatchSink):
         #: sits in memory as Python dicts (a dict record takes ~10x its Arrow size). The batch is
         #: flushed, and its STATE may follow, at ``batch_size_rows`` as before.
         self.chunk: int = min(self.limit, CHUNK_ROWS)
-        #: ``batch_size_bytes``; the buffer goes to the adapter (unflushed) at an eighth of it.
+        #: ``batch_size_bytes``; the buffer goes to the adapter (unflushed) at half of it.
         self.byte_limit: int = target.batch_size_bytes
-        self.chunk_bytes: int = max(1, self.byte_limit // 8)
+        self.chunk_bytes: int = max(1, self.byte_limit // 2)
 
     # -- singer-sdk hooks --------------------------------------------------------------------
     def get_validator(self) -> None:  # type: ignore[override]

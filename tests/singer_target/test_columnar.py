@@ -241,7 +241,7 @@ def test_batch_size_bytes_flushes_a_few_huge_records(run_target: Any) -> None:
     assert run.states == [{"n": 3}, {"n": 4}, {"n": 6}]
     assert [r["id"] for r in run.rows("s")] == [1, 2, 3, 4, 5, 6]
     assert all(r["v"] == big for r in run.rows("s"))
-    # the default (64 MiB) keeps them together
+    # the default (16 MiB) keeps them together
     run = run_target(msgs)
     assert [c["rows"] for c in run.calls() if c["call"] == "flush"] == [6]
 
