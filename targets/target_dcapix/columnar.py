@@ -59,10 +59,11 @@ class _Refused(Exception):
     """A chunk the column path does not convert (the dict path then decides)."""
 
 
-def _property_kind(prop: Any) -> tuple[Any, frozenset[type]] | None:
-    """(msgspec annotation, allowed Python types of a JSON-text column) of one property, or
-    ``None`` when the property needs more than a type check (or has no type). A JSON-text column
-    is a :class:`msgspec.Raw` (its value's text)."""
+def _property_kind(prop: Any) -> tuple[Any, frozenset[type] | str] | None:
+    """(msgspec annotation, allowed Python types of a JSON-text column, or ``"number"`` /
+    ``"number?"`` (nullable) for a float64 number column) of one property, or ``None`` when the
+    property needs more than a type check (or has no type). A JSON-text column and a float64
+    number column are :class:`msgspec.Raw` (the value's text)."""
     import msgspec
 
     from dc_api_x.arrow import JSON_META, jsonschema_field
@@ -90,7 +91,11 @@ def _property_kind(prop: Any) -> tuple[Any, frozenset[type]] | None:
     if types == {"integer"}:
         ann: Any = int
     elif types <= {"integer", "number"}:
-        ann = int | float
+        import pyarrow as pa
+
+        if jsonschema_field("x", prop).type != pa.float64():
+            return None  # a decimal column: msgspec would read its numbers as floats
+        return msgspec.Raw, ("number?" if nullable else "number")  # parsed by Arrow from the text
     elif types == {"boolean"}:
         ann = bool
     elif types == {"string"}:
@@ -108,7 +113,7 @@ class ColumnarPlan:
         self,
         stream: str,
         names: list[str],
-        kinds: list[tuple[Any, frozenset[type]]],
+        kinds: list[tuple[Any, frozenset[type] | str]],
         required: set[str],
     ) -> None:
         import msgspec
@@ -141,7 +146,10 @@ class ColumnarPlan:
         self.decode = msgspec.json.Decoder(self.message_type | self.state_type).decode
         self.decode_error = (msgspec.DecodeError, msgspec.ValidationError)
         self._index = {name: i for i, name in enumerate(names)}
-        self._json = {i: kinds[i][1] for i in range(len(names)) if kinds[i][0] is msgspec.Raw}
+        self._json = {
+            i: kind for i, (ann, kind) in enumerate(kinds) if ann is msgspec.Raw and not isinstance(kind, str)
+        }
+        self._numbers = {i: kind == "number?" for i, (_, kind) in enumerate(kinds) if isinstance(kind, str)}
         self._arrow: tuple[Mapping[str, Any], Any] | None = None
 
     def arrow_schema(self, schema: Mapping[str, Any]) -> pa.Schema:
@@ -174,17 +182,21 @@ class ColumnarPlan:
                 arrays.append(pa.nulls(n, type=f.type))
             elif i in self._json:
                 arrays.append(self._json_column(columns[i], f, self._json[i]))
+            elif i in self._numbers:
+                arrays.append(self._number_column(columns[i], self._numbers[i]))
             else:
                 arrays.append(_column_to_arrow(columns[i], f))
         return pa.Table.from_arrays(arrays, schema=arrow)
+
+    @staticmethod
+    def _number_column(raws: Sequence[Any], nullable: bool) -> pa.Array:
+        return _number_column_impl(raws, nullable)
 
     @staticmethod
     def _json_column(raws: Sequence[Any], f: pa.Field, allowed: frozenset[type]) -> pa.Array:
         """A JSON-text column from the values' own texts, when they are what ``orjson.dumps`` of
         the decoded values gives (one check for the whole column); else from the decoded values,
         as the dict path converts them."""
-        from itertools import accumulate
-
         import orjson
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -200,15 +212,58 @@ class ColumnarPlan:
         if not (pa.types.is_string(f.type) and (f.metadata or {}).get(JSON_META) == b"true"):
             return _column_to_arrow(values, f)
         if orjson.dumps(values) != joined:
+            from dc_api_x.values import has_long_digit_run
+
+            if has_long_digit_run(joined):  # orjson may have rounded a number: the exact path decides
+                raise _Refused("a long number in a JSON column")
             return _column_to_arrow(values, f)
-        data = b"".join(raws)
-        offsets = pa.array(list(accumulate(map(len, raws), initial=0)), type=pa.int32())
-        if len(data) >= 1 << 31:
-            return _column_to_arrow(values, f)
-        text = pa.StringArray.from_buffers(len(raws), offsets.buffers()[1], pa.py_buffer(data))
+        text = _texts(raws)
         if None in values:
             text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, type=pa.string()), text)
         return text
+
+
+def _texts(raws: Sequence[Any]) -> pa.Array:
+    """A string array of the texts ``raws`` (bytes-like), without a copy per value."""
+    from itertools import accumulate
+
+    import pyarrow as pa
+
+    data = b"".join(raws)
+    if len(data) >= 1 << 31:
+        raise _Refused("more than 2 GiB of text in one column")
+    offsets = pa.array(list(accumulate(map(len, raws), initial=0)), type=pa.int32())
+    return pa.StringArray.from_buffers(len(raws), offsets.buffers()[1], pa.py_buffer(data))
+
+
+def _number_column_impl(raws: Sequence[Any], nullable: bool) -> pa.Array:
+    """A float64 column from the JSON number texts ``raws`` (``None``: the field was left out),
+    parsed by Arrow — correctly rounded, as orjson parses them for the dict path, which converts the
+    same numbers exactly (ints below 2**53) — when no text holds a long number (16+ digits, or a
+    3-digit exponent: ``has_long_digit_run``). Anything else (a string, a boolean, an object,
+    ``-0``, which the dict path reads as the integer 0, a long number, a null in a non-nullable
+    field) is refused: the dict path decides."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dc_api_x.values import has_long_digit_run
+
+    present = [r for r in raws if r is not None] if None in raws else raws
+    joined = b"," + b",".join(present) + b","
+    for bad in (b'"', b"t", b"f", b"{", b"[", b",-0,"):
+        if bad in joined:
+            raise _Refused(f"{bad!r} in a number column")
+    if has_long_digit_run(joined):  # 16+ digits or a 3-digit exponent: the exact path decides
+        raise _Refused("a long number")
+    if not nullable and b",null," in joined:
+        raise _Refused("null in a non-nullable number field")
+    if present is not raws:  # fields left out of their records: null, as the dict path reads them
+        raws = [b"null" if r is None else r for r in raws]
+    has_null = b"n" in joined or present is not raws
+    text = _texts(raws)
+    if has_null:
+        text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, type=pa.string()), text)
+    return text.cast(pa.float64())
 
 
 def columnar_plan(

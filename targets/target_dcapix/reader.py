@@ -144,13 +144,30 @@ class FastSingerReader(GenericSingerReader[bytes]):
         #: messages of one stream in a block of input (instead of the RECORD callback per message),
         #: when set: see :meth:`_bulk_block`.
         self.on_records: Callable[[str, list[dict[Any, Any]], int, int], None] | None = None
-        #: Called with (lines, line before the first, callbacks, stats) for each block of input
-        #: that may not hold a long number, before anything else, when set: it handles the whole
-        #: block and returns its number of RECORD messages, or returns ``None`` having done nothing
-        #: (the target's column path, :mod:`target_dcapix.columnar`).
-        self.on_block: Callable[[list[bytes], int, Any, Counter[str]], int | None] | None = None
+        #: Called with (lines, line before the first, callbacks, stats, the chunk's bytes) for each
+        #: block of input before anything else, when set: it handles the whole block and returns
+        #: its number of RECORD messages, or returns ``None`` having done nothing (the target's
+        #: column path, :mod:`target_dcapix.columnar`, which keeps long numbers exact itself).
+        self.on_block: Callable[[list[bytes], int, Any, Counter[str], bytes], int | None] | None = None
         #: Bytes of the line being processed (RECORD messages of the line-by-line path).
         self.line_size = 0
+        self._suspect_of: bytes | None = None
+        self._suspect = False
+
+    def suspect(self, data: bytes) -> bool:
+        """Whether a chunk of input holds a long digit run (``has_long_digit_run``: a line of it may
+        need the exact path); the answer for the last chunk asked about is kept."""
+        if data is not self._suspect_of:
+            self._suspect_of = data
+            self._suspect = has_long_digit_run(data)
+        return self._suspect
+
+    def exact_if_long(self, line: bytes, msg: dict[Any, Any]) -> dict[Any, Any]:
+        """``msg`` decoded from ``line`` by orjson, or by the exact path when the line holds a long
+        digit run and ``msg`` a float (what the line-by-line path does; ``line_number`` is set)."""
+        if has_long_digit_run(line) and has_floats(msg):
+            return self._exact(line, msg)
+        return msg
 
     @property
     def default_input(self) -> IO[bytes]:
@@ -191,9 +208,9 @@ class FastSingerReader(GenericSingerReader[bytes]):
         for lines, _ in self._blocks(file_input):
             yield from lines
 
-    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bool]]:
-        """Lists of lines of the input as bytes (without the newline), each with whether its chunk
-        holds a long digit run (``has_long_digit_run``: a line of it may need the exact path).
+    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bytes]]:
+        """Lists of lines of the input as bytes (without the newline), each with the bytes of its
+        chunk (:meth:`suspect` tells whether a line of it may need the exact path).
 
         Binary input is read with ``read1``: it returns what is available (up to ``READ_CHUNK``
         bytes) without waiting for a full chunk, so a slow tap's messages (and the STATEs that
@@ -207,14 +224,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         if read1 is None:  # a text stream without a binary buffer (e.g. io.StringIO in tests)
             for line in src:
                 data = line.encode() if isinstance(line, str) else line
-                yield [data.rstrip(b"\n")], has_long_digit_run(data)
+                yield [data.rstrip(b"\n")], data
             return
         _grow_pipe(src)
         rest = b""
         for data in _read_ahead(read1):
             if not data:
                 if rest:
-                    yield [rest], has_long_digit_run(rest)
+                    yield [rest], rest
                 return
             if isinstance(data, str):
                 data = data.encode()
@@ -225,7 +242,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
             if data:
                 lines = data.split(b"\n")
                 lines.pop()  # b"" after the last newline
-                yield lines, has_long_digit_run(data)
+                yield lines, data
 
     def process_lines(  # type: ignore[override]
         self,
@@ -260,13 +277,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         lineno = 0
         bulk = self.on_records
         on_block = self.on_block
-        for block, suspect in self._blocks(file_input):
-            if on_block is not None and not suspect:
-                done = on_block(block, lineno, cbs, stats)
+        for block, data in self._blocks(file_input):
+            if on_block is not None:
+                done = on_block(block, lineno, cbs, stats, data)
                 if done is not None:
                     records += done
                     lineno += len(block)
                     continue
+            suspect = self.suspect(data)
             if bulk is not None and not suspect:
                 done = self._bulk_block(block, lineno, bulk, cbs, stats)
                 if done is not None:

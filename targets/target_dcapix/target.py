@@ -489,11 +489,14 @@ class TargetDcApiX(Target):
         lineno: int,
         cbs: dict[str, Any],
         stats: Counter[str],
+        data: bytes = b"",
     ) -> int | None:
-        """A block of lines (after line ``lineno``) through the column path of the stream the last
-        records were of (:mod:`target_dcapix.columnar`): RECORD lines of that stream and STATE
-        lines only, every record of the types its schema allows. ``None`` (nothing done) for any
-        other block: the reader's dict path then reads it. Returns the number of records."""
+        """A block of lines (after line ``lineno``; ``data``: their bytes) through the column path
+        of the stream the last records were of (:mod:`target_dcapix.columnar`): RECORD lines of that
+        stream and STATE lines only, every record of the types its schema allows. ``None`` (nothing
+        done) for any other block: the reader's dict path then reads it. Returns the number of
+        records. The block is not scanned for long numbers: the column path keeps them exact (or
+        refuses them), and a STATE line is decoded as the line-by-line path does."""
         sink = self._fast_sinks.get(self._columnar.stream) if self._columnar is not None else None
         plan = sink.columnar if sink is not None else None
         if sink is None or plan is None or plan is not self._columnar:
@@ -524,7 +527,8 @@ class TargetDcApiX(Target):
                 records += end - start
             if end < n:
                 reader.line_number = lineno + end + 1
-                state_cb(reader.deserialize_json(block[end]))
+                line = block[end]
+                state_cb(reader.exact_if_long(line, reader.deserialize_json(line)))
                 stats["STATE"] += 1
             start = end + 1
         reader.line_number = lineno + n
@@ -562,7 +566,7 @@ class TargetDcApiX(Target):
         out = []
         for line, no in zip(lines, linenos, strict=True):
             reader.line_number = no
-            out.append(reader.deserialize_json(line)["record"])
+            out.append(reader.exact_if_long(line, reader.deserialize_json(line))["record"])
         reader.line_number = now
         return out
 

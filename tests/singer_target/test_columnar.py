@@ -38,7 +38,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["id"],
 }
 NAMES = ["é", "😀 emoji", 'q"uote\\back', "line\nbreak", "", "  spaced  ", "مرحبا", "nul\u0000byte", None]
-AMOUNTS = [0.1, -0.0, 1e-7, 1.5e3, 123456789012345, -2.5, 0, None, 7.25e-5, 99.99]
+AMOUNTS = [0.1, -0.0, 1e-7, 1.5e3, 123456789012345, -2.5, 0, None, 7.25e-5, 99.99, 1e22, -3]
 ATS = [
     "2024-03-10T02:30:00-05:00",
     "2024-01-01T00:00:00Z",
@@ -141,25 +141,35 @@ def test_column_path_writes_exactly_what_the_dict_path_writes(
         9000: orjson.dumps(
             {"type": "RECORD", "stream": "s", "record": {**_record(9000), "extra": 1}}
         ).decode(),
-        19990: orjson.dumps(
-            {"type": "RECORD", "stream": "s", "record": {**_record(19990), "amount": 0.1234567890123456}}
+        29980: orjson.dumps({"type": "RECORD", "stream": "s", "record": {**_record(29980), "amount": 7}})
+        .decode()
+        .replace('"amount":7', '"amount":-0'),  # the integer 0 on the dict path, not -0.0
+        29985: orjson.dumps(
+            {"type": "RECORD", "stream": "s", "record": {**_record(29985), "attrs": {"a": 7}}}
+        )
+        .decode()
+        .replace('{"a":7}', '{"a":0.1000000000000000000001}'),  # 0.1 to a float64: kept as JSON text
+        29990: orjson.dumps(
+            {"type": "RECORD", "stream": "s", "record": {**_record(29990), "amount": 0.1234567890123456}}
         ).decode(),
     }
-    fast, slow = _both(_messages(20000, special), tmp_path, monkeypatch)
+    fast, slow = _both(_messages(30000, special), tmp_path, monkeypatch)
     assert fast[0] == 0, fast[2]
     assert slow[0] == 0, slow[2]
     assert fast[1] == slow[1]  # the same STATE messages
-    assert json.loads(fast[1].splitlines()[-1]) == {"n": 20000}
+    assert json.loads(fast[1].splitlines()[-1]) == {"n": 30000}
     a, b = _table(tmp_path / "fast"), _table(tmp_path / "slow")
-    assert a.num_rows == 20000
+    assert a.num_rows == 30000
     assert a.schema.equals(b.schema, check_metadata=True)
     assert a.equals(b)
     assert a.to_pylist() == b.to_pylist()
     # the column path did most of it, and not everything (the blocks it refused went the dict path)
-    assert spy["tables"] >= 2 and 10000 <= spy["rows"] < 20000, spy
+    assert spy["tables"] >= 2 and 13000 <= spy["rows"] < 30000, spy
     # spot checks against the input
     rows = {r["id"]: r for r in a.to_pylist()}
-    assert rows[19990]["amount"] == 0.1234567890123456
+    assert rows[29990]["amount"] == 0.1234567890123456
+    assert rows[29980]["amount"] == 0.0 and str(rows[29980]["amount"]) == "0.0"
+    assert rows[29985]["attrs"] == '{"a":0.1000000000000000000001}'
     assert rows[14]["qty"] is None and rows[14]["note"] is None
     assert rows[4]["attrs"] == '{"k":4,"nested":{"a":[1,2.5,null,true],"s":"é😀"},"f":0.5905}'
     assert rows[6004]["attrs"] == '{"k":6004,"nested":{"a":[1,2.5,null,true],"s":"é😀"},"f":0.5905}'
@@ -250,3 +260,32 @@ def test_batch_size_bytes_must_be_a_positive_integer(run_target: Any) -> None:
     run = run_target([], batch_size_bytes=0)
     assert run.rc == 1
     assert run.error_lines and "batch_size_bytes" in run.error_lines[0], run.stderr
+
+
+def test_number_and_json_texts_that_may_not_round_trip_are_refused() -> None:
+    import msgspec
+
+    from dc_api_x.arrow import jsonschema_field
+
+    def raws(*texts: str) -> list[Any]:
+        return [msgspec.json.decode(t.encode(), type=msgspec.Raw) for t in texts]
+
+    number = columnar.ColumnarPlan._number_column
+    got = number(raws("1", "-2.5", "1.5e3", "1E-7", "-0.0", "null", "123456789012345"), True)
+    assert got.to_pylist() == [1.0, -2.5, 1500.0, 1e-7, -0.0, None, 123456789012345.0]
+    assert number([*raws("1"), None], False).to_pylist() == [1.0, None]  # left out: null
+    for bad in ("-0", "0.1000000000000000000001", "1e-400", '"5"', "true", "null", "{}"):
+        with pytest.raises(columnar._Refused):
+            number(raws("1", bad), False)
+    field = jsonschema_field("j", {"type": ["object", "null"]})
+    allowed = frozenset({dict, type(None)})
+    text = columnar.ColumnarPlan._json_column
+    assert text(raws('{"a":1}', "null", '{"b": 2}'), field, allowed).to_pylist() == [
+        '{"a":1}',
+        None,
+        '{"b":2}',
+    ]
+    with pytest.raises(columnar._Refused):  # orjson would round it: the exact path decides
+        text(raws('{"a": 0.1000000000000000000001}'), field, allowed)
+    with pytest.raises(columnar._Refused):  # not an object
+        text(raws('"s"'), field, allowed)
