@@ -13,17 +13,24 @@ converted by :func:`dc_api_x.arrow._column_to_arrow`, the function the adapter i
 dict path: the same Python values (msgspec and orjson decode the same text to equal ints, floats,
 strings, booleans and ``None``) give the same Arrow values.
 
-A free-form JSON column (an object without ``properties``, mixed types: stored as JSON text) is
-kept as :class:`msgspec.Raw` (its text as it was in the line). The dict path stores
-``orjson.dumps`` of the decoded value, so the texts of a chunk are checked at once: their JSON
-array is decoded and dumped again by orjson and must give back the same bytes (no whitespace,
-escapes or number spellings orjson would change); otherwise the decoded values go through the dict
-path's conversion.
+A ``number`` column (float64) is kept as :class:`msgspec.Raw` too and parsed by Arrow from the
+texts (correctly rounded, as orjson parses them for the dict path); texts that hold a long number
+(16+ digits or a 3-digit exponent: ``has_long_digit_run`` over the column's texts), ``-0`` (the
+integer 0 on the dict path) or anything but a number are refused. A free-form JSON column (an
+object without ``properties``, mixed types: stored as JSON text) is kept as :class:`msgspec.Raw`:
+the dict path stores ``orjson.dumps`` of the decoded value, so the texts of a chunk are checked at
+once — their JSON array is decoded and dumped again by orjson and must give back the same bytes
+(no whitespace, escapes or number spellings orjson would change); otherwise the decoded values go
+through the dict path's conversion, unless the texts hold a long number (refused). Integers are
+exact in msgspec, strings and booleans cannot be rounded: so no value can be rounded on this path,
+and its blocks are not scanned for long numbers (a STATE line is decoded as the line-by-line path
+does).
 
 Anything else goes the old way, which names the line: a block that msgspec refuses (bad JSON, a
 value of the wrong type, a missing or an unknown field, another stream, a message other than RECORD
-and STATE), a block that may hold a long number (the reader's exact path), and a chunk whose
-conversion fails (its lines are decoded again by orjson and written by the dict path).
+and STATE), and a chunk whose conversion fails or is refused (its lines are decoded again by
+orjson, exactly where they hold a long number, and written by the dict path). After
+``COLUMNAR_REFUSALS`` such chunks the stream's column path is turned off.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ SAMPLE_EVERY = 100
 MAX_SHAPES = 4096
 #: Records the fast path buffers as dicts before handing them to the adapter (unflushed).
 CHUNK_ROWS = 10_000
+#: Chunks of a stream the column path may fail to convert before it is turned off for the stream.
+COLUMNAR_REFUSALS = 3
 
 
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
@@ -235,6 +237,8 @@ class DcApiXSink(BatchFileReading, BatchSink):
         self.col_records: list[Any] = []
         self.col_lines: list[bytes] = []
         self.col_linenos: list[int] = []
+        #: Chunks the column path failed to convert (they went the dict path).
+        self.col_refused = 0
         #: Bytes of input (RECORD lines) of the records buffered or written unflushed: the sink is
         #: drained at ``batch_size_bytes`` as at ``batch_size_rows`` (a few huge values must not
         #: wait for 100,000 records in memory).
@@ -463,6 +467,12 @@ class DcApiXSink(BatchFileReading, BatchSink):
             table = plan.to_arrow(records, self.writer.spec.schema)
         except Exception as exc:  # the dict path decides (and names the line of a bad record)
             log.debug("stream %r: the column path refused a chunk (%s): dict path", self.stream_name, exc)
+            self.col_refused += 1
+            if self.col_refused >= COLUMNAR_REFUSALS:  # its data does not suit it: stop paying twice
+                log.info(
+                    "stream %r: column path off after %d refused chunks", self.stream_name, self.col_refused
+                )
+                self.columnar = None
             del records
             self.buffer = self._target.records_of(lines, linenos)
             self.lines = linenos
