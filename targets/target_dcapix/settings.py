@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE_ROWS = 100_000
 #: Default bytes of input (RECORD lines) buffered per stream before a write + flush
 #: (``batch_size_bytes``): bounds the memory of records with huge values (10 records of 10 MB:
-#: 778 MB peak without it, 255 MB with 16 MiB, 337 MB with 32 or 64 MiB, where the file writers'
+#: 778 MB peak without it, 256-264 MB with 16 MiB, 337 MB with 32 or 64 MiB, where the file writers'
 #: own 32 MiB buffer adds up). Rows of more than ~170 bytes of JSON reach it before
 #: ``batch_size_rows`` (100,000): W3's 350-byte rows are flushed every ~48,000.
 DEFAULT_BATCH_SIZE_BYTES = 16 * 1024 * 1024
