@@ -630,7 +630,7 @@ class TargetDcApiX(Target):
                 sink.stream_name,
             )
             return
-        if not writer.started and not sink.buffer and writer.rows_written == 0:
+        if not writer.started and not sink.buffer and not sink.col_records and writer.rows_written == 0:
             if writer.load_method != "overwrite":
                 if "overwrite" not in tuple(getattr(self._adapter, "load_methods", ()) or ()):
                     self.logger.warning(

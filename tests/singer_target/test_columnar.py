@@ -289,3 +289,30 @@ def test_number_and_json_texts_that_may_not_round_trip_are_refused() -> None:
         text(raws('{"a": 0.1000000000000000000001}'), field, allowed)
     with pytest.raises(columnar._Refused):  # not an object
         text(raws('"s"'), field, allowed)
+
+
+def test_activate_version_after_records_of_the_column_path_keeps_them(
+    tmp_path: Path, spy: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """ACTIVATE_VERSION as the first line of a block while the column path still buffers records
+    (fewer than a chunk): it arrived after records, so it must not make the stream an overwrite."""
+    from tests.singer_target.support import messages_text
+
+    msgs = _messages(9000)
+    # a SCHEMA line of exactly 1 MiB: the first block holds it alone, so no record went the dict
+    # path (nothing was written) before the column path buffered the second block's records
+    schema = {**SCHEMA, "description": ""}
+    base = len(json.dumps({**msgs[0], "schema": schema}).encode()) + 1
+    msgs[0] = {**msgs[0], "schema": {**SCHEMA, "description": "x" * ((1 << 20) - base)}}
+    text = messages_text(msgs).encode()
+    assert text.index(b"\n") + 1 == 1 << 20
+    cut = text.rfind(b"\n", 0, 2 << 20) + 1  # the end of the second block (1 MiB reads)
+    av = json.dumps({"type": "ACTIVATE_VERSION", "stream": "s", "version": 2, "pad": "x" * 2000})
+    lines = [x.decode() for x in text[:cut].split(b"\n")[:-1]]
+    rest = [x.decode() for x in text[cut:].split(b"\n")[:-1]]
+    rc, _, err = _run([*lines, av, *rest], tmp_path / "out", hard_delete=True)
+    assert rc == 0, err
+    assert spy["rows"] > 0
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "before its records" not in said and "arrived after records" in said, said
+    assert _table(tmp_path / "out").num_rows == 9000
