@@ -190,6 +190,8 @@ class ColumnarPlan:
             elif i in self._json:
                 arrays.append(self._json_column(columns[i], f, self._json[i]))
             elif i in self._numbers:
+                if f.type != pa.float64():  # (the writer's spec always agrees with the stream's)
+                    raise _Refused(f"field {f.name!r} is {f.type} in the writer's schema")
                 arrays.append(self._number_column(columns[i], self._numbers[i]))
             else:
                 arrays.append(_column_to_arrow(columns[i], f))
