@@ -143,7 +143,31 @@ class FastSingerReader(GenericSingerReader[bytes]):
         #: Called with (stream, messages, line of the first) for each run of consecutive RECORD
         #: messages of one stream in a block of input (instead of the RECORD callback per message),
         #: when set: see :meth:`_bulk_block`.
-        self.on_records: Callable[[str, list[dict[Any, Any]], int], None] | None = None
+        self.on_records: Callable[[str, list[dict[Any, Any]], int, int], None] | None = None
+        #: Called with (lines, line before the first, callbacks, stats, the chunk's bytes) for each
+        #: block of input before anything else, when set: it handles the whole block and returns
+        #: its number of RECORD messages, or returns ``None`` having done nothing (the target's
+        #: column path, :mod:`target_dcapix.columnar`, which keeps long numbers exact itself).
+        self.on_block: Callable[[list[bytes], int, Any, Counter[str], bytes], int | None] | None = None
+        #: Bytes of the line being processed (RECORD messages of the line-by-line path).
+        self.line_size = 0
+        self._suspect_of: bytes | None = None
+        self._suspect = False
+
+    def suspect(self, data: bytes) -> bool:
+        """Whether a chunk of input holds a long digit run (``has_long_digit_run``: a line of it may
+        need the exact path); the answer for the last chunk asked about is kept."""
+        if data is not self._suspect_of:
+            self._suspect_of = data
+            self._suspect = has_long_digit_run(data)
+        return self._suspect
+
+    def exact_if_long(self, line: bytes, msg: dict[Any, Any]) -> dict[Any, Any]:
+        """``msg`` decoded from ``line`` by orjson, or by the exact path when the line holds a long
+        digit run and ``msg`` a float (what the line-by-line path does; ``line_number`` is set)."""
+        if has_long_digit_run(line) and has_floats(msg):
+            return self._exact(line, msg)
+        return msg
 
     @property
     def default_input(self) -> IO[bytes]:
@@ -184,9 +208,9 @@ class FastSingerReader(GenericSingerReader[bytes]):
         for lines, _ in self._blocks(file_input):
             yield from lines
 
-    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bool]]:
-        """Lists of lines of the input as bytes (without the newline), each with whether its chunk
-        holds a long digit run (``has_long_digit_run``: a line of it may need the exact path).
+    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bytes]]:
+        """Lists of lines of the input as bytes (without the newline), each with the bytes of its
+        chunk (:meth:`suspect` tells whether a line of it may need the exact path).
 
         Binary input is read with ``read1``: it returns what is available (up to ``READ_CHUNK``
         bytes) without waiting for a full chunk, so a slow tap's messages (and the STATEs that
@@ -200,14 +224,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         if read1 is None:  # a text stream without a binary buffer (e.g. io.StringIO in tests)
             for line in src:
                 data = line.encode() if isinstance(line, str) else line
-                yield [data.rstrip(b"\n")], has_long_digit_run(data)
+                yield [data.rstrip(b"\n")], data
             return
         _grow_pipe(src)
         rest = b""
         for data in _read_ahead(read1):
             if not data:
                 if rest:
-                    yield [rest], has_long_digit_run(rest)
+                    yield [rest], rest
                 return
             if isinstance(data, str):
                 data = data.encode()
@@ -218,7 +242,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
             if data:
                 lines = data.split(b"\n")
                 lines.pop()  # b"" after the last newline
-                yield lines, has_long_digit_run(data)
+                yield lines, data
 
     def process_lines(  # type: ignore[override]
         self,
@@ -252,7 +276,15 @@ class FastSingerReader(GenericSingerReader[bytes]):
         records = 0
         lineno = 0
         bulk = self.on_records
-        for block, suspect in self._blocks(file_input):
+        on_block = self.on_block
+        for block, data in self._blocks(file_input):
+            if on_block is not None:
+                done = on_block(block, lineno, cbs, stats, data)
+                if done is not None:
+                    records += done
+                    lineno += len(block)
+                    continue
+            suspect = self.suspect(data)
             if bulk is not None and not suspect:
                 done = self._bulk_block(block, lineno, bulk, cbs, stats)
                 if done is not None:
@@ -283,6 +315,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
                     mtype = msg.get("type")
                 if mtype == "RECORD":
                     self.line_number = lineno
+                    self.line_size = len(line)
                     record_cb(msg)
                     records += 1
                     continue
@@ -306,7 +339,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
         self,
         block: list[bytes],
         lineno: int,
-        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        on_records: Callable[[str, list[dict[Any, Any]], int, int], None],
         cbs: dict[str, Callable[[dict[Any, Any]], None]],
         stats: Counter[str],
     ) -> int | None:
@@ -333,7 +366,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
         start = 0
         for end in [*specials, n]:
             if end > start:
-                records += self._record_run(msgs, start, end, lineno, on_records, cbs)
+                records += self._record_run(msgs, start, end, lineno, on_records, cbs, block)
             if end < n:
                 self.line_number = lineno + end + 1
                 mtype = types[end].upper()
@@ -349,11 +382,13 @@ class FastSingerReader(GenericSingerReader[bytes]):
         start: int,
         end: int,
         lineno: int,
-        on_records: Callable[[str, list[dict[Any, Any]], int], None],
+        on_records: Callable[[str, list[dict[Any, Any]], int, int], None],
         cbs: dict[str, Callable[[dict[Any, Any]], None]],
+        block: list[bytes],
     ) -> int:
-        """RECORD messages ``msgs[start:end]``: runs of one stream to ``on_records``; a message
-        without a string ``stream`` to the RECORD callback (which names the line)."""
+        """RECORD messages ``msgs[start:end]`` (lines ``block[start:end]``): runs of one stream to
+        ``on_records``; a message without a string ``stream`` to the RECORD callback (which names
+        the line)."""
         from operator import itemgetter
 
         run = msgs[start:end]
@@ -363,14 +398,15 @@ class FastSingerReader(GenericSingerReader[bytes]):
             streams = []
         first = streams[0] if streams else None
         if isinstance(first, str) and streams.count(first) == len(streams):
-            on_records(first, run, lineno + start + 1)
+            on_records(first, run, lineno + start + 1, sum(map(len, block[start:end])))
             return len(run)
         record_cb = cbs["RECORD"]
         for i, msg in enumerate(run, start=lineno + start + 1):  # several streams, or a bad one
             stream = msg.get("stream")
             self.line_number = i
+            self.line_size = len(block[i - lineno - 1])
             if isinstance(stream, str):
-                on_records(stream, [msg], i)
+                on_records(stream, [msg], i, self.line_size)
             else:
                 record_cb(msg)
         return len(run)

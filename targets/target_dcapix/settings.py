@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE_BYTES",
     "DEFAULT_BATCH_SIZE_ROWS",
     "DEFAULT_BATCH_WAIT_LIMIT_SECONDS",
     "TARGET_KEYS",
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 #: Default number of records buffered per stream before a write + flush (``batch_size_rows``).
 DEFAULT_BATCH_SIZE_ROWS = 100_000
+#: Default bytes of input (RECORD lines) buffered per stream before a write + flush
+#: (``batch_size_bytes``): bounds the memory of records with huge values (10 records of 10 MB:
+#: 778 MB peak without it, 256-264 MB with 16 MiB, 337 MB with 32 or 64 MiB, where the file writers'
+#: own 32 MiB buffer adds up). Rows of more than ~170 bytes of JSON reach it before
+#: ``batch_size_rows`` (100,000): W3's 350-byte rows are flushed every ~48,000.
+DEFAULT_BATCH_SIZE_BYTES = 16 * 1024 * 1024
 #: Default age (seconds) after which buffered records are written and flushed anyway, so a slow tap
 #: still gets its STATE messages committed and echoed (``batch_wait_limit_seconds``).
 DEFAULT_BATCH_WAIT_LIMIT_SECONDS = 60.0
@@ -52,6 +59,15 @@ TARGET_PROPERTIES: dict[str, dict[str, Any]] = {
         "minimum": 1,
         "default": DEFAULT_BATCH_SIZE_ROWS,
         "description": "Records buffered per stream before they are written and flushed.",
+    },
+    "batch_size_bytes": {
+        "type": "integer",
+        "minimum": 1,
+        "default": DEFAULT_BATCH_SIZE_BYTES,
+        "description": "Bytes of input (the RECORD lines) buffered per stream before they are "
+        "written and flushed, whichever of this and batch_size_rows comes first: a few records "
+        "with huge values are flushed without waiting for batch_size_rows records in memory. The "
+        "records go to the adapter (converted, not yet flushed) at half of it.",
     },
     "batch_wait_limit_seconds": {
         "type": "number",

@@ -28,6 +28,7 @@ from dc_api_x.exceptions import AdapterError, DcApiXError, SchemaError
 from dc_api_x.types import Batch, StreamSpec
 
 from .batchfiles import BatchFileReading, one_line
+from .columnar import ColumnarPlan
 from .settings import DEFAULT_BATCH_SIZE_ROWS
 from .validation import RecordValidator, compile_record_validator
 
@@ -45,6 +46,8 @@ SAMPLE_EVERY = 100
 MAX_SHAPES = 4096
 #: Records the fast path buffers as dicts before handing them to the adapter (unflushed).
 CHUNK_ROWS = 10_000
+#: Chunks of a stream the column path may fail to convert before it is turned off for the stream.
+COLUMNAR_REFUSALS = 3
 
 
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
@@ -227,6 +230,21 @@ class DcApiXSink(BatchFileReading, BatchSink):
         self.lines: list[int] = []
         #: True when the target feeds this sink directly (no stream map / metadata in the way).
         self.fast = False
+        #: The column path of the stream (:mod:`target_dcapix.columnar`), when it has one.
+        self.columnar: ColumnarPlan | None = None
+        #: Records the column path buffered (msgspec structs), their input lines and line numbers.
+        #: Only one of ``buffer`` and ``col_records`` holds records at a time (input order).
+        self.col_records: list[Any] = []
+        self.col_lines: list[bytes] = []
+        self.col_linenos: list[int] = []
+        #: Chunks the column path failed to convert (they went the dict path).
+        self.col_refused = 0
+        #: Bytes of input (RECORD lines) of the records buffered or written unflushed: the sink is
+        #: drained at ``batch_size_bytes`` as at ``batch_size_rows`` (a few huge values must not
+        #: wait for 100,000 records in memory).
+        self.nbytes = 0
+        #: Bytes of input of the records buffered (not yet handed to the adapter).
+        self.buf_bytes = 0
         self._n_validated = 0
         super().__init__(target, stream_name, schema, key_properties)
         self._target: TargetDcApiX = target
@@ -252,6 +270,9 @@ class DcApiXSink(BatchFileReading, BatchSink):
         #: sits in memory as Python dicts (a dict record takes ~10x its Arrow size). The batch is
         #: flushed, and its STATE may follow, at ``batch_size_rows`` as before.
         self.chunk: int = min(self.limit, CHUNK_ROWS)
+        #: ``batch_size_bytes``; the buffer goes to the adapter (unflushed) at half of it.
+        self.byte_limit: int = target.batch_size_bytes
+        self.chunk_bytes: int = max(1, self.byte_limit // 2)
 
     # -- singer-sdk hooks --------------------------------------------------------------------
     def get_validator(self) -> None:  # type: ignore[override]
@@ -261,7 +282,17 @@ class DcApiXSink(BatchFileReading, BatchSink):
     @property
     def current_size(self) -> int:
         """Records received and not yet flushed (buffered, or written without ``flush``)."""
-        return len(self.buffer) + self.unflushed
+        return len(self.buffer) + len(self.col_records) + self.unflushed
+
+    @property
+    def full(self) -> bool:
+        """``batch_size_rows`` records or ``batch_size_bytes`` bytes of input wait for a flush."""
+        return self.current_size >= self.limit or self.nbytes >= self.byte_limit
+
+    @property
+    def is_full(self) -> bool:
+        """singer-sdk's test (records of streams with stream maps): :attr:`full`."""
+        return self.full
 
     def check_buffered(self, records: list[Any], lines: list[int]) -> None:
         """:meth:`check` for records the fast path buffered without a check, in input order, each
@@ -304,8 +335,11 @@ class DcApiXSink(BatchFileReading, BatchSink):
     def write_chunk(self) -> None:
         """Hand the buffered records to the adapter without flushing them (the fast path, every
         ``chunk`` records): they count in :attr:`current_size` until the drain flushes them."""
+        if self.col_records:
+            self.write_columnar()
         records, self.buffer = self.buffer, []
         lines, self.lines = self.lines, []
+        self.buf_bytes = 0
         if not records:
             return
         self.check_buffered(records, lines)
@@ -401,14 +435,66 @@ class DcApiXSink(BatchFileReading, BatchSink):
 
     def process_record(self, record: dict[Any, Any], context: dict[Any, Any]) -> None:
         self.buffer.append(record)
+        self.nbytes += self._target._reader.line_size
 
     def mark_drained(self) -> None:
         super().mark_drained()
         self.unflushed = 0
+        self.nbytes = 0
+
+    def add_columnar(self, records: list[Any], lines: list[bytes], first_line: int) -> None:
+        """Buffer records of the column path (structs decoded from ``lines``, numbered from
+        ``first_line``); records the dict path buffered before them go to the adapter first."""
+        if self.buffer:
+            self.write_chunk()
+        self.col_records.extend(records)
+        self.col_lines.extend(lines)
+        self.col_linenos.extend(range(first_line, first_line + len(lines)))
+
+    def write_columnar(self) -> None:
+        """Hand the column path's buffered records to the adapter as one Arrow table, unflushed.
+        When the conversion fails, their lines are decoded again into dicts and written by the
+        dict path (:meth:`write_chunk`), which checks them and names the line of a bad one."""
+        records, self.col_records = self.col_records, []
+        lines, self.col_lines = self.col_lines, []
+        linenos, self.col_linenos = self.col_linenos, []
+        self.buf_bytes = 0
+        if not records:
+            return
+        plan = self.columnar
+        assert plan is not None
+        try:
+            table = plan.to_arrow(records, self.writer.spec.schema)
+        except Exception as exc:  # the dict path decides (and names the line of a bad record)
+            log.debug("stream %r: the column path refused a chunk (%s): dict path", self.stream_name, exc)
+            self.col_refused += 1
+            if self.col_refused >= COLUMNAR_REFUSALS:  # its data does not suit it: stop paying twice
+                log.info(
+                    "stream %r: column path off after %d refused chunks", self.stream_name, self.col_refused
+                )
+                self.columnar = None
+            del records
+            self.buffer = self._target.records_of(lines, linenos)
+            self.lines = linenos
+            self.write_chunk()
+            return
+        del records, lines
+        n = table.num_rows
+        self._n_validated += n
+        self.tally_record_read(n)
+        self.record_counter_metric.increment(n)
+        try:
+            self.writer.write(Batch.from_arrow(table, schema=self.writer.spec.schema), flush=False)
+        except SchemaError as exc:
+            raise self._with_line(exc) from None
+        self.unflushed += n
 
     def start_drain(self) -> dict[Any, Any]:
+        if self.col_records:
+            self.write_columnar()
         records, self.buffer = self.buffer, []
         lines, self.lines = self.lines, []
+        self.buf_bytes = 0
         self._pending_batch = None
         if self.fast:  # the SDK tallies the records it handles itself (stream maps, metadata)
             self.check_buffered(records, lines)
@@ -497,7 +583,7 @@ class DcApiXSink(BatchFileReading, BatchSink):
         writes one per adapter batch) thus make ``batch_size_rows``-row commits, not one each.
         A loaded file is removed after the flush that commits its last rows.
         """
-        if self.buffer:
+        if self.buffer or self.col_records:
             self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()

@@ -25,7 +25,9 @@ import gc
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -40,6 +42,7 @@ from dc_api_x.singer_settings import SettingsSchema
 
 from .reader import FastSingerReader, RecordBeforeSchemaError, SingerInputError
 from .settings import (
+    DEFAULT_BATCH_SIZE_BYTES,
     DEFAULT_BATCH_WAIT_LIMIT_SECONDS,
     TARGET_KEYS,
     TARGET_PROPERTIES,
@@ -136,6 +139,9 @@ class TargetDcApiX(Target):
         self.load_method = _LOAD_METHODS[lm]
         self.hard_delete = bool(cfg.get("hard_delete", False))
         self.batch_wait_limit = self._wait_limit(cfg.get("batch_wait_limit_seconds"))
+        self.batch_size_bytes = self._size_bytes(cfg.get("batch_size_bytes"))
+        #: The column path (:mod:`target_dcapix.columnar`) of the stream the last records were of.
+        self._columnar: Any = None
         #: BATCH files under this directory are removed once committed (``None``: never).
         self.batch_root = self._batch_root(cfg)
         self._adapter = self._create_adapter(cfg)
@@ -145,6 +151,7 @@ class TargetDcApiX(Target):
         if isinstance(self.message_reader, FastSingerReader):
             self.message_reader.on_inexact = self._note_inexact
             self.message_reader.on_records = self._process_record_run
+            self.message_reader.on_block = self._columnar_block
 
     def _batch_root(self, cfg: Mapping[str, Any]) -> Path | None:
         """The local directory whose BATCH files may be removed once loaded: ``batch_config.storage.root``
@@ -164,6 +171,22 @@ class TargetDcApiX(Target):
             self.logger.info("BATCH files under %s are not removed (not a local directory)", root)
             return None
         return Path(unquote(parsed.path) if parsed.scheme else root).expanduser().resolve()
+
+    def _size_bytes(self, raw: Any) -> int:
+        if raw is None or raw == "":
+            return DEFAULT_BATCH_SIZE_BYTES
+        try:
+            value = int(raw)  # (a string from an env var, e.g. Meltano's)
+        except (TypeError, ValueError):
+            value = 0
+        if value < 1 or isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise ConfigError(
+                f"target {self.name!r}: option 'batch_size_bytes': expected a number of bytes "
+                f">= 1, got {raw!r}",
+                plugin=self.name,
+                field="batch_size_bytes",
+            )
+        return value
 
     def _wait_limit(self, raw: Any) -> float:
         if raw is None or raw == "":
@@ -366,6 +389,12 @@ class TargetDcApiX(Target):
             if isinstance(sink, DcApiXSink) and not sink.include_sdc_metadata_properties:
                 sink.fast = True
                 self._fast_sinks[stream] = sink
+                if sink.columnar is None and self._columnar_allowed():
+                    from .columnar import columnar_plan
+
+                    sink.columnar = columnar_plan(stream, sink.schema, sink.keys)
+                if sink.columnar is not None:
+                    self._columnar = sink.columnar
 
     def _process_record_message(self, message_dict: dict[Any, Any]) -> None:
         try:
@@ -376,12 +405,18 @@ class TargetDcApiX(Target):
             return
         # checked in bulk before the records reach the adapter (DcApiXSink.check_buffered), each
         # error naming its record's line: the hot path only appends
+        if sink.col_records:
+            sink.write_columnar()  # (records keep the input order)
         buf = sink.buffer
         buf.append(record)
-        sink.lines.append(self._reader.line_number)
-        if len(buf) >= sink.chunk:
+        reader = self._reader
+        sink.lines.append(reader.line_number)
+        size = reader.line_size
+        sink.nbytes += size
+        sink.buf_bytes += size
+        if len(buf) >= sink.chunk or sink.buf_bytes >= sink.chunk_bytes:
             del buf  # no local reference may keep the drained records alive during the collection
-            if sink.current_size >= sink.limit:
+            if sink.full:
                 self._drain_full(sink)
             else:
                 sink.write_chunk()  # to the adapter (Arrow), unflushed: no STATE yet
@@ -389,13 +424,18 @@ class TargetDcApiX(Target):
         if self._age_due:
             self._handle_max_record_age()
 
-    def _process_record_run(self, stream: str, msgs: list[dict[Any, Any]], first_line: int) -> None:
+    def _process_record_run(
+        self, stream: str, msgs: list[dict[Any, Any]], first_line: int, nbytes: int = 0
+    ) -> None:
         """RECORD messages ``msgs`` of ``stream``, from line ``first_line`` on (the reader's bulk
-        path): what :meth:`_process_record_message` does per message, per run — the records join
-        the sink's buffer up to each ``chunk`` at once, their lines with them."""
+        path; ``nbytes`` bytes of input): what :meth:`_process_record_message` does per message,
+        per run — the records join the sink's buffer up to each ``chunk`` at once, their lines
+        with them."""
         from operator import itemgetter
 
         sink = self._fast_sinks.get(stream)
+        if sink is not None and sink.columnar is not None:
+            self._columnar = sink.columnar  # the next block tries the column path of this stream
         records: list[Any] | None = None
         if sink is not None:
             try:
@@ -404,11 +444,15 @@ class TargetDcApiX(Target):
                 records = None
         reader = self._reader
         if records is None:  # stream maps, metadata, or a message without 'record': one by one
+            size = nbytes // max(len(msgs), 1)
             for i, msg in enumerate(msgs, start=first_line):
                 reader.line_number = i
+                reader.line_size = size
                 self._process_record_message(msg)
             return
         assert sink is not None
+        if sink.col_records:
+            sink.write_columnar()  # (records keep the input order)
         n = len(records)
         pos = 0
         while pos < n:
@@ -416,11 +460,14 @@ class TargetDcApiX(Target):
             take = min(n - pos, max(sink.chunk - len(buf), 1))
             buf.extend(records[pos : pos + take])
             sink.lines.extend(range(first_line + pos, first_line + pos + take))
+            size = nbytes * (pos + take) // n - nbytes * pos // n
+            sink.nbytes += size
+            sink.buf_bytes += size
             pos += take
             reader.line_number = first_line + pos - 1
-            if len(buf) >= sink.chunk:
+            if len(buf) >= sink.chunk or sink.buf_bytes >= sink.chunk_bytes:
                 del buf  # no local reference may keep the drained records alive
-                if sink.current_size >= sink.limit:
+                if sink.full:
                     self._drain_full(sink)
                 else:
                     sink.write_chunk()
@@ -428,6 +475,100 @@ class TargetDcApiX(Target):
         del records
         if self._age_due:
             self._handle_max_record_age()
+
+    # -- the column path ----------------------------------------------------------------------
+    def _columnar_allowed(self) -> bool:
+        """The column path needs an adapter that converts with the stream's own Arrow schema."""
+        from .columnar import ARROW_ADAPTERS
+
+        return self.load_method != "upsert" and getattr(self._adapter, "name", None) in ARROW_ADAPTERS
+
+    def _columnar_block(
+        self,
+        block: list[bytes],
+        lineno: int,
+        cbs: dict[str, Any],
+        stats: Counter[str],
+        data: bytes = b"",
+    ) -> int | None:
+        """A block of lines (after line ``lineno``; ``data``: their bytes) through the column path
+        of the stream the last records were of (:mod:`target_dcapix.columnar`): RECORD lines of that
+        stream and STATE lines only, every record of the types its schema allows. ``None`` (nothing
+        done) for any other block: the reader's dict path then reads it. Returns the number of
+        records. The block is not scanned for long numbers: the column path keeps them exact (or
+        refuses them), and a STATE line is decoded as the line-by-line path does."""
+        sink = self._fast_sinks.get(self._columnar.stream) if self._columnar is not None else None
+        plan = sink.columnar if sink is not None else None
+        if sink is None or plan is None or plan is not self._columnar:
+            return None
+        try:
+            msgs = list(map(plan.decode, block))
+        except plan.decode_error:
+            return None
+        rec_type = plan.message_type
+        types = list(map(type, msgs))
+        n = len(msgs)
+        if types.count(rec_type) == n:
+            ends = [n]
+            streams = set(map(attrgetter("stream"), msgs))
+        else:
+            ends = [i for i, t in enumerate(types) if t is not rec_type]
+            streams = {m.stream for m, t in zip(msgs, types, strict=True) if t is rec_type}
+            ends.append(n)
+        if streams and streams != {plan.stream}:
+            return None
+        reader = self._reader
+        state_cb = cbs["STATE"]
+        records = 0
+        start = 0
+        for end in ends:
+            if end > start:
+                self._columnar_run(sink, msgs[start:end], block[start:end], lineno + start + 1)
+                records += end - start
+            if end < n:
+                reader.line_number = lineno + end + 1
+                line = block[end]
+                state_cb(reader.exact_if_long(line, reader.deserialize_json(line)))
+                stats["STATE"] += 1
+            start = end + 1
+        reader.line_number = lineno + n
+        return records
+
+    def _columnar_run(self, sink: DcApiXSink, msgs: list[Any], lines: list[bytes], first_line: int) -> None:
+        """RECORD messages of the column path (structs) into ``sink``, as :meth:`_process_record_run`
+        does with dicts."""
+        records = list(map(attrgetter("record"), msgs))
+        n = len(records)
+        pos = 0
+        reader = self._reader
+        while pos < n:
+            take = min(n - pos, max(sink.chunk - len(sink.col_records), 1))
+            part = lines[pos : pos + take]
+            sink.add_columnar(records[pos : pos + take], part, first_line + pos)
+            size = sum(map(len, part))
+            sink.nbytes += size
+            sink.buf_bytes += size
+            pos += take
+            reader.line_number = first_line + pos - 1
+            if len(sink.col_records) >= sink.chunk or sink.buf_bytes >= sink.chunk_bytes:
+                if sink.full:
+                    self._drain_full(sink)
+                else:
+                    sink.write_columnar()
+                    self._collect()
+        if self._age_due:
+            self._handle_max_record_age()
+
+    def records_of(self, lines: list[bytes], linenos: list[int]) -> list[dict[str, Any]]:
+        """The records of RECORD lines decoded again as dicts (the column path refused them)."""
+        reader = self._reader
+        now = reader.line_number
+        out = []
+        for line, no in zip(lines, linenos, strict=True):
+            reader.line_number = no
+            out.append(reader.exact_if_long(line, reader.deserialize_json(line))["record"])
+        reader.line_number = now
+        return out
 
     def _drain_full(self, sink: DcApiXSink) -> None:
         self.logger.info("Sink for %r is full (%d records): writing", sink.stream_name, sink.current_size)
@@ -489,7 +630,7 @@ class TargetDcApiX(Target):
                 sink.stream_name,
             )
             return
-        if not writer.started and not sink.buffer and writer.rows_written == 0:
+        if not writer.started and not sink.buffer and not sink.col_records and writer.rows_written == 0:
             if writer.load_method != "overwrite":
                 if "overwrite" not in tuple(getattr(self._adapter, "load_methods", ()) or ()):
                     self.logger.warning(

@@ -35,6 +35,7 @@ def test_about_json_lists_target_settings_and_adapter_options_with_secrets():
         "adapter",
         "load_method",
         "batch_size_rows",
+        "batch_size_bytes",
         "validate_records",
         "hard_delete",
         "max_parallelism",
@@ -45,6 +46,7 @@ def test_about_json_lists_target_settings_and_adapter_options_with_secrets():
         assert name in props, name
     assert props["validate_records"]["default"] is True
     assert props["batch_size_rows"]["default"] == 100_000
+    assert props["batch_size_bytes"]["default"] == 16 * 1024 * 1024
     assert set(props["load_method"]["enum"]) == {"append", "append-only", "upsert", "overwrite"}
     # the test adapter's options, generated from its pydantic model; its secret is marked
     assert props["token"]["secret"] is True and props["token"]["writeOnly"] is True
