@@ -39,8 +39,11 @@ __all__ = [
     "ObjectClass",
     "SubSchema",
     "attribute_property",
+    "column_index",
+    "column_of",
     "entry_to_json",
     "format_generalized_time",
+    "lists_to_table",
     "page_to_arrow",
     "parse_generalized_time",
     "to_ldap_values",
@@ -273,7 +276,7 @@ class ValueProblem(ValueError):
         self.dn = dn
 
 
-def _column_index(properties: Sequence[str]) -> dict[str, int]:
+def column_index(properties: Sequence[str]) -> dict[str, int]:
     idx: dict[str, int] = {}
     for i, name in enumerate(properties):
         idx[name] = i
@@ -291,22 +294,35 @@ def _page_names(
     Attribute descriptions are matched without case; ``;binary`` is dropped; ``aliases`` maps
     other names (lower-cased) to properties. A returned attribute that is not a property raises
     :class:`ValueProblem` (never dropped)."""
-    idx = _column_index(properties)
+    idx = column_index(properties)
     by_column: dict[int, list[str]] = {}
     for name in set().union(*[e.keys() for e in entries]) if entries else ():
         j = idx.get(name)
         if j is None:
-            j = _resolve(name, idx, aliases)
-            if j is None:
-                dn = next(d for d, e in zip(dns, entries, strict=True) if name in e)
-                raise ValueProblem(
-                    f"the server returned attribute {name!r}, which is not in the stream's schema "
-                    "(list it in the stream's 'attributes' to read it)",
-                    attribute=name,
-                    dn=dn,
-                )
+            j = column_of(
+                name, idx, aliases, lambda n=name: next(d for d, e in zip(dns, entries, strict=True) if n in e)
+            )
         by_column.setdefault(j, []).append(name)
     return by_column
+
+
+def column_of(
+    name: str, idx: dict[str, int], aliases: Mapping[str, str] | None, dn: Any
+) -> int:
+    """The index of the property an attribute description fills (``idx`` from
+    :func:`column_index`); one that is not a property raises :class:`ValueProblem` naming the
+    entry (``dn``: the DN, or a function finding it)."""
+    j = idx.get(name)
+    if j is None:
+        j = _resolve(name, idx, aliases)
+    if j is None:
+        raise ValueProblem(
+            f"the server returned attribute {name!r}, which is not in the stream's schema "
+            "(list it in the stream's 'attributes' to read it)",
+            attribute=name,
+            dn=dn() if callable(dn) else dn,
+        )
+    return j
 
 
 def _merged(entries: Sequence[Mapping[str, Sequence[bytes]]], names: Sequence[str]) -> list[Any]:
@@ -367,9 +383,7 @@ def page_to_arrow(
     for the next page, which is checked against them instead of scanning every entry's keys."""
     import pyarrow as pa
 
-    props = schema["properties"]
-    names = list(props)
-    attr_names = names[1:]
+    attr_names = list(schema["properties"])[1:]
     dns = [dn for dn, _ in page]
     entries = [attrs for _, attrs in page]
     cache = {} if cache is None else cache
@@ -389,18 +403,58 @@ def page_to_arrow(
     single = {j: ns[0] for j, ns in by_column.items() if len(ns) == 1}
     if single and struct is None:
         struct = pa.array(entries, cache["struct_type"])
-    arrays: list[pa.Array] = [pa.array(dns, pa.string())]
-    for j, (name, f) in enumerate(zip(attr_names, list(arrow_schema)[1:], strict=True)):
-        kind, multi = _item(props[name])
+    columns: list[pa.Array | None] = []
+    for j in range(len(attr_names)):
         if j in single:
-            lists = struct.field(single[j])
+            columns.append(struct.field(single[j]))
         elif j in by_column:
-            lists = pa.array(_merged(entries, by_column[j]), pa.list_(pa.binary()))
+            columns.append(pa.array(_merged(entries, by_column[j]), pa.list_(pa.binary())))
         else:  # no entry of the page has the attribute (most of a wide schema)
-            arrays.append(pa.nulls(len(dns), f.type))
+            columns.append(None)
+    return lists_to_table(pa.array(dns, pa.string()), columns, schema, arrow_schema, dns)
+
+
+def lists_to_table(
+    dn: pa.Array,
+    columns: Sequence[pa.Array | None],
+    schema: Mapping[str, Any],
+    arrow_schema: pa.Schema,
+    dns: Sequence[str] | None = None,
+) -> pa.Table:
+    """The Arrow table of ``arrow_schema`` from a page's ``dn`` column and one raw
+    ``list<binary>`` column per property after ``dn`` (``None``: no entry has it), converted
+    column-wise (:func:`_convert_column`). ``dns`` (the DNs as a list) is only needed for error
+    messages and is taken from ``dn`` when not given. Shared by :func:`page_to_arrow` (the
+    backends' entries) and the native reader (:mod:`dc_api_x_ldap.native`)."""
+    import pyarrow as pa
+
+    props = schema["properties"]
+    attr_names = list(props)[1:]
+    names: Sequence[str] = dns if dns is not None else _LazyDns(dn)
+    arrays: list[pa.Array] = [dn]
+    for name, f, lists in zip(attr_names, list(arrow_schema)[1:], columns, strict=True):
+        if lists is None:
+            arrays.append(pa.nulls(len(dn), f.type))
             continue
-        arrays.append(_convert_column(name, lists, kind, multi, f.type, dns))
+        kind, multi = _item(props[name])
+        arrays.append(_convert_column(name, lists, kind, multi, f.type, names))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+class _LazyDns(Sequence[str]):
+    """The DNs of a ``dn`` column as a sequence, made Python strings only when an error message
+    needs one."""
+
+    def __init__(self, dn: pa.Array) -> None:
+        self.dn = dn
+
+    def __len__(self) -> int:
+        return len(self.dn)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.dn[i].to_pylist()
+        return self.dn[i].as_py()
 
 
 def _bad(name: str, col: Sequence[Any], dns: Sequence[str], check: Any, what: str) -> ValueProblem:

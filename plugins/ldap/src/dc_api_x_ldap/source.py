@@ -23,7 +23,14 @@ from dc_api_x.types import Batch, StreamSpec
 
 from .backends import LdapError, first
 from .base import LdapBase
-from .schema import ValueProblem, format_generalized_time, page_to_arrow, parse_generalized_time
+from .schema import (
+    ValueProblem,
+    column_index,
+    column_of,
+    format_generalized_time,
+    page_to_arrow,
+    parse_generalized_time,
+)
 
 __all__ = ["LdapSource", "PageFetcher"]
 
@@ -111,7 +118,28 @@ class LdapSource(LdapBase):
         # the next page is fetched (and the server works on it) while this one is converted;
         # with a limit, no page beyond it is asked for
         pages: Any
-        if limit is not None:
+        cache: dict[str, Any] = {}
+
+        def convert(page: Any) -> Any:
+            return page_to_arrow(page, schema, arrow_schema, aliases, cache)
+
+        native = self._native(limit)
+        if native is not None:  # the C decoder over the reader's own connection
+            from .native import group_to_table
+
+            idx = column_index(names[1:])
+
+            def resolve(name: str, dn: str) -> int:
+                return column_of(name, idx, aliases, dn)
+
+            pages = native.paged_columns(
+                *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+            )
+
+            def convert(page: Any) -> Any:
+                return group_to_table(page, schema, arrow_schema)
+
+        elif limit is not None:
             pages = self.backend.paged_search(*search, controls=controls)
         elif self.backend.pages_ahead:  # no thread: the server works on page N+1 while N converts
             pages = _PageGroups(
@@ -122,7 +150,6 @@ class LdapSource(LdapBase):
             ahead = max(1, -(-GROUP_ENTRIES // search[4]))
             pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead)
             pages = _PageGroups(pages, GROUP_ENTRIES)
-        cache: dict[str, Any] = {}
         held: Batch | None = None
         left = limit
         gc_was_on = _pause_gc()
@@ -134,8 +161,15 @@ class LdapSource(LdapBase):
                     break
                 except LdapError as exc:
                     raise self._fail(exc, stream=stream.name) from None
+                except ValueProblem as exc:  # an attribute outside the schema (native reader)
+                    raise SchemaError(
+                        f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
+                        f"(entry {exc.dn!r})",
+                        adapter=self.name,
+                        stream=stream.name,
+                    ) from None
                 try:
-                    table = page_to_arrow(page, schema, arrow_schema, aliases, cache)
+                    table = convert(page)
                 except ValueProblem as exc:
                     raise SchemaError(
                         f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
@@ -169,6 +203,26 @@ class LdapSource(LdapBase):
             yield held
         elif bookmark is not None:
             yield Batch.from_records([], schema=schema, bookmark=bookmark)
+
+
+    def _native(self, limit: int | None) -> Any:
+        """The native reader for this read (:mod:`dc_api_x_ldap.native`), or ``None`` to read
+        through the backend: ``reader: backend``, a ``limit`` (read page by page), or ``auto``
+        when the extension is not built or the connection is one it does not serve (logged).
+        ``reader: native`` where it cannot be used raises, with the reason."""
+        mode = self.options.reader
+        if mode == "backend" or limit is not None:
+            return None
+        from .native import NativeReader, status, supports
+
+        ok, reason = status()
+        why = supports(self.options) if ok else reason
+        if why is not None:
+            if mode == "native":
+                raise self.error(f"option 'reader': the native reader cannot be used: {why}", field="reader")
+            log.debug("ldap: reading through the %s backend (native reader: %s)", self.options.backend, why)
+            return None
+        return NativeReader(self.options)
 
 
 #: pages are converted to Arrow in groups of at least this many entries (a page of a small
