@@ -23,12 +23,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from .backends import (
     PAGED_RESULTS_OID,
     SCOPES,
     Control,
+    Entry,
     LdapError,
     _ber_int,
     _ber_read,
@@ -36,6 +38,9 @@ from .backends import (
     paged_control_value,
     parse_paged_control_value,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .schema import SubSchema
 
 __all__ = ["NativeReader", "encode_filter", "group_to_table", "status", "supports"]
 
@@ -229,6 +234,25 @@ def _result(body: bytes) -> tuple[int, str, str]:
     return int.from_bytes(code, "big"), matched.decode("utf-8", "replace"), diag.decode("utf-8", "replace")
 
 
+def _entry(body: bytes) -> Entry:
+    """A SearchResultEntry's content as ``(dn, {attribute: [values]})``."""
+    _, dn, pos = _ber_read(body, 0)
+    _, seq, _ = _ber_read(body, pos)
+    attrs: dict[str, list[bytes]] = {}
+    p = 0
+    while p < len(seq):
+        _, pa, p = _ber_read(seq, p)
+        _, name, q = _ber_read(pa, 0)
+        _, vals, _ = _ber_read(pa, q)
+        out: list[bytes] = []
+        v = 0
+        while v < len(vals):
+            _, val, v = _ber_read(vals, v)
+            out.append(val)
+        attrs[name.decode("utf-8")] = out
+    return dn.decode("utf-8"), attrs
+
+
 def _parse(msg: bytes | memoryview) -> tuple[int, int, bytes, list[Control]]:
     """``(messageID, protocolOp tag, its content, controls)`` of one LDAPMessage."""
     data = bytes(msg)
@@ -375,6 +399,71 @@ class NativeReader:
             else:
                 self._fill()
 
+    # -- small searches: root DSE, subschema, server time --------------------------------------
+    def _request(self, base: str, scope: str, filter: str, attributes: Sequence[str] | None) -> bytes:
+        try:
+            flt = encode_filter(filter)
+        except ValueError as exc:
+            raise LdapError(87, str(exc), dn=base, what="search") from None
+        attrs = b"".join(_octets(0x04, a.encode("utf-8")) for a in (attributes or ["1.1"]))
+        return _ber_tlv(
+            0x63,
+            _octets(0x04, base.encode("utf-8"))
+            + _ber_tlv(0x0A, bytes([SCOPES[scope]]))
+            + b"\x0a\x01\x00"  # derefAliases: never (libldap's and ldap3's default)
+            + _ber_int(0)  # sizeLimit
+            + _ber_int(0)  # timeLimit
+            + b"\x01\x01\x00"  # typesOnly FALSE
+            + flt
+            + _ber_tlv(0x30, attrs),
+        )
+
+    def search(
+        self,
+        base: str,
+        scope: str,
+        filter: str,
+        attributes: Sequence[str] | None,
+        *,
+        controls: Sequence[Control] = (),
+    ) -> list[Entry]:
+        """One search, all results at once, decoded in Python (small reads only); a missing base
+        is no entries, as with the backends."""
+        if self.sock is None:
+            self.connect()
+        msgid = self._send(self._request(base, scope, filter, attributes), controls)
+        out: list[Entry] = []
+        while True:
+            got, tag, body, _ = _parse(self._one_message())
+            if got != msgid:
+                self.close()
+                raise LdapError(2, f"unexpected message (id {got}, tag {tag:#x})", dn=base, what="search")
+            if tag == 0x64:
+                out.append(_entry(body))
+            elif tag == 0x65:
+                code, _, diag = _result(body)
+                if code == 32:  # noSuchObject
+                    return []
+                if code != 0:
+                    raise LdapError(code, diag, dn=base, what="search")
+                return out
+
+    def root_dse(self) -> dict[str, list[bytes]]:
+        found = self.search("", "base", "(objectClass=*)", ["*", "+"])
+        return found[0][1] if found else {}
+
+    def subschema(self, dn: str) -> SubSchema:
+        """The subschema subentry ``dn``, parsed by :mod:`.rfc4512`."""
+        from .rfc4512 import parse_subschema
+
+        found = self.search(dn, "base", "(objectClass=*)", ["attributeTypes", "objectClasses"])
+        if not found:
+            raise LdapError(32, "no subschema subentry", dn=dn, what="schema")
+        try:
+            return parse_subschema(found[0][1])
+        except ValueError as exc:
+            raise LdapError(84, f"subschema: {exc}", dn=dn, what="schema") from None
+
     # -- the paged search ---------------------------------------------------------------------
     def paged_columns(
         self,
@@ -391,22 +480,7 @@ class NativeReader:
     ) -> Generator[tuple[int, bytes, bytes, list[Any]], None, None]:
         from . import _berpage
 
-        try:
-            flt = encode_filter(filter)
-        except ValueError as exc:
-            raise LdapError(87, str(exc), dn=base, what="search") from None
-        attrs = b"".join(_octets(0x04, a.encode("utf-8")) for a in (attributes or ["1.1"]))
-        request = _ber_tlv(
-            0x63,
-            _octets(0x04, base.encode("utf-8"))
-            + _ber_tlv(0x0A, bytes([SCOPES[scope]]))
-            + b"\x0a\x01\x00"  # derefAliases: never (libldap's and ldap3's default)
-            + _ber_int(0)  # sizeLimit
-            + _ber_int(0)  # timeLimit
-            + b"\x01\x01\x00"  # typesOnly FALSE
-            + flt
-            + _ber_tlv(0x30, attrs),
-        )
+        request = self._request(base, scope, filter, attributes)
         extra = list(controls)
 
         def send(cookie: bytes) -> int:
@@ -416,6 +490,7 @@ class NativeReader:
         cols = _berpage.Columns(ncols)
         if self.sock is None:
             self.connect()
+        finished = False
         try:
             msgid = send(b"")
             while True:
@@ -451,9 +526,11 @@ class NativeReader:
                 if cols.n >= group or not cookie:
                     yield cols.take()
                 if not cookie:
+                    finished = True
                     return
         finally:
-            self.close()
+            if not finished:  # a page may be in flight: closing the connection ends the search
+                self.close()
 
 
 def group_to_table(group: tuple[int, bytes, bytes, list[Any]], schema: Any, arrow_schema: Any) -> Any:

@@ -45,7 +45,7 @@ class LdapSource(LdapBase):
         without either, this machine's clock minus ``clock_skew``."""
         for base, attr in (("cn=Current,cn=Time,cn=Monitor", "monitorTimestamp"), ("", "currentTime")):
             try:
-                found = self.backend.search(base, "base", "(objectClass=*)", [attr])
+                found = self.reader.search(base, "base", "(objectClass=*)", [attr])
             except (LdapError, NotImplementedError):
                 continue
             text = first(found[0][1], attr) if found else None
@@ -123,7 +123,7 @@ class LdapSource(LdapBase):
         def convert(page: Any) -> Any:
             return page_to_arrow(page, schema, arrow_schema, aliases, cache)
 
-        native = self._native(limit)
+        native = self.native() if limit is None else None
         if native is not None:  # the C decoder over the reader's own connection
             from .native import group_to_table
 
@@ -151,6 +151,7 @@ class LdapSource(LdapBase):
             pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead)
             pages = _PageGroups(pages, GROUP_ENTRIES)
         held: Batch | None = None
+        top = _Top(rk, upper) if bm is not None and rk is not None else None
         left = limit
         gc_was_on = _pause_gc()
         try:
@@ -182,8 +183,8 @@ class LdapSource(LdapBase):
                 if left is not None:
                     table = table.slice(0, left)
                     left -= table.num_rows
-                if bm is not None:
-                    _advance(table, bm, rk, upper)  # type: ignore[arg-type]
+                if top is not None:
+                    top.add(table)
                 if held is not None:
                     yield held
                 held = Batch.from_arrow(table, schema=schema)
@@ -195,6 +196,8 @@ class LdapSource(LdapBase):
                 gc.enable()
         bookmark = None
         if bm is not None:
+            if top is not None:
+                top.finish(bm)
             bookmark = bm.to_state()
             if bookmark is None and state:
                 bookmark = None  # nothing delivered before the cut-off: the old state stands
@@ -203,26 +206,6 @@ class LdapSource(LdapBase):
             yield held
         elif bookmark is not None:
             yield Batch.from_records([], schema=schema, bookmark=bookmark)
-
-
-    def _native(self, limit: int | None) -> Any:
-        """The native reader for this read (:mod:`dc_api_x_ldap.native`), or ``None`` to read
-        through the backend: ``reader: backend``, a ``limit`` (read page by page), or ``auto``
-        when the extension is not built or the connection is one it does not serve (logged).
-        ``reader: native`` where it cannot be used raises, with the reason."""
-        mode = self.options.reader
-        if mode == "backend" or limit is not None:
-            return None
-        from .native import NativeReader, status, supports
-
-        ok, reason = status()
-        why = supports(self.options) if ok else reason
-        if why is not None:
-            if mode == "native":
-                raise self.error(f"option 'reader': the native reader cannot be used: {why}", field="reader")
-            log.debug("ldap: reading through the %s backend (native reader: %s)", self.options.backend, why)
-            return None
-        return NativeReader(self.options)
 
 
 #: pages are converted to Arrow in groups of at least this many entries (a page of a small
@@ -367,22 +350,37 @@ def _drop_delivered(table: Any, bm: Any, rk: str) -> Any:
     return table.filter(pa.array(keep, pa.bool_()))
 
 
-def _advance(table: Any, bm: Any, rk: str, upper: Any) -> None:
-    """Advance the bookmark with the delivered rows changed before ``upper`` (the server's clock
-    when the read began; later changes are left for the next run): the largest such value and
-    the DNs at it, found column-wise."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+class _Top:
+    """The bookmark's advance over a read, column-wise: the largest replication value below
+    ``upper`` (the server's clock when the read began; later changes are left for the next run)
+    among the delivered rows and the DNs at it, kept as Arrow arrays across batches and given to
+    the bookmark once at the end (:meth:`finish`), in delivery order."""
 
-    col = table.column(rk)
-    if table.num_rows == 0:
-        return
-    bound = pa.scalar(upper, type=col.type)
-    final = table.filter(pc.fill_null(pc.less(col, bound), False))
-    if final.num_rows == 0:
-        return
-    top = pc.max(final.column(rk))
-    at = final.filter(pc.equal(final.column(rk), top))
-    value = top.as_py()
-    for dn in at.column("dn").to_pylist():
-        bm.advance(value, (dn,))
+    def __init__(self, rk: str, upper: Any) -> None:
+        self.rk = rk
+        self.upper = upper
+        self.value: Any = None
+        self.dns: list[Any] = []
+
+    def add(self, table: Any) -> None:
+        if table.num_rows == 0:
+            return
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = table.column(self.rk)
+        below = pc.fill_null(pc.less(col, pa.scalar(self.upper, type=col.type)), False)
+        top = pc.max(pc.filter(col, below))
+        value = top.as_py()
+        if value is None or (self.value is not None and value < self.value):
+            return
+        at = pc.filter(table.column("dn"), pc.and_(below, pc.equal(col, top)))
+        if self.value is None or value > self.value:
+            self.value, self.dns = value, [at]
+        else:
+            self.dns.append(at)
+
+    def finish(self, bm: Any) -> None:
+        if self.value is None or (bm.value is not None and self.value < bm.value):
+            return
+        bm.advance_to(self.value, [(dn,) for arr in self.dns for dn in arr.to_pylist()])
