@@ -13,15 +13,23 @@
  * feed again. take() hands over the columns collected so far and starts new ones.
  */
 #define PY_SSIZE_T_CLEAN
+#define _POSIX_C_SOURCE 200809L
 #include <Python.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 /* feed() statuses */
 #define ST_MORE 0  /* the buffer ends inside a message: read more (extra: bytes the message needs) */
 #define ST_STOP 1  /* a message other than an entry or reference starts at pos (extra: its end) */
 #define ST_NAME 2  /* an entry at pos has an unknown attribute description (extra: (name, dn)) */
+#define ST_CLOSED 3  /* read(): the peer closed the connection */
+#define ST_TIMEOUT 4 /* read(): nothing arrived within the timeout */
+#define ST_INTR 5    /* read(): a signal interrupted the wait (Python checks for it and calls again) */
 
 typedef struct {
     char *p;
@@ -247,15 +255,20 @@ static int decode_entry(Columns *self, const uint8_t *p, const uint8_t *end, con
     if (element(&p, end, 0x30, &attrs, &attrslen) < 0) return ERR_MALFORMED;
     if (p != end) return ERR_MALFORMED;
     aend = attrs + attrslen;
-    /* first pass: every description known? */
-    size_t k = 0;
+    /* first pass: the whole entry well-formed, every description known, the sizes within
+     * int32 offsets; nothing is appended until all of that holds */
+    size_t k = 0, entry_bytes = 0, entry_vals = 0;
     for (q = attrs; q < aend; k++) {
-        const uint8_t *pa, *type, *vals;
-        size_t palen, typelen, valslen;
+        const uint8_t *pa, *type, *vals, *v;
+        size_t palen, typelen, valslen, vlen;
         if (element(&q, aend, 0x30, &pa, &palen) < 0) return ERR_MALFORMED;
         const uint8_t *r = pa, *pend = pa + palen;
         if (element(&r, pend, 0x04, &type, &typelen) < 0) return ERR_MALFORMED;
         if (element(&r, pend, 0x31, &vals, &valslen) < 0 || r != pend) return ERR_MALFORMED;
+        for (const uint8_t *w = vals, *vend = vals + valslen; w < vend; entry_vals++) {
+            if (element(&w, vend, 0x04, &v, &vlen) < 0) return ERR_MALFORMED;
+            entry_bytes += vlen;
+        }
         int col = find_name(self, type, typelen);
         if (col < 0) {
             *uname = type;
@@ -271,7 +284,11 @@ static int decode_entry(Columns *self, const uint8_t *p, const uint8_t *end, con
         }
         self->scratch[k] = col;
     }
-    /* second pass: append */
+    for (size_t i = 0; i < k; i++) {
+        Col *c = &self->cols[self->scratch[i]];
+        if (c->data.len + entry_bytes > INT32_MAX || (size_t)c->nvals + entry_vals > INT32_MAX) return ERR_TOOBIG;
+    }
+    /* second pass: append (the checks above hold) */
     int64_t row = self->n;
     if (self->dndata.len + dnlen > INT32_MAX) return ERR_TOOBIG;
     if (buf_put(&self->dndata, dn, dnlen) < 0 || buf_i32(&self->dnoff, (int32_t)self->dndata.len) < 0)
@@ -288,8 +305,7 @@ static int decode_entry(Columns *self, const uint8_t *p, const uint8_t *end, con
         c->touched = row;
         const uint8_t *vend = vals + valslen;
         while (vals < vend) {
-            if (element(&vals, vend, 0x04, &v, &vlen) < 0) return ERR_MALFORMED;
-            if (c->data.len + vlen > INT32_MAX || c->nvals + 1 > INT32_MAX) return ERR_TOOBIG;
+            element(&vals, vend, 0x04, &v, &vlen);
             if (buf_put(&c->data, v, vlen) < 0 || buf_i32(&c->voff, (int32_t)c->data.len) < 0)
                 return ERR_NOMEM;
             c->nvals++;
@@ -315,23 +331,22 @@ static int decode_entry(Columns *self, const uint8_t *p, const uint8_t *end, con
     return 0;
 }
 
-static PyObject *Columns_feed(Columns *self, PyObject *args) {
-    Py_buffer view;
-    Py_ssize_t pos, end;
-    long long msgid;
-    if (!PyArg_ParseTuple(args, "w*nnL", &view, &pos, &end, &msgid)) return NULL;
-    if (pos < 0 || end < pos || end > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "pos/end outside the buffer");
-        return NULL;
-    }
-    const uint8_t *base = view.buf;
-    int status = ST_MORE, err = 0;
-    size_t need = 0, stop_end = 0;
-    const uint8_t *uname = NULL;
-    size_t ulen = 0;
-    Py_ssize_t at = pos;
-    Py_BEGIN_ALLOW_THREADS
+typedef struct {
+    int status, err;
+    size_t need, stop_end;
+    const uint8_t *uname;
+    size_t ulen;
+} Outcome;
+
+/* decode the messages of search `msgid` in base[*at, end): stops at the end of the data (MORE),
+ * at another message (STOP), at an entry with an unknown description (NAME) or on an error;
+ * *at is left at the first message not consumed. No Python API: runs without the GIL. */
+static void decode_loop(Columns *self, const uint8_t *base, Py_ssize_t *at_, Py_ssize_t end, long long msgid,
+                        Outcome *o) {
+    Py_ssize_t at = *at_;
+    o->status = ST_MORE;
+    o->err = 0;
+    o->need = 0;
     while (at < end) {
         uint8_t tag;
         size_t len, hdr;
@@ -340,43 +355,43 @@ static PyObject *Columns_feed(Columns *self, PyObject *args) {
         int r = read_tl(m, avail, &tag, &len, &hdr);
         if (r == 1) break;
         if (r < 0 || tag != 0x30) {
-            err = ERR_MALFORMED;
+            o->err = ERR_MALFORMED;
             break;
         }
         if (len > avail - hdr) {
-            need = hdr + len;
+            o->need = hdr + len;
             break;
         }
         const uint8_t *p = m + hdr, *mend = m + hdr + len, *idp, *op;
         size_t idlen, oplen, ohdr;
         if (element(&p, mend, 0x02, &idp, &idlen) < 0 || idlen == 0 || idlen > 4) {
-            err = ERR_MALFORMED;
+            o->err = ERR_MALFORMED;
             break;
         }
         if (idp[0] & 0x80) { /* message IDs are 0 .. 2^31-1 */
-            err = ERR_MALFORMED;
+            o->err = ERR_MALFORMED;
             break;
         }
         long long id = 0;
         for (size_t i = 0; i < idlen; i++) id = (id << 8) | idp[i];
         if (read_tl(p, (size_t)(mend - p), &tag, &oplen, &ohdr) != 0 || oplen > (size_t)(mend - p) - ohdr) {
-            err = ERR_MALFORMED;
+            o->err = ERR_MALFORMED;
             break;
         }
         op = p + ohdr;
         if (id != msgid || (tag != 0x64 && tag != 0x73)) {
-            status = ST_STOP;
-            stop_end = hdr + len;
+            o->status = ST_STOP;
+            o->stop_end = hdr + len;
             break;
         }
         if (tag == 0x64) {
-            r = decode_entry(self, op, op + oplen, &uname, &ulen);
+            r = decode_entry(self, op, op + oplen, &o->uname, &o->ulen);
             if (r == ERR_NAME) {
-                status = ST_NAME;
+                o->status = ST_NAME;
                 break;
             }
             if (r < 0) {
-                err = r;
+                o->err = r;
                 break;
             }
         } else {
@@ -384,15 +399,23 @@ static PyObject *Columns_feed(Columns *self, PyObject *args) {
         }
         at += (Py_ssize_t)(hdr + len);
     }
-    Py_END_ALLOW_THREADS
-    PyObject *out = NULL;
-    if (err == ERR_NOMEM) {
-        PyErr_NoMemory();
-    } else if (err == ERR_TOOBIG) {
+    *at_ = at;
+}
+
+/* the Python result of a decode_loop that stopped at `at` (NULL with an exception on errors) */
+static PyObject *outcome(const uint8_t *base, Py_ssize_t pos, Py_ssize_t at, Py_ssize_t end, Outcome *o,
+                         int with_end) {
+    if (o->err == ERR_NOMEM) return PyErr_NoMemory();
+    if (o->err == ERR_TOOBIG) {
         PyErr_SetString(PyExc_OverflowError, "a column of the page holds more than 2 GiB; take() sooner");
-    } else if (err < 0) {
+        return NULL;
+    }
+    if (o->err < 0) {
         PyErr_Format(PyExc_ValueError, "malformed LDAP message at byte %zd of the buffer", at - pos);
-    } else if (status == ST_NAME) {
+        return NULL;
+    }
+    PyObject *extra;
+    if (o->status == ST_NAME) {
         /* the entry's DN for the message: its first element */
         const uint8_t *m = base + at, *p, *mend, *idp, *op, *dn;
         uint8_t tag;
@@ -404,12 +427,99 @@ static PyObject *Columns_feed(Columns *self, PyObject *args) {
         read_tl(p, (size_t)(mend - p), &tag, &oplen, &ohdr);
         op = p + ohdr;
         if (element(&op, op + oplen, 0x04, &dn, &dnlen) < 0) dnlen = 0, dn = op;
-        out = Py_BuildValue("(in(y#y#))", status, at, (const char *)uname, (Py_ssize_t)ulen,
-                            (const char *)dn, (Py_ssize_t)dnlen);
-    } else if (status == ST_STOP) {
-        out = Py_BuildValue("(inn)", status, at, at + (Py_ssize_t)stop_end);
+        extra = Py_BuildValue("(y#y#)", (const char *)o->uname, (Py_ssize_t)o->ulen, (const char *)dn,
+                              (Py_ssize_t)dnlen);
+    } else if (o->status == ST_STOP) {
+        extra = PyLong_FromSsize_t(at + (Py_ssize_t)o->stop_end);
     } else {
-        out = Py_BuildValue("(inn)", status, at, (Py_ssize_t)need);
+        extra = PyLong_FromSize_t(o->need);
+    }
+    if (extra == NULL) return NULL;
+    if (with_end) return Py_BuildValue("(innN)", o->status, at, end, extra);
+    return Py_BuildValue("(inN)", o->status, at, extra);
+}
+
+static PyObject *Columns_feed(Columns *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos, end;
+    long long msgid;
+    if (!PyArg_ParseTuple(args, "w*nnL", &view, &pos, &end, &msgid)) return NULL;
+    if (pos < 0 || end < pos || end > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos/end outside the buffer");
+        return NULL;
+    }
+    const uint8_t *base = view.buf;
+    Outcome o;
+    Py_ssize_t at = pos;
+    Py_BEGIN_ALLOW_THREADS
+    decode_loop(self, base, &at, end, msgid, &o);
+    Py_END_ALLOW_THREADS
+    PyObject *out = outcome(base, pos, at, end, &o, 0);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* read(fd, buffer, pos, end, msgid, timeout_ms, min_room) -> (status, pos, end, extra) */
+static PyObject *Columns_read(Columns *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos, end, min_room;
+    long long msgid;
+    int fd, timeout_ms;
+    if (!PyArg_ParseTuple(args, "iw*nnLin", &fd, &view, &pos, &end, &msgid, &timeout_ms, &min_room)) return NULL;
+    if (pos < 0 || end < pos || end > view.len || min_room < 1) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "pos/end outside the buffer");
+        return NULL;
+    }
+    uint8_t *base = view.buf;
+    Py_ssize_t cap = view.len;
+    Outcome o;
+    Py_ssize_t at = pos;
+    int sys_errno = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        decode_loop(self, base, &at, end, msgid, &o);
+        if (o.err || o.status != ST_MORE) break;
+        /* room for more? else Python makes room (compacts or grows the buffer) */
+        if (cap - end < min_room || (o.need && (Py_ssize_t)o.need > cap - at)) break;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, timeout_ms);
+        if (pr == 0) {
+            o.status = ST_TIMEOUT;
+            break;
+        }
+        if (pr < 0) {
+            if (errno == EINTR) {
+                o.status = ST_INTR;
+                break;
+            }
+            sys_errno = errno;
+            break;
+        }
+        ssize_t n = recv(fd, base + end, (size_t)(cap - end), 0);
+        if (n == 0) {
+            o.status = ST_CLOSED;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            if (errno == EINTR) {
+                o.status = ST_INTR;
+                break;
+            }
+            sys_errno = errno;
+            break;
+        }
+        end += n;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *out;
+    if (sys_errno) {
+        errno = sys_errno;
+        out = PyErr_SetFromErrno(PyExc_OSError);
+    } else {
+        out = outcome(base, pos, at, end, &o, 1);
     }
     PyBuffer_Release(&view);
     return out;
@@ -466,6 +576,12 @@ static PyMethodDef Columns_methods[] = {
      "`msgid` in buffer[pos:end]; status 0: read more (extra: bytes the next message needs, 0 if not "
      "known), 1: another message is at pos (extra: its end), 2: the entry at pos has an unknown "
      "attribute description (extra: (description, dn))"},
+    {"read", (PyCFunction)Columns_read, METH_VARARGS,
+     "read(fd, buffer: bytearray, pos, end, msgid, timeout_ms, min_room) -> (status, pos, end, extra): "
+     "feed() the buffer, receiving more from the socket `fd` into buffer[end:] as long as at least "
+     "min_room bytes are free after end (GIL released throughout); status as feed()'s, plus 3: the "
+     "peer closed the connection, 4: timeout, 5: interrupted by a signal; 0 (MORE) now means: make "
+     "room (compact or grow the buffer; extra: bytes the next message needs, 0 if not known)"},
     {"take", (PyCFunction)Columns_take, METH_NOARGS,
      "take() -> (n, dn_offsets, dn_data, columns): the entries so far, and start anew; a column is "
      "None when no entry has it, else (validity, list_offsets, value_offsets, data, values, nulls)"},
@@ -509,7 +625,8 @@ PyMODINIT_FUNC PyInit__berpage(void) {
         return NULL;
     }
     if (PyModule_AddIntConstant(m, "MORE", ST_MORE) < 0 || PyModule_AddIntConstant(m, "STOP", ST_STOP) < 0 ||
-        PyModule_AddIntConstant(m, "NAME", ST_NAME) < 0) {
+        PyModule_AddIntConstant(m, "NAME", ST_NAME) < 0 || PyModule_AddIntConstant(m, "CLOSED", ST_CLOSED) < 0 ||
+        PyModule_AddIntConstant(m, "TIMEOUT", ST_TIMEOUT) < 0 || PyModule_AddIntConstant(m, "INTR", ST_INTR) < 0) {
         Py_DECREF(m);
         return NULL;
     }

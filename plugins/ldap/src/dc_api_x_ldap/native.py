@@ -42,13 +42,15 @@ from .backends import (
 if TYPE_CHECKING:  # pragma: no cover
     from .schema import SubSchema
 
-__all__ = ["NativeReader", "encode_filter", "group_to_table", "status", "supports"]
+__all__ = ["NativeReader", "encode_filter", "group_to_table", "scan_values", "status", "supports"]
 
 
 def status() -> tuple[bool, str]:
     """``(available, reason)``: whether the C extension is importable, and why not."""
+    import importlib
+
     try:
-        from . import _berpage  # noqa: F401
+        importlib.import_module("dc_api_x_ldap._berpage")
     except ImportError as exc:
         return False, (
             f"the native entry decoder (dc_api_x_ldap._berpage) is not built: {exc}; reinstall "
@@ -280,8 +282,10 @@ def _parse(msg: bytes | memoryview) -> tuple[int, int, bytes, list[Control]]:
     return int.from_bytes(raw_id, "big"), op_tag, op, controls
 
 
-#: bytes asked of the socket per read
+#: the receive buffer grows by this much when a message does not fit
 CHUNK = 1 << 20
+#: free bytes after the unread ones below which the buffer is compacted (or grown) before reading
+MIN_ROOM = 1 << 18
 
 
 class NativeReader:
@@ -320,9 +324,9 @@ class NativeReader:
             auth = _octets(0x80, o.secret().encode("utf-8"))
             name = (o.bind_dn or "").encode("utf-8")
         elif o.auth == "sasl_external":
-            sasl = _octets(0x04, b"EXTERNAL")
-            if o.bind_dn:
-                sasl += _octets(0x04, o.bind_dn.encode("utf-8"))
+            # the authorization identity as the initial response; an empty one (not an absent
+            # one, which makes the server ask for it in a second round) asks for the peer's
+            sasl = _octets(0x04, b"EXTERNAL") + _octets(0x04, (o.bind_dn or "").encode("utf-8"))
             auth = _ber_tlv(0xA3, sasl)
             name = b""
         else:
@@ -355,21 +359,25 @@ class NativeReader:
             raise LdapError(81, f"sending to {self.options.url} failed: {exc}", what="search") from None
         return self.msgid
 
-    def _fill(self, need: int = 0) -> None:
-        """Read more bytes from the socket after ``end`` (compacting or growing the buffer so
-        that at least ``need`` bytes from ``start`` fit)."""
-        assert self.sock is not None
+    def _make_room(self, need: int = 0) -> None:
+        """Move the unread bytes to the front of the buffer, growing it so that at least
+        :data:`MIN_ROOM` bytes are free after them and a message of ``need`` bytes fits."""
         held = self.end - self.start
-        if self.start and (len(self.buf) - self.end < CHUNK or need > len(self.buf) - self.start):
+        if self.start:
             self.view[0:held] = self.view[self.start : self.end]
             self.start, self.end = 0, held
-        if need > len(self.buf) or len(self.buf) - self.end < CHUNK // 4:
-            size = max(need, len(self.buf)) + CHUNK
-            new = bytearray(size)
-            new[0:held] = self.view[self.start : self.end]
+        want = max(need, held + MIN_ROOM)
+        if want > len(self.buf):
+            new = bytearray(want + CHUNK)
+            new[0:held] = self.view[0:held]
             self.view.release()
             self.buf, self.view = new, memoryview(new)
-            self.start, self.end = 0, held
+
+    def _fill(self, need: int = 0) -> None:
+        """Read more bytes from the socket after ``end`` (small messages: the bind, small searches)."""
+        assert self.sock is not None
+        if len(self.buf) - self.end < MIN_ROOM or need > len(self.buf) - self.start:
+            self._make_room(need)
         try:
             n = self.sock.recv_into(self.view[self.end :])
         except TimeoutError:
@@ -493,19 +501,33 @@ class NativeReader:
         finished = False
         try:
             msgid = send(b"")
+            assert self.sock is not None
+            fd = self.sock.fileno()
+            timeout_ms = max(1, int(float(self.options.timeout) * 1000))
             while True:
+                # receive and decode in C, without the GIL, until the page's end (or a stop)
                 try:
-                    status, pos, more = cols.feed(self.buf, self.start, self.end, msgid)
+                    status, pos, end, more = cols.read(
+                        fd, self.buf, self.start, self.end, msgid, timeout_ms, MIN_ROOM
+                    )
                 except ValueError as exc:  # the extension found a malformed message
                     raise LdapError(84, str(exc), dn=base, what="search") from None
-                self.start = pos
+                except OSError as exc:
+                    raise LdapError(81, f"reading from {self.options.url} failed: {exc}") from None
+                self.start, self.end = pos, end
                 if status == _berpage.MORE:
-                    self._fill(more)
+                    self._make_room(more)
                     continue
                 if status == _berpage.NAME:
                     name, dn = more
                     cols.add_name(name, resolve(name.decode("utf-8"), dn.decode("utf-8", "replace")))
                     continue
+                if status == _berpage.INTR:  # a signal: its Python handler runs now
+                    continue
+                if status == _berpage.TIMEOUT:
+                    raise LdapError(85, f"no answer from {self.options.url} within {self.options.timeout}s")
+                if status == _berpage.CLOSED:
+                    raise LdapError(81, f"{self.options.url} closed the connection")
                 # another message: the page's SearchResultDone (or a notice of disconnection)
                 got, tag, body, ctrls = _parse(self.view[pos:more])
                 self.start = more
@@ -573,3 +595,34 @@ def _is_utf8(v: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def scan_values(
+    reader: NativeReader, base: str, scope: str, filter: str, attribute: str, page_size: int
+) -> list[str]:
+    """The distinct values (lower-cased, in first-seen order) of ``attribute`` among the entries a
+    paged search finds — discovery's scan of the object classes — decoded in C and made unique
+    column-wise."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    want = attribute.lower()
+
+    def resolve(name: str, dn: str) -> int:  # the attribute (any options) or nothing we keep
+        return 0 if name.split(";", 1)[0].lower() == want else 1
+
+    found: dict[str, None] = {}
+    for _, _, _, cols in reader.paged_columns(
+        base, scope, filter, [attribute], page_size, ncols=2, resolve=resolve, group=1 << 16
+    ):
+        if cols[0] is None:
+            continue
+        _, _, voff, data, nvals, _ = cols[0]
+        vals = pa.Array.from_buffers(pa.binary(), nvals, [None, pa.py_buffer(voff), pa.py_buffer(data)])
+        try:
+            text = vals.cast(pa.string())
+        except pa.ArrowInvalid:
+            raise LdapError(84, f"a value of {attribute} is not valid UTF-8", dn=base, what="search") from None
+        for v in pc.unique(pc.utf8_lower(text)).to_pylist():
+            found.setdefault(v, None)
+    return list(found)
