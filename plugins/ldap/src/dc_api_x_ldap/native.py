@@ -565,8 +565,10 @@ def group_to_table(group: tuple[int, bytes, bytes, list[Any]], schema: Any, arro
 
     n, dn_offsets, dn_data, cols = group
     raw_dn = pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(dn_offsets), pa.py_buffer(dn_data)])
+    from ._kernels import cast
+
     try:
-        dn = raw_dn.cast(pa.string())
+        dn = cast(raw_dn, pa.string())
     except pa.ArrowInvalid:
         bad = next(v for v in raw_dn.to_pylist() if not _is_utf8(v))
         raise ValueProblem(f"the DN {bad[:60]!r} is not valid UTF-8", attribute="dn", dn=repr(bad)) from None
@@ -604,7 +606,8 @@ def scan_values(
     paged search finds — discovery's scan of the object classes — decoded in C and made unique
     column-wise."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from ._kernels import call, cast
 
     want = attribute.lower()
 
@@ -620,9 +623,9 @@ def scan_values(
         _, _, voff, data, nvals, _ = cols[0]
         vals = pa.Array.from_buffers(pa.binary(), nvals, [None, pa.py_buffer(voff), pa.py_buffer(data)])
         try:
-            text = vals.cast(pa.string())
+            text = cast(vals, pa.string())
         except pa.ArrowInvalid:
             raise LdapError(84, f"a value of {attribute} is not valid UTF-8", dn=base, what="search") from None
-        for v in pc.unique(pc.utf8_lower(text)).to_pylist():
+        for v in call("unique", call("utf8_lower", text)).to_pylist():
             found.setdefault(v, None)
     return list(found)

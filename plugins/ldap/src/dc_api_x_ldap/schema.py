@@ -503,19 +503,20 @@ def _convert_column(
 ) -> pa.Array:
     """One property's ``list<binary>`` column (null: the entry lacks it) as ``typ``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from ._kernels import call, cast, is_in
 
     errors = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError)
     if multi:
         raw = lists
     else:
-        if len(lists) and pc.max(pc.list_value_length(lists)).as_py() > 1:
+        if len(lists) and call("max", call("list_value_length", lists)).as_py() > 1:
             col = lists.to_pylist()
             i = next(i for i, v in enumerate(col) if v is not None and len(v) > 1)
             raise ValueProblem(
                 f"{len(col[i])} values in a single-valued attribute", attribute=name, dn=dns[i]
             )
-        raw = pc.list_element(lists, 0)
+        raw = call("list_element", lists, pa.scalar(0, pa.int64()))
     offsets: Any = None
     if multi:  # the flat binary values and the lists' offsets into them (from 0)
         offsets, values = _flat(raw)
@@ -525,14 +526,14 @@ def _convert_column(
         if kind == "bin":
             out = values
         elif kind == "str":
-            out = values.cast(pa.string())
+            out = cast(values, pa.string())
         elif kind == "int":
-            out = values.cast(pa.string()).cast(pa.int64())
+            out = cast(cast(values, pa.string()), pa.int64())
         elif kind == "bool":
-            ok = pc.is_in(values, value_set=pa.array([b"TRUE", b"FALSE"], pa.binary()))
-            if not pc.all(pc.or_kleene(ok, pc.is_null(values))).as_py():
+            ok = is_in(values, pa.array([b"TRUE", b"FALSE"], pa.binary()))
+            if not call("all", call("or_kleene", ok, call("is_null", values))).as_py():
                 raise ValueError("not TRUE/FALSE")
-            out = pc.equal(values, pa.scalar(b"TRUE", pa.binary()))
+            out = call("equal", values, pa.scalar(b"TRUE", pa.binary()))
         else:  # time
             out = _time_array(values)
     except errors:
@@ -544,34 +545,43 @@ def _convert_column(
             "time": "a GeneralizedTime",
         }[kind]
         raise _bad(name, lists.to_pylist(), dns, check, what) from None
-    if multi:
-        out = pa.ListArray.from_arrays(offsets, out, mask=raw.is_null())
-    return out if out.type == typ else out.cast(typ)
+    if multi:  # the lists again, nulls where raw has them (from_arrays(mask=) imports pyarrow.compute)
+        nulls = raw.null_count
+        validity = call("is_valid", raw).buffers()[1] if nulls else None
+        out = pa.Array.from_buffers(
+            pa.list_(out.type), len(raw), [validity, offsets.buffers()[1]], null_count=nulls, children=[out]
+        )
+    return out if out.type == typ else cast(out, typ)
 
 
 def _flat(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
     """``(offsets, values)`` of a ``list<binary>`` array: the values its lists span and offsets
     into them starting at 0 (a struct's field is a slice of its child array when the struct is
     one, so its offsets need not start at 0)."""
-    import pyarrow.compute as pc
+    import pyarrow as pa
+
+    from ._kernels import call
 
     offsets = lists.offsets
     start, end = offsets[0].as_py(), offsets[-1].as_py()
     values = lists.values.slice(start, end - start)
-    return (pc.subtract(offsets, start) if start else offsets), values
+    if start or offsets.offset:  # offsets from 0, in an array of their own
+        offsets = call("subtract", offsets, pa.scalar(start, offsets.type))
+    return offsets, values
 
 
 def _time_array(values: pa.Array) -> pa.Array:
     """GeneralizedTime values as ``timestamp[us, UTC]``: the common ``YYYYmmddHHMMSSZ`` form is
     parsed by Arrow, any other form (fractions, offsets, minutes only) value by value."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    text = values.cast(pa.string())
+    from ._kernels import call, cast, strptime
+
+    text = cast(values, pa.string())
     try:
-        parsed = pc.strptime(text, format="%Y%m%d%H%M%SZ", unit="us", error_is_null=False)
-        if pc.all(pc.or_kleene(pc.equal(pc.utf8_length(text), 15), pc.is_null(text))).as_py():
-            return parsed.cast(pa.timestamp("us", tz="UTC"))
+        parsed = strptime(text, "%Y%m%d%H%M%SZ", "us")
+        if call("all", call("or_kleene", call("equal", call("utf8_length", text), pa.scalar(15, pa.int32())), call("is_null", text))).as_py():
+            return cast(parsed, pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     py = [None if v is None else parse_generalized_time(v) for v in text.to_pylist()]

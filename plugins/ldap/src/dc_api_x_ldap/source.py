@@ -366,15 +366,16 @@ class _Top:
         if table.num_rows == 0:
             return
         import pyarrow as pa
-        import pyarrow.compute as pc
+
+        from ._kernels import call
 
         col = table.column(self.rk)
-        below = pc.fill_null(pc.less(col, pa.scalar(self.upper, type=col.type)), False)
-        top = pc.max(pc.filter(col, below))
+        below = call("coalesce", call("less", col, pa.scalar(self.upper, type=col.type)), pa.scalar(False))
+        top = call("max", call("filter", col, below))
         value = top.as_py()
         if value is None or (self.value is not None and value < self.value):
             return
-        at = pc.filter(table.column("dn"), pc.and_(below, pc.equal(col, top)))
+        at = call("filter", table.column("dn"), call("and", below, call("equal", col, top)))
         if self.value is None or value > self.value:
             self.value, self.dns = value, [at]
         else:
