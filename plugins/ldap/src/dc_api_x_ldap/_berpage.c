@@ -36,7 +36,7 @@ typedef struct {
     size_t len, cap;
 } Buf;
 
-static int buf_reserve(Buf *b, size_t extra) {
+static inline int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 1024;
     while (cap < b->len + extra) cap *= 2;
@@ -47,14 +47,14 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *src, size_t n) {
+static inline int buf_put(Buf *b, const void *src, size_t n) {
     if (buf_reserve(b, n) < 0) return -1;
     if (n) memcpy(b->p + b->len, src, n);
     b->len += n;
     return 0;
 }
 
-static int buf_i32(Buf *b, int32_t v) { return buf_put(b, &v, sizeof v); }
+static inline int buf_i32(Buf *b, int32_t v) { return buf_put(b, &v, sizeof v); }
 
 typedef struct {
     Buf validity;     /* one bit per entry: the entry has the attribute */
@@ -65,6 +65,7 @@ typedef struct {
     int64_t nulls;
     int64_t touched;  /* the last entry that had the attribute (-1: none yet) */
     int any;          /* some entry has it */
+    size_t hint[4];   /* the sizes the previous take() handed over: the next buffers start there */
 } Col;
 
 typedef struct {
@@ -89,7 +90,7 @@ typedef struct {
 
 /* -------------------------------------------------------------------------- BER reading */
 /* the tag and length at p (at most avail bytes): 0 ok, 1 incomplete, -1 malformed */
-static int read_tl(const uint8_t *p, size_t avail, uint8_t *tag, size_t *len, size_t *hdr) {
+static inline int read_tl(const uint8_t *p, size_t avail, uint8_t *tag, size_t *len, size_t *hdr) {
     if (avail < 2) return 1;
     *tag = p[0];
     if ((p[0] & 0x1f) == 0x1f) return -1; /* multi-byte tags are not used by LDAP */
@@ -111,7 +112,7 @@ static int read_tl(const uint8_t *p, size_t avail, uint8_t *tag, size_t *len, si
 }
 
 /* the element at *p within [*p, end) with tag want: its content in [*cp, *cp + *clen); advances *p */
-static int element(const uint8_t **p, const uint8_t *end, uint8_t want, const uint8_t **cp, size_t *clen) {
+static inline int element(const uint8_t **p, const uint8_t *end, uint8_t want, const uint8_t **cp, size_t *clen) {
     uint8_t tag;
     size_t len, hdr;
     if (*p >= end) return -1;
@@ -133,14 +134,25 @@ static void col_free(Col *c) {
 }
 
 static int col_start(Col *c) {
+    size_t hint[4];
+    memcpy(hint, c->hint, sizeof hint);
     memset(c, 0, sizeof *c);
+    memcpy(c->hint, hint, sizeof hint);
     c->touched = -1;
+    if (buf_reserve(&c->validity, hint[0]) < 0 || buf_reserve(&c->loff, hint[1] + 4) < 0 ||
+        buf_reserve(&c->voff, hint[2] + 4) < 0 || buf_reserve(&c->data, hint[3]) < 0)
+        return -1;
     if (buf_i32(&c->loff, 0) < 0 || buf_i32(&c->voff, 0) < 0) return -1;
     return 0;
 }
 
 static void cols_reset_all(Columns *self) {
-    for (int i = 0; i < self->ncols; i++) col_free(&self->cols[i]);
+    for (int i = 0; i < self->ncols; i++) {
+        Col *c = &self->cols[i];
+        size_t hint[4] = {c->validity.len, c->loff.len, c->voff.len, c->data.len};
+        col_free(c);
+        memcpy(c->hint, hint, sizeof hint);
+    }
     free(self->dnoff.p);
     free(self->dndata.p);
     memset(&self->dnoff, 0, sizeof self->dnoff);
@@ -297,15 +309,16 @@ static int decode_entry(Columns *self, const uint8_t *p, const uint8_t *end, con
     for (q = attrs; q < aend; k++) {
         const uint8_t *pa, *type, *vals, *v;
         size_t palen, typelen, valslen, vlen;
-        element(&q, aend, 0x30, &pa, &palen);
+        /* validated by the first pass: these cannot fail */
+        if (element(&q, aend, 0x30, &pa, &palen) < 0) return ERR_MALFORMED;
         const uint8_t *r = pa, *pend = pa + palen;
-        element(&r, pend, 0x04, &type, &typelen);
-        element(&r, pend, 0x31, &vals, &valslen);
+        if (element(&r, pend, 0x04, &type, &typelen) < 0 || element(&r, pend, 0x31, &vals, &valslen) < 0)
+            return ERR_MALFORMED;
         Col *c = &self->cols[self->scratch[k]];
         c->touched = row;
         const uint8_t *vend = vals + valslen;
         while (vals < vend) {
-            element(&vals, vend, 0x04, &v, &vlen);
+            if (element(&vals, vend, 0x04, &v, &vlen) < 0) return ERR_MALFORMED;
             if (buf_put(&c->data, v, vlen) < 0 || buf_i32(&c->voff, (int32_t)c->data.len) < 0)
                 return ERR_NOMEM;
             c->nvals++;
@@ -419,7 +432,7 @@ static PyObject *outcome(const uint8_t *base, Py_ssize_t pos, Py_ssize_t at, Py_
         /* the entry's DN for the message: its first element */
         const uint8_t *m = base + at, *p, *mend, *idp, *op, *dn;
         uint8_t tag;
-        size_t len, hdr, idlen, oplen, ohdr, dnlen;
+        size_t len = 0, hdr = 0, idlen = 0, oplen = 0, ohdr = 0, dnlen = 0;
         read_tl(m, (size_t)(end - at), &tag, &len, &hdr);
         p = m + hdr;
         mend = p + len;
@@ -525,7 +538,50 @@ static PyObject *Columns_read(Columns *self, PyObject *args) {
     return out;
 }
 
-static PyObject *bytes_of(Buf *b) { return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len); }
+/* A read-only buffer owning memory a Buf held: take() hands the column buffers to Python (and
+ * Arrow, through pa.py_buffer) without copying them. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t len;
+} Owned;
+
+static char empty[1];
+
+static int Owned_getbuffer(Owned *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p ? self->p : empty, self->len, 1, flags);
+}
+
+static void Owned_dealloc(Owned *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t Owned_length(Owned *self) { return self->len; }
+
+static PyBufferProcs Owned_as_buffer = {(getbufferproc)Owned_getbuffer, NULL};
+static PySequenceMethods Owned_as_sequence = {.sq_length = (lenfunc)Owned_length};
+
+static PyTypeObject OwnedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dc_api_x_ldap._berpage.Owned",
+    .tp_doc = "bytes of a decoded column (read-only buffer)",
+    .tp_basicsize = sizeof(Owned),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Owned_dealloc,
+    .tp_as_buffer = &Owned_as_buffer,
+    .tp_as_sequence = &Owned_as_sequence,
+};
+
+/* the Buf's memory as an Owned object; the Buf is left empty */
+static PyObject *bytes_of(Buf *b) {
+    Owned *o = PyObject_New(Owned, &OwnedType);
+    if (o == NULL) return NULL;
+    o->p = b->p;
+    o->len = (Py_ssize_t)b->len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)o;
+}
 
 static PyObject *Columns_take(Columns *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *cols = PyList_New(self->ncols);
@@ -533,6 +589,8 @@ static PyObject *Columns_take(Columns *self, PyObject *Py_UNUSED(ignored)) {
     for (int i = 0; i < self->ncols; i++) {
         Col *c = &self->cols[i];
         PyObject *item;
+        size_t hint[4] = {c->validity.len, c->loff.len, c->voff.len, c->data.len};
+        memcpy(c->hint, hint, sizeof hint);
         if (!c->any) {
             item = Py_NewRef(Py_None);
         } else {
@@ -548,8 +606,19 @@ static PyObject *Columns_take(Columns *self, PyObject *Py_UNUSED(ignored)) {
     PyObject *out =
         Py_BuildValue("(LNNN)", (long long)self->n, bytes_of(&self->dnoff), bytes_of(&self->dndata), cols);
     if (out == NULL) return NULL;
-    cols_reset_all(self);
-    if (cols_start(self) < 0) {
+    for (int i = 0; i < self->ncols; i++) { /* free what was not handed over, keep the hints */
+        Col *c = &self->cols[i];
+        size_t hint[4];
+        memcpy(hint, c->hint, sizeof hint);
+        col_free(c);
+        memcpy(c->hint, hint, sizeof hint);
+    }
+    size_t dnhint[2] = {self->dnoff.len, self->dndata.len};
+    free(self->dnoff.p);
+    free(self->dndata.p);
+    memset(&self->dnoff, 0, sizeof self->dnoff);
+    memset(&self->dndata, 0, sizeof self->dndata);
+    if (cols_start(self) < 0 || buf_reserve(&self->dnoff, dnhint[0]) < 0 || buf_reserve(&self->dndata, dnhint[1]) < 0) {
         Py_DECREF(out);
         return PyErr_NoMemory();
     }
@@ -615,7 +684,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__berpage(void) {
-    if (PyType_Ready(&ColumnsType) < 0) return NULL;
+    if (PyType_Ready(&ColumnsType) < 0 || PyType_Ready(&OwnedType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&ColumnsType);
