@@ -14,7 +14,9 @@ from ldap_support import BACKENDS, NATIVE, PEOPLE, admin_config
 from dc_api_x import create_adapter
 from dc_api_x.exceptions import AdapterError, SchemaError
 
-pytestmark = pytest.mark.skipif(not NATIVE, reason="!!! the native reader (dc_api_x_ldap._berpage) is not built")
+pytestmark = pytest.mark.skipif(
+    not NATIVE, reason="!!! the native reader (dc_api_x_ldap._berpage) is not built"
+)
 
 #: the whole directory below the suffix's people: 10,000 people with multi-valued, binary
 #: (dcapixBlob, some jpegPhoto-free entries), non-ASCII (cn 'Ñandú'-style) and absent attributes
@@ -53,9 +55,10 @@ def test_native_tables_equal_the_backends(slapd, backend):
 @pytest.mark.slapd
 @pytest.mark.parametrize("backend", [b for b in ("python-ldap", "ldap3") if b in BACKENDS])
 def test_native_root_dse_and_subschema_equal_the_backends(slapd, backend):
-    with create_adapter(admin_config(slapd, backend, reader="native")) as n, create_adapter(
-        admin_config(slapd, backend, reader="backend")
-    ) as b:
+    with (
+        create_adapter(admin_config(slapd, backend, reader="native")) as n,
+        create_adapter(admin_config(slapd, backend, reader="backend")) as b,
+    ):
         assert n.root_dse() == b.root_dse()
         ns, bs = n.subschema(), b.subschema()
         assert ns.attribute_types == bs.attribute_types
@@ -80,7 +83,8 @@ def test_native_read_imports_no_client_library(slapd, tmp_path):
         from dc_api_x import create_adapter
         with create_adapter(json.loads({json.dumps(json.dumps(cfg))})) as a:
             rows = sum(len(b) for b in a.read(a.get_stream("people")))
-        print(rows, ",".join(m for m in ("ldap3", "ldap", "ldaptor", "twisted") if m in sys.modules) or "none")
+        loaded = [m for m in ("ldap3", "ldap", "ldaptor", "twisted") if m in sys.modules]
+        print(rows, ",".join(loaded) or "none")
         """
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -135,9 +139,9 @@ def test_without_the_extension_auto_falls_back_and_native_names_the_reason(monke
     assert not ok and "not built" in why and "C compiler" in why
     with create_adapter({"adapter": "ldap", "url": "ldap://127.0.0.1:1"}) as a:
         assert a.native() is None  # auto: the backend reads
-    with create_adapter({"adapter": "ldap", "url": "ldap://127.0.0.1:1", "reader": "native"}) as a:
-        with pytest.raises(AdapterError, match="not built"):
-            a.native()
+    cfg = {"adapter": "ldap", "url": "ldap://127.0.0.1:1", "reader": "native"}
+    with create_adapter(cfg) as a, pytest.raises(AdapterError, match="not built"):
+        a.native()
 
 
 FILTERS = [
@@ -187,7 +191,9 @@ def _tlv(tag: int, body: bytes) -> bytes:
 def _entry_msg(msgid: int, dn: bytes, attrs: list[tuple[bytes, list[bytes]]]) -> bytes:
     from dc_api_x_ldap.backends import _ber_int
 
-    pas = b"".join(_tlv(0x30, _tlv(0x04, n) + _tlv(0x31, b"".join(_tlv(0x04, v) for v in vs))) for n, vs in attrs)
+    pas = b"".join(
+        _tlv(0x30, _tlv(0x04, n) + _tlv(0x31, b"".join(_tlv(0x04, v) for v in vs))) for n, vs in attrs
+    )
     return _tlv(0x30, _ber_int(msgid) + _tlv(0x64, _tlv(0x04, dn) + _tlv(0x30, pas)))
 
 

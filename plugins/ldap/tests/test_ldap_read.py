@@ -317,7 +317,13 @@ def test_unreachable_server_is_a_transport_error(backend, reader):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    cfg = {"adapter": "ldap", "url": f"ldap://127.0.0.1:{port}", "timeout": 2, "backend": backend, "reader": reader}
+    cfg = {
+        "adapter": "ldap",
+        "url": f"ldap://127.0.0.1:{port}",
+        "timeout": 2,
+        "backend": backend,
+        "reader": reader,
+    }
     with create_adapter(cfg) as a, pytest.raises(TransportError) as err:
         a.discover()
     assert f"127.0.0.1:{port}" in str(err.value)

@@ -87,7 +87,9 @@ class LdapBase(ProtocolAdapter):
                 self._native = NativeReader(self.options)
             else:
                 self._native_why = why
-                log.debug("ldap: reading through the %s backend (native reader: %s)", self.options.backend, why)
+                log.debug(
+                    "ldap: reading through the %s backend (native reader: %s)", self.options.backend, why
+                )
         if self._native is None and mode == "native":
             raise self.error(
                 f"option 'reader': the native reader cannot be used: {self._native_why}", field="reader"

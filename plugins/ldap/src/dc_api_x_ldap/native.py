@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .backends import (
@@ -398,7 +397,11 @@ class NativeReader:
                 if n & 0x80:
                     k = n & 0x7F
                     hdr = 2 + k
-                    length = int.from_bytes(self.buf[self.start + 2 : self.start + hdr], "big") if have >= hdr else -1
+                    length = (
+                        int.from_bytes(self.buf[self.start + 2 : self.start + hdr], "big")
+                        if have >= hdr
+                        else -1
+                    )
                 if length >= 0 and have >= hdr + length:
                     msg = bytes(self.view[self.start : self.start + hdr + length])
                     self.start += hdr + length
@@ -625,7 +628,9 @@ def scan_values(
         try:
             text = cast(vals, pa.string())
         except pa.ArrowInvalid:
-            raise LdapError(84, f"a value of {attribute} is not valid UTF-8", dn=base, what="search") from None
+            raise LdapError(
+                84, f"a value of {attribute} is not valid UTF-8", dn=base, what="search"
+            ) from None
         for v in call("unique", call("utf8_lower", text)).to_pylist():
             found.setdefault(v, None)
     return list(found)

@@ -43,7 +43,18 @@ _AT_KEYS = (
     "X-ORIGIN",
     "X-ORDERED",
 )
-_OC_KEYS = ("NAME", "DESC", "OBSOLETE", "SUP", "STRUCTURAL", "AUXILIARY", "ABSTRACT", "MUST", "MAY", "X-ORIGIN")
+_OC_KEYS = (
+    "NAME",
+    "DESC",
+    "OBSOLETE",
+    "SUP",
+    "STRUCTURAL",
+    "AUXILIARY",
+    "ABSTRACT",
+    "MUST",
+    "MAY",
+    "X-ORIGIN",
+)
 
 
 def split_tokens(text: str) -> list[str]:
@@ -111,7 +122,9 @@ def _attribute_type(text: str) -> AttributeType:
         syntax=syntax,
         single_value=d["SINGLE-VALUE"] is not None,
         no_user_modification=d["NO-USER-MODIFICATION"] is not None,
-        usage="operational" if usage in ("directoryOperation", "distributedOperation", "dSAOperation") else "userApplications",
+        usage="operational"
+        if usage in ("directoryOperation", "distributedOperation", "dSAOperation")
+        else "userApplications",
         sup=(d["SUP"] or (None,))[0],
     )
 
@@ -121,7 +134,13 @@ def _object_class(text: str) -> ObjectClass:
     if len(tokens) < 3 or tokens[0] != "(" or tokens[-1] != ")":
         raise ValueError(f"not an object class description: {text!r}")
     d = _extract(tokens, _OC_KEYS)
-    kind = "ABSTRACT" if d["ABSTRACT"] is not None else "AUXILIARY" if d["AUXILIARY"] is not None else "STRUCTURAL"
+    kind = (
+        "ABSTRACT"
+        if d["ABSTRACT"] is not None
+        else "AUXILIARY"
+        if d["AUXILIARY"] is not None
+        else "STRUCTURAL"
+    )
     sup = tuple(d["SUP"] or ())
     if kind == "STRUCTURAL" and not sup and tokens[1] != "2.5.6.0":
         sup = ("top",)

@@ -300,15 +300,16 @@ def _page_names(
         j = idx.get(name)
         if j is None:
             j = column_of(
-                name, idx, aliases, lambda n=name: next(d for d, e in zip(dns, entries, strict=True) if n in e)
+                name,
+                idx,
+                aliases,
+                lambda n=name: next(d for d, e in zip(dns, entries, strict=True) if n in e),
             )
         by_column.setdefault(j, []).append(name)
     return by_column
 
 
-def column_of(
-    name: str, idx: dict[str, int], aliases: Mapping[str, str] | None, dn: Any
-) -> int:
+def column_of(name: str, idx: dict[str, int], aliases: Mapping[str, str] | None, dn: Any) -> int:
     """The index of the property an attribute description fills (``idx`` from
     :func:`column_index`); one that is not a property raises :class:`ValueProblem` naming the
     entry (``dn``: the DN, or a function finding it)."""
@@ -580,7 +581,14 @@ def _time_array(values: pa.Array) -> pa.Array:
     text = cast(values, pa.string())
     try:
         parsed = strptime(text, "%Y%m%d%H%M%SZ", "us")
-        if call("all", call("or_kleene", call("equal", call("utf8_length", text), pa.scalar(15, pa.int32())), call("is_null", text))).as_py():
+        if call(
+            "all",
+            call(
+                "or_kleene",
+                call("equal", call("utf8_length", text), pa.scalar(15, pa.int32())),
+                call("is_null", text),
+            ),
+        ).as_py():
             return cast(parsed, pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass

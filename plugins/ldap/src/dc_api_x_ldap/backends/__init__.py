@@ -248,7 +248,7 @@ def missing_library(name: str) -> str | None:
     from importlib.util import find_spec
 
     try:
-        module, attr, library = BACKEND_MODULES[name]
+        library = BACKEND_MODULES[name][2]
     except KeyError:
         return f"unknown backend {name!r}; valid: {', '.join(BACKEND_MODULES)}"
     try:
