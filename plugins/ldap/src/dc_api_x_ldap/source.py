@@ -1,8 +1,10 @@
 """Reading in the ``ldap`` adapter: a stream's entries page by page with the simple paged results
 control (RFC 2696), converted to Arrow column-wise in groups of pages (:data:`GROUP_ENTRIES`). The
-server prepares the next page while this one is converted: python-ldap sends its request before
-the page is yielded (``paged_search(ahead=True)``), the other backends fetch in a thread
-(:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
+native reader (:mod:`.native`, ``reader: auto|native``) decodes the entries in C straight into
+column buffers; through a backend (``reader: backend``, or where the native reader cannot serve)
+entries come as Python objects. The server prepares the next page while this one is converted:
+the native reader and python-ldap send its request before the page is yielded
+(``paged_search(ahead=True)``), the other backends fetch in a thread (:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
 ``entryCSN``) with the toolkit's boundary bookmark (:class:`dc_api_x.bookmarks.BoundaryBookmark`),
 bounded by the server's clock when the read began.
 """
