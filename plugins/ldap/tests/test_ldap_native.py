@@ -110,6 +110,27 @@ def test_native_read_stopped_early_closes_its_connection_and_reads_again(slapd, 
 
 
 @pytest.mark.slapd
+def test_native_reconnects_when_the_server_closed_the_kept_connection(slapd):
+    """An idle timeout closes the connection kept between operations: the next operation
+    reconnects instead of failing (a socket whose peer is gone stands in for it)."""
+    import socket
+
+    with create_adapter(admin_config(slapd, streams=[{**PEOPLE_STREAM, "filter": "(uid=user00001*)"}])) as a:
+        spec = a.get_stream("people")
+        native = a.native()
+        for what in ("search", "paged"):
+            mine, peer = socket.socketpair()
+            peer.close()
+            native.sock.close()
+            native.sock = mine
+            if what == "search":
+                assert native.root_dse() == a.root_dse()
+            else:
+                assert read_table(a, spec)[0].num_rows == 10
+            assert native.sock is not mine
+
+
+@pytest.mark.slapd
 def test_native_attribute_outside_the_schema_is_an_error(slapd):
     with create_adapter(admin_config(slapd, streams=[PEOPLE_STREAM], reader="native")) as a:
         spec = a.get_stream("people")

@@ -20,6 +20,7 @@ through the backend.
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -319,6 +320,7 @@ class NativeReader:
         except OSError as exc:
             raise LdapError(91, f"cannot connect to {o.url}: {exc}", what="connect") from None
         self.sock = sock
+        self.start = self.end = 0
         if o.auth == "simple":
             auth = _octets(0x80, o.secret().encode("utf-8"))
             name = (o.bind_dn or "").encode("utf-8")
@@ -338,6 +340,22 @@ class NativeReader:
         code, _, diag = _result(body)
         if code != 0:
             raise LdapError(code, diag, what="bind")
+
+    def ready(self) -> None:
+        """Connect, or reconnect when the kept connection is no longer usable: the server closed
+        it (an idle timeout: end of stream) or sent something between operations (a notice of
+        disconnection). Checked with one non-blocking poll before each operation."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                readable = bool(select.select([sock], [], [], 0)[0])
+            except (OSError, ValueError):
+                readable = True
+            if readable or self.end != self.start:
+                self.close()
+        if self.sock is None:
+            self.start = self.end = 0
+            self.connect()
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
@@ -440,8 +458,7 @@ class NativeReader:
     ) -> list[Entry]:
         """One search, all results at once, decoded in Python (small reads only); a missing base
         is no entries, as with the backends."""
-        if self.sock is None:
-            self.connect()
+        self.ready()
         msgid = self._send(self._request(base, scope, filter, attributes), controls)
         out: list[Entry] = []
         while True:
@@ -499,8 +516,7 @@ class NativeReader:
             return self._send(request, [paged, *extra])
 
         cols = _berpage.Columns(ncols)
-        if self.sock is None:
-            self.connect()
+        self.ready()
         finished = False
         try:
             msgid = send(b"")

@@ -4,9 +4,9 @@ native reader (:mod:`.native`, ``reader: auto|native``) decodes the entries in C
 column buffers; through a backend (``reader: backend``, or where the native reader cannot serve)
 entries come as Python objects. The server prepares the next page while this one is converted:
 the native reader and python-ldap send its request before the page is yielded
-(``paged_search(ahead=True)``), the other backends fetch in a thread (:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
-``entryCSN``) with the toolkit's boundary bookmark (:class:`dc_api_x.bookmarks.BoundaryBookmark`),
-bounded by the server's clock when the read began.
+(``paged_search(ahead=True)``), the other backends fetch in a thread (:class:`PageFetcher`).
+Incremental streams use ``modifyTimestamp`` (or ``entryCSN``) with the toolkit's boundary bookmark
+(:class:`dc_api_x.bookmarks.BoundaryBookmark`), bounded by the server's clock when the read began.
 """
 
 from __future__ import annotations
