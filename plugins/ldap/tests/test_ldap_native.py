@@ -110,6 +110,20 @@ def test_native_read_stopped_early_closes_its_connection_and_reads_again(slapd, 
 
 
 @pytest.mark.slapd
+def test_native_reads_over_ldapi_with_sasl_external(slapd):
+    """No password: the native reader binds with SASL EXTERNAL over the ldapi:// socket."""
+    stream = {**PEOPLE_STREAM, "filter": "(uid=user00002*)"}
+    cfg = {"adapter": "ldap", "url": slapd.ldapi_url, "streams": [stream]}
+    with create_adapter({**cfg, "reader": "native"}) as a:
+        assert a.options.auth == "sasl_external"
+        native, _, _ = read_table(a, a.get_stream("people"))
+        assert a._backend is None
+    with create_adapter({**cfg, "reader": "backend", "backend": BACKENDS[0]}) as a:
+        backend_t, _, _ = read_table(a, a.get_stream("people"))
+    assert native.num_rows == 10 and native.equals(backend_t)
+
+
+@pytest.mark.slapd
 def test_native_reconnects_when_the_server_closed_the_kept_connection(slapd):
     """An idle timeout closes the connection kept between operations: the next operation
     reconnects instead of failing (a socket whose peer is gone stands in for it)."""
