@@ -10,8 +10,12 @@ the shared machine hits them alike. Reported: median wall seconds, entries/s, th
 client process (slapd's not included) and the load average.
 
     .venv/bin/python benchmarks/ldap_read.py                      # 50,000 entries, 3 runs
-    .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3
+    .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3/backend
     .venv/bin/python benchmarks/ldap_read.py --profile python-ldap   # cProfile of one in-process run
+
+A contender is ``backend[/reader]``: ``python-ldap`` reads through the adapter's native reader
+(``reader: auto``: its own socket, entries decoded by the plugin's C extension, no client library
+imported) when the extension is built; ``python-ldap/backend`` through python-ldap itself.
 
 The dcapix runs are real ``dcapix run`` processes (start-up, plugin loading, discovery, reading,
 Parquet writing), with ``--full-refresh --no-state``; the stream names its object classes so
@@ -49,7 +53,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument(
-        "--backends", default="python-ldap,ldap3", help="comma-separated (ldaptor is ~30x slower)"
+        "--backends",
+        default="python-ldap,python-ldap/backend",
+        help="comma-separated backend[/reader] (reader: auto (default: the native reader when it is "
+        "built), native or backend; ldaptor/backend is ~30x slower)",
     )
     ap.add_argument("--profile", metavar="BACKEND", help="profile one in-process run instead")
     args = ap.parse_args()
@@ -89,7 +96,7 @@ def main() -> int:
             walls["ldapsearch"].append(time.perf_counter() - t)
             cpus["ldapsearch"].append(_child_cpu() - c)
             for b in backends:
-                out = work / f"out-{b}-{run}"
+                out = work / f"out-{b.replace('/', '-')}-{run}"
                 c = _child_cpu()
                 walls[f"dcapix run ({b})"].append(dcapix_run(srv, base, b, args, work, out))
                 cpus[f"dcapix run ({b})"].append(_child_cpu() - c)
@@ -102,13 +109,13 @@ def main() -> int:
         end = os.getloadavg()
         print(f"load average {load[0]:.1f} {load[1]:.1f} before, {end[0]:.1f} {end[1]:.1f} after")
         print(
-            f"\n{'contender':<26} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
+            f"\n{'contender':<34} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
             f"{'client cpu s':>13}   runs"
         )
         for name, ws in walls.items():
             med = statistics.median(ws)
             print(
-                f"{name:<26} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
+                f"{name:<34} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
                 f"{statistics.median(cpus[name]):>13.2f}   " + " ".join(f"{w:.2f}" for w in ws)
             )
         return 0
@@ -124,10 +131,12 @@ def _child_cpu() -> float:
 
 
 def pipeline(srv, base: str, backend: str, args, out: Path) -> dict:  # type: ignore[no-untyped-def]
+    name, _, reader = backend.partition("/")
     return {
         "source": {
             "adapter": "ldap",
-            "backend": backend,
+            "backend": name,
+            "reader": reader or "auto",
             "url": srv.url,
             "bind_dn": srv.admin_dn,
             "password": srv.admin_password,
@@ -139,7 +148,7 @@ def pipeline(srv, base: str, backend: str, args, out: Path) -> dict:  # type: ig
 
 
 def dcapix_run(srv, base: str, backend: str, args, work: Path, out: Path) -> float:  # type: ignore[no-untyped-def]
-    cfg = work / f"dcapix-{backend}.json"
+    cfg = work / f"dcapix-{backend.replace('/', '-')}.json"
     cfg.write_text(json.dumps({"pipelines": {"ldap": pipeline(srv, base, backend, args, out)}}))
     cmd = [
         str(BIN / "dcapix"),

@@ -33,6 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
             f"(pip install -e './plugins/ldap[{name}]')",
             stacklevel=1,
         )
+    from ldap_support import NATIVE
+
+    if not NATIVE:
+        warnings.warn(
+            "!!! the native reader (dc_api_x_ldap._berpage) is not built: its tests are not run "
+            "(reinstall plugins/ldap where gcc and the Python headers are present)",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,15 @@ BACKENDS = [
     if importlib.util.find_spec(mod) is not None
 ]
 
+#: whether the native reader's C extension is built here
+NATIVE = importlib.util.find_spec("dc_api_x_ldap._berpage") is not None
+#: (backend, reader) pairs of the read tests: each installed backend reading itself, plus the
+#: native reader (discovery and reads over its own connection, whatever the backend)
+READERS = [(b, "backend") for b in BACKENDS] + (
+    [("python-ldap" if "python-ldap" in BACKENDS else BACKENDS[0], "native")] if NATIVE and BACKENDS else []
+)
+READER_IDS = [f"{b}-{r}" for b, r in READERS]
+
 
 def _ensure_slapd() -> None:
     if slapd_binary() is not None and shutil.which("ldapsearch"):

@@ -11,7 +11,7 @@ import dc_api_x_ldap.source as ldap_source
 import ldap3
 import pytest
 from dc_api_x_ldap.testing import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, person
-from ldap_support import BACKENDS, N_PEOPLE, PEOPLE, admin_config
+from ldap_support import BACKENDS, N_PEOPLE, PEOPLE, READER_IDS, READERS, admin_config
 
 from dc_api_x import create_adapter
 from dc_api_x.exceptions import AdapterError, ConfigError, SchemaError, TransportError
@@ -81,7 +81,7 @@ def test_default_streams_are_the_naming_contexts(slapd):
 #: ldaptor decodes BER in pure Python (~1,000 entries/s): it reads a 2,000-entry slice
 FULL = {"filter": "(objectClass=inetOrgPerson)", "n": N_PEOPLE, "pages": [700] * 14 + [200]}
 SLICE = {"filter": "(|(uid=user000*)(uid=user001*))", "n": 2000, "pages": [700, 700, 600]}
-CASES = [(b, SLICE if b == "ldaptor" else FULL) for b in BACKENDS]
+CASES = [(b, r, SLICE if b == "ldaptor" and r == "backend" else FULL) for b, r in READERS]
 
 
 def grouped(pages: list[int], size: int) -> list[int]:
@@ -94,11 +94,14 @@ def grouped(pages: list[int], size: int) -> list[int]:
     return [*out, n] if n else out
 
 
-@pytest.mark.parametrize(("backend", "case"), CASES, ids=BACKENDS)
-def test_reads_every_entry_with_exact_values_and_pages_seen_by_the_server(slapd, backend, case, monkeypatch):
+@pytest.mark.parametrize(("backend", "reader", "case"), CASES, ids=READER_IDS)
+def test_reads_every_entry_with_exact_values_and_pages_seen_by_the_server(
+    slapd, backend, reader, case, monkeypatch
+):
     # pages are converted in groups of >= GROUP_ENTRIES entries: small groups, several batches
     monkeypatch.setattr(ldap_source, "GROUP_ENTRIES", 1000)
-    cfg = admin_config(slapd, backend, streams=[{**STREAM, "filter": case["filter"], "page_size": 700}])
+    streams = [{**STREAM, "filter": case["filter"], "page_size": 700}]
+    cfg = admin_config(slapd, backend, streams=streams, reader=reader)
     with create_adapter(cfg) as a:
         spec = a.get_stream("people")
         mark = slapd.log_mark()
@@ -195,12 +198,13 @@ def _add_people(conn, base, ids):
         assert conn.add(f"uid=user{i:06d},{base}", attributes=attrs), conn.result
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_incremental_reads_only_new_or_changed_entries(slapd, subtree, backend):
+@pytest.mark.parametrize(("backend", "reader"), READERS, ids=READER_IDS)
+def test_incremental_reads_only_new_or_changed_entries(slapd, subtree, backend, reader):
     conn = ldap3.Connection(slapd.url, ADMIN_DN, ADMIN_PASSWORD, auto_bind=True)
     _add_people(conn, subtree, range(40))
     time.sleep(1.05)  # modifyTimestamp has one-second steps: the first run starts a second later
-    cfg = admin_config(slapd, backend, streams=[{"name": "inc", "base": subtree, "filter": "(uid=*)"}])
+    streams = [{"name": "inc", "base": subtree, "filter": "(uid=*)"}]
+    cfg = admin_config(slapd, backend, streams=streams, reader=reader)
     with create_adapter(cfg) as a:
         spec = a.get_stream("inc")
         rows, batches = read_all(a, spec)
@@ -295,9 +299,9 @@ def test_size_limit_is_an_error_not_a_truncated_read(slapd):
     assert "sizeLimitExceeded (4)" in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_wrong_password_is_one_line_naming_the_result(slapd, backend):
-    cfg = {**admin_config(slapd, backend), "password": "wrong-secret"}
+@pytest.mark.parametrize(("backend", "reader"), READERS, ids=READER_IDS)
+def test_wrong_password_is_one_line_naming_the_result(slapd, backend, reader):
+    cfg = {**admin_config(slapd, backend, reader=reader), "password": "wrong-secret"}
     with create_adapter(cfg) as a, pytest.raises(AdapterError) as err:
         a.discover()
     msg = str(err.value)
@@ -305,15 +309,21 @@ def test_wrong_password_is_one_line_naming_the_result(slapd, backend):
     assert "wrong-secret" not in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_unreachable_server_is_a_transport_error(backend):
+@pytest.mark.parametrize(("backend", "reader"), READERS, ids=READER_IDS)
+def test_unreachable_server_is_a_transport_error(backend, reader):
     import socket
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    cfg = {"adapter": "ldap", "url": f"ldap://127.0.0.1:{port}", "timeout": 2, "backend": backend}
+    cfg = {
+        "adapter": "ldap",
+        "url": f"ldap://127.0.0.1:{port}",
+        "timeout": 2,
+        "backend": backend,
+        "reader": reader,
+    }
     with create_adapter(cfg) as a, pytest.raises(TransportError) as err:
         a.discover()
     assert f"127.0.0.1:{port}" in str(err.value)
@@ -336,8 +346,8 @@ def test_an_attribute_outside_an_explicit_list_is_not_read(slapd):
     assert rows[0]["mail"] == ["user000003@example.com", "user000003.alt@example.org"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_server_controls_manage_dsa_it(slapd, backend):
+@pytest.mark.parametrize(("backend", "reader"), READERS, ids=READER_IDS)
+def test_server_controls_manage_dsa_it(slapd, backend, reader):
     """The referral object comes back as an entry only with the ManageDsaIT control."""
     base = {
         "name": "refs",
@@ -346,11 +356,10 @@ def test_server_controls_manage_dsa_it(slapd, backend):
         "attributes": ["ou", "ref"],
         "replication_key": None,
     }
-    with create_adapter(admin_config(slapd, backend, streams=[base])) as a:
+    with create_adapter(admin_config(slapd, backend, streams=[base], reader=reader)) as a:
         plain, _ = read_all(a, a.get_stream("refs"))
-    cfg = admin_config(
-        slapd, backend, streams=[base], controls=[{"oid": "2.16.840.1.113730.3.4.2", "critical": True}]
-    )
+    manage_dsa_it = [{"oid": "2.16.840.1.113730.3.4.2", "critical": True}]
+    cfg = admin_config(slapd, backend, streams=[base], controls=manage_dsa_it, reader=reader)
     with create_adapter(cfg) as a:
         managed, _ = read_all(a, a.get_stream("refs"))
     assert plain == []

@@ -8,16 +8,19 @@ Schema), :mod:`.source` (paged, incremental reads), :mod:`.sink` (writes), :mod:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from dc_api_x.exceptions import ConfigError, SchemaError, TransportError
 from dc_api_x.ext.adapters import ProtocolAdapter
 
-from .backends import Backend, LdapError, first, load_backend, values
+from .backends import AUTH_METHODS, Backend, LdapError, first, load_backend, missing_library, values
 from .config import LdapOptions
 from .schema import SubSchema
 
 __all__ = ["CONNECT_ERRORS", "DATA_ERRORS", "LdapBase"]
+
+log = logging.getLogger("dc_api_x_ldap")
 
 #: result codes that mean "the data does not fit" (a SchemaError rather than an AdapterError)
 DATA_ERRORS = frozenset({16, 17, 19, 20, 21, 34, 64, 65, 67, 69})
@@ -36,22 +39,69 @@ class LdapBase(ProtocolAdapter):
     def __init__(self, options: Any = None, /, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         o: LdapOptions = self.options
-        try:
-            cls = load_backend(o.backend)
-        except ImportError as exc:
+        missing = missing_library(o.backend)
+        if missing is not None:
             raise ConfigError(
-                f"adapter 'ldap': option 'backend': {exc}", plugin="adapter 'ldap'", field="backend"
-            ) from None
-        if o.auth not in cls.auth_methods:
+                f"adapter 'ldap': option 'backend': {missing}", plugin="adapter 'ldap'", field="backend"
+            )
+        if o.auth not in AUTH_METHODS[o.backend]:
             raise ConfigError(
                 f"adapter 'ldap': option 'auth': backend {o.backend!r} does not support {o.auth!r}; "
-                f"it supports: {', '.join(sorted(cls.auth_methods))}",
+                f"it supports: {', '.join(sorted(AUTH_METHODS[o.backend]))}",
                 plugin="adapter 'ldap'",
                 field="auth",
             )
-        self.backend: Backend = cls(o)
+        self._backend: Backend | None = None
+        self._native: Any = None
+        self._native_why: str | None = None
         self._dse: dict[str, list[bytes]] | None = None
         self._schema: SubSchema | None = None
+
+    @property
+    def backend(self) -> Backend:
+        """The client library's backend, loaded (and its library imported) on first use: a read
+        through the native reader never needs it."""
+        if self._backend is None:
+            try:
+                cls = load_backend(self.options.backend)
+            except ImportError as exc:
+                raise ConfigError(
+                    f"adapter 'ldap': option 'backend': {exc}", plugin="adapter 'ldap'", field="backend"
+                ) from None
+            self._backend = cls(self.options)
+        return self._backend
+
+    def native(self) -> Any:
+        """The native reader (:mod:`dc_api_x_ldap.native`: its own connection, entries decoded by
+        the C extension) when ``reader:`` allows it and it can serve the connection, else
+        ``None`` (``auto``: the reason is logged once; ``native``: raises with the reason)."""
+        mode = self.options.reader
+        if mode == "backend":
+            return None
+        if self._native is None and self._native_why is None:
+            from .native import NativeReader, status, supports
+
+            ok, reason = status()
+            why = supports(self.options) if ok else reason
+            if why is None:
+                self._native = NativeReader(self.options)
+            else:
+                self._native_why = why
+                log.debug(
+                    "ldap: reading through the %s backend (native reader: %s)", self.options.backend, why
+                )
+        if self._native is None and mode == "native":
+            raise self.error(
+                f"option 'reader': the native reader cannot be used: {self._native_why}", field="reader"
+            )
+        return self._native
+
+    @property
+    def reader(self) -> Any:
+        """What reads the root DSE, the subschema and the server's time: the native reader when
+        there is one, else the backend (both offer ``search``, ``root_dse`` and ``subschema``)."""
+        native = self.native()
+        return native if native is not None else self.backend
 
     # -- connection, root DSE, schema -----------------------------------------------------------
     @property
@@ -80,14 +130,14 @@ class LdapBase(ProtocolAdapter):
     def root_dse(self) -> dict[str, list[bytes]]:
         """The server's root DSE (naming contexts, subschema entry, controls …), raw."""
         if self._dse is None:
-            self._dse = self._call(self.backend.root_dse)
+            self._dse = self._call(self.reader.root_dse)
         return self._dse
 
     def subschema(self) -> SubSchema:
         """The server's subschema, parsed by the backend's library."""
         if self._schema is None:
             dn = first(self.root_dse(), "subschemaSubentry") or "cn=Subschema"
-            self._schema = self._call(self.backend.subschema, dn)
+            self._schema = self._call(self.reader.subschema, dn)
         return self._schema
 
     def naming_contexts(self) -> list[str]:
@@ -108,7 +158,10 @@ class LdapBase(ProtocolAdapter):
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
         if not self._closed:
-            self.backend.close()
+            if self._backend is not None:
+                self._backend.close()
+            if self._native is not None:
+                self._native.close()
         super().close()
 
     def __repr__(self) -> str:

@@ -99,6 +99,11 @@ class LdapOptions(AdapterOptions):
     backend: Literal["ldap3", "python-ldap", "ldaptor"] = Field(
         default_factory=lambda: _env("backend", "ldap3"), description="the client library"
     )
+    reader: Literal["auto", "native", "backend"] = Field(
+        "auto",
+        description="how streams are read: native (the plugin's C decoder over its own socket, "
+        "ldap:// or ldapi://), backend (the client library), auto (native when built and possible)",
+    )
     auth: Literal["anonymous", "simple", "sasl_external", "ntlm"] | None = Field(
         default_factory=lambda: _env("auth"),
         description="default: simple with bind_dn, SASL EXTERNAL over ldapi://, else anonymous",

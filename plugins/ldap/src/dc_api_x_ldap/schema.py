@@ -39,8 +39,11 @@ __all__ = [
     "ObjectClass",
     "SubSchema",
     "attribute_property",
+    "column_index",
+    "column_of",
     "entry_to_json",
     "format_generalized_time",
+    "lists_to_table",
     "page_to_arrow",
     "parse_generalized_time",
     "to_ldap_values",
@@ -273,7 +276,7 @@ class ValueProblem(ValueError):
         self.dn = dn
 
 
-def _column_index(properties: Sequence[str]) -> dict[str, int]:
+def column_index(properties: Sequence[str]) -> dict[str, int]:
     idx: dict[str, int] = {}
     for i, name in enumerate(properties):
         idx[name] = i
@@ -291,22 +294,36 @@ def _page_names(
     Attribute descriptions are matched without case; ``;binary`` is dropped; ``aliases`` maps
     other names (lower-cased) to properties. A returned attribute that is not a property raises
     :class:`ValueProblem` (never dropped)."""
-    idx = _column_index(properties)
+    idx = column_index(properties)
     by_column: dict[int, list[str]] = {}
     for name in set().union(*[e.keys() for e in entries]) if entries else ():
         j = idx.get(name)
         if j is None:
-            j = _resolve(name, idx, aliases)
-            if j is None:
-                dn = next(d for d, e in zip(dns, entries, strict=True) if name in e)
-                raise ValueProblem(
-                    f"the server returned attribute {name!r}, which is not in the stream's schema "
-                    "(list it in the stream's 'attributes' to read it)",
-                    attribute=name,
-                    dn=dn,
-                )
+            j = column_of(
+                name,
+                idx,
+                aliases,
+                lambda n=name: next(d for d, e in zip(dns, entries, strict=True) if n in e),
+            )
         by_column.setdefault(j, []).append(name)
     return by_column
+
+
+def column_of(name: str, idx: dict[str, int], aliases: Mapping[str, str] | None, dn: Any) -> int:
+    """The index of the property an attribute description fills (``idx`` from
+    :func:`column_index`); one that is not a property raises :class:`ValueProblem` naming the
+    entry (``dn``: the DN, or a function finding it)."""
+    j = idx.get(name)
+    if j is None:
+        j = _resolve(name, idx, aliases)
+    if j is None:
+        raise ValueProblem(
+            f"the server returned attribute {name!r}, which is not in the stream's schema "
+            "(list it in the stream's 'attributes' to read it)",
+            attribute=name,
+            dn=dn() if callable(dn) else dn,
+        )
+    return j
 
 
 def _merged(entries: Sequence[Mapping[str, Sequence[bytes]]], names: Sequence[str]) -> list[Any]:
@@ -367,9 +384,7 @@ def page_to_arrow(
     for the next page, which is checked against them instead of scanning every entry's keys."""
     import pyarrow as pa
 
-    props = schema["properties"]
-    names = list(props)
-    attr_names = names[1:]
+    attr_names = list(schema["properties"])[1:]
     dns = [dn for dn, _ in page]
     entries = [attrs for _, attrs in page]
     cache = {} if cache is None else cache
@@ -389,18 +404,58 @@ def page_to_arrow(
     single = {j: ns[0] for j, ns in by_column.items() if len(ns) == 1}
     if single and struct is None:
         struct = pa.array(entries, cache["struct_type"])
-    arrays: list[pa.Array] = [pa.array(dns, pa.string())]
-    for j, (name, f) in enumerate(zip(attr_names, list(arrow_schema)[1:], strict=True)):
-        kind, multi = _item(props[name])
+    columns: list[pa.Array | None] = []
+    for j in range(len(attr_names)):
         if j in single:
-            lists = struct.field(single[j])
+            columns.append(struct.field(single[j]))
         elif j in by_column:
-            lists = pa.array(_merged(entries, by_column[j]), pa.list_(pa.binary()))
+            columns.append(pa.array(_merged(entries, by_column[j]), pa.list_(pa.binary())))
         else:  # no entry of the page has the attribute (most of a wide schema)
-            arrays.append(pa.nulls(len(dns), f.type))
+            columns.append(None)
+    return lists_to_table(pa.array(dns, pa.string()), columns, schema, arrow_schema, dns)
+
+
+def lists_to_table(
+    dn: pa.Array,
+    columns: Sequence[pa.Array | None],
+    schema: Mapping[str, Any],
+    arrow_schema: pa.Schema,
+    dns: Sequence[str] | None = None,
+) -> pa.Table:
+    """The Arrow table of ``arrow_schema`` from a page's ``dn`` column and one raw
+    ``list<binary>`` column per property after ``dn`` (``None``: no entry has it), converted
+    column-wise (:func:`_convert_column`). ``dns`` (the DNs as a list) is only needed for error
+    messages and is taken from ``dn`` when not given. Shared by :func:`page_to_arrow` (the
+    backends' entries) and the native reader (:mod:`dc_api_x_ldap.native`)."""
+    import pyarrow as pa
+
+    props = schema["properties"]
+    attr_names = list(props)[1:]
+    names: Sequence[str] = dns if dns is not None else _LazyDns(dn)
+    arrays: list[pa.Array] = [dn]
+    for name, f, lists in zip(attr_names, list(arrow_schema)[1:], columns, strict=True):
+        if lists is None:
+            arrays.append(pa.nulls(len(dn), f.type))
             continue
-        arrays.append(_convert_column(name, lists, kind, multi, f.type, dns))
+        kind, multi = _item(props[name])
+        arrays.append(_convert_column(name, lists, kind, multi, f.type, names))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+class _LazyDns(Sequence[str]):
+    """The DNs of a ``dn`` column as a sequence, made Python strings only when an error message
+    needs one."""
+
+    def __init__(self, dn: pa.Array) -> None:
+        self.dn = dn
+
+    def __len__(self) -> int:
+        return len(self.dn)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.dn[i].to_pylist()
+        return self.dn[i].as_py()
 
 
 def _bad(name: str, col: Sequence[Any], dns: Sequence[str], check: Any, what: str) -> ValueProblem:
@@ -449,19 +504,20 @@ def _convert_column(
 ) -> pa.Array:
     """One property's ``list<binary>`` column (null: the entry lacks it) as ``typ``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from ._kernels import call, cast, is_in
 
     errors = (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, OverflowError)
     if multi:
         raw = lists
     else:
-        if len(lists) and pc.max(pc.list_value_length(lists)).as_py() > 1:
+        if len(lists) and call("max", call("list_value_length", lists)).as_py() > 1:
             col = lists.to_pylist()
             i = next(i for i, v in enumerate(col) if v is not None and len(v) > 1)
             raise ValueProblem(
                 f"{len(col[i])} values in a single-valued attribute", attribute=name, dn=dns[i]
             )
-        raw = pc.list_element(lists, 0)
+        raw = call("list_element", lists, pa.scalar(0, pa.int64()))
     offsets: Any = None
     if multi:  # the flat binary values and the lists' offsets into them (from 0)
         offsets, values = _flat(raw)
@@ -471,14 +527,14 @@ def _convert_column(
         if kind == "bin":
             out = values
         elif kind == "str":
-            out = values.cast(pa.string())
+            out = cast(values, pa.string())
         elif kind == "int":
-            out = values.cast(pa.string()).cast(pa.int64())
+            out = cast(cast(values, pa.string()), pa.int64())
         elif kind == "bool":
-            ok = pc.is_in(values, value_set=pa.array([b"TRUE", b"FALSE"], pa.binary()))
-            if not pc.all(pc.or_kleene(ok, pc.is_null(values))).as_py():
+            ok = is_in(values, pa.array([b"TRUE", b"FALSE"], pa.binary()))
+            if not call("all", call("or_kleene", ok, call("is_null", values))).as_py():
                 raise ValueError("not TRUE/FALSE")
-            out = pc.equal(values, pa.scalar(b"TRUE", pa.binary()))
+            out = call("equal", values, pa.scalar(b"TRUE", pa.binary()))
         else:  # time
             out = _time_array(values)
     except errors:
@@ -490,34 +546,50 @@ def _convert_column(
             "time": "a GeneralizedTime",
         }[kind]
         raise _bad(name, lists.to_pylist(), dns, check, what) from None
-    if multi:
-        out = pa.ListArray.from_arrays(offsets, out, mask=raw.is_null())
-    return out if out.type == typ else out.cast(typ)
+    if multi:  # the lists again, nulls where raw has them (from_arrays(mask=) imports pyarrow.compute)
+        nulls = raw.null_count
+        validity = call("is_valid", raw).buffers()[1] if nulls else None
+        out = pa.Array.from_buffers(
+            pa.list_(out.type), len(raw), [validity, offsets.buffers()[1]], null_count=nulls, children=[out]
+        )
+    return out if out.type == typ else cast(out, typ)
 
 
 def _flat(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
     """``(offsets, values)`` of a ``list<binary>`` array: the values its lists span and offsets
     into them starting at 0 (a struct's field is a slice of its child array when the struct is
     one, so its offsets need not start at 0)."""
-    import pyarrow.compute as pc
+    import pyarrow as pa
+
+    from ._kernels import call
 
     offsets = lists.offsets
     start, end = offsets[0].as_py(), offsets[-1].as_py()
     values = lists.values.slice(start, end - start)
-    return (pc.subtract(offsets, start) if start else offsets), values
+    if start or offsets.offset:  # offsets from 0, in an array of their own
+        offsets = call("subtract", offsets, pa.scalar(start, offsets.type))
+    return offsets, values
 
 
 def _time_array(values: pa.Array) -> pa.Array:
     """GeneralizedTime values as ``timestamp[us, UTC]``: the common ``YYYYmmddHHMMSSZ`` form is
     parsed by Arrow, any other form (fractions, offsets, minutes only) value by value."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    text = values.cast(pa.string())
+    from ._kernels import call, cast, strptime
+
+    text = cast(values, pa.string())
     try:
-        parsed = pc.strptime(text, format="%Y%m%d%H%M%SZ", unit="us", error_is_null=False)
-        if pc.all(pc.or_kleene(pc.equal(pc.utf8_length(text), 15), pc.is_null(text))).as_py():
-            return parsed.cast(pa.timestamp("us", tz="UTC"))
+        parsed = strptime(text, "%Y%m%d%H%M%SZ", "us")
+        if call(
+            "all",
+            call(
+                "or_kleene",
+                call("equal", call("utf8_length", text), pa.scalar(15, pa.int32())),
+                call("is_null", text),
+            ),
+        ).as_py():
+            return cast(parsed, pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     py = [None if v is None else parse_generalized_time(v) for v in text.to_pylist()]

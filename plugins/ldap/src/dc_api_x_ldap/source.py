@@ -1,10 +1,12 @@
 """Reading in the ``ldap`` adapter: a stream's entries page by page with the simple paged results
 control (RFC 2696), converted to Arrow column-wise in groups of pages (:data:`GROUP_ENTRIES`). The
-server prepares the next page while this one is converted: python-ldap sends its request before
-the page is yielded (``paged_search(ahead=True)``), the other backends fetch in a thread
-(:class:`PageFetcher`). Incremental streams use ``modifyTimestamp`` (or
-``entryCSN``) with the toolkit's boundary bookmark (:class:`dc_api_x.bookmarks.BoundaryBookmark`),
-bounded by the server's clock when the read began.
+native reader (:mod:`.native`, ``reader: auto|native``) decodes the entries in C straight into
+column buffers; through a backend (``reader: backend``, or where the native reader cannot serve)
+entries come as Python objects. The server prepares the next page while this one is converted:
+the native reader and python-ldap send its request before the page is yielded
+(``paged_search(ahead=True)``), the other backends fetch in a thread (:class:`PageFetcher`).
+Incremental streams use ``modifyTimestamp`` (or ``entryCSN``) with the toolkit's boundary bookmark
+(:class:`dc_api_x.bookmarks.BoundaryBookmark`), bounded by the server's clock when the read began.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from dc_api_x.types import Batch, StreamSpec
 
 from .backends import LdapError, first
 from .base import LdapBase
-from .schema import ValueProblem, format_generalized_time, page_to_arrow, parse_generalized_time
+from .schema import (
+    ValueProblem,
+    column_index,
+    column_of,
+    format_generalized_time,
+    page_to_arrow,
+    parse_generalized_time,
+)
 
 __all__ = ["LdapSource", "PageFetcher"]
 
@@ -38,7 +47,7 @@ class LdapSource(LdapBase):
         without either, this machine's clock minus ``clock_skew``."""
         for base, attr in (("cn=Current,cn=Time,cn=Monitor", "monitorTimestamp"), ("", "currentTime")):
             try:
-                found = self.backend.search(base, "base", "(objectClass=*)", [attr])
+                found = self.reader.search(base, "base", "(objectClass=*)", [attr])
             except (LdapError, NotImplementedError):
                 continue
             text = first(found[0][1], attr) if found else None
@@ -111,7 +120,28 @@ class LdapSource(LdapBase):
         # the next page is fetched (and the server works on it) while this one is converted;
         # with a limit, no page beyond it is asked for
         pages: Any
-        if limit is not None:
+        cache: dict[str, Any] = {}
+
+        def convert(page: Any) -> Any:
+            return page_to_arrow(page, schema, arrow_schema, aliases, cache)
+
+        native = self.native() if limit is None else None
+        if native is not None:  # the C decoder over the reader's own connection
+            from .native import group_to_table
+
+            idx = column_index(names[1:])
+
+            def resolve(name: str, dn: str) -> int:
+                return column_of(name, idx, aliases, dn)
+
+            pages = native.paged_columns(
+                *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+            )
+
+            def convert(page: Any) -> Any:
+                return group_to_table(page, schema, arrow_schema)
+
+        elif limit is not None:
             pages = self.backend.paged_search(*search, controls=controls)
         elif self.backend.pages_ahead:  # no thread: the server works on page N+1 while N converts
             pages = _PageGroups(
@@ -122,8 +152,8 @@ class LdapSource(LdapBase):
             ahead = max(1, -(-GROUP_ENTRIES // search[4]))
             pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead)
             pages = _PageGroups(pages, GROUP_ENTRIES)
-        cache: dict[str, Any] = {}
         held: Batch | None = None
+        top = _Top(rk, upper) if bm is not None and rk is not None else None
         left = limit
         gc_was_on = _pause_gc()
         try:
@@ -134,8 +164,15 @@ class LdapSource(LdapBase):
                     break
                 except LdapError as exc:
                     raise self._fail(exc, stream=stream.name) from None
+                except ValueProblem as exc:  # an attribute outside the schema (native reader)
+                    raise SchemaError(
+                        f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
+                        f"(entry {exc.dn!r})",
+                        adapter=self.name,
+                        stream=stream.name,
+                    ) from None
                 try:
-                    table = page_to_arrow(page, schema, arrow_schema, aliases, cache)
+                    table = convert(page)
                 except ValueProblem as exc:
                     raise SchemaError(
                         f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
@@ -148,8 +185,8 @@ class LdapSource(LdapBase):
                 if left is not None:
                     table = table.slice(0, left)
                     left -= table.num_rows
-                if bm is not None:
-                    _advance(table, bm, rk, upper)  # type: ignore[arg-type]
+                if top is not None:
+                    top.add(table)
                 if held is not None:
                     yield held
                 held = Batch.from_arrow(table, schema=schema)
@@ -161,6 +198,8 @@ class LdapSource(LdapBase):
                 gc.enable()
         bookmark = None
         if bm is not None:
+            if top is not None:
+                top.finish(bm)
             bookmark = bm.to_state()
             if bookmark is None and state:
                 bookmark = None  # nothing delivered before the cut-off: the old state stands
@@ -313,22 +352,38 @@ def _drop_delivered(table: Any, bm: Any, rk: str) -> Any:
     return table.filter(pa.array(keep, pa.bool_()))
 
 
-def _advance(table: Any, bm: Any, rk: str, upper: Any) -> None:
-    """Advance the bookmark with the delivered rows changed before ``upper`` (the server's clock
-    when the read began; later changes are left for the next run): the largest such value and
-    the DNs at it, found column-wise."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+class _Top:
+    """The bookmark's advance over a read, column-wise: the largest replication value below
+    ``upper`` (the server's clock when the read began; later changes are left for the next run)
+    among the delivered rows and the DNs at it, kept as Arrow arrays across batches and given to
+    the bookmark once at the end (:meth:`finish`), in delivery order."""
 
-    col = table.column(rk)
-    if table.num_rows == 0:
-        return
-    bound = pa.scalar(upper, type=col.type)
-    final = table.filter(pc.fill_null(pc.less(col, bound), False))
-    if final.num_rows == 0:
-        return
-    top = pc.max(final.column(rk))
-    at = final.filter(pc.equal(final.column(rk), top))
-    value = top.as_py()
-    for dn in at.column("dn").to_pylist():
-        bm.advance(value, (dn,))
+    def __init__(self, rk: str, upper: Any) -> None:
+        self.rk = rk
+        self.upper = upper
+        self.value: Any = None
+        self.dns: list[Any] = []
+
+    def add(self, table: Any) -> None:
+        if table.num_rows == 0:
+            return
+        import pyarrow as pa
+
+        from ._kernels import call
+
+        col = table.column(self.rk)
+        below = call("coalesce", call("less", col, pa.scalar(self.upper, type=col.type)), pa.scalar(False))
+        top = call("max", call("filter", col, below))
+        value = top.as_py()
+        if value is None or (self.value is not None and value < self.value):
+            return
+        at = call("filter", table.column("dn"), call("and", below, call("equal", col, top)))
+        if self.value is None or value > self.value:
+            self.value, self.dns = value, [at]
+        else:
+            self.dns.append(at)
+
+    def finish(self, bm: Any) -> None:
+        if self.value is None or (bm.value is not None and self.value < bm.value):
+            return
+        bm.advance_to(self.value, [(dn,) for arr in self.dns for dn in arr.to_pylist()])

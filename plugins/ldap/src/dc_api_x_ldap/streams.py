@@ -41,6 +41,16 @@ class LdapStreams(LdapBase):
 
     def _scan_classes(self, s: StreamOptions) -> list[str]:
         """The object classes of the stream's entries (one paged search for ``objectClass``)."""
+        native = self.native()
+        if native is not None:
+            from .native import scan_values
+
+            try:
+                return scan_values(
+                    native, s.base, s.scope, s.filter, "objectClass", s.page_size or self.options.page_size
+                )
+            except LdapError as exc:
+                raise self._fail(exc, stream=s.name) from None
         found: dict[str, None] = {}
         pages = self.backend.paged_search(
             s.base, s.scope, s.filter, ["objectClass"], s.page_size or self.options.page_size

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..schema import SubSchema
 
 __all__ = [
+    "AUTH_METHODS",
     "BACKEND_MODULES",
     "Backend",
     "Change",
@@ -29,6 +30,7 @@ __all__ = [
     "SCOPES",
     "WriteOp",
     "load_backend",
+    "missing_library",
 ]
 
 #: one entry: its DN and its attributes' raw values
@@ -46,6 +48,14 @@ BACKEND_MODULES = {
     "ldap3": ("dc_api_x_ldap.backends._ldap3", "Ldap3Backend", "ldap3"),
     "python-ldap": ("dc_api_x_ldap.backends._python_ldap", "PythonLdapBackend", "ldap"),
     "ldaptor": ("dc_api_x_ldap.backends._ldaptor", "LdaptorBackend", "ldaptor"),
+}
+
+#: backend name → the auth methods it supports (its class's ``auth_methods``), known without
+#: importing the client library
+AUTH_METHODS = {
+    "ldap3": frozenset({"anonymous", "simple", "sasl_external", "ntlm"}),
+    "python-ldap": frozenset({"anonymous", "simple", "sasl_external"}),
+    "ldaptor": frozenset({"anonymous", "simple", "sasl_external"}),
 }
 
 #: LDAP result codes (RFC 4511 and the usual client-side codes) → names
@@ -230,6 +240,27 @@ class Backend:
     # -- helpers ----------------------------------------------------------------------------------
     def unsupported(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"backend {self.name!r} ({self.library}) does not support {what}")
+
+
+def missing_library(name: str) -> str | None:
+    """Why backend ``name`` cannot be loaded (its client library is not installed), or ``None``;
+    checked without importing the library."""
+    from importlib.util import find_spec
+
+    try:
+        library = BACKEND_MODULES[name][2]
+    except KeyError:
+        return f"unknown backend {name!r}; valid: {', '.join(BACKEND_MODULES)}"
+    try:
+        found = find_spec(library) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    return (
+        f"backend {name!r} needs the {library!r} library, which is not installed "
+        f"(No module named {library!r}): pip install 'dc-api-x-ldap[{name}]'"
+    )
 
 
 def load_backend(name: str) -> type[Backend]:

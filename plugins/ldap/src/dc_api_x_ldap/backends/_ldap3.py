@@ -26,7 +26,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException, LDAPObjectClassError
 
 from ..schema import AttributeType, ObjectClass, SubSchema
-from . import PAGED_RESULTS_OID, Backend, Control, Entry, LdapError, WriteOp
+from . import AUTH_METHODS, PAGED_RESULTS_OID, Backend, Control, Entry, LdapError, WriteOp
 
 __all__ = ["Ldap3Backend"]
 
@@ -179,7 +179,7 @@ class Ldap3Backend(Backend):
     name = "ldap3"
     library = "ldap3"
     features = frozenset({"pool", "server_pool", "ntlm", "extended", "sasl_external", "controls"})
-    auth_methods = frozenset({"anonymous", "simple", "sasl_external", "ntlm"})
+    auth_methods = AUTH_METHODS["ldap3"]
 
     def __init__(self, options: Any) -> None:
         super().__init__(options)

@@ -27,6 +27,7 @@ from twisted.internet import defer, endpoints, threads
 
 from ..schema import AttributeType, ObjectClass, SubSchema
 from . import (
+    AUTH_METHODS,
     PAGED_RESULTS_OID,
     Backend,
     Control,
@@ -96,7 +97,7 @@ class LdaptorBackend(Backend):
     name = "ldaptor"
     library = "ldaptor"
     features = frozenset({"async", "schema", "controls", "sasl_external"})
-    auth_methods = frozenset({"anonymous", "simple", "sasl_external"})
+    auth_methods = AUTH_METHODS["ldaptor"]
 
     def __init__(self, options: Any) -> None:
         super().__init__(options)

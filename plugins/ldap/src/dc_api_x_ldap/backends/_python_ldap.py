@@ -23,7 +23,7 @@ import ldap.schema
 from ldap.controls import RequestControl, SimplePagedResultsControl
 
 from ..schema import AttributeType, ObjectClass, SubSchema
-from . import Backend, Control, Entry, LdapError, WriteOp
+from . import AUTH_METHODS, Backend, Control, Entry, LdapError, WriteOp
 
 __all__ = ["PythonLdapBackend"]
 
@@ -52,7 +52,7 @@ class PythonLdapBackend(Backend):
     name = "python-ldap"
     library = "ldap"
     features = frozenset({"sasl_external", "controls", "ldif", "extended"})
-    auth_methods = frozenset({"anonymous", "simple", "sasl_external"})
+    auth_methods = AUTH_METHODS["python-ldap"]
     pages_ahead = True
 
     def __init__(self, options: Any) -> None:
