@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .types import Batch, JSONSchema, Record
 from .values import (
     JSONNumber,
     arrow_errors,
@@ -63,6 +64,8 @@ __all__ = [
     "JSON_META",
     "NUMBER_META",
     "ConversionError",
+    "ColumnarBatch",
+    "RecordColumns",
     "InexactNumberError",
     "arrow_to_jsonschema",
     "arrow_to_records",
@@ -636,6 +639,15 @@ def _first_value(values: Sequence[Any]) -> Any:
     return None
 
 
+def _cast(arr: Any, typ: pa.DataType) -> Any:
+    """``arr.cast(typ)`` (a safe cast) through ``pyarrow._compute``: ``Array.cast`` imports
+    :mod:`pyarrow.compute`, which wraps its ~300 kernels in Python functions on import (30-70 ms of
+    CPU, paid by every run whose batches have a date or a date-time)."""
+    from pyarrow._compute import CastOptions, call_function
+
+    return call_function("cast", [arr], CastOptions.safe(typ))
+
+
 def _string_column(values: Sequence[Any], typ: pa.DataType) -> pa.Array | None:
     """Vectorised path for JSON-form strings (ISO timestamps, dates, decimal strings): build a string
     array and let Arrow parse it. ``None`` when the values are not all strings or Arrow refuses them
@@ -652,14 +664,14 @@ def _string_column(values: Sequence[Any], typ: pa.DataType) -> pa.Array | None:
         if pt.is_timestamp(typ):
             if typ.tz is not None:
                 try:
-                    return strings.cast(typ)
+                    return _cast(strings, typ)
                 except errors:  # no zone offset in the text: the convention reads naive as UTC
-                    return strings.cast(pa.timestamp(typ.unit)).cast(typ)
+                    return _cast(_cast(strings, pa.timestamp(typ.unit)), typ)
             try:
-                return strings.cast(typ)
+                return _cast(strings, typ)
             except errors:  # offsets in the text of a naive column: converted to UTC wall time
-                return strings.cast(pa.timestamp(typ.unit, tz="UTC")).cast(typ)
-        return strings.cast(typ)
+                return _cast(_cast(strings, pa.timestamp(typ.unit, tz="UTC")), typ)
+        return _cast(strings, typ)
     except errors:
         return None
 
@@ -703,7 +715,7 @@ def _column_to_arrow(values: Sequence[Any], f: pa.Field) -> pa.Array:
                     or (pt.is_decimal(arr.type) and pt.is_integer(typ))
                 ):
                     try:
-                        return arr.cast(typ, safe=True)
+                        return _cast(arr, typ)
                     except errors:
                         pass
         elif pt.is_timestamp(typ) or pt.is_date(typ) or pt.is_decimal(typ):
@@ -744,11 +756,48 @@ def _record_columns(records: Sequence[Mapping[str, Any]], names: list[str]) -> l
     return list(zip(*rows, strict=True))
 
 
+class RecordColumns:
+    """The columns of records transposed page by page as the pages arrive, while each page is
+    still hot in the CPU cache (a read loop calls :meth:`add` right after a page's decode):
+    :func:`records_to_arrow` given them builds its arrays from these lists instead of transposing
+    thousands of records at once (about three times the cost, the records long out of cache).
+
+    ``names`` may grow between pages (a field first seen later: the earlier rows hold ``None``,
+    as a record lacking a field does). A name never added is taken from the records themselves."""
+
+    __slots__ = ("columns", "rows")
+
+    def __init__(self) -> None:
+        #: name -> the values of that field, one per record added (``None`` where it lacks it)
+        self.columns: dict[str, list[Any]] = {}
+        #: records added so far
+        self.rows = 0
+
+    def add(self, records: Sequence[Mapping[str, Any]], names: Iterable[str]) -> None:
+        """Append the values of ``names`` in ``records`` (one page) to the columns."""
+        columns, rows = self.columns, self.rows
+        for name in names:
+            col = columns.get(name)
+            if col is None:
+                col = columns[name] = [None] * rows
+            try:
+                col.extend([r[name] for r in records])
+            except (KeyError, TypeError):
+                del col[rows:]
+                col.extend([r.get(name) for r in records])
+        if len(records):
+            for name, col in columns.items():
+                if len(col) == rows:  # a name of an earlier page absent from this one's names
+                    col.extend([r.get(name) for r in records])
+        self.rows = rows + len(records)
+
+
 def records_to_arrow(
     records: Sequence[Mapping[str, Any]],
     schema: Mapping[str, Any] | None = None,
     *,
     arrow_schema: pa.Schema | None = None,
+    columns: RecordColumns | None = None,
 ) -> pa.Table:
     """Build an Arrow table from records, typed by ``arrow_schema`` or the JSON Schema.
 
@@ -756,7 +805,8 @@ def records_to_arrow(
     decimal strings, base64). Columns are converted whole (``pa.array`` then an Arrow cast / parse);
     only columns Arrow cannot convert in one go fall back to per-value Python. A value that does not
     fit its type raises :class:`ConversionError` (a :class:`ValueError`) naming the field; nothing is
-    rounded or truncated silently. Fields absent from the schema are ignored.
+    rounded or truncated silently. Fields absent from the schema are ignored. ``columns``: the
+    records already transposed (:class:`RecordColumns`, every record added in order).
     """
     import pyarrow as pa
 
@@ -770,15 +820,51 @@ def records_to_arrow(
                 raise ConversionError(f"cannot infer Arrow types: {exc}") from exc
     if not isinstance(records, Sequence):
         records = list(records)
-    columns = []
-    for f, values in zip(arrow_schema, _record_columns(records, arrow_schema.names), strict=True):
+    names = arrow_schema.names
+    if columns is not None and columns.rows == len(records):
+        have = columns.columns
+        missing = [n for n in names if n not in have]
+        taken = dict(zip(missing, _record_columns(records, missing), strict=True)) if missing else {}
+        values_of: list[Sequence[Any]] = [have[n] if n in have else taken[n] for n in names]
+    else:
+        values_of = _record_columns(records, names)
+    arrays = []
+    for f, values in zip(arrow_schema, values_of, strict=True):
         name = f.name
         try:
             arr = _column_to_arrow(values, f)
         except arrow_errors() as exc:
             raise ConversionError(conversion_message(exc, values, f.type), field=name) from exc
-        columns.append(arr)
-    return pa.Table.from_arrays(columns, schema=arrow_schema)
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+class ColumnarBatch(Batch):
+    """A :class:`~dc_api_x.types.Batch` of records that also carries them as
+    :class:`RecordColumns` (transposed as its pages arrived): its Arrow view, made on first use as
+    for any batch, is built from those columns. The records are the batch's contract as for any
+    batch (never modified in place once handed on)."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(
+        self,
+        *,
+        records: list[Record],
+        columns: RecordColumns | None,
+        schema: JSONSchema | None = None,
+        bookmark: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(records=records, schema=schema, bookmark=bookmark)
+        self._columns = columns
+
+    def to_arrow(self, schema: pa.Schema | None = None) -> pa.Table:
+        columns, self._columns = self._columns, None
+        if self._arrow is None and columns is not None:
+            self._arrow = records_to_arrow(
+                self._records or [], self.schema, arrow_schema=schema, columns=columns
+            )
+        return super().to_arrow(schema)
 
 
 def records_to_arrow_exact(records: Sequence[Mapping[str, Any]], arrow_schema: pa.Schema) -> pa.Table:

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import orjson
 
 from ..exceptions import HTTPStatusError, TransportError
@@ -45,6 +44,7 @@ from ._http_retry import (
     parse_retry_after,
     status_reason,
 )
+from ._httpx import httpx
 from .http_limits import host_limiter
 
 __all__ = [

@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 
 from ..exceptions import HTTPStatusError, TransportError
 from ..ext.adapters import Response
@@ -27,6 +26,7 @@ from ._http_client import client_kwargs
 from ._http_common import BEFORE_SENDING, request_kwargs, stream_status_error
 from ._http_decode import body_fault, decode_json, is_json
 from ._http_retry import BodyFault, parse_retry_after, status_reason
+from ._httpx import httpx
 from .http_limits import host_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
