@@ -462,6 +462,29 @@ def test_inferred_schema_grows_with_fields_seen_later(server):
         assert all(list(b.schema["properties"]) == ["id"] for b in api.read(api.get_stream("items")))
 
 
+def test_combined_pages_arrow_view_equals_the_records_across_a_widened_schema(server):
+    """Pages combined into one batch are transposed page by page as they arrive
+    (:class:`~dc_api_x.arrow.RecordColumns`): its Arrow view equals the records' own, including a
+    field first seen on a later page (``None`` before it) and nested objects as JSON text."""
+    import pyarrow as pa
+
+    from dc_api_x.arrow import records_to_arrow
+
+    rows = [{"id": i, "at": "2024-01-02T03:04:05Z"} for i in range(10)] + [
+        {"id": i, "extra": f"x{i}", "obj": {"k": [i]}, "at": None} for i in range(10, 25)
+    ]
+    server.route("GET", "/items", offset_route(rows))
+    stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
+    with http(server, [stream]) as api:
+        batches = list(api.read(api.get_stream("items")))
+    assert len(batches) == 1 and [r["id"] for r in batches[0].records] == list(range(25))
+    table = batches[0].to_arrow()
+    assert table.equals(records_to_arrow(rows, batches[0].schema))
+    assert table.column("extra").to_pylist() == [None] * 10 + [f"x{i}" for i in range(10, 25)]
+    assert table.column("obj").to_pylist()[10] == '{"k":[10]}'
+    assert table.schema.field("at").type == pa.timestamp("us", tz="UTC")
+
+
 def test_no_second_read_ahead_thread_inside_a_reader_thread(server):
     """Inside a Prefetcher's reader thread (the runner's), read() fetches its pages in that thread:
     no ``dcapix-http-`` producer thread, the same records."""
@@ -489,3 +512,20 @@ def test_no_second_read_ahead_thread_inside_a_reader_thread(server):
         next(direct)
         assert producers()
         direct.close()
+
+
+def test_httpx_is_imported_without_its_command_line_client():
+    """The adapter imports httpx without ``httpx._main`` (click, rich, pygments: 60-80 ms of CPU
+    per run); ``httpx.main`` and ``import httpx._main`` still give the real command afterwards."""
+    code = (
+        "import sys\n"
+        "from dc_api_x import create_adapter\n"
+        "create_adapter({'adapter': 'http', 'base_url': 'http://127.0.0.1:9'}).client\n"
+        "print('httpx._main' in sys.modules)\n"
+        "import httpx._main, httpx\n"
+        "print(type(httpx._main.main).__name__, callable(httpx.main))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0] == "False"
+    assert lines[1] == "Command True"  # the real (click) command once asked for

@@ -198,6 +198,8 @@ def test_retries_429_retry_after_and_5xx(server):
     ok, busy = run(main())
     assert ok.status_code == 200 and calls["n"] == 3
     assert slept == [2.0, 0.5]  # Retry-After, then the backoff of attempt 2
+    # the retries made before the answer, for the metrics hook (as the sync client reports them)
+    assert ok.raw.extensions["dcapix_retries"] == ("429", "5xx")
     assert busy.status_code == 503
     assert len([r for r in server.requests if r.path == "/busy"]) == 1
 
@@ -214,6 +216,7 @@ def test_retries_exhausted_is_one_clear_error(server):
         run(main())
     assert "k-hidden-7" not in str(ei.value)
     assert len([r for r in server.requests if r.path == "/down"]) == 3
+    assert ei.value.retries == ("5xx", "5xx")  # (the reasons of the retries made before it)
 
 
 @pytest.mark.parametrize("kind", ["offset", "cursor"])

@@ -23,10 +23,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import orjson
 
-from ..exceptions import HTTPStatusError, TransportError
+from ..exceptions import HTTPStatusError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
 from ..ext.pagination import PageRequest, Paginator, extract_records, split_path
@@ -35,16 +34,11 @@ from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
 from ._http_client import AuthBridge, StreamedResponse, client_kwargs, quiet_httpx_loggers
+from ._http_common import BEFORE_SENDING
 from ._http_decode import decode_json, is_json, read_body
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
-from ._http_retry import (
-    RETRIES_EXTENSION,
-    BodyFault,
-    RetryCounters,
-    RetryPolicy,
-    parse_retry_after,
-    status_reason,
-)
+from ._http_retry import RETRIES_EXTENSION, Attempts, BodyFault, RetryCounters, RetryPolicy, parse_retry_after
+from ._httpx import httpx
 from .http_limits import host_limiter
 
 __all__ = [
@@ -223,76 +217,31 @@ class HttpAdapter(ProtocolAdapter):
         """
         client = self.client
         policy = self.retry_policy
-        counters = counters or self.retry_counters
         method = method.upper()
-        attempt = 0
-        made: list[str] = []  # the reasons of this request's retries (for the metrics hook)
-        prefix = where or f"adapter {self.name!r}"
+        tries = Attempts(policy, counters or self.retry_counters, where or f"adapter {self.name!r}", method)
         while True:
-            attempt += 1
+            tries.attempt += 1
             request = client.build_request(method, url, **kwargs)
             limiter = host_limiter(request.url)  # shared by every worker of the process (http_limits.py)
             limiter.acquire(self.options.rate_limit)
             try:
                 resp = client.send(request, auth=auth, stream=True)
             except httpx.TooManyRedirects:  # not retried: the same redirects would follow
-                shown = redact(str(request.url))
-                counters.gave_up()
-                raise _with_retries(
-                    TransportError(
-                        f"{prefix}: {method} {shown}: more than {client.max_redirects} redirects "
-                        "(a redirect loop?)",
-                        url=shown,
-                    ),
-                    made,
-                ) from None
+                tries.redirects_failed(redact(str(request.url)), client.max_redirects)
             except httpx.TransportError as exc:
-                shown = redact(str(request.url))
-                connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-                if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
-                    self._wait(
-                        counters,
-                        made,
-                        "transport",
-                        policy.backoff(attempt),
-                        prefix,
-                        method,
-                        shown,
-                        type(exc).__name__,
-                        attempt,
-                    )
-                    continue
-                counters.gave_up()
-                raise _with_retries(
-                    TransportError(
-                        f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
-                        f"(attempt {attempt} of {policy.max_attempts})",
-                        url=shown,
-                    ),
-                    made,
-                ) from None
+                connect = isinstance(exc, BEFORE_SENDING)
+                self.sleep(tries.transport_failed(exc, redact(str(request.url)), connect=connect))
+                continue
             status = resp.status_code
             if policy.status_retryable(status, method):
-                shown = redact(str(request.url))
                 resp.close()
-                if attempt >= policy.max_attempts:
-                    counters.gave_up()
-                    raise _with_retries(
-                        HTTPStatusError(
-                            f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
-                            url=shown,
-                            status_code=status,
-                        ),
-                        made,
-                    )
-                delay = policy.status_delay(resp.headers, attempt)
-                if parse_retry_after(resp.headers.get("retry-after")) is not None:
+                delay, asked = tries.status_failed(status, resp.headers, redact(str(request.url)))
+                if asked:
                     limiter.pause(delay)  # the other workers of this host wait too
-                what = f"HTTP {status}"
-                self._wait(counters, made, status_reason(status), delay, prefix, method, shown, what, attempt)
+                self.sleep(delay)
                 continue
-            if made:
-                resp.extensions[RETRIES_EXTENSION] = tuple(made)
+            if tries.made:
+                resp.extensions[RETRIES_EXTENSION] = tuple(tries.made)
             if stream:
                 return resp, ...
             data: Any = ...
@@ -301,24 +250,8 @@ class HttpAdapter(ProtocolAdapter):
                 if 200 <= status < 300 and (decode or (decode is None and is_json(resp.headers))):
                     data = decode_json(content, resp.headers)
             except BodyFault as fault:
-                shown = redact(str(request.url))
-                if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
-                    self._wait(
-                        counters,
-                        made,
-                        fault.reason,
-                        policy.backoff(attempt),
-                        prefix,
-                        method,
-                        shown,
-                        fault.detail,
-                        attempt,
-                    )
-                    continue
-                counters.gave_up()
-                raise _with_retries(
-                    fault.error(prefix, method, shown, status, attempt, policy.max_attempts), made
-                ) from None
+                self.sleep(tries.body_failed(fault, redact(str(request.url)), status))
+                continue
             return resp, data
 
     def stream_retry_counters(self, stream: str) -> RetryCounters:
@@ -333,33 +266,6 @@ class HttpAdapter(ProtocolAdapter):
         """What reading ``stream`` cost beyond its records, so far: ``{"retries", "retries_by_reason",
         "exhausted"}`` (the runner reports the retries of each stream)."""
         return self.stream_retry_counters(stream).snapshot()
-
-    def _wait(
-        self,
-        counters: RetryCounters,
-        made: list[str],
-        reason: str,
-        delay: float,
-        prefix: str,
-        method: str,
-        shown: str,
-        what: str,
-        attempt: int,
-    ) -> None:
-        """Count a retry, log it (one redacted line) and sleep ``delay`` seconds."""
-        made.append(reason)
-        counters.add(reason)
-        log.warning(
-            "%s: %s %s: %s; retry %d/%d in %.2fs",
-            prefix,
-            method,
-            shown,
-            redact(what),
-            attempt,
-            self.retry_policy.max_attempts - 1,
-            delay,
-        )
-        self.sleep(delay)
 
     @staticmethod
     def _response(resp: httpx.Response, method: str, data: Any = ..., url: str | None = None) -> Response:
@@ -613,12 +519,6 @@ class HttpAdapter(ProtocolAdapter):
         from ._http_read import read_stream
 
         return read_stream(self, stream, state=state, columns=columns, limit=limit)
-
-
-def _with_retries(exc: Exception, made: list[str]) -> Exception:
-    """``exc`` carrying the reasons of the retries made before it (``exc.retries``)."""
-    exc.retries = tuple(made)  # type: ignore[attr-defined]
-    return exc
 
 
 __all__ += ["extract_records", "split_path"]

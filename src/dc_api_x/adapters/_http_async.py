@@ -12,29 +12,25 @@ async flow (:meth:`~dc_api_x.ext.auth.AuthProvider.aapply`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 
-from ..exceptions import HTTPStatusError, TransportError
 from ..ext.adapters import Response
 from ..logs import redact
 from ._http_client import client_kwargs
 from ._http_common import BEFORE_SENDING, request_kwargs, stream_status_error
 from ._http_decode import body_fault, decode_json, is_json
-from ._http_retry import BodyFault, parse_retry_after, status_reason
+from ._http_retry import RETRIES_EXTENSION, Attempts, BodyFault
+from ._httpx import httpx
 from .http_limits import host_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._http import HttpAdapter
 
 __all__ = ["AsyncHttpSession", "AsyncStreamedResponse"]
-
-log = logging.getLogger("dc_api_x.http")
 
 _NO_AUTH: Any = object()
 
@@ -99,13 +95,11 @@ class AsyncHttpSession:
         JSON (``...`` when not decoded)."""
         client = self.client
         policy = self.adapter.retry_policy
-        counters = self.adapter.retry_counters
         rate = self.adapter.options.rate_limit
         method = method.upper()
-        prefix = f"adapter {self.name!r}"
-        attempt = 0
+        tries = Attempts(policy, self.adapter.retry_counters, f"adapter {self.name!r}", method)
         while True:
-            attempt += 1
+            tries.attempt += 1
             request = client.build_request(method, url, **kwargs)
             limiter = host_limiter(request.url)  # shared with the sync workers of the process
             await limiter.aacquire(rate)
@@ -113,62 +107,29 @@ class AsyncHttpSession:
                 # streamed: the body is read below, and retried when cut short
                 resp = await client.send(request, auth=auth, stream=True)
             except httpx.TooManyRedirects:
-                shown = redact(str(request.url))
-                counters.gave_up()
-                raise TransportError(
-                    f"{prefix}: {method} {shown}: more than {client.max_redirects} redirects "
-                    "(a redirect loop?)",
-                    url=shown,
-                ) from None
+                tries.redirects_failed(redact(str(request.url)), client.max_redirects)
             except httpx.TransportError as exc:
-                shown = redact(str(request.url))
                 connect = isinstance(exc, BEFORE_SENDING)
-                if policy.transport_retryable(method, connect=connect) and attempt < policy.max_attempts:
-                    await self._wait(
-                        "transport", policy.backoff(attempt), prefix, method, shown, exc, attempt
-                    )
-                    continue
-                counters.gave_up()
-                raise TransportError(
-                    f"{prefix}: {method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
-                    f"(attempt {attempt} of {policy.max_attempts})",
-                    url=shown,
-                ) from None
+                await self.sleep(tries.transport_failed(exc, redact(str(request.url)), connect=connect))
+                continue
             status = resp.status_code
-            if not policy.status_retryable(status, method):
-                if stream:
-                    return resp, ...
-                try:
-                    data = await self._read(resp)
-                except BodyFault as fault:
-                    shown = redact(str(request.url))
-                    if policy.transport_retryable(method, connect=False) and attempt < policy.max_attempts:
-                        await self._wait(
-                            fault.reason,
-                            policy.backoff(attempt),
-                            prefix,
-                            method,
-                            shown,
-                            fault.detail,
-                            attempt,
-                        )
-                        continue
-                    counters.gave_up()
-                    raise fault.error(prefix, method, shown, status, attempt, policy.max_attempts) from None
-                return resp, data
-            await resp.aclose()
-            shown = redact(str(request.url))
-            if attempt >= policy.max_attempts:
-                counters.gave_up()
-                raise HTTPStatusError(
-                    f"{prefix}: {method} {shown}: HTTP {status} after {attempt} attempt(s)",
-                    url=shown,
-                    status_code=status,
-                )
-            delay = policy.status_delay(resp.headers, attempt)
-            if parse_retry_after(resp.headers.get("retry-after")) is not None:
-                limiter.pause(delay)  # the other workers and tasks of this host wait too
-            await self._wait(status_reason(status), delay, prefix, method, shown, f"HTTP {status}", attempt)
+            if policy.status_retryable(status, method):
+                await resp.aclose()
+                delay, asked = tries.status_failed(status, resp.headers, redact(str(request.url)))
+                if asked:
+                    limiter.pause(delay)  # the other workers and tasks of this host wait too
+                await self.sleep(delay)
+                continue
+            if tries.made:
+                resp.extensions[RETRIES_EXTENSION] = tuple(tries.made)
+            if stream:
+                return resp, ...
+            try:
+                data = await self._read(resp)
+            except BodyFault as fault:
+                await self.sleep(tries.body_failed(fault, redact(str(request.url)), status))
+                continue
+            return resp, data
 
     @staticmethod
     async def _read(resp: httpx.Response) -> Any:
@@ -183,23 +144,6 @@ class AsyncHttpSession:
         if 200 <= resp.status_code < 300 and is_json(resp.headers):
             return decode_json(content, resp.headers)
         return ...
-
-    async def _wait(
-        self, reason: str, delay: float, prefix: str, method: str, shown: str, what: Any, attempt: int
-    ) -> None:
-        self.adapter.retry_counters.add(reason)
-        what = type(what).__name__ if isinstance(what, BaseException) else what
-        log.warning(
-            "%s: %s %s: %s; retry %d/%d in %.2fs",
-            prefix,
-            method,
-            shown,
-            redact(what),
-            attempt,
-            self.adapter.retry_policy.max_attempts - 1,
-            delay,
-        )
-        await self.sleep(delay)
 
     async def request(
         self, method: str, path: str, *, auth: Any = _NO_AUTH, raise_for_status: bool = False, **kwargs: Any

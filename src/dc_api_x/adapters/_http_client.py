@@ -14,12 +14,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
-
 from ..exceptions import ConfigError, ResponseDecodeError
 from ..ext.auth import AuthProvider
 from ..logs import RedactingFilter, is_secret_key, redact
 from ._http_options import HttpOptions
+from ._httpx import httpx
 
 __all__ = ["AuthBridge", "StreamedResponse", "client_kwargs", "quiet_httpx_loggers", "ssl_context"]
 

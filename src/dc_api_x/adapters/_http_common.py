@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from ..exceptions import HTTPStatusError
+from ._httpx import httpx
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ext.auth import AuthProvider

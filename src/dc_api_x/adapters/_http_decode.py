@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import orjson
 
 from ..json_errors import json_error_byte, json_error_what
 from ..values import json_loads
 from ._http_retry import BodyFault
+from ._httpx import httpx
 
 __all__ = ["body_fault", "decode_json", "is_json", "read_body"]
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..arrow import ColumnarBatch, RecordColumns
 from ..ext.pagination import MISSING, PageRequest, Paginator
 from ..inference import infer_schema as _infer
 from ..prefetch import Prefetcher, in_reader_thread
@@ -101,18 +102,22 @@ def read_stream(
     first_at = 0.0
     held: list[Batch] = []  # unsorted incremental streams: the bookmark goes on the last batch
 
+    transposed: RecordColumns | None = None  # the pending records' columns, page by page
+
     def emit(records: list[Record]) -> Iterator[Batch]:
         if not records:
             return
+        batch = ColumnarBatch(records=records, columns=transposed, schema=schema)
         if sorted_marks:
             assert tracker is not None
-            yield Batch(records=records, schema=schema, bookmark=tracker.bookmark())
+            batch.bookmark = tracker.bookmark()
+            yield batch
         elif tracker is None:
-            yield Batch(records=records, schema=schema)
+            yield batch
         else:
             if held:
                 yield held.pop()
-            held.append(Batch(records=records, schema=schema))
+            held.append(batch)
 
     if remaining is not None and remaining <= 0:
         return
@@ -148,6 +153,13 @@ def read_stream(
         else:
             pending = records
             first_at = time.monotonic()
+            transposed = RecordColumns() if schema is not None and schema.get("properties") else None
+        if transposed is not None and records:
+            # transposed now, hot in cache: the Arrow view is built from these lists
+            try:
+                transposed.add(records, schema["properties"] if schema is not None else ())
+            except Exception:  # e.g. a record that is no object: the Arrow view decides
+                transposed = None
         pages_in += 1
         done = remaining is not None and remaining <= 0
         if max_rows is None:

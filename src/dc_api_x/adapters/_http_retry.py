@@ -1,8 +1,11 @@
 """The retry policy of the HTTP adapter: what is retried, how long to wait, what was retried.
 
-The policy decides; the caller sends and sleeps. :class:`HttpAdapter` drives it from its
-synchronous send loop, and an asyncio client can drive the same policy with ``await
-asyncio.sleep(delay)``. What is retried (within ``retries.max_attempts`` attempts in total):
+The policy decides; the caller sends and sleeps. :class:`Attempts` is what the sync send loop
+(``HttpAdapter._send``) and the async one (``AsyncHttpSession._send``) share: one request's
+attempts, each failure turned into the wait before the next attempt or the final error (counted,
+logged, carrying the retries made); the loops differ only in their I/O (``client.send`` /
+``await client.send``, ``time.sleep`` / ``anyio.sleep``). What is retried (within
+``retries.max_attempts`` attempts in total):
 
 * a ``429`` answer (every method) and the ``retries.statuses`` 5xx answers (the idempotent
   ``retries.methods`` only), after the server's ``Retry-After`` (capped at ``max_retry_after``)
@@ -23,17 +26,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import email.utils
+import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from ..exceptions import HTTPStatusError, TransportError
+from ..logs import redact
 from ._http_options import RetryOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..exceptions import ResponseDecodeError
 
-__all__ = ["RETRIES_EXTENSION", "BodyFault", "RetryCounters", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "RETRIES_EXTENSION",
+    "Attempts",
+    "BodyFault",
+    "RetryCounters",
+    "RetryPolicy",
+    "parse_retry_after",
+]
+
+log = logging.getLogger("dc_api_x.http")
 
 #: Key of ``httpx.Response.extensions`` holding the reasons of the retries made before that answer
 #: (an error raised after the last attempt carries them as ``exc.retries``).
@@ -163,3 +178,90 @@ class RetryPolicy:
         """Whether a transport error is retried: connect errors always (nothing was sent),
         others (and :class:`BodyFault`) for idempotent methods only."""
         return connect or self.idempotent(method)
+
+
+class Attempts:
+    """The attempts of one request under a :class:`RetryPolicy`: the part of the send loop the sync
+    client (``HttpAdapter._send``) and the async one (``AsyncHttpSession._send``) share. Each
+    ``*_failed`` method is called with a failed attempt and either returns the seconds to wait
+    before the next one (the retry counted in ``counters`` and logged, one redacted line) or raises
+    the final one-line error (counted as exhausted, carrying the reasons of the retries made as
+    ``exc.retries``); the caller sends, sleeps (``time.sleep`` or ``anyio.sleep``) and paces.
+    URLs given here are already redacted."""
+
+    __slots__ = ("attempt", "counters", "made", "method", "policy", "prefix")
+
+    def __init__(self, policy: RetryPolicy, counters: RetryCounters, prefix: str, method: str) -> None:
+        self.policy = policy
+        self.counters = counters
+        self.prefix = prefix
+        self.method = method
+        self.attempt = 0
+        #: the reasons of this request's retries (for the metrics hook: ``RETRIES_EXTENSION``)
+        self.made: list[str] = []
+
+    def _retry(self, reason: str, delay: float, shown: str, what: str) -> float:
+        self.made.append(reason)
+        self.counters.add(reason)
+        log.warning(
+            "%s: %s %s: %s; retry %d/%d in %.2fs",
+            self.prefix,
+            self.method,
+            shown,
+            redact(what),
+            self.attempt,
+            self.policy.max_attempts - 1,
+            delay,
+        )
+        return delay
+
+    def _give_up(self, exc: Exception) -> NoReturn:
+        self.counters.gave_up()
+        exc.retries = tuple(self.made)  # type: ignore[attr-defined]
+        raise exc from None
+
+    def redirects_failed(self, shown: str, max_redirects: int) -> NoReturn:
+        """Too many redirects: not retried (the same redirects would follow)."""
+        self._give_up(
+            TransportError(
+                f"{self.prefix}: {self.method} {shown}: more than {max_redirects} redirects "
+                "(a redirect loop?)",
+                url=shown,
+            )
+        )
+
+    def transport_failed(self, exc: BaseException, shown: str, *, connect: bool) -> float:
+        """A transport error (``connect``: raised before the request was sent)."""
+        policy = self.policy
+        if policy.transport_retryable(self.method, connect=connect) and self.attempt < policy.max_attempts:
+            return self._retry("transport", policy.backoff(self.attempt), shown, type(exc).__name__)
+        self._give_up(
+            TransportError(
+                f"{self.prefix}: {self.method} {shown}: {type(exc).__name__}: {redact(exc) or 'no detail'} "
+                f"(attempt {self.attempt} of {policy.max_attempts})",
+                url=shown,
+            )
+        )
+
+    def status_failed(self, status: int, headers: Any, shown: str) -> tuple[float, bool]:
+        """A retryable status (:meth:`RetryPolicy.status_retryable`): the wait, and whether the
+        server asked for it (``Retry-After``: every worker of the host then pauses too)."""
+        policy = self.policy
+        if self.attempt >= policy.max_attempts:
+            self._give_up(
+                HTTPStatusError(
+                    f"{self.prefix}: {self.method} {shown}: HTTP {status} after {self.attempt} attempt(s)",
+                    url=shown,
+                    status_code=status,
+                )
+            )
+        delay = policy.status_delay(headers, self.attempt)
+        asked = parse_retry_after(headers.get("retry-after")) is not None
+        return self._retry(status_reason(status), delay, shown, f"HTTP {status}"), asked
+
+    def body_failed(self, fault: BodyFault, shown: str, status: int) -> float:
+        """A 2xx body cut short or undecodable: retried like a transport error."""
+        policy = self.policy
+        if policy.transport_retryable(self.method, connect=False) and self.attempt < policy.max_attempts:
+            return self._retry(fault.reason, policy.backoff(self.attempt), shown, fault.detail)
+        self._give_up(fault.error(self.prefix, self.method, shown, status, self.attempt, policy.max_attempts))
