@@ -917,7 +917,7 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
                     arrays.append(_exact_float_column(col, f))
                     continue
                 try:
-                    arrays.append(col.cast(f.type, safe=True))
+                    arrays.append(_safe_cast(col, f.type))
                 except arrow_errors():
                     # e.g. struct → JSON text, string → timestamp with a zone-less text, …
                     values = col.to_pylist()
@@ -927,6 +927,15 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             arrays.append(pa.nulls(table.num_rows, type=f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _safe_cast(col: Any, typ: pa.DataType) -> Any:
+    """``col.cast(typ, safe=True)``, calling the kernel through ``pyarrow._compute``: the ``cast``
+    method imports ``pyarrow.compute``, which wraps its ~300 functions in Python (~60 ms of CPU, a
+    noticeable part of a small sync; issue 15)."""
+    from pyarrow._compute import CastOptions, call_function
+
+    return call_function("cast", [col], CastOptions.safe(typ))
 
 
 #: PostgreSQL's text output of an ``inet`` host leaves out the prefix length of a whole address.
