@@ -270,6 +270,8 @@ def _scalar(text: str, nullable: bool) -> JSONSchema | None:
     m = _ARGS.search(text)
     args = [a.strip() for a in m.group(1).split(",")] if m else []
     name = _ARGS.sub("", text)
+    if name.startswith("interval "):  # interval day to second …: SQLAlchemy's INTERVAL(fields=…)
+        name = "interval"
     if name in (
         "timestamp with time zone",
         "timestamp without time zone",
