@@ -48,6 +48,7 @@ from .generic import (
 from .lazy import lazy_module
 from .pg_direct import (
     DirectConnection,
+    DirectDatabase,
     PlainURL,
     UnmappedType,
     adbc_findable,
@@ -103,6 +104,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         self.adbc = arrow and (adbc_findable() if plain is not None else _adbc_installed())
         self.plain: PlainURL | None = plain if self.adbc else None
         self._conn: Any = None  # the ADBC connection of sequential writes
+        self._database = DirectDatabase(self.read_uri)  # the ADBC database handle of reads
         self._parallel = _ParallelCopy(self)
         #: connections reading one large table's page ranges at once (:mod:`.pg_ranges`; 1: one COPY)
         self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
@@ -124,9 +126,10 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         return str(self.adapter.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
     def connect_direct(self) -> DirectConnection:
-        """A new autocommit ADBC connection through the driver manager's low-level API (reads)."""
+        """A new autocommit ADBC connection through the driver manager's low-level API (reads), of
+        the backend's one database handle."""
         try:
-            return DirectConnection(self.read_uri())
+            return self._database.connect()
         except Exception as exc:
             raise self.db_error(exc, "connect (ADBC)") from None
 
@@ -139,7 +142,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def close(self) -> None:
         self._parallel.close()
-        close_quietly(self._conn)
+        close_quietly(self._conn, self._database)  # (the database handle reopens on the next read)
         self._conn = None
 
     # -- discovery -------------------------------------------------------------------------------
