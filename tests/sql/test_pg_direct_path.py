@@ -233,7 +233,15 @@ def test_plain_url_renders_as_sqlalchemy_does(url: str) -> None:
     assert sa.make_url(got.uri).set(drivername="postgresql+psycopg") == ref
 
 
-@pytest.mark.parametrize("url", ["postgresql+psycopg://u@h/db", "postgresql://u@h:port/db", "mysql://u@h/db"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u@h/db",
+        "postgresql://u@h:port/db",
+        "mysql://u@h/db",
+        "postgresql://h/db?user=u&password=secret",
+    ],
+)
 def test_other_urls_are_left_to_sqlalchemy(url: str) -> None:
     assert plain_url(url) is None
 

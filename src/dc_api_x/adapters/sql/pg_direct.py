@@ -26,7 +26,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...arrow import decimal_property, json_types
 from ...types import JSONSchema
@@ -56,6 +56,10 @@ class PlainURL:
         self.uri, self.password, self.safe = uri, password, safe
 
 
+#: libpq URI parameters a plain URL may carry (the others, ``password`` first, go through SQLAlchemy)
+_QUERY_KEYS = frozenset(
+    ("sslmode", "application_name", "connect_timeout", "target_session_attrs", "sslrootcert", "options")
+)
 _SCHEME = re.compile(r"(postgresql|postgres)://", re.IGNORECASE)
 
 
@@ -75,6 +79,8 @@ def plain_url(url: str) -> PlainURL | None:
         return None
     if parts.fragment or (not parts.hostname and not parts.path.strip("/")):
         return None
+    if any(key not in _QUERY_KEYS for key, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return None  # (a password in the query, driver options …: left to SQLAlchemy)
     uri = "postgresql://" + text[m.end() :]
     password = unquote(parts.password or "")
     netloc = parts.netloc
