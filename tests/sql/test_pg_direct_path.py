@@ -262,3 +262,47 @@ def test_format_type_mapping(ftype: str, prop: Any) -> None:
     nullable = ftype == "numeric(10,2)"
     got = format_type_property(ftype, nullable)
     assert got == prop and json.dumps(got) == json.dumps(prop)
+
+
+def test_one_database_handle_for_discovery_and_every_read_connection(
+    every_type: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening an ADBC database handle costs a server connection and a pg_type read; discovery, the
+    read and the range readers share one."""
+    import adbc_driver_postgresql
+
+    from dc_api_x.adapters.sql import pg_ranges
+
+    plain, _, schema = every_type
+    opened = []
+    real = adbc_driver_postgresql.connect
+
+    def counting(*a: Any, **kw: Any) -> Any:
+        opened.append(a)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(adbc_driver_postgresql, "connect", counting)
+    monkeypatch.setattr(pg_ranges, "MIN_ROWS", 100)
+    monkeypatch.setattr(pg_ranges, "RANGE_BYTES", 8 << 10)
+    calls = []
+    real_ranges = pg_ranges.read_ranges
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        calls.append(a[3])
+        return real_ranges(*a, **kw)
+
+    from dc_api_x.adapters.sql import postgresql
+
+    monkeypatch.setattr(postgresql, "read_ranges", spy)
+    with create_adapter({"adapter": "sql", "url": plain, "schema": schema, "streams": ["no_inet"]}) as ad:
+        spec = ad.discover()[0]
+        assert sum(len(b) for b in ad.read(spec)) == 301
+        assert sum(len(b) for b in ad.read(spec, limit=3)) == 3
+    assert calls == [] or calls == [2]  # (a view is read with one COPY; the table below in ranges)
+    with create_adapter(
+        {"adapter": "sql", "url": plain, "schema": schema, "streams": ['Every "Type"']}
+    ) as ad:
+        spec = ad.discover()[0]
+        assert sum(len(b) for b in ad.read(spec)) == 301
+    assert calls[-1:] == [2]
+    assert len(opened) == 2  # one per adapter
