@@ -19,9 +19,11 @@ pytestmark = pytest.mark.postgres
 N = 3000
 
 
-@pytest.fixture
-def table(pg_url, pg_schema, pg_exec, monkeypatch):
-    """``(config, schema)`` of ``items``: N rows of every kind of column, analyzed (reltuples set)."""
+@pytest.fixture(params=["postgresql+psycopg", "postgresql"])
+def table(request, pg_url, pg_schema, pg_exec, monkeypatch):
+    """``(config, schema)`` of ``items``: N rows of every kind of column, analyzed (reltuples set).
+    Twice: a ``postgresql+psycopg://`` URL (statements compiled by SQLAlchemy) and a plain
+    ``postgresql://`` one (discovered and read without SQLAlchemy, adapters/sql/pg_direct.py)."""
     pg_exec(
         f"CREATE TABLE {pg_schema}.items (id bigint PRIMARY KEY, name text, amount numeric(20,6), "
         f"ts timestamptz, d date, doc jsonb, flag boolean, u uuid, small int)"
@@ -35,7 +37,8 @@ def table(pg_url, pg_schema, pg_exec, monkeypatch):
     pg_exec(f"ANALYZE {pg_schema}.items")
     monkeypatch.setattr(pg_ranges, "MIN_ROWS", 1000)
     monkeypatch.setattr(pg_ranges, "RANGE_BYTES", 16 << 10)  # ~20 ranges
-    cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema, "streams": ["items"], "batch_size": 100}
+    url = request.param + "://" + pg_url.split("://", 1)[1]
+    cfg = {"adapter": "sql", "url": url, "schema": pg_schema, "streams": ["items"], "batch_size": 100}
     return cfg, pg_schema
 
 
@@ -144,7 +147,16 @@ def test_early_stop_and_failing_range_leave_no_worker_or_connection(table, pg_ex
             out = out.where(sa.literal_column("1 / (id - id)") > 0)
         return out
 
+    real_where = postgresql.range_where
+
+    def bad_where(sql, start, stop):  # the same on the statements written without SQLAlchemy
+        out = real_where(sql, start, stop)
+        if start is not None and stop is not None and start > 10:
+            out += " AND 1 / (id - id) > 0"
+        return out
+
     monkeypatch.setattr(postgresql, "range_select", bad)
+    monkeypatch.setattr(postgresql, "range_where", bad_where)
     with pytest.raises(Exception, match="division by zero"):
         _read(cfg)
     assert not [t for t in threading.enumerate() if t.name.startswith("dcapix-pg-range")]

@@ -11,9 +11,9 @@ bookmark value, dropping the rows already delivered at it (:class:`~dc_api_x.boo
 Writes run one transaction per batch; ``overwrite`` fills a stage table and swaps it in at
 :meth:`SQLAdapter.finish_write`. Identifiers (schemas, tables, columns) are always rendered by
 SQLAlchemy (``Table``/``Column`` objects, the dialect's identifier preparer), never formatted into
-SQL by hand — except on the SQLite backend's own read of a plain file (:mod:`.sqlite`), which quotes
-them as SQLAlchemy's SQLite dialect does (double quotes, embedded ones doubled) so that a small sync
-does not import SQLAlchemy.
+SQL by hand — except on the SQLite backend's own read of a plain file (:mod:`.sqlite`) and the
+PostgreSQL backend's own discovery and read of a plain URL's tables (:mod:`.pg_direct`), which quote
+them in double quotes (embedded ones doubled) so that a small sync does not import SQLAlchemy.
 
 Over 700 lines because it is one class, the adapter contract every backend shares (discovery,
 bookmarks, partitions, extensions, the write protocol); what differs per database is already in the
@@ -43,6 +43,7 @@ from ...ext.sql import Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, 
 from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from .lazy import is_sqlalchemy_error, lazy_module
+from .pg_direct import PlainURL, plain_url
 from .typemap import extension_type, load_extensions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,14 +155,23 @@ class SQLAdapter(ProtocolAdapter):
         #: the database file of a plain ``sqlite:///PATH`` URL (:func:`sqlite_file`), else ``None``;
         #: its URL is parsed by SQLAlchemy only when an engine is needed
         self.sqlite_file: str | None = sqlite_file(self.options.url)
+        #: a plain ``postgresql://`` URL (:func:`.pg_direct.plain_url`), else ``None``: the backend may
+        #: discover and read its tables without SQLAlchemy, which parses the URL only when needed
+        self.pg_plain: PlainURL | None = None
         self._url: sa.URL | None = None
         if self.sqlite_file is None:
-            self._url = normalize_url(self.options.url, f"adapter {self.name!r}")
+            self.pg_plain = plain_url(self.options.url)
+            if self.pg_plain is None:
+                self._url = normalize_url(self.options.url, f"adapter {self.name!r}")
         #: the URL's dialect (``URL.get_backend_name()``)
-        self.dialect_name: str = "sqlite" if self._url is None else self._url.get_backend_name()
+        self.dialect_name: str = "postgresql" if self.pg_plain is not None else "sqlite"
+        if self._url is not None:
+            self.dialect_name = self._url.get_backend_name()
         # the password is masked in this adapter's messages (as a whole token: a password such as
         # "postgres" must not garble "postgresql"); URLs are rendered without it anyway.
         pw = str(self._url.password or "") if self._url is not None else ""
+        if self.pg_plain is not None:
+            pw = self.pg_plain.password
         self._pw_re = re.compile(r"(?<![A-Za-z0-9])" + re.escape(pw) + r"(?![A-Za-z0-9])") if pw else None
         self._engine: Engine | None = None
         self._writes: dict[str, SQLWrite] = {}
@@ -237,6 +247,8 @@ class SQLAdapter(ProtocolAdapter):
     @property
     def safe_url(self) -> str:
         """The URL without its password (for messages)."""
+        if self.pg_plain is not None:  # rendered as SQLAlchemy renders it, without parsing it
+            return self.pg_plain.safe
         if self._url is None:  # a plain SQLite file URL: no password, rendered as written
             return self.options.url.strip()  # type: ignore[no-any-return]
         return self._url.render_as_string(hide_password=True)

@@ -30,17 +30,22 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+from .lazy import lazy_module
+from .pg_direct import qualified
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+    import sqlalchemy as sa
 
     from ...ext.sql import SQLRead
+else:  # a plain table read does not import it (.pg_direct)
+    sa = lazy_module("sqlalchemy")
 
 __all__ = [
     "LOOKAHEAD",
@@ -91,24 +96,22 @@ class RangePlan:
 
 def _splittable(read: SQLRead) -> bool:
     """A full-table read of a table (not a query, not a range of a partitioned run)."""
-    from .partitions import RangeSource
-
     src = read.source
     if read.boundary is not None or read.limit is not None or src.query is not None or src.table is None:
         return False
-    return not isinstance(src, RangeSource)
+    # a partition's source is a RangeSource (.partitions, which imports SQLAlchemy: not imported for
+    # a plain read, and then no source can be one)
+    partitions = sys.modules.get("dc_api_x.adapters.sql.partitions")
+    return partitions is None or not isinstance(src, partitions.RangeSource)
 
 
 def plan_ranges(read: SQLRead, cur: Any, connections: int) -> RangePlan | None:
     """The page ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is
     an ADBC cursor of an autocommit connection (one catalog query, no table scan)."""
-    from sqlalchemy.dialects.postgresql.base import PGDialect
-
     if connections < 2 or not _splittable(read):
         return None
     src = read.source
-    qualified = PGDialect().identifier_preparer.format_table(sa.table(str(src.table), schema=src.schema))
-    cur.execute(_CATALOG, parameters=(qualified,))
+    cur.execute(_CATALOG, parameters=(qualified(str(src.table), src.schema),))
     row = cur.fetchone()
     if row is None:
         return None

@@ -13,7 +13,13 @@
   (psycopg 3), with ``INSERT … ON CONFLICT`` for upserts.
 
 Discovery is the generic bulk reflection; a custom query's columns are typed from the result's
-type OIDs (no row is read).
+type OIDs (no row is read). A plain ``postgresql://`` URL's tables are discovered with one catalog
+query and read with statements written without SQLAlchemy (:mod:`.pg_direct`); every read runs on
+ADBC connections opened through the driver manager's low-level API.
+
+Over 700 lines because it is one backend (discovery, reads, the write paths and their parallel COPY);
+the SQLAlchemy-free statements are in :mod:`.pg_direct`, the range reads in :mod:`.pg_ranges`, and the
+next candidate to move out is the parallel COPY (:class:`_ParallelCopy`).
 """
 
 from __future__ import annotations
@@ -23,14 +29,12 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from ...arrow import ConversionError, arrow_to_records, cast_table, inet_text, json_text, json_types
-from ...ext.sql import SQLAdapterLike, SQLRead, SQLWrite
+from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLSource, SQLWrite
 from ...types import Batch, JSONSchema, StreamSpec
 from ...values import json_form
 from .generic import (
@@ -41,11 +45,28 @@ from .generic import (
     last_per_key,
     merge_on_conflict,
 )
+from .lazy import lazy_module
+from .pg_direct import (
+    DirectConnection,
+    DirectDatabase,
+    PlainURL,
+    UnmappedType,
+    adbc_findable,
+    is_adbc_error,
+    range_where,
+    reflect_catalog,
+    rk_cast_type,
+    table_select,
+)
 from .pg_ranges import plan_ranges, range_select, read_ranges
 from .typemap import pg_oid_property
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Connection
+else:  # imported on first use: a plain table stream is discovered and read without it (.pg_direct)
+    sa = lazy_module("sqlalchemy")
 
 __all__ = ["PostgreSQLBackend"]
 
@@ -73,9 +94,17 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def __init__(self, adapter: SQLAdapterLike) -> None:
         super().__init__(adapter)
+        #: a plain ``postgresql://`` URL, no ``engine_options``, no SQL extensions: tables are
+        #: discovered and read over ADBC without SQLAlchemy (:mod:`.pg_direct`), else ``None``
+        plain: PlainURL | None = getattr(adapter, "pg_plain", None)
+        if plain is not None and (getattr(adapter, "extensions", None) or adapter.options.engine_options):
+            plain = None
+        arrow = bool(adapter.options.arrow)
         #: whether reads and writes go through ADBC (decided once)
-        self.adbc = bool(adapter.options.arrow) and _adbc_installed()
+        self.adbc = arrow and (adbc_findable() if plain is not None else _adbc_installed())
+        self.plain: PlainURL | None = plain if self.adbc else None
         self._conn: Any = None  # the ADBC connection of sequential writes
+        self._database = DirectDatabase(self.read_uri)  # the ADBC database handle of reads
         self._parallel = _ParallelCopy(self)
         #: connections reading one large table's page ranges at once (:mod:`.pg_ranges`; 1: one COPY)
         self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
@@ -90,6 +119,20 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         except Exception as exc:
             raise self.db_error(exc, "connect (ADBC)") from None
 
+    def read_uri(self) -> str:
+        """The libpq URI of the adapter's database (the plain URL as written, if it is one)."""
+        if self.plain is not None:
+            return self.plain.uri
+        return str(self.adapter.url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+    def connect_direct(self) -> DirectConnection:
+        """A new autocommit ADBC connection through the driver manager's low-level API (reads), of
+        the backend's one database handle."""
+        try:
+            return self._database.connect()
+        except Exception as exc:
+            raise self.db_error(exc, "connect (ADBC)") from None
+
     def compile(self, stmt: Any) -> str:
         """SQL text of ``stmt`` for ADBC (no bound parameters; literals are our own constants)."""
         from sqlalchemy.dialects.postgresql.base import PGDialect
@@ -99,10 +142,37 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def close(self) -> None:
         self._parallel.close()
-        close_quietly(self._conn)
+        close_quietly(self._conn, self._database)  # (the database handle reopens on the next read)
         self._conn = None
 
     # -- discovery -------------------------------------------------------------------------------
+    def discovery_connection(self) -> AbstractContextManager[Any]:
+        """An ADBC connection (:class:`~.pg_direct.DirectConnection`, no SQLAlchemy) for a plain URL
+        whose configured streams are all tables; else the engine's."""
+        streams = self.adapter.options.streams or []
+        if self.plain is None or any(getattr(s, "query", None) is not None for s in streams):
+            return super().discovery_connection()
+        return self.connect_direct()
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return is_adbc_error(exc)
+
+    def default_schema(self, conn: Any = None) -> str:
+        if isinstance(conn, DirectConnection):
+            rows = conn.rows("SELECT current_schema()")
+            return str(rows[0][0] if rows and rows[0][0] else "public")
+        return super().default_schema(conn)
+
+    def reflect(self, conn: Any, schema: str | None, names: list[str] | None) -> dict[str, Reflected]:
+        if not isinstance(conn, DirectConnection):
+            return super().reflect(conn, schema, names)
+        try:
+            return reflect_catalog(conn, schema or self.default_schema(conn), names)
+        except UnmappedType as exc:  # a type only SQLAlchemy's reflection maps (a domain, an enum …)
+            log.debug("sql: discovery through SQLAlchemy (%s)", exc)
+            with self.engine.connect() as sa_conn:
+                return super().reflect(sa_conn, schema, names)
+
     def describe_query(self, conn: Connection, query: Any, stream: str) -> list[tuple[str, JSONSchema]]:
         res: Any = conn.execute(sa.select(sa.literal_column("*")).select_from(query).limit(0))
         desc: Any = res.cursor.description if res.cursor is not None else []
@@ -119,27 +189,25 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
         props, boundary = read.props, read.boundary
         target = read.arrow_schema()
-        param = None
-        if boundary is not None:
-            param = sa.cast(sa.func.current_setting(_GUC), self.column_type(props[boundary.rk]))
+        # inet columns: read with the inet::text cast, shown as PostgreSQL does
+        inet = [name for name, p in props.items() if _is_inet(p)]
+        sql = self._own_select(read)
+        if sql is None:  # compiled by SQLAlchemy (a query, a partition's range, a bookmark type …)
+            param = None
+            if boundary is not None:
+                param = sa.cast(sa.func.current_setting(_GUC), self.column_type(props[boundary.rk]))
 
-        inet: list[str] = []  # inet columns: read with the inet::text cast, shown as PostgreSQL does
+            def col_expr(c: Any, name: str) -> Any:
+                to = _text_cast(props[name])
+                if to == "TEXT":
+                    return sa.cast(c, sa.Text).label(name)
+                if to == "TEXT[]":
+                    return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
+                return c
 
-        def col_expr(c: Any, name: str) -> Any:
-            p = props[name]
-            if _is_inet(p):
-                inet.append(name)
-            if _needs_text(p) and not p.get("x-json"):  # JSON arrives as text already
-                return sa.cast(c, sa.Text).label(name)
-            if json_types(p)[0] == {"array"} and _needs_text(p.get("items") or {}) | (
-                (p.get("items") or {}).get("format") == "decimal"
-            ):
-                return sa.cast(c, sa.ARRAY(sa.Text)).label(name)
-            return c
-
-        stmt = read.select(param, col_expr)
+            stmt = read.select(param, col_expr)
         size = read.batch_size or ARROW_BATCH_SIZE
-        conn = self.connect(autocommit=True)
+        conn = self.connect_direct()
         ranges: Any = None  # the range reader (pg_ranges), closed before conn
         try:
             cur = conn.cursor()
@@ -156,7 +224,10 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                         len(plan.bounds) + 1,
                         self.read_connections,
                     )
-                    sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
+                    if sql is not None:
+                        sqls = [range_where(sql, a, b) for a, b in plan.ranges()]
+                    else:
+                        sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
                     cur.close()
                     try:
                         reader: Any = read_ranges(self.connect_reader, conn, sqls, self.read_connections)
@@ -166,7 +237,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                         plan = None
                         cur = conn.cursor()
                 if plan is None:
-                    cur.execute(self.compile(stmt))
+                    cur.execute(sql if sql is not None else self.compile(stmt))
                     reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise self.read_error(exc, read) from None
@@ -199,7 +270,21 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def connect_reader(self) -> Any:
         """A new autocommit ADBC connection for a range reader."""
-        return self.connect(autocommit=True)
+        return self.connect_direct()
+
+    def _own_select(self, read: SQLRead) -> str | None:
+        """The statement of a table read written without SQLAlchemy (:func:`.pg_direct.table_select`),
+        for a plain URL; ``None``: compile :meth:`SQLRead.select` instead."""
+        src = read.source
+        if self.plain is None or type(src) is not SQLSource or src.query is not None or src.table is None:
+            return None
+        boundary = read.boundary
+        rk_type = None
+        if boundary is not None and boundary.value is not None:
+            rk_type = rk_cast_type(read.props[boundary.rk])
+            if rk_type is None:
+                return None
+        return table_select(read, lambda name: _text_cast(read.props[name]), rk_type, _GUC)
 
     def _conform(self, table: pa.Table, target: pa.Schema, read: SQLRead) -> pa.Table:
         """The driver's Arrow table in the stream's Arrow schema (exact casts only)."""
@@ -485,6 +570,18 @@ def _needs_text(prop: JSONSchema) -> bool:
         return True
     native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
     return types == {"string"} and not native
+
+
+def _text_cast(prop: JSONSchema) -> str | None:
+    """How a read casts a column: ``"TEXT"`` (types without an exact Arrow counterpart),
+    ``"TEXT[]"`` (arrays of them, and of decimals), or ``None`` (read as it is; JSON arrives as
+    text already)."""
+    if _needs_text(prop) and not prop.get("x-json"):
+        return "TEXT"
+    items = prop.get("items") or {}
+    if json_types(prop)[0] == {"array"} and (_needs_text(items) or items.get("format") == "decimal"):
+        return "TEXT[]"
+    return None
 
 
 def _is_inet(prop: JSONSchema) -> bool:

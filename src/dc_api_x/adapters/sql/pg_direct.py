@@ -1,0 +1,432 @@
+"""PostgreSQL without SQLAlchemy: a plain table stream discovered and read over ADBC alone (issue 15).
+
+A scheduled sync of a few thousand rows pays the fixed cost of a run, and on the PostgreSQL path most
+of it was imports: SQLAlchemy and its PostgreSQL dialects (~0.2-0.6 CPU-s), psycopg for a discovery
+connection (~0.1-0.4) and ADBC's DB-API module (it imports ``pyarrow.dataset``). A source whose URL is a
+plain ``postgresql://`` (or ``postgres://``) URL without ``engine_options`` or SQL extensions
+(:func:`plain_url`), whose configured streams are tables, is instead
+
+* **discovered** with one catalog query (:data:`_COLUMNS`) on an ADBC connection opened through the
+  driver manager's low-level API (:class:`DirectConnection`), each column's ``format_type()`` mapped
+  by :func:`format_type_property` to the property SQLAlchemy's reflection +
+  :func:`~dc_api_x.adapters.sql.typemap.column_property` give it; a column of any other type (a
+  domain, an enum, ``money`` …) sends the whole discovery back to SQLAlchemy;
+* **read** with the statement of :func:`table_select` — what :meth:`dc_api_x.ext.sql.SQLRead.select`
+  and the backend's column casts compile to, written here (identifiers always double-quoted, which is
+  what SQLAlchemy's quoting means for the names it leaves bare).
+
+Custom queries, partitions of a partitioned run and writes still go through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ...arrow import decimal_property, json_types
+from ...types import JSONSchema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...ext.sql import Reflected, SQLRead
+
+__all__ = [
+    "DirectConnection",
+    "DirectDatabase",
+    "PlainURL",
+    "format_type_property",
+    "plain_url",
+    "quote",
+    "reflect_catalog",
+    "rk_cast_type",
+    "table_select",
+]
+
+
+# ---------------------------------------------------------------------------------------------- URL
+class PlainURL:
+    """A plain ``postgresql://`` URL: what libpq is given (the URL as written, scheme
+    ``postgresql``), its password (masked in messages) and its text for messages."""
+
+    def __init__(self, uri: str, password: str, safe: str) -> None:
+        self.uri, self.password, self.safe = uri, password, safe
+
+
+#: libpq URI parameters a plain URL may carry (the others, ``password`` first, go through SQLAlchemy)
+_QUERY_KEYS = frozenset(
+    ("sslmode", "application_name", "connect_timeout", "target_session_attrs", "sslrootcert", "options")
+)
+_SCHEME = re.compile(r"(postgresql|postgres)://", re.IGNORECASE)
+
+
+def plain_url(url: str) -> PlainURL | None:
+    """The :class:`PlainURL` of ``postgresql://user:pw@host:port/db[?libpq options]``, else ``None``
+    (a URL naming a driver, ``postgresql+psycopg://`` …, is left to SQLAlchemy). ``safe`` renders
+    the URL as SQLAlchemy does in messages: ``postgresql+psycopg://user:***@host:port/db``."""
+    text = url.strip()
+    m = _SCHEME.match(text)
+    if m is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        if parts.port is not None and not 0 < parts.port < 65536:
+            return None
+    except ValueError:  # not a URL, a port that is no number: SQLAlchemy's parser words the error
+        return None
+    if parts.fragment or (not parts.hostname and not parts.path.strip("/")):
+        return None
+    if any(key not in _QUERY_KEYS for key, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        return None  # (a password in the query, driver options …: left to SQLAlchemy)
+    uri = "postgresql://" + text[m.end() :]
+    password = unquote(parts.password or "")
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    safe = f"postgresql+psycopg://{netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    return PlainURL(uri, password, safe)
+
+
+def adbc_findable() -> bool:
+    """Whether the ADBC PostgreSQL driver and manager are installed (without importing them)."""
+    try:
+        names = ("adbc_driver_postgresql", "adbc_driver_manager")
+        return all(importlib.util.find_spec(m) is not None for m in names)
+    except (ImportError, ValueError):  # pragma: no cover - a broken installation
+        return False
+
+
+# ------------------------------------------------------------------------------------- connection
+class DirectCursor:
+    """The part of an ADBC DB-API cursor the PostgreSQL reads use (``execute`` with positional
+    ``$n`` parameters, ``fetchone``/``fetchall``, ``fetch_record_batch``, ``close``), over the driver
+    manager's low-level API: the DB-API module imports ``pyarrow.dataset`` (issue 15)."""
+
+    def __init__(self, conn: Any, owner: DirectConnection | None = None) -> None:
+        self._conn, self._owner = conn, owner
+        self._stmt: Any = None
+        self._reader: Any = None
+
+    def _release(self) -> None:
+        reader, stmt = self._reader, self._stmt
+        self._reader = self._stmt = None
+        if reader is not None:
+            reader.close()
+        if stmt is not None:
+            stmt.close()
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] | list[Any] | None = None) -> None:
+        import adbc_driver_manager
+        import pyarrow as pa
+
+        self._release()
+        stmt = self._stmt = adbc_driver_manager.AdbcStatement(self._conn)
+        stmt.set_sql_query(sql)
+        try:  # as the DB-API module executes a statement
+            stmt.prepare()
+        except adbc_driver_manager.NotSupportedError:  # pragma: no cover
+            pass
+        if parameters:  # one row of parameters, as the DB-API module binds a tuple
+            names = [str(i) for i in range(len(parameters))]
+            stmt.bind(pa.record_batch([[p] for p in parameters], names=names))
+        handle, _ = stmt.execute_query()
+        self._reader = pa.RecordBatchReader._import_from_c(handle.address)
+
+    def fetch_record_batch(self) -> Any:
+        """The result as a ``pyarrow.RecordBatchReader`` (closed with the cursor)."""
+        return self._reader
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for rb in self._reader:
+            cols = [c.to_pylist() for c in rb.columns]
+            rows.extend(zip(*cols, strict=True))
+        return rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self._release()
+        if self._owner is not None:
+            self._owner._cursors.discard(self)
+            self._owner = None
+
+
+class DirectDatabase:
+    """One ADBC PostgreSQL database handle of a backend, shared by its read connections.
+
+    Opening the handle costs what ``adbc_driver_postgresql.dbapi.connect()`` pays on every call — a
+    connection to the server and a read of ``pg_type`` for the driver's type resolver (~0.045 CPU-s,
+    0.1-0.2 s on a busy machine); each further connection of the same handle costs ~0.004 CPU-s."""
+
+    def __init__(self, uri: Callable[[], str]) -> None:
+        self.uri = uri  # the libpq URI, asked for when the handle is opened
+        self._db: Any = None
+        self._lock = threading.Lock()
+
+    def handle(self) -> Any:
+        with self._lock:
+            if self._db is None:
+                import adbc_driver_postgresql
+
+                self._db = adbc_driver_postgresql.connect(self.uri())
+            return self._db
+
+    def connect(self) -> DirectConnection:
+        return DirectConnection(self.handle())
+
+    def close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+
+class DirectConnection:
+    """An autocommit ADBC PostgreSQL connection opened through the driver manager's low-level API
+    (what ``adbc_driver_postgresql.dbapi.connect(uri, autocommit=True)`` opens), of the database
+    handle ``database`` (:class:`DirectDatabase`)."""
+
+    def __init__(self, database: Any) -> None:
+        import adbc_driver_manager
+
+        # an ADBC connection starts in autocommit mode
+        self._conn = adbc_driver_manager.AdbcConnection(database)
+        self._cursors: set[DirectCursor] = set()  # open cursors (closed with the connection)
+
+    def cursor(self) -> DirectCursor:
+        cur = DirectCursor(self._conn, self)
+        self._cursors.add(cur)
+        return cur
+
+    def rows(self, sql: str, parameters: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.cursor()
+        try:
+            cur.execute(sql, parameters)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        for cur in list(self._cursors):
+            try:
+                cur.close()
+            except Exception:  # pragma: no cover - a statement of a broken connection
+                pass
+        self._cursors.clear()
+        self._conn.close()
+
+    def __enter__(self) -> DirectConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def is_adbc_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ADBC driver error (without importing the driver manager)."""
+    import sys
+
+    mod = sys.modules.get("adbc_driver_manager")
+    return mod is not None and isinstance(exc, mod.Error)
+
+
+# -------------------------------------------------------------------------------------- discovery
+#: every column of the tables, views, materialized views, foreign and partitioned tables of one
+#: schema (SQLAlchemy's ``ObjectKind.ANY``), in column order, with its position in the primary key
+_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       array_position(pk.conkey, a.attnum)
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_catalog.pg_constraint pk ON pk.conrelid = c.oid AND pk.contype = 'p'
+ WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+"""
+_NAMES = " AND c.relname IN (SELECT json_array_elements_text($2::json))"
+_ORDER = " ORDER BY c.relname, a.attnum"
+
+_JSON_ANY: JSONSchema = {"type": ["object", "array", "string", "number", "boolean", "null"], "x-json": True}
+#: format_type() names (without arguments) → the property SQLAlchemy's reflection ends up with
+_SCALARS: dict[str, JSONSchema] = {
+    "boolean": {"type": "boolean"},
+    "smallint": {"type": "integer"},
+    "integer": {"type": "integer"},
+    "bigint": {"type": "integer"},
+    "real": {"type": "number"},
+    "double precision": {"type": "number"},
+    "text": {"type": "string"},
+    "date": {"type": "string", "format": "date"},
+    "timestamp with time zone": {"type": "string", "format": "date-time"},
+    "timestamp without time zone": {"type": "string", "format": "date-time", "x-timezone": False},
+    "time without time zone": {"type": "string", "format": "time"},
+    "time with time zone": {"type": "string"},  # kept as its text form
+    "interval": {"type": "string"},
+    "bytea": {"type": "string", "contentEncoding": "base64"},
+    "uuid": {"type": "string", "format": "uuid"},
+    "inet": {"type": "string", "format": "inet"},
+    "json": _JSON_ANY,
+    "jsonb": _JSON_ANY,
+}
+_ARGS = re.compile(r"\(([^()]*)\)")
+_ARRAY = re.compile(r"((?:\[\])*)$")
+
+
+def format_type_property(format_type: str | None, nullable: bool) -> JSONSchema | None:
+    """The property of a column whose ``format_type()`` is ``format_type``: the one SQLAlchemy's
+    PostgreSQL reflection and :func:`~dc_api_x.adapters.sql.typemap.column_property` give it, or
+    ``None`` for a type this mapping does not cover (discovery then goes through SQLAlchemy)."""
+    if not format_type:
+        return None
+    dims = len(_ARRAY.search(format_type).group(1)) // 2  # type: ignore[union-attr]
+    base = _ARRAY.sub("", format_type)
+    if dims:
+        item = _scalar(base, True)
+        if item is None:
+            return None
+        if item.get("x-json"):
+            return {"type": ["array", "null"] if nullable else "array", "items": item}
+        return _with_null({"items": item}, "array", nullable)
+    return _scalar(base, nullable)
+
+
+def _scalar(text: str, nullable: bool) -> JSONSchema | None:
+    m = _ARGS.search(text)
+    args = [a.strip() for a in m.group(1).split(",")] if m else []
+    name = _ARGS.sub("", text)
+    if name.startswith("interval "):  # interval day to second …: SQLAlchemy's INTERVAL(fields=…)
+        name = "interval"
+    if name in (
+        "timestamp with time zone",
+        "timestamp without time zone",
+        "time without time zone",
+        "time with time zone",
+        "interval",
+    ):
+        pass  # a fractional-seconds precision does not change the property
+    elif name == "numeric":
+        prop: JSONSchema = {"format": "decimal"}
+        if len(args) == 2:
+            prop["x-precision"], prop["x-scale"] = int(args[0]), int(args[1])
+        return _with_null(prop, "string", nullable)
+    elif name in ("character varying", "character"):
+        if name == "character" and not args:
+            return None  # bpchar without a length: left to SQLAlchemy
+        prop = {}
+        if args:
+            prop["maxLength"] = int(args[0])
+        return _with_null(prop, "string", nullable)
+    elif args:
+        return None
+    found = _SCALARS.get(name)
+    if found is None:
+        return None
+    if found.get("x-json"):
+        return dict(found)
+    prop = {k: v for k, v in found.items() if k != "type"}
+    return _with_null(prop, found["type"], nullable)
+
+
+def _with_null(prop: JSONSchema, base: str, nullable: bool) -> JSONSchema:
+    prop["type"] = [base, "null"] if nullable else base
+    return prop
+
+
+class UnmappedType(Exception):
+    """A column whose type :func:`format_type_property` does not cover (discovery falls back)."""
+
+
+def reflect_catalog(conn: DirectConnection, schema: str, names: list[str] | None) -> dict[str, Reflected]:
+    """:meth:`SQLBackend.reflect` in one catalog query; raises :class:`UnmappedType` for a column of
+    a type it does not map."""
+    sql, params = _COLUMNS, [schema]
+    if names is not None:
+        sql += _NAMES
+        params.append(json.dumps(names))
+    out: dict[str, Reflected] = {}
+    pkpos: dict[str, list[tuple[int, str]]] = {}
+    for table, column, ftype, nullable, pk in conn.rows(sql + _ORDER, tuple(params)):
+        prop = format_type_property(ftype, bool(nullable))
+        if prop is None:
+            raise UnmappedType(f"{table}.{column}: {ftype}")
+        cols, _ = out.setdefault(table, ([], []))
+        cols.append((column, prop))
+        if pk is not None:
+            pkpos.setdefault(table, []).append((int(pk), column))
+    for table, pos in pkpos.items():
+        out[table][1].extend(c for _, c in sorted(pos))
+    return out
+
+
+# ------------------------------------------------------------------------------------- statements
+def quote(name: str) -> str:
+    """A PostgreSQL identifier in double quotes (embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: str, schema: str | None) -> str:
+    """``"schema"."table"`` (``"table"`` without a schema)."""
+    return f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+
+
+def rk_cast_type(prop: JSONSchema) -> str | None:
+    """The SQL type a replication key's bookmark value is cast to (what the backend's
+    ``column_type`` compiles to for it), or ``None`` for one left to SQLAlchemy."""
+    if decimal_property(prop) is not None:
+        return None
+    types, _ = json_types(prop)
+    fmt = prop.get("format")
+    if types == {"integer"}:
+        return "BIGINT"
+    if types != {"string"}:
+        return None
+    if fmt == "date-time":
+        aware = prop.get("x-timezone") is not False
+        return "TIMESTAMP WITH TIME ZONE" if aware else "TIMESTAMP WITHOUT TIME ZONE"
+    if fmt == "date":
+        return "DATE"
+    if fmt == "decimal":
+        p, s = prop.get("x-precision"), prop.get("x-scale")
+        if p is not None and s is not None and 0 < int(p) <= 1000:
+            return f"NUMERIC({int(p)}, {int(s)})"
+        return "NUMERIC"
+    return None
+
+
+def table_select(read: SQLRead, cast: Callable[[str], str | None], rk_type: str | None, guc: str) -> str:
+    """The read of a table: the columns (``cast(name)``: ``"TEXT"``/``"TEXT[]"`` to read one as
+    text, ``None`` as it is), ``rk >= CAST(current_setting(guc) AS rk_type)`` when resuming,
+    ordered by (replication key, primary key), and the limit — :meth:`SQLRead.select`'s statement."""
+    cols = []
+    for name in read.props:
+        c = quote(name)
+        to = cast(name)
+        cols.append(f"CAST({c} AS {to}) AS {c}" if to else c)
+    src = read.source
+    sql = f"SELECT {', '.join(cols)} FROM {qualified(src.table or '', src.schema)}"
+    boundary = read.boundary
+    if boundary is not None:
+        if boundary.value is not None:
+            assert rk_type is not None
+            sql += f" WHERE {quote(boundary.rk)} >= CAST(current_setting('{guc}') AS {rk_type})"
+        keys = [boundary.rk, *boundary.pks]
+        sql += " ORDER BY " + ", ".join(f"{quote(k)} ASC" for k in keys)
+    if read.limit is not None:
+        sql += f" LIMIT {int(read.limit + read.extra_rows())}"
+    return sql
+
+
+def range_where(sql: str, start: int | None, stop: int | None) -> str:
+    """``sql`` (a ``SELECT`` without ``WHERE``) restricted to the heap pages ``start <= page < stop``."""
+    conds = []
+    if start is not None:
+        conds.append(f"ctid >= '({int(start)},0)'::tid")
+    if stop is not None:
+        conds.append(f"ctid < '({int(stop)},0)'::tid")
+    return f"{sql} WHERE {' AND '.join(conds)}" if conds else sql
