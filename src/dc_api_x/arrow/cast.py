@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..values import arrow_errors
 from .exact_numbers import _check_int_range, _exact_float_column, _number_value
-from .records import ConversionError, _column_to_arrow, conversion_message
+from .records import ConversionError, _cast, _column_to_arrow, conversion_message
 from .schema import NUMBER_META
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +57,7 @@ def cast_table(table: pa.Table, schema: pa.Schema) -> pa.Table:
                     arrays.append(_exact_float_column(col, f))
                     continue
                 try:
-                    arrays.append(col.cast(f.type, safe=True))
+                    arrays.append(_cast(col, f.type))  # no pyarrow.compute import
                 except arrow_errors():
                     # e.g. struct → JSON text, string → timestamp with a zone-less text, …
                     values = col.to_pylist()
