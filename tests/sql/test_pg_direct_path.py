@@ -21,6 +21,7 @@ import pytest
 from dc_api_x.adapters.sql.pg_direct import format_type_property, plain_url
 from dc_api_x.exceptions import AdapterError
 from dc_api_x.plugins import create_adapter
+from dc_api_x.testing import isolated_plugins
 
 pytestmark = pytest.mark.postgres
 
@@ -58,6 +59,14 @@ FROM generate_series(1, 300) g
 def _urls(pg_url: str) -> tuple[str, str]:
     rest = pg_url.split("://", 1)[1]
     return "postgresql://" + rest, "postgresql+psycopg://" + rest
+
+
+@pytest.fixture(autouse=True)
+def _without_sqlalchemy_plugin() -> Any:
+    """The installed plugins minus dc-api-x-sqlalchemy: its SQL extension instruments an engine, so
+    with it installed every PostgreSQL URL takes the SQLAlchemy path (as documented)."""
+    with isolated_plugins(entry_points=True, blocked=["sqlalchemy"]):
+        yield
 
 
 @pytest.fixture
