@@ -57,6 +57,11 @@ HEAVY_SUBMODULES = frozenset(
     }
 )
 
+#: Built-in plugins a path imports only when it uses their registry (``plugins.BUILTIN_HOOKS``): a SQL →
+#: Parquet run needs no paginator, auth provider or request hook (``dc_api_x.schemas`` it does: the
+#: file adapters apply schema overrides with it).
+LAZY_BUILTINS = frozenset({"dc_api_x.pagination", "dc_api_x.auth", "dc_api_x.request_hooks"})
+
 
 _WRAP = """
 import atexit, json, runpy, sys
@@ -101,7 +106,7 @@ def _importtime(
     out: dict[str, list[str]] = {}
     modules = set(json.loads(dump.read_text()))
     for i, (depth, name) in enumerate(rows):
-        top = name if name in HEAVY_SUBMODULES else name.split(".")[0]
+        top = name if name in HEAVY_SUBMODULES | LAZY_BUILTINS else name.split(".")[0]
         if top in out or (top not in loaded and top not in modules):
             continue
         chain, d = [name], depth
@@ -177,6 +182,36 @@ def test_sqlite_to_parquet_run_imports_no_http_singer_or_dataframe_library(tmp_p
     needed = {"pyarrow", "numpy", "pydantic", "fsspec"}
     _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite -> parquet")
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite -> parquet")
+
+
+def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins(tmp_path: Path) -> None:
+    """The README's shape: a YAML pipeline file with the default state store. Once the project has
+    run (``.dcapix/`` exists), the file's parse comes from its cache (no PyYAML); no run imports the
+    built-in plugins whose registries a SQL -> Parquet run does not use."""
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 101)])
+    con.close()
+    out = tmp_path / "out"
+    (tmp_path / "dcapix.yml").write_text(
+        "# a pipeline\n"
+        "pipelines:\n"
+        "  demo:\n"
+        f"    source: {{adapter: sql, url: 'sqlite:///{db}', streams: [orders]}}\n"
+        f"    destination: {{adapter: parquet, path: '{out}', load_method: overwrite}}\n"
+    )
+    args = ["run", "--no-progress", "-c", str(tmp_path / "dcapix.yml"), "demo"]
+    env = {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy"}
+    first = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
+    assert "yaml" in first and (tmp_path / ".dcapix" / "state.db").exists()
+    _importtime("module", "dc_api_x.cli", args, tmp_path, env)  # parses again and writes the cache
+    assert (tmp_path / ".dcapix" / "dcapix.yml.parsed.json").exists()
+    again = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
+    assert len(pq_rows := list(out.rglob("*.parquet"))) >= 1, pq_rows
+    _assert_none(again, {"yaml"}, "a repeated YAML pipeline run")
+    _assert_none(first, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
+    _assert_none(again, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
 
 
 def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_path: Path) -> None:
