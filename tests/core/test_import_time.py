@@ -238,6 +238,50 @@ def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_pat
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
 
 
+def test_tap_records_without_pyarrow_compute(tmp_path: Path) -> None:
+    """``tap-dcapix`` writing RECORD lines of a Parquet file with zoned timestamps, dates, decimals,
+    floats, integers, booleans, text needing escapes and nulls: its JSON kernels are called without
+    importing ``pyarrow.compute`` (``Array.cast`` / ``fill_null`` import it; the tap goes through
+    ``tap_dcapix.kernels``)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 50
+    table = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "at": pa.array(
+                [dt.datetime(2026, 1, 1, 10, i, tzinfo=dt.timezone.utc) for i in range(n - 1)] + [None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "day": pa.array([dt.date(2026, 1, 1 + i % 28) for i in range(n)]),
+            "price": pa.array([Decimal(f"{i}.25") for i in range(n)], pa.decimal128(10, 2)),
+            "amount": pa.array([i * 1.5 for i in range(n - 1)] + [None]),
+            "note": pa.array([f'say "hi"\n{i}' if i % 2 else None for i in range(n)]),
+            "flag": pa.array([bool(i % 2) for i in range(n)]),
+        }
+    )
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "t.parquet")
+    (tmp_path / "tap.json").write_text(json.dumps({"adapter": "parquet", "path": str(tmp_path / "in")}))
+    res = subprocess.run(
+        [sys.executable, "-m", "tap_dcapix", "--config", str(tmp_path / "tap.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    records = [json.loads(x)["record"] for x in res.stdout.splitlines() if '"RECORD"' in x]
+    assert len(records) == n, res.stderr[-2000:]
+    assert records[1]["at"] == "2026-01-01T10:01:00.000000+00:00" and records[1]["note"] == 'say "hi"\n1'
+    imported = _importtime("module", "tap_dcapix", ["--config", str(tmp_path / "tap.json")], tmp_path)
+    assert "singer_sdk" in imported and "pyarrow" in imported
+    _assert_none(imported, set(HEAVY_SUBMODULES), "tap-dcapix RECORD lines")
+
+
 def test_http_to_jsonl_run_imports_no_sql_singer_or_dataframe_library(
     tmp_path: Path, http_server: LocalHTTPServer
 ) -> None:
