@@ -185,9 +185,9 @@ def test_sqlite_to_parquet_run_imports_no_http_singer_or_dataframe_library(tmp_p
 
 
 def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins(tmp_path: Path) -> None:
-    """The README's shape: a YAML pipeline file with the default state store. Once the project has
-    run (``.dcapix/`` exists), the file's parse comes from its cache (no PyYAML); no run imports the
-    built-in plugins whose registries a SQL -> Parquet run does not use."""
+    """The README's shape: a YAML pipeline file with the default state store. From the second run
+    on, the file's parse comes from its cache (no PyYAML); no run imports the built-in plugins whose
+    registries a SQL -> Parquet run does not use."""
     db = tmp_path / "shop.db"
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
@@ -202,11 +202,10 @@ def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins
         f"    destination: {{adapter: parquet, path: '{out}', load_method: overwrite}}\n"
     )
     args = ["run", "--no-progress", "-c", str(tmp_path / "dcapix.yml"), "demo"]
-    env = {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy"}
+    env = {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy", "XDG_CACHE_HOME": str(tmp_path / "cache")}
     first = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
     assert "yaml" in first and (tmp_path / ".dcapix" / "state.db").exists()
-    _importtime("module", "dc_api_x.cli", args, tmp_path, env)  # parses again and writes the cache
-    assert (tmp_path / ".dcapix" / "dcapix.yml.parsed.json").exists()
+    assert list((tmp_path / "cache" / "dc-api-x" / "config").glob("dcapix.yml-*.json"))
     again = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
     assert len(pq_rows := list(out.rglob("*.parquet"))) >= 1, pq_rows
     _assert_none(again, {"yaml"}, "a repeated YAML pipeline run")

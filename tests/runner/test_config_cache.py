@@ -1,5 +1,6 @@
-"""The parse cache of YAML pipeline files (``.dcapix/<file>.parsed.json``, issue 15): used only for
-the identical text, exactly what PyYAML returns, never for values JSON cannot carry exactly."""
+"""The parse cache of YAML pipeline files (``$XDG_CACHE_HOME/dc-api-x/config``, issue 15): used only
+for the identical text of the same file, exactly what PyYAML returns, never for values JSON cannot
+carry exactly."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 import yaml
 
 from dc_api_x.runner.config import CONFIG_CACHE_ENV, load_config, read_config_file
+
+CACHE = "cache"
 
 TEXT = """\
 # a comment
@@ -34,8 +37,13 @@ pipelines:
 
 
 @pytest.fixture(autouse=True)
-def _cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def _cache_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(CONFIG_CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / CACHE))
+
+
+def _cached(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / CACHE / "dc-api-x" / "config").glob("*"))
 
 
 def _no_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,22 +51,25 @@ def _no_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "yaml", None)
 
 
-def test_cached_only_in_a_project_with_a_dcapix_directory(tmp_path: Path) -> None:
-    path = tmp_path / "dcapix.yml"
-    path.write_text(TEXT)
-    assert read_config_file(path) == yaml.safe_load(TEXT)
-    assert not (tmp_path / ".dcapix").exists()  # reading a file creates nothing
+def test_one_cache_file_per_pipeline_file_and_nothing_next_to_it(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        (tmp_path / d / "dcapix.yml").write_text(TEXT)
+        assert read_config_file(tmp_path / d / "dcapix.yml") == yaml.safe_load(TEXT)
+        read_config_file(tmp_path / d / "dcapix.yml")
+    assert len(_cached(tmp_path)) == 2
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["dcapix.yml"]
 
 
 def test_second_read_comes_from_the_cache_and_equals_pyyaml(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "dcapix.yml"
     path.write_text(TEXT)
     expected = yaml.safe_load(TEXT)
     assert read_config_file(path) == expected
-    cache = tmp_path / ".dcapix" / "dcapix.yml.parsed.json"
+    [cache] = _cached(tmp_path)
     assert cache.stat().st_mode & 0o777 == 0o600  # the text may hold credentials, like the file
     _no_yaml(monkeypatch)
     again = read_config_file(path)
@@ -71,7 +82,6 @@ def test_second_read_comes_from_the_cache_and_equals_pyyaml(
 
 
 def test_a_changed_file_is_parsed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "dcapix.yml"
     path.write_text(TEXT)
     read_config_file(path)
@@ -94,41 +104,49 @@ def test_a_changed_file_is_parsed_again(tmp_path: Path, monkeypatch: pytest.Monk
 def test_values_json_cannot_carry_are_not_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, value: object
 ) -> None:
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "f.yml"
     path.write_text(text)
     assert read_config_file(path) == value
-    assert not (tmp_path / ".dcapix" / "f.yml.parsed.json").exists()
+    assert _cached(tmp_path) == []
     assert read_config_file(path) == value
 
 
 def test_a_broken_cache_is_ignored_and_replaced(tmp_path: Path) -> None:
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "dcapix.yml"
     path.write_text(TEXT)
-    cache = tmp_path / ".dcapix" / "dcapix.yml.parsed.json"
+    read_config_file(path)
+    [cache] = _cached(tmp_path)
+    entry = json.loads(cache.read_text())
     cache.write_text('{"format": 1, "text": ')  # torn write
     assert read_config_file(path) == yaml.safe_load(TEXT)
-    assert json.loads(cache.read_text())["text"] == TEXT
-    cache.write_text(json.dumps({"format": 99, "text": TEXT, "data": {"other": 1}}))  # another format
-    assert read_config_file(path) == yaml.safe_load(TEXT)
+    assert json.loads(cache.read_text()) == entry
+    for key, value in (("format", 99), ("path", str(tmp_path / "other.yml"))):
+        cache.write_text(json.dumps({**entry, key: value, "data": {"other": 1}}))
+        assert read_config_file(path) == yaml.safe_load(TEXT)
 
 
 def test_switched_off_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CONFIG_CACHE_ENV, "0")
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "dcapix.yml"
     path.write_text(TEXT)
     assert read_config_file(path) == yaml.safe_load(TEXT)
-    assert list((tmp_path / ".dcapix").iterdir()) == []
+    assert _cached(tmp_path) == []
 
 
 def test_invalid_yaml_is_still_one_error_and_not_cached(tmp_path: Path) -> None:
     from dc_api_x.exceptions import ConfigError
 
-    (tmp_path / ".dcapix").mkdir()
     path = tmp_path / "dcapix.yml"
     path.write_text("pipelines: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid yml: while parsing"):
         read_config_file(path)
-    assert list((tmp_path / ".dcapix").iterdir()) == []
+    assert _cached(tmp_path) == []
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    path = tmp_path / "dcapix.yml"
+    path.write_text(TEXT)
+    assert read_config_file(path) == read_config_file(path) == yaml.safe_load(TEXT)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dcapix.yml", "not-a-dir"]

@@ -362,13 +362,18 @@ _CACHE_FORMAT = 1
 
 
 def _yaml_cache_path(path: Path) -> Path | None:
-    """Where the parse of the YAML file ``path`` is cached: ``.dcapix/<file name>.parsed.json`` next
-    to it, when that directory exists (the default state store made it: a project run before), the
-    cache is not switched off, and the file is not already one of ours."""
+    """Where the parse of the YAML file ``path`` is cached: one file per pipeline file (named by a
+    checksum of its absolute path) in ``$XDG_CACHE_HOME/dc-api-x/config`` (default
+    ``~/.cache/dc-api-x/config``, the directory of the ``--about`` cache); ``None`` when the cache is
+    switched off."""
     if os.environ.get(CONFIG_CACHE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
         return None
-    home = path.parent / ".dcapix"
-    return home / f"{path.name}.parsed.json" if home.is_dir() else None
+    import zlib
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    where = str(path.absolute())
+    name = f"{path.name[:40]}-{zlib.crc32(where.encode('utf-8', 'surrogatepass')):08x}.json"
+    return Path(base) / "dc-api-x" / "config" / name
 
 
 def _exact_in_json(data: Any) -> bool:
@@ -386,20 +391,22 @@ def _exact_in_json(data: Any) -> bool:
 
 
 def _load_yaml(path: Path, text: str) -> Any:
-    """``yaml.safe_load(text)``, through a cache keyed by the file's whole text.
+    """``yaml.safe_load(text)``, through a cache of the file's last parse.
 
     Importing PyYAML and parsing costs ~25-30 ms of CPU, a tenth of a small scheduled sync (issue
-    15); a pipeline file changes rarely. The cache holds the text it was parsed from and the result,
-    and is used only when the text is identical, so a hit returns exactly what PyYAML would (values
-    JSON cannot carry exactly are not cached). Written without fsync: a torn file is not valid JSON
-    and is ignored; a cache that cannot be written (read-only directory) is skipped silently."""
+    15); a pipeline file changes rarely. The cache holds the file's path, the text it was parsed
+    from and the result, and is used only when the text is identical, so a hit returns exactly what
+    PyYAML would (values JSON cannot carry exactly are not cached). Written ``0600`` without fsync:
+    a torn file is not valid JSON and is ignored; a cache that cannot be written is skipped."""
     cache = _yaml_cache_path(path)
+    where = str(path.absolute())
     if cache is not None:
         try:
             cached = json.loads(cache.read_text(encoding="utf-8"))
             if (
                 isinstance(cached, dict)
                 and cached.get("format") == _CACHE_FORMAT
+                and cached.get("path") == where
                 and cached.get("text") == text
             ):
                 return cached["data"]
@@ -411,9 +418,10 @@ def _load_yaml(path: Path, text: str) -> Any:
     if cache is not None and _exact_in_json(data):
         tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": _CACHE_FORMAT, "text": text, "data": data}, f)
+                json.dump({"format": _CACHE_FORMAT, "path": where, "text": text, "data": data}, f)
             os.replace(tmp, cache)
         except OSError:
             try:
