@@ -102,8 +102,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 #: The hooks each built-in plugin implements (checked against the modules by
 #: tests/core/test_plugins.py). A built-in listed here is registered with pluggy through a stand-in
 #: (:class:`_LazyBuiltin`) and its module is imported when one of these hooks is called, i.e. at the
-#: first use of that registry: a SQL → Parquet run does not import the paginators, auth providers,
-#: request hooks and schema providers with their pydantic option models (~25 ms of CPU; issue 15).
+#: first use of that registry: a SQL → Parquet run does not import the paginators, auth providers
+#: and request hooks with their pydantic option models (issue 15; docs/benchmarks.md).
 BUILTIN_HOOKS: dict[str, tuple[str, ...]] = {
     "dc_api_x.adapters.http": ("register_adapters",),
     "dc_api_x.adapters.sql": ("register_adapters",),
