@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import orjson
+import pytest
 from tap_dcapix.fastjson import arrow_json_records
 
 from dc_api_x.arrow import arrow_to_records, records_to_arrow
@@ -217,7 +218,5 @@ def test_kernels_give_what_pyarrow_compute_gives() -> None:
     ]
     for got, want in cases:
         assert got.type == want.type and got.equals(want), (got, want)
-    import pytest
-
     with pytest.raises(pa.ArrowInvalid):  # a safe cast, as Array.cast's default
         k.cast(pa.array([1.5]), pa.int64())
