@@ -81,6 +81,14 @@ def pytest_configure(config: pytest.Config) -> None:
         install(TEST_PLUGIN_DISTS)
     except RuntimeError as exc:  # reported by the tests that need them (core's ``plugin_dists``)
         warnings.warn(f"!!! could not install the test plugin distributions: {exc}", stacklevel=1)
+    # caches of dc-api-x (the pipeline files' parses of the tests' temporary projects, --about
+    # answers: docs/runner.md) go to a directory of this session, not the user's ~/.cache
+    import shutil
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="dcapix-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ALLOWED_ENV",
     "BLOCKED_ENV",
+    "BUILTIN_HOOKS",
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
     "GROUPS_ENV",
@@ -97,6 +98,23 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dc_api_x.schemas",
     "dc_api_x.config_providers",
 )
+
+#: The hooks each built-in plugin implements (checked against the modules by
+#: tests/core/test_plugins.py). A built-in listed here is registered with pluggy through a stand-in
+#: (:class:`_LazyBuiltin`) and its module is imported when one of these hooks is called, i.e. at the
+#: first use of that registry: a SQL → Parquet run does not import the paginators, auth providers
+#: and request hooks with their pydantic option models (issue 15; docs/benchmarks.md).
+BUILTIN_HOOKS: dict[str, tuple[str, ...]] = {
+    "dc_api_x.adapters.http": ("register_adapters",),
+    "dc_api_x.adapters.sql": ("register_adapters",),
+    "dc_api_x.adapters.files": ("register_adapters",),
+    "dc_api_x.pagination": ("register_pagination_handlers",),
+    "dc_api_x.auth": ("register_auth_providers",),
+    "dc_api_x.request_hooks": ("register_hooks",),
+    "dc_api_x.transforms": ("register_transform_providers",),
+    "dc_api_x.schemas": ("register_schema_providers",),
+    "dc_api_x.config_providers": ("register_config_providers",),
+}
 
 #: hook name → (registry attribute, human label). ``register_transforms`` is the guide's other name
 #: of ``register_transform_providers``: both fill the transform registry.
@@ -464,10 +482,33 @@ def enable_plugins(
     return ps
 
 
+class _LazyBuiltin:
+    """A built-in plugin registered before its module is imported: one function per hook of
+    :data:`BUILTIN_HOOKS`, each importing the module and calling the module's own hook."""
+
+    def __init__(self, modname: str, hooks: tuple[str, ...]) -> None:
+        self.__name__ = self.__module__ = modname
+        for hook in hooks:
+            setattr(self, hook, self._hook(modname, hook))
+
+    @staticmethod
+    def _hook(modname: str, hook: str) -> Callable[..., Any]:
+        def call(registry: Registry) -> Any:
+            return getattr(importlib.import_module(modname), hook)(registry)
+
+        call.__name__ = call.__qualname__ = hook
+        call.__module__ = modname
+        return call
+
+    def __repr__(self) -> str:
+        return f"<built-in plugin {self.__name__} (imported on first use)>"
+
+
 # -- the three sources of plugins: each adds a PluginInfo per plugin and returns those to register --
 def _builtin_plugins(ps: PluginSet, blocked: set[str]) -> list[tuple[PluginInfo, Any]]:
-    """The modules of :data:`DEFAULT_PLUGINS`, imported under their dotted names."""
-    out = []
+    """The modules of :data:`DEFAULT_PLUGINS` under their dotted names: those of
+    :data:`BUILTIN_HOOKS` not imported yet through a :class:`_LazyBuiltin`, the others imported now."""
+    out: list[tuple[PluginInfo, Any]] = []
     for modname in DEFAULT_PLUGINS:
         info = PluginInfo(
             modname, module=modname, distribution="dc-api-x", version=core_version(), builtin=True
@@ -475,6 +516,10 @@ def _builtin_plugins(ps: PluginSet, blocked: set[str]) -> list[tuple[PluginInfo,
         ps.plugins[modname] = info
         if _blocked(blocked, modname):
             info.status, info.reason = "blocked", "blocked by name"
+            continue
+        hooks = BUILTIN_HOOKS.get(modname)
+        if hooks is not None and modname not in sys.modules:
+            out.append((info, _LazyBuiltin(modname, hooks)))
             continue
         try:
             mod = importlib.import_module(modname)

@@ -31,34 +31,37 @@ def _temporal_text(col: Any, *, zone_suffix: bool = True) -> Any:
     ``None`` for other types. ``zone_suffix=False`` leaves the ``+00:00`` of zoned timestamps out
     (the caller appends it)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.types as pt
+
+    from . import kernels as pc
 
     t = col.type
     if pt.is_timestamp(t):
         if t.unit == "ns":
             try:
-                col = col.cast(pa.timestamp("us", tz=t.tz), safe=True)
+                col = pc.cast(col, pa.timestamp("us", tz=t.tz))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         # zone-less cast keeps the stored UTC instant (Arrow stores UTC); its text cast is a fast
         # kernel ("YYYY-MM-DD HH:MM:SS[.ffffff]"), unlike strftime or a zoned cast
-        text = col.cast(pa.timestamp(col.type.unit)).cast(pa.string())
+        text = pc.cast(pc.cast(col, pa.timestamp(col.type.unit)), pa.string())
         text = pc.utf8_replace_slice(text, 10, 11, "T")
         if t.tz is not None and zone_suffix:
             text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
         return text
     if pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
-        return col.cast(pa.string())
+        return pc.cast(col, pa.string())
     return None
 
 
 def _column_values(col: Any, field: pa.Field, prop: Mapping[str, Any] | None) -> list[Any]:
     import pyarrow.types as pt
 
+    from . import kernels as pc
+
     t = col.type
     if pt.is_dictionary(t):
-        col = col.cast(t.value_type)
+        col = pc.cast(col, t.value_type)
         t = col.type
     text = _temporal_text(col)
     if text is not None:
@@ -93,7 +96,8 @@ _CTRL = r"[\x00-\x1f]"
 
 def _quoted(text: Any) -> Any:
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from . import kernels as pc
 
     return pc.binary_join_element_wise(pa.scalar('"'), text, pa.scalar('"'), pa.scalar(""))
 
@@ -101,17 +105,17 @@ def _quoted(text: Any) -> Any:
 def _escape_strings(col: Any) -> Any:
     """The JSON-escaped content (without the quotes) of a string column; ``None`` if a control
     character other than \\n, \\r, \\t needs ``\\u`` escaping (the caller falls back to orjson)."""
-    import pyarrow.compute as pc
+    from . import kernels as pc
 
-    if not pc.any(pc.match_substring_regex(col, r'["\\\x00-\x1f]')).as_py():
+    if not pc.any_true(pc.match_substring_regex(col, r'["\\\x00-\x1f]')).as_py():
         return col  # nothing to escape (the usual case): no copy at all
     s = pc.replace_substring(col, "\\", "\\\\")
     s = pc.replace_substring(s, '"', '\\"')
-    if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
+    if pc.any_true(pc.match_substring_regex(s, _CTRL)).as_py():
         s = pc.replace_substring(s, "\n", "\\n")
         s = pc.replace_substring(s, "\r", "\\r")
         s = pc.replace_substring(s, "\t", "\\t")
-        if pc.any(pc.match_substring_regex(s, _CTRL)).as_py():
+        if pc.any_true(pc.match_substring_regex(s, _CTRL)).as_py():
             return None
     return s
 
@@ -122,12 +126,13 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
     nulls ``'"'`` (an opening quote is then due too) or ``'+00:00"'`` (zoned timestamps). Those
     go into the constant parts of the line, which saves a pass per column."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.types as pt
+
+    from . import kernels as pc
 
     t = col.type
     if pt.is_dictionary(t):
-        col = col.cast(t.value_type)
+        col = pc.cast(col, t.value_type)
         t = col.type
     out: Any
     if pt.is_null(t):
@@ -135,13 +140,13 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
     elif pt.is_boolean(t):
         out = pc.if_else(col, pa.scalar("true"), pa.scalar("false"))
     elif pt.is_integer(t):
-        out = col.cast(pa.string())
+        out = pc.cast(col, pa.string())
     elif pt.is_floating(t):
         if not pt.is_float64(t):  # the values Python (and the records path) would see
-            col = col.cast(pa.float64())
+            col = pc.cast(col, pa.float64())
         finite = pc.is_finite(col)
         col = pc.if_else(finite, col, pa.scalar(None, col.type))  # NaN/inf -> null, as orjson does
-        text = col.cast(pa.string())
+        text = pc.cast(col, pa.string())
         integral = pc.match_substring_regex(text, r"^-?[0-9]+$")
         out = pc.if_else(integral, pc.binary_join_element_wise(text, pa.scalar(".0"), pa.scalar("")), text)
     elif pt.is_timestamp(t) or pt.is_date(t) or pt.is_time(t) or pt.is_decimal(t):
@@ -159,7 +164,7 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
             dumps = orjson.dumps
             out = pa.array([None if v is None else dumps(v).decode() for v in col.to_pylist()], pa.string())
         elif not esc.null_count:
-            return (esc if esc.type == pa.string() else esc.cast(pa.string())), '"'
+            return (esc if esc.type == pa.string() else pc.cast(esc, pa.string())), '"'
         else:
             out = _quoted(esc)
     else:  # binary, struct, list, map, …: per value
@@ -169,8 +174,8 @@ def _json_text_column(col: Any, field: pa.Field, prop: Mapping[str, Any] | None)
             [None if v is None else dumps(v, default=singer_json_default).decode() for v in vals], pa.string()
         )
     if out.type != pa.string():
-        out = out.cast(pa.string())
-    return (out.fill_null("null") if out.null_count else out), ""
+        out = pc.cast(out, pa.string())
+    return (pc.fill_null(out, "null") if out.null_count else out), ""
 
 
 def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: bytes, tail: bytes) -> bytes:
@@ -182,7 +187,8 @@ def arrow_json_lines(table: pa.Table, schema: Mapping[str, Any] | None, head: by
         falls back to :func:`arrow_json_records`).
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from . import kernels as pc
 
     if table.num_rows == 0:
         return b""

@@ -57,6 +57,11 @@ HEAVY_SUBMODULES = frozenset(
     }
 )
 
+#: Built-in plugins a path imports only when it uses their registry (``plugins.BUILTIN_HOOKS``): a SQL →
+#: Parquet run needs no paginator, auth provider or request hook (``dc_api_x.schemas`` it does: the
+#: file adapters apply schema overrides with it).
+LAZY_BUILTINS = frozenset({"dc_api_x.pagination", "dc_api_x.auth", "dc_api_x.request_hooks"})
+
 
 _WRAP = """
 import atexit, json, runpy, sys
@@ -101,7 +106,7 @@ def _importtime(
     out: dict[str, list[str]] = {}
     modules = set(json.loads(dump.read_text()))
     for i, (depth, name) in enumerate(rows):
-        top = name if name in HEAVY_SUBMODULES else name.split(".")[0]
+        top = name if name in HEAVY_SUBMODULES | LAZY_BUILTINS else name.split(".")[0]
         if top in out or (top not in loaded and top not in modules):
             continue
         chain, d = [name], depth
@@ -179,6 +184,35 @@ def test_sqlite_to_parquet_run_imports_no_http_singer_or_dataframe_library(tmp_p
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite -> parquet")
 
 
+def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins(tmp_path: Path) -> None:
+    """The README's shape: a YAML pipeline file with the default state store. From the second run
+    on, the file's parse comes from its cache (no PyYAML); no run imports the built-in plugins whose
+    registries a SQL -> Parquet run does not use."""
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 101)])
+    con.close()
+    out = tmp_path / "out"
+    (tmp_path / "dcapix.yml").write_text(
+        "# a pipeline\n"
+        "pipelines:\n"
+        "  demo:\n"
+        f"    source: {{adapter: sql, url: 'sqlite:///{db}', streams: [orders]}}\n"
+        f"    destination: {{adapter: parquet, path: '{out}', load_method: overwrite}}\n"
+    )
+    args = ["run", "--no-progress", "-c", str(tmp_path / "dcapix.yml"), "demo"]
+    env = {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
+    assert "yaml" in first and (tmp_path / ".dcapix" / "state.db").exists()
+    assert list((tmp_path / "cache" / "dc-api-x" / "config").glob("dcapix.yml-*.json"))
+    again = _importtime("module", "dc_api_x.cli", args, tmp_path, env)
+    assert len(pq_rows := list(out.rglob("*.parquet"))) >= 1, pq_rows
+    _assert_none(again, {"yaml"}, "a repeated YAML pipeline run")
+    _assert_none(first, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
+    _assert_none(again, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
+
+
 def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_path: Path) -> None:
     db = tmp_path / "big.db"
     with sqlite3.connect(db) as con:
@@ -201,6 +235,50 @@ def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_pat
     needed = {"pyarrow", "numpy", "pydantic", "fsspec", "adbc_driver_manager", "adbc_driver_sqlite"}
     _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite (ADBC) -> parquet")
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
+
+
+def test_tap_records_without_pyarrow_compute(tmp_path: Path) -> None:
+    """``tap-dcapix`` writing RECORD lines of a Parquet file with zoned timestamps, dates, decimals,
+    floats, integers, booleans, text needing escapes and nulls: its JSON kernels are called without
+    importing ``pyarrow.compute`` (``Array.cast`` / ``fill_null`` import it; the tap goes through
+    ``tap_dcapix.kernels``)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 50
+    table = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "at": pa.array(
+                [dt.datetime(2026, 1, 1, 10, i, tzinfo=dt.timezone.utc) for i in range(n - 1)] + [None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "day": pa.array([dt.date(2026, 1, 1 + i % 28) for i in range(n)]),
+            "price": pa.array([Decimal(f"{i}.25") for i in range(n)], pa.decimal128(10, 2)),
+            "amount": pa.array([i * 1.5 for i in range(n - 1)] + [None]),
+            "note": pa.array([f'say "hi"\n{i}' if i % 2 else None for i in range(n)]),
+            "flag": pa.array([bool(i % 2) for i in range(n)]),
+        }
+    )
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "t.parquet")
+    (tmp_path / "tap.json").write_text(json.dumps({"adapter": "parquet", "path": str(tmp_path / "in")}))
+    res = subprocess.run(
+        [sys.executable, "-m", "tap_dcapix", "--config", str(tmp_path / "tap.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    records = [json.loads(x)["record"] for x in res.stdout.splitlines() if '"RECORD"' in x]
+    assert len(records) == n, res.stderr[-2000:]
+    assert records[1]["at"] == "2026-01-01T10:01:00.000000+00:00" and records[1]["note"] == 'say "hi"\n1'
+    imported = _importtime("module", "tap_dcapix", ["--config", str(tmp_path / "tap.json")], tmp_path)
+    assert "singer_sdk" in imported and "pyarrow" in imported
+    _assert_none(imported, set(HEAVY_SUBMODULES), "tap-dcapix RECORD lines")
 
 
 def test_http_to_jsonl_run_imports_no_sql_singer_or_dataframe_library(

@@ -395,6 +395,53 @@ def test_every_builtin_loads_and_every_registered_entry_resolves() -> None:
             assert obj is not None, (attr, name)
 
 
+def test_builtin_hooks_table_lists_exactly_the_hooks_of_each_builtin_module() -> None:
+    """``BUILTIN_HOOKS`` (what the stand-in of a built-in not imported yet offers pluggy) must name
+    every hook its module implements, each a plain function (a stand-in cannot copy hookimpl
+    options such as ``tryfirst``)."""
+    import importlib
+
+    from dc_api_x import hookspecs
+
+    pm = hookspecs.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    assert set(plugins_mod.BUILTIN_HOOKS) <= set(plugins_mod.DEFAULT_PLUGINS)
+    for modname, hooks in plugins_mod.BUILTIN_HOOKS.items():
+        mod = importlib.import_module(modname)
+        found = {n: pm.parse_hookimpl_opts(mod, n) for n in dir(mod)}
+        found = {n: o for n, o in found.items() if o is not None}
+        assert sorted(found) == sorted(hooks), modname
+        for name, opts in found.items():
+            assert not any(opts.get(k) for k in ("wrapper", "hookwrapper", "tryfirst", "trylast")), name
+
+
+def test_builtins_are_imported_when_their_registry_is_first_used() -> None:
+    """A fresh interpreter: building the plugin set imports no built-in module; looking up an
+    adapter imports the adapter plugins only; the entries are those the modules register."""
+    code = textwrap.dedent("""
+        import sys
+        from dc_api_x import plugins
+        ps = plugins.enable_plugins(entry_points=False)
+        assert not [m for m in plugins.BUILTIN_HOOKS if m in sys.modules], "imported at enable"
+        ps.adapters.get("sql")
+        loaded = [m for m in plugins.BUILTIN_HOOKS if m in sys.modules]
+        adapters = ["dc_api_x.adapters.http", "dc_api_x.adapters.sql", "dc_api_x.adapters.files"]
+        assert loaded == adapters, loaded
+        assert "dc_api_x.pagination" not in sys.modules and "dc_api_x.auth" not in sys.modules
+        import dc_api_x.pagination as pg
+        assert ps.paginators.get("offset") is pg.OffsetPaginator
+        assert ps.plugins["dc_api_x.pagination"].registers["paginators"] == ps.paginators.names()
+        assert repr(ps.pm.get_plugin("dc_api_x.auth")).startswith("<built-in plugin dc_api_x.auth")
+        # a built-in imported before the set is built is registered as the module itself
+        again = plugins.enable_plugins(entry_points=False, make_current=False)
+        assert again.pm.get_plugin("dc_api_x.pagination") is pg
+        assert again.paginators.names() == ps.paginators.names()
+        print("ok")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
 # -------------------------------------------------------------------------- version ranges
 def _versioned(spec: Any) -> types.ModuleType:
     mod = make_module("versioned", register_adapters=lambda registry: registry.register("v", DummyAdapter))

@@ -122,6 +122,30 @@ def test_state_written_by_the_previous_version_still_loads(tmp_path: Path) -> No
     assert bm.to_state()["replication_key_value"] == "0.0000000001"
 
 
+def test_sqlite_store_commits_in_wal_mode_and_a_killed_writer_keeps_every_commit(tmp_path: Path) -> None:
+    """WAL with ``synchronous=FULL`` (one sync per commit, durable on power loss too). A writer
+    killed (SIGKILL: no close, no checkpoint) after its commits and inside an open transaction:
+    the next open has every committed state and none of the uncommitted one."""
+    db = tmp_path / "s.db"
+    code = (
+        "import os, signal; from dc_api_x.runner.state import open_state_store\n"
+        f"s = open_state_store(path={str(db)!r})\n"
+        "c = s._conn()\n"
+        "q = lambda p: c.execute('PRAGMA ' + p).fetchone()[0]\n"
+        "print(q('journal_mode'), q('synchronous'))\n"
+        "for i in range(5): s.set('p', 's', {'id': i})\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        'c.execute("UPDATE dcapix_state SET value = \'{\\"id\\": 99}\'")\n'
+        "print('ready', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == -9 and res.stdout.split() == ["wal", "2", "ready"], res.stdout + res.stderr
+    assert (tmp_path / "s.db-wal").exists()  # the commits are in the log, not yet in the file
+    with open_state_store(path=str(db)) as store:
+        assert store.get("p", "s") == {"id": 4}
+
+
 def test_sqlite_lock_excludes_second_process(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     with open_state_store(path=str(db)) as store, store.lock("pipe"):

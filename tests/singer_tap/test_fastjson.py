@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import orjson
+import pytest
 from tap_dcapix.fastjson import arrow_json_records
 
 from dc_api_x.arrow import arrow_to_records, records_to_arrow
@@ -181,3 +182,41 @@ def test_emitted_record_forms_are_unchanged(capsysbinary) -> None:
         b'"day":"2024-02-29","ts":"2024-02-29T01:02:03.000004+00:00","t":"01:02:03","iv":60.000005,'
         b'"u":"00000000-0000-0000-0000-000000000001"}}\n'
     )
+
+
+def test_kernels_give_what_pyarrow_compute_gives() -> None:
+    """``tap_dcapix.kernels`` (the kernels by name, without importing ``pyarrow.compute``) returns
+    the same arrays as the ``pyarrow.compute`` functions and ``Array`` methods it stands for."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from tap_dcapix import kernels as k
+
+    text = pa.array(['a"b', None, "x\\y", "", "line\nnext"])
+    chunked = pa.chunked_array([["1", None], ["3"]])
+    ts = pa.array([dt.datetime(2026, 1, 2, 3, 4, 5, 600000), None], pa.timestamp("ns", tz="UTC"))
+    nums = pa.array([1.5, None, float("inf"), 2.0])
+    cases = [
+        (k.cast(ts, pa.timestamp("us", tz="UTC")), ts.cast(pa.timestamp("us", tz="UTC"))),
+        (k.cast(nums, pa.string()), nums.cast(pa.string())),
+        (k.cast(pa.array([1, None]), pa.string()), pa.array([1, None]).cast(pa.string())),
+        (k.cast(chunked, pa.large_string()), chunked.cast(pa.large_string())),
+        (k.fill_null(text, "null"), text.fill_null("null")),
+        (k.utf8_replace_slice(text, 1, 2, "T"), pc.utf8_replace_slice(text, 1, 2, "T")),
+        (
+            k.binary_join_element_wise(text, pa.scalar("+"), pa.scalar("")),
+            pc.binary_join_element_wise(text, pa.scalar("+"), pa.scalar("")),
+        ),
+        (k.any_true(pc.is_null(text)), pc.any(pc.is_null(text))),
+        (k.any_true(pa.array([None, False], pa.bool_())), pc.any(pa.array([None, False], pa.bool_()))),
+        (k.match_substring_regex(text, r'["\\]'), pc.match_substring_regex(text, r'["\\]')),
+        (k.replace_substring(text, "\\", "\\\\"), pc.replace_substring(text, "\\", "\\\\")),
+        (k.is_finite(nums), pc.is_finite(nums)),
+        (
+            k.if_else(pc.is_finite(nums), nums, pa.scalar(None, pa.float64())),
+            pc.if_else(pc.is_finite(nums), nums, pa.scalar(None, pa.float64())),
+        ),
+    ]
+    for got, want in cases:
+        assert got.type == want.type and got.equals(want), (got, want)
+    with pytest.raises(pa.ArrowInvalid):  # a safe cast, as Array.cast's default
+        k.cast(pa.array([1.5]), pa.int64())

@@ -48,6 +48,7 @@ from ..config import describe_validation_error
 from ..exceptions import ConfigError
 
 __all__ = [
+    "CONFIG_CACHE_ENV",
     "DEFAULT_CONFIG_FILES",
     "Endpoint",
     "PipelineConfig",
@@ -342,9 +343,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif suffix == ".json":
             data = json.loads(text)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(p, text)
     except Exception as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
@@ -355,6 +354,81 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {str(p)!r}: expected a mapping at the top level", plugin="runner")
     return dict(data)
+
+
+#: Set to ``0`` to parse YAML pipeline files with PyYAML every time (no parse cache).
+CONFIG_CACHE_ENV = "DC_API_X_CONFIG_CACHE"
+_CACHE_FORMAT = 1
+
+
+def _yaml_cache_path(path: Path) -> Path | None:
+    """Where the parse of the YAML file ``path`` is cached: one file per pipeline file (named by a
+    checksum of its absolute path) in ``$XDG_CACHE_HOME/dc-api-x/config`` (default
+    ``~/.cache/dc-api-x/config``, the directory of the ``--about`` cache); ``None`` when the cache is
+    switched off."""
+    if os.environ.get(CONFIG_CACHE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    import zlib
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    where = str(path.absolute())
+    name = f"{path.name[:40]}-{zlib.crc32(where.encode('utf-8', 'surrogatepass')):08x}.json"
+    return Path(base) / "dc-api-x" / "config" / name
+
+
+def _exact_in_json(data: Any) -> bool:
+    """Whether ``json.loads(json.dumps(data))`` gives back ``data`` exactly: str keys, str, int, finite
+    float, bool, None, lists and dicts only (no dates, sets, bytes or other keys PyYAML can make)."""
+    if data is None or isinstance(data, (str, bool, int)):
+        return True
+    if isinstance(data, float):
+        return data == data and data not in (float("inf"), float("-inf"))
+    if isinstance(data, list):
+        return all(_exact_in_json(v) for v in data)
+    if isinstance(data, dict):
+        return all(isinstance(k, str) and _exact_in_json(v) for k, v in data.items())
+    return False
+
+
+def _load_yaml(path: Path, text: str) -> Any:
+    """``yaml.safe_load(text)``, through a cache of the file's last parse.
+
+    Importing PyYAML and parsing costs ~25-30 ms of CPU, a tenth of a small scheduled sync (issue
+    15); a pipeline file changes rarely. The cache holds the file's path, the text it was parsed
+    from and the result, and is used only when the text is identical, so a hit returns exactly what
+    PyYAML would (values JSON cannot carry exactly are not cached). Written ``0600`` without fsync:
+    a torn file is not valid JSON and is ignored; a cache that cannot be written is skipped."""
+    cache = _yaml_cache_path(path)
+    where = str(path.absolute())
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text(encoding="utf-8"))
+            if (
+                isinstance(cached, dict)
+                and cached.get("format") == _CACHE_FORMAT
+                and cached.get("path") == where
+                and cached.get("text") == text
+            ):
+                return cached["data"]
+        except (OSError, ValueError, KeyError):
+            pass
+    import yaml
+
+    data = yaml.safe_load(text)
+    if cache is not None and _exact_in_json(data):
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"format": _CACHE_FORMAT, "path": where, "text": text, "data": data}, f)
+            os.replace(tmp, cache)
+        except OSError:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+    return data
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

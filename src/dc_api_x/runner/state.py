@@ -3,7 +3,7 @@
 Two backends behind one interface:
 
 * **SQLite** (default): ``.dcapix/state.db`` in the project directory, stdlib :mod:`sqlite3`,
-  ``synchronous=FULL`` so a committed state survives a power cut;
+  WAL mode with ``synchronous=FULL`` so a committed state survives a power cut (one sync per commit);
 * **PostgreSQL**: ``state_backend: postgresql://…`` (table ``dcapix_state``, psycopg 3).
 
 A value is the JSON of an adapter's ``Batch.bookmark``. The runner writes it in one transaction
@@ -255,6 +255,23 @@ def _where(pipeline: str | None, stream: str | None, partition: str | None, ph: 
     return (" WHERE " + " AND ".join(conds)) if conds else "", args
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the store in WAL mode (a property of the file, kept once set).
+
+    With ``synchronous=FULL`` a commit in WAL mode syncs the log once; in the default rollback-journal
+    mode it syncs the journal, the database and the directory (four ``fdatasync`` per commit here).
+    The demo run's state store made 16 syncs and now makes 8 (its commits, and the checkpoint when
+    the last connection closes); at high machine load those syncs were a quarter of a small sync's
+    wall time (issue 15). The guarantees stay: a commit is
+    durable (on power loss too) and atomic, and a crashed writer's transaction is rolled back at the
+    next open. Where WAL cannot be used (a file system without shared memory, a read-only
+    directory) the store keeps the journal mode the file has."""
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchone()
+    except sqlite3.Error:
+        pass
+
+
 class SQLiteStateStore(StateStore):
     """State in an SQLite file (created with its directory on first use)."""
 
@@ -277,6 +294,7 @@ class SQLiteStateStore(StateStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(_DDL)
             self._local.conn = conn
