@@ -90,9 +90,8 @@ FULL = Size(
     dask_trials=3,
     part_kills=3,
     part_rows=6000,
-    # the catalogue asks 100 trials for B7 and B8; 40/40/20 is what a 2-core machine at load ~20 ran
-    # within a session (docs/reliability.md)
-    lock_trials=(40, 40, 20),
+    # the catalogue's 100 trials for B7 and B8 (stale and live holder)
+    lock_trials=(100, 100, 100),
     redirect_auths=None,
 )
 
