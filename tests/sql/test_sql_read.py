@@ -435,3 +435,69 @@ def _text(value: object) -> object:
     if isinstance(value, list):
         return [_text(v) for v in value]
     return None if value is None else str(value)
+
+
+@pytest.mark.parametrize("adbc", [True, False], ids=["sqlite-adbc", "sqlite-sqlite3"])
+def test_sqlite_batches_end_at_batch_bytes(sqlite_db, monkeypatch, adbc):
+    """A read batch also ends at ``batch_bytes`` of text/binary values (H1 in docs/reliability.md):
+    ten 40 KB values with ``batch_size: 500`` are not one batch; small rows still fill ``batch_size``;
+    ``batch_bytes: 0`` counts rows only. Every row read once, in order."""
+    from dc_api_x.adapters.sql import sqlite as sqlite_backend
+
+    if not adbc:
+        monkeypatch.setattr(sqlite_backend, "_adbc_installed", lambda: False)
+        monkeypatch.setattr(sqlite_backend, "_adbc_findable", lambda: False)
+    else:
+        monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
+    url, run = sqlite_db
+    run("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT, b BLOB)")
+    run(
+        "INSERT INTO big VALUES (?, ?, ?)",
+        [(i, f"{i}" * 40_000 if i < 10 else "é" * 40_000, None) for i in range(1, 11)],
+    )
+    run("CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT)")
+    run("INSERT INTO small VALUES (?, ?)", [(i, "x" * 10) for i in range(1, 1201)])
+    cfg = {"adapter": "sql", "url": url, "batch_size": 500, "batch_bytes": 100_000}
+    with create_adapter(cfg) as ad:
+        assert ad.backend.adbc is adbc
+        specs = {s.name: s for s in ad.discover()}
+        recs, batches = read_all(ad, specs["big"])
+        assert [r["id"] for r in recs] == list(range(1, 11))
+        assert recs[9]["v"] == "é" * 40_000 and recs[0]["v"] == "1" * 40_000
+        assert max(len(b) for b in batches) <= 3, [len(b) for b in batches]  # 3 x 40 KB > 100 KB
+        recs, batches = read_all(ad, specs["small"])
+        assert [len(b) for b in batches] == [500, 500, 200] and len({r["id"] for r in recs}) == 1200
+    with create_adapter({**cfg, "batch_bytes": 0}) as ad:
+        (big,) = [s for s in ad.discover() if s.name == "big"]
+        assert [len(b) for b in read_all(ad, big)[1]] == [10]
+
+
+def test_fetch_ends_a_chunk_at_batch_bytes_and_measures_every_fetch():
+    """:meth:`SQLRead.fetch` on a cursor whose rows grow: small rows first, then 5 KB ones — a chunk
+    is never more than one fetch step past the limit; mixed values in a text column are measured."""
+    import sqlite3
+
+    from dc_api_x.ext.sql import FETCH_STEP, SQLRead, SQLSource, value_bytes
+
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE t (id INTEGER, v)")
+    rows = [(i, "s") for i in range(3000)] + [(3000 + i, "y" * 5_000) for i in range(2000)] + [(9999, 7)]
+    con.executemany("INSERT INTO t VALUES (?, ?)", rows)
+    read = SQLRead(
+        spec=None,
+        source=SQLSource("t", table="t"),
+        props={},
+        boundary=None,
+        limit=None,
+        batch_size=5000,
+        batch_bytes=20_000,
+    )  # type: ignore[arg-type]
+    chunks = list(read.fetch(con.execute("SELECT id, v FROM t ORDER BY id"), 5000, [1]))
+    assert [r for c in chunks for r in c] == rows
+    assert all(value_bytes(c, [1]) <= 20_000 + FETCH_STEP * 5_000 for c in chunks)
+    # the chunk after the size jump may take one more fetch at the old mean; then each ≤ the limit
+    assert max(value_bytes(c, [1]) for c in chunks[2:]) <= 20_000, [value_bytes(c, [1]) for c in chunks[:4]]
+    assert len(chunks) > 100
+    assert value_bytes([(1, "ab"), (2, None), (3, 5), (4, b"xyz")], [1]) == 5
+    read.batch_bytes = None
+    assert [len(c) for c in read.fetch(con.execute("SELECT id, v FROM t"), 5000, [1])] == [5000, 1]

@@ -53,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from sqlalchemy.types import TypeEngine
 
 __all__ = [
+    "BATCH_BYTES",
+    "FETCH_STEP",
     "Reflected",
     "SQLAdapterLike",
     "SQLBackend",
@@ -61,7 +63,30 @@ __all__ = [
     "SQLSource",
     "SQLWrite",
     "user_sql",
+    "value_bytes",
 ]
+
+#: Rows per fetch at most while a read measures its batches in bytes (:meth:`SQLRead.fetch`).
+FETCH_STEP = 1024
+
+#: The ``batch_bytes`` default of the ``sql`` adapter: a source batch ends once its text and
+#: binary values hold 16 MiB (ordinary rows reach ``batch_size`` long before).
+BATCH_BYTES = 16 << 20
+
+
+def value_bytes(rows: Sequence[Sequence[Any]], var: Sequence[int]) -> int:
+    """The length of the text and binary values of ``rows`` in the columns ``var`` (characters for
+    text, bytes for binary; other values count 0)."""
+    cols = list(zip(*rows, strict=True))
+    total = 0
+    for i in var:
+        col = cols[i]
+        try:
+            total += sum(map(len, filter(None, col)))  # C speed when the column holds text only
+        except TypeError:  # a number or another value in a text column
+            total += sum(len(v) for v in col if isinstance(v, (str, bytes, bytearray, memoryview)))
+    return total
+
 
 #: What :meth:`SQLBackend.reflect` returns per table: ``([(column, JSON Schema property)…], primary key)``.
 Reflected = tuple[list[tuple[str, JSONSchema]], list[str]]
@@ -142,6 +167,7 @@ class SQLRead:
         boundary: SortedBoundary | None,
         limit: int | None,
         batch_size: int | None,
+        batch_bytes: int | None = None,
     ) -> None:
         self.spec = spec
         self.source = source
@@ -150,6 +176,9 @@ class SQLRead:
         self.limit = limit
         #: the ``batch_size`` option (``None``: the backend's default)
         self.batch_size = batch_size
+        #: the ``batch_bytes`` option: a batch also ends once its text and binary values hold this
+        #: many bytes (``None``: rows only); see :meth:`fetch`
+        self.batch_bytes = batch_bytes
         #: rows still to deliver (``None``: no limit)
         self.remaining = limit
         #: the JSON Schema of every batch
@@ -159,6 +188,47 @@ class SQLRead:
     def done(self) -> bool:
         """Whether the limit has been reached."""
         return self.remaining is not None and self.remaining <= 0
+
+    def fetch(self, cursor: Any, size: int, var: Sequence[int]) -> Iterator[list[Any]]:
+        """Chunks of at most ``size`` rows from a DB-API ``cursor``, each also ended once the values
+        of its variable-width columns (indexes ``var``: text and binary) hold :attr:`batch_bytes`
+        bytes (characters for text), so ten 10 MB values are not one batch held with its copies.
+
+        Without a byte limit (or such columns) this is ``fetchmany(size)``. With one, the first
+        fetch of the read is one row (to learn the row size), then each fetch takes what the room
+        left in the chunk holds at the mean row size of the last fetch, at most :data:`FETCH_STEP`
+        rows (the check's granularity when the row size jumps); a chunk holds at least one row."""
+        limit = self.batch_bytes
+        if not limit or not var:
+            while rows := cursor.fetchmany(size):
+                yield rows
+            return
+        per_row = 0.0  # the mean bytes of a row of the last fetch (0: nothing fetched yet)
+        while True:
+            chunk: list[Any] = []
+            used = 0
+            end = False
+            while len(chunk) < size:
+                if per_row:
+                    if chunk and used + per_row > limit:
+                        break  # the next row would pass the limit
+                    n = max(1, min(size - len(chunk), FETCH_STEP, int((limit - used) / per_row)))
+                else:
+                    n = 1
+                rows = cursor.fetchmany(n)
+                if not rows:
+                    end = True
+                    break
+                got = value_bytes(rows, var)
+                per_row = max(got / len(rows), 1.0)
+                used += got
+                chunk += rows
+                if used >= limit:
+                    break
+            if chunk:
+                yield chunk
+            if end:
+                return
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of the batches (:func:`dc_api_x.arrow.jsonschema_to_arrow`)."""

@@ -39,7 +39,7 @@ from ...config import OptionsModel
 from ...exceptions import AdapterError, ConfigError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
 from ...ext.partitions import Partition
-from ...ext.sql import Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, SQLWrite
+from ...ext.sql import BATCH_BYTES, Reflected, SQLBackend, SQLExtension, SQLRead, SQLSource, SQLWrite
 from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from .lazy import is_sqlalchemy_error, lazy_module
@@ -90,6 +90,12 @@ class SQLOptions(AdapterOptions):
     include: list[str] | None = Field(default=None, description="glob patterns of tables to discover")
     exclude: list[str] | None = Field(default=None, description="glob patterns of tables to skip")
     batch_size: int | None = Field(default=None, gt=0)
+    batch_bytes: int | None = Field(
+        default=BATCH_BYTES,
+        ge=0,
+        description="a read batch also ends once its text and binary values hold this many bytes "
+        "(0: rows only; SQLite reads, docs/sql.md)",
+    )
     load_method: Literal["append", "upsert", "overwrite"] = "append"
     stream_name_separator: str = "-"
     arrow: bool = Field(default=True, description="use the native Arrow fast paths when available")
@@ -481,7 +487,17 @@ class SQLAdapter(ProtocolAdapter):
             value, keys = self._start_bookmark(spec, rk, state)
             boundary = SortedBoundary(rk, pks, value, keys)
         sub_props = {c: props[c] for c in wanted}
-        yield from self.backend.read(SQLRead(spec, src, sub_props, boundary, limit, self.options.batch_size))
+        yield from self.backend.read(
+            SQLRead(
+                spec,
+                src,
+                sub_props,
+                boundary,
+                limit,
+                self.options.batch_size,
+                self.options.batch_bytes or None,
+            )
+        )
 
     def partitions(
         self, stream: StreamSpec, *, state: Mapping[str, Any] | None = None, max_partitions: int = 4

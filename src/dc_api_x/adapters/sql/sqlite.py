@@ -43,7 +43,7 @@ from .generic import (
     merge_on_conflict,
 )
 from .lazy import lazy_module
-from .sqlite_statements import quote, table_select, table_select_sentinel
+from .sqlite_statements import _table_from, quote, table_select, table_select_sentinel
 from .typemap import extension_property, sqlite_declared_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -215,7 +215,12 @@ class SQLiteBackend(SQLAlchemyBackend):
         names = list(read.props)
         rk_i = names.index(boundary.rk) if boundary else -1
         pk_i = [names.index(k) for k in boundary.pks] if boundary else []
-        chunks: Any = (self._chunks_adbc if adbc else self._chunks)(sql, params, target, size, read)
+        chunks: Any
+        if adbc:  # driver batches of about batch_bytes when size rows hold more
+            rows = _rows_within(self.database, read, target, size) if own else None
+            chunks = self._chunks_adbc(sql, params, target, size, read, rows)
+        else:
+            chunks = self._chunks(sql, params, target, size, read)
         try:
             for table, raw in chunks:
                 rk = pk = None
@@ -292,10 +297,7 @@ class SQLiteBackend(SQLAlchemyBackend):
             except Exception as exc:
                 raise self.read_error(exc, read) from None
             stream = read.spec.name
-            while True:
-                rows = cur.fetchmany(size)
-                if not rows:
-                    break
+            for rows in read.fetch(cur, size, _variable_width(target)):
                 cols = list(zip(*rows, strict=True))
                 arrays = [_array(cols[i], f, self._field_error(stream, f.name)) for i, f in enumerate(target)]
                 yield pa.Table.from_arrays(arrays, schema=target), _tuple_getter(cols)
@@ -329,9 +331,16 @@ class SQLiteBackend(SQLAlchemyBackend):
             rb = nxt
 
     def _chunks_adbc(
-        self, sql: str, params: list[Any], target: pa.Schema, size: int, read: SQLRead
+        self,
+        sql: str,
+        params: list[Any],
+        target: pa.Schema,
+        size: int,
+        read: SQLRead,
+        rows: int | None = None,
     ) -> Iterator[tuple[pa.Table, _Getter]]:
-        """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts.
+        """adbc-driver-sqlite: the whole result decoded in C into Arrow, then exact casts. ``rows``:
+        the driver's batch rows when fewer than ``size`` (the byte limit, :func:`_rows_within`).
 
         Through the driver manager's low-level API, what its DB-API module does for ``execute`` +
         ``fetch_record_batch``: that module imports ``pyarrow.dataset`` (~0.05 CPU-s, a tenth of a
@@ -352,7 +361,7 @@ class SQLiteBackend(SQLAlchemyBackend):
             stmt = adbc_driver_manager.AdbcStatement(handles[1])
             handles.append(stmt)
             try:
-                stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(size)})
+                stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(rows or size)})
                 stmt.set_sql_query(sql)
                 stmt.prepare()
                 if params:  # one row of parameters, as the DB-API module binds a tuple
@@ -364,7 +373,8 @@ class SQLiteBackend(SQLAlchemyBackend):
             except Exception as exc:
                 raise self.read_error(exc, read) from None
             handles.append(reader)
-            for part in rebatch(self._adbc_batches(reader, read), size):
+            parts = self._adbc_batches(reader, read)
+            for part in rebatch(parts, size, max_bytes=read.batch_bytes if rows else None):
                 arrays = [
                     _coerce(part.column(i), f, self._field_error(stream, f.name))
                     for i, f in enumerate(target)
@@ -461,6 +471,50 @@ def _engine_plugins(adapter: Any) -> bool:
     """Whether the adapter's SQL extensions load SQLAlchemy engine plugins (then its engine opens
     every connection)."""
     return any(ext.engine_plugins for ext in getattr(adapter, "extensions", None) or ())
+
+
+def _variable_width(target: pa.Schema) -> list[int]:
+    """The indexes of the text and binary columns of ``target`` (what a byte limit measures)."""
+    import pyarrow.types as pt
+
+    return [
+        i
+        for i, f in enumerate(target)
+        if pt.is_string(f.type)
+        or pt.is_large_string(f.type)
+        or pt.is_binary(f.type)
+        or pt.is_large_binary(f.type)
+    ]
+
+
+#: Rows of the table's start measured by :func:`_rows_within`.
+SAMPLE_ROWS = 100
+
+
+def _rows_within(database: str, read: SQLRead, target: pa.Schema, size: int) -> int | None:
+    """The rows of a driver batch within ``read.batch_bytes``, from the mean length of the text and
+    binary values of the table's first :data:`SAMPLE_ROWS` rows (``None``: ``size`` rows fit, or
+    nothing to measure). ADBC decodes a whole batch at once, so its batch size is set up front; a
+    table whose first rows are much smaller than its later ones still gets batches of the first
+    rows' size (the sqlite3 path measures every fetch)."""
+    var = _variable_width(target)
+    if not var or not read.batch_bytes:
+        return None
+    names = list(read.props)
+    lengths = " + ".join(f"coalesce(length({quote(names[i])}), 0)" for i in var)
+    cols = ", ".join(quote(names[i]) for i in var)
+    sql = f"SELECT avg({lengths}) FROM (SELECT {cols} FROM {_table_from(read)} LIMIT {SAMPLE_ROWS})"
+    try:
+        con = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            mean = con.execute(sql).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None  # the read itself reports what is wrong
+    if not mean or mean * size <= read.batch_bytes:
+        return None
+    return max(1, min(size, int(read.batch_bytes // mean)))
 
 
 def _file_size(path: str) -> int:
