@@ -412,6 +412,43 @@ def test_hostile_identifiers(engine, request):
             run('DROP SCHEMA IF EXISTS "s""; DROP TABLE t; --" CASCADE')
 
 
+@pytest.mark.postgres
+def test_pg_names_past_63_bytes_are_refused_not_cut(pg_url, pg_schema, pg_exec):
+    """F4 (docs/reliability.md): PostgreSQL cuts an identifier at 63 bytes without an error, so two
+    columns (or streams) sharing their first 63 bytes became one, and a single long column was stored
+    under a cut name and refused on the next run ("already exists"). Now refused up front, in one
+    line naming the stream and the field; 63 bytes still load, twice."""
+    cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema}
+    head = "c" * 63
+    a, b = head + "_alpha", head + "_beta"
+
+    def spec(name, *cols):
+        props = {"id": {"type": "integer"}, **{c: {"type": ["string", "null"]} for c in cols}}
+        return StreamSpec(name=name, key_properties=("id",), schema={"type": "object", "properties": props})
+
+    for bad, field in ((spec("s1", a, b), a), (spec("s2", a), a), (spec("\u00e9" * 32 + "x", "v"), None)):
+        with create_adapter(cfg) as ad, pytest.raises(AdapterError) as ei:
+            ad.start_write(bad)
+        msg = str(ei.value)
+        assert "\n" not in msg and f"stream {bad.name!r}" in msg and "postgresql keeps 63" in msg, msg
+        assert (f"field {field!r}" in msg) if field else ("table name" in msg and "65 bytes" in msg), msg
+    # a column added later by a new SCHEMA (widening) is checked too
+    with create_adapter(cfg) as ad:
+        ad.start_write(spec("s3", "v"))
+        ad.write(spec("s3", "v"), Batch.from_records([{"id": 1, "v": "x"}]))
+        with pytest.raises(AdapterError, match="the column name is 68 bytes"):
+            ad.start_write(spec("s3", "v", b))
+    for run in (1, 2):
+        with create_adapter(cfg) as ad:
+            ok = spec("s4", head)
+            ad.start_write(ok)
+            ad.write(ok, Batch.from_records([{"id": run, head: f"r{run}"}], schema=ok.schema))
+            ad.finish_write(ok)
+    assert pg_exec(f'SELECT id, "{head}" FROM "{pg_schema}".s4 ORDER BY id') == [(1, "r1"), (2, "r2")]
+    tables = pg_exec(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{pg_schema}'")
+    assert sorted(t for (t,) in tables) == ["s3", "s4"]
+
+
 def test_uncastable_value_rolls_the_batch_back(dest):
     cfg, run, q = dest
     with create_adapter(cfg) as ad:

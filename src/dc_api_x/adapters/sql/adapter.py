@@ -28,7 +28,7 @@ import importlib
 import logging
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -587,6 +587,7 @@ class SQLAdapter(ProtocolAdapter):
             self._widen(current, {n: p for n, p in props.items() if n not in current.table.c})
             return
         schema, name = self._target_of(stream)
+        self._check_identifiers(stream.name, name, props)
         try:
             with self.engine.begin() as conn:
                 if schema:
@@ -614,6 +615,29 @@ class SQLAdapter(ProtocolAdapter):
             keys=keys,
             stage_name=stage_name,
         )
+
+    def _check_identifiers(self, stream: str, table: str | None, columns: Iterable[str]) -> None:
+        """Refuse a table or column name longer than the database keeps: PostgreSQL cuts a name at
+        63 bytes without an error, so a long name would be stored under another name (and not be
+        found again on the next run) and two names sharing their first 63 bytes would be one column
+        or one table. Measured in UTF-8 bytes on PostgreSQL, in characters elsewhere."""
+        limit = self.engine.dialect.max_identifier_length or 0
+        if limit <= 0:
+            return
+        pg = self.dialect_name == "postgresql"
+        for what, name in ([("table", table)] if table else []) + [("column", c) for c in columns]:
+            size = len(name.encode()) if pg else len(name)
+            if size > limit:
+                unit = "bytes" if pg else "characters"
+                named = f"table name {name!r}" if what == "table" else "the column name"
+                raise self.error(
+                    f"{named} is {size} {unit}; "
+                    f"{self.dialect_name} keeps {limit} and would cut it (two names sharing their first "
+                    f"{limit} {unit} would become one {what}): rename it (a stream map) or choose a "
+                    f"shorter name",
+                    stream=stream,
+                    field=name if what == "column" else None,
+                )
 
     def _write_property(self, column: sa.Column[Any], prop: JSONSchema) -> JSONSchema:
         """How a field is converted for writing into ``column``: as the stream declares it, except that
@@ -751,6 +775,7 @@ class SQLAdapter(ProtocolAdapter):
         if not add:
             return
         stream = st.stream.name
+        self._check_identifiers(stream, None, add)
         self.backend.flush(stream)
         try:
             with self.engine.begin() as conn:
