@@ -28,6 +28,7 @@ from tests.reliability import (
     kill,
     locks,
     memory,
+    pgnames,
     plugin_checks,
     redirects,
     reruns,
@@ -66,6 +67,13 @@ class Size:
     lock_trials: tuple[int, int, int] = (1, 1, 1)
     # C9 redirects: the auth types tried (None: all four)
     redirect_auths: tuple[str, ...] | None = ("api_key",)
+    # A6 double SIGTERM: scenarios (indexes of signals.sigterm_scenarios()), trials each, stops per
+    # trial, rows
+    sigterm: tuple[tuple[int, ...], int, int, int] = ((0, 2), 1, 1, 1500)
+    # B3 ties: scenarios (indexes of ties.tie_scenarios()), trials each, kills per trial, rows, tied rows
+    ties: tuple[tuple[int, ...], int, int, int, int] = ((0,), 1, 1, 2500, 2000)
+    # F4: the PostgreSQL name cases run (None: all)
+    pg_name_cases: int | None = 2
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
@@ -93,12 +101,17 @@ FULL = Size(
     # the catalogue's 100 trials for B7 and B8 (stale and live holder)
     lock_trials=(100, 100, 100),
     redirect_auths=None,
+    sigterm=((0, 1, 2, 3), 5, 2, 3000),
+    ties=((0, 1, 2, 3), 3, 2, 6000, 5000),
+    pg_name_cases=None,
 )
 
 
 #: what ``--only`` can choose: "core" is every case measured before partitions, locks, C9 redirects,
 #: G5 plugins and H1 memory were added
-SECTIONS = frozenset({"core", "partitions", "locks", "memory", "redirects", "plugins"})
+SECTIONS = frozenset(
+    {"core", "partitions", "locks", "memory", "redirects", "plugins", "signals", "ties", "pgnames"}
+)
 
 
 def _pool(fn: Any, items: list[Any], workers: int) -> list[Any]:
@@ -263,6 +276,13 @@ def run(
         note(f"redirects: {rd.runs} runs, leaks {rd.leaks}, loop ok {rd.loop_ok}")
     if "plugins" in only:
         out["plugins"] = plugin_checks.plugin_checks(base / "plugins")
+    if "signals" in only:
+        out["signals"] = sections.sigterm_stops(size.sigterm, base, seed, workers, note)
+    if "ties" in only:
+        out["ties"] = sections.tie_kills(size.ties, base, seed, workers, note)
+    if "pgnames" in only:
+        got = pgnames.pg_name_cases(base / "pgnames")
+        out["pgnames"] = got if isinstance(got, str) else got[: size.pg_name_cases]
     # the final sweep: every file the whole run left (outputs, logs, state, temp dirs)
     out["canary_hits"] = sorted(set(out["canary_hits"]) | set(security.scan(canary, base)))
     note("security done")
@@ -293,6 +313,12 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         rows += sections.memory_figures(r["memory"])
     if "redirects" in r:
         rows += sections.redirect_figures(r["redirects"])
+    if "signals" in r:
+        rows += sections.sigterm_figures(r["signals"])
+    if "ties" in r:
+        rows += sections.tie_figures(r["ties"])
+    if "pgnames" in r:
+        rows += sections.pg_name_figures(r["pgnames"])
     if "plugins" in r:
         pc: plugin_checks.PluginChecks = r["plugins"]
         rows.append(

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from tests.reliability.oracle import check_rows, committed_ids, leftovers, read_rows, state_ahead
-from tests.reliability.truth import Truth, make_truth, write_source
+from tests.reliability.truth import Bookmark, Truth, make_truth, write_source
 
 __all__ = ["KillStats", "Scenario", "check_final_rows", "run_trial", "scenarios"]
 
@@ -168,7 +168,13 @@ def _bookmark_value(bm: Any) -> str | None:
     if "bookmarks" in bm:
         bm = (bm.get("bookmarks") or {}).get("items") or {}
     value = bm.get("replication_key_value")
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    kav = bm.get("keys_at_value")
+    keys = None
+    if isinstance(kav, list) and all(isinstance(k, list) and len(k) == 1 and type(k[0]) is int for k in kav):
+        keys = frozenset(k[0] for k in kav)
+    return Bookmark(str(value), keys)
 
 
 class _Job:
@@ -177,6 +183,9 @@ class _Job:
         self.dest_cfg, self.kind, self.where = _dest_config(sc, work)
         self.singer_state: dict[str, Any] | None = None
         self.log = work / "runs.log"
+        #: how the harness stops the target at the drawn record (``None``: SIGKILL); ``stopped``: it did
+        self.stop: Any = None
+        self.stopped = False
 
     # -- oracles ----------------------------------------------------------------------------------
     def committed(self) -> set[int] | None:
@@ -344,7 +353,11 @@ class _Job:
                             if victim is tap:  # the target keeps what it got before the kill
                                 cut = _cut_after_records(chunk, kill_at - records)
                                 self._forward(target, chunk[:cut])
-                            victim.send_signal(signal.SIGKILL)
+                            if self.stop is not None and victim is target:
+                                self.stop(target)
+                                self.stopped = True
+                            else:
+                                victim.send_signal(signal.SIGKILL)
                             if victim is target:
                                 tap.kill()
                             break
@@ -411,11 +424,23 @@ def check_final_rows(stats: KillStats, truth: Truth, kind: str, where: Path) -> 
         stats.errors.append(str(exc))
 
 
-def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max_runs: int = 40) -> KillStats:
-    """Up to ``kills`` seeded kills of one job, then reruns until it completes; oracles on everything."""
+def run_trial(
+    sc: Scenario,
+    work: Path,
+    *,
+    seed: int,
+    rows: int,
+    kills: int,
+    max_runs: int = 40,
+    truth: Truth | None = None,
+    after: Any = None,
+) -> KillStats:
+    """Up to ``kills`` seeded kills of one job, then reruns until it completes; oracles on everything.
+    ``truth``: the source rows (default: :func:`make_truth`); ``after(job)``: called once the job is
+    done, before the final check; the :class:`Truth` it returns (if any) is what the check uses."""
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
-    truth = make_truth(rows, seed=seed)
+    truth = truth if truth is not None else make_truth(rows, seed=seed)
     write_source(work / "src.db", truth)
     stats = KillStats(sc, seed)
     job = _Job(sc, work, truth, rng, stats)
@@ -472,6 +497,8 @@ def run_trial(sc: Scenario, work: Path, *, seed: int, rows: int, kills: int, max
         break
     if not done and not stats.errors:
         stats.errors.append(f"job not done after {stats.runs} runs")
+    if done and after is not None:
+        truth = after(job) or truth
     check_final_rows(stats, truth, job.kind, job.where)
     stats.leftovers = leftovers(job.where if job.where.is_dir() else job.where.parent / "__none__")
     return stats

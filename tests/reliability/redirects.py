@@ -1,10 +1,12 @@
 """C9 redirects: an HTTP source whose server answers ``302`` to another origin must not carry the
 credentials there, and a redirect loop must end (bounded requests, one error line, exit ≠ 0).
 
-Two real loopback servers: the *origin* (``127.0.0.1``) redirects ``/items`` to the *other* server —
+Real loopback servers: the *origin* (``127.0.0.1``) redirects ``/items`` to the *other* server —
 another host name (``localhost``) or the same host on another port — which serves the records and
-logs every request's headers. ``dcapix run`` reads the stream to JSONL with each auth type (bearer,
-API key in a header, basic, OAuth2 client credentials; every secret a canary). Pass: the run loads
+logs every request's headers; and an HTTPS origin (a self-signed certificate given as the CA
+bundle, ``verify``) redirecting to the plain-``http://`` server (the downgrade: the credentials must
+not be sent in clear text). ``dcapix run`` reads the stream to JSONL with each auth type (bearer, API
+key in a header, basic, OAuth2 client credentials; every secret a canary). Pass: the run loads
 every row, and the canary (or its base64 form, for basic) appears in no header the other server
 received, and nowhere in the run's output files. ``/loop`` redirects to itself forever: the run must
 stop with exit ≠ 0, one ``dcapix: error:`` line, no traceback, before its deadline, having sent a
@@ -29,7 +31,7 @@ import yaml
 
 from tests.reliability.kill import _env
 from tests.reliability.oracle import check_rows, read_rows
-from tests.reliability.security import scan
+from tests.reliability.security import _self_signed, scan
 from tests.reliability.truth import make_truth
 
 __all__ = ["RedirectResult", "redirect_checks"]
@@ -46,6 +48,8 @@ class RedirectResult:
     loop_requests: int = 0
     loop_ok: bool = False
     loop_seconds: float = 0.0
+    downgrade_runs: int = 0  # runs through the https -> http redirect
+    downgrade_loaded: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -57,7 +61,7 @@ class _Server:
     """A loopback server: ``/token`` (OAuth2), ``/items`` (every row; or a 302 to ``redirect_to``),
     ``/loop`` (302 to itself). Logs (path, headers) of every request."""
 
-    def __init__(self, rows: list[dict[str, Any]], host: str = "127.0.0.1") -> None:
+    def __init__(self, rows: list[dict[str, Any]], host: str = "127.0.0.1", tls: Path | None = None) -> None:
         self.rows = rows
         self.redirect_to: str | None = None
         self.log: list[tuple[str, dict[str, str]]] = []
@@ -98,6 +102,15 @@ class _Server:
                     self._send(404, b"{}")
 
         self._srv = ThreadingHTTPServer((host, 0), H)
+        self.cert: Path | None = None
+        if tls is not None:  # HTTPS with the self-signed certificate made in ``tls`` (a directory)
+            import ssl
+
+            key, cert = _self_signed(tls)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            self._srv.socket = ctx.wrap_socket(self._srv.socket, server_side=True)
+            self.cert = cert
         self.port = self._srv.server_address[1]
         self._t = threading.Thread(target=self._srv.serve_forever, daemon=True)
         self._t.start()
@@ -122,10 +135,10 @@ def _auths(canary: str, token_url: str) -> dict[str, dict[str, Any]]:
 
 
 def _run(
-    work: Path, base_url: str, auth: dict[str, Any], path: str, timeout: float
+    work: Path, base_url: str, auth: dict[str, Any], path: str, timeout: float, verify: Path | None = None
 ) -> tuple[int, str, float]:
     work.mkdir(parents=True, exist_ok=True)
-    src = {
+    src: dict[str, Any] = {
         "adapter": "http",
         "base_url": base_url,
         "auth": auth,
@@ -133,6 +146,8 @@ def _run(
         "retries": {"max_attempts": 5, "backoff_factor": 0.01, "max_backoff": 0.05},
         "streams": [{"name": "items", "path": path, "records_path": "records", "primary_keys": ["id"]}],
     }
+    if verify is not None:
+        src["verify"] = str(verify)
     cfg = {
         "pipelines": {"copy": {"source": src, "destination": {"adapter": "jsonl", "path": str(work / "out")}}}
     }
@@ -159,20 +174,24 @@ def redirect_checks(
     truth = make_truth(rows, seed=9)
     origin = _Server(truth.rows)
     other_host = _Server(truth.rows, host="127.0.0.1")
+    (work / "tls").mkdir(parents=True, exist_ok=True)
+    secure = _Server(truth.rows, tls=work / "tls")  # C9 downgrade: https origin, 302 to http://
     try:
-        targets = {
-            "other host": f"http://localhost:{other_host.port}",
-            "other port": f"http://127.0.0.1:{other_host.port}",
+        http_origin, https_origin = f"http://127.0.0.1:{origin.port}", f"https://127.0.0.1:{secure.port}"
+        targets = {  # name: (origin server, its URL, where it redirects /items)
+            "other host": (origin, http_origin, f"http://localhost:{other_host.port}"),
+            "other port": (origin, http_origin, f"http://127.0.0.1:{other_host.port}"),
+            "https to http": (secure, https_origin, f"http://127.0.0.1:{other_host.port}"),
         }
         needles = {canary, base64.b64encode(f"reliability:{canary}".encode()).decode()}
-        for tname, target in targets.items():
-            origin.redirect_to = target
-            for aname, auth in _auths(canary, f"http://127.0.0.1:{origin.port}/token").items():
+        for tname, (server, base_url, target) in targets.items():
+            server.redirect_to = target
+            for aname, auth in _auths(canary, f"{base_url}/token").items():
                 if auths is not None and aname not in auths:
                     continue
                 before = len(other_host.log)
                 rdir = work / f"{aname}-{tname.replace(' ', '-')}"
-                rc, err, _ = _run(rdir, f"http://127.0.0.1:{origin.port}", auth, "/items", deadline)
+                rc, err, _ = _run(rdir, base_url, auth, "/items", deadline, verify=server.cert)
                 res.runs += 1
                 got = other_host.log[before:]
                 if not got:
@@ -183,8 +202,10 @@ def redirect_checks(
                     for k, v in headers.items():
                         if any(n in v for n in needles) or "tok-xxxxxxxx" in v:
                             res.leaks.append(f"{aname}/{tname}: {k}")
+                res.downgrade_runs += tname == "https to http"
                 if rc == 0 and check_rows(truth, read_rows("jsonl", rdir / "out")).exact:
                     res.loaded += 1
+                    res.downgrade_loaded += tname == "https to http"
                 elif rc != 0:
                     res.errors.append(f"{aname}/{tname}: exit {rc}: {err.strip()[-200:]!r}")
                 hits = scan(canary, rdir)
@@ -210,4 +231,5 @@ def redirect_checks(
     finally:
         origin.close()
         other_host.close()
+        secure.close()
     return res

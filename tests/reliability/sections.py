@@ -1,6 +1,6 @@
-"""The sections added after the first full run: partition-worker kills (their runner), and the figure
-rows of partition kills, run locks (B7, B8), H1 memory and C9 redirects (``__main__`` runs the others
-and prints every row)."""
+"""The sections added after the first full run: partition-worker kills, A6 double-SIGTERM stops and
+B3 tie kills (their runners), and the figure rows of those, of run locks (B7, B8), H1 memory, C9
+redirects and F4 PostgreSQL names (``__main__`` runs the others and prints every row)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import kill, locks, memory, partkill, redirects
+from tests.reliability import kill, locks, memory, partkill, pgnames, redirects, signals, ties
 
-__all__ = ["lock_figures", "memory_figures", "partition_figures", "partition_kills", "redirect_figures"]
+__all__ = [
+    "lock_figures",
+    "memory_figures",
+    "partition_figures",
+    "partition_kills",
+    "pg_name_figures",
+    "redirect_figures",
+    "sigterm_figures",
+    "sigterm_stops",
+    "tie_figures",
+    "tie_kills",
+]
 
 Row = tuple[str, str, str, bool, str]
 
@@ -156,7 +167,7 @@ def memory_figures(cases: list[memory.MemCase]) -> list[Row]:
         rows.append(
             (
                 f"H1 peak RSS per process: {c.name}",
-                f"< {memory.LIMIT_MB:.0f} MB",
+                f"< {c.limit_mb:.0f} MB",
                 ", ".join(f"{k} {v:.0f} MB" for k, v in c.rss_mb.items())
                 + f"; {c.delivered:,}/{c.rows * c.streams:,} rows in {c.seconds:.0f} s",
                 c.ok,
@@ -168,6 +179,16 @@ def memory_figures(cases: list[memory.MemCase]) -> list[Row]:
 
 def redirect_figures(rd: redirects.RedirectResult) -> list[Row]:
     rows: list[Row] = []
+    down = [x for x in rd.leaks if "/https to http:" in x]
+    rows.append(
+        (
+            "C9 redirect from https to http: credentials sent in clear text",
+            "0",
+            f"{len(down)} ({rd.downgrade_runs} runs, loaded {rd.downgrade_loaded})",
+            not down and rd.downgrade_runs > 0 and rd.downgrade_loaded == rd.downgrade_runs,
+            ", ".join(down[:3]),
+        )
+    )
     rows.append(
         (
             "C9 redirect to another origin: credentials carried there",
@@ -188,3 +209,125 @@ def redirect_figures(rd: redirects.RedirectResult) -> list[Row]:
         )
     )
     return rows
+
+
+def sigterm_stops(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[kill.KillStats]:
+    """A6: ``plan`` = (scenario indexes, trials each, stops per trial, rows)."""
+    idx, trials, stops, rows = plan
+    scs = signals.sigterm_scenarios()
+    jobs = [(i, t) for i in idx for t in range(trials)]
+    note(f"double SIGTERM: {len(jobs)} trials x {stops} stops, {rows} rows")
+
+    def one(job: tuple[int, int]) -> kill.KillStats:
+        i, t = job
+        st = signals.sigterm_trial(
+            scs[i],
+            base / "sigterm" / f"s{i}-t{t}",
+            seed=seed * 1000 + 700 + i * 50 + t,
+            rows=rows,
+            stops=stops,
+        )
+        note(f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} stops={st.kills} {st.errors[:1]}")
+        return st
+
+    return _pool(one, jobs, workers)
+
+
+def _kill_rows(name: str, ks: list[kill.KillStats], stop: str) -> list[Row]:
+    """The rows every kill-like case shares: its stops, rows exact, states safe, nothing left."""
+    bad = [s for s in ks if not s.ok]
+    over = [s for s in ks if s.scenario.load_method != "upsert" and s.dups > s.dup_bound]
+    ups = sum(s.dups for s in ks if s.scenario.load_method == "upsert")
+    return [
+        (
+            f"{name}: {stop}",
+            "≥ 1 per trial (sum)",
+            f"{sum(s.kills for s in ks)} in {len(ks)} trials "
+            f"({', '.join(sorted({s.scenario.label for s in ks}))})",
+            sum(s.kills for s in ks) >= len(ks) > 0,
+            "",
+        ),
+        (
+            f"{name}: rows lost / changed / upsert duplicates / append duplicates beyond bound",
+            "0 / 0 / 0 / 0",
+            f"{sum(s.lost for s in ks)} / {sum(s.changed for s in ks)} / {ups} / {len(over)} trials "
+            f"(append max dups {max([s.dups for s in ks if s.scenario.load_method != 'upsert'] or [0])})",
+            not any(s.lost or s.changed for s in ks) and not ups and not over,
+            "",
+        ),
+        (
+            f"{name}: states ahead of committed data / temp files left / trials with other errors",
+            "0 / 0 / 0",
+            f"{sum(s.states_ahead for s in ks)} of {sum(s.states_checked for s in ks)} checked / "
+            f"{sum(len(s.leftovers) for s in ks)} / {len(bad)}",
+            not bad,
+            "; ".join(e for s in bad for e in s.errors[:1])[:160],
+        ),
+    ]
+
+
+def sigterm_figures(ks: list[kill.KillStats]) -> list[Row]:
+    return _kill_rows(
+        "A6 SIGTERM twice (10 ms apart) in a batch", ks, "stops (clean end: no traceback, no hang)"
+    )
+
+
+def tie_kills(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[ties.TieStats]:
+    """B3: ``plan`` = (scenario indexes, trials each, kills per trial, rows, tied rows)."""
+    idx, trials, kills, rows, tied = plan
+    scs = ties.tie_scenarios()
+    jobs = [(i, t) for i in idx for t in range(trials)]
+    note(f"ties: {len(jobs)} trials x {kills} kills, {rows} rows of which {tied} at one timestamp")
+
+    def one(job: tuple[int, int]) -> ties.TieStats:
+        i, t = job
+        st = ties.tie_trial(
+            scs[i],
+            base / "ties" / f"s{i}-t{t}",
+            seed=seed * 1000 + 800 + i * 50 + t,
+            rows=rows,
+            ties=tied,
+            kills=kills,
+        )
+        note(
+            f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={st.kill.kills} "
+            f"{st.kill.errors[:1]}"
+        )
+        return st
+
+    return _pool(one, jobs, workers)
+
+
+def tie_figures(ts: list[ties.TieStats]) -> list[Row]:
+    rows = _kill_rows(f"B3 {ts[0].ties if ts else 0:,} rows at one timestamp", [t.kill for t in ts], "kills")
+    added = [t.late_added for t in ts if t.late_added is not None]
+    bad = [t for t in ts if t.errors or t.late_added not in (None, 1)]
+    rows.append(
+        (
+            "B3 a later row at the same timestamp: delivered by the next run; rows it re-reads (append)",
+            "delivered; 0",
+            f"{'delivered' if not any(t.kill.lost for t in ts) else 'LOST'} in {len(ts)}/{len(ts)} trials; "
+            f"re-read {sum(a - 1 for a in added)} rows over {len(added)} append trials",
+            not bad and not any(t.kill.lost for t in ts),
+            "; ".join(e for t in bad for e in t.errors[:1])[:160],
+        )
+    )
+    return rows
+
+
+def pg_name_figures(cases: list[pgnames.NameCase] | str) -> list[Row]:
+    goal = "each a load or a one-line refusal; 0 cut names"
+    if isinstance(cases, str):
+        return [("F4 PostgreSQL names past 63 bytes", goal, f"not run: {cases}", False, "")]
+    bad = [c for c in cases if not c.ok]
+    refused = sum(c.outcome == "refused" for c in cases)
+    loaded = sum(c.outcome == "loaded" for c in cases)
+    return [
+        (
+            "F4 PostgreSQL names past 63 bytes (collisions after the cut, long names rerun)",
+            goal,
+            f"{len(cases) - len(bad)}/{len(cases)} ({refused} refused in one line, {loaded} loaded exactly)",
+            not bad,
+            "; ".join(f"{c.name}: {c.errors[0]}" for c in bad[:1])[:160],
+        )
+    ]

@@ -17,7 +17,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EPOCH", "Truth", "make_truth", "row_hash", "ts"]
+__all__ = ["EPOCH", "Bookmark", "Truth", "make_truth", "row_hash", "ts"]
 
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 éßø漢字—\"'\\,;"
@@ -52,6 +52,18 @@ def row_hash(row: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(doc, ensure_ascii=False).encode(), digest_size=12).hexdigest()
 
 
+class Bookmark(str):
+    """A replication-key value with the primary keys a state lists as delivered at it
+    (``keys_at_value``; ``None``: every row at the value)."""
+
+    keys: frozenset[int] | None
+
+    def __new__(cls, value: str, keys: frozenset[int] | None = None) -> Bookmark:
+        self = super().__new__(cls, value)
+        self.keys = keys
+        return self
+
+
 class Truth:
     """The rows of the source, by id, and their hashes."""
 
@@ -64,9 +76,16 @@ class Truth:
         return len(self.rows)
 
     def ids_up_to(self, bookmark: str) -> set[int]:
-        """Ids whose ``updated_at`` is at or before ``bookmark`` (what a state claims is delivered)."""
+        """Ids whose ``updated_at`` is at or before ``bookmark`` (what a state claims is delivered);
+        for a :class:`Bookmark` with ``keys``, of the rows *at* its value only those keys."""
         limit = _norm_ts(bookmark)
-        return {r["id"] for r in self.rows if _norm_ts(r["updated_at"]) <= limit}
+        keys = getattr(bookmark, "keys", None)
+        out = set()
+        for r in self.rows:
+            at = _norm_ts(r["updated_at"])
+            if at < limit or (at == limit and (keys is None or r["id"] in keys)):
+                out.add(r["id"])
+        return out
 
     def write_jsonl(self, path: Path) -> None:
         with path.open("w", encoding="utf-8") as fh:
