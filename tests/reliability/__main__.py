@@ -69,9 +69,9 @@ class Size:
     redirect_auths: tuple[str, ...] | None = ("api_key",)
     # A6 double SIGTERM: scenarios (indexes of signals.sigterm_scenarios()), trials each, stops per
     # trial, rows
-    sigterm: tuple[tuple[int, ...], int, int, int] = ((0, 2), 1, 1, 1500)
+    sigterm: tuple[tuple[int, ...], int, int, int] = ((2,), 1, 1, 1500)
     # B3 ties: scenarios (indexes of ties.tie_scenarios()), trials each, kills per trial, rows, tied rows
-    ties: tuple[tuple[int, ...], int, int, int, int] = ((0,), 1, 1, 2500, 2000)
+    ties: tuple[tuple[int, ...], int, int, int, int] = ((2,), 1, 1, 2000, 1500)
     # F4: the PostgreSQL name cases run (None: all)
     pg_name_cases: int | None = 2
 
@@ -101,8 +101,8 @@ FULL = Size(
     # the catalogue's 100 trials for B7 and B8 (stale and live holder)
     lock_trials=(100, 100, 100),
     redirect_auths=None,
-    sigterm=((0, 1, 2, 3), 5, 2, 3000),
-    ties=((0, 1, 2, 3), 3, 2, 6000, 5000),
+    sigterm=((0, 1, 2, 3), 3, 2, 3000),
+    ties=((0, 1, 2, 3), 2, 2, 6000, 5000),
     pg_name_cases=None,
 )
 

@@ -388,6 +388,8 @@ class _Job:
 
     def _read_states(self, stream: Any) -> None:
         for line in stream:
+            if not line.endswith(b"\n"):
+                break  # the last line, cut by a kill while the target printed it: never a state
             line = line.strip()
             if not line:
                 continue

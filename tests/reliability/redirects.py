@@ -191,6 +191,8 @@ def redirect_checks(
                     continue
                 before = len(other_host.log)
                 rdir = work / f"{aname}-{tname.replace(' ', '-')}"
+                if server.cert is not None and aname == "oauth2":  # the provider's own CA option
+                    auth = {**auth, "verify": str(server.cert)}
                 rc, err, _ = _run(rdir, base_url, auth, "/items", deadline, verify=server.cert)
                 res.runs += 1
                 got = other_host.log[before:]

@@ -454,3 +454,45 @@ def test_peak_rss_of_tap_and_target_stays_bounded(tmp_path: Path) -> None:
     case = memory.run_case(memory.MemCase("pipe", 20_000), tmp_path, "pipe")
     assert case.delivered == 20_000 and not case.errors, case.errors
     assert all(v < memory.LIMIT_MB for v in case.rss_mb.values()), case.rss_mb
+
+
+# ---------------------------------------------------------------------- A6, B3, F4 (added cases)
+def test_state_oracle_reads_the_keys_a_state_lists_at_its_value() -> None:
+    """B3: inside a block of rows sharing one timestamp a state claims only the keys it lists."""
+    from tests.reliability.ties import tie_truth
+
+    truth = tie_truth(10, 6, seed=1)  # ids 5..10 at one timestamp
+    value = truth.rows[-1]["updated_at"]
+    mid = kill._bookmark_value({"replication_key_value": value, "keys_at_value": [[5], [6]]})
+    assert mid is not None and truth.ids_up_to(mid) == {1, 2, 3, 4, 5, 6}
+    assert state_ahead(truth, mid, {1, 2, 3, 4, 5, 6}) == set()
+    assert state_ahead(truth, mid, {1, 2, 3, 4, 5}) == {6}
+    assert truth.ids_up_to(kill._bookmark_value({"replication_key_value": value}) or "") == set(range(1, 11))
+
+
+@pytest.mark.slow
+def test_double_sigterm_of_the_runner_then_rerun_loses_nothing(tmp_path: Path) -> None:
+    from tests.reliability import signals
+
+    sc = signals.sigterm_scenarios()[3]  # dcapix run -> SQLite upsert
+    st = signals.sigterm_trial(sc, tmp_path, seed=6, rows=1500, stops=1)
+    assert st.ok and st.kills == 1, (st.errors, st.lost, st.dups, st.states_ahead)
+
+
+@pytest.mark.slow
+def test_a_late_row_at_the_tied_bookmark_value_is_delivered_and_nothing_re_read(tmp_path: Path) -> None:
+    from tests.reliability import ties
+
+    sc = ties.tie_scenarios()[3]  # dcapix run -> JSONL append
+    st = ties.tie_trial(sc, tmp_path, seed=3, rows=1500, ties=1200, kills=1)
+    assert st.ok and st.late_added == 1, (st.errors, st.kill.errors, st.kill.lost, st.late_added)
+
+
+@pytest.mark.postgres
+def test_pg_names_past_63_bytes_are_loaded_or_refused_never_cut(tmp_path: Path) -> None:
+    from tests.reliability import pgnames
+
+    cases = pgnames.pg_name_cases(tmp_path)
+    if isinstance(cases, str):
+        pytest.skip(cases)
+    assert [(c.name, c.errors) for c in cases if not c.ok] == []

@@ -1,12 +1,14 @@
 """B3 of the catalogue: 5,000 rows sharing one ``updated_at``, a kill inside them, and a row arriving
 later with that same timestamp.
 
-The source (the truth's SQLite table) has rows with strictly increasing timestamps around a block of
-``ties`` rows that all have the timestamp of the block's first row (seconds precision). The kill
+The source (the truth's SQLite table) has rows with strictly increasing timestamps, then a block of
+``ties`` rows that all have the timestamp of the block's first row (seconds precision) and end the
+stream. The kill
 harness (:mod:`kill`) kills the target at a seeded record or the runner at a seeded batch — most
 kills land inside the block, where the bookmark's value stays the same and only its
-``keys_at_value`` grow — then reruns from the last state until the job is done. Then one more row is
-added *with the block's timestamp* (and an id above every other), and the job runs once more.
+``keys_at_value`` grow — then reruns from the last state until the job is done: its final state is
+the block's value with its 5,000 keys. Then one more row is added *with the block's timestamp* (and
+an id above every other), and the job runs once more.
 
 Pass: as for every kill trial (0 lost, 0 changed, upsert 0 duplicates, append duplicates only of rows
 committed after the last state at a kill, no state ahead of the committed rows — a state inside the
@@ -50,13 +52,17 @@ def tie_scenarios() -> list[Scenario]:
     ]
 
 
+def _first(rows: int, ties: int) -> int:
+    return max(rows - ties + 1, 1)
+
+
 def tie_truth(rows: int, ties: int, seed: int) -> Truth:
-    """``rows`` rows; ids ``first .. first + ties - 1`` share the timestamp of ``first`` (a block in
-    the middle of the stream)."""
+    """``rows`` rows; the last ``ties`` (ids ``first …``) share the timestamp of ``first``: the
+    stream ends in the block, so the final bookmark is its value (with every key of it)."""
     base = make_truth(rows, seed=seed)
-    first = max((rows - ties) // 2, 1)
+    first = _first(rows, ties)
     for r in base.rows:
-        if first <= r["id"] < first + ties:
+        if r["id"] >= first:
             r["updated_at"] = ts(first)
     return Truth(base.rows)
 
@@ -64,7 +70,7 @@ def tie_truth(rows: int, ties: int, seed: int) -> Truth:
 def tie_trial(sc: Scenario, work: Path, *, seed: int, rows: int, ties: int, kills: int) -> TieStats:
     truth = tie_truth(rows, ties, seed)
     out = TieStats(KillStats(sc, seed), ties)
-    tie_ts = ts(max((rows - ties) // 2, 1))
+    tie_ts = ts(_first(rows, ties))
 
     def late_row(job: _Job) -> Truth:
         """Add a row at the block's timestamp to the source, run once more from the last state."""
