@@ -28,6 +28,7 @@ from tests.reliability import (
     kill,
     locks,
     memory,
+    paging,
     pgnames,
     plugin_checks,
     redirects,
@@ -74,6 +75,8 @@ class Size:
     ties: tuple[tuple[int, ...], int, int, int, int] = ((2,), 1, 1, 2000, 1500)
     # F4: the PostgreSQL name cases run (None: all)
     pg_name_cases: int | None = 2
+    # C7: the paging cases run (indexes of paging.CASES; None: all) and their rows
+    paging: tuple[tuple[int, ...] | None, int] = ((3,), 300)
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
@@ -104,13 +107,14 @@ FULL = Size(
     sigterm=((0, 1, 2, 3), 3, 2, 3000),
     ties=((0, 1, 2, 3), 2, 2, 6000, 5000),
     pg_name_cases=None,
+    paging=(None, 2000),
 )
 
 
 #: what ``--only`` can choose: "core" is every case measured before partitions, locks, C9 redirects,
 #: G5 plugins and H1 memory were added
 SECTIONS = frozenset(
-    {"core", "partitions", "locks", "memory", "redirects", "plugins", "signals", "ties", "pgnames"}
+    {"core", "partitions", "locks", "memory", "redirects", "plugins", "signals", "ties", "pgnames", "paging"}
 )
 
 
@@ -280,6 +284,9 @@ def run(
         out["signals"] = sections.sigterm_stops(size.sigterm, base, seed, workers, note)
     if "ties" in only:
         out["ties"] = sections.tie_kills(size.ties, base, seed, workers, note)
+    if "paging" in only:
+        out["paging"] = paging.paging_cases(base / "paging", size.paging[1], size.paging[0])
+        note(f"paging: {[(c.label, c.lost, c.changed) for c in out['paging']]}")
     if "pgnames" in only:
         got = pgnames.pg_name_cases(base / "pgnames")
         out["pgnames"] = got if isinstance(got, str) else got[: size.pg_name_cases]
@@ -319,6 +326,8 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         rows += sections.tie_figures(r["ties"])
     if "pgnames" in r:
         rows += sections.pg_name_figures(r["pgnames"])
+    if "paging" in r:
+        rows += sections.paging_figures(r["paging"])
     if "plugins" in r:
         pc: plugin_checks.PluginChecks = r["plugins"]
         rows.append(

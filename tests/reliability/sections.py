@@ -8,12 +8,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import kill, locks, memory, partkill, pgnames, redirects, signals, ties
+from tests.reliability import kill, locks, memory, paging, partkill, pgnames, redirects, signals, ties
 
 __all__ = [
     "lock_figures",
     "memory_figures",
     "partition_figures",
+    "paging_figures",
     "partition_kills",
     "pg_name_figures",
     "redirect_figures",
@@ -331,3 +332,21 @@ def pg_name_figures(cases: list[pgnames.NameCase] | str) -> list[Row]:
             "; ".join(f"{c.name}: {c.errors[0]}" for c in bad[:1])[:160],
         )
     ]
+
+
+def paging_figures(cases: list[paging.PagingCase]) -> list[Row]:
+    """C7: keyset paging must lose nothing; offset paging is measured (it cannot see a row move)."""
+    rows: list[Row] = []
+    for c in cases:
+        known = (c.paging, c.change) == ("offset", "update")
+        note = "offset paging skips a row that slides before the offset; use cursor paging" if known else ""
+        rows.append(
+            (
+                f"C7 {c.label} during paging, then an incremental rerun: rows lost / changed",
+                "measured (documented)" if known else "0 / 0",
+                f"{c.lost} / {c.changed} of {c.rows}",
+                not c.errors and (known or (c.lost == 0 and c.changed == 0)),
+                (note + "; ".join(c.errors[:1]))[:160],
+            )
+        )
+    return rows

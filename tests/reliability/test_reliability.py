@@ -496,3 +496,14 @@ def test_pg_names_past_63_bytes_are_loaded_or_refused_never_cut(tmp_path: Path) 
     if isinstance(cases, str):
         pytest.skip(cases)
     assert [(c.name, c.errors) for c in cases if not c.ok] == []
+
+
+@pytest.mark.slow
+def test_keyset_paging_loses_no_row_that_moves_while_offset_paging_loses_it(tmp_path: Path) -> None:
+    """C7: a row updated while the stream is paged moves to the end; offset paging skips the row that
+    slides into the page already read (and no later incremental run reads it), keyset paging does not."""
+    from tests.reliability import paging
+
+    offset, cursor = paging.paging_cases(tmp_path, rows=200, only=(1, 3))
+    assert (cursor.lost, cursor.changed, cursor.errors) == (0, 0, [])
+    assert (offset.lost, offset.changed, offset.errors) == (1, 0, [])
