@@ -177,7 +177,11 @@ def run(
         lock_cases = (
             ("B7", locks.concurrent_trial, 500),
             ("B8-stale", locks.stale_trial, 1000),
-            ("B8-live", locks.live_holder_trial, 1000),
+            (
+                "B8-live",
+                locks.live_holder_trial,
+                200,
+            ),  # 2 pages: the holder runs while its contenders are refused
         )
         lock_jobs = [(c, t) for c, n in zip(lock_cases, size.lock_trials, strict=True) for t in range(n)]
         note(f"run locks: {size.lock_trials} trials (B7, B8 stale, B8 live)")
