@@ -641,8 +641,17 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         help=f"comma-separated sections to run (default: all): {', '.join(sorted(SECTIONS))}",
     )
+    ap.add_argument(
+        "--lock-trials",
+        help="B7,B8-stale,B8-live trials (default: the size's), e.g. 100,100,0 for a session's share",
+    )
     args = ap.parse_args(argv)
     size = FULL if args.full else SMOKE
+    if args.lock_trials:
+        from dataclasses import replace
+
+        b7, stale, live = (int(x) for x in args.lock_trials.split(","))
+        size = replace(size, lock_trials=(b7, stale, live))
     base = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="dcapix-reliability-"))
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
