@@ -73,10 +73,11 @@ class Size:
     sigterm: tuple[tuple[int, ...], int, int, int] = ((2,), 1, 1, 1500)
     # B3 ties: scenarios (indexes of ties.tie_scenarios()), trials each, kills per trial, rows, tied rows
     ties: tuple[tuple[int, ...], int, int, int, int] = ((2,), 1, 1, 2000, 1500)
-    # F4: the PostgreSQL name cases run (None: all)
-    pg_name_cases: int | None = 2
-    # C7: the paging cases run (indexes of paging.CASES; None: all) and their rows
-    paging: tuple[tuple[int, ...] | None, int] = ((3,), 300)
+    # F4: the PostgreSQL name cases run (None: all; 0: the section is skipped — the smoke leaves it
+    # to the pytest slice, each case costs a database and 1-2 target runs)
+    pg_name_cases: int | None = 0
+    # C7: the paging cases run (indexes of paging.CASES; None: all; (): skipped, as in the smoke)
+    paging: tuple[tuple[int, ...] | None, int] = ((), 300)
 
 
 SMOKE = Size("smoke", 1, 1, 1500, (0, 4, 6, 9, 11, 15), 1, 600, 16, 4, ("jsonl",), 1, True, 5, 3)
@@ -288,10 +289,10 @@ def run(
         out["signals"] = sections.sigterm_stops(size.sigterm, base, seed, workers, note)
     if "ties" in only:
         out["ties"] = sections.tie_kills(size.ties, base, seed, workers, note)
-    if "paging" in only:
+    if "paging" in only and size.paging[0] != ():
         out["paging"] = paging.paging_cases(base / "paging", size.paging[1], size.paging[0])
         note(f"paging: {[(c.label, c.lost, c.changed) for c in out['paging']]}")
-    if "pgnames" in only:
+    if "pgnames" in only and size.pg_name_cases != 0:
         got = pgnames.pg_name_cases(base / "pgnames")
         out["pgnames"] = got if isinstance(got, str) else got[: size.pg_name_cases]
     # the final sweep: every file the whole run left (outputs, logs, state, temp dirs)
