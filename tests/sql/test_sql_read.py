@@ -12,6 +12,7 @@ import pytest
 
 from dc_api_x.exceptions import AdapterError
 from dc_api_x.plugins import create_adapter
+from dc_api_x.testing import isolated_plugins
 
 from .conftest import read_all
 
@@ -437,11 +438,13 @@ def _text(value: object) -> object:
     return None if value is None else str(value)
 
 
+@pytest.mark.parametrize("engine", [False, True], ids=["own-statement", "sqlalchemy-statement"])
 @pytest.mark.parametrize("adbc", [True, False], ids=["sqlite-adbc", "sqlite-sqlite3"])
-def test_sqlite_batches_end_at_batch_bytes(sqlite_db, monkeypatch, adbc):
+def test_sqlite_batches_end_at_batch_bytes(sqlite_db, monkeypatch, adbc, engine):
     """A read batch also ends at ``batch_bytes`` of text/binary values (H1 in docs/reliability.md):
     ten 40 KB values with ``batch_size: 500`` are not one batch; small rows still fill ``batch_size``;
-    ``batch_bytes: 0`` counts rows only. Every row read once, in order."""
+    ``batch_bytes: 0`` counts rows only. Every row read once, in order. The same when SQLAlchemy
+    compiles the statement (``engine_options``, or dc-api-x-sqlalchemy's engine plugins)."""
     from dc_api_x.adapters.sql import sqlite as sqlite_backend
 
     if not adbc:
@@ -458,8 +461,12 @@ def test_sqlite_batches_end_at_batch_bytes(sqlite_db, monkeypatch, adbc):
     run("CREATE TABLE small (id INTEGER PRIMARY KEY, v TEXT)")
     run("INSERT INTO small VALUES (?, ?)", [(i, "x" * 10) for i in range(1, 1201)])
     cfg = {"adapter": "sql", "url": url, "batch_size": 500, "batch_bytes": 100_000}
-    with create_adapter(cfg) as ad:
+    if engine:
+        cfg["engine_options"] = {"pool_pre_ping": True}
+    plugins = isolated_plugins(entry_points=True, blocked=["sqlalchemy"])  # its engine plugins
+    with plugins, create_adapter(cfg) as ad:
         assert ad.backend.adbc is adbc
+        assert (ad.backend.file is None) is engine
         specs = {s.name: s for s in ad.discover()}
         recs, batches = read_all(ad, specs["big"])
         assert [r["id"] for r in recs] == list(range(1, 11))
@@ -467,7 +474,10 @@ def test_sqlite_batches_end_at_batch_bytes(sqlite_db, monkeypatch, adbc):
         assert max(len(b) for b in batches) <= 3, [len(b) for b in batches]  # 3 x 40 KB > 100 KB
         recs, batches = read_all(ad, specs["small"])
         assert [len(b) for b in batches] == [500, 500, 200] and len({r["id"] for r in recs}) == 1200
-    with create_adapter({**cfg, "batch_bytes": 0}) as ad:
+    with (
+        isolated_plugins(entry_points=True, blocked=["sqlalchemy"]),
+        create_adapter({**cfg, "batch_bytes": 0}) as ad,
+    ):
         (big,) = [s for s in ad.discover() if s.name == "big"]
         assert [len(b) for b in read_all(ad, big)[1]] == [10]
 

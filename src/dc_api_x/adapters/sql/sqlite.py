@@ -203,6 +203,12 @@ class SQLiteBackend(SQLAlchemyBackend):
         adbc = self.adbc and (not own or _file_size(self.database) >= ADBC_MIN_BYTES)
         if adbc and self.file is not None and not _adbc_importable():  # found, but does not import
             adbc = self.adbc = False
+        size = read.batch_size or ARROW_BATCH_SIZE
+        rows: int | None = None
+        if adbc and type(read.source) is SQLSource and read.source.query is None and read.source.table:
+            # driver batches of about batch_bytes when size rows hold more (sized from the table's
+            # first rows, also when SQLAlchemy compiles the statement: engine plugins, partitions)
+            rows = _rows_within(self.database, read, target, size)
         if own:
             sql, params = (table_select_sentinel if adbc else table_select)(read, target)
         else:
@@ -211,13 +217,11 @@ class SQLiteBackend(SQLAlchemyBackend):
             compiled = stmt.compile(dialect=self.dialect)
             sql = str(compiled)
             params = [compiled.params[name] for name in (compiled.positiontup or [])]
-        size = read.batch_size or ARROW_BATCH_SIZE
         names = list(read.props)
         rk_i = names.index(boundary.rk) if boundary else -1
         pk_i = [names.index(k) for k in boundary.pks] if boundary else []
         chunks: Any
-        if adbc:  # driver batches of about batch_bytes when size rows hold more
-            rows = _rows_within(self.database, read, target, size) if own else None
+        if adbc:
             chunks = self._chunks_adbc(sql, params, target, size, read, rows)
         else:
             chunks = self._chunks(sql, params, target, size, read)
