@@ -165,21 +165,11 @@ class LdapSource(LdapBase):
                 except LdapError as exc:
                     raise self._fail(exc, stream=stream.name) from None
                 except ValueProblem as exc:  # an attribute outside the schema (native reader)
-                    raise SchemaError(
-                        f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
-                        f"(entry {exc.dn!r})",
-                        adapter=self.name,
-                        stream=stream.name,
-                    ) from None
+                    raise _value_error(exc, self.name, stream.name) from None
                 try:
                     table = convert(page)
                 except ValueProblem as exc:
-                    raise SchemaError(
-                        f"adapter 'ldap', stream {stream.name!r}, field {exc.attribute!r}: {exc} "
-                        f"(entry {exc.dn!r})",
-                        adapter=self.name,
-                        stream=stream.name,
-                    ) from None
+                    raise _value_error(exc, self.name, stream.name) from None
                 if bm is not None and bm.has_start:
                     table = _drop_delivered(table, bm, rk)  # type: ignore[arg-type]
                 if left is not None:
@@ -387,3 +377,12 @@ class _Top:
         if self.value is None or (bm.value is not None and self.value < bm.value):
             return
         bm.advance_to(self.value, [(dn,) for arr in self.dns for dn in arr.to_pylist()])
+
+
+def _value_error(exc: ValueProblem, adapter: str, stream: str) -> SchemaError:
+    """The one-line error of a value the schema does not allow (an attribute outside it, …)."""
+    return SchemaError(
+        f"adapter 'ldap', stream {stream!r}, field {exc.attribute!r}: {exc} (entry {exc.dn!r})",
+        adapter=adapter,
+        stream=stream,
+    )
