@@ -16,6 +16,13 @@
   ``sqlite3`` connection and its tables are read with statements written here (sqlite3 for files under
   :data:`ADBC_MIN_BYTES`, ADBC above), so a small sync imports neither SQLAlchemy nor ADBC; custom
   queries, partitions and writes still go through SQLAlchemy.
+* **rows of megabytes** — a sorted table read whose byte limit leaves at most
+  :data:`ROWID_READ_ROWS` rows in a batch is read in two steps: the rowids in the read's order, then
+  the rows by rowid, so SQLite's sorter holds the keys rather than the whole rows.
+
+The module is past 700 lines on purpose: it is the one SQLite backend, whose three read paths
+(sqlite3, ADBC, by rowid) and writes share the storage-form conversions below; its statements are in
+:mod:`.sqlite_statements`.
 """
 
 from __future__ import annotations
@@ -227,7 +234,7 @@ class SQLiteBackend(SQLAlchemyBackend):
         if table and boundary is not None and mean and mean * ROWID_READ_ROWS >= (read.batch_bytes or 0):
             rowid = _rowid_of(self.database, read)
         if rowid is not None:
-            sql, params = "", []  # read in two steps (_chunks_rowid)
+            sql, params = "", list[Any]()  # read in two steps (_chunks_rowid)
         elif own:
             sql, params = (table_select_sentinel if adbc else table_select)(read, target)
         else:
