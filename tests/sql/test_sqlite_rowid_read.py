@@ -194,3 +194,25 @@ def test_rowid_alias_shadowed(tmp_path: Path) -> None:
     assert rowid_alias(con, Read("b")) is None  # type: ignore[arg-type]
     assert rowid_alias(con, Read("missing")) is None  # type: ignore[arg-type]
     con.close()
+
+
+@pytest.mark.parametrize(("batch_bytes", "calls"), [(2000 * 16, 1), (2000 * 16 + 100, 0)])
+def test_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int, calls: int) -> None:
+    """Two steps from a mean row (2,005 characters here) of ``batch_bytes / ROWID_READ_ROWS`` (16) up."""
+    assert sqlite_backend.ROWID_READ_ROWS == 16
+    path = tmp_path / "db.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL, payload TEXT)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)", [(i, f"2026-01-0{i % 3 + 1}", "p" * 1995) for i in range(40)]
+    )
+    con.commit()
+    con.close()
+    stream = {"table": "t", "replication_key": "updated_at"}
+    ref, ref_marks, _ = _read(
+        monkeypatch, f"sqlite:///{path}", "sqlite3", False, stream, batch_bytes=batch_bytes
+    )
+    rows, marks, got = _read(
+        monkeypatch, f"sqlite:///{path}", "sqlite3", True, stream, batch_bytes=batch_bytes
+    )
+    assert got == calls and rows == ref and marks[-1] == ref_marks[-1] and len(rows) == 40
