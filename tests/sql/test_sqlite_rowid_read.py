@@ -90,7 +90,7 @@ def _read(
         cfg["engine_options"] = {"pool_pre_ping": False}  # any engine option: the engine's path
     with monkeypatch.context() as m:
         m.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0 if adbc else 1 << 62)
-        m.setattr(sqlite_backend, "ROWID_READ_ROWS", 16 if two_step else 0)
+        m.setattr(sqlite_backend, "ROWID_READ_ROWS", 256 if two_step else 0)
         m.setattr(sqlite_backend.SQLiteBackend, "_chunks_rowid", spy)
         with create_adapter(cfg) as ad:
             assert (ad.backend.file is not None) is own
@@ -154,7 +154,8 @@ def test_text_primary_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, varia
     [
         ({"table": "norowid", "replication_key": "updated_at"}, {}),  # WITHOUT ROWID
         ({"table": "v000", "replication_key": "updated_at"}, {}),  # a view
-        ({"table": "small", "replication_key": "updated_at"}, {}),  # rows far below the limit
+        # rows far below the limit (29 characters, 1/256 of the limit: 4 KiB)
+        ({"table": "small", "replication_key": "updated_at"}, {"batch_bytes": 1 << 20}),
         ({"table": "t000"}, {}),  # a full read: no ORDER BY, no sorter
         ({"table": "t000", "replication_key": "updated_at"}, {"batch_bytes": 0}),  # no byte limit
         ({"name": "q", "query": "SELECT * FROM t000", "replication_key": "updated_at"}, {}),
@@ -196,10 +197,10 @@ def test_rowid_alias_shadowed(tmp_path: Path) -> None:
     con.close()
 
 
-@pytest.mark.parametrize(("batch_bytes", "calls"), [(2000 * 16, 1), (2000 * 16 + 100, 0)])
+@pytest.mark.parametrize(("batch_bytes", "calls"), [(2005 * 256, 1), (2005 * 256 + 300, 0)])
 def test_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int, calls: int) -> None:
-    """Two steps from a mean row (2,005 characters here) of ``batch_bytes / ROWID_READ_ROWS`` (16) up."""
-    assert sqlite_backend.ROWID_READ_ROWS == 16
+    """Two steps from a mean row (2,005 characters here) of ``batch_bytes / ROWID_READ_ROWS`` (256) up."""
+    assert sqlite_backend.ROWID_READ_ROWS == 256
     path = tmp_path / "db.sqlite"
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL, payload TEXT)")

@@ -594,14 +594,15 @@ def _rows_within(mean: float | None, read: SQLRead, size: int) -> int | None:
     return max(1, min(size, int(read.batch_bytes // mean)))
 
 
-#: A sorted table read whose byte limit leaves at most this many rows in a batch (rows of a mean of
-#: ``batch_bytes / 16`` — 1 MiB at the default — or more) is read in two steps by rowid
+#: A sorted table read whose byte limit leaves at most this many rows in a batch (a mean row of
+#: ``batch_bytes / 256`` — 64 KiB at the default — or more) is read in two steps by rowid
 #: (:meth:`SQLiteBackend._chunks_rowid`): SQLite's sorter for ``ORDER BY (replication key, primary
-#: key)`` holds every row of the result whole (ten 10 MB values: 177 MB in a bare sqlite3 script,
-#: 36 MB sorting the keys only). A second lookup per row by rowid costs microseconds against reading
-#: a megabyte; ordinary rows (hundreds of bytes) reach ``batch_size`` first and keep the one
-#: statement, whose sorter spills to temporary files at small rows.
-ROWID_READ_ROWS = 16
+#: key)`` keeps large records in memory rather than spilling them. Peak RSS over a 15-18 MB base of a
+#: bare sqlite3 ``SELECT * … ORDER BY`` of 300 MB of rows (2026-12-02): 1 KB rows +3 MB, 10 KB +5,
+#: 100 KB +19, 256 KB +49, 512 KB +110; ten 10 MB rows +160 (177 MB) against none sorting the keys
+#: only. A second lookup per row by rowid costs microseconds against reading 64 KiB; ordinary rows
+#: keep the one statement (and ADBC's decoding in C).
+ROWID_READ_ROWS = 256
 
 
 def _rowid_of(database: str, read: SQLRead) -> str | None:
