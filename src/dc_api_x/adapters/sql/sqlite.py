@@ -370,8 +370,10 @@ class SQLiteBackend(SQLAlchemyBackend):
                 except Exception as exc:
                     raise self.read_error(exc, read) from None
                 cols = list(zip(*[got[i] for i in part], strict=True))
+                del got
                 arrays = [_array(cols[i], f, self._field_error(stream, f.name)) for i, f in enumerate(target)]
                 yield pa.Table.from_arrays(arrays, schema=target), _tuple_getter(cols)
+                del cols, arrays  # not held while the next chunk is fetched
             cur.close()
         finally:
             raw.close()
