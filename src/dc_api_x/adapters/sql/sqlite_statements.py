@@ -15,7 +15,14 @@ from ...ext.sql import SQLRead
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["quote", "table_select", "table_select_sentinel"]
+__all__ = [
+    "quote",
+    "rowid_alias",
+    "table_select",
+    "table_select_keys",
+    "table_select_rowids",
+    "table_select_sentinel",
+]
 
 
 def quote(name: str) -> str:
@@ -57,6 +64,44 @@ def table_select(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
         sql += f" WHERE {quote(boundary.rk)} >= ?"
         params.append(boundary.value)
     return sql + _order_limit(read, names, params), params
+
+
+def table_select_keys(read: SQLRead, rowid: str) -> tuple[str, list[Any]]:
+    """The first step of a read by rowid: :func:`table_select`'s filter, order and limit, selecting
+    only the rowid (``rowid``: the name it goes by in the table), so SQLite's sorter holds the sort
+    keys and rowids rather than whole rows."""
+    names = [quote(n) for n in read.props]
+    sql = f"SELECT {quote(rowid)} FROM {_table_from(read)}"
+    params: list[Any] = []
+    boundary = read.boundary
+    if boundary is not None and boundary.value is not None:
+        sql += f" WHERE {quote(boundary.rk)} >= ?"
+        params.append(boundary.value)
+    return sql + _order_limit(read, names, params), params
+
+
+def table_select_rowids(read: SQLRead, rowid: str, n: int) -> str:
+    """The second step of a read by rowid: the rowid and the read's columns of ``n`` rows
+    (``WHERE rowid IN (?, …)``; in no particular order, the caller puts them in key order)."""
+    names = [quote(n) for n in read.props]
+    marks = ", ".join("?" * n)
+    rid = quote(rowid)
+    return f"SELECT {rid}, {', '.join(names)} FROM {_table_from(read)} WHERE {rid} IN ({marks})"
+
+
+def rowid_alias(con: Any, read: SQLRead) -> str | None:
+    """The name the rowid of the read's table goes by (``rowid``, ``_rowid_`` or ``oid``: the first
+    that no column shadows), or ``None`` for a view, a ``WITHOUT ROWID`` table, a table whose
+    columns shadow all three, or an SQLite older than 3.37 (no ``table_list`` pragma)."""
+    src = read.source
+    schema = src.schema or "main"
+    rows = con.execute(f"PRAGMA {quote(schema)}.table_list({quote(src.table or '')})").fetchall()
+    if len(rows) != 1 or rows[0][2] != "table" or rows[0][4]:
+        return None
+    cols = {
+        r[0].lower() for r in con.execute("SELECT name FROM pragma_table_info(?, ?)", [src.table, schema])
+    }
+    return next((a for a in ("rowid", "_rowid_", "oid") if a not in cols), None)
 
 
 def table_select_sentinel(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
