@@ -70,8 +70,9 @@ def _clean_end(job: _Job, rc: int, text: str, stats: KillStats) -> None:
         stats.errors.append("killed: the stop hung (no exit within 60 s)")
 
 
-def _runner_stop(job: _Job, rng: random.Random) -> tuple[int, str, bool]:
-    """``dcapix run`` stopped by two SIGTERMs once its first checkpoint is stored."""
+def _runner_stop(job: _Job, rng: random.Random, immediate: bool = False) -> tuple[int, str, bool]:
+    """``dcapix run`` stopped by two SIGTERMs once its first checkpoint is stored (a seeded 0 to
+    300 ms later; at once when ``immediate``)."""
     job.write_runner_config()
     start = job.log.stat().st_size if job.log.exists() else 0
     with job.log.open("ab") as log:
@@ -87,7 +88,8 @@ def _runner_stop(job: _Job, rng: random.Random) -> tuple[int, str, bool]:
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline and job.runner_state() is None:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.3))
+        delay = rng.uniform(0, 0.3)
+        time.sleep(0 if immediate else delay)
         signalled = proc.poll() is None
         if signalled:
             double_sigterm(proc)
@@ -101,9 +103,18 @@ def _runner_stop(job: _Job, rng: random.Random) -> tuple[int, str, bool]:
 
 
 def sigterm_trial(
-    sc: Scenario, work: Path, *, seed: int, rows: int, stops: int, max_runs: int = 20
+    sc: Scenario,
+    work: Path,
+    *,
+    seed: int,
+    rows: int,
+    stops: int,
+    max_runs: int = 20,
+    immediate: bool = False,
 ) -> KillStats:
-    """Up to ``stops`` double-SIGTERM stops of one job, then reruns until it completes."""
+    """Up to ``stops`` double-SIGTERM stops of one job, then reruns until it completes. A runner
+    job that finished before its first stop (a fast machine, few rows) is tried again on a fresh
+    copy, stopped at once after its first checkpoint (``immediate``)."""
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
     truth = make_truth(rows, seed=seed)
@@ -116,11 +127,21 @@ def sigterm_trial(
         left = stats.kills < stops
         if sc.mode == "runner":
             if left:
-                rc, text, signalled = _runner_stop(job, rng)
+                rc, text, signalled = _runner_stop(job, rng, immediate)
                 if signalled:
                     _clean_end(job, rc, text, stats)
                     job.note_kill(job.runner_state())
                     continue
+                if stats.kills == 0 and not immediate and rc == 0:
+                    return sigterm_trial(
+                        sc,
+                        work.with_name(work.name + "-at-once"),
+                        seed=seed,
+                        rows=rows,
+                        stops=stops,
+                        max_runs=max_runs,
+                        immediate=True,
+                    )
             else:
                 rc = job.run_runner(None)
         else:
