@@ -57,7 +57,12 @@ def table_select(read: SQLRead, target: pa.Schema) -> tuple[str, list[Any]]:
     """The sqlite3 read of a table: :meth:`SQLRead.select`'s statement, written without SQLAlchemy
     (the columns, ``rk >= ?`` when resuming, ordered by (replication key, primary key), a limit)."""
     names = [quote(n) for n in read.props]
-    sql = f"SELECT {', '.join(names)} FROM {_table_from(read)}"
+    return _ordered_select(read, ", ".join(names), names)
+
+
+def _ordered_select(read: SQLRead, columns: str, names: list[str]) -> tuple[str, list[Any]]:
+    """``SELECT columns FROM table``, with ``rk >= ?`` when resuming, the read's order and limit."""
+    sql = f"SELECT {columns} FROM {_table_from(read)}"
     params: list[Any] = []
     boundary = read.boundary
     if boundary is not None and boundary.value is not None:
@@ -70,14 +75,7 @@ def table_select_keys(read: SQLRead, rowid: str) -> tuple[str, list[Any]]:
     """The first step of a read by rowid: :func:`table_select`'s filter, order and limit, selecting
     only the rowid (``rowid``: the name it goes by in the table), so SQLite's sorter holds the sort
     keys and rowids rather than whole rows."""
-    names = [quote(n) for n in read.props]
-    sql = f"SELECT {quote(rowid)} FROM {_table_from(read)}"
-    params: list[Any] = []
-    boundary = read.boundary
-    if boundary is not None and boundary.value is not None:
-        sql += f" WHERE {quote(boundary.rk)} >= ?"
-        params.append(boundary.value)
-    return sql + _order_limit(read, names, params), params
+    return _ordered_select(read, quote(rowid), [quote(n) for n in read.props])
 
 
 def table_select_rowids(read: SQLRead, rowid: str, n: int) -> str:
