@@ -9,6 +9,10 @@ Nothing happens at import time: a plugin set is built by :func:`enable_plugins` 
 defaults, by the first ``get_*``/``list_*`` call). The registry class is :mod:`dc_api_x.registry`;
 ``create_adapter`` / ``create_plugin`` live in :mod:`dc_api_x.factories` (both names still import
 from here).
+
+A little over 700 lines: loading (entry points, version checks, blocking, the built-ins' lazy
+stand-ins of :data:`BUILTIN_HOOKS`) and the plugin set those produce are one concept. What would
+move out next: the built-in stand-ins and their hook table into a module of their own.
 """
 
 from __future__ import annotations

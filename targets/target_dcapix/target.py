@@ -16,6 +16,11 @@ What it guarantees:
 * speed: stdin read in bulk and decoded with orjson, no per-record type conformance (the adapter
   converts whole batches to Arrow), validation compiled once per schema (``validate_records``), big
   batches (``batch_size_rows``, default 100,000).
+
+Over 700 lines because it is the one Target class: message dispatch, the STATE ordering that the
+guarantees above rest on, and the RECORD fast paths that feed it. What would move out next: the
+column-path block dispatch (``_columnar_block`` / ``_columnar_run``) into :mod:`.columnar`, once its
+use of the reader's line bookkeeping is an interface of the reader.
 """
 
 from __future__ import annotations
