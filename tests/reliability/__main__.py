@@ -73,6 +73,9 @@ class Size:
     sigterm: tuple[tuple[int, ...], int, int, int] = ((2,), 1, 1, 1500)
     # B3 ties: scenarios (indexes of ties.tie_scenarios()), trials each, kills per trial, rows, tied rows
     ties: tuple[tuple[int, ...], int, int, int, int] = ((2,), 1, 1, 2000, 1500)
+    # B4 unsorted source: scenarios (indexes of unsorted.unsorted_scenarios()), trials each, kills per
+    # trial, rows
+    unsorted: tuple[tuple[int, ...], int, int, int] = ((1,), 1, 1, 1500)
     # F4: the PostgreSQL name cases run (None: all; 0: the section is skipped — the smoke leaves it
     # to the pytest slice, each case costs a database and 1-2 target runs)
     pg_name_cases: int | None = 0
@@ -107,6 +110,7 @@ FULL = Size(
     redirect_auths=None,
     sigterm=((0, 1, 2, 3), 3, 2, 3000),
     ties=((0, 1, 2, 3), 2, 2, 6000, 5000),
+    unsorted=((0, 1, 2, 3), 3, 2, 3000),
     pg_name_cases=None,
     paging=(None, 2000),
 )
@@ -115,7 +119,19 @@ FULL = Size(
 #: what ``--only`` can choose: "core" is every case measured before partitions, locks, C9 redirects,
 #: G5 plugins and H1 memory were added
 SECTIONS = frozenset(
-    {"core", "partitions", "locks", "memory", "redirects", "plugins", "signals", "ties", "pgnames", "paging"}
+    {
+        "core",
+        "partitions",
+        "locks",
+        "memory",
+        "redirects",
+        "plugins",
+        "signals",
+        "ties",
+        "unsorted",
+        "pgnames",
+        "paging",
+    }
 )
 
 
@@ -289,6 +305,8 @@ def run(
         out["signals"] = sections.sigterm_stops(size.sigterm, base, seed, workers, note)
     if "ties" in only:
         out["ties"] = sections.tie_kills(size.ties, base, seed, workers, note)
+    if "unsorted" in only:
+        out["unsorted"] = sections.unsorted_kills(size.unsorted, base, seed, workers, note)
     if "paging" in only and size.paging[0] != ():
         out["paging"] = paging.paging_cases(base / "paging", size.paging[1], size.paging[0])
         note(f"paging: {[(c.label, c.lost, c.changed) for c in out['paging']]}")
@@ -329,6 +347,8 @@ def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
         rows += sections.sigterm_figures(r["signals"])
     if "ties" in r:
         rows += sections.tie_figures(r["ties"])
+    if "unsorted" in r:
+        rows += sections.unsorted_figures(r["unsorted"])
     if "pgnames" in r:
         rows += sections.pg_name_figures(r["pgnames"])
     if "paging" in r:

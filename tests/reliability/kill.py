@@ -178,8 +178,18 @@ def _bookmark_value(bm: Any) -> str | None:
 
 
 class _Job:
-    def __init__(self, sc: Scenario, work: Path, truth: Truth, rng: random.Random, stats: KillStats) -> None:
+    def __init__(
+        self,
+        sc: Scenario,
+        work: Path,
+        truth: Truth,
+        rng: random.Random,
+        stats: KillStats,
+        source: dict[str, Any] | None = None,
+    ) -> None:
         self.sc, self.work, self.truth, self.rng, self.stats = sc, work, truth, rng, stats
+        #: the source every run reads (default: the truth's SQLite table)
+        self.source = source if source is not None else _source_config(work)
         self.dest_cfg, self.kind, self.where = _dest_config(sc, work)
         self.singer_state: dict[str, Any] | None = None
         self.log = work / "runs.log"
@@ -228,7 +238,7 @@ class _Job:
         cfg = {
             "pipelines": {
                 "copy": {
-                    "source": _source_config(self.work),
+                    "source": self.source,
                     "destination": self.dest_cfg,
                     "checkpoint_rows": checkpoint_rows,
                 }
@@ -251,7 +261,7 @@ class _Job:
     # -- scheduler mode ---------------------------------------------------------------------------
     def _write_config(self, schedule: bool = False) -> None:
         pipe: dict[str, Any] = {
-            "source": _source_config(self.work),
+            "source": self.source,
             "destination": self.dest_cfg,
             "checkpoint_rows": 500,
         }
@@ -314,7 +324,7 @@ class _Job:
         """One ``tap | target`` run through the harness pipe. Returns (tap rc, target rc)."""
         n = self.stats.runs
         tap_cfg, tgt_cfg = self.work / f"tap-{n}.json", self.work / f"target-{n}.json"
-        tap_cfg.write_text(json.dumps(_source_config(self.work)))
+        tap_cfg.write_text(json.dumps(self.source))
         # small target batches: a STATE after every 500 records, so kills land between states
         tgt_cfg.write_text(json.dumps({**self.dest_cfg, "batch_size_rows": 500}))
         tap_cmd = [str(BIN / "tap-dcapix"), "--config", str(tap_cfg)]
@@ -436,16 +446,19 @@ def run_trial(
     max_runs: int = 40,
     truth: Truth | None = None,
     after: Any = None,
+    source: dict[str, Any] | None = None,
 ) -> KillStats:
     """Up to ``kills`` seeded kills of one job, then reruns until it completes; oracles on everything.
     ``truth``: the source rows (default: :func:`make_truth`); ``after(job)``: called once the job is
-    done, before the final check; the :class:`Truth` it returns (if any) is what the check uses."""
+    done, before the final check; the :class:`Truth` it returns (if any) is what the check uses;
+    ``source``: the source config of every run (default: the truth's SQLite table, which is written
+    either way)."""
     rng = random.Random(seed)
     work.mkdir(parents=True, exist_ok=True)
     truth = truth if truth is not None else make_truth(rows, seed=seed)
     write_source(work / "src.db", truth)
     stats = KillStats(sc, seed)
-    job = _Job(sc, work, truth, rng, stats)
+    job = _Job(sc, work, truth, rng, stats, source)
     done = False
     misses = 0
     while stats.runs < max_runs:

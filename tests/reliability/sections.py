@@ -1,6 +1,7 @@
-"""The sections added after the first full run: partition-worker kills, A6 double-SIGTERM stops and
-B3 tie kills (their runners), and the figure rows of those, of run locks (B7, B8), H1 memory, C9
-redirects and F4 PostgreSQL names (``__main__`` runs the others and prints every row)."""
+"""The sections added after the first full run: partition-worker kills, A6 double-SIGTERM stops, B3
+tie kills and B4 unsorted-source kills (their runners), and the figure rows of those, of run locks
+(B7, B8), H1 memory, C9 redirects and F4 PostgreSQL names (``__main__`` runs the others and prints
+every row)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import kill, locks, memory, paging, partkill, pgnames, redirects, signals, ties
+from tests.reliability import (
+    kill,
+    locks,
+    memory,
+    paging,
+    partkill,
+    pgnames,
+    redirects,
+    signals,
+    ties,
+    unsorted,
+)
 
 __all__ = [
     "lock_figures",
@@ -22,6 +34,8 @@ __all__ = [
     "sigterm_stops",
     "tie_figures",
     "tie_kills",
+    "unsorted_figures",
+    "unsorted_kills",
 ]
 
 Row = tuple[str, str, str, bool, str]
@@ -349,4 +363,44 @@ def paging_figures(cases: list[paging.PagingCase]) -> list[Row]:
                 (note + "; ".join(c.errors[:1]))[:160],
             )
         )
+    return rows
+
+
+def unsorted_kills(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[unsorted.UnsortedStats]:
+    """B4: ``plan`` = (scenario indexes, trials each, kills per trial, rows)."""
+    idx, trials, kills, rows = plan
+    scs = unsorted.unsorted_scenarios()
+    jobs = [(i, t) for i in idx for t in range(trials)]
+    note(f"unsorted: {len(jobs)} trials x {kills} kills, {rows} rows served in random updated_at order")
+
+    def one(job: tuple[int, int]) -> unsorted.UnsortedStats:
+        i, t = job
+        st = unsorted.unsorted_trial(
+            scs[i],
+            base / "unsorted" / f"s{i}-t{t}",
+            seed=seed * 1000 + 900 + i * 50 + t,
+            rows=rows,
+            kills=kills,
+        )
+        note(
+            f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={st.kill.kills} "
+            f"{(st.errors + st.kill.errors)[:1]}"
+        )
+        return st
+
+    return _pool(one, jobs, workers)
+
+
+def unsorted_figures(us: list[unsorted.UnsortedStats]) -> list[Row]:
+    rows = _kill_rows("B4 unsorted source", [u.kill for u in us], "kills")
+    wrong = [u for u in us if u.errors or u.final_bookmark != u.expected_bookmark]
+    rows.append(
+        (
+            "B4 the final state's bookmark is the stream's maximum updated_at",
+            f"{len(us)}/{len(us)}",
+            f"{len(us) - len(wrong)}/{len(us)}",
+            not wrong and len(us) > 0,
+            "; ".join(e for u in wrong for e in u.errors[:1])[:160],
+        )
+    )
     return rows

@@ -488,6 +488,20 @@ def test_a_late_row_at_the_tied_bookmark_value_is_delivered_and_nothing_re_read(
     assert st.ok and st.late_added == 1, (st.errors, st.kill.errors, st.kill.lost, st.late_added)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("index", [1, 2])  # dcapix run -> SQLite upsert; tap | target -> JSONL append
+def test_unsorted_source_killed_midway_loses_nothing_and_ends_at_the_maximum(
+    tmp_path: Path, index: int
+) -> None:
+    """B4: records served in random updated_at order; a kill midway, reruns from the last state."""
+    from tests.reliability import unsorted
+
+    sc = unsorted.unsorted_scenarios()[index]
+    st = unsorted.unsorted_trial(sc, tmp_path, seed=21 + index, rows=1500, kills=1)
+    assert st.kill.kills == 1 and st.kill.states_checked >= 1
+    assert st.ok, (st.errors, st.kill.errors, st.kill.lost, st.kill.dups, st.kill.states_ahead)
+
+
 @pytest.mark.postgres
 def test_pg_names_past_63_bytes_are_loaded_or_refused_never_cut(tmp_path: Path) -> None:
     from tests.reliability import pgnames
