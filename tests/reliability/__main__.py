@@ -335,24 +335,19 @@ def canary_row(r: dict[str, Any]) -> tuple[str, str, str, bool, str]:
 def figures(r: dict[str, Any]) -> list[tuple[str, str, str, bool, str]]:
     """(figure, goal, measured, met, note) rows of the sections that ran."""
     rows = core_figures(r) if "kills" in r else []
-    if "partkills" in r:
-        rows += sections.partition_figures(r["partkills"])
-    if "locks" in r:
-        rows += sections.lock_figures(r["locks"])
-    if "memory" in r:
-        rows += sections.memory_figures(r["memory"])
-    if "redirects" in r:
-        rows += sections.redirect_figures(r["redirects"])
-    if "signals" in r:
-        rows += sections.sigterm_figures(r["signals"])
-    if "ties" in r:
-        rows += sections.tie_figures(r["ties"])
-    if "unsorted" in r:
-        rows += sections.unsorted_figures(r["unsorted"])
-    if "pgnames" in r:
-        rows += sections.pg_name_figures(r["pgnames"])
-    if "paging" in r:
-        rows += sections.paging_figures(r["paging"])
+    for key, section_rows in (
+        ("partkills", sections.partition_figures),
+        ("locks", sections.lock_figures),
+        ("memory", sections.memory_figures),
+        ("redirects", sections.redirect_figures),
+        ("signals", sections.sigterm_figures),
+        ("ties", sections.tie_figures),
+        ("unsorted", sections.unsorted_figures),
+        ("pgnames", sections.pg_name_figures),
+        ("paging", sections.paging_figures),
+    ):
+        if key in r:
+            rows += section_rows(r[key])
     if "plugins" in r:
         pc: plugin_checks.PluginChecks = r["plugins"]
         rows.append(

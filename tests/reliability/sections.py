@@ -226,26 +226,46 @@ def redirect_figures(rd: redirects.RedirectResult) -> list[Row]:
     return rows
 
 
-def sigterm_stops(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[kill.KillStats]:
-    """A6: ``plan`` = (scenario indexes, trials each, stops per trial, rows)."""
-    idx, trials, stops, rows = plan
-    scs = signals.sigterm_scenarios()
+def _trials(
+    scenarios: list[Any],
+    idx: tuple[int, ...],
+    trials: int,
+    workdir: Path,
+    seed: int,
+    workers: int,
+    note: Any,
+    run_one: Any,
+) -> list[Any]:
+    """Every (scenario index, trial) of a kill-like case on the pool: ``run_one(scenario, work,
+    seed)`` runs one trial in ``workdir/s<i>-t<t>`` with seed ``seed + i * 50 + t`` and returns its
+    stats (a :class:`kill.KillStats`, or stats holding one as ``.kill``), noted as it ends."""
     jobs = [(i, t) for i in idx for t in range(trials)]
-    note(f"double SIGTERM: {len(jobs)} trials x {stops} stops, {rows} rows")
 
-    def one(job: tuple[int, int]) -> kill.KillStats:
+    def one(job: tuple[int, int]) -> Any:
         i, t = job
-        st = signals.sigterm_trial(
-            scs[i],
-            base / "sigterm" / f"s{i}-t{t}",
-            seed=seed * 1000 + 700 + i * 50 + t,
-            rows=rows,
-            stops=stops,
-        )
-        note(f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} stops={st.kills} {st.errors[:1]}")
+        st = run_one(scenarios[i], workdir / f"s{i}-t{t}", seed + i * 50 + t)
+        ks = getattr(st, "kill", st)
+        errors = ks.errors if ks is st else st.errors + ks.errors
+        note(f"  {scenarios[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={ks.kills} {errors[:1]}")
         return st
 
     return _pool(one, jobs, workers)
+
+
+def sigterm_stops(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[kill.KillStats]:
+    """A6: ``plan`` = (scenario indexes, trials each, stops per trial, rows)."""
+    idx, trials, stops, rows = plan
+    note(f"double SIGTERM: {len(idx) * trials} trials x {stops} stops, {rows} rows")
+    return _trials(
+        signals.sigterm_scenarios(),
+        idx,
+        trials,
+        base / "sigterm",
+        seed * 1000 + 700,
+        workers,
+        note,
+        lambda sc, work, sd: signals.sigterm_trial(sc, work, seed=sd, rows=rows, stops=stops),
+    )
 
 
 def _kill_rows(name: str, ks: list[kill.KillStats], stop: str) -> list[Row]:
@@ -290,27 +310,17 @@ def sigterm_figures(ks: list[kill.KillStats]) -> list[Row]:
 def tie_kills(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[ties.TieStats]:
     """B3: ``plan`` = (scenario indexes, trials each, kills per trial, rows, tied rows)."""
     idx, trials, kills, rows, tied = plan
-    scs = ties.tie_scenarios()
-    jobs = [(i, t) for i in idx for t in range(trials)]
-    note(f"ties: {len(jobs)} trials x {kills} kills, {rows} rows of which {tied} at one timestamp")
-
-    def one(job: tuple[int, int]) -> ties.TieStats:
-        i, t = job
-        st = ties.tie_trial(
-            scs[i],
-            base / "ties" / f"s{i}-t{t}",
-            seed=seed * 1000 + 800 + i * 50 + t,
-            rows=rows,
-            ties=tied,
-            kills=kills,
-        )
-        note(
-            f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={st.kill.kills} "
-            f"{st.kill.errors[:1]}"
-        )
-        return st
-
-    return _pool(one, jobs, workers)
+    note(f"ties: {len(idx) * trials} trials x {kills} kills, {rows} rows of which {tied} at one timestamp")
+    return _trials(
+        ties.tie_scenarios(),
+        idx,
+        trials,
+        base / "ties",
+        seed * 1000 + 800,
+        workers,
+        note,
+        lambda sc, work, sd: ties.tie_trial(sc, work, seed=sd, rows=rows, ties=tied, kills=kills),
+    )
 
 
 def tie_figures(ts: list[ties.TieStats]) -> list[Row]:
@@ -369,26 +379,17 @@ def paging_figures(cases: list[paging.PagingCase]) -> list[Row]:
 def unsorted_kills(plan: Any, base: Path, seed: int, workers: int, note: Any) -> list[unsorted.UnsortedStats]:
     """B4: ``plan`` = (scenario indexes, trials each, kills per trial, rows)."""
     idx, trials, kills, rows = plan
-    scs = unsorted.unsorted_scenarios()
-    jobs = [(i, t) for i in idx for t in range(trials)]
-    note(f"unsorted: {len(jobs)} trials x {kills} kills, {rows} rows served in random updated_at order")
-
-    def one(job: tuple[int, int]) -> unsorted.UnsortedStats:
-        i, t = job
-        st = unsorted.unsorted_trial(
-            scs[i],
-            base / "unsorted" / f"s{i}-t{t}",
-            seed=seed * 1000 + 900 + i * 50 + t,
-            rows=rows,
-            kills=kills,
-        )
-        note(
-            f"  {scs[i].label} trial {t}: {'ok' if st.ok else 'FAIL'} kills={st.kill.kills} "
-            f"{(st.errors + st.kill.errors)[:1]}"
-        )
-        return st
-
-    return _pool(one, jobs, workers)
+    note(f"unsorted: {len(idx) * trials} trials x {kills} kills, {rows} rows in random updated_at order")
+    return _trials(
+        unsorted.unsorted_scenarios(),
+        idx,
+        trials,
+        base / "unsorted",
+        seed * 1000 + 900,
+        workers,
+        note,
+        lambda sc, work, sd: unsorted.unsorted_trial(sc, work, seed=sd, rows=rows, kills=kills),
+    )
 
 
 def unsorted_figures(us: list[unsorted.UnsortedStats]) -> list[Row]:
