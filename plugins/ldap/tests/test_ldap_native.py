@@ -292,3 +292,48 @@ def test_decoder_columns_partial_messages_unknown_names_and_malformed_input():
         with pytest.raises(ValueError, match="malformed"):
             cols.feed(junk, 0, len(junk), 5)
     assert (cols.n, cols.take()[0]) == (0, 0)
+
+
+def test_reader_receives_trickled_entries_whole_with_and_without_coalescing():
+    """``Columns.read`` receives first and, with ``coalesce_us``, waits that long once it has
+    caught up before polling: entries written a few at a time (as slapd does) all arrive, in
+    order, up to the page's SearchResultDone, with either setting; a bad setting is an error."""
+    import socket
+    import threading
+    import time
+
+    from dc_api_x_ldap import _berpage
+
+    msgs = [_entry_msg(7, f"uid=u{i}".encode(), [(b"cn", [f"n{i}".encode()])]) for i in range(300)]
+    done = _tlv(0x30, b"\x02\x01\x07" + _tlv(0x65, b"\x0a\x01\x00\x04\x00\x04\x00"))
+    for coalesce in (0, 200):
+        mine, peer = socket.socketpair()
+        mine.setblocking(False)
+
+        def trickle(peer=peer) -> None:
+            for k in range(0, len(msgs), 7):
+                peer.sendall(b"".join(msgs[k : k + 7]))
+                time.sleep(0.0002)
+            peer.sendall(done)
+
+        writer = threading.Thread(target=trickle)
+        writer.start()
+        try:
+            cols = _berpage.Columns(1)
+            cols.add_name(b"cn", 0)
+            buf = bytearray(1 << 16)
+            status, pos, end, extra = cols.read(mine.fileno(), buf, 0, 0, 7, 10_000, 1024, coalesce)
+            while status == _berpage.MORE:  # the buffer is full: make room, as native.py does
+                buf[0 : end - pos] = buf[pos:end]
+                status, pos, end, extra = cols.read(
+                    mine.fileno(), buf, 0, end - pos, 7, 10_000, 1024, coalesce
+                )
+            assert status == _berpage.STOP and bytes(buf[pos:extra]) == done
+            n, _, dn_data, _ = cols.take()
+            assert n == 300 and bytes(dn_data) == b"".join(f"uid=u{i}".encode() for i in range(300))
+        finally:
+            writer.join()
+            mine.close()
+            peer.close()
+    with pytest.raises(ValueError, match="coalesce_us"):
+        _berpage.Columns(1).read(0, bytearray(16), 0, 0, 1, 10, 1, 1_000_000)

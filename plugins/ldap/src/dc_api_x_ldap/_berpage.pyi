@@ -14,7 +14,16 @@ class Columns:
     def add_name(self, description: bytes, column: int, /) -> None: ...
     def feed(self, buffer: bytearray, pos: int, end: int, msgid: int, /) -> tuple[int, int, Any]: ...
     def read(
-        self, fd: int, buffer: bytearray, pos: int, end: int, msgid: int, timeout_ms: int, min_room: int, /
+        self,
+        fd: int,
+        buffer: bytearray,
+        pos: int,
+        end: int,
+        msgid: int,
+        timeout_ms: int,
+        min_room: int,
+        coalesce_us: int = 0,
+        /,
     ) -> tuple[int, int, int, Any]: ...
     def take(self) -> tuple[int, Any, Any, list[Any]]: ...
     @property

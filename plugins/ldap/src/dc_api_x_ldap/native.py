@@ -286,6 +286,11 @@ def _parse(msg: bytes | memoryview) -> tuple[int, int, bytes, list[Control]]:
 CHUNK = 1 << 20
 #: free bytes after the unread ones below which the buffer is compacted (or grown) before reading
 MIN_ROOM = 1 << 18
+#: microseconds the C reader waits, once the decoder has caught up with the server, before it polls
+#: the socket: the server writes entry by entry, and the data gathered meanwhile is taken in one
+#: receive (50,000 entries: ~7,000 wake-ups of the reading thread -> ~500, less system CPU; at most
+#: this much added latency per page, the next page being already asked for)
+COALESCE_US = 200
 
 
 class NativeReader:
@@ -527,7 +532,7 @@ class NativeReader:
                 # receive and decode in C, without the GIL, until the page's end (or a stop)
                 try:
                     status, pos, end, more = cols.read(
-                        fd, self.buf, self.start, self.end, msgid, timeout_ms, MIN_ROOM
+                        fd, self.buf, self.start, self.end, msgid, timeout_ms, MIN_ROOM, COALESCE_US
                     )
                 except ValueError as exc:  # the extension found a malformed message
                     raise LdapError(84, str(exc), dn=base, what="search") from None
