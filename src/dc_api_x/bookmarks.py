@@ -55,6 +55,9 @@ json_value = json_form
 
 Ties = Literal["keep", "drop"]
 
+#: the types :func:`json_form` returns unchanged that JSON holds as they are
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def _hash_default(value: Any) -> Any:
     """The canonical JSON form of a non-JSON value in a row hash (aware date-times in UTC)."""
@@ -426,7 +429,17 @@ class BoundaryBookmark:
             "replication_key_value": json_form(self.value),
         }
         if with_keys:
-            keys = [[json_form(v) for v in k] for k in self.keys]
+            # a key of JSON values (str, int, float, bool, None: most keys) is copied as it is,
+            # without a json_form call per value (an LDAP read ends with thousands of DNs at its
+            # last second)
+            keys: list[list[Any]] = []
+            for k in self.keys:
+                for v in k:
+                    if type(v) not in _JSON_SCALARS:
+                        keys.append([json_form(x) for x in k])
+                        break
+                else:
+                    keys.append(list(k))
             state["keys_at_value"] = sorted(keys, key=repr) if sort_keys else keys
         return state
 

@@ -362,3 +362,33 @@ def test_keyless_advance_records_and_advance_to():
     assert len(bm.keys) == 3
     bm.advance_to(4, [("h",)])
     assert bm.to_state()["keys_at_value"] == [["h"]]
+
+
+def test_to_state_keys_are_json_forms_whatever_their_types():
+    """``to_state`` copies keys of JSON scalars as they are and renders the others with
+    ``json_form`` (date-times, decimals, bytes, UUIDs, str subclasses), key by key."""
+    import enum
+
+    class Color(str, enum.Enum):
+        RED = "red"
+
+    at = _dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    keys = [
+        ("uid=a,ou=people",),
+        (1, "x", None, True, 2.5),
+        (at, "y"),
+        ("z", Decimal("1.50")),
+        (b"\x00\xff", 3),
+        (uuid.UUID(int=5),),
+        (Color.RED,),
+        (),
+    ]
+    bm = BoundaryBookmark("modifyTimestamp", ("dn",))
+    bm.advance_to(at, keys)
+    state = bm.to_state()
+    assert state is not None
+    assert state["keys_at_value"] == [[json_form(v) for v in k] for k in keys]
+    assert state["keys_at_value"][3] == ["z", "1.50"] and state["keys_at_value"][4] == ["AP8=", 3]
+    assert all(type(k) is list for k in state["keys_at_value"])
+    state["keys_at_value"][0].append("changed")  # the state is a copy: the bookmark is unchanged
+    assert bm.keys[0] == ("uid=a,ou=people",)
