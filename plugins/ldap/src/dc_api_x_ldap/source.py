@@ -182,17 +182,19 @@ class LdapSource(LdapBase):
                 held = Batch.from_arrow(table, schema=schema)
                 if left is not None and left <= 0:
                     break
+            # the bookmark too before the collector is back: its thousands of DN keys (every
+            # entry changed in the last second) would trigger collections of everything alive
+            bookmark = None
+            if bm is not None:
+                if top is not None:
+                    top.finish(bm)
+                bookmark = bm.to_state()
+                if bookmark is None and state:
+                    bookmark = None  # nothing delivered before the cut-off: the old state stands
         finally:
             pages.close()
             if gc_was_on:
                 gc.enable()
-        bookmark = None
-        if bm is not None:
-            if top is not None:
-                top.finish(bm)
-            bookmark = bm.to_state()
-            if bookmark is None and state:
-                bookmark = None  # nothing delivered before the cut-off: the old state stands
         if held is not None:
             held.bookmark = bookmark
             yield held
