@@ -12,6 +12,8 @@ client process (slapd's not included) and the load average.
     .venv/bin/python benchmarks/ldap_read.py                      # 50,000 entries, 3 runs
     .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3/backend
     .venv/bin/python benchmarks/ldap_read.py --profile python-ldap   # cProfile of one in-process run
+    bash benchmarks/ldap_read.sh --backends python-ldap --base-bin /tmp/base/.venv-bench/bin --runs 5
+        # paired: every dcapix contender also run with another build's dcapix ("[base]" rows)
 
 A contender is ``backend[/reader]``: ``python-ldap`` reads through the adapter's native reader
 (``reader: auto``: its own socket, entries decoded by the plugin's C extension, no client library
@@ -59,6 +61,12 @@ def main() -> int:
         "built), native or backend; ldaptor/backend is ~30x slower)",
     )
     ap.add_argument("--profile", metavar="BACKEND", help="profile one in-process run instead")
+    ap.add_argument(
+        "--base-bin",
+        metavar="DIR",
+        help="bin directory of another build of dcapix (e.g. the base commit's venv): each dcapix "
+        "contender also runs with it, interleaved, as '... [base]'",
+    )
     args = ap.parse_args()
 
     from dc_api_x_ldap.testing import Slapd, people_ldif
@@ -68,8 +76,17 @@ def main() -> int:
             "ldapsearch not found (apt-get install ldap-utils, or bash .ci/start-slapd.sh)", file=sys.stderr
         )
         return 2
-    for tree in (ROOT / "src", ROOT / "plugins" / "ldap" / "src"):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree)], capture_output=True)
+    bins = {"": BIN}
+    if args.base_bin:
+        bins[" [base]"] = Path(args.base_bin)
+    for b in bins.values():  # each build's own checkout (editable installs), compiled once, untimed
+        for mod in ("dc_api_x", "dc_api_x_ldap"):
+            find = f"import {mod}, os; print(os.path.dirname({mod}.__file__))"
+            where = subprocess.run([str(b / "python"), "-c", find], capture_output=True, text=True)
+            if where.returncode == 0:
+                subprocess.run(
+                    [str(b / "python"), "-m", "compileall", "-q", where.stdout.strip()], capture_output=True
+                )
     work = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
     srv = Slapd(stats_log=False)
     try:
@@ -85,7 +102,10 @@ def main() -> int:
             "-b", base, "-E", f"pr={args.page_size}/noprompt", FILTER, *ATTRS,
         ]  # fmt: skip
         backends = [b for b in args.backends.split(",") if b]
-        walls: dict[str, list[float]] = {"ldapsearch": [], **{f"dcapix run ({b})": [] for b in backends}}
+        walls: dict[str, list[float]] = {
+            "ldapsearch": [],
+            **{f"dcapix run ({b}){tag}": [] for b in backends for tag in bins},
+        }
         cpus: dict[str, list[float]] = {k: [] for k in walls}
         load = os.getloadavg()
         for run in range(args.runs):
@@ -96,26 +116,29 @@ def main() -> int:
             walls["ldapsearch"].append(time.perf_counter() - t)
             cpus["ldapsearch"].append(_child_cpu() - c)
             for b in backends:
-                out = work / f"out-{b.replace('/', '-')}-{run}"
-                c = _child_cpu()
-                walls[f"dcapix run ({b})"].append(dcapix_run(srv, base, b, args, work, out))
-                cpus[f"dcapix run ({b})"].append(_child_cpu() - c)
-                n = count_parquet(out)
-                if n != args.entries:
-                    print(f"!!! dcapix ({b}) wrote {n} rows, expected {args.entries}", file=sys.stderr)
-                    return 1
-                shutil.rmtree(out)
+                # alternate which build goes first from run to run
+                for tag, bindir in list(bins.items())[:: 1 if run % 2 == 0 else -1]:
+                    name = f"dcapix run ({b}){tag}"
+                    out = work / f"out-{b.replace('/', '-')}-{run}"
+                    c = _child_cpu()
+                    walls[name].append(dcapix_run(srv, base, b, args, work, out, bindir))
+                    cpus[name].append(_child_cpu() - c)
+                    n = count_parquet(out)
+                    if n != args.entries:
+                        print(f"!!! {name} wrote {n} rows, expected {args.entries}", file=sys.stderr)
+                        return 1
+                    shutil.rmtree(out)
         ref = statistics.median(walls["ldapsearch"])
         end = os.getloadavg()
         print(f"load average {load[0]:.1f} {load[1]:.1f} before, {end[0]:.1f} {end[1]:.1f} after")
         print(
-            f"\n{'contender':<34} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
+            f"\n{'contender':<41} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
             f"{'client cpu s':>13}   runs"
         )
         for name, ws in walls.items():
             med = statistics.median(ws)
             print(
-                f"{name:<34} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
+                f"{name:<41} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
                 f"{statistics.median(cpus[name]):>13.2f}   " + " ".join(f"{w:.2f}" for w in ws)
             )
         return 0
@@ -147,11 +170,11 @@ def pipeline(srv, base: str, backend: str, args, out: Path) -> dict:  # type: ig
     }
 
 
-def dcapix_run(srv, base: str, backend: str, args, work: Path, out: Path) -> float:  # type: ignore[no-untyped-def]
+def dcapix_run(srv, base: str, backend: str, args, work: Path, out: Path, bindir: Path = BIN) -> float:  # type: ignore[no-untyped-def]
     cfg = work / f"dcapix-{backend.replace('/', '-')}.json"
     cfg.write_text(json.dumps({"pipelines": {"ldap": pipeline(srv, base, backend, args, out)}}))
     cmd = [
-        str(BIN / "dcapix"),
+        str(bindir / "dcapix"),
         "run",
         "-c",
         str(cfg),
