@@ -337,3 +337,39 @@ def test_reader_receives_trickled_entries_whole_with_and_without_coalescing():
             peer.close()
     with pytest.raises(ValueError, match="coalesce_us"):
         _berpage.Columns(1).read(0, bytearray(16), 0, 0, 1, 10, 1, 1_000_000)
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs signal.setitimer")
+def test_reader_returns_at_once_for_a_signal_during_its_coalescing_wait():
+    """A signal that arrives while the reader waits before polling (``coalesce_us``) is handed to
+    Python at once (status INTR, the handler runs), not after the poll's timeout."""
+    import signal
+    import socket
+    import time
+
+    from dc_api_x_ldap import _berpage
+
+    class Alarm(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Alarm
+
+    mine, peer = socket.socketpair()
+    mine.setblocking(False)
+    old = signal.signal(signal.SIGALRM, handler)
+    t = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(Alarm):
+            while True:  # native.py's loop: INTR -> read again (after the handler ran)
+                status, *_ = _berpage.Columns(1).read(
+                    mine.fileno(), bytearray(1 << 16), 0, 0, 1, 10_000, 1024, 900_000
+                )
+                assert status == _berpage.INTR
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        mine.close()
+        peer.close()
+    assert time.monotonic() - t < 2  # not the 10 s timeout

@@ -512,7 +512,11 @@ static PyObject *Columns_read(Columns *self, PyObject *args) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (coalesce_us > 0) {
                 struct timespec ts = {0, (long)coalesce_us * 1000L};
-                nanosleep(&ts, NULL);
+                if (nanosleep(&ts, NULL) != 0 && errno == EINTR) {
+                    /* a signal: its Python handler must run now, not after the poll below */
+                    o.status = ST_INTR;
+                    break;
+                }
                 n = recv(fd, base + end, (size_t)(cap - end), MSG_DONTWAIT);
             }
         }
