@@ -672,11 +672,12 @@ static PyMethodDef Columns_methods[] = {
      "known), 1: another message is at pos (extra: its end), 2: the entry at pos has an unknown "
      "attribute description (extra: (description, dn))"},
     {"read", (PyCFunction)Columns_read, METH_VARARGS,
-     "read(fd, buffer: bytearray, pos, end, msgid, timeout_ms, min_room) -> (status, pos, end, extra): "
+     "read(fd, buffer: bytearray, pos, end, msgid, timeout_ms, min_room, coalesce_us=0) -> (status, pos, end, extra): "
      "feed() the buffer, receiving more from the socket `fd` into buffer[end:] as long as at least "
      "min_room bytes are free after end (GIL released throughout); status as feed()'s, plus 3: the "
      "peer closed the connection, 4: timeout, 5: interrupted by a signal; 0 (MORE) now means: make "
-     "room (compact or grow the buffer; extra: bytes the next message needs, 0 if not known)"},
+     "room (compact or grow the buffer; extra: bytes the next message needs, 0 if not known). It "
+     "receives before polling; with coalesce_us, once caught up it waits that long before polling."},
     {"take", (PyCFunction)Columns_take, METH_NOARGS,
      "take() -> (n, dn_offsets, dn_data, columns): the entries so far, and start anew; a column is "
      "None when no entry has it, else (validity, list_offsets, value_offsets, data, values, nulls)"},
