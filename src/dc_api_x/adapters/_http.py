@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from ..arrow.page_columns import PageColumns
 from ..exceptions import HTTPStatusError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
@@ -71,6 +72,10 @@ def infer_schema(records: Sequence[Mapping[str, Any]]) -> JSONSchema:
 
 _NO_AUTH: Any = object()
 
+#: Seconds a stream's first page fetched by discovery (or for the page windows' total) is kept for
+#: the read that follows: that read does not ask for it a second time.
+FIRST_PAGE_REUSE = 30.0
+
 
 # ------------------------------------------------------------------------------------ adapter
 class HttpAdapter(ProtocolAdapter):
@@ -102,6 +107,8 @@ class HttpAdapter(ProtocolAdapter):
         self._auth_cache: dict[str, Any] = {}
         self._providers: list[AuthProvider] = []
         self._schemas: dict[str, JSONSchema] = {}
+        #: the last first page looked at (_fetch_page's probe): key, when, response, records
+        self._first_page: tuple[Any, float, Response, list[Record]] | None = None
         self.sleep = time.sleep  #: the sleep function used between retries (tests may replace it)
         # validate auth / pagination names early (unknown names list the known ones)
         if opts.auth is not None:
@@ -201,6 +208,7 @@ class HttpAdapter(ProtocolAdapter):
         where: str = "",
         decode: bool | None = False,
         counters: RetryCounters | None = None,
+        decoder: Any = None,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
         """Send with retries; returns the final ``httpx.Response`` (any non-retryable status) and,
@@ -210,6 +218,9 @@ class HttpAdapter(ProtocolAdapter):
         The body is read inside the retry loop (unless ``stream``): a 2xx body cut short or, with
         ``decode``, JSON that does not decode is retried like a transport error (see
         :mod:`._http_retry`). Retries are counted in ``counters`` (default: the adapter's).
+        ``decoder``: tried first on a 2xx body to decode (a page plan's ``decode``, giving
+        :class:`~dc_api_x.arrow.page_columns.PageColumns`); when it gives ``None`` the body is
+        decoded as JSON as usual.
 
         :raises TransportError: a transport error that is not retryable or persisted.
         :raises HTTPStatusError: a retryable status (429, 5xx) still there after the last attempt.
@@ -248,7 +259,10 @@ class HttpAdapter(ProtocolAdapter):
             try:
                 content = read_body(resp)
                 if 200 <= status < 300 and (decode or (decode is None and is_json(resp.headers))):
-                    data = decode_json(content, resp.headers)
+                    if decoder is not None:
+                        data = decoder(content)
+                    if data is ... or data is None:
+                        data = decode_json(content, resp.headers)
             except BodyFault as fault:
                 self.sleep(tries.body_failed(fault, redact(str(request.url)), status))
                 continue
@@ -451,7 +465,7 @@ class HttpAdapter(ProtocolAdapter):
             pr = self._first_request(s)
             pr.params.update(params)
             paginator.prepare(pr)
-            _, records = self._fetch_page(pr, self._default_auth(s), s, where)
+            _, records = self._fetch_page(pr, self._default_auth(s), s, where, probe=True)
             if records:
                 break
         schema = infer_schema(records)
@@ -464,7 +478,36 @@ class HttpAdapter(ProtocolAdapter):
         )
 
     def _fetch_page(
-        self, pr: PageRequest, auth: Any, s: StreamOptions, where: str
+        self, pr: PageRequest, auth: Any, s: StreamOptions, where: str, plan: Any = None, probe: bool = False
+    ) -> tuple[Response, list[Record]]:
+        """One page: its response and records. With ``plan`` (a
+        :class:`~dc_api_x.arrow.page_columns.PagePlan`) a body the plan decodes gives its
+        :class:`~dc_api_x.arrow.page_columns.PageColumns` as the records (``Response.data`` then
+        holds the body's other keys).
+
+        ``probe``: a look at a stream's first page (schema discovery, page windows' total) that the
+        read following it within :data:`FIRST_PAGE_REUSE` seconds takes instead of asking again
+        (the same request: method, URL, params, headers, body); a read takes it once."""
+        key = (
+            s.name,
+            pr.method,
+            pr.url,
+            sorted(pr.params.items()),
+            sorted(pr.headers.items()),
+            repr(pr.json),
+        )
+        kept = self._first_page
+        if kept is not None and kept[0] == key and time.monotonic() - kept[1] <= FIRST_PAGE_REUSE:
+            if not probe:
+                self._first_page = None
+            return kept[2], kept[3]
+        response, records = self._fetch(pr, auth, s, where, plan)
+        if probe:
+            self._first_page = (key, time.monotonic(), response, records)
+        return response, records
+
+    def _fetch(
+        self, pr: PageRequest, auth: Any, s: StreamOptions, where: str, plan: Any
     ) -> tuple[Response, list[Record]]:
         kwargs: dict[str, Any] = {}
         if pr.params:
@@ -475,7 +518,14 @@ class HttpAdapter(ProtocolAdapter):
             kwargs["json"] = pr.json
         counters = self.stream_retry_counters(s.name)
         resp, body = self._send(
-            pr.method, pr.url, auth=auth, where=where, decode=True, counters=counters, **kwargs
+            pr.method,
+            pr.url,
+            auth=auth,
+            where=where,
+            decode=True,
+            counters=counters,
+            decoder=plan.decode if plan is not None else None,
+            **kwargs,
         )
         shown = redact(str(resp.request.url))
         if resp.status_code >= 400:
@@ -487,6 +537,8 @@ class HttpAdapter(ProtocolAdapter):
             )
         if body is ...:  # a 1xx/3xx answer (redirects not followed): decoded as before
             body = decode_json(resp.content, resp.headers) if resp.content else None
+        elif plan is not None and type(body) is PageColumns:
+            return self._response(resp, pr.method, body.data, shown), body  # type: ignore[return-value]
         records = extract_records(body, s.records_path, where=f"{where}: {pr.method} {shown}")
         return self._response(resp, pr.method, body, shown), records
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..arrow import ColumnarBatch, RecordColumns
+from ..arrow.page_columns import PageColumns, PageColumnsBatch, PagePlan, page_plan
 from ..ext.pagination import MISSING, PageRequest, Paginator
 from ..inference import infer_schema as _infer
 from ..prefetch import Prefetcher, in_reader_thread
@@ -103,11 +104,23 @@ def read_stream(
     held: list[Batch] = []  # unsorted incremental streams: the bookmark goes on the last batch
 
     transposed: RecordColumns | None = None  # the pending records' columns, page by page
+    # pages decoded straight into columns (PagePlan, no dict per record): once one arrived, the
+    # batch is a PageColumnsBatch of parts (PageColumns, or the records of a page decoded to dicts)
+    parts: list[PageColumns | list[Record]] = []
+    part_rows = 0
+    plain = tracker is None and cols is None and limit is None
+    planner = _planner(paginator, s, lambda: schema) if plain else None
 
-    def emit(records: list[Record]) -> Iterator[Batch]:
+    def emit(
+        records: list[Record] | list[PageColumns | list[Record]], of_parts: bool = False
+    ) -> Iterator[Batch]:
         if not records:
             return
-        batch = ColumnarBatch(records=records, columns=transposed, schema=schema)
+        batch: Batch
+        if of_parts:
+            batch = PageColumnsBatch(parts=records, schema=schema)  # type: ignore[arg-type]
+        else:
+            batch = ColumnarBatch(records=records, columns=transposed, schema=schema)  # type: ignore[arg-type]
         if sorted_marks:
             assert tracker is not None
             batch.bookmark = tracker.bookmark()
@@ -122,7 +135,16 @@ def read_stream(
     if remaining is not None and remaining <= 0:
         return
     source = iter(
-        pages(adapter, paginator, base, auth, s, where, max_records=limit if tracker is None else None)
+        pages(
+            adapter,
+            paginator,
+            base,
+            auth,
+            s,
+            where,
+            max_records=limit if tracker is None else None,
+            planner=planner,
+        )
     )
     while True:
         try:
@@ -132,8 +154,35 @@ def read_stream(
         except BaseException:
             # what the pages before the failing one hold is delivered (and, for a sorted
             # incremental stream, its bookmark) before the error, as with one batch per page
+            yield from emit(parts, True)
             yield from emit(pending)
             raise
+        if type(page) is PageColumns or parts:
+            if type(page) is not PageColumns:  # a page the plan did not take: its dicts
+                grown = _dict_page(page, schema, widen, where)
+                if schema is None and grown is not None:
+                    adapter._schemas[name] = grown
+                schema = grown
+            if not parts:
+                if pending:  # the dict pages before the first page of columns
+                    parts.append(pending)
+                    part_rows = len(pending)
+                    pending = []
+                else:
+                    first_at = time.monotonic()
+            if type(page) is PageColumns:
+                page.rows = ()  # (the structs were for the paginator's page fingerprint)
+            parts.append(page)
+            part_rows += len(page)
+            pages_in += 1
+            if max_rows is None:
+                full = pages_in >= per_batch
+            else:
+                full = part_rows >= max_rows or time.monotonic() - first_at >= BATCH_SECONDS
+            if full:
+                yield from emit(parts, True)
+                parts, part_rows, pages_in = [], 0, 0
+            continue
         # the limit is applied inside filter(): the bookmark must not count undelivered records
         records = tracker.filter(page, remaining) if tracker is not None else page
         if remaining is not None:
@@ -171,6 +220,7 @@ def read_stream(
             pending, pages_in = [], 0
         if done:
             break
+    yield from emit(parts, True)
     yield from emit(pending)
     if held:
         last = held.pop()
@@ -188,6 +238,7 @@ def pages(
     s: StreamOptions,
     where: str,
     max_records: int | None = None,
+    planner: Callable[[Any], PagePlan | None] | None = None,
 ) -> Iterator[tuple[Response, list[Record]]]:
     """Drive ``paginator``: yields ``(response, records)`` per page (records cut to max_items).
 
@@ -198,10 +249,10 @@ def pages(
     """
     if not adapter.options.prefetch or in_reader_thread():
         # already in a read-ahead thread (the runner's reader): no second thread hop per page
-        yield from page_loop(adapter, paginator, base, auth, s, where, max_records)
+        yield from page_loop(adapter, paginator, base, auth, s, where, max_records, planner)
         return
     yield from Prefetcher(
-        lambda: page_loop(adapter, paginator, base, auth, s, where, max_records),
+        lambda: page_loop(adapter, paginator, base, auth, s, where, max_records, planner),
         depth=2,
         name=f"dcapix-http-{s.name}",
     )
@@ -215,18 +266,77 @@ def page_loop(
     s: StreamOptions,
     where: str,
     max_records: int | None,
+    planner: Callable[[Any], PagePlan | None] | None = None,
 ) -> Iterator[tuple[Response, list[Record]]]:
+    """The pages of ``paginator``. ``planner``: given the first page's body (decoded the ordinary
+    way), the :class:`PagePlan` that decodes the next pages into columns (``None``: dicts)."""
     produced = 0
+    first: Any = MISSING  # the first page's body, until the planner decided
+    plan: PagePlan | None = None
     while not paginator.finished:
         pr = PageRequest(base.method, base.url, dict(base.params), dict(base.headers), base.json)
         paginator.prepare(pr)
-        response, records = adapter._fetch_page(pr, auth, s, where)
+        if planner is not None and first is not MISSING:
+            plan = planner(first)
+        response, records = adapter._fetch_page(pr, auth, s, where, plan)
+        if first is MISSING and planner is not None:
+            first = response.data
         records = paginator.clip(records)
         paginator.advance(response, records)
         yield response, records
         produced += len(records)
         if max_records is not None and produced >= max_records:
             return
+
+
+def _dict_page(
+    records: list[Record], schema: JSONSchema | None, widen: bool, where: str
+) -> JSONSchema | None:
+    """For a page decoded to dicts among pages of columns (no limit, filter nor projection then):
+    the schema grown by its new fields when it is inferred."""
+    if schema is None and records:
+        return _infer_schema(records)
+    if widen and records:
+        return widen_schema(schema, records, where)
+    return schema
+
+
+def _plain_paginator(paginator: Paginator[Any]) -> bool:
+    """Whether ``paginator``'s decisions read the body's keys and the number of records only (a
+    page of :class:`PageColumns` is for it a sequence of rows, the body's other keys its ``data``)."""
+    from ..pagination import (
+        CursorPaginator,
+        LinkHeaderPaginator,
+        OffsetPaginator,
+        PageNumberPaginator,
+        SinglePagePaginator,
+    )
+
+    known = (CursorPaginator, LinkHeaderPaginator, OffsetPaginator, PageNumberPaginator, SinglePagePaginator)
+    return type(paginator) in known and paginator.options.max_items is None
+
+
+def _planner(
+    paginator: Paginator[Any], s: StreamOptions, get_schema: Callable[[], JSONSchema | None]
+) -> Callable[[Any], PagePlan | None] | None:
+    """The planner of :func:`page_loop` for a stream (``None`` when its pages stay dicts): a plan
+    for the current schema (rebuilt when the schema grew), from the first page's body."""
+    key = s.records_path
+    if not key or "." in key or not _plain_paginator(paginator):
+        return None
+    o = paginator.options
+    paths = [getattr(o, n) for n in type(o).model_fields if n.endswith("_path")]
+    made: list[Any] = [None, None]  # schema, plan
+
+    def planner(first: Any) -> PagePlan | None:
+        schema = get_schema()
+        if schema is None:
+            return None
+        if made[0] is not schema:
+            made[0], made[1] = schema, page_plan(schema, key, first, paths=paths)
+        return made[1]  # type: ignore[no-any-return]
+
+    return planner
 
 
 def widen_schema(schema: JSONSchema | None, records: list[Record], where: str) -> JSONSchema | None:

@@ -94,7 +94,7 @@ def http_partitions(
     paginator.reset()
     pr = adapter._first_request(s)
     paginator.prepare(pr)
-    response, _ = adapter._fetch_page(pr, adapter._default_auth(s), s, where)
+    response, _ = adapter._fetch_page(pr, adapter._default_auth(s), s, where, probe=True)
     windows: list[dict[str, Any]] = []
     if offset:
         total = _int_at(response, o.total_path)
@@ -169,6 +169,9 @@ def _read_pages(
     columns: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Batch]:
+    from ..arrow.page_columns import PageColumns, PageColumnsBatch
+    from . import _http_read as rd
+
     s = adapter._stream_options(stream)
     where = f"adapter {adapter.name!r}, stream {s.name!r}"
     paginator = adapter._paginator(s.pagination if s.pagination is not None else adapter.options.pagination)
@@ -179,13 +182,28 @@ def _read_pages(
     w = partition.options
     remaining = limit
 
+    # pages decoded straight into columns once the first page showed the body's keys
+    # (_http_read.page_loop): a batch is then a PageColumnsBatch of the pages
+    planner = rd._planner(paginator, s, lambda: schema) if columns is None and limit is None else None
+    first: list[Any] = []
+
     def page(params: dict[str, Any]) -> list[Record]:
         pr = PageRequest(base.method, base.url, {**base.params, **params}, dict(base.headers), base.json)
-        _, records = adapter._fetch_page(pr, auth, s, where)
+        plan = planner(first[0]) if planner is not None and first else None
+        response, records = adapter._fetch_page(pr, auth, s, where, plan)
+        if not first:
+            first.append(response.data)
         return records
 
-    def batch(records: list[Record]) -> Batch:
+    def batch(records: list[Any]) -> Batch:
         nonlocal schema
+        if planner is not None:
+            if schema is None:
+                schema = infer_schema([r for p in records if type(p) is not PageColumns for r in p])
+            for p in records:
+                if type(p) is PageColumns:
+                    p.rows = ()
+            return PageColumnsBatch(parts=records, schema=schema)
         if columns is not None:
             records = [{c: r[c] for c in columns if c in r} for r in records]
         if schema is None:
@@ -218,10 +236,9 @@ def _read_pages(
         else pages()
     )
     # pages combined into batches as the serial read does (_http_read.BATCH_ROWS / BATCH_SECONDS)
-    from . import _http_read as rd
-
     per_batch = s.pages_per_batch or adapter.options.pages_per_batch
-    pending: list[Record] = []
+    pending: list[Any] = []  # records, or with a planner the pages (parts of a PageColumnsBatch)
+    rows = 0
     pages_in, first_at = 0, 0.0
     try:
         it = iter(source)
@@ -237,19 +254,24 @@ def _read_pages(
             if remaining is not None:
                 records = records[:remaining]
                 remaining -= len(records)
-            if pending:
+            if not pending:
+                first_at = time.monotonic()
+            if planner is not None:
+                pending.append(records)
+            elif pending:
                 pending.extend(records)
             else:
-                pending, first_at = records, time.monotonic()
+                pending = records
+            rows += len(records)
             pages_in += 1
             done = remaining is not None and remaining <= 0
             if per_batch:
                 full = pages_in >= per_batch
             else:
-                full = len(pending) >= rd.BATCH_ROWS or time.monotonic() - first_at >= rd.BATCH_SECONDS
+                full = rows >= rd.BATCH_ROWS or time.monotonic() - first_at >= rd.BATCH_SECONDS
             if (full or done) and pending:
                 yield batch(pending)
-                pending, pages_in = [], 0
+                pending, pages_in, rows = [], 0, 0
             if done:
                 return
         if pending:

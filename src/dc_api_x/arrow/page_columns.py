@@ -1,0 +1,422 @@
+"""Pages of JSON records decoded straight into columns (no Python dict per record), for a stream
+whose JSON Schema is simple: integer, number, boolean, string (dates and times included) and
+free-form JSON properties.
+
+A :class:`PagePlan` holds one :class:`msgspec.json.Decoder` of the page envelope (``{"records":
+[...], "total": …}``): the records are structs typed by the schema, so the decode itself is the
+type check, and every other top-level key of the envelope is decoded as any JSON (what a paginator
+reads: ``total``, ``next``, …). :meth:`PagePlan.decode` gives a :class:`PageColumns` — the page's
+records transposed into columns right after the decode, hot in cache — or ``None`` when the page
+must go the ordinary way (``orjson`` into dicts), which then decides and names what is wrong:
+
+* the body holds a long number (16+ digits in a row or a 3-digit exponent,
+  :func:`~dc_api_x.values.has_long_digit_run`): the ordinary decode keeps every digit;
+* msgspec refuses the body: not JSON, a value of another type than the schema's, a field the
+  schema does not declare, an envelope key not seen on the first page, a missing records key.
+
+Values: integers, strings and booleans are exact in msgspec as in orjson. A ``number`` (float64)
+column is kept as the values' texts (:class:`msgspec.Raw`) and parsed by Arrow — correctly
+rounded, as orjson parses them — after a check that refuses anything but plain numbers, ``-0``
+(the integer 0 for orjson) and, in a non-nullable field, ``null``. A free-form JSON column is kept
+as the values' texts when they are exactly what ``orjson.dumps`` of their decode gives (one check
+per column); otherwise the decoded values are converted as the dict path converts them. A batch
+that does not convert so is converted from its records (the dict path), which raise the
+dict path's error naming the field.
+
+The dict view of a :class:`PageColumnsBatch` (``batch.records``, e.g. for a stream map or the
+Singer output) is made on first use by decoding the held page bodies the ordinary way: it is the
+same list of dicts the dict path gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..types import Batch, JSONSchema, Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+__all__ = ["PageColumns", "PageColumnsBatch", "PagePlan", "page_plan"]
+
+
+class _Refused(Exception):
+    """A column the page-column conversion does not take (the dict path then decides)."""
+
+
+_INT, _BOOL, _STR, _NUMBER, _JSON = "int", "bool", "str", "number", "json"
+
+
+def _kind(prop: Any) -> str | None:
+    """How one property is decoded, or ``None`` when the plan cannot take it."""
+    import pyarrow as pa
+
+    from .schema import JSON_META, json_types, jsonschema_field
+
+    if not isinstance(prop, Mapping) or "anyOf" in prop or "oneOf" in prop:
+        return None
+    field = jsonschema_field("x", prop)
+    meta = field.metadata or {}
+    if meta.get(JSON_META) == b"true":
+        return _JSON
+    if meta:  # number text, decimal text …
+        return None
+    types, _ = json_types(prop)
+    t = field.type
+    if t == pa.int64() and types == {"integer"}:
+        return _INT
+    if t == pa.float64() and types and types <= {"integer", "number"}:
+        return _NUMBER
+    if t == pa.bool_() and types == {"boolean"}:
+        return _BOOL
+    if types == {"string"} and (
+        pa.types.is_string(t) or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+    ):
+        return _STR
+    return None
+
+
+class PageColumns:
+    """One page's records as columns (``columns[i]`` holds the values of ``names[i]``: Python
+    values, :class:`msgspec.Raw` texts for number and JSON columns, ``None`` where a record lacks
+    the field), with the envelope's other keys (``data``) and the page body (for the dict view).
+
+    A sequence of the page's rows for a paginator: ``len()`` and ``page[i]`` (the JSON text of the
+    row, fields in the schema's order: what a page fingerprint hashes) and slices (``page[:n]``)."""
+
+    __slots__ = ("columns", "content", "data", "key", "n", "plan", "rows", "start")
+
+    def __init__(
+        self,
+        content: bytes,
+        key: str,
+        data: dict[str, Any],
+        columns: list[Sequence[Any]],
+        n: int,
+        plan: PagePlan,
+        rows: Sequence[Any] = (),
+    ) -> None:
+        self.plan = plan
+        self.rows = rows  # the decoded structs (page[i] is the JSON text of one)
+        self.content = content
+        self.key = key
+        self.data = data
+        self.columns = columns
+        self.n = n
+        self.start = 0  # the records of the body this page holds: [start, start + n)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self.n)
+            if step != 1:
+                raise ValueError("PageColumns slices take no step")
+            stop = max(start, stop)
+            page = PageColumns(
+                self.content,
+                self.key,
+                self.data,
+                [c[start:stop] for c in self.columns],
+                stop - start,
+                self.plan,
+                self.rows[start:stop],
+            )
+            page.start = self.start + start
+            return page
+        return self.plan.row_text(self.rows[i])
+
+    def records(self) -> list[Record]:
+        """The page's records as the dict path decodes them."""
+        from ..ext.pagination import extract_records
+        from ..values import json_loads
+
+        records = extract_records(json_loads(self.content), self.key)
+        return records[self.start : self.start + self.n]
+
+
+class PagePlan:
+    """The msgspec decoder of one stream's pages (see the module docstring)."""
+
+    def __init__(self, names: list[str], kinds: list[str], key: str, envelope: Sequence[str]) -> None:
+        import msgspec
+
+        self.names = names
+        self.kinds = kinds
+        self.key = key
+        attrs = [f"f{i}" for i in range(len(names))]
+        anns = {_INT: int, _BOOL: bool, _STR: str, _NUMBER: msgspec.Raw, _JSON: msgspec.Raw}
+        fields: list[Any] = []
+        for attr, kind in zip(attrs, kinds, strict=True):
+            ann: Any = anns[kind]
+            if ann is not msgspec.Raw:
+                ann = ann | None
+            fields.append((attr, ann, None))  # a missing field is None, as the dict path reads it
+        record = msgspec.defstruct(
+            "PageRecord",
+            fields,
+            kw_only=True,
+            forbid_unknown_fields=True,
+            gc=False,
+            rename=dict(zip(attrs, names, strict=True)),
+        )
+        others = [k for k in envelope if k != key]
+        env_attrs = [f"e{i}" for i in range(len(others))]
+        self._others = list(zip(env_attrs, others, strict=True))
+        page = msgspec.defstruct(
+            "Page",
+            [("records", list[record])] + [(a, Any, msgspec.UNSET) for a in env_attrs],  # type: ignore[valid-type]
+            kw_only=True,
+            forbid_unknown_fields=True,
+            gc=False,
+            rename={"records": key, **dict(zip(env_attrs, others, strict=True))},
+        )
+        self._decode = msgspec.json.Decoder(page).decode
+        self._encode = msgspec.json.encode
+        self._errors = (msgspec.DecodeError, msgspec.ValidationError)
+        self._unset = msgspec.UNSET
+        from msgspec.structs import astuple
+
+        self._astuple = astuple
+
+    def row_text(self, row: Any) -> str:
+        """The JSON text of one decoded record (what a page fingerprint hashes)."""
+        return self._encode(row).decode()  # type: ignore[no-any-return]
+
+    def decode(self, content: bytes) -> PageColumns | None:
+        """The page's columns, or ``None`` when the dict path must decode it."""
+        from ..values import has_long_digit_run
+
+        if has_long_digit_run(content):
+            return None
+        try:
+            page = self._decode(content)
+        except self._errors:
+            return None
+        rows = page.records  # type: ignore[attr-defined]
+        n = len(rows)
+        if n:
+            columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
+        else:
+            columns = [() for _ in self.names]
+        unset = self._unset
+        data: dict[str, Any] = {self.key: None}  # (the records are the PageColumns, not data)
+        for attr, name in self._others:
+            value = getattr(page, attr)
+            if value is not unset:
+                data[name] = value
+        return PageColumns(content, self.key, data, columns, n, self, rows)
+
+
+def page_plan(
+    schema: JSONSchema | None, records_key: str, envelope: Any, *, paths: Sequence[str | None] = ()
+) -> PagePlan | None:
+    """The page plan of a stream, or ``None`` when it cannot have one: msgspec is not installed,
+    the schema has a property that needs more than a type check, the body (``envelope``, the first
+    page as decoded) is no object holding ``records_key``, or a paginator path in ``paths`` reads
+    inside the records."""
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:  # pragma: no cover - an optional speed-up
+        return None
+    if not schema or not isinstance(envelope, dict) or records_key not in envelope:
+        return None
+    if not records_key or "." in records_key:
+        return None
+    for path in paths:
+        if path and path.split(".", 1)[0] == records_key:
+            return None
+    props = schema.get("properties")
+    if not isinstance(props, Mapping) or not props:
+        return None
+    names = list(props)
+    kinds = []
+    for name in names:
+        kind = _kind(props[name])
+        if kind is None:
+            return None
+        kinds.append(kind)
+    return PagePlan(names, kinds, records_key, list(envelope))
+
+
+class PageColumnsBatch(Batch):
+    """A :class:`~dc_api_x.types.Batch` of pages: ``parts`` are :class:`PageColumns` or the records
+    of a page decoded to dicts (the first page of a read, a page the plan did not take). Its Arrow
+    view is built from the pages' columns (the dict parts as any records are), its dict view (made on
+    first use only) by decoding the page bodies as the dict path does."""
+
+    __slots__ = ("_n", "_parts")
+
+    def __init__(
+        self,
+        *,
+        parts: list[PageColumns | list[Record]],
+        schema: JSONSchema | None = None,
+        bookmark: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(records=None, arrow=None, schema=schema, bookmark=bookmark)
+        self._records = None
+        self._parts = parts
+        self._n = sum(map(len, parts))
+
+    @property
+    def has_records(self) -> bool:
+        return self._records is not None
+
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            out: list[Record] = []
+            for p in self._parts:
+                out.extend(p.records() if isinstance(p, PageColumns) else p)
+            self._records = out
+        return self._records
+
+    def __len__(self) -> int:
+        return self._n
+
+    def to_arrow(self, schema: pa.Schema | None = None) -> pa.Table:
+        if self._arrow is None:
+            import pyarrow as pa
+
+            from .schema import jsonschema_to_arrow
+
+            arrow_schema = schema if schema is not None else jsonschema_to_arrow(self.schema or {})
+            tables = [self._group_to_arrow(g, arrow_schema) for g in _groups(self._parts)]
+            self._arrow = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return super().to_arrow(schema)
+
+    def _group_to_arrow(self, group: list[Any], arrow_schema: pa.Schema) -> pa.Table:
+        from .records import records_to_arrow
+
+        if type(group[0]) is PageColumns:
+            try:
+                return _pages_to_arrow(group, arrow_schema)
+            except Exception:  # the dict path decides (and names the field of a value that does not fit)
+                records: list[Record] = []
+                for p in group:
+                    records.extend(p.records())
+        else:
+            records = [r for p in group for r in p]
+        return records_to_arrow(records, self.schema, arrow_schema=arrow_schema)
+
+
+def _groups(parts: list[PageColumns | list[Record]]) -> list[list[Any]]:
+    """Consecutive parts of one kind: pages of columns of one plan, or dict pages."""
+    groups: list[list[Any]] = []
+    key: Any = None
+    for p in parts:
+        k = p.plan if type(p) is PageColumns else list  # type: ignore[union-attr]
+        if groups and k is key:
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+            key = k
+    return groups
+
+
+def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Table:
+    """The Arrow table of pages of one plan (raises when a column must go the dict path)."""
+    import pyarrow as pa
+
+    from .records import _column_to_arrow
+
+    plan = pages[0].plan
+    n = sum(p.n for p in pages)
+
+    index = {name: i for i, name in enumerate(plan.names)}
+    arrays = []
+    for f in arrow_schema:
+        i = index.get(f.name)
+        if i is None:
+            arrays.append(_column_to_arrow([None] * n, f))
+            continue
+        values: list[Any] = []
+        for p in pages:
+            values.extend(p.columns[i])
+        kind = plan.kinds[i]
+        if kind == _NUMBER:
+            if f.type != pa.float64():
+                raise _Refused(f"field {f.name!r} is {f.type}")
+            arrays.append(_number_column(values, nullable=True))
+        elif kind == _JSON:
+            arrays.append(_json_column(values, f))
+        else:
+            arrays.append(_column_to_arrow(values, f))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+_NULL = b"null"
+
+
+def _texts(raws: Sequence[Any], valid: list[bool] | None) -> pa.Array:
+    """A string array of the texts ``raws`` (bytes-like, none ``None``), null where ``valid`` is false."""
+    from itertools import accumulate
+
+    import pyarrow as pa
+
+    data = b"".join(raws)
+    if len(data) >= 1 << 31:
+        raise _Refused("more than 2 GiB of text in one column")
+    offsets = pa.array(list(accumulate(map(len, raws), initial=0)), type=pa.int32())
+    bitmap = None
+    nulls = 0
+    if valid is not None:
+        nulls = valid.count(False)
+        bitmap = pa.array(valid, type=pa.bool_()).buffers()[1] if nulls else None
+    return pa.StringArray.from_buffers(
+        len(raws), offsets.buffers()[1], pa.py_buffer(data), bitmap, nulls if bitmap is not None else 0
+    )
+
+
+def _with_nulls(raws: list[Any]) -> tuple[list[Any], list[bool] | None]:
+    """``raws`` with a missing field (``None``) as the text ``null``, and which are not null."""
+    if None in raws:
+        raws = [_NULL if r is None else r for r in raws]
+    joined_has_null = any(len(r) == 4 for r in raws)
+    if not joined_has_null:
+        return raws, None
+    return raws, [bytes(r) != _NULL if len(r) == 4 else True for r in raws]
+
+
+def _number_column(raws: list[Any], nullable: bool) -> pa.Array:
+    """A float64 column from JSON number texts, parsed by Arrow (correctly rounded, as orjson
+    parses them). Anything but a plain number or ``null`` (a string, a boolean, an object, ``-0``,
+    which orjson reads as the integer 0) is refused: the dict path decides."""
+    import pyarrow as pa
+
+    from .records import _cast
+
+    raws, valid = _with_nulls(raws)
+    joined = b"," + b",".join(raws) + b","
+    for bad in (b'"', b"t", b"f", b"{", b"[", b",-0,"):
+        if bad in joined:
+            raise _Refused(f"{bad!r} in a number column")
+    if valid is not None and not nullable:
+        raise _Refused("null in a non-nullable number field")
+    if valid is None and b"n" in joined:
+        raise _Refused("a text that is no number")
+    return _cast(_texts(raws, valid), pa.float64())
+
+
+def _json_column(raws: list[Any], f: pa.Field) -> pa.Array:
+    """A JSON-text column from the values' own texts when they are what ``orjson.dumps`` of the
+    decoded values gives (checked for the whole column at once); else from the decoded values, as
+    the dict path converts them."""
+    import orjson
+    import pyarrow as pa
+
+    from .records import _column_to_arrow
+    from .schema import JSON_META
+
+    raws, valid = _with_nulls(raws)
+    joined = b"[" + b",".join(raws) + b"]"
+    values = orjson.loads(joined)
+    if (
+        not (pa.types.is_string(f.type) and (f.metadata or {}).get(JSON_META) == b"true")
+        or orjson.dumps(values) != joined
+    ):
+        return _column_to_arrow(values, f)
+    return _texts(raws, valid)

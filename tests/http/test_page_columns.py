@@ -1,0 +1,252 @@
+"""Pages decoded straight into columns (``arrow.page_columns``): the same Arrow table and the same
+records as the dict path, whatever the page holds; pages the plan does not take go the dict path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from dc_api_x import PaginationError, create_adapter
+from dc_api_x.adapters import _http_read
+from dc_api_x.arrow.page_columns import PageColumnsBatch, page_plan
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "name": {"type": ["string", "null"]},
+        "amount": {"type": ["number", "null"]},
+        "ok": {"type": ["boolean", "null"]},
+        "at": {"type": ["string", "null"], "format": "date-time"},
+        "day": {"type": ["string", "null"], "format": "date"},
+        "attrs": {"type": ["object", "null"], "x-json": True},
+    },
+}
+
+
+def _row(i: int) -> bytes:
+    return (
+        b'{"id":%d,"name":"n%d","amount":%d.25,"ok":true,"at":"2024-01-01T00:00:%02dZ",'
+        b'"day":"2024-02-03","attrs":{"k":%d,"tags":["a","b"]}}' % (i, i, i, i % 60, i)
+    )
+
+
+# pages of 3 records; each odd page holds something the plan refuses or the checks decide
+SPECIAL: dict[int, list[bytes]] = {
+    1: [  # a long digit run (here in a string and a JSON column): the dict path decides
+        b'{"id":3,"name":"12345678901234567890","amount":0.5,"ok":null,"at":null,'
+        b'"day":null,"attrs":{"big":12345678901234567890123}}'
+    ],
+    3: [  # -0 (the integer 0 for orjson), exponents, a missing field, JSON text orjson rewrites
+        b'{"id":9,"name":"caf\\u00e9 \\"q\\"","amount":-0,"ok":false,"at":"2024-01-01T00:00:00+02:00",'
+        b'"day":"2024-02-03","attrs":{"k": 1.50, "s":"\\u00e9"}}',
+        b'{"id":10,"amount":1E5,"attrs":"text"}',
+        b'{"id":11,"name":null,"amount":null,"attrs":[1,2.0,null]}',
+    ],
+    5: [  # a number as a string and an integer as 1.0: the dict path converts them
+        b'{"id":15,"name":"s","amount":"2.5","ok":true,"at":null,"day":null,"attrs":{}}',
+        b'{"id":16.0,"name":"t","amount":3,"ok":true,"at":null,"day":null,"attrs":null}',
+    ],
+    7: [  # a field the schema does not declare (the inferred schema grows)
+        b'{"id":21,"name":"u","amount":1.5,"ok":true,"at":null,"day":null,"attrs":null,"extra":7}'
+    ],
+    9: [  # an envelope key not on the first page
+        b'{"id":27,"name":"v","amount":2.5,"ok":true,"at":null,"day":null,"attrs":null}'
+    ],
+}
+PAGES = 12
+SIZE = 3
+
+
+def _page_body(page: int, *, total: bool = True) -> bytes:
+    rows = [_row(page * SIZE + i) for i in range(SIZE)]
+    special = SPECIAL.get(page, [])
+    rows[: len(special)] = special
+    extra = b',"note":"hello"' if page == 9 else b""
+    tail = b',"total":%d' % (PAGES * SIZE) if total else b""
+    return b'{"records":[' + b",".join(rows) + b"]" + tail + extra + b"}"
+
+
+def _route(req: Any) -> tuple[int, dict[str, str], Any]:
+    off = int(req.arg("offset", "0") or 0)
+    return 200, {"content-type": "application/json"}, _page_body(off // SIZE)
+
+
+def _adapter(server: Any, schema: dict[str, Any] | None = None, **kw: Any) -> Any:
+    stream: dict[str, Any] = {"name": "items", "path": "/items", "records_path": "records"}
+    if schema is not None:
+        stream["schema"] = schema
+    return create_adapter(
+        {
+            "adapter": "http",
+            "base_url": server.url,
+            "streams": [stream],
+            "pagination": {
+                "type": "offset",
+                "offset_param": "offset",
+                "limit_param": "limit",
+                "limit": SIZE,
+                "total_path": "total",
+            },
+            "retries": {"backoff_factor": 0.01},
+            **kw,
+        }
+    )
+
+
+def _read(server: Any, columnar: bool, monkeypatch: Any, schema: dict[str, Any] | None = None) -> Any:
+    with monkeypatch.context() as m:
+        if not columnar:
+            m.setattr(_http_read, "_planner", lambda *a, **k: None)
+        with _adapter(server, schema) as api:
+            spec = api.discover()[0]
+            batches = list(api.read(spec))
+            tables = [b.to_arrow() for b in batches]
+            records = [r for b in batches for r in b.records]
+            return batches, tables, records
+
+
+@pytest.mark.parametrize("schema", [None, SCHEMA], ids=["inferred", "declared"])
+def test_page_columns_give_the_dict_paths_table_and_records(server, monkeypatch, schema):
+    server.route("GET", "/items", _route)
+    monkeypatch.setattr(_http_read, "BATCH_SECONDS", 60.0)
+    batches, tables, records = _read(server, True, monkeypatch, schema)
+    _, tables0, records0 = _read(server, False, monkeypatch, schema)
+    assert any(isinstance(b, PageColumnsBatch) for b in batches)
+    assert records == records0
+    assert len(records) == PAGES * SIZE
+    t, t0 = (
+        pa.concat_tables(tables, promote_options="default"),
+        pa.concat_tables(tables0, promote_options="default"),
+    )
+    assert t.schema == t0.schema
+    assert t.to_pylist() == t0.to_pylist()
+    assert t.equals(t0)
+    # -0 stays the integer 0, as orjson reads it; the long integer of a JSON column every digit
+    by_id = {r["id"]: r for r in records}
+    assert by_id[9]["amount"] == 0 and str(t.column("amount")[9].as_py()) == "0.0"
+    assert t.column("attrs")[3].as_py() == '{"big":12345678901234567890123}'
+
+
+def test_a_long_number_in_a_float_column_is_refused_as_on_the_dict_path(server, monkeypatch):
+    long = b'{"id":3,"name":"x","amount":0.1000000000000000055511151231257827}'
+    bodies = [b'{"records":[' + _row(i) + b"," + _row(i + 1) + b"]}" for i in (1, 3, 5)]
+    bodies[2] = bodies[2].replace(_row(6), long)  # the first page, one of columns, a refused one
+    server.route("GET", "/items", lambda req: (200, {}, bodies[min(int(req.arg("page", "1")) - 1, 2)]))
+
+    def error(columnar: bool) -> str:
+        with monkeypatch.context() as m:
+            if not columnar:
+                m.setattr(_http_read, "_planner", lambda *a, **k: None)
+            pagination = {"type": "page_number", "page_param": "page", "total_pages_path": None}
+            with _adapter(server, SCHEMA, pagination={**pagination, "max_pages": 3}) as api:
+                batches = list(api.read(api.discover()[0]))
+                assert sum(map(len, batches)) == 6
+                assert isinstance(batches[0], PageColumnsBatch) == columnar
+                assert str(batches[-1].records[-1]["amount"]) == "0.1000000000000000055511151231257827"
+                with pytest.raises(ValueError) as info:
+                    for b in batches:
+                        b.to_arrow()
+                return str(info.value)
+
+    assert "it would be rounded" in error(True)
+    assert error(True) == error(False)
+
+
+def test_page_columns_batch_is_not_decoded_to_dicts_for_its_arrow_view(server, monkeypatch):
+    server.route("GET", "/items", lambda req: (200, {}, _page_body(0, total=False).replace(b"}]", b"}]")))
+    with _adapter(server, SCHEMA, pagination={"type": "single_page"}) as api:
+        spec = api.discover()[0]
+        (b,) = list(api.read(spec))
+    # a single page is the first page: the dict path; a plan over it gives the same table
+    plan = page_plan(SCHEMA, "records", orjson.loads(_page_body(0)))
+    assert plan is not None
+    page = plan.decode(_page_body(0))
+    assert page is not None and len(page) == SIZE
+    batch = PageColumnsBatch(parts=[page], schema=SCHEMA)
+    table = batch.to_arrow()
+    assert not batch.has_records
+    assert table.equals(b.to_arrow())
+    assert batch.records == b.records
+
+
+def test_plan_refuses_what_only_the_dict_path_decides():
+    first = {"records": [], "total": 1}
+    plan = page_plan(SCHEMA, "records", first)
+    assert plan is not None
+    assert plan.decode(b'{"records":[{"id":12345678901234567890}],"total":1}') is None  # long number
+    assert plan.decode(b'{"records":[{"id":"1"}],"total":1}') is None  # a string in an integer column
+    assert plan.decode(b'{"records":[{"id":1,"new":2}],"total":1}') is None  # an unknown field
+    assert plan.decode(b'{"records":[],"total":1,"next":2}') is None  # an unknown envelope key
+    assert plan.decode(b'{"total":1}') is None  # no records
+    assert plan.decode(b'{"records":[{"id":1}') is None  # not JSON
+    ok = plan.decode(b'{"records":[{"id":1}],"total":1}')
+    assert ok is not None and ok.data == {"records": None, "total": 1} and len(ok) == 1
+    # schemas and paginators it does not take
+    assert page_plan({"properties": {"p": {"type": "string", "format": "decimal"}}}, "records", first) is None
+    assert (
+        page_plan(
+            {"properties": {"o": {"type": "object", "properties": {"a": {"type": "integer"}}}}},
+            "records",
+            first,
+        )
+        is None
+    )
+    assert page_plan(SCHEMA, "records", first, paths=["records.-1.id"]) is None
+    assert page_plan(SCHEMA, "data.items", {"data": {}}) is None
+    assert page_plan(SCHEMA, "records", [1]) is None
+
+
+def test_repeated_pages_are_detected_on_page_columns(server):
+    body = _page_body(0)
+    server.route("GET", "/items", lambda req: (200, {}, body))  # ignores the offset
+    with _adapter(server, SCHEMA) as api, pytest.raises(PaginationError, match="repeats page"):
+        list(api.read(api.discover()[0]))
+
+
+def test_page_windows_give_the_dict_paths_records(server, monkeypatch):
+    server.route("GET", "/items", _route)
+
+    def windows(columnar: bool) -> tuple[list[Any], Any]:
+        with monkeypatch.context() as m:
+            if not columnar:
+                m.setattr(_http_read, "_planner", lambda *a, **k: None)
+            with _adapter(server, SCHEMA) as api:
+                spec = api.discover()[0]
+                parts = api.partitions(spec, max_partitions=3)
+                assert parts is not None and len(parts) == 3
+                batches = [b for p in parts for b in api.read_partition(spec, p)]
+                table = pa.concat_tables([b.to_arrow() for b in batches])
+                return [r for b in batches for r in b.records], table
+
+    records, table = windows(True)
+    records0, table0 = windows(False)
+    assert records == records0 and len(records) == PAGES * SIZE
+    assert table.equals(table0)
+
+
+def test_the_read_after_discovery_does_not_ask_for_the_first_page_again(server, monkeypatch):
+    asked: list[str] = []
+
+    def route(req: Any) -> tuple[int, dict[str, str], Any]:
+        asked.append(req.arg("offset", "0") or "0")
+        return _route(req)
+
+    server.route("GET", "/items", route)
+    with _adapter(server) as api:  # no schema: discovery reads the first page
+        spec = api.discover()[0]
+        records = [r for b in api.read(spec) for r in b.records]
+        assert len(records) == PAGES * SIZE
+        assert asked.count("0") == 1 and len(asked) == PAGES
+        # a second read asks again (the first page is taken once)
+        assert len([r for b in api.read(spec) for r in b.records]) == PAGES * SIZE
+        assert asked.count("0") == 2
+    asked.clear()
+    monkeypatch.setattr("dc_api_x.adapters._http.FIRST_PAGE_REUSE", 0.0)
+    with _adapter(server) as api:  # a read long after the discovery asks again
+        spec = api.discover()[0]
+        assert len([r for b in api.read(spec) for r in b.records]) == PAGES * SIZE
+        assert asked.count("0") == 2
