@@ -219,7 +219,8 @@ def page_plan(
     inside the records."""
     try:
         import msgspec  # noqa: F401
-    except ImportError:  # pragma: no cover - an optional speed-up
+        import pyarrow  # noqa: F401
+    except ImportError:  # pragma: no cover - an optional speed-up (and no Arrow view without pyarrow)
         return None
     if not schema or not isinstance(envelope, dict) or records_key not in envelope:
         return None
