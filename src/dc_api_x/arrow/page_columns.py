@@ -85,7 +85,7 @@ class PageColumns:
     A sequence of the page's rows for a paginator: ``len()`` and ``page[i]`` (the JSON text of the
     row, fields in the schema's order: what a page fingerprint hashes) and slices (``page[:n]``)."""
 
-    __slots__ = ("columns", "content", "data", "key", "n", "plan", "rows", "start")
+    __slots__ = ("canonical", "columns", "content", "data", "key", "n", "plan", "rows", "start")
 
     def __init__(
         self,
@@ -105,6 +105,8 @@ class PageColumns:
         self.columns = columns
         self.n = n
         self.start = 0  # the records of the body this page holds: [start, start + n)
+        #: the JSON columns whose texts are what orjson.dumps of their decode gives (checked per page)
+        self.canonical: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return self.n
@@ -124,6 +126,7 @@ class PageColumns:
                 self.plan,
                 self.rows[start:stop],
             )
+            page.canonical = self.canonical
             page.start = self.start + start
             return page
         return self.plan.row_text(self.rows[i])
@@ -173,6 +176,7 @@ class PagePlan:
             gc=False,
             rename={"records": key, **dict(zip(env_attrs, others, strict=True))},
         )
+        self._json_columns = [i for i, kind in enumerate(kinds) if kind == _JSON]
         self._decode = msgspec.json.Decoder(page).decode
         self._encode = msgspec.json.encode
         self._errors = (msgspec.DecodeError, msgspec.ValidationError)
@@ -201,13 +205,16 @@ class PagePlan:
             columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
         else:
             columns = [() for _ in self.names]
+        canonical = frozenset(i for i in self._json_columns if _canonical(columns[i])) if n else frozenset()
         unset = self._unset
         data: dict[str, Any] = {self.key: None}  # (the records are the PageColumns, not data)
         for attr, name in self._others:
             value = getattr(page, attr)
             if value is not unset:
                 data[name] = value
-        return PageColumns(content, self.key, data, columns, n, self, rows)
+        out = PageColumns(content, self.key, data, columns, n, self, rows)
+        out.canonical = canonical
+        return out
 
 
 def page_plan(
@@ -343,7 +350,10 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
                 raise _Refused(f"field {f.name!r} is {f.type}")
             arrays.append(_number_column(values, nullable=True))
         elif kind == _JSON:
-            arrays.append(_json_column(values, f))
+            if _is_json_text(f) and all(i in p.canonical for p in pages):
+                arrays.append(_texts(*_with_nulls(values)))  # checked page by page as they came
+            else:
+                arrays.append(_json_column(values, f))
         else:
             arrays.append(_column_to_arrow(values, f))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
@@ -400,6 +410,27 @@ def _number_column(raws: list[Any], nullable: bool) -> pa.Array:
     if valid is None and b"n" in joined:
         raise _Refused("a text that is no number")
     return _cast(_texts(raws, valid), pa.float64())
+
+
+def _canonical(raws: Sequence[Any]) -> bool:
+    """Whether the JSON texts ``raws`` (``None``: a field left out) are each what ``orjson.dumps``
+    of their decode gives — the JSON text the dict path stores (one round trip of the page's column,
+    hot in cache; its array text equal means every element's is, a JSON array splitting one way)."""
+    import orjson
+
+    joined = b"[" + b",".join(_NULL if r is None else r for r in raws) + b"]"
+    try:
+        return orjson.dumps(orjson.loads(joined)) == joined
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return False
+
+
+def _is_json_text(f: pa.Field) -> bool:
+    import pyarrow as pa
+
+    from .schema import JSON_META
+
+    return pa.types.is_string(f.type) and (f.metadata or {}).get(JSON_META) == b"true"
 
 
 def _json_column(raws: list[Any], f: pa.Field) -> pa.Array:
