@@ -44,7 +44,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..config import describe_validation_error
+from ..config import describe_validation_error, new_dict, new_list
 from ..exceptions import ConfigError
 
 __all__ = [
@@ -73,13 +73,13 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     adapter: str
-    transforms: list[Any] | dict[str, list[Any]] = Field(default_factory=list)
+    transforms: list[Any] | dict[str, list[Any]] = Field(default_factory=new_list)
     #: source: Meltano / singer-sdk stream maps ``{stream: {property: expression | null, "__filter__": …}}``,
     #: applied after ``transforms`` (in process as transforms, via ``--via-singer`` by the tap's SDK).
-    stream_maps: dict[str, Any] = Field(default_factory=dict)
+    stream_maps: dict[str, Any] = Field(default_factory=new_dict)
     select: list[str] | None = None
     load_method: str | None = None
-    stream_map: dict[str, str] = Field(default_factory=dict)
+    stream_map: dict[str, str] = Field(default_factory=new_dict)
     #: source: partitions read at the same time per stream (``dcapix run --workers`` overrides it)
     #: and at most how many partitions a stream is split into (default: ``concurrency``); see
     #: docs/scale.md.
@@ -114,8 +114,8 @@ class SingerConfig(BaseModel):
     target: str = "target-dcapix"
     tap_config: dict[str, Any] | None = None
     target_config: dict[str, Any] | None = None
-    tap_args: list[str] = Field(default_factory=list)
-    target_args: list[str] = Field(default_factory=list)
+    tap_args: list[str] = Field(default_factory=new_list)
+    target_args: list[str] = Field(default_factory=new_list)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.I)
@@ -293,7 +293,7 @@ class ProjectConfig(BaseModel):
     #: ``sqlite`` (``.dcapix/state.db`` next to the config file), a path to an SQLite file, or a
     #: ``postgresql://`` URL.
     state_backend: str = "sqlite"
-    pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+    pipelines: dict[str, PipelineConfig] = Field(default_factory=new_dict)
     #: defaults and limits of ``dcapix schedule run``.
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     #: a run lock whose holder sent no heartbeat for this long is taken over (any run, manual too).
