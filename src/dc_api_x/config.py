@@ -93,7 +93,7 @@ def merge_options(options: Mapping[str, Any] | BaseModel | None, overrides: Mapp
 # a model configuration beyond the plain options one, a nested model.
 
 _PLAIN_CONFIG = frozenset(
-    {"extra", "populate_by_name", "validate_by_name", "validate_by_alias", "arbitrary_types_allowed"}
+    {"extra", "populate_by_name", "validate_by_name", "arbitrary_types_allowed"}
     | {"defer_build", "title", "json_schema_extra", "protected_namespaces", "use_attribute_docstrings"}
 )
 _SKIP = object()  # a field construct_exact cannot check

@@ -112,6 +112,10 @@ def test_models_with_validators_or_other_configuration_are_left_to_pydantic() ->
     class Sub(Init):
         m: Literal["x"] = "x"
 
+    class NameOnly(OptionsModel):
+        model_config = ConfigDict(validate_by_alias=False, validate_by_name=True)
+        s: str = Field(default="", alias="x")
+
     for model, data in [
         (Checked, {"a": 2}),
         (Stripped, {"s": " x "}),
@@ -119,6 +123,7 @@ def test_models_with_validators_or_other_configuration_are_left_to_pydantic() ->
         (ValidatedDefault, {}),
         (Init, {"n": 1}),
         (Sub, {"m": "x"}),
+        (NameOnly, {"x": "a"}),
     ]:
         assert construct_exact(model, data) is None, model
     assert validate_options(Checked, {"a": 2}, plugin="p").a == 4
