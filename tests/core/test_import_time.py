@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,89 @@ def test_http_to_jsonl_run_imports_no_sql_singer_or_dataframe_library(
 def test_import_imports_no_heavy_library(tmp_path: Path, module: str) -> None:
     imported = _importtime("import", module, [], tmp_path)
     _assert_none(imported, set(HEAVY), f"import {module}")
+
+
+_TOKENIZE_WRAP = """
+import atexit, json, runpy, sys, tokenize
+out = sys.argv[1]
+def report():
+    import pydantic
+    def subs(c):
+        for s in c.__subclasses__():
+            yield s
+            yield from subs(s)
+    built = sorted({s.__qualname__ for s in subs(pydantic.BaseModel) if s.__pydantic_complete__})
+    open(out, "w").write(json.dumps({"tokenize": tokenize._compile.cache_info().currsize, "built": built,
+                                     "metadata": "importlib.metadata" in sys.modules}))
+atexit.register(report)
+sys.argv = ["dcapix", *sys.argv[2:]]
+runpy.run_module("dc_api_x.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_sqlite_to_parquet_run_parses_no_builtin_text_signature(tmp_path: Path) -> None:
+    """pydantic reads the signature of a field's ``default_factory``; for a builtin (``list``,
+    ``dict``) that parses its text signature with ``tokenize``, whose large regular expression costs
+    ~14 M instructions to compile (1.3 % of the demo run, issue 15). The models a small run builds
+    use :func:`dc_api_x.config.new_list` / ``new_dict`` instead."""
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 11)])
+    con.close()
+    (tmp_path / "dcapix.json").write_text(
+        json.dumps(
+            {
+                "pipelines": {
+                    "demo": {
+                        "source": {"adapter": "sql", "url": f"sqlite:///{db}", "streams": ["orders"]},
+                        "destination": {"adapter": "parquet", "path": str(tmp_path / "out")},
+                    }
+                }
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DC_API_X_")}
+    env["DC_API_X_BLOCKED_PLUGINS"] = "sqlalchemy"
+    env["PYDANTIC_DISABLE_PLUGINS"] = "__all__"  # logfire's pydantic plugin (dev extra) reads source
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    out = tmp_path / "report.json"
+    args = ["run", "--no-progress", "-c", str(tmp_path / "dcapix.json"), "demo"]
+    reports = []
+    for _ in range(2):
+        res = subprocess.run(
+            [sys.executable, "-c", _TOKENIZE_WRAP, str(out), *args],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert list((tmp_path / "out").rglob("*.parquet"))
+        reports.append(json.loads(out.read_text()))
+        time.sleep(2.1)  # the entry-point snapshot trusts modification times older than 2 s
+    assert reports[0]["tokenize"] == 0, "tokenize compiled its patterns during a small run"
+    # the options and the pipeline file are of exact types: no pydantic validator is built
+    # (dc_api_x.config.construct_exact, runner/config.py's fast path)
+    assert reports[0]["built"] == [] and reports[1]["built"] == [], reports
+    # the second run reads the plugin entry points and dc-api-x's version from the snapshot
+    # (plugins.py): importlib.metadata is not imported
+    assert reports[1]["metadata"] is False, reports
+
+
+def test_small_run_models_have_no_builtin_default_factory() -> None:
+    from dc_api_x.adapters.files.base import FilesOptions, FileStreamOptions
+    from dc_api_x.adapters.sql.adapter import SQLOptions, SQLStreamOptions
+    from dc_api_x.config import new_dict, new_list
+    from dc_api_x.runner import config as rc
+
+    models = [FileStreamOptions, FilesOptions, SQLOptions, SQLStreamOptions, rc.Endpoint, rc.SingerConfig]
+    models += [rc.ScheduleConfig, rc.SchedulerConfig, rc.PipelineConfig, rc.ProjectConfig]
+    for model in models:
+        for name, field in model.model_fields.items():
+            factory = field.default_factory
+            assert factory is None or not isinstance(factory, type(len)), (model.__name__, name)
+            assert factory not in (list, dict), (model.__name__, name)
+    # a fresh empty list / dict per instance, as list / dict gave
+    a, b = FilesOptions(), FilesOptions()
+    assert a.primary_keys == [] and a.primary_keys is not b.primary_keys
+    assert a.storage_options == {} and a.storage_options is not b.storage_options
+    assert new_list() is not new_list() and new_dict() is not new_dict()
+    assert rc.SingerConfig().tap_args == [] and rc.Endpoint(adapter="x").stream_maps == {}

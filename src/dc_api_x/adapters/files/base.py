@@ -30,7 +30,7 @@ from ...arrow import (
     number_text_schema,
 )
 from ...bookmarks import BoundaryBookmark
-from ...config import OptionsModel
+from ...config import OptionsModel, new_dict, new_list
 from ...exceptions import AdapterError, ConfigError, SchemaError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
 from ...ext.partitions import Partition, merge_unordered_bookmarks
@@ -56,7 +56,7 @@ class FileStreamOptions(OptionsModel):
     #: schema override: an inline JSON Schema / ``{field: schema}`` dict, or a JSON/YAML file path.
     schema_: dict[str, Any] | str | None = Field(default=None, alias="schema")
     #: primary-key fields.
-    primary_keys: list[str] = Field(default_factory=list)
+    primary_keys: list[str] = Field(default_factory=new_list)
     #: the field incremental reads follow.
     replication_key: str | None = None
 
@@ -73,7 +73,7 @@ class FilesOptions(AdapterOptions):
     #: schema override for the default stream(s) (see ``streams[].schema``).
     schema_: dict[str, Any] | str | None = Field(default=None, alias="schema")
     #: primary keys of the default stream(s).
-    primary_keys: list[str] = Field(default_factory=list)
+    primary_keys: list[str] = Field(default_factory=new_list)
     #: replication key of the default stream(s).
     replication_key: str | None = None
     #: parquet: ``snappy`` (default), ``zstd``, ``gzip``, ``lz4``, ``brotli``, ``none``;
@@ -95,7 +95,7 @@ class FilesOptions(AdapterOptions):
     #: CSV field delimiter.
     delimiter: str = ","
     #: fsspec storage options for URLs (credentials, endpoint, …).
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: dict[str, Any] = Field(default_factory=new_dict)
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -109,6 +109,18 @@ def writer_alive(root: str, run_id: str, own: str | None = None) -> bool:
         os.close(fd)
 
 
+def _staged(name: str, prefix: str) -> tuple[str, str]:
+    """``(kind, run)`` of a staging directory name ``<prefix>tmp-<run>`` / ``<prefix>old-<run>``
+    (``run`` non-empty, without ``/``); ``("", "")`` for any other name."""
+    if not name.startswith(prefix):
+        return "", ""
+    rest = name[len(prefix) :]
+    kind, run = rest[:3], rest[4:]
+    if kind not in ("tmp", "old") or rest[3:4] != "-" or not run or "/" in run:
+        return "", ""
+    return kind, run
+
+
 def remove_stale(root: str, safe: str, own: str) -> list[str]:
     """Remove the temporary files of stream directory ``<root>/<safe>`` left by dead writers (part
     files, side files, overwrite staging directories, replaced directories once the stream directory
@@ -132,7 +144,9 @@ def remove_stale(root: str, safe: str, own: str) -> list[str]:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(path)
                     removed.append(path)
-    staged = re.compile(rf"^\.{re.escape(safe)}\.(?P<kind>tmp|old)-(?P<run>[^/]+)$")
+    # ``.<safe>.tmp-<run>`` / ``.<safe>.old-<run>`` (a run id without ``/``), matched without
+    # compiling a regular expression per stream (~1 M instructions each, issue 15)
+    staged_prefix = f".{safe}."
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         with os.scandir(root) as it:
             dirs = [(e.name, e.path) for e in it if e.is_dir(follow_symlinks=False)]
@@ -141,10 +155,10 @@ def remove_stale(root: str, safe: str, own: str) -> list[str]:
             if lm:
                 dead(lm.group("run"))
         for name, path in sorted(dirs):
-            m = staged.match(name)
-            if not m or not dead(m.group("run")):
+            kind, run = _staged(name, staged_prefix)
+            if not run or not dead(run):
                 continue
-            if m.group("kind") == "old" and not os.path.isdir(stream_dir):
+            if kind == "old" and not os.path.isdir(stream_dir):
                 continue  # the only copy of the stream: put back by the adapter's recovery
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

@@ -35,7 +35,7 @@ from pydantic import AliasChoices, Field, field_validator
 
 from ...arrow import json_types, jsonschema_to_arrow
 from ...bookmarks import SortedBoundary
-from ...config import OptionsModel
+from ...config import OptionsModel, new_dict
 from ...exceptions import AdapterError, ConfigError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
 from ...ext.partitions import Partition
@@ -105,7 +105,7 @@ class SQLOptions(AdapterOptions):
         description="PostgreSQL (ADBC): connections that read one large table's page ranges at once, "
         "in one snapshot (1: a single COPY)",
     )
-    engine_options: dict[str, Any] = Field(default_factory=dict)
+    engine_options: dict[str, Any] = Field(default_factory=new_dict)
 
 
 def normalize_url(url: str, plugin: str = "adapter 'sql'") -> sa.URL:
