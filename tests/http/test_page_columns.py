@@ -1,4 +1,4 @@
-"""Pages decoded straight into columns (``arrow.page_columns``): the same Arrow table and the same
+"""Pages decoded straight into columns (``adapters._http_columns``): the same Arrow table and the same
 records as the dict path, whatever the page holds; pages the plan does not take go the dict path."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from dc_api_x import PaginationError, create_adapter
 from dc_api_x.adapters import _http_read
-from dc_api_x.arrow.page_columns import PageColumnsBatch, page_plan
+from dc_api_x.adapters._http_columns import PageColumnsBatch, page_plan
 
 SCHEMA = {
     "type": "object",

@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 
-from ..arrow.page_columns import PageColumns
 from ..exceptions import HTTPStatusError
 from ..ext.adapters import ProtocolAdapter, Response
 from ..ext.auth import AuthProvider
@@ -35,6 +34,7 @@ from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
 from ._http_client import AuthBridge, StreamedResponse, client_kwargs, quiet_httpx_loggers
+from ._http_columns import PageColumns
 from ._http_common import BEFORE_SENDING
 from ._http_decode import decode_json, is_json, read_body
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
@@ -219,7 +219,7 @@ class HttpAdapter(ProtocolAdapter):
         ``decode``, JSON that does not decode is retried like a transport error (see
         :mod:`._http_retry`). Retries are counted in ``counters`` (default: the adapter's).
         ``decoder``: tried first on a 2xx body to decode (a page plan's ``decode``, giving
-        :class:`~dc_api_x.arrow.page_columns.PageColumns`); when it gives ``None`` the body is
+        :class:`~dc_api_x.adapters._http_columns.PageColumns`); when it gives ``None`` the body is
         decoded as JSON as usual.
 
         :raises TransportError: a transport error that is not retryable or persisted.
@@ -481,8 +481,8 @@ class HttpAdapter(ProtocolAdapter):
         self, pr: PageRequest, auth: Any, s: StreamOptions, where: str, plan: Any = None, probe: bool = False
     ) -> tuple[Response, list[Record]]:
         """One page: its response and records. With ``plan`` (a
-        :class:`~dc_api_x.arrow.page_columns.PagePlan`) a body the plan decodes gives its
-        :class:`~dc_api_x.arrow.page_columns.PageColumns` as the records (``Response.data`` then
+        :class:`~dc_api_x.adapters._http_columns.PagePlan`) a body the plan decodes gives its
+        :class:`~dc_api_x.adapters._http_columns.PageColumns` as the records (``Response.data`` then
         holds the body's other keys).
 
         ``probe``: a look at a stream's first page (schema discovery, page windows' total) that the

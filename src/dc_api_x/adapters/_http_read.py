@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..arrow import ColumnarBatch, RecordColumns
-from ..arrow.page_columns import PageColumns, PageColumnsBatch, PagePlan, page_plan
 from ..ext.pagination import MISSING, PageRequest, Paginator
 from ..inference import infer_schema as _infer
 from ..prefetch import Prefetcher, in_reader_thread
 from ..types import Batch, JSONSchema, Record, StreamSpec
 from ._http_bookmark import HttpBookmark
+from ._http_columns import PageColumns, PageColumnsBatch, PagePlan, page_plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ext.adapters import Response

@@ -169,8 +169,8 @@ def _read_pages(
     columns: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Batch]:
-    from ..arrow.page_columns import PageColumns, PageColumnsBatch
     from . import _http_read as rd
+    from ._http_columns import PageColumns, PageColumnsBatch
 
     s = adapter._stream_options(stream)
     where = f"adapter {adapter.name!r}, stream {s.name!r}"

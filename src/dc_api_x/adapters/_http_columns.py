@@ -52,7 +52,7 @@ def _kind(prop: Any) -> str | None:
     """How one property is decoded, or ``None`` when the plan cannot take it."""
     import pyarrow as pa
 
-    from .schema import JSON_META, json_types, jsonschema_field
+    from ..arrow.schema import JSON_META, json_types, jsonschema_field
 
     if not isinstance(prop, Mapping) or "anyOf" in prop or "oneOf" in prop:
         return None
@@ -289,7 +289,7 @@ class PageColumnsBatch(Batch):
         if self._arrow is None:
             import pyarrow as pa
 
-            from .schema import jsonschema_to_arrow
+            from ..arrow.schema import jsonschema_to_arrow
 
             arrow_schema = schema if schema is not None else jsonschema_to_arrow(self.schema or {})
             tables = [self._group_to_arrow(g, arrow_schema) for g in _groups(self._parts)]
@@ -297,7 +297,7 @@ class PageColumnsBatch(Batch):
         return super().to_arrow(schema)
 
     def _group_to_arrow(self, group: list[Any], arrow_schema: pa.Schema) -> pa.Table:
-        from .records import records_to_arrow
+        from ..arrow.records import records_to_arrow
 
         if type(group[0]) is PageColumns:
             try:
@@ -329,7 +329,7 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
     """The Arrow table of pages of one plan (raises when a column must go the dict path)."""
     import pyarrow as pa
 
-    from .records import _column_to_arrow
+    from ..arrow.records import _column_to_arrow
 
     plan = pages[0].plan
     n = sum(p.n for p in pages)
@@ -398,7 +398,7 @@ def _number_column(raws: list[Any], nullable: bool) -> pa.Array:
     which orjson reads as the integer 0) is refused: the dict path decides."""
     import pyarrow as pa
 
-    from .records import _cast
+    from ..arrow.records import _cast
 
     raws, valid = _with_nulls(raws)
     joined = b"," + b",".join(raws) + b","
@@ -428,7 +428,7 @@ def _canonical(raws: Sequence[Any]) -> bool:
 def _is_json_text(f: pa.Field) -> bool:
     import pyarrow as pa
 
-    from .schema import JSON_META
+    from ..arrow.schema import JSON_META
 
     return pa.types.is_string(f.type) and (f.metadata or {}).get(JSON_META) == b"true"
 
@@ -440,8 +440,8 @@ def _json_column(raws: list[Any], f: pa.Field) -> pa.Array:
     import orjson
     import pyarrow as pa
 
-    from .records import _column_to_arrow
-    from .schema import JSON_META
+    from ..arrow.records import _column_to_arrow
+    from ..arrow.schema import JSON_META
 
     raws, valid = _with_nulls(raws)
     joined = b"[" + b",".join(raws) + b"]"
