@@ -12,6 +12,7 @@ import pytest
 
 from dc_api_x.exceptions import AdapterError, SchemaError
 from dc_api_x.plugins import create_adapter
+from dc_api_x.testing import isolated_plugins
 from dc_api_x.types import Batch, StreamSpec
 
 from .conftest import read_all
@@ -253,16 +254,24 @@ def _singer_records(n, start=1, suffix=""):
     ]
 
 
-@pytest.fixture(params=[PG("pg"), PG("pg-generic"), "sqlite"])
+@pytest.fixture(params=[PG("pg"), PG("pg-generic"), PG("pg-direct"), "sqlite"])
 def dest(request):
-    """``(config, run_sql, qualified_table_name)`` of an empty destination."""
+    """``(config, run_sql, qualified_table_name)`` of an empty destination. ``pg-direct``: a plain
+    ``postgresql://`` URL, whose append and overwrite writes are set up without SQLAlchemy
+    (``adapters/sql/pg_write.py``; the dc-api-x-sqlalchemy plugin, which would turn it off, blocked)."""
     if request.param.startswith("pg"):
         schema = request.getfixturevalue("pg_schema")
+        url = request.getfixturevalue("pg_url")
+        if request.param == "pg-direct":
+            url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            blocked = isolated_plugins(entry_points=True, blocked=["sqlalchemy"])
+            blocked.__enter__()
+            request.addfinalizer(lambda: blocked.__exit__(None, None, None))
         cfg = {
             "adapter": "sql",
-            "url": request.getfixturevalue("pg_url"),
+            "url": url,
             "schema": schema,
-            "arrow": request.param == "pg",
+            "arrow": request.param != "pg-generic",
         }
         return cfg, request.getfixturevalue("pg_exec"), f'"{schema}".'
     url, run = request.getfixturevalue("sqlite_db")

@@ -44,6 +44,8 @@ from ...logs import redact, redact_url
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from .lazy import is_sqlalchemy_error, lazy_module
 from .pg_direct import PlainURL, plain_url
+from .pg_write import MAX_IDENTIFIER_LENGTH, DirectTable
+from .pg_write import write_property as direct_write_property
 from .typemap import extension_type, load_extensions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -588,6 +590,26 @@ class SQLAdapter(ProtocolAdapter):
             return
         schema, name = self._target_of(stream)
         self._check_identifiers(stream.name, name, props)
+        for k in keys:
+            if k not in props:
+                raise self.error(f"key property {k!r} is not in the schema", stream=stream.name, field=k)
+        direct_start = getattr(self.backend, "start_write_direct", None)
+        if direct_start is not None and not self.extensions and not self.options.engine_options:
+            # PostgreSQL, a plain URL: set up over ADBC without SQLAlchemy (.pg_write), else None
+            stage_name = _short(name, "__dcapix_stage") if method == "overwrite" else ""
+            direct = direct_start(stream, schema, name, props, keys, method, stage_name)
+            if direct is not None:
+                table, target = direct
+                self._writes[stream.name] = SQLWrite(
+                    stream=stream,
+                    table=table,
+                    target=target,
+                    load_method=method,
+                    props={c.name: direct_write_property(c, props.get(c.name) or {}) for c in table.columns},
+                    keys=keys,
+                    stage_name=stage_name,
+                )
+                return
         try:
             with self.engine.begin() as conn:
                 if schema:
@@ -621,7 +643,10 @@ class SQLAdapter(ProtocolAdapter):
         63 bytes without an error, so a long name would be stored under another name (and not be
         found again on the next run) and two names sharing their first 63 bytes would be one column
         or one table. Measured in UTF-8 bytes on PostgreSQL, in characters elsewhere."""
-        limit = self.engine.dialect.max_identifier_length or 0
+        if self.dialect_name == "postgresql" and self._engine is None:
+            limit = MAX_IDENTIFIER_LENGTH  # (the dialect's constant, without creating the engine)
+        else:
+            limit = self.engine.dialect.max_identifier_length or 0
         if limit <= 0:
             return
         pg = self.dialect_name == "postgresql"
@@ -777,6 +802,11 @@ class SQLAdapter(ProtocolAdapter):
         stream = st.stream.name
         self._check_identifiers(stream, None, add)
         self.backend.flush(stream)
+        if isinstance(st.table, DirectTable):  # set up without SQLAlchemy (.pg_write)
+            self.backend.widen_direct(st, add)  # type: ignore[attr-defined]
+            st.props.update(add)
+            st.cache.clear()
+            return
         try:
             with self.engine.begin() as conn:
                 t = st.table

@@ -102,14 +102,17 @@ def adbc_findable() -> bool:
 
 # ------------------------------------------------------------------------------------- connection
 class DirectCursor:
-    """The part of an ADBC DB-API cursor the PostgreSQL reads use (``execute`` with positional
-    ``$n`` parameters, ``fetchone``/``fetchall``, ``fetch_record_batch``, ``close``), over the driver
-    manager's low-level API: the DB-API module imports ``pyarrow.dataset`` (issue 15)."""
+    """The part of an ADBC DB-API cursor the PostgreSQL reads and writes use (``execute`` with
+    positional ``$n`` parameters, ``rowcount``, ``fetchone``/``fetchall``, ``fetch_record_batch``,
+    ``adbc_ingest``, ``close``), over the driver manager's low-level API: the DB-API module imports
+    ``pyarrow.dataset`` (issue 15)."""
 
     def __init__(self, conn: Any, owner: DirectConnection | None = None) -> None:
         self._conn, self._owner = conn, owner
         self._stmt: Any = None
         self._reader: Any = None
+        #: rows the last statement affected (-1: not known), as the DB-API cursor's
+        self.rowcount = -1
 
     def _release(self) -> None:
         reader, stmt = self._reader, self._stmt
@@ -133,8 +136,37 @@ class DirectCursor:
         if parameters:  # one row of parameters, as the DB-API module binds a tuple
             names = [str(i) for i in range(len(parameters))]
             stmt.bind(pa.record_batch([[p] for p in parameters], names=names))
-        handle, _ = stmt.execute_query()
+        handle, rowcount = stmt.execute_query()
+        self.rowcount = -1 if rowcount is None else int(rowcount)
         self._reader = pa.RecordBatchReader._import_from_c(handle.address)
+
+    def adbc_ingest(
+        self,
+        table_name: str,
+        data: Any,
+        mode: str = "append",
+        *,
+        db_schema_name: str | None = None,
+        temporary: bool = False,
+    ) -> int:
+        """Bulk-load the Arrow table ``data`` (binary ``COPY``) into ``table_name``: ``mode``
+        ``"append"`` (the table exists) or ``"replace"`` — the options the DB-API cursor's
+        ``adbc_ingest`` sets; returns the rows loaded (-1: not known)."""
+        import adbc_driver_manager
+
+        if mode not in ("append", "replace"):  # pragma: no cover - a programming error
+            raise ValueError(f"ingest mode {mode!r}")
+        self._release()
+        stmt = self._stmt = adbc_driver_manager.AdbcStatement(self._conn)
+        options = {"adbc.ingest.target_table": table_name, "adbc.ingest.mode": f"adbc.ingest.mode.{mode}"}
+        if db_schema_name is not None:
+            options["adbc.ingest.target_db_schema"] = db_schema_name
+        options["adbc.ingest.temporary"] = "true" if temporary else "false"
+        stmt.set_options(**options)
+        stmt.bind_stream(data)  # (a pyarrow Table exports itself as an Arrow C stream)
+        rows = stmt.execute_update()
+        self.rowcount = -1 if rows is None else int(rows)
+        return self.rowcount
 
     def fetch_record_batch(self) -> Any:
         """The result as a ``pyarrow.RecordBatchReader`` (closed with the cursor)."""
@@ -178,8 +210,8 @@ class DirectDatabase:
                 self._db = adbc_driver_postgresql.connect(self.uri())
             return self._db
 
-    def connect(self) -> DirectConnection:
-        return DirectConnection(self.handle())
+    def connect(self, autocommit: bool = True) -> DirectConnection:
+        return DirectConnection(self.handle(), autocommit=autocommit)
 
     def close(self) -> None:
         with self._lock:
@@ -189,15 +221,22 @@ class DirectDatabase:
 
 
 class DirectConnection:
-    """An autocommit ADBC PostgreSQL connection opened through the driver manager's low-level API
-    (what ``adbc_driver_postgresql.dbapi.connect(uri, autocommit=True)`` opens), of the database
-    handle ``database`` (:class:`DirectDatabase`)."""
+    """An ADBC PostgreSQL connection opened through the driver manager's low-level API (what
+    ``adbc_driver_postgresql.dbapi.connect(uri, autocommit=...)`` opens), of the database handle
+    ``database`` (:class:`DirectDatabase`); with ``autocommit=False`` it runs in a transaction
+    that :meth:`commit` / :meth:`rollback` end, as a DB-API connection does."""
 
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, autocommit: bool = True) -> None:
         import adbc_driver_manager
 
         # an ADBC connection starts in autocommit mode
         self._conn = adbc_driver_manager.AdbcConnection(database)
+        if not autocommit:
+            try:
+                self._conn.set_autocommit(False)
+            except BaseException:
+                self._conn.close()
+                raise
         self._cursors: set[DirectCursor] = set()  # open cursors (closed with the connection)
 
     def cursor(self) -> DirectCursor:
@@ -212,6 +251,12 @@ class DirectConnection:
             return cur.fetchall()
         finally:
             cur.close()
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def rollback(self) -> None:
+        self._conn.rollback()
 
     def close(self) -> None:
         for cur in list(self._cursors):

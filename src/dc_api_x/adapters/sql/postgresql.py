@@ -53,12 +53,28 @@ from .pg_direct import (
     UnmappedType,
     adbc_findable,
     is_adbc_error,
+    qualified,
+    quote,
     range_where,
     reflect_catalog,
     rk_cast_type,
     table_select,
 )
 from .pg_ranges import plan_ranges, range_select, read_ranges
+from .pg_write import (
+    DirectColumn,
+    DirectTable,
+    NotATable,
+    add_column_sql,
+    copy_input,
+    create_table_sql,
+    diagnose_probes,
+    is_array,
+    jsonb_binary,
+    stage_insert_sql,
+    table_columns,
+)
+from .pg_write import column_type as pg_column_type
 from .typemap import pg_oid_property
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -110,7 +126,13 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
 
     def connect(self, autocommit: bool = False) -> Any:
-        """A new ADBC connection to the adapter's database."""
+        """A new ADBC connection to the adapter's database (for a plain URL a
+        :class:`~.pg_direct.DirectConnection` of the backend's database handle: no DB-API module)."""
+        if self.plain is not None:
+            try:
+                return self._database.connect(autocommit=autocommit)
+            except Exception as exc:
+                raise self.db_error(exc, "connect (ADBC)") from None
         import adbc_driver_postgresql.dbapi as adbc
 
         uri = self.adapter.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -324,10 +346,10 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         conn = self._conn
         names = table.column_names
         upsert = write.load_method == "upsert"
-        direct = None if upsert else _direct(table, write.table)
+        direct = None if upsert else _copy_input(table, write.table)
         # otherwise a stage table with our own column names (c0, c1 …); JSON and arrays go in as
         # text and are cast by the INSERT … SELECT; everything else is binary COPY.
-        arrays = {n for n in names if isinstance(write.table.c[n].type, sa.ARRAY)}
+        arrays = {n for n in names if _is_array_column(write.table.c[n])}
         data = _plain_strings(table, arrays).rename_columns([f"c{i}" for i in range(len(names))])
         if upsert:
             data = data.append_column("c_ord", pa.array(range(data.num_rows), pa.int64()))
@@ -366,6 +388,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         return table.num_rows if direct is not None else -1
 
     def _insert_sql(self, write: SQLWrite, names: list[str], upsert: bool) -> str:
+        if isinstance(write.table, DirectTable):  # (never an upsert: those are set up by SQLAlchemy)
+            return stage_insert_sql(_STAGE, write.table, names)
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))], sa.column("c_ord"))
@@ -388,6 +412,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         conn = self._conn
         if conn is None:
             return None
+        if isinstance(write.table, DirectTable):
+            return self._diagnose_direct(conn, data, write, names)
         src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))])
         cur = conn.cursor()
         try:
@@ -425,6 +451,140 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                 pass
             cur.close()
 
+    def _diagnose_direct(self, conn: Any, data: pa.Table, write: SQLWrite, names: list[str]) -> str | None:
+        """:meth:`_diagnose` for a table set up without SQLAlchemy (:class:`~.pg_write.DirectTable`)."""
+        table: Any = write.table  # (a DirectTable: SQLWrite declares SQLAlchemy's)
+        cur = conn.cursor()
+        try:
+            cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
+            for n, probe, sized in diagnose_probes(_STAGE, table, names):
+                cur.execute("SAVEPOINT dcapix_diag")
+                try:
+                    cur.execute(probe)
+                    got = cur.fetchall()
+                    bad = got[0][0] if sized else 0
+                    cur.execute("RELEASE SAVEPOINT dcapix_diag")
+                except Exception:
+                    cur.execute("ROLLBACK TO SAVEPOINT dcapix_diag")
+                    return n
+                if bad:
+                    return n
+            for i, n in enumerate(names):
+                if not table.c[n].nullable and data.column(f"c{i}").null_count:
+                    return n
+            return None
+        except Exception:
+            return None
+        finally:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                pass
+            cur.close()
+
+    # -- write set-up without SQLAlchemy (.pg_write) ---------------------------------------------
+    def start_write_direct(
+        self,
+        stream: StreamSpec,
+        schema: str | None,
+        name: str,
+        props: dict[str, JSONSchema],
+        keys: list[str],
+        method: str,
+        stage_name: str,
+    ) -> tuple[DirectTable, DirectTable] | None:
+        """Create (or widen) the stream's table, and for ``overwrite`` a fresh stage table, over the
+        sequential ADBC connection in one transaction (:mod:`.pg_write`); returns (table written,
+        target), or ``None`` when the write is set up through SQLAlchemy instead (not a plain URL,
+        ``upsert``, a view of that name)."""
+        if self.plain is None or method == "upsert":
+            return None
+        if self._conn is None:
+            self._conn = self.connect(autocommit=False)
+        conn = self._conn
+        cur = conn.cursor()
+        try:
+            if schema:
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            try:
+                existing = table_columns(conn, schema, name)
+            except NotATable:
+                conn.rollback()
+                return None
+            if existing is None:
+                cols = [(n, pg_column_type(p)) for n, p in props.items()]
+                cur.execute(create_table_sql(schema, name, cols, keys))
+                target = DirectTable(name, schema, [DirectColumn(n, t, n not in keys) for n, t in cols])
+            else:
+                target = DirectTable(name, schema, existing)
+                for n, p in props.items():
+                    if n not in target.c:
+                        col = DirectColumn(n, pg_column_type(p), True)
+                        cur.execute(add_column_sql(target, n, col.type))
+                        target.append_column(col)
+            table = target
+            if method == "overwrite":
+                cols = [(n, pg_column_type(p)) for n, p in props.items()]
+                cur.execute(f"DROP TABLE IF EXISTS {qualified(stage_name, schema)}")
+                cur.execute(create_table_sql(schema, stage_name, cols, keys))
+                table = DirectTable(stage_name, schema, [DirectColumn(n, t, n not in keys) for n, t in cols])
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover - a broken connection is dropped
+                self._conn = None
+            raise self.db_error(exc, f"preparing table {name!r}", stream=stream.name) from None
+        finally:
+            cur.close()
+        return table, target
+
+    def widen_direct(self, write: SQLWrite, add: dict[str, JSONSchema]) -> None:
+        """Add the columns ``add`` that the table does not have yet (:meth:`SQLAdapter._widen`)."""
+        table = write.table
+        assert isinstance(table, DirectTable)
+        if self._conn is None:
+            self._conn = self.connect(autocommit=False)
+        conn = self._conn
+        cur = conn.cursor()
+        try:
+            have = {c.name for c in table_columns(conn, table.schema, table.name) or []}
+            for n, p in add.items():
+                if n not in have:
+                    col = DirectColumn(n, pg_column_type(p), True)
+                    cur.execute(add_column_sql(table, n, col.type))
+                    table.append_column(col)
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                self._conn = None
+            raise self.db_error(exc, f"adding columns {list(add)}", stream=write.stream.name) from None
+        finally:
+            cur.close()
+
+    def replace_table(self, stage: Any, target: Any) -> None:
+        if not isinstance(stage, DirectTable):
+            super().replace_table(stage, target)
+            return
+        if self._conn is None:
+            self._conn = self.connect(autocommit=False)
+        conn = self._conn
+        cur = conn.cursor()
+        try:
+            cur.execute(f"DROP TABLE IF EXISTS {target.qualified}")
+            cur.execute(f"ALTER TABLE {stage.qualified} RENAME TO {quote(target.name)}")
+            conn.commit()
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:  # pragma: no cover
+                self._conn = None
+            raise
+        finally:
+            cur.close()
+
 
 # ------------------------------------------------------------------------------------ parallel COPY
 @dataclass
@@ -459,7 +619,7 @@ class _ParallelCopy:
         ``False``: write it sequentially (upserts, small batches, columns cast by the server)."""
         if write.load_method == "upsert" or table.num_rows < _PARALLEL_MIN_ROWS:
             return False
-        direct = _direct(table, write.table)
+        direct = _copy_input(table, write.table)
         if direct is None:
             return False
         name = write.stream.name
@@ -600,11 +760,25 @@ def _server_message(exc: BaseException) -> str:
     return text[:400]
 
 
+def _copy_input(table: pa.Table, target: Any) -> pa.Table | None:
+    """``table`` ready for a binary COPY straight into ``target`` (an ``sa.Table`` or a
+    :class:`~.pg_write.DirectTable`), or ``None`` when a column needs a cast on the server."""
+    if isinstance(target, DirectTable):
+        return copy_input(table, target)
+    return _direct(table, target)
+
+
+def _is_array_column(col: Any) -> bool:
+    """Whether a column (SQLAlchemy's or a :class:`~.pg_write.DirectColumn`) is a PostgreSQL array."""
+    if isinstance(col, DirectColumn):
+        return is_array(col.type)
+    return isinstance(col.type, sa.ARRAY)
+
+
 def _direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
     """``table`` ready for a binary COPY straight into ``target``, or ``None`` when a column needs a
     cast on the server (uuid, arrays, enums, int4 columns …)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.types as pt
     from sqlalchemy.dialects.postgresql import JSONB
 
@@ -615,10 +789,7 @@ def _direct(table: pa.Table, target: sa.Table) -> pa.Table | None:
         if isinstance(tt, JSONB):
             if not pt.is_string(at):
                 return None
-            # jsonb's binary input format: a version byte (1) then the JSON text
-            col = pc.binary_join_element_wise(
-                pa.scalar(b"\x01", pa.binary()), col.cast(pa.binary()), pa.scalar(b"", pa.binary())
-            )
+            col = jsonb_binary(col)  # jsonb's binary input format: a version byte (1) then the JSON text
         elif isinstance(tt, sa.JSON):
             if not pt.is_string(at):
                 return None
