@@ -238,6 +238,52 @@ def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_pat
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("destination", ["parquet", "postgresql"])
+def test_small_postgresql_run_imports_no_sqlalchemy(
+    tmp_path: Path, pg_url: str, pg_schema: str, destination: str
+) -> None:
+    """A plain ``postgresql://`` source (and destination) at a small sync's size: discovered, read
+    and written over ADBC's low-level API (adapters/sql/pg_direct.py, pg_write.py) — no SQLAlchemy,
+    psycopg, ADBC DB-API module, ``pyarrow.dataset`` or ``pyarrow.compute``."""
+    import psycopg
+
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as con:
+        con.execute(
+            f'CREATE TABLE "{pg_schema}".orders (id bigint PRIMARY KEY, amount double precision, '
+            "status text, at timestamptz, meta jsonb)"
+        )
+        con.execute(
+            f"INSERT INTO \"{pg_schema}\".orders SELECT g, g * 1.5, 'new', now(), "
+            "jsonb_build_object('g', g) FROM generate_series(1, 20000) g"
+        )
+    out = tmp_path / "out"
+    dst: dict = {"adapter": "parquet", "path": str(out)}
+    if destination == "postgresql":
+        dst = {"adapter": "sql", "url": plain, "schema": f"{pg_schema}_dst"}
+    try:
+        imported = _run(
+            tmp_path,
+            {"adapter": "sql", "url": plain, "schema": pg_schema, "streams": ["orders"]},
+            dst,
+            {"DC_API_X_BLOCKED_PLUGINS": "sqlalchemy"},
+        )
+        if destination == "parquet":
+            assert list(out.rglob("*.parquet"))  # the run moved the rows
+        else:
+            with psycopg.connect(plain) as con:
+                got = con.execute(f'SELECT count(*) FROM "{pg_schema}_dst".orders').fetchone()
+            assert got == (20000,)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{pg_schema}_dst" CASCADE')
+    needed = {"pyarrow", "numpy", "pydantic", "fsspec", "adbc_driver_manager", "adbc_driver_postgresql"}
+    what = f"dcapix run postgresql -> {destination}"
+    _assert_none(imported, set(HEAVY) - needed, what)
+    _assert_none(imported, set(HEAVY_SUBMODULES), what)
+
+
 def test_tap_records_without_pyarrow_compute(tmp_path: Path) -> None:
     """``tap-dcapix`` writing RECORD lines of a Parquet file with zoned timestamps, dates, decimals,
     floats, integers, booleans, text needing escapes and nulls: its JSON kernels are called without

@@ -8,11 +8,26 @@ import pyarrow as pa
 import pytest
 
 from dc_api_x.adapters.sql import postgresql
+from dc_api_x.adapters.sql.pg_write import DirectTable
 from dc_api_x.exceptions import SchemaError
 from dc_api_x.plugins import create_adapter
+from dc_api_x.testing import isolated_plugins
 from dc_api_x.types import Batch, StreamSpec
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["sqlalchemy", "direct"])
+def pg_url(request, pg_url):
+    """Every test twice: a ``postgresql+psycopg://`` URL (tables set up through SQLAlchemy, ADBC's
+    DB-API connections) and a plain ``postgresql://`` one (set up without SQLAlchemy, the driver
+    manager's low-level connections: ``adapters/sql/pg_write.py``; dc-api-x-sqlalchemy blocked)."""
+    if request.param == "sqlalchemy":
+        yield pg_url
+        return
+    with isolated_plugins(entry_points=True, blocked=["sqlalchemy"]):
+        yield pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
 
 N = postgresql._PARALLEL_MIN_ROWS  # rows per batch: just large enough to take the parallel path
 
@@ -53,6 +68,8 @@ def _ids(pg_exec, schema: str) -> list[int]:
 def test_large_append_batches_are_in_flight_until_flush(pg_url, pg_schema, pg_exec):
     with create_adapter({"adapter": "sql", "url": pg_url, "schema": pg_schema}) as ad:
         ad.start_write(SPEC)
+        direct = pg_url.startswith("postgresql://")  # (the path under test)
+        assert isinstance(ad._writes["items"].table, DirectTable) == direct
         results = [ad.write(SPEC, _batch(1 + i * N)) for i in range(5)]
         assert [r.rows for r in results] == [N] * 5
         assert not any(r.committed for r in results)  # handed to the COPY workers
