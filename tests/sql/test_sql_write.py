@@ -372,12 +372,18 @@ def test_schema_evolution_adds_columns(dest):
 HOSTILE = 'x"; DROP TABLE t; --'
 
 
-@pytest.mark.parametrize("engine", [PG("pg"), "sqlite"])
+@pytest.mark.parametrize("engine", [PG("pg"), PG("pg-direct"), "sqlite"])
 def test_hostile_identifiers(engine, request):
-    if engine == "pg":
+    if engine.startswith("pg"):
         run = request.getfixturevalue("pg_exec")
         schema = 's"; DROP TABLE t; --'
-        cfg = {"adapter": "sql", "url": request.getfixturevalue("pg_url"), "schema": schema}
+        url = request.getfixturevalue("pg_url")
+        if engine == "pg-direct":  # set up without SQLAlchemy: the identifiers quoted by pg_write
+            url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            blocked = isolated_plugins(entry_points=True, blocked=["sqlalchemy"])
+            blocked.__enter__()
+            request.addfinalizer(lambda: blocked.__exit__(None, None, None))
+        cfg = {"adapter": "sql", "url": url, "schema": schema}
         canary = f'"{request.getfixturevalue("pg_schema")}".t'
         run(f"CREATE TABLE {canary} (id int)")
     else:
@@ -417,16 +423,20 @@ def test_hostile_identifiers(engine, request):
             assert len(inc) == 1
         run(f"SELECT count(*) FROM {canary}")  # still there
     finally:
-        if engine == "pg":
+        if engine.startswith("pg"):
             run('DROP SCHEMA IF EXISTS "s""; DROP TABLE t; --" CASCADE')
 
 
 @pytest.mark.postgres
-def test_pg_names_past_63_bytes_are_refused_not_cut(pg_url, pg_schema, pg_exec):
+@pytest.mark.parametrize("plain", [False, True], ids=["sqlalchemy", "direct"])
+def test_pg_names_past_63_bytes_are_refused_not_cut(pg_url, pg_schema, pg_exec, plain):
     """F4 (docs/reliability.md): PostgreSQL cuts an identifier at 63 bytes without an error, so two
     columns (or streams) sharing their first 63 bytes became one, and a single long column was stored
     under a cut name and refused on the next run ("already exists"). Now refused up front, in one
-    line naming the stream and the field; 63 bytes still load, twice."""
+    line naming the stream and the field; 63 bytes still load, twice. ``direct``: a plain URL, whose
+    tables are set up without SQLAlchemy (the limit is the dialect's constant, no engine)."""
+    if plain:
+        pg_url = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     cfg = {"adapter": "sql", "url": pg_url, "schema": pg_schema}
     head = "c" * 63
     a, b = head + "_alpha", head + "_beta"
