@@ -315,3 +315,31 @@ def test_one_database_handle_for_discovery_and_every_read_connection(
         assert sum(len(b) for b in ad.read(spec)) == 301
     assert calls[-1:] == [2]
     assert len(opened) == 2  # one per adapter
+
+
+def test_the_first_read_takes_over_the_discovery_connection(
+    every_type: tuple[str, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small sync opens one server connection for discovery and its first read (each costs a
+    backend start on the server); later reads open their own, and close() closes the kept one."""
+    from dc_api_x.adapters.sql import pg_direct
+
+    plain, _, schema = every_type
+    opened: list[Any] = []
+    real = pg_direct.DirectConnection.__init__
+
+    def counting(self: Any, *a: Any, **kw: Any) -> None:
+        opened.append(self)
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(pg_direct.DirectConnection, "__init__", counting)
+    with create_adapter({"adapter": "sql", "url": plain, "schema": schema, "streams": ["no_inet"]}) as ad:
+        spec = ad.discover()[0]
+        assert len(opened) == 1
+        assert sum(len(b) for b in ad.read(spec)) == 301
+        assert len(opened) == 1  # the discovery's connection
+        assert sum(len(b) for b in ad.read(spec, limit=3)) == 3
+        assert len(opened) == 2
+        ad.discover()  # kept again, then closed with the adapter
+        assert ad.backend._database._spare is not None
+    assert ad.backend._database._spare is None

@@ -201,6 +201,9 @@ class DirectDatabase:
         self.uri = uri  # the libpq URI, asked for when the handle is opened
         self._db: Any = None
         self._lock = threading.Lock()
+        #: a finished discovery's connection, handed to the next autocommit connect() (the read
+        #: after discovery does not open a second server connection); used once, then closed
+        self._spare: DirectConnection | None = None
 
     def handle(self) -> Any:
         with self._lock:
@@ -211,11 +214,33 @@ class DirectDatabase:
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:
+        if autocommit:
+            with self._lock:
+                spare, self._spare = self._spare, None
+            if spare is not None:
+                return spare
         return DirectConnection(self.handle(), autocommit=autocommit)
+
+    def keep(self, conn: DirectConnection) -> None:
+        """Keep the autocommit connection ``conn``, whose statements were all read to their end
+        (discovery's), for the next :meth:`connect`; closed if one is kept already."""
+        with self._lock:
+            kept = self._spare is None and self._db is not None
+            if kept:
+                conn.close_cursors()
+                self._spare = conn
+        if not kept:
+            conn.close()
 
     def close(self) -> None:
         with self._lock:
             db, self._db = self._db, None
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                spare.close()
+            except Exception:  # pragma: no cover - a broken connection
+                pass
         if db is not None:
             db.close()
 
@@ -258,13 +283,16 @@ class DirectConnection:
     def rollback(self) -> None:
         self._conn.rollback()
 
-    def close(self) -> None:
+    def close_cursors(self) -> None:
         for cur in list(self._cursors):
             try:
                 cur.close()
             except Exception:  # pragma: no cover - a statement of a broken connection
                 pass
         self._cursors.clear()
+
+    def close(self) -> None:
+        self.close_cursors()
         self._conn.close()
 
     def __enter__(self) -> DirectConnection:

@@ -31,7 +31,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +176,18 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         streams = self.adapter.options.streams or []
         if self.plain is None or any(getattr(s, "query", None) is not None for s in streams):
             return super().discovery_connection()
-        return self.connect_direct()
+        return self._discovery_connection()
+
+    @contextmanager
+    def _discovery_connection(self) -> Iterator[DirectConnection]:
+        conn = self.connect_direct()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        # every catalog statement was read to its end: the first read takes the connection over
+        self._database.keep(conn)
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return is_adbc_error(exc)
