@@ -896,6 +896,9 @@ def _array_literal(values: list[Any]) -> str:
             parts.append("true" if v else "false")
         elif isinstance(v, bytes):
             parts.append('"\\\\x' + v.hex() + '"')
+        elif isinstance(v, dict):  # an element of a json[] / jsonb[] column: its JSON text
+            s = json_text(v).replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{s}"')
         else:
             s = json_form(v) if not isinstance(v, str) else v
             s = str(s).replace("\\", "\\\\").replace('"', '\\"')
