@@ -339,3 +339,44 @@ def test_json_array_elements_are_written_as_json_text(pg_exec: Any) -> None:
     values = [{"k": 'a "quoted" \\ back\u00e9', "n": [1, None]}, None, {}]
     got = pg_exec("SELECT to_jsonb(%s::jsonb[])::text", (_array_literal(values),))
     assert json.loads(got[0][0]) == values
+
+
+def test_without_a_schema_the_search_path_decides_as_on_the_sqlalchemy_path(
+    pg_url: str, pg_exec: Any
+) -> None:
+    """No ``schema`` option: the table is looked up through the search path (``has_table``) and
+    created unqualified, in the first schema of the path."""
+    import uuid
+
+    from dc_api_x.types import Batch
+
+    plain, psycopg = _urls(pg_url)
+    names = [f"pgsmall_{uuid.uuid4().hex[:8]}_{k}" for k in ("d", "s")]
+    props = {"id": {"type": "integer"}, "v": {"type": ["string", "null"], "format": "date-time"}}
+    try:
+        for url, name in zip((plain, psycopg), names, strict=True):
+            spec = StreamSpec(
+                name=name, schema={"type": "object", "properties": props}, key_properties=("id",)
+            )
+            for _ in range(2):  # created, then found again
+                with create_adapter({"adapter": "sql", "url": url}) as ad:
+                    ad.start_write(spec, load_method="overwrite")
+                    assert isinstance(ad._writes[name].table, DirectTable) == (url == plain)
+                    ad.write(
+                        spec, Batch.from_records([{"id": 1, "v": "2024-01-01T00:00:00Z"}], schema=spec.schema)
+                    )
+                    ad.finish_write(spec)
+        schema = pg_exec("SELECT current_schema()")[0][0]
+        d, s = (_catalog(pg_exec, schema, n) for n in names)
+        assert [c[:3] for c in d[0]] == [c[:3] for c in s[0]] and d[1] == s[1] == [["id"]]
+        assert [_rows_k(pg_exec, schema, n) for n in names] == [[(1, "2024-01-01 00:00:00+00")]] * 2
+    finally:
+        for n in names:
+            pg_exec(f'DROP TABLE IF EXISTS "{n}"')
+
+
+def _rows_k(pg_exec: Any, schema: str, table: str) -> Any:
+    return pg_exec(
+        "SELECT id, to_char(v AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00' "
+        f'FROM "{schema}"."{table}"'
+    )
