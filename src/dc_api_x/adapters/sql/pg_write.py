@@ -3,21 +3,23 @@
 A ``dcapix run`` into PostgreSQL paid SQLAlchemy's import (~0.2 CPU-s), a psycopg engine for the
 DDL (~0.1) and ADBC's DB-API module (it imports ``pyarrow.dataset``) before its first row. For a
 plain ``postgresql://`` URL (:func:`~.pg_direct.plain_url`) without ``engine_options`` or SQL
-extensions, an ``append`` or ``overwrite`` write is instead prepared over the backend's ADBC
-connection (:class:`~.pg_direct.DirectConnection`, the driver manager's low-level API):
+extensions, every write (``append``, ``overwrite``, ``upsert``) is instead prepared over the
+backend's ADBC connection (:class:`~.pg_direct.DirectConnection`, the driver manager's low-level API):
 
 * the table is looked up with one catalog query (:func:`table_columns`: each column's
   ``format_type()``), created with the DDL SQLAlchemy's PostgreSQL dialect compiles for the columns
   the adapter declares (:func:`column_type`, :func:`create_table_sql`: the same types, ``NOT NULL``
   on the keys, ``BIGSERIAL`` for a single ``bigint`` key as SQLAlchemy's autoincrement rule gives,
-  a ``pk_…`` primary key constraint), widened with ``ALTER TABLE … ADD COLUMN``;
+  a ``pk_…`` primary key constraint), widened with ``ALTER TABLE … ADD COLUMN``; for ``upsert`` the
+  keys' primary key or unique index is checked as the inspector reports them (:func:`unique_keys`);
 * the write then holds a :class:`DirectTable` where the SQLAlchemy path holds an ``sa.Table``: the
   column types are ``format_type()`` texts, and the backend's COPY decisions
-  (:func:`copy_input`), stage ``INSERT … SELECT`` (:func:`stage_insert_sql`) and failed-batch
-  diagnosis read them instead of SQLAlchemy type objects.
+  (:func:`copy_input`), stage ``INSERT … SELECT`` (:func:`stage_insert_sql`, with ``DISTINCT ON``
+  and ``ON CONFLICT … DO UPDATE … WHERE … IS DISTINCT FROM`` for upserts) and failed-batch diagnosis
+  read them instead of SQLAlchemy type objects.
 
-``upsert`` (``ON CONFLICT`` and the unique-constraint check), a schema-less target whose table is
-found through the search path only by a view, and everything of a non-plain URL stay on SQLAlchemy.
+A view (or another relation that is no table) of the target's name and everything of a non-plain
+URL stay on SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "jsonb_binary",
     "stage_insert_sql",
     "table_columns",
+    "unique_keys",
     "write_property",
 ]
 
@@ -305,17 +308,59 @@ def copy_input(table: pa.Table, target: DirectTable) -> pa.Table | None:
     return pa.Table.from_arrays(cols, names=table.column_names)
 
 
-def stage_insert_sql(stage: str, target: DirectTable, names: Sequence[str]) -> str:
+def stage_insert_sql(
+    stage: str, target: DirectTable, names: Sequence[str], keys: Sequence[str] | None = None
+) -> str:
     """``INSERT INTO target (names) SELECT … FROM stage``: the stage's columns ``c0, c1 …`` cast to
     the target's types (character columns left to the assignment cast), as the SQLAlchemy path
-    compiles it for ``append`` and ``overwrite``."""
+    compiles it. With ``keys`` (an upsert): the last row of each key (``DISTINCT ON`` the keys,
+    ordered by the stage's ``c_ord`` descending), and ``ON CONFLICT (keys) DO UPDATE`` of the other
+    columns where one differs (``DO NOTHING`` without other columns) — ``merge_on_conflict``."""
     sel = []
-    for i, n in enumerate(names):
-        c = f"{quote(stage)}.{quote(f'c{i}')}"
+    col = {n: f"{quote(stage)}.{quote(f'c{i}')}" for i, n in enumerate(names)}
+    for n in names:
         ft = target.c[n].type
-        sel.append(c if _is_text(ft) else f"CAST({c} AS {ft})")
+        sel.append(col[n] if _is_text(ft) else f"CAST({col[n]} AS {ft})")
     cols = ", ".join(quote(n) for n in names)
-    return f"INSERT INTO {target.qualified} ({cols}) SELECT {', '.join(sel)} FROM {quote(stage)}"
+    distinct = f"DISTINCT ON ({', '.join(col[k] for k in keys)}) " if keys else ""
+    sql = f"INSERT INTO {target.qualified} ({cols}) SELECT {distinct}{', '.join(sel)} FROM {quote(stage)}"
+    if not keys:
+        return sql
+    order = [col[k] for k in keys] + [f"{quote(stage)}.{quote('c_ord')} DESC"]
+    sql += f" ORDER BY {', '.join(order)} ON CONFLICT ({', '.join(quote(k) for k in keys)})"
+    others = [n for n in names if n not in keys]
+    if not others:
+        return sql + " DO NOTHING"
+    sets = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in others)
+    differs = " OR ".join(
+        f"{target.qualified}.{quote(n)} IS DISTINCT FROM excluded.{quote(n)}" for n in others
+    )
+    return f"{sql} DO UPDATE SET {sets} WHERE {differs}"
+
+
+#: the table's primary key columns (in the constraint's order), and the key columns of every unique
+#: index (primary key and unique constraints included; an expression's place is NULL; INCLUDE
+#: columns left out) — what SQLAlchemy's inspector reports to ``SQLAdapter._check_unique``
+_UNIQUE = """
+SELECT i.indisprimary,
+       ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(n, o)
+               LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n
+              ORDER BY k.o)
+  FROM pg_catalog.pg_index i
+ WHERE i.indrelid = $1::regclass AND i.indisunique
+"""
+
+
+def unique_keys(conn: DirectConnection, table: DirectTable) -> tuple[list[str], list[list[str]]]:
+    """(the primary key's columns, the key columns of every unique index) of ``table``."""
+    pk: list[str] = []
+    out: list[list[str]] = []
+    for primary, cols in conn.rows(_UNIQUE, (table.qualified,)):
+        names = [c for c in cols or [] if c]
+        if primary:
+            pk = list(cols or [])
+        out.append(names)
+    return pk, out
 
 
 def diagnose_probes(stage: str, target: DirectTable, names: Sequence[str]) -> list[tuple[str, str, bool]]:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...arrow import ConversionError, arrow_to_records, cast_table, inet_text, json_text, json_types
+from ...exceptions import AdapterError
 from ...ext.sql import Reflected, SQLAdapterLike, SQLRead, SQLSource, SQLWrite
 from ...types import Batch, JSONSchema, StreamSpec
 from ...values import json_form
@@ -75,6 +76,7 @@ from .pg_write import (
     jsonb_binary,
     stage_insert_sql,
     table_columns,
+    unique_keys,
 )
 from .pg_write import column_type as pg_column_type
 from .typemap import pg_oid_property
@@ -401,8 +403,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         return table.num_rows if direct is not None else -1
 
     def _insert_sql(self, write: SQLWrite, names: list[str], upsert: bool) -> str:
-        if isinstance(write.table, DirectTable):  # (never an upsert: those are set up by SQLAlchemy)
-            return stage_insert_sql(_STAGE, write.table, names)
+        if isinstance(write.table, DirectTable):  # set up without SQLAlchemy (.pg_write)
+            return stage_insert_sql(_STAGE, write.table, names, write.keys if upsert else None)
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))], sa.column("c_ord"))
@@ -509,8 +511,9 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         """Create (or widen) the stream's table, and for ``overwrite`` a fresh stage table, over the
         sequential ADBC connection in one transaction (:mod:`.pg_write`); returns (table written,
         target), or ``None`` when the write is set up through SQLAlchemy instead (not a plain URL,
-        ``upsert``, a view of that name)."""
-        if self.plain is None or method == "upsert":
+        a view of that name). ``upsert`` checks the keys' primary key or unique constraint as
+        :meth:`SQLAdapter._check_unique` does."""
+        if self.plain is None:
             return None
         if self._conn is None:
             self._conn = self.connect(autocommit=False)
@@ -535,6 +538,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                         col = DirectColumn(n, pg_column_type(p), True)
                         cur.execute(add_column_sql(target, n, col.type))
                         target.append_column(col)
+            if method == "upsert":
+                self._check_unique_direct(conn, target, keys, stream.name)
             table = target
             if method == "overwrite":
                 cols = [(n, pg_column_type(p)) for n, p in props.items()]
@@ -547,10 +552,24 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                 conn.rollback()
             except Exception:  # pragma: no cover - a broken connection is dropped
                 self._conn = None
+            if isinstance(exc, AdapterError):
+                raise
             raise self.db_error(exc, f"preparing table {name!r}", stream=stream.name) from None
         finally:
             cur.close()
         return table, target
+
+    def _check_unique_direct(self, conn: Any, table: DirectTable, keys: list[str], stream: str) -> None:
+        """:meth:`SQLAdapter._check_unique` over the catalog: the keys must be the primary key, or
+        the columns of a unique constraint or index, for ``ON CONFLICT``."""
+        pk, uniques = unique_keys(conn, table)
+        if any(sorted(cols) == sorted(keys) for cols in uniques):
+            return
+        raise self.adapter.error(
+            f"upsert needs a primary key or unique constraint on {keys} in table "
+            f"{table.name!r} (it has primary key {pk})",
+            stream=stream,
+        )
 
     def widen_direct(self, write: SQLWrite, add: dict[str, JSONSchema]) -> None:
         """Add the columns ``add`` that the table does not have yet (:meth:`SQLAdapter._widen`)."""
