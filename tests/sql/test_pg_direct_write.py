@@ -425,3 +425,23 @@ def _rows_k(pg_exec: Any, schema: str, table: str) -> Any:
         "SELECT id, to_char(v AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00' "
         f'FROM "{schema}"."{table}"'
     )
+
+
+def test_an_integer_beyond_int64_names_the_column_type_as_on_the_sqlalchemy_path(
+    pg_url: str, pg_exec: Any, schemas: Any
+) -> None:
+    from dc_api_x.types import Batch
+
+    _, (d, s) = schemas
+    plain, psycopg = _urls(pg_url)
+    props = {"id": {"type": "integer"}, "qty": {"type": ["integer", "null"]}}
+    spec = StreamSpec(name="stock", schema={"type": "object", "properties": props}, key_properties=("id",))
+    messages = []
+    for url, schema in ((plain, d), (psycopg, s)):
+        with create_adapter({"adapter": "sql", "url": url, "schema": schema}) as ad:
+            ad.start_write(spec)
+            with pytest.raises(SchemaError) as err:
+                ad.write(spec, Batch.from_records([{"id": 3, "qty": 2**63}], schema=spec.schema))
+            messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert messages[0].endswith("(column 'qty' is BIGINT)")

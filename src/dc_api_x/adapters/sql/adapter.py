@@ -756,7 +756,8 @@ class SQLAdapter(ProtocolAdapter):
             # the message without its own "field 'x': " prefix: schema_error names the field
             detail = getattr(exc, "detail", None) or _without_field(str(exc), fld)
             if fld is not None and fld in st.table.c and "outside the range" in detail:
-                detail += f" (column {fld!r} is {st.table.c[fld].type})"
+                typ = st.table.c[fld].type  # (a DirectTable's: format_type() text, shown as SQLAlchemy's)
+                detail += f" (column {fld!r} is {typ.upper() if isinstance(typ, str) else typ})"
             raise self.backend.schema_error(detail, stream=stream.name, field=fld) from None
         except Exception as exc:  # pyarrow cast errors
             raise self.backend.schema_error(str(exc), stream=stream.name, field=None) from None
