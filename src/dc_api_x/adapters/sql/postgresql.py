@@ -15,9 +15,9 @@
 Discovery is the generic bulk reflection; a custom query's columns are typed from the result's
 type OIDs (no row is read). A plain ``postgresql://`` URL's tables are discovered with one catalog
 query and read with statements written without SQLAlchemy (:mod:`.pg_direct`); every read runs on
-ADBC connections opened through the driver manager's low-level API. Its ``append`` and ``overwrite``
-writes are set up without SQLAlchemy too (:mod:`.pg_write`: catalog lookup, DDL, low-level
-connections for the COPYs).
+ADBC connections opened through the driver manager's low-level API. Its writes (append, overwrite,
+upsert) are set up without SQLAlchemy too (:mod:`.pg_write`: catalog lookup, DDL, unique-key check,
+the stage ``INSERT`` / ``ON CONFLICT`` statements, low-level connections for the COPYs).
 
 Over 700 lines because it is one backend (discovery, reads, the write paths and their parallel COPY);
 the SQLAlchemy-free statements are in :mod:`.pg_direct`, the range reads in :mod:`.pg_ranges`, and the
