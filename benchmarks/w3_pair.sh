@@ -26,8 +26,8 @@ import sys
 root = sys.argv.pop(1)
 if root != "-":  # the base revision's sources before the installed (editable) ones
     sys.path[:0] = [root + "/src", root + "/targets"]
-from target_dcapix.target import TargetDcApiX
-TargetDcApiX.cli()
+from target_dcapix.cli import main  # the console script (its allocator, no GC pass at exit)
+main()
 EOF
 echo "{\"adapter\": \"parquet\", \"path\": \"$work/out\"}" >"$work/config.json"
 uptime
