@@ -322,6 +322,9 @@ class TapDcApiX(Tap):
                 parse_env_config=bool(getattr(config, "parse_env", False)),
                 validate_config=True,
             )
+            from .cli import startup_done
+
+            startup_done()  # the console script's start-up without the cyclic GC ends here
             try:
                 tap.sync_all()
                 writer = tap.message_writer

@@ -790,6 +790,9 @@ class TargetDcApiX(Target):
                 validate_config=True,
                 parse_env_config=parse_env,
             )
+            from .cli import startup_done
+
+            startup_done()  # the console script's start-up without the cyclic GC ends here
             target.listen(file_input)
         except ConfigValidationError as exc:
             _fail(f"config: {'; '.join(exc.errors) or exc}")

@@ -243,3 +243,42 @@ def test_unreadable_inputs_one_line(tmp_path: Path) -> None:
     bad.write_text("{not json", encoding="utf-8")
     _one_error_line(run_cli("--config", str(tmp_path / "missing.json")), "missing.json")
     _one_error_line(run_cli("--config", str(bad)), "not valid JSON")
+
+
+def test_the_console_script_starts_without_the_cyclic_gc(tmp_path: Path) -> None:
+    """``tap-dcapix`` runs its start-up (imports, config, discovery) with the cyclic collector off
+    and turns it back on, with the start-up's objects frozen, before the sync: no collection before
+    ``sync_all``, the collector on in it, the rows all there."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "src.sqlite"
+    make_items(db, range(1, 21))
+    probe = (
+        "import gc, sys\n"
+        "seen = {'collections': 0}\n"
+        "def count(phase, info):\n"
+        "    seen['collections'] += phase == 'stop'\n"
+        "gc.callbacks.append(count)\n"
+        "import tap_dcapix.cli as cli\n"
+        "done, off = cli.startup_done, cli.gc_off_for_startup\n"
+        "def start():\n"
+        "    off()\n"
+        "    seen['collections'] = 0\n"
+        "def probe():\n"
+        "    before = seen['collections']\n"
+        "    done()\n"
+        "    print('BEFORE', before, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+        "cli.gc_off_for_startup, cli.startup_done = start, probe\n"
+        "sys.argv = ['tap-dcapix', '--config', sys.argv[1]]\n"
+        "cli.main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(_sqlite_cfg(db, tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    _ok(proc)
+    assert "BEFORE 0 True True" in proc.stderr, proc.stderr[-2000:]
+    assert [r["id"] for r in records_of(parse_messages(proc.stdout))] == list(range(1, 21))
