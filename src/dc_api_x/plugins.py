@@ -10,9 +10,10 @@ defaults, by the first ``get_*``/``list_*`` call). The registry class is :mod:`d
 ``create_adapter`` / ``create_plugin`` live in :mod:`dc_api_x.factories` (both names still import
 from here).
 
-A little over 700 lines: loading (entry points, version checks, blocking, the built-ins' lazy
-stand-ins of :data:`BUILTIN_HOOKS`) and the plugin set those produce are one concept. What would
-move out next: the built-in stand-ins and their hook table into a module of their own.
+A little over 700 lines: loading (version checks, blocking, the built-ins' lazy stand-ins of
+:data:`BUILTIN_HOOKS`) and the plugin set those produce are one concept; the entry points
+themselves (and their snapshot) come from :mod:`dc_api_x.entry_points`. What would move out next:
+the built-in stand-ins and their hook table into a module of their own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
+from .entry_points import ENTRY_POINT_CACHE_ENV
+from .entry_points import entry_points as _entry_points
+from .entry_points import metadata_module as _metadata
+from .entry_points import snapshot as _snapshot
 from .exceptions import PluginError
 from .registry import BLOCKED_ENV, Registry, clash_message
 
@@ -267,184 +272,6 @@ class PluginSet:
     def __repr__(self) -> str:
         loaded = sum(1 for p in self.plugins.values() if p.status == "loaded")
         return f"<PluginSet {loaded}/{len(self.plugins)} plugins loaded>"
-
-
-def _metadata() -> Any:
-    """:mod:`importlib.metadata`, imported when first needed (it costs ~30 ms: email, zipfile …)."""
-    from importlib import metadata
-
-    return metadata
-
-
-# ------------------------------------------------------------------------ the entry-point snapshot
-# Importing importlib.metadata (email, zipfile, csv …) and scanning every installed distribution for
-# the plugin entry points and dc-api-x's version costs ~130 M instructions, 12 % of a small
-# ``dcapix run`` (issue 15). When importlib.metadata is not imported yet, the answers come from a
-# snapshot in ``$XDG_CACHE_HOME/dc-api-x/plugins`` (one file per interpreter and ``sys.path``), taken by
-# a real scan and used only while every ``sys.path`` entry, every ``*.dist-info`` / ``*.egg-info`` in
-# them and its ``entry_points.txt`` keep their modification times (a pip install, upgrade or removal
-# changes them) and none of those changed in the last 2 s (a change within the same clock tick could
-# go unseen). When importlib.metadata is already imported (a test, a host application) the scan is
-# made through it, as before. ``DC_API_X_ENTRY_POINT_CACHE=0`` switches the snapshot off.
-ENTRY_POINT_CACHE_ENV = "DC_API_X_ENTRY_POINT_CACHE"
-_SNAPSHOT_FORMAT = 1
-_last_snapshot: dict[str, Any] | None = None
-
-
-class _SnapshotDist:
-    """The parts of an ``importlib.metadata.Distribution`` the plugin loader reads."""
-
-    def __init__(self, name: str | None, version: str | None, requires: list[str] | None) -> None:
-        self.metadata = {"Name": name}
-        self.version = version
-        self.requires = requires
-
-
-class _SnapshotEntryPoint:
-    """An entry point read from the snapshot: ``name``, ``value``, ``group``, ``dist`` and ``load()``
-    as ``importlib.metadata.EntryPoint`` has them."""
-
-    def __init__(self, row: list[Any], group: str) -> None:
-        self.name, self.value, self.module, self.attr = row[0], row[1], row[2], row[3]
-        self.group = group
-        self.dist = None if row[4] is None else _SnapshotDist(*row[4])
-
-    def load(self) -> Any:
-        obj: Any = importlib.import_module(self.module)
-        for part in filter(None, (self.attr or "").split(".")):
-            obj = getattr(obj, part)
-        return obj
-
-
-def _snapshot_path() -> str | None:
-    if os.environ.get(ENTRY_POINT_CACHE_ENV, "").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    import zlib
-
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = "\0".join([sys.executable, *sys.path]).encode("utf-8", "surrogatepass")
-    return os.path.join(base, "dc-api-x", "plugins", f"entry-points-{zlib.crc32(key):08x}.json")
-
-
-def _installed_fingerprint() -> list[Any] | None:
-    """What the snapshot depends on: for each ``sys.path`` entry, its distributions' metadata
-    directories (as importlib.metadata finds them) with their and their ``entry_points.txt``'s
-    modification times (a file entry, a zip: its own). ``None`` when one is less than 2 s old.
-    (A directory's own time is left out: the working directory, on ``sys.path`` for ``python -m``,
-    changes with every run.)"""
-    import stat
-    import time
-
-    out: list[Any] = []
-    newest = 0
-    for entry in sys.path:
-        where = entry or os.getcwd()
-        try:
-            st = os.stat(where)
-        except OSError:
-            out.append([entry, None])
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            newest = max(newest, st.st_mtime_ns)
-            out.append([entry, st.st_mtime_ns])
-            continue
-        try:
-            with os.scandir(where) as it:
-                infos = [e for e in it if e.name.lower().endswith((".dist-info", ".egg-info", "egg-info"))]
-        except OSError:
-            infos = []
-        dists: list[Any] = []
-        for e in infos:
-            times: list[int | None] = []
-            for path in (e.path, os.path.join(e.path, "entry_points.txt")):
-                try:
-                    times.append(os.stat(path).st_mtime_ns)
-                except OSError:
-                    times.append(None)
-            newest = max(newest, *(t for t in times if t is not None), 0)
-            dists.append([e.name, *times])
-        out.append([entry, sorted(dists)])
-    if newest > time.time_ns() - 2_000_000_000:
-        return None
-    return out
-
-
-def _scan(groups: list[str]) -> dict[str, Any] | None:
-    """A snapshot made by a real scan (``None`` when an entry point cannot be written down)."""
-    md = _metadata()
-    try:
-        version: str | None = md.version("dc-api-x")
-    except md.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        version = None
-    rows: dict[str, list[Any]] = {}
-    for group in groups:
-        rows[group] = []
-        for ep in md.entry_points(group=group):
-            try:
-                module, attr = ep.module, ep.attr
-            except Exception:  # a value importlib cannot parse: only the real entry point can say
-                return None
-            dist = getattr(ep, "dist", None)
-            d = None if dist is None else [dist.metadata["Name"], dist.version, dist.requires]
-            rows[group].append([ep.name, ep.value, module, attr, d])
-    return {"format": _SNAPSHOT_FORMAT, "version": version, "groups": rows}
-
-
-def _snapshot(groups: list[str]) -> dict[str, Any] | None:
-    """The entry points of ``groups`` and dc-api-x's version without importing importlib.metadata
-    (a valid snapshot, else a real scan written down for the next process); ``None`` when
-    importlib.metadata is imported already or the snapshot is off or cannot be trusted now."""
-    global _last_snapshot
-    if "importlib.metadata" in sys.modules:
-        return None
-    if _last_snapshot is not None and all(g in _last_snapshot["groups"] for g in groups):
-        return _last_snapshot  # (one process reads it once: core_version, then the entry points)
-    path = _snapshot_path()
-    if path is None:
-        return None
-    import json
-
-    key = _installed_fingerprint()
-    if key is None:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            snap = json.load(f)
-        if (
-            isinstance(snap, dict)
-            and snap.get("format") == _SNAPSHOT_FORMAT
-            and snap.get("key") == key
-            and all(g in snap["groups"] for g in groups)
-        ):
-            _last_snapshot = snap
-            return snap
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    fresh = _scan(groups)
-    if fresh is None:
-        return None
-    fresh["key"] = key
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(fresh, f)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    return fresh
-
-
-def _entry_points(group: str, groups: list[str]) -> list[Any]:
-    """The entry points of ``group`` (``groups``: every group this scan reads, snapshotted together)."""
-    snap = _snapshot(groups)
-    if snap is not None:
-        return [_SnapshotEntryPoint(row, group) for row in snap["groups"][group]]
-    return list(_metadata().entry_points(group=group))
 
 
 def _env_list(var: str) -> set[str]:

@@ -1,5 +1,5 @@
-"""The entry-point snapshot (plugins.py): a process that has not imported importlib.metadata gets the
-plugin entry points and dc-api-x's version from ``$XDG_CACHE_HOME/dc-api-x/plugins`` while the
+"""The entry-point snapshot (dc_api_x.entry_points): a process that has not imported importlib.metadata
+gets the plugin entry points and dc-api-x's version from ``$XDG_CACHE_HOME/dc-api-x/plugins`` while the
 installed distributions keep their modification times (issue 15), and the same plugin set a real
 scan gives."""
 
