@@ -19,6 +19,12 @@ unset PYTHONDONTWRITEBYTECODE
 export BENCH_WORK=${BENCH_WORK:-/tmp/bench-work-dcapix}
 # shellcheck source=/dev/null
 source "$SHARED_BENCH/common.sh"
+# The destination database of W1/W3 (PG_DST_DB, bench_dst): the shared harness creates the source
+# database only, and every W1 row fails its count check on a machine without this one.
+psql -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+  "SELECT 1 FROM pg_database WHERE datname='$PG_DST_DB'" 2>/dev/null | grep -q 1 ||
+  psql -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE $PG_DST_DB" >/dev/null 2>&1 ||
+  true
 # DCAPIX_TAG: suffix of the dcapix destination schemas (dcapix${DCAPIX_TAG}_w1), so runs of several
 # people against the same bench_dst do not drop each other's tables mid-run
 export DCAPIX_TAG=${DCAPIX_TAG:-}
