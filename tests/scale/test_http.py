@@ -127,10 +127,14 @@ def test_retry_after_pauses_every_worker(project: Path, builtin_plugins) -> None
         assert dcapix("run", "p", "--no-progress", "--workers", "4") == 0
     assert len(parquet_rows(project / "o" / "items")) == TOTAL
     # one worker's request was refused with Retry-After: 1; no request of any worker reached the
-    # server before that second was over (requests already in flight at that moment excepted)
+    # server before that second was over, except those already on their way: sent before the 429
+    # was answered, or by another worker in the moment before the refused worker's thread had
+    # registered the pause (a few ms; more on a loaded machine) — at most two per other worker,
+    # all close to the refusal (without the shared pause the other three workers go on at ~5 ms a
+    # request: well over a hundred requests in that second)
     after = sorted(throttle["after"])
-    in_flight = [t for t in after if t - throttle["at"] < 0.9]
-    assert len(in_flight) <= 3, in_flight
+    in_flight = [t - throttle["at"] for t in after if t - throttle["at"] < 0.9]
+    assert len(in_flight) <= 6 and all(dt < 0.25 for dt in in_flight), in_flight
     assert len(after) > len(in_flight)
     assert time.monotonic() - t0 >= 1.0
 
