@@ -427,24 +427,13 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         conn = self._conn
         if conn is None:
             return None
-        if isinstance(write.table, DirectTable):
-            return self._diagnose_direct(conn, data, write, names)
-        src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))])
         cur = conn.cursor()
         try:
             cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
-            for i, n in enumerate(names):
-                col, typ = src.c[f"c{i}"], write.table.c[n].type
-                sized = getattr(typ, "length", None) if isinstance(typ, sa.String) else None
-                if sized:
-                    probe = (
-                        sa.select(sa.func.count()).select_from(src).where(sa.func.char_length(col) > sized)
-                    )
-                else:
-                    probe = sa.select(sa.func.count(sa.cast(col, typ)))
+            for n, probe, sized in self._diagnose_probes(write, names):
                 cur.execute("SAVEPOINT dcapix_diag")
                 try:
-                    cur.execute(self.compile(probe))
+                    cur.execute(probe)
                     got = cur.fetchall()
                     bad = got[0][0] if sized else 0
                     cur.execute("RELEASE SAVEPOINT dcapix_diag")
@@ -466,36 +455,22 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                 pass
             cur.close()
 
-    def _diagnose_direct(self, conn: Any, data: pa.Table, write: SQLWrite, names: list[str]) -> str | None:
-        """:meth:`_diagnose` for a table set up without SQLAlchemy (:class:`~.pg_write.DirectTable`)."""
-        table: Any = write.table  # (a DirectTable: SQLWrite declares SQLAlchemy's)
-        cur = conn.cursor()
-        try:
-            cur.adbc_ingest(_STAGE, data, mode="replace", temporary=True)
-            for n, probe, sized in diagnose_probes(_STAGE, table, names):
-                cur.execute("SAVEPOINT dcapix_diag")
-                try:
-                    cur.execute(probe)
-                    got = cur.fetchall()
-                    bad = got[0][0] if sized else 0
-                    cur.execute("RELEASE SAVEPOINT dcapix_diag")
-                except Exception:
-                    cur.execute("ROLLBACK TO SAVEPOINT dcapix_diag")
-                    return n
-                if bad:
-                    return n
-            for i, n in enumerate(names):
-                if not table.c[n].nullable and data.column(f"c{i}").null_count:
-                    return n
-            return None
-        except Exception:
-            return None
-        finally:
-            try:
-                conn.rollback()
-            except Exception:  # pragma: no cover
-                pass
-            cur.close()
+    def _diagnose_probes(self, write: SQLWrite, names: list[str]) -> list[tuple[str, str, bool]]:
+        """For each column: (name, probe, sized) — the stage values longer than a sized character
+        column counted, else ``count(CAST(value AS type))`` (fails on the first bad value)."""
+        if isinstance(write.table, DirectTable):  # set up without SQLAlchemy (.pg_write)
+            return diagnose_probes(_STAGE, write.table, names)
+        src = sa.table(_STAGE, *[sa.column(f"c{i}") for i in range(len(names))])
+        out = []
+        for i, n in enumerate(names):
+            col, typ = src.c[f"c{i}"], write.table.c[n].type
+            sized = getattr(typ, "length", None) if isinstance(typ, sa.String) else None
+            if sized:
+                probe = sa.select(sa.func.count()).select_from(src).where(sa.func.char_length(col) > sized)
+            else:
+                probe = sa.select(sa.func.count(sa.cast(col, typ)))
+            out.append((n, self.compile(probe), bool(sized)))
+        return out
 
     # -- write set-up without SQLAlchemy (.pg_write) ---------------------------------------------
     def start_write_direct(
