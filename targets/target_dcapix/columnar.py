@@ -158,6 +158,44 @@ class ColumnarPlan:
         }
         self._numbers = {i: kind == "number?" for i, (_, kind) in enumerate(kinds) if isinstance(kind, str)}
         self._arrow: tuple[Mapping[str, Any], Any] | None = None
+        #: The compiled scanner's arguments for this stream (:func:`_native_spec`), or ``None``.
+        self.native = _native_spec(stream, names, kinds, required)
+
+    def native_table(self, block: list[bytes], schema: Mapping[str, Any]) -> tuple[bytes, pa.Table] | None:
+        """The block's RECORD lines read by the compiled scanner (``dc_api_x._recordscan``): the
+        kind of each line (``R``: a RECORD of this stream, ``O``: another message type, which the
+        caller decodes) and the Arrow table of the records typed by ``schema`` (the writer's),
+        the table :meth:`to_arrow` makes of the same records. ``None`` when the scanner leaves the
+        block to the Python path (or a column is not one it converts as that path does)."""
+        native = self.native
+        if native is None:
+            return None
+        scan, args, kinds = native
+        got = scan(block, *args)
+        if got is None:
+            return None
+        line_kinds, columns = got
+        rows = line_kinds.count(b"R")
+        import pyarrow as pa
+
+        from dc_api_x.arrow.native import arrays_of
+
+        arrow = self.arrow_schema(schema)
+        own = arrays_of(columns, kinds, rows)
+        arrays = []
+        for f in arrow:
+            i = self._index.get(f.name)
+            if i is None:
+                arrays.append(pa.nulls(rows, type=f.type))
+                continue
+            if columns[i][4]:  # JSON texts not spelled as orjson spells them: rebuilt as _json_column does
+                arr = self._json_column(_texts_of(own[i]), f, self._json[i])
+            else:
+                arr = _native_column(own[i], kinds[i], f)
+            if arr is None:
+                return None
+            arrays.append(arr)
+        return line_kinds, pa.Table.from_arrays(arrays, schema=arrow)
 
     def arrow_schema(self, schema: Mapping[str, Any]) -> pa.Schema:
         """``jsonschema_to_arrow(schema)``, cached for the last schema object."""
@@ -229,6 +267,117 @@ class ColumnarPlan:
         if None in values:
             text = _null_where_null(text)
         return text
+
+
+_FLAG_OF_TYPE = {type(None): "F_NULL", dict: "F_OBJECT", list: "F_ARRAY", str: "F_STRING", int: "F_INT"}
+_FLAG_OF_TYPE.update({float: "F_FLOAT", bool: "F_BOOL"})
+
+
+def _native_spec(
+    stream: str, names: list[str], kinds: list[tuple[Any, frozenset[type] | str]], required: set[str]
+) -> tuple[Any, tuple[bytes, tuple[bytes, ...], bytes, bytes], bytes] | None:
+    """``(scan, (stream, names, kinds, flags), kinds)`` for ``dc_api_x._recordscan.scan``, or
+    ``None`` when the extension is not there or a name would need a JSON escape (the scanner
+    compares the names' bytes) or a field is of a kind it does not read."""
+    import msgspec
+
+    from dc_api_x.arrow.native import load
+
+    mod = load()
+    if mod is None:
+        return None
+
+    def plain(text: str) -> bytes | None:
+        if '"' in text or "\\" in text or any(ord(c) < 0x20 for c in text):
+            return None
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate
+            return None
+
+    s = plain(stream)
+    encoded = [plain(n) for n in names]
+    if s is None or any(n is None for n in encoded):
+        return None
+    letters = bytearray()
+    flags = bytearray()
+    for name, (ann, kind) in zip(names, kinds, strict=True):
+        flag = mod.F_REQUIRED if name in required else 0
+        if ann is msgspec.Raw and isinstance(kind, frozenset):  # JSON text
+            letter = "j"
+            for t in kind:
+                if t not in _FLAG_OF_TYPE:
+                    return None
+                flag |= getattr(mod, _FLAG_OF_TYPE[t])
+        elif ann is msgspec.Raw:  # float64 number
+            letter = "n"
+            flag |= mod.F_NULL if kind == "number?" else 0
+        else:
+            base = {int: "i", bool: "b", str: "s"}
+            inner = [a for a in getattr(ann, "__args__", ()) if a is not type(None)]
+            nullable = ann not in base
+            typ = inner[0] if nullable and len(inner) == 1 else ann
+            if typ not in base:
+                return None
+            letter = base[typ]
+            flag |= mod.F_NULL if nullable else 0
+        letters += letter.encode()
+        flags.append(flag)
+    enc = tuple(n for n in encoded if n is not None)
+    return mod.scan, (s, enc, bytes(letters), bytes(flags)), bytes(letters)
+
+
+def _texts_of(arr: pa.StringArray) -> list[bytes]:
+    """The JSON texts of the scanner's JSON-text column ``arr``, ``null`` for a null (a null and a
+    field left out are both ``None`` to the Python path, and the scanner refused a null the schema
+    does not allow)."""
+    from itertools import pairwise
+
+    import pyarrow as pa
+
+    offsets = arr.buffers()[1]
+    assert offsets is not None
+    data = arr.buffers()[2]
+    raw = b"" if data is None else data.to_pybytes()
+    ends = memoryview(offsets).cast("i").tolist()
+    bitmap = arr.buffers()[0] if arr.null_count else None  # (is_valid() would import pyarrow.compute)
+    valid = (
+        None if bitmap is None else pa.Array.from_buffers(pa.bool_(), len(arr), [None, bitmap]).to_pylist()
+    )
+    texts = [raw[a:b] for a, b in pairwise(ends)]
+    if valid is not None:
+        texts = [t if v else b"null" for t, v in zip(texts, valid, strict=True)]
+    return texts
+
+
+def _native_column(arr: pa.Array, kind: int, f: pa.Field) -> pa.Array | None:
+    """The scanner's column ``arr`` (letter ``kind``) as the Python path converts the same values
+    into ``f``: directly when ``f`` is its own type, through Arrow's cast for date / date-time /
+    decimal strings, else through :func:`dc_api_x.arrow._column_to_arrow` of its Python values.
+    ``None`` for a JSON-text or number column the writer does not type as the stream does."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    from dc_api_x.arrow import JSON_META, NUMBER_META, _column_to_arrow
+    from dc_api_x.arrow.records import _cast_strings
+
+    meta = f.metadata or {}
+    letter = chr(kind)
+    if letter == "j":
+        if pt.is_string(f.type) and meta.get(JSON_META) == b"true":
+            return arr
+        return None
+    if letter == "n":
+        return arr if f.type == pa.float64() else None  # (as to_arrow refuses it)
+    if meta.get(JSON_META) or meta.get(NUMBER_META):
+        return _column_to_arrow(arr.to_pylist(), f)
+    if f.type == arr.type:
+        return arr
+    if letter == "s" and (pt.is_timestamp(f.type) or pt.is_date(f.type) or pt.is_decimal(f.type)):
+        cast = _cast_strings(arr, f.type)
+        if cast is not None:
+            return cast
+    return _column_to_arrow(arr.to_pylist(), f)
 
 
 def _null_where_null(text: pa.Array) -> pa.Array:

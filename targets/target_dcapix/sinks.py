@@ -50,6 +50,17 @@ CHUNK_ROWS = 10_000
 COLUMNAR_REFUSALS = 3
 
 
+def _joined(tables: list[Any], schema: Any) -> Any:
+    """The scanner's tables of one chunk as one table; a ``ValueError`` (the dict path then decides)
+    when one was made for another writer schema than ``schema`` (the writer's now)."""
+    import pyarrow as pa
+
+    for t in tables:
+        if not t.schema.equals(schema, check_metadata=True):
+            raise ValueError("the writer's schema changed since the scanner read the records")
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
 class MissingKeyPropertyError(SchemaError, MissingKeyPropertiesError):
     """A record lacks one of its stream's key properties."""
 
@@ -237,6 +248,10 @@ class DcApiXSink(BatchFileReading, BatchSink):
         self.col_records: list[Any] = []
         self.col_lines: list[bytes] = []
         self.col_linenos: list[int] = []
+        #: Tables of records the compiled scanner read (``ColumnarPlan.native_table``), and their
+        #: rows: ``col_records`` or ``col_tables`` holds the column path's records, not both.
+        self.col_tables: list[Any] = []
+        self.col_rows = 0
         #: Chunks the column path failed to convert (they went the dict path).
         self.col_refused = 0
         #: Bytes of input (RECORD lines) of the records buffered or written unflushed: the sink is
@@ -282,7 +297,12 @@ class DcApiXSink(BatchFileReading, BatchSink):
     @property
     def current_size(self) -> int:
         """Records received and not yet flushed (buffered, or written without ``flush``)."""
-        return len(self.buffer) + len(self.col_records) + self.unflushed
+        return len(self.buffer) + self.col_count + self.unflushed
+
+    @property
+    def col_count(self) -> int:
+        """Records the column path buffered (structs or rows of the scanner's tables)."""
+        return len(self.col_records) + self.col_rows
 
     @property
     def full(self) -> bool:
@@ -335,7 +355,7 @@ class DcApiXSink(BatchFileReading, BatchSink):
     def write_chunk(self) -> None:
         """Hand the buffered records to the adapter without flushing them (the fast path, every
         ``chunk`` records): they count in :attr:`current_size` until the drain flushes them."""
-        if self.col_records:
+        if self.col_count:
             self.write_columnar()
         records, self.buffer = self.buffer, []
         lines, self.lines = self.lines, []
@@ -445,9 +465,19 @@ class DcApiXSink(BatchFileReading, BatchSink):
     def add_columnar(self, records: list[Any], lines: list[bytes], first_line: int) -> None:
         """Buffer records of the column path (structs decoded from ``lines``, numbered from
         ``first_line``); records the dict path buffered before them go to the adapter first."""
-        if self.buffer:
+        if self.buffer or self.col_tables:
             self.write_chunk()
         self.col_records.extend(records)
+        self.col_lines.extend(lines)
+        self.col_linenos.extend(range(first_line, first_line + len(lines)))
+
+    def add_table(self, table: Any, lines: list[bytes], first_line: int) -> None:
+        """Buffer an Arrow table of records the compiled scanner read from ``lines`` (numbered from
+        ``first_line``); records buffered otherwise before them go to the adapter first."""
+        if self.buffer or self.col_records:
+            self.write_chunk()
+        self.col_tables.append(table)
+        self.col_rows += table.num_rows
         self.col_lines.extend(lines)
         self.col_linenos.extend(range(first_line, first_line + len(lines)))
 
@@ -456,15 +486,20 @@ class DcApiXSink(BatchFileReading, BatchSink):
         When the conversion fails, their lines are decoded again into dicts and written by the
         dict path (:meth:`write_chunk`), which checks them and names the line of a bad one."""
         records, self.col_records = self.col_records, []
+        tables, self.col_tables = self.col_tables, []
+        self.col_rows = 0
         lines, self.col_lines = self.col_lines, []
         linenos, self.col_linenos = self.col_linenos, []
         self.buf_bytes = 0
-        if not records:
+        if not records and not tables:
             return
         plan = self.columnar
         assert plan is not None
         try:
-            table = plan.to_arrow(records, self.writer.spec.schema)
+            if tables:
+                table = _joined(tables, plan.arrow_schema(self.writer.spec.schema))
+            else:
+                table = plan.to_arrow(records, self.writer.spec.schema)
         except Exception as exc:  # the dict path decides (and names the line of a bad record)
             log.debug("stream %r: the column path refused a chunk (%s): dict path", self.stream_name, exc)
             self.col_refused += 1
@@ -490,7 +525,7 @@ class DcApiXSink(BatchFileReading, BatchSink):
         self.unflushed += n
 
     def start_drain(self) -> dict[Any, Any]:
-        if self.col_records:
+        if self.col_count:
             self.write_columnar()
         records, self.buffer = self.buffer, []
         lines, self.lines = self.lines, []
@@ -583,7 +618,7 @@ class DcApiXSink(BatchFileReading, BatchSink):
         writes one per adapter batch) thus make ``batch_size_rows``-row commits, not one each.
         A loaded file is removed after the flush that commits its last rows.
         """
-        if self.buffer or self.col_records:
+        if self.buffer or self.col_count:
             self._target.drain_one(self)
         fmt = str(getattr(encoding.format, "value", encoding.format)).lower()
         compression = str(encoding.compression or "none").lower()

@@ -410,7 +410,7 @@ class TargetDcApiX(Target):
             return
         # checked in bulk before the records reach the adapter (DcApiXSink.check_buffered), each
         # error naming its record's line: the hot path only appends
-        if sink.col_records:
+        if sink.col_count:
             sink.write_columnar()  # (records keep the input order)
         buf = sink.buffer
         buf.append(record)
@@ -456,7 +456,7 @@ class TargetDcApiX(Target):
                 self._process_record_message(msg)
             return
         assert sink is not None
-        if sink.col_records:
+        if sink.col_count:
             sink.write_columnar()  # (records keep the input order)
         n = len(records)
         pos = 0
@@ -506,6 +506,10 @@ class TargetDcApiX(Target):
         plan = sink.columnar if sink is not None else None
         if sink is None or plan is None or plan is not self._columnar:
             return None
+        if plan.native is not None:
+            done = self._native_block(sink, plan, block, lineno, cbs, stats)
+            if done is not None:
+                return done
         try:
             msgs = list(map(plan.decode, block))
         except plan.decode_error:
@@ -539,23 +543,77 @@ class TargetDcApiX(Target):
         reader.line_number = lineno + n
         return records
 
-    def _columnar_run(self, sink: DcApiXSink, msgs: list[Any], lines: list[bytes], first_line: int) -> None:
-        """RECORD messages of the column path (structs) into ``sink``, as :meth:`_process_record_run`
-        does with dicts."""
-        records = list(map(attrgetter("record"), msgs))
-        n = len(records)
+    def _native_block(
+        self,
+        sink: DcApiXSink,
+        plan: Any,
+        block: list[bytes],
+        lineno: int,
+        cbs: dict[str, Any],
+        stats: Counter[str],
+    ) -> int | None:
+        """The block through the compiled scanner (``ColumnarPlan.native_table``): RECORD lines of
+        the plan's stream become one Arrow table, any other line must be a STATE message (decoded
+        as :meth:`_columnar_block` decodes it). ``None`` (nothing done) when the scanner leaves the
+        block to the Python path."""
+        try:
+            got = plan.native_table(block, sink.writer.spec.schema)
+        except Exception as exc:  # a conversion Arrow refuses: the Python path decides
+            self.logger.debug("stream %r: the scanner's block refused (%s)", plan.stream, exc)
+            return None
+        if got is None:
+            return None
+        kinds, table = got
+        n = len(block)
+        if table.num_rows == n:
+            ends = [n]
+        else:
+            ends = [i for i, k in enumerate(kinds) if k != 82]  # not b"R"
+            for i in ends:
+                try:
+                    msg = plan.decode(block[i])
+                except plan.decode_error:
+                    return None
+                if type(msg) is not plan.state_type:
+                    return None
+            ends.append(n)
+        reader = self._reader
+        state_cb = cbs["STATE"]
+        start = row = 0
+        for end in ends:
+            if end > start:
+                self._columnar_run(sink, table.slice(row, end - start), block[start:end], lineno + start + 1)
+                row += end - start
+            if end < n:
+                reader.line_number = lineno + end + 1
+                line = block[end]
+                state_cb(reader.exact_if_long(line, reader.deserialize_json(line)))
+                stats["STATE"] += 1
+            start = end + 1
+        reader.line_number = lineno + n
+        return row
+
+    def _columnar_run(self, sink: DcApiXSink, msgs: Any, lines: list[bytes], first_line: int) -> None:
+        """RECORD messages of the column path (structs, or an Arrow table of their records from the
+        compiled scanner) into ``sink``, as :meth:`_process_record_run` does with dicts."""
+        table = not isinstance(msgs, list)
+        records: Any = msgs if table else list(map(attrgetter("record"), msgs))
+        n = records.num_rows if table else len(records)
         pos = 0
         reader = self._reader
         while pos < n:
-            take = min(n - pos, max(sink.chunk - len(sink.col_records), 1))
+            take = min(n - pos, max(sink.chunk - sink.col_count, 1))
             part = lines[pos : pos + take]
-            sink.add_columnar(records[pos : pos + take], part, first_line + pos)
+            if table:
+                sink.add_table(records.slice(pos, take), part, first_line + pos)
+            else:
+                sink.add_columnar(records[pos : pos + take], part, first_line + pos)
             size = sum(map(len, part))
             sink.nbytes += size
             sink.buf_bytes += size
             pos += take
             reader.line_number = first_line + pos - 1
-            if len(sink.col_records) >= sink.chunk or sink.buf_bytes >= sink.chunk_bytes:
+            if sink.col_count >= sink.chunk or sink.buf_bytes >= sink.chunk_bytes:
                 if sink.full:
                     self._drain_full(sink)
                 else:
@@ -635,7 +693,7 @@ class TargetDcApiX(Target):
                 sink.stream_name,
             )
             return
-        if not writer.started and not sink.buffer and not sink.col_records and writer.rows_written == 0:
+        if not writer.started and not sink.buffer and not sink.col_count and writer.rows_written == 0:
             if writer.load_method != "overwrite":
                 if "overwrite" not in tuple(getattr(self._adapter, "load_methods", ()) or ()):
                     self.logger.warning(

@@ -224,13 +224,22 @@ def _string_column(values: Sequence[Any], typ: pa.DataType) -> pa.Array | None:
     array and let Arrow parse it. ``None`` when the values are not all strings or Arrow refuses them
     (the per-value path then decides, and names the bad value)."""
     import pyarrow as pa
-    import pyarrow.types as pt
 
     errors = arrow_errors()
     try:
         strings = pa.array(values, type=pa.string())
     except errors:
         return None
+    return _cast_strings(strings, typ)
+
+
+def _cast_strings(strings: pa.Array, typ: pa.DataType) -> pa.Array | None:
+    """A string array of JSON-form values (ISO timestamps, dates, decimal strings) parsed by Arrow
+    into ``typ`` as :func:`_string_column` does; ``None`` when Arrow refuses a value."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    errors = arrow_errors()
     try:
         if pt.is_timestamp(typ):
             if typ.tz is not None:

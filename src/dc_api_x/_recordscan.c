@@ -1,0 +1,953 @@
+/* dc_api_x._recordscan: Singer RECORD lines of one stream with a flat typed schema -> column buffers.
+ *
+ * The optional compiled half of target-dcapix's column path (targets/target_dcapix/columnar.py,
+ * dc_api_x/arrow/native.py): one pass over each line, no Python object per value. It takes a line
+ * only when it can tell exactly what the Python path would make of it; on anything else it returns
+ * None for the whole block and the Python path (msgspec, then orjson) reads it, naming a bad line.
+ *
+ * scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns)
+ *   lines:  list of bytes, one JSON message each (no newline)
+ *   stream: bytes, the stream name (plain ASCII/UTF-8 needing no JSON escape)
+ *   names:  tuple of bytes, the record's field names (needing no JSON escape)
+ *   kinds:  bytes, one per field: 'i' int64, 'b' boolean, 's' string, 'n' float64 number,
+ *           'j' JSON text (the value's own text, when it is what orjson.dumps(orjson.loads(text))
+ *           gives back)
+ *   flags:  bytes, one per field: F_REQUIRED, F_NULL (null allowed), and for 'j' the value types
+ *           allowed (F_OBJECT, F_ARRAY, F_STRING, F_INT, F_FLOAT, F_BOOL)
+ *   line_kinds: bytes, 'R' for a RECORD line of the stream (a row), 'O' for a line whose "type"
+ *           is another string (the caller checks it is a STATE message)
+ *   columns: one tuple per field: (null_count, validity, data, offsets, rebuilt) — validity:
+ *           bytes of an Arrow validity bitmap or None; data: int64 / float64 values, an Arrow
+ *           bit-packed boolean buffer or UTF-8 text; offsets: int32 offsets (strings, JSON text)
+ *           or None; rebuilt: the number of JSON texts of the column that are valid JSON but not
+ *           spelled as orjson.dumps(orjson.loads(text)) spells them (whitespace, other escapes or
+ *           number spellings, duplicate keys): the caller then rebuilds that column's texts as the
+ *           Python path does. A JSON-text value of a type the schema does not allow is refused
+ *           only when it is spelled as orjson spells it (else the caller's rebuild checks it).
+ *
+ * Refused (None), among others: a key or a "type"/"stream" value with a backslash escape, "type" not
+ * the first key, a duplicate key, a field the schema does not name, a required field left out, a
+ * null where the schema does not allow it, an integer outside int64, a fraction or an exponent in an
+ * integer field, a number of 16+ digits or with a 3-digit exponent in a number field (float64 may
+ * not hold it: the exact path decides), a lone surrogate escape, invalid UTF-8, a blank line, and a
+ * JSON-text value nested deeper than 64 or holding a number of 16+ digits / a 3-digit exponent.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define F_REQUIRED 1
+#define F_NULL 2
+#define F_OBJECT 4
+#define F_ARRAY 8
+#define F_STRING 16
+#define F_INT 32
+#define F_FLOAT 64
+#define F_BOOL 128
+
+#define MAX_DEPTH 64
+#define MAX_KEYS 64
+
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    Py_ssize_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    char *np = PyMem_Realloc(b->p, (size_t)cap);
+    if (!np) return -1;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+typedef struct {
+    char kind;
+    unsigned char flags;
+    const char *name;
+    Py_ssize_t name_len;
+    Buf data;     /* int64 / double / one byte per bool / text */
+    Buf valid;    /* one byte per row */
+    Buf offsets;  /* int32 per row + 1 (strings) */
+    Py_ssize_t nulls;
+    Py_ssize_t rebuilt; /* JSON texts not spelled as orjson spells them */
+} Col;
+
+/* 0: ok, 1: refused (the Python path decides), -1: a Python error (memory) */
+#define OK 0
+#define REFUSE 1
+#define ERR (-1)
+
+static inline const char *skip_ws(const char *p, const char *e) {
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* Length of a valid UTF-8 sequence starting at p (first byte >= 0x80), 0 when invalid. */
+static inline int utf8_len(const unsigned char *p, const unsigned char *e) {
+    unsigned char c = p[0];
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (e - p >= 2 && (p[1] & 0xC0) == 0x80) return 2;
+        return 0;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (e - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+        if (c == 0xED && p[1] >= 0xA0) return 0; /* surrogates */
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (e - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if (c == 0xF0 && p[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xF4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+static inline int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static inline int hex4(const char *p) {
+    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    if ((a | b | c | d) < 0) return -1;
+    return (a << 12) | (b << 8) | (c << 4) | d;
+}
+
+/* A plain key or short string without escapes: p at the opening quote; *s, *n: its bytes. The
+ * bytes must be valid UTF-8 and hold no control character. REFUSE on a backslash. */
+static int plain_string(const char **pp, const char *e, const char **s, Py_ssize_t *n) {
+    const char *p = *pp + 1, *start = p;
+    while (p < e) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *s = start;
+            *n = p - start;
+            *pp = p + 1;
+            return OK;
+        }
+        if (c == '\\' || c < 0x20) return REFUSE;
+        if (c >= 0x80) {
+            int k = utf8_len((const unsigned char *)p, (const unsigned char *)e);
+            if (!k) return REFUSE;
+            p += k;
+        } else {
+            p++;
+        }
+    }
+    return REFUSE;
+}
+
+/* A JSON string value decoded into out (UTF-8). p at the opening quote. */
+static int decode_string(const char **pp, const char *e, Buf *out) {
+    const char *p = *pp + 1;
+    const char *run = p;
+    for (;;) {
+        if (p >= e) return REFUSE;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            if (buf_put(out, run, p - run) < 0) return ERR;
+            *pp = p + 1;
+            return OK;
+        }
+        if (c < 0x20) return REFUSE;
+        if (c < 0x80) {
+            if (c != '\\') {
+                p++;
+                continue;
+            }
+            if (buf_put(out, run, p - run) < 0) return ERR;
+            if (e - p < 2) return REFUSE;
+            char esc = p[1];
+            char ch;
+            switch (esc) {
+                case '"': ch = '"'; break;
+                case '\\': ch = '\\'; break;
+                case '/': ch = '/'; break;
+                case 'b': ch = '\b'; break;
+                case 'f': ch = '\f'; break;
+                case 'n': ch = '\n'; break;
+                case 'r': ch = '\r'; break;
+                case 't': ch = '\t'; break;
+                case 'u': {
+                    if (e - p < 6) return REFUSE;
+                    int cp = hex4(p + 2);
+                    if (cp < 0) return REFUSE;
+                    p += 6;
+                    if (cp >= 0xDC00 && cp <= 0xDFFF) return REFUSE; /* a lone low surrogate */
+                    if (cp >= 0xD800 && cp <= 0xDBFF) {
+                        if (e - p < 6 || p[0] != '\\' || p[1] != 'u') return REFUSE;
+                        int lo = hex4(p + 2);
+                        if (lo < 0xDC00 || lo > 0xDFFF) return REFUSE;
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        p += 6;
+                    }
+                    char u[4];
+                    int k;
+                    if (cp < 0x80) {
+                        u[0] = (char)cp;
+                        k = 1;
+                    } else if (cp < 0x800) {
+                        u[0] = (char)(0xC0 | (cp >> 6));
+                        u[1] = (char)(0x80 | (cp & 0x3F));
+                        k = 2;
+                    } else if (cp < 0x10000) {
+                        u[0] = (char)(0xE0 | (cp >> 12));
+                        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        u[2] = (char)(0x80 | (cp & 0x3F));
+                        k = 3;
+                    } else {
+                        u[0] = (char)(0xF0 | (cp >> 18));
+                        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                        u[3] = (char)(0x80 | (cp & 0x3F));
+                        k = 4;
+                    }
+                    if (buf_put(out, u, k) < 0) return ERR;
+                    run = p;
+                    continue;
+                }
+                default: return REFUSE;
+            }
+            if (buf_put(out, &ch, 1) < 0) return ERR;
+            p += 2;
+            run = p;
+            continue;
+        }
+        int k = utf8_len((const unsigned char *)p, (const unsigned char *)e);
+        if (!k) return REFUSE;
+        p += k;
+    }
+}
+
+/* A JSON number's extent and shape. */
+typedef struct {
+    const char *s;
+    Py_ssize_t n;
+    int is_int;  /* no fraction, no exponent */
+    int digits;  /* digits of the integer and fraction parts */
+    int exp_digits;
+} Num;
+
+static int scan_number(const char **pp, const char *e, Num *num) {
+    const char *p = *pp, *s = p;
+    int digits = 0, exp_digits = 0, is_int = 1;
+    if (p < e && *p == '-') p++;
+    if (p >= e) return REFUSE;
+    if (*p == '0') {
+        p++;
+        digits = 1;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < e && *p >= '0' && *p <= '9') {
+            p++;
+            digits++;
+        }
+    } else {
+        return REFUSE;
+    }
+    if (p < e && *p == '.') {
+        is_int = 0;
+        p++;
+        const char *f = p;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+        if (p == f) return REFUSE;
+        digits += (int)(p - f);
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        is_int = 0;
+        p++;
+        if (p < e && (*p == '+' || *p == '-')) p++;
+        const char *f = p;
+        while (p < e && *p >= '0' && *p <= '9') p++;
+        if (p == f) return REFUSE;
+        exp_digits = (int)(p - f);
+    }
+    num->s = s;
+    num->n = p - s;
+    num->is_int = is_int;
+    num->digits = digits;
+    num->exp_digits = exp_digits;
+    *pp = p;
+    return OK;
+}
+
+/* An integer text (checked by scan_number, is_int) as int64; REFUSE outside int64. */
+static int num_to_int64(const Num *num, int64_t *out) {
+    const char *p = num->s, *e = num->s + num->n;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    uint64_t v = 0;
+    const uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; p < e; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (lim - d) / 10) return REFUSE;
+        v = v * 10 + d;
+    }
+    if (neg)
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    else
+        *out = (int64_t)v;
+    return OK;
+}
+
+/* A float text (no more than 15 digits, a 1-2 digit exponent) parsed correctly rounded. */
+static int num_to_double(const Num *num, double *out) {
+    char tmp[64];
+    if (num->n >= (Py_ssize_t)sizeof tmp) return REFUSE;
+    memcpy(tmp, num->s, (size_t)num->n);
+    tmp[num->n] = 0;
+    char *end = NULL;
+    double v = PyOS_string_to_double(tmp, &end, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return REFUSE;
+    }
+    if (end != tmp + num->n) return REFUSE;
+    *out = v;
+    return OK;
+}
+
+static int skip_value(const char **pp, const char *e, int depth);
+
+/* Any JSON value (whitespace allowed inside), checked as JSON and UTF-8; p at its first byte. */
+static int skip_value(const char **pp, const char *e, int depth) {
+    const char *p = *pp;
+    if (p >= e) return REFUSE;
+    if (depth > MAX_DEPTH) return REFUSE;
+    switch (*p) {
+        case '"': {
+            Buf scratch = {0};
+            int r = decode_string(&p, e, &scratch);
+            PyMem_Free(scratch.p);
+            if (r) return r;
+            break;
+        }
+        case '{':
+        case '[': {
+            char close = *p == '{' ? '}' : ']';
+            int obj = *p == '{';
+            p = skip_ws(p + 1, e);
+            if (p < e && *p == close) {
+                p++;
+                break;
+            }
+            for (;;) {
+                if (obj) {
+                    if (p >= e || *p != '"') return REFUSE;
+                    Buf scratch = {0};
+                    int r = decode_string(&p, e, &scratch);
+                    PyMem_Free(scratch.p);
+                    if (r) return r;
+                    p = skip_ws(p, e);
+                    if (p >= e || *p != ':') return REFUSE;
+                    p = skip_ws(p + 1, e);
+                }
+                int r = skip_value(&p, e, depth + 1);
+                if (r) return r;
+                p = skip_ws(p, e);
+                if (p >= e) return REFUSE;
+                if (*p == ',') {
+                    p = skip_ws(p + 1, e);
+                    continue;
+                }
+                if (*p == close) {
+                    p++;
+                    break;
+                }
+                return REFUSE;
+            }
+            break;
+        }
+        case 't':
+            if (e - p < 4 || memcmp(p, "true", 4)) return REFUSE;
+            p += 4;
+            break;
+        case 'f':
+            if (e - p < 5 || memcmp(p, "false", 5)) return REFUSE;
+            p += 5;
+            break;
+        case 'n':
+            if (e - p < 4 || memcmp(p, "null", 4)) return REFUSE;
+            p += 4;
+            break;
+        default: {
+            Num num;
+            int r = scan_number(&p, e, &num);
+            if (r) return r;
+            if (num.digits >= 16 || num.exp_digits >= 3) return REFUSE;
+        }
+    }
+    *pp = p;
+    return OK;
+}
+
+/* A string spelled as orjson.dumps spells it: raw bytes >= 0x20 but '"' and '\\' (valid UTF-8),
+ * and only the escapes orjson writes (\" \\ \b \t \n \f \r, \u00xx for the other controls). */
+static int canonical_string(const char **pp, const char *e) {
+    const char *p = *pp + 1;
+    for (;;) {
+        if (p >= e) return REFUSE;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            *pp = p + 1;
+            return OK;
+        }
+        if (c < 0x20) return REFUSE;
+        if (c == '\\') {
+            if (e - p < 2) return REFUSE;
+            char esc = p[1];
+            if (esc == '"' || esc == '\\' || esc == 'b' || esc == 't' || esc == 'n' || esc == 'f' ||
+                esc == 'r') {
+                p += 2;
+                continue;
+            }
+            if (esc != 'u' || e - p < 6 || p[2] != '0' || p[3] != '0') return REFUSE;
+            if (p[4] != '0' && p[4] != '1') return REFUSE;
+            char l = p[5];
+            int v = (l >= '0' && l <= '9') ? l - '0' : (l >= 'a' && l <= 'f') ? l - 'a' + 10 : -1;
+            if (v < 0) return REFUSE;
+            v += (p[4] - '0') * 16;
+            if (v == 8 || v == 9 || v == 10 || v == 12 || v == 13) return REFUSE; /* orjson: \b \t \n \f \r */
+            p += 6;
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int k = utf8_len((const unsigned char *)p, (const unsigned char *)e);
+        if (!k) return REFUSE;
+        p += k;
+    }
+}
+
+/* A number spelled as orjson.dumps spells what orjson.loads reads from it: an integer without
+ * leading zeros (not -0) of at most 15 digits, or a float in fixed notation that is its own
+ * shortest round-trip spelling (repr, which orjson's writer agrees with in fixed notation). */
+static int canonical_number(const char **pp, const char *e, int *is_int) {
+    Num num;
+    int r = scan_number(pp, e, &num);
+    if (r) return r;
+    if (num.digits >= 16 || num.exp_digits) return REFUSE;
+    *is_int = num.is_int;
+    if (num.is_int) {
+        if (num.n == 2 && num.s[0] == '-' && num.s[1] == '0') return REFUSE;
+        return OK;
+    }
+    double v;
+    r = num_to_double(&num, &v);
+    if (r) return r;
+    char *text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!text) return ERR;
+    size_t n = strlen(text);
+    int same = n == (size_t)num.n && memcmp(text, num.s, n) == 0 && !strchr(text, 'e');
+    PyMem_Free(text);
+    return same ? OK : REFUSE;
+}
+
+/* A JSON value spelled exactly as orjson.dumps(orjson.loads(text)) spells it; *type: its F_ type
+ * (F_NULL for null). */
+static int canonical_value(const char **pp, const char *e, int depth, int *type) {
+    const char *p = *pp;
+    if (p >= e || depth > MAX_DEPTH) return REFUSE;
+    int r;
+    switch (*p) {
+        case '"':
+            *type = F_STRING;
+            r = canonical_string(&p, e);
+            if (r) return r;
+            break;
+        case '{': {
+            *type = F_OBJECT;
+            p++;
+            if (p < e && *p == '}') {
+                p++;
+                break;
+            }
+            const char *ks[MAX_KEYS];
+            Py_ssize_t kn[MAX_KEYS];
+            int nk = 0;
+            for (;;) {
+                if (p >= e || *p != '"' || nk >= MAX_KEYS) return REFUSE;
+                const char *k0 = p;
+                r = canonical_string(&p, e);
+                if (r) return r;
+                Py_ssize_t len = p - k0;
+                for (int i = 0; i < nk; i++)  /* canonical spellings: equal keys, equal bytes */
+                    if (kn[i] == len && memcmp(ks[i], k0, (size_t)len) == 0) return REFUSE;
+                ks[nk] = k0;
+                kn[nk++] = len;
+                if (p >= e || *p != ':') return REFUSE;
+                p++;
+                int t;
+                r = canonical_value(&p, e, depth + 1, &t);
+                if (r) return r;
+                if (p >= e) return REFUSE;
+                if (*p == ',') {
+                    p++;
+                    continue;
+                }
+                if (*p == '}') {
+                    p++;
+                    break;
+                }
+                return REFUSE;
+            }
+            break;
+        }
+        case '[': {
+            *type = F_ARRAY;
+            p++;
+            if (p < e && *p == ']') {
+                p++;
+                break;
+            }
+            for (;;) {
+                int t;
+                r = canonical_value(&p, e, depth + 1, &t);
+                if (r) return r;
+                if (p >= e) return REFUSE;
+                if (*p == ',') {
+                    p++;
+                    continue;
+                }
+                if (*p == ']') {
+                    p++;
+                    break;
+                }
+                return REFUSE;
+            }
+            break;
+        }
+        case 't':
+            if (e - p < 4 || memcmp(p, "true", 4)) return REFUSE;
+            *type = F_BOOL;
+            p += 4;
+            break;
+        case 'f':
+            if (e - p < 5 || memcmp(p, "false", 5)) return REFUSE;
+            *type = F_BOOL;
+            p += 5;
+            break;
+        case 'n':
+            if (e - p < 4 || memcmp(p, "null", 4)) return REFUSE;
+            *type = F_NULL;
+            p += 4;
+            break;
+        default: {
+            int is_int;
+            r = canonical_number(&p, e, &is_int);
+            if (r) return r;
+            *type = is_int ? F_INT : F_FLOAT;
+        }
+    }
+    *pp = p;
+    return OK;
+}
+
+static int put_null(Col *c) {
+    if (!(c->flags & F_NULL)) return REFUSE;
+    return OK; /* the caller writes the row's validity and filler */
+}
+
+/* One row's value of column c, p at its first byte; *valid: 0 for a null. */
+static int column_value(Col *c, const char **pp, const char *e, int *valid) {
+    const char *p = *pp;
+    int r;
+    *valid = 1;
+    if (c->kind != 'j' && p < e && *p == 'n') {
+        if (e - p < 4 || memcmp(p, "null", 4)) return REFUSE;
+        if ((r = put_null(c))) return r;
+        *valid = 0;
+        *pp = p + 4;
+        return OK;
+    }
+    switch (c->kind) {
+        case 'i': {
+            Num num;
+            int64_t v;
+            if ((r = scan_number(&p, e, &num))) return r;
+            if (!num.is_int) return REFUSE;
+            if ((r = num_to_int64(&num, &v))) return r;
+            if (buf_put(&c->data, &v, 8) < 0) return ERR;
+            break;
+        }
+        case 'n': {
+            Num num;
+            double v;
+            if ((r = scan_number(&p, e, &num))) return r;
+            if (num.digits >= 16 || num.exp_digits >= 3) return REFUSE;
+            if (num.is_int) { /* an int on the dict path (-0 is 0), exact in float64 below 2**53 */
+                int64_t iv;
+                if ((r = num_to_int64(&num, &iv))) return r;
+                v = (double)iv;
+            } else if ((r = num_to_double(&num, &v))) {
+                return r;
+            }
+            if (buf_put(&c->data, &v, 8) < 0) return ERR;
+            break;
+        }
+        case 'b': {
+            char v;
+            if (e - p >= 4 && memcmp(p, "true", 4) == 0) {
+                v = 1;
+                p += 4;
+            } else if (e - p >= 5 && memcmp(p, "false", 5) == 0) {
+                v = 0;
+                p += 5;
+            } else {
+                return REFUSE;
+            }
+            if (buf_put(&c->data, &v, 1) < 0) return ERR;
+            break;
+        }
+        case 's': {
+            if (p >= e || *p != '"') return REFUSE;
+            if ((r = decode_string(&p, e, &c->data))) return r;
+            break;
+        }
+        case 'j': {
+            const char *s = p;
+            int t;
+            r = canonical_value(&p, e, 0, &t);
+            if (r == REFUSE) {
+                /* Not orjson's spelling (whitespace, escapes, number spellings, duplicate keys):
+                 * kept as written, valid JSON; the caller rebuilds the column's texts with
+                 * orjson as the Python path does (rebuilt counts them). */
+                p = s;
+                if ((r = skip_value(&p, e, 0))) return r;
+                c->rebuilt++;
+                if (buf_put(&c->data, s, p - s) < 0) return ERR;
+                break;
+            }
+            if (r) return r;
+            int allowed = c->flags;
+            if (t == F_INT && (allowed & F_FLOAT)) t = F_FLOAT; /* "number" allows integers */
+            if (t == F_INT && !(allowed & F_INT)) return REFUSE;
+            if (!(allowed & t)) return REFUSE;
+            if (t == F_NULL) {
+                *valid = 0;
+                break;
+            }
+            if (buf_put(&c->data, s, p - s) < 0) return ERR;
+            break;
+        }
+        default: return REFUSE;
+    }
+    *pp = p;
+    return OK;
+}
+
+static int fill_null(Col *c) {
+    static const char zeros[8] = {0};
+    switch (c->kind) {
+        case 'i':
+        case 'n': return buf_put(&c->data, zeros, 8) < 0 ? ERR : OK;
+        case 'b': return buf_put(&c->data, zeros, 1) < 0 ? ERR : OK;
+        default: return OK;
+    }
+}
+
+static int end_row(Col *c, int valid) {
+    char v = (char)valid;
+    if (!valid) {
+        c->nulls++;
+        if (fill_null(c)) return ERR;
+    }
+    if (buf_put(&c->valid, &v, 1) < 0) return ERR;
+    if (c->kind == 's' || c->kind == 'j') {
+        if (c->data.len > INT32_MAX) return REFUSE;
+        int32_t off = (int32_t)c->data.len;
+        if (buf_put(&c->offsets, &off, 4) < 0) return ERR;
+    }
+    return OK;
+}
+
+typedef struct {
+    const char *stream;
+    Py_ssize_t stream_len;
+    Col *cols;
+    int ncols;
+    unsigned char *seen;
+} Ctx;
+
+static inline int find_col(Ctx *x, const char *k, Py_ssize_t n, int hint) {
+    for (int j = 0; j < x->ncols; j++) {
+        int i = hint + j;
+        if (i >= x->ncols) i -= x->ncols;
+        Col *c = &x->cols[i];
+        if (c->name_len == n && memcmp(c->name, k, (size_t)n) == 0) return i;
+    }
+    return -1;
+}
+
+/* The record object of a RECORD line: each field into its column. */
+static int scan_record(Ctx *x, const char **pp, const char *e) {
+    const char *p = *pp;
+    int r;
+    if (p >= e || *p != '{') return REFUSE;
+    memset(x->seen, 0, (size_t)x->ncols);
+    p = skip_ws(p + 1, e);
+    int hint = 0;
+    if (p < e && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const char *k;
+            Py_ssize_t kn;
+            if (p >= e || *p != '"') return REFUSE;
+            if ((r = plain_string(&p, e, &k, &kn))) return r;
+            int i = find_col(x, k, kn, hint);
+            if (i < 0 || x->seen[i]) return REFUSE; /* unknown field, duplicate key */
+            x->seen[i] = 1;
+            hint = i + 1 < x->ncols ? i + 1 : 0;
+            p = skip_ws(p, e);
+            if (p >= e || *p != ':') return REFUSE;
+            p = skip_ws(p + 1, e);
+            int valid;
+            if ((r = column_value(&x->cols[i], &p, e, &valid))) return r;
+            if ((r = end_row(&x->cols[i], valid))) return r;
+            p = skip_ws(p, e);
+            if (p >= e) return REFUSE;
+            if (*p == ',') {
+                p = skip_ws(p + 1, e);
+                continue;
+            }
+            if (*p == '}') {
+                p++;
+                break;
+            }
+            return REFUSE;
+        }
+    }
+    for (int i = 0; i < x->ncols; i++) {
+        if (x->seen[i]) continue;
+        if (x->cols[i].flags & F_REQUIRED) return REFUSE;
+        /* a JSON-text field left out is null: refused (as the msgspec path does) when the schema
+         * does not allow null there */
+        if (x->cols[i].kind == 'j' && !(x->cols[i].flags & F_NULL)) return REFUSE;
+        if ((r = end_row(&x->cols[i], 0))) return r; /* left out: null, as the dict path reads it */
+    }
+    *pp = p;
+    return OK;
+}
+
+/* One line: 'R' (a row was added), 'O' (another message type), or REFUSE. */
+static int scan_line(Ctx *x, const char *p, const char *e, char *kind) {
+    int r;
+    const char *k, *v;
+    Py_ssize_t kn, vn;
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') return REFUSE;
+    p = skip_ws(p + 1, e);
+    if (p >= e || *p != '"') return REFUSE;
+    if ((r = plain_string(&p, e, &k, &kn))) return r;
+    if (kn != 4 || memcmp(k, "type", 4)) return REFUSE; /* "type" first, or the Python path */
+    p = skip_ws(p, e);
+    if (p >= e || *p != ':') return REFUSE;
+    p = skip_ws(p + 1, e);
+    if (p >= e || *p != '"') return REFUSE;
+    if ((r = plain_string(&p, e, &v, &vn))) return r;
+    if (vn != 6 || memcmp(v, "RECORD", 6)) {
+        *kind = 'O'; /* the caller decodes it (a STATE message, or the Python path) */
+        return OK;
+    }
+    int have_stream = 0, have_record = 0;
+    for (;;) {
+        p = skip_ws(p, e);
+        if (p >= e) return REFUSE;
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        if (*p != ',') return REFUSE;
+        p = skip_ws(p + 1, e);
+        if (p >= e || *p != '"') return REFUSE;
+        if ((r = plain_string(&p, e, &k, &kn))) return r;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':') return REFUSE;
+        p = skip_ws(p + 1, e);
+        if (kn == 4 && memcmp(k, "type", 4) == 0) return REFUSE; /* a duplicate */
+        if (kn == 6 && memcmp(k, "stream", 6) == 0) {
+            if (have_stream || p >= e || *p != '"') return REFUSE;
+            have_stream = 1;
+            if ((r = plain_string(&p, e, &v, &vn))) return r;
+            if (vn != x->stream_len || memcmp(v, x->stream, (size_t)vn)) return REFUSE;
+        } else if (kn == 6 && memcmp(k, "record", 6) == 0) {
+            if (have_record) return REFUSE;
+            have_record = 1;
+            if ((r = scan_record(x, &p, e))) return r;
+        } else {
+            if ((r = skip_value(&p, e, 0))) return r; /* e.g. time_extracted: not read */
+        }
+    }
+    p = skip_ws(p, e);
+    if (p != e || !have_stream || !have_record) return REFUSE;
+    *kind = 'R';
+    return OK;
+}
+
+static PyObject *bits_from_bytes(const Buf *b, Py_ssize_t n) {
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    memset(o, 0, (size_t)((n + 7) / 8));
+    const char *s = b->p;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (s[i]) o[i >> 3] |= (unsigned char)(1u << (i & 7));
+    return out;
+}
+
+static PyObject *column_tuple(Col *c, Py_ssize_t rows) {
+    PyObject *valid = NULL, *data = NULL, *offsets = NULL;
+    if (c->nulls) {
+        valid = bits_from_bytes(&c->valid, rows);
+        if (!valid) return NULL;
+    } else {
+        valid = Py_NewRef(Py_None);
+    }
+    if (c->kind == 'b')
+        data = bits_from_bytes(&c->data, rows);
+    else
+        data = PyBytes_FromStringAndSize(c->data.p ? c->data.p : "", c->data.len);
+    if (!data) goto fail;
+    if (c->kind == 's' || c->kind == 'j')
+        offsets = PyBytes_FromStringAndSize(c->offsets.p, c->offsets.len);
+    else
+        offsets = Py_NewRef(Py_None);
+    if (!offsets) goto fail;
+    return Py_BuildValue("(nNNNn)", c->nulls, valid, data, offsets, c->rebuilt);
+fail:
+    Py_XDECREF(valid);
+    Py_XDECREF(data);
+    return NULL;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *lines, *names;
+    const char *stream, *kinds, *flags;
+    Py_ssize_t stream_len, nkinds, nflags;
+    if (!PyArg_ParseTuple(args, "O!y#O!y#y#", &PyList_Type, &lines, &stream, &stream_len, &PyTuple_Type,
+                          &names, &kinds, &nkinds, &flags, &nflags))
+        return NULL;
+    Py_ssize_t ncols = PyTuple_GET_SIZE(names);
+    if (nkinds != ncols || nflags != ncols || ncols <= 0 || ncols > 4096) {
+        PyErr_SetString(PyExc_ValueError, "names, kinds and flags must have one entry per field");
+        return NULL;
+    }
+    Py_ssize_t nlines = PyList_GET_SIZE(lines);
+    Col *cols = PyMem_Calloc((size_t)ncols, sizeof(Col));
+    unsigned char *seen = PyMem_Malloc((size_t)ncols);
+    PyObject *line_kinds = PyBytes_FromStringAndSize(NULL, nlines);
+    PyObject *result = NULL;
+    if (!cols || !seen || !line_kinds) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *nm = PyTuple_GET_ITEM(names, i);
+        if (!PyBytes_Check(nm)) {
+            PyErr_SetString(PyExc_TypeError, "names must be bytes");
+            goto done;
+        }
+        cols[i].name = PyBytes_AS_STRING(nm);
+        cols[i].name_len = PyBytes_GET_SIZE(nm);
+        cols[i].kind = kinds[i];
+        cols[i].flags = (unsigned char)flags[i];
+        if (!strchr("ibsnj", kinds[i])) {
+            PyErr_SetString(PyExc_ValueError, "unknown column kind");
+            goto done;
+        }
+        if ((kinds[i] == 's' || kinds[i] == 'j')) {
+            int32_t zero = 0;
+            if (buf_put(&cols[i].offsets, &zero, 4) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+    }
+    Ctx x = {stream, stream_len, cols, (int)ncols, seen};
+    char *lk = PyBytes_AS_STRING(line_kinds);
+    Py_ssize_t rows = 0;
+    for (Py_ssize_t i = 0; i < nlines; i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(line)) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        const char *p = PyBytes_AS_STRING(line);
+        int r = scan_line(&x, p, p + PyBytes_GET_SIZE(line), &lk[i]);
+        if (r == ERR) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            goto done;
+        }
+        if (r == REFUSE) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        if (lk[i] == 'R') rows++;
+    }
+    PyObject *columns = PyList_New(ncols);
+    if (!columns) goto done;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *t = column_tuple(&cols[i], rows);
+        if (!t) {
+            Py_DECREF(columns);
+            goto done;
+        }
+        PyList_SET_ITEM(columns, i, t);
+    }
+    result = Py_BuildValue("(ON)", line_kinds, columns);
+done:
+    if (cols) {
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            PyMem_Free(cols[i].data.p);
+            PyMem_Free(cols[i].valid.p);
+            PyMem_Free(cols[i].offsets.p);
+        }
+        PyMem_Free(cols);
+    }
+    PyMem_Free(seen);
+    Py_XDECREF(line_kinds);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS,
+     "scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns): RECORD lines of one "
+     "stream into column buffers, or None when the Python path must read the block."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recordscan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__recordscan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddIntConstant(m, "F_REQUIRED", F_REQUIRED) < 0 || PyModule_AddIntConstant(m, "F_NULL", F_NULL) < 0 ||
+        PyModule_AddIntConstant(m, "F_OBJECT", F_OBJECT) < 0 || PyModule_AddIntConstant(m, "F_ARRAY", F_ARRAY) < 0 ||
+        PyModule_AddIntConstant(m, "F_STRING", F_STRING) < 0 || PyModule_AddIntConstant(m, "F_INT", F_INT) < 0 ||
+        PyModule_AddIntConstant(m, "F_FLOAT", F_FLOAT) < 0 || PyModule_AddIntConstant(m, "F_BOOL", F_BOOL) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,14 @@
+"""Type stubs of the native RECORD-line scanner (``_recordscan.c``)."""
+
+F_REQUIRED: int
+F_NULL: int
+F_OBJECT: int
+F_ARRAY: int
+F_STRING: int
+F_INT: int
+F_FLOAT: int
+F_BOOL: int
+
+def scan(
+    lines: list[bytes], stream: bytes, names: tuple[bytes, ...], kinds: bytes, flags: bytes, /
+) -> tuple[bytes, list[tuple[int, bytes | None, bytes, bytes | None, int]]] | None: ...
