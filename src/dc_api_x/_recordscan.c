@@ -34,6 +34,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -308,8 +309,45 @@ static int num_to_int64(const Num *num, int64_t *out) {
     return OK;
 }
 
-/* A float text (no more than 15 digits, a 1-2 digit exponent) parsed correctly rounded. */
+/* A float text (no more than 15 digits, a 1-2 digit exponent) parsed correctly rounded: the digits
+ * as an integer (exact below 2**53) times or divided by an exact power of ten (up to 1e22) is one
+ * correctly rounded IEEE operation (Clinger's fast path; with SSE2-style double evaluation only),
+ * else Python's own correctly rounded parser. */
 static int num_to_double(const Num *num, double *out) {
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    {
+        const char *p = num->s, *e = num->s + num->n;
+        int neg = 0, frac = 0, exp = 0, exp_neg = 0, in_frac = 0;
+        int64_t m = 0;
+        if (*p == '-') {
+            neg = 1;
+            p++;
+        }
+        for (; p < e; p++) {
+            char c = *p;
+            if (c >= '0' && c <= '9') {
+                m = m * 10 + (c - '0'); /* at most 15 digits: below 2**53 */
+                frac += in_frac;
+            } else if (c == '.') {
+                in_frac = 1;
+            } else { /* 'e' / 'E' */
+                p++;
+                if (p < e && (*p == '+' || *p == '-')) exp_neg = *p++ == '-';
+                for (; p < e; p++) exp = exp * 10 + (*p - '0'); /* 1-2 digits */
+                break;
+            }
+        }
+        int e10 = (exp_neg ? -exp : exp) - frac;
+        if (num->digits <= 15 && e10 >= -22 && e10 <= 22) {
+            double v = (double)m;
+            v = e10 < 0 ? v / pow10[-e10] : v * pow10[e10];
+            *out = neg ? -v : v;
+            return OK;
+        }
+    }
+#endif
     char tmp[64];
     if (num->n >= (Py_ssize_t)sizeof tmp) return REFUSE;
     memcpy(tmp, num->s, (size_t)num->n);
@@ -441,7 +479,7 @@ static int canonical_string(const char **pp, const char *e) {
 
 /* A number spelled as orjson.dumps spells what orjson.loads reads from it: an integer without
  * leading zeros (not -0) of at most 15 digits, or a float in fixed notation that is its own
- * shortest round-trip spelling (repr, which orjson's writer agrees with in fixed notation). */
+ * shortest round-trip spelling (as orjson's writer spells it in fixed notation). */
 static int canonical_number(const char **pp, const char *e, int *is_int) {
     Num num;
     int r = scan_number(pp, e, &num);
@@ -452,15 +490,22 @@ static int canonical_number(const char **pp, const char *e, int *is_int) {
         if (num.n == 2 && num.s[0] == '-' && num.s[1] == '0') return REFUSE;
         return OK;
     }
-    double v;
-    r = num_to_double(&num, &v);
-    if (r) return r;
-    char *text = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (!text) return ERR;
-    size_t n = strlen(text);
-    int same = n == (size_t)num.n && memcmp(text, num.s, n) == 0 && !strchr(text, 'e');
-    PyMem_Free(text);
-    return same ? OK : REFUSE;
+    /* -?I.F with at most 15 digits: any two such spellings without trailing zeros that read as
+     * the same double are the same (a double keeps 15 significant decimal digits, DBL_DIG), so
+     * the text is the shortest round-trip spelling (repr) when F has no trailing zero (but the
+     * ".0" of an integral value); repr and orjson write fixed notation alike from 1e-4 to 1e16
+     * (below 1e-4 repr writes an exponent: such texts are left to the rebuild). */
+    const char *i0 = num.s[0] == '-' ? num.s + 1 : num.s;
+    const char *dot = memchr(i0, '.', (size_t)(num.s + num.n - i0));
+    if (!dot) return REFUSE;
+    const char *f0 = dot + 1, *f1 = num.s + num.n;
+    if (f1 - f0 > 1 && f1[-1] == '0') return REFUSE; /* 0.50, 1.00 */
+    if (dot - i0 == 1 && *i0 == '0' && !(f1 - f0 == 1 && *f0 == '0')) {
+        int zeros = 0;
+        while (f0 + zeros < f1 && f0[zeros] == '0') zeros++;
+        if (zeros > 3) return REFUSE; /* below 1e-4 */
+    }
+    return OK;
 }
 
 /* A JSON value spelled exactly as orjson.dumps(orjson.loads(text)) spells it; *type: its F_ type
