@@ -5,8 +5,10 @@
  * only when it can tell exactly what the Python path would make of it; on anything else it returns
  * None for the whole block and the Python path (msgspec, then orjson) reads it, naming a bad line.
  *
- * scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns)
- *   lines:  list of bytes, one JSON message each (no newline)
+ * scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns, bounds)
+ *   lines:  list of bytes, one JSON message each (no newline), or the bytes of a block of lines,
+ *           each ending with a newline but perhaps the last (then bounds: int64 (start, end)
+ *           offsets of each line in it, without its newline; None for a list)
  *   stream: bytes, the stream name (plain ASCII/UTF-8 needing no JSON escape)
  *   names:  tuple of bytes, the record's field names (needing no JSON escape)
  *   kinds:  bytes, one per field: 'i' int64, 'b' boolean, 's' string, 'n' float64 number,
@@ -890,15 +892,33 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *lines, *names;
     const char *stream, *kinds, *flags;
     Py_ssize_t stream_len, nkinds, nflags;
-    if (!PyArg_ParseTuple(args, "O!y#O!y#y#", &PyList_Type, &lines, &stream, &stream_len, &PyTuple_Type,
-                          &names, &kinds, &nkinds, &flags, &nflags))
+    if (!PyArg_ParseTuple(args, "Oy#O!y#y#", &lines, &stream, &stream_len, &PyTuple_Type, &names, &kinds,
+                          &nkinds, &flags, &nflags))
         return NULL;
+    /* a list of lines, or the bytes of a block of lines (each ending with a newline but perhaps the
+     * last): then the bounds of each line are returned too */
+    int is_data = PyBytes_Check(lines);
+    if (!is_data && !PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines must be a list of bytes or bytes");
+        return NULL;
+    }
+    const char *data = is_data ? PyBytes_AS_STRING(lines) : NULL;
+    Py_ssize_t data_len = is_data ? PyBytes_GET_SIZE(lines) : 0;
+    Buf bounds = {0};
     Py_ssize_t ncols = PyTuple_GET_SIZE(names);
     if (nkinds != ncols || nflags != ncols || ncols <= 0 || ncols > 4096) {
         PyErr_SetString(PyExc_ValueError, "names, kinds and flags must have one entry per field");
         return NULL;
     }
-    Py_ssize_t nlines = PyList_GET_SIZE(lines);
+    Py_ssize_t nlines = 0;
+    if (is_data) {
+        for (const char *q = data, *end = data + data_len; q < end; nlines++) {
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+            q = nl ? nl + 1 : end;
+        }
+    } else {
+        nlines = PyList_GET_SIZE(lines);
+    }
     Col *cols = PyMem_Calloc((size_t)ncols, sizeof(Col));
     unsigned char *seen = PyMem_Malloc((size_t)ncols);
     PyObject *line_kinds = PyBytes_FromStringAndSize(NULL, nlines);
@@ -932,14 +952,30 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Ctx x = {stream, stream_len, cols, (int)ncols, seen};
     char *lk = PyBytes_AS_STRING(line_kinds);
     Py_ssize_t rows = 0;
+    const char *q = data;
     for (Py_ssize_t i = 0; i < nlines; i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) {
-            result = Py_NewRef(Py_None);
-            goto done;
+        const char *p, *pe;
+        if (is_data) {
+            const char *end = data + data_len;
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+            p = q;
+            pe = nl ? nl : end;
+            q = nl ? nl + 1 : end;
+            int64_t b[2] = {(int64_t)(p - data), (int64_t)(pe - data)};
+            if (buf_put(&bounds, b, sizeof b) < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        } else {
+            PyObject *line = PyList_GET_ITEM(lines, i);
+            if (!PyBytes_Check(line)) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            p = PyBytes_AS_STRING(line);
+            pe = p + PyBytes_GET_SIZE(line);
         }
-        const char *p = PyBytes_AS_STRING(line);
-        int r = scan_line(&x, p, p + PyBytes_GET_SIZE(line), &lk[i]);
+        int r = scan_line(&x, p, pe, &lk[i]);
         if (r == ERR) {
             if (!PyErr_Occurred()) PyErr_NoMemory();
             goto done;
@@ -960,8 +996,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
         PyList_SET_ITEM(columns, i, t);
     }
-    result = Py_BuildValue("(ON)", line_kinds, columns);
+    if (is_data) {
+        PyObject *b = PyBytes_FromStringAndSize(bounds.p ? bounds.p : "", bounds.len);
+        if (!b) {
+            Py_DECREF(columns);
+            goto done;
+        }
+        result = Py_BuildValue("(ONN)", line_kinds, columns, b);
+    } else {
+        result = Py_BuildValue("(ONO)", line_kinds, columns, Py_None);
+    }
 done:
+    PyMem_Free(bounds.p);
     if (cols) {
         for (Py_ssize_t i = 0; i < ncols; i++) {
             PyMem_Free(cols[i].data.p);
@@ -977,7 +1023,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns): RECORD lines of one "
+     "scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns, bounds): RECORD lines of one "
      "stream into column buffers, or None when the Python path must read the block."},
     {NULL, NULL, 0, NULL},
 };

@@ -10,5 +10,5 @@ F_FLOAT: int
 F_BOOL: int
 
 def scan(
-    lines: list[bytes], stream: bytes, names: tuple[bytes, ...], kinds: bytes, flags: bytes, /
-) -> tuple[bytes, list[tuple[int, bytes | None, bytes, bytes | None, int]]] | None: ...
+    lines: list[bytes] | bytes, stream: bytes, names: tuple[bytes, ...], kinds: bytes, flags: bytes, /
+) -> tuple[bytes, list[tuple[int, bytes | None, bytes, bytes | None, int]], bytes | None] | None: ...

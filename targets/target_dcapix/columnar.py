@@ -43,7 +43,7 @@ from .validation import _ANNOTATIONS
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["ARROW_ADAPTERS", "ColumnarPlan", "columnar_plan"]
+__all__ = ["ARROW_ADAPTERS", "ColumnarPlan", "LineSpans", "columnar_plan"]
 
 #: Adapters whose ``write`` converts a batch with ``jsonschema_to_arrow`` of the stream's schema
 #: (the Arrow table built here is then exactly the one the dict path gives them).
@@ -60,6 +60,35 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
 }
 _SCHEMA_KEYS = frozenset({"type", "properties", "required", "additionalProperties"}) | _ANNOTATIONS
+
+
+class LineSpans:
+    """Lines ``i0`` to ``i1`` of a block of input given as its bytes ``data`` and the int64
+    (start, end) offsets of its lines (``bounds``, from the scanner): the lines are cut out of the
+    block only when they are needed (a chunk the dict path must read again)."""
+
+    __slots__ = ("bounds", "data", "i0", "i1")
+
+    def __init__(self, data: bytes, bounds: Any, i0: int, i1: int) -> None:
+        self.data, self.bounds, self.i0, self.i1 = data, bounds, i0, i1
+
+    def __len__(self) -> int:
+        return self.i1 - self.i0
+
+    def __getitem__(self, part: slice) -> LineSpans:
+        start, stop, _ = part.indices(self.i1 - self.i0)
+        return LineSpans(self.data, self.bounds, self.i0 + start, self.i0 + stop)
+
+    def nbytes(self) -> int:
+        """Bytes of the lines, without their newlines."""
+        if self.i1 <= self.i0:
+            return 0
+        b = self.bounds
+        return b[2 * self.i1 - 1] - b[2 * self.i0] - (self.i1 - self.i0 - 1)
+
+    def lines(self) -> list[bytes]:
+        b, data = self.bounds, self.data
+        return [data[b[2 * i] : b[2 * i + 1]] for i in range(self.i0, self.i1)]
 
 
 class _Refused(Exception):
@@ -161,12 +190,16 @@ class ColumnarPlan:
         #: The compiled scanner's arguments for this stream (:func:`_native_spec`), or ``None``.
         self.native = _native_spec(stream, names, kinds, required)
 
-    def native_table(self, block: list[bytes], schema: Mapping[str, Any]) -> tuple[bytes, pa.Table] | None:
+    def native_table(
+        self, block: list[bytes] | bytes, schema: Mapping[str, Any]
+    ) -> tuple[bytes, pa.Table, bytes | None] | None:
         """The block's RECORD lines read by the compiled scanner (``dc_api_x._recordscan``): the
         kind of each line (``R``: a RECORD of this stream, ``O``: another message type, which the
         caller decodes) and the Arrow table of the records typed by ``schema`` (the writer's),
-        the table :meth:`to_arrow` makes of the same records. ``None`` when the scanner leaves the
-        block to the Python path (or a column is not one it converts as that path does)."""
+        the table :meth:`to_arrow` makes of the same records, and for a block given as its bytes
+        (lines ending with a newline but perhaps the last) the int64 (start, end) offsets of each
+        line in them. ``None`` when the scanner leaves the block to the Python path (or a column
+        is not one it converts as that path does)."""
         native = self.native
         if native is None:
             return None
@@ -174,7 +207,7 @@ class ColumnarPlan:
         got = scan(block, *args)
         if got is None:
             return None
-        line_kinds, columns = got
+        line_kinds, columns, bounds = got
         rows = line_kinds.count(b"R")
         import pyarrow as pa
 
@@ -195,7 +228,7 @@ class ColumnarPlan:
             if arr is None:
                 return None
             arrays.append(arr)
-        return line_kinds, pa.Table.from_arrays(arrays, schema=arrow)
+        return line_kinds, pa.Table.from_arrays(arrays, schema=arrow), bounds
 
     def arrow_schema(self, schema: Mapping[str, Any]) -> pa.Schema:
         """``jsonschema_to_arrow(schema)``, cached for the last schema object."""

@@ -146,13 +146,30 @@ class FastSingerReader(GenericSingerReader[bytes]):
         self.on_records: Callable[[str, list[dict[Any, Any]], int, int], None] | None = None
         #: Called with (lines, line before the first, callbacks, stats, the chunk's bytes) for each
         #: block of input before anything else, when set: it handles the whole block and returns
-        #: its number of RECORD messages, or returns ``None`` having done nothing (the target's
-        #: column path, :mod:`target_dcapix.columnar`, which keeps long numbers exact itself).
-        self.on_block: Callable[[list[bytes], int, Any, Counter[str], bytes], int | None] | None = None
+        #: its numbers of RECORD messages and of lines, or returns ``None`` having done nothing (the
+        #: target's column path, :mod:`target_dcapix.columnar`, which keeps long numbers exact
+        #: itself). ``lines`` is ``None`` when the block's lines have not been cut out of its bytes
+        #: (:meth:`lines_of` does it once).
+        self.on_block: (
+            Callable[[list[bytes] | None, int, Any, Counter[str], bytes], tuple[int, int] | None] | None
+        ) = None
+        self._lines_of: tuple[bytes, list[bytes]] | None = None
         #: Bytes of the line being processed (RECORD messages of the line-by-line path).
         self.line_size = 0
         self._suspect_of: bytes | None = None
         self._suspect = False
+
+    def lines_of(self, data: bytes) -> list[bytes]:
+        """The lines of a block's bytes (each ending with a newline but perhaps the last), without
+        their newlines; the answer for the last block asked about is kept."""
+        kept = self._lines_of
+        if kept is not None and kept[0] is data:
+            return kept[1]
+        lines = data.split(b"\n")
+        if data.endswith(b"\n"):
+            lines.pop()  # b"" after the last newline
+        self._lines_of = (data, lines)
+        return lines
 
     def suspect(self, data: bytes) -> bool:
         """Whether a chunk of input holds a long digit run (``has_long_digit_run``: a line of it may
@@ -205,12 +222,16 @@ class FastSingerReader(GenericSingerReader[bytes]):
 
     def _lines(self, file_input: IO[Any] | None) -> Iterator[bytes]:
         """Lines of the input as bytes (without the newline)."""
-        for lines, _ in self._blocks(file_input):
+        for lines, data in self._blocks(file_input):
+            if lines is None:
+                lines = self.lines_of(data)
             yield from lines
 
-    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes], bytes]]:
+    def _blocks(self, file_input: IO[Any] | None) -> Iterator[tuple[list[bytes] | None, bytes]]:
         """Lists of lines of the input as bytes (without the newline), each with the bytes of its
-        chunk (:meth:`suspect` tells whether a line of it may need the exact path).
+        chunk (:meth:`suspect` tells whether a line of it may need the exact path); ``None`` for
+        the lines of a chunk read from a binary input (:meth:`lines_of` cuts them out when they are
+        needed: the compiled column path reads the chunk's bytes).
 
         Binary input is read with ``read1``: it returns what is available (up to ``READ_CHUNK``
         bytes) without waiting for a full chunk, so a slow tap's messages (and the STATEs that
@@ -240,9 +261,7 @@ class FastSingerReader(GenericSingerReader[bytes]):
             cut = data.rfind(b"\n") + 1
             data, rest = data[:cut], data[cut:]
             if data:
-                lines = data.split(b"\n")
-                lines.pop()  # b"" after the last newline
-                yield lines, data
+                yield None, data
 
     def process_lines(  # type: ignore[override]
         self,
@@ -277,13 +296,14 @@ class FastSingerReader(GenericSingerReader[bytes]):
         lineno = 0
         bulk = self.on_records
         on_block = self.on_block
-        for block, data in self._blocks(file_input):
+        for maybe_block, data in self._blocks(file_input):
             if on_block is not None:
-                done = on_block(block, lineno, cbs, stats, data)
-                if done is not None:
-                    records += done
-                    lineno += len(block)
+                handled = on_block(maybe_block, lineno, cbs, stats, data)
+                if handled is not None:
+                    records += handled[0]
+                    lineno += handled[1]
                     continue
+            block = maybe_block if maybe_block is not None else self.lines_of(data)
             suspect = self.suspect(data)
             if bulk is not None and not suspect:
                 done = self._bulk_block(block, lineno, bulk, cbs, stats)

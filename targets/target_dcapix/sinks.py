@@ -252,6 +252,9 @@ class DcApiXSink(BatchFileReading, BatchSink):
         #: rows: ``col_records`` or ``col_tables`` holds the column path's records, not both.
         self.col_tables: list[Any] = []
         self.col_rows = 0
+        #: Their input lines (``LineSpans``, cut out of the input only when read again) and the
+        #: number of the first.
+        self.col_spans: list[tuple[Any, int]] = []
         #: Chunks the column path failed to convert (they went the dict path).
         self.col_refused = 0
         #: Bytes of input (RECORD lines) of the records buffered or written unflushed: the sink is
@@ -471,15 +474,15 @@ class DcApiXSink(BatchFileReading, BatchSink):
         self.col_lines.extend(lines)
         self.col_linenos.extend(range(first_line, first_line + len(lines)))
 
-    def add_table(self, table: Any, lines: list[bytes], first_line: int) -> None:
-        """Buffer an Arrow table of records the compiled scanner read from ``lines`` (numbered from
-        ``first_line``); records buffered otherwise before them go to the adapter first."""
+    def add_table(self, table: Any, lines: Any, first_line: int) -> None:
+        """Buffer an Arrow table of records the compiled scanner read from ``lines`` (a
+        :class:`~target_dcapix.columnar.LineSpans`, numbered from ``first_line``); records buffered
+        otherwise before them go to the adapter first."""
         if self.buffer or self.col_records:
             self.write_chunk()
         self.col_tables.append(table)
         self.col_rows += table.num_rows
-        self.col_lines.extend(lines)
-        self.col_linenos.extend(range(first_line, first_line + len(lines)))
+        self.col_spans.append((lines, first_line))
 
     def write_columnar(self) -> None:
         """Hand the column path's buffered records to the adapter as one Arrow table, unflushed.
@@ -487,6 +490,7 @@ class DcApiXSink(BatchFileReading, BatchSink):
         dict path (:meth:`write_chunk`), which checks them and names the line of a bad one."""
         records, self.col_records = self.col_records, []
         tables, self.col_tables = self.col_tables, []
+        spans, self.col_spans = self.col_spans, []
         self.col_rows = 0
         lines, self.col_lines = self.col_lines, []
         linenos, self.col_linenos = self.col_linenos, []
@@ -509,6 +513,9 @@ class DcApiXSink(BatchFileReading, BatchSink):
                 )
                 self.columnar = None
             del records
+            for span, first in spans:  # the scanner's records: their lines, cut out of the input now
+                lines.extend(span.lines())
+                linenos.extend(range(first, first + len(span)))
             self.buffer = self._target.records_of(lines, linenos)
             self.lines = linenos
             self.write_chunk()

@@ -490,26 +490,29 @@ class TargetDcApiX(Target):
 
     def _columnar_block(
         self,
-        block: list[bytes],
+        block: list[bytes] | None,
         lineno: int,
         cbs: dict[str, Any],
         stats: Counter[str],
         data: bytes = b"",
-    ) -> int | None:
-        """A block of lines (after line ``lineno``; ``data``: their bytes) through the column path
-        of the stream the last records were of (:mod:`target_dcapix.columnar`): RECORD lines of that
-        stream and STATE lines only, every record of the types its schema allows. ``None`` (nothing
-        done) for any other block: the reader's dict path then reads it. Returns the number of
-        records. The block is not scanned for long numbers: the column path keeps them exact (or
+    ) -> tuple[int, int] | None:
+        """A block of lines (after line ``lineno``; ``data``: their bytes, ``block``: its lines, or
+        ``None`` when the reader has not cut them out) through the column path of the stream the
+        last records were of (:mod:`target_dcapix.columnar`): RECORD lines of that stream and STATE
+        lines only, every record of the types its schema allows. ``None`` (nothing done) for any
+        other block: the reader's dict path then reads it. Returns the number of records and of
+        lines. The block is not scanned for long numbers: the column path keeps them exact (or
         refuses them), and a STATE line is decoded as the line-by-line path does."""
         sink = self._fast_sinks.get(self._columnar.stream) if self._columnar is not None else None
         plan = sink.columnar if sink is not None else None
         if sink is None or plan is None or plan is not self._columnar:
             return None
         if plan.native is not None:
-            done = self._native_block(sink, plan, block, lineno, cbs, stats)
+            done = self._native_block(sink, plan, data, lineno, cbs, stats)
             if done is not None:
                 return done
+        if block is None:
+            block = self._reader.lines_of(data)
         try:
             msgs = list(map(plan.decode, block))
         except plan.decode_error:
@@ -541,37 +544,41 @@ class TargetDcApiX(Target):
                 stats["STATE"] += 1
             start = end + 1
         reader.line_number = lineno + n
-        return records
+        return records, n
 
     def _native_block(
         self,
         sink: DcApiXSink,
         plan: Any,
-        block: list[bytes],
+        data: bytes,
         lineno: int,
         cbs: dict[str, Any],
         stats: Counter[str],
-    ) -> int | None:
-        """The block through the compiled scanner (``ColumnarPlan.native_table``): RECORD lines of
-        the plan's stream become one Arrow table, any other line must be a STATE message (decoded
-        as :meth:`_columnar_block` decodes it). ``None`` (nothing done) when the scanner leaves the
-        block to the Python path."""
+    ) -> tuple[int, int] | None:
+        """The block ``data`` (its bytes) through the compiled scanner (``ColumnarPlan.native_table``):
+        RECORD lines of the plan's stream become one Arrow table, any other line must be a STATE
+        message (decoded as :meth:`_columnar_block` decodes it). Returns (records, lines), or
+        ``None`` (nothing done) when the scanner leaves the block to the Python path. The lines
+        are not cut out of the block unless a chunk must be read again (:class:`LineSpans`)."""
+        from .columnar import LineSpans
+
         try:
-            got = plan.native_table(block, sink.writer.spec.schema)
+            got = plan.native_table(data, sink.writer.spec.schema)
         except Exception as exc:  # a conversion Arrow refuses: the Python path decides
             self.logger.debug("stream %r: the scanner's block refused (%s)", plan.stream, exc)
             return None
         if got is None:
             return None
-        kinds, table = got
-        n = len(block)
+        kinds, table, raw_bounds = got
+        bounds = memoryview(raw_bounds).cast("q")
+        n = len(kinds)
         if table.num_rows == n:
             ends = [n]
         else:
             ends = [i for i, k in enumerate(kinds) if k != 82]  # not b"R"
             for i in ends:
                 try:
-                    msg = plan.decode(block[i])
+                    msg = plan.decode(data[bounds[2 * i] : bounds[2 * i + 1]])
                 except plan.decode_error:
                     return None
                 if type(msg) is not plan.state_type:
@@ -582,18 +589,19 @@ class TargetDcApiX(Target):
         start = row = 0
         for end in ends:
             if end > start:
-                self._columnar_run(sink, table.slice(row, end - start), block[start:end], lineno + start + 1)
+                lines = LineSpans(data, bounds, start, end)
+                self._columnar_run(sink, table.slice(row, end - start), lines, lineno + start + 1)
                 row += end - start
             if end < n:
                 reader.line_number = lineno + end + 1
-                line = block[end]
+                line = data[bounds[2 * end] : bounds[2 * end + 1]]
                 state_cb(reader.exact_if_long(line, reader.deserialize_json(line)))
                 stats["STATE"] += 1
             start = end + 1
         reader.line_number = lineno + n
-        return row
+        return row, n
 
-    def _columnar_run(self, sink: DcApiXSink, msgs: Any, lines: list[bytes], first_line: int) -> None:
+    def _columnar_run(self, sink: DcApiXSink, msgs: Any, lines: Any, first_line: int) -> None:
         """RECORD messages of the column path (structs, or an Arrow table of their records from the
         compiled scanner) into ``sink``, as :meth:`_process_record_run` does with dicts."""
         table = not isinstance(msgs, list)
@@ -608,7 +616,7 @@ class TargetDcApiX(Target):
                 sink.add_table(records.slice(pos, take), part, first_line + pos)
             else:
                 sink.add_columnar(records[pos : pos + take], part, first_line + pos)
-            size = sum(map(len, part))
+            size = part.nbytes() if table else sum(map(len, part))
             sink.nbytes += size
             sink.buf_bytes += size
             pos += take

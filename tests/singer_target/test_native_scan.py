@@ -57,7 +57,7 @@ def _check(plan: columnar.ColumnarPlan, line: bytes) -> bool:
         return False
     if got is None:
         return False
-    kinds, table = got
+    kinds, table, _ = got
     if kinds == b"O":  # another message type: the target decodes it, and takes only a STATE
         try:
             msg = plan.decode(line)
@@ -395,7 +395,7 @@ def test_a_block_is_read_whole_or_not_at_all(plan: columnar.ColumnarPlan) -> Non
     state = b'{"type":"STATE","value":{"n":1}}'
     got = plan.native_table([*good[:2], state, *good[2:]], SCHEMA)
     assert got is not None
-    kinds, table = got
+    kinds, table, _ = got
     assert kinds == b"RRORRR" and table.column("id").to_pylist() == [0, 1, 2, 3, 4]
     assert plan.native_table([*good, _raw('{"id":1,"id":2}')], SCHEMA) is None
 
@@ -510,3 +510,50 @@ def test_number_texts_read_as_float_reads_them(plan: columnar.ColumnarPlan) -> N
     for text, value in zip(texts, values, strict=True):
         want = float(orjson.loads(text))  # an integer text is the integer (-0 is 0) as a float
         assert struct.pack("<d", value) == struct.pack("<d", want), (text, value, want)
+
+
+def test_a_chunk_refused_at_write_time_is_read_again_from_its_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counts: dict[str, int]
+) -> None:
+    """The scanner keeps no line of its records (only the block's bytes and offsets): a chunk the
+    sink cannot write as a table is cut out of the input again and read by the dict path, each line
+    with its number."""
+    from target_dcapix import sinks
+
+    def refuse(tables: Any, schema: Any) -> Any:
+        raise ValueError("refused for the test")
+
+    msgs = _messages(9000)
+    with monkeypatch.context() as m:
+        m.setattr(sinks, "_joined", refuse)
+        refused_run = _run(msgs, tmp_path / "refused")
+    assert counts["native"] > 0, counts
+    with monkeypatch.context() as m:
+        m.setattr(columnar, "ARROW_ADAPTERS", frozenset())
+        dict_run = _run(msgs, tmp_path / "slow")
+    assert refused_run[0] == dict_run[0] == 0, refused_run[2]
+    assert refused_run[1] == dict_run[1]
+    a, b = _table(tmp_path / "refused"), _table(tmp_path / "slow")
+    assert a.num_rows == 9000 and a.equals(b)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said", "named"),
+    [("qty", '"7"', "field 'qty'", True), ("at", '"soon"', "field 'at'", False), ("id", "null", "id", True)],
+)
+def test_a_bad_record_in_a_block_the_scanner_would_read_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, value: str, said: str, named: bool
+) -> None:
+    bad = (
+        orjson.dumps({"type": "RECORD", "stream": "s", "record": {"id": 8000, field: 0}})
+        .decode()
+        .replace(f'"{field}":0', f'"{field}":{value}')
+    )
+    fast, slow = _both(_messages(9000, {8000: bad}), tmp_path, monkeypatch)
+    errors = [x for x in fast[2].splitlines() if x.startswith("target-dcapix: error:")]
+    assert fast[0] == 1 and len(errors) == 1, fast[2]
+    assert said in errors[0], errors
+    # (a value Arrow refuses is named by its field, on both paths)
+    assert (f"line {1 + 8000 + 7}" in errors[0]) is named, errors
+    assert errors == [x for x in slow[2].splitlines() if x.startswith("target-dcapix: error:")]
+    assert fast[1] == slow[1]  # the same STATE messages before it
