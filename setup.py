@@ -1,4 +1,4 @@
-"""Builds the optional native RECORD-line scanner (``dc_api_x._recordscan``, plain C, no library).
+"""Builds the optional native RECORD-line scanner (``dc_api_x.arrow._recordscan``, plain C, no library).
 
 Everything else is in pyproject.toml. When no C compiler (or no Python headers) is at hand the
 build goes on without the extension: target-dcapix then reads RECORD lines through its Python column
@@ -18,7 +18,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # no compiler at all (distutils' PlatformError and the like)
-            self.warn(f"dc_api_x._recordscan not built ({exc}); the Python column path is used")
+            self.warn(f"dc_api_x.arrow._recordscan not built ({exc}); the Python column path is used")
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -30,8 +30,8 @@ class OptionalBuildExt(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "dc_api_x._recordscan",
-            ["src/dc_api_x/_recordscan.c"],
+            "dc_api_x.arrow._recordscan",
+            ["src/dc_api_x/arrow/_recordscan.c"],
             extra_compile_args=["-O2", "-std=c99"],
             optional=True,
         )

@@ -193,7 +193,7 @@ class ColumnarPlan:
     def native_table(
         self, block: list[bytes] | bytes, schema: Mapping[str, Any]
     ) -> tuple[bytes, pa.Table, bytes | None] | None:
-        """The block's RECORD lines read by the compiled scanner (``dc_api_x._recordscan``): the
+        """The block's RECORD lines read by the compiled scanner (``dc_api_x.arrow._recordscan``): the
         kind of each line (``R``: a RECORD of this stream, ``O``: another message type, which the
         caller decodes) and the Arrow table of the records typed by ``schema`` (the writer's),
         the table :meth:`to_arrow` makes of the same records, and for a block given as its bytes
@@ -309,7 +309,7 @@ _FLAG_OF_TYPE.update({float: "F_FLOAT", bool: "F_BOOL"})
 def _native_spec(
     stream: str, names: list[str], kinds: list[tuple[Any, frozenset[type] | str]], required: set[str]
 ) -> tuple[Any, tuple[bytes, tuple[bytes, ...], bytes, bytes], bytes] | None:
-    """``(scan, (stream, names, kinds, flags), kinds)`` for ``dc_api_x._recordscan.scan``, or
+    """``(scan, (stream, names, kinds, flags), kinds)`` for ``dc_api_x.arrow._recordscan.scan``, or
     ``None`` when the extension is not there or a name would need a JSON escape (the scanner
     compares the names' bytes) or a field is of a kind it does not read."""
     import msgspec

@@ -1,4 +1,4 @@
-"""The compiled RECORD-line scanner of target-dcapix's column path (``dc_api_x._recordscan``, built by
+"""The compiled RECORD-line scanner of target-dcapix's column path (``dc_api_x.arrow._recordscan``, built by
 setup.py; :meth:`target_dcapix.columnar.ColumnarPlan.native_table`): whatever block it takes must
 give exactly the Arrow table the Python paths give — the dict path (orjson, or the exact decode for
 long numbers, then ``records_to_arrow``) and the msgspec column path — value for value, null vs

@@ -1,4 +1,4 @@
-"""The optional compiled RECORD-line scanner (``dc_api_x._recordscan``, built by ``setup.py`` when a C
+"""The optional compiled RECORD-line scanner (``dc_api_x.arrow._recordscan``, built by ``setup.py`` when a C
 compiler is at hand) and the Arrow arrays of its column buffers.
 
 The scanner reads a block of Singer RECORD lines of one stream whose schema is flat and typed
@@ -30,7 +30,7 @@ def load() -> ModuleType | None:
     if os.environ.get(ENV, "1") == "0":
         return None
     try:
-        from .. import _recordscan
+        from . import _recordscan
     except ImportError:
         return None
     return _recordscan
@@ -41,10 +41,10 @@ def status() -> tuple[bool, str]:
     if os.environ.get(ENV, "1") == "0":
         return False, f"turned off by {ENV}=0"
     try:
-        from .. import _recordscan  # noqa: F401
+        from . import _recordscan  # noqa: F401
     except ImportError as exc:
         return False, (
-            f"the native RECORD-line scanner (dc_api_x._recordscan) is not built: {exc}; reinstall "
+            f"the native RECORD-line scanner (dc_api_x.arrow._recordscan) is not built: {exc}; reinstall "
             "dc-api-x where a C compiler and the Python headers are present"
         )
     return True, "built"

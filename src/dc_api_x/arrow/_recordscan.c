@@ -1,4 +1,4 @@
-/* dc_api_x._recordscan: Singer RECORD lines of one stream with a flat typed schema -> column buffers.
+/* dc_api_x.arrow._recordscan: Singer RECORD lines of one stream with a flat typed schema -> column buffers.
  *
  * The optional compiled half of target-dcapix's column path (targets/target_dcapix/columnar.py,
  * dc_api_x/arrow/native.py): one pass over each line, no Python object per value. It takes a line
@@ -91,6 +91,13 @@ typedef struct {
 #define OK 0
 #define REFUSE 1
 #define ERR (-1)
+
+/* Equal bytes: short keys and names, where a call to memcmp costs more than the compare. */
+static inline int same(const char *a, const char *b, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
 
 static inline const char *skip_ws(const char *p, const char *e) {
     while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
@@ -539,7 +546,7 @@ static int canonical_value(const char **pp, const char *e, int depth, int *type)
                 if (r) return r;
                 Py_ssize_t len = p - k0;
                 for (int i = 0; i < nk; i++)  /* canonical spellings: equal keys, equal bytes */
-                    if (kn[i] == len && memcmp(ks[i], k0, (size_t)len) == 0) return REFUSE;
+                    if (kn[i] == len && same(ks[i], k0, len)) return REFUSE;
                 ks[nk] = k0;
                 kn[nk++] = len;
                 if (p >= e || *p != ':') return REFUSE;
@@ -741,7 +748,7 @@ static inline int find_col(Ctx *x, const char *k, Py_ssize_t n, int hint) {
         int i = hint + j;
         if (i >= x->ncols) i -= x->ncols;
         Col *c = &x->cols[i];
-        if (c->name_len == n && memcmp(c->name, k, (size_t)n) == 0) return i;
+        if (c->name_len == n && same(c->name, k, n)) return i;
     }
     return -1;
 }
@@ -837,7 +844,7 @@ static int scan_line(Ctx *x, const char *p, const char *e, char *kind) {
             if (have_stream || p >= e || *p != '"') return REFUSE;
             have_stream = 1;
             if ((r = plain_string(&p, e, &v, &vn))) return r;
-            if (vn != x->stream_len || memcmp(v, x->stream, (size_t)vn)) return REFUSE;
+            if (vn != x->stream_len || !same(v, x->stream, vn)) return REFUSE;
         } else if (kn == 6 && memcmp(k, "record", 6) == 0) {
             if (have_record) return REFUSE;
             have_record = 1;
