@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/w3_pair.sh                      # base = HEAD~1, 1,000,000 records, parquet
 #   BASE=main BENCH_ROWS=200000 bash benchmarks/w3_pair.sh
+#   PYTHON_PATH_TOO=1 bash benchmarks/w3_pair.sh     # + this checkout with DC_API_X_NATIVE=0
 #
 # Prints one line per system: wall s, user+sys CPU s, peak RSS MiB, records/s (wall) — compare the
 # CPU column when the machine is shared (wall moves with the load; `uptime` is printed first).
@@ -43,3 +44,6 @@ measure() {  # name, command...
 measure "orjson.loads per line (limit)" "$PY" "$SHARED_BENCH/limit_singer.py" load /dev/stdin
 measure "target-dcapix @ $base" "$PY" "$work/run.py" "$work/base" --config "$work/config.json"
 measure "target-dcapix (this checkout)" "$PY" "$work/run.py" - --config "$work/config.json"
+if [ -n "${PYTHON_PATH_TOO:-}" ]; then  # this checkout without the compiled scanner (dc_api_x.arrow._recordscan)
+  measure "target-dcapix (scanner off)" env DC_API_X_NATIVE=0 "$PY" "$work/run.py" - --config "$work/config.json"
+fi

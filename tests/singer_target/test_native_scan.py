@@ -557,3 +557,28 @@ def test_a_bad_record_in_a_block_the_scanner_would_read_names_its_line(
     assert (f"line {1 + 8000 + 7}" in errors[0]) is named, errors
     assert errors == [x for x in slow[2].splitlines() if x.startswith("target-dcapix: error:")]
     assert fast[1] == slow[1]  # the same STATE messages before it
+
+
+def test_field_names_that_are_prefixes_of_each_other_empty_or_not_ascii() -> None:
+    """The scanner matches a key against the field expected next without cutting the key out first;
+    a name that is a prefix of another, the empty name and non-ASCII names are matched exactly."""
+    schema = {
+        "type": "object",
+        "properties": {n: {"type": ["integer", "null"]} for n in ("a", "ab", "", "é", "a\u00e9", "b")},
+    }
+    plan = columnar.columnar_plan("s", schema, [])
+    assert plan is not None and plan.native is not None
+    arrow = jsonschema_to_arrow(schema)
+    rng = random.Random(3)
+    names = ["a", "ab", "", "é", "a\u00e9", "b"]
+    for _ in range(300):
+        keys = rng.sample(names, rng.randint(0, len(names)))
+        record = {k: rng.randint(-5, 5) for k in keys}
+        line = orjson.dumps({"type": "RECORD", "stream": "s", "record": record})
+        got = plan.native_table([line], schema)
+        assert got is not None, line
+        want = records_to_arrow([record], arrow_schema=arrow)
+        assert got[1].equals(want), (line, got[1].to_pylist(), want.to_pylist())
+    for bad in (b'{"abc":1}', b'{"a":1,"a":2}', b'{"\\u0061":1}', b'{"a\\u00e9":1}', b'{"A":1}'):
+        line = b'{"type":"RECORD","stream":"s","record":' + bad + b"}"
+        assert plan.native_table([line], schema) is None, line

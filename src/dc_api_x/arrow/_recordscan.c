@@ -57,8 +57,7 @@ typedef struct {
     Py_ssize_t len, cap;
 } Buf;
 
-static int buf_reserve(Buf *b, Py_ssize_t extra) {
-    if (b->len + extra <= b->cap) return 0;
+static int buf_grow(Buf *b, Py_ssize_t extra) {
     Py_ssize_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
     char *np = PyMem_Realloc(b->p, (size_t)cap);
@@ -68,7 +67,12 @@ static int buf_reserve(Buf *b, Py_ssize_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+static inline int buf_reserve(Buf *b, Py_ssize_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    return buf_grow(b, extra);
+}
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->p + b->len, src, (size_t)n);
     b->len += n;
@@ -768,8 +772,17 @@ static int scan_record(Ctx *x, const char **pp, const char *e) {
             const char *k;
             Py_ssize_t kn;
             if (p >= e || *p != '"') return REFUSE;
-            if ((r = plain_string(&p, e, &k, &kn))) return r;
-            int i = find_col(x, k, kn, hint);
+            int i;
+            Col *h = &x->cols[hint];
+            if (e - p > h->name_len + 1 && p[h->name_len + 1] == '"' && same(p + 1, h->name, h->name_len)) {
+                /* the field that usually comes next: its name (valid UTF-8 without '"', '\\' or a
+                 * control character) spelled without an escape is this key */
+                i = hint;
+                p += h->name_len + 2;
+            } else {
+                if ((r = plain_string(&p, e, &k, &kn))) return r;
+                i = find_col(x, k, kn, hint);
+            }
             if (i < 0 || x->seen[i]) return REFUSE; /* unknown field, duplicate key */
             x->seen[i] = 1;
             hint = i + 1 < x->ncols ? i + 1 : 0;
