@@ -249,19 +249,25 @@ class FastSingerReader(GenericSingerReader[bytes]):
             return
         _grow_pipe(src)
         rest = b""
-        for data in _read_ahead(read1):
-            if not data:
+        for chunk in _read_ahead(read1):
+            if not chunk:
                 if rest:
                     yield [rest], rest
                 return
-            if isinstance(data, str):
-                data = data.encode()
+            if isinstance(chunk, str):
+                chunk = chunk.encode()
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:  # no line ends in this chunk
+                rest += chunk
+                continue
+            # the lines that end in this chunk, copied once (rest + chunk, then a slice, was two
+            # copies of the whole input)
             if rest:
-                data = rest + data
-            cut = data.rfind(b"\n") + 1
-            data, rest = data[:cut], data[cut:]
-            if data:
-                yield None, data
+                data = b"".join((rest, memoryview(chunk)[:cut]))
+            else:
+                data = chunk if cut == len(chunk) else chunk[:cut]
+            rest = chunk[cut:]
+            yield None, data
 
     def process_lines(  # type: ignore[override]
         self,

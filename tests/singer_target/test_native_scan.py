@@ -582,3 +582,26 @@ def test_field_names_that_are_prefixes_of_each_other_empty_or_not_ascii() -> Non
     for bad in (b'{"abc":1}', b'{"a":1,"a":2}', b'{"\\u0061":1}', b'{"a\\u00e9":1}', b'{"A":1}'):
         line = b'{"type":"RECORD","stream":"s","record":' + bad + b"}"
         assert plan.native_table([line], schema) is None, line
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000, 1 << 20])
+def test_blocks_of_any_read_size_give_the_same_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counts: dict[str, int], chunk: int
+) -> None:
+    """The reader cuts its reads at their last newline (a line longer than a read, a read without a
+    newline, no newline at the end of the input): the target writes the same rows at any read size,
+    through the scanner whenever a block holds whole RECORD lines of the stream."""
+    from target_dcapix import reader
+
+    monkeypatch.setattr(reader, "READ_CHUNK", chunk)
+    msgs = _messages(1500)
+    from tests.singer_target.support import messages_text
+
+    text = messages_text(msgs).rstrip("\n")  # no newline at the end
+    rc, out, err = _run([text], tmp_path / "out")
+    assert rc == 0, err
+    assert json.loads(out.splitlines()[-1]) == {"n": 1000}
+    table = _table(tmp_path / "out")
+    assert table.num_rows == 1500 and table.column("id").to_pylist() == list(range(1, 1501))
+    if chunk == 1000:  # (one 1 MiB read holds the SCHEMA too: the dict path reads it all)
+        assert counts["native"] > 0, counts
