@@ -9,6 +9,7 @@ Schema), :mod:`.source` (paged, incremental reads), :mod:`.sink` (writes), :mod:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from dc_api_x.exceptions import ConfigError, SchemaError, TransportError
@@ -56,6 +57,39 @@ class LdapBase(ProtocolAdapter):
         self._native_why: str | None = None
         self._dse: dict[str, list[bytes]] | None = None
         self._schema: SubSchema | None = None
+        #: discovery and the first stream's search begun ahead (:mod:`.ahead`), taken over here
+        self._specs_ahead: list[Any] | None = None
+        self._ahead_read: tuple[Any, Any, Any] | None = None
+        from . import ahead
+
+        got = ahead.take(o) if not ahead.building() else None
+        if got is not None:
+            src = got.adapter
+            self._native, self._native_why, src._native = src._native, src._native_why, None
+            self._dse, self._schema = src._dse, src._schema
+            self._specs_ahead, self._ahead_read, got.read = got.specs, got.read, None
+            src.close()
+
+    @classmethod
+    def open_ahead(cls, config: Mapping[str, Any]) -> Any:
+        """Begin, in a thread, the connection, discovery and first stream's read an adapter with
+        the raw options ``config`` will do (``dcapix run`` calls this while it still imports;
+        :mod:`.ahead`). Returns the function closing what no adapter took, or ``None``."""
+        from . import ahead
+
+        return ahead.start(cls, config)
+
+    def _claim_ahead(self, key: Any) -> tuple[Any, Any] | None:
+        """``(pages, server time)`` of the search begun ahead when its key is ``key``; any other
+        search begun ahead is cancelled (its connection closed: the reader connects again)."""
+        got, self._ahead_read = self._ahead_read, None
+        if got is None:
+            return None
+        k, pages, now = got
+        if key is not None and k == key:
+            return pages, now
+        pages.close()
+        return None
 
     @property
     def backend(self) -> Backend:
@@ -78,6 +112,8 @@ class LdapBase(ProtocolAdapter):
         mode = self.options.reader
         if mode == "backend":
             return None
+        if self._ahead_read is not None:  # the connection is wanted for something else
+            self._claim_ahead(None)
         if self._native is None and self._native_why is None:
             from .native import NativeReader, status, supports
 
@@ -160,6 +196,8 @@ class LdapBase(ProtocolAdapter):
         if not self._closed:
             if self._backend is not None:
                 self._backend.close()
+            if self._ahead_read is not None:
+                self._claim_ahead(None)
             if self._native is not None:
                 self._native.close()
         super().close()

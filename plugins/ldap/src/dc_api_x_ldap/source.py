@@ -59,6 +59,27 @@ class LdapSource(LdapBase):
         now = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=self.options.clock_skew)
         return now.replace(microsecond=0)
 
+    def _start_search(self, stream: StreamSpec) -> tuple[Any, Any, Any] | None:
+        """Begin the read :meth:`read` would send for ``stream`` with no state, no column
+        selection and no limit (:mod:`.ahead`): ``(key, pages, server time)``, the pages received
+        in a thread (at most ``ahead.AHEAD_GROUPS`` groups ahead), or ``None`` without the native
+        reader."""
+        native = self.native()
+        if native is None:
+            return None
+        names, search, controls = _search_plan(stream, None, None, self.options)
+        now = self.server_time() if stream.replication_key is not None else None
+        resolve = _resolver(names, self._aliases())
+
+        def receive() -> Iterator[Any]:
+            return native.paged_columns(  # type: ignore[no-any-return]
+                *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+            )
+
+        from .ahead import AHEAD_GROUPS
+
+        return (search, tuple(controls), tuple(names)), PageFetcher(receive, AHEAD_GROUPS), now
+
     def read(
         self,
         stream: StreamSpec,
@@ -82,19 +103,8 @@ class LdapSource(LdapBase):
             o = dict(stream.options)
         props = stream.properties
         rk = stream.replication_key
-        names = ["dn", *[c for c in (columns or props) if c in props and c != "dn"]]
-        if rk is not None and rk not in names:
-            names.append(rk)
-        schema = {"type": "object", "properties": {n: props[n] for n in names}}
-        from dc_api_x.arrow import jsonschema_to_arrow
-
-        arrow_schema = jsonschema_to_arrow(schema)
-        request = list(o.get("attributes") or names[1:])
-        if columns is not None:
-            request = names[1:]
-        flt = str(o.get("filter") or "(objectClass=*)")
         bm = None
-        upper: Any = None
+        start_filter = None
         if rk is not None:
             from dc_api_x.bookmarks import BoundaryBookmark
 
@@ -105,18 +115,19 @@ class LdapSource(LdapBase):
             except ValueError as exc:
                 raise self.error(f"bad bookmark in state: {exc}", stream=stream.name) from None
             if bm.start_value is not None:
-                flt = f"(&{flt}({rk}>={_filter_value(rk, bm.start_value)}))"
-            now = self.server_time()
+                start_filter = f"({rk}>={_filter_value(rk, bm.start_value)})"
+        names, search, controls = _search_plan(stream, columns, start_filter, self.options)
+        # the search begun ahead (ahead.py) when it is this very one, else it is cancelled
+        ahead = self._claim_ahead((search, tuple(controls), tuple(names)) if limit is None else None)
+        upper: Any = None
+        if rk is not None:
+            now = ahead[1] if ahead is not None and ahead[1] is not None else self.server_time()
             upper = now if rk == "modifyTimestamp" else now.strftime("%Y%m%d%H%M%S.%fZ")
+        schema = {"type": "object", "properties": {n: props[n] for n in names}}
+        from dc_api_x.arrow import jsonschema_to_arrow
+
+        arrow_schema = jsonschema_to_arrow(schema)
         aliases = self._aliases()
-        search = (
-            str(o["base"]),
-            str(o.get("scope") or "sub"),
-            flt,
-            request,
-            int(o.get("page_size") or self.options.page_size),
-        )
-        controls = [c.as_tuple() for c in self.options.controls]
         # the next page is fetched (and the server works on it) while this one is converted;
         # with a limit, no page beyond it is asked for
         pages: Any
@@ -125,18 +136,18 @@ class LdapSource(LdapBase):
         def convert(page: Any) -> Any:
             return page_to_arrow(page, schema, arrow_schema, aliases, cache)
 
-        native = self.native() if limit is None else None
-        if native is not None:  # the C decoder over the reader's own connection
+        native = self.native() if limit is None and ahead is None else None
+        if ahead is not None or native is not None:  # the C decoder over the reader's own connection
             from .native import group_to_table
 
-            idx = column_index(names[1:])
-
-            def resolve(name: str, dn: str) -> int:
-                return column_of(name, idx, aliases, dn)
-
-            pages = native.paged_columns(
-                *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
-            )
+            if ahead is not None:
+                pages = ahead[0]
+            else:
+                assert native is not None
+                resolve = _resolver(names, aliases)
+                pages = native.paged_columns(
+                    *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+                )
 
             def convert(page: Any) -> Any:
                 return group_to_table(page, schema, arrow_schema)
@@ -149,8 +160,8 @@ class LdapSource(LdapBase):
             )
         else:
             # up to a group's pages ahead, so the search goes on while a group is converted
-            ahead = max(1, -(-GROUP_ENTRIES // search[4]))
-            pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead)
+            ahead_pages = max(1, -(-GROUP_ENTRIES // search[4]))
+            pages = PageFetcher(lambda: self.backend.paged_search(*search, controls=controls), ahead_pages)
             pages = _PageGroups(pages, GROUP_ENTRIES)
         held: Batch | None = None
         top = _Top(rk, upper) if bm is not None and rk is not None else None
@@ -200,6 +211,43 @@ class LdapSource(LdapBase):
             yield held
         elif bookmark is not None:
             yield Batch.from_records([], schema=schema, bookmark=bookmark)
+
+
+def _search_plan(
+    stream: StreamSpec, columns: Sequence[str] | None, start_filter: str | None, options: Any
+) -> tuple[list[str], tuple[str, str, str, list[str], int], list[Any]]:
+    """``(names, search, controls)`` of a read of ``stream``: the columns (``dn`` first), the paged
+    search's ``(base, scope, filter, attributes, page_size)`` and its extra controls."""
+    o = stream.options
+    props = stream.properties
+    rk = stream.replication_key
+    names = ["dn", *[c for c in (columns or props) if c in props and c != "dn"]]
+    if rk is not None and rk not in names:
+        names.append(rk)
+    request = list(o.get("attributes") or names[1:])
+    if columns is not None:
+        request = names[1:]
+    flt = str(o.get("filter") or "(objectClass=*)")
+    if start_filter is not None:
+        flt = f"(&{flt}{start_filter})"
+    search = (
+        str(o["base"]),
+        str(o.get("scope") or "sub"),
+        flt,
+        request,
+        int(o.get("page_size") or options.page_size),
+    )
+    return names, search, [c.as_tuple() for c in options.controls]
+
+
+def _resolver(names: list[str], aliases: dict[str, str]) -> Callable[[str, str], int]:
+    """The native reader's ``resolve``: an attribute description to its column."""
+    idx = column_index(names[1:])
+
+    def resolve(name: str, dn: str) -> int:
+        return column_of(name, idx, aliases, dn)
+
+    return resolve
 
 
 #: pages are converted to Arrow in groups of at least this many entries (a page of a small

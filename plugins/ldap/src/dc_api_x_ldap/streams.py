@@ -37,6 +37,9 @@ class LdapStreams(LdapBase):
 
     def discover(self) -> list[StreamSpec]:
         """One stream per configured search (or naming context), schema from the subschema."""
+        if self._specs_ahead is not None:  # found ahead (ahead.py), with the same options
+            specs, self._specs_ahead = self._specs_ahead, None
+            return specs
         return [self._spec(s) for s in self._stream_options()]
 
     def _scan_classes(self, s: StreamOptions) -> list[str]:
