@@ -373,3 +373,37 @@ def test_reader_returns_at_once_for_a_signal_during_its_coalescing_wait():
         mine.close()
         peer.close()
     assert time.monotonic() - t < 2  # not the 10 s timeout
+
+
+@pytest.mark.slapd
+@pytest.mark.parametrize("in_c", [True, False])
+def test_native_pages_asked_for_in_c(slapd, monkeypatch, in_c):
+    """``native.PAGE_IN_C``: the C reader asks for the next page itself while a group fills (the
+    reading thread needs no GIL between pages), Python only at a group's end; the same table and
+    bookmark as when Python asks for every page, and the server served every page (15 of 700)."""
+    import dc_api_x_ldap.source as ldap_source
+    from dc_api_x_ldap import native as native_mod
+
+    monkeypatch.setattr(ldap_source, "GROUP_ENTRIES", 3000)  # 5 pages of 700 a group
+    monkeypatch.setattr(native_mod, "PAGE_IN_C", in_c)
+    sent: list[int] = []
+    orig = native_mod.NativeReader._send
+
+    def counting(self, op, controls=()):
+        sent.append(op[0])
+        return orig(self, op, controls)
+
+    monkeypatch.setattr(native_mod.NativeReader, "_send", counting)
+    time.sleep(1.1)
+    with create_adapter(admin_config(slapd, streams=[PEOPLE_STREAM], reader="native")) as a:
+        spec = a.get_stream("people")
+        table, bm, sizes = read_table(a, spec)
+    searches = sent.count(0x63) - 3  # (the root DSE, the subschema, the server's clock)
+    assert table.num_rows == 10_000 and sizes == [3500, 3500, 3000]
+    # discovery's scan of the object classes (one group) and the read (3 groups), 15 pages each:
+    # Python asks for the first page of each and, with PAGE_IN_C, only after a group's 5th page
+    assert searches == (1 + 3 if in_c else 15 + 15)
+    with create_adapter(admin_config(slapd, streams=[PEOPLE_STREAM], reader="native")) as b:
+        monkeypatch.setattr(native_mod, "PAGE_IN_C", not in_c)
+        other, obm, _ = read_table(b, b.get_stream("people"))
+    assert table.equals(other) and bm == obm

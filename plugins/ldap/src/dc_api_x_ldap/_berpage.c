@@ -87,6 +87,15 @@ typedef struct {
     int *scratch;     /* column of each attribute of the entry being decoded */
     size_t capscratch;
     int64_t refs;     /* search result references skipped */
+    /* pager(): the next page asked for here, without the GIL (NULL: Python asks) */
+    char *req;        /* the SearchRequest protocolOp, encoded */
+    size_t reqlen;
+    char *ctrls;      /* the other controls, encoded (their Control SEQUENCEs) */
+    size_t ctrlslen;
+    long long page_size;
+    int64_t group;    /* ask no further once this many entries are held (Python takes them) */
+    long long msgid;  /* the message ID of the search's current page */
+    int64_t turned;   /* pages asked for here */
 } Columns;
 
 /* -------------------------------------------------------------------------- BER reading */
@@ -176,6 +185,8 @@ static void Columns_dealloc(Columns *self) {
     for (int i = 0; i < self->nnames; i++) free(self->names[i].name);
     free(self->names);
     free(self->scratch);
+    free(self->req);
+    free(self->ctrls);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -474,6 +485,169 @@ static PyObject *Columns_feed(Columns *self, PyObject *args) {
     return out;
 }
 
+/* ------------------------------------------------------------------ paging without the GIL */
+#define PAGED_OID "1.2.840.113556.1.4.319"
+
+/* BER length of n at out (returns the bytes written, at most 9) */
+static size_t put_len(uint8_t *out, size_t n) {
+    if (n < 0x80) {
+        out[0] = (uint8_t)n;
+        return 1;
+    }
+    uint8_t tmp[8];
+    size_t k = 0;
+    while (n) {
+        tmp[k++] = (uint8_t)(n & 0xff);
+        n >>= 8;
+    }
+    out[0] = (uint8_t)(0x80 | k);
+    for (size_t i = 0; i < k; i++) out[1 + i] = tmp[k - 1 - i];
+    return 1 + k;
+}
+
+/* a BER INTEGER (0 .. 2^63-1) at out: tag, length, minimal content */
+static size_t put_int(uint8_t *out, long long v) {
+    uint8_t tmp[9];
+    size_t k = 0;
+    do {
+        tmp[k++] = (uint8_t)(v & 0xff);
+        v >>= 8;
+    } while (v);
+    if (tmp[k - 1] & 0x80) tmp[k++] = 0;
+    out[0] = 0x02;
+    out[1] = (uint8_t)k;
+    for (size_t i = 0; i < k; i++) out[2 + i] = tmp[k - 1 - i];
+    return 2 + k;
+}
+
+/* the cookie of a SearchResultDone message m[0, mlen) of search `msgid` that succeeded: 1 with
+ * it in [*cookie, +*clen) (empty: the last page), 0 when Python must handle the message (another
+ * message, a result code other than success, no paged results control, malformed) */
+static int done_cookie(const uint8_t *m, size_t mlen, long long msgid, const uint8_t **cookie, size_t *clen) {
+    const uint8_t *p, *end, *idp, *op, *c, *cend, *ctl;
+    uint8_t tag;
+    size_t len, hdr, idlen, oplen, ctllen;
+    if (read_tl(m, mlen, &tag, &len, &hdr) != 0 || tag != 0x30 || len > mlen - hdr) return 0;
+    p = m + hdr;
+    end = p + len;
+    if (element(&p, end, 0x02, &idp, &idlen) < 0 || idlen == 0 || idlen > 4) return 0;
+    long long id = 0;
+    for (size_t i = 0; i < idlen; i++) id = (id << 8) | idp[i];
+    if (id != msgid || element(&p, end, 0x65, &op, &oplen) < 0) return 0;
+    /* resultCode ENUMERATED: success (0) only */
+    if (oplen < 3 || op[0] != 0x0a || op[1] != 1 || op[2] != 0) return 0;
+    if (element(&p, end, 0xa0, &c, &len) < 0) return 0;
+    cend = c + len;
+    while (c < cend) {
+        const uint8_t *q, *qend, *oid, *val;
+        size_t oidlen, vallen;
+        if (element(&c, cend, 0x30, &ctl, &ctllen) < 0) return 0;
+        q = ctl;
+        qend = ctl + ctllen;
+        if (element(&q, qend, 0x04, &oid, &oidlen) < 0) return 0;
+        if (oidlen != sizeof PAGED_OID - 1 || memcmp(oid, PAGED_OID, oidlen) != 0) continue;
+        if (q < qend && q[0] == 0x01 && element(&q, qend, 0x01, &val, &vallen) < 0) return 0;
+        if (element(&q, qend, 0x04, &val, &vallen) < 0) return 0;
+        /* realSearchControlValue ::= SEQUENCE { size INTEGER, cookie OCTET STRING } */
+        const uint8_t *sq, *sqend, *sz;
+        size_t sqlen, szlen;
+        q = val;
+        if (element(&q, val + vallen, 0x30, &sq, &sqlen) < 0) return 0;
+        sqend = sq + sqlen;
+        if (element(&sq, sqend, 0x02, &sz, &szlen) < 0) return 0;
+        if (element(&sq, sqend, 0x04, cookie, clen) < 0) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* send the request of the next page (message `msgid`, cookie): 0, or an errno */
+static int send_page(Columns *self, int fd, long long msgid, const uint8_t *cookie, size_t clen, int timeout_ms) {
+    /* value: SEQUENCE { INTEGER size, OCTET STRING cookie } */
+    size_t total;
+    /* headers: at most 9 bytes each (8 of them), two INTEGERs of at most 11, the OID, 3 (critical) */
+    uint8_t *buf = malloc(clen + self->reqlen + self->ctrlslen + 8 * 9 + 2 * 11 + sizeof PAGED_OID + 3 + 16);
+    if (buf == NULL) return ENOMEM;
+    uint8_t num[11], l1[9], l2[9], l3[9], l4[9], l5[9];
+    size_t nnum = put_int(num, self->page_size);
+    size_t seq_content = nnum + 1 + put_len(l1, clen) + clen;
+    size_t value_content = 1 + put_len(l2, seq_content) + seq_content; /* the SEQUENCE */
+    size_t ctl_content = 2 + (sizeof PAGED_OID - 1) + 3 + 1 + put_len(l3, value_content) + value_content;
+    size_t ctl_total = 1 + put_len(l4, ctl_content) + ctl_content;
+    size_t ctrls_content = ctl_total + self->ctrlslen;
+    uint8_t idb[11];
+    size_t nid = put_int(idb, msgid);
+    size_t body = nid + self->reqlen + 1 + put_len(l5, ctrls_content) + ctrls_content;
+    uint8_t *o = buf;
+    *o++ = 0x30;
+    o += put_len(o, body);
+    memcpy(o, idb, nid), o += nid;
+    memcpy(o, self->req, self->reqlen), o += self->reqlen;
+    *o++ = 0xa0;
+    o += put_len(o, ctrls_content);
+    *o++ = 0x30;
+    o += put_len(o, ctl_content);
+    *o++ = 0x04;
+    *o++ = (uint8_t)(sizeof PAGED_OID - 1);
+    memcpy(o, PAGED_OID, sizeof PAGED_OID - 1), o += sizeof PAGED_OID - 1;
+    *o++ = 0x01, *o++ = 0x01, *o++ = 0xff; /* critical */
+    *o++ = 0x04;
+    o += put_len(o, value_content);
+    *o++ = 0x30;
+    o += put_len(o, seq_content);
+    memcpy(o, num, nnum), o += nnum;
+    *o++ = 0x04;
+    o += put_len(o, clen);
+    memcpy(o, cookie, clen), o += clen;
+    if (self->ctrlslen) memcpy(o, self->ctrls, self->ctrlslen), o += self->ctrlslen;
+    total = (size_t)(o - buf);
+    size_t sent = 0;
+    int err = 0;
+    while (sent < total) {
+        ssize_t n = send(fd, buf + sent, total - sent, MSG_NOSIGNAL);
+        if (n >= 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            int pr = poll(&pfd, 1, timeout_ms);
+            if (pr > 0 || (pr < 0 && errno == EINTR)) continue;
+            err = pr == 0 ? ETIMEDOUT : errno;
+            break;
+        }
+        err = errno;
+        break;
+    }
+    free(buf);
+    return err;
+}
+
+static PyObject *Columns_pager(Columns *self, PyObject *args) {
+    Py_buffer req, ctrls;
+    long long page_size, group;
+    if (!PyArg_ParseTuple(args, "y*y*LL", &req, &ctrls, &page_size, &group)) return NULL;
+    free(self->req);
+    free(self->ctrls);
+    self->req = malloc(req.len ? (size_t)req.len : 1);
+    self->ctrls = malloc(ctrls.len ? (size_t)ctrls.len : 1);
+    if (self->req == NULL || self->ctrls == NULL) {
+        PyBuffer_Release(&req);
+        PyBuffer_Release(&ctrls);
+        return PyErr_NoMemory();
+    }
+    memcpy(self->req, req.buf, (size_t)req.len);
+    memcpy(self->ctrls, ctrls.buf, (size_t)ctrls.len);
+    self->reqlen = (size_t)req.len;
+    self->ctrlslen = (size_t)ctrls.len;
+    self->page_size = page_size;
+    self->group = group;
+    PyBuffer_Release(&req);
+    PyBuffer_Release(&ctrls);
+    Py_RETURN_NONE;
+}
+
 /* read(fd, buffer, pos, end, msgid, timeout_ms, min_room[, coalesce_us]) -> (status, pos, end, extra)
  *
  * Receives first (MSG_DONTWAIT) and polls only when nothing is waiting. When the decoder has
@@ -502,9 +676,28 @@ static PyObject *Columns_read(Columns *self, PyObject *args) {
     Outcome o;
     Py_ssize_t at = pos;
     int sys_errno = 0;
+    self->msgid = msgid;
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
         decode_loop(self, base, &at, end, msgid, &o);
+        if (!o.err && o.status == ST_STOP && self->req != NULL && self->n < self->group) {
+            /* a page's end: ask for the next one here, unless it was the last page (or the
+             * message is anything but the success it should be: Python handles it) */
+            const uint8_t *cookie;
+            size_t clen;
+            if (done_cookie(base + at, o.stop_end, msgid, &cookie, &clen) && clen > 0 && msgid < 0x7fffffff) {
+                int err = send_page(self, fd, msgid + 1, cookie, clen, timeout_ms);
+                if (err) {
+                    sys_errno = err;
+                    break;
+                }
+                msgid++;
+                self->msgid = msgid;
+                self->turned++;
+                at += (Py_ssize_t)o.stop_end;
+                continue;
+            }
+        }
         if (o.err || o.status != ST_MORE) break;
         /* room for more? else Python makes room (compacts or grows the buffer) */
         if (cap - end < min_room || (o.need && (Py_ssize_t)o.need > cap - at)) break;
@@ -653,6 +846,14 @@ static PyObject *Columns_take(Columns *self, PyObject *Py_UNUSED(ignored)) {
 
 static PyObject *Columns_get_n(Columns *self, void *Py_UNUSED(closure)) { return PyLong_FromLongLong(self->n); }
 
+static PyObject *Columns_get_msgid(Columns *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromLongLong(self->msgid);
+}
+
+static PyObject *Columns_get_turned(Columns *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromLongLong(self->turned);
+}
+
 static PyObject *Columns_get_refs(Columns *self, void *Py_UNUSED(closure)) {
     return PyLong_FromLongLong(self->refs);
 }
@@ -678,6 +879,12 @@ static PyMethodDef Columns_methods[] = {
      "peer closed the connection, 4: timeout, 5: interrupted by a signal; 0 (MORE) now means: make "
      "room (compact or grow the buffer; extra: bytes the next message needs, 0 if not known). It "
      "receives before polling; with coalesce_us, once caught up it waits that long before polling."},
+    {"pager", (PyCFunction)Columns_pager, METH_VARARGS,
+     "pager(request: bytes, controls: bytes, page_size, group): from now on read() asks for the next "
+     "page itself (the SearchRequest protocolOp `request`, the paged results control with the cookie "
+     "of the page that ended, then the encoded Control SEQUENCEs `controls`) while fewer than `group` "
+     "entries are held and the page ended in success with a cookie; `msgid` is then the new "
+     "message ID"},
     {"take", (PyCFunction)Columns_take, METH_NOARGS,
      "take() -> (n, dn_offsets, dn_data, columns): the entries so far, and start anew; a column is "
      "None when no entry has it, else (validity, list_offsets, value_offsets, data, values, nulls)"},
@@ -688,6 +895,8 @@ static PyGetSetDef Columns_getset[] = {
     {"n", (getter)Columns_get_n, NULL, "entries decoded since the last take()", NULL},
     {"references", (getter)Columns_get_refs, NULL, "search result references skipped", NULL},
     {"size", (getter)Columns_get_size, NULL, "bytes of values held", NULL},
+    {"msgid", (getter)Columns_get_msgid, NULL, "the message ID of the search's current page", NULL},
+    {"turned", (getter)Columns_get_turned, NULL, "pages read() asked for itself (pager())", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

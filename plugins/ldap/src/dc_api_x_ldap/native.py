@@ -213,18 +213,23 @@ def _item(item: str, s: str) -> bytes:
 
 
 # ------------------------------------------------------------------------------- messages
+def _controls(controls: Sequence[Control]) -> bytes:
+    """The Control SEQUENCEs of ``controls``, one after the other."""
+    out = b""
+    for oid, critical, value in controls:
+        c = _octets(0x04, oid.encode("ascii"))
+        if critical:
+            c += b"\x01\x01\xff"
+        if value is not None:
+            c += _octets(0x04, value)
+        out += _ber_tlv(0x30, c)
+    return out
+
+
 def _message(msgid: int, op: bytes, controls: Sequence[Control] = ()) -> bytes:
     body = _ber_int(msgid) + op
     if controls:
-        ctrls = b""
-        for oid, critical, value in controls:
-            c = _octets(0x04, oid.encode("ascii"))
-            if critical:
-                c += b"\x01\x01\xff"
-            if value is not None:
-                c += _octets(0x04, value)
-            ctrls += _ber_tlv(0x30, c)
-        body += _ber_tlv(0xA0, ctrls)
+        body += _ber_tlv(0xA0, _controls(controls))
     return _ber_tlv(0x30, body)
 
 
@@ -291,6 +296,12 @@ MIN_ROOM = 1 << 18
 #: receive (50,000 entries: ~7,000 wake-ups of the reading thread -> ~500, less system CPU; at most
 #: this much added latency per page, the next page being already asked for)
 COALESCE_US = 200
+
+
+#: the C reader asks for the next page itself as soon as a page ends in success (``pager``): the
+#: reading thread needs no GIL between the pages of a group, so pages go on arriving at the
+#: server's pace while other threads hold the GIL (start-up imports, conversion, writing)
+PAGE_IN_C = True
 
 
 class NativeReader:
@@ -521,6 +532,8 @@ class NativeReader:
             return self._send(request, [paged, *extra])
 
         cols = _berpage.Columns(ncols)
+        if PAGE_IN_C:  # the next page asked for by the C reader itself (no GIL: no wait for it)
+            cols.pager(request, _controls(extra), page_size, group)
         self.ready()
         finished = False
         try:
@@ -539,6 +552,7 @@ class NativeReader:
                 except OSError as exc:
                     raise LdapError(81, f"reading from {self.options.url} failed: {exc}") from None
                 self.start, self.end = pos, end
+                msgid = self.msgid = cols.msgid  # (pages the C reader asked for: their IDs)
                 if status == _berpage.MORE:
                     self._make_room(more)
                     continue

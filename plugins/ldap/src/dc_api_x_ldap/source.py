@@ -67,13 +67,14 @@ class LdapSource(LdapBase):
         native = self.native()
         if native is None:
             return None
-        names, search, controls = _search_plan(stream, None, None, self.options)
+        names, search, controls = _search_plan(stream, None, None, self.options, native=True)
         now = self.server_time() if stream.replication_key is not None else None
-        resolve = _resolver(names, self._aliases())
+        drop = _dropping(search, stream)
+        resolve = _resolver(names, self._aliases(), drop)
 
         def receive() -> Iterator[Any]:
             return native.paged_columns(  # type: ignore[no-any-return]
-                *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+                *search, ncols=_ncols(names, drop), resolve=resolve, group=GROUP_ENTRIES, controls=controls
             )
 
         from .ahead import AHEAD_GROUPS
@@ -116,7 +117,10 @@ class LdapSource(LdapBase):
                 raise self.error(f"bad bookmark in state: {exc}", stream=stream.name) from None
             if bm.start_value is not None:
                 start_filter = f"({rk}>={_filter_value(rk, bm.start_value)})"
-        names, search, controls = _search_plan(stream, columns, start_filter, self.options)
+        native_read = limit is None and self.options.reader != "backend"
+        names, search, controls = _search_plan(
+            stream, columns, start_filter, self.options, native=native_read
+        )
         # the search begun ahead (ahead.py) when it is this very one, else it is cancelled
         ahead = self._claim_ahead((search, tuple(controls), tuple(names)) if limit is None else None)
         upper: Any = None
@@ -137,19 +141,29 @@ class LdapSource(LdapBase):
             return page_to_arrow(page, schema, arrow_schema, aliases, cache)
 
         native = self.native() if limit is None and ahead is None else None
+        if ahead is None and native is None and native_read and _dropping(search, stream):
+            # not read natively after all (no extension, ldaps:// …): the backend gets the list
+            names, search, controls = _search_plan(stream, columns, start_filter, self.options)
         if ahead is not None or native is not None:  # the C decoder over the reader's own connection
             from .native import group_to_table
 
+            drop = _dropping(search, stream)
             if ahead is not None:
                 pages = ahead[0]
             else:
                 assert native is not None
-                resolve = _resolver(names, aliases)
+                resolve = _resolver(names, aliases, drop)
                 pages = native.paged_columns(
-                    *search, ncols=len(names) - 1, resolve=resolve, group=GROUP_ENTRIES, controls=controls
+                    *search,
+                    ncols=_ncols(names, drop),
+                    resolve=resolve,
+                    group=GROUP_ENTRIES,
+                    controls=controls,
                 )
 
             def convert(page: Any) -> Any:
+                if drop:  # (the attributes outside the stream: not converted)
+                    page = (*page[:3], page[3][:-1])
                 return group_to_table(page, schema, arrow_schema)
 
         elif limit is not None:
@@ -214,10 +228,17 @@ class LdapSource(LdapBase):
 
 
 def _search_plan(
-    stream: StreamSpec, columns: Sequence[str] | None, start_filter: str | None, options: Any
+    stream: StreamSpec,
+    columns: Sequence[str] | None,
+    start_filter: str | None,
+    options: Any,
+    *,
+    native: bool = False,
 ) -> tuple[list[str], tuple[str, str, str, list[str], int], list[Any]]:
     """``(names, search, controls)`` of a read of ``stream``: the columns (``dn`` first), the paged
-    search's ``(base, scope, filter, attributes, page_size)`` and its extra controls."""
+    search's ``(base, scope, filter, attributes, page_size)`` and its extra controls. The native
+    reader asks for ``*`` and the operational attributes where every attribute of the stream's
+    object classes is a property (``operational`` in the stream's options; see :func:`_dropping`)."""
     o = stream.options
     props = stream.properties
     rk = stream.replication_key
@@ -227,6 +248,8 @@ def _search_plan(
     request = list(o.get("attributes") or names[1:])
     if columns is not None:
         request = names[1:]
+    elif native and o.get("operational") is not None:
+        request = ["*", *o["operational"]]
     flt = str(o.get("filter") or "(objectClass=*)")
     if start_filter is not None:
         flt = f"(&{flt}{start_filter})"
@@ -240,14 +263,32 @@ def _search_plan(
     return names, search, [c.as_tuple() for c in options.controls]
 
 
-def _resolver(names: list[str], aliases: dict[str, str]) -> Callable[[str, str], int]:
-    """The native reader's ``resolve``: an attribute description to its column."""
+def _dropping(search: tuple[str, str, str, list[str], int], stream: StreamSpec) -> bool:
+    """Whether the native read ``search`` asks for ``*`` in place of the stream's attributes
+    (:func:`_search_plan`): an attribute outside them is then dropped (one more column, never
+    converted), as the server leaves it out when they are listed."""
+    return stream.options.get("operational") is not None and search[3][:1] == ["*"]
+
+
+def _resolver(names: list[str], aliases: dict[str, str], drop: bool = False) -> Callable[[str, str], int]:
+    """The native reader's ``resolve``: an attribute description to its column (with ``drop``,
+    one outside the stream to the extra last column)."""
     idx = column_index(names[1:])
+    extra = len(names) - 1
 
     def resolve(name: str, dn: str) -> int:
+        if drop:
+            try:
+                return column_of(name, idx, aliases, dn)
+            except ValueProblem:
+                return extra
         return column_of(name, idx, aliases, dn)
 
     return resolve
+
+
+def _ncols(names: list[str], drop: bool) -> int:
+    return len(names) - 1 + (1 if drop else 0)
 
 
 #: pages are converted to Arrow in groups of at least this many entries (a page of a small
