@@ -24,11 +24,12 @@ them as it always has.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AHEAD_GROUPS", "Ahead", "building", "close_untaken", "start", "take"]
+__all__ = ["AHEAD_GROUPS", "Ahead", "building", "cancel", "close_untaken", "start", "take"]
 
 log = logging.getLogger("dc_api_x_ldap")
 
@@ -68,9 +69,22 @@ class Ahead:
     def close(self) -> None:
         self.thread.join()
         if self.read is not None:
-            self.read[1].close()
+            cancel(self.adapter._native, self.read[1])
             self.read = None
         self.adapter.close()
+
+
+def cancel(native: Any, pages: Any) -> None:
+    """Stop the search begun ahead whose pages ``pages`` come over ``native``'s connection: the
+    connection is shut down first, so the reading thread stops at once (it would otherwise receive
+    up to a group's pages before it looks), then closed (the server ends the search)."""
+    sock = getattr(native, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    pages.close()
 
 
 def start(cls: type, config: Mapping[str, Any]) -> Any:

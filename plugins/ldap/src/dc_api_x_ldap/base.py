@@ -88,7 +88,9 @@ class LdapBase(ProtocolAdapter):
         k, pages, now = got
         if key is not None and k == key:
             return pages, now
-        pages.close()
+        from .ahead import cancel
+
+        cancel(self._native, pages)
         return None
 
     @property
