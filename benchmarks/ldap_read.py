@@ -7,7 +7,8 @@ results control, page size 1000, the same attributes (``*`` and the four operati
 the adapter reads), and the runs are interleaved (ldapsearch, dcapix per backend, ...) so load on
 the shared machine hits them alike. Reported: median wall seconds, entries/s, the ratio
 ``ldapsearch wall / dcapix wall`` (the goal is >= 0.6 for the rate), the median CPU seconds of the
-client process (slapd's not included) and the load average.
+client process (slapd's not included), those slapd spent on the contender's search (from
+/proc/<slapd>/stat around the run) and the load average.
 
     .venv/bin/python benchmarks/ldap_read.py                      # 50,000 entries, 3 runs
     .venv/bin/python benchmarks/ldap_read.py --entries 20000 --runs 1 --backends ldap3/backend
@@ -107,22 +108,26 @@ def main() -> int:
             **{f"dcapix run ({b}){tag}": [] for b in backends for tag in bins},
         }
         cpus: dict[str, list[float]] = {k: [] for k in walls}
+        server: dict[str, list[float]] = {k: [] for k in walls}
+        pid = srv.proc.pid if srv.proc is not None else None
         load = os.getloadavg()
         for run in range(args.runs):
-            c = _child_cpu()
+            c, sc = _child_cpu(), _proc_cpu(pid)
             t = time.perf_counter()
             with open("/dev/null", "wb") as devnull:
                 subprocess.run(ldapsearch, stdout=devnull, check=True)
             walls["ldapsearch"].append(time.perf_counter() - t)
             cpus["ldapsearch"].append(_child_cpu() - c)
+            server["ldapsearch"].append(_proc_cpu(pid) - sc)
             for b in backends:
                 # alternate which build goes first from run to run
                 for tag, bindir in list(bins.items())[:: 1 if run % 2 == 0 else -1]:
                     name = f"dcapix run ({b}){tag}"
                     out = work / f"out-{b.replace('/', '-')}-{run}"
-                    c = _child_cpu()
+                    c, sc = _child_cpu(), _proc_cpu(pid)
                     walls[name].append(dcapix_run(srv, base, b, args, work, out, bindir))
                     cpus[name].append(_child_cpu() - c)
+                    server[name].append(_proc_cpu(pid) - sc)
                     n = count_parquet(out)
                     if n != args.entries:
                         print(f"!!! {name} wrote {n} rows, expected {args.entries}", file=sys.stderr)
@@ -133,18 +138,30 @@ def main() -> int:
         print(f"load average {load[0]:.1f} {load[1]:.1f} before, {end[0]:.1f} {end[1]:.1f} after")
         print(
             f"\n{'contender':<41} {'median s':>9} {'entries/s':>10} {'rate vs ldapsearch':>19} "
-            f"{'client cpu s':>13}   runs"
+            f"{'client cpu s':>13} {'slapd cpu s':>12}   runs"
         )
         for name, ws in walls.items():
             med = statistics.median(ws)
             print(
                 f"{name:<41} {med:>9.2f} {args.entries / med:>10,.0f} {ref / med:>18.2f}x "
-                f"{statistics.median(cpus[name]):>13.2f}   " + " ".join(f"{w:.2f}" for w in ws)
+                f"{statistics.median(cpus[name]):>13.2f} {statistics.median(server[name]):>12.2f}   "
+                + " ".join(f"{w:.2f}" for w in ws)
             )
         return 0
     finally:
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) process ``pid`` (slapd) spent so far (0 where /proc lacks it);
+    its share of a run is the server's work for that contender's search."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _child_cpu() -> float:
