@@ -185,3 +185,45 @@ def test_native_asks_for_star_and_drops_other_classes_attributes(slapd, monkeypa
     assert native.num_rows == 10_000
     assert native.equals(backend) and nbm == bbm
     assert ("uidNumber" in native.column_names) == (classes == CLASSES)
+
+
+def test_runner_takes_the_read_ahead_and_the_incremental_run_cancels_it(slapd, tmp_path, searches):
+    """What ``dcapix run`` does where the core calls ``open_ahead`` (with the endpoint's options)
+    before it creates the source: the run's adapter takes the read begun ahead (one paged search
+    in all), exact rows to Parquet and the bookmark stored; the next run, with that bookmark in its
+    state, cancels the search begun ahead and moves no row."""
+    import pyarrow.parquet as pq
+    from dc_api_x_ldap.adapter import LdapAdapter
+
+    from dc_api_x.runner.config import PipelineConfig
+    from dc_api_x.runner.pipeline import Runner
+    from dc_api_x.runner.state import SQLiteStateStore
+
+    time.sleep(1.1)
+    store = SQLiteStateStore(tmp_path / "state.db")
+    rows = []
+    for run in range(2):
+        cfg = PipelineConfig.model_validate(
+            {
+                "source": _config(slapd),
+                "destination": {"adapter": "parquet", "path": str(tmp_path / f"out{run}")},
+            }
+        )
+        close = LdapAdapter.open_ahead(cfg.source.adapter_config())
+        assert close is not None
+        try:
+            metrics = Runner("ahead", cfg, store).run()
+        finally:
+            close()
+        rows.append(metrics.stream("people").rows)
+        if run == 0:
+            files = list((tmp_path / "out0").rglob("*.parquet"))
+            table = pq.read_table(files[0])
+            assert table.num_rows == 10_000 and table.column("dn").null_count == 0
+            assert len(set(table.column("dn").to_pylist())) == 10_000
+    assert rows == [10_000, 0]
+    assert store.get("ahead", "people") is not None
+    # run 1: the search begun ahead, taken; run 2: the one begun ahead (cancelled), the incremental
+    assert len(searches) == 3 and searches[0] == searches[1] == STREAM["filter"]
+    assert searches[2].startswith("(&")
+    store.close()
