@@ -407,3 +407,26 @@ def test_native_pages_asked_for_in_c(slapd, monkeypatch, in_c):
         monkeypatch.setattr(native_mod, "PAGE_IN_C", not in_c)
         other, obm, _ = read_table(b, b.get_stream("people"))
     assert table.equals(other) and bm == obm
+
+
+@pytest.mark.slapd
+def test_native_receive_thread_reads_the_same(slapd, monkeypatch):
+    """``source.RECEIVE_AHEAD``: the pages received in a thread of their own (the server goes on
+    while a group is converted) or in the reading thread: the same table and bookmark; stopped
+    early, the receiving thread is stopped and the adapter reads again."""
+    import dc_api_x_ldap.source as ldap_source
+
+    monkeypatch.setattr(ldap_source, "GROUP_ENTRIES", 2000)
+    time.sleep(1.1)
+    out = {}
+    with create_adapter(admin_config(slapd, streams=[PEOPLE_STREAM], reader="native")) as a:
+        spec = a.get_stream("people")
+        for ahead in (0, 1):
+            monkeypatch.setattr(ldap_source, "RECEIVE_AHEAD", ahead)
+            out[ahead] = read_table(a, spec)
+        batches = a.read(spec)
+        assert len(next(batches)) == 2100
+        batches.close()  # a group in the queue, another being received: stopped at once
+        again, _, _ = read_table(a, spec)
+    assert out[0][0].equals(out[1][0]) and out[0][1] == out[1][1] and out[0][2] == out[1][2]
+    assert again.num_rows == 10_000

@@ -153,13 +153,19 @@ class LdapSource(LdapBase):
             else:
                 assert native is not None
                 resolve = _resolver(names, aliases, drop)
-                pages = native.paged_columns(
-                    *search,
-                    ncols=_ncols(names, drop),
-                    resolve=resolve,
-                    group=GROUP_ENTRIES,
-                    controls=controls,
-                )
+
+                def receive() -> Iterator[Any]:
+                    return native.paged_columns(  # type: ignore[no-any-return,union-attr]
+                        *search,
+                        ncols=_ncols(names, drop),
+                        resolve=resolve,
+                        group=GROUP_ENTRIES,
+                        controls=controls,
+                    )
+
+                # received in a thread of its own when RECEIVE_AHEAD: the C reader goes on asking
+                # for pages while a group is converted (else the server idles meanwhile)
+                pages = PageFetcher(receive, RECEIVE_AHEAD) if RECEIVE_AHEAD else receive()
 
             def convert(page: Any) -> Any:
                 if drop:  # (the attributes outside the stream: not converted)
@@ -217,7 +223,14 @@ class LdapSource(LdapBase):
                 if bookmark is None and state:
                     bookmark = None  # nothing delivered before the cut-off: the old state stands
         finally:
-            pages.close()
+            if isinstance(pages, PageFetcher) and not pages.done and self._native is not None:
+                # stopped early (an error, the consumer closed the read): the receiving thread is
+                # stopped at once, not after the rest of its group
+                from .ahead import cancel
+
+                cancel(self._native, pages)
+            else:
+                pages.close()
             if gc_was_on:
                 gc.enable()
         if held is not None:
@@ -295,6 +308,10 @@ def _ncols(names: list[str], drop: bool) -> int:
 #: ``page_size`` costs as many Arrow calls per column as a large one); reads with a limit convert
 #: page by page so that no page beyond the limit is asked for
 GROUP_ENTRIES = 10_000
+
+#: groups the native reader receives ahead of the conversion, in a thread of its own (0: none, the
+#: server then works only on the page asked for before the group is converted)
+RECEIVE_AHEAD = 1
 
 
 class _PageGroups:
@@ -382,6 +399,11 @@ class PageFetcher:
 
     def __iter__(self) -> PageFetcher:
         return self
+
+    @property
+    def done(self) -> bool:
+        """Whether the search's end (or its error) was handed out."""
+        return self._done
 
     def __next__(self) -> Any:
         if self._done:
