@@ -33,10 +33,17 @@ from ..ext.partitions import Partition, merge_unordered_bookmarks
 from ..inference import infer_schema as _infer
 from ..logs import is_secret_key, redact, register_secret
 from ..types import Batch, JSONSchema, Record, StreamSpec
-from ._http_client import AuthBridge, StreamedResponse, client_kwargs, quiet_httpx_loggers
+from ._http_client import (
+    AuthBridge,
+    StreamedResponse,
+    client_kwargs,
+    drop_credentials_leaving_origin,
+    quiet_httpx_loggers,
+)
 from ._http_columns import PageColumns
 from ._http_common import BEFORE_SENDING
 from ._http_decode import decode_json, is_json, read_body
+from ._http_lean import LeanSender
 from ._http_options import HttpOptions, LimitsOptions, RetryOptions, StreamOptions, TimeoutOptions
 from ._http_retry import RETRIES_EXTENSION, Attempts, BodyFault, RetryCounters, RetryPolicy, parse_retry_after
 from ._httpx import httpx
@@ -104,6 +111,7 @@ class HttpAdapter(ProtocolAdapter):
                 register_secret(value.split(" ", 1)[-1])
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
+        self._lean: LeanSender | None = None  # the page requests' lean send path (_http_lean.py)
         self._auth_cache: dict[str, Any] = {}
         self._providers: list[AuthProvider] = []
         self._schemas: dict[str, JSONSchema] = {}
@@ -209,6 +217,7 @@ class HttpAdapter(ProtocolAdapter):
         decode: bool | None = False,
         counters: RetryCounters | None = None,
         decoder: Any = None,
+        lean: bool = False,
         **kwargs: Any,
     ) -> tuple[httpx.Response, Any]:
         """Send with retries; returns the final ``httpx.Response`` (any non-retryable status) and,
@@ -220,7 +229,8 @@ class HttpAdapter(ProtocolAdapter):
         :mod:`._http_retry`). Retries are counted in ``counters`` (default: the adapter's).
         ``decoder``: tried first on a 2xx body to decode (a page plan's ``decode``, giving
         :class:`~dc_api_x.adapters._http_columns.PageColumns`); when it gives ``None`` the body is
-        decoded as JSON as usual.
+        decoded as JSON as usual. ``lean``: a page request, sent by the lean path
+        (:mod:`._http_lean`) when the client and the request are plain.
 
         :raises TransportError: a transport error that is not retryable or persisted.
         :raises HTTPStatusError: a retryable status (429, 5xx) still there after the last attempt.
@@ -230,13 +240,23 @@ class HttpAdapter(ProtocolAdapter):
         policy = self.retry_policy
         method = method.upper()
         tries = Attempts(policy, counters or self.retry_counters, where or f"adapter {self.name!r}", method)
+        sender = None
+        if lean and auth is None and not stream:
+            sender = self._lean
+            if sender is None:
+                sender = self._lean = LeanSender(drop_credentials_leaving_origin)
         while True:
             tries.attempt += 1
-            request = client.build_request(method, url, **kwargs)
+            request = sender.request(client, method, url, kwargs) if sender is not None else None
+            quick = request is not None
+            if request is None:
+                request = client.build_request(method, url, **kwargs)
             limiter = host_limiter(request.url)  # shared by every worker of the process (http_limits.py)
             limiter.acquire(self.options.rate_limit)
             try:
-                resp = client.send(request, auth=auth, stream=True)
+                resp = sender.send(client, request) if quick else None  # type: ignore[union-attr]
+                if resp is None:  # httpx's path (or a redirect answered on the lean one)
+                    resp = client.send(request, auth=auth, stream=True)
             except httpx.TooManyRedirects:  # not retried: the same redirects would follow
                 tries.redirects_failed(redact(str(request.url)), client.max_redirects)
             except httpx.TransportError as exc:
@@ -525,6 +545,7 @@ class HttpAdapter(ProtocolAdapter):
             decode=True,
             counters=counters,
             decoder=plan.decode if plan is not None else None,
+            lean=True,
             **kwargs,
         )
         shown = redact(str(resp.request.url))
