@@ -250,3 +250,21 @@ def test_the_read_after_discovery_does_not_ask_for_the_first_page_again(server, 
         spec = api.discover()[0]
         assert len([r for b in api.read(spec) for r in b.records]) == PAGES * SIZE
         assert asked.count("0") == 2
+
+
+def test_with_nulls_marks_only_null_texts_among_four_byte_values():
+    import msgspec
+
+    from dc_api_x.adapters._http_columns import _texts, _with_nulls
+
+    raws = [msgspec.Raw(b) for b in (b"true", b"null", b"1234", b'"ab"', b"[1]")] + [None]
+    texts, valid = _with_nulls(raws)
+    assert valid == [True, False, True, True, True, False]
+    assert [bytes(t) for t in texts] == [b"true", b"null", b"1234", b'"ab"', b"[1]", b"null"]
+    assert _texts(texts, valid).to_pylist() == ["true", None, "1234", '"ab"', "[1]", None]
+    plain = [msgspec.Raw(b) for b in (b"12.5", b"-0.25", b"1")]  # 4-byte texts, none null
+    assert _with_nulls(plain) == (plain, [True, True, True])
+    assert _with_nulls([msgspec.Raw(b"1.5"), msgspec.Raw(b"22")]) == (
+        [msgspec.Raw(b"1.5"), msgspec.Raw(b"22")],
+        None,
+    )

@@ -386,8 +386,7 @@ def _with_nulls(raws: list[Any]) -> tuple[list[Any], list[bool] | None]:
     """``raws`` with a missing field (``None``) as the text ``null``, and which are not null."""
     if None in raws:
         raws = [_NULL if r is None else r for r in raws]
-    joined_has_null = any(len(r) == 4 for r in raws)
-    if not joined_has_null:
+    if 4 not in map(len, raws):  # no text of 4 bytes: no null (C-level, no generator per value)
         return raws, None
     return raws, [bytes(r) != _NULL if len(r) == 4 else True for r in raws]
 
