@@ -268,3 +268,63 @@ def test_with_nulls_marks_only_null_texts_among_four_byte_values():
         [msgspec.Raw(b"1.5"), msgspec.Raw(b"22")],
         None,
     )
+
+
+def test_a_long_digit_run_outside_number_and_json_columns_keeps_the_page_in_columns():
+    from dc_api_x.values import json_loads
+
+    first = {"records": [], "total": 1, "x": None}
+    plan = page_plan(SCHEMA, "records", first)
+    assert plan is not None
+    # digits in a string column, a date-time, and an int64 of 19 digits: the same values either way
+    body = (
+        b'{"records":[{"id":9223372036854775807,"name":"12345678901234567890123","amount":1.5,'
+        b'"attrs":{"k":1}},{"id":-9223372036854775808,"name":"x"}],"total":1,'
+        b'"x":0.1000000000000000055511151231257827}'
+    )
+    page = plan.decode(body)
+    assert page is not None
+    assert page.data == {"records": None, "total": 1, "x": json_loads(body)["x"]}
+    assert str(page.data["x"]) == "0.1000000000000000055511151231257827"  # every digit, as the dict path
+    batch = PageColumnsBatch(parts=[page], schema=SCHEMA)
+    assert batch.to_arrow().to_pylist() == [
+        {
+            "id": 2**63 - 1,
+            "name": "12345678901234567890123",
+            "amount": 1.5,
+            "ok": None,
+            "at": None,
+            "day": None,
+            "attrs": '{"k":1}',
+        },
+        {"id": -(2**63), "name": "x", "amount": None, "ok": None, "at": None, "day": None, "attrs": None},
+    ]
+    assert batch.records == json_loads(body)["records"]
+    # a long number in a number or a JSON column, an integer beyond int64: the dict path decides
+    for rec in (
+        b'{"id":1,"amount":0.1000000000000000055511151231257827}',
+        b'{"id":1,"amount":1e400}',
+        b'{"id":1,"attrs":{"big":12345678901234567890123}}',
+        b'{"id":1,"attrs":[1.5e-999]}',
+        b'{"id":9223372036854775808}',
+        b'{"id":-9223372036854775809}',
+    ):
+        assert plan.decode(b'{"records":[' + rec + b'],"total":1}') is None, rec
+
+
+def test_pages_with_long_digit_strings_give_the_dict_paths_table(server, monkeypatch):
+    def route(req: Any) -> tuple[int, dict[str, str], Any]:
+        page = int(req.arg("offset", "0") or 0) // SIZE
+        rows = [_row(page * SIZE + i) for i in range(SIZE)]
+        rows[0] = rows[0].replace(b'"name":"n', b'"name":"98765432109876543210')
+        body = b'{"records":[' + b",".join(rows) + b'],"total":%d}' % (PAGES * SIZE)
+        return 200, {"content-type": "application/json"}, body
+
+    server.route("GET", "/items", route)
+    monkeypatch.setattr(_http_read, "BATCH_SECONDS", 60.0)
+    batches, tables, records = _read(server, True, monkeypatch, SCHEMA)
+    _, tables0, records0 = _read(server, False, monkeypatch, SCHEMA)
+    assert records == records0 and len(records) == PAGES * SIZE
+    assert pa.concat_tables(tables).equals(pa.concat_tables(tables0))
+    parts = [p for b in batches if isinstance(b, PageColumnsBatch) for p in b._parts]
+    assert sum(type(p) is not list for p in parts) == PAGES - 1  # every page after the first in columns

@@ -9,8 +9,11 @@ reads: ``total``, ``next``, …). :meth:`PagePlan.decode` gives a :class:`PageCo
 records transposed into columns right after the decode, hot in cache — or ``None`` when the page
 must go the ordinary way (``orjson`` into dicts), which then decides and names what is wrong:
 
-* the body holds a long number (16+ digits in a row or a 3-digit exponent,
-  :func:`~dc_api_x.values.has_long_digit_run`): the ordinary decode keeps every digit;
+* a number or JSON column of the page holds a long number (16+ digits in a row or a 3-digit
+  exponent, :func:`~dc_api_x.values.has_long_digit_run` of the column's texts): the ordinary decode
+  keeps every digit (integer columns are exact in msgspec, and refused beyond int64, string
+  columns are texts: their digits change nothing; the envelope's other keys are decoded as the
+  ordinary decode does, :func:`~dc_api_x.values.json_loads`, from their texts);
 * msgspec refuses the body: not JSON, a value of another type than the schema's, a field the
   schema does not declare, an envelope key not seen on the first page, a missing records key.
 
@@ -150,7 +153,11 @@ class PagePlan:
         self.kinds = kinds
         self.key = key
         attrs = [f"f{i}" for i in range(len(names))]
-        anns = {_INT: int, _BOOL: bool, _STR: str, _NUMBER: msgspec.Raw, _JSON: msgspec.Raw}
+        from typing import Annotated
+
+        # an integer beyond int64 (exact in msgspec up to uint64) is refused: the dict path decides
+        int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+        anns = {_INT: int64, _BOOL: bool, _STR: str, _NUMBER: msgspec.Raw, _JSON: msgspec.Raw}
         fields: list[Any] = []
         for attr, kind in zip(attrs, kinds, strict=True):
             ann: Any = anns[kind]
@@ -170,13 +177,14 @@ class PagePlan:
         self._others = list(zip(env_attrs, others, strict=True))
         page = msgspec.defstruct(
             "Page",
-            [("records", list[record])] + [(a, Any, msgspec.UNSET) for a in env_attrs],  # type: ignore[valid-type]
+            [("records", list[record])] + [(a, msgspec.Raw, msgspec.UNSET) for a in env_attrs],  # type: ignore[valid-type]
             kw_only=True,
             forbid_unknown_fields=True,
             gc=False,
             rename={"records": key, **dict(zip(env_attrs, others, strict=True))},
         )
         self._json_columns = [i for i, kind in enumerate(kinds) if kind == _JSON]
+        self._number_columns = [i for i, kind in enumerate(kinds) if kind == _NUMBER]
         self._decode = msgspec.json.Decoder(page).decode
         self._encode = msgspec.json.encode
         self._errors = (msgspec.DecodeError, msgspec.ValidationError)
@@ -191,27 +199,38 @@ class PagePlan:
 
     def decode(self, content: bytes) -> PageColumns | None:
         """The page's columns, or ``None`` when the dict path must decode it."""
-        from ..values import has_long_digit_run
+        from ..values import has_long_digit_run, json_loads
 
-        if has_long_digit_run(content):
-            return None
         try:
             page = self._decode(content)
         except self._errors:
             return None
         rows = page.records  # type: ignore[attr-defined]
         n = len(rows)
+        canonical: frozenset[int] = frozenset()
         if n:
             columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
+            # a long number (16+ digits, a 3-digit exponent) can only change a value in a number
+            # or JSON column (integers are exact, strings are texts): such a page goes the dict path
+            for i in self._number_columns:
+                if has_long_digit_run(b",".join([r for r in columns[i] if r is not None])):
+                    return None
+            ok = []
+            for i in self._json_columns:
+                joined = b"[" + b",".join([_NULL if r is None else r for r in columns[i]]) + b"]"
+                if has_long_digit_run(joined):
+                    return None
+                if _canonical_text(joined):
+                    ok.append(i)
+            canonical = frozenset(ok)
         else:
             columns = [() for _ in self.names]
-        canonical = frozenset(i for i in self._json_columns if _canonical(columns[i])) if n else frozenset()
         unset = self._unset
         data: dict[str, Any] = {self.key: None}  # (the records are the PageColumns, not data)
         for attr, name in self._others:
             value = getattr(page, attr)
             if value is not unset:
-                data[name] = value
+                data[name] = json_loads(bytes(value))  # as the dict path decodes it (every digit kept)
         out = PageColumns(content, self.key, data, columns, n, self, rows)
         out.canonical = canonical
         return out
@@ -415,9 +434,13 @@ def _canonical(raws: Sequence[Any]) -> bool:
     """Whether the JSON texts ``raws`` (``None``: a field left out) are each what ``orjson.dumps``
     of their decode gives — the JSON text the dict path stores (one round trip of the page's column,
     hot in cache; its array text equal means every element's is, a JSON array splitting one way)."""
+    return _canonical_text(b"[" + b",".join(_NULL if r is None else r for r in raws) + b"]")
+
+
+def _canonical_text(joined: bytes) -> bool:
+    """:func:`_canonical` of the JSON array text ``joined``."""
     import orjson
 
-    joined = b"[" + b",".join(_NULL if r is None else r for r in raws) + b"]"
     try:
         return orjson.dumps(orjson.loads(joined)) == joined
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
