@@ -3,6 +3,9 @@
 #
 #   bash benchmarks/w2.sh                                    # 1,000,000 rows, 3 runs each
 #   BENCH_ROWS=100000 BENCH_RUNS=1 BENCH_ONLY='LIMIT|dlt' bash benchmarks/w2.sh   # quick variant
+#   W2_PG_DRIVER=/path/libadbc_driver_postgresql.so bash benchmarks/w2.sh   # + a dcapix row reading
+#       through that build of the ADBC PostgreSQL driver (DCAPIX_ADBC_POSTGRESQL_DRIVER; the wheel's
+#       is built without optimisation, docs/benchmarks.md)
 #
 # Physical limits: pyarrow straight from PostgreSQL (COPY CSV parsed by Arrow = THE limit; or
 # psycopg rows) / sqlite3 into one Parquet file (limit_to_parquet.py), and, for the Singer JSON path, psycopg rows orjson-dumped as
@@ -122,6 +125,8 @@ name: dcapix run (pg -> parquet, in-process)
 prep: rm -rf $O/dcapix
 cmd: $DCAPIX_RUN --source $CFG/dcapix-sql-src.json --destination $CFG/dcapix-parquet.json
 check: $COUNT $O/dcapix
+
+$( [ -n "${W2_PG_DRIVER:-}" ] && printf '%s\n' "name: dcapix run (pg -> parquet, in-process, ADBC driver \$W2_PG_DRIVER)" "prep: rm -rf $O/dcapix" "cmd: DCAPIX_ADBC_POSTGRESQL_DRIVER=$W2_PG_DRIVER $DCAPIX_RUN --source $CFG/dcapix-sql-src.json --destination $CFG/dcapix-parquet.json" "check: $COUNT $O/dcapix" )
 
 name: dcapix run (sqlite -> parquet, in-process)
 prep: rm -rf $O/dcapix

@@ -343,3 +343,25 @@ def test_the_first_read_takes_over_the_discovery_connection(
         ad.discover()  # kept again, then closed with the adapter
         assert ad.backend._database._spare is not None
     assert ad.backend._database._spare is None
+
+
+def test_the_driver_library_can_be_chosen(
+    pg_url: str, pg_schema: str, pg_exec: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``DCAPIX_ADBC_POSTGRESQL_DRIVER`` names the ADBC PostgreSQL driver library the reads load (an
+    optimised build; docs/sql.md): a path that is no driver fails the connect in one line naming it,
+    the wheel's own library named there reads the same table."""
+    import adbc_driver_postgresql
+
+    from dc_api_x.adapters.sql.pg_direct import DRIVER_ENV
+
+    pg_exec(f"CREATE TABLE {pg_schema}.drv (id bigint PRIMARY KEY, t text, j jsonb)")
+    pg_exec(f"""INSERT INTO {pg_schema}.drv VALUES (1, 'a', '{{"x": 1}}'), (2, NULL, NULL)""")
+    plain, _ = _urls(pg_url)
+    ref = _read(plain, pg_schema, ["drv"])[1]
+    monkeypatch.setenv(DRIVER_ENV, str(tmp_path / "no_driver.so"))
+    with pytest.raises(AdapterError, match=r"connect \(ADBC\) failed .*no_driver\.so") as info:
+        _read(plain, pg_schema, ["drv"])
+    assert "\n" not in str(info.value).strip()
+    monkeypatch.setenv(DRIVER_ENV, adbc_driver_postgresql._driver_path())
+    assert _read(plain, pg_schema, ["drv"])[1].equals(ref)

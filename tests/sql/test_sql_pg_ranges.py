@@ -122,6 +122,47 @@ def test_every_range_reads_one_snapshot(table, pg_exec, monkeypatch):
     assert again[11] == again[N - 9] == "changed" and 10 not in again
 
 
+def test_the_first_range_does_not_wait_for_the_further_connections(table, monkeypatch):
+    """The first connection starts reading as soon as it has exported its snapshot; a further
+    connection is opened, joins the snapshot and reads in its own worker. Here the second connection
+    opens only once the first batch has been delivered: before, read_ranges opened every connection
+    before starting any worker, so this connect waited in vain (5 s) and the read had no batch yet."""
+    cfg, _ = table
+    from dc_api_x.adapters.sql.postgresql import PostgreSQLBackend
+
+    one = _read({**cfg, "read_connections": 1})
+    real = PostgreSQLBackend.connect_reader
+    delivered = threading.Event()
+    waited = []
+
+    def after_first_batch(self):
+        waited.append(delivered.wait(5))
+        return real(self)
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect_reader", after_first_batch)
+    rows = _read(cfg, between=delivered.set)
+    assert waited == [True]
+    assert rows == one  # the same rows, values and order as one COPY
+    assert not [t for t in threading.enumerate() if t.name.startswith("dcapix-pg-range")]
+
+
+def test_a_further_connection_that_fails_only_lowers_the_parallelism(table, monkeypatch, caplog):
+    cfg, _ = table
+    from dc_api_x.adapters.sql.postgresql import PostgreSQLBackend
+
+    one = _read({**cfg, "read_connections": 1})
+
+    def refuse(self):
+        raise RuntimeError("no more connections")
+
+    monkeypatch.setattr(PostgreSQLBackend, "connect_reader", refuse)
+    with caplog.at_level("INFO", logger="dc_api_x.adapters.sql"):
+        rows = _read(cfg)
+    assert rows == one
+    assert "a further read connection failed (no more connections)" in caplog.text
+    assert not [t for t in threading.enumerate() if t.name.startswith("dcapix-pg-range")]
+
+
 def test_early_stop_and_failing_range_leave_no_worker_or_connection(table, pg_exec, monkeypatch):
     cfg, _ = table
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ...ext.sql import Reflected, SQLRead
 
 __all__ = [
+    "DRIVER_ENV",
     "DirectConnection",
     "DirectDatabase",
     "PlainURL",
@@ -190,6 +192,14 @@ class DirectCursor:
             self._owner = None
 
 
+#: the ADBC PostgreSQL driver library to load instead of the one the ``adbc-driver-postgresql`` wheel
+#: ships (a path): that wheel's library is built without compiler optimisation (1.13.0: ``-O0`` code,
+#: every ``std::unique_ptr::get`` a call), and decoding the binary ``COPY`` is most of a large read's
+#: CPU; an optimised build of the same driver reads the same Arrow data with about a third less CPU
+#: for the whole W2 run (docs/benchmarks.md)
+DRIVER_ENV = "DCAPIX_ADBC_POSTGRESQL_DRIVER"
+
+
 class DirectDatabase:
     """One ADBC PostgreSQL database handle of a backend, shared by its read connections.
 
@@ -208,9 +218,15 @@ class DirectDatabase:
     def handle(self) -> Any:
         with self._lock:
             if self._db is None:
-                import adbc_driver_postgresql
+                driver = os.environ.get(DRIVER_ENV)
+                if driver:  # a build of the driver the user chose (docs/sql.md)
+                    import adbc_driver_manager
 
-                self._db = adbc_driver_postgresql.connect(self.uri())
+                    self._db = adbc_driver_manager.AdbcDatabase(driver=driver, uri=self.uri())
+                else:
+                    import adbc_driver_postgresql
+
+                    self._db = adbc_driver_postgresql.connect(self.uri())
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:

@@ -157,11 +157,13 @@ def read_ranges(
     """The record batches of every statement of ``sqls``, in order, read by up to ``connections``
     connections (``first``, already open, and new ones from ``connect``) sharing ``first``'s snapshot.
 
-    The snapshot is shared before this returns (its errors raise here, with every connection it
-    opened closed); a further connection that cannot be opened only lowers the parallelism. The
+    The snapshot is exported before this returns (its errors raise here); ``first`` starts the first
+    range at once, and each further connection is opened, joins the snapshot and starts claiming
+    ranges in its own worker thread (a connection's TCP and SCRAM round trips, ~10 ms on an idle
+    machine and more under load, no longer delay the first ``COPY``). A further connection that
+    cannot be opened or cannot import the snapshot only lowers the parallelism (logged). The
     iteration raises what a worker raised (the first error; the others stop). ``close()`` stops the
     workers and closes the connections it opened (``first`` is left to the caller, rolled back)."""
-    conns = [first]
     try:
         _begin(first)
         cur = first.cursor()
@@ -171,32 +173,21 @@ def read_ranges(
         finally:
             cur.close()
     except BaseException:
-        _end(conns)
+        _end([first])
         raise
-    for _ in range(min(connections, len(sqls)) - 1):
-        conn = None
-        try:
-            conn = connect()
-            _begin(conn)
-            cur = conn.cursor()
-            try:
-                cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            finally:
-                cur.close()
-        except Exception as exc:
-            log.info("sql: a further read connection failed (%s); reading with %d", exc, len(conns))
-            if conn is not None:
-                _end([conn], closing_first=True)
-            break
-        conns.append(conn)
-    return _Ranges(conns, sqls, name)
+    return _Ranges(first, connect, snapshot, sqls, min(connections, len(sqls)), name)
 
 
 class _Ranges:
     """The workers of :func:`read_ranges` (started here) and the in-order delivery of their batches."""
 
-    def __init__(self, conns: list[Any], sqls: list[str], name: str) -> None:
-        self.conns, self.sqls = conns, sqls
+    def __init__(
+        self, first: Any, connect: Callable[[], Any], snapshot: str, sqls: list[str], workers: int, name: str
+    ) -> None:
+        self.connect, self.snapshot, self.sqls = connect, snapshot, sqls
+        #: the open connections, ``first`` first (a worker adds its own once it is open; guarded by
+        #: state); every one but ``first`` is closed by close()
+        self.conns: list[Any] = [first]
         self.queues: list[queue.Queue[Any]] = [queue.Queue(QUEUE_BATCHES) for _ in sqls]
         self.state = threading.Condition()
         self.delivering = 0  # the range being delivered (guarded by state)
@@ -205,11 +196,33 @@ class _Ranges:
         self.errors: list[BaseException] = []
         self.closed = False
         self.threads = [
-            threading.Thread(target=self._work, args=(c,), name=f"{name}-{k}", daemon=True)
-            for k, c in enumerate(conns)
+            threading.Thread(
+                target=self._work, args=(first if k == 0 else None,), name=f"{name}-{k}", daemon=True
+            )
+            for k in range(max(1, workers))
         ]
         for t in self.threads:
             t.start()
+
+    def _join(self) -> Any:
+        """A further connection in the first one's snapshot, or ``None`` (logged: fewer connections)."""
+        conn = None
+        try:
+            conn = self.connect()
+            _begin(conn)
+            cur = conn.cursor()
+            try:
+                cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+            finally:
+                cur.close()
+        except Exception as exc:
+            log.info("sql: a further read connection failed (%s); reading with fewer", exc)
+            if conn is not None:
+                _end([conn], closing_first=True)
+            return None
+        with self.state:
+            self.conns.append(conn)
+        return conn
 
     def _put(self, i: int, item: Any) -> None:
         while True:
@@ -232,6 +245,9 @@ class _Ranges:
             return self.claimed - 1
 
     def _work(self, conn: Any) -> None:
+        # a further connection: opened here, while the first one reads
+        if conn is None and (self.stop.is_set() or (conn := self._join()) is None):
+            return
         while (i := self._next_range()) is not None:
             cur = conn.cursor()
             try:
@@ -283,7 +299,9 @@ class _Ranges:
                     break
         for t in self.threads:
             t.join()
-        _end(self.conns)
+        with self.state:
+            conns = list(self.conns)
+        _end(conns)
 
 
 def _begin(conn: Any) -> None:
