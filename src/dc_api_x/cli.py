@@ -14,6 +14,7 @@ command); a built-in sub-command never scans them. A built-in name cannot be tak
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import sys
@@ -164,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging(args.verbose)
     func = getattr(args, "func", None)
+    if not getattr(func, "resumes_gc", False):
+        resume_gc()
     if func is None:
         parser.print_help()
         return 2
@@ -177,11 +180,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: whether :func:`console_main` turned the cyclic garbage collector off for the start-up
+_gc_paused = False
+
+
+def resume_gc() -> None:
+    """Turn the cyclic garbage collector back on if :func:`console_main` turned it off (idempotent).
+
+    The console script starts with the collector off: loading a command's modules (pydantic, pyarrow,
+    the adapters) allocates hundreds of thousands of objects that live until exit, and the collections
+    they trigger cost a small ``dcapix run`` ~26 M instructions, 2.5 % of it (callgrind, the demo
+    pipeline, issue 15). :func:`main` turns it back on before any command but ``dcapix run``, which does
+    so once its modules are loaded (``runner/cli.py``, ``_tune_gc``)."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.enable()
+
+
 def console_main() -> None:
-    """The ``dcapix`` console script: :func:`main`, ending the process without the interpreter's last
-    garbage-collection pass (:mod:`dc_api_x.process_exit`)."""
+    """The ``dcapix`` console script: :func:`main` with the collector off while the command's modules
+    load (:func:`resume_gc`), ending the process without the interpreter's last garbage-collection pass
+    (:mod:`dc_api_x.process_exit`)."""
     from .process_exit import freeze_at_exit
 
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
     freeze_at_exit()
     sys.exit(main())
 

@@ -157,7 +157,7 @@ def _add_schedule_commands(subparsers: Any) -> None:
 # ------------------------------------------------------------------------------------------ run
 def _load_pipeline(args: argparse.Namespace) -> tuple[str, Any, Any]:
     """(name, PipelineConfig, ProjectConfig-or-None) from the arguments."""
-    from .config import PipelineConfig, ProjectConfig, load_config, load_endpoint_file
+    from .config import adhoc_pipeline, empty_project, endpoint_dump, load_config, load_endpoint_file
 
     if args.source or args.destination:
         if not (args.source and args.destination):
@@ -176,10 +176,10 @@ def _load_pipeline(args: argparse.Namespace) -> tuple[str, Any, Any]:
             args.name
             or "adhoc-"
             + hashlib.sha1(
-                json.dumps([src.model_dump(), dst.model_dump()], sort_keys=True, default=str).encode()
+                json.dumps([endpoint_dump(src), endpoint_dump(dst)], sort_keys=True, default=str).encode()
             ).hexdigest()[:10]
         )
-        return name, PipelineConfig(source=src, destination=dst), ProjectConfig()
+        return name, adhoc_pipeline(src, dst), empty_project()
     project = load_config(args.config)
     name, pipe = project.pipeline(args.pipeline)
     if args.load_method:
@@ -251,6 +251,9 @@ def _tune_gc() -> None:
     t0, t1, t2 = gc.get_threshold()
     if t0:  # 0: the collector was turned off by the embedding program; left so
         gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
+    from ..cli import resume_gc
+
+    resume_gc()  # (the console script kept it off while the run's modules loaded)
 
 
 def _arrow_system_allocator() -> None:
@@ -302,10 +305,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = getattr(args, "run_id", None)
     if run_id:
         opts.run_id = run_id
+    opened_ahead: list[Any] = []
     if not args.dry_run and not args.via_singer:
         from .executors import prestart_workers
 
         prestart_workers(name, pipe, opts)  # worker processes: their imports overlap ours
+        _arrow_system_allocator()  # (before an adapter's module imports pyarrow)
+        opened_ahead = _prepare_adapters(pipe)  # e.g. PostgreSQL handles, opened while we import
     store = _open_store(args, project)
     try:
         return _run_or_plan(args, name, pipe, store, opts)
@@ -314,8 +320,48 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _close_scheduled_run(store, run_id, exc)
         raise
     finally:
+        from ..cli import resume_gc
+
+        resume_gc()  # (a dry run, an error before the run: _tune_gc did not)
         if store is not None:
             store.close()
+        for close in opened_ahead:
+            try:
+                close()
+            except Exception:  # pragma: no cover - an adapter's clean-up of what it started ahead
+                pass
+
+
+def _prepare_adapters(pipe: Any) -> list[Any]:
+    """Import the pipeline's two adapter classes now (the run would at its start), and let each start
+    what it can ahead (``open_ahead(options)``: the SQL adapter opens a plain ``postgresql://`` URL's
+    ADBC database handle in a thread, whose ~0.045 CPU-s and server round trips then overlap the
+    imports that follow instead of preceding discovery). Returns the functions that close what
+    nobody took. Their modules' objects are loaded before :func:`_tune_gc` freezes the start-up's
+    objects. An unknown adapter is left to the run, which words the error."""
+    from ..plugins import get_plugins
+
+    adapters = get_plugins().adapters
+    done: list[Any] = []
+    for endpoint in (pipe.source, pipe.destination):
+        try:
+            cls = adapters.get(endpoint.adapter)
+        except Exception:  # reported by the run (Runner: "unknown adapter …; valid: …")
+            continue
+        ahead = getattr(cls, "open_ahead", None)
+        if ahead is not None:
+            try:
+                close = ahead(endpoint.adapter_config())
+            except Exception:  # only a head start: the run opens it itself and reports its errors
+                close = None
+            if close is not None and close not in done:
+                done.append(close)
+    return done
+
+
+#: dc_api_x.cli.main leaves the collector off for this command: _tune_gc turns it on once the run's
+#: modules are loaded (dc_api_x.cli.resume_gc)
+cmd_run.resumes_gc = True  # type: ignore[attr-defined]
 
 
 def _positive(value: float | None, flag: str) -> float | None:
@@ -349,6 +395,11 @@ def _close_scheduled_run(store: Any, run_id: str, exc: BaseException) -> int:
 def _run_or_plan(args: argparse.Namespace, name: str, pipe: Any, store: Any, opts: Any) -> int:
     from .pipeline import Runner, run_pipeline
     from .progress import Progress, RunMetrics, format_summary
+
+    if args.dry_run or args.via_singer:
+        from ..cli import resume_gc
+
+        resume_gc()  # (only the in-process run turns it on in _tune_gc)
 
     if args.dry_run:
         if args.via_singer:

@@ -57,6 +57,9 @@ __all__ = [
     "SchedulerConfig",
     "SingerConfig",
     "load_config",
+    "adhoc_pipeline",
+    "empty_project",
+    "endpoint_dump",
     "expand_env",
     "load_endpoint_file",
     "read_config_file",
@@ -593,6 +596,34 @@ def _fast_project(data: Any) -> ProjectConfig:
     values, given = _fields(data, _PROJECT_FIELDS)
     values["scheduler"] = SchedulerConfig.model_construct(set())  # the default SchedulerConfig()
     return ProjectConfig.model_construct(given, **values)
+
+
+def adhoc_pipeline(source: Endpoint, destination: Endpoint) -> PipelineConfig:
+    """``PipelineConfig(source=source, destination=destination)`` (an ad-hoc run's) without building
+    pydantic's validator: the two endpoints kept as they are (pydantic does not revalidate model
+    instances), every other field its default, ``model_fields_set`` as validation sets it."""
+    return PipelineConfig.model_construct(
+        {"source", "destination"},
+        source=source,
+        destination=destination,
+        singer=SingerConfig.model_construct(set()),  # the default_factory's SingerConfig()
+    )
+
+
+def empty_project() -> ProjectConfig:
+    """``ProjectConfig()`` (an ad-hoc run's) without building pydantic's validator."""
+    return _fast_project({})
+
+
+def endpoint_dump(endpoint: Endpoint) -> dict[str, Any]:
+    """``endpoint.model_dump()`` — its fields, then its adapter options — without building pydantic's
+    serializer when every value is plain JSON (str, int, float, bool, None, lists, str-keyed dicts),
+    whose dump is the value itself; through ``model_dump`` otherwise."""
+    out = {name: getattr(endpoint, name) for name in type(endpoint).model_fields}
+    out.update(endpoint.model_extra or {})
+    if not _exact_in_json(out):
+        return endpoint.model_dump()
+    return json.loads(json.dumps(out))  # (a copy, as model_dump's is)
 
 
 _FAST: dict[type[BaseModel], Any] = {}

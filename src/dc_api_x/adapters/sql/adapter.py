@@ -206,6 +206,29 @@ class SQLAdapter(ProtocolAdapter):
         assert isinstance(entry, type) and issubclass(entry, SQLBackend), entry
         return entry
 
+    @classmethod
+    def open_ahead(cls, config: Mapping[str, Any]) -> Any:
+        """Start opening, in a thread, the ADBC database handle an adapter of ``config`` (its raw
+        options) will open first (:mod:`.preopen`; ``dcapix run`` calls it while it loads the rest):
+        only for a plain ``postgresql://`` URL the PostgreSQL backend reads and writes over ADBC.
+        Returns a function closing a handle nobody took, or ``None`` when nothing was started."""
+        url = config.get("url")
+        if (
+            type(url) is not str
+            or not url.lstrip()[:8].lower().startswith("postgres")
+            or config.get("engine_options")
+            or config.get("arrow") is False
+            or cls.backends.get("postgresql") != SQLAdapter.backends["postgresql"]
+        ):
+            return None
+        from . import preopen
+        from .pg_direct import adbc_findable
+
+        plain = plain_url(url)
+        if plain is None or not adbc_findable() or not preopen.preopen(plain.uri):
+            return None
+        return preopen.close_all
+
     # -- plumbing ---------------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:

@@ -200,6 +200,19 @@ class DirectCursor:
 DRIVER_ENV = "DCAPIX_ADBC_POSTGRESQL_DRIVER"
 
 
+def open_database(uri: str) -> Any:
+    """A new ADBC PostgreSQL database handle of the libpq URI ``uri``: of the driver build
+    :data:`DRIVER_ENV` names (docs/sql.md), else of the adbc-driver-postgresql wheel."""
+    driver = os.environ.get(DRIVER_ENV)
+    if driver:  # a build of the driver the user chose (docs/sql.md)
+        import adbc_driver_manager
+
+        return adbc_driver_manager.AdbcDatabase(driver=driver, uri=uri)
+    import adbc_driver_postgresql
+
+    return adbc_driver_postgresql.connect(uri)
+
+
 class DirectDatabase:
     """One ADBC PostgreSQL database handle of a backend, shared by its read connections.
 
@@ -218,15 +231,11 @@ class DirectDatabase:
     def handle(self) -> Any:
         with self._lock:
             if self._db is None:
-                driver = os.environ.get(DRIVER_ENV)
-                if driver:  # a build of the driver the user chose (docs/sql.md)
-                    import adbc_driver_manager
+                from .preopen import take
 
-                    self._db = adbc_driver_manager.AdbcDatabase(driver=driver, uri=self.uri())
-                else:
-                    import adbc_driver_postgresql
-
-                    self._db = adbc_driver_postgresql.connect(self.uri())
+                uri = self.uri()
+                db = take(uri)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
+                self._db = db if db is not None else open_database(uri)
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:

@@ -1,0 +1,107 @@
+"""ADBC PostgreSQL database handles opened ahead of their first use (``dcapix run``, issue 15).
+
+Opening an ADBC PostgreSQL database handle connects to the server and reads ``pg_type`` for the
+driver's type resolver: ~0.045 CPU-s and a server round trip or three, paid once per database by the
+first discovery or write of a run (:class:`~dc_api_x.adapters.sql.pg_direct.DirectDatabase`). The
+driver manager releases the GIL for the whole of ``AdbcDatabaseInit``, so ``dcapix run`` starts it in
+a thread (:func:`preopen`) as soon as it knows an endpoint's URL, and the handle is ready by the time
+the run has imported its adapters. :meth:`DirectDatabase.handle` takes it (:func:`take`) when its libpq
+URI is the same; a handle no backend took is closed when the run ends (:func:`close_all`).
+
+A handle that could not be opened ahead is not an error here: the backend opens it again itself, and
+reports its error as it always has. This module imports nothing heavy (no pyarrow, no SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["close_all", "pending", "preopen", "take"]
+
+_lock = threading.Lock()
+_opening: dict[str, _Opener] = {}
+
+
+class _Opener(threading.Thread):
+    """Opens one database handle (``adbc_driver_postgresql.connect(uri)``)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(name="dcapix-pg-preopen", daemon=True)
+        self.uri = uri
+        self.db: Any = None
+
+        #: set by :func:`close_all` when nobody will take the handle: the thread closes it itself
+        self.abandoned = False
+
+    def run(self) -> None:
+        try:
+            from .pg_direct import open_database
+
+            db = open_database(self.uri)  # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set)
+        except BaseException:  # the backend opens it again and words the error
+            return
+        with _lock:
+            keep = not self.abandoned
+            if keep:
+                self.db = db
+        if not keep:
+            _close(db)
+
+
+def preopen(uri: str) -> bool:
+    """Start opening the database handle of the libpq URI ``uri`` in a thread (``False``: one is
+    being opened already, or the ADBC PostgreSQL driver cannot be imported)."""
+    with _lock:
+        if uri in _opening:
+            return False
+    try:
+        import adbc_driver_postgresql  # noqa: F401  (imported here: not in the thread, beside other imports)
+    except ImportError:
+        return False
+    opener = _Opener(uri)
+    with _lock:
+        if uri in _opening:
+            return False
+        _opening[uri] = opener
+    opener.start()
+    return True
+
+
+def take(uri: str) -> Any:
+    """The handle opened ahead for ``uri`` (waiting for it), or ``None``; each handle is taken once."""
+    with _lock:
+        opener = _opening.pop(uri, None)
+    if opener is None:
+        return None
+    opener.join()
+    return opener.db
+
+
+def close_all() -> None:
+    """Close the handles nobody took; one still being opened (a server slow to answer) is closed by
+    its thread once open, without this run waiting for it."""
+    with _lock:
+        openers = list(_opening.values())
+        _opening.clear()
+        ready = []
+        for opener in openers:
+            opener.abandoned = True
+            if opener.db is not None:
+                ready.append(opener.db)
+                opener.db = None
+    for db in ready:
+        _close(db)
+
+
+def _close(db: Any) -> None:
+    try:
+        db.close()
+    except Exception:  # pragma: no cover - a handle the server dropped
+        pass
+
+
+def pending() -> list[str]:
+    """The URIs whose handles were opened ahead and not taken yet (tests)."""
+    with _lock:
+        return list(_opening)

@@ -1,0 +1,285 @@
+"""The fixed cost of a ``dcapix run`` (issue 15 goal 1): what the start-up does ahead or leaves out.
+
+* an ad-hoc run (``--source`` / ``--destination``) builds its pipeline without pydantic's validators
+  and serializers, with the same pipeline name and models as before;
+* the ADBC PostgreSQL database handles of plain ``postgresql://`` endpoints are opened in a thread
+  while the run imports its modules (``adapters/sql/preopen.py``), and taken by the backend;
+* the console script keeps the cyclic garbage collector off while the command's modules load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dc_api_x import cli
+from dc_api_x.adapters.sql import preopen
+from dc_api_x.runner import cli as runner_cli
+from dc_api_x.runner import config as rc
+
+
+# ------------------------------------------------------------------------------- ad-hoc pipeline
+def _adhoc_args(tmp_path: Path, src: dict[str, Any], dst: dict[str, Any], **kw: Any) -> argparse.Namespace:
+    (tmp_path / "src.json").write_text(json.dumps(src))
+    (tmp_path / "dst.json").write_text(json.dumps(dst))
+    base = {"source": str(tmp_path / "src.json"), "destination": str(tmp_path / "dst.json"), "name": None}
+    base.update({"pipeline": None, "config": None, "load_method": None})
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+@pytest.mark.parametrize("load_method", [None, "overwrite"])
+def test_adhoc_pipeline_equals_the_validated_one(tmp_path: Path, load_method: str | None) -> None:
+    src = {"adapter": "sql", "url": "sqlite:///x.db", "streams": ["a", "b"], "batch_size": 10}
+    dst = {"adapter": "parquet", "path": "out", "transforms": [{"type": "rename", "x": 1.5}]}
+    name, pipe, project = runner_cli._load_pipeline(_adhoc_args(tmp_path, src, dst, load_method=load_method))
+    # what the validators gave (the name is stored with every run's state and history: unchanged)
+    s, d = rc.Endpoint.model_validate(src), rc.Endpoint.model_validate(dst)
+    if load_method:
+        d.load_method = load_method
+    want = hashlib.sha1(json.dumps([s.model_dump(), d.model_dump()], sort_keys=True, default=str).encode())
+    assert name == "adhoc-" + want.hexdigest()[:10]
+    ref = rc.PipelineConfig(source=s, destination=d)
+    assert type(pipe) is rc.PipelineConfig and pipe.model_dump() == ref.model_dump()
+    assert pipe.model_fields_set == ref.model_fields_set
+    assert pipe.source.model_fields_set == s.model_fields_set
+    assert pipe.destination.model_fields_set == d.model_fields_set
+    assert project.model_dump() == rc.ProjectConfig().model_dump()
+    assert project.model_fields_set == rc.ProjectConfig().model_fields_set == set()
+
+
+def test_endpoint_dump_equals_model_dump() -> None:
+    plain = rc.Endpoint.model_validate({"adapter": "sql", "url": "u", "n": [1, 2.5, None, True, {"k": "v"}]})
+    odd = rc.Endpoint.model_validate({"adapter": "sql", "since": dt.date(2026, 1, 2), "s": {1, 2}})
+    for ep in (plain, odd):  # (the second, not plain JSON, goes through model_dump)
+        got = rc.endpoint_dump(ep)
+        assert got == ep.model_dump()
+        assert json.dumps(got, sort_keys=True, default=str) == json.dumps(
+            ep.model_dump(), sort_keys=True, default=str
+        )
+
+
+def test_adhoc_run_errors_stay_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "src.json").write_text(json.dumps({"adapter": "sql", "url": "sqlite:///x.db", "select": 3}))
+    (tmp_path / "dst.json").write_text(json.dumps({"adapter": "parquet", "path": str(tmp_path / "o")}))
+    args = ["run", "--no-progress", "--no-state", "--source", str(tmp_path / "src.json")]
+    rc_ = cli.main([*args, "--destination", str(tmp_path / "dst.json")])
+    err = capsys.readouterr().err.strip()
+    assert rc_ == 1 and "\n" not in err
+    assert err.startswith(f"dcapix: error: source {str(tmp_path / 'src.json')!r}: 'select':"), err
+
+
+# ------------------------------------------------------------------------------- pre-opened handles
+class _FakeDB:
+    def __init__(self, uri: str) -> None:
+        self.uri, self.closed = uri, False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """``adbc_driver_postgresql.connect`` replaced by a fake recording (uri, thread name, handle)."""
+    import adbc_driver_postgresql
+
+    calls: list[Any] = []
+
+    def connect(uri: str) -> _FakeDB:
+        if "refused" in uri:
+            raise OSError("connection refused")
+        db = _FakeDB(uri)
+        calls.append((uri, threading.current_thread().name, db))
+        return db
+
+    monkeypatch.setattr(adbc_driver_postgresql, "connect", connect)
+    yield calls
+    preopen.close_all()
+
+
+def test_a_preopened_handle_is_taken_once(fake_driver: list[Any]) -> None:
+    assert preopen.preopen("postgresql://h/a") is True
+    assert preopen.preopen("postgresql://h/a") is False  # one per URI
+    db = preopen.take("postgresql://h/a")
+    assert isinstance(db, _FakeDB) and db.uri == "postgresql://h/a" and not db.closed
+    assert fake_driver[0][1] == "dcapix-pg-preopen"  # opened in its own thread
+    assert preopen.take("postgresql://h/a") is None and preopen.take("postgresql://h/b") is None
+
+
+def test_untaken_and_failed_handles(fake_driver: list[Any]) -> None:
+    preopen.preopen("postgresql://h/a")
+    preopen.preopen("postgresql://refused/b")
+    assert preopen.take("postgresql://refused/b") is None  # the backend opens it and words the error
+    preopen.close_all()
+    assert preopen.pending() == []
+    assert [c[2].closed for c in fake_driver] == [True]
+
+
+def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adbc_driver_postgresql
+
+    go = threading.Event()
+    made: list[_FakeDB] = []
+
+    def slow(uri: str) -> _FakeDB:
+        go.wait(10)
+        made.append(_FakeDB(uri))
+        return made[-1]
+
+    monkeypatch.setattr(adbc_driver_postgresql, "connect", slow)
+    preopen.preopen("postgresql://slow/a")
+    opener = preopen._opening["postgresql://slow/a"]
+    preopen.close_all()  # returns without waiting for the server
+    assert opener.is_alive()
+    go.set()
+    opener.join(10)
+    assert made and made[0].closed
+
+
+def test_direct_database_takes_the_preopened_handle(fake_driver: list[Any]) -> None:
+    from dc_api_x.adapters.sql.pg_direct import DirectDatabase
+
+    preopen.preopen("postgresql://h/a")
+    db = DirectDatabase(lambda: "postgresql://h/a")
+    assert db.handle() is fake_driver[0][2]
+    assert len(fake_driver) == 1
+    other = DirectDatabase(lambda: "postgresql://h/a")  # (taken already: opened as before)
+    assert other.handle() is fake_driver[1][2] and fake_driver[1][1] == threading.current_thread().name
+
+
+def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[Any]) -> None:
+    def pipe(src: dict[str, Any], dst: dict[str, Any]) -> Any:
+        return rc.adhoc_pipeline(rc.Endpoint.model_validate(src), rc.Endpoint.model_validate(dst))
+
+    pg = "postgresql://u:p@h:5432/db"
+    assert runner_cli._prepare_adapters(pipe({"adapter": "sql", "url": pg}, {"adapter": "parquet"}))
+    assert preopen.pending() == [pg]
+    preopen.close_all()
+    for src in (
+        {"adapter": "sql", "url": "sqlite:///x.db"},
+        {"adapter": "sql", "url": "postgresql+psycopg://u:p@h/db"},
+        {"adapter": "sql", "url": pg, "engine_options": {"pool_size": 1}},
+        {"adapter": "sql", "url": pg, "arrow": False},
+        {"adapter": "jsonl", "url": pg},
+        {"adapter": "no-such-adapter", "url": pg},  # (the run words that error)
+    ):
+        assert runner_cli._prepare_adapters(pipe(src, {"adapter": "parquet"})) == [], src
+    assert preopen.pending() == []
+    # both ends of a PostgreSQL -> PostgreSQL run: one handle per database, one clean-up
+    two = pipe({"adapter": "sql", "url": pg}, {"adapter": "sql", "url": pg.replace("/db", "/dst")})
+    assert runner_cli._prepare_adapters(two) == [preopen.close_all]
+    assert sorted(preopen.pending()) == sorted([pg, pg.replace("/db", "/dst")])
+
+
+@pytest.mark.postgres
+def test_dcapix_run_reads_with_the_preopened_handle(
+    pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adbc_driver_postgresql
+    import psycopg
+    import pyarrow.parquet as pq
+
+    from dc_api_x.testing import isolated_plugins
+
+    plain = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain, autocommit=True) as con:
+        con.execute(f'CREATE TABLE "{pg_schema}".t (id bigint PRIMARY KEY, s text)')
+        con.execute(f"INSERT INTO \"{pg_schema}\".t SELECT g, 'r' || g FROM generate_series(1, 500) g")
+    opened: list[str] = []
+    real = adbc_driver_postgresql.connect
+
+    def spy(uri: str, *a: Any, **kw: Any) -> Any:
+        opened.append(threading.current_thread().name)
+        return real(uri, *a, **kw)
+
+    monkeypatch.setattr(adbc_driver_postgresql, "connect", spy)
+    monkeypatch.setenv("DC_API_X_BLOCKED_PLUGINS", "sqlalchemy")
+    out = tmp_path / "out"
+    src = {"adapter": "sql", "url": plain, "schema": pg_schema, "streams": ["t"]}
+    args = _adhoc_args(tmp_path, src, {"adapter": "parquet", "path": str(out)})
+    argv = ["run", "--no-progress", "--no-state", "--source", args.source, "--destination", args.destination]
+    with isolated_plugins(entry_points=True, blocked=["sqlalchemy"]):
+        assert cli.main(argv) == 0
+    assert opened == ["dcapix-pg-preopen"]  # one handle, opened ahead, taken by the read
+    assert preopen.pending() == []
+    assert sum(pq.read_table(f).num_rows for f in out.rglob("*.parquet")) == 500
+
+
+# ------------------------------------------------------------------------------- the collector
+@pytest.fixture
+def paused_gc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(cli, "_gc_paused", False)
+    yield
+    cli.resume_gc()
+    gc.enable()
+
+
+def test_console_script_loads_with_the_collector_off(
+    paused_gc: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dc_api_x import process_exit
+
+    seen = []
+    monkeypatch.setattr(process_exit, "freeze_at_exit", lambda: None)
+    monkeypatch.setattr(cli, "main", lambda: seen.append(gc.isenabled()) or 0)
+    with pytest.raises(SystemExit):
+        cli.console_main()
+    assert seen == [False]
+    cli.resume_gc()
+    assert gc.isenabled()
+
+
+def test_main_turns_the_collector_on_before_other_commands(
+    paused_gc: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gc.disable()
+    monkeypatch.setattr(cli, "_gc_paused", True)
+    assert cli.main(["plugins", "--no-entry-points", "--json"]) == 0
+    assert gc.isenabled()
+
+
+def test_dcapix_run_turns_it_on_once_its_modules_are_loaded(
+    paused_gc: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
+    con.close()
+    states = []
+    real = runner_cli._tune_gc
+
+    def spy() -> None:
+        states.append(gc.isenabled())
+        real()
+        states.append(gc.isenabled())
+
+    monkeypatch.setattr(runner_cli, "_tune_gc", spy)
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # (not the test process's objects)
+    monkeypatch.setattr(gc, "set_threshold", lambda *a: None)
+    gc.disable()
+    monkeypatch.setattr(cli, "_gc_paused", True)
+    args = _adhoc_args(
+        tmp_path, {"adapter": "sql", "url": f"sqlite:///{db}"}, {"adapter": "jsonl", "path": "o"}
+    )
+    argv = ["run", "--no-progress", "--no-state", "--source", args.source, "--destination", args.destination]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 0
+    assert states == [False, True]
+    assert gc.isenabled()
+    # a dry run (no _tune_gc) turns it on too
+    gc.disable()
+    monkeypatch.setattr(cli, "_gc_paused", True)
+    assert cli.main([*argv, "--dry-run"]) == 0
+    assert gc.isenabled()
