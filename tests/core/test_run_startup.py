@@ -87,9 +87,22 @@ class _FakeDB:
         self.closed = True
 
 
+class _FakeConn:
+    def __init__(self, db: _FakeDB) -> None:
+        self.db, self.closed, self.autocommit = db, False, True
+
+    def set_autocommit(self, on: bool) -> None:
+        self.autocommit = on
+
+    def close(self) -> None:
+        self.closed = True
+
+
 @pytest.fixture
 def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """``adbc_driver_postgresql.connect`` replaced by a fake recording (uri, thread name, handle)."""
+    """``adbc_driver_postgresql.connect`` replaced by a fake recording (uri, thread name, handle), and
+    ``adbc_driver_manager.AdbcConnection`` by a fake connection."""
+    import adbc_driver_manager
     import adbc_driver_postgresql
 
     calls: list[Any] = []
@@ -102,6 +115,7 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         return db
 
     monkeypatch.setattr(adbc_driver_postgresql, "connect", connect)
+    monkeypatch.setattr(adbc_driver_manager, "AdbcConnection", _FakeConn)
     yield calls
     preopen.close_all()
 
@@ -109,8 +123,11 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 def test_a_preopened_handle_is_taken_once(fake_driver: list[Any]) -> None:
     assert preopen.preopen("postgresql://h/a") is True
     assert preopen.preopen("postgresql://h/a") is False  # one per URI
-    db = preopen.take("postgresql://h/a")
+    opened = preopen.take("postgresql://h/a")
+    assert opened is not None
+    db, conn = opened
     assert isinstance(db, _FakeDB) and db.uri == "postgresql://h/a" and not db.closed
+    assert isinstance(conn, _FakeConn) and conn.db is db and not conn.closed
     assert fake_driver[0][1] == "dcapix-pg-preopen"  # opened in its own thread
     assert preopen.take("postgresql://h/a") is None and preopen.take("postgresql://h/b") is None
 
@@ -121,7 +138,7 @@ def test_untaken_and_failed_handles(fake_driver: list[Any]) -> None:
     assert preopen.take("postgresql://refused/b") is None  # the backend opens it and words the error
     preopen.close_all()
     assert preopen.pending() == []
-    assert [c[2].closed for c in fake_driver] == [True]
+    assert [c[2].closed for c in fake_driver] == [True]  # (and its connection: below)
 
 
 def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,15 +162,30 @@ def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.Monk
     assert made and made[0].closed
 
 
-def test_direct_database_takes_the_preopened_handle(fake_driver: list[Any]) -> None:
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_direct_database_takes_the_preopened_handle_and_connection(
+    fake_driver: list[Any], autocommit: bool
+) -> None:
     from dc_api_x.adapters.sql.pg_direct import DirectDatabase
 
     preopen.preopen("postgresql://h/a")
     db = DirectDatabase(lambda: "postgresql://h/a")
-    assert db.handle() is fake_driver[0][2]
+    first = db.connect(autocommit=autocommit)  # the connection opened ahead, in the mode asked for
+    assert db.handle() is fake_driver[0][2] and first._conn.db is fake_driver[0][2]
+    assert first._conn.autocommit is autocommit
     assert len(fake_driver) == 1
+    second = db.connect()  # a new one of the same handle
+    assert second._conn is not first._conn and isinstance(second._conn, _FakeConn)
     other = DirectDatabase(lambda: "postgresql://h/a")  # (taken already: opened as before)
     assert other.handle() is fake_driver[1][2] and fake_driver[1][1] == threading.current_thread().name
+    # an untaken connection opened ahead is closed with the database
+    preopen.preopen("postgresql://h/c")
+    third = DirectDatabase(lambda: "postgresql://h/c")
+    third.handle()
+    fresh = third._fresh
+    assert fresh is not None
+    third.close()
+    assert fresh._conn.closed and fake_driver[2][2].closed
 
 
 def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[Any]) -> None:
@@ -202,6 +234,16 @@ def test_dcapix_run_reads_with_the_preopened_handle(
         return real(uri, *a, **kw)
 
     monkeypatch.setattr(adbc_driver_postgresql, "connect", spy)
+    import adbc_driver_manager
+
+    conns: list[str] = []
+    real_conn = adbc_driver_manager.AdbcConnection
+
+    def conn_spy(*a: Any, **kw: Any) -> Any:
+        conns.append(threading.current_thread().name)
+        return real_conn(*a, **kw)
+
+    monkeypatch.setattr(adbc_driver_manager, "AdbcConnection", conn_spy)
     monkeypatch.setenv("DC_API_X_BLOCKED_PLUGINS", "sqlalchemy")
     out = tmp_path / "out"
     src = {"adapter": "sql", "url": plain, "schema": pg_schema, "streams": ["t"]}
@@ -209,7 +251,9 @@ def test_dcapix_run_reads_with_the_preopened_handle(
     argv = ["run", "--no-progress", "--no-state", "--source", args.source, "--destination", args.destination]
     with isolated_plugins(entry_points=True, blocked=["sqlalchemy"]):
         assert cli.main(argv) == 0
-    assert opened == ["dcapix-pg-preopen"]  # one handle, opened ahead, taken by the read
+    assert opened == ["dcapix-pg-preopen"]  # one handle, opened ahead, taken by discovery
+    # the connection opened ahead serves discovery and (handed over) the read: no other one
+    assert conns == ["dcapix-pg-preopen"], conns
     assert preopen.pending() == []
     assert sum(pq.read_table(f).num_rows for f in out.rglob("*.parquet")) == 500
 

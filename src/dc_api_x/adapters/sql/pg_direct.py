@@ -227,6 +227,8 @@ class DirectDatabase:
         #: a finished discovery's connection, handed to the next autocommit connect() (the read
         #: after discovery does not open a second server connection); used once, then closed
         self._spare: DirectConnection | None = None
+        #: a connection opened ahead with the handle (:mod:`.preopen`), never used: the first connect()
+        self._fresh: DirectConnection | None = None
 
     def handle(self) -> Any:
         with self._lock:
@@ -234,8 +236,13 @@ class DirectDatabase:
                 from .preopen import take
 
                 uri = self.uri()
-                db = take(uri)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
-                self._db = db if db is not None else open_database(uri)
+                opened = take(uri)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
+                if opened is None:
+                    self._db = open_database(uri)
+                else:
+                    self._db, conn = opened
+                    if conn is not None:
+                        self._fresh = DirectConnection.adopt(conn)
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:
@@ -244,7 +251,14 @@ class DirectDatabase:
                 spare, self._spare = self._spare, None
             if spare is not None:
                 return spare
-        return DirectConnection(self.handle(), autocommit=autocommit)
+        db = self.handle()
+        with self._lock:
+            fresh, self._fresh = self._fresh, None
+        if fresh is not None:
+            if not autocommit:
+                fresh.begin()
+            return fresh
+        return DirectConnection(db, autocommit=autocommit)
 
     def keep(self, conn: DirectConnection) -> None:
         """Keep the autocommit connection ``conn``, whose statements were all read to their end
@@ -261,11 +275,13 @@ class DirectDatabase:
         with self._lock:
             db, self._db = self._db, None
             spare, self._spare = self._spare, None
-        if spare is not None:
-            try:
-                spare.close()
-            except Exception:  # pragma: no cover - a broken connection
-                pass
+            fresh, self._fresh = self._fresh, None
+        for conn in (spare, fresh):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover - a broken connection
+                    pass
         if db is not None:
             db.close()
 
@@ -288,6 +304,22 @@ class DirectConnection:
                 self._conn.close()
                 raise
         self._cursors: set[DirectCursor] = set()  # open cursors (closed with the connection)
+
+    @classmethod
+    def adopt(cls, conn: Any) -> DirectConnection:
+        """A :class:`DirectConnection` of the open autocommit ``AdbcConnection`` ``conn``."""
+        self = cls.__new__(cls)
+        self._conn = conn
+        self._cursors = set()
+        return self
+
+    def begin(self) -> None:
+        """Leave autocommit mode (what ``autocommit=False`` does at open); closed if that fails."""
+        try:
+            self._conn.set_autocommit(False)
+        except BaseException:
+            self._conn.close()
+            raise
 
     def cursor(self) -> DirectCursor:
         cur = DirectCursor(self._conn, self)

@@ -2,11 +2,13 @@
 
 Opening an ADBC PostgreSQL database handle connects to the server and reads ``pg_type`` for the
 driver's type resolver: ~0.045 CPU-s and a server round trip or three, paid once per database by the
-first discovery or write of a run (:class:`~dc_api_x.adapters.sql.pg_direct.DirectDatabase`). The
-driver manager releases the GIL for the whole of ``AdbcDatabaseInit``, so ``dcapix run`` starts it in
-a thread (:func:`preopen`) as soon as it knows an endpoint's URL, and the handle is ready by the time
-the run has imported its adapters. :meth:`DirectDatabase.handle` takes it (:func:`take`) when its libpq
-URI is the same; a handle no backend took is closed when the run ends (:func:`close_all`).
+first discovery or write of a run (:class:`~dc_api_x.adapters.sql.pg_direct.DirectDatabase`); its first
+connection then costs a server backend start and authentication. The driver manager releases the GIL
+for the whole of ``AdbcDatabaseInit`` and ``AdbcConnectionInit``, so ``dcapix run`` opens both in a
+thread (:func:`preopen`) as soon as it knows an endpoint's URL, and they are ready by the time the run
+has imported its adapters. :meth:`DirectDatabase.handle` takes them (:func:`take`) when its libpq URI is
+the same (the connection becomes the backend's first one, used by its first ``connect()``); what no
+backend took is closed when the run ends (:func:`close_all`).
 
 A handle that could not be opened ahead is not an error here: the backend opens it again itself, and
 reports its error as it always has. This module imports nothing heavy (no pyarrow, no SQLAlchemy).
@@ -24,29 +26,37 @@ _opening: dict[str, _Opener] = {}
 
 
 class _Opener(threading.Thread):
-    """Opens one database handle (``adbc_driver_postgresql.connect(uri)``)."""
+    """Opens one database handle (``adbc_driver_postgresql.connect(uri)``) and a connection of it
+    (``adbc_driver_manager.AdbcConnection``, in autocommit mode as every ADBC connection starts)."""
 
     def __init__(self, uri: str) -> None:
         super().__init__(name="dcapix-pg-preopen", daemon=True)
         self.uri = uri
         self.db: Any = None
+        self.conn: Any = None
 
         #: set by :func:`close_all` when nobody will take the handle: the thread closes it itself
         self.abandoned = False
 
     def run(self) -> None:
         try:
+            import adbc_driver_manager
+
             from .pg_direct import open_database
 
             db = open_database(self.uri)  # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set)
         except BaseException:  # the backend opens it again and words the error
             return
+        try:
+            conn: Any = adbc_driver_manager.AdbcConnection(db)
+        except BaseException:  # (the backend's own connect() words it)
+            conn = None
         with _lock:
             keep = not self.abandoned
             if keep:
-                self.db = db
+                self.db, self.conn = db, conn
         if not keep:
-            _close(db)
+            _close(conn, db)
 
 
 def preopen(uri: str) -> bool:
@@ -68,14 +78,17 @@ def preopen(uri: str) -> bool:
     return True
 
 
-def take(uri: str) -> Any:
-    """The handle opened ahead for ``uri`` (waiting for it), or ``None``; each handle is taken once."""
+def take(uri: str) -> tuple[Any, Any] | None:
+    """``(handle, connection or None)`` opened ahead for ``uri`` (waiting for them), or ``None``;
+    each is taken once."""
     with _lock:
         opener = _opening.pop(uri, None)
     if opener is None:
         return None
     opener.join()
-    return opener.db
+    if opener.db is None:
+        return None
+    return opener.db, opener.conn
 
 
 def close_all() -> None:
@@ -88,17 +101,19 @@ def close_all() -> None:
         for opener in openers:
             opener.abandoned = True
             if opener.db is not None:
-                ready.append(opener.db)
-                opener.db = None
-    for db in ready:
-        _close(db)
+                ready.append((opener.conn, opener.db))
+                opener.db = opener.conn = None
+    for conn, db in ready:
+        _close(conn, db)
 
 
-def _close(db: Any) -> None:
-    try:
-        db.close()
-    except Exception:  # pragma: no cover - a handle the server dropped
-        pass
+def _close(*handles: Any) -> None:
+    for h in handles:
+        if h is not None:
+            try:
+                h.close()
+            except Exception:  # pragma: no cover - a connection the server dropped
+                pass
 
 
 def pending() -> list[str]:
