@@ -327,3 +327,45 @@ def test_dcapix_run_turns_it_on_once_its_modules_are_loaded(
     monkeypatch.setattr(cli, "_gc_paused", True)
     assert cli.main([*argv, "--dry-run"]) == 0
     assert gc.isenabled()
+
+
+# ------------------------------------------------------------------------------- the parser
+def _choices(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "-c", "x.yml", "demo", "--full-refresh", "--no-progress"],
+        ["-v", "run", "--source", "s.json", "--destination", "d.json", "--dry-run"],
+        ["schedule", "list", "--json"],
+        ["state", "show", "demo"],
+        ["plugins", "--json"],
+        ["meltano-snippet", "--help"],
+    ],
+)
+def test_a_named_command_gets_only_its_parser_and_the_same_arguments(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lazy = cli.build_parser(argv)
+    assert _choices(lazy) == [argv[1] if argv[0] == "-v" else argv[0]]
+    full = cli._build_parser(argv, None)
+    assert full is not None and len(_choices(full)) > 5
+    if "--help" in argv:
+        for parser in (lazy, full):
+            with pytest.raises(SystemExit):
+                parser.parse_args(argv)
+        helps = capsys.readouterr().out.split("usage:")
+        assert len(helps) == 3 and helps[1] == helps[2]  # the same help text
+        return
+    got, want = vars(lazy.parse_args(argv)), vars(full.parse_args(argv))
+    assert got.keys() == want.keys()
+    assert {k: v for k, v in got.items() if k != "func"} == {k: v for k, v in want.items() if k != "func"}
+    assert getattr(got.get("func"), "__qualname__", None) == getattr(want.get("func"), "__qualname__", None)
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["-h", "run"], ["nosuch"], ["--version"], ["-v"]])
+def test_the_help_and_unknown_commands_get_every_parser(argv: list[str]) -> None:
+    assert {"plugins", "run", "schedule", "state", "meltano-snippet"} <= set(_choices(cli.build_parser(argv)))
