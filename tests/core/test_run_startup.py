@@ -369,3 +369,27 @@ def test_a_named_command_gets_only_its_parser_and_the_same_arguments(
 @pytest.mark.parametrize("argv", [[], ["--help"], ["-h", "run"], ["nosuch"], ["--version"], ["-v"]])
 def test_the_help_and_unknown_commands_get_every_parser(argv: list[str]) -> None:
     assert {"plugins", "run", "schedule", "state", "meltano-snippet"} <= set(_choices(cli.build_parser(argv)))
+
+
+def test_a_handle_opened_ahead_uses_the_driver_build_named_in_the_environment(
+    fake_driver: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DCAPIX_ADBC_POSTGRESQL_DRIVER (pg_direct.DRIVER_ENV) names the driver library the backend loads;
+    a handle opened ahead is of the same library."""
+    import adbc_driver_manager
+
+    from dc_api_x.adapters.sql.pg_direct import DRIVER_ENV
+
+    made: list[dict[str, Any]] = []
+
+    def database(**kw: Any) -> _FakeDB:
+        made.append(kw)
+        return _FakeDB(kw["uri"])
+
+    monkeypatch.setattr(adbc_driver_manager, "AdbcDatabase", database)
+    monkeypatch.setenv(DRIVER_ENV, "/opt/adbc/libadbc_driver_postgresql.so")
+    preopen.preopen("postgresql://h/a")
+    opened = preopen.take("postgresql://h/a")
+    assert opened is not None and isinstance(opened[0], _FakeDB)
+    assert made == [{"driver": "/opt/adbc/libadbc_driver_postgresql.so", "uri": "postgresql://h/a"}]
+    assert fake_driver == []  # (not the wheel's library)
