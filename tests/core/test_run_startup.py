@@ -212,6 +212,19 @@ def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[
     assert sorted(preopen.pending()) == sorted([pg, pg.replace("/db", "/dst")])
 
 
+def test_open_ahead_is_an_optional_adapter_classmethod_starting_nothing_by_default() -> None:
+    from dc_api_x.ext.adapters import ProtocolAdapter
+    from dc_api_x.plugins import get_plugins
+
+    assert ProtocolAdapter.open_ahead({"url": "postgresql://u:p@h/db"}) is None
+    # every built-in adapter but SQL keeps the default, so a run of them starts nothing ahead
+    adapters = get_plugins().adapters
+    default = ProtocolAdapter.open_ahead.__func__  # type: ignore[attr-defined]
+    names = ("parquet", "jsonl", "csv")
+    assert [n for n in names if adapters.get(n).open_ahead.__func__ is default] == list(names)
+    assert adapters.get("sql").open_ahead.__func__ is not default
+
+
 @pytest.mark.postgres
 def test_dcapix_run_reads_with_the_preopened_handle(
     pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -27,7 +27,7 @@ context managers; :meth:`close` releases connections and is safe to call twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
@@ -192,6 +192,17 @@ class ProtocolAdapter:
     def configure(cls, options: Mapping[str, Any] | BaseModel | None) -> Any:
         """Validate options against :attr:`Options` (raises ``ConfigError`` naming the field)."""
         return validate_options(cls.Options, options, plugin=f"adapter {cls.name!r}")
+
+    @classmethod
+    def open_ahead(cls, config: Mapping[str, Any]) -> Callable[[], None] | None:
+        """Optional head start: ``dcapix run`` calls this with the raw options ``config`` of its
+        source and destination right after the plugins are loaded, while it still imports the rest.
+        An adapter may begin, in a thread, work its first calls will need (the SQL adapter opens a
+        ``postgresql://`` URL's ADBC handle, the LDAP plugin binds and sends its first paged
+        search), which its instance then takes over when the options match. Return a function that
+        closes whatever no instance took (called once at the end of the run), or ``None`` (the
+        default: nothing started). It must not raise for bad options: the run reports those."""
+        return None
 
     def error(self, message: str, *, stream: str | None = None, field: str | None = None) -> AdapterError:
         """An :class:`AdapterError` whose message names this adapter (and stream / field)."""
