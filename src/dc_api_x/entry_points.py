@@ -30,17 +30,27 @@ def metadata_module() -> Any:
 
 
 ENTRY_POINT_CACHE_ENV = "DC_API_X_ENTRY_POINT_CACHE"
-_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_FORMAT = 2
 _last_snapshot: dict[str, Any] | None = None
 
 
 class _SnapshotDist:
     """The parts of an ``importlib.metadata.Distribution`` the plugin loader reads."""
 
-    def __init__(self, name: str | None, version: str | None, requires: list[str] | None) -> None:
+    def __init__(
+        self,
+        name: str | None,
+        version: str | None,
+        requires: list[str] | None,
+        judged: list[Any] | None = None,
+    ) -> None:
         self.metadata = {"Name": name}
         self.version = version
         self.requires = requires
+        #: ``[specifier, compatible]`` of the distribution's requirement on dc-api-x, judged when the
+        #: snapshot was written (the snapshot is keyed on dc-api-x's own dist-info too), so a start
+        #: from the snapshot imports no ``packaging``; ``None``: judge it now
+        self.dcapix_judged = judged
 
 
 class _SnapshotEntryPoint:
@@ -128,9 +138,21 @@ def _scan(groups: list[str]) -> dict[str, Any] | None:
             except Exception:  # a value importlib cannot parse: only the real entry point can say
                 return None
             dist = getattr(ep, "dist", None)
-            d = None if dist is None else [dist.metadata["Name"], dist.version, dist.requires]
+            d = None if dist is None else [dist.metadata["Name"], dist.version, dist.requires, _judge(dist)]
             rows[group].append([ep.name, ep.value, module, attr, d])
     return {"format": _SNAPSHOT_FORMAT, "version": version, "groups": rows}
+
+
+def _judge(dist: Any) -> list[Any] | None:
+    """``[specifier, compatible]`` of ``dist``'s requirement on dc-api-x (the plugin loader's own
+    reading of it), or ``None`` when it cannot be judged now (the loader then says why)."""
+    from .plugins import _compatible, _dist_requirement
+
+    try:
+        spec = _dist_requirement(dist)
+        return [spec, True if not spec else _compatible(spec)]
+    except Exception:
+        return None
 
 
 def snapshot(groups: list[str]) -> dict[str, Any] | None:

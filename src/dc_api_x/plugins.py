@@ -299,6 +299,12 @@ def _dist_requirement(dist: metadata.Distribution | None) -> str | None:
     :data:`_PLAIN_REQUIREMENT` and normalised by ``SpecifierSet`` as ``Requirement`` does."""
     if dist is None:
         return None
+    judged = getattr(dist, "dcapix_judged", None)  # (read from the entry-point snapshot)
+    if judged is not None:
+        spec, ok = judged
+        if spec:
+            _JUDGED[spec] = ok
+        return spec  # type: ignore[no-any-return]
     for req in dist.requires or ():
         named = _REQUIREMENT_NAME.match(req)
         if named is None or _canonical(named.group(1)) != "dc-api-x":
@@ -324,10 +330,16 @@ def _dist_requirement(dist: metadata.Distribution | None) -> str | None:
     return None
 
 
+#: specifier -> whether this core's version is in it, as the entry-point snapshot recorded it
+_JUDGED: dict[str, bool] = {}
+
+
 def _compatible(spec: str | None) -> bool:
     """Whether this core's version is in ``spec`` (raises ``InvalidSpecifier`` for a bad one)."""
     if not spec:
         return True
+    if spec in _JUDGED:
+        return _JUDGED[spec]
     from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 

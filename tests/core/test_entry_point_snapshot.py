@@ -19,14 +19,15 @@ from dc_api_x import plugins
 ps = plugins.enable_plugins(make_current=False, lazy=False)
 rows = [[p.name, p.module, p.distribution, p.version, p.group, p.status] for p in ps.plugins.values()]
 print(json.dumps({"plugins": rows, "version": plugins.core_version(),
-                  "metadata": "importlib.metadata" in sys.modules}))
+                  "metadata": "importlib.metadata" in sys.modules, "packaging": "packaging" in sys.modules}))
 """
 
 
-def _install(site: Path, name: str) -> None:
+def _install(site: Path, name: str, requires: str = "") -> None:
     info = site / f"{name}-1.2.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2\n")
+    req = f"Requires-Dist: {requires}\n" if requires else ""
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2\n{req}")
     (info / "entry_points.txt").write_text(f"[dc_api_x.plugins]\n{name} = {name}_mod\n")
     (site / f"{name}_mod.py").write_text("def register_transforms(registry):\n    pass\n")
 
@@ -93,3 +94,23 @@ def test_edited_entry_points_file_is_seen(tmp_path: Path) -> None:
     os.utime(ep, (past, past))
     seen = _show(tmp_path, site)
     assert seen["metadata"] and "renamed" in [r[0] for r in seen["plugins"]]
+
+
+def test_requirements_on_the_core_are_judged_once_and_kept_in_the_snapshot(tmp_path: Path) -> None:
+    """A plugin's ``Requires-Dist: dc-api-x …`` is judged when the snapshot is written; a start from
+    the snapshot gives the same verdicts (loaded / failed as incompatible) without importing
+    ``packaging`` (~5 ms of every run)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _install(site, "okplug", "dc-api-x>=0.0.1")
+    _install(site, "oldplug", "dc-api-x<0.0.1")
+    _install(site, "oddplug", "dc-api-x (>=0.0.1) ; python_version >= '3'")
+    _age(site)
+    first = _show(tmp_path, site)
+    again = _show(tmp_path, site)
+    assert first["metadata"] and not again["metadata"]
+    assert again["plugins"] == first["plugins"]
+    status = {row[0]: row[5] for row in again["plugins"]}
+    assert (status["okplug"], status["oddplug"]) == ("loaded", "loaded")
+    assert status["oldplug"] != "loaded"
+    assert not again["packaging"]
