@@ -53,21 +53,15 @@ def register_adapters(registry):
     - Any auth provider; by default the ``keycloak`` one with the adapter's server and realm
     """
     _require_httpx()
-    from .adapter import KeycloakAdapter
-
-    registry["keycloak"] = KeycloakAdapter
+    registry["keycloak"] = "dc_api_x_keycloak.adapter:KeycloakAdapter"  # imported on first use
 
 
 def register_auth_providers(registry):
     """Register the Keycloak token provider (client credentials, password, refresh token)."""
     _require_httpx()
-    from .auth import KeycloakAuth
-
-    registry["keycloak"] = KeycloakAuth
+    registry["keycloak"] = "dc_api_x_keycloak.auth:KeycloakAuth"
 
 
 def register_pagination_handlers(registry):
     """Register Keycloak's ``first``/``max`` paginator."""
-    from .paging import KeycloakPaginator
-
-    registry["keycloak"] = KeycloakPaginator
+    registry["keycloak"] = "dc_api_x_keycloak.paging:KeycloakPaginator"

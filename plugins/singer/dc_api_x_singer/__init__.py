@@ -37,6 +37,4 @@ def register_adapters(registry):  # type: ignore[no-untyped-def]
       target prints them back (or exits 0)
     - the rows a tap replays when it resumes at its bookmark (``>=``) are not delivered twice
     """
-    from .adapter import SingerAdapter
-
-    registry["singer"] = SingerAdapter
+    registry["singer"] = "dc_api_x_singer.adapter:SingerAdapter"  # imported on first use

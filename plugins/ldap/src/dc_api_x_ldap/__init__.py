@@ -60,6 +60,4 @@ def register_adapters(registry: Any) -> None:
             "(or 'dc-api-x-ldap[ldap3]')",
             name="ldap3",
         )
-    from .adapter import LdapAdapter
-
-    registry["ldap"] = LdapAdapter
+    registry["ldap"] = "dc_api_x_ldap.adapter:LdapAdapter"  # imported on first use

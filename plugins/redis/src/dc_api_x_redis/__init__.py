@@ -54,9 +54,7 @@ def register_adapters(registry):
     - values typed by the stream's JSON Schema (see dc_api_x_redis.codec), pipelined writes
     """
     _require_redis()
-    from .adapter import RedisAdapter  # light: redis-py is imported when the adapter connects
-
-    registry["redis"] = RedisAdapter
+    registry["redis"] = "dc_api_x_redis.adapter:RedisAdapter"  # imported on first use (redis-py: on connect)
 
 
 def register_hooks(registry):
@@ -69,6 +67,4 @@ def register_hooks(registry):
     - ``Cache-Control: no-store`` / ``no-cache`` honoured
     """
     _require_redis()
-    from .cache import RedisCacheHook
-
-    registry["redis_cache"] = RedisCacheHook
+    registry["redis_cache"] = "dc_api_x_redis.cache:RedisCacheHook"  # imported on first use
