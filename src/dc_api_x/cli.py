@@ -254,7 +254,7 @@ def resume_gc() -> None:
     the adapters) allocates hundreds of thousands of objects that live until exit, and the collections
     they trigger cost a small ``dcapix run`` ~26 M instructions, 2.5 % of it (callgrind, the demo
     pipeline, issue 15). :func:`main` turns it back on before any command but ``dcapix run``, which does
-    so once its modules are loaded (``runner/cli.py``, ``_tune_gc``)."""
+    so once its modules are loaded (``runner/startup.py``, ``tune_gc``)."""
     global _gc_paused
     if _gc_paused:
         _gc_paused = False

@@ -25,6 +25,7 @@ from dc_api_x import cli
 from dc_api_x.adapters.sql import preopen
 from dc_api_x.runner import cli as runner_cli
 from dc_api_x.runner import config as rc
+from dc_api_x.runner import startup as runner_startup
 
 
 # ------------------------------------------------------------------------------- ad-hoc pipeline
@@ -193,7 +194,7 @@ def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[
         return rc.adhoc_pipeline(rc.Endpoint.model_validate(src), rc.Endpoint.model_validate(dst))
 
     pg = "postgresql://u:p@h:5432/db"
-    assert runner_cli._prepare_adapters(pipe({"adapter": "sql", "url": pg}, {"adapter": "parquet"}))
+    assert runner_startup.prepare_adapters(pipe({"adapter": "sql", "url": pg}, {"adapter": "parquet"}))
     assert preopen.pending() == [pg]
     preopen.close_all()
     for src in (
@@ -204,11 +205,11 @@ def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[
         {"adapter": "jsonl", "url": pg},
         {"adapter": "no-such-adapter", "url": pg},  # (the run words that error)
     ):
-        assert runner_cli._prepare_adapters(pipe(src, {"adapter": "parquet"})) == [], src
+        assert runner_startup.prepare_adapters(pipe(src, {"adapter": "parquet"})) == [], src
     assert preopen.pending() == []
     # both ends of a PostgreSQL -> PostgreSQL run: one handle per database, one clean-up
     two = pipe({"adapter": "sql", "url": pg}, {"adapter": "sql", "url": pg.replace("/db", "/dst")})
-    assert runner_cli._prepare_adapters(two) == [preopen.close_all]
+    assert runner_startup.prepare_adapters(two) == [preopen.close_all]
     assert sorted(preopen.pending()) == sorted([pg, pg.replace("/db", "/dst")])
 
 
@@ -315,14 +316,14 @@ def test_dcapix_run_turns_it_on_once_its_modules_are_loaded(
         con.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(5)])
     con.close()
     states = []
-    real = runner_cli._tune_gc
+    real = runner_startup.tune_gc
 
     def spy() -> None:
         states.append(gc.isenabled())
         real()
         states.append(gc.isenabled())
 
-    monkeypatch.setattr(runner_cli, "_tune_gc", spy)
+    monkeypatch.setattr(runner_startup, "tune_gc", spy)
     monkeypatch.setattr(gc, "freeze", lambda: None)  # (not the test process's objects)
     monkeypatch.setattr(gc, "set_threshold", lambda *a: None)
     gc.disable()
@@ -335,7 +336,7 @@ def test_dcapix_run_turns_it_on_once_its_modules_are_loaded(
     assert cli.main(argv) == 0
     assert states == [False, True]
     assert gc.isenabled()
-    # a dry run (no _tune_gc) turns it on too
+    # a dry run (no startup.tune_gc) turns it on too
     gc.disable()
     monkeypatch.setattr(cli, "_gc_paused", True)
     assert cli.main([*argv, "--dry-run"]) == 0

@@ -1,4 +1,4 @@
-"""``dcapix run`` tunes CPython's cyclic GC for the rest of its process (runner/cli.py)."""
+"""``dcapix run`` tunes CPython's cyclic GC for the rest of its process (runner/startup.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from dc_api_x.runner import cli
+from dc_api_x.runner import startup as cli
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def restore_gc():
 def test_tune_gc_freezes_startup_and_raises_young_threshold(restore_gc):
     gc.set_threshold(700, 10, 10)
     objects = gc.get_freeze_count()
-    cli._tune_gc()
+    cli.tune_gc()
     assert gc.get_freeze_count() > objects
     assert gc.get_threshold() == (cli.GC_GEN0_THRESHOLD, 10, 10)
     gc.collect()  # cycles are still collected
@@ -32,8 +32,8 @@ def test_tune_gc_freezes_startup_and_raises_young_threshold(restore_gc):
 
 def test_tune_gc_keeps_a_higher_threshold_and_a_disabled_collector(restore_gc):
     gc.set_threshold(50_000, 10, 10)
-    cli._tune_gc()
+    cli.tune_gc()
     assert gc.get_threshold()[0] == 50_000
     gc.set_threshold(0, 10, 10)
-    cli._tune_gc()
+    cli.tune_gc()
     assert gc.get_threshold()[0] == 0

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError, StateError
+from . import startup
 
 __all__ = ["add_commands", "cmd_report", "cmd_run", "cmd_runs", "cmd_schedule", "cmd_state"]
 
@@ -227,54 +227,6 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-#: Container allocations between two young-generation collections during a run (CPython: 700).
-GC_GEN0_THRESHOLD = 10_000
-
-
-def _tune_gc() -> None:
-    """Make CPython's cyclic garbage collector cheaper for the rest of this (``dcapix run``) process.
-
-    A run holds a batch of thousands of decoded records (every one a dict, often with nested
-    dicts and lists) while the next pages are decoded: each young-generation collection (every
-    700 container allocations by default) traverses records that all survive, and every full
-    collection also traverses the start-up's objects (modules, plugins, pydantic models).
-    Measured on W4 (2,000 JSON pages of 100 records, docs/benchmarks.md): decoding 2,000 pages
-    while holding 100 of them cost 0.73-0.77 CPU-s, 0.50-0.55 with either change below, 0.41-0.43
-    with the collector off. ``gc.freeze()`` moves what exists now to the permanent generation
-    (never traversed again, never freed: start-up objects live until exit anyway); the young
-    threshold goes to :data:`GC_GEN0_THRESHOLD` (reference cycles are still collected, after
-    10,000 allocations instead of 700). Nothing read or written depends on it.
-    """
-    import gc
-
-    gc.freeze()
-    t0, t1, t2 = gc.get_threshold()
-    if t0:  # 0: the collector was turned off by the embedding program; left so
-        gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
-    from ..cli import resume_gc
-
-    resume_gc()  # (the console script kept it off while the run's modules loaded)
-
-
-def _arrow_system_allocator() -> None:
-    """Make Arrow allocate with the C library's ``malloc`` in this (the ``dcapix run``) process,
-    unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
-
-    pyarrow's default mimalloc pool keeps per-thread heaps: with the reader thread on, SQLite →
-    Parquet peaked at 300-312 MiB with mimalloc and 255-258 MiB with the system allocator, at the
-    same speed (docs/runner.md). Set before pyarrow is imported, through the variable pyarrow
-    reads at import; if it is imported already, through ``pyarrow.set_memory_pool``.
-    """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    if "pyarrow" not in sys.modules:
-        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
-        return
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """``dcapix run``."""
     from ..plugins import get_plugins
@@ -310,8 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .executors import prestart_workers
 
         prestart_workers(name, pipe, opts)  # worker processes: their imports overlap ours
-        _arrow_system_allocator()  # (before an adapter's module imports pyarrow)
-        opened_ahead = _prepare_adapters(pipe)  # e.g. PostgreSQL handles, opened while we import
+        startup.arrow_system_allocator()  # (before an adapter's module imports pyarrow)
+        opened_ahead = startup.prepare_adapters(pipe)  # e.g. PostgreSQL handles, opened while we import
     store = _open_store(args, project)
     try:
         return _run_or_plan(args, name, pipe, store, opts)
@@ -322,45 +274,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         from ..cli import resume_gc
 
-        resume_gc()  # (a dry run, an error before the run: _tune_gc did not)
+        resume_gc()  # (a dry run, an error before the run: startup.tune_gc did not)
         if store is not None:
             store.close()
-        for close in opened_ahead:
-            try:
-                close()
-            except Exception:  # pragma: no cover - an adapter's clean-up of what it started ahead
-                pass
+        startup.close_opened_ahead(opened_ahead)
 
 
-def _prepare_adapters(pipe: Any) -> list[Any]:
-    """Import the pipeline's two adapter classes now (the run would at its start), and let each start
-    what it can ahead (``open_ahead(options)``: the SQL adapter opens a plain ``postgresql://`` URL's
-    ADBC database handle in a thread, whose ~0.045 CPU-s and server round trips then overlap the
-    imports that follow instead of preceding discovery). Returns the functions that close what
-    nobody took. Their modules' objects are loaded before :func:`_tune_gc` freezes the start-up's
-    objects. An unknown adapter is left to the run, which words the error."""
-    from ..plugins import get_plugins
-
-    adapters = get_plugins().adapters
-    done: list[Any] = []
-    for endpoint in (pipe.source, pipe.destination):
-        try:
-            cls = adapters.get(endpoint.adapter)
-        except Exception:  # reported by the run (Runner: "unknown adapter …; valid: …")
-            continue
-        ahead = getattr(cls, "open_ahead", None)
-        if ahead is not None:
-            try:
-                close = ahead(endpoint.adapter_config())
-            except Exception:  # only a head start: the run opens it itself and reports its errors
-                close = None
-            if close is not None and close not in done:
-                done.append(close)
-    return done
-
-
-#: dc_api_x.cli.main leaves the collector off for this command: _tune_gc turns it on once the run's
-#: modules are loaded (dc_api_x.cli.resume_gc)
+#: dc_api_x.cli.main leaves the collector off for this command: startup.tune_gc turns it on once
+#: the run's modules are loaded (dc_api_x.cli.resume_gc)
 cmd_run.resumes_gc = True  # type: ignore[attr-defined]
 
 
@@ -399,7 +320,7 @@ def _run_or_plan(args: argparse.Namespace, name: str, pipe: Any, store: Any, opt
     if args.dry_run or args.via_singer:
         from ..cli import resume_gc
 
-        resume_gc()  # (only the in-process run turns it on in _tune_gc)
+        resume_gc()  # (only the in-process run turns it on in startup.tune_gc)
 
     if args.dry_run:
         if args.via_singer:
@@ -436,8 +357,8 @@ def _run_or_plan(args: argparse.Namespace, name: str, pipe: Any, store: Any, opt
 
                 metrics = run_via_singer(name, pipe, store, opts, progress=progress)  # lock + history
             else:
-                _arrow_system_allocator()
-                _tune_gc()
+                startup.arrow_system_allocator()
+                startup.tune_gc()
                 metrics = run_pipeline(name, pipe, store, opts, progress=progress)
         except (Exception, KeyboardInterrupt) as exc:
             failed = exc

@@ -1,0 +1,96 @@
+"""What ``dcapix run`` does to its own process before a run starts: the pipeline's adapters given a
+head start (``open_ahead``), Arrow's allocator, and CPython's cyclic garbage collector tuned for the
+rest of the process. Split out of :mod:`.cli` (the command's argument handling)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["GC_GEN0_THRESHOLD", "arrow_system_allocator", "close_opened_ahead", "prepare_adapters", "tune_gc"]
+
+
+#: Container allocations between two young-generation collections during a run (CPython: 700).
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Make CPython's cyclic garbage collector cheaper for the rest of this (``dcapix run``) process.
+
+    A run holds a batch of thousands of decoded records (every one a dict, often with nested
+    dicts and lists) while the next pages are decoded: each young-generation collection (every
+    700 container allocations by default) traverses records that all survive, and every full
+    collection also traverses the start-up's objects (modules, plugins, pydantic models).
+    Measured on W4 (2,000 JSON pages of 100 records, docs/benchmarks.md): decoding 2,000 pages
+    while holding 100 of them cost 0.73-0.77 CPU-s, 0.50-0.55 with either change below, 0.41-0.43
+    with the collector off. ``gc.freeze()`` moves what exists now to the permanent generation
+    (never traversed again, never freed: start-up objects live until exit anyway); the young
+    threshold goes to :data:`GC_GEN0_THRESHOLD` (reference cycles are still collected, after
+    10,000 allocations instead of 700). Nothing read or written depends on it.
+    """
+    import gc
+
+    gc.freeze()
+    t0, t1, t2 = gc.get_threshold()
+    if t0:  # 0: the collector was turned off by the embedding program; left so
+        gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
+    from ..cli import resume_gc
+
+    resume_gc()  # (the console script kept it off while the run's modules loaded)
+
+
+def arrow_system_allocator() -> None:
+    """Make Arrow allocate with the C library's ``malloc`` in this (the ``dcapix run``) process,
+    unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise.
+
+    pyarrow's default mimalloc pool keeps per-thread heaps: with the reader thread on, SQLite →
+    Parquet peaked at 300-312 MiB with mimalloc and 255-258 MiB with the system allocator, at the
+    same speed (docs/runner.md). Set before pyarrow is imported, through the variable pyarrow
+    reads at import; if it is imported already, through ``pyarrow.set_memory_pool``.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    if "pyarrow" not in sys.modules:
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+        return
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+def prepare_adapters(pipe: Any) -> list[Any]:
+    """Import the pipeline's two adapter classes now (the run would at its start), and let each start
+    what it can ahead (``open_ahead(options)``: the SQL adapter opens a plain ``postgresql://`` URL's
+    ADBC database handle in a thread, whose ~0.045 CPU-s and server round trips then overlap the
+    imports that follow instead of preceding discovery). Returns the functions that close what
+    nobody took. Their modules' objects are loaded before :func:`tune_gc` freezes the start-up's
+    objects. An unknown adapter is left to the run, which words the error."""
+    from ..plugins import get_plugins
+
+    adapters = get_plugins().adapters
+    done: list[Any] = []
+    for endpoint in (pipe.source, pipe.destination):
+        try:
+            cls = adapters.get(endpoint.adapter)
+        except Exception:  # reported by the run (Runner: "unknown adapter …; valid: …")
+            continue
+        ahead = getattr(cls, "open_ahead", None)
+        if ahead is not None:
+            try:
+                close = ahead(endpoint.adapter_config())
+            except Exception:  # only a head start: the run opens it itself and reports its errors
+                close = None
+            if close is not None and close not in done:
+                done.append(close)
+    return done
+
+
+def close_opened_ahead(closers: list[Callable[[], Any]]) -> None:
+    """Close what the adapters started ahead and no instance took (the end of the run)."""
+    for close in closers:
+        try:
+            close()
+        except Exception:  # pragma: no cover - an adapter's clean-up of what it started ahead
+            pass
