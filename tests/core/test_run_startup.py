@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from dc_api_x import cli
-from dc_api_x.adapters.sql import preopen
+from dc_api_x.adapters.sql import pg_direct, preopen
 from dc_api_x.runner import cli as runner_cli
 from dc_api_x.runner import config as rc
 from dc_api_x.runner import startup as runner_startup
@@ -108,7 +108,7 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     calls: list[Any] = []
 
-    def connect(uri: str) -> _FakeDB:
+    def connect(uri: str, db_kwargs: dict[str, str] | None = None) -> _FakeDB:
         if "refused" in uri:
             raise OSError("connection refused")
         db = _FakeDB(uri)
@@ -117,6 +117,8 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     monkeypatch.setattr(adbc_driver_postgresql, "connect", connect)
     monkeypatch.setattr(adbc_driver_manager, "AdbcConnection", _FakeConn)
+    # (the question pg_direct.open_handle asks the server: no types of the database's own)
+    monkeypatch.setattr(pg_direct, "_has_user_types", lambda conn: False)
     yield calls
     preopen.close_all()
 
@@ -148,7 +150,7 @@ def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.Monk
     go = threading.Event()
     made: list[_FakeDB] = []
 
-    def slow(uri: str) -> _FakeDB:
+    def slow(uri: str, db_kwargs: dict[str, str] | None = None) -> _FakeDB:
         go.wait(10)
         made.append(_FakeDB(uri))
         return made[-1]

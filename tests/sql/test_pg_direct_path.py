@@ -332,7 +332,14 @@ def test_the_first_read_takes_over_the_discovery_connection(
         opened.append(self)
         real(self, *a, **kw)
 
+    real_adopt = pg_direct.DirectConnection.adopt
+
+    def adopting(conn: Any) -> Any:  # (the handle's first connection: pg_direct.open_handle)
+        opened.append(conn)
+        return real_adopt(conn)
+
     monkeypatch.setattr(pg_direct.DirectConnection, "__init__", counting)
+    monkeypatch.setattr(pg_direct.DirectConnection, "adopt", adopting)
     with create_adapter({"adapter": "sql", "url": plain, "schema": schema, "streams": ["no_inet"]}) as ad:
         spec = ad.discover()[0]
         assert len(opened) == 1

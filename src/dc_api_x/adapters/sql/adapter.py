@@ -225,7 +225,12 @@ class SQLAdapter(ProtocolAdapter):
         from .pg_direct import adbc_findable
 
         plain = plain_url(url)
-        if plain is None or not adbc_findable() or not preopen.preopen(plain.uri):
+        streams = config.get("streams")
+        # (a custom query's result may have any type: the server's type resolver, pg_direct.open_handle)
+        builtin = not (
+            isinstance(streams, list) and any(isinstance(s, Mapping) and s.get("query") for s in streams)
+        )
+        if plain is None or not adbc_findable() or not preopen.preopen(plain.uri, builtin):
             return None
         return preopen.close_all
 

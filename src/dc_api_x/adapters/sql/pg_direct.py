@@ -200,9 +200,39 @@ class DirectCursor:
 DRIVER_ENV = "DCAPIX_ADBC_POSTGRESQL_DRIVER"
 
 
+#: the driver's type resolver built from its own table of PostgreSQL's built-in types instead of a
+#: read of the server's ``pg_type`` (``"server"``, the default: ~0.02 CPU-s and 176 M instructions
+#: of every handle, 12 % of a 20,000-row W2 run, docs/benchmarks.md). Both resolve every built-in
+#: scalar type and its array alike (tests/sql/test_pg_resolver.py); only the server's knows a type of
+#: the database's own (an enum, a composite, a range, an extension's type), an array of a domain or of
+#: a row type, so a handle gets the built-in one only when :data:`USER_TYPES_SQL` says no column can
+#: have such a type, and only for statements of our own (no ``query`` stream: :func:`open_handle`).
+_BUILTIN_RESOLVER = {"adbc.postgresql.type_resolver_mode": "builtin"}
+#: whether the database has a type of its own other than the row types of its tables and views (and
+#: their arrays: only a whole-row value has one, which no statement of ours reads), or a column of a
+#: table or view of a type the built-in resolver does not know: a composite (a row type), an array
+#: of one, or a type made after the built-in ones (OID 10000 on: information_schema's domains' arrays).
+#: 16384 (FirstNormalObjectId) is the first OID of a database's own objects.
+USER_TYPES_SQL = """
+SELECT EXISTS (
+  SELECT 1 FROM pg_catalog.pg_type t
+   WHERE t.oid >= 16384
+     AND NOT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_type r JOIN pg_catalog.pg_class c ON c.oid = r.typrelid
+        WHERE c.relkind <> 'c' AND (r.oid = t.oid OR r.oid = t.typelem AND r.typarray = t.oid)))
+    OR EXISTS (
+  SELECT 1 FROM pg_catalog.pg_attribute a
+    JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+   WHERE a.attrelid >= 16384 AND a.attnum > 0
+     AND (t.oid >= 10000 OR t.typtype = 'c' OR e.typtype = 'c'))
+"""
+
+
 def open_database(uri: str) -> Any:
     """A new ADBC PostgreSQL database handle of the libpq URI ``uri``: of the driver build
-    :data:`DRIVER_ENV` names (docs/sql.md), else of the adbc-driver-postgresql wheel."""
+    :data:`DRIVER_ENV` names (docs/sql.md), else of the adbc-driver-postgresql wheel. The server's
+    type resolver (see :func:`open_handle` for the one that avoids it)."""
     driver = os.environ.get(DRIVER_ENV)
     if driver:  # a build of the driver the user chose (docs/sql.md)
         import adbc_driver_manager
@@ -213,6 +243,58 @@ def open_database(uri: str) -> Any:
     return adbc_driver_postgresql.connect(uri)
 
 
+def open_handle(uri: str, builtin: bool = True) -> tuple[Any, Any]:
+    """``(database handle, its first autocommit connection or None)`` of the libpq URI ``uri``.
+
+    With ``builtin`` (the adapter runs only statements of our own: no ``query`` stream), the handle
+    of the wheel's driver is opened with the built-in type resolver, and its connection
+    asks the server whether the database has types of its own (:data:`USER_TYPES_SQL`, one round
+    trip); if it has, or the question fails, both are closed and the handle is opened again with
+    the server's resolver (:func:`open_database`), so every result has the types it always had.
+    A driver build :data:`DRIVER_ENV` names gets the server's resolver (it may not know the option).
+    """
+    import adbc_driver_manager
+
+    db: Any = None
+    if builtin and not os.environ.get(DRIVER_ENV):
+        import adbc_driver_postgresql
+
+        try:  # (a server that cannot be reached: the same error open_database's handle raises)
+            db = adbc_driver_postgresql.connect(uri, db_kwargs=dict(_BUILTIN_RESOLVER))
+        except adbc_driver_manager.NotSupportedError:  # pragma: no cover - a wheel without the option
+            db = None
+    if db is not None:
+        conn = None
+        try:
+            conn = adbc_driver_manager.AdbcConnection(db)
+            if not _has_user_types(conn):
+                return db, conn
+        except Exception:  # opened again below, whose error is the one reported
+            pass
+        for h in (conn, db):
+            if h is not None:
+                try:
+                    h.close()
+                except Exception:  # pragma: no cover - a connection the server dropped
+                    pass
+    db = open_database(uri)
+    try:
+        return db, adbc_driver_manager.AdbcConnection(db)
+    except Exception:  # (the backend's own connect() words it)
+        return db, None
+
+
+def _has_user_types(conn: Any) -> bool:
+    """Whether :data:`USER_TYPES_SQL` answers true on the autocommit connection ``conn``."""
+    cur = DirectCursor(conn)
+    try:
+        cur.execute(USER_TYPES_SQL)
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return row is None or bool(row[0])
+
+
 class DirectDatabase:
     """One ADBC PostgreSQL database handle of a backend, shared by its read connections.
 
@@ -220,8 +302,10 @@ class DirectDatabase:
     connection to the server and a read of ``pg_type`` for the driver's type resolver (~0.045 CPU-s,
     0.1-0.2 s on a busy machine); each further connection of the same handle costs ~0.004 CPU-s."""
 
-    def __init__(self, uri: Callable[[], str]) -> None:
+    def __init__(self, uri: Callable[[], str], builtin: bool = True) -> None:
         self.uri = uri  # the libpq URI, asked for when the handle is opened
+        #: whether the handle may get the built-in type resolver (:func:`open_handle`)
+        self.builtin = builtin
         self._db: Any = None
         self._lock = threading.Lock()
         #: a finished discovery's connection, handed to the next autocommit connect() (the read
@@ -236,13 +320,10 @@ class DirectDatabase:
                 from .preopen import take
 
                 uri = self.uri()
-                opened = take(uri)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
-                if opened is None:
-                    self._db = open_database(uri)
-                else:
-                    self._db, conn = opened
-                    if conn is not None:
-                        self._fresh = DirectConnection.adopt(conn)
+                opened = take(uri, self.builtin)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
+                self._db, conn = open_handle(uri, self.builtin) if opened is None else opened
+                if conn is not None:
+                    self._fresh = DirectConnection.adopt(conn)
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:

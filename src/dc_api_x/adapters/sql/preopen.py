@@ -29,9 +29,10 @@ class _Opener(threading.Thread):
     """Opens one database handle (``adbc_driver_postgresql.connect(uri)``) and a connection of it
     (``adbc_driver_manager.AdbcConnection``, in autocommit mode as every ADBC connection starts)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, builtin: bool) -> None:
         super().__init__(name="dcapix-pg-preopen", daemon=True)
         self.uri = uri
+        self.builtin = builtin  # (pg_direct.open_handle)
         self.db: Any = None
         self.conn: Any = None
 
@@ -40,17 +41,13 @@ class _Opener(threading.Thread):
 
     def run(self) -> None:
         try:
-            import adbc_driver_manager
+            from .pg_direct import open_handle
 
-            from .pg_direct import open_database
-
-            db = open_database(self.uri)  # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set)
+            # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set; the built-in type
+            # resolver when the database has no types of its own: pg_direct.open_handle)
+            db, conn = open_handle(self.uri, self.builtin)
         except BaseException:  # the backend opens it again and words the error
             return
-        try:
-            conn: Any = adbc_driver_manager.AdbcConnection(db)
-        except BaseException:  # (the backend's own connect() words it)
-            conn = None
         with _lock:
             keep = not self.abandoned
             if keep:
@@ -59,9 +56,10 @@ class _Opener(threading.Thread):
             _close(conn, db)
 
 
-def preopen(uri: str) -> bool:
+def preopen(uri: str, builtin: bool = True) -> bool:
     """Start opening the database handle of the libpq URI ``uri`` in a thread (``False``: one is
-    being opened already, or the ADBC PostgreSQL driver cannot be imported)."""
+    being opened already, or the ADBC PostgreSQL driver cannot be imported); ``builtin``: it may get
+    the built-in type resolver (no ``query`` stream: :func:`.pg_direct.open_handle`)."""
     with _lock:
         if uri in _opening:
             return False
@@ -69,7 +67,7 @@ def preopen(uri: str) -> bool:
         import adbc_driver_postgresql  # noqa: F401  (imported here: not in the thread, beside other imports)
     except ImportError:
         return False
-    opener = _Opener(uri)
+    opener = _Opener(uri, builtin)
     with _lock:
         if uri in _opening:
             return False
@@ -78,15 +76,19 @@ def preopen(uri: str) -> bool:
     return True
 
 
-def take(uri: str) -> tuple[Any, Any] | None:
+def take(uri: str, builtin: bool = True) -> tuple[Any, Any] | None:
     """``(handle, connection or None)`` opened ahead for ``uri`` (waiting for them), or ``None``;
-    each is taken once."""
+    each is taken once. A handle that may have the built-in type resolver is not given to a taker
+    that must not (``builtin`` false: it runs a ``query`` stream): closed, ``None``."""
     with _lock:
         opener = _opening.pop(uri, None)
     if opener is None:
         return None
     opener.join()
     if opener.db is None:
+        return None
+    if opener.builtin and not builtin:
+        _close(opener.conn, opener.db)
         return None
     return opener.db, opener.conn
 
