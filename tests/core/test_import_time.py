@@ -124,6 +124,16 @@ def _importtime(
 THIRD_PARTY_CHAINS = ("httpx._main",)
 
 
+def _orders_db(tmp_path: Path, rows: int) -> Path:
+    """``shop.db`` with an ``orders`` table of ``rows`` rows (ids 1..rows, status ``new``)."""
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, rows + 1)])
+    con.close()
+    return db
+
+
 def _assert_none(imported: dict[str, list[str]], forbidden: set[str], what: str) -> None:
     bad = sorted(
         b for b in forbidden & set(imported) if not any(c in imported[b] for c in THIRD_PARTY_CHAINS)
@@ -189,11 +199,7 @@ def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins
     """The README's shape: a YAML pipeline file with the default state store. From the second run
     on, the file's parse comes from its cache (no PyYAML); no run imports the built-in plugins whose
     registries a SQL -> Parquet run does not use."""
-    db = tmp_path / "shop.db"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
-        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 101)])
-    con.close()
+    db = _orders_db(tmp_path, 100)
     out = tmp_path / "out"
     (tmp_path / "dcapix.yml").write_text(
         "# a pipeline\n"
@@ -374,11 +380,7 @@ def test_sqlite_to_parquet_run_parses_no_builtin_text_signature(tmp_path: Path) 
     ``dict``) that parses its text signature with ``tokenize``, whose large regular expression costs
     ~14 M instructions to compile (1.3 % of the demo run, issue 15). The models a small run builds
     use :func:`dc_api_x.config.new_list` / ``new_dict`` instead."""
-    db = tmp_path / "shop.db"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
-        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 11)])
-    con.close()
+    db = _orders_db(tmp_path, 10)
     (tmp_path / "dcapix.json").write_text(
         json.dumps(
             {
@@ -441,11 +443,7 @@ def test_adhoc_run_builds_no_pydantic_validator(tmp_path: Path) -> None:
     """An ad-hoc run (``--source`` / ``--destination`` files, the shape of the W1/W2 benchmarks) builds
     its pipeline and names it without pydantic's validators or serializers (runner/config.py:
     ``adhoc_pipeline``, ``empty_project``, ``endpoint_dump``): building them cost ~25 ms of CPU."""
-    db = tmp_path / "shop.db"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
-        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, "new") for i in range(1, 11)])
-    con.close()
+    db = _orders_db(tmp_path, 10)
     (tmp_path / "src.json").write_text(
         json.dumps({"adapter": "sql", "url": f"sqlite:///{db}", "streams": ["orders"]})
     )

@@ -13,6 +13,16 @@ from tests.support.httpserver import LocalHTTPServer, Request
 Route = Callable[[Request], tuple[int, dict[str, str], Any]]
 
 
+#: offset/limit pagination of :func:`offset_route`'s pages (10 rows, the total in ``total``)
+OFFSET: dict[str, Any] = {
+    "type": "offset",
+    "offset_param": "offset",
+    "limit_param": "limit",
+    "limit": 10,
+    "total_path": "total",
+}
+
+
 def make_rows(n: int, *, start: int = 0) -> list[dict[str, Any]]:
     """``n`` records with an id, a name, a minute-resolution ``updated_at`` and a float."""
     return [

@@ -18,15 +18,7 @@ from dc_api_x import (
     create_adapter,
 )
 from dc_api_x.adapters._http import infer_schema
-from tests.http.conftest import cursor_route, make_rows, offset_route
-
-OFFSET = {
-    "type": "offset",
-    "offset_param": "offset",
-    "limit_param": "limit",
-    "limit": 10,
-    "total_path": "total",
-}
+from tests.http.conftest import OFFSET, cursor_route, make_rows, offset_route
 
 
 def http(server, streams: list[dict[str, Any]], **kw: Any):

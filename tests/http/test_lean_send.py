@@ -14,15 +14,7 @@ from dc_api_x.adapters._http_client import drop_credentials_leaving_origin
 from dc_api_x.adapters._http_lean import LeanSender
 from dc_api_x.adapters._httpx import httpx
 
-from .conftest import cursor_route, make_rows, offset_route
-
-OFFSET = {
-    "type": "offset",
-    "offset_param": "offset",
-    "limit_param": "limit",
-    "limit": 10,
-    "total_path": "total",
-}
+from .conftest import OFFSET, cursor_route, make_rows, offset_route
 
 
 def _adapter(server: Any, **kw: Any) -> Any:
