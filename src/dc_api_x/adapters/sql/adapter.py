@@ -222,14 +222,10 @@ class SQLAdapter(ProtocolAdapter):
         ):
             return None
         from . import preopen
-        from .pg_direct import adbc_findable
+        from .pg_direct import adbc_findable, builtin_resolver_allowed
 
         plain = plain_url(url)
-        streams = config.get("streams")
-        # (a custom query's result may have any type: the server's type resolver, pg_direct.open_handle)
-        builtin = not (
-            isinstance(streams, list) and any(isinstance(s, Mapping) and s.get("query") for s in streams)
-        )
+        builtin = builtin_resolver_allowed(config.get("streams"))
         if plain is None or not adbc_findable() or not preopen.preopen(plain.uri, builtin):
             return None
         return preopen.close_all

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -241,6 +241,17 @@ def open_database(uri: str) -> Any:
     import adbc_driver_postgresql
 
     return adbc_driver_postgresql.connect(uri)
+
+
+def builtin_resolver_allowed(streams: Any) -> bool:
+    """Whether an adapter with these ``streams`` may read through a handle with the built-in type
+    resolver (:func:`open_handle`): none of them is a custom ``query``, whose result may have any
+    type. ``streams``: the raw option (names and mappings) or the validated stream options."""
+    for s in streams if isinstance(streams, list) else ():
+        query = s.get("query") if isinstance(s, Mapping) else getattr(s, "query", None)
+        if query is not None:
+            return False
+    return True
 
 
 def open_handle(uri: str, builtin: bool = True) -> tuple[Any, Any]:

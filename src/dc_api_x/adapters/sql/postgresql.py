@@ -55,6 +55,7 @@ from .pg_direct import (
     PlainURL,
     UnmappedType,
     adbc_findable,
+    builtin_resolver_allowed,
     is_adbc_error,
     qualified,
     quote,
@@ -124,11 +125,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         self.adbc = arrow and (adbc_findable() if plain is not None else _adbc_installed())
         self.plain: PlainURL | None = plain if self.adbc else None
         self._conn: Any = None  # the ADBC connection of sequential writes
-        # the ADBC database handle of reads; the built-in type resolver only without a custom query
-        # (whose result may have any type: pg_direct.open_handle)
-        streams = adapter.options.streams or []
-        builtin = not any(getattr(s, "query", None) is not None for s in streams)
-        self._database = DirectDatabase(self.read_uri, builtin)
+        # the ADBC database handle of reads (the built-in type resolver only without a custom query)
+        self._database = DirectDatabase(self.read_uri, builtin_resolver_allowed(adapter.options.streams))
         self._parallel = _ParallelCopy(self)
         #: connections reading one large table's page ranges at once (:mod:`.pg_ranges`; 1: one COPY)
         self.read_connections = int(getattr(adapter.options, "read_connections", 1) or 1)
