@@ -122,6 +122,9 @@ def prestart(source_cls: type, dest_cls: type) -> None:
     """Start the forkserver now, importing the runner and the adapters while this process is
     still starting up (the first worker forks without waiting for those imports)."""
     global _stop_registered
+    from ...hosttable import share_across_processes
+
+    share_across_processes()  # one rate and Retry-After pause per host for all the workers
     ctx = _context()
     if ctx.get_start_method() != "forkserver":
         return
