@@ -34,6 +34,8 @@ class SharedSlot:
 
     def reserve(self, rate: float | None) -> float:
         t = self.table
+        if not rate:  # nothing to take: only a pause to wait for (read without the lock)
+            return t.read(self.at)[1] - time.monotonic()
         with t.locked():
             nxt, paused = t.read(self.at)
             now = time.monotonic()
