@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dc_api_x.adapters import http_limits
 from tests.scale.conftest import write_config
 from tests.scale.test_http import TOTAL, _items, _stream
@@ -122,3 +124,30 @@ def test_a_killed_drivers_table_is_removed_by_the_next() -> None:
     second = _python(_KILLED)
     assert not os.path.exists(left)
     os.unlink(second)
+
+
+@pytest.mark.slow
+def test_rate_limit_paces_the_host_for_a_local_dask_cluster(project: Path, builtin_plugins) -> None:
+    pytest.importorskip("distributed", reason="the dask extra is not installed (pip install -e '.[dask]')")
+    rate = 40.0
+    offset, _ = _items()
+    arrived: list[float] = []
+
+    def timed(req: Any) -> Any:
+        arrived.append(time.monotonic())
+        return offset(req)
+
+    with LocalHTTPServer() as srv:
+        srv.route("GET", "/items", timed)
+        src = {"adapter": "http", "base_url": srv.url, "streams": [_stream("offset")], "rate_limit": rate}
+        write_config(
+            project, {"p": {"source": src, "destination": {"adapter": "parquet", "path": str(project / "o")}}}
+        )
+        assert dcapix("run", "p", "--no-progress", "--executor", "dask", "--workers", "2") == 0
+    assert len(parquet_rows(project / "o" / "items")) == TOTAL
+    # the driver's discovery request, then the cluster starts: the workers' pages are the rest
+    pages = arrived[1:]
+    assert len(pages) >= 47
+    gaps = sorted(b - a for a, b in itertools.pairwise(pages))
+    assert pages[-1] - pages[0] >= (len(pages) - 1) / rate * 0.9, gaps
+    assert gaps[len(gaps) // 2] >= 0.8 / rate, gaps

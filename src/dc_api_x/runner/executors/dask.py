@@ -12,6 +12,10 @@ Single-writer destinations: an upsert into a SQL table is not done by the worker
 partition into a stage table of its own and the driver merges it in one transaction before it
 records the partition (:mod:`dc_api_x.adapters.sql.staging`).
 
+HTTP rate limits: the workers of the ``LocalCluster`` a run starts share one ``rate_limit`` and one
+``Retry-After`` pause per host with the driver (:mod:`dc_api_x.hosttable`, as ``--worker-pool
+processes``); the workers of a cluster at ``--scheduler ADDRESS`` pace per worker process.
+
 A worker killed mid-task: the scheduler runs the task again on another worker (up to its
 ``allowed-failures``); the partition's files are named by plan, partition and checkpoint
 (``FileAdapter.name_parts``), so the rerun replaces what the killed worker published, and SQL
@@ -65,6 +69,9 @@ def _client(runner: Runner, workers: int) -> tuple[Any, Any]:
                 plugin="runner",
                 field="scheduler",
             ) from None
+    from ...hosttable import share_across_processes
+
+    share_across_processes()  # the cluster's worker processes start from this one: one limit per host
     cluster = distributed.LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True)
     return distributed.Client(cluster), cluster
 
