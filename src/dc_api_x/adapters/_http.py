@@ -158,6 +158,8 @@ class HttpAdapter(ProtocolAdapter):
         return AsyncHttpSession(self)
 
     def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()  # its wire connections (_http_wire.py)
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -8,6 +8,7 @@ Used by the HTTP adapter's send loop; an asyncio client uses :func:`body_fault` 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -37,12 +38,27 @@ def body_fault(resp: httpx.Response, exc: Exception) -> BodyFault:
 
 
 def read_body(resp: httpx.Response) -> bytes:
-    """``resp.read()``; a body cut short raises :class:`BodyFault` (the response is closed)."""
+    """``resp.read()``; a body cut short raises :class:`BodyFault` (the response is closed). An
+    answer of the lean path's wire layer is read at once and decoded by httpx's content decoder
+    (:func:`~._http_wire.read_response`), without ``Response.read``'s stream layers."""
     try:
+        if type(resp.stream) is _wire_stream() and not resp.is_stream_consumed:
+            from ._http_wire import read_response
+
+            return read_response(resp)
         return resp.read()
     except (httpx.TransportError, httpx.DecodingError) as exc:
         resp.close()
         raise body_fault(resp, exc) from None
+
+
+def _wire_stream() -> type:
+    wire = sys.modules.get("dc_api_x.adapters._http_wire")
+    return wire.WireStream if wire is not None else _Never  # type: ignore[no-any-return]
+
+
+class _Never:
+    pass
 
 
 def is_json(headers: Any) -> bool:

@@ -64,7 +64,18 @@ def _internals() -> tuple[Any, ...] | None:
 
 
 class _Template:
-    __slots__ = ("checked", "client", "extensions", "headers", "method", "params", "ref", "stream", "usable")
+    __slots__ = (
+        "checked",
+        "client",
+        "extensions",
+        "head",
+        "headers",
+        "method",
+        "params",
+        "ref",
+        "stream",
+        "usable",
+    )
 
     def __init__(self, request: httpx.Request, client: httpx.Client) -> None:
         #: what the template took from the client: its base URL, parameters and timeout (replaced,
@@ -78,6 +89,8 @@ class _Template:
         self.extensions = request.extensions
         self.usable = request.url.userinfo == b"" and hasattr(self.ref, "_replace")
         self.checked = False
+        #: the header lines the wire layer sends (:func:`._http_wire.header_block`), made once
+        self.head: bytes | None = None
 
 
 def _client_state(client: httpx.Client) -> tuple[Any, ...]:
@@ -93,6 +106,10 @@ class LeanSender:
         self.parts = _internals()
         self._templates: dict[Any, _Template] = {}
         self._client: Any = None
+        #: the client's wire connections (:mod:`._http_wire`), ``None`` when its pool is not plain
+        self._wire: Any = None
+        #: whether plain pools take the wire layer (tests and benchmarks compare with httpcore's)
+        self.use_wire = True
         #: requests sent the lean way, and answers handed back to httpx (redirects): for tests
         self.sent = 0
         self.handed_back = 0
@@ -109,10 +126,23 @@ class LeanSender:
             return False
         if len(client.cookies.jar) or _httpx_log.isEnabledFor(logging.INFO):
             return False
+        pool = getattr(client._transport, "_pool", None)
         if client is not self._client:  # a new client (the adapter was reopened): new templates
+            self.close()
             self._client = client
             self._templates.clear()
-        return isinstance(getattr(client._transport, "_pool", None), self.parts[0].ConnectionPool)
+            if self.use_wire:
+                from ._http_wire import WireConnections, usable
+
+                self._wire = WireConnections(pool) if usable(pool) else None
+        return isinstance(pool, self.parts[0].ConnectionPool)
+
+    def close(self) -> None:
+        """Close the wire connections (the adapter closes its client)."""
+        wire, self._wire = self._wire, None
+        self._client = None
+        if wire is not None:
+            wire.close()
 
     def request(self, client: httpx.Client, method: str, url: str, kwargs: Mapping[str, Any]) -> Any:
         """The page's ``httpx.Request`` made from its template, or ``None``: httpx builds it."""
@@ -146,6 +176,12 @@ class LeanSender:
             t.method, u, headers=t.headers, stream=t.stream, extensions=dict(t.extensions)
         )
         request.read()  # (an empty body: request.content as after build_request)
+        if self._wire is not None:
+            if t.head is None:
+                from ._http_wire import header_block
+
+                t.head = header_block(t.headers.raw) or b""  # b"": not sendable (httpx's path)
+            request._lean_head = t.head  # type: ignore[attr-defined]
         if not t.checked:  # the first request of a template: exactly what httpx builds?
             full = client.build_request(method, url, **kwargs)
             client._set_timeout(full)
@@ -164,6 +200,39 @@ class LeanSender:
     def send(self, client: httpx.Client, request: Any) -> httpx.Response | None:
         """Send ``request`` (made by :meth:`request`) as ``Client.send(request, stream=True)`` would
         for a plain client; ``None`` when the answer is a redirect (closed: send it through httpx)."""
+        wire = self._wire
+        ext = request.extensions
+        head = getattr(request, "_lean_head", None)
+        response = None
+        if (
+            wire is not None
+            and head
+            and self.use_wire
+            and client is self._client
+            and list(ext) == ["timeout"]
+        ):
+            response = wire.send(request, head)
+        if response is None:
+            response = self._send_core(client, request)
+        if response.has_redirect_location:
+            try:
+                response.read()  # as httpx reads it before following: the connection stays open
+            except httpx.HTTPError:
+                pass
+            response.close()
+            self.handed_back += 1
+            return None
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            client.cookies.extract_cookies(response)
+        response.default_encoding = client._default_encoding
+        for hook in client._event_hooks["response"]:
+            hook(response)
+        response.history = []
+        self.sent += 1
+        return response
+
+    def _send_core(self, client: httpx.Client, request: Any) -> httpx.Response:
+        """``request`` through the client's httpcore pool, as ``Client._send_single_request``."""
         httpcore, bound, _, request_context, response_stream, map_exceptions = self.parts  # type: ignore[misc]
         transport: Any = client._transport
         start = time.perf_counter()
@@ -185,15 +254,4 @@ class LeanSender:
         )
         response.request = request
         response.stream = bound(response.stream, response=response, start=start)
-        if response.has_redirect_location:
-            response.close()
-            self.handed_back += 1
-            return None
-        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
-            client.cookies.extract_cookies(response)
-        response.default_encoding = client._default_encoding
-        for hook in client._event_hooks["response"]:
-            hook(response)
-        response.history = []
-        self.sent += 1
         return response
