@@ -490,3 +490,28 @@ def test_https_takes_the_wire_with_the_client_tls_settings(raw_server, tls):
     with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         _read(b)
     b.close()
+
+
+def test_the_pool_max_connections_bounds_the_requests_in_flight(raw_server):
+    srv = raw_server(page_answer(make_rows(30)))
+    client = httpx.Client(
+        base_url=srv.url,
+        limits=httpx.Limits(max_connections=1),
+        timeout=httpx.Timeout(5, pool=0.1),
+        event_hooks={"response": [drop_credentials_leaving_origin]},
+    )
+    client.get("/items", params={"offset": 0})
+    sender = LeanSender(drop_credentials_leaving_origin)
+
+    def send(off: int) -> Any:
+        return sender.send(client, sender.request(client, "GET", "/items", {"params": {"offset": off}}))
+
+    held = send(0)  # its answer not read yet: the one slot is taken
+    with pytest.raises(httpx.PoolTimeout) as info:
+        send(10)
+    assert info.value.request is not None
+    assert json.loads(read_body(held))["records"][0]["id"] == 0  # read and closed: the slot is free
+    assert json.loads(read_body(send(10)))["records"][0]["id"] == 10
+    assert sender._wire.opened == 1
+    sender.close()
+    client.close()

@@ -92,6 +92,10 @@ class WireConnections:
         self.ssl_context = pool._ssl_context
         self.max_idle: int | None = pool._max_keepalive_connections
         self.expiry: float | None = pool._keepalive_expiry
+        most = pool._max_connections
+        #: requests in flight at most (the pool's ``max_connections``): a slot is taken for each
+        #: request until its answer is closed, waiting at most the ``pool`` timeout
+        self._slots = threading.BoundedSemaphore(most) if most is not None else None
         self._idle: dict[tuple[bytes, str, int], list[tuple[http.client.HTTPConnection, float]]] = {}
         self._lock = threading.Lock()
         self.closed = False
@@ -167,9 +171,38 @@ class WireConnections:
         port = url.port or (443 if scheme == b"https" else 80)
         key = (scheme, url.raw_host.decode("ascii"), port)
         timeout = request.extensions.get("timeout") or {}
-        method = request.method
-        data = b"%s %s HTTP/1.1\r\n%s\r\n" % (method.encode("ascii"), url.raw_path, head)
+        data = b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method.encode("ascii"), url.raw_path, head)
         start = time.perf_counter()
+        slots = self._slots
+        if slots is not None and not slots.acquire(timeout=timeout.get("pool")):
+            raise httpx.PoolTimeout("timed out waiting for a free connection", request=request)
+        try:
+            sock, answer = self._exchange(request, key, timeout, data)
+        except BaseException:
+            if slots is not None:
+                slots.release()
+            raise
+        reason = answer.reason
+        stream = WireStream(self, key, sock, answer, request, start)
+        response = httpx.Response(
+            status_code=answer.status,
+            headers=_raw_headers(answer.msg),
+            stream=stream,
+            extensions={
+                "http_version": b"HTTP/1.1" if answer.version == 11 else b"HTTP/1.0",
+                "reason_phrase": reason.encode("iso-8859-1") if reason else b"",
+            },
+        )
+        stream._response = response
+        response.request = request
+        return response
+
+    def _exchange(
+        self, request: httpx.Request, key: tuple[bytes, str, int], timeout: Any, data: bytes
+    ) -> Any:
+        """Send ``data`` on a kept-alive or new connection and read the answer's status line and
+        headers: ``(socket, http.client.HTTPResponse)``."""
+        method = request.method
         fresh = False  # after a reused connection failed: a new one
         while True:
             sock = None if fresh else self._take(key)
@@ -189,7 +222,7 @@ class WireConnections:
                 sock.settimeout(timeout.get("read"))
                 answer = http.client.HTTPResponse(sock, method=method)
                 answer.begin()
-                break
+                return sock, answer
             except BaseException as exc:
                 sock.close()
                 if isinstance(exc, _STALE) and reused and method in _RESEND_METHODS:
@@ -199,20 +232,6 @@ class WireConnections:
                 if isinstance(exc, Exception):
                     raise _mapped(exc, request, writing) from None
                 raise
-        reason = answer.reason
-        stream = WireStream(self, key, sock, answer, request, start)
-        response = httpx.Response(
-            status_code=answer.status,
-            headers=_raw_headers(answer.msg),
-            stream=stream,
-            extensions={
-                "http_version": b"HTTP/1.1" if answer.version == 11 else b"HTTP/1.0",
-                "reason_phrase": reason.encode("iso-8859-1") if reason else b"",
-            },
-        )
-        stream._response = response
-        response.request = request
-        return response
 
 
 def _h11_checks() -> tuple[Any, Any] | None:
@@ -335,11 +354,14 @@ class WireStream(httpx.SyncByteStream):
             return
         self._sock = None
         answer = self._answer
+        wire = self._wire
         if answer.isclosed() and not answer.will_close:
-            self._wire.give_back(self._key, sock)
+            wire.give_back(self._key, sock)
         else:
             answer.close()
             sock.close()
+        if wire._slots is not None:
+            wire._slots.release()
         self._response.elapsed = datetime.timedelta(seconds=time.perf_counter() - self._start)
 
 
