@@ -223,7 +223,7 @@ class WireConnections:
                 writing = False
                 if sock.gettimeout() != (t := timeout.get("read")):
                     sock.settimeout(t)
-                answer = http.client.HTTPResponse(_Reader(sock), method=method)
+                answer = http.client.HTTPResponse(_Reader(sock), method=method)  # type: ignore[arg-type]
                 answer.begin()
                 return sock, answer
             except BaseException as exc:
