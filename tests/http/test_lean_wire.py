@@ -515,3 +515,18 @@ def test_the_pool_max_connections_bounds_the_requests_in_flight(raw_server):
     assert sender._wire.opened == 1
     sender.close()
     client.close()
+
+
+def test_an_informational_answer_before_the_page_is_skipped_as_h11_skips_it(raw_server):
+    rows = make_rows(30)
+    inner = page_answer(rows)
+
+    def answer(request: bytes) -> tuple[bytes, bool]:
+        out, close = inner(request)
+        return b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + out, close
+
+    srv = raw_server(answer)
+    a = _adapter(srv.url)
+    assert _read(a) == rows
+    assert a._lean._wire.opened == 1 and a._lean.sent == 2  # the same connection after each
+    a.close()

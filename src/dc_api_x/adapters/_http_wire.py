@@ -223,8 +223,15 @@ class WireConnections:
                 writing = False
                 if sock.gettimeout() != (t := timeout.get("read")):
                     sock.settimeout(t)
-                answer = http.client.HTTPResponse(_Reader(sock), method=method)  # type: ignore[arg-type]
+                reader: Any = _Reader(sock)
+                answer = http.client.HTTPResponse(reader, method=method)
                 answer.begin()
+                while 100 < answer.status < 200 and answer.status != 101:
+                    # an informational answer (103 Early Hints): skipped, as h11 skips it
+                    # (http.client skips only 100); the next one is read from the same buffer
+                    answer.fp = None  # type: ignore[assignment]
+                    answer = http.client.HTTPResponse(reader, method=method)
+                    answer.begin()
                 return sock, answer
             except BaseException as exc:
                 sock.close()
@@ -242,13 +249,16 @@ class _Reader:
     buffer of 64 KiB instead of 8 KiB (a W4 page of 29 KB in one ``recv`` where it has arrived,
     not three: each is a system call that gives the GIL away)."""
 
-    __slots__ = ("sock",)
+    __slots__ = ("file", "sock")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
+        self.file: Any = None
 
     def makefile(self, mode: str) -> Any:
-        return self.sock.makefile(mode, buffering=_BUFFER)
+        if self.file is None:  # one per exchange: the answers after an informational one share it
+            self.file = self.sock.makefile(mode, buffering=_BUFFER)
+        return self.file
 
 
 _BUFFER = 65536
