@@ -12,6 +12,7 @@ import pytest
 from dc_api_x import create_adapter
 from dc_api_x.adapters._http_client import drop_credentials_leaving_origin
 from dc_api_x.adapters._http_lean import LeanSender
+from dc_api_x.adapters._http_wire import header_block
 from dc_api_x.adapters._httpx import httpx
 
 from .conftest import OFFSET, cursor_route, make_rows, offset_route
@@ -107,7 +108,39 @@ def test_the_lean_request_is_what_build_request_makes(params, path):
             assert lean.headers.raw == full.headers.raw
             assert lean.extensions == full.extensions
             assert lean.method == full.method and lean.content == full.content
+            assert _wire_bytes(lean) == _h11_bytes(full)  # the wire layer's bytes are h11's
     assert all(t.usable for t in sender._templates.values())
+    client.close()
+
+
+def _h11_bytes(request: httpx.Request) -> bytes:
+    """What httpcore's h11 connection writes for ``request`` (no body)."""
+    import h11
+
+    conn = h11.Connection(h11.CLIENT)
+    event = h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)
+    return conn.send(event) or b""
+
+
+def _wire_bytes(request: httpx.Request) -> bytes:
+    """What the lean path's wire layer (``_http_wire``) writes for ``request``."""
+    head = header_block(request.headers.raw)
+    assert head is not None
+    return b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method.encode(), request.url.raw_path, head)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Key": "v"},
+        {"host": "other.test:8080", "X-A": "1"},  # a Host of the caller's, not first: h11 puts it first
+        {"X-Obs": b"caf\xe9", "X-Tab": "a\tb", "X-Empty": "", "ACCEPT": "*/*"},
+    ],
+)
+def test_the_wire_bytes_are_h11_bytes(headers):
+    client = httpx.Client(base_url="http://example.test/", headers=headers)
+    request = client.build_request("GET", "/p", params={"q": "a b", "n": 1})
+    assert _wire_bytes(request) == _h11_bytes(request)
     client.close()
 
 
