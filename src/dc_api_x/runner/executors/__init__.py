@@ -90,7 +90,10 @@ def prestart_workers(name: str, config: Any, options: Any) -> None:
         from .processes import prestart
 
         adapters = get_plugins().adapters
-        prestart(adapters.get(src.adapter), adapters.get(config.destination.adapter))
+        dst = config.destination
+        prestart(
+            adapters.get(src.adapter), adapters.get(dst.adapter), src.adapter_config(), dst.adapter_config()
+        )
     except Exception as exc:  # pragma: no cover - the pool starts the server itself later
         log.debug("pipeline %s: no early start of the worker processes: %s", name, exc)
 

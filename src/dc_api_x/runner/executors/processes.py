@@ -35,12 +35,14 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +67,8 @@ log = logging.getLogger("dc_api_x.runner")
 RETRIES = 2
 #: seconds the workers get to stop after a failure or an interrupt before they are killed.
 STOP_GRACE = 30.0
-#: libraries the forkserver imports too when the driver has loaded them for this run.
+#: libraries the forkserver imports too when the driver has loaded them for this run (fsspec: only
+#: for a file adapter whose path is a URL, see :func:`_preload`).
 _HEAVY = (
     "pyarrow",
     "pyarrow.parquet",
@@ -74,16 +77,32 @@ _HEAVY = (
     "sqlalchemy",
     "psycopg",
     "adbc_driver_postgresql.dbapi",
-    "fsspec",
 )
 #: what the built-in adapters import only when they start reading or writing (module prefix ->
 #: modules): preloaded before the driver has loaded them (``dcapix run`` starts the forkserver
-#: early); each costs every worker 0.15-0.35 CPU-s otherwise.
+#: early); each costs every worker 0.15-0.35 CPU-s otherwise. ``fsspec`` only for a file adapter
+#: whose ``path`` is a URL (a local path never imports it, and it costs the forkserver ~0.1 s).
 _LAZY = {
-    "dc_api_x.adapters._http": ("httpx",),
-    "dc_api_x.adapters.files": ("fsspec",),
+    "dc_api_x.adapters._http": (
+        "httpx",
+        "httpcore",  # httpx imports its transport when the first client is made
+        "msgspec",
+        "dc_api_x.factories",
+        "dc_api_x.pagination",
+        "dc_api_x.adapters._http_read",
+        "dc_api_x.adapters._http_columns",
+        "dc_api_x.adapters.http_partitions",
+        "dateutil.relativedelta",
+        "encodings.idna",
+    ),
+    "dc_api_x.adapters.files": ("pyarrow._compute",),  # the Parquet writer's dictionary choice
     "dc_api_x.adapters.sql": ("sqlalchemy",),
 }
+#: the forkserver's last preload: loads the plugin set and builds the adapters' options validators
+#: once for every worker.
+_WARM = "dc_api_x.runner.executors._warm"
+#: the file adapters' modules (their ``path`` option decides whether fsspec is needed).
+_FILES = "dc_api_x.adapters.files"
 
 
 _stop_registered = False
@@ -94,14 +113,33 @@ def _context() -> Any:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _preload(source_cls: type, dest_cls: type) -> list[str]:
+def _url_path(options: Mapping[str, Any] | None) -> bool:
+    """Whether a file adapter's ``path`` is a URL (fsspec), not a local path."""
+    path = (options or {}).get("path")
+    return (
+        isinstance(path, str)
+        and bool(re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", path))
+        and not (path.startswith("file://"))
+    )
+
+
+def _preload(
+    source_cls: type,
+    dest_cls: type,
+    source_options: Mapping[str, Any] | None = None,
+    dest_options: Mapping[str, Any] | None = None,
+) -> list[str]:
     """What the forkserver imports once before forking the workers: the runner, the modules of
-    the two adapters and the heavy libraries this process has loaded so far."""
+    the two adapters, what they import when they start (:data:`_LAZY`) and the heavy libraries this
+    process has loaded so far."""
     mods = ["dc_api_x.runner.executors.worker", "dc_api_x.runner.pipeline"]
-    for cls in (source_cls, dest_cls):
+    for cls, options in ((source_cls, source_options), (dest_cls, dest_options)):
         mods.append(cls.__module__)
         mods += [m for prefix, lazy in _LAZY.items() if cls.__module__.startswith(prefix) for m in lazy]
+        if cls.__module__.startswith(_FILES) and _url_path(options):
+            mods.append("fsspec")
     mods += [m for m in _HEAVY if m in sys.modules]
+    mods.append(_WARM)  # last: the plugin set, with everything above imported
     return list(dict.fromkeys(mods))
 
 
@@ -118,9 +156,15 @@ def _stop_forkserver() -> None:
             pass
 
 
-def prestart(source_cls: type, dest_cls: type) -> None:
+def prestart(
+    source_cls: type,
+    dest_cls: type,
+    source_options: Mapping[str, Any] | None = None,
+    dest_options: Mapping[str, Any] | None = None,
+) -> None:
     """Start the forkserver now, importing the runner and the adapters while this process is
-    still starting up (the first worker forks without waiting for those imports)."""
+    still starting up (the first worker forks without waiting for those imports). The options
+    (the endpoints' adapter configuration) tell whether a file adapter needs fsspec."""
     global _stop_registered
     from ...hosttable import share_across_processes
 
@@ -130,8 +174,20 @@ def prestart(source_cls: type, dest_cls: type) -> None:
         return
     from multiprocessing import forkserver
 
-    ctx.set_forkserver_preload(_preload(source_cls, dest_cls))
-    forkserver.ensure_running()
+    ctx.set_forkserver_preload(_preload(source_cls, dest_cls, source_options, dest_options))
+    from ._warm import ENV
+
+    # the forkserver's last preload builds these adapters' options validators (its environment is
+    # this process's at its start; the variable is set only for that moment)
+    before = os.environ.get(ENV)
+    os.environ[ENV] = " ".join(f"{c.__module__}:{c.__qualname__}" for c in (source_cls, dest_cls))
+    try:
+        forkserver.ensure_running()
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:  # pragma: no cover - set by someone else
+            os.environ[ENV] = before
     if not _stop_registered:
         atexit.register(_stop_forkserver)
         _stop_registered = True
@@ -147,9 +203,49 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
-def _worker_main(conn: Connection, lifeline: Connection) -> None:
+def _tune_gc() -> None:
+    """The collector as ``dcapix run`` tunes it for its own run (``runner/startup.py``
+    ``tune_gc``): what the forkserver imported goes to the permanent generation (never traversed by
+    this worker's collections), and the young generation is collected every
+    :data:`~dc_api_x.runner.startup.GC_GEN0_THRESHOLD` allocations instead of 700 — a worker holds
+    a batch of decoded pages whose objects all survive. Nothing read or written depends on it."""
+    import gc
+
+    from ..startup import GC_GEN0_THRESHOLD
+
+    gc.freeze()
+    t0, t1, t2 = gc.get_threshold()
+    if t0:  # 0: the collector is off; left so
+        gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
+
+
+def _arrow_pool() -> str | None:
+    """The backend of this process's Arrow memory pool (``dcapix run`` picks the C library's
+    ``malloc``, ``runner/startup.py``), ``None`` before pyarrow is loaded."""
+    pa = sys.modules.get("pyarrow")
+    return None if pa is None else str(pa.default_memory_pool().backend_name)
+
+
+def _worker_setup(arrow_pool: str | None) -> None:
+    """What a worker process sets before its first partition: the driver's Arrow memory pool (the
+    forkserver was started before ``dcapix run`` chose it) and the collector as the run tunes it."""
+    _tune_gc()
+    if arrow_pool is not None:
+        import pyarrow as pa
+
+        if pa.default_memory_pool().backend_name != arrow_pool:
+            make = getattr(pa, f"{arrow_pool}_memory_pool", None)
+            if make is not None:
+                try:
+                    pa.set_memory_pool(make())
+                except (NotImplementedError, pa.ArrowException):  # pragma: no cover - not built in
+                    pass
+
+
+def _worker_main(conn: Connection, lifeline: Connection, arrow_pool: str | None = None) -> None:
     """A worker process: run the partitions the driver sends until it sends ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop (over the lifeline)
+    _worker_setup(arrow_pool)
     stop = threading.Event()
 
     def watch() -> None:
@@ -232,9 +328,18 @@ def run_processes(
     _, dspec = runner.destination_spec(spec)
     staged = staged_upsert(runner, dest)
     report = runner.store is not None and not staged  # a stage is merged as a whole: no checkpoints
-    config = runner.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    # the validated configuration itself: a worker unpickles it without building pydantic's
+    # validators (or this process its serializer), ~0.05-0.08 CPU-s each
+    config: Any = runner.config
+    try:
+        pickle.dumps(config)
+    except Exception:  # pragma: no cover - a value pickle refuses: its JSON form, validated there
+        config = runner.config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    arrow_pool = _arrow_pool()
     ctx = _context()
-    prestart(type(source), type(dest))  # no-op when the forkserver already runs
+    cfg = runner.config
+    # (a no-op when the forkserver already runs)
+    prestart(type(source), type(dest), cfg.source.adapter_config(), cfg.destination.adapter_config())
     deaths: dict[int, int] = {}
     errors: list[BaseException] = []
     pool: list[_Worker] = []
@@ -244,7 +349,10 @@ def run_processes(
         conn, child = ctx.Pipe()
         life, life_child = ctx.Pipe()
         proc = ctx.Process(
-            target=_worker_main, args=(child, life_child), name=f"dcapix-part-{spec.name}", daemon=True
+            target=_worker_main,
+            args=(child, life_child, arrow_pool),
+            name=f"dcapix-part-{spec.name}",
+            daemon=True,
         )
         proc.start()
         child.close()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from ...ext.partitions import Partition
     from ...types import StreamSpec
+    from ..config import PipelineConfig
     from ..pipeline import Runner
 
 __all__ = ["PartitionResult", "partition_task", "run_partition", "staged_upsert"]
@@ -140,7 +141,7 @@ def staged_upsert(runner: Runner, dest: Any) -> bool:
 
 def partition_task(
     name: str,
-    config: Mapping[str, Any],
+    config: Mapping[str, Any] | PipelineConfig,
     spec: StreamSpec,
     part: dict[str, Any],
     state: Mapping[str, Any] | None,
@@ -154,16 +155,19 @@ def partition_task(
     stop: Any = None,
 ) -> PartitionResult:
     """:func:`run_partition` in another process from plain values: the pipeline ``name``'s
-    configuration as JSON-able ``config``, the partition as :meth:`Partition.as_dict`. ``token`` is
+    configuration as JSON-able ``config`` (or the validated :class:`PipelineConfig` itself, as a
+    local worker process gets it: used as it is), the partition as :meth:`Partition.as_dict`. ``token`` is
     the name token of every file written (a dask task: no checkpoints) or ``token(n)`` after the
     ``n``-th checkpoint (a local worker process reporting its checkpoints)."""
     from ...ext.partitions import Partition
     from ..config import PipelineConfig
     from ..pipeline import Runner, RunOptions
 
+    if not isinstance(config, PipelineConfig):
+        config = PipelineConfig.model_validate(dict(config))
     runner = Runner(
         name,
-        PipelineConfig.model_validate(dict(config)),
+        config,
         None,
         RunOptions(checkpoint_rows=checkpoint_rows, checkpoint_seconds=checkpoint_seconds),
     )
