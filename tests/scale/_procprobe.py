@@ -16,8 +16,12 @@ def probe(conn: Any, arrow_pool: str | None) -> None:
     from dc_api_x.runner.executors import _warm, processes
 
     found: dict[str, Any] = {
-        "modules": {m: m in sys.modules for m in ("httpcore", "msgspec", "pyarrow._compute", "fsspec")},
+        "modules": {
+            m: m in sys.modules
+            for m in ("httpcore", "msgspec", "pyarrow._compute", "importlib.metadata", "fsspec")
+        },
         "http_options_built": bool(HttpAdapter.Options.__pydantic_complete__),
+        # entry points may start threads or open resources: loaded by each worker, after its fork
         "plugins_loaded": sys.modules["dc_api_x.plugins"]._current is not None,
         "env": _warm.ENV in os.environ,
     }

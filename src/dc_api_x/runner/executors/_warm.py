@@ -1,12 +1,10 @@
 """Imported last by the forkserver of ``--worker-pool processes`` (:mod:`.processes`), with the
-runner and the run's two adapter modules imported before it: does once there what every worker
-forked from it would do again at its start —
-
-* loads the plugin set (entry points: reading every installed distribution's metadata, ~0.04
-  CPU-s per worker);
-* builds the pydantic validators of the two adapters' ``Options`` models (they are built on first
-  use, ``defer_build``; the ``http`` adapter's costs ~0.05 CPU-s per worker), named by
-  :data:`ENV` (``module:Class`` pairs) in the forkserver's environment, which it then removes.
+runner and the run's two adapter modules imported before it: builds once there the pydantic
+validators of the two adapters' ``Options`` models, which every worker forked from it would build
+again at its start (they are built on first use, ``defer_build``; the ``http`` adapter's costs
+~0.05 CPU-s per worker). The classes are named by :data:`ENV` (``module:QualName`` pairs) in the
+forkserver's environment, which it then removes. Only pydantic runs here: the plugin set (entry
+points, which may start threads or open resources) is loaded by each worker, after its fork.
 
 It also makes the forkserver's own end quick: ``dcapix run`` stops it at exit and waits for it
 (so the workers' CPU time is counted in the run's), and a normal interpreter exit would first tear
@@ -14,8 +12,8 @@ down every module it preloaded (pyarrow, httpx, the runner: 0.3-0.5 s of wall ti
 2-core machine, added to every run). The forkserver holds nothing to flush or commit: its last
 exit handler ends the process at once (:func:`os._exit`).
 
-Anything that goes wrong here only means the workers do it themselves: the forkserver must start
-whatever a plugin does."""
+Anything that goes wrong here only means the workers build the validators themselves: the
+forkserver must start whatever an adapter does."""
 
 from __future__ import annotations
 
@@ -28,12 +26,9 @@ ENV = "DC_API_X_WORKER_WARM"
 
 
 def warm(refs: str) -> None:
-    """Load the plugin set and build the ``Options`` validators of the classes in ``refs``."""
+    """Build the ``Options`` validators of the (already imported) classes in ``refs``."""
     from pydantic import BaseModel
 
-    from ...plugins import get_plugins
-
-    get_plugins()
     for ref in refs.split():
         module, _, qualname = ref.partition(":")
         obj: object = sys.modules.get(module)
@@ -60,6 +55,6 @@ _refs = os.environ.pop(ENV, None)
 if _refs is not None:  # the forkserver (its environment names the adapters); not an import elsewhere
     try:
         warm(_refs)
-    except Exception:  # pragma: no cover - a broken plugin fails the run in the worker, with its message
+    except Exception:  # pragma: no cover - a worker builds it itself (and reports what is wrong)
         pass
     atexit.register(_exit_now)

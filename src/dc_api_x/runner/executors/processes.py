@@ -98,8 +98,7 @@ _LAZY = {
     "dc_api_x.adapters.files": ("pyarrow._compute",),  # the Parquet writer's dictionary choice
     "dc_api_x.adapters.sql": ("sqlalchemy",),
 }
-#: the forkserver's last preload: loads the plugin set and builds the adapters' options validators
-#: once for every worker.
+#: the forkserver's last preload: builds the adapters' options validators once for every worker.
 _WARM = "dc_api_x.runner.executors._warm"
 #: the file adapters' modules (their ``path`` option decides whether fsspec is needed).
 _FILES = "dc_api_x.adapters.files"
@@ -132,14 +131,15 @@ def _preload(
     """What the forkserver imports once before forking the workers: the runner, the modules of
     the two adapters, what they import when they start (:data:`_LAZY`) and the heavy libraries this
     process has loaded so far."""
-    mods = ["dc_api_x.runner.executors.worker", "dc_api_x.runner.pipeline"]
+    # importlib.metadata: the plugin set, loaded by each worker after its fork, reads entry points
+    mods = ["dc_api_x.runner.executors.worker", "dc_api_x.runner.pipeline", "importlib.metadata"]
     for cls, options in ((source_cls, source_options), (dest_cls, dest_options)):
         mods.append(cls.__module__)
         mods += [m for prefix, lazy in _LAZY.items() if cls.__module__.startswith(prefix) for m in lazy]
         if cls.__module__.startswith(_FILES) and _url_path(options):
             mods.append("fsspec")
     mods += [m for m in _HEAVY if m in sys.modules]
-    mods.append(_WARM)  # last: the plugin set, with everything above imported
+    mods.append(_WARM)  # last: the adapters' validators, with everything above imported
     return list(dict.fromkeys(mods))
 
 
