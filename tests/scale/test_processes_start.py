@@ -37,7 +37,14 @@ def test_the_preload_holds_what_workers_import_and_fsspec_only_for_urls() -> Non
     http, parquet = _adapters()
     local = processes._preload(http, parquet, {"base_url": "http://h"}, {"path": "/tmp/lake"})
     # the HTTP adapter's transport and page decoding, the Parquet writer's compute kernels
-    for mod in ("httpx", "httpcore", "msgspec", "dc_api_x.adapters.http_partitions", "pyarrow._compute"):
+    for mod in (
+        "httpx",
+        "httpcore",
+        "msgspec",
+        "dc_api_x.adapters._http_wire",
+        "dc_api_x.adapters.http_partitions",
+        "pyarrow._compute",
+    ):
         assert mod in local
     assert local[-1] == "dc_api_x.runner.executors._warm"  # last: with everything above imported
     assert "fsspec" not in local  # a local path never imports it (~0.1 s of the forkserver's start)

@@ -90,6 +90,7 @@ _LAZY = {
         "dc_api_x.factories",
         "dc_api_x.pagination",
         "dc_api_x.adapters._http_read",
+        "dc_api_x.adapters._http_wire",  # the page requests' connections (http.client)
         "dc_api_x.adapters._http_columns",
         "dc_api_x.adapters.http_partitions",
         "dateutil.relativedelta",
@@ -132,7 +133,13 @@ def _preload(
     the two adapters, what they import when they start (:data:`_LAZY`) and the heavy libraries this
     process has loaded so far."""
     # importlib.metadata: the plugin set, loaded by each worker after its fork, reads entry points
-    mods = ["dc_api_x.runner.executors.worker", "dc_api_x.runner.pipeline", "importlib.metadata"]
+    # (runner.startup: the collector's settings a worker takes, _tune_gc)
+    mods = [
+        "dc_api_x.runner.executors.worker",
+        "dc_api_x.runner.pipeline",
+        "dc_api_x.runner.startup",
+        "importlib.metadata",
+    ]
     for cls, options in ((source_cls, source_options), (dest_cls, dest_options)):
         mods.append(cls.__module__)
         mods += [m for prefix, lazy in _LAZY.items() if cls.__module__.startswith(prefix) for m in lazy]
