@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pyarrow.types as pt
 
 from ...arrow import (
@@ -22,6 +21,9 @@ from ...types import JSONSchema, StreamSpec
 from .base import FileAdapter
 from .fs import STREAM_META
 from .writers import Part, StreamWriter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow.parquet as pq
 
 __all__ = ["ParquetAdapter"]
 
@@ -57,6 +59,8 @@ class ParquetAdapter(FileAdapter):
         return path.lower().endswith(self.suffixes)
 
     def _open_parquet(self, stream: str, path: str) -> pq.ParquetFile:
+        import pyarrow.parquet as pq  # (reading only: a run that writes Parquet does not import it)
+
         try:
             source: Any = path if self._fs.local else self._fs.open_read(path)
             return pq.ParquetFile(source)
@@ -170,18 +174,12 @@ def _dictionary_columns(table: pa.Table) -> bool | list[str]:
     paths = [p for p in leaves if p is not None]
     if len(paths) < len(leaves):
         return True
-    # pyarrow.compute's kernels called through pyarrow._compute: importing pyarrow.compute wraps its
-    # ~300 functions in Python (~60 ms of CPU, a fifth of a small run's; issue 15)
-    from pyarrow._compute import CountOptions, call_function
-
     sample = table.slice(0, n)
     chosen = []
     for i, path in enumerate(paths):
         values = sample.column(i)
         try:
-            if pt.is_nested(values.type):
-                values = call_function("list_flatten", [values])
-            distinct = call_function("count_distinct", [values], CountOptions(mode="all")).as_py()
+            distinct = _count_distinct(values)
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
             chosen.append(path)
             continue
@@ -190,22 +188,100 @@ def _dictionary_columns(table: pa.Table) -> bool | list[str]:
     return chosen
 
 
+def _count_distinct(values: pa.ChunkedArray) -> int:
+    """``count_distinct(values, mode="all")`` (a null counts as one value), a list column's by its
+    flattened values. For the types where both kernels hash the same way (numbers, booleans,
+    decimals, dates and times, strings and binaries: a NaN or a null counts once in both, 0.0 and
+    -0.0 twice) it is the length of ``unique(values)``: one hash table, where ``count_distinct``
+    fills one and then merges it into another (20,000 rows of the W2 table: 102 M → ~60 M
+    instructions, issue 15). Any other type keeps ``count_distinct``, and raises as it did."""
+    # pyarrow.compute's kernels called through pyarrow._compute: importing pyarrow.compute wraps its
+    # ~300 functions in Python (~60 ms of CPU, a fifth of a small run's; issue 15)
+    from pyarrow._compute import CountOptions, call_function
+
+    if pt.is_nested(values.type):
+        values = call_function("list_flatten", [values])
+    if _unique_counts(values.type):
+        return len(call_function("unique", [values]))
+    return int(call_function("count_distinct", [values], CountOptions(mode="all")).as_py())
+
+
+def _unique_counts(t: pa.DataType) -> bool:
+    """Whether ``len(unique(x))`` is ``count_distinct(x, mode="all")`` for a column of type ``t``:
+    the types ``count_distinct`` supports and ``unique`` hashes alike (not the dictionary, view, null
+    and 32/64-bit decimal types, where one of the two kernels is missing)."""
+    return bool(
+        pt.is_integer(t)
+        or pt.is_floating(t)
+        or pt.is_boolean(t)
+        or pt.is_decimal128(t)
+        or pt.is_decimal256(t)
+        or pt.is_date(t)
+        or pt.is_time(t)
+        or pt.is_timestamp(t)
+        or pt.is_duration(t)
+        or t == pa.month_day_nano_interval()
+        or pt.is_string(t)
+        or pt.is_large_string(t)
+        or pt.is_binary(t)
+        or pt.is_large_binary(t)
+        or pt.is_fixed_size_binary(t)
+    )
+
+
+#: what ``pyarrow.parquet.ParquetWriter`` passes to the ``pyarrow._parquet`` writer it wraps (pyarrow
+#: 15-26: version "2.6", statistics on, the V2 engine, data page version 1.0); the other arguments
+#: it passes are that writer's own defaults
+_WRITER_DEFAULTS: dict[str, Any] = {
+    "version": "2.6",
+    "write_statistics": True,
+    "use_deprecated_int96_timestamps": False,
+    "writer_engine_version": "V2",
+    "data_page_version": "1.0",
+}
+
+
+def _open_parquet_writer(
+    sink: Any, schema: pa.Schema, compression: str, use_dictionary: bool | list[str]
+) -> Any:
+    """``pyarrow.parquet.ParquetWriter(sink, schema, compression=…, use_dictionary=…)``'s writer: the
+    ``pyarrow._parquet`` one it wraps, opened as it opens it — a local path as an Arrow
+    ``FileOutputStream`` (``LocalFileSystem.open_output_stream``'s), a file object as it is — so the
+    file's bytes are the same. Importing :mod:`pyarrow.parquet` imports ``pyarrow.fs`` and with it
+    the S3, GCS, Azure and HDFS bindings and :mod:`ssl` (~45 M instructions, a sixth of a 20,000-row
+    run's main thread; issue 15). A pyarrow whose writer does not take these arguments gets
+    ``pyarrow.parquet``'s."""
+    from pyarrow import _parquet
+
+    try:
+        return _parquet.ParquetWriter(
+            sink, schema, compression=compression, use_dictionary=use_dictionary, **_WRITER_DEFAULTS
+        )
+    except TypeError:  # pragma: no cover - another pyarrow's private signature
+        import pyarrow.parquet as pq
+
+        return pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=use_dictionary)
+
+
 class _ParquetPart:
-    """A ``pq.ParquetWriter`` opened at the first chunk, whose data choose the dictionary-encoded
+    """A Parquet writer opened at the first chunk, whose data choose the dictionary-encoded
     columns (:func:`_dictionary_columns`); a part closed without data is still a valid, empty file."""
 
     def __init__(self, sink: Any, schema: pa.Schema, compression: str) -> None:
         self.sink, self.schema, self.compression = sink, schema, compression
-        self.writer: pq.ParquetWriter | None = None
+        self.writer: Any = None
 
-    def _open(self, use_dictionary: bool | list[str]) -> pq.ParquetWriter:
-        self.writer = pq.ParquetWriter(
-            self.sink, self.schema, compression=self.compression, use_dictionary=use_dictionary
-        )
+    def _open(self, use_dictionary: bool | list[str]) -> Any:
+        self.writer = _open_parquet_writer(self.sink, self.schema, self.compression, use_dictionary)
         return self.writer
 
     def write_table(self, table: pa.Table, row_group_size: int) -> None:
         writer = self.writer or self._open(_dictionary_columns(table))
+        if not table.schema.equals(self.schema, check_metadata=False):  # (pq.ParquetWriter's check)
+            raise ValueError(
+                "Table schema does not match schema used to create file: \n"
+                f"table:\n{table.schema!s} vs. \nfile:\n{self.schema!s}"
+            )
         writer.write_table(table, row_group_size=row_group_size)
 
     def close(self) -> None:
