@@ -228,6 +228,109 @@ def test_open_ahead_is_an_optional_adapter_classmethod_starting_nothing_by_defau
     assert adapters.get("sql").open_ahead.__func__ is not default
 
 
+def _source_args(tmp_path: Path, src: Any, name: str = "src.json", **kw: Any) -> argparse.Namespace:
+    path = tmp_path / name
+    path.write_text(src if isinstance(src, str) else json.dumps(src))
+    base = {"source": str(path), "destination": str(tmp_path / "dst.json"), "pipeline": None, "config": None}
+    base.update({"dry_run": False, "via_singer": False})
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_an_adhoc_postgresql_source_is_opened_before_the_run_imports(
+    fake_driver: list[Any], tmp_path: Path
+) -> None:
+    """``dcapix run --source FILE.json`` of a plain ``postgresql://`` SQL endpoint: its handle is
+    being opened before the pipeline's models are loaded (``startup.open_source_ahead``); the later
+    ``prepare_adapters`` finds it being opened and starts no second one."""
+    pg = "postgresql://u:p@h:5432/db"
+    src = {"adapter": "sql", "url": pg, "streams": ["public.t"]}
+    assert runner_startup.open_source_ahead(_source_args(tmp_path, src)) == [preopen.close_all]
+    assert preopen.pending() == [pg]
+    later = rc.adhoc_pipeline(
+        rc.Endpoint.model_validate(src), rc.Endpoint.model_validate({"adapter": "parquet"})
+    )
+    assert runner_startup.prepare_adapters(later) == []  # (being opened: the same handle)
+    assert preopen.take(pg, builtin=True) is not None and len(fake_driver) == 1
+    # a custom query stream: opened for the server's type resolver, as prepare_adapters would
+    q = {"adapter": "sql", "url": pg, "streams": [{"name": "q", "query": "SELECT 1"}]}
+    assert runner_startup.open_source_ahead(_source_args(tmp_path, q)) == [preopen.close_all]
+    assert preopen._opening[pg].builtin is False
+    preopen.close_all()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "env reference",
+        "yaml file",
+        "not json",
+        "a list",
+        "other adapter",
+        "sqlite",
+        "psycopg url",
+        "engine options",
+        "arrow off",
+        "no destination",
+        "named pipeline",
+        "config file",
+        "dry run",
+        "via singer",
+        "missing file",
+    ],
+)
+def test_only_a_plain_json_postgresql_source_is_opened_before_the_imports(
+    fake_driver: list[Any], tmp_path: Path, case: str
+) -> None:
+    pg = "postgresql://u:p@h:5432/db"
+    src: Any = {"adapter": "sql", "url": pg}
+    name, kw = "src.json", {}
+    if case == "env reference":
+        src["url"] = "postgresql://u:${PGPASS}@h/db"
+    elif case == "yaml file":
+        name = "src.yml"
+    elif case == "not json":
+        src = "{not json"
+    elif case == "a list":
+        src = [src]
+    elif case == "other adapter":
+        src["adapter"] = "jsonl"
+    elif case == "sqlite":
+        src["url"] = "sqlite:///x.db"
+    elif case == "psycopg url":
+        src["url"] = "postgresql+psycopg://u:p@h/db"
+    elif case == "engine options":
+        src["engine_options"] = {"pool_size": 1}
+    elif case == "arrow off":
+        src["arrow"] = False
+    elif case == "no destination":
+        kw["destination"] = None
+    elif case == "named pipeline":
+        kw["pipeline"] = "p"
+    elif case == "config file":
+        kw["config"] = "dcapix.yml"
+    elif case == "dry run":
+        kw["dry_run"] = True
+    elif case == "via singer":
+        kw["via_singer"] = True
+    args = _source_args(tmp_path, src, name, **kw)
+    if case == "missing file":
+        args.source = str(tmp_path / "nope.json")
+    assert runner_startup.open_source_ahead(args) == []
+    assert preopen.pending() == [] and fake_driver == []
+
+
+def test_cmd_run_closes_a_handle_opened_before_an_error(fake_driver: list[Any], tmp_path: Path) -> None:
+    """A run that fails after its source's handle was started (here: an unknown destination adapter)
+    closes it: nothing stays pending."""
+    args = _source_args(tmp_path, {"adapter": "sql", "url": "postgresql://u:p@h/db"})
+    (tmp_path / "dst.json").write_text(json.dumps({"adapter": "no-such-adapter"}))
+    argv = ["run", "--no-progress", "--no-state", "--source", args.source, "--destination", args.destination]
+    assert cli.main(argv) != 0
+    assert preopen.pending() == []
+    assert fake_driver and all(c[2].closed for c in fake_driver)
+
+
 @pytest.mark.postgres
 def test_dcapix_run_reads_with_the_preopened_handle(
     pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

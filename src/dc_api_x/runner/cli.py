@@ -229,6 +229,15 @@ def _sigterm_as_interrupt() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``dcapix run``."""
+    # an ad-hoc PostgreSQL source's handle, opened while the run imports its modules
+    early = startup.open_source_ahead(args)
+    try:
+        return _cmd_run(args, early)
+    finally:
+        startup.close_opened_ahead(early)  # (an error before _cmd_run's own clean-up)
+
+
+def _cmd_run(args: argparse.Namespace, opened_ahead: list[Any]) -> int:
     from ..plugins import get_plugins
     from .pipeline import RunOptions
 
@@ -257,13 +266,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = getattr(args, "run_id", None)
     if run_id:
         opts.run_id = run_id
-    opened_ahead: list[Any] = []
     if not args.dry_run and not args.via_singer:
         from .executors import prestart_workers
 
         prestart_workers(name, pipe, opts)  # worker processes: their imports overlap ours
         startup.arrow_system_allocator()  # (before an adapter's module imports pyarrow)
-        opened_ahead = startup.prepare_adapters(pipe)  # e.g. PostgreSQL handles, opened while we import
+        for close in startup.prepare_adapters(pipe):  # e.g. PostgreSQL handles, opened while we import
+            if close not in opened_ahead:
+                opened_ahead.append(close)
     store = _open_store(args, project)
     try:
         return _run_or_plan(args, name, pipe, store, opts)

@@ -9,7 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["GC_GEN0_THRESHOLD", "arrow_system_allocator", "close_opened_ahead", "prepare_adapters", "tune_gc"]
+__all__ = [
+    "GC_GEN0_THRESHOLD",
+    "arrow_system_allocator",
+    "close_opened_ahead",
+    "open_source_ahead",
+    "prepare_adapters",
+    "tune_gc",
+]
 
 
 #: Container allocations between two young-generation collections during a run (CPython: 700).
@@ -85,6 +92,51 @@ def prepare_adapters(pipe: Any) -> list[Any]:
             if close is not None and close not in done:
                 done.append(close)
     return done
+
+
+def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
+    """Give an ad-hoc run's source its head start before the run imports anything else: a
+    ``--source FILE.json`` of the ``sql`` adapter whose URL is a plain ``postgresql://`` one has its
+    ADBC database handle and first connection opened in a thread now (:func:`.preopen.open_ahead`),
+    instead of once the pipeline's models and the adapter class are imported
+    (:func:`prepare_adapters`, which finds it being opened). Those imports (pydantic, the adapter
+    modules: ~0.25 G instructions on W2) then overlap the handle's two server connections (a SCRAM
+    exchange each) and its type check, which otherwise ended just before discovery needed them (and
+    after it, on a busy machine: issue 15). Returns what closes a handle nobody took.
+
+    Only a file that needs nothing of the run's loading: JSON, no ``${VAR}`` reference in its URL;
+    anything unreadable or unusual is left to the run, which reads the file again and words its
+    errors. A handle opened here that the run does not take (another backend, an error) is
+    closed at its end, as one :func:`prepare_adapters` opened is."""
+    path = getattr(args, "source", None)
+    if (
+        not isinstance(path, str)
+        or not path.lower().endswith(".json")
+        or not getattr(args, "destination", None)
+        or getattr(args, "pipeline", None)
+        or getattr(args, "config", None)
+        or getattr(args, "dry_run", False)
+        or getattr(args, "via_singer", False)
+    ):
+        return []
+    try:
+        import json
+
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
+        if not isinstance(data, dict) or data.get("adapter") != "sql" or "${" in str(data.get("url")):
+            return []
+        from ..plugins import get_plugins
+
+        if "sql" not in get_plugins().adapters:  # (blocked: the run reports it)
+            return []
+        from ..adapters.sql.preopen import open_ahead
+
+        arrow_system_allocator()  # (as the run would before anything imports pyarrow)
+        close = open_ahead(data)
+    except Exception:  # only a head start: the run reads the file itself and reports its errors
+        return []
+    return [close] if close is not None else []
 
 
 def close_opened_ahead(closers: list[Callable[[], Any]]) -> None:

@@ -212,23 +212,11 @@ class SQLAdapter(ProtocolAdapter):
         options) will open first (:mod:`.preopen`; ``dcapix run`` calls it while it loads the rest):
         only for a plain ``postgresql://`` URL the PostgreSQL backend reads and writes over ADBC.
         Returns a function closing a handle nobody took, or ``None`` when nothing was started."""
-        url = config.get("url")
-        if (
-            type(url) is not str
-            or not url.lstrip()[:8].lower().startswith("postgres")
-            or config.get("engine_options")
-            or config.get("arrow") is False
-            or cls.backends.get("postgresql") != SQLAdapter.backends["postgresql"]
-        ):
+        if cls.backends.get("postgresql") != SQLAdapter.backends["postgresql"]:
             return None
         from . import preopen
-        from .pg_direct import adbc_findable, builtin_resolver_allowed
 
-        plain = plain_url(url)
-        builtin = builtin_resolver_allowed(config.get("streams"))
-        if plain is None or not adbc_findable() or not preopen.preopen(plain.uri, builtin):
-            return None
-        return preopen.close_all
+        return preopen.open_ahead(config)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property

@@ -208,13 +208,16 @@ DRIVER_ENV = "DCAPIX_ADBC_POSTGRESQL_DRIVER"
 #: a row type, so a handle gets the built-in one only when :data:`USER_TYPES_SQL` says no column can
 #: have such a type, and only for statements of our own (no ``query`` stream: :func:`open_handle`).
 _BUILTIN_RESOLVER = {"adbc.postgresql.type_resolver_mode": "builtin"}
-#: whether the database has a type of its own other than the row types of its tables and views (and
-#: their arrays: only a whole-row value has one, which no statement of ours reads), or a column of a
-#: table or view of a type the built-in resolver does not know: a composite (a row type), an array
-#: of one, or a type made after the built-in ones (OID 10000 on: information_schema's domains' arrays).
-#: 16384 (FirstNormalObjectId) is the first OID of a database's own objects.
+#: one row when the database has a type of its own other than the row types of its tables and views
+#: (and their arrays: only a whole-row value has one, which no statement of ours reads), or a column
+#: of a table or view of a type the built-in resolver does not know: a composite (a row type), an
+#: array of one, or a type made after the built-in ones (OID 10000 on: information_schema's domains'
+#: arrays); no row otherwise. 16384 (FirstNormalObjectId) is the first OID of a database's own
+#: objects. Asked with ``execute_update`` (its row count): no result set to read, so the thread
+#: that opens a handle ahead (:mod:`.preopen`) does not import pyarrow while ``dcapix run`` imports
+#: its modules.
 USER_TYPES_SQL = """
-SELECT EXISTS (
+SELECT 1 WHERE EXISTS (
   SELECT 1 FROM pg_catalog.pg_type t
    WHERE t.oid >= 16384
      AND NOT EXISTS (
@@ -296,14 +299,17 @@ def open_handle(uri: str, builtin: bool = True) -> tuple[Any, Any]:
 
 
 def _has_user_types(conn: Any) -> bool:
-    """Whether :data:`USER_TYPES_SQL` answers true on the autocommit connection ``conn``."""
-    cur = DirectCursor(conn)
+    """Whether :data:`USER_TYPES_SQL` returns its row on the autocommit connection ``conn`` (a row
+    count the driver does not report counts as yes: the server's resolver)."""
+    import adbc_driver_manager
+
+    stmt = adbc_driver_manager.AdbcStatement(conn)
     try:
-        cur.execute(USER_TYPES_SQL)
-        row = cur.fetchone()
+        stmt.set_sql_query(USER_TYPES_SQL)
+        rows = stmt.execute_update()
     finally:
-        cur.close()
-    return row is None or bool(row[0])
+        stmt.close()
+    return rows is None or int(rows) != 0
 
 
 class DirectDatabase:

@@ -17,9 +17,10 @@ reports its error as it always has. This module imports nothing heavy (no pyarro
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["close_all", "pending", "preopen", "take"]
+__all__ = ["close_all", "open_ahead", "pending", "preopen", "take"]
 
 _lock = threading.Lock()
 _opening: dict[str, _Opener] = {}
@@ -54,6 +55,32 @@ class _Opener(threading.Thread):
                 self.db, self.conn = db, conn
         if not keep:
             _close(conn, db)
+
+
+def open_ahead(config: Mapping[str, Any]) -> Callable[[], None] | None:
+    """Start opening the database handle the SQL adapter of the raw options ``config`` opens first,
+    when it reads and writes over ADBC: a plain ``postgresql://`` URL, no ``engine_options``,
+    ``arrow`` not off (the built-in type resolver unless a stream is a custom ``query``). Returns
+    :func:`close_all` (closes a handle nobody took), or ``None`` when nothing was started (not such
+    an endpoint, the driver not installed, or a handle of that URI is being opened already).
+    :meth:`.SQLAdapter.open_ahead` calls it after its own checks; ``dcapix run`` also calls it on
+    the ``--source`` file before it imports the adapter
+    (:func:`dc_api_x.runner.startup.open_source_ahead`)."""
+    url = config.get("url")
+    if (
+        type(url) is not str
+        or not url.lstrip()[:8].lower().startswith("postgres")
+        or config.get("engine_options")
+        or config.get("arrow") is False
+    ):
+        return None
+    from .pg_direct import adbc_findable, builtin_resolver_allowed, plain_url
+
+    plain = plain_url(url)
+    builtin = builtin_resolver_allowed(config.get("streams"))
+    if plain is None or not adbc_findable() or not preopen(plain.uri, builtin):
+        return None
+    return close_all
 
 
 def preopen(uri: str, builtin: bool = True) -> bool:
