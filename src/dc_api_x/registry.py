@@ -56,6 +56,8 @@ class _Entry:
     factory: bool = False
     resolved: Any = None
     done: bool = False
+    #: ``"module:attr"`` of the entry's head-start function (:meth:`Registry.ahead`), or ``None``
+    ahead: str | None = None
 
 
 class Registry:
@@ -85,12 +87,15 @@ class Registry:
         entry: Any = None,
         *,
         factory: Callable[[], Any] | None = None,
+        ahead: str | None = None,
     ) -> None:
         """Register ``entry`` under ``name``.
 
         ``registry.register(MyAdapter)`` uses ``MyAdapter.name``. ``entry`` may be a class, any
         other object or callable (stored as it is), or a ``"module:attr"`` string (imported on first
         lookup); ``factory=`` gives a zero-argument callable that returns the entry on first lookup.
+        ``ahead=`` names (``"module:attr"``) a function a caller may give an endpoint's raw options
+        before it imports the entry (:meth:`ahead`; ``dcapix run``'s head start for an adapter).
         """
         self._fill()
         if entry is None and factory is None:
@@ -102,6 +107,8 @@ class Registry:
             raise PluginError(f"{self.kind} names must be non-empty strings, got {name!r}")
         if name in self._entries:
             raise PluginError(clash_message(self.kind, name, self._entries[name].plugin, self._plugin))
+        if ahead is not None and (not isinstance(ahead, str) or ":" not in ahead):
+            raise PluginError(f"{self.kind} {name!r}: ahead= must be a 'package.module:function' string")
         if factory is not None:
             self._entries[name] = _Entry(factory, self._plugin, lazy=True, factory=True)
         elif isinstance(entry, str):
@@ -114,6 +121,7 @@ class Registry:
             self._entries[name] = _Entry(entry, self._plugin, lazy=True)
         else:
             self._entries[name] = _Entry(entry, self._plugin, resolved=entry, done=True)
+        self._entries[name].ahead = ahead
 
     def add_cleanup(self, func: Callable[[], Any]) -> None:
         """Run ``func`` when the plugin set is closed (or at interpreter exit)."""
@@ -140,6 +148,21 @@ class Registry:
                     ent.resolved = _resolve(ent, self.kind, name)
                     ent.done = True
         return ent.resolved
+
+    def ahead(self, name: str) -> Callable[..., Any] | None:
+        """The head-start function registered with ``name`` (``register(..., ahead=…)``), imported
+        without importing the entry; ``None`` for an unknown name, none registered, or one that
+        cannot be imported (a head start is optional: the entry's own use reports its errors)."""
+        self._fill()
+        ent = self._entries.get(name)
+        if ent is None or ent.ahead is None:
+            return None
+        modname, _, attr = ent.ahead.partition(":")
+        try:
+            func = getattr(importlib.import_module(modname), attr)
+        except Exception:
+            return None
+        return func if callable(func) else None
 
     def plugin_of(self, name: str) -> str:
         """The name of the plugin that registered ``name``."""

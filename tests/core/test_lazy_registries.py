@@ -230,3 +230,31 @@ def test_unknown_other_names_list_the_known_ones_only() -> None:
     with pytest.raises(UnknownPluginError) as ei:
         ps.adapters.get("oracle")
     assert str(ei.value) == f"unknown adapter 'oracle'; known: {', '.join(ps.adapters.names())}"
+
+
+def test_a_head_start_function_is_had_without_importing_its_entry() -> None:
+    """``register(name, "module:Attr", ahead="module:func")``: ``ahead(name)`` imports the function's
+    module only (``dcapix run`` gives an endpoint's raw options to it before importing the adapter);
+    ``None`` for an unknown name, an entry without one, or one that cannot be imported."""
+    from dc_api_x.exceptions import PluginError
+    from dc_api_x.registry import Registry
+
+    reg = Registry("adapter")
+    reg.register("lazy", "no_such_module_small20k2:Adapter", ahead="dc_api_x.registry:clash_message")
+    reg.register("plain", "no_such_module_small20k2:Other")
+    reg.register("gone", "no_such_module_small20k2:X", ahead="no_such_module_small20k2:ahead")
+    from dc_api_x.registry import clash_message
+
+    assert reg.ahead("lazy") is clash_message
+    assert "no_such_module_small20k2" not in sys.modules  # the entry itself was not imported
+    assert reg.ahead("plain") is None and reg.ahead("gone") is None and reg.ahead("unknown") is None
+    with pytest.raises(PluginError, match="ahead= must be"):
+        reg.register("bad", "x:Y", ahead="not a target")
+
+
+def test_the_sql_adapters_head_start_is_preopen_open_ahead() -> None:
+    from dc_api_x.adapters.sql import preopen
+
+    plugins = build(entry_points=False)
+    assert plugins.adapters.ahead("sql") is preopen.open_ahead
+    assert plugins.adapters.ahead("parquet") is None

@@ -95,10 +95,12 @@ def prepare_adapters(pipe: Any) -> list[Any]:
 
 
 def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
-    """Give an ad-hoc run's source its head start before the run imports anything else: a
-    ``--source FILE.json`` of the ``sql`` adapter whose URL is a plain ``postgresql://`` one has its
-    ADBC database handle and first connection opened in a thread now (:func:`.preopen.open_ahead`),
-    instead of once the pipeline's models and the adapter class are imported
+    """Give an ad-hoc run's source its head start before the run imports anything else: the
+    ``--source FILE.json`` endpoint's raw options go to the head-start function its adapter was
+    registered with (``Registry.ahead``, imported without the adapter class). The ``sql`` adapter's
+    (``adapters/sql/preopen.py:open_ahead``) opens a plain ``postgresql://`` URL's ADBC database
+    handle and first connection in a thread now, instead of once the pipeline's models and the
+    adapter class are imported
     (:func:`prepare_adapters`, which finds it being opened). Those imports (pydantic, the adapter
     modules: ~0.25 G instructions on W2) then overlap the handle's two server connections (a SCRAM
     exchange each) and its type check, which otherwise ended just before discovery needed them (and
@@ -124,16 +126,18 @@ def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
 
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
-        if not isinstance(data, dict) or data.get("adapter") != "sql" or "${" in str(data.get("url")):
+        if not isinstance(data, dict) or "${" in json.dumps(data):
             return []
         from ..plugins import get_plugins
 
-        if "sql" not in get_plugins().adapters:  # (blocked: the run reports it)
+        # the adapter's head-start function (registry.ahead: the SQL adapter's opens a plain
+        # postgresql:// URL's handle), imported without the adapter class
+        name = data.get("adapter")
+        ahead = get_plugins().adapters.ahead(name) if isinstance(name, str) else None
+        if ahead is None:
             return []
-        from ..adapters.sql.preopen import open_ahead
-
         arrow_system_allocator()  # (as the run would before anything imports pyarrow)
-        close = open_ahead(data)
+        close = ahead({k: v for k, v in data.items() if k != "adapter"})
     except Exception:  # only a head start: the run reads the file itself and reports its errors
         return []
     return [close] if close is not None else []

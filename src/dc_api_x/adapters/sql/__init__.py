@@ -25,8 +25,12 @@ _LAZY = {
 
 
 def register_adapters(registry: Any) -> None:
-    """Register the ``sql`` adapter (imported on first use)."""
-    registry.register("sql", "dc_api_x.adapters.sql.adapter:SQLAdapter")
+    """Register the ``sql`` adapter (imported on first use), with the head start ``dcapix run`` may
+    give its raw options before importing it (a plain ``postgresql://`` URL's ADBC handle opened in
+    a thread: :func:`.preopen.open_ahead`)."""
+    registry.register(
+        "sql", "dc_api_x.adapters.sql.adapter:SQLAdapter", ahead="dc_api_x.adapters.sql.preopen:open_ahead"
+    )
 
 
 def __getattr__(name: str) -> Any:  # the classes import SQLAlchemy: only when asked for
