@@ -213,9 +213,8 @@ _BUILTIN_RESOLVER = {"adbc.postgresql.type_resolver_mode": "builtin"}
 #: of a table or view of a type the built-in resolver does not know: a composite (a row type), an
 #: array of one, or a type made after the built-in ones (OID 10000 on: information_schema's domains'
 #: arrays); no row otherwise. 16384 (FirstNormalObjectId) is the first OID of a database's own
-#: objects. Asked with ``execute_update`` (its row count): no result set to read, so the thread
-#: that opens a handle ahead (:mod:`.preopen`) does not import pyarrow while ``dcapix run`` imports
-#: its modules.
+#: objects. Asked with ``execute_update`` (its row count): no result set to read, so a handle opened
+#: ahead (:mod:`.preopen`) is ready without pyarrow (which that thread imports only afterwards).
 USER_TYPES_SQL = """
 SELECT 1 WHERE EXISTS (
   SELECT 1 FROM pg_catalog.pg_type t

@@ -16,6 +16,7 @@ reports its error as it always has. This module imports nothing heavy (no pyarro
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +56,24 @@ class _Opener(threading.Thread):
                 self.db, self.conn = db, conn
         if not keep:
             _close(conn, db)
+            return
+        _import_pyarrow()
+
+
+def _import_pyarrow() -> None:
+    """Import pyarrow, which the handle's first read needs, in the opener's thread once the handle
+    is open (the thread has nothing else to do). A run whose destination does not import it while
+    loading (PostgreSQL → PostgreSQL) otherwise imports it in the main thread at its first read,
+    after the state store's syncs and discovery's round trips, which this import can fill instead
+    (the interpreter's lock is free while the main thread waits on them); where the main thread
+    imports it itself (a Parquet destination), one of the two waits for the other. ``dcapix run``
+    chose Arrow's allocator before (``startup.arrow_system_allocator``)."""
+    if "pyarrow" in sys.modules:
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except Exception:  # pragma: no cover - the read imports it again and reports the error
+        pass
 
 
 def open_ahead(config: Mapping[str, Any]) -> Callable[[], None] | None:
