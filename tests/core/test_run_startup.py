@@ -241,11 +241,11 @@ def test_an_adhoc_postgresql_source_is_opened_before_the_run_imports(
     fake_driver: list[Any], tmp_path: Path
 ) -> None:
     """``dcapix run --source FILE.json`` of a plain ``postgresql://`` SQL endpoint: its handle is
-    being opened before the pipeline's models are loaded (``startup.open_source_ahead``); the later
+    being opened before the pipeline's models are loaded (``startup.open_endpoints_ahead``); the later
     ``prepare_adapters`` finds it being opened and starts no second one."""
     pg = "postgresql://u:p@h:5432/db"
     src = {"adapter": "sql", "url": pg, "streams": ["public.t"]}
-    assert runner_startup.open_source_ahead(_source_args(tmp_path, src)) == [preopen.close_all]
+    assert runner_startup.open_endpoints_ahead(_source_args(tmp_path, src)) == [preopen.close_all]
     assert preopen.pending() == [pg]
     later = rc.adhoc_pipeline(
         rc.Endpoint.model_validate(src), rc.Endpoint.model_validate({"adapter": "parquet"})
@@ -254,7 +254,7 @@ def test_an_adhoc_postgresql_source_is_opened_before_the_run_imports(
     assert preopen.take(pg, builtin=True) is not None and len(fake_driver) == 1
     # a custom query stream: opened for the server's type resolver, as prepare_adapters would
     q = {"adapter": "sql", "url": pg, "streams": [{"name": "q", "query": "SELECT 1"}]}
-    assert runner_startup.open_source_ahead(_source_args(tmp_path, q)) == [preopen.close_all]
+    assert runner_startup.open_endpoints_ahead(_source_args(tmp_path, q)) == [preopen.close_all]
     assert preopen._opening[pg].builtin is False
     preopen.close_all()
 
@@ -316,8 +316,27 @@ def test_only_a_plain_json_postgresql_source_is_opened_before_the_imports(
     args = _source_args(tmp_path, src, name, **kw)
     if case == "missing file":
         args.source = str(tmp_path / "nope.json")
-    assert runner_startup.open_source_ahead(args) == []
+    assert runner_startup.open_endpoints_ahead(args) == []
     assert preopen.pending() == [] and fake_driver == []
+
+
+def test_an_adhoc_postgresql_destination_is_opened_before_the_run_imports(
+    fake_driver: list[Any], tmp_path: Path
+) -> None:
+    """PostgreSQL → PostgreSQL (W1): both handles are being opened before the imports, one clean-up."""
+    src = {"adapter": "sql", "url": "postgresql://u:p@h:5432/src", "streams": ["public.t"]}
+    dst = {"adapter": "sql", "url": "postgresql://u:p@h:5432/dst", "schema": "out"}
+    args = _source_args(tmp_path, src)
+    (tmp_path / "dst.json").write_text(json.dumps(dst))
+    assert runner_startup.open_endpoints_ahead(args) == [preopen.close_all]
+    assert sorted(preopen.pending()) == ["postgresql://u:p@h:5432/dst", "postgresql://u:p@h:5432/src"]
+    # a Parquet destination has no head start; a PostgreSQL one beside a file source is opened alone
+    preopen.close_all()
+    args = _source_args(tmp_path, {"adapter": "jsonl", "path": "in"})
+    (tmp_path / "dst.json").write_text(json.dumps(dst))
+    assert runner_startup.open_endpoints_ahead(args) == [preopen.close_all]
+    assert preopen.pending() == ["postgresql://u:p@h:5432/dst"]
+    preopen.close_all()
 
 
 def test_cmd_run_closes_a_handle_opened_before_an_error(fake_driver: list[Any], tmp_path: Path) -> None:

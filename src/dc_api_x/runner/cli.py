@@ -229,8 +229,8 @@ def _sigterm_as_interrupt() -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``dcapix run``."""
-    # an ad-hoc PostgreSQL source's handle, opened while the run imports its modules
-    early = startup.open_source_ahead(args)
+    # an ad-hoc run's PostgreSQL handles, opened while the run imports its modules
+    early = startup.open_endpoints_ahead(args)
     try:
         return _cmd_run(args, early)
     finally:

@@ -13,7 +13,7 @@ __all__ = [
     "GC_GEN0_THRESHOLD",
     "arrow_system_allocator",
     "close_opened_ahead",
-    "open_source_ahead",
+    "open_endpoints_ahead",
     "prepare_adapters",
     "tune_gc",
 ]
@@ -94,26 +94,24 @@ def prepare_adapters(pipe: Any) -> list[Any]:
     return done
 
 
-def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
-    """Give an ad-hoc run's source its head start before the run imports anything else: the
-    ``--source FILE.json`` endpoint's raw options go to the head-start function its adapter was
-    registered with (``Registry.ahead``, imported without the adapter class). The ``sql`` adapter's
-    (``adapters/sql/preopen.py:open_ahead``) opens a plain ``postgresql://`` URL's ADBC database
-    handle and first connection in a thread now, instead of once the pipeline's models and the
-    adapter class are imported
-    (:func:`prepare_adapters`, which finds it being opened). Those imports (pydantic, the adapter
-    modules: ~0.25 G instructions on W2) then overlap the handle's two server connections (a SCRAM
-    exchange each) and its type check, which otherwise ended just before discovery needed them (and
-    after it, on a busy machine: issue 15). Returns what closes a handle nobody took.
+def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
+    """Give an ad-hoc run's endpoints their head start before the run imports anything else: the raw
+    options of the ``--source`` and ``--destination`` JSON files go to the head-start function their
+    adapter was registered with (``Registry.ahead``, imported without the adapter class). The ``sql``
+    adapter's (``adapters/sql/preopen.py:open_ahead``) opens a plain ``postgresql://`` URL's ADBC
+    database handle and first connection in a thread now, instead of once the pipeline's models and
+    the adapter classes are imported (:func:`prepare_adapters`, which finds them being opened). Those
+    imports (pydantic, the adapter modules: ~0.25 G instructions on W2) then overlap the handles'
+    server connections (a SCRAM exchange each) and type check, which otherwise ended just before
+    discovery (or the destination's first statement) needed them, or after it on a busy machine
+    (issue 15). Returns what closes a handle nobody took.
 
-    Only a file that needs nothing of the run's loading: JSON, no ``${VAR}`` reference in its URL;
-    anything unreadable or unusual is left to the run, which reads the file again and words its
-    errors. A handle opened here that the run does not take (another backend, an error) is
-    closed at its end, as one :func:`prepare_adapters` opened is."""
-    path = getattr(args, "source", None)
+    Only files that need nothing of the run's loading: JSON, no ``${VAR}`` reference; anything
+    unreadable or unusual is left to the run, which reads the file again and words its errors. A
+    handle opened here that the run does not take (another backend, an error) is closed at its end,
+    as one :func:`prepare_adapters` opened is."""
     if (
-        not isinstance(path, str)
-        or not path.lower().endswith(".json")
+        not getattr(args, "source", None)
         or not getattr(args, "destination", None)
         or getattr(args, "pipeline", None)
         or getattr(args, "config", None)
@@ -121,13 +119,25 @@ def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
         or getattr(args, "via_singer", False)
     ):
         return []
+    closers: list[Callable[[], Any]] = []
+    for path in (args.source, args.destination):
+        close = _file_ahead(path)
+        if close is not None and close not in closers:
+            closers.append(close)
+    return closers
+
+
+def _file_ahead(path: Any) -> Callable[[], Any] | None:
+    """The head start of the endpoint file ``path`` (:func:`open_endpoints_ahead`), or ``None``."""
+    if not isinstance(path, str) or not path.lower().endswith(".json"):
+        return None
     try:
         import json
 
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
         if not isinstance(data, dict) or "${" in json.dumps(data):
-            return []
+            return None
         from ..plugins import get_plugins
 
         # the adapter's head-start function (registry.ahead: the SQL adapter's opens a plain
@@ -135,12 +145,12 @@ def open_source_ahead(args: Any) -> list[Callable[[], Any]]:
         name = data.get("adapter")
         ahead = get_plugins().adapters.ahead(name) if isinstance(name, str) else None
         if ahead is None:
-            return []
+            return None
         arrow_system_allocator()  # (as the run would before anything imports pyarrow)
-        close = ahead({k: v for k, v in data.items() if k != "adapter"})
+        close: Callable[[], Any] | None = ahead({k: v for k, v in data.items() if k != "adapter"})
     except Exception:  # only a head start: the run reads the file itself and reports its errors
-        return []
-    return [close] if close is not None else []
+        return None
+    return close
 
 
 def close_opened_ahead(closers: list[Callable[[], Any]]) -> None:

@@ -84,7 +84,7 @@ def open_ahead(config: Mapping[str, Any]) -> Callable[[], None] | None:
     an endpoint, the driver not installed, or a handle of that URI is being opened already).
     :meth:`.SQLAdapter.open_ahead` calls it after its own checks; ``dcapix run`` also calls it on
     the ``--source`` file before it imports the adapter
-    (:func:`dc_api_x.runner.startup.open_source_ahead`)."""
+    (:func:`dc_api_x.runner.startup.open_endpoints_ahead`)."""
     url = config.get("url")
     if (
         type(url) is not str
