@@ -458,3 +458,33 @@ def test_a_page_repeated_after_the_inferred_schema_grew_is_stopped(server, monke
         for batch in api.read(api.discover()[0]):
             got.extend(batch.records)
     assert [r["id"] for r in got] == list(range(9))  # nothing delivered twice
+
+
+def test_number_texts_give_the_values_the_dict_path_gives():
+    import msgspec
+
+    from dc_api_x.adapters._http_columns import _number_column, _Refused
+    from dc_api_x.arrow.records import _column_to_arrow
+
+    texts = [
+        b"-0",
+        b"-0.0",
+        b"1E5",
+        b"5",
+        b"null",
+        b"0.1",
+        b"2.5e-5",
+        b"123456789012345",
+        b"1.7976931348623157e308",
+    ]
+    raws = [msgspec.Raw(t) for t in texts] + [None]  # (None: a field left out)
+    want = _column_to_arrow(orjson.loads(b"[" + b",".join(texts) + b",null]"), pa.field("x", pa.float64()))
+    got = _number_column(raws, nullable=True)
+    assert got.equals(want) and got.type == pa.float64()
+    assert [str(v) for v in got.to_pylist()[:2]] == ["0.0", "-0.0"]  # -0 is the integer 0, as orjson reads it
+    assert _number_column(raws[:4], nullable=False, gaps=False).to_pylist() == [0.0, -0.0, 100000.0, 5.0]
+    for bad in (b'"2.5"', b"true", b"false", b"[1]", b'{"a":1}'):
+        with pytest.raises(_Refused):
+            _number_column([msgspec.Raw(b"1.5"), msgspec.Raw(bad)], nullable=True)
+    with pytest.raises(_Refused):
+        _number_column([msgspec.Raw(b"null")], nullable=False)

@@ -96,6 +96,7 @@ class PageColumns:
         "columns",
         "content",
         "data",
+        "gaps",
         "json_values",
         "key",
         "n",
@@ -126,6 +127,8 @@ class PageColumns:
         self.canonical: frozenset[int] = frozenset()
         #: JSON column -> its values as orjson decodes them (from that check; dropped with ``rows``)
         self.json_values: dict[int, list[Any]] = {}
+        #: a record lacks a field (``None`` in the columns); else no column holds ``None``
+        self.gaps = True
 
     def __len__(self) -> int:
         return self.n
@@ -146,6 +149,7 @@ class PageColumns:
                 self.rows[start:stop],
             )
             page.canonical = self.canonical
+            page.gaps = self.gaps
             page.json_values = {c: v[start:stop] for c, v in self.json_values.items()}
             page.start = self.start + start
             return page
@@ -350,6 +354,7 @@ class PagePlan:
         out = PageColumns(content, self.key, data, columns, n, self, rows)
         out.canonical = canonical
         out.json_values = json_values
+        out.gaps = missing
         return out
 
 
@@ -483,6 +488,8 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
 
     plan = pages[0].plan
     n = sum(p.n for p in pages)
+    gaps = any(p.gaps for p in pages)  # a page where a record lacks a field: None in its columns
+    int64 = pa.int64()
 
     index = {name: i for i, name in enumerate(plan.names)}
     arrays = []
@@ -498,12 +505,15 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
         if kind == _NUMBER:
             if f.type != pa.float64():
                 raise _Refused(f"field {f.name!r} is {f.type}")
-            arrays.append(_number_column(values, nullable=True))
+            arrays.append(_number_column(values, nullable=True, gaps=gaps))
         elif kind == _JSON:
             if _is_json_text(f) and all(i in p.canonical for p in pages):
-                arrays.append(_texts(*_with_nulls(values)))  # checked page by page as they came
+                arrays.append(_texts(*_with_nulls(values, gaps)))  # checked page by page as they came
             else:
                 arrays.append(_json_column(values, f))
+        elif kind == _INT and f.type == int64:
+            # integers msgspec checked to fit int64 (or None): no type inference pass first
+            arrays.append(pa.array(values, type=int64, from_pandas=False))
         else:
             arrays.append(_column_to_arrow(values, f))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
@@ -515,6 +525,7 @@ _SORT_KEYS = 1 << 5  # orjson.OPT_SORT_KEYS (checked by the tests)
 
 def _texts(raws: Sequence[Any], valid: list[bool] | None) -> pa.Array:
     """A string array of the texts ``raws`` (bytes-like, none ``None``), null where ``valid`` is false."""
+    from array import array
     from itertools import accumulate
 
     import pyarrow as pa
@@ -522,44 +533,46 @@ def _texts(raws: Sequence[Any], valid: list[bool] | None) -> pa.Array:
     data = b"".join(raws)
     if len(data) >= 1 << 31:
         raise _Refused("more than 2 GiB of text in one column")
-    offsets = pa.array(list(accumulate(map(len, raws), initial=0)), type=pa.int32())
+    offsets = array("i", accumulate(map(len, raws), initial=0))  # int32, in one C pass
     bitmap = None
     nulls = 0
     if valid is not None:
         nulls = valid.count(False)
         bitmap = pa.array(valid, type=pa.bool_()).buffers()[1] if nulls else None
     return pa.StringArray.from_buffers(
-        len(raws), offsets.buffers()[1], pa.py_buffer(data), bitmap, nulls if bitmap is not None else 0
+        len(raws), pa.py_buffer(offsets), pa.py_buffer(data), bitmap, nulls if bitmap is not None else 0
     )
 
 
-def _with_nulls(raws: list[Any]) -> tuple[list[Any], list[bool] | None]:
-    """``raws`` with a missing field (``None``) as the text ``null``, and which are not null."""
-    if None in raws:
+def _with_nulls(raws: list[Any], gaps: bool = True) -> tuple[list[Any], list[bool] | None]:
+    """``raws`` with a missing field (``None``) as the text ``null``, and which are not null.
+    ``gaps``: ``raws`` may hold ``None`` (else they hold texts only: no scan for it)."""
+    if gaps and None in raws:
         raws = [_NULL if r is None else r for r in raws]
     if 4 not in map(len, raws):  # no text of 4 bytes: no null (C-level, no generator per value)
         return raws, None
     return raws, [bytes(r) != _NULL if len(r) == 4 else True for r in raws]
 
 
-def _number_column(raws: list[Any], nullable: bool) -> pa.Array:
-    """A float64 column from JSON number texts, parsed by Arrow (correctly rounded, as orjson
-    parses them). Anything but a plain number or ``null`` (a string, a boolean, an object, ``-0``,
-    which orjson reads as the integer 0) is refused: the dict path decides."""
+def _number_column(raws: list[Any], nullable: bool, gaps: bool = True) -> pa.Array:
+    """A float64 column from JSON number texts, decoded by orjson as the dict path decodes them (one
+    decode of the texts as a JSON array: correctly rounded; ``-0`` the integer 0, as there) and
+    converted as the dict path converts its values. Anything but a plain number or ``null`` (a
+    string, a boolean, an object) is refused: the dict path decides. ``gaps``: ``raws`` may hold
+    ``None`` (a missing field)."""
+    import orjson
     import pyarrow as pa
 
-    from ..arrow.records import _cast
-
-    raws, valid = _with_nulls(raws)
-    joined = b"," + b",".join(raws) + b","
-    for bad in (b'"', b"t", b"f", b"{", b"[", b",-0,"):
+    if gaps and None in raws:
+        raws = [_NULL if r is None else r for r in raws]
+    joined = b",".join(raws)
+    for bad in (b'"', b"t", b"f", b"{", b"["):
         if bad in joined:
             raise _Refused(f"{bad!r} in a number column")
-    if valid is not None and not nullable:
+    values = orjson.loads(b"[" + joined + b"]")
+    if not nullable and None in values:
         raise _Refused("null in a non-nullable number field")
-    if valid is None and b"n" in joined:
-        raise _Refused("a text that is no number")
-    return _cast(_texts(raws, valid), pa.float64())
+    return pa.array(values, type=pa.float64(), from_pandas=False)
 
 
 def _canonical(raws: Sequence[Any]) -> bool:
