@@ -34,9 +34,11 @@ same list of dicts the dict path gives.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from ..ext.pagination import fingerprint_sample
 from ..types import Batch, JSONSchema, Record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +99,7 @@ class PageColumns:
         "content",
         "data",
         "gaps",
-        "json_values",
+        "json_sample",
         "key",
         "n",
         "plan",
@@ -125,10 +127,11 @@ class PageColumns:
         self.start = 0  # the records of the body this page holds: [start, start + n)
         #: the JSON columns whose texts are what orjson.dumps of their decode gives (checked per page)
         self.canonical: frozenset[int] = frozenset()
-        #: JSON column -> its values as orjson decodes them (from that check; dropped with ``rows``)
-        self.json_values: dict[int, list[Any]] = {}
         #: a record lacks a field (``None`` in the columns); else no column holds ``None``
         self.gaps = True
+        #: JSON column -> the values (as orjson decodes them, by the page's check) of the records a
+        #: page fingerprint samples (``fingerprint_sample(n)``); dropped with ``rows``
+        self.json_sample: dict[int, Sequence[Any]] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -150,7 +153,6 @@ class PageColumns:
             )
             page.canonical = self.canonical
             page.gaps = self.gaps
-            page.json_values = {c: v[start:stop] for c, v in self.json_values.items()}
             page.start = self.start + start
             return page
         return self.records()[i]
@@ -272,23 +274,21 @@ class PagePlan:
         replaced by that)."""
         import orjson
 
-        pick = _picker(indexes)
+        pick = _picker(tuple(indexes))
         columns: list[Sequence[Any]] = list(zip(*map(self._astuple, pick(page.rows)), strict=True))
         dumps, raw, unset = orjson.dumps, self._raw, self._unset
         for col, write in self._raw_fields:
             texts = columns[col]
             gaps = unset in texts  # a field left out
             present = [t for t in texts if t is not unset] if gaps else texts
-            decoded = page.json_values.get(col)
-            if decoded is not None:  # a JSON column: its values, decoded by the page's check
-                values = pick(decoded)
-                if gaps:
-                    values = [v for v, t in zip(values, texts, strict=True) if t is not unset]
-            else:  # a number column: written as orjson writes them already (the usual case)?
+            values = page.json_sample.get(col) if indexes is fingerprint_sample(page.n) else None
+            if values is None:
                 joined = b"[" + b",".join(present) + b"]"
                 values = orjson.loads(joined)
-                if dumps(values) == joined:
-                    continue
+                if write is not _dumps_sorted and dumps(values) == joined:
+                    continue  # numbers written as orjson writes them already (the usual case)
+            elif gaps:
+                values = [v for v, t in zip(values, texts, strict=True) if t is not unset]
             # (a JSON text is rewritten without a check: orjson's text with sorted keys seldom is it)
             fixed: list[Any] = (
                 [raw(dumps(v, option=_SORT_KEYS)) for v in values]
@@ -306,7 +306,7 @@ class PagePlan:
         from ..values import has_long_digit_run, json_loads
 
         missing = False
-        json_values: dict[int, list[Any]] = {}
+        json_sample: dict[int, Sequence[Any]] = {}
         try:
             page = self._decode(content)
         except self._invalid as exc:
@@ -323,6 +323,7 @@ class PagePlan:
         n = len(rows)
         canonical: frozenset[int] = frozenset()
         if n:
+            sample = _picker(fingerprint_sample(n))
             columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
             if missing:  # a missing field is None in the columns, as the dict path reads it
                 unset = self._unset
@@ -339,7 +340,7 @@ class PagePlan:
                     return None
                 values = _loads(joined)
                 if values is not None:
-                    json_values[i] = values
+                    json_sample[i] = sample(values)  # (for the page's fingerprint)
                     if _dumps(values) == joined:
                         ok.append(i)
             canonical = frozenset(ok)
@@ -353,8 +354,8 @@ class PagePlan:
                 data[name] = json_loads(bytes(value))  # as the dict path decodes it (every digit kept)
         out = PageColumns(content, self.key, data, columns, n, self, rows)
         out.canonical = canonical
-        out.json_values = json_values
         out.gaps = missing
+        out.json_sample = json_sample
         return out
 
 
@@ -364,7 +365,8 @@ def _dumps_sorted(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+@lru_cache(maxsize=64)
+def _picker(indexes: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """``seq -> [seq[i] for i in indexes]`` in one C call."""
     if len(indexes) == 1:
         i = indexes[0]

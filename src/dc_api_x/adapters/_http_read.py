@@ -171,7 +171,7 @@ def read_stream(
                 else:
                     first_at = time.monotonic()
             if type(page) is PageColumns:
-                page.rows, page.json_values = (), {}  # (for the paginator's page fingerprint: taken)
+                page.rows, page.json_sample = (), {}  # (for the paginator's page fingerprint: taken)
             parts.append(page)
             part_rows += len(page)
             pages_in += 1
