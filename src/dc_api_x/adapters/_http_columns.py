@@ -129,9 +129,9 @@ class PageColumns:
         self.canonical: frozenset[int] = frozenset()
         #: a record lacks a field (``None`` in the columns); else no column holds ``None``
         self.gaps = True
-        #: JSON column -> the values (as orjson decodes them, by the page's check) of the records a
-        #: page fingerprint samples (``fingerprint_sample(n)``); dropped with ``rows``
-        self.json_sample: dict[int, Sequence[Any]] = {}
+        #: JSON column -> the texts orjson writes (keys sorted) of its values in the records a page
+        #: fingerprint samples (``fingerprint_sample(n)``; from the page's check); dropped with ``rows``
+        self.json_sample: dict[int, list[bytes]] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -281,16 +281,19 @@ class PagePlan:
             texts = columns[col]
             gaps = unset in texts  # a field left out
             present = [t for t in texts if t is not unset] if gaps else texts
-            values = page.json_sample.get(col) if indexes is fingerprint_sample(page.n) else None
-            if values is None:
-                joined = b"[" + b",".join(present) + b"]"
-                values = orjson.loads(joined)
-                if write is not _dumps_sorted and dumps(values) == joined:
-                    continue  # numbers written as orjson writes them already (the usual case)
-            elif gaps:
-                values = [v for v, t in zip(values, texts, strict=True) if t is not unset]
+            written = page.json_sample.get(col) if indexes is fingerprint_sample(page.n) else None
+            if written is not None:  # a JSON column's sampled texts, written by the page's check
+                fixed: list[Any] = list(map(raw, written))
+                columns[col] = (
+                    [t if t is unset else f for t, f in zip(texts, fixed, strict=True)] if gaps else fixed
+                )
+                continue
+            joined = b"[" + b",".join(present) + b"]"
+            values = orjson.loads(joined)
+            if write is not _dumps_sorted and dumps(values) == joined:
+                continue  # numbers written as orjson writes them already (the usual case)
             # (a JSON text is rewritten without a check: orjson's text with sorted keys seldom is it)
-            fixed: list[Any] = (
+            fixed = (
                 [raw(dumps(v, option=_SORT_KEYS)) for v in values]
                 if write is _dumps_sorted
                 else [raw(write(v)) for v in values]
@@ -306,7 +309,7 @@ class PagePlan:
         from ..values import has_long_digit_run, json_loads
 
         missing = False
-        json_sample: dict[int, Sequence[Any]] = {}
+        json_sample: dict[int, list[bytes]] = {}
         try:
             page = self._decode(content)
         except self._invalid as exc:
@@ -324,6 +327,7 @@ class PagePlan:
         canonical: frozenset[int] = frozenset()
         if n:
             sample = _picker(fingerprint_sample(n))
+            dumps = _orjson_dumps()
             columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
             if missing:  # a missing field is None in the columns, as the dict path reads it
                 unset = self._unset
@@ -340,7 +344,8 @@ class PagePlan:
                     return None
                 values = _loads(joined)
                 if values is not None:
-                    json_sample[i] = sample(values)  # (for the page's fingerprint)
+                    # (the sampled values' texts for the page's fingerprint: bytes, no object kept)
+                    json_sample[i] = [dumps(v, option=_SORT_KEYS) for v in sample(values)]
                     if _dumps(values) == joined:
                         ok.append(i)
             canonical = frozenset(ok)
@@ -357,6 +362,12 @@ class PagePlan:
         out.gaps = missing
         out.json_sample = json_sample
         return out
+
+
+def _orjson_dumps() -> Callable[..., bytes]:
+    import orjson
+
+    return orjson.dumps
 
 
 def _dumps_sorted(value: Any) -> bytes:
