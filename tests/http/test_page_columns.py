@@ -343,3 +343,148 @@ def test_pages_with_long_digit_strings_give_the_dict_paths_table(server, monkeyp
     assert pa.concat_tables(tables).equals(pa.concat_tables(tables0))
     parts = [p for b in batches if isinstance(b, PageColumnsBatch) for p in b._parts]
     assert sum(type(p) is not list for p in parts) == PAGES - 1  # every page after the first in columns
+
+
+# -- the page fingerprint (the loop guard) is the same whether a page was decoded to dicts or columns
+
+FP_PAGES: list[bytes] = [
+    _page_body(0),
+    _page_body(2, total=True),
+    # keys in another order than the schema's, a field left out, an explicit null
+    b'{"records":[{"attrs":{"b":1,"a":[1,{"d":2,"c":null}]},"id":1,"name":"x"},'
+    b'{"id":2,"amount":2,"ok":null},{"name":null,"id":3,"day":"2024-02-03","amount":null}],"total":36}',
+    # escapes (\u00e9, \/, control characters), numbers orjson writes otherwise (1.50, 1E5, -0,
+    # 2.5e-5, 1e16), JSON text with blanks and keys out of order
+    b'{"records":[{"id":4,"name":"caf\\u00e9 \\/ \\u001f \\"q\\"","amount":1.50,'
+    b'"attrs":{ "z" : 1.0 , "a" : "\\u00e9" }},'
+    b'{"id":5,"name":"caf\xc3\xa9 / \\u001F \\"q\\"","amount":1E5,"attrs":[1,2.0,null]},'
+    b'{"id":6,"amount":-0,"attrs":"text"},{"id":7,"amount":2.5e-5,"attrs":1e16},{"id":8,"amount":1e16}],"total":36}',
+    # more records than the fingerprint samples
+    b'{"records":[' + b",".join(_row(i) for i in range(40)) + b'],"total":36}',
+]
+
+
+@pytest.mark.parametrize("body", FP_PAGES, ids=range(len(FP_PAGES)))
+def test_a_pages_fingerprint_is_the_same_decoded_to_dicts_or_into_columns(body):
+    from dc_api_x.ext.pagination import page_fingerprint
+
+    plan = page_plan(SCHEMA, "records", {"records": [], "total": 1})
+    assert plan is not None
+    page = plan.decode(body)
+    assert page is not None  # the page is taken by the column path
+    records = orjson.loads(body)["records"]
+    fp = page_fingerprint(records)
+    assert fp is not None and page_fingerprint(page) == fp
+    assert page_fingerprint(page[: len(page) - 1]) == page_fingerprint(records[:-1])  # clipped
+    page.rows = ()  # (the structs dropped: from the page's dicts)
+    assert page_fingerprint(page) == fp
+    # the fingerprint is of the records, not of one representation of them
+    plan2 = page_plan(
+        {**SCHEMA, "properties": {**SCHEMA["properties"], "more": {"type": "string"}}},
+        "records",
+        {"records": [], "total": 1},
+    )
+    assert plan2 is not None
+    page2 = plan2.decode(body)
+    assert page2 is not None and page_fingerprint(page2) == fp
+
+
+def test_different_pages_decoded_into_columns_have_different_fingerprints():
+    from dc_api_x.ext.pagination import page_fingerprint
+
+    plan = page_plan(SCHEMA, "records", {"records": [], "total": 1})
+    assert plan is not None
+
+    def fp(*records: bytes) -> Any:
+        page = plan.decode(b'{"records":[' + b",".join(records) + b'],"total":1}')
+        assert page is not None
+        assert page_fingerprint(page) == page_fingerprint(orjson.loads(b"[" + b",".join(records) + b"]"))
+        return page_fingerprint(page)
+
+    base = fp(b'{"id":1,"amount":1,"name":"a","attrs":{"k":1}}')
+    assert fp(b'{"id":1,"amount":1.0,"name":"a","attrs":{"k":1}}') != base  # 1 and 1.0
+    assert fp(b'{"id":1,"amount":1,"name":"a","attrs":{"k":1.0}}') != base
+    assert fp(b'{"id":1,"amount":1,"name":"a","attrs":{"k":"1"}}') != base
+    assert fp(b'{"id":1,"amount":1,"name":"a","attrs":{"k":1},"ok":null}') != base  # null, not absent
+    assert fp(b'{"id":1,"amount":1,"attrs":{"k":1}}') != base
+    assert fp(b'{"id":1,"amount":1,"name":"b","attrs":{"k":1}}') != base
+    assert fp(b'{"attrs":{"k":1},"name":"a","amount":1,"id":1}') == base  # key order: the same record
+    assert fp(b'{"id":1,"amount":1,"name":"\\u0061","attrs":{ "k" : 1 }}') == base  # escapes, blanks
+
+
+def test_the_first_page_is_decoded_once(server, monkeypatch):
+    """The loop guard needs no second decode of the first page (decoded to dicts) as columns."""
+    from dc_api_x.adapters._http_columns import PagePlan
+
+    server.route("GET", "/items", _route)
+    calls: list[int] = []
+    decode = PagePlan.decode
+
+    def counting(self: Any, content: bytes) -> Any:
+        calls.append(len(content))
+        return decode(self, content)
+
+    monkeypatch.setattr(PagePlan, "decode", counting)
+    with _adapter(server, SCHEMA) as api:
+        records = [r for b in api.read(api.discover()[0]) for r in b.records]
+    assert len(records) == PAGES * SIZE
+    assert len(calls) == PAGES - 1  # every page after the first, once
+
+
+@pytest.mark.parametrize("columnar", [True, False])
+def test_a_page_repeated_after_the_inferred_schema_grew_is_stopped(server, monkeypatch, columnar):
+    """Page 3 brings a new field (the inferred schema grows: a new plan); page 4 is page 2 again,
+    decoded by the new plan without that field: the same page, stopped before its records."""
+    pages = {
+        0: [b'{"id":0,"name":"a"}', b'{"id":1,"name":"b"}', b'{"id":2,"name":"c"}'],
+        1: [b'{"id":3,"name":"d"}', b'{"id":4,"name":"e"}', b'{"id":5,"name":"f"}'],
+        2: [b'{"id":6,"name":"g","extra":1}', b'{"id":7,"name":"h"}', b'{"id":8,"name":"i"}'],
+    }
+
+    def route(req: Any) -> tuple[int, dict[str, str], Any]:
+        page = int(req.arg("offset", "0") or 0) // SIZE
+        rows = pages.get(page, pages[1])  # from page 4 on: page 2 again
+        return 200, {}, b'{"records":[' + b",".join(rows) + b'],"total":30}'
+
+    server.route("GET", "/items", route)
+    if not columnar:
+        monkeypatch.setattr(_http_read, "_planner", lambda *a, **k: None)
+    got: list[Any] = []
+    # (no read-ahead: page 4 is fetched once page 3 grew the schema, so the new plan decodes it)
+    with (
+        _adapter(server, prefetch=False) as api,
+        pytest.raises(PaginationError, match=r"page 4 .* repeats page 2"),
+    ):
+        for batch in api.read(api.discover()[0]):
+            got.extend(batch.records)
+    assert [r["id"] for r in got] == list(range(9))  # nothing delivered twice
+
+
+def test_number_texts_give_the_values_the_dict_path_gives():
+    import msgspec
+
+    from dc_api_x.adapters._http_columns import _number_column, _Refused
+    from dc_api_x.arrow.records import _column_to_arrow
+
+    texts = [
+        b"-0",
+        b"-0.0",
+        b"1E5",
+        b"5",
+        b"null",
+        b"0.1",
+        b"2.5e-5",
+        b"123456789012345",
+        b"1.7976931348623157e308",
+    ]
+    raws = [msgspec.Raw(t) for t in texts] + [None]  # (None: a field left out)
+    want = _column_to_arrow(orjson.loads(b"[" + b",".join(texts) + b",null]"), pa.field("x", pa.float64()))
+    got = _number_column(raws, nullable=True)
+    assert got.equals(want) and got.type == pa.float64()
+    assert [str(v) for v in got.to_pylist()[:2]] == ["0.0", "-0.0"]  # -0 is the integer 0, as orjson reads it
+    assert _number_column(raws[:4], nullable=False, gaps=False).to_pylist() == [0.0, -0.0, 100000.0, 5.0]
+    for bad in (b'"2.5"', b"true", b"false", b"[1]", b'{"a":1}'):
+        with pytest.raises(_Refused):
+            _number_column([msgspec.Raw(b"1.5"), msgspec.Raw(bad)], nullable=True)
+    with pytest.raises(_Refused):
+        _number_column([msgspec.Raw(b"null")], nullable=False)

@@ -97,6 +97,49 @@ def test_page_fingerprint():
     assert page_fingerprint([{"id": 1}]) != page_fingerprint([{"id": 2}])
 
 
+def test_what_makes_the_same_page():
+    """The same records (the same keys with the same values, as JSON values) are the same page;
+    a value of another type, a key absent instead of null, another string is another page."""
+    from decimal import Decimal
+
+    import orjson
+
+    from dc_api_x.values import json_loads
+
+    def fp(text: bytes) -> bytes | None:
+        return page_fingerprint(json_loads(text))
+
+    page = fp(b'[{"id":1,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]}}]')
+    assert page is not None
+    same = [
+        b'[{"id":1,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]}}]',
+        b'[ { "id" : 1 , "x" : 1.50 , "s" : "caf\\u00e9" , "o" : { "a" : 1 , "b" : [ 1 , 2 ] } } ]',
+        b'[{"id":1,"x":15e-1,"s":"caf\xc3\xa9","o":{"a":1,"b":[1,2]}}]',  # escaped or not
+        b'[{"o":{"b":[1,2],"a":1},"s":"caf\\u00e9","x":1.5,"id":1}]',  # key order
+    ]
+    for text in same:
+        assert fp(text) == page, text
+    other = [
+        b'[{"id":1.0,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]}}]',  # 1 and 1.0
+        b'[{"id":"1","x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]}}]',  # 1 and "1"
+        b'[{"id":1,"x":1.5,"s":"cafe","o":{"a":1,"b":[1,2]}}]',
+        b'[{"id":1,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[2,1]}}]',  # list order counts
+        b'[{"id":1,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]},"n":null}]',  # null, not absent
+        b'[{"id":1,"x":1.5,"s":"caf\\u00e9","o":{"a":1,"b":[1,2]}},{"id":2}]',
+    ]
+    for text in other:
+        assert fp(text) not in (page, None), text
+    # numbers a float64 does not hold keep every digit, and are no strings
+    long = fp(b'[{"x":0.1000000000000000055511151231257827}]')
+    assert long is not None
+    assert long != fp(b'[{"x":"0.1000000000000000055511151231257827"}]')
+    assert long != fp(b'[{"x":0.1}]') and long != fp(b'[{"x":0.10000000000000000555111512312578271}]')
+    big = fp(b'[{"x":123456789012345678901234567890}]')  # beyond 64 bits: fingerprinted too
+    assert big is not None and big != fp(b'[{"x":"123456789012345678901234567890"}]')
+    assert page_fingerprint([{"x": Decimal("1.5")}]) != page_fingerprint([{"x": "1.5"}])
+    assert orjson.OPT_SORT_KEYS == 1 << 5  # (_http_columns writes with that option)
+
+
 def _jsonl_ids(out: Path) -> list[int]:
     ids = []
     for f in sorted(out.rglob("*.jsonl")):

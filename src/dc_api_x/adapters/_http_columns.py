@@ -33,9 +33,12 @@ same list of dicts the dict path gives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from ..ext.pagination import fingerprint_sample
 from ..types import Batch, JSONSchema, Record
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,10 +88,24 @@ class PageColumns:
     values, :class:`msgspec.Raw` texts for number and JSON columns, ``None`` where a record lacks
     the field), with the envelope's other keys (``data``) and the page body (for the dict view).
 
-    A sequence of the page's rows for a paginator: ``len()`` and ``page[i]`` (the JSON text of the
-    row, fields in the schema's order: what a page fingerprint hashes) and slices (``page[:n]``)."""
+    A sequence of the page's records for a paginator: ``len()``, slices (``page[:n]``), ``page[i]``
+    (the record as the dict path decodes it) and ``canonical_json_at(indexes)``, the canonical JSON
+    text of some of its records (:func:`dc_api_x.ext.pagination.canonical_json`, what a page
+    fingerprint hashes), made from the decoded structs: the same text as the dict path's records give."""
 
-    __slots__ = ("canonical", "columns", "content", "data", "key", "n", "plan", "rows", "start")
+    __slots__ = (
+        "canonical",
+        "columns",
+        "content",
+        "data",
+        "gaps",
+        "json_sample",
+        "key",
+        "n",
+        "plan",
+        "rows",
+        "start",
+    )
 
     def __init__(
         self,
@@ -101,7 +118,7 @@ class PageColumns:
         rows: Sequence[Any] = (),
     ) -> None:
         self.plan = plan
-        self.rows = rows  # the decoded structs (page[i] is the JSON text of one)
+        self.rows = rows  # the decoded structs (for canonical_json_at; dropped once fingerprinted)
         self.content = content
         self.key = key
         self.data = data
@@ -110,6 +127,11 @@ class PageColumns:
         self.start = 0  # the records of the body this page holds: [start, start + n)
         #: the JSON columns whose texts are what orjson.dumps of their decode gives (checked per page)
         self.canonical: frozenset[int] = frozenset()
+        #: a record lacks a field (``None`` in the columns); else no column holds ``None``
+        self.gaps = True
+        #: JSON column -> the texts orjson writes (keys sorted) of its values in the records a page
+        #: fingerprint samples (``fingerprint_sample(n)``; from the page's check); dropped with ``rows``
+        self.json_sample: dict[int, list[bytes]] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -130,9 +152,19 @@ class PageColumns:
                 self.rows[start:stop],
             )
             page.canonical = self.canonical
+            page.gaps = self.gaps
             page.start = self.start + start
             return page
-        return self.plan.row_text(self.rows[i])
+        return self.records()[i]
+
+    def canonical_json_at(self, indexes: Sequence[int]) -> bytes | None:
+        """``canonical_json([self[i] for i in indexes])``, from the decoded structs."""
+        if len(self.rows) != self.n:  # (the structs were dropped): from the dicts
+            from ..ext.pagination import canonical_json
+
+            records = self.records()
+            return canonical_json([records[i] for i in indexes])
+        return self.plan.canonical_json_at(self, indexes)
 
     def records(self) -> list[Record]:
         """The page's records as the dict path decodes them."""
@@ -144,7 +176,13 @@ class PageColumns:
 
 
 class PagePlan:
-    """The msgspec decoder of one stream's pages (see the module docstring)."""
+    """The msgspec decoder of one stream's pages (see the module docstring).
+
+    The record struct's fields are in the schema's order (the order records usually come in: msgspec
+    decodes them fastest so). Every field is required: a page whose records
+    all have every field is decoded once; a page where one lacks a field is decoded again by a
+    second struct whose missing fields are ``UNSET`` (left out when written, as the dict path's
+    record has no such key; ``None`` in the columns)."""
 
     def __init__(self, names: list[str], kinds: list[str], key: str, envelope: Sequence[str]) -> None:
         import msgspec
@@ -158,58 +196,142 @@ class PagePlan:
         # an integer beyond int64 (exact in msgspec up to uint64) is refused: the dict path decides
         int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
         anns = {_INT: int64, _BOOL: bool, _STR: str, _NUMBER: msgspec.Raw, _JSON: msgspec.Raw}
-        fields: list[Any] = []
-        for attr, kind in zip(attrs, kinds, strict=True):
+        anns_of: list[Any] = []
+        for kind in kinds:
             ann: Any = anns[kind]
-            if ann is not msgspec.Raw:
-                ann = ann | None
-            fields.append((attr, ann, None))  # a missing field is None, as the dict path reads it
-        record = msgspec.defstruct(
-            "PageRecord",
-            fields,
-            kw_only=True,
-            forbid_unknown_fields=True,
-            gc=False,
-            rename=dict(zip(attrs, names, strict=True)),
-        )
+            anns_of.append(ann if ann is msgspec.Raw else ann | None)
         others = [k for k in envelope if k != key]
         env_attrs = [f"e{i}" for i in range(len(others))]
         self._others = list(zip(env_attrs, others, strict=True))
-        page = msgspec.defstruct(
-            "Page",
-            [("records", list[record])] + [(a, msgspec.Raw, msgspec.UNSET) for a in env_attrs],  # type: ignore[valid-type]
-            kw_only=True,
-            forbid_unknown_fields=True,
-            gc=False,
-            rename={"records": key, **dict(zip(env_attrs, others, strict=True))},
-        )
+        self._attrs = attrs
+        self._rename = dict(zip(attrs, names, strict=True))
+        self._env: list[Any] = [(a, msgspec.Raw, msgspec.UNSET) for a in env_attrs]
+        self._env_rename = {"records": key, **dict(zip(env_attrs, others, strict=True))}
+        self._anns = anns_of
+        # every field required: the usual page (every record has every field) is decoded once
+        self._decode = self._decoder([(a, t) for a, t in zip(attrs, anns_of, strict=True)])
+        self._decode_missing: Any = None  # made when a page first lacks a field
         self._json_columns = [i for i, kind in enumerate(kinds) if kind == _JSON]
         self._number_columns = [i for i, kind in enumerate(kinds) if kind == _NUMBER]
-        self._decode = msgspec.json.Decoder(page).decode
+        #: (column, writer) of the number and JSON texts: written as orjson writes their values
+        self._raw_fields: list[tuple[int, Any]] = []
+        import orjson
+
+        for i, kind in enumerate(kinds):
+            if kind == _NUMBER:
+                self._raw_fields.append((i, orjson.dumps))
+            elif kind == _JSON:
+                self._raw_fields.append((i, _dumps_sorted))
+        # a record written with its keys in sorted order (canonical_json_at): the fields by name
+        self._sorted = sorted(range(len(names)), key=names.__getitem__)
+        self._canonical_record = msgspec.defstruct(
+            "CanonicalRecord",
+            [attrs[i] for i in self._sorted],
+            gc=False,
+            rename={attrs[i]: names[i] for i in self._sorted},
+        )
         self._encode = msgspec.json.encode
         self._errors = (msgspec.DecodeError, msgspec.ValidationError)
+        self._invalid = msgspec.ValidationError
         self._unset = msgspec.UNSET
+        self._raw = msgspec.Raw
         from msgspec.structs import astuple
 
         self._astuple = astuple
 
-    def row_text(self, row: Any) -> str:
-        """The JSON text of one decoded record (what a page fingerprint hashes)."""
-        return self._encode(row).decode()  # type: ignore[no-any-return]
+    def _decoder(self, fields: list[Any]) -> Any:
+        import msgspec
+
+        record = msgspec.defstruct(
+            "PageRecord", fields, kw_only=True, forbid_unknown_fields=True, gc=False, rename=self._rename
+        )
+        page = msgspec.defstruct(
+            "Page",
+            [("records", list[record]), *self._env],  # type: ignore[valid-type]
+            kw_only=True,
+            forbid_unknown_fields=True,
+            gc=False,
+            rename=self._env_rename,
+        )
+        return msgspec.json.Decoder(page).decode
+
+    def _decoder_missing(self) -> Any:
+        """The decoder whose missing fields are ``UNSET``."""
+        if self._decode_missing is None:
+            import msgspec
+
+            unset = msgspec.UNSET
+            fields = [(a, t | msgspec.UnsetType, unset) for a, t in zip(self._attrs, self._anns, strict=True)]
+            self._decode_missing = self._decoder(fields)
+        return self._decode_missing
+
+    def canonical_json_at(self, page: PageColumns, indexes: Sequence[int]) -> bytes | None:
+        """:func:`~dc_api_x.ext.pagination.canonical_json` of the records ``indexes`` of ``page``,
+        written by msgspec from the decoded structs' values as structs whose fields are in the sorted
+        order of the names: a missing field (``UNSET``) left out, strings escaped as orjson escapes
+        them (the same bytes for every string), and each number or JSON text as orjson writes its
+        value (a text that is not — a ``1.50``, a ``1E5``, an object with keys out of order — is
+        replaced by that)."""
+        import orjson
+
+        pick = _picker(tuple(indexes))
+        columns: list[Sequence[Any]] = list(zip(*map(self._astuple, pick(page.rows)), strict=True))
+        dumps, raw, unset = orjson.dumps, self._raw, self._unset
+        for col, write in self._raw_fields:
+            texts = columns[col]
+            gaps = unset in texts  # a field left out
+            present = [t for t in texts if t is not unset] if gaps else texts
+            written = page.json_sample.get(col) if indexes is fingerprint_sample(page.n) else None
+            if written is not None:  # a JSON column's sampled texts, written by the page's check
+                fixed: list[Any] = list(map(raw, written))
+                columns[col] = (
+                    [t if t is unset else f for t, f in zip(texts, fixed, strict=True)] if gaps else fixed
+                )
+                continue
+            joined = b"[" + b",".join(present) + b"]"
+            values = orjson.loads(joined)
+            if write is not _dumps_sorted and dumps(values) == joined:
+                continue  # numbers written as orjson writes them already (the usual case)
+            # (a JSON text is rewritten without a check: orjson's text with sorted keys seldom is it)
+            fixed = (
+                [raw(dumps(v, option=_SORT_KEYS)) for v in values]
+                if write is _dumps_sorted
+                else [raw(write(v)) for v in values]
+            )
+            if gaps:
+                it = iter(fixed)
+                fixed = [t if t is unset else next(it) for t in texts]
+            columns[col] = fixed
+        return self._encode(list(map(self._canonical_record, *[columns[i] for i in self._sorted])))  # type: ignore[no-any-return]
 
     def decode(self, content: bytes) -> PageColumns | None:
         """The page's columns, or ``None`` when the dict path must decode it."""
         from ..values import has_long_digit_run, json_loads
 
+        missing = False
+        json_sample: dict[int, list[bytes]] = {}
         try:
             page = self._decode(content)
+        except self._invalid as exc:
+            if not str(exc).startswith("Object missing required field"):
+                return None
+            try:
+                page = self._decoder_missing()(content)
+            except self._errors:
+                return None
+            missing = True
         except self._errors:
             return None
         rows = page.records  # type: ignore[attr-defined]
         n = len(rows)
         canonical: frozenset[int] = frozenset()
         if n:
+            sample = _picker(fingerprint_sample(n))
+            dumps = _orjson_dumps()
             columns: list[Sequence[Any]] = list(zip(*map(self._astuple, rows), strict=True))
+            if missing:  # a missing field is None in the columns, as the dict path reads it
+                unset = self._unset
+                columns = [[None if v is unset else v for v in c] for c in columns]
             # a long number (16+ digits, a 3-digit exponent) can only change a value in a number
             # or JSON column (integers are exact, strings are texts): such a page goes the dict path
             for i in self._number_columns:
@@ -220,8 +342,12 @@ class PagePlan:
                 joined = b"[" + b",".join([_NULL if r is None else r for r in columns[i]]) + b"]"
                 if has_long_digit_run(joined):
                     return None
-                if _canonical_text(joined):
-                    ok.append(i)
+                values = _loads(joined)
+                if values is not None:
+                    # (the sampled values' texts for the page's fingerprint: bytes, no object kept)
+                    json_sample[i] = [dumps(v, option=_SORT_KEYS) for v in sample(values)]
+                    if _dumps(values) == joined:
+                        ok.append(i)
             canonical = frozenset(ok)
         else:
             columns = [() for _ in self.names]
@@ -233,7 +359,30 @@ class PagePlan:
                 data[name] = json_loads(bytes(value))  # as the dict path decodes it (every digit kept)
         out = PageColumns(content, self.key, data, columns, n, self, rows)
         out.canonical = canonical
+        out.gaps = missing
+        out.json_sample = json_sample
         return out
+
+
+def _orjson_dumps() -> Callable[..., bytes]:
+    import orjson
+
+    return orjson.dumps
+
+
+def _dumps_sorted(value: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+@lru_cache(maxsize=64)
+def _picker(indexes: tuple[int, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """``seq -> [seq[i] for i in indexes]`` in one C call."""
+    if len(indexes) == 1:
+        i = indexes[0]
+        return lambda seq: (seq[i],)
+    return itemgetter(*indexes) if indexes else (lambda seq: ())
 
 
 def page_plan(
@@ -352,6 +501,8 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
 
     plan = pages[0].plan
     n = sum(p.n for p in pages)
+    gaps = any(p.gaps for p in pages)  # a page where a record lacks a field: None in its columns
+    int64 = pa.int64()
 
     index = {name: i for i, name in enumerate(plan.names)}
     arrays = []
@@ -367,22 +518,27 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
         if kind == _NUMBER:
             if f.type != pa.float64():
                 raise _Refused(f"field {f.name!r} is {f.type}")
-            arrays.append(_number_column(values, nullable=True))
+            arrays.append(_number_column(values, nullable=True, gaps=gaps))
         elif kind == _JSON:
             if _is_json_text(f) and all(i in p.canonical for p in pages):
-                arrays.append(_texts(*_with_nulls(values)))  # checked page by page as they came
+                arrays.append(_texts(*_with_nulls(values, gaps)))  # checked page by page as they came
             else:
                 arrays.append(_json_column(values, f))
+        elif kind == _INT and f.type == int64:
+            # integers msgspec checked to fit int64 (or None): no type inference pass first
+            arrays.append(pa.array(values, type=int64, from_pandas=False))
         else:
             arrays.append(_column_to_arrow(values, f))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
 
 
 _NULL = b"null"
+_SORT_KEYS = 1 << 5  # orjson.OPT_SORT_KEYS (checked by the tests)
 
 
 def _texts(raws: Sequence[Any], valid: list[bool] | None) -> pa.Array:
     """A string array of the texts ``raws`` (bytes-like, none ``None``), null where ``valid`` is false."""
+    from array import array
     from itertools import accumulate
 
     import pyarrow as pa
@@ -390,44 +546,46 @@ def _texts(raws: Sequence[Any], valid: list[bool] | None) -> pa.Array:
     data = b"".join(raws)
     if len(data) >= 1 << 31:
         raise _Refused("more than 2 GiB of text in one column")
-    offsets = pa.array(list(accumulate(map(len, raws), initial=0)), type=pa.int32())
+    offsets = array("i", accumulate(map(len, raws), initial=0))  # int32, in one C pass
     bitmap = None
     nulls = 0
     if valid is not None:
         nulls = valid.count(False)
         bitmap = pa.array(valid, type=pa.bool_()).buffers()[1] if nulls else None
     return pa.StringArray.from_buffers(
-        len(raws), offsets.buffers()[1], pa.py_buffer(data), bitmap, nulls if bitmap is not None else 0
+        len(raws), pa.py_buffer(offsets), pa.py_buffer(data), bitmap, nulls if bitmap is not None else 0
     )
 
 
-def _with_nulls(raws: list[Any]) -> tuple[list[Any], list[bool] | None]:
-    """``raws`` with a missing field (``None``) as the text ``null``, and which are not null."""
-    if None in raws:
+def _with_nulls(raws: list[Any], gaps: bool = True) -> tuple[list[Any], list[bool] | None]:
+    """``raws`` with a missing field (``None``) as the text ``null``, and which are not null.
+    ``gaps``: ``raws`` may hold ``None`` (else they hold texts only: no scan for it)."""
+    if gaps and None in raws:
         raws = [_NULL if r is None else r for r in raws]
     if 4 not in map(len, raws):  # no text of 4 bytes: no null (C-level, no generator per value)
         return raws, None
     return raws, [bytes(r) != _NULL if len(r) == 4 else True for r in raws]
 
 
-def _number_column(raws: list[Any], nullable: bool) -> pa.Array:
-    """A float64 column from JSON number texts, parsed by Arrow (correctly rounded, as orjson
-    parses them). Anything but a plain number or ``null`` (a string, a boolean, an object, ``-0``,
-    which orjson reads as the integer 0) is refused: the dict path decides."""
+def _number_column(raws: list[Any], nullable: bool, gaps: bool = True) -> pa.Array:
+    """A float64 column from JSON number texts, decoded by orjson as the dict path decodes them (one
+    decode of the texts as a JSON array: correctly rounded; ``-0`` the integer 0, as there) and
+    converted as the dict path converts its values. Anything but a plain number or ``null`` (a
+    string, a boolean, an object) is refused: the dict path decides. ``gaps``: ``raws`` may hold
+    ``None`` (a missing field)."""
+    import orjson
     import pyarrow as pa
 
-    from ..arrow.records import _cast
-
-    raws, valid = _with_nulls(raws)
-    joined = b"," + b",".join(raws) + b","
-    for bad in (b'"', b"t", b"f", b"{", b"[", b",-0,"):
+    if gaps and None in raws:
+        raws = [_NULL if r is None else r for r in raws]
+    joined = b",".join(raws)
+    for bad in (b'"', b"t", b"f", b"{", b"["):
         if bad in joined:
             raise _Refused(f"{bad!r} in a number column")
-    if valid is not None and not nullable:
+    values = orjson.loads(b"[" + joined + b"]")
+    if not nullable and None in values:
         raise _Refused("null in a non-nullable number field")
-    if valid is None and b"n" in joined:
-        raise _Refused("a text that is no number")
-    return _cast(_texts(raws, valid), pa.float64())
+    return pa.array(values, type=pa.float64(), from_pandas=False)
 
 
 def _canonical(raws: Sequence[Any]) -> bool:
@@ -439,12 +597,27 @@ def _canonical(raws: Sequence[Any]) -> bool:
 
 def _canonical_text(joined: bytes) -> bool:
     """:func:`_canonical` of the JSON array text ``joined``."""
+    values = _loads(joined)
+    return values is not None and _dumps(values) == joined
+
+
+def _loads(joined: bytes) -> list[Any] | None:
+    """The values of the JSON array text ``joined`` as orjson decodes them (``None``: it does not)."""
     import orjson
 
     try:
-        return orjson.dumps(orjson.loads(joined)) == joined
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-        return False
+        return orjson.loads(joined)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _dumps(values: Any) -> bytes | None:
+    import orjson
+
+    try:
+        return orjson.dumps(values)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _is_json_text(f: pa.Field) -> bool:

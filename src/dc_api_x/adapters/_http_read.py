@@ -171,7 +171,7 @@ def read_stream(
                 else:
                     first_at = time.monotonic()
             if type(page) is PageColumns:
-                page.rows = ()  # (the structs were for the paginator's page fingerprint)
+                page.rows, page.json_sample = (), {}  # (for the paginator's page fingerprint: taken)
             parts.append(page)
             part_rows += len(page)
             pages_in += 1
@@ -273,39 +273,21 @@ def page_loop(
     produced = 0
     first: Any = MISSING  # the first page's body, until the planner decided
     plan: PagePlan | None = None
-    seen: Response | None = None  # the first page (dicts), until also seen as columns
     while not paginator.finished:
         pr = PageRequest(base.method, base.url, dict(base.params), dict(base.headers), base.json)
         paginator.prepare(pr)
         if planner is not None and first is not MISSING:
             plan = planner(first)
-            if plan is not None and seen is not None:
-                _seen_as_columns(paginator, plan, seen)
-            seen = None
         response, records = adapter._fetch_page(pr, auth, s, where, plan)
         if first is MISSING and planner is not None:
             first = response.data
-            if records and type(records) is not PageColumns:
-                seen = response
+        # (a page's fingerprint is the same whether it was decoded to dicts or into columns)
         records = paginator.clip(records)
         paginator.advance(response, records)
         yield response, records
         produced += len(records)
         if max_records is not None and produced >= max_records:
             return
-
-
-def _seen_as_columns(paginator: Paginator[Any], plan: PagePlan, response: Response) -> None:
-    """Let ``paginator`` know the first page (decoded to dicts) also as the page of columns
-    ``plan`` makes of it: a page's fingerprint is taken from its records, which for a page of
-    columns are the rows' JSON texts, so a server that ignores the pagination parameters and sends
-    the first page again would pass as a new page once (its records delivered twice)."""
-    if not paginator.options.detect_repeated_pages or not isinstance(response.content, bytes | bytearray):
-        return
-    page = plan.decode(bytes(response.content))
-    if page is not None and len(page):
-        # (the first page's number: no page advanced since; a page of columns is a sequence of rows)
-        paginator._check_repeated(response, page)  # type: ignore[arg-type]
 
 
 def _dict_page(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -46,11 +47,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .adapters import Response
 
 __all__ = [
+    "FINGERPRINT_SAMPLE",
     "MISSING",
     "PageRequest",
     "Paginator",
     "PaginatorOptions",
+    "canonical_json",
     "extract_records",
+    "fingerprint_sample",
     "get_path",
     "page_fingerprint",
     "split_path",
@@ -148,35 +152,93 @@ def extract_records(
 
 _DICT_ONLY = {dict}
 
+_MASK64 = (1 << 64) - 1
+
 #: :func:`page_fingerprint` hashes at most this many records of a page (evenly spaced; 64 cost a
 #: fifth of orjson's decode of a 100-record page, 16 a twentieth).
 FINGERPRINT_SAMPLE = 16
 
 
-def page_fingerprint(records: Sequence[Any]) -> bytes | None:
-    """A 16-byte fingerprint of a page of records: the record count and the JSON of up to
-    :data:`FINGERPRINT_SAMPLE` evenly spaced records (the first and the last included), so two
-    pages with the same records have the same fingerprint and a fingerprint costs about as much as
-    encoding 16 records whatever the page size. ``None`` when the records are not
-    JSON-serialisable (no fingerprint)."""
-    import hashlib
+@functools.lru_cache(maxsize=256)
+def fingerprint_sample(n: int) -> tuple[int, ...]:
+    """The indexes of the records of an ``n``-record page that :func:`page_fingerprint` hashes: all of
+    them up to :data:`FINGERPRINT_SAMPLE`, else that many evenly spaced, the first and the last
+    included."""
+    if n <= FINGERPRINT_SAMPLE:
+        return tuple(range(n))
+    step = (n - 1) / (FINGERPRINT_SAMPLE - 1)
+    return tuple(round(i * step) for i in range(FINGERPRINT_SAMPLE))
 
+
+def canonical_json(records: Sequence[Any]) -> bytes | None:
+    """The canonical JSON text of ``records``: what a page fingerprint hashes, the same for the
+    same records however they were written or decoded.
+
+    It is ``orjson.dumps(records, option=OPT_SORT_KEYS)``: compact, the keys of every object in
+    sorted order, every value as orjson writes it. So two records are the same when they hold the
+    same keys with the same values — whatever the order of their keys, the escapes of their strings
+    or the spelling of their numbers (``1.5``, ``1.50`` and ``15e-1`` are one float) — and differ
+    when a value differs in type (``1`` and ``1.0``, ``1.5`` and ``"1.5"``) or a key is absent in one
+    and ``null`` in the other. Values JSON has no type for keep their own: a ``Decimal`` (a JSON
+    number a float64 does not hold, :class:`dc_api_x.values.JSONNumber`) or an integer beyond 64 bits
+    is written as its digits with a mark no JSON text holds, never like a string or a float; other
+    types as orjson writes them (a ``datetime`` in ISO 8601), keys that are no strings as strings.
+    ``None`` when the records cannot be written."""
     import orjson
 
-    n = len(records)
-    if n <= FINGERPRINT_SAMPLE:
-        sample = list(records)
-    else:
-        step = (n - 1) / (FINGERPRINT_SAMPLE - 1)
-        sample = [records[round(i * step)] for i in range(FINGERPRINT_SAMPLE)]
     try:
-        blob = orjson.dumps(sample, default=str, option=orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(records, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # (orjson.JSONEncodeError) a type JSON has not, a key no string, a big integer
+        pass
+    try:
+        return orjson.dumps(
+            _exact(records), default=_canonical_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        )
+    except (TypeError, ValueError, RecursionError):
         return None
-    h = hashlib.blake2b(digest_size=16)
-    h.update(n.to_bytes(8, "little"))
-    h.update(blob)
-    return h.digest()
+
+
+def _canonical_default(value: Any) -> Any:
+    import orjson
+
+    if isinstance(value, Decimal):
+        return orjson.Fragment(b"\x00n" + str(value).encode())  # a mark no JSON text holds
+    return str(value)
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with integers beyond 64 bits as marked digits (orjson writes no such integer)."""
+    import orjson
+
+    t = type(value)
+    if t is dict:
+        return {k: _exact(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_exact(v) for v in value]
+    if t is int and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(b"\x00n" + str(value).encode())
+    return value
+
+
+def page_fingerprint(records: Sequence[Any]) -> bytes | None:
+    """A 16-byte fingerprint of a page of records: a hash of the record count and of
+    :func:`canonical_json` of up to :data:`FINGERPRINT_SAMPLE` evenly spaced records
+    (:func:`fingerprint_sample`), so two pages with the same records have the same fingerprint
+    however their JSON was written or decoded, and a fingerprint costs about as much as encoding 16
+    records whatever the page size. ``None`` when the records cannot be written (no fingerprint).
+
+    ``records`` is a sequence of records; one that holds them in another form (a page decoded into
+    columns) gives the canonical text itself by a method ``canonical_json_at(indexes)`` returning
+    exactly ``canonical_json([records[i] for i in indexes])`` of the records it stands for."""
+    n = len(records)
+    idx = fingerprint_sample(n)
+    own = getattr(records, "canonical_json_at", None) if type(records) is not list else None
+    blob = own(idx) if own is not None else canonical_json([records[i] for i in idx])
+    if blob is None:
+        return None
+    # Python's hash of the text (SipHash, salted per process: fingerprints are compared within a
+    # read) and its length: a quarter of a blake2b's cost
+    return (hash((n, blob)) & _MASK64).to_bytes(8, "little") + len(blob).to_bytes(8, "little")
 
 
 @dataclass
