@@ -23,6 +23,26 @@ OFFSET: dict[str, Any] = {
 }
 
 
+def items_adapter(url: str, **kw: Any) -> Any:
+    """An ``http`` adapter of one ``items`` stream at ``url`` paged by :data:`OFFSET` (``kw``: more
+    options)."""
+    from dc_api_x import create_adapter
+
+    cfg: dict[str, Any] = {
+        "base_url": url,
+        "streams": [{"name": "items", "path": "/items", "records_path": "records", "primary_key": ["id"]}],
+        "pagination": OFFSET,
+    }
+    cfg.update(kw)
+    return create_adapter({"adapter": "http", **cfg})
+
+
+def read_all(adapter: Any) -> list[dict[str, Any]]:
+    """Every record of the adapter's first discovered stream."""
+    spec = adapter.discover()[0]
+    return [r for b in adapter.read(spec) for r in b.records]
+
+
 def make_rows(n: int, *, start: int = 0) -> list[dict[str, Any]]:
     """``n`` records with an id, a name, a minute-resolution ``updated_at`` and a float."""
     return [

@@ -15,22 +15,11 @@ from dc_api_x.adapters._http_lean import LeanSender
 from dc_api_x.adapters._http_wire import header_block
 from dc_api_x.adapters._httpx import httpx
 
-from .conftest import OFFSET, cursor_route, make_rows, offset_route
+from .conftest import cursor_route, items_adapter, make_rows, offset_route, read_all
 
 
 def _adapter(server: Any, **kw: Any) -> Any:
-    cfg: dict[str, Any] = {
-        "base_url": server.url,
-        "streams": [{"name": "items", "path": "/items", "records_path": "records", "primary_key": ["id"]}],
-        "pagination": OFFSET,
-    }
-    cfg.update(kw)
-    return create_adapter({"adapter": "http", **cfg})
-
-
-def _read(adapter: Any) -> list[dict[str, Any]]:
-    spec = adapter.discover()[0]
-    return [r for b in adapter.read(spec) for r in b.records]
+    return items_adapter(server.url, **kw)
 
 
 def _wire(server: Any) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -41,7 +30,7 @@ def test_a_paged_read_sends_its_pages_the_lean_way_with_the_same_requests(server
     rows = make_rows(95)
     server.route("GET", "/items", offset_route(rows))
     a = _adapter(server, params={"api": "k v"}, headers={"X-Trace": "t"})
-    got = _read(a)
+    got = read_all(a)
     assert got == rows
     assert a._lean is not None and a._lean.sent == 9  # the first page came from discovery
     lean_wire = _wire(server)
@@ -50,7 +39,7 @@ def test_a_paged_read_sends_its_pages_the_lean_way_with_the_same_requests(server
     b = _adapter(server, params={"api": "k v"}, headers={"X-Trace": "t"})
     b._lean = LeanSender(drop_credentials_leaving_origin)
     b._lean.parts = None  # httpx's own path for every request
-    assert _read(b) == rows
+    assert read_all(b) == rows
     assert b._lean.sent == 0
     assert _wire(server) == lean_wire  # byte for byte the same request lines and headers
     b.close()
@@ -67,7 +56,7 @@ def test_cursor_pages_take_the_lean_path(server):
             "pagination": {"type": "cursor", "cursor_path": "next", "cursor_param": "cursor"},
         }
     )
-    assert _read(a) == rows
+    assert read_all(a) == rows
     assert a._lean.sent == 4
     a.close()
 
@@ -226,7 +215,7 @@ def test_an_auth_provider_keeps_httpx_auth_flow(server):
 
     server.route("GET", "/items", handler)
     a = _adapter(server, auth={"type": "bearer", "token": "tok-123"})
-    assert _read(a) == rows
+    assert read_all(a) == rows
     assert a._lean is None or a._lean.sent == 0
     assert seen and all(h == "Bearer tok-123" for h in seen)
     a.close()
@@ -243,7 +232,7 @@ def test_a_redirect_on_the_lean_path_is_followed_by_httpx(server):
 
     server.route("GET", "/items", handler)
     a = _adapter(server)
-    assert _read(a) == rows
+    assert read_all(a) == rows
     assert a._lean.handed_back == 1
     paths = [r.raw_path for r in server.requests]
     # the redirected page was asked twice (lean, then httpx's path that follows the redirect)
@@ -264,7 +253,7 @@ def test_a_cookie_set_on_a_lean_page_is_sent_with_the_next_pages(server):
 
     server.route("GET", "/items", handler)
     a = _adapter(server)
-    assert _read(a) == rows
+    assert read_all(a) == rows
     cookies = {r.arg("offset"): r.headers.get("cookie") for r in server.requests}
     assert cookies["10"] is None and cookies["20"] == "session=abc" and cookies["30"] == "session=abc"
     assert a.client.cookies["session"] == "abc"
@@ -286,7 +275,7 @@ def test_a_dropped_connection_on_the_lean_path_is_retried(server):
     server.route("GET", "/items", handler)
     a = _adapter(server, retries={"backoff_factor": 0, "max_attempts": 3})
     a.sleep = lambda s: None
-    assert _read(a) == rows
+    assert read_all(a) == rows
     assert calls["n"] == 2
     assert a.retry_counters.snapshot()["retries"] == 1
     a.close()

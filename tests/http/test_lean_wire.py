@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 
-from dc_api_x import create_adapter
 from dc_api_x.adapters._http_client import drop_credentials_leaving_origin
 from dc_api_x.adapters._http_decode import read_body
 from dc_api_x.adapters._http_lean import LeanSender
 from dc_api_x.adapters._http_wire import WireConnections, WireStream, _readable, header_block, usable
 from dc_api_x.adapters._httpx import httpx
 
-from .conftest import OFFSET, make_rows
+from .conftest import items_adapter, make_rows, read_all
 
 Answer = Callable[[bytes], tuple[bytes, bool]]
 
@@ -120,21 +119,6 @@ def raw_server() -> Any:
         srv.close()
 
 
-def _adapter(url: str, **kw: Any) -> Any:
-    cfg: dict[str, Any] = {
-        "base_url": url,
-        "streams": [{"name": "items", "path": "/items", "records_path": "records", "primary_key": ["id"]}],
-        "pagination": OFFSET,
-    }
-    cfg.update(kw)
-    return create_adapter({"adapter": "http", **cfg})
-
-
-def _read(adapter: Any) -> list[dict[str, Any]]:
-    spec = adapter.discover()[0]
-    return [r for b in adapter.read(spec) for r in b.records]
-
-
 def _httpx_only(adapter: Any) -> None:
     adapter._lean = LeanSender(drop_credentials_leaving_origin)
     adapter._lean.parts = None  # httpx's own path for every request
@@ -147,23 +131,23 @@ def test_the_wire_sends_the_bytes_httpx_sends(raw_server):
         "params": {"api": "k v", "q": "a b+c/d?e&f=g#h%2F%zz", "u": "café ☃"},
         "headers": {"X-Trace": "t", "accept": "application/json", "X-Empty": "", "X-Multi": "a,  b"},
     }
-    a = _adapter(srv.url, **kw)
-    assert _read(a) == rows
+    a = items_adapter(srv.url, **kw)
+    assert read_all(a) == rows
     assert a._lean._wire is not None and a._lean._wire.opened == 1 and a._lean.sent == 4
     wire = list(srv.requests)
     a.close()
     srv.requests.clear()
-    b = _adapter(srv.url, **kw)
+    b = items_adapter(srv.url, **kw)
     _httpx_only(b)
-    assert _read(b) == rows
+    assert read_all(b) == rows
     assert b._lean.sent == 0
     assert srv.requests == wire  # byte for byte: request line, header order, case and values
     b.close()
     srv.requests.clear()
-    c = _adapter(srv.url, **kw)  # the lean path on httpcore (no wire): the same bytes too
+    c = items_adapter(srv.url, **kw)  # the lean path on httpcore (no wire): the same bytes too
     c._lean = LeanSender(drop_credentials_leaving_origin)
     c._lean.use_wire = False
-    assert _read(c) == rows
+    assert read_all(c) == rows
     assert c._lean.sent == 4 and c._lean._wire is None
     assert srv.requests == wire
     c.close()
@@ -214,8 +198,8 @@ def _gzip_chunked(body: bytes) -> tuple[bytes, bytes]:
 def test_encoded_and_chunked_answers_decode_as_httpx_decodes_them(raw_server, encode):
     rows = make_rows(35)
     srv = raw_server(page_answer(rows, encode=encode))
-    a = _adapter(srv.url)
-    assert _read(a) == rows
+    a = items_adapter(srv.url)
+    assert read_all(a) == rows
     assert a._lean._wire.opened == 1 and a._lean.sent == 3  # one kept-alive connection
     a.close()
 
@@ -255,8 +239,8 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_and_the_page_sent
         return inner(request)
 
     srv = raw_server(answer)
-    a = _adapter(srv.url)
-    assert _read(a) == rows
+    a = items_adapter(srv.url)
+    assert read_all(a) == rows
     assert a._lean._wire.resent == 1
     assert a.retry_counters.snapshot()["retries"] == 0  # not a retry: the same send, once more
     a.close()
@@ -319,9 +303,9 @@ def test_a_read_timeout_is_httpx_read_timeout_and_retried(raw_server):
         return inner(request)
 
     srv = raw_server(answer)
-    a = _adapter(srv.url, timeout=0.2, retries={"backoff_factor": 0, "max_attempts": 3})
+    a = items_adapter(srv.url, timeout=0.2, retries={"backoff_factor": 0, "max_attempts": 3})
     a.sleep = lambda s: None
-    assert _read(a) == rows
+    assert read_all(a) == rows
     snap = a.retry_counters.snapshot()
     assert snap["retries"] == 1 and "transport" in json.dumps(snap)
     a.close()
@@ -397,8 +381,8 @@ def test_redirects_and_cookies_on_the_wire_are_handed_back(raw_server):
         return out, close
 
     srv = raw_server(answer)
-    a = _adapter(srv.url)
-    assert _read(a) == rows
+    a = items_adapter(srv.url)
+    assert read_all(a) == rows
     assert a._lean.handed_back == 0  # the cookie: httpx's path from page 3 on (it sends it)
     assert a.client.cookies["session"] == "abc"
     targets = [r.split(b" ", 2)[1] for r in srv.requests]
@@ -410,8 +394,8 @@ def test_redirects_and_cookies_on_the_wire_are_handed_back(raw_server):
         answer(r)[0].replace(b"\r\nSet-Cookie: session=abc; Path=/", b""),
         False,
     )
-    b = _adapter(srv.url)
-    assert _read(b) == rows
+    b = items_adapter(srv.url)
+    assert read_all(b) == rows
     assert b._lean.handed_back == 1 and b._lean._wire.opened == 1
     b.close()
 
@@ -447,8 +431,8 @@ def test_threads_sharing_one_client_each_get_their_answer(raw_server):
 
 def test_closing_the_adapter_closes_the_wire_connections(raw_server):
     srv = raw_server(page_answer(make_rows(25)))
-    a = _adapter(srv.url)
-    _read(a)
+    a = items_adapter(srv.url)
+    read_all(a)
     wire = a._lean._wire
     assert sum(map(len, wire._idle.values())) == 1
     a.close()
@@ -482,13 +466,13 @@ def test_https_takes_the_wire_with_the_client_tls_settings(raw_server, tls):
     server_ctx, ca = tls
     rows = make_rows(30)
     srv = raw_server(page_answer(rows), context=server_ctx)
-    a = _adapter(srv.url, verify=ca)
-    assert _read(a) == rows
+    a = items_adapter(srv.url, verify=ca)
+    assert read_all(a) == rows
     assert a._lean._wire is not None and a._lean._wire.opened == 1 and a._lean.sent == 2
     a.close()
-    b = _adapter(srv.url)  # the system CAs: the test CA is not trusted
+    b = items_adapter(srv.url)  # the system CAs: the test CA is not trusted
     with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
-        _read(b)
+        read_all(b)
     b.close()
 
 
@@ -526,7 +510,7 @@ def test_an_informational_answer_before_the_page_is_skipped_as_h11_skips_it(raw_
         return b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" + out, close
 
     srv = raw_server(answer)
-    a = _adapter(srv.url)
-    assert _read(a) == rows
+    a = items_adapter(srv.url)
+    assert read_all(a) == rows
     assert a._lean._wire.opened == 1 and a._lean.sent == 2  # the same connection after each
     a.close()

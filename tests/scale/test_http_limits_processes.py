@@ -1,7 +1,7 @@
 """One rate and one ``Retry-After`` pause per host for all the worker *processes* of a run
-(``--worker-pool processes``; ``http_limits.share_across_processes``), against a real local HTTP
-server: a 429 seen by one worker process pauses the others, and ``rate_limit`` paces the host for
-the run, not for each process."""
+(``--worker-pool processes`` and a run's own dask ``LocalCluster``; :mod:`dc_api_x.hosttable`),
+against a real local HTTP server: ``rate_limit`` paces the host for the run, not for each process
+(a 429 seen by one worker process pausing the others: ``test_http.py``); the table itself."""
 
 from __future__ import annotations
 
@@ -23,33 +23,18 @@ from tests.support.destinations import parquet_rows
 from tests.support.httpserver import LocalHTTPServer
 
 
-def test_retry_after_pauses_every_worker_process(project: Path, builtin_plugins) -> None:
-    throttle: dict[str, Any] = {"refuse": 8}  # a request of the workers (after discovery and the total)
-    offset, _ = _items(delay=0.005, throttle=throttle)
-    with LocalHTTPServer() as srv:
-        srv.route("GET", "/items", offset)
-        src = {
-            "adapter": "http",
-            "base_url": srv.url,
-            "streams": [_stream("offset")],
-            "retries": {"max_attempts": 3},
-        }
-        write_config(
-            project, {"p": {"source": src, "destination": {"adapter": "parquet", "path": str(project / "o")}}}
-        )
-        args = ("run", "p", "--no-progress", "--workers", "3", "--worker-pool", "processes")
-        assert dcapix(*args) == 0
-    assert len(parquet_rows(project / "o" / "items")) == TOTAL
-    # as on threads (tests/scale/test_http.py): only requests already on their way when the 429 was
-    # answered reach the server within the second; without the shared table the other two worker
-    # processes go on at ~5 ms a request (well over a hundred requests in that second)
-    after = sorted(throttle["after"])
-    in_flight = [t - throttle["at"] for t in after if t - throttle["at"] < 0.9]
-    assert len(in_flight) <= 4 and all(dt < 0.25 for dt in in_flight), in_flight
-    assert len(after) > len(in_flight)
-
-
-def test_rate_limit_paces_the_host_for_all_worker_processes(project: Path, builtin_plugins) -> None:
+@pytest.mark.parametrize(
+    "workers",
+    [
+        pytest.param(("--workers", "4", "--worker-pool", "processes"), id="processes"),
+        pytest.param(("--executor", "dask", "--workers", "2"), id="dask-cluster", marks=pytest.mark.slow),
+    ],
+)
+def test_rate_limit_paces_the_host_for_all_worker_processes(
+    project: Path, builtin_plugins, workers: tuple[str, ...]
+) -> None:
+    if "dask" in workers:
+        pytest.importorskip("distributed", reason="the dask extra is not installed (pip install '.[dask]')")
     rate = 40.0
     offset, _ = _items()
     arrived: list[float] = []
@@ -64,14 +49,16 @@ def test_rate_limit_paces_the_host_for_all_worker_processes(project: Path, built
         write_config(
             project, {"p": {"source": src, "destination": {"adapter": "parquet", "path": str(project / "o")}}}
         )
-        assert dcapix("run", "p", "--no-progress", "--workers", "4", "--worker-pool", "processes") == 0
+        assert dcapix("run", "p", "--no-progress", *workers) == 0
     assert len(parquet_rows(project / "o" / "items")) == TOTAL
-    # ~49 requests at 40 per second for the whole run: they arrive over at least (n - 1) / 40 s;
-    # four processes pacing themselves alone send their ~12 pages each in about 0.3 s side by side
-    assert len(arrived) >= 48
-    gaps = sorted(b - a for a, b in itertools.pairwise(arrived))
-    assert arrived[-1] - arrived[0] >= (len(arrived) - 1) / rate * 0.9, gaps
-    assert gaps[len(gaps) // 2] >= 0.8 / rate, gaps  # the median gap is the rate's
+    # the driver's discovery request (which also gives the total), then the workers start: their ~48
+    # pages at 40 per second for the whole run arrive over at least (n - 1) / 40 s, the median gap the
+    # rate's; processes pacing themselves alone send their pages side by side in a fraction of that
+    pages = arrived[1:]
+    assert len(pages) >= 47
+    gaps = sorted(b - a for a, b in itertools.pairwise(pages))
+    assert pages[-1] - pages[0] >= (len(pages) - 1) / rate * 0.9, gaps
+    assert gaps[len(gaps) // 2] >= 0.8 / rate, gaps
 
 
 _CHILD = """
@@ -124,30 +111,3 @@ def test_a_killed_drivers_table_is_removed_by_the_next() -> None:
     second = _python(_KILLED)
     assert not os.path.exists(left)
     os.unlink(second)
-
-
-@pytest.mark.slow
-def test_rate_limit_paces_the_host_for_a_local_dask_cluster(project: Path, builtin_plugins) -> None:
-    pytest.importorskip("distributed", reason="the dask extra is not installed (pip install -e '.[dask]')")
-    rate = 40.0
-    offset, _ = _items()
-    arrived: list[float] = []
-
-    def timed(req: Any) -> Any:
-        arrived.append(time.monotonic())
-        return offset(req)
-
-    with LocalHTTPServer() as srv:
-        srv.route("GET", "/items", timed)
-        src = {"adapter": "http", "base_url": srv.url, "streams": [_stream("offset")], "rate_limit": rate}
-        write_config(
-            project, {"p": {"source": src, "destination": {"adapter": "parquet", "path": str(project / "o")}}}
-        )
-        assert dcapix("run", "p", "--no-progress", "--executor", "dask", "--workers", "2") == 0
-    assert len(parquet_rows(project / "o" / "items")) == TOTAL
-    # the driver's discovery request, then the cluster starts: the workers' pages are the rest
-    pages = arrived[1:]
-    assert len(pages) >= 47
-    gaps = sorted(b - a for a, b in itertools.pairwise(pages))
-    assert pages[-1] - pages[0] >= (len(pages) - 1) / rate * 0.9, gaps
-    assert gaps[len(gaps) // 2] >= 0.8 / rate, gaps
