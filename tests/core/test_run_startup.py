@@ -215,6 +215,23 @@ def test_only_plain_postgresql_sql_endpoints_are_opened_ahead(fake_driver: list[
     assert sorted(preopen.pending()) == sorted([pg, pg.replace("/db", "/dst")])
 
 
+def test_each_head_start_is_told_its_endpoint_role(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``open_ahead(options, role=…)`` and a registered ``ahead=`` function learn whether the options
+    are the source's or the destination's (the LDAP plugin reads ahead only for a source)."""
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(preopen, "open_ahead", lambda config, role="?": seen.append((config["url"], role)))
+    src = {"adapter": "sql", "url": "postgresql://u:p@h:5432/src", "streams": ["public.t"]}
+    dst = {"adapter": "sql", "url": "postgresql://u:p@h:5432/dst"}
+    two = rc.adhoc_pipeline(rc.Endpoint.model_validate(src), rc.Endpoint.model_validate(dst))
+    runner_startup.prepare_adapters(two)
+    assert seen == [(src["url"], "source"), (dst["url"], "destination")]
+    seen.clear()
+    args = _source_args(tmp_path, src)
+    (tmp_path / "dst.json").write_text(json.dumps(dst))
+    runner_startup.open_endpoints_ahead(args)
+    assert seen == [(src["url"], "source"), (dst["url"], "destination")]
+
+
 def test_open_ahead_is_an_optional_adapter_classmethod_starting_nothing_by_default() -> None:
     from dc_api_x.ext.adapters import ProtocolAdapter
     from dc_api_x.plugins import get_plugins

@@ -155,6 +155,7 @@ def test_no_read_ahead_where_it_cannot_be_known(slapd, more):
 
     assert LdapAdapter.open_ahead({**_config(slapd), **more}) is None
     assert LdapAdapter.open_ahead({**_config(slapd), "timeout": "not a number"}) is None
+    assert LdapAdapter.open_ahead(_config(slapd), role="destination") is None  # it reads nothing
 
 
 @pytest.mark.parametrize("classes", [CLASSES, ["inetOrgPerson"]])

@@ -194,14 +194,16 @@ class ProtocolAdapter:
         return validate_options(cls.Options, options, plugin=f"adapter {cls.name!r}")
 
     @classmethod
-    def open_ahead(cls, config: Mapping[str, Any]) -> Callable[[], None] | None:
+    def open_ahead(cls, config: Mapping[str, Any], role: str = "source") -> Callable[[], None] | None:
         """Optional head start: ``dcapix run`` calls this with the raw options ``config`` of its
-        source and destination right after the plugins are loaded, while it still imports the rest.
-        An adapter may begin, in a thread, work its first calls will need (the SQL adapter opens a
-        ``postgresql://`` URL's ADBC handle, the LDAP plugin binds and sends its first paged
-        search), which its instance then takes over when the options match. Return a function that
-        closes whatever no instance took (called once at the end of the run), or ``None`` (the
-        default: nothing started). It must not raise for bad options: the run reports those."""
+        source and destination right after the plugins are loaded, while it still imports the rest;
+        ``role`` says which endpoint they are (``"source"`` or ``"destination"``). An adapter may
+        begin, in a thread, work its first calls in that role will need (the SQL adapter opens a
+        ``postgresql://`` URL's ADBC handle in either role, the LDAP plugin binds and sends its first
+        paged search for a source), which its instance then takes over when the options match.
+        Return a function that closes whatever no instance took (called once at the end of the
+        run), or ``None`` (the default: nothing started). It must not raise for bad options: the
+        run reports those."""
         return None
 
     def error(self, message: str, *, stream: str | None = None, field: str | None = None) -> AdapterError:

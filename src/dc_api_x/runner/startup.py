@@ -69,7 +69,7 @@ def arrow_system_allocator() -> None:
 
 def prepare_adapters(pipe: Any) -> list[Any]:
     """Import the pipeline's two adapter classes now (the run would at its start), and let each start
-    what it can ahead (``open_ahead(options)``: the SQL adapter opens a plain ``postgresql://`` URL's
+    what it can ahead (``open_ahead(options, role=…)``: the SQL adapter opens a plain ``postgresql://`` URL's
     ADBC database handle in a thread, whose ~0.045 CPU-s and server round trips then overlap the
     imports that follow instead of preceding discovery). Returns the functions that close what
     nobody took. Their modules' objects are loaded before :func:`tune_gc` freezes the start-up's
@@ -78,7 +78,7 @@ def prepare_adapters(pipe: Any) -> list[Any]:
 
     adapters = get_plugins().adapters
     done: list[Any] = []
-    for endpoint in (pipe.source, pipe.destination):
+    for role, endpoint in (("source", pipe.source), ("destination", pipe.destination)):
         try:
             cls = adapters.get(endpoint.adapter)
         except Exception:  # reported by the run (Runner: "unknown adapter …; valid: …")
@@ -86,7 +86,7 @@ def prepare_adapters(pipe: Any) -> list[Any]:
         ahead = getattr(cls, "open_ahead", None)
         if ahead is not None:
             try:
-                close = ahead(endpoint.adapter_config())
+                close = ahead(endpoint.adapter_config(), role=role)
             except Exception:  # only a head start: the run opens it itself and reports its errors
                 close = None
             if close is not None and close not in done:
@@ -120,14 +120,14 @@ def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
     ):
         return []
     closers: list[Callable[[], Any]] = []
-    for path in (args.source, args.destination):
-        close = _file_ahead(path)
+    for role, path in (("source", args.source), ("destination", args.destination)):
+        close = _file_ahead(path, role)
         if close is not None and close not in closers:
             closers.append(close)
     return closers
 
 
-def _file_ahead(path: Any) -> Callable[[], Any] | None:
+def _file_ahead(path: Any, role: str) -> Callable[[], Any] | None:
     """The head start of the endpoint file ``path`` (:func:`open_endpoints_ahead`), or ``None``."""
     if not isinstance(path, str) or not path.lower().endswith(".json"):
         return None
@@ -147,7 +147,7 @@ def _file_ahead(path: Any) -> Callable[[], Any] | None:
         if ahead is None:
             return None
         arrow_system_allocator()  # (as the run would before anything imports pyarrow)
-        close: Callable[[], Any] | None = ahead({k: v for k, v in data.items() if k != "adapter"})
+        close: Callable[[], Any] | None = ahead({k: v for k, v in data.items() if k != "adapter"}, role=role)
     except Exception:  # only a head start: the run reads the file itself and reports its errors
         return None
     return close

@@ -1,6 +1,7 @@
 """The read begun ahead: ``dcapix run`` lets an adapter start work while the run still imports and
-sets up (``open_ahead(options)``, called with the source's raw options right after the plugins are
-loaded, before the destination's modules — pyarrow, the Parquet writer — and the runner's own).
+sets up (``open_ahead(options, role)``, called with the source's raw options right after the plugins
+are loaded, before the destination's modules — pyarrow, the Parquet writer — and the runner's own;
+an LDAP *destination* starts nothing ahead).
 
 For the ``ldap`` adapter that is the whole beginning of a read, in a thread: connect and bind (the
 native reader), the root DSE and the subschema, discovery of the configured streams, the server's

@@ -71,10 +71,13 @@ class LdapBase(ProtocolAdapter):
             src.close()
 
     @classmethod
-    def open_ahead(cls, config: Mapping[str, Any]) -> Any:
-        """Begin, in a thread, the connection, discovery and first stream's read an adapter with
-        the raw options ``config`` will do (``dcapix run`` calls this while it still imports;
-        :mod:`.ahead`). Returns the function closing what no adapter took, or ``None``."""
+    def open_ahead(cls, config: Mapping[str, Any], role: str = "source") -> Any:
+        """Begin, in a thread, the connection, discovery and first stream's read a *source* adapter
+        with the raw options ``config`` will do (``dcapix run`` calls this while it still imports;
+        :mod:`.ahead`). Returns the function closing what no adapter took, or ``None`` (also for a
+        destination, ``role``: it reads nothing)."""
+        if role != "source":
+            return None
         from . import ahead
 
         return ahead.start(cls, config)

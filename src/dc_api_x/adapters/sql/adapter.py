@@ -207,16 +207,17 @@ class SQLAdapter(ProtocolAdapter):
         return entry
 
     @classmethod
-    def open_ahead(cls, config: Mapping[str, Any]) -> Any:
+    def open_ahead(cls, config: Mapping[str, Any], role: str = "source") -> Any:
         """Start opening, in a thread, the ADBC database handle an adapter of ``config`` (its raw
         options) will open first (:mod:`.preopen`; ``dcapix run`` calls it while it loads the rest):
         only for a plain ``postgresql://`` URL the PostgreSQL backend reads and writes over ADBC.
-        Returns a function closing a handle nobody took, or ``None`` when nothing was started."""
+        A source and a destination alike (``role``). Returns a function closing a handle nobody
+        took, or ``None`` when nothing was started."""
         if cls.backends.get("postgresql") != SQLAdapter.backends["postgresql"]:
             return None
         from . import preopen
 
-        return preopen.open_ahead(config)
+        return preopen.open_ahead(config, role)
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property

@@ -76,12 +76,13 @@ def _import_pyarrow() -> None:
         pass
 
 
-def open_ahead(config: Mapping[str, Any]) -> Callable[[], None] | None:
+def open_ahead(config: Mapping[str, Any], role: str = "source") -> Callable[[], None] | None:
     """Start opening the database handle the SQL adapter of the raw options ``config`` opens first,
     when it reads and writes over ADBC: a plain ``postgresql://`` URL, no ``engine_options``,
-    ``arrow`` not off (the built-in type resolver unless a stream is a custom ``query``). Returns
-    :func:`close_all` (closes a handle nobody took), or ``None`` when nothing was started (not such
-    an endpoint, the driver not installed, or a handle of that URI is being opened already).
+    ``arrow`` not off (the built-in type resolver unless a stream is a custom ``query``); a
+    source's and a destination's alike (``role``). Returns :func:`close_all` (closes a handle
+    nobody took), or ``None`` when nothing was started (not such an endpoint, the driver not
+    installed, or a handle of that URI is being opened already).
     :meth:`.SQLAdapter.open_ahead` calls it after its own checks; ``dcapix run`` also calls it on
     the ``--source`` file before it imports the adapter
     (:func:`dc_api_x.runner.startup.open_endpoints_ahead`)."""
