@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -176,3 +177,51 @@ def test_postgres_lock(pg_url: str) -> None:
         b.lock("pipe"),
     ):
         pass
+
+
+def test_lock_and_history_commits_are_not_synced_on_their_own(tmp_path: Path) -> None:
+    """``durable=False`` (the run's lock and history rows) commits with ``synchronous=NORMAL`` for
+    that transaction alone; state writes and every other transaction keep ``synchronous=FULL``
+    (one sync per commit: a bookmark survives a power cut)."""
+    from dc_api_x.runner.history import begin_run, finish_run
+
+    def level(tx) -> int:
+        return tx.execute("PRAGMA synchronous")[0][0]
+
+    with open_state_store(path=str(tmp_path / "s.db")) as store:
+        with store.transaction(durable=False) as tx:
+            assert level(tx) == 1  # NORMAL
+        with store.transaction() as tx:
+            assert level(tx) == 2  # FULL again
+        with pytest.raises(RuntimeError), store.transaction(durable=False) as tx:
+            raise RuntimeError("rolled back")
+        with store.transaction() as tx:
+            assert level(tx) == 2  # also after a failed one
+        writes: list[tuple[str, bool]] = []  # (table written, durable) of each writing statement
+        real = store.transaction
+
+        @contextlib.contextmanager
+        def recording(*, durable: bool = True):
+            with real(durable=durable) as tx:
+                run = tx.execute
+
+                def execute(sql: str, params=()):
+                    words = sql.split()
+                    if words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+                        table = words[2] if words[0].upper() != "UPDATE" else words[1]
+                        writes.append((table, durable))
+                    return run(sql, params)
+
+                tx.execute = execute
+                yield tx
+
+        store.transaction = recording  # type: ignore[method-assign]
+        with store.lock("p", run_id="r1"):
+            begin_run(store, "r1", "p")
+            finish_run(store, "r1", status="done", streams=[])
+        tables = {t for t, _ in writes}
+        assert {"dcapix_locks", "dcapix_runs"} <= tables
+        assert all(not durable for _, durable in writes), writes  # none synced alone
+        writes.clear()
+        store.execute("DELETE FROM dcapix_state WHERE pipeline = 'none'")
+        assert writes == [("dcapix_state", True)]

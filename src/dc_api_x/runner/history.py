@@ -225,7 +225,7 @@ def begin_run(
 
     pid = os.getpid() if pid is None else pid
     host, host_id = socket.gethostname(), host_identity()
-    with store.transaction() as tx:
+    with store.transaction(durable=False) as tx:
         found = tx.execute("SELECT status FROM dcapix_runs WHERE run_id = ?", (run_id,))
         if found:
             tx.execute(
@@ -278,7 +278,7 @@ def finish_run(
         rows = sum(s.rows or 0 for s in streams)
     if bytes_ is None and streams and any(s.bytes is not None for s in streams):
         bytes_ = sum(s.bytes or 0 for s in streams)
-    with store.transaction() as tx:
+    with store.transaction(durable=False) as tx:
         found = tx.execute("SELECT status, started_at FROM dcapix_runs WHERE run_id = ?", (run_id,))
         if not found or (only_if_open and found[0][0] not in OPEN_STATUSES):
             return False
@@ -361,7 +361,7 @@ def prune(store: StateStore, keep_days: float) -> int:
         return 0
     _ensure(store)
     cutoff = utc_iso(time.time() - keep_days * 86400)
-    with store.transaction() as tx:
+    with store.transaction(durable=False) as tx:
         tx.execute(
             "DELETE FROM dcapix_run_streams WHERE run_id IN "
             "(SELECT run_id FROM dcapix_runs WHERE started_at < ?)",

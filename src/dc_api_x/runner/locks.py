@@ -234,7 +234,7 @@ class RunLock:
         for _attempt in range(3):
             now = time.time()
             try:
-                with store.transaction() as tx:
+                with store.transaction(durable=False) as tx:
                     lock_sql = " FOR UPDATE" if store.dialect == "postgresql" else ""
                     found = tx.execute(
                         f"SELECT {_COLS} FROM dcapix_locks WHERE pipeline = ?{lock_sql}", (self.pipeline,)
@@ -302,6 +302,7 @@ class RunLock:
         self.store.execute(
             "UPDATE dcapix_locks SET run_id = ? WHERE pipeline = ? AND owner = ?",
             (run_id, self.pipeline, self.owner),
+            durable=False,
         )
         self.run_id = run_id
 
@@ -315,7 +316,9 @@ class RunLock:
             return
         try:
             self.store.execute(
-                "DELETE FROM dcapix_locks WHERE pipeline = ? AND owner = ?", (self.pipeline, self.owner)
+                "DELETE FROM dcapix_locks WHERE pipeline = ? AND owner = ?",
+                (self.pipeline, self.owner),
+                durable=False,
             )
         except StateError as exc:  # the next run takes the stale lock over
             log.warning("pipeline %s: could not release the run lock: %s", self.pipeline, exc)
@@ -334,7 +337,7 @@ class RunLock:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_interval):
             try:
-                with self.store.transaction() as tx:
+                with self.store.transaction(durable=False) as tx:
                     tx.execute(
                         "UPDATE dcapix_locks SET heartbeat_at = ? WHERE pipeline = ? AND owner = ?",
                         (time.time(), self.pipeline, self.owner),

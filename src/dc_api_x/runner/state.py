@@ -13,7 +13,12 @@ committed data. Every run of a pipeline holds a lock (a row with owner pid/host 
 every state write of that pipeline checks in the same transaction that the lock is still its own.
 
 Other tables of the store (run history, schedule bookkeeping, locks) use :meth:`StateStore.transaction`
-and :meth:`StateStore.execute`, which speak ``?`` placeholders on both backends.
+and :meth:`StateStore.execute`, which speak ``?`` placeholders on both backends. The run's lock and
+history rows are written with ``durable=False``: atomic and seen by every other connection at once,
+but not synced on their own (SQLite ``synchronous=NORMAL`` for that transaction, PostgreSQL
+``synchronous_commit = off``) — a power cut may take back the last of them (a lock of a process the
+cut ended, which :mod:`.locks` finds stale by the machine's boot id; a run's history row), never a
+bookmark: the next durable commit (a state write) syncs them too.
 """
 
 from __future__ import annotations
@@ -191,13 +196,14 @@ class StateStore:
         return RunLock(self, pipeline, run_id=run_id, timeout=timeout, on_lost=on_lost)
 
     # -- tables beside the state (run history, schedules, locks) -----------------------------------
-    def transaction(self) -> contextlib.AbstractContextManager[DBTransaction]:
-        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); committed when the block ends."""
+    def transaction(self, *, durable: bool = True) -> contextlib.AbstractContextManager[DBTransaction]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite); committed when the block ends.
+        ``durable=False``: not synced on its own (module docstring; locks and run history only)."""
         raise NotImplementedError
 
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> Rows:
+    def execute(self, sql: str, params: Iterable[Any] = (), *, durable: bool = True) -> Rows:
         """One statement in its own transaction; returns its rows."""
-        with self.transaction() as tx:
+        with self.transaction(durable=durable) as tx:
             return tx.execute(sql, params)
 
     def ensure_tables(self, key: str, ddl: Iterable[str]) -> None:
@@ -330,11 +336,16 @@ class SQLiteStateStore(StateStore):
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[DBTransaction]:
+    def transaction(self, *, durable: bool = True) -> Iterator[DBTransaction]:
         conn = self._conn()
         try:
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")  # (set outside a transaction)
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if not durable:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous=FULL")
             raise StateError(f"state store {self.location}: {exc}") from None
         try:
             yield _SQLiteTx(conn)
@@ -347,6 +358,10 @@ class SQLiteStateStore(StateStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            if not durable:  # every other commit of this connection syncs again
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous=FULL")
 
     def list(
         self, pipeline: str | None = None, stream: str | None = None, *, partition: str | None = None
@@ -439,10 +454,12 @@ class PostgresStateStore(StateStore):
             raise StateError(f"state store {self.location}: cannot write state: {exc}") from None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[DBTransaction]:
+    def transaction(self, *, durable: bool = True) -> Iterator[DBTransaction]:
         conn = self._conn()
         try:
             with conn.transaction(), conn.cursor() as cur:
+                if not durable:
+                    cur.execute("SET LOCAL synchronous_commit = off")
                 yield _PgTx(cur)
         except StateError:
             raise
