@@ -15,6 +15,7 @@ __all__ = [
     "close_opened_ahead",
     "open_endpoints_ahead",
     "prepare_adapters",
+    "relax_gc",
     "tune_gc",
 ]
 
@@ -37,15 +38,21 @@ def tune_gc() -> None:
     threshold goes to :data:`GC_GEN0_THRESHOLD` (reference cycles are still collected, after
     10,000 allocations instead of 700). Nothing read or written depends on it.
     """
+    relax_gc()
+    from ..cli import resume_gc
+
+    resume_gc()  # (the console script kept it off while the run's modules loaded)
+
+
+def relax_gc() -> None:
+    """:func:`tune_gc`'s two changes, for a process whose collector is on (a worker process):
+    what exists now to the permanent generation, the young threshold to :data:`GC_GEN0_THRESHOLD`."""
     import gc
 
     gc.freeze()
     t0, t1, t2 = gc.get_threshold()
     if t0:  # 0: the collector was turned off by the embedding program; left so
         gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
-    from ..cli import resume_gc
-
-    resume_gc()  # (the console script kept it off while the run's modules loaded)
 
 
 def arrow_system_allocator() -> None:

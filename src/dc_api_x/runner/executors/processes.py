@@ -133,7 +133,7 @@ def _preload(
     the two adapters, what they import when they start (:data:`_LAZY`) and the heavy libraries this
     process has loaded so far."""
     # importlib.metadata: the plugin set, loaded by each worker after its fork, reads entry points
-    # (runner.startup: the collector's settings a worker takes, _tune_gc)
+    # (runner.startup: the collector's settings a worker takes, relax_gc)
     mods = [
         "dc_api_x.runner.executors.worker",
         "dc_api_x.runner.pipeline",
@@ -210,22 +210,6 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
-def _tune_gc() -> None:
-    """The collector as ``dcapix run`` tunes it for its own run (``runner/startup.py``
-    ``tune_gc``): what the forkserver imported goes to the permanent generation (never traversed by
-    this worker's collections), and the young generation is collected every
-    :data:`~dc_api_x.runner.startup.GC_GEN0_THRESHOLD` allocations instead of 700 — a worker holds
-    a batch of decoded pages whose objects all survive. Nothing read or written depends on it."""
-    import gc
-
-    from ..startup import GC_GEN0_THRESHOLD
-
-    gc.freeze()
-    t0, t1, t2 = gc.get_threshold()
-    if t0:  # 0: the collector is off; left so
-        gc.set_threshold(max(t0, GC_GEN0_THRESHOLD), t1, t2)
-
-
 def _arrow_pool() -> str | None:
     """The backend of this process's Arrow memory pool (``dcapix run`` picks the C library's
     ``malloc``, ``runner/startup.py``), ``None`` before pyarrow is loaded."""
@@ -235,8 +219,12 @@ def _arrow_pool() -> str | None:
 
 def _worker_setup(arrow_pool: str | None) -> None:
     """What a worker process sets before its first partition: the driver's Arrow memory pool (the
-    forkserver was started before ``dcapix run`` chose it) and the collector as the run tunes it."""
-    _tune_gc()
+    forkserver was started before ``dcapix run`` chose it) and the collector as the run tunes it
+    (``runner/startup.py``: what the forkserver imported goes to the permanent generation, the young
+    generation is collected less often — a worker holds batches whose objects all survive)."""
+    from ..startup import relax_gc
+
+    relax_gc()
     if arrow_pool is not None:
         import pyarrow as pa
 
