@@ -39,10 +39,8 @@ class SharedSlot:
         with t.locked():
             nxt, paused = t.read(self.at)
             now = time.monotonic()
-            at = max(now, paused)
-            if rate:
-                at = max(at, nxt)
-                t.write(self.at, at + 1.0 / rate, paused)
+            at = max(now, paused, nxt)
+            t.write(self.at, at + 1.0 / rate, paused)
         return at - now
 
     def pause(self, until: float) -> None:

@@ -339,25 +339,23 @@ class SQLiteStateStore(StateStore):
     def transaction(self, *, durable: bool = True) -> Iterator[DBTransaction]:
         conn = self._conn()
         try:
-            if not durable:
-                conn.execute("PRAGMA synchronous=NORMAL")  # (set outside a transaction)
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            if not durable:
+            try:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")  # (set outside a transaction)
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.location}: {exc}") from None
+            try:
+                yield _SQLiteTx(conn)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA synchronous=FULL")
-            raise StateError(f"state store {self.location}: {exc}") from None
-        try:
-            yield _SQLiteTx(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise StateError(f"state store {self.location}: {exc}") from None
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+                    conn.execute("ROLLBACK")
+                raise StateError(f"state store {self.location}: {exc}") from None
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             if not durable:  # every other commit of this connection syncs again
                 with contextlib.suppress(sqlite3.Error):
