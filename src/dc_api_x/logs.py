@@ -83,12 +83,27 @@ def redact_url(url: str) -> str:
     return _QUERY_SECRET.sub(lambda m: f"{m['key']}={MASK}", url)
 
 
+#: what each pattern above needs in the text (ASCII, lower-cased), besides the ``@`` of URL
+#: credentials: an ASCII text with none of them has nothing for the patterns to mask (a page URL of a
+#: paged read, redacted per page, skips four regex passes)
+_TRIGGERS = ("pass", "pwd", "key", "secret", "token", "sig", "auth", "bearer", "basic")
+
+
+def _may_match(s: str) -> bool:
+    """Whether one of the secret patterns may match ``s`` (``False`` only when none can)."""
+    if "@" in s or not s.isascii():  # (case-insensitive matching folds some non-ASCII letters)
+        return True
+    low = s.lower()
+    return any(t in low for t in _TRIGGERS)
+
+
 def redact(text: Any) -> str:
     """``text`` with URL credentials, secret query values, auth headers and registered secrets masked."""
     s = str(text)
-    s = redact_url(s)
-    s = _HEADER_SECRET.sub(lambda m: f"{m.group(1) or m.group(2)} {MASK}", s)
-    s = _KV_SECRET.sub(lambda m: f"{m['key']}={MASK}", s)
+    if _may_match(s):
+        s = redact_url(s)
+        s = _HEADER_SECRET.sub(lambda m: f"{m.group(1) or m.group(2)} {MASK}", s)
+        s = _KV_SECRET.sub(lambda m: f"{m['key']}={MASK}", s)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:

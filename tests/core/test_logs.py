@@ -77,6 +77,39 @@ def test_redact_functions() -> None:
     assert logs.is_secret_key("Client_Secret") and not logs.is_secret_key("page_size")
 
 
+def _redact_every_pattern(s: str) -> str:
+    """:func:`logs.redact` without its check for texts no pattern can match."""
+    s = logs.redact_url(s)
+    s = logs._HEADER_SECRET.sub(lambda m: f"{m.group(1) or m.group(2)} {logs.MASK}", s)
+    return logs._KV_SECRET.sub(lambda m: f"{m['key']}={logs.MASK}", s)
+
+
+def test_redact_skips_the_patterns_only_where_none_can_match() -> None:
+    import random
+
+    rng = random.Random(7)
+    parts = [
+        "https://", "h.example", "/p", "?", "&", ";", "=", "x", "1", " ", ":", "@", "u", ".", "'",
+        "PASS", "Pwd", "kEy", "api-key", "SECRET", "ToKeN", "Sig", "AUTH", "bearer", "Basic",
+        "abc123def4", "\u017fecret", "\u212aey", "é", "=v4lue9", "password=s3cr3t",
+    ]  # fmt: skip
+    texts = [
+        "https://h/records?limit=100&cursor=abc",
+        "https://h/r?Access_Key=zz9&x=1",
+        "https://h/r?pa\u017fsword=x",  # a long s: matched case-insensitively by the patterns
+        "Authorization: BEARER abc.def",
+        "host=db PWD=s3cr3t",
+        "u:p@h",
+    ]
+    texts += ["".join(rng.choice(parts) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    skipped = 0
+    for text in texts:
+        assert logs.redact(text) == _redact_every_pattern(text), text
+        skipped += not logs._may_match(text)
+    assert skipped > 100  # the check does skip texts (and they came out the same)
+    assert not logs._may_match("https://h/records?limit=100&cursor=abc")
+
+
 def test_bad_format_arguments_are_redacted_too(captured: io.StringIO) -> None:
     logging.getLogger("dc_api_x.x").info("only one %s", REGISTERED, "extra-arg")
     assert REGISTERED not in captured.getvalue()
