@@ -104,6 +104,7 @@ class PageColumns:
         "n",
         "plan",
         "rows",
+        "scanned",
         "start",
     )
 
@@ -132,6 +133,10 @@ class PageColumns:
         #: JSON column -> the texts orjson writes (keys sorted) of its values in the records a page
         #: fingerprint samples (``fingerprint_sample(n)``; from the page's check); dropped with ``rows``
         self.json_sample: dict[int, list[bytes]] = {}
+        #: a page read by the compiled scanner (``_recordscan.scan_page``): ``(columns, spans)``, the
+        #: column buffers of all the body's records and each record's (start, end) in ``content``
+        #: (``columns`` is then empty: the rows are ``[start, start + n)`` of the buffers)
+        self.scanned: tuple[list[Any], Any] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -154,11 +159,20 @@ class PageColumns:
             page.canonical = self.canonical
             page.gaps = self.gaps
             page.start = self.start + start
+            page.scanned = self.scanned
             return page
         return self.records()[i]
 
     def canonical_json_at(self, indexes: Sequence[int]) -> bytes | None:
-        """``canonical_json([self[i] for i in indexes])``, from the decoded structs."""
+        """``canonical_json([self[i] for i in indexes])``, from the decoded structs (a scanned page:
+        from the sampled records' texts, decoded as the dict path decodes them)."""
+        if self.scanned is not None:
+            from ..ext.pagination import canonical_json
+            from ..values import json_loads
+
+            spans, content, at = self.scanned[1], self.content, 2 * self.start
+            texts = [content[spans[at + 2 * i] : spans[at + 2 * i + 1]] for i in indexes]
+            return canonical_json(json_loads(b"[" + b",".join(texts) + b"]"))
         if len(self.rows) != self.n:  # (the structs were dropped): from the dicts
             from ..ext.pagination import canonical_json
 
@@ -238,6 +252,53 @@ class PagePlan:
         from msgspec.structs import astuple
 
         self._astuple = astuple
+        self._scan: Callable[..., Any] | None = None
+        self._scan_args: tuple[Any, ...] = ()
+        self._join: Callable[..., Any] | None = None
+        self._scan_kinds = b""
+        self._scanner(names, kinds, key, others)
+
+    def _scanner(self, names: list[str], kinds: list[str], key: str, others: list[str]) -> None:
+        """The compiled page scanner's arguments (``dc_api_x.arrow._recordscan.scan_page``), when it
+        is built and every name is spelled in JSON without an escape."""
+        from ..arrow.native import load
+
+        ext = load()
+        if ext is None or not hasattr(ext, "scan_page"):
+            return
+        for name in (*names, key, *others):
+            if any(c in name for c in '"\\') or any(ord(c) < 0x20 for c in name):
+                return
+        any_json = ext.F_OBJECT | ext.F_ARRAY | ext.F_STRING | ext.F_INT | ext.F_FLOAT | ext.F_BOOL
+        letters = {_INT: "i", _BOOL: "b", _STR: "s", _NUMBER: "n", _JSON: "j"}
+        # every field may be null or left out (None in the columns), as in the msgspec structs
+        flags = bytes(ext.F_NULL | (any_json if kind == _JSON else 0) for kind in kinds)
+        self._scan_kinds = "".join(letters[k] for k in kinds).encode()
+        self._scan_args = (
+            key.encode(),
+            tuple(n.encode() for n in names),
+            self._scan_kinds,
+            flags,
+            tuple(o.encode() for o in others),
+        )
+        self._scan = ext.scan_page
+        self._join = ext.join
+
+    def _scanned(self, content: bytes, got: tuple[int, list[Any], tuple[Any, ...], bytes]) -> PageColumns:
+        """The :class:`PageColumns` of a page the compiled scanner read."""
+        from array import array
+
+        from ..values import json_loads
+
+        n, columns, texts, spans = got
+        data: dict[str, Any] = {self.key: None}  # (the records are the PageColumns, not data)
+        for (_, name), text in zip(self._others, texts, strict=True):
+            if text is not None:
+                data[name] = json_loads(text)  # as the dict path decodes it (every digit kept)
+        out = PageColumns(content, self.key, data, [], n, self)
+        out.scanned = (columns, array("q", spans))
+        out.gaps = False
+        return out
 
     def _decoder(self, fields: list[Any]) -> Any:
         import msgspec
@@ -308,6 +369,10 @@ class PagePlan:
         """The page's columns, or ``None`` when the dict path must decode it."""
         from ..values import has_long_digit_run, json_loads
 
+        if self._scan is not None and type(content) is bytes:
+            got = self._scan(content, *self._scan_args)
+            if got is not None:
+                return self._scanned(content, got)
         missing = False
         json_sample: dict[int, list[bytes]] = {}
         try:
@@ -480,12 +545,13 @@ class PageColumnsBatch(Batch):
 
 
 def _groups(parts: list[PageColumns | list[Record]]) -> list[list[Any]]:
-    """Consecutive parts of one kind: pages of columns of one plan, or dict pages."""
+    """Consecutive parts of one kind: pages of columns of one plan (scanned or decoded by msgspec),
+    or dict pages."""
     groups: list[list[Any]] = []
     key: Any = None
     for p in parts:
-        k = p.plan if type(p) is PageColumns else list  # type: ignore[union-attr]
-        if groups and k is key:
+        k = (p.plan, p.scanned is None) if type(p) is PageColumns else list  # type: ignore[union-attr]
+        if groups and k == key:
             groups[-1].append(p)
         else:
             groups.append([p])
@@ -499,6 +565,8 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
 
     from ..arrow.records import _column_to_arrow
 
+    if pages[0].scanned is not None:
+        return _scanned_to_arrow(pages, arrow_schema)
     plan = pages[0].plan
     n = sum(p.n for p in pages)
     gaps = any(p.gaps for p in pages)  # a page where a record lacks a field: None in its columns
@@ -529,6 +597,56 @@ def _pages_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Tab
             arrays.append(pa.array(values, type=int64, from_pandas=False))
         else:
             arrays.append(_column_to_arrow(values, f))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def _scanned_to_arrow(pages: list[PageColumns], arrow_schema: pa.Schema) -> pa.Table:
+    """The Arrow table of pages the compiled scanner read (one plan): the column buffers of the
+    pages joined in C and taken by Arrow as they are — no Python value per record. Date and
+    date-time columns are parsed from that string array by the dict path's own cast
+    (:func:`~dc_api_x.arrow.records._cast_strings`); a column whose field is of another type than
+    the plan's kind is converted from its Python values as the msgspec pages' are (raises when a
+    column must go the dict path)."""
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    from ..arrow.native import arrays_of
+    from ..arrow.records import _cast_strings, _column_to_arrow
+
+    plan = pages[0].plan
+    assert plan._join is not None
+    n = sum(p.n for p in pages)
+    joined = plan._join([(p.scanned[0], p.start, p.n) for p in pages], plan._scan_kinds)  # type: ignore[index]
+    raw = arrays_of(joined, plan._scan_kinds, n)
+    index = {name: i for i, name in enumerate(plan.names)}
+    arrays = []
+    for f in arrow_schema:
+        i = index.get(f.name)
+        if i is None:
+            arrays.append(_column_to_arrow([None] * n, f))
+            continue
+        kind, arr, typ = plan.kinds[i], raw[i], f.type
+        if kind == _NUMBER:
+            if typ != pa.float64():
+                raise _Refused(f"field {f.name!r} is {typ}")
+            arrays.append(arr)  # parsed correctly rounded in C, as orjson parses (long numbers refused)
+        elif kind == _JSON:
+            if _is_json_text(f) and not joined[i][4]:  # every text spelled as orjson writes it
+                arrays.append(arr)
+            else:
+                texts = [None if v is None else v.encode() for v in arr.to_pylist()]
+                arrays.append(_json_column(texts, f))
+        elif f.metadata:
+            arrays.append(_column_to_arrow(arr.to_pylist(), f))
+        elif kind == _STR and (pt.is_timestamp(typ) or pt.is_date(typ)):
+            cast = _cast_strings(arr, typ)
+            if cast is None:
+                raise _Refused(f"field {f.name!r}: a value Arrow does not parse as {typ}")
+            arrays.append(cast)
+        elif arr.type == typ:  # int64, boolean, string
+            arrays.append(arr)
+        else:
+            arrays.append(_column_to_arrow(arr.to_pylist(), f))
     return pa.Table.from_arrays(arrays, schema=arrow_schema)
 
 

@@ -27,6 +27,22 @@
  *           Python path does. A JSON-text value of a type the schema does not allow is refused
  *           only when it is spelled as orjson spells it (else the caller's rebuild checks it).
  *
+ * scan_page(body, key, names, kinds, flags, others) -> None | (rows, columns, texts, spans)
+ *   One HTTP page body, a JSON object {"<key>": [{record}, ...], <other keys>...} (its keys in any
+ *   order): each record object read into the columns as scan reads a RECORD line's record (the same
+ *   rules and refusals), and the other top-level keys kept as their texts.
+ *   key:    bytes, the records key; others: tuple of bytes, the other top-level keys allowed
+ *   rows:   the number of records; columns: as scan's
+ *   texts:  one per name of others: the bytes of its value's JSON text, or None when the body lacks it
+ *   spans:  bytes, int64 (start, end) offsets of each record object in body
+ *   Refused besides: a body that is not one object, a top-level key with an escape, not in others or
+ *   given twice, no records key, a record that is not an object, an other key's value that is not
+ *   valid JSON (or holds a lone surrogate escape or a number of 16+ digits / a 3-digit exponent).
+ *
+ * join(parts, kinds) -> columns
+ *   parts: list of (columns, lo, n), columns as scan_page gives them: their rows [lo, lo + n) one
+ *   after the other as one set of column tuples (as scan's; rebuilt: the parts' sum).
+ *
  * Refused (None), among others: a key or a "type"/"stream" value with a backslash escape, "type" not
  * the first key, a duplicate key, a field the schema does not name, a required field left out, a
  * null where the schema does not allow it, an integer outside int64, a fraction or an exponent in an
@@ -1041,10 +1057,334 @@ done:
     return result;
 }
 
+/* The column buffers of one scan: NULL (a Python error set) when the arguments are wrong. */
+static Col *cols_new(PyObject *names, const char *kinds, const char *flags, Py_ssize_t ncols) {
+    Col *cols = PyMem_Calloc((size_t)ncols, sizeof(Col));
+    if (!cols) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *nm = PyTuple_GET_ITEM(names, i);
+        if (!PyBytes_Check(nm)) {
+            PyErr_SetString(PyExc_TypeError, "names must be bytes");
+            return cols;
+        }
+        cols[i].name = PyBytes_AS_STRING(nm);
+        cols[i].name_len = PyBytes_GET_SIZE(nm);
+        cols[i].kind = kinds[i];
+        cols[i].flags = (unsigned char)flags[i];
+        if (!kinds[i] || !strchr("ibsnj", kinds[i])) {
+            PyErr_SetString(PyExc_ValueError, "unknown column kind");
+            return cols;
+        }
+        if ((kinds[i] == 's' || kinds[i] == 'j')) {
+            int32_t zero = 0;
+            if (buf_put(&cols[i].offsets, &zero, 4) < 0) {
+                PyErr_NoMemory();
+                return cols;
+            }
+        }
+    }
+    return cols;
+}
+
+static void cols_free(Col *cols, Py_ssize_t ncols) {
+    if (!cols) return;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyMem_Free(cols[i].data.p);
+        PyMem_Free(cols[i].valid.p);
+        PyMem_Free(cols[i].offsets.p);
+    }
+    PyMem_Free(cols);
+}
+
+/* The records array of a page body: each record object into the columns, its span into spans. */
+static int scan_records(Ctx *x, const char **pp, const char *e, const char *body, Buf *spans, Py_ssize_t *rows) {
+    const char *p = *pp;
+    int r;
+    if (p >= e || *p != '[') return REFUSE;
+    p = skip_ws(p + 1, e);
+    if (p < e && *p == ']') {
+        *pp = p + 1;
+        return OK;
+    }
+    for (;;) {
+        const char *s = p;
+        if ((r = scan_record(x, &p, e))) return r;
+        int64_t b[2] = {(int64_t)(s - body), (int64_t)(p - body)};
+        if (buf_put(spans, b, sizeof b) < 0) return ERR;
+        (*rows)++;
+        p = skip_ws(p, e);
+        if (p >= e) return REFUSE;
+        if (*p == ',') {
+            p = skip_ws(p + 1, e);
+            continue;
+        }
+        if (*p == ']') {
+            p++;
+            break;
+        }
+        return REFUSE;
+    }
+    *pp = p;
+    return OK;
+}
+
+static PyObject *scan_page(PyObject *self, PyObject *args) {
+    PyObject *names, *others;
+    const char *body, *key, *kinds, *flags;
+    Py_ssize_t body_len, key_len, nkinds, nflags;
+    if (!PyArg_ParseTuple(args, "y#y#O!y#y#O!", &body, &body_len, &key, &key_len, &PyTuple_Type, &names, &kinds,
+                          &nkinds, &flags, &nflags, &PyTuple_Type, &others))
+        return NULL;
+    Py_ssize_t ncols = PyTuple_GET_SIZE(names), nothers = PyTuple_GET_SIZE(others);
+    if (nkinds != ncols || nflags != ncols || ncols <= 0 || ncols > 4096) {
+        PyErr_SetString(PyExc_ValueError, "names, kinds and flags must have one entry per field");
+        return NULL;
+    }
+    if (nothers > MAX_KEYS) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < nothers; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(others, i))) {
+            PyErr_SetString(PyExc_TypeError, "others must be bytes");
+            return NULL;
+        }
+    }
+    Col *cols = cols_new(names, kinds, flags, ncols);
+    unsigned char *seen = PyMem_Malloc((size_t)ncols);
+    Buf spans = {0};
+    const char *ostart[MAX_KEYS], *oend[MAX_KEYS];
+    for (Py_ssize_t i = 0; i < nothers; i++) ostart[i] = oend[i] = NULL;
+    PyObject *result = NULL;
+    if (!seen) PyErr_NoMemory();
+    if (PyErr_Occurred()) goto done;
+    Ctx x = {NULL, 0, cols, (int)ncols, seen};
+    const char *p = body, *e = body + body_len;
+    Py_ssize_t rows = 0;
+    int have_records = 0, r = OK;
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') goto refuse;
+    p = skip_ws(p + 1, e);
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (p >= e || *p != '"') goto refuse; /* (also an object without keys: no records key) */
+        if ((r = plain_string(&p, e, &k, &kn))) goto refused;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':') goto refuse;
+        p = skip_ws(p + 1, e);
+        if (kn == key_len && same(k, key, kn)) {
+            if (have_records) goto refuse; /* a duplicate key */
+            have_records = 1;
+            if ((r = scan_records(&x, &p, e, body, &spans, &rows))) goto refused;
+        } else {
+            Py_ssize_t j = 0;
+            for (; j < nothers; j++) {
+                PyObject *o = PyTuple_GET_ITEM(others, j);
+                if (PyBytes_GET_SIZE(o) == kn && same(PyBytes_AS_STRING(o), k, kn)) break;
+            }
+            if (j == nothers || ostart[j]) goto refuse; /* a key not named, a duplicate key */
+            ostart[j] = p;
+            if ((r = skip_value(&p, e, 0))) goto refused;
+            oend[j] = p;
+        }
+        p = skip_ws(p, e);
+        if (p >= e) goto refuse;
+        if (*p == ',') {
+            p = skip_ws(p + 1, e);
+            continue;
+        }
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        goto refuse;
+    }
+    p = skip_ws(p, e);
+    if (p != e || !have_records) goto refuse;
+    {
+        PyObject *columns = PyList_New(ncols);
+        if (!columns) goto done;
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            PyObject *t = column_tuple(&cols[i], rows);
+            if (!t) {
+                Py_DECREF(columns);
+                goto done;
+            }
+            PyList_SET_ITEM(columns, i, t);
+        }
+        PyObject *texts = PyTuple_New(nothers);
+        if (!texts) {
+            Py_DECREF(columns);
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < nothers; i++) {
+            PyObject *t = ostart[i] ? PyBytes_FromStringAndSize(ostart[i], oend[i] - ostart[i]) : Py_NewRef(Py_None);
+            if (!t) {
+                Py_DECREF(columns);
+                Py_DECREF(texts);
+                goto done;
+            }
+            PyTuple_SET_ITEM(texts, i, t);
+        }
+        PyObject *sp = PyBytes_FromStringAndSize(spans.p ? spans.p : "", spans.len);
+        if (!sp) {
+            Py_DECREF(columns);
+            Py_DECREF(texts);
+            goto done;
+        }
+        result = Py_BuildValue("(nNNN)", rows, columns, texts, sp);
+        goto done;
+    }
+refused:
+    if (r == ERR) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+refuse:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(spans.p);
+    cols_free(cols, ncols);
+    PyMem_Free(seen);
+    return result;
+}
+
+/* join(parts, kinds) -> columns: the rows [lo, lo + n) of each part's columns (a part: (columns, lo,
+ * n), columns as scan_page gives them), one after the other, as one set of column tuples (rebuilt:
+ * the parts' sum). */
+static PyObject *join(PyObject *self, PyObject *args) {
+    PyObject *parts;
+    const char *kinds;
+    Py_ssize_t ncols;
+    if (!PyArg_ParseTuple(args, "O!y#", &PyList_Type, &parts, &kinds, &ncols)) return NULL;
+    Py_ssize_t nparts = PyList_GET_SIZE(parts), total = 0;
+    for (Py_ssize_t k = 0; k < nparts; k++) {
+        PyObject *t = PyList_GET_ITEM(parts, k), *cols;
+        Py_ssize_t lo, n;
+        if (!PyTuple_Check(t) || !PyArg_ParseTuple(t, "O!nn", &PyList_Type, &cols, &lo, &n)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a part is (columns, lo, n)");
+            return NULL;
+        }
+        if (PyList_GET_SIZE(cols) != ncols || lo < 0 || n < 0) {
+            PyErr_SetString(PyExc_ValueError, "a part's columns do not match kinds");
+            return NULL;
+        }
+        total += n;
+    }
+    if (total > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many rows");
+        return NULL;
+    }
+    PyObject *out = PyList_New(ncols);
+    if (!out) return NULL;
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        char kind = kinds[c];
+        int text = kind == 's' || kind == 'j';
+        Py_ssize_t dlen = 0, rebuilt = 0;
+        /* sizes first (and the parts' buffers checked against their rows) */
+        for (Py_ssize_t k = 0; k < nparts; k++) {
+            PyObject *t = PyList_GET_ITEM(parts, k);
+            PyObject *col = PyList_GET_ITEM(PyTuple_GET_ITEM(t, 0), c);
+            Py_ssize_t lo = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1)), n = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 2));
+            Py_ssize_t nulls, rb;
+            PyObject *valid, *data, *offsets;
+            if (!PyTuple_Check(col) || !PyArg_ParseTuple(col, "nOOOn", &nulls, &valid, &data, &offsets, &rb)) goto bad;
+            if (!PyBytes_Check(data) || (valid != Py_None && !PyBytes_Check(valid))) goto bad;
+            if (valid != Py_None && PyBytes_GET_SIZE(valid) * 8 < lo + n) goto bad;
+            Py_ssize_t dn = PyBytes_GET_SIZE(data);
+            if (text) {
+                if (!PyBytes_Check(offsets) || PyBytes_GET_SIZE(offsets) < 4 * (lo + n + 1)) goto bad;
+                const int32_t *off = (const int32_t *)PyBytes_AS_STRING(offsets);
+                if (off[lo] < 0 || off[lo] > off[lo + n] || off[lo + n] > dn) goto bad;
+                dlen += off[lo + n] - off[lo];
+            } else if (kind == 'b') {
+                if (dn * 8 < lo + n) goto bad;
+            } else if (kind == 'i' || kind == 'n') {
+                if (dn < 8 * (lo + n)) goto bad;
+            } else {
+                goto bad;
+            }
+            rebuilt += rb;
+        }
+        if (text && dlen > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "more than 2 GiB of text in one column");
+            goto fail;
+        }
+        Py_ssize_t vbytes = (total + 7) / 8;
+        PyObject *vout = PyBytes_FromStringAndSize(NULL, vbytes);
+        PyObject *dout = PyBytes_FromStringAndSize(
+            NULL, text ? dlen : kind == 'b' ? vbytes : 8 * total);
+        PyObject *oout = text ? PyBytes_FromStringAndSize(NULL, 4 * (total + 1)) : Py_NewRef(Py_None);
+        if (!vout || !dout || !oout) {
+            Py_XDECREF(vout);
+            Py_XDECREF(dout);
+            Py_XDECREF(oout);
+            goto fail;
+        }
+        unsigned char *vo = (unsigned char *)PyBytes_AS_STRING(vout);
+        char *dO = PyBytes_AS_STRING(dout);
+        int32_t *oo = text ? (int32_t *)PyBytes_AS_STRING(oout) : NULL;
+        memset(vo, 0, (size_t)vbytes);
+        if (kind == 'b') memset(dO, 0, (size_t)vbytes);
+        Py_ssize_t row = 0, nulls = 0, at = 0;
+        if (text) oo[0] = 0;
+        for (Py_ssize_t k = 0; k < nparts; k++) {
+            PyObject *t = PyList_GET_ITEM(parts, k);
+            PyObject *col = PyList_GET_ITEM(PyTuple_GET_ITEM(t, 0), c);
+            Py_ssize_t lo = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1)), n = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 2));
+            PyObject *valid = PyTuple_GET_ITEM(col, 1), *data = PyTuple_GET_ITEM(col, 2);
+            const unsigned char *vi = valid == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(valid);
+            const char *di = PyBytes_AS_STRING(data);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                Py_ssize_t src = lo + i, dst = row + i;
+                if (!vi || (vi[src >> 3] >> (src & 7)) & 1)
+                    vo[dst >> 3] |= (unsigned char)(1u << (dst & 7));
+                else
+                    nulls++;
+            }
+            if (text) {
+                const int32_t *off = (const int32_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(col, 3));
+                int32_t base = off[lo];
+                memcpy(dO + at, di + base, (size_t)(off[lo + n] - base));
+                for (Py_ssize_t i = 1; i <= n; i++) oo[row + i] = (int32_t)(at + off[lo + i] - base);
+                at += off[lo + n] - base;
+            } else if (kind == 'b') {
+                const unsigned char *bi = (const unsigned char *)di;
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    Py_ssize_t src = lo + i, dst = row + i;
+                    if ((bi[src >> 3] >> (src & 7)) & 1) dO[dst >> 3] |= (char)(1u << (dst & 7));
+                }
+            } else {
+                memcpy(dO + 8 * row, di + 8 * lo, (size_t)(8 * n));
+            }
+            row += n;
+        }
+        if (!nulls) {
+            Py_DECREF(vout);
+            vout = Py_NewRef(Py_None);
+        }
+        PyObject *tup = Py_BuildValue("(nNNNn)", nulls, vout, dout, oout, rebuilt);
+        if (!tup) goto fail;
+        PyList_SET_ITEM(out, c, tup);
+    }
+    return out;
+bad:
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a part's column buffers do not match its rows");
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns, bounds): RECORD lines of one "
      "stream into column buffers, or None when the Python path must read the block."},
+    {"scan_page", scan_page, METH_VARARGS,
+     "scan_page(body, key, names, kinds, flags, others) -> None | (rows, columns, texts, spans): the records of "
+     "one JSON page body into column buffers, or None when the Python path must decode it."},
+    {"join", join, METH_VARARGS,
+     "join(parts, kinds) -> columns: the rows [lo, lo + n) of each part (columns, lo, n), one after the other."},
     {NULL, NULL, 0, NULL},
 };
 
