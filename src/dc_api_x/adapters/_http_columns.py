@@ -172,7 +172,9 @@ class PageColumns:
 
             spans, content, at = self.scanned[1], self.content, 2 * self.start
             texts = [content[spans[at + 2 * i] : spans[at + 2 * i + 1]] for i in indexes]
-            return canonical_json(json_loads(b"[" + b",".join(texts) + b"]"))
+            # (no scan for long numbers: the scanner refused every number a float64 or an int64
+            # would change, so orjson's values are the exact decode's)
+            return canonical_json(json_loads(b"[" + b",".join(texts) + b"]", suspect=False))
         if len(self.rows) != self.n:  # (the structs were dropped): from the dicts
             from ..ext.pagination import canonical_json
 

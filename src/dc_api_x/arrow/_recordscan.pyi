@@ -12,9 +12,16 @@ F_BOOL: int
 def scan(
     lines: list[bytes] | bytes, stream: bytes, names: tuple[bytes, ...], kinds: bytes, flags: bytes, /
 ) -> tuple[bytes, list[tuple[int, bytes | None, bytes, bytes | None, int]], bytes | None] | None: ...
+
+_Column = tuple[int, bytes | None, bytes, bytes | None, int]
+
 def scan_page(
-    body: bytes, key: bytes, names: tuple[bytes, ...], kinds: bytes, flags: bytes, others: tuple[bytes, ...], /
-) -> tuple[int, list[tuple[int, bytes | None, bytes, bytes | None, int]], tuple[bytes | None, ...], bytes] | None: ...
-def join(
-    parts: list[tuple[list[tuple[int, bytes | None, bytes, bytes | None, int]], int, int]], kinds: bytes, /
-) -> list[tuple[int, bytes | None, bytes, bytes | None, int]]: ...
+    body: bytes,
+    key: bytes,
+    names: tuple[bytes, ...],
+    kinds: bytes,
+    flags: bytes,
+    others: tuple[bytes, ...],
+    /,
+) -> tuple[int, list[_Column], tuple[bytes | None, ...], bytes] | None: ...
+def join(parts: list[tuple[list[_Column], int, int]], kinds: bytes, /) -> list[_Column]: ...
