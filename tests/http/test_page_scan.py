@@ -278,3 +278,22 @@ def test_the_scanner_is_left_out_when_turned_off(monkeypatch):
     assert plan is not None and plan._scan is None
     page = plan.decode(_page(_row(1)))
     assert page is not None and page.scanned is None
+
+
+def test_pages_scanned_in_threads_at_once_are_read_alike():
+    """scan_page reads a body without the GIL (and takes it back for the few numbers it parses with
+    Python's parser): threads scanning at once get what one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = _plan()
+    bodies = [
+        _page(
+            *(_row(i + k) for i in range(30)), b'{"amount":1.5e-99,"name":"\\u00e9"}', b'{"amount":9.99e99}'
+        )
+        for k in range(40)
+    ]
+    want = [plan._scan(b, *plan._scan_args) for b in bodies]
+    assert all(w is not None for w in want)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda b: plan._scan(b, *plan._scan_args), bodies)) == want

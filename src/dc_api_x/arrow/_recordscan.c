@@ -76,7 +76,7 @@ typedef struct {
 static int buf_grow(Buf *b, Py_ssize_t extra) {
     Py_ssize_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
-    char *np = PyMem_Realloc(b->p, (size_t)cap);
+    char *np = PyMem_RawRealloc(b->p, (size_t)cap); /* (without the GIL in scan_page) */
     if (!np) return -1;
     b->p = np;
     b->cap = cap;
@@ -338,6 +338,18 @@ static int num_to_int64(const Num *num, int64_t *out) {
     return OK;
 }
 
+/* scan_page reads a body without the GIL (the column buffers are PyMem_Raw memory): this thread's
+ * state while it is released, for the one call that needs it (PyOS_string_to_double). */
+static __thread PyThreadState *released;
+
+static void gil_take(void) {
+    if (released) PyEval_RestoreThread(released);
+}
+
+static void gil_drop(void) {
+    if (released) released = PyEval_SaveThread();
+}
+
 /* A float text (no more than 15 digits, a 1-2 digit exponent) parsed correctly rounded: the digits
  * as an integer (exact below 2**53) times or divided by an exact power of ten (up to 1e22) is one
  * correctly rounded IEEE operation (Clinger's fast path; with SSE2-style double evaluation only),
@@ -382,11 +394,14 @@ static int num_to_double(const Num *num, double *out) {
     memcpy(tmp, num->s, (size_t)num->n);
     tmp[num->n] = 0;
     char *end = NULL;
+    gil_take();
     double v = PyOS_string_to_double(tmp, &end, NULL);
     if (v == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
+        gil_drop();
         return REFUSE;
     }
+    gil_drop();
     if (end != tmp + num->n) return REFUSE;
     *out = v;
     return OK;
@@ -403,7 +418,7 @@ static int skip_value(const char **pp, const char *e, int depth) {
         case '"': {
             Buf scratch = {0};
             int r = decode_string(&p, e, &scratch);
-            PyMem_Free(scratch.p);
+            PyMem_RawFree(scratch.p);
             if (r) return r;
             break;
         }
@@ -421,7 +436,7 @@ static int skip_value(const char **pp, const char *e, int depth) {
                     if (p >= e || *p != '"') return REFUSE;
                     Buf scratch = {0};
                     int r = decode_string(&p, e, &scratch);
-                    PyMem_Free(scratch.p);
+                    PyMem_RawFree(scratch.p);
                     if (r) return r;
                     p = skip_ws(p, e);
                     if (p >= e || *p != ':') return REFUSE;
@@ -1043,12 +1058,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         result = Py_BuildValue("(ONO)", line_kinds, columns, Py_None);
     }
 done:
-    PyMem_Free(bounds.p);
+    PyMem_RawFree(bounds.p);
     if (cols) {
         for (Py_ssize_t i = 0; i < ncols; i++) {
-            PyMem_Free(cols[i].data.p);
-            PyMem_Free(cols[i].valid.p);
-            PyMem_Free(cols[i].offsets.p);
+            PyMem_RawFree(cols[i].data.p);
+            PyMem_RawFree(cols[i].valid.p);
+            PyMem_RawFree(cols[i].offsets.p);
         }
         PyMem_Free(cols);
     }
@@ -1092,9 +1107,9 @@ static Col *cols_new(PyObject *names, const char *kinds, const char *flags, Py_s
 static void cols_free(Col *cols, Py_ssize_t ncols) {
     if (!cols) return;
     for (Py_ssize_t i = 0; i < ncols; i++) {
-        PyMem_Free(cols[i].data.p);
-        PyMem_Free(cols[i].valid.p);
-        PyMem_Free(cols[i].offsets.p);
+        PyMem_RawFree(cols[i].data.p);
+        PyMem_RawFree(cols[i].valid.p);
+        PyMem_RawFree(cols[i].offsets.p);
     }
     PyMem_Free(cols);
 }
@@ -1131,6 +1146,53 @@ static int scan_records(Ctx *x, const char **pp, const char *e, const char *body
     return OK;
 }
 
+/* A page body's top-level object: the records into the columns, the other keys' value spans. */
+static int page_body(Ctx *x, const char *body, Py_ssize_t body_len, const char *key, Py_ssize_t key_len,
+                     const char **oname, const Py_ssize_t *olen, Py_ssize_t nothers, const char **ostart,
+                     const char **oend, Buf *spans, Py_ssize_t *rows) {
+    const char *p = body, *e = body + body_len;
+    int have_records = 0, r;
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') return REFUSE;
+    p = skip_ws(p + 1, e);
+    for (;;) {
+        const char *k;
+        Py_ssize_t kn;
+        if (p >= e || *p != '"') return REFUSE; /* (also an object without keys: no records key) */
+        if ((r = plain_string(&p, e, &k, &kn))) return r;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':') return REFUSE;
+        p = skip_ws(p + 1, e);
+        if (kn == key_len && same(k, key, kn)) {
+            if (have_records) return REFUSE; /* a duplicate key */
+            have_records = 1;
+            if ((r = scan_records(x, &p, e, body, spans, rows))) return r;
+        } else {
+            Py_ssize_t j = 0;
+            for (; j < nothers; j++)
+                if (olen[j] == kn && same(oname[j], k, kn)) break;
+            if (j == nothers || ostart[j]) return REFUSE; /* a key not named, a duplicate key */
+            ostart[j] = p;
+            if ((r = skip_value(&p, e, 0))) return r;
+            oend[j] = p;
+        }
+        p = skip_ws(p, e);
+        if (p >= e) return REFUSE;
+        if (*p == ',') {
+            p = skip_ws(p + 1, e);
+            continue;
+        }
+        if (*p == '}') {
+            p++;
+            break;
+        }
+        return REFUSE;
+    }
+    p = skip_ws(p, e);
+    if (p != e || !have_records) return REFUSE;
+    return OK;
+}
+
 static PyObject *scan_page(PyObject *self, PyObject *args) {
     PyObject *names, *others;
     const char *body, *key, *kinds, *flags;
@@ -1158,50 +1220,28 @@ static PyObject *scan_page(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (!seen) PyErr_NoMemory();
     if (PyErr_Occurred()) goto done;
-    Ctx x = {NULL, 0, cols, (int)ncols, seen};
-    const char *p = body, *e = body + body_len;
-    Py_ssize_t rows = 0;
-    int have_records = 0, r = OK;
-    p = skip_ws(p, e);
-    if (p >= e || *p != '{') goto refuse;
-    p = skip_ws(p + 1, e);
-    for (;;) {
-        const char *k;
-        Py_ssize_t kn;
-        if (p >= e || *p != '"') goto refuse; /* (also an object without keys: no records key) */
-        if ((r = plain_string(&p, e, &k, &kn))) goto refused;
-        p = skip_ws(p, e);
-        if (p >= e || *p != ':') goto refuse;
-        p = skip_ws(p + 1, e);
-        if (kn == key_len && same(k, key, kn)) {
-            if (have_records) goto refuse; /* a duplicate key */
-            have_records = 1;
-            if ((r = scan_records(&x, &p, e, body, &spans, &rows))) goto refused;
-        } else {
-            Py_ssize_t j = 0;
-            for (; j < nothers; j++) {
-                PyObject *o = PyTuple_GET_ITEM(others, j);
-                if (PyBytes_GET_SIZE(o) == kn && same(PyBytes_AS_STRING(o), k, kn)) break;
-            }
-            if (j == nothers || ostart[j]) goto refuse; /* a key not named, a duplicate key */
-            ostart[j] = p;
-            if ((r = skip_value(&p, e, 0))) goto refused;
-            oend[j] = p;
-        }
-        p = skip_ws(p, e);
-        if (p >= e) goto refuse;
-        if (*p == ',') {
-            p = skip_ws(p + 1, e);
-            continue;
-        }
-        if (*p == '}') {
-            p++;
-            break;
-        }
-        goto refuse;
+    const char *oname[MAX_KEYS];
+    Py_ssize_t olen[MAX_KEYS];
+    for (Py_ssize_t i = 0; i < nothers; i++) {
+        oname[i] = PyBytes_AS_STRING(PyTuple_GET_ITEM(others, i));
+        olen[i] = PyBytes_GET_SIZE(PyTuple_GET_ITEM(others, i));
     }
-    p = skip_ws(p, e);
-    if (p != e || !have_records) goto refuse;
+    Ctx x = {NULL, 0, cols, (int)ncols, seen};
+    Py_ssize_t rows = 0;
+    /* the body (immutable, held by args) read without the GIL: the other thread (a paginator's
+     * reader, or the one converting the last batch) runs meanwhile */
+    released = PyEval_SaveThread();
+    int r = page_body(&x, body, body_len, key, key_len, oname, olen, nothers, ostart, oend, &spans, &rows);
+    PyEval_RestoreThread(released);
+    released = NULL;
+    if (r == ERR) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (r == REFUSE) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
     {
         PyObject *columns = PyList_New(ncols);
         if (!columns) goto done;
@@ -1236,15 +1276,8 @@ static PyObject *scan_page(PyObject *self, PyObject *args) {
         result = Py_BuildValue("(nNNN)", rows, columns, texts, sp);
         goto done;
     }
-refused:
-    if (r == ERR) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-        goto done;
-    }
-refuse:
-    result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(spans.p);
+    PyMem_RawFree(spans.p);
     cols_free(cols, ncols);
     PyMem_Free(seen);
     return result;
