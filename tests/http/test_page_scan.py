@@ -75,6 +75,8 @@ def _check(body: bytes, *, scanned: bool, schema: dict[str, Any] = SCHEMA) -> Pa
     assert table.to_pylist() == want.to_pylist()
     assert table.equals(want)
     assert page_fingerprint(page) == page_fingerprint(records)
+    text = plan._canonical_records(body, page.scanned[1], 0, tuple(range(len(records))))
+    assert text is None or text == orjson.dumps(records, option=orjson.OPT_SORT_KEYS)
     if len(page) > 1:  # a clipped page: its rows, its fingerprint
         head = page[1:]
         assert head.records() == records[1:]
@@ -297,3 +299,42 @@ def test_pages_scanned_in_threads_at_once_are_read_alike():
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(lambda b: plan._scan(b, *plan._scan_args), bodies)) == want
+
+
+@pytest.mark.parametrize(
+    ("record", "written"),
+    [
+        (b'{"id":1,"name":"a","amount":1.5,"attrs":{"a":1,"b":[1,{"c":null,"d":"\\u00e9"}]}}', False),
+        (b'{"id":1,"name":"a","amount":1.5,"attrs":{"a":1,"b":[1,{"c":null,"d":"x\\n"}]}}', True),
+        (b'{ "name" : "caf\xc3\xa9" , "id" : -2 , "ok" : false , "at" : null }', True),
+        (b'{"attrs":{"b":1,"a":2}}', True),  # a nested object's keys out of order: sorted
+        (b'{"attrs":[{"b":{"y":1,"x":[{"\xc3\xa9":1,"z":2}]},"a":2},[],{}]}', True),
+        (b'{"attrs":{"ab":1,"a":2,"b":3,"\xc3\xa9":4,"Z":5}}', True),
+        (b'{"attrs":{"a\\n":1}}', False),  # a nested key with an escape
+        (b'{"attrs":{"a":1, "b":2}}', False),  # blanks inside a value
+        (b'{"amount":1.50}', False),  # a number orjson writes otherwise
+        (b'{"amount":-0}', False),
+        (b'{"id":1234567890123456789}', False),  # 16+ digits: decoded and written by orjson
+        (b'{"name":"\\/"}', False),  # an escape orjson does not write
+        (b'{"name":"\\u0000"}', True),
+        (b"{}", True),
+    ],
+)
+def test_canonical_records_are_orjsons_text_or_refused(record, written):
+    """The fingerprint text of scanned records: written from their texts by the scanner when each is
+    spelled as orjson writes it (keys sorted), else decoded and written by orjson: the same bytes."""
+    plan = _plan()
+    body = _page(record, _row(3))
+    page = plan.decode(body)
+    assert page is not None and page.scanned is not None
+    text = plan._canonical_records(body, page.scanned[1], 0, (0, 1))
+    records = orjson.loads(body)["records"]
+    assert (text is not None) == written
+    if text is not None:
+        assert text == orjson.dumps(records, option=orjson.OPT_SORT_KEYS)
+    assert page_fingerprint(page) == page_fingerprint(records)
+    assert plan._canonical_records(body, page.scanned[1], 1, (0,)) == orjson.dumps(
+        records[1:], option=orjson.OPT_SORT_KEYS
+    )
+    with pytest.raises(IndexError):
+        plan._canonical_records(body, page.scanned[1], 0, (2,))

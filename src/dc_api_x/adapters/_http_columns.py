@@ -135,6 +135,7 @@ class PageColumns:
         self.json_sample: dict[int, list[bytes]] = {}
         #: a page read by the compiled scanner (``_recordscan.scan_page``): ``(columns, spans)``, the
         #: column buffers of all the body's records and each record's (start, end) in ``content``
+        #: (int64 pairs)
         #: (``columns`` is then empty: the rows are ``[start, start + n)`` of the buffers)
         self.scanned: tuple[list[Any], Any] | None = None
 
@@ -165,12 +166,21 @@ class PageColumns:
 
     def canonical_json_at(self, indexes: Sequence[int]) -> bytes | None:
         """``canonical_json([self[i] for i in indexes])``, from the decoded structs (a scanned page:
-        from the sampled records' texts, decoded as the dict path decodes them)."""
+        from the sampled records' texts — written by the scanner's ``canonical_records`` when each is
+        spelled as orjson writes it but for the order of the keys, else decoded as the dict path
+        decodes them and written by :func:`~dc_api_x.ext.pagination.canonical_json`)."""
         if self.scanned is not None:
+            from array import array
+
             from ..ext.pagination import canonical_json
             from ..values import json_loads
 
-            spans, content, at = self.scanned[1], self.content, 2 * self.start
+            content, spans = self.content, self.scanned[1]
+            assert self.plan._canonical_records is not None
+            text = self.plan._canonical_records(content, spans, self.start, tuple(indexes))
+            if text is not None:
+                return text  # type: ignore[no-any-return]
+            spans, at = array("q", spans), 2 * self.start
             texts = [content[spans[at + 2 * i] : spans[at + 2 * i + 1]] for i in indexes]
             # (no scan for long numbers: the scanner refused every number a float64 or an int64
             # would change, so orjson's values are the exact decode's)
@@ -257,6 +267,7 @@ class PagePlan:
         self._scan: Callable[..., Any] | None = None
         self._scan_args: tuple[Any, ...] = ()
         self._join: Callable[..., Any] | None = None
+        self._canonical_records: Callable[..., Any] | None = None
         self._scan_kinds = b""
         self._scanner(names, kinds, key, others)
 
@@ -285,11 +296,10 @@ class PagePlan:
         )
         self._scan = ext.scan_page
         self._join = ext.join
+        self._canonical_records = ext.canonical_records
 
     def _scanned(self, content: bytes, got: tuple[int, list[Any], tuple[Any, ...], bytes]) -> PageColumns:
         """The :class:`PageColumns` of a page the compiled scanner read."""
-        from array import array
-
         from ..values import json_loads
 
         n, columns, texts, spans = got
@@ -298,7 +308,7 @@ class PagePlan:
             if text is not None:
                 data[name] = json_loads(text)  # as the dict path decodes it (every digit kept)
         out = PageColumns(content, self.key, data, [], n, self)
-        out.scanned = (columns, array("q", spans))
+        out.scanned = (columns, spans)
         out.gaps = False
         return out
 

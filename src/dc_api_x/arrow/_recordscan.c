@@ -43,6 +43,11 @@
  *   parts: list of (columns, lo, n), columns as scan_page gives them: their rows [lo, lo + n) one
  *   after the other as one set of column tuples (as scan's; rebuilt: the parts' sum).
  *
+ * canonical_records(body, spans, start, indexes) -> bytes | None
+ *   orjson.dumps(records, option=OPT_SORT_KEYS) of the records at spans[start + i] (i in indexes)
+ *   of body, written from their texts (the keys of records and objects sorted), when every key is
+ *   plain (no escape) and every value is spelled as orjson writes it; None otherwise.
+ *
  * Refused (None), among others: a key or a "type"/"stream" value with a backslash escape, "type" not
  * the first key, a duplicate key, a field the schema does not name, a required field left out, a
  * null where the schema does not allow it, an integer outside int64, a fraction or an exponent in an
@@ -183,11 +188,24 @@ static int plain_string(const char **pp, const char *e, const char **s, Py_ssize
     return REFUSE;
 }
 
+/* The bytes a string scan must look at: '"', '\\', a control character, a byte >= 0x80. */
+static const unsigned char string_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 /* A JSON string value decoded into out (UTF-8). p at the opening quote. */
 static int decode_string(const char **pp, const char *e, Buf *out) {
     const char *p = *pp + 1;
     const char *run = p;
     for (;;) {
+        while (p < e && !string_stop[(unsigned char)*p]) p++; /* plain ASCII: nothing to do */
         if (p >= e) return REFUSE;
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
@@ -486,6 +504,7 @@ static int skip_value(const char **pp, const char *e, int depth) {
 static int canonical_string(const char **pp, const char *e) {
     const char *p = *pp + 1;
     for (;;) {
+        while (p < e && !string_stop[(unsigned char)*p]) p++; /* plain ASCII */
         if (p >= e) return REFUSE;
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
@@ -1409,6 +1428,174 @@ fail:
     return NULL;
 }
 
+typedef struct {
+    const char *k, *v;
+    Py_ssize_t kn, vn;
+} Field;
+
+/* Fields sorted by key bytes (insertion: a record or an object holds a few); REFUSE on a duplicate. */
+static int field_insert(Field *f, int nf, const char *k, Py_ssize_t kn, const char *v, Py_ssize_t vn) {
+    int j = nf;
+    while (j > 0) {
+        Field *q = &f[j - 1];
+        Py_ssize_t m = q->kn < kn ? q->kn : kn;
+        int c = memcmp(q->k, k, (size_t)m);
+        if (c == 0 && q->kn == kn) return REFUSE;
+        if (c < 0 || (c == 0 && q->kn < kn)) break;
+        f[j] = f[j - 1];
+        j--;
+    }
+    f[j].k = k;
+    f[j].kn = kn;
+    f[j].v = v;
+    f[j].vn = vn;
+    return OK;
+}
+
+/* A value checked by canonical_value (compact, spelled as orjson writes it) written to out with the
+ * keys of its objects in sorted order (orjson's OPT_SORT_KEYS: by code point, the UTF-8 byte order
+ * of keys without an escape); REFUSE on a key with an escape. */
+static int write_sorted(const char *p, const char *e, Buf *out, int depth) {
+    if (p >= e || depth > MAX_DEPTH) return REFUSE;
+    if (*p == '{') {
+        Field f[MAX_KEYS];
+        int nf = 0;
+        p++;
+        if (*p != '}') {
+            for (;;) {
+                const char *k, *v;
+                Py_ssize_t kn;
+                if (p >= e || *p != '"' || nf >= MAX_KEYS) return REFUSE;
+                if (plain_string(&p, e, &k, &kn)) return REFUSE; /* a key with an escape */
+                if (p >= e || *p != ':') return REFUSE;
+                v = ++p;
+                if (skip_value(&p, e, depth + 1)) return REFUSE;
+                if (field_insert(f, nf, k, kn, v, p - v)) return REFUSE;
+                nf++;
+                if (p < e && *p == ',') {
+                    p++;
+                    continue;
+                }
+                if (p < e && *p == '}') break;
+                return REFUSE;
+            }
+        }
+        if (buf_put(out, "{", 1) < 0) return ERR;
+        for (int j = 0; j < nf; j++) {
+            if ((j && buf_put(out, ",", 1) < 0) || buf_put(out, "\"", 1) < 0 || buf_put(out, f[j].k, f[j].kn) < 0 ||
+                buf_put(out, "\":", 2) < 0)
+                return ERR;
+            int r = write_sorted(f[j].v, f[j].v + f[j].vn, out, depth + 1);
+            if (r) return r;
+        }
+        return buf_put(out, "}", 1) < 0 ? ERR : OK;
+    }
+    if (*p == '[') {
+        if (buf_put(out, "[", 1) < 0) return ERR;
+        p++;
+        if (*p == ']') return buf_put(out, "]", 1) < 0 ? ERR : OK;
+        for (;;) {
+            const char *v = p;
+            if (skip_value(&p, e, depth + 1)) return REFUSE;
+            int r = write_sorted(v, p, out, depth + 1);
+            if (r) return r;
+            if (p < e && *p == ',') {
+                if (buf_put(out, ",", 1) < 0) return ERR;
+                p++;
+                continue;
+            }
+            if (p < e && *p == ']') return buf_put(out, "]", 1) < 0 ? ERR : OK;
+            return REFUSE;
+        }
+    }
+    return buf_put(out, p, e - p) < 0 ? ERR : OK; /* a string, a number, true, false, null */
+}
+
+/* canonical_records(body, spans, start, indexes) -> bytes | None: orjson.dumps(records,
+ * option=OPT_SORT_KEYS) of the records whose (start, end) spans in body are spans[start + i] for i
+ * in indexes, written from their texts: the keys of each record and of the objects in it (plain, no
+ * escape) in sorted order, every value spelled as orjson writes it (canonical_value); None when one
+ * is not (the caller decodes and writes them). */
+static PyObject *canonical_records(PyObject *self, PyObject *args) {
+    const char *body, *spans;
+    Py_ssize_t body_len, spans_len, start;
+    PyObject *indexes;
+    if (!PyArg_ParseTuple(args, "y#y#nO!", &body, &body_len, &spans, &spans_len, &start, &PyTuple_Type, &indexes))
+        return NULL;
+    Py_ssize_t nspans = spans_len / 16, nidx = PyTuple_GET_SIZE(indexes);
+    const int64_t *sp = (const int64_t *)spans;
+    Buf out = {0};
+    Field f[MAX_KEYS];
+    int r = OK;
+    if (buf_put(&out, "[", 1) < 0) goto nomem;
+    for (Py_ssize_t t = 0; t < nidx; t++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(indexes, t));
+        if (i == -1 && PyErr_Occurred()) goto fail;
+        i += start;
+        if (i < 0 || i >= nspans || sp[2 * i] < 0 || sp[2 * i] > sp[2 * i + 1] || sp[2 * i + 1] > body_len) {
+            PyErr_SetString(PyExc_IndexError, "a record index outside the spans");
+            goto fail;
+        }
+        const char *p = body + sp[2 * i], *e = body + sp[2 * i + 1];
+        int nf = 0;
+        if (p >= e || *p != '{') goto refuse;
+        p = skip_ws(p + 1, e);
+        if (p < e && *p == '}') {
+            p++;
+        } else {
+            for (;;) {
+                const char *k;
+                Py_ssize_t kn;
+                if (p >= e || *p != '"' || nf >= MAX_KEYS) goto refuse;
+                if (plain_string(&p, e, &k, &kn)) goto refuse; /* (no escape, valid UTF-8) */
+                p = skip_ws(p, e);
+                if (p >= e || *p != ':') goto refuse;
+                p = skip_ws(p + 1, e);
+                const char *v = p;
+                int type;
+                if (canonical_value(&p, e, 0, &type)) goto refuse;
+                if (field_insert(f, nf, k, kn, v, p - v)) goto refuse; /* a duplicate key */
+                nf++;
+                p = skip_ws(p, e);
+                if (p >= e) goto refuse;
+                if (*p == ',') {
+                    p = skip_ws(p + 1, e);
+                    continue;
+                }
+                if (*p == '}') {
+                    p++;
+                    break;
+                }
+                goto refuse;
+            }
+        }
+        if (skip_ws(p, e) != e) goto refuse;
+        if (t && buf_put(&out, ",", 1) < 0) goto nomem;
+        if (buf_put(&out, "{", 1) < 0) goto nomem;
+        for (int j = 0; j < nf; j++) {
+            if ((j && buf_put(&out, ",", 1) < 0) || buf_put(&out, "\"", 1) < 0 || buf_put(&out, f[j].k, f[j].kn) < 0 ||
+                buf_put(&out, "\":", 2) < 0)
+                goto nomem;
+            r = write_sorted(f[j].v, f[j].v + f[j].vn, &out, 0);
+            if (r == ERR) goto nomem;
+            if (r) goto refuse;
+        }
+        if (buf_put(&out, "}", 1) < 0) goto nomem;
+    }
+    if (buf_put(&out, "]", 1) < 0) goto nomem;
+    PyObject *result = PyBytes_FromStringAndSize(out.p, out.len);
+    PyMem_RawFree(out.p);
+    return result;
+refuse:
+    PyMem_RawFree(out.p);
+    Py_RETURN_NONE;
+nomem:
+    PyErr_NoMemory();
+fail:
+    PyMem_RawFree(out.p);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(lines, stream, names, kinds, flags) -> None | (line_kinds, columns, bounds): RECORD lines of one "
@@ -1416,6 +1603,9 @@ static PyMethodDef methods[] = {
     {"scan_page", scan_page, METH_VARARGS,
      "scan_page(body, key, names, kinds, flags, others) -> None | (rows, columns, texts, spans): the records of "
      "one JSON page body into column buffers, or None when the Python path must decode it."},
+    {"canonical_records", canonical_records, METH_VARARGS,
+     "canonical_records(body, spans, start, indexes) -> bytes | None: orjson.dumps(records, "
+     "option=OPT_SORT_KEYS) of records of a page written from their texts, or None."},
     {"join", join, METH_VARARGS,
      "join(parts, kinds) -> columns: the rows [lo, lo + n) of each part (columns, lo, n), one after the other."},
     {NULL, NULL, 0, NULL},
