@@ -1334,6 +1334,7 @@ static PyObject *join(PyObject *self, PyObject *args) {
         char kind = kinds[c];
         int text = kind == 's' || kind == 'j';
         Py_ssize_t dlen = 0, rebuilt = 0;
+        int any_nulls = 0;
         /* sizes first (and the parts' buffers checked against their rows) */
         for (Py_ssize_t k = 0; k < nparts; k++) {
             PyObject *t = PyList_GET_ITEM(parts, k);
@@ -1344,6 +1345,7 @@ static PyObject *join(PyObject *self, PyObject *args) {
             if (!PyTuple_Check(col) || !PyArg_ParseTuple(col, "nOOOn", &nulls, &valid, &data, &offsets, &rb)) goto bad;
             if (!PyBytes_Check(data) || (valid != Py_None && !PyBytes_Check(valid))) goto bad;
             if (valid != Py_None && PyBytes_GET_SIZE(valid) * 8 < lo + n) goto bad;
+            if (valid != Py_None) any_nulls = 1;
             Py_ssize_t dn = PyBytes_GET_SIZE(data);
             if (text) {
                 if (!PyBytes_Check(offsets) || PyBytes_GET_SIZE(offsets) < 4 * (lo + n + 1)) goto bad;
@@ -1388,7 +1390,7 @@ static PyObject *join(PyObject *self, PyObject *args) {
             PyObject *valid = PyTuple_GET_ITEM(col, 1), *data = PyTuple_GET_ITEM(col, 2);
             const unsigned char *vi = valid == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(valid);
             const char *di = PyBytes_AS_STRING(data);
-            for (Py_ssize_t i = 0; i < n; i++) {
+            for (Py_ssize_t i = 0; any_nulls && i < n; i++) { /* (no part with a null: no bitmap) */
                 Py_ssize_t src = lo + i, dst = row + i;
                 if (!vi || (vi[src >> 3] >> (src & 7)) & 1)
                     vo[dst >> 3] |= (unsigned char)(1u << (dst & 7));
