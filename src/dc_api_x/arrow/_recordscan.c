@@ -200,7 +200,7 @@ static const unsigned char string_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* A JSON string value decoded into out (UTF-8). p at the opening quote. */
+/* A JSON string value decoded into out (UTF-8; out NULL: only checked). p at the opening quote. */
 static int decode_string(const char **pp, const char *e, Buf *out) {
     const char *p = *pp + 1;
     const char *run = p;
@@ -209,7 +209,7 @@ static int decode_string(const char **pp, const char *e, Buf *out) {
         if (p >= e) return REFUSE;
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
-            if (buf_put(out, run, p - run) < 0) return ERR;
+            if (out && buf_put(out, run, p - run) < 0) return ERR;
             *pp = p + 1;
             return OK;
         }
@@ -219,7 +219,7 @@ static int decode_string(const char **pp, const char *e, Buf *out) {
                 p++;
                 continue;
             }
-            if (buf_put(out, run, p - run) < 0) return ERR;
+            if (out && buf_put(out, run, p - run) < 0) return ERR;
             if (e - p < 2) return REFUSE;
             char esc = p[1];
             char ch;
@@ -266,13 +266,13 @@ static int decode_string(const char **pp, const char *e, Buf *out) {
                         u[3] = (char)(0x80 | (cp & 0x3F));
                         k = 4;
                     }
-                    if (buf_put(out, u, k) < 0) return ERR;
+                    if (out && buf_put(out, u, k) < 0) return ERR;
                     run = p;
                     continue;
                 }
                 default: return REFUSE;
             }
-            if (buf_put(out, &ch, 1) < 0) return ERR;
+            if (out && buf_put(out, &ch, 1) < 0) return ERR;
             p += 2;
             run = p;
             continue;
@@ -434,9 +434,7 @@ static int skip_value(const char **pp, const char *e, int depth) {
     if (depth > MAX_DEPTH) return REFUSE;
     switch (*p) {
         case '"': {
-            Buf scratch = {0};
-            int r = decode_string(&p, e, &scratch);
-            PyMem_RawFree(scratch.p);
+            int r = decode_string(&p, e, NULL);
             if (r) return r;
             break;
         }
@@ -452,9 +450,7 @@ static int skip_value(const char **pp, const char *e, int depth) {
             for (;;) {
                 if (obj) {
                     if (p >= e || *p != '"') return REFUSE;
-                    Buf scratch = {0};
-                    int r = decode_string(&p, e, &scratch);
-                    PyMem_RawFree(scratch.p);
+                    int r = decode_string(&p, e, NULL);
                     if (r) return r;
                     p = skip_ws(p, e);
                     if (p >= e || *p != ':') return REFUSE;
@@ -1471,7 +1467,8 @@ static int write_sorted(const char *p, const char *e, Buf *out, int depth) {
                 if (plain_string(&p, e, &k, &kn)) return REFUSE; /* a key with an escape */
                 if (p >= e || *p != ':') return REFUSE;
                 v = ++p;
-                if (skip_value(&p, e, depth + 1)) return REFUSE;
+                int t;
+                if (canonical_value(&p, e, depth + 1, &t)) return REFUSE;
                 if (field_insert(f, nf, k, kn, v, p - v)) return REFUSE;
                 nf++;
                 if (p < e && *p == ',') {
@@ -1498,7 +1495,8 @@ static int write_sorted(const char *p, const char *e, Buf *out, int depth) {
         if (*p == ']') return buf_put(out, "]", 1) < 0 ? ERR : OK;
         for (;;) {
             const char *v = p;
-            if (skip_value(&p, e, depth + 1)) return REFUSE;
+            int t;
+            if (canonical_value(&p, e, depth + 1, &t)) return REFUSE;
             int r = write_sorted(v, p, out, depth + 1);
             if (r) return r;
             if (p < e && *p == ',') {
