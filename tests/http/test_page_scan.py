@@ -283,22 +283,29 @@ def test_the_scanner_is_left_out_when_turned_off(monkeypatch):
 
 
 def test_pages_scanned_in_threads_at_once_are_read_alike():
-    """scan_page reads a body without the GIL (and takes it back for the few numbers it parses with
-    Python's parser): threads scanning at once get what one thread gets."""
+    """scan_page and canonical_records read a body without the GIL (scan_page takes it back for the
+    few numbers it parses with Python's parser): threads at once get what one thread gets."""
     from concurrent.futures import ThreadPoolExecutor
 
     plan = _plan()
-    bodies = [
-        _page(
-            *(_row(i + k) for i in range(30)), b'{"amount":1.5e-99,"name":"\\u00e9"}', b'{"amount":9.99e99}'
-        )
-        for k in range(40)
-    ]
+    special = (b'{"amount":1.5e-99,"name":"\\u00e9"}', b'{"amount":9.99e99}')
+    bodies = [_page(*(_row(i + k) for i in range(30)), *(special if k % 2 else ())) for k in range(40)]
     want = [plan._scan(b, *plan._scan_args) for b in bodies]
     assert all(w is not None for w in want)
+
+    def fingerprint_text(k: int) -> bytes | None:
+        return plan._canonical_records(bodies[k], want[k][3], 0, tuple(range(want[k][0])))  # type: ignore[no-any-return]
+
+    texts = [fingerprint_text(k) for k in range(len(bodies))]
+    for k, text in enumerate(texts):  # written by the scanner for the pages without the special records
+        assert (text is not None) == (k % 2 == 0)
+        assert text is None or text == orjson.dumps(
+            orjson.loads(bodies[k])["records"], option=orjson.OPT_SORT_KEYS
+        )
     with ThreadPoolExecutor(4) as pool:
         for _ in range(5):
             assert list(pool.map(lambda b: plan._scan(b, *plan._scan_args), bodies)) == want
+            assert list(pool.map(fingerprint_text, range(len(bodies)))) == texts
 
 
 @pytest.mark.parametrize(

@@ -1516,29 +1516,15 @@ static int write_sorted(const char *p, const char *e, Buf *out, int depth) {
  * in indexes, written from their texts: the keys of each record and of the objects in it (plain, no
  * escape) in sorted order, every value spelled as orjson writes it (canonical_value); None when one
  * is not (the caller decodes and writes them). */
-static PyObject *canonical_records(PyObject *self, PyObject *args) {
-    const char *body, *spans;
-    Py_ssize_t body_len, spans_len, start;
-    PyObject *indexes;
-    if (!PyArg_ParseTuple(args, "y#y#nO!", &body, &body_len, &spans, &spans_len, &start, &PyTuple_Type, &indexes))
-        return NULL;
-    Py_ssize_t nspans = spans_len / 16, nidx = PyTuple_GET_SIZE(indexes);
-    const int64_t *sp = (const int64_t *)spans;
-    Buf out = {0};
+/* The records [rs[t], re[t]) written into out as canonical_records writes them. */
+static int write_records(const char **rs, const char **re, Py_ssize_t n, Buf *out) {
     Field f[MAX_KEYS];
-    int r = OK;
-    if (buf_put(&out, "[", 1) < 0) goto nomem;
-    for (Py_ssize_t t = 0; t < nidx; t++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(indexes, t));
-        if (i == -1 && PyErr_Occurred()) goto fail;
-        i += start;
-        if (i < 0 || i >= nspans || sp[2 * i] < 0 || sp[2 * i] > sp[2 * i + 1] || sp[2 * i + 1] > body_len) {
-            PyErr_SetString(PyExc_IndexError, "a record index outside the spans");
-            goto fail;
-        }
-        const char *p = body + sp[2 * i], *e = body + sp[2 * i + 1];
+    int r;
+    if (buf_put(out, "[", 1) < 0) return ERR;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        const char *p = rs[t], *e = re[t];
         int nf = 0;
-        if (p >= e || *p != '{') goto refuse;
+        if (p >= e || *p != '{') return REFUSE;
         p = skip_ws(p + 1, e);
         if (p < e && *p == '}') {
             p++;
@@ -1546,18 +1532,18 @@ static PyObject *canonical_records(PyObject *self, PyObject *args) {
             for (;;) {
                 const char *k;
                 Py_ssize_t kn;
-                if (p >= e || *p != '"' || nf >= MAX_KEYS) goto refuse;
-                if (plain_string(&p, e, &k, &kn)) goto refuse; /* (no escape, valid UTF-8) */
+                if (p >= e || *p != '"' || nf >= MAX_KEYS) return REFUSE;
+                if (plain_string(&p, e, &k, &kn)) return REFUSE; /* (no escape, valid UTF-8) */
                 p = skip_ws(p, e);
-                if (p >= e || *p != ':') goto refuse;
+                if (p >= e || *p != ':') return REFUSE;
                 p = skip_ws(p + 1, e);
                 const char *v = p;
                 int type;
-                if (canonical_value(&p, e, 0, &type)) goto refuse;
-                if (field_insert(f, nf, k, kn, v, p - v)) goto refuse; /* a duplicate key */
+                if (canonical_value(&p, e, 0, &type)) return REFUSE;
+                if (field_insert(f, nf, k, kn, v, p - v)) return REFUSE; /* a duplicate key */
                 nf++;
                 p = skip_ws(p, e);
-                if (p >= e) goto refuse;
+                if (p >= e) return REFUSE;
                 if (*p == ',') {
                     p = skip_ws(p + 1, e);
                     continue;
@@ -1566,34 +1552,59 @@ static PyObject *canonical_records(PyObject *self, PyObject *args) {
                     p++;
                     break;
                 }
-                goto refuse;
+                return REFUSE;
             }
         }
-        if (skip_ws(p, e) != e) goto refuse;
-        if (t && buf_put(&out, ",", 1) < 0) goto nomem;
-        if (buf_put(&out, "{", 1) < 0) goto nomem;
+        if (skip_ws(p, e) != e) return REFUSE;
+        if ((t && buf_put(out, ",", 1) < 0) || buf_put(out, "{", 1) < 0) return ERR;
         for (int j = 0; j < nf; j++) {
-            if ((j && buf_put(&out, ",", 1) < 0) || buf_put(&out, "\"", 1) < 0 || buf_put(&out, f[j].k, f[j].kn) < 0 ||
-                buf_put(&out, "\":", 2) < 0)
-                goto nomem;
-            r = write_sorted(f[j].v, f[j].v + f[j].vn, &out, 0);
-            if (r == ERR) goto nomem;
-            if (r) goto refuse;
+            if ((j && buf_put(out, ",", 1) < 0) || buf_put(out, "\"", 1) < 0 || buf_put(out, f[j].k, f[j].kn) < 0 ||
+                buf_put(out, "\":", 2) < 0)
+                return ERR;
+            if ((r = write_sorted(f[j].v, f[j].v + f[j].vn, out, 0))) return r;
         }
-        if (buf_put(&out, "}", 1) < 0) goto nomem;
+        if (buf_put(out, "}", 1) < 0) return ERR;
     }
-    if (buf_put(&out, "]", 1) < 0) goto nomem;
-    PyObject *result = PyBytes_FromStringAndSize(out.p, out.len);
+    return buf_put(out, "]", 1) < 0 ? ERR : OK;
+}
+
+static PyObject *canonical_records(PyObject *self, PyObject *args) {
+    const char *body, *spans;
+    Py_ssize_t body_len, spans_len, start;
+    PyObject *indexes;
+    if (!PyArg_ParseTuple(args, "y#y#nO!", &body, &body_len, &spans, &spans_len, &start, &PyTuple_Type, &indexes))
+        return NULL;
+    Py_ssize_t nspans = spans_len / 16, nidx = PyTuple_GET_SIZE(indexes);
+    const int64_t *sp = (const int64_t *)spans;
+    const char **rs = PyMem_Malloc(sizeof(char *) * (size_t)(2 * nidx + 1));
+    if (!rs) return PyErr_NoMemory();
+    const char **re = rs + nidx;
+    for (Py_ssize_t t = 0; t < nidx; t++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(indexes, t));
+        if (i == -1 && PyErr_Occurred()) {
+            PyMem_Free(rs);
+            return NULL;
+        }
+        i += start;
+        if (i < 0 || i >= nspans || sp[2 * i] < 0 || sp[2 * i] > sp[2 * i + 1] || sp[2 * i + 1] > body_len) {
+            PyMem_Free(rs);
+            PyErr_SetString(PyExc_IndexError, "a record index outside the spans");
+            return NULL;
+        }
+        rs[t] = body + sp[2 * i];
+        re[t] = body + sp[2 * i + 1];
+    }
+    Buf out = {0};
+    released = PyEval_SaveThread(); /* (no Python call in there: the float parser is not used) */
+    int r = write_records(rs, re, nidx, &out);
+    PyEval_RestoreThread(released);
+    released = NULL;
+    PyMem_Free(rs);
+    PyObject *result = r == OK    ? PyBytes_FromStringAndSize(out.p, out.len)
+                       : r == ERR ? PyErr_NoMemory()
+                                  : Py_NewRef(Py_None);
     PyMem_RawFree(out.p);
     return result;
-refuse:
-    PyMem_RawFree(out.p);
-    Py_RETURN_NONE;
-nomem:
-    PyErr_NoMemory();
-fail:
-    PyMem_RawFree(out.p);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {
