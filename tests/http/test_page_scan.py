@@ -345,3 +345,110 @@ def test_canonical_records_are_orjsons_text_or_refused(record, written):
     )
     with pytest.raises(IndexError):
         plan._canonical_records(body, page.scanned[1], 0, (2,))
+
+
+def _random_page(rng: Any) -> bytes:
+    """A page of random records: the values, their spellings, key orders and blanks vary."""
+    import json
+    import random
+
+    assert isinstance(rng, random.Random)
+
+    def ws() -> str:
+        return rng.choice(["", "", "", " ", "\n", " \t\r\n "])
+
+    def string() -> str:
+        pieces = [
+            "a",
+            "Zz 09",
+            "caf\u00e9",
+            "\u20ac",
+            "\U0001f600",
+            '\\"',
+            "\\\\",
+            "\\/",
+            "\\n",
+            "\\u00e9",
+            "\\u0000",
+            "\\ud83d\\ude00",
+            "\\uD83D\\uDE00",
+            "\\ud83d",  # a lone surrogate: refused
+            "12345678901234567890",
+            f"2024-01-0{rng.randint(1, 9)}T00:00:00Z",
+        ]
+        return '"' + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))) + '"'
+
+    def number(integer: bool) -> str:
+        if integer:
+            return rng.choice(
+                ["0", "-0", "1", "-17", "9223372036854775807", "-9223372036854775808", "123456789"]
+            )
+        return rng.choice(
+            ["0.5", "-0.0", "1.50", "1E5", "2.5e-5", "1e22", "1e-7", "123456789012345", "3.14159", "-2", "0"]
+        )
+
+    def json_value(depth: int = 0) -> str:
+        kind = rng.randint(0, 6 if depth < 3 else 3)
+        if kind == 0:
+            return "null"
+        if kind == 1:
+            return rng.choice(["true", "false"])
+        if kind == 2:
+            return number(rng.random() < 0.5)
+        if kind == 3:
+            return string()
+        if kind in (4, 5):
+            keys = rng.sample(["a", "b", "k", "tags", "\u00e9", "Z", "ab"], rng.randint(0, 4))
+            return "{" + ",".join(f'"{k}"{ws()}:{ws()}{json_value(depth + 1)}' for k in keys) + "}"
+        return "[" + ",".join(json_value(depth + 1) for _ in range(rng.randint(0, 3))) + "]"
+
+    def value(name: str) -> str:
+        if rng.random() < 0.1:
+            return "null"
+        if name == "id":
+            return number(True)
+        if name == "amount":
+            return number(False)
+        if name == "ok":
+            return rng.choice(["true", "false"])
+        if name == "at":
+            return f'"2024-01-01T00:00:{rng.randint(0, 59):02d}Z"'
+        if name == "day":
+            return f'"2024-02-{rng.randint(1, 28):02d}"'
+        if name == "attrs":
+            return json_value()
+        return string()
+
+    records = []
+    for _ in range(rng.randint(0, 6)):
+        names = [n for n in SCHEMA["properties"] if rng.random() < 0.85]
+        rng.shuffle(names)
+        fields = [f'{ws()}"{n}"{ws()}:{ws()}{value(n)}{ws()}' for n in names]
+        records.append("{" + ",".join(fields) + "}")
+    envelope = [f'"records"{ws()}:{ws()}[{ws()}' + f"{ws()},{ws()}".join(records) + f"{ws()}]"]
+    if rng.random() < 0.7:
+        envelope.append(f'"total":{rng.randint(0, 99)}')
+    if rng.random() < 0.5:
+        envelope.append(f'"next":{rng.choice(["null", json.dumps("abc"), "[1,2]"])}')
+    rng.shuffle(envelope)
+    return ("{" + ws() + f"{ws()},{ws()}".join(envelope) + ws() + "}").encode()
+
+
+def test_random_pages_are_the_dict_paths_pages_or_refused():
+    import random
+
+    rng = random.Random(20261203)
+    plan = _plan()
+    scanned = 0
+    for _ in range(400):
+        body = _random_page(rng)
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError:  # (a lone surrogate): the scanner must refuse it
+            assert plan._scan(body, *plan._scan_args) is None
+            continue
+        if plan._scan(body, *plan._scan_args) is None:
+            continue
+        scanned += 1
+        _check(body, scanned=True)
+    assert scanned >= 100
