@@ -26,6 +26,14 @@ per column); otherwise the decoded values are converted as the dict path convert
 that does not convert so is converted from its records (the dict path), which raise the
 dict path's error naming the field.
 
+When the compiled scanner is built (``dc_api_x.arrow._recordscan``, :mod:`dc_api_x.arrow.native`), a
+page is first read by its ``scan_page``: one pass over the body, without the GIL, straight into one
+Arrow buffer per column (no Python object per value), by the same rules as the RECORD-line scanner
+of target-dcapix; it refuses anything it cannot tell exactly (a long number, a lone surrogate, a key
+with an escape, a duplicate or unknown key, a value of another type, invalid JSON), and the msgspec
+decode above reads the page. The Arrow view of scanned pages joins their buffers (``join``);
+their fingerprint text is written from the sampled records' texts (``canonical_records``).
+
 The dict view of a :class:`PageColumnsBatch` (``batch.records``, e.g. for a stream map or the
 Singer output) is made on first use by decoding the held page bodies the ordinary way: it is the
 same list of dicts the dict path gives.
@@ -135,8 +143,7 @@ class PageColumns:
         self.json_sample: dict[int, list[bytes]] = {}
         #: a page read by the compiled scanner (``_recordscan.scan_page``): ``(columns, spans)``, the
         #: column buffers of all the body's records and each record's (start, end) in ``content``
-        #: (int64 pairs)
-        #: (``columns`` is then empty: the rows are ``[start, start + n)`` of the buffers)
+        #: (int64 pairs); ``columns`` is then empty: the rows are ``[start, start + n)`` of the buffers
         self.scanned: tuple[list[Any], Any] | None = None
 
     def __len__(self) -> int:
