@@ -488,3 +488,34 @@ def test_number_texts_give_the_values_the_dict_path_gives():
             _number_column([msgspec.Raw(b"1.5"), msgspec.Raw(bad)], nullable=True)
     with pytest.raises(_Refused):
         _number_column([msgspec.Raw(b"null")], nullable=False)
+
+
+ODD = {  # names msgspec cannot rename a struct field to
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, 'a"b': {"type": "string"}, "c\\d": {"type": "integer"}},
+}
+
+
+def test_odd_field_or_envelope_names_leave_the_stream_to_the_dict_path():
+    first = {"records": [], "total": 1}
+    assert page_plan(ODD, "records", first) is None
+    assert page_plan({"properties": {"x\x01": {"type": "integer"}}}, "records", first) is None
+    assert page_plan(SCHEMA, "records", {"records": [], 'to"tal': 1}) is None
+    assert page_plan(SCHEMA, "records", first) is not None
+
+
+@pytest.mark.parametrize("schema", [None, ODD], ids=["inferred", "declared"])
+def test_a_stream_with_odd_field_names_is_read_whole(server, schema):
+    rows = [{"id": i, 'a"b': f"v{i}", "c\\d": i * 2} for i in range(7)]
+
+    def route(req: Any) -> tuple[int, dict[str, str], Any]:
+        off = int(req.arg("offset", "0") or 0)
+        body = {"records": rows[off : off + SIZE], "total": len(rows)}
+        return 200, {"content-type": "application/json"}, orjson.dumps(body)
+
+    server.route("GET", "/items", route)
+    with _adapter(server, schema) as api:
+        batches = list(api.read(api.discover()[0]))
+    assert [r for b in batches for r in b.records] == rows
+    table = pa.concat_tables([b.to_arrow() for b in batches])
+    assert table.column('a"b').to_pylist() == [r['a"b'] for r in rows]

@@ -41,6 +41,7 @@ same list of dicts the dict path gives.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
@@ -492,6 +493,8 @@ def page_plan(
     if not isinstance(props, Mapping) or not props:
         return None
     names = list(props)
+    if not all(map(_plain_name, [*names, *envelope])):
+        return None
     kinds = []
     for name in names:
         kind = _kind(props[name])
@@ -499,6 +502,15 @@ def page_plan(
             return None
         kinds.append(kind)
     return PagePlan(names, kinds, records_key, list(envelope))
+
+
+_NOT_PLAIN = re.compile(r'["\\\x00-\x1f]')
+
+
+def _plain_name(name: Any) -> bool:
+    """A field or envelope key msgspec can rename a struct field to (no ``"``, ``\\`` or control
+    character): a stream with another name in its schema or envelope is read the dict way."""
+    return isinstance(name, str) and _NOT_PLAIN.search(name) is None
 
 
 class PageColumnsBatch(Batch):
