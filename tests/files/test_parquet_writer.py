@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyarrow._compute import CountOptions, call_function
 
-from dc_api_x.adapters.files.parquet import _count_distinct, _dictionary_columns, _ParquetPart
+from dc_api_x.adapters.files.parquet import _count_distinct, _dictionary_columns, _few_distinct, _ParquetPart
 
 
 def _table(n: int = 6000) -> pa.Table:
@@ -133,6 +133,47 @@ def test_count_distinct_is_count_distinct_mode_all(name: str) -> None:
                 _count_distinct(values)
         else:
             assert _count_distinct(values) == want
+
+
+def _around_half() -> dict[str, pa.ChunkedArray]:
+    """Columns whose distinct count is at, just under and just over half their length, with the
+    distinct values early, late or spread, nulls, NaNs, ±0.0, several chunks, list columns."""
+    out: dict[str, pa.ChunkedArray] = {}
+    for n in (7, 8, 1000, 1001):
+        half = n // 2
+        for d in (1, half - 1, half, half + 1, n):
+            if d < 1:
+                continue
+            spread = [i % d for i in range(n)]
+            early = [min(i, d - 1) for i in range(n)]
+            late = [max(0, i - (n - d)) for i in range(n)]
+            for kind, vals in (("spread", spread), ("early", early), ("late", late)):
+                out[f"int n={n} d={d} {kind}"] = pa.chunked_array([pa.array(vals)])
+                out[f"str n={n} d={d} {kind} chunks"] = pa.chunked_array(
+                    [pa.array([str(v) for v in vals[:3]]), pa.array([str(v) for v in vals[3:]])]
+                )
+            out[f"null n={n} d={d}"] = pa.chunked_array([pa.array([None if v == 0 else v for v in spread])])
+            out[f"nan n={n} d={d}"] = pa.chunked_array(
+                [pa.array([float("nan") if v == 0 else (-0.0 if v == 1 else float(v)) for v in late])]
+            )
+            out[f"list n={n} d={d}"] = pa.chunked_array([pa.array([[v, v + 1] for v in early])])
+    for name, arr in _cases().items():
+        out[name] = pa.chunked_array([arr, arr[:2], arr])
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(_around_half()))
+def test_few_distinct_decides_as_counting_every_value(name: str) -> None:
+    """The dictionary choice with its early exit is ``count_distinct * 2 <= rows`` for every column
+    (or the same error)."""
+    values = _around_half()[name]
+    try:
+        want: object = _count_distinct(values) * 2 <= len(values)
+    except pa.ArrowNotImplementedError:
+        with pytest.raises(pa.ArrowNotImplementedError):
+            _few_distinct(values)
+        return
+    assert _few_distinct(values) is want
 
 
 def test_dictionary_columns_are_chosen_as_before() -> None:
