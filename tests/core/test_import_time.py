@@ -62,6 +62,11 @@ HEAVY_SUBMODULES = frozenset(
     }
 )
 
+#: What an ADBC driver package's own library lookup imports (``_driver_path``: importlib.resources with
+#: its readers, zipfile, tempfile; ~30 M instructions): a run finds the wheel's bundled library
+#: itself (adapters/sql/preopen.py ``bundled_driver_path``).
+DRIVER_LOOKUP = frozenset({"importlib.resources"})
+
 #: Built-in plugins a path imports only when it uses their registry (``plugins.BUILTIN_HOOKS``): a SQL →
 #: Parquet run needs no paginator, auth provider or request hook (``dc_api_x.schemas`` it does: the
 #: file adapters apply schema overrides with it).
@@ -111,7 +116,7 @@ def _importtime(
     out: dict[str, list[str]] = {}
     modules = set(json.loads(dump.read_text()))
     for i, (depth, name) in enumerate(rows):
-        top = name if name in HEAVY_SUBMODULES | LAZY_BUILTINS else name.split(".")[0]
+        top = name if name in HEAVY_SUBMODULES | LAZY_BUILTINS | DRIVER_LOOKUP else name.split(".")[0]
         if top in out or (top not in loaded and top not in modules):
             continue
         chain, d = [name], depth
@@ -246,6 +251,7 @@ def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_pat
     needed = {"pyarrow", "numpy", "pydantic", "fsspec", "adbc_driver_manager", "adbc_driver_sqlite"}
     _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite (ADBC) -> parquet")
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
+    _assert_none(imported, set(DRIVER_LOOKUP), "dcapix run sqlite (ADBC) -> parquet")
 
 
 @pytest.mark.postgres
@@ -292,6 +298,7 @@ def test_small_postgresql_run_imports_no_sqlalchemy(
     what = f"dcapix run postgresql -> {destination}"
     _assert_none(imported, set(HEAVY) - needed, what)
     _assert_none(imported, set(HEAVY_SUBMODULES), what)
+    _assert_none(imported, set(DRIVER_LOOKUP), what)
 
 
 def test_tap_records_without_pyarrow_compute(tmp_path: Path) -> None:

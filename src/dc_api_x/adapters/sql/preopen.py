@@ -16,12 +16,21 @@ reports its error as it always has. This module imports nothing heavy (no pyarro
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["close_all", "open_ahead", "pending", "preopen", "take"]
+__all__ = [
+    "bundled_driver_path",
+    "close_all",
+    "open_ahead",
+    "pending",
+    "preopen",
+    "skip_driver_lookup",
+    "take",
+]
 
 _lock = threading.Lock()
 _opening: dict[str, _Opener] = {}
@@ -76,6 +85,44 @@ def _import_pyarrow() -> None:
         pass
 
 
+def bundled_driver_path(module: Any) -> str | None:
+    """The shared library an ADBC driver wheel bundles beside its package (``module``:
+    ``adbc_driver_postgresql`` or ``adbc_driver_sqlite``), the path ``module._driver_path()`` returns
+    for it, found without :mod:`importlib.resources`: that function asks
+    ``importlib.resources.files(package)`` for the package's directory, which imports
+    ``importlib.resources`` with its readers, ``zipfile`` and ``tempfile`` (~30 M instructions, 3 % of
+    a small sync; issue 15). ``None`` when the package is not a plain directory holding
+    ``lib<package>.so`` (another install: the driver's own lookup decides)."""
+    file = getattr(module, "__file__", None)
+    name = getattr(module, "__name__", "")
+    if not isinstance(file, str) or os.path.basename(file) != "__init__.py" or not os.path.isabs(file):
+        return None
+    path = os.path.join(os.path.dirname(file), f"lib{name}.so")
+    if os.path.normpath(path) != path or not os.path.isfile(path):
+        return None
+    return path
+
+
+def skip_driver_lookup(module: Any) -> None:
+    """Make ``module._driver_path()`` (``adbc_driver_postgresql``'s, which its ``connect`` calls)
+    return :func:`bundled_driver_path` without its :mod:`importlib.resources` lookup, when there is
+    such a library; the driver's own function otherwise (left as it is)."""
+    current = getattr(module, "_driver_path", None)
+    if current is None or getattr(current, "_dcapix_bundled", False):
+        return
+    path = bundled_driver_path(module)
+    if path is None:
+        return
+
+    def _driver_path() -> str:
+        return path
+
+    _driver_path._dcapix_bundled = True  # type: ignore[attr-defined]
+    # the driver's own, for tests
+    _driver_path.__wrapped__ = current  # type: ignore[attr-defined]
+    module._driver_path = _driver_path
+
+
 def open_ahead(config: Mapping[str, Any], role: str = "source") -> Callable[[], None] | None:
     """Start opening the database handle the SQL adapter of the raw options ``config`` opens first,
     when it reads and writes over ADBC: a plain ``postgresql://`` URL, no ``engine_options``,
@@ -111,9 +158,10 @@ def preopen(uri: str, builtin: bool = True) -> bool:
         if uri in _opening:
             return False
     try:
-        import adbc_driver_postgresql  # noqa: F401  (imported here: not in the thread, beside other imports)
+        import adbc_driver_postgresql  # (imported here: not in the thread, beside other imports)
     except ImportError:
         return False
+    skip_driver_lookup(adbc_driver_postgresql)
     opener = _Opener(uri, builtin)
     with _lock:
         if uri in _opening:

@@ -422,11 +422,16 @@ class SQLiteBackend(SQLAlchemyBackend):
         import adbc_driver_sqlite
         import pyarrow as pa
 
+        from .preopen import bundled_driver_path
+
         stream = read.spec.name
         handles: list[Any] = []  # closed in reverse order: statement, connection, database
         try:
             try:
-                handles.append(adbc_driver_sqlite.connect(self.database))
+                # adbc_driver_sqlite.connect(database) without its importlib.resources lookup
+                driver = bundled_driver_path(adbc_driver_sqlite) or adbc_driver_sqlite._driver_path()
+                uri = {} if self.database is None else {"uri": self.database}
+                handles.append(adbc_driver_manager.AdbcDatabase(driver=driver, **uri))
                 # an ADBC connection starts in autocommit mode: no read transaction held
                 handles.append(adbc_driver_manager.AdbcConnection(handles[0]))
             except Exception as exc:

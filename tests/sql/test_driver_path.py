@@ -1,0 +1,70 @@
+"""The ADBC driver wheels' bundled libraries found without ``importlib.resources``
+(``preopen.bundled_driver_path`` / ``skip_driver_lookup``, issue 15): the same path as the driver's own
+lookup, and its lookup kept wherever the package is not a plain directory holding the library."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+
+from dc_api_x.adapters.sql.preopen import bundled_driver_path, skip_driver_lookup
+
+
+@pytest.mark.parametrize("name", ["adbc_driver_sqlite", "adbc_driver_postgresql"])
+def test_bundled_path_is_the_drivers_own(name: str) -> None:
+    module = pytest.importorskip(name)
+    own = module._driver_path
+    own = getattr(own, "__wrapped__", own)  # (the original, even if skip_driver_lookup ran before)
+    assert bundled_driver_path(module) == own()
+
+
+def test_other_installs_keep_the_drivers_lookup(tmp_path: Path) -> None:
+    pkg = tmp_path / "adbc_driver_fake"
+    pkg.mkdir()
+    init = pkg / "__init__.py"
+    init.write_text("")
+
+    def own() -> str:
+        return "adbc_driver_fake"
+
+    module = types.ModuleType("adbc_driver_fake")
+    module.__file__ = str(init)
+    module._driver_path = own  # type: ignore[attr-defined]
+    assert bundled_driver_path(module) is None  # no bundled library: the driver decides
+    skip_driver_lookup(module)
+    assert module._driver_path is own
+    lib = pkg / "libadbc_driver_fake.so"
+    lib.write_bytes(b"")
+    assert bundled_driver_path(module) == str(lib)
+    skip_driver_lookup(module)
+    assert module._driver_path() == str(lib)
+    module.__file__ = "adbc_driver_fake/__init__.py"  # not an absolute path: left to the driver
+    assert bundled_driver_path(module) is None
+    module.__file__ = None  # a namespace package
+    assert bundled_driver_path(module) is None
+
+
+def test_sqlite_adbc_read_connects_through_the_bundled_library(tmp_path: Path) -> None:
+    """The SQLite ADBC read opens its database with the path the driver's ``connect`` would use."""
+    adbc_driver_sqlite = pytest.importorskip("adbc_driver_sqlite")
+    import adbc_driver_manager
+
+    db = tmp_path / "x.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (id INTEGER)")
+        con.execute("INSERT INTO t VALUES (42)")
+    con.close()
+    handle = adbc_driver_manager.AdbcDatabase(driver=bundled_driver_path(adbc_driver_sqlite), uri=str(db))
+    conn = adbc_driver_manager.AdbcConnection(handle)
+    stmt = adbc_driver_manager.AdbcStatement(conn)
+    stmt.set_sql_query("SELECT id FROM t")
+    import pyarrow as pa
+
+    reader, _ = stmt.execute_query()
+    assert pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist() == [42]
+    for h in (stmt, conn, handle):
+        h.close()
