@@ -68,3 +68,39 @@ def test_sqlite_adbc_read_connects_through_the_bundled_library(tmp_path: Path) -
     assert pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist() == [42]
     for h in (stmt, conn, handle):
         h.close()
+
+
+@pytest.mark.parametrize("bundled", [True, False])
+def test_sqlite_adbc_read_same_rows_with_and_without_the_bundled_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundled: bool
+) -> None:
+    """The SQLite backend's ADBC read gives the same rows through the bundled library's path and
+    through the driver's own ``connect`` (used where the library is not beside the package)."""
+    pytest.importorskip("adbc_driver_sqlite")
+    import sqlite3
+
+    from dc_api_x.adapters.sql import preopen
+    from dc_api_x.adapters.sql import sqlite as sqlite_backend
+    from dc_api_x.plugins import create_adapter
+    from dc_api_x.testing import isolated_plugins
+
+    db = tmp_path / "shop.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, status TEXT)")
+        con.executemany("INSERT INTO orders VALUES (?, ?)", [(i, f"s{i % 3}") for i in range(1, 501)])
+    con.close()
+    calls: list[object] = []
+    real = preopen.bundled_driver_path
+
+    def spy(module: object) -> str | None:
+        calls.append(module)
+        return real(module) if bundled else None
+
+    monkeypatch.setattr(preopen, "bundled_driver_path", spy)
+    monkeypatch.setattr(sqlite_backend, "ADBC_MIN_BYTES", 0)
+    with isolated_plugins(), create_adapter({"adapter": "sql", "url": f"sqlite:///{db}"}) as ad:
+        assert ad.backend.adbc is True
+        (spec,) = ad.discover()
+        rows = [r for b in ad.read(spec) for r in b.to_arrow().to_pylist()]
+    assert calls  # the ADBC read asked for the bundled path
+    assert rows == [{"id": i, "status": f"s{i % 3}"} for i in range(1, 501)]

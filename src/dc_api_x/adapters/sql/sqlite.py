@@ -429,9 +429,13 @@ class SQLiteBackend(SQLAlchemyBackend):
         try:
             try:
                 # adbc_driver_sqlite.connect(database) without its importlib.resources lookup
-                driver = bundled_driver_path(adbc_driver_sqlite) or adbc_driver_sqlite._driver_path()
-                uri = {} if self.database is None else {"uri": self.database}
-                handles.append(adbc_driver_manager.AdbcDatabase(driver=driver, **uri))
+                # (the driver's own connect where its library is not beside the package)
+                driver = bundled_driver_path(adbc_driver_sqlite)
+                if driver is None:
+                    handles.append(adbc_driver_sqlite.connect(self.database))
+                else:
+                    uri = {} if self.database is None else {"uri": self.database}
+                    handles.append(adbc_driver_manager.AdbcDatabase(driver=driver, **uri))
                 # an ADBC connection starts in autocommit mode: no read transaction held
                 handles.append(adbc_driver_manager.AdbcConnection(handles[0]))
             except Exception as exc:
