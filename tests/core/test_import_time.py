@@ -68,9 +68,11 @@ HEAVY_SUBMODULES = frozenset(
 DRIVER_LOOKUP = frozenset({"importlib.resources"})
 
 #: Built-in plugins a path imports only when it uses their registry (``plugins.BUILTIN_HOOKS``): a SQL →
-#: Parquet run needs no paginator, auth provider or request hook (``dc_api_x.schemas`` it does: the
-#: file adapters apply schema overrides with it).
-LAZY_BUILTINS = frozenset({"dc_api_x.pagination", "dc_api_x.auth", "dc_api_x.request_hooks"})
+#: Parquet run needs no paginator, auth provider or request hook, nor the schema providers (the file
+#: adapters import ``dc_api_x.schemas`` only for a stream with a ``schema`` override).
+LAZY_BUILTINS = frozenset(
+    {"dc_api_x.pagination", "dc_api_x.auth", "dc_api_x.request_hooks", "dc_api_x.schemas"}
+)
 
 
 _WRAP = """
@@ -252,6 +254,7 @@ def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_pat
     _assert_none(imported, set(HEAVY) - needed, "dcapix run sqlite (ADBC) -> parquet")
     _assert_none(imported, set(HEAVY_SUBMODULES), "dcapix run sqlite (ADBC) -> parquet")
     _assert_none(imported, set(DRIVER_LOOKUP), "dcapix run sqlite (ADBC) -> parquet")
+    _assert_none(imported, set(LAZY_BUILTINS), "dcapix run sqlite (ADBC) -> parquet")
 
 
 @pytest.mark.postgres
@@ -299,6 +302,7 @@ def test_small_postgresql_run_imports_no_sqlalchemy(
     _assert_none(imported, set(HEAVY) - needed, what)
     _assert_none(imported, set(HEAVY_SUBMODULES), what)
     _assert_none(imported, set(DRIVER_LOOKUP), what)
+    _assert_none(imported, set(LAZY_BUILTINS), what)
 
 
 def test_tap_records_without_pyarrow_compute(tmp_path: Path) -> None:

@@ -34,7 +34,6 @@ from ...config import OptionsModel, new_dict, new_list
 from ...exceptions import AdapterError, ConfigError, SchemaError
 from ...ext.adapters import AdapterOptions, ProtocolAdapter
 from ...ext.partitions import Partition, merge_unordered_bookmarks
-from ...schemas import apply_schema_override
 from ...types import Batch, JSONSchema, StreamSpec, WriteResult
 from ...values import json_form
 from .fs import FS, GLOB_CHARS, SIDECAR, URL_RE, safe_name
@@ -378,7 +377,10 @@ class FileAdapter(ProtocolAdapter):
                 replication_key=rk or stored.get("replication_key") or None,
                 options={"path": path},
             )
-            spec = apply_schema_override(spec, override)
+            if override is not None:  # (dc_api_x.schemas, its pydantic models and inference: only then)
+                from ...schemas import apply_schema_override
+
+                spec = apply_schema_override(spec, override)
             if spec.replication_key:
                 spec = spec.with_(replication_keys=(spec.replication_key,))
             for key in (*spec.key_properties, *((spec.replication_key,) if spec.replication_key else ())):
