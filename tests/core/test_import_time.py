@@ -229,6 +229,8 @@ def test_repeated_yaml_pipeline_run_imports_no_yaml_and_only_the_adapter_plugins
     _assert_none(again, {"yaml"}, "a repeated YAML pipeline run")
     _assert_none(first, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
     _assert_none(again, set(LAZY_BUILTINS), "dcapix run sqlite -> parquet")
+    # a serial run starts no thread pool (runner/pipeline.py imports it for parallel streams only)
+    _assert_none(again, {"concurrent"}, "dcapix run sqlite -> parquet")
 
 
 def test_larger_sqlite_file_is_read_through_adbc_without_pyarrow_dataset(tmp_path: Path) -> None:

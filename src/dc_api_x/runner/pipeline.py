@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -386,6 +385,8 @@ class Runner:
                 if dst is not None:
                     self.metrics.add_figures("destination", dst)
                     dst.close()
+
+        from concurrent.futures import ThreadPoolExecutor  # (here: a serial run never needs it)
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dcapix-stream") as ex:
             futures = [ex.submit(one, s) for s in specs]
