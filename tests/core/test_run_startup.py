@@ -101,10 +101,9 @@ class _FakeConn:
 
 @pytest.fixture
 def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """``adbc_driver_postgresql.connect`` replaced by a fake recording (uri, thread name, handle), and
-    ``adbc_driver_manager.AdbcConnection`` by a fake connection."""
+    """``preopen.open_pg_database`` (the driver's ``connect``) replaced by a fake recording (uri,
+    thread name, handle), and ``adbc_driver_manager.AdbcConnection`` by a fake connection."""
     import adbc_driver_manager
-    import adbc_driver_postgresql
 
     calls: list[Any] = []
 
@@ -115,7 +114,7 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         calls.append((uri, threading.current_thread().name, db))
         return db
 
-    monkeypatch.setattr(adbc_driver_postgresql, "connect", connect)
+    monkeypatch.setattr(preopen, "open_pg_database", connect)
     monkeypatch.setattr(adbc_driver_manager, "AdbcConnection", _FakeConn)
     # (the question pg_direct.open_handle asks the server: no types of the database's own)
     monkeypatch.setattr(pg_direct, "_has_user_types", lambda conn: False)
@@ -145,7 +144,6 @@ def test_untaken_and_failed_handles(fake_driver: list[Any]) -> None:
 
 
 def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    import adbc_driver_postgresql
 
     go = threading.Event()
     made: list[_FakeDB] = []
@@ -155,7 +153,7 @@ def test_a_handle_still_opening_is_closed_by_its_thread(monkeypatch: pytest.Monk
         made.append(_FakeDB(uri))
         return made[-1]
 
-    monkeypatch.setattr(adbc_driver_postgresql, "connect", slow)
+    monkeypatch.setattr(preopen, "open_pg_database", slow)
     preopen.preopen("postgresql://slow/a")
     opener = preopen._opening["postgresql://slow/a"]
     preopen.close_all()  # returns without waiting for the server
@@ -371,7 +369,6 @@ def test_cmd_run_closes_a_handle_opened_before_an_error(fake_driver: list[Any], 
 def test_dcapix_run_reads_with_the_preopened_handle(
     pg_url: str, pg_schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import adbc_driver_postgresql
     import psycopg
     import pyarrow.parquet as pq
 
@@ -382,13 +379,13 @@ def test_dcapix_run_reads_with_the_preopened_handle(
         con.execute(f'CREATE TABLE "{pg_schema}".t (id bigint PRIMARY KEY, s text)')
         con.execute(f"INSERT INTO \"{pg_schema}\".t SELECT g, 'r' || g FROM generate_series(1, 500) g")
     opened: list[str] = []
-    real = adbc_driver_postgresql.connect
+    real = preopen.open_pg_database
 
     def spy(uri: str, *a: Any, **kw: Any) -> Any:
         opened.append(threading.current_thread().name)
         return real(uri, *a, **kw)
 
-    monkeypatch.setattr(adbc_driver_postgresql, "connect", spy)
+    monkeypatch.setattr(preopen, "open_pg_database", spy)
     import adbc_driver_manager
 
     conns: list[str] = []

@@ -1,5 +1,5 @@
 """The ADBC driver wheels' bundled libraries found without ``importlib.resources``
-(``preopen.bundled_driver_path`` / ``skip_driver_lookup``, issue 15): the same path as the driver's own
+(``preopen.bundled_driver_path`` / ``open_pg_database``, issue 15): the same path as the driver's own
 lookup, and its lookup kept wherever the package is not a plain directory holding the library."""
 
 from __future__ import annotations
@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from dc_api_x.adapters.sql.preopen import bundled_driver_path, skip_driver_lookup
+from dc_api_x.adapters.sql.preopen import bundled_driver_path
 
 
 @pytest.mark.parametrize("name", ["adbc_driver_sqlite", "adbc_driver_postgresql"])
 def test_bundled_path_is_the_drivers_own(name: str) -> None:
     module = pytest.importorskip(name)
-    own = module._driver_path
-    own = getattr(own, "__wrapped__", own)  # (the original, even if skip_driver_lookup ran before)
-    assert bundled_driver_path(module) == own()
+    assert bundled_driver_path(module) == module._driver_path()
 
 
 def test_other_installs_keep_the_drivers_lookup(tmp_path: Path) -> None:
@@ -33,13 +31,9 @@ def test_other_installs_keep_the_drivers_lookup(tmp_path: Path) -> None:
     module.__file__ = str(init)
     module._driver_path = own  # type: ignore[attr-defined]
     assert bundled_driver_path(module) is None  # no bundled library: the driver decides
-    skip_driver_lookup(module)
-    assert module._driver_path is own
     lib = pkg / "libadbc_driver_fake.so"
     lib.write_bytes(b"")
     assert bundled_driver_path(module) == str(lib)
-    skip_driver_lookup(module)
-    assert module._driver_path() == str(lib)
     module.__file__ = "adbc_driver_fake/__init__.py"  # not an absolute path: left to the driver
     assert bundled_driver_path(module) is None
     module.__file__ = None  # a namespace package
@@ -104,3 +98,29 @@ def test_sqlite_adbc_read_same_rows_with_and_without_the_bundled_path(
         rows = [r for b in ad.read(spec) for r in b.to_arrow().to_pylist()]
     assert calls  # the ADBC read asked for the bundled path
     assert rows == [{"id": i, "status": f"s{i % 3}"} for i in range(1, 501)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("bundled", [True, False])
+def test_pg_database_opens_with_and_without_the_bundled_path(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, bundled: bool
+) -> None:
+    """``open_pg_database`` gives a handle that queries the real server, through the bundled library
+    named directly or through the driver's own ``connect``, with the handle options passed on."""
+    pytest.importorskip("adbc_driver_postgresql")
+    import adbc_driver_manager
+    import pyarrow as pa
+
+    from dc_api_x.adapters.sql import preopen
+
+    if not bundled:
+        monkeypatch.setattr(preopen, "bundled_driver_path", lambda module: None)
+    uri = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    db = preopen.open_pg_database(uri, {"adbc.postgresql.type_resolver_mode": "builtin"})
+    conn = adbc_driver_manager.AdbcConnection(db)
+    stmt = adbc_driver_manager.AdbcStatement(conn)
+    stmt.set_sql_query("SELECT 41 + 1 AS x")
+    reader, _ = stmt.execute_query()
+    assert pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist() == [42]
+    for h in (stmt, conn, db):
+        h.close()

@@ -278,19 +278,17 @@ def test_one_database_handle_for_discovery_and_every_read_connection(
 ) -> None:
     """Opening an ADBC database handle costs a server connection and a pg_type read; discovery, the
     read and the range readers share one."""
-    import adbc_driver_postgresql
-
-    from dc_api_x.adapters.sql import pg_ranges
+    from dc_api_x.adapters.sql import pg_ranges, preopen
 
     plain, _, schema = every_type
     opened = []
-    real = adbc_driver_postgresql.connect
+    real = preopen.open_pg_database
 
     def counting(*a: Any, **kw: Any) -> Any:
         opened.append(a)
         return real(*a, **kw)
 
-    monkeypatch.setattr(adbc_driver_postgresql, "connect", counting)
+    monkeypatch.setattr(preopen, "open_pg_database", counting)
     monkeypatch.setattr(pg_ranges, "MIN_ROWS", 100)
     monkeypatch.setattr(pg_ranges, "RANGE_BYTES", 8 << 10)
     calls = []

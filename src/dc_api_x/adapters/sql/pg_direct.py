@@ -240,9 +240,9 @@ def open_database(uri: str) -> Any:
         import adbc_driver_manager
 
         return adbc_driver_manager.AdbcDatabase(driver=driver, uri=uri)
-    import adbc_driver_postgresql
+    from .preopen import open_pg_database
 
-    return adbc_driver_postgresql.connect(uri)
+    return open_pg_database(uri)
 
 
 def builtin_resolver_allowed(streams: Any) -> bool:
@@ -270,10 +270,10 @@ def open_handle(uri: str, builtin: bool = True) -> tuple[Any, Any]:
 
     db: Any = None
     if builtin and not os.environ.get(DRIVER_ENV):
-        import adbc_driver_postgresql
+        from .preopen import open_pg_database
 
         try:  # (a server that cannot be reached: the same error open_database's handle raises)
-            db = adbc_driver_postgresql.connect(uri, db_kwargs=dict(_BUILTIN_RESOLVER))
+            db = open_pg_database(uri, _BUILTIN_RESOLVER)
         except adbc_driver_manager.NotSupportedError:  # pragma: no cover - a wheel without the option
             db = None
     if db is not None:

@@ -25,10 +25,10 @@ from typing import Any
 __all__ = [
     "bundled_driver_path",
     "close_all",
+    "open_pg_database",
     "open_ahead",
     "pending",
     "preopen",
-    "skip_driver_lookup",
     "take",
 ]
 
@@ -104,24 +104,18 @@ def bundled_driver_path(module: Any) -> str | None:
     return path
 
 
-def skip_driver_lookup(module: Any) -> None:
-    """Make ``module._driver_path()`` (``adbc_driver_postgresql``'s, which its ``connect`` calls)
-    return :func:`bundled_driver_path` without its :mod:`importlib.resources` lookup, when there is
-    such a library; the driver's own function otherwise (left as it is)."""
-    current = getattr(module, "_driver_path", None)
-    if current is None or getattr(current, "_dcapix_bundled", False):
-        return
-    path = bundled_driver_path(module)
-    if path is None:
-        return
+def open_pg_database(uri: str, db_kwargs: Mapping[str, str] | None = None) -> Any:
+    """``adbc_driver_postgresql.connect(uri, db_kwargs)`` (an ADBC database handle), with the wheel's
+    bundled library named directly (:func:`bundled_driver_path`, no :mod:`importlib.resources`
+    lookup) when it lies beside the package; the driver's own ``connect`` otherwise."""
+    import adbc_driver_postgresql
 
-    def _driver_path() -> str:
-        return path
+    driver = bundled_driver_path(adbc_driver_postgresql)
+    if driver is None:
+        return adbc_driver_postgresql.connect(uri, db_kwargs=dict(db_kwargs) if db_kwargs else None)
+    import adbc_driver_manager
 
-    _driver_path._dcapix_bundled = True  # type: ignore[attr-defined]
-    # the driver's own, for tests
-    _driver_path.__wrapped__ = current  # type: ignore[attr-defined]
-    module._driver_path = _driver_path
+    return adbc_driver_manager.AdbcDatabase(**{**(db_kwargs or {}), "driver": driver, "uri": uri})
 
 
 def open_ahead(config: Mapping[str, Any], role: str = "source") -> Callable[[], None] | None:
@@ -159,10 +153,9 @@ def preopen(uri: str, builtin: bool = True) -> bool:
         if uri in _opening:
             return False
     try:
-        import adbc_driver_postgresql  # (imported here: not in the thread, beside other imports)
+        import adbc_driver_postgresql  # noqa: F401  (imported here: not in the thread, beside other imports)
     except ImportError:
         return False
-    skip_driver_lookup(adbc_driver_postgresql)
     opener = _Opener(uri, builtin)
     with _lock:
         if uri in _opening:
