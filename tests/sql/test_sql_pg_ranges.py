@@ -19,8 +19,20 @@ pytestmark = pytest.mark.postgres
 N = 3000
 
 
+@pytest.fixture(params=["adbc", "decoder"])
+def reader(request, monkeypatch):
+    """The read through the ADBC driver's COPY and through our own decoder (adapters/sql/pgcopy.py)."""
+    from dc_api_x.adapters.sql import pgcopy
+
+    if request.param == "adbc":
+        monkeypatch.setenv(pgcopy.ENV, "0")
+    elif not pgcopy.status()[0]:
+        pytest.skip(pgcopy.status()[1])
+    return request.param
+
+
 @pytest.fixture(params=["postgresql+psycopg", "postgresql"])
-def table(request, pg_url, pg_schema, pg_exec, monkeypatch):
+def table(request, reader, pg_url, pg_schema, pg_exec, monkeypatch):
     """``(config, schema)`` of ``items``: N rows of every kind of column, analyzed (reltuples set).
     Twice: a ``postgresql+psycopg://`` URL (statements compiled by SQLAlchemy) and a plain
     ``postgresql://`` one (discovered and read without SQLAlchemy, adapters/sql/pg_direct.py)."""
@@ -106,10 +118,10 @@ def test_every_range_reads_one_snapshot(table, pg_exec, monkeypatch):
     real = PostgreSQLBackend.connect_reader
     changed = []
 
-    def connect_then_change(self):
+    def connect_then_change(self, *args):
         if not changed:
             changed.append(change())
-        return real(self)
+        return real(self, *args)
 
     monkeypatch.setattr(PostgreSQLBackend, "connect_reader", connect_then_change)
     rows = _read(cfg)
@@ -135,9 +147,9 @@ def test_the_first_range_does_not_wait_for_the_further_connections(table, monkey
     delivered = threading.Event()
     waited = []
 
-    def after_first_batch(self):
+    def after_first_batch(self, *args):
         waited.append(delivered.wait(5))
-        return real(self)
+        return real(self, *args)
 
     monkeypatch.setattr(PostgreSQLBackend, "connect_reader", after_first_batch)
     rows = _read(cfg, between=delivered.set)
@@ -152,7 +164,7 @@ def test_a_further_connection_that_fails_only_lowers_the_parallelism(table, monk
 
     one = _read({**cfg, "read_connections": 1})
 
-    def refuse(self):
+    def refuse(self, *args):
         raise RuntimeError("no more connections")
 
     monkeypatch.setattr(PostgreSQLBackend, "connect_reader", refuse)

@@ -251,8 +251,13 @@ class _Ranges:
         while (i := self._next_range()) is not None:
             cur = conn.cursor()
             try:
-                cur.execute(self.sqls[i])
-                for rb in cur.fetch_record_batch():
+                own = getattr(conn, "record_batches", None)  # our COPY decoder's (.pgcopy)
+                if own is not None:
+                    batches = own(self.sqls[i])
+                else:
+                    cur.execute(self.sqls[i])
+                    batches = cur.fetch_record_batch()
+                for rb in batches:
                     self._put(i, rb)
                 self._put(i, None)
             except _Stop:

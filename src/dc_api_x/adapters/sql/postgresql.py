@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...arrow import ConversionError, arrow_to_records, cast_table, inet_text, json_text, json_types
@@ -102,6 +103,13 @@ _PARALLEL_MIN_ROWS = 10_000
 _LOCK_TIMEOUT_MS = 2000
 _GUC = "dcapix.rk_value"
 _STAGE = "_dcapix_stage"
+
+
+def pgcopy() -> Any:
+    """The :mod:`.pgcopy` module (imported on a read: it is not needed to start)."""
+    from . import pgcopy as mod
+
+    return mod
 
 
 def _adbc_installed() -> bool:
@@ -248,6 +256,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         size = read.batch_size or ARROW_BATCH_SIZE
         conn = self.connect_direct()
         ranges: Any = None  # the range reader (pg_ranges), closed before conn
+        own: Any = None  # our COPY decoder's connection (.pgcopy), closed before conn
         try:
             cur = conn.cursor()
             try:
@@ -255,6 +264,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                 if boundary is not None and boundary.value is not None:
                     cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
                     cur.fetchall()
+                one = sql if sql is not None else self.compile(stmt)
                 if plan is not None:
                     log.info(
                         "sql: stream %s: ~%d rows, %d page ranges over %d connections (one snapshot)",
@@ -267,20 +277,33 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                         sqls = [range_where(sql, a, b) for a, b in plan.ranges()]
                     else:
                         sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
+                # our own binary COPY decoder (.pgcopy) when every column has a type it reads
+                first = own = self._copy_connection(read, sqls[0] if plan is not None else one)
+                if first is not None and boundary is not None and boundary.value is not None:
+                    first.exec("SELECT set_config($1, $2, false)", [_GUC, str(boundary.value)])
+                if plan is not None:
                     cur.close()
+                    connect: Any = self.connect_reader
+                    if first is None:
+                        first = conn
+                    else:  # further connections of our decoder, of the same columns
+                        connect = partial(self.connect_reader, first.layout, read.spec.name)
                     try:
-                        reader: Any = read_ranges(self.connect_reader, conn, sqls, self.read_connections)
+                        reader: Any = read_ranges(connect, first, sqls, self.read_connections)
                         ranges = reader
                     except Exception as exc:  # no shared snapshot (e.g. a pooler in transaction mode)
                         log.info("sql: stream %s: one COPY (%s)", read.spec.name, _server_message(exc))
                         plan = None
                         cur = conn.cursor()
                 if plan is None:
-                    cur.execute(sql if sql is not None else self.compile(stmt))
-                    reader = cur.fetch_record_batch()
+                    if own is not None:
+                        reader = own.record_batches(one)
+                    else:
+                        cur.execute(one)
+                        reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise self.read_error(exc, read) from None
-            for rb in reader:
+            for rb in self._batches(reader, read):
                 for off in range(0, rb.num_rows, size):
                     table = self._conform(pa.Table.from_batches([rb.slice(off, size)]), target, read)
                     for name in inet:
@@ -305,11 +328,48 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         finally:
             if ranges is not None:
                 ranges.close()
+            if own is not None:
+                own.close()
             conn.close()
 
-    def connect_reader(self) -> Any:
-        """A new autocommit ADBC connection for a range reader."""
+    def connect_reader(self, layout: Any = None, name: str = "") -> Any:
+        """A new connection for a range reader: autocommit ADBC, or with ``layout`` (a
+        :class:`~.pgcopy.Layout`) one reading through our COPY decoder."""
+        if layout is not None:
+            return pgcopy().CopyConnection(self.read_uri(), layout, name)
         return self.connect_direct()
+
+    def _copy_connection(self, read: SQLRead, sql: str) -> Any:
+        """A libpq connection reading ``sql`` through our binary COPY decoder (:mod:`.pgcopy`), or
+        ``None`` (ADBC reads it): the decoder is not available, or a result column has a type it
+        does not read (the server's description of ``sql``), or the connection fails (logged)."""
+        mod = pgcopy()
+        ok, why = mod.status()
+        if not ok:
+            log.debug("sql: stream %s: read through ADBC (%s)", read.spec.name, why)
+            return None
+        try:
+            conn = mod.CopyConnection(self.read_uri(), name=read.spec.name)
+        except Exception as exc:  # (ADBC's connection then reports what is wrong, if anything)
+            log.info("sql: stream %s: read through ADBC (%s)", read.spec.name, exc)
+            return None
+        try:
+            if conn.describe(sql) is not None:
+                return conn
+            log.debug("sql: stream %s: read through ADBC (a column type the decoder lacks)", read.spec.name)
+        except Exception as exc:
+            log.info("sql: stream %s: read through ADBC (%s)", read.spec.name, exc)
+        conn.close()
+        return None
+
+    def _batches(self, reader: Any, read: SQLRead) -> Iterator[Any]:
+        """The record batches of ``reader``; an error of our COPY decoder is the stream's read error."""
+        try:
+            yield from reader
+        except Exception as exc:
+            if not isinstance(exc, pgcopy().CopyError):
+                raise
+            raise self.db_error(exc, f"reading {read.source.label}", stream=read.spec.name) from None
 
     def _own_select(self, read: SQLRead) -> str | None:
         """The statement of a table read written without SQLAlchemy (:func:`.pg_direct.table_select`),
