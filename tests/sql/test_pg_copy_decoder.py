@@ -308,6 +308,7 @@ def test_the_adapter_reads_through_the_decoder_as_through_adbc(edge, scheme, con
     url, schema = edge
     monkeypatch.setattr(pg_ranges, "MIN_ROWS", 1000)
     monkeypatch.setattr(pg_ranges, "RANGE_BYTES", 64 << 10)
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", 1000)
     cfg = {
         "adapter": "sql",
         "url": scheme + "://" + url.split("://", 1)[1],
@@ -330,7 +331,30 @@ def test_the_adapter_reads_through_the_decoder_as_through_adbc(edge, scheme, con
     assert len(ours) == len(ROWS) - 2 + 5000 and repr(ours) == repr(theirs)  # (NaN != NaN)
 
 
+def test_a_small_table_reads_through_adbc(edge, monkeypatch):
+    """Below MIN_ROWS (estimated) a full-table read stays with ADBC (its connection is open already);
+    a read of unknown size (an incremental one) uses the decoder."""
+    import psycopg
+
+    url, schema = edge
+    with psycopg.connect(url, autocommit=True) as c:  # (no Python date for the years -4712, 5874897)
+        c.execute(f"DELETE FROM {schema}.edge WHERE k <= 2")
+        c.execute(f"ANALYZE {schema}.edge")
+    n = len(ROWS) - 2 + 5000
+    used = _spy(monkeypatch)
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", n + 1)
+    cfg = {"adapter": "sql", "url": url, "schema": schema, "streams": ["edge"], "read_connections": 1}
+    with create_adapter(cfg) as ad:
+        spec = ad.discover()[0]
+        assert len([r for b in ad.read(spec) for r in b.records]) == n
+        assert used == []
+        monkeypatch.setattr(pgcopy, "MIN_ROWS", n)
+        assert len([r for b in ad.read(spec) for r in b.records]) == n
+        assert len(used) == 1
+
+
 def test_a_stream_with_another_type_reads_through_adbc(pg_url, pg_schema, pg_exec, monkeypatch):
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", 0)
     pg_exec(f"CREATE TABLE {pg_schema}.edge (k int, i int4[])")
     pg_exec(f"INSERT INTO {pg_schema}.edge VALUES (1, ARRAY[1, 2]), (2, NULL)")
     used = _spy(monkeypatch)
@@ -338,9 +362,10 @@ def test_a_stream_with_another_type_reads_through_adbc(pg_url, pg_schema, pg_exe
     assert used == [] and [r["k"] for r in rows] == [1, 2]
 
 
-def test_an_infinite_timestamp_is_one_clear_error(pg_url, pg_schema, pg_exec):
+def test_an_infinite_timestamp_is_one_clear_error(pg_url, pg_schema, pg_exec, monkeypatch):
     from dc_api_x.exceptions import AdapterError
 
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", 0)
     pg_exec(f"CREATE TABLE {pg_schema}.edge (k int, ts timestamp)")
     pg_exec(f"INSERT INTO {pg_schema}.edge VALUES (1, '2020-01-01'), (2, 'infinity')")
     with pytest.raises(AdapterError) as info:

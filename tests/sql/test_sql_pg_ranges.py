@@ -28,6 +28,7 @@ def reader(request, monkeypatch):
         monkeypatch.setenv(pgcopy.ENV, "0")
     elif not pgcopy.status()[0]:
         pytest.skip(pgcopy.status()[1])
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", 0)  # (one COPY of these small tables too)
     return request.param
 
 

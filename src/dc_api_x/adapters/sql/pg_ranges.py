@@ -56,6 +56,7 @@ __all__ = [
     "plan_ranges",
     "range_select",
     "read_ranges",
+    "table_estimate",
 ]
 
 log = logging.getLogger("dc_api_x.adapters.sql")
@@ -105,10 +106,11 @@ def _splittable(read: SQLRead) -> bool:
     return partitions is None or not isinstance(src, partitions.RangeSource)
 
 
-def plan_ranges(read: SQLRead, cur: Any, connections: int) -> RangePlan | None:
-    """The page ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is
-    an ADBC cursor of an autocommit connection (one catalog query, no table scan)."""
-    if connections < 2 or not _splittable(read):
+def table_estimate(read: SQLRead, cur: Any) -> tuple[int, int, int, int] | None:
+    """``(estimated rows, heap bytes, block size, server version)`` of the table a full-table read
+    reads (one catalog query on ``cur``, an ADBC cursor of an autocommit connection), or ``None``:
+    not such a read, or no such table."""
+    if not _splittable(read):
         return None
     src = read.source
     cur.execute(_CATALOG, parameters=(qualified(str(src.table), src.schema),))
@@ -116,10 +118,24 @@ def plan_ranges(read: SQLRead, cur: Any, connections: int) -> RangePlan | None:
     if row is None:
         return None
     reltuples, size, block, version = row
-    if int(version) < 140000:  # TID range scans
-        return None
     estimate = int(reltuples) if reltuples is not None and reltuples >= 0 else int(size or 0) // 128
-    pages = int(size or 0) // int(block)
+    return estimate, int(size or 0), int(block), int(version)
+
+
+def plan_ranges(read: SQLRead, cur: Any, connections: int, table: Any = False) -> RangePlan | None:
+    """The page ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is
+    an ADBC cursor of an autocommit connection (one catalog query, no table scan), ``table`` what
+    :func:`table_estimate` gave if it was asked already."""
+    if connections < 2 or not _splittable(read):
+        return None
+    if table is False:
+        table = table_estimate(read, cur)
+    if table is None:
+        return None
+    estimate, size, block, version = table
+    if version < 140000:  # TID range scans
+        return None
+    pages = size // block
     if estimate < MIN_ROWS or pages < 2:
         return None
     n = max(2 * connections, min(MAX_RANGES, -(-int(size) // RANGE_BYTES)))

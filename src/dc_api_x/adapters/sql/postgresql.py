@@ -65,7 +65,7 @@ from .pg_direct import (
     rk_cast_type,
     table_select,
 )
-from .pg_ranges import plan_ranges, range_select, read_ranges
+from .pg_ranges import plan_ranges, range_select, read_ranges, table_estimate
 from .pg_write import (
     DirectColumn,
     DirectTable,
@@ -260,7 +260,11 @@ class PostgreSQLBackend(SQLAlchemyBackend):
         try:
             cur = conn.cursor()
             try:
-                plan = plan_ranges(read, cur, self.read_connections)
+                decoder = pgcopy().enabled()
+                table = None  # (rows, bytes, …) of a full-table read
+                if decoder[0] or self.read_connections >= 2:
+                    table = table_estimate(read, cur)
+                plan = plan_ranges(read, cur, self.read_connections, table)
                 if boundary is not None and boundary.value is not None:
                     cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
                     cur.fetchall()
@@ -278,7 +282,12 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                     else:
                         sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
                 # our own binary COPY decoder (.pgcopy) when every column has a type it reads
-                first = own = self._copy_connection(read, sqls[0] if plan is not None else one)
+                # (a small table: ADBC, whose connection is open; ours costs ~0.02 CPU-s to set up)
+                if decoder[0] and (plan is not None or table is None or table[0] >= pgcopy().MIN_ROWS):
+                    first = own = self._copy_connection(read, sqls[0] if plan is not None else one)
+                else:
+                    first = own = None
+                    log.debug("sql: stream %s: read through ADBC (%s)", read.spec.name, decoder[1])
                 if first is not None and boundary is not None and boundary.value is not None:
                     first.exec("SELECT set_config($1, $2, false)", [_GUC, str(boundary.value)])
                 if plan is not None:
