@@ -53,11 +53,12 @@ static const char SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '
 typedef struct {
     char *p;
     Py_ssize_t len, cap;
+    Py_ssize_t hint; /* the size of the previous batch's buffer: the first allocation of the next */
 } Buf;
 
 static int buf_reserve(Buf *b, Py_ssize_t extra) {
     if (b->len + extra <= b->cap) return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    Py_ssize_t cap = b->cap ? b->cap : (b->hint > 4096 ? b->hint : 4096);
     while (cap < b->len + extra) {
         if (cap > PY_SSIZE_T_MAX / 2) return -1;
         cap *= 2;
@@ -101,6 +102,7 @@ static PyObject *buf_release(Buf *b) {
     if (o == NULL) return NULL;
     o->p = b->p;
     o->len = b->len;
+    b->hint = b->len + b->len / 8; /* (no realloc copies while the next batch grows to this size) */
     b->p = NULL;
     b->len = b->cap = 0;
     return (PyObject *)o;
