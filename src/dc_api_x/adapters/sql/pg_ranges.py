@@ -122,17 +122,17 @@ def table_estimate(read: SQLRead, cur: Any) -> tuple[int, int, int, int] | None:
     return estimate, int(size or 0), int(block), int(version)
 
 
-def plan_ranges(read: SQLRead, cur: Any, connections: int, table: Any = False) -> RangePlan | None:
+def plan_ranges(read: SQLRead, cur: Any, connections: int, sizes: Any = False) -> RangePlan | None:
     """The page ranges of ``read`` (module docstring), or ``None`` to read with one COPY; ``cur`` is
-    an ADBC cursor of an autocommit connection (one catalog query, no table scan), ``table`` what
+    an ADBC cursor of an autocommit connection (one catalog query, no table scan), ``sizes`` what
     :func:`table_estimate` gave if it was asked already."""
     if connections < 2 or not _splittable(read):
         return None
-    if table is False:
-        table = table_estimate(read, cur)
-    if table is None:
+    if sizes is False:
+        sizes = table_estimate(read, cur)
+    if sizes is None:
         return None
-    estimate, size, block, version = table
+    estimate, size, block, version = sizes
     if version < 140000:  # TID range scans
         return None
     pages = size // block

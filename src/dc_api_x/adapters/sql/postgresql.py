@@ -261,10 +261,10 @@ class PostgreSQLBackend(SQLAlchemyBackend):
             cur = conn.cursor()
             try:
                 decoder = pgcopy().enabled()
-                table = None  # (rows, bytes, …) of a full-table read
+                sizes = None  # (estimated rows, bytes, …) of a full-table read's table
                 if decoder[0] or self.read_connections >= 2:
-                    table = table_estimate(read, cur)
-                plan = plan_ranges(read, cur, self.read_connections, table)
+                    sizes = table_estimate(read, cur)
+                plan = plan_ranges(read, cur, self.read_connections, sizes)
                 if boundary is not None and boundary.value is not None:
                     cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
                     cur.fetchall()
@@ -283,7 +283,7 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                         sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
                 # our own binary COPY decoder (.pgcopy) when every column has a type it reads
                 # (a small table: ADBC, whose connection is open; ours costs ~0.02 CPU-s to set up)
-                if decoder[0] and (plan is not None or table is None or table[0] >= pgcopy().MIN_ROWS):
+                if decoder[0] and (plan is not None or sizes is None or sizes[0] >= pgcopy().MIN_ROWS):
                     first = own = self._copy_connection(read, sqls[0] if plan is not None else one)
                 else:
                     first = own = None
