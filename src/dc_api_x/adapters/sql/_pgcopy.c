@@ -100,6 +100,13 @@ static PyTypeObject PgBufType = {
 static PyObject *buf_release(Buf *b) {
     PgBuf *o = PyObject_New(PgBuf, &PgBufType);
     if (o == NULL) return NULL;
+    if (b->len == 0) { /* (a column of no bytes: an empty buffer, nothing held) */
+        free(b->p);
+        b->p = NULL;
+    } else if (b->len < b->cap) { /* the slack of the doubling is not kept alive by the batch */
+        char *p = realloc(b->p, (size_t)b->len);
+        if (p != NULL) b->p = p;
+    }
     o->p = b->p;
     o->len = b->len;
     b->hint = b->len + b->len / 8; /* (no realloc copies while the next batch grows to this size) */
