@@ -126,6 +126,12 @@ def test_records_propagating_to_the_applications_handlers_are_redacted() -> None
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # (a CLI test run before in this process may have left a level on these loggers)
+    ours = [logging.getLogger(n) for n in ("dc_api_x", "dc_api_x.runner", "dc_api_x.runner.pipeline")]
+    old_levels = [(lg, lg.level, lg.disabled) for lg in ours]
+    for lg in ours:
+        lg.setLevel(logging.NOTSET)
+        lg.disabled = False
     try:
         enable_plugins(entry_points=False, make_current=False)  # installs the redactor
         logs.install_redaction()  # idempotent
@@ -141,6 +147,9 @@ def test_records_propagating_to_the_applications_handlers_are_redacted() -> None
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
+        for lg, level, disabled in old_levels:
+            lg.setLevel(level)
+            lg.disabled = disabled
     out = buf.getvalue()
     assert "INFO dc_api_x.runner.pipeline loading with *** into postgresql://u:***@h/db" in out
     assert "ValueError: Bearer ***" in out
