@@ -514,3 +514,19 @@ def test_an_informational_answer_before_the_page_is_skipped_as_h11_skips_it(raw_
     assert read_all(a) == rows
     assert a._lean._wire.opened == 1 and a._lean.sent == 2  # the same connection after each
     a.close()
+
+
+def test_an_answer_is_read_while_another_thread_imports_the_wire_module(monkeypatch):
+    """A partition worker reads an answer while another worker's first request imports
+    ``_http_wire`` (in ``sys.modules``, its classes not defined yet): the answer is read, no
+    "partially initialized module" error (seen with 4 workers on W4)."""
+    import sys
+    import types
+
+    import httpx
+
+    monkeypatch.setitem(
+        sys.modules, "dc_api_x.adapters._http_wire", types.ModuleType("dc_api_x.adapters._http_wire")
+    )
+    resp = httpx.Response(200, stream=httpx.ByteStream(b'{"records": []}'))
+    assert read_body(resp) == b'{"records": []}'

@@ -53,8 +53,11 @@ def read_body(resp: httpx.Response) -> bytes:
 
 
 def _wire_stream() -> type:
+    """The wire layer's stream class, when its module is loaded (``_Never`` before: no answer can
+    be one). Another thread may be importing the module right now (the partition workers' first
+    requests), its class not defined yet: then no answer is one either."""
     wire = sys.modules.get("dc_api_x.adapters._http_wire")
-    return wire.WireStream if wire is not None else _Never  # type: ignore[no-any-return]
+    return getattr(wire, "WireStream", _Never)  # type: ignore[no-any-return]
 
 
 class _Never:
