@@ -40,5 +40,6 @@ def lazy_module(name: str) -> Any:
 def is_sqlalchemy_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a ``sqlalchemy.exc.SQLAlchemyError`` (never, when SQLAlchemy was not
     imported: nothing could have raised one), without importing SQLAlchemy."""
-    mod = sys.modules.get("sqlalchemy.exc")
-    return mod is not None and isinstance(exc, mod.SQLAlchemyError)
+    # (getattr: the module may be half imported by another thread)
+    cls = getattr(sys.modules.get("sqlalchemy.exc"), "SQLAlchemyError", None)
+    return cls is not None and isinstance(exc, cls)

@@ -460,8 +460,9 @@ def is_adbc_error(exc: BaseException) -> bool:
     """Whether ``exc`` is an ADBC driver error (without importing the driver manager)."""
     import sys
 
-    mod = sys.modules.get("adbc_driver_manager")
-    return mod is not None and isinstance(exc, mod.Error)
+    # (getattr: the driver may be half imported by the thread opening a handle ahead)
+    cls = getattr(sys.modules.get("adbc_driver_manager"), "Error", None)
+    return cls is not None and isinstance(exc, cls)
 
 
 # -------------------------------------------------------------------------------------- discovery

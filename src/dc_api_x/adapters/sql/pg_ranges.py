@@ -102,8 +102,9 @@ def _splittable(read: SQLRead) -> bool:
         return False
     # a partition's source is a RangeSource (.partitions, which imports SQLAlchemy: not imported for
     # a plain read, and then no source can be one)
-    partitions = sys.modules.get("dc_api_x.adapters.sql.partitions")
-    return partitions is None or not isinstance(src, partitions.RangeSource)
+    # (getattr: the module may be half imported by another thread, its class not made yet)
+    cls = getattr(sys.modules.get("dc_api_x.adapters.sql.partitions"), "RangeSource", None)
+    return cls is None or not isinstance(src, cls)
 
 
 def table_estimate(read: SQLRead, cur: Any) -> tuple[int, int, int, int] | None:

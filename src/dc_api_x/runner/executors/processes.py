@@ -213,8 +213,9 @@ def _portable(exc: BaseException) -> BaseException:
 def _arrow_pool() -> str | None:
     """The backend of this process's Arrow memory pool (``dcapix run`` picks the C library's
     ``malloc``, ``runner/startup.py``), ``None`` before pyarrow is loaded."""
-    pa = sys.modules.get("pyarrow")
-    return None if pa is None else str(pa.default_memory_pool().backend_name)
+    # (getattr: pyarrow may be half imported by the thread that imports it ahead)
+    pool = getattr(sys.modules.get("pyarrow"), "default_memory_pool", None)
+    return None if pool is None else str(pool().backend_name)
 
 
 def _worker_setup(arrow_pool: str | None) -> None:
