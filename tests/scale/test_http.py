@@ -188,3 +188,50 @@ def test_rate_limit_is_shared_by_the_workers(project: Path, builtin_plugins) -> 
     # pairwise minimum gap failed under load on one late arrival followed by an on-time one)
     for i, j in itertools.combinations(range(len(seen)), 2):
         assert j - i <= (seen[j] - seen[i]) * 20 + 2, (i, j, gaps)
+
+
+@pytest.mark.parametrize(("delay", "ahead"), [(0.0, False), (0.012, True)])
+def test_a_window_fetches_ahead_only_when_the_server_keeps_it_waiting(monkeypatch, delay, ahead):
+    """``prefetch_when_waiting``: the pages in order, fetched by a Prefetcher thread only when each of
+    the first two kept the window waiting (a sleep here: wall time, no CPU)."""
+    import time as _time
+
+    from dc_api_x.adapters import http_partitions
+
+    made = []
+    real = http_partitions.Prefetcher
+
+    def spy(*a, **kw):
+        made.append(kw.get("name"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(http_partitions, "Prefetcher", spy)
+    if not ahead:  # (a loaded machine may pause a thread for a few ms: far below this)
+        monkeypatch.setattr(http_partitions, "WAITING_FOR_PREFETCH", 0.2)
+
+    def pages():
+        for i in range(6):
+            _time.sleep(delay)
+            yield [i]
+
+    got = list(http_partitions.prefetch_when_waiting(pages(), name="w"))
+    assert got == [[i] for i in range(6)]
+    assert made == (["w"] if ahead else [])
+
+
+def test_a_window_closed_early_closes_its_pages():
+    from dc_api_x.adapters import http_partitions
+
+    closed = []
+
+    def pages():
+        try:
+            for i in range(6):
+                yield [i]
+        finally:
+            closed.append(True)
+
+    it = http_partitions.prefetch_when_waiting(pages(), name="w")
+    assert next(it) == [0]
+    it.close()
+    assert closed == [True]
