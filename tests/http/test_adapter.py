@@ -417,6 +417,8 @@ def test_prefetch_producer_stops_with_the_consumer(server):
     import threading
     import time
 
+    before = set(threading.enumerate())
+
     server.route("GET", "/items", offset_route(make_rows(500)))
     stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
     with http(server, [stream], pages_per_batch=1) as api:
@@ -425,8 +427,10 @@ def test_prefetch_producer_stops_with_the_consumer(server):
         assert [r["id"] for r in first.records] == list(range(10))
         reader.close()
 
-        def producers() -> list[str]:
-            return [t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-")]
+        def producers() -> list[str]:  # (threads of this test: another test's may still be ending)
+            return [
+                t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-") and t not in before
+            ]
 
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and producers():
@@ -484,12 +488,15 @@ def test_no_second_read_ahead_thread_inside_a_reader_thread(server):
 
     from dc_api_x.prefetch import Prefetcher
 
+    before = set(threading.enumerate())
     server.route("GET", "/items", offset_route(make_rows(45)))
     stream = {"name": "items", "path": "/items", "records_path": "records", "pagination": OFFSET}
     seen: list[list[str]] = []
 
-    def producers() -> list[str]:
-        return [t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-")]
+    def producers() -> list[str]:  # (threads of this test: another test's may still be ending)
+        return [
+            t.name for t in threading.enumerate() if t.name.startswith("dcapix-http-") and t not in before
+        ]
 
     def batches():
         for b in api.read(StreamSpec("items")):
