@@ -37,6 +37,9 @@ their fingerprint text is written from the sampled records' texts (``canonical_r
 The dict view of a :class:`PageColumnsBatch` (``batch.records``, e.g. for a stream map or the
 Singer output) is made on first use by decoding the held page bodies the ordinary way: it is the
 same list of dicts the dict path gives.
+
+Near 800 lines because it is one representation — a page held as columns — with its two decoders
+(compiled scan, msgspec), its fingerprint and its Arrow view, which must agree value for value.
 """
 
 from __future__ import annotations

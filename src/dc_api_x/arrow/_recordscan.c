@@ -54,6 +54,10 @@
  * integer field, a number of 16+ digits or with a 3-digit exponent in a number field (float64 may
  * not hold it: the exact path decides), a lone surrogate escape, invalid UTF-8, a blank line, and a
  * JSON-text value nested deeper than 64 or holding a number of 16+ digits / a 3-digit exponent.
+ *
+ * Over 1,500 lines because the RECORD-line scan and the HTTP page scan (scan_page, join,
+ * canonical_records) share one JSON value scanner and one set of column buffers: split, the rules
+ * that make both agree with the Python paths would be written twice.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
