@@ -64,8 +64,10 @@ HEAVY_SUBMODULES = frozenset(
 
 #: What an ADBC driver package's own library lookup imports (``_driver_path``: importlib.resources with
 #: its readers, zipfile, tempfile; ~30 M instructions): a run finds the wheel's bundled library
-#: itself (adapters/sql/preopen.py ``bundled_driver_path``).
-DRIVER_LOOKUP = frozenset({"importlib.resources"})
+#: itself (adapters/sql/preopen.py ``bundled_driver_path``). Its ``readers`` module, which only
+#: ``importlib.resources.files()`` loads: the package itself also comes with ``importlib.metadata``
+#: (a cold entry-point cache in a fresh venv reads the installed plugins with it).
+DRIVER_LOOKUP = frozenset({"importlib.resources.readers"})
 
 #: Built-in plugins a path imports only when it uses their registry (``plugins.BUILTIN_HOOKS``): a SQL →
 #: Parquet run needs no paginator, auth provider or request hook, nor the schema providers (the file
