@@ -958,6 +958,8 @@ fail:
     return NULL;
 }
 
+static Col *cols_new(PyObject *names, const char *kinds, const char *flags, Py_ssize_t ncols);
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *lines, *names;
     const char *stream, *kinds, *flags;
@@ -989,35 +991,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     } else {
         nlines = PyList_GET_SIZE(lines);
     }
-    Col *cols = PyMem_Calloc((size_t)ncols, sizeof(Col));
+    Col *cols = cols_new(names, kinds, flags, ncols); /* (NULL, or a Python error set: goto done) */
     unsigned char *seen = PyMem_Malloc((size_t)ncols);
     PyObject *line_kinds = PyBytes_FromStringAndSize(NULL, nlines);
     PyObject *result = NULL;
-    if (!cols || !seen || !line_kinds) {
-        PyErr_NoMemory();
+    if (!cols || PyErr_Occurred() || !seen || !line_kinds) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
         goto done;
-    }
-    for (Py_ssize_t i = 0; i < ncols; i++) {
-        PyObject *nm = PyTuple_GET_ITEM(names, i);
-        if (!PyBytes_Check(nm)) {
-            PyErr_SetString(PyExc_TypeError, "names must be bytes");
-            goto done;
-        }
-        cols[i].name = PyBytes_AS_STRING(nm);
-        cols[i].name_len = PyBytes_GET_SIZE(nm);
-        cols[i].kind = kinds[i];
-        cols[i].flags = (unsigned char)flags[i];
-        if (!strchr("ibsnj", kinds[i])) {
-            PyErr_SetString(PyExc_ValueError, "unknown column kind");
-            goto done;
-        }
-        if ((kinds[i] == 's' || kinds[i] == 'j')) {
-            int32_t zero = 0;
-            if (buf_put(&cols[i].offsets, &zero, 4) < 0) {
-                PyErr_NoMemory();
-                goto done;
-            }
-        }
     }
     Ctx x = {stream, stream_len, cols, (int)ncols, seen};
     char *lk = PyBytes_AS_STRING(line_kinds);
