@@ -133,6 +133,21 @@ static inline const char *skip_ws(const char *p, const char *e) {
     return p;
 }
 
+/* After a member of an object or an element of an array, blanks allowed: a ',' and the blanks after
+ * it (1: another one follows), or the closing character ``close`` (0: the container ends; p past
+ * it); anything else, or the end of the text, -1 (refused). */
+static inline int next_member(const char **pp, const char *e, char close) {
+    const char *p = skip_ws(*pp, e);
+    if (p >= e) return -1;
+    if (*p == ',') {
+        *pp = skip_ws(p + 1, e);
+        return 1;
+    }
+    if (*p != close) return -1;
+    *pp = p + 1;
+    return 0;
+}
+
 /* Length of a valid UTF-8 sequence starting at p (first byte >= 0x80), 0 when invalid. */
 static inline int utf8_len(const unsigned char *p, const unsigned char *e) {
     unsigned char c = p[0];
@@ -462,17 +477,10 @@ static int skip_value(const char **pp, const char *e, int depth) {
                 }
                 int r = skip_value(&p, e, depth + 1);
                 if (r) return r;
-                p = skip_ws(p, e);
-                if (p >= e) return REFUSE;
-                if (*p == ',') {
-                    p = skip_ws(p + 1, e);
-                    continue;
-                }
-                if (*p == close) {
-                    p++;
-                    break;
-                }
-                return REFUSE;
+                int more = next_member(&p, e, close);
+                if (more < 0) return REFUSE;
+                if (more) continue;
+                break;
             }
             break;
         }
@@ -842,17 +850,10 @@ static int scan_record(Ctx *x, const char **pp, const char *e) {
             int valid;
             if ((r = column_value(&x->cols[i], &p, e, &valid))) return r;
             if ((r = end_row(&x->cols[i], valid))) return r;
-            p = skip_ws(p, e);
-            if (p >= e) return REFUSE;
-            if (*p == ',') {
-                p = skip_ws(p + 1, e);
-                continue;
-            }
-            if (*p == '}') {
-                p++;
-                break;
-            }
-            return REFUSE;
+            int more = next_member(&p, e, '}');
+            if (more < 0) return REFUSE;
+            if (more) continue;
+            break;
         }
     }
     for (int i = 0; i < x->ncols; i++) {
@@ -1130,17 +1131,10 @@ static int scan_records(Ctx *x, const char **pp, const char *e, const char *body
         int64_t b[2] = {(int64_t)(s - body), (int64_t)(p - body)};
         if (buf_put(spans, b, sizeof b) < 0) return ERR;
         (*rows)++;
-        p = skip_ws(p, e);
-        if (p >= e) return REFUSE;
-        if (*p == ',') {
-            p = skip_ws(p + 1, e);
-            continue;
-        }
-        if (*p == ']') {
-            p++;
-            break;
-        }
-        return REFUSE;
+        int more = next_member(&p, e, ']');
+        if (more < 0) return REFUSE;
+        if (more) continue;
+        break;
     }
     *pp = p;
     return OK;
@@ -1176,17 +1170,10 @@ static int page_body(Ctx *x, const char *body, Py_ssize_t body_len, const char *
             if ((r = skip_value(&p, e, 0))) return r;
             oend[j] = p;
         }
-        p = skip_ws(p, e);
-        if (p >= e) return REFUSE;
-        if (*p == ',') {
-            p = skip_ws(p + 1, e);
-            continue;
-        }
-        if (*p == '}') {
-            p++;
-            break;
-        }
-        return REFUSE;
+        int more = next_member(&p, e, '}');
+        if (more < 0) return REFUSE;
+        if (more) continue;
+        break;
     }
     p = skip_ws(p, e);
     if (p != e || !have_records) return REFUSE;
@@ -1527,17 +1514,10 @@ static int write_records(const char **rs, const char **re, Py_ssize_t n, Buf *ou
                 if (canonical_value(&p, e, 0, &type)) return REFUSE;
                 if (field_insert(f, nf, k, kn, v, p - v)) return REFUSE; /* a duplicate key */
                 nf++;
-                p = skip_ws(p, e);
-                if (p >= e) return REFUSE;
-                if (*p == ',') {
-                    p = skip_ws(p + 1, e);
-                    continue;
-                }
-                if (*p == '}') {
-                    p++;
-                    break;
-                }
-                return REFUSE;
+                int more = next_member(&p, e, '}');
+                if (more < 0) return REFUSE;
+                if (more) continue;
+                break;
             }
         }
         if (skip_ws(p, e) != e) return REFUSE;
