@@ -23,6 +23,21 @@ OFFSET: dict[str, Any] = {
 }
 
 
+#: the schema of the page-column tests (test_page_columns, test_page_scan): every kind a page plan takes
+PAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "name": {"type": ["string", "null"]},
+        "amount": {"type": ["number", "null"]},
+        "ok": {"type": ["boolean", "null"]},
+        "at": {"type": ["string", "null"], "format": "date-time"},
+        "day": {"type": ["string", "null"], "format": "date"},
+        "attrs": {"type": ["object", "null"], "x-json": True},
+    },
+}
+
+
 def items_adapter(url: str, **kw: Any) -> Any:
     """An ``http`` adapter of one ``items`` stream at ``url`` paged by :data:`OFFSET` (``kw``: more
     options)."""

@@ -12,19 +12,7 @@ import pytest
 from dc_api_x import PaginationError, create_adapter
 from dc_api_x.adapters import _http_read
 from dc_api_x.adapters._http_columns import PageColumnsBatch, page_plan
-
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": ["integer", "null"]},
-        "name": {"type": ["string", "null"]},
-        "amount": {"type": ["number", "null"]},
-        "ok": {"type": ["boolean", "null"]},
-        "at": {"type": ["string", "null"], "format": "date-time"},
-        "day": {"type": ["string", "null"], "format": "date"},
-        "attrs": {"type": ["object", "null"], "x-json": True},
-    },
-}
+from tests.http.conftest import PAGE_SCHEMA as SCHEMA
 
 
 def _row(i: int) -> bytes:

@@ -16,22 +16,11 @@ from dc_api_x.arrow.records import records_to_arrow
 from dc_api_x.arrow.schema import jsonschema_to_arrow
 from dc_api_x.ext.pagination import extract_records, page_fingerprint
 from dc_api_x.values import json_loads
+from tests.http.conftest import PAGE_SCHEMA as SCHEMA
 
 if load() is None:  # not built, or turned off (DC_API_X_NATIVE=0): the msgspec path's tests cover that
     pytest.skip("the compiled scanner is not available", allow_module_level=True)
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": ["integer", "null"]},
-        "name": {"type": ["string", "null"]},
-        "amount": {"type": ["number", "null"]},
-        "ok": {"type": ["boolean", "null"]},
-        "at": {"type": ["string", "null"], "format": "date-time"},
-        "day": {"type": ["string", "null"], "format": "date"},
-        "attrs": {"type": ["object", "null"], "x-json": True},
-    },
-}
 ENVELOPE = {"records": [], "total": 1, "next": None}
 
 

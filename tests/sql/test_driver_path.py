@@ -12,6 +12,23 @@ import pytest
 from dc_api_x.adapters.sql.preopen import bundled_driver_path
 
 
+def _first_column(database: object, sql: str) -> list[object]:
+    """The first column of ``sql``'s rows, read over a new connection of the ADBC ``database``
+    handle (the handle closed after)."""
+    import adbc_driver_manager
+    import pyarrow as pa
+
+    conn = adbc_driver_manager.AdbcConnection(database)
+    stmt = adbc_driver_manager.AdbcStatement(conn)
+    try:
+        stmt.set_sql_query(sql)
+        reader, _ = stmt.execute_query()
+        return pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist()
+    finally:
+        for h in (stmt, conn, database):
+            h.close()  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("name", ["adbc_driver_sqlite", "adbc_driver_postgresql"])
 def test_bundled_path_is_the_drivers_own(name: str) -> None:
     module = pytest.importorskip(name)
@@ -53,15 +70,7 @@ def test_sqlite_adbc_read_connects_through_the_bundled_library(tmp_path: Path) -
         con.execute("INSERT INTO t VALUES (42)")
     con.close()
     handle = adbc_driver_manager.AdbcDatabase(driver=bundled_driver_path(adbc_driver_sqlite), uri=str(db))
-    conn = adbc_driver_manager.AdbcConnection(handle)
-    stmt = adbc_driver_manager.AdbcStatement(conn)
-    stmt.set_sql_query("SELECT id FROM t")
-    import pyarrow as pa
-
-    reader, _ = stmt.execute_query()
-    assert pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist() == [42]
-    for h in (stmt, conn, handle):
-        h.close()
+    assert _first_column(handle, "SELECT id FROM t") == [42]
 
 
 @pytest.mark.parametrize("bundled", [True, False])
@@ -108,8 +117,6 @@ def test_pg_database_opens_with_and_without_the_bundled_path(
     """``open_pg_database`` gives a handle that queries the real server, through the bundled library
     named directly or through the driver's own ``connect``, with the handle options passed on."""
     pytest.importorskip("adbc_driver_postgresql")
-    import adbc_driver_manager
-    import pyarrow as pa
 
     from dc_api_x.adapters.sql import preopen
 
@@ -117,10 +124,4 @@ def test_pg_database_opens_with_and_without_the_bundled_path(
         monkeypatch.setattr(preopen, "bundled_driver_path", lambda module: None)
     uri = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
     db = preopen.open_pg_database(uri, {"adbc.postgresql.type_resolver_mode": "builtin"})
-    conn = adbc_driver_manager.AdbcConnection(db)
-    stmt = adbc_driver_manager.AdbcStatement(conn)
-    stmt.set_sql_query("SELECT 41 + 1 AS x")
-    reader, _ = stmt.execute_query()
-    assert pa.RecordBatchReader._import_from_c(reader.address).read_all().column(0).to_pylist() == [42]
-    for h in (stmt, conn, db):
-        h.close()
+    assert _first_column(db, "SELECT 41 + 1 AS x") == [42]
