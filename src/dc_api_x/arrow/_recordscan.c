@@ -959,6 +959,21 @@ fail:
     return NULL;
 }
 
+/* The list of every column's tuple (column_tuple), or NULL (a Python error set). */
+static PyObject *column_list(Col *cols, Py_ssize_t ncols, Py_ssize_t rows) {
+    PyObject *columns = PyList_New(ncols);
+    if (!columns) return NULL;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        PyObject *t = column_tuple(&cols[i], rows);
+        if (!t) {
+            Py_DECREF(columns);
+            return NULL;
+        }
+        PyList_SET_ITEM(columns, i, t);
+    }
+    return columns;
+}
+
 static Col *cols_new(PyObject *names, const char *kinds, const char *flags, Py_ssize_t ncols);
 
 static PyObject *scan(PyObject *self, PyObject *args) {
@@ -1038,16 +1053,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         }
         if (lk[i] == 'R') rows++;
     }
-    PyObject *columns = PyList_New(ncols);
+    PyObject *columns = column_list(cols, ncols, rows);
     if (!columns) goto done;
-    for (Py_ssize_t i = 0; i < ncols; i++) {
-        PyObject *t = column_tuple(&cols[i], rows);
-        if (!t) {
-            Py_DECREF(columns);
-            goto done;
-        }
-        PyList_SET_ITEM(columns, i, t);
-    }
     if (is_data) {
         PyObject *b = PyBytes_FromStringAndSize(bounds.p ? bounds.p : "", bounds.len);
         if (!b) {
@@ -1230,16 +1237,8 @@ static PyObject *scan_page(PyObject *self, PyObject *args) {
         goto done;
     }
     {
-        PyObject *columns = PyList_New(ncols);
+        PyObject *columns = column_list(cols, ncols, rows);
         if (!columns) goto done;
-        for (Py_ssize_t i = 0; i < ncols; i++) {
-            PyObject *t = column_tuple(&cols[i], rows);
-            if (!t) {
-                Py_DECREF(columns);
-                goto done;
-            }
-            PyList_SET_ITEM(columns, i, t);
-        }
         PyObject *texts = PyTuple_New(nothers);
         if (!texts) {
             Py_DECREF(columns);
