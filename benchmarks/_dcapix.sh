@@ -1,8 +1,10 @@
 # Sourced by benchmarks/w*.sh: finds the shared harness and this checkout's dcapix executables.
 #   SHARED_BENCH  the shared bench dir (default: <checkout>/../shared/bench)
 #   DCAPIX_BIN    dir holding dcapix, tap-dcapix, target-dcapix (default: <checkout>/.venv/bin)
-#                 for numbers use a venv with '.[all]' (e.g. .venv-bench): the dev extra's logfire
-#                 registers a pydantic plugin that costs every start 0.5-1 s of CPU
+#                 for numbers use .venv-bench from benchmarks/venv.sh: a regular (not editable)
+#                 install of '.[all]' as users have it (an editable install's finder adds ~8 ms to
+#                 every start; the dev extra's logfire registers a pydantic plugin that costs every
+#                 start 0.5-1 s of CPU)
 _here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DCAPIX_ROOT=$(git -C "$_here" rev-parse --show-toplevel 2>/dev/null || (cd "$_here/.." && pwd))
 SHARED_BENCH=${SHARED_BENCH:-$DCAPIX_ROOT/../shared/bench}
@@ -13,6 +15,10 @@ export DCAPIX_BIN=${DCAPIX_BIN:-$DCAPIX_ROOT/.venv/bin}
 # PYTHONDONTWRITEBYTECODE=1 would compile every module of dc_api_x on every run (~0.1 s of CPU per
 # start, a third of a small sync). Compiled once here, untimed.
 unset PYTHONDONTWRITEBYTECODE
+if ls "$DCAPIX_BIN"/../lib/python*/site-packages/__editable__*dc_api_x*.pth >/dev/null 2>&1; then
+  echo "note: $DCAPIX_BIN is an editable install: every dcapix start pays its finder (~8 ms);" \
+    "bash benchmarks/venv.sh makes the regular .venv-bench the figures in docs/benchmarks.md use" >&2
+fi
 "$DCAPIX_BIN/python" -m compileall -q "$DCAPIX_ROOT/src" "$DCAPIX_ROOT/taps" "$DCAPIX_ROOT/targets" >/dev/null 2>&1 || true
 # our own work dir (configs, outputs, logs, results): /tmp/bench-work is shared with other runs,
 # whose configs (e.g. tap-postgres.json for another row count) would be mixed with ours
