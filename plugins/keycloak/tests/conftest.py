@@ -103,6 +103,10 @@ def _npm_ci() -> None:
             _skip(f"`npm ci` in {OIDC_DIR} failed: {(res.stderr or res.stdout).strip()[-400:]}")
 
 
+#: seconds the OpenID Connect server (node) may take to print its port
+OIDC_START_TIMEOUT = float(os.environ.get("DCAPIX_OIDC_START_TIMEOUT", "180"))
+
+
 @pytest.fixture(scope="session")
 def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcServer]:
     node = shutil.which("node")
@@ -121,13 +125,19 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcServer]:
         target=lambda: line.append(proc.stdout.readline() if proc.stdout else b""), daemon=True
     )
     reader.start()
-    reader.join(30)
+    # readline() returns as soon as the server prints its port or exits; the cap only ends a server
+    # that hangs. 30 s was not enough for node's start while a 2-worker suite loaded both cores (the
+    # fresh-clone CI at ac332cf skipped all 34 tests; alone they ran in 37 s).
+    reader.join(OIDC_START_TIMEOUT)
     if not line or not line[0].strip():
+        exited = proc.poll() is not None
         proc.kill()
         proc.wait()
         err.seek(0)
+        why = "exited" if exited else f"printed no port within {OIDC_START_TIMEOUT:.0f} s"
         _skip(
-            f"the OpenID Connect server did not start: {err.read().decode(errors='replace').strip()[-400:]}"
+            f"the OpenID Connect server did not start ({why}): "
+            f"{err.read().decode(errors='replace').strip()[-400:]}"
         )
     port = json.loads(line[0])["port"]
     try:
