@@ -40,12 +40,18 @@ __all__ = [
     "DirectConnection",
     "DirectDatabase",
     "PlainURL",
+    "catalog_rows",
+    "current_schema",
     "format_type_property",
+    "needs_text",
     "plain_url",
     "quote",
     "reflect_catalog",
+    "reflected_of",
     "rk_cast_type",
+    "server_message",
     "table_select",
+    "text_cast",
 ]
 
 
@@ -333,13 +339,17 @@ class DirectDatabase:
     def handle(self) -> Any:
         with self._lock:
             if self._db is None:
-                from .preopen import take
+                from .preopen import ahead_of, take
 
                 uri = self.uri()
                 opened = take(uri, self.builtin)  # opened ahead by `dcapix run` (adapters/sql/preopen.py)
                 self._db, conn = open_handle(uri, self.builtin) if opened is None else opened
                 if conn is not None:
                     self._fresh = DirectConnection.adopt(conn)
+                elif opened is not None and ahead_of(uri) is not None:
+                    # the connection opened ahead reads the catalog and the first stream in its
+                    # thread (.pg_ahead): discovery takes its rows and connects only if it must
+                    self._fresh = DirectConnection.deferred(self._db)
             return self._db
 
     def connect(self, autocommit: bool = True) -> DirectConnection:
@@ -380,6 +390,9 @@ class DirectDatabase:
                 except Exception:  # pragma: no cover - a broken connection
                     pass
         if db is not None:
+            from .preopen import release
+
+            release(db)  # a read begun ahead on a connection of the handle (.pg_ahead): closed first
             db.close()
 
 
@@ -393,7 +406,7 @@ class DirectConnection:
         import adbc_driver_manager
 
         # an ADBC connection starts in autocommit mode
-        self._conn = adbc_driver_manager.AdbcConnection(database)
+        self._conn: Any = adbc_driver_manager.AdbcConnection(database)
         if not autocommit:
             try:
                 self._conn.set_autocommit(False)
@@ -410,16 +423,35 @@ class DirectConnection:
         self._cursors = set()
         return self
 
+    @classmethod
+    def deferred(cls, database: Any) -> DirectConnection:
+        """An autocommit connection of the ADBC database handle ``database`` that connects to the
+        server only when a statement is first run on it: the discovery connection of a backend whose
+        catalog rows and first read were begun ahead (:mod:`.pg_ahead`), which then never runs one.
+        :meth:`close` of one never opened closes nothing."""
+        self = cls.__new__(cls)
+        self._conn = _Unopened(database)
+        self._cursors = set()
+        return self
+
+    def _open(self) -> Any:
+        """The ADBC connection, connected now if it was :meth:`deferred`."""
+        if type(self._conn) is _Unopened:
+            import adbc_driver_manager
+
+            self._conn = adbc_driver_manager.AdbcConnection(self._conn.database)
+        return self._conn
+
     def begin(self) -> None:
         """Leave autocommit mode (what ``autocommit=False`` does at open); closed if that fails."""
         try:
-            self._conn.set_autocommit(False)
+            self._open().set_autocommit(False)
         except BaseException:
             self._conn.close()
             raise
 
     def cursor(self) -> DirectCursor:
-        cur = DirectCursor(self._conn, self)
+        cur = DirectCursor(self._open(), self)
         self._cursors.add(cur)
         return cur
 
@@ -432,10 +464,10 @@ class DirectConnection:
             cur.close()
 
     def commit(self) -> None:
-        self._conn.commit()
+        self._open().commit()
 
     def rollback(self) -> None:
-        self._conn.rollback()
+        self._open().rollback()
 
     def close_cursors(self) -> None:
         for cur in list(self._cursors):
@@ -447,13 +479,21 @@ class DirectConnection:
 
     def close(self) -> None:
         self.close_cursors()
-        self._conn.close()
+        if type(self._conn) is not _Unopened:
+            self._conn.close()
 
     def __enter__(self) -> DirectConnection:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Unopened:
+    """The ADBC connection of a :meth:`DirectConnection.deferred` connection not connected yet."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
 
 
 def is_adbc_error(exc: BaseException) -> bool:
@@ -570,16 +610,23 @@ class UnmappedType(Exception):
     """A column whose type :func:`format_type_property` does not cover (discovery falls back)."""
 
 
-def reflect_catalog(conn: DirectConnection, schema: str, names: list[str] | None) -> dict[str, Reflected]:
-    """:meth:`SQLBackend.reflect` in one catalog query; raises :class:`UnmappedType` for a column of
-    a type it does not map."""
+def catalog_rows(conn: DirectConnection, schema: str, names: list[str] | None) -> list[tuple[Any, ...]]:
+    """The rows of the catalog query (:data:`_COLUMNS`) of ``schema`` (``names``: only those tables)
+    on ``conn``: what :func:`reflect_catalog` maps (the thread that begins a read ahead runs the same
+    query, :mod:`.pg_ahead`)."""
     sql, params = _COLUMNS, [schema]
     if names is not None:
         sql += _NAMES
         params.append(json.dumps(names))
+    return conn.rows(sql + _ORDER, tuple(params))
+
+
+def reflected_of(rows: list[tuple[Any, ...]]) -> dict[str, Reflected]:
+    """The tables of :func:`catalog_rows`'s rows; raises :class:`UnmappedType` for a column of a
+    type :func:`format_type_property` does not map."""
     out: dict[str, Reflected] = {}
     pkpos: dict[str, list[tuple[int, str]]] = {}
-    for table, column, ftype, nullable, pk in conn.rows(sql + _ORDER, tuple(params)):
+    for table, column, ftype, nullable, pk in rows:
         prop = format_type_property(ftype, bool(nullable))
         if prop is None:
             raise UnmappedType(f"{table}.{column}: {ftype}")
@@ -590,6 +637,18 @@ def reflect_catalog(conn: DirectConnection, schema: str, names: list[str] | None
     for table, pos in pkpos.items():
         out[table][1].extend(c for _, c in sorted(pos))
     return out
+
+
+def reflect_catalog(conn: DirectConnection, schema: str, names: list[str] | None) -> dict[str, Reflected]:
+    """:meth:`SQLBackend.reflect` in one catalog query; raises :class:`UnmappedType` for a column of
+    a type it does not map."""
+    return reflected_of(catalog_rows(conn, schema, names))
+
+
+def current_schema(conn: DirectConnection) -> str:
+    """The connection's default schema (``current_schema()``; ``public`` when it has none)."""
+    rows = conn.rows("SELECT current_schema()")
+    return str(rows[0][0] if rows and rows[0][0] else "public")
 
 
 # ------------------------------------------------------------------------------------- statements
@@ -658,3 +717,33 @@ def range_where(sql: str, start: int | None, stop: int | None) -> str:
     if stop is not None:
         conds.append(f"ctid < '({int(stop)},0)'::tid")
     return f"{sql} WHERE {' AND '.join(conds)}" if conds else sql
+
+
+def needs_text(prop: JSONSchema) -> bool:
+    """Columns the ADBC path reads as text: plain strings of non-text types (uuid, interval …)."""
+    types, _ = json_types(prop)
+    if prop.get("x-json"):
+        return True
+    native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
+    return types == {"string"} and not native
+
+
+def text_cast(prop: JSONSchema) -> str | None:
+    """How a read casts a column: ``"TEXT"`` (types without an exact Arrow counterpart),
+    ``"TEXT[]"`` (arrays of them, and of decimals), or ``None`` (read as it is; JSON arrives as
+    text already)."""
+    if needs_text(prop) and not prop.get("x-json"):
+        return "TEXT"
+    items = prop.get("items") or {}
+    if json_types(prop)[0] == {"array"} and (needs_text(items) or items.get("format") == "decimal"):
+        return "TEXT[]"
+    return None
+
+
+def server_message(exc: BaseException) -> str:
+    """The server's part of a driver error (ADBC repeats the whole statement first)."""
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    i = text.find("ERROR:")
+    if i >= 0:
+        text = text[i + 6 :].strip()
+    return text[:400]

@@ -50,6 +50,7 @@ from .generic import (
     merge_on_conflict,
 )
 from .lazy import lazy_module
+from .pg_ahead import copy_connection, start_read
 from .pg_direct import (
     DirectConnection,
     DirectDatabase,
@@ -57,15 +58,19 @@ from .pg_direct import (
     UnmappedType,
     adbc_findable,
     builtin_resolver_allowed,
+    catalog_rows,
+    current_schema,
     is_adbc_error,
     qualified,
     quote,
     range_where,
-    reflect_catalog,
+    reflected_of,
     rk_cast_type,
     table_select,
 )
-from .pg_ranges import plan_ranges, range_select, read_ranges, table_estimate
+from .pg_direct import server_message as _server_message
+from .pg_direct import text_cast as _text_cast
+from .pg_ranges import range_select, read_ranges
 from .pg_write import (
     DirectColumn,
     DirectTable,
@@ -204,17 +209,29 @@ class PostgreSQLBackend(SQLAlchemyBackend):
     def is_driver_error(self, exc: BaseException) -> bool:
         return is_adbc_error(exc)
 
+    def _ahead(self) -> Any:
+        """The discovery and read begun ahead for this backend's plain URL (:mod:`.pg_ahead`), if any."""
+        if self.plain is None:
+            return None
+        from .preopen import ahead_of
+
+        return ahead_of(self.plain.uri)
+
     def default_schema(self, conn: Any = None) -> str:
         if isinstance(conn, DirectConnection):
-            rows = conn.rows("SELECT current_schema()")
-            return str(rows[0][0] if rows and rows[0][0] else "public")
+            ahead = self._ahead()
+            found = ahead.default_schema() if ahead is not None else None
+            return found if found is not None else current_schema(conn)
         return super().default_schema(conn)
 
     def reflect(self, conn: Any, schema: str | None, names: list[str] | None) -> dict[str, Reflected]:
         if not isinstance(conn, DirectConnection):
             return super().reflect(conn, schema, names)
         try:
-            return reflect_catalog(conn, schema or self.default_schema(conn), names)
+            schema = schema or self.default_schema(conn)
+            ahead = self._ahead()
+            rows = ahead.catalog(schema, names) if ahead is not None else None  # (its rows, once)
+            return reflected_of(catalog_rows(conn, schema, names) if rows is None else rows)
         except UnmappedType as exc:  # a type only SQLAlchemy's reflection maps (a domain, an enum …)
             log.debug("sql: discovery through SQLAlchemy (%s)", exc)
             with self.engine.connect() as sa_conn:
@@ -254,64 +271,37 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
             stmt = read.select(param, col_expr)
         size = read.batch_size or ARROW_BATCH_SIZE
-        conn = self.connect_direct()
-        ranges: Any = None  # the range reader (pg_ranges), closed before conn
-        own: Any = None  # our COPY decoder's connection (.pgcopy), closed before conn
+        # the read the head-start thread began, if it is this one (.pg_ahead), else closed
+        started: Any = self._take_ahead(read, sql)
+        conn: Any = None
         try:
-            cur = conn.cursor()
-            try:
-                decoder = pgcopy().enabled()
-                sizes = None  # (estimated rows, bytes, …) of a full-table read's table
-                if decoder[0] or self.read_connections >= 2:
-                    sizes = table_estimate(read, cur)
-                plan = plan_ranges(read, cur, self.read_connections, sizes)
-                if boundary is not None and boundary.value is not None:
-                    cur.execute("SELECT set_config($1, $2, false)", parameters=(_GUC, str(boundary.value)))
-                    cur.fetchall()
-                one = sql if sql is not None else self.compile(stmt)
-                if plan is not None:
-                    log.info(
-                        "sql: stream %s: ~%d rows, %d page ranges over %d connections (one snapshot)",
-                        read.spec.name,
-                        plan.estimate,
-                        len(plan.bounds) + 1,
-                        self.read_connections,
-                    )
-                    if sql is not None:
-                        sqls = [range_where(sql, a, b) for a, b in plan.ranges()]
-                    else:
-                        sqls = [self.compile(range_select(stmt, a, b)) for a, b in plan.ranges()]
-                # our own binary COPY decoder (.pgcopy) when every column has a type it reads
-                # (a small table: ADBC, whose connection is open; ours costs ~0.02 CPU-s to set up)
-                if decoder[0] and (plan is not None or sizes is None or sizes[0] >= pgcopy().MIN_ROWS):
-                    first = own = self._copy_connection(read, sqls[0] if plan is not None else one)
+            if started is None:
+                conn = self.connect_direct()
+                if sql is not None:
+                    one, ranged = sql, lambda ranges: [range_where(sql, a, b) for a, b in ranges]
                 else:
-                    first = own = None
-                    log.debug("sql: stream %s: read through ADBC (%s)", read.spec.name, decoder[1])
-                if first is not None and boundary is not None and boundary.value is not None:
-                    first.exec("SELECT set_config($1, $2, false)", [_GUC, str(boundary.value)])
-                if plan is not None:
-                    cur.close()
-                    connect: Any = self.connect_reader
-                    if first is None:
-                        first = conn
-                    else:  # further connections of our decoder, of the same columns
-                        connect = partial(self.connect_reader, first.layout, read.spec.name)
-                    try:
-                        reader: Any = read_ranges(connect, first, sqls, self.read_connections)
-                        ranges = reader
-                    except Exception as exc:  # no shared snapshot (e.g. a pooler in transaction mode)
-                        log.info("sql: stream %s: one COPY (%s)", read.spec.name, _server_message(exc))
-                        plan = None
-                        cur = conn.cursor()
-                if plan is None:
-                    if own is not None:
-                        reader = own.record_batches(one)
-                    else:
-                        cur.execute(one)
-                        reader = cur.fetch_record_batch()
-            except Exception as exc:
-                raise self.read_error(exc, read) from None
+                    one = self.compile(stmt)
+                    ranged = lambda ranges: [self.compile(range_select(stmt, a, b)) for a, b in ranges]  # noqa: E731
+                guc = None
+                if boundary is not None and boundary.value is not None:
+                    guc = (_GUC, str(boundary.value))
+                try:
+                    started = start_read(
+                        read,
+                        conn,
+                        one,
+                        ranged,
+                        name=read.spec.name,
+                        read_connections=self.read_connections,
+                        guc=guc,
+                        copy_connection=partial(self._copy_connection, read),
+                        connect_reader=self.connect_reader,
+                        read_ranges=read_ranges,
+                        say=log.log,
+                    )
+                except Exception as exc:
+                    raise self.read_error(exc, read) from None
+            reader = started.reader
             for rb in self._batches(reader, read):
                 for off in range(0, rb.num_rows, size):
                     table = self._conform(pa.Table.from_batches([rb.slice(off, size)]), target, read)
@@ -335,11 +325,21 @@ class PostgreSQLBackend(SQLAlchemyBackend):
                     if read.done:
                         return
         finally:
-            if ranges is not None:
-                ranges.close()
-            if own is not None:
-                own.close()
-            conn.close()
+            if started is not None:
+                started.close()
+            if conn is not None:
+                conn.close()
+
+    def _take_ahead(self, read: SQLRead, sql: str | None) -> Any:
+        """The read begun ahead (:class:`~.pg_ahead.ReadAhead`) when it is the full read of ``sql``
+        for this stream; anything begun ahead for another read is closed (``None``)."""
+        ahead = self._ahead()
+        if ahead is None:
+            return None
+        if sql is None or read.boundary is not None or read.limit is not None:
+            ahead.close()
+            return None
+        return ahead.take_read(sql, read.spec.name, self.read_connections)
 
     def connect_reader(self, layout: Any = None, name: str = "") -> Any:
         """A new connection for a range reader: autocommit ADBC, or with ``layout`` (a
@@ -350,26 +350,8 @@ class PostgreSQLBackend(SQLAlchemyBackend):
 
     def _copy_connection(self, read: SQLRead, sql: str) -> Any:
         """A libpq connection reading ``sql`` through our binary COPY decoder (:mod:`.pgcopy`), or
-        ``None`` (ADBC reads it): the decoder is not available, or a result column has a type it
-        does not read (the server's description of ``sql``), or the connection fails (logged)."""
-        mod = pgcopy()
-        ok, why = mod.status()
-        if not ok:
-            log.debug("sql: stream %s: read through ADBC (%s)", read.spec.name, why)
-            return None
-        try:
-            conn = mod.CopyConnection(self.read_uri(), name=read.spec.name)
-        except Exception as exc:  # (ADBC's connection then reports what is wrong, if anything)
-            log.info("sql: stream %s: read through ADBC (%s)", read.spec.name, exc)
-            return None
-        try:
-            if conn.describe(sql) is not None:
-                return conn
-            log.debug("sql: stream %s: read through ADBC (a column type the decoder lacks)", read.spec.name)
-        except Exception as exc:
-            log.info("sql: stream %s: read through ADBC (%s)", read.spec.name, exc)
-        conn.close()
-        return None
+        ``None`` (ADBC reads it): :func:`.pg_ahead.copy_connection`."""
+        return copy_connection(self.read_uri(), read.spec.name, sql, log.log)
 
     def _batches(self, reader: Any, read: SQLRead) -> Iterator[Any]:
         """The record batches of ``reader``; an error of our COPY decoder is the stream's read error."""
@@ -801,41 +783,11 @@ class _ParallelCopy:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _needs_text(prop: JSONSchema) -> bool:
-    """Columns the ADBC path reads as text: plain strings of non-text types (uuid, interval …)."""
-    types, _ = json_types(prop)
-    if prop.get("x-json"):
-        return True
-    native = prop.get("format") in ("decimal", "date-time", "date", "time") or prop.get("contentEncoding")
-    return types == {"string"} and not native
-
-
-def _text_cast(prop: JSONSchema) -> str | None:
-    """How a read casts a column: ``"TEXT"`` (types without an exact Arrow counterpart),
-    ``"TEXT[]"`` (arrays of them, and of decimals), or ``None`` (read as it is; JSON arrives as
-    text already)."""
-    if _needs_text(prop) and not prop.get("x-json"):
-        return "TEXT"
-    items = prop.get("items") or {}
-    if json_types(prop)[0] == {"array"} and (_needs_text(items) or items.get("format") == "decimal"):
-        return "TEXT[]"
-    return None
-
-
 def _is_inet(prop: JSONSchema) -> bool:
     """Whether a column holds PostgreSQL ``inet`` values (``format: inet``), or arrays of them."""
     if json_types(prop)[0] == {"array"}:
         return (prop.get("items") or {}).get("format") == "inet"
     return prop.get("format") == "inet"
-
-
-def _server_message(exc: BaseException) -> str:
-    """The server's part of a driver error (ADBC repeats the whole statement first)."""
-    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
-    i = text.find("ERROR:")
-    if i >= 0:
-        text = text[i + 6 :].strip()
-    return text[:400]
 
 
 def _copy_input(table: pa.Table, target: Any) -> pa.Table | None:

@@ -10,6 +10,11 @@ has imported its adapters. :meth:`DirectDatabase.handle` takes them (:func:`take
 the same (the connection becomes the backend's first one, used by its first ``connect()``); what no
 backend took is closed when the run ends (:func:`close_all`).
 
+For a source whose configured streams are tables, the thread goes on with the source's discovery
+and first read on that connection (:mod:`.pg_ahead`, :class:`~.pg_ahead.ReadAhead`): the run takes
+them when they are exactly what it would do (:func:`ahead_of`), and what it did not take is closed
+when the backend closes its handle (:func:`release`) or the run ends (:func:`close_all`).
+
 A handle that could not be opened ahead is not an error here: the backend opens it again itself, and
 reports its error as it always has. This module imports nothing heavy (no pyarrow, no SQLAlchemy).
 """
@@ -20,53 +25,100 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pg_ahead import AheadPlan, ReadAhead
 
 __all__ = [
+    "ahead_of",
     "bundled_driver_path",
     "close_all",
     "open_pg_database",
     "open_ahead",
     "pending",
     "preopen",
+    "release",
     "take",
 ]
 
 _lock = threading.Lock()
 _opening: dict[str, _Opener] = {}
+#: the discoveries and reads begun ahead (.pg_ahead), by libpq URI, until closed
+_aheads: dict[str, ReadAhead] = {}
 
 
 class _Opener(threading.Thread):
     """Opens one database handle (``adbc_driver_postgresql.connect(uri)``) and a connection of it
-    (``adbc_driver_manager.AdbcConnection``, in autocommit mode as every ADBC connection starts)."""
+    (``adbc_driver_manager.AdbcConnection``, in autocommit mode as every ADBC connection starts);
+    with a ``plan`` (a source of tables) it goes on with the source's discovery and first read on
+    that connection (:class:`~.pg_ahead.ReadAhead`), which then stays the thread's."""
 
-    def __init__(self, uri: str, builtin: bool) -> None:
+    def __init__(self, uri: str, builtin: bool, plan: AheadPlan | None = None) -> None:
         super().__init__(name="dcapix-pg-preopen", daemon=True)
         self.uri = uri
         self.builtin = builtin  # (pg_direct.open_handle)
+        self.plan = plan
         self.db: Any = None
         self.conn: Any = None
+        #: set once the handle is open (or could not be): :func:`take` waits for it
+        self.ready = threading.Event()
 
         #: set by :func:`close_all` when nobody will take the handle: the thread closes it itself
         self.abandoned = False
 
     def run(self) -> None:
+        ahead = None
         try:
-            from .pg_direct import open_handle
+            try:
+                from .pg_direct import open_handle
 
-            # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set; the built-in type
-            # resolver when the database has no types of its own: pg_direct.open_handle)
-            db, conn = open_handle(self.uri, self.builtin)
-        except BaseException:  # the backend opens it again and words the error
-            return
-        with _lock:
-            keep = not self.abandoned
-            if keep:
-                self.db, self.conn = db, conn
+                # (the driver build DCAPIX_ADBC_POSTGRESQL_DRIVER names, if set; the built-in type
+                # resolver when the database has no types of its own: pg_direct.open_handle)
+                db, conn = open_handle(self.uri, self.builtin)
+            except BaseException:  # the backend opens it again and words the error
+                return
+            if self.plan is not None and conn is not None:
+                from .pg_ahead import ReadAhead
+
+                ahead = ReadAhead(self.uri, self.plan, db, conn, _forget)
+            with _lock:
+                keep = not self.abandoned
+                if keep:
+                    self.db = db
+                    if ahead is not None:
+                        _aheads[self.uri] = ahead  # (the connection stays the thread's)
+                    else:
+                        self.conn = conn
+        finally:
+            self.ready.set()
         if not keep:
             _close(conn, db)
             return
         _import_pyarrow()
+        if ahead is not None:
+            ahead.run()
+
+
+def _forget(ahead: ReadAhead) -> None:
+    with _lock:
+        if _aheads.get(ahead.uri) is ahead:
+            del _aheads[ahead.uri]
+
+
+def ahead_of(uri: str) -> ReadAhead | None:
+    """The discovery and read begun ahead on a connection of ``uri`` (:mod:`.pg_ahead`), if any."""
+    with _lock:
+        return _aheads.get(uri)
+
+
+def release(db: Any) -> None:
+    """Close what was begun ahead on a connection of the database handle ``db`` (before ``db`` is
+    closed: a handle with an open connection cannot be)."""
+    with _lock:
+        found = [a for a in _aheads.values() if a.db is db]
+    for ahead in found:
+        ahead.close()
 
 
 def _import_pyarrow() -> None:
@@ -140,15 +192,35 @@ def open_ahead(config: Mapping[str, Any], role: str = "source") -> Callable[[], 
 
     plain = plain_url(url)
     builtin = builtin_resolver_allowed(config.get("streams"))
-    if plain is None or not adbc_findable() or not preopen(plain.uri, builtin):
+    if plain is None or not adbc_findable():
+        return None
+    plan = None
+    if role == "source" and builtin and not _sql_extensions():
+        from .pg_ahead import plan_of
+
+        plan = plan_of(config)
+    if not preopen(plain.uri, builtin, plan):
         return None
     return close_all
 
 
-def preopen(uri: str, builtin: bool = True) -> bool:
+def _sql_extensions() -> bool:
+    """Whether a loaded plugin may register SQL extensions (the ``register_sql_extensions`` hook;
+    no built-in does): with one the PostgreSQL backend discovers and reads through SQLAlchemy, so
+    nothing is begun ahead. Asked without filling the registry (which imports the plugins' modules)."""
+    try:
+        from ...plugins import get_plugins
+
+        return bool(get_plugins().pm.hook.register_sql_extensions.get_hookimpls())
+    except Exception:  # pragma: no cover - a broken plugin set: the run words it
+        return True
+
+
+def preopen(uri: str, builtin: bool = True, plan: AheadPlan | None = None) -> bool:
     """Start opening the database handle of the libpq URI ``uri`` in a thread (``False``: one is
     being opened already, or the ADBC PostgreSQL driver cannot be imported); ``builtin``: it may get
-    the built-in type resolver (no ``query`` stream: :func:`.pg_direct.open_handle`)."""
+    the built-in type resolver (no ``query`` stream: :func:`.pg_direct.open_handle`); ``plan``: the
+    source's discovery and first read to begin on its connection (:mod:`.pg_ahead`)."""
     with _lock:
         if uri in _opening:
             return False
@@ -156,7 +228,7 @@ def preopen(uri: str, builtin: bool = True) -> bool:
         import adbc_driver_postgresql  # noqa: F401  (imported here: not in the thread, beside other imports)
     except ImportError:
         return False
-    opener = _Opener(uri, builtin)
+    opener = _Opener(uri, builtin, plan)
     with _lock:
         if uri in _opening:
             return False
@@ -167,33 +239,40 @@ def preopen(uri: str, builtin: bool = True) -> bool:
 
 def take(uri: str, builtin: bool = True) -> tuple[Any, Any] | None:
     """``(handle, connection or None)`` opened ahead for ``uri`` (waiting for them), or ``None``;
-    each is taken once. A handle that may have the built-in type resolver is not given to a taker
-    that must not (``builtin`` false: it runs a ``query`` stream): closed, ``None``."""
+    each is taken once. The connection is ``None`` when the thread reads the source's catalog and
+    first stream on it (:func:`ahead_of`; it stays the thread's). A handle that may have the built-in
+    type resolver is not given to a taker that must not (``builtin`` false: it runs a ``query``
+    stream): closed, ``None``."""
     with _lock:
         opener = _opening.pop(uri, None)
     if opener is None:
         return None
-    opener.join()
+    opener.ready.wait()
     if opener.db is None:
         return None
     if opener.builtin and not builtin:
+        release(opener.db)
         _close(opener.conn, opener.db)
         return None
     return opener.db, opener.conn
 
 
 def close_all() -> None:
-    """Close the handles nobody took; one still being opened (a server slow to answer) is closed by
-    its thread once open, without this run waiting for it."""
+    """Close what was begun ahead and not closed yet (:mod:`.pg_ahead`: its thread stopped), then
+    the handles nobody took; one still being opened (a server slow to answer) is closed by its
+    thread once open, without this run waiting for it."""
     with _lock:
         openers = list(_opening.values())
         _opening.clear()
+        aheads = list(_aheads.values())
         ready = []
         for opener in openers:
             opener.abandoned = True
             if opener.db is not None:
                 ready.append((opener.conn, opener.db))
                 opener.db = opener.conn = None
+    for ahead in aheads:
+        ahead.close()
     for conn, db in ready:
         _close(conn, db)
 
