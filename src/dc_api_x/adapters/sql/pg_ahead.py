@@ -171,18 +171,22 @@ class Started:
                     cur.close()
 
 
-def copy_connection(uri: str, name: str, sql: str, say: Callable[..., Any]) -> Any:
+def copy_connection(uri: str, name: str, sql: str, say: Callable[..., Any], opened: Any = None) -> Any:
     """A libpq connection of ``uri`` reading ``sql`` through our binary COPY decoder (:mod:`.pgcopy`),
     or ``None`` (ADBC reads it): the decoder is not available, or a result column has a type it does
-    not read (the server's description of ``sql``), or the connection fails (``say``: logged)."""
+    not read (the server's description of ``sql``), or the connection fails (``say``: logged).
+    ``opened``: a fresh connection of ``uri`` opened ahead (:class:`Prep`), used instead of a new one."""
     from . import pgcopy
 
     ok, why = pgcopy.status()
     if not ok:
         say(logging.DEBUG, "sql: stream %s: read through ADBC (%s)", name, why)
+        if opened is not None:
+            opened.close()
         return None
     try:
-        conn = pgcopy.CopyConnection(uri, name=name)
+        conn = opened if opened is not None else pgcopy.CopyConnection(uri, name=name)
+        conn.name = name
     except Exception as exc:  # (ADBC's connection then reports what is wrong, if anything)
         say(logging.INFO, "sql: stream %s: read through ADBC (%s)", name, exc)
         return None
@@ -304,6 +308,59 @@ class _End:
         self.error = error
 
 
+class Prep(threading.Thread):
+    """What the first read of a large table needs besides the handle, made while the handle opens
+    (in a thread of its own, started here): pyarrow imported, and a libpq connection for our COPY
+    decoder opened (:mod:`.pgcopy`: libpq loaded, the server connection and its authentication),
+    which :func:`copy_connection` then uses instead of opening one — the same fresh connection of
+    the same URI. Unused (a small table, ADBC), it is closed (:meth:`close`)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(name="dcapix-pg-preopen-copy", daemon=True)
+        self.uri = uri
+        self.conn: Any = None
+        self.closed = False
+        self._lock = threading.Lock()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            from . import pgcopy
+
+            if pgcopy.status()[0]:
+                conn = pgcopy.CopyConnection(self.uri)
+                with self._lock:
+                    keep = not self.closed
+                    if keep:
+                        self.conn = conn
+                if not keep:
+                    conn.close()
+        except Exception:  # copy_connection opens one itself and reports what is wrong
+            pass
+        from .preopen import _import_pyarrow
+
+        _import_pyarrow()
+
+    def take(self) -> Any:
+        """The connection (once), or ``None``."""
+        self.join()
+        with self._lock:
+            conn, self.conn = self.conn, None
+        return conn
+
+    def close(self, wait: bool = True) -> None:
+        """Close the connection if no read took it, once the thread is done (``wait`` false: without
+        waiting for it, e.g. for a server that does not answer: a connection it still opens, it closes
+        itself)."""
+        if wait and self is not threading.current_thread():
+            self.join()
+        with self._lock:
+            self.closed = True
+            conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+
 class ReadAhead:
     """Discovery and the first read of a source, begun on the connection opened ahead (module
     docstring). :meth:`run` runs in the thread that opened the handle ``db`` and its autocommit
@@ -311,9 +368,16 @@ class ReadAhead:
     :meth:`take_read`) and :meth:`close` closes what it began."""
 
     def __init__(
-        self, uri: str, plan: AheadPlan, db: Any, conn: Any, forget: Callable[[ReadAhead], None]
+        self,
+        uri: str,
+        plan: AheadPlan,
+        db: Any,
+        conn: Any,
+        forget: Callable[[ReadAhead], None],
+        prep: Prep | None = None,
     ) -> None:
         self.uri, self.plan, self.db = uri, plan, db
+        self.prep = prep
         self._raw_conn = conn
         self._forget = forget
         self.conn: Any = None  # the DirectConnection of conn
@@ -346,6 +410,9 @@ class ReadAhead:
         except BaseException:  # the run does it again and words the error
             reader = None
         finally:
+            prep, self.prep = self.prep, None
+            if prep is not None:  # not used (a small table, ADBC): closed
+                prep.close()
             self.discovered.set()
             self.decided.set()
         if reader is not None:
@@ -419,7 +486,7 @@ class ReadAhead:
             name=name,
             read_connections=rc,
             guc=None,
-            copy_connection=lambda stmt: copy_connection(uri, name, stmt, say),
+            copy_connection=lambda stmt: copy_connection(uri, name, stmt, say, self._prepped()),
             connect_reader=connect_reader,
             read_ranges=read_ranges,
             say=say,
@@ -431,6 +498,11 @@ class ReadAhead:
                 return None
             self.reader = self._batches()
         return started.reader
+
+    def _prepped(self) -> Any:
+        """The COPY connection :class:`Prep` opened (once), or ``None``."""
+        prep, self.prep = self.prep, None
+        return prep.take() if prep is not None else None
 
     def _pump(self, reader: Any) -> None:
         try:
@@ -532,8 +604,10 @@ class ReadAhead:
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        started, conn, raw = self.started, self.conn, self._raw_conn
-        self.started = self.conn = self._raw_conn = self.reader = None
+        started, conn, raw, prep = self.started, self.conn, self._raw_conn, self.prep
+        self.started = self.conn = self._raw_conn = self.reader = self.prep = None
+        if prep is not None:
+            prep.close()
         try:
             if started is not None:
                 started.close()

@@ -68,8 +68,12 @@ class _Opener(threading.Thread):
         self.abandoned = False
 
     def run(self) -> None:
-        ahead = None
+        ahead = prep = None
         try:
+            if self.plan is not None:  # (pyarrow and a COPY connection, while the handle opens)
+                from .pg_ahead import Prep
+
+                prep = Prep(self.uri)
             try:
                 from .pg_direct import open_handle
 
@@ -77,11 +81,15 @@ class _Opener(threading.Thread):
                 # resolver when the database has no types of its own: pg_direct.open_handle)
                 db, conn = open_handle(self.uri, self.builtin)
             except BaseException:  # the backend opens it again and words the error
+                if prep is not None:
+                    prep.close(wait=False)
                 return
             if self.plan is not None and conn is not None:
                 from .pg_ahead import ReadAhead
 
-                ahead = ReadAhead(self.uri, self.plan, db, conn, _forget)
+                ahead = ReadAhead(self.uri, self.plan, db, conn, _forget, prep)
+            elif prep is not None:
+                prep.close()
             with _lock:
                 keep = not self.abandoned
                 if keep:
@@ -93,6 +101,8 @@ class _Opener(threading.Thread):
         finally:
             self.ready.set()
         if not keep:
+            if ahead is not None:
+                ahead.close()  # (its connection; the thread is this one)
             _close(conn, db)
             return
         _import_pyarrow()
