@@ -323,6 +323,39 @@ def test_nothing_is_begun_for_a_query_stream_or_with_sql_extensions(source: dict
     preopen.close_all()
     assert preopen.open_ahead(config, role="destination")
     assert [o.plan for o in preopen._opening.values()] == [None]
+    preopen.close_all()
+    assert preopen.open_ahead({**config, "partitions": 4}, role="source")  # (an endpoint file's)
+    assert [o.plan for o in preopen._opening.values()] == [None]
+    preopen.close_all()
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [{"limit": 10}, {"partitions": 2}, {"workers": 2}, {"executor": "dask"}, {}],
+)
+def test_dcapix_run_begins_no_read_it_will_not_take(
+    source: dict[str, Any], tmp_path: Path, flags: dict[str, Any]
+) -> None:
+    """``dcapix run --limit`` or with partitions reads no stream whole here: only the handle is
+    opened ahead (``startup.open_endpoints_ahead`` → ``preopen.whole_reads``)."""
+    import argparse
+
+    from dc_api_x.runner import startup
+
+    (tmp_path / "src.json").write_text(json.dumps(_config(source)))
+    (tmp_path / "dst.json").write_text(json.dumps({"adapter": "parquet", "path": str(tmp_path / "o")}))
+    args = argparse.Namespace(
+        source=str(tmp_path / "src.json"), destination=str(tmp_path / "dst.json"), pipeline=None,
+        config=None, dry_run=False, via_singer=False, limit=None, partitions=None, workers=None,
+        executor="local",
+    )  # fmt: skip
+    for k, v in flags.items():
+        setattr(args, k, v)
+    closers = startup.open_endpoints_ahead(args)
+    assert closers
+    assert [o.plan is not None for o in preopen._opening.values()] == [not flags]
+    startup.close_opened_ahead(closers)
+    assert preopen._whole_reads is True  # (the next run's)
 
 
 def test_plan_of_reads_the_options_as_the_adapter_does() -> None:

@@ -83,6 +83,10 @@ def prepare_adapters(pipe: Any) -> list[Any]:
     objects. An unknown adapter is left to the run, which words the error."""
     from ..plugins import get_plugins
 
+    if getattr(pipe.source, "partitions", None) or getattr(pipe.source, "concurrency", None):
+        from ..adapters.sql import preopen
+
+        preopen.whole_reads(False)  # (partitions: no read begun ahead, see open_endpoints_ahead)
     adapters = get_plugins().adapters
     done: list[Any] = []
     for role, endpoint in (("source", pipe.source), ("destination", pipe.destination)):
@@ -116,7 +120,15 @@ def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
     Only files that need nothing of the run's loading: JSON, no ``${VAR}`` reference; anything
     unreadable or unusual is left to the run, which reads the file again and words its errors. A
     handle opened here that the run does not take (another backend, an error) is closed at its end,
-    as one :func:`prepare_adapters` opened is."""
+    as one :func:`prepare_adapters` opened is.
+
+    A run that will not read its source's streams whole in this process (``--limit``, partitions:
+    ``--partitions``, ``--workers``, ``--executor dask``) tells the SQL head start to begin no read
+    (``preopen.whole_reads``): only the handle is opened ahead."""
+    if not _whole_reads(args):
+        from ..adapters.sql import preopen
+
+        preopen.whole_reads(False)
     if (
         not getattr(args, "source", None)
         or not getattr(args, "destination", None)
@@ -132,6 +144,16 @@ def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
         if close is not None and close not in closers:
             closers.append(close)
     return closers
+
+
+def _whole_reads(args: Any) -> bool:
+    """Whether ``dcapix run``'s arguments let it read each stream whole in this process."""
+    return not (
+        getattr(args, "limit", None) is not None
+        or getattr(args, "partitions", None)
+        or getattr(args, "workers", None)
+        or getattr(args, "executor", "local") not in (None, "local")
+    )
 
 
 def _file_ahead(path: Any, role: str) -> Callable[[], Any] | None:

@@ -111,12 +111,15 @@ def _names(v: Any) -> list[str] | bool | None:
 def plan_of(config: Mapping[str, Any]) -> AheadPlan | None:
     """The :class:`AheadPlan` of a source's raw options, or ``None`` (nothing is begun): the options
     must list ``streams``, every one a table (a ``"schema.table"`` string or a mapping without
-    ``query``), with plain values; anything unusual is left to the run, which validates it."""
+    ``query``), with plain values, and not ask for partitions (an endpoint file's ``partitions`` /
+    ``concurrency``); anything unusual is left to the run, which validates it."""
     streams = config.get("streams")
     schema = config.get("schema")
     sep = config.get("stream_name_separator", "-")
     rc = config.get("read_connections", 2)
     if type(streams) is not list or not streams or (schema is not None and type(schema) is not str):
+        return None
+    if "partitions" in config or "concurrency" in config:  # (an endpoint file's runner keys)
         return None
     if type(sep) is not str or type(rc) is not int or rc < 1:
         return None
