@@ -195,6 +195,33 @@ def test_discovery_takes_the_thread_s_catalog_rows(
     assert ahead.closed
 
 
+def test_the_switch_interval_is_shorter_only_while_the_read_is_begun(source: dict[str, Any]) -> None:
+    """The interpreter's switch interval is :data:`preopen.SWITCH_INTERVAL` while the head start
+    begins the read (its threads get the lock back sooner after each round trip), and what it was
+    again once the read is started."""
+    import sys
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    real = pg_ahead.start_read
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        seen.append(sys.getswitchinterval())
+        return real(*a, **kw)
+
+    try:
+        pg_ahead.start_read = spy  # type: ignore[assignment]
+        _begin(source)
+    finally:
+        pg_ahead.start_read = real  # type: ignore[assignment]
+    assert seen == [min(before, preopen.SWITCH_INTERVAL)]
+    for _ in range(100):
+        if sys.getswitchinterval() == before:
+            break
+        time.sleep(0.01)
+    assert sys.getswitchinterval() == before
+
+
 @pytest.mark.parametrize(
     "how",
     ["another stream first", "columns", "limit", "bookmark", "replication key", "partition"],

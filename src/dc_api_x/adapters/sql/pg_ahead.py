@@ -405,9 +405,10 @@ class ReadAhead:
         self._said: list[tuple[Any, ...]] = []  # the log records of start_read, emitted by the taker
 
     # -- the thread ----------------------------------------------------------------------------
-    def run(self) -> None:
+    def run(self, started: Callable[[], Any] | None = None) -> None:
         """Discovery, then the first stream's read; the batches of a single statement are read here
-        into the queue until the run has them all or closes this (in the opener's thread)."""
+        into the queue until the run has them all or closes this (in the opener's thread).
+        ``started`` is called once the read is started (or will not be)."""
         try:
             reader = None if self.cancel.is_set() else self._begin()
         except BaseException:  # the run does it again and words the error
@@ -418,6 +419,8 @@ class ReadAhead:
                 prep.close()
             self.discovered.set()
             self.decided.set()
+            if started is not None:
+                started()
         if reader is not None:
             self._pump(reader)
 

@@ -78,6 +78,14 @@ class _Opener(threading.Thread):
         self.abandoned = False
 
     def run(self) -> None:
+        switch = _SwitchFaster() if self.plan is not None else None
+        try:
+            self._run(switch)
+        finally:
+            if switch is not None:
+                switch.restore()
+
+    def _run(self, switch: _SwitchFaster | None) -> None:
         ahead = prep = None
         try:
             if self.plan is not None:  # (pyarrow and a COPY connection, while the handle opens)
@@ -117,7 +125,34 @@ class _Opener(threading.Thread):
             return
         _import_pyarrow()
         if ahead is not None:
-            ahead.run()
+            ahead.run(switch.restore if switch is not None else None)
+
+
+#: the interpreter's thread switch interval while the head-start threads begin a read (seconds)
+SWITCH_INTERVAL = 0.0005
+
+
+class _SwitchFaster:
+    """:data:`SWITCH_INTERVAL` as the interpreter's switch interval until :meth:`restore`.
+
+    While the main thread imports the run's modules (pure Python, ~0.13 s), a thread back from a
+    server round trip waits for the interpreter's lock up to the switch interval (5 ms by default)
+    before the main thread is made to let go: the head start's discovery, size query, COPY
+    connection, snapshot export and range threads are a dozen such waits, most of the time from the
+    handle to the first ``COPY``. A shorter interval only costs the main thread more frequent
+    (cheap) hand-overs while another thread wants the lock."""
+
+    def __init__(self) -> None:
+        self.before = sys.getswitchinterval()
+        self.set = min(self.before, SWITCH_INTERVAL)
+        sys.setswitchinterval(self.set)
+        self.done = False
+
+    def restore(self) -> None:
+        if not self.done:
+            self.done = True
+            if sys.getswitchinterval() == self.set:  # (unless someone else changed it since)
+                sys.setswitchinterval(self.before)
 
 
 def _forget(ahead: ReadAhead) -> None:
