@@ -146,7 +146,19 @@ def test_the_read_begun_ahead_is_taken_with_the_same_values(
         monkeypatch.setenv(pgcopy.ENV, "0")
     ref, ref_marks = _plain_read(source)
     assert ref.num_rows == N
+    copy_opened: list[str] = []  # (the thread that opened each COPY connection)
+    real_init = pgcopy.CopyConnection.__init__
+
+    def opening(self: Any, *a: Any, **kw: Any) -> None:
+        copy_opened.append(threading.current_thread().name)
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(pgcopy.CopyConnection, "__init__", opening)
     ahead = _begin(source)
+    # the decoder's first connection opened by the head start's second thread while discovery ran
+    # (none for a table ADBC reads), then used by the read: the only one in this thread
+    assert copy_opened[:1] == (["dcapix-pg-preopen-copy"] if kind in ("copy", "ranges") else [])
+    assert "dcapix-pg-preopen" not in copy_opened
     assert ahead.started is not None
     assert (ahead.started.ranges is not None) == ("ranges" in kind)
     assert (ahead.started.own is not None) == (kind in ("copy", "ranges"))

@@ -312,21 +312,31 @@ class _End:
 
 
 class Prep(threading.Thread):
-    """What the first read of a large table needs besides the handle, made while the handle opens
-    (in a thread of its own, started here): pyarrow imported, and a libpq connection for our COPY
-    decoder opened (:mod:`.pgcopy`: libpq loaded, the server connection and its authentication),
-    which :func:`copy_connection` then uses instead of opening one — the same fresh connection of
-    the same URI. Unused (a small table, ADBC), it is closed (:meth:`close`)."""
+    """What the first read needs besides the handle, made in a thread of its own (started here):
+    pyarrow imported while the handle opens, then — once :meth:`want` says the table is read through
+    our COPY decoder (its estimated size, asked first on the handle's connection) — a libpq
+    connection for it opened (:mod:`.pgcopy`: libpq loaded, the server connection and its SCRAM
+    exchange, ~60 M instructions) while discovery runs; :func:`copy_connection` then uses it instead
+    of opening one: the same fresh connection of the same URI. Unused, it is closed (:meth:`close`)."""
 
     def __init__(self, uri: str) -> None:
         super().__init__(name="dcapix-pg-preopen-copy", daemon=True)
         self.uri = uri
         self.conn: Any = None
         self.closed = False
+        self._wanted = False
+        self._go = threading.Event()
         self._lock = threading.Lock()
         self.start()
 
     def run(self) -> None:
+        from .preopen import _import_pyarrow
+
+        _import_pyarrow()
+        self._go.wait()
+        with self._lock:
+            if self.closed or not self._wanted:
+                return
         try:
             from . import pgcopy
 
@@ -340,12 +350,16 @@ class Prep(threading.Thread):
                     conn.close()
         except Exception:  # copy_connection opens one itself and reports what is wrong
             pass
-        from .preopen import _import_pyarrow
 
-        _import_pyarrow()
+    def want(self, flag: bool) -> None:
+        """Open the COPY connection (``flag``) or not, once pyarrow is imported."""
+        with self._lock:
+            self._wanted = flag
+        self._go.set()
 
     def take(self) -> Any:
         """The connection (once), or ``None``."""
+        self._go.set()
         self.join()
         with self._lock:
             conn, self.conn = self.conn, None
@@ -355,10 +369,12 @@ class Prep(threading.Thread):
         """Close the connection if no read took it, once the thread is done (``wait`` false: without
         waiting for it, e.g. for a server that does not answer: a connection it still opens, it closes
         itself)."""
+        with self._lock:
+            self.closed = True
+        self._go.set()
         if wait and self is not threading.current_thread():
             self.join()
         with self._lock:
-            self.closed = True
             conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()
@@ -428,6 +444,9 @@ class ReadAhead:
         from .pg_direct import DirectConnection, catalog_rows, current_schema
 
         conn = self.conn = DirectConnection.adopt(self._raw_conn)
+        first = self.plan.streams[0]
+        if self.prep is not None:
+            self.prep.want(first.rk is None and self._copy_wanted(conn, first))
         default = current_schema(conn)
         catalog = {}
         for schema, names in self.plan.discoveries:
@@ -438,10 +457,28 @@ class ReadAhead:
         with self._lock:
             self._default, self._catalog = default, catalog
         self.discovered.set()
-        first = self.plan.streams[0]
         if first.rk is not None or self.cancel.is_set():
             return None
         return self._start(first, catalog[(first.schema or default, self.plan.discoveries[0][1])], default)
+
+    def _copy_wanted(self, conn: Any, s: _Stream) -> bool:
+        """Whether :func:`start_read` will read the stream's table through our COPY decoder, as its
+        size says (asked now, before discovery: the connection is then opened meanwhile)."""
+        from . import pgcopy
+        from .pg_ranges import plan_ranges, table_estimate
+
+        if not pgcopy.enabled()[0]:
+            return False
+        read: Any = _TableRead({}, s.table, s.schema)
+        cur = conn.cursor()
+        try:
+            sizes = table_estimate(read, cur)
+            plan = plan_ranges(read, cur, self.plan.read_connections, sizes)
+        except Exception:  # (the read asks again, and meets the error if there is one)
+            return False
+        finally:
+            cur.close()
+        return plan is not None or sizes is None or sizes[0] >= pgcopy.MIN_ROWS
 
     def _start(self, s: _Stream, rows: list[tuple[Any, ...]], default: str) -> Any:
         from . import pgcopy
