@@ -311,32 +311,34 @@ class _End:
         self.error = error
 
 
-class Prep(threading.Thread):
-    """What the first read needs besides the handle, made in a thread of its own (started here):
-    pyarrow imported while the handle opens, then — once :meth:`want` says the table is read through
-    our COPY decoder (its estimated size, asked first on the handle's connection) — a libpq
-    connection for it opened (:mod:`.pgcopy`: libpq loaded, the server connection and its SCRAM
+class Prep:
+    """What the first read needs besides the handle, made in threads of their own: pyarrow imported
+    while the handle opens (started here), and — once the table's estimated size says our COPY
+    decoder reads it (:meth:`connect`, asked first on the handle's connection) — a libpq connection
+    for the decoder opened (:mod:`.pgcopy`: libpq loaded, the server connection and its SCRAM
     exchange, ~60 M instructions) while discovery runs; :func:`copy_connection` then uses it instead
     of opening one: the same fresh connection of the same URI. Unused, it is closed (:meth:`close`)."""
 
     def __init__(self, uri: str) -> None:
-        super().__init__(name="dcapix-pg-preopen-copy", daemon=True)
+        from .preopen import _import_pyarrow
+
         self.uri = uri
         self.conn: Any = None
         self.closed = False
-        self._wanted = False
-        self._go = threading.Event()
         self._lock = threading.Lock()
-        self.start()
+        self._arrow = threading.Thread(target=_import_pyarrow, name="dcapix-pg-preopen-arrow", daemon=True)
+        self._arrow.start()
+        self._copy: threading.Thread | None = None
 
-    def run(self) -> None:
-        from .preopen import _import_pyarrow
-
-        _import_pyarrow()
-        self._go.wait()
+    def connect(self) -> None:
+        """Open the COPY connection, in a thread."""
         with self._lock:
-            if self.closed or not self._wanted:
+            if self.closed or self._copy is not None:
                 return
+            self._copy = threading.Thread(target=self._connect, name="dcapix-pg-preopen-copy", daemon=True)
+            self._copy.start()
+
+    def _connect(self) -> None:
         try:
             from . import pgcopy
 
@@ -351,33 +353,44 @@ class Prep(threading.Thread):
         except Exception:  # copy_connection opens one itself and reports what is wrong
             pass
 
-    def want(self, flag: bool) -> None:
-        """Open the COPY connection (``flag``) or not, once pyarrow is imported."""
-        with self._lock:
-            self._wanted = flag
-        self._go.set()
-
     def take(self) -> Any:
         """The connection (once), or ``None``."""
-        self._go.set()
-        self.join()
+        with self._lock:
+            copy = self._copy
+        if copy is not None:
+            copy.join()
         with self._lock:
             conn, self.conn = self.conn, None
         return conn
 
     def close(self, wait: bool = True) -> None:
-        """Close the connection if no read took it, once the thread is done (``wait`` false: without
-        waiting for it, e.g. for a server that does not answer: a connection it still opens, it closes
-        itself)."""
+        """Close the connection if no read took it, once the threads are done (``wait`` false:
+        without waiting for them, e.g. for a server that does not answer: a connection still being
+        opened is closed by its thread)."""
         with self._lock:
             self.closed = True
-        self._go.set()
-        if wait and self is not threading.current_thread():
-            self.join()
+            threads = [t for t in (self._arrow, self._copy) if t is not None]
+        if wait:
+            for t in threads:
+                if t is not threading.current_thread():
+                    t.join()
         with self._lock:
             conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()
+
+
+#: whether a table is large enough for our COPY decoder (one row) or not (none), asked on the
+#: handle's connection with ``execute_update`` (its row count: no result set, so no pyarrow) before
+#: discovery; the same size :func:`.pg_ranges.table_estimate` reads (``reltuples``, else the heap
+#: bytes / 128), and a relation that is not a table or materialized view counts as large (no size:
+#: the decoder reads it). Formatted with the table's quoted name (a literal) and the row threshold.
+_LARGE_SQL = """
+SELECT 1 WHERE COALESCE((
+  SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE pg_relation_size(c.oid) / 128 END
+    FROM pg_catalog.pg_class c
+   WHERE c.oid = to_regclass({name}) AND c.relkind IN ('r', 'm')), {rows}) >= {rows}
+"""
 
 
 class ReadAhead:
@@ -443,10 +456,10 @@ class ReadAhead:
     def _begin(self) -> Any:
         from .pg_direct import DirectConnection, catalog_rows, current_schema
 
-        conn = self.conn = DirectConnection.adopt(self._raw_conn)
         first = self.plan.streams[0]
-        if self.prep is not None:
-            self.prep.want(first.rk is None and self._copy_wanted(conn, first))
+        if self.prep is not None and first.rk is None and self._copy_wanted(first):
+            self.prep.connect()
+        conn = self.conn = DirectConnection.adopt(self._raw_conn)
         default = current_schema(conn)
         catalog = {}
         for schema, names in self.plan.discoveries:
@@ -461,24 +474,30 @@ class ReadAhead:
             return None
         return self._start(first, catalog[(first.schema or default, self.plan.discoveries[0][1])], default)
 
-    def _copy_wanted(self, conn: Any, s: _Stream) -> bool:
+    def _copy_wanted(self, s: _Stream) -> bool:
         """Whether :func:`start_read` will read the stream's table through our COPY decoder, as its
-        size says (asked now, before discovery: the connection is then opened meanwhile)."""
-        from . import pgcopy
-        from .pg_ranges import plan_ranges, table_estimate
+        estimated size says (:data:`_LARGE_SQL`, asked before discovery and without pyarrow: the
+        decoder's connection is then opened meanwhile)."""
+        import adbc_driver_manager
+
+        from . import pg_ranges, pgcopy
+        from .pg_direct import qualified
 
         if not pgcopy.enabled()[0]:
             return False
-        read: Any = _TableRead({}, s.table, s.schema)
-        cur = conn.cursor()
+        rows = pgcopy.MIN_ROWS
+        if self.plan.read_connections >= 2:
+            rows = min(rows, pg_ranges.MIN_ROWS)
+        name = "'" + qualified(s.table, s.schema).replace("'", "''") + "'"
+        stmt = adbc_driver_manager.AdbcStatement(self._raw_conn)
         try:
-            sizes = table_estimate(read, cur)
-            plan = plan_ranges(read, cur, self.plan.read_connections, sizes)
+            stmt.set_sql_query(_LARGE_SQL.format(name=name, rows=int(rows)))
+            found = stmt.execute_update()
         except Exception:  # (the read asks again, and meets the error if there is one)
             return False
         finally:
-            cur.close()
-        return plan is not None or sizes is None or sizes[0] >= pgcopy.MIN_ROWS
+            stmt.close()
+        return found is None or int(found) != 0
 
     def _start(self, s: _Stream, rows: list[tuple[Any, ...]], default: str) -> Any:
         from . import pgcopy
