@@ -123,8 +123,9 @@ class _Opener(threading.Thread):
                 ahead.close()  # (its connection; the thread is this one)
             _close(conn, db)
             return
-        _import_pyarrow()
-        if ahead is not None:
+        if ahead is None:
+            _import_pyarrow()
+        else:  # (pyarrow is being imported by the ahead's own thread: pg_ahead.Prep)
             ahead.run(switch.restore if switch is not None else None)
 
 
