@@ -445,3 +445,33 @@ def test_dcapix_run_takes_the_read_and_writes_the_same_parquet(
     assert outs[0].num_rows == N
     assert outs[0].schema.equals(outs[1].schema, check_metadata=True)
     assert outs[0].equals(outs[1])
+
+
+def test_a_name_with_quotes_is_read_ahead_and_taken(
+    source: dict[str, Any], pg_exec: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table whose name holds a single and a double quote: its size is asked with the name as a
+    quoted literal, and its read is taken with the values of a plain read."""
+    table = f"{source['schema']}." + '"O\'Brien ""x"""'
+    pg_exec(f"CREATE TABLE {table} AS SELECT g AS id, 'n' || g AS name FROM generate_series(1, 500) g")
+    pg_exec(f"ANALYZE {table}")
+    monkeypatch.setattr(pgcopy, "MIN_ROWS", 1000)
+    streams = ['O\'Brien "x"']
+    ref, _ = _read(_config(source, streams=streams))
+    wanted: list[bool] = []
+    real = pg_ahead.ReadAhead._copy_wanted
+
+    def spy(self: Any, s: Any) -> bool:
+        wanted.append(real(self, s))
+        return wanted[-1]
+
+    monkeypatch.setattr(pg_ahead.ReadAhead, "_copy_wanted", spy)
+    ahead = _begin(source, streams=streams)
+    # the size query found the table (500 rows < 1000: ADBC reads it; a name it did not find would
+    # count as large)
+    assert wanted == [False]
+    assert ahead.started is not None and ahead.started.own is None
+    taken = _taken(monkeypatch)
+    got, _ = _read(_config(source, streams=streams))
+    assert taken == [ahead] and got.num_rows == 500 and got.equals(ref)
+    _nothing_left(pg_exec, source["app"])
