@@ -63,6 +63,7 @@ def source(pg_url: str, pg_schema: str, pg_exec: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _closed_after() -> Iterator[None]:
+    preopen.close_all()  # (also: reads begun ahead allowed, whatever a former test's run said)
     yield
     preopen.close_all()
 
@@ -390,6 +391,8 @@ def test_dcapix_run_begins_no_read_it_will_not_take(
     )  # fmt: skip
     for k, v in flags.items():
         setattr(args, k, v)
+    if not flags:
+        preopen.whole_reads(False)  # (a former run's in this process: this run's arguments decide)
     closers = startup.open_endpoints_ahead(args)
     assert closers
     assert [o.plan is not None for o in preopen._opening.values()] == [not flags]

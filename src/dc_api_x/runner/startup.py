@@ -125,10 +125,11 @@ def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
     A run that will not read its source's streams whole in this process (``--limit``, partitions:
     ``--partitions``, ``--workers``, ``--executor dask``) tells the SQL head start to begin no read
     (``preopen.whole_reads``): only the handle is opened ahead."""
-    if not _whole_reads(args):
+    whole = _whole_reads(args)
+    if not whole or "dc_api_x.adapters.sql.preopen" in sys.modules:  # (this run's, not a former one's)
         from ..adapters.sql import preopen
 
-        preopen.whole_reads(False)
+        preopen.whole_reads(whole)
     if (
         not getattr(args, "source", None)
         or not getattr(args, "destination", None)
