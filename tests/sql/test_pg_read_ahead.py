@@ -377,9 +377,10 @@ def test_dcapix_run_begins_no_read_it_will_not_take(
     source: dict[str, Any], tmp_path: Path, flags: dict[str, Any]
 ) -> None:
     """``dcapix run --limit`` or with partitions reads no stream whole here: only the handle is
-    opened ahead (``startup.open_endpoints_ahead`` → ``preopen.whole_reads``)."""
+    opened ahead (``startup.open_endpoints_ahead`` → ``dc_api_x.ahead.whole_reads``)."""
     import argparse
 
+    from dc_api_x.ahead import whole_reads
     from dc_api_x.runner import startup
 
     (tmp_path / "src.json").write_text(json.dumps(_config(source)))
@@ -392,12 +393,12 @@ def test_dcapix_run_begins_no_read_it_will_not_take(
     for k, v in flags.items():
         setattr(args, k, v)
     if not flags:
-        preopen.whole_reads(False)  # (a former run's in this process: this run's arguments decide)
+        whole_reads(False)  # (a former run's in this process: this run's arguments decide)
     closers = startup.open_endpoints_ahead(args)
     assert closers
     assert [o.plan is not None for o in preopen._opening.values()] == [not flags]
     startup.close_opened_ahead(closers)
-    assert preopen._whole_reads is True  # (the next run's)
+    assert whole_reads() is True  # (the next run's)
 
 
 def test_plan_of_reads_the_options_as_the_adapter_does() -> None:

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..ahead import whole_reads
+
 __all__ = [
     "GC_GEN0_THRESHOLD",
     "arrow_system_allocator",
@@ -84,9 +86,7 @@ def prepare_adapters(pipe: Any) -> list[Any]:
     from ..plugins import get_plugins
 
     if getattr(pipe.source, "partitions", None) or getattr(pipe.source, "concurrency", None):
-        from ..adapters.sql import preopen
-
-        preopen.whole_reads(False)  # (partitions: no read begun ahead, see open_endpoints_ahead)
+        whole_reads(False)  # (partitions: no read begun ahead, see open_endpoints_ahead)
     adapters = get_plugins().adapters
     done: list[Any] = []
     for role, endpoint in (("source", pipe.source), ("destination", pipe.destination)):
@@ -123,13 +123,10 @@ def open_endpoints_ahead(args: Any) -> list[Callable[[], Any]]:
     as one :func:`prepare_adapters` opened is.
 
     A run that will not read its source's streams whole in this process (``--limit``, partitions:
-    ``--partitions``, ``--workers``, ``--executor dask``) tells the SQL head start to begin no read
-    (``preopen.whole_reads``): only the handle is opened ahead."""
-    whole = _whole_reads(args)
-    if not whole or "dc_api_x.adapters.sql.preopen" in sys.modules:  # (this run's, not a former one's)
-        from ..adapters.sql import preopen
-
-        preopen.whole_reads(whole)
+    ``--partitions``, ``--workers``, ``--executor dask``) tells the head starts to begin no read
+    (:func:`dc_api_x.ahead.whole_reads`, which the SQL adapter's asks): only the handle is opened
+    ahead."""
+    whole_reads(_whole_reads(args))  # (this run's arguments, not a former in-process run's)
     if (
         not getattr(args, "source", None)
         or not getattr(args, "destination", None)

@@ -27,6 +27,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...ahead import whole_reads
+
 if TYPE_CHECKING:  # pragma: no cover
     from .pg_ahead import AheadPlan, ReadAhead
 
@@ -40,22 +42,12 @@ __all__ = [
     "preopen",
     "release",
     "take",
-    "whole_reads",
 ]
 
 _lock = threading.Lock()
 _opening: dict[str, _Opener] = {}
 #: the discoveries and reads begun ahead (.pg_ahead), by libpq URI, until closed
 _aheads: dict[str, ReadAhead] = {}
-#: whether a source's first read may be begun ahead (:func:`whole_reads`)
-_whole_reads = True
-
-
-def whole_reads(flag: bool) -> None:
-    """Whether this process reads its source's streams whole (``dcapix run`` says no for a run with
-    a ``--limit`` or partitions: its reads are not the read begun ahead, so none is begun)."""
-    global _whole_reads
-    _whole_reads = bool(flag)
 
 
 class _Opener(threading.Thread):
@@ -251,7 +243,7 @@ def open_ahead(config: Mapping[str, Any], role: str = "source") -> Callable[[], 
     if plain is None or not adbc_findable():
         return None
     plan = None
-    if role == "source" and builtin and _whole_reads and not _sql_extensions():
+    if role == "source" and builtin and whole_reads() and not _sql_extensions():
         from .pg_ahead import plan_of
 
         plan = plan_of(config)
@@ -316,10 +308,10 @@ def take(uri: str, builtin: bool = True) -> tuple[Any, Any] | None:
 def close_all() -> None:
     """Close what was begun ahead and not closed yet (:mod:`.pg_ahead`: its thread stopped), then
     the handles nobody took; one still being opened (a server slow to answer) is closed by its
-    thread once open, without this run waiting for it. (:func:`whole_reads` is true again.)"""
-    global _whole_reads
+    thread once open, without this run waiting for it. (:func:`dc_api_x.ahead.whole_reads` is
+    true again: the next run's arguments decide.)"""
+    whole_reads(True)
     with _lock:
-        _whole_reads = True  # (the next run's)
         openers = list(_opening.values())
         _opening.clear()
         aheads = list(_aheads.values())
