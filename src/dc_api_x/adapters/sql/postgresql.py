@@ -30,7 +30,6 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -89,6 +88,8 @@ from .pg_write import column_type as pg_column_type
 from .typemap import pg_oid_property
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import sqlalchemy as sa
     from sqlalchemy.engine import Connection
@@ -657,6 +658,8 @@ class _CopyJob:
     table: pa.Table | None  # the converted batch (replayed sequentially if not committed)
     direct: pa.Table | None  # the COPY input (released when done)
     prev: _CopyJob | None
+    #: the backend's sequential connection, lent to this job (:meth:`_ParallelCopy.lend`), or None
+    lent: Any = None
     done: threading.Event = field(default_factory=threading.Event)
     committed: bool = False
     error: BaseException | None = None
@@ -664,7 +667,15 @@ class _CopyJob:
 
 class _ParallelCopy:
     """Large append / overwrite batches COPYed over :data:`_PARALLEL` worker connections, each in
-    its own transaction, committed strictly in batch order per stream."""
+    its own transaction, committed strictly in batch order per stream.
+
+    A job started while no worker connection is idle borrows the backend's sequential connection
+    (the one :meth:`PostgreSQLBackend.start_write_direct` created the table on) when that one is open
+    and idle, instead of opening one more (a backend start and a SCRAM authentication, ~57 M
+    instructions, on the way to the first row written: a 20,000-row W1 run is one such batch);
+    :meth:`reclaim` hands it back once the job is done. While it is lent the backend has no
+    sequential connection (``_conn`` is ``None``): a sequential write of another stream meanwhile
+    opens one, as it would have opened a worker's before."""
 
     def __init__(self, backend: PostgreSQLBackend) -> None:
         self.backend = backend
@@ -673,6 +684,8 @@ class _ParallelCopy:
         self.conns: list[Any] = []  # every worker connection (closed by close())
         self.abort = False  # close(): roll back whatever is still in flight
         self.jobs: dict[str, list[_CopyJob]] = {}  # per stream: not yet known to be committed
+        #: the job holding the backend's sequential connection (:meth:`lend`), or None
+        self.borrower: _CopyJob | None = None
 
     def submit(self, write: SQLWrite, table: pa.Table) -> bool:
         """Hand a large append batch that COPYs straight into the table to a worker connection;
@@ -693,11 +706,38 @@ class _ParallelCopy:
         while jobs and jobs[0].committed and len(jobs) > 1:
             jobs.pop(0)  # keep the newest job as the predecessor of the next one
         if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # (not imported by a run that never needs it)
+
             self.pool = ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="dcapix-pg-copy")
         job = _CopyJob(write, write.stream, table, direct, prev=jobs[-1] if jobs else None)
+        self.lend(job)
         jobs.append(job)
         self.pool.submit(self._copy, job, write.table.name, write.table.schema)
         return True
+
+    def lend(self, job: _CopyJob) -> None:
+        """Give ``job`` the backend's sequential connection when no worker connection is idle and
+        that one is open and not lent already (called in the writing thread, which alone uses it)."""
+        self.reclaim()
+        backend = self.backend
+        if self.borrower is None and backend._conn is not None and self.idle.empty():
+            job.lent, backend._conn = backend._conn, None
+            self.borrower = job
+
+    def reclaim(self) -> None:
+        """Take the sequential connection back from a finished borrower (writing thread): the
+        backend's again, or closed when the backend opened another meanwhile (or it broke)."""
+        job = self.borrower
+        if job is None or not job.done.is_set():
+            return
+        self.borrower = None
+        conn, job.lent = job.lent, None
+        if conn is None:
+            return
+        if self.backend._conn is None:
+            self.backend._conn = conn
+        else:
+            close_quietly(conn)
 
     def _worker_conn(self) -> Any:
         try:
@@ -718,9 +758,11 @@ class _ParallelCopy:
         """Worker: COPY the batch, then commit once the previous batch committed (else roll back)."""
         conn = None
         try:
-            conn = self._worker_conn()
+            conn = job.lent or self._worker_conn()
             cur = conn.cursor()
             try:
+                if job.lent is not None:  # (a worker connection has it for the session: _worker_conn)
+                    cur.execute(f"SET LOCAL lock_timeout = {int(_LOCK_TIMEOUT_MS)}")
                 cur.adbc_ingest(name, job.direct, mode="append", db_schema_name=schema)
             finally:
                 cur.close()
@@ -740,8 +782,11 @@ class _ParallelCopy:
                     conn.rollback()
                 except Exception:  # pragma: no cover - a broken connection is dropped
                     conn = None
+                    if job.lent is not None:
+                        close_quietly(job.lent)
+                        job.lent = None
         finally:
-            if conn is not None:
+            if conn is not None and job.lent is None:
                 self.idle.put(conn)
             job.direct = None
             job.done.set()
@@ -758,6 +803,7 @@ class _ParallelCopy:
                 continue
             for j in jobs:
                 j.done.wait()
+            self.reclaim()  # (a replay below writes over the sequential connection)
             for j in jobs:
                 if not j.committed and j.table is not None:
                     if j.error is not None:
@@ -776,6 +822,7 @@ class _ParallelCopy:
             self.pool.shutdown(wait=True)
             self.pool = None
             self.abort = False
+        self.reclaim()
         self.jobs.clear()
         close_quietly(*self.conns)
         self.conns.clear()
