@@ -230,3 +230,27 @@ def test_upsert_batches_stay_sequential_on_one_connection(direct: None, database
         ("n", N // 2 - 1),
         ("u", N),
     ]
+
+
+@pytest.mark.parametrize("kind", ["direct", "sqlalchemy"])
+def test_a_large_batch_after_a_small_one_borrows_its_connection(
+    kind: str, databases: tuple[str, str], pg_admin_url: str
+) -> None:
+    """A small batch is written on the sequential connection (an ADBC DB-API one when the table was
+    set up through SQLAlchemy); the large batch after it borrows that connection."""
+    _, dst = databases
+    url = dst if kind == "direct" else dst.replace("postgresql://", "postgresql+psycopg://", 1)
+    blocked = ["sqlalchemy"] if kind == "direct" else []
+    cfg = {"adapter": "sql", "url": url, "schema": "s"}
+    with isolated_plugins(entry_points=True, blocked=blocked), create_adapter(cfg) as ad:
+        ad.start_write(SPEC)
+        assert ad.write(SPEC, _batch(1, n=3)).committed
+        seq = ad.backend._conn
+        assert seq is not None
+        assert not ad.write(SPEC, _batch(4)).committed
+        assert ad.backend._conn is None  # lent
+        ad.finish_write(SPEC)
+        assert ad.backend._conn is seq and not ad.backend._parallel.conns
+    assert _rows(dst, "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM s.items") == [
+        (N + 3, N + 3, 1, N + 3)
+    ]
