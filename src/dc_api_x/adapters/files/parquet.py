@@ -121,11 +121,13 @@ class ParquetAdapter(FileAdapter):
 
     def _open_writer(self, sw: StreamWriter, part: Part) -> None:
         comp = self._compression() or "none"
-        sink: Any = part.tmp
-        if not self._fs.local:
+        if self._fs.local:
+            # the Arrow FileOutputStream the writer would open for the path, opened here so its
+            # descriptor is known: the part is written behind (StreamWriter, fs.WriteBehind)
+            part.raw = pa.OSFile(part.tmp, "wb")
+        else:
             part.raw = self._fs.open_write(part.tmp)
-            sink = part.raw
-        part.handle = _ParquetPart(sink, sw.file_schema, comp)
+        part.handle = _ParquetPart(part.raw, sw.file_schema, comp)
 
     def _write_chunk(self, sw: StreamWriter, part: Part, table: pa.Table) -> None:
         part.handle.write_table(table, row_group_size=self.options.row_group_size)

@@ -15,7 +15,7 @@ from ...arrow import (
 )
 from ...crashpoints import crash_point
 from ...types import StreamSpec
-from .fs import SIDECAR, STREAM_META, safe_name
+from .fs import SIDECAR, STREAM_META, WriteBehind, safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import FileAdapter
@@ -35,7 +35,9 @@ class Part:
         self.final = final
         self.rows = 0
         self.handle: Any = None  # ParquetWriter / CSVWriter / binary file
-        self.raw: IO[bytes] | None = None
+        self.raw: IO[bytes] | Any | None = None  # the file written (a Python file, a pyarrow OSFile)
+        #: the write-behind of a local part (``None`` for a remote store)
+        self.behind: WriteBehind | None = None
 
 
 class StreamWriter:
@@ -82,6 +84,8 @@ class StreamWriter:
         name = f"part-{seq:05d}-{a.run_id}.{ext}"
         part = Part(self.fs.join(self.work_dir, f".{name}.tmp"), self.fs.join(self.work_dir, name))
         a._open_writer(self, part)
+        if self.fs.local and part.raw is not None:
+            part.behind = WriteBehind(part.raw.fileno(), part.tmp)
         self.part = part
         return part
 
@@ -157,6 +161,8 @@ class StreamWriter:
             take = n - offset if limit is None else min(n - offset, limit - part.rows)
             chunk = table.slice(offset, take) if (offset or take != n) else table
             self.adapter._write_chunk(self, part, chunk)
+            if part.behind is not None:
+                part.behind.advance()
             crash_point("files.chunk_written")
             part.rows += take
             offset += take
