@@ -94,20 +94,41 @@ def _source(db: Path, names: list[str]) -> dict[str, Any]:
     }
 
 
+#: what runs each measured command: spawns it, waits for it and writes its ``ru_maxrss`` (KiB) to
+#: ``argv[1]``. Linux keeps a process's peak RSS across ``exec`` from the memory it had before
+#: (``exec_mmap``): a command forked (or vforked) straight from this process — a pytest-xdist worker
+#: of 500+ MB late in a suite — would report that worker's size, not its own. Spawned from this
+#: small interpreter it reports its own.
+_MEASURE = """import os, signal, sys
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _spawn(cmd: list[str], rss_file: Path, **kw: Any) -> subprocess.Popen[Any]:
+    """``cmd`` started through :data:`_MEASURE` (its own process group: :func:`_wait` kills both)."""
+    return subprocess.Popen(
+        [sys.executable, "-S", "-c", _MEASURE, str(rss_file), *cmd], start_new_session=True, **kw
+    )
+
+
 def _wait(proc: subprocess.Popen[Any], timeout: float) -> tuple[int, float]:
-    """(exit code, peak RSS in MB) of a child, from the kernel's accounting of that child."""
+    """(exit code, peak RSS in MB) of a command :func:`_spawn` started, from the kernel's accounting
+    of that command's process (its launcher writes it)."""
     deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
+    while proc.poll() is None:
         if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
+            os.killpg(proc.pid, 9)
+            proc.wait()
             break
         time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024.0
+    rss_file = Path(proc.args[4])  # type: ignore[index]  # (_spawn: [python, -S, -c, _MEASURE, rss_file, ...])
+    kib = int(rss_file.read_text() or 0) if rss_file.exists() else 0
+    return proc.returncode, kib / 1024.0
 
 
 def _count(out: Path, value_len: int, errors: list[str]) -> int:
@@ -136,16 +157,18 @@ def _pipe(case: MemCase, work: Path, names: list[str], slow: bool, timeout: floa
     tap_cfg.write_text(json.dumps(_source(work / "src.db", names)))
     tgt_cfg.write_text(json.dumps({"adapter": "jsonl", "path": str(work / "out")}))
     log = (work / "run.log").open("wb")
-    tap = subprocess.Popen(
+    tap = _spawn(
         [str(BIN / "tap-dcapix"), "--config", str(tap_cfg)],
+        work / "tap.rss",
         stdout=subprocess.PIPE,
         stderr=log,
         env=_env(None),
     )
     assert tap.stdout is not None
     stdin: Any = subprocess.PIPE if slow else tap.stdout
-    target = subprocess.Popen(
+    target = _spawn(
         [str(BIN / "target-dcapix"), "--config", str(tgt_cfg)],
+        work / "target.rss",
         stdin=stdin,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -188,8 +211,9 @@ def _runner(case: MemCase, work: Path, names: list[str], timeout: float) -> None
     }
     (work / "dcapix.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     with (work / "run.log").open("wb") as log:
-        proc = subprocess.Popen(
+        proc = _spawn(
             [sys.executable, "-c", RUNNER_CHILD, "run", "copy", "--no-progress"],
+            work / "runner.rss",
             cwd=work,
             stdout=log,
             stderr=log,
