@@ -30,13 +30,11 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from ._factory import FACTORY
 from .entry_points import ENTRY_POINT_CACHE_ENV
 from .entry_points import entry_points as _entry_points
 from .entry_points import metadata_module as _metadata
@@ -163,7 +161,7 @@ class PluginWarning(UserWarning):
     """
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class PluginInfo:
     """What ``dcapix plugins`` shows for one plugin."""
 
@@ -177,63 +175,6 @@ class PluginInfo:
     registers: dict[str, list[str]] = field(default_factory=dict)
     #: the entry-point group it came from (``None`` for built-ins and objects passed in).
     group: str | None = None
-
-    def __init__(
-        self,
-        name: str,
-        module: str = "",
-        distribution: str | None = None,
-        version: str | None = None,
-        status: str = "loaded",
-        reason: str = "",
-        builtin: bool = False,
-        registers: dict[str, list[str]] = FACTORY,
-        group: str | None = None,
-    ) -> None:
-        self.name = name
-        self.module = module
-        self.distribution = distribution
-        self.version = version
-        self.status = status
-        self.reason = reason
-        self.builtin = builtin
-        self.registers = {} if registers is FACTORY else registers
-        self.group = group
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(name={self.name!r}, module={self.module!r}, "
-            f"distribution={self.distribution!r}, version={self.version!r}, "
-            f"status={self.status!r}, reason={self.reason!r}, builtin={self.builtin!r}, "
-            f"registers={self.registers!r}, group={self.group!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.name,
-                self.module,
-                self.distribution,
-                self.version,
-                self.status,
-                self.reason,
-                self.builtin,
-                self.registers,
-                self.group,
-            ) == (
-                o.name,
-                o.module,
-                o.distribution,
-                o.version,
-                o.status,
-                o.reason,
-                o.builtin,
-                o.registers,
-                o.group,
-            )
-        return NotImplemented
 
 
 class PluginSet:

@@ -19,7 +19,6 @@ import importlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import PluginError, UnknownPluginError
@@ -49,7 +48,7 @@ def clash_message(kind: str, name: str, first: str, second: str) -> str:
     )
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class _Entry:
     target: Any
     plugin: str
@@ -59,54 +58,6 @@ class _Entry:
     done: bool = False
     #: ``"module:attr"`` of the entry's head-start function (:meth:`Registry.ahead`), or ``None``
     ahead: str | None = None
-
-    def __init__(
-        self,
-        target: Any,
-        plugin: str,
-        lazy: bool = False,
-        factory: bool = False,
-        resolved: Any = None,
-        done: bool = False,
-        ahead: str | None = None,
-    ) -> None:
-        self.target = target
-        self.plugin = plugin
-        self.lazy = lazy
-        self.factory = factory
-        self.resolved = resolved
-        self.done = done
-        self.ahead = ahead
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(target={self.target!r}, plugin={self.plugin!r}, "
-            f"lazy={self.lazy!r}, factory={self.factory!r}, resolved={self.resolved!r}, "
-            f"done={self.done!r}, ahead={self.ahead!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.target,
-                self.plugin,
-                self.lazy,
-                self.factory,
-                self.resolved,
-                self.done,
-                self.ahead,
-            ) == (
-                o.target,
-                o.plugin,
-                o.lazy,
-                o.factory,
-                o.resolved,
-                o.done,
-                o.ahead,
-            )
-        return NotImplemented
 
 
 class Registry:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any
-
-from ._factory import FACTORY
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -24,7 +21,7 @@ Record = dict[str, Any]
 JSONSchema = dict[str, Any]
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass(frozen=True)
 class StreamSpec:
     """The description of one stream, as ``ProtocolAdapter.discover()`` returns it.
 
@@ -42,65 +39,6 @@ class StreamSpec:
     replication_key: str | None = None
     replication_keys: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        name: str,
-        schema: JSONSchema = FACTORY,
-        key_properties: tuple[str, ...] = (),
-        replication_key: str | None = None,
-        replication_keys: tuple[str, ...] = (),
-        options: Mapping[str, Any] = FACTORY,
-    ) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(
-            self, "schema", {"type": "object", "properties": {}} if schema is FACTORY else schema
-        )
-        object.__setattr__(self, "key_properties", key_properties)
-        object.__setattr__(self, "replication_key", replication_key)
-        object.__setattr__(self, "replication_keys", replication_keys)
-        object.__setattr__(self, "options", {} if options is FACTORY else options)
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(name={self.name!r}, schema={self.schema!r}, "
-            f"key_properties={self.key_properties!r}, "
-            f"replication_key={self.replication_key!r}, "
-            f"replication_keys={self.replication_keys!r}, options={self.options!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.name,
-                self.schema,
-                self.key_properties,
-                self.replication_key,
-                self.replication_keys,
-                self.options,
-            ) == (
-                o.name,
-                o.schema,
-                o.key_properties,
-                o.replication_key,
-                o.replication_keys,
-                o.options,
-            )
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(
-            (
-                self.name,
-                self.schema,
-                self.key_properties,
-                self.replication_key,
-                self.replication_keys,
-                self.options,
-            )
-        )
 
     @property
     def replication_method(self) -> str:
@@ -243,7 +181,7 @@ class Batch:
         return f"<Batch rows={len(self)} view={view} bookmark={self.bookmark!r}>"
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class WriteResult:
     """What a ``write()`` did. ``committed`` rows are durable; state may follow them."""
 
@@ -252,36 +190,3 @@ class WriteResult:
     inserted: int | None = None
     updated: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        rows: int = 0,
-        committed: bool = True,
-        inserted: int | None = None,
-        updated: int | None = None,
-        details: dict[str, Any] = FACTORY,
-    ) -> None:
-        self.rows = rows
-        self.committed = committed
-        self.inserted = inserted
-        self.updated = updated
-        self.details = {} if details is FACTORY else details
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(rows={self.rows!r}, committed={self.committed!r}, "
-            f"inserted={self.inserted!r}, updated={self.updated!r}, details={self.details!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (self.rows, self.committed, self.inserted, self.updated, self.details) == (
-                o.rows,
-                o.committed,
-                o.inserted,
-                o.updated,
-                o.details,
-            )
-        return NotImplemented

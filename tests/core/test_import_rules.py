@@ -2,9 +2,8 @@
 those of ``docs/architecture.md``:
 
 * no import cycle between modules (module-level imports);
-* the bottom layer (``values``, ``prefetch``, ``exceptions``, ``ahead``, ``_factory``) imports no
-  other dc_api_x module, and the data layer (``types``, ``arrow``, ``bookmarks``, ``inference``) only
-  the bottom and itself;
+* the bottom layer (``values``, ``prefetch``, ``exceptions``, ``ahead``) imports no other dc_api_x
+  module, and the data layer (``types``, ``arrow``, ``bookmarks``, ``inference``) only the bottom and itself;
 * ``dc_api_x.ext`` (public bases) never imports a built-in plugin;
 * built-in plugins (``plugins.DEFAULT_PLUGINS``, every module of their packages) do not import each
   other: each is reached through the registry only; their plugin modules import no heavy library at
@@ -145,13 +144,7 @@ def test_the_checker_sees_relative_and_dynamic_imports(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ layers
 SRC_FILES = py_files(SRC / "dc_api_x")
 MODULES = {module_name(p): p for p in SRC_FILES}
-BOTTOM = (
-    "dc_api_x.values",
-    "dc_api_x.prefetch",
-    "dc_api_x.exceptions",
-    "dc_api_x.ahead",
-    "dc_api_x._factory",
-)
+BOTTOM = ("dc_api_x.values", "dc_api_x.prefetch", "dc_api_x.exceptions", "dc_api_x.ahead")
 DATA = (
     "dc_api_x.types",
     *sorted(m for m in MODULES if _within(m, "dc_api_x.arrow")),  # the package and its modules

@@ -37,15 +37,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from reprlib import recursive_repr
 from typing import Any
-
-from .._factory import FACTORY
 
 __all__ = ["Partition", "merge_ordered_bookmarks", "merge_unordered_bookmarks"]
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass(frozen=True)
 class Partition:
     """One independently readable part of a stream.
 
@@ -61,42 +58,6 @@ class Partition:
     options: Mapping[str, Any] = field(default_factory=dict)
     state: Mapping[str, Any] | None = None
     label: str = ""
-
-    def __init__(
-        self,
-        index: int,
-        count: int,
-        options: Mapping[str, Any] = FACTORY,
-        state: Mapping[str, Any] | None = None,
-        label: str = "",
-    ) -> None:
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "count", count)
-        object.__setattr__(self, "options", {} if options is FACTORY else options)
-        object.__setattr__(self, "state", state)
-        object.__setattr__(self, "label", label)
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(index={self.index!r}, count={self.count!r}, "
-            f"options={self.options!r}, state={self.state!r}, label={self.label!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (self.index, self.count, self.options, self.state, self.label) == (
-                o.index,
-                o.count,
-                o.options,
-                o.state,
-                o.label,
-            )
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.index, self.count, self.options, self.state, self.label))
 
     @property
     def key(self) -> str:

@@ -40,10 +40,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .._factory import FACTORY
 from ..bookmarks import SortedBoundary, row_hash
 from ..exceptions import AdapterError, SchemaError
 from ..types import Batch, JSONSchema, StreamSpec
@@ -122,7 +120,7 @@ def user_sql(query: str) -> Any:
     return sa.text(query.replace(":", "\\:"))
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class SQLSource:
     """Where a stream's rows come from: a table (``schema.table``) or a custom ``query``."""
 
@@ -133,54 +131,6 @@ class SQLSource:
     columns: list[str] | None = None
     primary_keys: list[str] | None = None
     replication_key: str | None = None
-
-    def __init__(
-        self,
-        name: str,
-        table: str | None = None,
-        schema: str | None = None,
-        query: str | None = None,
-        columns: list[str] | None = None,
-        primary_keys: list[str] | None = None,
-        replication_key: str | None = None,
-    ) -> None:
-        self.name = name
-        self.table = table
-        self.schema = schema
-        self.query = query
-        self.columns = columns
-        self.primary_keys = primary_keys
-        self.replication_key = replication_key
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(name={self.name!r}, table={self.table!r}, "
-            f"schema={self.schema!r}, query={self.query!r}, columns={self.columns!r}, "
-            f"primary_keys={self.primary_keys!r}, replication_key={self.replication_key!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.name,
-                self.table,
-                self.schema,
-                self.query,
-                self.columns,
-                self.primary_keys,
-                self.replication_key,
-            ) == (
-                o.name,
-                o.table,
-                o.schema,
-                o.query,
-                o.columns,
-                o.primary_keys,
-                o.replication_key,
-            )
-        return NotImplemented
 
     @property
     def label(self) -> str:
@@ -366,7 +316,7 @@ def _arrow_row_hashes(table: pa.Table) -> Callable[[int], tuple[Any, ...]]:
     return key
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class SQLWrite:
     """One stream's write session, as the adapter hands it to :meth:`SQLBackend.write`."""
 
@@ -385,63 +335,6 @@ class SQLWrite:
     rows: int = 0
     #: the backend's own per-stream memo (compiled statements …); cleared when columns are added
     cache: dict[Any, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        stream: StreamSpec,
-        table: sa.Table,
-        target: sa.Table,
-        load_method: str,
-        props: dict[str, JSONSchema],
-        keys: list[str],
-        stage_name: str = "",
-        rows: int = 0,
-        cache: dict[Any, Any] = FACTORY,
-    ) -> None:
-        self.stream = stream
-        self.table = table
-        self.target = target
-        self.load_method = load_method
-        self.props = props
-        self.keys = keys
-        self.stage_name = stage_name
-        self.rows = rows
-        self.cache = {} if cache is FACTORY else cache
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(stream={self.stream!r}, table={self.table!r}, "
-            f"target={self.target!r}, load_method={self.load_method!r}, props={self.props!r}, "
-            f"keys={self.keys!r}, stage_name={self.stage_name!r}, rows={self.rows!r}, "
-            f"cache={self.cache!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.stream,
-                self.table,
-                self.target,
-                self.load_method,
-                self.props,
-                self.keys,
-                self.stage_name,
-                self.rows,
-                self.cache,
-            ) == (
-                o.stream,
-                o.table,
-                o.target,
-                o.load_method,
-                o.props,
-                o.keys,
-                o.stage_name,
-                o.rows,
-                o.cache,
-            )
-        return NotImplemented
 
 
 class SQLBackend:

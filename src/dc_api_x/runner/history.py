@@ -26,10 +26,8 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any
 
-from .._factory import FACTORY
 from ..exceptions import StateError
 from ..logs import redact
 
@@ -118,7 +116,7 @@ def _unjson(text: str | None) -> Any:
         return text
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class StreamRecord:
     """One stream of a recorded run."""
 
@@ -131,63 +129,6 @@ class StreamRecord:
     state_before: Any = None
     state_after: Any = None
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        stream: str,
-        status: str | None = None,
-        rows: int | None = None,
-        bytes: int | None = None,
-        seconds: float | None = None,
-        error: str | None = None,
-        state_before: Any = None,
-        state_after: Any = None,
-        detail: dict[str, Any] = FACTORY,
-    ) -> None:
-        self.stream = stream
-        self.status = status
-        self.rows = rows
-        self.bytes = bytes
-        self.seconds = seconds
-        self.error = error
-        self.state_before = state_before
-        self.state_after = state_after
-        self.detail = {} if detail is FACTORY else detail
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(stream={self.stream!r}, status={self.status!r}, "
-            f"rows={self.rows!r}, bytes={self.bytes!r}, seconds={self.seconds!r}, "
-            f"error={self.error!r}, state_before={self.state_before!r}, "
-            f"state_after={self.state_after!r}, detail={self.detail!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.stream,
-                self.status,
-                self.rows,
-                self.bytes,
-                self.seconds,
-                self.error,
-                self.state_before,
-                self.state_after,
-                self.detail,
-            ) == (
-                o.stream,
-                o.status,
-                o.rows,
-                o.bytes,
-                o.seconds,
-                o.error,
-                o.state_before,
-                o.state_after,
-                o.detail,
-            )
-        return NotImplemented
 
     @property
     def rows_per_second(self) -> float | None:
@@ -211,7 +152,7 @@ class StreamRecord:
         }
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class RunRecord:
     """One recorded run."""
 
@@ -233,103 +174,6 @@ class RunRecord:
     command: str | None
     detail: dict[str, Any] = field(default_factory=dict)
     streams: list[StreamRecord] = field(default_factory=list)
-
-    def __init__(
-        self,
-        run_id: str,
-        pipeline: str,
-        trigger: str,
-        mode: str,
-        status: str,
-        scheduled_for: str | None,
-        attempt: int,
-        started_at: str,
-        ended_at: str | None,
-        seconds: float | None,
-        rows: int | None,
-        bytes: int | None,
-        error: str | None,
-        pid: int | None,
-        host: str | None,
-        command: str | None,
-        detail: dict[str, Any] = FACTORY,
-        streams: list[StreamRecord] = FACTORY,
-    ) -> None:
-        self.run_id = run_id
-        self.pipeline = pipeline
-        self.trigger = trigger
-        self.mode = mode
-        self.status = status
-        self.scheduled_for = scheduled_for
-        self.attempt = attempt
-        self.started_at = started_at
-        self.ended_at = ended_at
-        self.seconds = seconds
-        self.rows = rows
-        self.bytes = bytes
-        self.error = error
-        self.pid = pid
-        self.host = host
-        self.command = command
-        self.detail = {} if detail is FACTORY else detail
-        self.streams = [] if streams is FACTORY else streams
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(run_id={self.run_id!r}, "
-            f"pipeline={self.pipeline!r}, trigger={self.trigger!r}, mode={self.mode!r}, "
-            f"status={self.status!r}, scheduled_for={self.scheduled_for!r}, "
-            f"attempt={self.attempt!r}, started_at={self.started_at!r}, "
-            f"ended_at={self.ended_at!r}, seconds={self.seconds!r}, rows={self.rows!r}, "
-            f"bytes={self.bytes!r}, error={self.error!r}, pid={self.pid!r}, "
-            f"host={self.host!r}, command={self.command!r}, detail={self.detail!r}, "
-            f"streams={self.streams!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.run_id,
-                self.pipeline,
-                self.trigger,
-                self.mode,
-                self.status,
-                self.scheduled_for,
-                self.attempt,
-                self.started_at,
-                self.ended_at,
-                self.seconds,
-                self.rows,
-                self.bytes,
-                self.error,
-                self.pid,
-                self.host,
-                self.command,
-                self.detail,
-                self.streams,
-            ) == (
-                o.run_id,
-                o.pipeline,
-                o.trigger,
-                o.mode,
-                o.status,
-                o.scheduled_for,
-                o.attempt,
-                o.started_at,
-                o.ended_at,
-                o.seconds,
-                o.rows,
-                o.bytes,
-                o.error,
-                o.pid,
-                o.host,
-                o.command,
-                o.detail,
-                o.streams,
-            )
-        return NotImplemented
 
     def as_dict(self, *, streams: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from reprlib import recursive_repr
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StateError
@@ -107,7 +106,7 @@ def proc_start(pid: int) -> str | None:
     return stat[1] if stat else None
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass(frozen=True)
 class LockHolder:
     """Who holds a run lock."""
 
@@ -121,84 +120,6 @@ class LockHolder:
     acquired_at: float
     heartbeat_at: float
     timeout: float
-
-    def __init__(
-        self,
-        pipeline: str,
-        owner: str,
-        run_id: str | None,
-        pid: int,
-        host: str,
-        host_id: str,
-        proc_start: str | None,
-        acquired_at: float,
-        heartbeat_at: float,
-        timeout: float,
-    ) -> None:
-        object.__setattr__(self, "pipeline", pipeline)
-        object.__setattr__(self, "owner", owner)
-        object.__setattr__(self, "run_id", run_id)
-        object.__setattr__(self, "pid", pid)
-        object.__setattr__(self, "host", host)
-        object.__setattr__(self, "host_id", host_id)
-        object.__setattr__(self, "proc_start", proc_start)
-        object.__setattr__(self, "acquired_at", acquired_at)
-        object.__setattr__(self, "heartbeat_at", heartbeat_at)
-        object.__setattr__(self, "timeout", timeout)
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(pipeline={self.pipeline!r}, owner={self.owner!r}, "
-            f"run_id={self.run_id!r}, pid={self.pid!r}, host={self.host!r}, "
-            f"host_id={self.host_id!r}, proc_start={self.proc_start!r}, "
-            f"acquired_at={self.acquired_at!r}, heartbeat_at={self.heartbeat_at!r}, "
-            f"timeout={self.timeout!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.pipeline,
-                self.owner,
-                self.run_id,
-                self.pid,
-                self.host,
-                self.host_id,
-                self.proc_start,
-                self.acquired_at,
-                self.heartbeat_at,
-                self.timeout,
-            ) == (
-                o.pipeline,
-                o.owner,
-                o.run_id,
-                o.pid,
-                o.host,
-                o.host_id,
-                o.proc_start,
-                o.acquired_at,
-                o.heartbeat_at,
-                o.timeout,
-            )
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(
-            (
-                self.pipeline,
-                self.owner,
-                self.run_id,
-                self.pid,
-                self.host,
-                self.host_id,
-                self.proc_start,
-                self.acquired_at,
-                self.heartbeat_at,
-                self.timeout,
-            )
-        )
 
     def describe(self, now: float | None = None) -> str:
         now = time.time() if now is None else now

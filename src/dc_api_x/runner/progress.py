@@ -12,15 +12,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from reprlib import recursive_repr
 from typing import IO, Any
-
-from .._factory import FACTORY
 
 __all__ = ["Progress", "RunMetrics", "StreamMetrics", "format_summary"]
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class StreamMetrics:
     """What happened to one stream. ``rows`` counts the rows written while the stream runs and, once
     it ended, the rows the destination committed: a failed stream's rows written after its last commit
@@ -46,90 +43,6 @@ class StreamMetrics:
     #: requests the source repeated while reading this stream, by reason (sources with
     #: ``read_metrics()``: the HTTP adapter's ``429``, ``5xx``, ``transport``, ``truncated_body``…)
     retries: dict[str, int] = field(default_factory=dict)
-
-    def __init__(
-        self,
-        stream: str,
-        rows: int = 0,
-        rows_rolled_back: int = 0,
-        bytes: int | None = 0,
-        batches: int = 0,
-        checkpoints: int = 0,
-        started: float = FACTORY,
-        finished: float | None = None,
-        status: str = "running",
-        error: str | None = None,
-        bookmark: dict[str, Any] | None = None,
-        read_seconds: float = 0.0,
-        write_seconds: float = 0.0,
-        notes: list[str] = FACTORY,
-        retries: dict[str, int] = FACTORY,
-    ) -> None:
-        self.stream = stream
-        self.rows = rows
-        self.rows_rolled_back = rows_rolled_back
-        self.bytes = bytes
-        self.batches = batches
-        self.checkpoints = checkpoints
-        self.started = time.monotonic() if started is FACTORY else started
-        self.finished = finished
-        self.status = status
-        self.error = error
-        self.bookmark = bookmark
-        self.read_seconds = read_seconds
-        self.write_seconds = write_seconds
-        self.notes = [] if notes is FACTORY else notes
-        self.retries = {} if retries is FACTORY else retries
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(stream={self.stream!r}, rows={self.rows!r}, "
-            f"rows_rolled_back={self.rows_rolled_back!r}, bytes={self.bytes!r}, "
-            f"batches={self.batches!r}, checkpoints={self.checkpoints!r}, "
-            f"started={self.started!r}, finished={self.finished!r}, status={self.status!r}, "
-            f"error={self.error!r}, bookmark={self.bookmark!r}, "
-            f"read_seconds={self.read_seconds!r}, write_seconds={self.write_seconds!r}, "
-            f"notes={self.notes!r}, retries={self.retries!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.stream,
-                self.rows,
-                self.rows_rolled_back,
-                self.bytes,
-                self.batches,
-                self.checkpoints,
-                self.started,
-                self.finished,
-                self.status,
-                self.error,
-                self.bookmark,
-                self.read_seconds,
-                self.write_seconds,
-                self.notes,
-                self.retries,
-            ) == (
-                o.stream,
-                o.rows,
-                o.rows_rolled_back,
-                o.bytes,
-                o.batches,
-                o.checkpoints,
-                o.started,
-                o.finished,
-                o.status,
-                o.error,
-                o.bookmark,
-                o.read_seconds,
-                o.write_seconds,
-                o.notes,
-                o.retries,
-            )
-        return NotImplemented
 
     @property
     def seconds(self) -> float:
@@ -161,7 +74,7 @@ class StreamMetrics:
         }
 
 
-@dataclass(init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass
 class RunMetrics:
     """Metrics of a whole run."""
 
@@ -174,58 +87,6 @@ class RunMetrics:
     #: the adapters' own figures by role (``source``/``destination``), from their ``figures()``
     adapters: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __init__(
-        self,
-        pipeline: str,
-        mode: str = "in-process",
-        streams: dict[str, StreamMetrics] = FACTORY,
-        started: float = FACTORY,
-        finished: float | None = None,
-        status: str = "running",
-        adapters: dict[str, dict[str, Any]] = FACTORY,
-        _lock: threading.Lock = FACTORY,
-    ) -> None:
-        self.pipeline = pipeline
-        self.mode = mode
-        self.streams = {} if streams is FACTORY else streams
-        self.started = time.monotonic() if started is FACTORY else started
-        self.finished = finished
-        self.status = status
-        self.adapters = {} if adapters is FACTORY else adapters
-        self._lock = threading.Lock() if _lock is FACTORY else _lock
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(pipeline={self.pipeline!r}, mode={self.mode!r}, "
-            f"streams={self.streams!r}, started={self.started!r}, finished={self.finished!r}, "
-            f"status={self.status!r}, adapters={self.adapters!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (
-                self.pipeline,
-                self.mode,
-                self.streams,
-                self.started,
-                self.finished,
-                self.status,
-                self.adapters,
-                self._lock,
-            ) == (
-                o.pipeline,
-                o.mode,
-                o.streams,
-                o.started,
-                o.finished,
-                o.status,
-                o.adapters,
-                o._lock,
-            )
-        return NotImplemented
 
     def add_figures(self, role: str, adapter: Any) -> None:
         """Add ``adapter.figures()`` (if it has that method) to :attr:`adapters` under ``role``:

@@ -32,7 +32,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from reprlib import recursive_repr
 from typing import Any
 
 from ..crashpoints import crash_point
@@ -58,7 +57,7 @@ _DDL = (
 )
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)  # (methods written out: _factory.py)
+@dataclass(frozen=True)
 class StateEntry:
     """One stored bookmark."""
 
@@ -68,46 +67,6 @@ class StateEntry:
     value: dict[str, Any]
     updated_at: str
     run_id: str | None = None
-
-    def __init__(
-        self,
-        pipeline: str,
-        stream: str,
-        partition: str,
-        value: dict[str, Any],
-        updated_at: str,
-        run_id: str | None = None,
-    ) -> None:
-        object.__setattr__(self, "pipeline", pipeline)
-        object.__setattr__(self, "stream", stream)
-        object.__setattr__(self, "partition", partition)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "updated_at", updated_at)
-        object.__setattr__(self, "run_id", run_id)
-
-    @recursive_repr()
-    def __repr__(self) -> str:
-        return (
-            f"{self.__class__.__qualname__}(pipeline={self.pipeline!r}, "
-            f"stream={self.stream!r}, partition={self.partition!r}, value={self.value!r}, "
-            f"updated_at={self.updated_at!r}, run_id={self.run_id!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            o: Any = other
-            return (self.pipeline, self.stream, self.partition, self.value, self.updated_at, self.run_id) == (
-                o.pipeline,
-                o.stream,
-                o.partition,
-                o.value,
-                o.updated_at,
-                o.run_id,
-            )
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.pipeline, self.stream, self.partition, self.value, self.updated_at, self.run_id))
 
     def as_dict(self) -> dict[str, Any]:
         return {
