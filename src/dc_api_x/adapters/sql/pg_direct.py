@@ -16,6 +16,12 @@ plain ``postgresql://`` (or ``postgres://``) URL without ``engine_options`` or S
   what SQLAlchemy's quoting means for the names it leaves bare).
 
 Custom queries, partitions of a partitioned run and writes still go through SQLAlchemy.
+
+One module past ~700 lines on purpose: the connection wrappers, the catalog query and its mapping,
+and the statements (with their column casts, :func:`text_cast`) are the one thing "PostgreSQL
+without SQLAlchemy" is, and both the backend (``postgresql.py``) and the read begun ahead
+(``pg_ahead.py``, which the backend imports, so it cannot import the backend) use all of them; split,
+each part would import the others.
 """
 
 from __future__ import annotations
