@@ -457,6 +457,20 @@ def test_peak_rss_of_tap_and_target_stays_bounded(tmp_path: Path) -> None:
     assert all(v < memory.LIMIT_MB for v in case.rss_mb.values()), case.rss_mb
 
 
+def test_memory_cases_measure_the_command_not_the_process_that_started_it(tmp_path: Path) -> None:
+    """H1's figures are each command's own peak RSS: Linux keeps a process's peak across ``exec``
+    from the memory it had before, so a command started straight from a big pytest worker reported
+    the worker's size (723 MB for a tap beside a 700 MB worker)."""
+    from tests.reliability import memory
+
+    big = bytearray(300 << 20)
+    big[:: 1 << 12] = b"\x01" * len(range(0, len(big), 1 << 12))  # (resident, not just reserved)
+    proc = memory._spawn([sys.executable, "-c", "pass"], tmp_path / "cmd.rss")
+    rc, mb = memory._wait(proc, 60)
+    del big
+    assert rc == 0 and 0 < mb < 100, mb
+
+
 # ---------------------------------------------------------------------- A6, B3, F4 (added cases)
 def test_state_oracle_reads_the_keys_a_state_lists_at_its_value() -> None:
     """B3: inside a block of rows sharing one timestamp a state claims only the keys it lists."""
